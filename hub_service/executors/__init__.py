@@ -1,0 +1,1 @@
+"""Execution backends; see base.py for the interface."""

@@ -1,0 +1,211 @@
+"""The executor interface: where and how a job's runner program runs.
+
+An executor knows nothing of users, queues or the store. The dispatcher hands it a
+:class:`JobSpec` (what to run, with which limits) and two callbacks. The executor
+starts the runner program (``hub_service/runner.py``, the same file the runner image
+carries) wherever it runs jobs, feeds every JSON event the runner prints to
+``on_event`` and every log line to ``on_log``, enforces the deadline, and returns one
+:class:`Outcome` when the job has ended. ``cancel`` makes the pending ``run`` return
+an outcome with reason ``cancelled``.
+
+Backends whose jobs outlive the service process (docker) list them in ``running()``
+and follow one to its end with ``reattach()``, so a restarted service loses nothing.
+
+Backends are found by entry point (group ``notebook_jobs.executors``), the way
+JupyterHub finds spawners: ``c.NotebookJobs.executor_class = "docker"``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable, Optional, Union
+
+from traitlets.config import LoggingConfigurable
+
+#: The runner program. It imports only papermill/nbformat, so it can run in a lean
+#: interpreter (the runner image, or a venv without the service's dependencies).
+RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
+
+# Names of the files a job's work directory holds (host side).
+INPUT_NOTEBOOK = "input.ipynb"
+OUTPUT_NOTEBOOK = "output.ipynb"
+PARAMETERS_FILE = "parameters.json"
+FILES_DIR = "files"  # the job's cwd: data files of a bundle, anything the notebook writes
+
+ERROR_REASONS = ("cell_error", "oom_killed", "timeout", "cancelled", "invalid_input", "infrastructure")
+
+EventCallback = Callable[[dict], Union[None, Awaitable[None]]]
+LogCallback = Callable[[str], Union[None, Awaitable[None]]]
+
+
+@dataclass
+class JobSpec:
+    """Everything an executor needs to run one job; limits are already clamped."""
+
+    job_id: str
+    workdir: Path
+    user: str = ""
+    parameters: dict = field(default_factory=dict)
+    cpu: float = 1.0
+    memory: int = 1 << 30  # bytes
+    gpu: int = 0
+    timeout: float = 3600.0  # seconds of wall time
+    kernel_name: Optional[str] = None
+
+    @property
+    def input_path(self) -> Path:
+        return self.workdir / INPUT_NOTEBOOK
+
+    @property
+    def output_path(self) -> Path:
+        return self.workdir / OUTPUT_NOTEBOOK
+
+    @property
+    def files_dir(self) -> Path:
+        return self.workdir / FILES_DIR
+
+    def runner_args(self, root: Union[str, Path, None] = None) -> list:
+        """Arguments for runner.py, with the work directory seen at ``root``."""
+        root = Path(root) if root is not None else self.workdir
+        args = [
+            "--input", str(root / INPUT_NOTEBOOK),
+            "--output", str(root / OUTPUT_NOTEBOOK),
+            "--parameters", str(root / PARAMETERS_FILE),
+            "--cwd", str(root / FILES_DIR),
+        ]
+        if self.kernel_name:
+            args += ["--kernel", self.kernel_name]
+        return args
+
+
+@dataclass
+class Usage:
+    """What a job really used: the demand model's training data."""
+
+    peak_memory: Optional[int] = None  # bytes
+    cpu_seconds: Optional[float] = None
+    wall_seconds: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Outcome:
+    """How a job ended. ``reason`` is None exactly when ``status`` is succeeded."""
+
+    status: str  # succeeded | failed | cancelled
+    reason: Optional[str] = None
+    message: str = ""
+    cell: Optional[int] = None
+    exit_code: Optional[int] = None
+    used: Usage = field(default_factory=Usage)
+
+
+def parse_event(line: Union[str, bytes]) -> Optional[dict]:
+    """One runner stdout line as an event dict, or None when it is not an event."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+def decide_outcome(
+    final_event: Optional[dict],
+    exit_code: Optional[int],
+    *,
+    killed_for: Optional[str] = None,
+    oom_killed: bool = False,
+    used: Optional[Usage] = None,
+    stderr_tail: str = "",
+) -> Outcome:
+    """Combine what the runner said, how it exited and why we killed it into one Outcome.
+
+    Our own kill (timeout, cancel) wins over what the runner managed to say, then the
+    kernel's OOM verdict, then the runner's final event; a runner that died without a
+    final event is an infrastructure failure with its last stderr as the message.
+    """
+    used = used or Usage()
+    if killed_for == "cancelled":
+        return Outcome("cancelled", "cancelled", "cancelled by request", exit_code=exit_code, used=used)
+    if killed_for == "timeout":
+        return Outcome("failed", "timeout", "job exceeded its time limit", exit_code=exit_code, used=used)
+    if oom_killed:
+        return Outcome("failed", "oom_killed", "job exceeded its memory limit and was killed", exit_code=exit_code, used=used)
+    if final_event and final_event.get("event") == "finished":
+        status = final_event.get("status")
+        if status == "succeeded" and exit_code in (0, None):
+            return Outcome("succeeded", exit_code=exit_code, used=used)
+        err = final_event.get("error") or {}
+        reason = err.get("reason") if err.get("reason") in ERROR_REASONS else "cell_error"
+        return Outcome("failed", reason, err.get("message", ""), err.get("cell"), exit_code, used)
+    # No final word from the runner. A kernel killed by the OOM killer inside a
+    # memory-limited process group shows up as SIGKILL (-9 / 137).
+    message = f"runner exited with code {exit_code} before finishing"
+    if stderr_tail:
+        message += ": " + stderr_tail.strip()[-500:]
+    return Outcome("failed", "infrastructure", message, exit_code=exit_code, used=used)
+
+
+class Executor(LoggingConfigurable):
+    """Base class of execution backends; subclasses implement ``run`` and ``cancel``."""
+
+    #: short name shown in /health and stored on each job
+    name = "base"
+
+    #: whether jobs survive a restart of the service (then running/reattach work)
+    durable = False
+
+    async def start(self) -> None:
+        """Prepare the backend (connect, check images); raise if it cannot run jobs."""
+
+    async def stop(self) -> None:
+        """Release the backend's resources when the service shuts down."""
+
+    def health(self) -> dict:
+        """What /health shows about this backend."""
+        return {"name": self.name, "durable": self.durable, "gpus": self.gpu_count()}
+
+    def gpu_count(self) -> int:
+        """How many GPUs jobs may request on this backend."""
+        return 0
+
+    async def run(self, spec: JobSpec, on_event: EventCallback, on_log: LogCallback) -> Outcome:
+        """Run one job to its end and say how it ended."""
+        raise NotImplementedError
+
+    async def cancel(self, job_id: str) -> bool:
+        """Stop a running job; its ``run`` returns a ``cancelled`` outcome. False if unknown."""
+        raise NotImplementedError
+
+    async def running(self) -> list:
+        """Ids of jobs the backend still holds (running or ended but not collected)."""
+        return []
+
+    async def reattach(self, spec: JobSpec, on_event: EventCallback, on_log: LogCallback) -> Outcome:
+        """Follow a job found by ``running()`` to its end, as ``run`` would."""
+        raise NotImplementedError(f"{self.name} executor cannot reattach")
+
+    async def remove(self, job_id: str) -> None:
+        """Forget a job the store does not know (an orphan) or no longer needs."""
+
+
+async def maybe_await(value):
+    """Await ``value`` when a callback returned an awaitable."""
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+def python_executable() -> str:
+    """The interpreter that runs the service (a default for the local runner)."""
+    return sys.executable
