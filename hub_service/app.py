@@ -1,0 +1,237 @@
+"""The service application: configuration, start-up, background loops.
+
+Run by the Hub as a managed service (``notebook-jobs serve``), which hands it the
+``JUPYTERHUB_*`` environment: where to listen, its URL prefix, and the credentials
+HubOAuth needs. Everything else is a trait, settable in a config file
+(``notebook_jobs_config.py``) or on the command line, as in JupyterHub itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from jupyterhub.traitlets import EntryPointType
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpserver import HTTPServer
+from traitlets import Bool, Dict, Integer, List, Unicode, default
+from traitlets.config import Application
+
+from . import __version__
+from .broker import Broker
+from .dispatch import Dispatcher
+from .executors.base import Executor
+from .executors.local import LocalExecutor
+from .handlers import routes
+from .handlers.pages import make_environment
+from .jobs import JobManager
+from .outputs import Artifacts
+from .sizing import Sizing
+from .store import Store
+
+
+def docker_available() -> bool:
+    """Whether a Docker daemon answers and holds the runner image."""
+    try:
+        import docker
+
+        from .executors.docker import DockerExecutor
+
+        client = docker.from_env(timeout=3)
+        client.images.get(DockerExecutor.image.default_value)
+        return True
+    except Exception:
+        return False
+
+
+class NotebookJobs(Application):
+    """The notebook-jobs JupyterHub service."""
+
+    name = "notebook-jobs"
+    version = __version__
+    description = "Run users' notebooks as parameterized, sandboxed jobs, as a JupyterHub service."
+
+    aliases = {
+        "config": "NotebookJobs.config_file",
+        "data-dir": "NotebookJobs.data_dir",
+        "db-url": "NotebookJobs.db_url",
+        "executor": "NotebookJobs.executor_class",
+        "port": "NotebookJobs.port",
+        "log-level": "Application.log_level",
+    }
+    flags = {
+        "debug": ({"Application": {"log_level": 10}}, "Log at debug level."),
+    }
+
+    classes = [Dispatcher, Sizing, JobManager, LocalExecutor]
+
+    config_file = Unicode("notebook_jobs_config.py", help="Config file to load, if it exists.").tag(config=True)
+
+    data_dir = Unicode(help="Where the database, inputs, outputs and models live.").tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self):
+        return os.environ.get("NOTEBOOK_JOBS_DATA_DIR", os.path.abspath("notebook-jobs-data"))
+
+    db_url = Unicode(help="SQLAlchemy URL of the job store (default: SQLite in data_dir).").tag(config=True)
+
+    @default("db_url")
+    def _default_db_url(self):
+        return f"sqlite:///{os.path.join(self.data_dir, 'jobs.sqlite')}"
+
+    executor_class = EntryPointType(
+        klass=Executor,
+        entry_point_group="notebook_jobs.executors",
+        help="""Where jobs run: 'docker' (a hardened container per job) or 'local' (a subprocess,
+        for development). Default: docker when a daemon with the runner image answers, else local.""",
+    ).tag(config=True)
+
+    @default("executor_class")
+    def _default_executor_class(self):
+        if docker_available():
+            from .executors.docker import DockerExecutor
+
+            return DockerExecutor
+        return LocalExecutor
+
+    service_prefix = Unicode(help="URL prefix of the service (from JUPYTERHUB_SERVICE_PREFIX).").tag(config=True)
+
+    @default("service_prefix")
+    def _default_service_prefix(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/notebook-jobs/")
+
+    service_url = Unicode(help="Where the service listens (from JUPYTERHUB_SERVICE_URL).").tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
+
+    port = Integer(0, help="Port to listen on (default: the one in service_url).").tag(config=True)
+
+    hub_prefix = Unicode(help="URL prefix of the Hub (for its static files and login).").tag(config=True)
+
+    @default("hub_prefix")
+    def _default_hub_prefix(self):
+        return os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
+
+    max_upload_size = Integer(32 << 20, help="Largest submission accepted, in bytes (413 past it).").tag(config=True)
+    bundle_max_files = Integer(1000, help="Most files a .zip bundle may hold.").tag(config=True)
+    bundle_max_bytes = Integer(256 << 20, help="Most bytes a .zip bundle may unpack to.").tag(config=True)
+
+    workspace_root = Unicode(
+        "/home/{username}",
+        help="""A user's workspace, for GET /notebooks and {"path": …} submissions.
+        {username} is replaced; match the spawner's notebook directory.""",
+    ).tag(config=True)
+
+    admin_groups = List(Unicode(), help="Hub groups whose members act as admins of this service.").tag(config=True)
+
+    cookie_secret_file = Unicode(help="File holding the secret that signs the service's cookies.").tag(config=True)
+
+    @default("cookie_secret_file")
+    def _default_cookie_secret_file(self):
+        return os.path.join(self.data_dir, "cookie_secret")
+
+    tornado_settings = Dict(help="Extra Tornado application settings.").tag(config=True)
+
+    recover_on_start = Bool(True, help="Reconcile the store with the backend at start-up.").tag(config=True)
+
+    def workspace_for(self, username: str) -> str:
+        return self.workspace_root.format(username=username)
+
+    def cookie_secret(self) -> bytes:
+        """A persistent secret, so logins survive a restart of the service."""
+        path = Path(self.cookie_secret_file)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        if os.path.exists(self.config_file):
+            self.load_config_file(self.config_file)
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.db_url)
+        self.artifacts = Artifacts(self.data_dir)
+        self.executor = self.executor_class(parent=self, log=self.log)
+        self.dispatcher = Dispatcher(parent=self, log=self.log)
+        self.sizing = Sizing(parent=self, log=self.log)
+        if not os.path.isabs(self.sizing.model_dir):
+            self.sizing.model_dir = os.path.join(self.data_dir, self.sizing.model_dir)
+        self.jobs = JobManager(
+            parent=self, log=self.log, store=self.store, artifacts=self.artifacts, executor=self.executor,
+            dispatcher=self.dispatcher, sizing=self.sizing, broker=Broker(),
+        )
+        prefix = self.service_prefix if self.service_prefix.endswith("/") else self.service_prefix + "/"
+        settings = dict(
+            jobs=self.jobs,
+            service_config=self,
+            service_prefix=prefix,
+            hub_prefix=self.hub_prefix,
+            hub_base_url=self.hub_prefix[: -len("hub/")] or "/",
+            jinja_env=make_environment(),
+            cookie_secret=self.cookie_secret(),
+            login_url=url_path_join(self.hub_prefix, "login"),
+            xsrf_cookies=False,  # HubOAuth checks XSRF itself, token requests are exempt
+            log_function=self._log_request,
+        )
+        settings.update(self.tornado_settings)
+        self.web_app = web.Application(routes(prefix), **settings)
+
+    def _log_request(self, handler):
+        status = handler.get_status()
+        level = self.log.info if status < 400 else self.log.warning
+        if handler.request.path.endswith("/health") and status < 400:
+            level = self.log.debug
+        level("%d %s %.1fms", status, handler._request_summary(), 1000.0 * handler.request.request_time())
+
+    async def start_async(self) -> None:
+        await self.executor.start()
+        if self.recover_on_start:
+            await self.jobs.recover()
+        self.jobs.start()
+        url = urlparse(self.service_url)
+        port = self.port or url.port or 10101
+        self.http_server = HTTPServer(self.web_app, xheaders=True, max_body_size=self.max_upload_size + (1 << 20))
+        self.http_server.listen(port, url.hostname or "127.0.0.1")
+        self.log.info("notebook-jobs %s listening on %s:%s%s (executor: %s)", __version__, url.hostname, port,
+                      self.service_prefix, self.executor.name)
+
+    async def stop_async(self) -> None:
+        self.http_server.stop()
+        await self.jobs.stop()
+        await self.executor.stop()
+        self.store.close()
+
+    def start(self):
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        stopping = asyncio.Event()
+
+        def shutdown(*_):
+            self.log.info("shutting down")
+            loop.call_soon_threadsafe(stopping.set)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, shutdown)
+
+        async def main():
+            await self.start_async()
+            await stopping.wait()
+            await self.stop_async()
+
+        loop.run_until_complete(main())
+
+
+main = NotebookJobs.launch_instance
+
+if __name__ == "__main__":
+    sys.exit(main())

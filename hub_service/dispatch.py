@@ -1,0 +1,114 @@
+"""Dispatch: which queued job starts next, given what is running and what the machine holds.
+
+The choice is a pure function (:func:`pick_next`) so fairness and capacity rules are
+tested without a service. Rules, in order:
+
+1. a job starts only when its allocated cpu, memory and GPUs fit in what running jobs
+   leave of the budget, and its user is under the per-user concurrency limit;
+2. a job that has waited longer than ``starvation_seconds`` reserves the machine: no
+   younger job may jump ahead of it (big jobs are not starved by a stream of small ones);
+3. otherwise fair share: the job of the user with the fewest running jobs, then the oldest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import psutil
+from traitlets import Float, Integer, default
+from traitlets.config import LoggingConfigurable
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What all running jobs together may hold."""
+
+    cpu: float
+    memory: int
+    gpu: int = 0
+    max_running: int = 2
+    per_user: int = 2
+    starvation_seconds: float = 600.0
+
+
+def demand(job) -> tuple:
+    """(cpu, memory, gpu) a job holds while it runs: its allocation."""
+    a = job.allocated or {}
+    return float(a.get("cpu", 1.0)), int(a.get("memory", 0)), int(a.get("gpu", 0))
+
+
+def free_capacity(running: Iterable, cap: Capacity) -> tuple:
+    """(cpu, memory, gpu, slots) left by the running jobs."""
+    running = list(running)
+    cpu = cap.cpu - sum(demand(j)[0] for j in running)
+    mem = cap.memory - sum(demand(j)[1] for j in running)
+    gpu = cap.gpu - sum(demand(j)[2] for j in running)
+    return cpu, mem, gpu, cap.max_running - len(running)
+
+
+def pick_next(queued: list, running: list, cap: Capacity, now: Optional[float] = None) -> Optional[object]:
+    """The queued job to start now, or None when nothing fits. ``queued`` is oldest first."""
+    if not queued:
+        return None
+    now = time.time() if now is None else now
+    cpu, mem, gpu, slots = free_capacity(running, cap)
+    if slots <= 0:
+        return None
+    per_user = Counter(j.user for j in running)
+
+    def fits(job) -> bool:
+        c, m, g = demand(job)
+        # a lone job always fits an empty machine: its allocation was clamped to the bounds
+        alone = not running
+        return per_user[job.user] < cap.per_user and (alone or (c <= cpu + 1e-9 and m <= mem and g <= gpu))
+
+    oldest = queued[0]
+    if now - oldest.created_ts > cap.starvation_seconds and per_user[oldest.user] < cap.per_user:
+        return oldest if fits(oldest) else None
+    candidates = [j for j in queued if fits(j)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda j: (per_user[j.user], j.created_ts))
+
+
+class Dispatcher(LoggingConfigurable):
+    """The capacity an admin gives jobs, as config; the choice itself is :func:`pick_next`."""
+
+    cpu = Float(help="CPU cores all running jobs may hold together (default: the machine's cores).").tag(config=True)
+
+    @default("cpu")
+    def _default_cpu(self):
+        return float(os.cpu_count() or 1)
+
+    memory = Integer(help="Bytes of memory all running jobs may hold together (default: 75% of RAM).").tag(
+        config=True
+    )
+
+    @default("memory")
+    def _default_memory(self):
+        return int(psutil.virtual_memory().total * 0.75)
+
+    max_running = Integer(help="Jobs that may run at once (default: the machine's cores).").tag(config=True)
+
+    @default("max_running")
+    def _default_max_running(self):
+        return os.cpu_count() or 1
+
+    per_user = Integer(2, help="Jobs one user may have running at once; the rest wait queued.").tag(config=True)
+
+    starvation_seconds = Float(
+        600.0, help="After this long in the queue a job reserves capacity: younger jobs stop jumping ahead."
+    ).tag(config=True)
+
+    def capacity(self, gpus: int = 0, max_running: Optional[int] = None) -> Capacity:
+        """The capacity now; ``max_running`` lets the load forecast lower concurrency for the hour."""
+        limit = self.max_running if max_running is None else min(self.max_running, max_running)
+        return Capacity(self.cpu, self.memory, gpus, max(1, limit), self.per_user, self.starvation_seconds)
+
+    def pick(self, queued: list, running: list, gpus: int = 0, max_running: Optional[int] = None):
+        """The next job to start, or None."""
+        return pick_next(queued, running, self.capacity(gpus, max_running))

@@ -1,0 +1,881 @@
+"""The docker executor: each job in its own hardened, throw-away container.
+
+A job becomes one container of the runner image plus one named volume mounted at
+``/work/job``. The job's work directory goes in with ``put_archive`` and its results
+come out with ``get_archive``: nothing of the host is mounted, not even the Docker
+socket. The container is created with every limit of DESIGN.md's *Sandbox*, and its
+``HostConfig`` is read back before start, because the daemon silently drops limits the
+kernel cannot enforce: a job runs with all of its limits or not at all.
+
+The Docker SDK is synchronous. Short calls go through a private thread pool; each
+job's output is read by its own thread (a job can last hours, so it must not hold a
+pool worker) and handed to the event loop with ``call_soon_threadsafe``.
+
+Containers carry the job id, the user and this service instance in labels and outlive
+the service, so after a restart ``running()`` finds them and ``reattach()`` follows
+each to its end, whether it is still running or ended while nobody watched.
+
+Usage (peak memory, cpu seconds) is read from the kernel's cgroup counters. Each
+container is placed under a per-job parent cgroup (``cgroup_parent``): the runtime
+removes the container's own cgroup at exit, but the parent keeps the totals of its
+child, so even a job that ended while the service was down reports exact numbers.
+Where the cgroup tree is not readable (remote daemon, systemd driver) the executor
+samples ``docker stats`` while the job runs instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tarfile
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
+
+from .._version import __version__
+from .base import (
+    FILES_DIR,
+    INPUT_NOTEBOOK,
+    OUTPUT_NOTEBOOK,
+    PARAMETERS_FILE,
+    Executor,
+    JobSpec,
+    Outcome,
+    Usage,
+    decide_outcome,
+    maybe_await,
+    parse_event,
+)
+
+LABEL_PREFIX = "org.jupyter.notebook-jobs"
+LABEL_JOB = f"{LABEL_PREFIX}.job-id"
+LABEL_USER = f"{LABEL_PREFIX}.user"
+LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
+LABEL_VERSION = f"{LABEL_PREFIX}.version"
+
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+_TRUNCATED = "[notebook-jobs] log truncated: the job wrote more than {limit} bytes to its log"
+
+
+class SandboxError(RuntimeError):
+    """The daemon did not apply a limit the sandbox requires."""
+
+
+def _parse_time(value: str) -> Optional[float]:
+    """Docker's RFC 3339 timestamp (nanoseconds, Z) as epoch seconds; None when unset."""
+    if not value or value.startswith("0001-"):
+        return None
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", value)
+    if not m:
+        return None
+    frac = (m.group(2) or ".0")[:7]
+    tz = m.group(3) or "Z"
+    tz = "+00:00" if tz == "Z" else tz
+    return datetime.fromisoformat(m.group(1) + frac + tz).timestamp()
+
+
+class _Job:
+    """What this executor knows about a job it follows."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        self.container_id: Optional[str] = None
+        self.killed_for: Optional[str] = None  # "timeout" | "cancelled" | "disk"
+        self.stream = None  # the attach stream, closed to stop the reader thread
+        self.stop = threading.Event()
+
+
+class DockerExecutor(Executor):
+    """Runs each job in a per-job container of the runner image, with hard limits."""
+
+    name = "docker"
+    durable = True
+
+    # --- where ----------------------------------------------------------------------------
+    docker_url = Unicode(
+        "",
+        help="URL of the Docker daemon (e.g. unix:///var/run/docker.sock). Empty: the "
+        "Docker SDK's own default (DOCKER_HOST, else the local socket).",
+    ).tag(config=True)
+
+    image = Unicode(
+        f"notebook-jobs-runner:{__version__}",
+        help="Runner image (built by runner-image/build.sh). It must already exist on the "
+        "daemon: the executor never pulls.",
+    ).tag(config=True)
+
+    instance = Unicode(
+        "default",
+        help="Name of this service instance, put in a label on every container, so that "
+        "two services sharing one daemon never list or collect each other's jobs.",
+    ).tag(config=True)
+
+    runtime = Unicode(
+        "",
+        help="OCI runtime for job containers, e.g. 'runsc' (gVisor, registered by "
+        "scripts/docker-setup.sh). Empty: the daemon's default (runc).",
+    ).tag(config=True)
+
+    network = Unicode(
+        "none",
+        help="Network of job containers. 'none' (the default) gives a job only its own "
+        "loopback interface; any other value must be listed in allowed_networks.",
+    ).tag(config=True)
+
+    allowed_networks = List(
+        Unicode(),
+        help="Docker networks an admin allows jobs to use (see network).",
+    ).tag(config=True)
+
+    # --- the sandbox ----------------------------------------------------------------------
+    user = Unicode(
+        "1000:1000",
+        help="uid:gid the runner runs as inside the container. Never 0.",
+    ).tag(config=True)
+
+    workdir = Unicode(
+        "/work/job",
+        help="Where the per-job volume (input, parameters, files/, output) is mounted.",
+    ).tag(config=True)
+
+    tmpfs_size = Integer(
+        256 << 20,
+        help="Size in bytes of the tmpfs at /tmp (HOME, Jupyter's runtime files). Its "
+        "pages count against the job's memory limit.",
+    ).tag(config=True)
+
+    pids_limit = Integer(
+        256,
+        help="Most processes and threads a job may have at once (stops fork bombs).",
+    ).tag(config=True)
+
+    nofile = Integer(1024, help="Open-file limit (RLIMIT_NOFILE) of a job.").tag(config=True)
+
+    fsize = Integer(
+        1 << 30,
+        help="Largest file a job may write, in bytes (RLIMIT_FSIZE).",
+    ).tag(config=True)
+
+    work_quota = Integer(
+        2 << 30,
+        help="Most bytes a job may keep in its work volume; a job over it is killed. "
+        "Checked every poll_interval when the daemon's volumes are readable here. 0: no check.",
+    ).tag(config=True)
+
+    log_max_size = Unicode(
+        "10m",
+        help="max-size of the json-file log the daemon keeps per container.",
+    ).tag(config=True)
+
+    log_limit = Integer(
+        10 << 20,
+        help="Most bytes of a job's log (stderr) passed on to the service; the rest is "
+        "dropped with one note, so a job that floods its output cannot flood the store.",
+    ).tag(config=True)
+
+    gpus = Integer(
+        0,
+        help="GPUs on this host that jobs may request (device requests with the "
+        "gpu_driver). 0: jobs asking for a GPU are refused.",
+    ).tag(config=True)
+
+    gpu_driver = Unicode("nvidia", help="Device driver of GPU requests.").tag(config=True)
+
+    extra_labels = Dict(
+        help="More labels to put on job containers and volumes.",
+    ).tag(config=True)
+
+    # --- measuring and housekeeping -------------------------------------------------------
+    cgroup_parent = Unicode(
+        "notebook-jobs",
+        help="Parent cgroup under which each job gets its own cgroup "
+        "(<cgroup_parent>/<job>), whose counters outlive the container and give exact "
+        "peak memory and cpu time (cgroupfs driver). Empty: docker's default placement, "
+        "usage sampled with docker stats instead.",
+    ).tag(config=True)
+
+    cgroup_root = Unicode(
+        "/sys/fs/cgroup",
+        help="Where the host's cgroup tree is mounted (read to measure usage).",
+    ).tag(config=True)
+
+    poll_interval = Float(
+        1.0,
+        help="Seconds between checks of a running job's usage and work-volume size.",
+    ).tag(config=True)
+
+    keep_containers = Bool(
+        False,
+        help="Keep each job's container and volume after collecting it (for debugging).",
+    ).tag(config=True)
+
+    threads = Integer(
+        16,
+        help="Threads for short Docker API calls (each running job also has one reader thread).",
+    ).tag(config=True)
+
+    @validate("user")
+    def _valid_user(self, proposal):
+        uid = proposal["value"].split(":")[0]
+        if uid in ("", "0", "root"):
+            raise ValueError("DockerExecutor.user must not be root")
+        return proposal["value"]
+
+    @validate("network")
+    def _valid_network(self, proposal):
+        net = proposal["value"]
+        if net in ("host",) or net.startswith("container:"):
+            raise ValueError(f"network {net!r} would share a namespace with the host or another container")
+        return net
+
+    @default("extra_labels")
+    def _default_labels(self):
+        return {}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._client = None
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._jobs: dict = {}
+
+    # --- plumbing --------------------------------------------------------------------------
+    @property
+    def client(self):
+        """The Docker client (created on first use)."""
+        if self._client is None:
+            import docker
+
+            kw = {"max_pool_size": 64, "timeout": 120}
+            if self.docker_url:
+                self._client = docker.DockerClient(base_url=self.docker_url, **kw)
+            else:
+                self._client = docker.from_env(**kw)
+        return self._client
+
+    async def _call(self, fn, *args, **kwargs):
+        """Run a blocking Docker call off the event loop."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="docker-executor")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def _names(self, job_id: str):
+        safe = _NAME_UNSAFE.sub("_", job_id)
+        return f"notebook-jobs-{self.instance}-{safe}", f"notebook-jobs-{self.instance}-{safe}-work"
+
+    def _labels(self, spec: JobSpec) -> dict:
+        labels = dict(self.extra_labels)
+        labels.update({
+            LABEL_JOB: spec.job_id,
+            LABEL_USER: spec.user or "",
+            LABEL_INSTANCE: self.instance,
+            LABEL_VERSION: __version__,
+        })
+        return labels
+
+    def _uid_gid(self):
+        uid, _, gid = self.user.partition(":")
+        return int(uid), int(gid or uid)
+
+    def _job_cgroup_parent(self, job_id: str) -> str:
+        if not self.cgroup_parent:
+            return ""
+        return "/" + self.cgroup_parent.strip("/") + "/" + _NAME_UNSAFE.sub("_", job_id)
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Check that the daemon answers and the runner image is there."""
+        import docker
+
+        try:
+            await self._call(self.client.ping)
+        except Exception as e:
+            raise RuntimeError(
+                f"docker executor: cannot reach the Docker daemon ({e}). Start it with "
+                "`bash scripts/docker-setup.sh` (as root) or set DockerExecutor.docker_url."
+            ) from e
+        try:
+            await self._call(self.client.images.get, self.image)
+        except docker.errors.ImageNotFound as e:
+            raise RuntimeError(
+                f"docker executor: runner image {self.image} not found on the daemon; build it "
+                "with `bash runner-image/build.sh`."
+            ) from e
+        if self.runtime:
+            info = await self._call(self.client.info)
+            if self.runtime not in (info.get("Runtimes") or {}):
+                raise RuntimeError(
+                    f"docker executor: runtime {self.runtime!r} is not registered with the "
+                    "daemon (see scripts/docker-setup.sh)"
+                )
+        if self.network != "none" and self.network not in self.allowed_networks:
+            raise RuntimeError(f"docker executor: network {self.network!r} is not in allowed_networks")
+
+    async def stop(self) -> None:
+        """Stop following jobs; their containers keep running and can be reattached."""
+        for job in list(self._jobs.values()):
+            job.stop.set()
+            if job.stream is not None:
+                try:
+                    job.stream.close()
+                except Exception:
+                    pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def gpu_count(self) -> int:
+        """GPUs jobs may request here (the gpus trait: docker cannot count them itself)."""
+        return self.gpus
+
+    # --- creating a container -------------------------------------------------------------
+    def _host_config(self, spec: JobSpec, volume: str) -> dict:
+        """The create() keyword arguments that make the sandbox."""
+        from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
+
+        kw = dict(
+            user=self.user,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            network_mode=self.network,
+            read_only=True,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={self.tmpfs_size},mode=1777"},
+            mounts=[Mount(target=self.workdir, source=volume, type="volume")],
+            mem_limit=int(spec.memory),
+            memswap_limit=int(spec.memory),
+            nano_cpus=int(round(spec.cpu * 1e9)),
+            pids_limit=self.pids_limit,
+            ulimits=[
+                Ulimit(name="nofile", soft=self.nofile, hard=self.nofile),
+                Ulimit(name="fsize", soft=self.fsize, hard=self.fsize),
+            ],
+            log_config=LogConfig(type="json-file", config={"max-size": self.log_max_size, "max-file": "1"}),
+            privileged=False,
+            ipc_mode="private",
+            init=False,
+        )
+        if self.runtime:
+            kw["runtime"] = self.runtime
+        parent = self._job_cgroup_parent(spec.job_id)
+        if parent:
+            kw["cgroup_parent"] = parent
+        if spec.gpu:
+            kw["device_requests"] = [DeviceRequest(driver=self.gpu_driver, count=int(spec.gpu), capabilities=[["gpu"]])]
+        return kw
+
+    def check_host_config(self, spec: JobSpec, attrs: dict) -> list:
+        """Limits the daemon did not apply as asked, as messages (empty: all in force)."""
+        hc = attrs.get("HostConfig") or {}
+        problems = []
+
+        def want(key, expected, actual=None):
+            actual = hc.get(key) if actual is None else actual
+            if actual != expected:
+                problems.append(f"{key} is {actual!r}, wanted {expected!r}")
+
+        want("Memory", int(spec.memory))
+        want("MemorySwap", int(spec.memory))
+        want("NanoCpus", int(round(spec.cpu * 1e9)))
+        want("PidsLimit", self.pids_limit)
+        want("ReadonlyRootfs", True)
+        want("Privileged", False)
+        want("NetworkMode", self.network)
+        if [c.upper().removeprefix("CAP_") for c in hc.get("CapDrop") or []] != ["ALL"]:
+            problems.append(f"CapDrop is {hc.get('CapDrop')!r}, wanted ['ALL']")
+        if hc.get("CapAdd"):
+            problems.append(f"CapAdd is {hc.get('CapAdd')!r}, wanted none")
+        if not any(o.startswith("no-new-privileges") and not o.endswith(":false") for o in hc.get("SecurityOpt") or []):
+            problems.append(f"SecurityOpt {hc.get('SecurityOpt')!r} lacks no-new-privileges")
+        ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in hc.get("Ulimits") or []}
+        for name, value in (("nofile", self.nofile), ("fsize", self.fsize)):
+            if ulimits.get(name) != (value, value):
+                problems.append(f"ulimit {name} is {ulimits.get(name)!r}, wanted {(value, value)!r}")
+        if "/tmp" not in (hc.get("Tmpfs") or {}) or f"size={self.tmpfs_size}" not in hc["Tmpfs"]["/tmp"]:
+            problems.append(f"Tmpfs is {hc.get('Tmpfs')!r}, wanted a sized /tmp")
+        log = hc.get("LogConfig") or {}
+        if log.get("Type") != "json-file" or (log.get("Config") or {}).get("max-size") != self.log_max_size:
+            problems.append(f"LogConfig is {log!r}, wanted json-file with max-size {self.log_max_size}")
+        if hc.get("Binds"):
+            problems.append(f"Binds is {hc['Binds']!r}, wanted none")
+        for m in hc.get("Mounts") or []:
+            if m.get("Type") != "volume":
+                problems.append(f"mount of type {m.get('Type')} at {m.get('Target')}, only volumes allowed")
+        for m in attrs.get("Mounts") or []:
+            if m.get("Type") == "bind":
+                problems.append(f"bind mount {m.get('Source')} at {m.get('Destination')}")
+        if self.runtime:
+            want("Runtime", self.runtime)
+        if spec.gpu and not hc.get("DeviceRequests"):
+            problems.append("DeviceRequests dropped, wanted a GPU")
+        if (attrs.get("Config") or {}).get("User") != self.user:
+            problems.append(f"User is {(attrs.get('Config') or {}).get('User')!r}, wanted {self.user!r}")
+        return problems
+
+    def _workdir_tar(self, spec: JobSpec):
+        """The job's inputs as a tar (a temporary file), owned by the job user."""
+        uid, gid = self._uid_gid()
+        buf = tempfile.TemporaryFile()
+
+        def owned(info: tarfile.TarInfo):
+            info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+            info.mode |= 0o700 if info.isdir() else 0o600
+            return info
+
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name in (INPUT_NOTEBOOK, PARAMETERS_FILE):
+                path = spec.workdir / name
+                if path.exists():
+                    tar.add(path, arcname=name, filter=owned)
+            files = spec.files_dir
+            if files.is_dir():
+                tar.add(files, arcname=FILES_DIR, filter=owned)
+            else:
+                info = tarfile.TarInfo(FILES_DIR)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(owned(info))
+        buf.seek(0)
+        return buf
+
+    def _create(self, spec: JobSpec):
+        """Create volume and container, check the sandbox, copy the inputs in (sync)."""
+        import docker
+
+        cname, vname = self._names(spec.job_id)
+        labels = self._labels(spec)
+        self.client.volumes.create(name=vname, labels=labels)
+        try:
+            container = self.client.containers.create(
+                self.image,
+                command=spec.runner_args(self.workdir),
+                name=cname,
+                labels=labels,
+                detach=True,
+                **self._host_config(spec, vname),
+            )
+        except docker.errors.APIError:
+            self._remove_sync(spec.job_id)
+            raise
+        problems = self.check_host_config(spec, container.attrs)
+        if problems:
+            self._remove_sync(spec.job_id)
+            raise SandboxError("refusing to start: the daemon dropped limits: " + "; ".join(problems))
+        with self._workdir_tar(spec) as tar:
+            container.put_archive(self.workdir, tar)
+        return container
+
+    # --- running --------------------------------------------------------------------------
+    async def run(self, spec: JobSpec, on_event, on_log) -> Outcome:
+        """Create the job's container, start it, follow it to its end and collect it."""
+        job = self._jobs.setdefault(spec.job_id, _Job(spec.job_id))
+        try:
+            if spec.gpu and spec.gpu > self.gpu_count():
+                return Outcome("failed", "infrastructure",
+                               f"job asks for {spec.gpu} GPU(s); this backend has {self.gpu_count()}")
+            try:
+                container = await self._call(self._create, spec)
+            except SandboxError as e:
+                self.log.error("job %s: %s", spec.job_id, e)
+                return Outcome("failed", "infrastructure", str(e))
+            except Exception as e:
+                self.log.exception("job %s: cannot create its container", spec.job_id)
+                return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
+            job.container_id = container.id
+            if job.killed_for == "cancelled":  # cancelled while we were creating it
+                await self._call(self._remove_sync, spec.job_id)
+                return Outcome("cancelled", "cancelled", "cancelled by request")
+            return await self._follow(spec, job, on_event, on_log, fresh=True)
+        finally:
+            self._jobs.pop(spec.job_id, None)
+
+    async def reattach(self, spec: JobSpec, on_event, on_log) -> Outcome:
+        """Follow a job's existing container (running or exited) to its end, as run would."""
+        import docker
+
+        job = self._jobs.setdefault(spec.job_id, _Job(spec.job_id))
+        try:
+            cname, _ = self._names(spec.job_id)
+            try:
+                container = await self._call(self.client.containers.get, cname)
+            except docker.errors.NotFound:
+                return Outcome("failed", "infrastructure", "the job's container is gone")
+            job.container_id = container.id
+            return await self._follow(spec, job, on_event, on_log, fresh=False)
+        finally:
+            self._jobs.pop(spec.job_id, None)
+
+    def _reader(self, job: _Job, fresh: bool, loop, queue: asyncio.Queue):
+        """Thread: stream the container's stdout/stderr as lines onto the loop's queue."""
+        api = self.client.api
+        put = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
+        logged = 0
+        truncated = False
+        buffers = {0: b"", 1: b""}
+
+        def emit(which, line: bytes):
+            nonlocal logged, truncated
+            if which == 0:
+                event = parse_event(line)
+                if event is not None:
+                    put(("event", event))
+                    return
+                which = 1  # stray stdout: keep it as a log line
+            if logged >= self.log_limit:
+                if not truncated:
+                    truncated = True
+                    put(("log", _TRUNCATED.format(limit=self.log_limit)))
+                return
+            logged += len(line) + 1
+            put(("log", line.decode("utf-8", "replace")))
+
+        def feed(which, data: bytes):
+            # A line longer than the log limit is cut so the buffer cannot grow unbounded.
+            buf = buffers[which] + data
+            *lines, rest = buf.split(b"\n")
+            for line in lines:
+                emit(which, line)
+            if len(rest) > max(self.log_limit, 1 << 20):
+                emit(which, rest[: 1 << 20])
+                rest = b""
+            buffers[which] = rest
+
+        try:
+            state = api.inspect_container(job.container_id)["State"]
+            if fresh or state.get("Running"):
+                stream = api.attach(job.container_id, stdout=True, stderr=True, stream=True,
+                                    logs=not fresh, demux=True)
+                job.stream = stream
+                if fresh:
+                    if job.killed_for is None:
+                        api.start(job.container_id)
+                    else:
+                        stream.close()
+                for out, err in stream:
+                    if out:
+                        feed(0, out)
+                    if err:
+                        feed(1, err)
+            else:
+                # Ended while nobody followed it: replay what the daemon kept.
+                feed(0, api.logs(job.container_id, stdout=True, stderr=False))
+                feed(1, api.logs(job.container_id, stdout=False, stderr=True))
+            for which in (0, 1):
+                if buffers[which]:
+                    emit(which, buffers[which])
+            put(("end", None))
+        except Exception as e:  # the loop decides what an unreadable stream means
+            put(("end", e))
+
+    def _sampler(self, job: _Job, spec: JobSpec, volume_dir: Optional[str], usage: dict):
+        """Thread: watch the work volume's size and sample usage while the job runs."""
+        stats_fallback = self._cgroup_dir("memory", spec.job_id) is None
+        while not job.stop.wait(self.poll_interval):
+            if volume_dir and self.work_quota:
+                size = _tree_size(volume_dir, self.work_quota)
+                if size > self.work_quota and job.killed_for is None:
+                    job.killed_for = "disk"
+                    self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
+                    self._kill_sync(job)
+            if stats_fallback:
+                try:
+                    s = self.client.api.stats(job.container_id, stream=False, one_shot=True)
+                except Exception:
+                    continue
+                mem = s.get("memory_stats") or {}
+                peak = mem.get("max_usage") or mem.get("usage")
+                if peak:
+                    usage["peak_memory"] = max(usage.get("peak_memory", 0), int(peak))
+                cpu = ((s.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+                if cpu:
+                    usage["cpu_seconds"] = max(usage.get("cpu_seconds", 0.0), cpu / 1e9)
+
+    async def _follow(self, spec: JobSpec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
+        """Stream a container's output to the callbacks, enforce its deadline, collect it."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        reader = threading.Thread(target=self._reader, args=(job, fresh, loop, queue),
+                                  name=f"docker-job-{spec.job_id}", daemon=True)
+        usage: dict = {}
+        _, vname = self._names(spec.job_id)
+        volume_dir = await self._call(self._volume_dir, vname)
+        sampler = threading.Thread(target=self._sampler, args=(job, spec, volume_dir, usage),
+                                   name=f"docker-usage-{spec.job_id}", daemon=True)
+        deadline = loop.time() + spec.timeout
+        if not fresh:
+            attrs = await self._call(self.client.api.inspect_container, job.container_id)
+            started = _parse_time(attrs["State"].get("StartedAt", ""))
+            if started:
+                deadline -= max(0.0, time.time() - started)
+        reader.start()
+        sampler.start()
+        final_event = None
+        stderr_tail: list = []
+        error = None
+        try:
+            while True:
+                timeout = deadline - loop.time()
+                if timeout <= 0 and job.killed_for is None:
+                    job.killed_for = "timeout"
+                    await self._call(self._kill_sync, job)
+                try:
+                    kind, item = await asyncio.wait_for(queue.get(), timeout=max(timeout, 0.05)
+                                                        if job.killed_for is None else None)
+                except asyncio.TimeoutError:
+                    continue
+                if kind == "end":
+                    error = item
+                    break
+                if kind == "event":
+                    if item.get("event") == "finished":
+                        final_event = item
+                    await maybe_await(on_event(item))
+                else:
+                    stderr_tail.append(item)
+                    del stderr_tail[:-20]
+                    await maybe_await(on_log(item))
+        except asyncio.CancelledError:
+            # The service is going away (or gave up on this job): the container keeps
+            # running and a restarted service reattaches to it.
+            job.stop.set()
+            if job.stream is not None:
+                job.stream.close()
+            raise
+        finally:
+            job.stop.set()
+        if error is not None:
+            self.log.warning("job %s: lost the output stream: %s", spec.job_id, error)
+        exit_code, attrs = await self._call(self._wait_sync, job)
+        state = (attrs or {}).get("State") or {}
+        started, finished = _parse_time(state.get("StartedAt", "")), _parse_time(state.get("FinishedAt", ""))
+        used = Usage(
+            peak_memory=usage.get("peak_memory"),
+            cpu_seconds=usage.get("cpu_seconds"),
+            wall_seconds=round(finished - started, 3) if started and finished and finished >= started else None,
+        )
+        measured = await self._call(self._cgroup_usage, spec.job_id)
+        if measured.get("peak_memory") is not None:
+            used.peak_memory = measured["peak_memory"]
+        if measured.get("cpu_seconds") is not None:
+            used.cpu_seconds = round(measured["cpu_seconds"], 3)
+        try:
+            await self._call(self._collect_sync, spec, job)
+        except Exception as e:
+            self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
+        if not self.keep_containers:
+            await self._call(self._remove_sync, spec.job_id)
+        if job.killed_for == "disk":
+            return Outcome("failed", "infrastructure",
+                           f"job wrote more than its work-volume quota of {self.work_quota} bytes and was killed",
+                           exit_code=exit_code, used=used)
+        if error is not None and final_event is None and exit_code is None:
+            return Outcome("failed", "infrastructure", f"lost the job's container: {error}", used=used)
+        return decide_outcome(
+            final_event, exit_code,
+            killed_for=job.killed_for,
+            oom_killed=bool(state.get("OOMKilled")),
+            used=used,
+            stderr_tail="\n".join(stderr_tail),
+        )
+
+    # --- sync helpers (run in threads) ---------------------------------------------------
+    def _kill_sync(self, job: _Job):
+        import docker
+
+        try:
+            self.client.api.kill(job.container_id)
+        except docker.errors.APIError as e:  # already exited, or gone
+            self.log.debug("kill %s: %s", job.container_id, e)
+
+    def _wait_sync(self, job: _Job):
+        import docker
+
+        try:
+            result = self.client.api.wait(job.container_id, timeout=60)
+            attrs = self.client.api.inspect_container(job.container_id)
+        except docker.errors.NotFound:
+            return None, None
+        except Exception as e:
+            self.log.warning("wait %s: %s", job.container_id, e)
+            return None, None
+        return result.get("StatusCode"), attrs
+
+    def _volume_dir(self, vname: str) -> Optional[str]:
+        try:
+            mp = self.client.api.inspect_volume(vname).get("Mountpoint")
+        except Exception:
+            return None
+        return mp if mp and os.access(mp, os.R_OK | os.X_OK) else None
+
+    def _collect_sync(self, spec: JobSpec, job: _Job):
+        """Copy output.ipynb and files/ from the job's volume into spec.workdir."""
+        stream, _ = self.client.api.get_archive(job.container_id, self.workdir)
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile() as buf:
+            for chunk in stream:
+                buf.write(chunk)
+            buf.seek(0)
+            with tarfile.open(fileobj=buf, mode="r|") as tar:
+                top = Path(self.workdir).name
+                for member in tar:
+                    parts = member.name.split("/", 1)
+                    if parts[0] != top or len(parts) == 1:
+                        continue
+                    rel = parts[1]
+                    if rel != OUTPUT_NOTEBOOK and rel != FILES_DIR and not rel.startswith(FILES_DIR + "/"):
+                        continue
+                    member.name = rel
+                    # The job's files are untrusted: the data filter refuses absolute
+                    # paths, '..', links pointing outside and device files.
+                    tar.extract(member, spec.workdir, filter="data")
+
+    def _remove_sync(self, job_id: str):
+        import docker
+
+        cname, vname = self._names(job_id)
+        try:
+            self.client.api.remove_container(cname, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            self.log.warning("remove container %s: %s", cname, e)
+        try:
+            self.client.api.remove_volume(vname, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            self.log.warning("remove volume %s: %s", vname, e)
+        self._cgroup_cleanup(job_id)
+
+    # --- cgroups --------------------------------------------------------------------------
+    def _cgroup_dir(self, controller: str, job_id: str) -> Optional[Path]:
+        """The job's parent cgroup for a v1 controller (or the v2 tree), if readable here."""
+        parent = self._job_cgroup_parent(job_id)
+        if not parent:
+            return None
+        root = Path(self.cgroup_root)
+        for base in (root / controller, root):
+            path = base / parent.strip("/")
+            if path.is_dir():
+                return path
+        return None
+
+    def _cgroup_usage(self, job_id: str) -> dict:
+        """Peak memory and cpu seconds of the job's parent cgroup (v1 or v2)."""
+        out = {}
+        mem = self._cgroup_dir("memory", job_id)
+        if mem is not None:
+            for name in ("memory.max_usage_in_bytes", "memory.peak"):
+                value = _read_int(mem / name)
+                if value is not None:
+                    out["peak_memory"] = value
+                    break
+        cpu = self._cgroup_dir("cpuacct", job_id)
+        if cpu is not None:
+            value = _read_int(cpu / "cpuacct.usage")
+            if value is not None:
+                out["cpu_seconds"] = value / 1e9
+            else:
+                try:
+                    for line in (cpu / "cpu.stat").read_text().splitlines():
+                        if line.startswith("usage_usec "):
+                            out["cpu_seconds"] = int(line.split()[1]) / 1e6
+                except OSError:
+                    pass
+        return out
+
+    def _cgroup_cleanup(self, job_id: str):
+        """Remove the job's (now empty) parent cgroups; harmless when they are not ours."""
+        parent = self._job_cgroup_parent(job_id)
+        if not parent:
+            return
+        root = Path(self.cgroup_root)
+        try:
+            bases = [p for p in root.iterdir() if p.is_dir()] + [root]
+        except OSError:
+            return
+        for base in bases:
+            path = base / parent.strip("/")
+            if path.is_dir():
+                # Only empty cgroup directories can go; rmdir, never rm -r.
+                for sub in sorted(path.glob("*/"), reverse=True):
+                    try:
+                        sub.rmdir()
+                    except OSError:
+                        pass
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+
+    # --- control --------------------------------------------------------------------------
+    async def cancel(self, job_id: str) -> bool:
+        """Kill a job's container; its run/reattach returns a cancelled outcome."""
+        import docker
+
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.killed_for = job.killed_for or "cancelled"
+            if job.container_id:
+                await self._call(self._kill_sync, job)
+            return True
+        cname, _ = self._names(job_id)
+        try:
+            await self._call(self.client.api.kill, cname)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError:
+            pass  # exists but is not running
+        return True
+
+    async def running(self) -> list:
+        """Ids of this instance's jobs that still have a container (running or exited)."""
+        containers = await self._call(
+            self.client.api.containers, all=True,
+            filters={"label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_JOB]},
+        )
+        return sorted({c["Labels"][LABEL_JOB] for c in containers})
+
+    async def remove(self, job_id: str) -> None:
+        """Remove a job's container and volume (orphans, or kept ones)."""
+        await self._call(self._remove_sync, job_id)
+
+
+def _read_int(path: Path) -> Optional[int]:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _tree_size(top: str, stop_after: int) -> int:
+    """Bytes used under a directory (allocated blocks), stopping early past ``stop_after``."""
+    total = 0
+    stack = [top]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    if total > stop_after:
+                        return total
+        except OSError:
+            continue
+    return total
+
+
+__all__ = ["DockerExecutor", "SandboxError"]

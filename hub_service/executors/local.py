@@ -1,0 +1,190 @@
+"""The local executor: the runner program as a subprocess of the service.
+
+For development and single-user machines only: the job runs as the service's own user
+with the service's view of the file system and network. Memory is enforced by watching
+the process tree (not by the kernel), so a fast allocation can overshoot before it is
+killed. The docker executor is the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Optional
+
+import psutil
+from traitlets import Float, Unicode, default
+
+from .base import (
+    RUNNER_PATH,
+    EventCallback,
+    Executor,
+    JobSpec,
+    LogCallback,
+    Outcome,
+    Usage,
+    decide_outcome,
+    maybe_await,
+    parse_event,
+    python_executable,
+)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (kernels start their own sessions)."""
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+class _Watch:
+    """Samples a process tree: peak memory, cpu seconds, and whether it broke its memory limit."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak = 0
+        self.cpu = {}
+        self.over_memory = False
+
+    def sample(self, limit: Optional[int]) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root] + root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        rss = 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    t = proc.cpu_times()
+                    self.cpu[proc.pid] = t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                pass
+        self.peak = max(self.peak, rss)
+        if limit and rss > limit:
+            self.over_memory = True
+
+    @property
+    def cpu_seconds(self) -> float:
+        return round(sum(self.cpu.values()), 3)
+
+
+class LocalExecutor(Executor):
+    """Runs each job as a local subprocess tree."""
+
+    name = "local"
+
+    runner_python = Unicode(
+        help="""Python interpreter that runs the runner program.
+
+        It needs papermill and ipykernel only; a lean venv starts kernels seconds faster
+        than one that also holds JupyterLab. Defaults to the service's interpreter.""",
+    ).tag(config=True)
+
+    @default("runner_python")
+    def _default_runner_python(self):
+        return python_executable()
+
+    sample_interval = Float(0.25, help="Seconds between samples of a job's memory and cpu use.").tag(config=True)
+
+    enforce_memory = Unicode(
+        "kill",
+        help="What to do when a job's process tree exceeds its memory: 'kill' (reported as oom_killed) or 'ignore'.",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._procs = {}
+        self._killed_for = {}
+
+    async def start(self) -> None:
+        self.log.warning(
+            "Using the LOCAL executor: jobs run as the service's own user, without a sandbox. "
+            "Use the docker executor for a Hub shared with other people."
+        )
+
+    def health(self) -> dict:
+        info = super().health()
+        info["warning"] = "local executor: jobs are not sandboxed"
+        return info
+
+    async def run(self, spec: JobSpec, on_event: EventCallback, on_log: LogCallback) -> Outcome:
+        spec.files_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", JUPYTER_PLATFORM_DIRS="1")
+        # the service's Hub credentials are not the job's business
+        for key in list(env):
+            if key.startswith(("JUPYTERHUB_", "NOTEBOOK_JOBS_")):
+                del env[key]
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            self.runner_python, str(RUNNER_PATH), *spec.runner_args(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL, cwd=str(spec.files_dir), env=env, start_new_session=True,
+        )
+        self._procs[spec.job_id] = proc
+        watch = _Watch(proc.pid)
+        final = {}
+        tail = []
+
+        async def read_events():
+            async for line in proc.stdout:
+                event = parse_event(line)
+                if event is None:
+                    continue
+                if event["event"] == "finished":
+                    final.update(event)
+                await maybe_await(on_event(event))
+
+        async def read_logs():
+            async for line in proc.stderr:
+                text = line.decode("utf-8", "replace")
+                tail[:] = (tail + [text])[-20:]
+                await maybe_await(on_log(text))
+
+        async def watch_tree():
+            limit = spec.memory if self.enforce_memory == "kill" else None
+            while proc.returncode is None:
+                watch.sample(limit)
+                if watch.over_memory:
+                    self._killed_for.setdefault(spec.job_id, "memory")
+                    kill_tree(proc.pid)
+                    return
+                if time.monotonic() - started > spec.timeout:
+                    self._killed_for.setdefault(spec.job_id, "timeout")
+                    kill_tree(proc.pid)
+                    return
+                await asyncio.sleep(self.sample_interval)
+
+        watcher = asyncio.ensure_future(watch_tree())
+        try:
+            await asyncio.gather(read_events(), read_logs())
+            exit_code = await proc.wait()
+        finally:
+            watcher.cancel()
+            if proc.returncode is None:  # the service is shutting down mid-job
+                kill_tree(proc.pid)
+            self._procs.pop(spec.job_id, None)
+        killed_for = self._killed_for.pop(spec.job_id, None)
+        used = Usage(watch.peak or None, watch.cpu_seconds, round(time.monotonic() - started, 3))
+        return decide_outcome(
+            final or None, exit_code,
+            killed_for=killed_for if killed_for in ("timeout", "cancelled") else None,
+            oom_killed=killed_for == "memory", used=used, stderr_tail="".join(tail),
+        )
+
+    async def cancel(self, job_id: str) -> bool:
+        proc = self._procs.get(job_id)
+        if proc is None or proc.returncode is not None:
+            return False
+        self._killed_for.setdefault(job_id, "cancelled")
+        kill_tree(proc.pid)
+        return True

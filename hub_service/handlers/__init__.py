@@ -1,0 +1,37 @@
+"""HTTP handlers: the REST API, server-sent events and the HTML pages; see app.py for routes."""
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler
+
+from . import api, events, openapi, pages
+
+
+def routes(prefix: str) -> list:
+    """URL patterns of the service, under its Hub prefix."""
+    j = r"(?P<job_id>[0-9a-f]{32})"
+    api_routes = [
+        (r"", api.RootHandler),
+        (r"/", api.RootHandler),
+        (r"/health", api.HealthHandler),
+        (r"/openapi.json", openapi.OpenAPIHandler),
+        (r"/jobs", api.JobsHandler),
+        (rf"/jobs/{j}", api.JobHandler),
+        (rf"/jobs/{j}/cancel", api.CancelHandler),
+        (rf"/jobs/{j}/rerun", api.RerunHandler),
+        (rf"/jobs/{j}/output", api.OutputHandler),
+        (rf"/jobs/{j}/input", api.InputHandler),
+        (rf"/jobs/{j}/logs", api.LogsHandler),
+        (rf"/jobs/{j}/events", events.EventsHandler),
+        (r"/notebooks", api.NotebooksHandler),
+        (r"/admin/queue", api.QueueHandler),
+        (r"/admin/stats", api.StatsHandler),
+    ]
+    out = [(prefix + "api" + path, handler) for path, handler in api_routes]
+    out += [
+        (prefix + "oauth_callback", HubOAuthCallbackHandler),
+        (prefix + "static/(.*)", pages.StaticHandler),
+        (prefix + rf"jobs/{j}", pages.JobPage),
+        (prefix + "admin", pages.AdminPage),
+        (prefix + "?", pages.HomePage),
+        (prefix + "api/.*", pages.NotFoundAPI),
+    ]
+    return out

@@ -1,0 +1,347 @@
+"""REST API handlers (the contract in DESIGN.md). Thin: parse, check access, call the job manager."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+from tornado import httputil, web
+
+from .. import __version__
+from ..intake import (
+    Bundle,
+    IntakeError,
+    check_callback_url,
+    check_name,
+    check_parameters,
+    parse_json_field,
+    parse_output_formats,
+    parse_resources,
+    parse_script,
+    parse_notebook,
+    read_submission,
+    safe_relpath,
+)
+from ..outputs import MEDIA_TYPES
+from ..store import TERMINAL, BadCursor, DuplicateKey, job_model
+from .base import APIHandler, admin_only, authenticated
+
+MAX_PAGE = 200
+
+
+class RootHandler(APIHandler):
+    @authenticated
+    def get(self):
+        cap = self.jobs.dispatcher.capacity(self.jobs.executor.gpu_count())
+        self.write_json({
+            "name": "notebook-jobs",
+            "version": __version__,
+            "backend": self.jobs.executor.health(),
+            "capacity": {"cpu": cap.cpu, "memory": cap.memory, "gpu": cap.gpu,
+                         "max_running": cap.max_running, "per_user": cap.per_user},
+            "user": self.user_name,
+            "admin": self.is_admin,
+        })
+
+
+class HealthHandler(APIHandler):
+    def get(self):
+        self.write_json({
+            "status": "ok",
+            "version": __version__,
+            "backend": self.jobs.executor.health(),
+            "running": self.jobs.running_tasks(),
+        })
+
+
+@web.stream_request_body
+class JobsHandler(APIHandler):
+    """GET: list jobs. POST: submit one (multipart upload or JSON).
+
+    The body is streamed so an upload over the limit is refused with 413 before it is
+    read, rather than by Tornado dropping the connection.
+    """
+
+    @authenticated
+    def get(self):
+        user = self.user_name
+        if self.is_admin:
+            if self.get_argument("all", "") in ("1", "true"):
+                user = None
+            user = self.get_argument("user", user)
+        statuses = [s for s in self.get_argument("status", "").split(",") if s]
+        bad = sorted(set(statuses) - {"queued", "running", "succeeded", "failed", "cancelled"})
+        if bad:
+            raise IntakeError(f"unknown status {', '.join(bad)}")
+        try:
+            limit = int(self.get_argument("limit", "50"))
+        except ValueError:
+            raise IntakeError("limit must be a whole number") from None
+        if not 1 <= limit <= MAX_PAGE:
+            raise IntakeError(f"limit must be between 1 and {MAX_PAGE}")
+        sort = self.get_argument("sort", "-created")
+        if sort not in ("-created", "created"):
+            raise IntakeError("sort must be '-created' (newest first) or 'created'")
+        try:
+            jobs, cursor = self.store.list_jobs(
+                user, statuses, self.get_argument("q", ""), limit, self.get_argument("cursor", None) or None,
+                newest_first=sort == "-created",
+            )
+        except BadCursor as e:
+            raise IntakeError(str(e)) from None
+        self.write_json({"jobs": [job_model(j) for j in jobs], "next_cursor": cursor})
+
+    def prepare(self):
+        self._chunks, self._received = [], 0
+        if self.request.method != "POST":
+            return
+        limit = self.config.max_upload_size
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > limit:
+            raise IntakeError(f"upload of {length} bytes is over the limit of {limit} bytes", 413, "too_large")
+        # multipart framing adds a little to the file itself
+        self.request.connection.set_max_body_size(limit + (64 << 10))
+
+    def data_received(self, chunk):
+        self._received += len(chunk)
+        if self._received <= self.config.max_upload_size:
+            self._chunks.append(chunk)
+
+    @authenticated
+    async def post(self):
+        if self._received > self.config.max_upload_size:
+            raise IntakeError(f"upload is over the limit of {self.config.max_upload_size} bytes", 413, "too_large")
+        self.request.body = b"".join(self._chunks)
+        user = self.user_name
+        key = self.request.headers.get("Idempotency-Key") or None
+        if key and len(key) > 255:
+            raise IntakeError("Idempotency-Key is longer than 255 characters")
+        if key:
+            existing = self.store.find_by_idempotency_key(user, key)
+            if existing:
+                return self.write_json(job_model(existing), 200)
+        fields, bundle = await asyncio.to_thread(self._parse_submission, user)
+        try:
+            job = self.jobs.submit(user, bundle, idempotency_key=key, **fields)
+        except DuplicateKey as e:
+            return self.write_json(job_model(e.job), 200)
+        self.set_header("Location", self.api_url("jobs", job.id))
+        self.write_json(job_model(job), 201)
+
+    def _parse_submission(self, user: str):
+        """Fields and bundle from the body; IntakeError names what is wrong."""
+        content_type = self.request.headers.get("Content-Type", "")
+        cfg = self.config
+        limits = dict(max_members=cfg.bundle_max_files, max_bytes=cfg.bundle_max_bytes)
+        if content_type.startswith("multipart/form-data"):
+            args, files = {}, {}
+            httputil.parse_body_arguments(content_type, self.request.body, args, files, self.request.headers)
+            form = {k: v[0].decode("utf-8", "replace") for k, v in args.items()}
+            if "file" not in files:
+                raise IntakeError("multipart upload needs a 'file' part (.ipynb, .py or .zip)")
+            upload = files["file"][0]
+            bundle = read_submission(upload.filename or "upload.ipynb", upload.body, entry=form.get("entry"), **limits)
+        elif content_type.startswith("application/json") or not content_type:
+            form = self.get_json_body()
+            if not isinstance(form, dict):
+                raise IntakeError("request body must be a JSON object")
+            bundle = self._bundle_from_json(form, user, limits)
+        else:
+            raise IntakeError(f"unsupported Content-Type {content_type!r}: use multipart/form-data or JSON", 415)
+        parameters = check_parameters(bundle.notebook, parse_json_field(form.get("parameters"), "parameters"))
+        fields = dict(
+            parameters=parameters,
+            name=check_name(form.get("name"), bundle.name),
+            requested=parse_resources(parse_json_field(form.get("resources"), "resources"), form.get("timeout")),
+            output_formats=parse_output_formats(parse_json_field(form.get("output_formats"), "output_formats")
+                                                if str(form.get("output_formats", "")).startswith("[")
+                                                else form.get("output_formats")),
+            callback_url=check_callback_url(form.get("callback_url")),
+            path=form.get("path") if isinstance(form.get("path"), str) else None,
+        )
+        return fields, bundle
+
+    def _bundle_from_json(self, body: dict, user: str, limits: dict) -> Bundle:
+        sources = [k for k in ("notebook", "path", "code") if body.get(k) not in (None, "")]
+        if len(sources) != 1:
+            raise IntakeError("JSON submission needs exactly one of 'notebook' (the .ipynb JSON), "
+                              "'path' (in your workspace) or 'code' (Python source)")
+        source = sources[0]
+        if source == "notebook":
+            nb = body["notebook"]
+            data = json.dumps(nb).encode() if isinstance(nb, (dict, list)) else str(nb).encode()
+            return Bundle(parse_notebook(data, "notebook"), "ipynb", check_name(body.get("name"), "notebook.ipynb"))
+        if source == "code":
+            if not isinstance(body["code"], str):
+                raise IntakeError("'code' must be a string of Python source")
+            return Bundle(parse_script(body["code"].encode(), "code.py"), "py", "code.py")
+        rel = safe_relpath(body["path"], "path")
+        root = Path(self.config.workspace_for(user)).resolve()
+        target = (root / rel).resolve()
+        if root not in target.parents:
+            raise IntakeError(f"path {body['path']!r} is outside your workspace")
+        if not target.is_file():
+            raise web.HTTPError(404, f"no file {rel} in your workspace")
+        size = target.stat().st_size
+        if size > self.config.max_upload_size:
+            raise IntakeError(f"{rel} is {size} bytes, over the limit of {self.config.max_upload_size}", 413)
+        bundle = read_submission(target.name, target.read_bytes(), **limits)
+        bundle.name = rel
+        return bundle
+
+
+class JobHandler(APIHandler):
+    @authenticated
+    def get(self, job_id):
+        self.write_json(job_model(self.get_job(job_id)))
+
+    @authenticated
+    async def delete(self, job_id):
+        job = self.get_job(job_id)
+        if job.status not in TERMINAL:
+            job = await self.jobs.cancel(job)
+            if job.status not in TERMINAL:
+                raise web.HTTPError(409, f"job {job_id} is still {job.status}; try again shortly")
+        self.jobs.delete(job)
+        self.set_status(204)
+        self.finish()
+
+
+class CancelHandler(APIHandler):
+    @authenticated
+    async def post(self, job_id):
+        job = self.get_job(job_id)
+        if job.status in TERMINAL:
+            raise web.HTTPError(409, f"job {job_id} already {job.status}")
+        job = await self.jobs.cancel(job)
+        self.write_json(job_model(job), 200 if job.status in TERMINAL else 202)
+
+
+class RerunHandler(APIHandler):
+    @authenticated
+    def post(self, job_id):
+        job = self.get_job(job_id)
+        new = self.jobs.rerun(job, job.user)
+        self.set_header("Location", self.api_url("jobs", new.id))
+        self.write_json(job_model(new), 201)
+
+
+class OutputHandler(APIHandler):
+    @authenticated
+    async def get(self, job_id):
+        job = self.get_job(job_id)
+        fmt = self.get_argument("format", "ipynb")
+        if fmt not in MEDIA_TYPES:
+            raise IntakeError(f"unknown format {fmt!r}; use one of {', '.join(MEDIA_TYPES)}")
+        if job.status not in TERMINAL:
+            raise web.HTTPError(409, f"job {job_id} is {job.status}; its output is ready when it ends")
+        data = await asyncio.to_thread(self.artifacts.output, job_id, fmt)
+        if data is None:
+            raise web.HTTPError(404, f"job {job_id} ended ({job.error_reason or job.status}) without an output notebook")
+        self.set_header("Content-Type", MEDIA_TYPES[fmt])
+        if self.get_argument("download", "") in ("1", "true"):
+            stem = Path(job.input_name).stem or job.id
+            self.set_header("Content-Disposition", f'attachment; filename="{stem}-{job.id[:8]}.{fmt}"')
+        self.finish(data)
+
+
+class InputHandler(APIHandler):
+    @authenticated
+    def get(self, job_id):
+        job = self.get_job(job_id)
+        path = self.artifacts.input_dir(job.input_hash) / "input.ipynb"
+        self.set_header("Content-Type", MEDIA_TYPES["ipynb"])
+        self.finish(path.read_bytes())
+
+
+class LogsHandler(APIHandler):
+    """The job's log; ``?follow=1`` keeps the response open until the job ends."""
+
+    @authenticated
+    async def get(self, job_id):
+        job = self.get_job(job_id)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        path = self.artifacts.log_path(job_id)
+        follow = self.get_argument("follow", "") in ("1", "true")
+        queue = self.jobs.broker.subscribe(job_id) if follow and job.status not in TERMINAL else None
+        try:
+            if path.exists():
+                self.write(path.read_bytes())
+            if queue is None:
+                return self.finish()
+            await self.flush()
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), 15)
+                except asyncio.TimeoutError:
+                    if self.store.get(job_id).status in TERMINAL:
+                        break
+                    continue
+                if event["event"] == "log":
+                    self.write(event["text"])
+                    await self.flush()
+                elif event["event"] == "status" and event["job"]["status"] in TERMINAL:
+                    break
+            self.finish()
+        finally:
+            if queue is not None:
+                self.jobs.broker.unsubscribe(job_id, queue)
+
+
+class NotebooksHandler(APIHandler):
+    """Notebooks and scripts in the caller's workspace, newest first."""
+
+    @authenticated
+    def get(self):
+        root = Path(self.config.workspace_for(self.user_name))
+        found = []
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__pycache__"]
+                for f in filenames:
+                    if f.endswith((".ipynb", ".py")) and not f.startswith("."):
+                        p = Path(dirpath) / f
+                        st = p.stat()
+                        found.append({"path": str(p.relative_to(root)), "name": f, "size": st.st_size,
+                                      "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))})
+                if len(found) >= 1000:
+                    break
+        found.sort(key=lambda n: n["modified"], reverse=True)
+        self.write_json({"workspace": str(root), "notebooks": found})
+
+
+class QueueHandler(APIHandler):
+    @admin_only
+    def get(self):
+        running = self.store.jobs_with_status("running")
+        queued = self.store.jobs_with_status("queued")
+        cap = self.jobs.dispatcher.capacity(self.jobs.executor.gpu_count())
+        self.write_json({
+            "capacity": {"cpu": cap.cpu, "memory": cap.memory, "gpu": cap.gpu, "max_running": cap.max_running,
+                         "per_user": cap.per_user},
+            "used": {"cpu": sum(j.allocated.get("cpu", 0) for j in running),
+                     "memory": sum(j.allocated.get("memory", 0) for j in running)},
+            "running": [job_model(j) for j in running],
+            "queued": [job_model(j) for j in queued],
+        })
+
+
+class StatsHandler(APIHandler):
+    @admin_only
+    def get(self):
+        history = self.store.history(limit=1000)
+        reasons, users = {}, {}
+        for j in history:
+            if j.error_reason:
+                reasons[j.error_reason] = reasons.get(j.error_reason, 0) + 1
+            users[j.user] = users.get(j.user, 0) + 1
+        waits = sorted((j.started - j.created).total_seconds() for j in history if j.started)
+        self.write_json({
+            "status_counts": self.store.counts(),
+            "recent": {"jobs": len(history), "error_reasons": reasons, "users": users,
+                       "wait_p50": waits[len(waits) // 2] if waits else None,
+                       "wait_max": waits[-1] if waits else None},
+        })

@@ -1,0 +1,332 @@
+"""Intake: turn what a user submits into a validated notebook, files and limits, or say why not.
+
+Everything here is pure (bytes and dicts in, values or :class:`IntakeError` out), so
+handlers stay thin and every rejection is testable without HTTP. Nothing is stored
+until intake has accepted the whole submission: a bad input loses nothing and leaves
+nothing half written.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import nbformat
+
+KINDS = (".ipynb", ".py", ".zip")
+OUTPUT_FORMATS = ("ipynb", "html", "md")
+
+# binary signatures worth naming when someone uploads the wrong file
+_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive",
+    b"GIF8": "a GIF image",
+}
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+    "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+    "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+    "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+}
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_NAME_RE = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
+
+
+class IntakeError(Exception):
+    """A submission we refuse; ``status`` is the HTTP status, ``message`` says what is wrong."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_input"):
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+
+
+@dataclass
+class Bundle:
+    """A normalised submission: the notebook to run and the files it runs beside."""
+
+    notebook: nbformat.NotebookNode
+    kind: str  # ipynb | py | zip
+    name: str  # the submitted file name (or workspace path)
+    files: dict = field(default_factory=dict)  # relative path -> bytes
+
+    @property
+    def notebook_bytes(self) -> bytes:
+        return nbformat.writes(self.notebook).encode()
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the notebook and its files: the key inputs are stored under."""
+        h = hashlib.sha256(self.notebook_bytes)
+        for path in sorted(self.files):
+            h.update(b"\0" + path.encode() + b"\0" + hashlib.sha256(self.files[path]).digest())
+        return h.hexdigest()
+
+
+def _describe_binary(data: bytes) -> Optional[str]:
+    for magic, what in _MAGIC.items():
+        if data.startswith(magic):
+            return what
+    if b"\x00" in data[:1024]:
+        return "binary data"
+    return None
+
+
+def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode:
+    """Decode and schema-validate .ipynb bytes."""
+    what = _describe_binary(data)
+    if what:
+        raise IntakeError(f"{name} is not a notebook: it contains {what}")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise IntakeError(f"{name} is not a notebook: not UTF-8 text") from None
+    except ValueError as e:
+        raise IntakeError(f"{name} is not a notebook: invalid JSON ({e})") from None
+    if not isinstance(raw, dict) or "cells" not in raw:
+        raise IntakeError(f"{name} is not a notebook: a JSON object with 'cells' is expected")
+    try:
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
+        nbformat.validate(nb)
+    except nbformat.ValidationError as e:
+        where = "/".join(str(p) for p in getattr(e, "absolute_path", []) or [])
+        raise IntakeError(
+            f"{name} fails notebook schema validation" + (f" at {where}" if where else "") + f": {e.message}"
+        ) from None
+    except Exception as e:  # nbformat raises a zoo of errors on odd documents
+        raise IntakeError(f"{name} is not a valid notebook: {e}") from None
+    return nb
+
+
+def parse_script(data: bytes, name: str) -> nbformat.NotebookNode:
+    """Turn a .py script (plain, percent or light format) into a notebook with jupytext."""
+    import jupytext
+
+    what = _describe_binary(data)
+    if what:
+        raise IntakeError(f"{name} is not a Python script: it contains {what}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntakeError(f"{name} is not a Python script: not UTF-8 text") from None
+    try:
+        compile(text, name, "exec")
+    except SyntaxError as e:
+        raise IntakeError(f"{name} has a syntax error at line {e.lineno}: {e.msg}") from None
+    nb = jupytext.reads(text, fmt="py")
+    nb.metadata.setdefault(
+        "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
+    )
+    return nbformat.from_dict(json.loads(nbformat.writes(nb)))
+
+
+def safe_relpath(path: str, what: str = "path") -> str:
+    """A normalised relative POSIX path, refusing absolute paths and any ``..``."""
+    if not path or "\x00" in path:
+        raise IntakeError(f"{what} is empty or contains a NUL byte")
+    path = path.replace("\\", "/")
+    if path.startswith("/") or re.match(r"^[a-zA-Z]:", path):
+        raise IntakeError(f"{what} {path!r} must be relative")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise IntakeError(f"{what} {path!r} must not contain '..'")
+    if not parts:
+        raise IntakeError(f"{what} {path!r} names no file")
+    return posixpath.join(*parts)
+
+
+def parse_bundle(data: bytes, name: str, entry: Optional[str], max_members: int, max_bytes: int) -> Bundle:
+    """Unpack a .zip bundle safely (zip-slip, member and size limits) and pick its entry."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise IntakeError(f"{name} is not a valid zip archive") from None
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) > max_members:
+        raise IntakeError(f"{name} has {len(infos)} files; at most {max_members} are allowed", 413, "too_large")
+    total = sum(i.file_size for i in infos)
+    if total > max_bytes:
+        raise IntakeError(f"{name} unpacks to {total} bytes; at most {max_bytes} are allowed", 413, "too_large")
+    files = {}
+    for info in infos:
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            raise IntakeError(f"{name}: member {info.filename!r} is a symbolic link")
+        rel = safe_relpath(info.filename, f"{name}: member")
+        if rel.startswith("__MACOSX/"):
+            continue
+        files[rel] = zf.read(info)
+    if entry:
+        entry = safe_relpath(entry, "entry")
+        if entry not in files:
+            raise IntakeError(f"entry {entry!r} is not in {name}; it holds {', '.join(sorted(files)[:20])}")
+    else:
+        candidates = [p for p in ("main.ipynb", "main.py") if p in files] or [
+            p for p in files if "/" not in p and p.endswith((".ipynb", ".py"))
+        ]
+        if len(candidates) != 1:
+            raise IntakeError(
+                f"{name}: say which file to run with 'entry' (found {len(candidates)} candidates at the top level)"
+            )
+        entry = candidates[0]
+    source = files.pop(entry)
+    nb = parse_notebook(source, entry) if entry.endswith(".ipynb") else parse_script(source, entry)
+    return Bundle(nb, "zip", name, files)
+
+
+def read_submission(
+    filename: str, data: bytes, *, entry: Optional[str] = None, max_members: int = 1000, max_bytes: int = 100 << 20
+) -> Bundle:
+    """Dispatch on the file name's suffix to the right parser."""
+    filename = posixpath.basename(safe_relpath(filename, "file name"))
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".ipynb":
+        return Bundle(parse_notebook(data, filename), "ipynb", filename)
+    if suffix == ".py":
+        return Bundle(parse_script(data, filename), "py", filename)
+    if suffix == ".zip":
+        return parse_bundle(data, filename, entry, max_members, max_bytes)
+    raise IntakeError(f"{filename}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(KINDS)}", 415,
+                      "unsupported_type")
+
+
+def notebook_parameters(nb: nbformat.NotebookNode) -> Optional[dict]:
+    """Names and defaults of the ``parameters`` cell (None when the notebook has none)."""
+    from papermill.inspection import _infer_parameters
+
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        return None
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:  # papermill expects every cell to carry a tags list
+        cell.metadata.setdefault("tags", [])
+    return {p.name: {"type": p.inferred_type_name, "default": p.default, "help": p.help} for p in _infer_parameters(nb)}
+
+
+def check_parameters(nb: nbformat.NotebookNode, parameters) -> dict:
+    """Refuse parameters the notebook's ``parameters`` cell does not declare."""
+    if parameters in (None, ""):
+        return {}
+    if not isinstance(parameters, dict):
+        raise IntakeError("parameters must be a JSON object of name: value")
+    if not parameters:
+        return {}
+    known = notebook_parameters(nb)
+    if known is None:
+        raise IntakeError(
+            f"the notebook has no cell tagged 'parameters', so it takes no parameters (got {', '.join(sorted(parameters))})"
+        )
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise IntakeError(
+            f"unknown parameter(s) {', '.join(unknown)}; the notebook's parameters are: "
+            f"{', '.join(sorted(known)) or '(none)'}"
+        )
+    return parameters
+
+
+def parse_memory(value, what: str = "memory") -> int:
+    """Bytes from 512MB / 2GB / 2g / 512m / 1.5GiB / a number of bytes (units are binary)."""
+    if isinstance(value, bool):
+        raise IntakeError(f"{what} must be a size like '512MB' or a number of bytes")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise IntakeError(f"{what} must be positive")
+        return int(value)
+    m = _MEMORY_RE.match(str(value))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise IntakeError(f"{what} {value!r} is not a size: use e.g. '512MB', '2GB', '2g' or bytes")
+    size = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if size <= 0:
+        raise IntakeError(f"{what} must be positive")
+    return size
+
+
+def _positive_number(value, what: str, integer: bool = False, allow_zero: bool = False):
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value) if integer and float(value) == int(float(value)) else float(value)
+        if integer and not isinstance(number, int):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise IntakeError(f"{what} must be a {'whole ' if integer else ''}number, got {value!r}") from None
+    if number < 0 or (number == 0 and not allow_zero):
+        raise IntakeError(f"{what} must be {'zero or more' if allow_zero else 'positive'}, got {value!r}")
+    return number
+
+
+def parse_resources(resources, timeout=None) -> dict:
+    """Normalise a ``resources`` object (+ ``timeout``) into {cpu, memory, gpu, timeout}; omitted keys are absent."""
+    if resources in (None, ""):
+        resources = {}
+    if not isinstance(resources, dict):
+        raise IntakeError("resources must be a JSON object like {\"cpu\": 1.5, \"memory\": \"2GB\"}")
+    unknown = sorted(set(resources) - {"cpu", "memory", "ram", "gpu", "timeout"})
+    if unknown:
+        raise IntakeError(f"unknown resource(s) {', '.join(unknown)}; known: cpu, memory, gpu, timeout")
+    out = {}
+    if resources.get("cpu") is not None:
+        out["cpu"] = float(_positive_number(resources["cpu"], "resources.cpu"))
+    memory = resources.get("memory", resources.get("ram"))  # 'ram' is the seeds' name
+    if memory is not None:
+        out["memory"] = parse_memory(memory, "resources.memory")
+    if resources.get("gpu") is not None:
+        out["gpu"] = _positive_number(resources["gpu"], "resources.gpu", integer=True, allow_zero=True)
+    timeout = timeout if timeout not in (None, "") else resources.get("timeout")
+    if timeout is not None:
+        out["timeout"] = float(_positive_number(timeout, "timeout"))
+    return out
+
+
+def parse_output_formats(value) -> list:
+    """The renders to make eagerly; ipynb is always kept."""
+    if value in (None, ""):
+        return list(OUTPUT_FORMATS)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise IntakeError("output_formats must be a list like [\"html\", \"md\"]")
+    bad = sorted(set(value) - set(OUTPUT_FORMATS))
+    if bad:
+        raise IntakeError(f"unknown output format(s) {', '.join(bad)}; known: {', '.join(OUTPUT_FORMATS)}")
+    return sorted(set(value) | {"ipynb"}, key=OUTPUT_FORMATS.index)
+
+
+def check_name(name, default: str) -> str:
+    """A job's display name: one line, no path separators."""
+    if name in (None, ""):
+        return default[:200]
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise IntakeError(f"name {name!r} must be 1-200 characters without '/', '\\', '..' or control characters")
+    return name
+
+
+def check_callback_url(url) -> Optional[str]:
+    """A webhook URL: http(s) only."""
+    if url in (None, ""):
+        return None
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
+        raise IntakeError(f"callback_url {url!r} must be an http(s) URL")
+    return url
+
+
+def parse_json_field(value, what: str):
+    """A form field that carries JSON (parameters, resources)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, (dict, list)):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError as e:
+        raise IntakeError(f"{what} is not valid JSON: {e}") from None

@@ -1,0 +1,319 @@
+"""The job flow: submit, dispatch, run, finish, cancel, recover — the one path every feature hangs on.
+
+:class:`JobManager` owns the background work of the service. Handlers call
+``submit``/``cancel``/``rerun``; the dispatch loop starts queued jobs as capacity allows;
+each running job is one asyncio task that follows the executor and ends the job
+through :meth:`Store.transition`, which lets exactly one ending win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Optional
+
+from traitlets import Any, Float, Instance, Integer, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .broker import Broker
+from .dispatch import Dispatcher
+from .executors.base import Executor, JobSpec, Outcome, Usage
+from .intake import Bundle, IntakeError
+from .outputs import Artifacts, CappedLog
+from .sizing import Sizing
+from .store import TERMINAL, InvalidTransition, Job, Store, job_model
+from .webhooks import deliver
+
+
+class JobManager(LoggingConfigurable):
+    """Runs jobs from queue to ending, and reconciles with the backend after a restart."""
+
+    store = Instance(Store)
+    artifacts = Instance(Artifacts)
+    executor = Instance(Executor)
+    dispatcher = Instance(Dispatcher)
+    sizing = Instance(Sizing)
+    broker = Instance(Broker, ())
+    load = Any(None, help="callable(now) -> {'max_running': int} from the load forecast, or None")
+
+    log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
+    webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
+    dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._tasks = {}
+        self._wake = asyncio.Event()
+        self._loop_task = None
+        self._background = set()
+
+    # -- submission -------------------------------------------------------------
+
+    def submit(
+        self,
+        user: str,
+        bundle: Bundle,
+        *,
+        parameters: dict,
+        name: str,
+        requested: dict,
+        output_formats: list,
+        callback_url: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        path: Optional[str] = None,
+        schedule_id: Optional[str] = None,
+        rerun_of: Optional[Job] = None,
+    ) -> Job:
+        """Store the input, size the job and queue it (raises DuplicateKey for a repeated key)."""
+        gpus = requested.get("gpu", 0)
+        if gpus and gpus > self.executor.gpu_count():
+            raise IntakeError(
+                f"{gpus} GPU(s) requested, but this Hub's {self.executor.name} backend has "
+                f"{self.executor.gpu_count()}", 422, "unsatisfiable",
+            )
+        from demand.features import notebook_features
+
+        features = notebook_features(bundle.notebook, parameters)
+        features["params"] = parameters
+        retry_of = None
+        if rerun_of is not None and rerun_of.error_reason in ("oom_killed", "timeout"):
+            retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
+        history = [history_record(j) for j in self.store.history(user, self.sizing.history_limit)]
+        sizing = self.sizing.size(dict(features, user=user, requested=requested), history, retry_of)
+        sha = self.artifacts.store_input(bundle)
+        job = self.store.create_job(
+            user=user, name=name, input_hash=sha, input_kind=bundle.kind, input_name=bundle.name, path=path,
+            parameters=parameters, output_formats=output_formats, callback_url=callback_url,
+            idempotency_key=idempotency_key, schedule_id=schedule_id, rerun_of=rerun_of.id if rerun_of else None,
+            features=features, requested=requested, predicted=sizing["predicted"],
+            allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={},
+        )
+        self.log.info("job %s queued for %s (%s)", job.id, user, name)
+        self._publish(job)
+        self.wake()
+        return job
+
+    def rerun(self, job: Job, user: str) -> Job:
+        """A new job with the same input and parameters; sized up after an OOM or timeout kill."""
+        nb = self.artifacts.read_input(job.input_hash)
+        files = {}
+        files_dir = self.artifacts.input_dir(job.input_hash) / "files"
+        for f in files_dir.rglob("*"):
+            if f.is_file():
+                files[str(f.relative_to(files_dir))] = f.read_bytes()
+        bundle = Bundle(nb, job.input_kind, job.input_name, files)
+        requested = {k: v for k, v in job.requested.items()}
+        return self.submit(
+            user, bundle, parameters=job.parameters, name=job.name, requested=requested,
+            output_formats=job.output_formats, callback_url=job.callback_url, path=job.path,
+            schedule_id=job.schedule_id, rerun_of=job,
+        )
+
+    async def cancel(self, job: Job, wait: float = 10.0) -> Job:
+        """Cancel a queued or running job; returns it as it stands after up to ``wait`` seconds."""
+        if job.status == "queued":
+            try:
+                job = self.store.transition(job.id, "cancelled", error_reason="cancelled",
+                                            error_message="cancelled before it started")
+                self._ended(job)
+                return job
+            except InvalidTransition:
+                job = self.store.get(job.id)  # it started meanwhile: cancel the run
+        task = self._tasks.get(job.id)
+        if job.status == "running":
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if await self.executor.cancel(job.id):
+                    break
+                if task is None or task.done():
+                    break
+                await asyncio.sleep(0.05)  # between 'running' and the backend having the process
+            if task is not None:
+                await asyncio.wait([task], timeout=max(0.0, deadline - time.monotonic()))
+        return self.store.get(job.id)
+
+    def delete(self, job: Job) -> None:
+        """Forget an ended job and its files."""
+        self.store.delete(job.id)
+        self.artifacts.remove_job(job.id)
+
+    # -- the dispatch loop --------------------------------------------------------
+
+    def wake(self) -> None:
+        """Ask for a dispatch pass now (a job was queued or ended)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.ensure_future(self._dispatch_loop())
+
+    async def stop(self) -> None:
+        """Stop dispatching; running jobs are left to the backend (durable ones are reattached later)."""
+        if self._loop_task:
+            self._loop_task.cancel()
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            try:
+                self.dispatch_once()
+            except Exception:
+                self.log.exception("dispatch pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.dispatch_interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def dispatch_once(self) -> list:
+        """Start every queued job that fits now; returns the started ids."""
+        started = []
+        max_running = None
+        if self.load is not None:
+            max_running = self.load(time.time()).get("max_running")
+        while True:
+            queued = self.store.jobs_with_status("queued")
+            running = self.store.jobs_with_status("running")
+            job = self.dispatcher.pick(queued, running, self.executor.gpu_count(), max_running)
+            if job is None:
+                return started
+            try:
+                job = self.store.transition(job.id, "running", backend=self.executor.name)
+            except InvalidTransition:
+                continue  # cancelled meanwhile
+            self._publish(job)
+            self._tasks[job.id] = asyncio.ensure_future(self._run(job))
+            started.append(job.id)
+
+    # -- one job --------------------------------------------------------------------
+
+    def spec_for(self, job: Job) -> JobSpec:
+        a = job.allocated
+        return JobSpec(
+            job_id=job.id, workdir=self.artifacts.job_dir(job.id), user=job.user, parameters=job.parameters,
+            cpu=a["cpu"], memory=a["memory"], gpu=a.get("gpu", 0), timeout=a["timeout"],
+        )
+
+    async def _run(self, job: Job, reattach: bool = False) -> None:
+        log = CappedLog(self.artifacts.log_path(job.id), self.log_cap) if reattach else None
+        try:
+            if not reattach:
+                self.artifacts.prepare(job.id, job.input_hash, job.parameters)
+                log = CappedLog(self.artifacts.log_path(job.id), self.log_cap)
+            spec = self.spec_for(job)
+            on_event = lambda event: self._on_event(job.id, event)  # noqa: E731
+            on_log = lambda text: self._on_log(job.id, log, text)  # noqa: E731
+            if reattach:
+                outcome = await self.executor.reattach(spec, on_event, on_log)
+            else:
+                outcome = await self.executor.run(spec, on_event, on_log)
+        except asyncio.CancelledError:
+            raise  # service shutdown: the job stays 'running' for recovery
+        except Exception as e:
+            self.log.exception("job %s: backend failed", job.id)
+            outcome = Outcome("failed", "infrastructure", f"{type(e).__name__}: {e}")
+        finally:
+            if log is not None:
+                log.close()
+            self._tasks.pop(job.id, None)
+        self.finish(job.id, outcome)
+
+    def _on_event(self, job_id: str, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "started":
+            self.store.update(job_id, cells_total=event.get("cells_total"), cells_done=0)
+        elif kind == "cell_finished":
+            self.store.update(job_id, cells_done=event.get("cells_done", 0))
+        self.broker.publish(job_id, event)
+
+    def _on_log(self, job_id: str, log: CappedLog, text: str) -> None:
+        if log.write(text):
+            self.broker.publish(job_id, {"event": "log", "text": text})
+
+    def finish(self, job_id: str, outcome: Outcome) -> Optional[Job]:
+        """End a running job with ``outcome``; a job already ended stays as it was."""
+        used = outcome.used.to_dict() if isinstance(outcome.used, Usage) else dict(outcome.used or {})
+        fields = dict(exit_code=outcome.exit_code, used=used)
+        if outcome.status != "succeeded":
+            fields.update(error_reason=outcome.reason, error_message=outcome.message, error_cell=outcome.cell)
+        try:
+            job = self.store.transition(job_id, outcome.status, **fields)
+        except InvalidTransition as e:
+            self.log.warning("job %s already ended (%s); ignoring outcome %s", job_id, e.current, outcome.status)
+            return None
+        self.log.info("job %s %s%s", job_id, job.status, f" ({job.error_reason})" if job.error_reason else "")
+        self._ended(job)
+        return job
+
+    def _ended(self, job: Job) -> None:
+        """After a job's one ending: tell listeners, render, call back, dispatch more."""
+        self._publish(job)
+        self.wake()
+        if job.status == "succeeded":
+            for fmt in job.output_formats:
+                if fmt != "ipynb":
+                    self._spawn(asyncio.to_thread(self._render_quietly, job.id, fmt))
+        if job.callback_url:
+            self._spawn(deliver(job.callback_url, job_model(job), self.webhook_secret))
+
+    def _render_quietly(self, job_id: str, fmt: str) -> None:
+        try:
+            self.artifacts.output(job_id, fmt)
+        except Exception:
+            self.log.exception("job %s: rendering %s failed", job_id, fmt)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _publish(self, job: Job) -> None:
+        self.broker.publish(job.id, {"event": "status", "job": job_model(job)})
+
+    # -- recovery ---------------------------------------------------------------------
+
+    async def recover(self) -> dict:
+        """Reconcile the store with the backend after a (re)start; nothing lost, nothing run twice.
+
+        A job the store calls running is reattached when the backend still holds it,
+        and re-queued from scratch when the backend lost it (its process died with the
+        service). Backend jobs the store does not know as running are removed.
+        """
+        held = set(await self.executor.running()) if self.executor.durable else set()
+        report = {"reattached": [], "requeued": [], "removed": []}
+        for job in self.store.jobs_with_status("running"):
+            if job.id in held:
+                self._tasks[job.id] = asyncio.ensure_future(self._run(job, reattach=True))
+                report["reattached"].append(job.id)
+            else:
+                self.store.transition(job.id, "queued")
+                report["requeued"].append(job.id)
+        for job_id in held - set(report["reattached"]):
+            await self.executor.remove(job_id)
+            report["removed"].append(job_id)
+        if any(report.values()):
+            self.log.info("recovery: %s", report)
+        return report
+
+    def running_tasks(self) -> int:
+        return len(self._tasks)
+
+
+def history_record(job: Job) -> dict:
+    """A finished job as the demand model reads it."""
+    f = job.features or {}
+    return {
+        "submit_time": job.created_ts,
+        "user": job.user,
+        "code_cells": f.get("code_cells"),
+        "source_bytes": f.get("source_bytes"),
+        "imports": f.get("imports", []),
+        "params": job.parameters,
+        "status": job.status,
+        "reason": job.error_reason,
+        "allocated": job.allocated,
+        "used": job.used,
+    }
+
+

@@ -1,0 +1,146 @@
+"""Artifacts of a job on disk: its inputs (by content hash), work directory, log and renders.
+
+Layout under the service's data directory::
+
+    inputs/<sha256>/input.ipynb, files/...   submitted content, stored once per hash
+    jobs/<job id>/                           the work directory an executor runs in
+        input.ipynb  parameters.json  files/  output.ipynb  output.html  output.md  job.log
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import nbformat
+
+from .executors.base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE
+from .intake import Bundle
+
+MEDIA_TYPES = {
+    "ipynb": "application/x-ipynb+json",
+    "html": "text/html; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+}
+LOG_FILE = "job.log"
+
+
+class Artifacts:
+    """Paths and files of inputs and jobs under one root directory."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        (self.root / "inputs").mkdir(parents=True, exist_ok=True)
+        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+
+    def input_dir(self, sha: str) -> Path:
+        return self.root / "inputs" / sha
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id
+
+    def store_input(self, bundle: Bundle) -> str:
+        """Keep a submission under its content hash (once), returning the hash."""
+        sha = bundle.sha256
+        target = self.input_dir(sha)
+        if not (target / INPUT_NOTEBOOK).exists():
+            tmp = target.with_name(f".{sha}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / FILES_DIR).mkdir(parents=True)
+            for rel, data in bundle.files.items():
+                dest = tmp / FILES_DIR / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+            (tmp / INPUT_NOTEBOOK).write_bytes(bundle.notebook_bytes)
+            try:
+                tmp.rename(target)  # atomic: a half-written input is never visible
+            except OSError:  # another request stored the same content first
+                shutil.rmtree(tmp, ignore_errors=True)
+        return sha
+
+    def read_input(self, sha: str) -> nbformat.NotebookNode:
+        return nbformat.read(str(self.input_dir(sha) / INPUT_NOTEBOOK), as_version=4)
+
+    def prepare(self, job_id: str, sha: str, parameters: dict) -> Path:
+        """A fresh work directory for a run: the input, its files and the parameters."""
+        workdir = self.job_dir(job_id)
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.copytree(self.input_dir(sha), workdir)
+        (workdir / PARAMETERS_FILE).write_text(json.dumps(parameters))
+        return workdir
+
+    def remove_job(self, job_id: str) -> None:
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def output_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / OUTPUT_NOTEBOOK
+
+    def log_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / LOG_FILE
+
+    def output(self, job_id: str, fmt: str) -> Optional[bytes]:
+        """The output in ``fmt``, rendering and caching HTML/Markdown on first use."""
+        source = self.output_path(job_id)
+        if not source.exists():
+            return None
+        if fmt == "ipynb":
+            return source.read_bytes()
+        cached = source.with_suffix("." + fmt)
+        if cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime:
+            return cached.read_bytes()
+        data = render(source, fmt)
+        tmp = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}.tmp")  # concurrent renders do not collide
+        tmp.write_bytes(data)
+        tmp.replace(cached)
+        return data
+
+
+def render(notebook_path: Path, fmt: str) -> bytes:
+    """HTML (images embedded) or Markdown (images inlined as data URIs) of a notebook."""
+    from nbconvert import HTMLExporter, MarkdownExporter
+
+    nb = nbformat.read(str(notebook_path), as_version=4)
+    if fmt == "html":
+        body, _ = HTMLExporter(template_name="lab", embed_images=True).from_notebook_node(nb)
+        return body.encode()
+    if fmt == "md":
+        body, resources = MarkdownExporter().from_notebook_node(nb)
+        for name, data in (resources.get("outputs") or {}).items():
+            mime = "image/svg+xml" if name.endswith(".svg") else f"image/{Path(name).suffix.lstrip('.') or 'png'}"
+            uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+            body = body.replace(f"]({name})", f"]({uri})")
+        return body.encode()
+    raise ValueError(f"unknown format {fmt}")
+
+
+class CappedLog:
+    """An append-only log file that stops growing at ``cap`` bytes and says so once."""
+
+    def __init__(self, path: Path, cap: int):
+        self.path, self.cap = Path(path), cap
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.size = self.path.stat().st_size if self.path.exists() else 0
+        self.dropped = 0
+        self._file = open(self.path, "ab")
+
+    def write(self, text: str) -> bool:
+        """Append ``text``; False once the cap is reached (the text is counted, not kept)."""
+        data = text.encode("utf-8", "replace")
+        if self.size + len(data) > self.cap:
+            if not self.dropped:
+                self._file.write(f"\n[log truncated at {self.cap} bytes]\n".encode())
+                self._file.flush()
+            self.dropped += len(data)
+            return False
+        self._file.write(data)
+        self._file.flush()
+        self.size += len(data)
+        return True
+
+    def close(self) -> None:
+        self._file.close()

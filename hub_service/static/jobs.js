@@ -1,0 +1,86 @@
+// Notebook Jobs pages: submit, cancel, rerun, and follow a job live (server-sent events).
+(function () {
+  "use strict";
+  const cfg = window.NOTEBOOK_JOBS;
+  const TERMINAL = ["succeeded", "failed", "cancelled"];
+
+  function api(path, options) {
+    options = options || {};
+    options.headers = Object.assign({"X-XSRFToken": cfg.xsrf}, options.headers || {});
+    options.credentials = "same-origin";
+    return fetch(cfg.api + path, options).then(async (r) => {
+      const body = r.status === 204 ? null : await r.json().catch(() => null);
+      if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
+      return body;
+    });
+  }
+
+  function onSubmit(form) {
+    const msg = document.getElementById("submit-message");
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      msg.textContent = "submitting…";
+      const data = new FormData(form);
+      for (const key of ["name", "parameters"]) if (!data.get(key)) data.delete(key);
+      api("jobs", {method: "POST", body: data})
+        .then((job) => { window.location.href = cfg.prefix + "jobs/" + job.id; })
+        .catch((err) => { msg.textContent = err.message; msg.className = "ms-2 text-danger"; });
+    });
+  }
+
+  function onButtons() {
+    document.querySelectorAll(".job-cancel").forEach((b) => b.addEventListener("click", () => {
+      b.disabled = true;
+      api("jobs/" + b.dataset.jobId + "/cancel", {method: "POST"}).then(() => window.location.reload())
+        .catch((err) => alert(err.message));
+    }));
+    const rerun = document.getElementById("job-rerun");
+    if (rerun) rerun.addEventListener("click", () => {
+      api("jobs/" + rerun.dataset.jobId + "/rerun", {method: "POST"})
+        .then((job) => { window.location.href = cfg.prefix + "jobs/" + job.id; })
+        .catch((err) => alert(err.message));
+    });
+  }
+
+  function follow(page) {
+    const id = page.dataset.jobId;
+    const log = document.getElementById("job-log");
+    fetch(cfg.api + "jobs/" + id + "/logs", {credentials: "same-origin", headers: {"X-XSRFToken": cfg.xsrf}})
+      .then((r) => r.text()).then((t) => { log.textContent = t; });
+    if (TERMINAL.includes(page.dataset.status)) return;
+    const events = new EventSource(cfg.api + "jobs/" + id + "/events?_xsrf=" + encodeURIComponent(cfg.xsrf));
+    events.addEventListener("cell_finished", (e) => {
+      const ev = JSON.parse(e.data);
+      const bar = document.getElementById("job-progress");
+      const total = parseInt(bar.dataset.total || "0", 10);
+      bar.textContent = ev.cells_done + "/" + (total || "?");
+      if (total) bar.style.width = (100 * ev.cells_done / total) + "%";
+    });
+    events.addEventListener("started", (e) => {
+      document.getElementById("job-progress").dataset.total = JSON.parse(e.data).cells_total;
+    });
+    events.addEventListener("log", (e) => { log.textContent += JSON.parse(e.data).text; });
+    events.addEventListener("status", (e) => {
+      const job = JSON.parse(e.data).job;
+      const status = document.getElementById("job-status");
+      status.textContent = job.status;
+      status.className = "job-status status-" + job.status;
+      if (TERMINAL.includes(job.status)) {
+        events.close();
+        setTimeout(() => window.location.reload(), 300);
+      }
+    });
+  }
+
+  function admin() {
+    api("admin/queue").then((q) => { document.getElementById("admin-queue").textContent = JSON.stringify(q, null, 2); });
+    api("admin/stats").then((s) => { document.getElementById("admin-stats").textContent = JSON.stringify(s, null, 2); });
+  }
+
+  const form = document.getElementById("submit-form");
+  if (form) onSubmit(form);
+  onButtons();
+  const page = document.getElementById("job-page");
+  if (page) follow(page);
+  if (document.getElementById("admin-page")) admin();
+})();

@@ -1,0 +1,110 @@
+"""SQLAlchemy models: the job table is the single source of truth for every job's state."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: SQLite has no time zones, so everything stored is UTC."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    """One submitted notebook run, from intake to its one ending."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+
+    # what was submitted
+    input_hash: Mapped[str] = mapped_column(String(64))
+    input_kind: Mapped[str] = mapped_column(String(8))  # ipynb | py | zip
+    input_name: Mapped[str] = mapped_column(String(255), default="")
+    path: Mapped[Optional[str]] = mapped_column(Text, nullable=True)  # workspace path, if any
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    output_formats: Mapped[list] = mapped_column(JSON, default=list)
+    callback_url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    idempotency_key: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    schedule_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
+    rerun_of: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    features: Mapped[dict] = mapped_column(JSON, default=dict)  # demand model inputs
+
+    # sizing: what the user asked, what the model proposed, what the job got, what it used
+    requested: Mapped[dict] = mapped_column(JSON, default=dict)
+    predicted: Mapped[dict] = mapped_column(JSON, default=dict)
+    allocated: Mapped[dict] = mapped_column(JSON, default=dict)
+    used: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    # progress and outcome
+    cells_done: Mapped[int] = mapped_column(Integer, default=0)
+    cells_total: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    error_reason: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    error_message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    error_cell: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    exit_code: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    backend: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    finished: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    # a float copy of `created` with microseconds, for a stable keyset order
+    created_ts: Mapped[float] = mapped_column(Float, index=True)
+
+    __table_args__ = (
+        UniqueConstraint("user", "idempotency_key", name="uq_jobs_user_idempotency_key"),
+        Index("ix_jobs_user_created", "user", "created_ts", "id"),
+        Index("ix_jobs_status_created", "status", "created_ts"),
+    )
+
+
+def isoformat(dt: Optional[datetime]) -> Optional[str]:
+    """ISO 8601 with an explicit UTC offset, or None."""
+    return dt.replace(tzinfo=timezone.utc).isoformat() if dt else None
+
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def job_model(job: Job) -> dict:
+    """The REST representation of a job (the API contract of DESIGN.md)."""
+    error = None
+    if job.error_reason:
+        error = {"reason": job.error_reason, "message": job.error_message or "", "cell": job.error_cell}
+    return {
+        "id": job.id,
+        "user": job.user,
+        "name": job.name,
+        "status": job.status,
+        "input": {"kind": job.input_kind, "name": job.input_name, "path": job.path, "sha256": job.input_hash},
+        "parameters": job.parameters,
+        "progress": {"cells_done": job.cells_done, "cells_total": job.cells_total},
+        "resources": {
+            "requested": job.requested,
+            "predicted": job.predicted,
+            "allocated": job.allocated,
+            "used": job.used,
+        },
+        "timeout": job.allocated.get("timeout"),
+        "output_formats": job.output_formats,
+        "callback_url": job.callback_url,
+        "schedule_id": job.schedule_id,
+        "rerun_of": job.rerun_of,
+        "backend": job.backend,
+        "exit_code": job.exit_code,
+        "error": error,
+        "created": isoformat(job.created),
+        "started": isoformat(job.started),
+        "finished": isoformat(job.finished),
+    }

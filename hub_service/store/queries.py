@@ -1,0 +1,243 @@
+"""The store: every read and write of job state, and the one gate for status changes.
+
+Sessions are short (one per call) and return detached objects, so Tornado handlers and
+background loops never share a session. SQLite gets WAL and a busy timeout so readers
+do not block the writer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Iterable, Optional
+from uuid import uuid4
+
+from sqlalchemy import create_engine, event, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import TERMINAL, Job, utcnow
+
+#: which status may follow which; running → queued is recovery's re-queue
+TRANSITIONS = {
+    "queued": frozenset({"running", "cancelled", "failed"}),
+    "running": frozenset({"succeeded", "failed", "cancelled", "queued"}),
+}
+
+
+class InvalidTransition(Exception):
+    """A status change that the job's current status does not allow."""
+
+    def __init__(self, job_id: str, current: Optional[str], new: str):
+        self.job_id, self.current, self.new = job_id, current, new
+        super().__init__(f"job {job_id}: cannot go from {current} to {new}")
+
+
+class DuplicateKey(Exception):
+    """The (user, Idempotency-Key) pair already names a job."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+
+class BadCursor(ValueError):
+    """A pagination cursor that this store did not write."""
+
+
+def encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_ts!r}:{job.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ts, job_id = raw.split(":", 1)
+        return float(ts), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadCursor(f"invalid cursor {cursor!r}") from None
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str):
+    """An engine for ``url``; SQLite files get WAL and their directory created."""
+    kwargs = {}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False}
+    engine = create_engine(url, future=True, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def upgrade(engine) -> None:
+    """Bring the database behind ``engine`` to the newest schema with alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    here = Path(__file__).parent
+    cfg = Config(str(here / "alembic.ini"))
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """Job persistence behind a small, intention-named API."""
+
+    def __init__(self, url: str, migrate: bool = True):
+        self.url = url
+        self.engine = make_engine(url)
+        if migrate:
+            upgrade(self.engine)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False, future=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- create / read ------------------------------------------------------------
+
+    def create_job(self, **fields) -> Job:
+        """Insert a queued job; a repeated Idempotency-Key raises DuplicateKey with the first job."""
+        now = utcnow()
+        job = Job(id=fields.pop("id", None) or uuid4().hex, status="queued", created=now,
+                  created_ts=now.timestamp(), **fields)
+        with self.Session() as s:
+            s.add(job)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                key = fields.get("idempotency_key")
+                existing = key and self.find_by_idempotency_key(fields["user"], key)
+                if existing:
+                    raise DuplicateKey(existing) from None
+                raise
+        return job
+
+    def find_by_idempotency_key(self, user: str, key: str) -> Optional[Job]:
+        with self.Session() as s:
+            return s.scalar(select(Job).where(Job.user == user, Job.idempotency_key == key))
+
+    def get(self, job_id: str, user: Optional[str] = None) -> Optional[Job]:
+        """The job, or None; with ``user``, None also when it belongs to someone else."""
+        with self.Session() as s:
+            job = s.get(Job, job_id)
+        if job is None or (user is not None and job.user != user):
+            return None
+        return job
+
+    def list_jobs(
+        self,
+        user: Optional[str] = None,
+        statuses: Iterable[str] = (),
+        q: str = "",
+        limit: int = 50,
+        cursor: Optional[str] = None,
+        newest_first: bool = True,
+    ) -> tuple:
+        """A page of jobs and the cursor of the next page (None at the end)."""
+        stmt = select(Job)
+        if user is not None:
+            stmt = stmt.where(Job.user == user)
+        statuses = list(statuses)
+        if statuses:
+            stmt = stmt.where(Job.status.in_(statuses))
+        if q:
+            like = f"%{q}%"
+            stmt = stmt.where(or_(Job.name.ilike(like), Job.input_name.ilike(like), Job.id.like(f"{q}%")))
+        if cursor:
+            ts, job_id = decode_cursor(cursor)
+            if newest_first:
+                stmt = stmt.where(or_(Job.created_ts < ts, (Job.created_ts == ts) & (Job.id < job_id)))
+            else:
+                stmt = stmt.where(or_(Job.created_ts > ts, (Job.created_ts == ts) & (Job.id > job_id)))
+        order = (Job.created_ts.desc(), Job.id.desc()) if newest_first else (Job.created_ts, Job.id)
+        stmt = stmt.order_by(*order).limit(limit + 1)
+        with self.Session() as s:
+            jobs = list(s.scalars(stmt))
+        next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
+        return jobs[:limit], next_cursor
+
+    def jobs_with_status(self, *statuses: str) -> list:
+        """All jobs in these statuses, oldest first (the queue order)."""
+        with self.Session() as s:
+            stmt = select(Job).where(Job.status.in_(statuses)).order_by(Job.created_ts, Job.id)
+            return list(s.scalars(stmt))
+
+    def history(self, user: Optional[str] = None, limit: int = 200) -> list:
+        """Finished jobs, newest first: what the demand model learns from."""
+        stmt = select(Job).where(Job.status.in_(TERMINAL))
+        if user is not None:
+            stmt = stmt.where(Job.user == user)
+        stmt = stmt.order_by(Job.created_ts.desc()).limit(limit)
+        with self.Session() as s:
+            return list(s.scalars(stmt))
+
+    def counts(self) -> dict:
+        """Number of jobs per status."""
+        with self.Session() as s:
+            return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+
+    # -- change -------------------------------------------------------------------
+
+    def transition(self, job_id: str, new: str, **fields) -> Job:
+        """Move a job to status ``new``, if its current status allows it; the only way status changes.
+
+        The check and the write are one conditional UPDATE, so two callers racing to end
+        the same job (the runner finishing while a cancel arrives) cannot both win:
+        every job ends exactly once.
+        """
+        sources = [old for old, targets in TRANSITIONS.items() if new in targets]
+        values = dict(fields, status=new)
+        if new == "running":
+            values.setdefault("started", utcnow())
+        if new in TERMINAL:
+            values.setdefault("finished", utcnow())
+        if new == "queued":
+            values.update(started=None, cells_done=0)
+        with self.Session() as s:
+            result = s.execute(
+                update(Job).where(Job.id == job_id, Job.status.in_(sources)).values(**values)
+            )
+            s.commit()
+            job = s.get(Job, job_id)
+        if result.rowcount != 1:
+            raise InvalidTransition(job_id, job.status if job else None, new)
+        return job
+
+    def update(self, job_id: str, **fields) -> None:
+        """Change fields other than status (progress, sizing, usage)."""
+        if "status" in fields:
+            raise ValueError("status changes go through transition()")
+        with self.Session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(**fields))
+            s.commit()
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job's row; only ended jobs may be deleted."""
+        with self.Session() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                return False
+            if job.status not in TERMINAL:
+                raise InvalidTransition(job_id, job.status, "deleted")
+            s.delete(job)
+            s.commit()
+        return True
+
+    def session(self) -> Session:
+        """A raw session for bulk work (benchmarks, migrations of data)."""
+        return self.Session()

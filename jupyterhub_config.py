@@ -1,0 +1,73 @@
+"""Demo Hub: dummy login (any name), local single-user servers, the notebook-jobs service.
+
+Ports and directories can be moved with environment variables so the test suite can run
+its own Hub beside a demo one:
+
+  NOTEBOOK_JOBS_DATA_DIR   where the Hub and the service keep their state (./data)
+  HUB_PORT                 public port of the proxy (8000)
+  NOTEBOOK_JOBS_PORT       port of the service (10101)
+  NOTEBOOK_JOBS_EXECUTOR   docker | local (default: docker when available)
+"""
+
+import os
+import shutil
+import sys
+
+c = get_config()  # noqa: F821
+
+here = os.path.dirname(os.path.abspath(__file__))
+data = os.path.abspath(os.environ.get("NOTEBOOK_JOBS_DATA_DIR", os.path.join(here, "data")))
+hub_port = int(os.environ.get("HUB_PORT", "8000"))
+service_port = int(os.environ.get("NOTEBOOK_JOBS_PORT", "10101"))
+os.makedirs(data, exist_ok=True)
+
+c.JupyterHub.bind_url = f"http://127.0.0.1:{hub_port}"
+c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{int(os.environ.get('HUB_API_PORT', hub_port + 81))}"
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(os.environ.get('PROXY_API_PORT', hub_port + 1))}"
+chp = os.path.join(here, "node_modules", ".bin", "configurable-http-proxy")
+c.ConfigurableHTTPProxy.command = [chp if os.path.exists(chp) else shutil.which("configurable-http-proxy") or chp]
+c.ConfigurableHTTPProxy.pid_file = os.path.join(data, "jupyterhub-proxy.pid")
+c.JupyterHub.db_url = f"sqlite:///{os.path.join(data, 'jupyterhub.sqlite')}"
+c.JupyterHub.cookie_secret_file = os.path.join(data, "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = os.path.join(data, "jupyterhub.pid")
+
+# Demo login: any user name; "admin" is a Hub admin. Set DEMO_PASSWORD to require one.
+c.JupyterHub.authenticator_class = "dummy"
+if os.environ.get("DEMO_PASSWORD"):
+    c.DummyAuthenticator.password = os.environ["DEMO_PASSWORD"]
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {"admin"}
+
+# Single-user servers as local processes with a home per user under data/users.
+workspaces = os.path.join(data, "users", "{username}")
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = workspaces
+c.Spawner.default_url = "/lab"
+if os.geteuid() == 0:
+    c.Spawner.args = ["--allow-root"]
+
+service_cmd = [
+    sys.executable, "-m", "hub_service.cli", "serve",
+    f"--data-dir={os.path.join(data, 'service')}",
+    f"--NotebookJobs.workspace_root={workspaces}",
+]
+if os.environ.get("NOTEBOOK_JOBS_EXECUTOR"):
+    service_cmd.append(f"--executor={os.environ['NOTEBOOK_JOBS_EXECUTOR']}")
+service_cmd += [a for a in os.environ.get("NOTEBOOK_JOBS_ARGS", "").split() if a]
+
+c.JupyterHub.services = [
+    {
+        "name": "notebook-jobs",
+        "url": f"http://127.0.0.1:{service_port}",
+        "command": service_cmd,
+        "cwd": here,
+        "display": True,  # listed in the Hub's Services menu
+        "oauth_no_confirm": True,
+        "info": {"description": "Run notebooks as jobs"},
+    }
+]
+
+# Every user may use the service; admins see all jobs (the service reads the admin flag).
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", "access:services!service=notebook-jobs"]},
+]
