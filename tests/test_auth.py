@@ -1,0 +1,108 @@
+"""Who may do what: anonymous, the owner, another user, an admin, a bad token — on every endpoint."""
+
+import re
+
+import pytest
+import requests
+
+from conftest import SERVICE, make_notebook
+
+ENDPOINTS = [
+    ("GET", ""),
+    ("GET", "jobs"),
+    ("POST", "jobs"),
+    ("GET", "jobs/{id}"),
+    ("DELETE", "jobs/{id}"),
+    ("POST", "jobs/{id}/cancel"),
+    ("POST", "jobs/{id}/rerun"),
+    ("GET", "jobs/{id}/output"),
+    ("GET", "jobs/{id}/input"),
+    ("GET", "jobs/{id}/logs"),
+    ("GET", "jobs/{id}/events"),
+    ("GET", "notebooks"),
+    ("GET", "admin/queue"),
+    ("GET", "admin/stats"),
+]
+
+
+@pytest.fixture(scope="module")
+def owned_job(hub):
+    alice = hub.user("alice")
+    return alice.wait(alice.submit(make_notebook("1"))["id"])
+
+
+def call(hub, method, path, job_id, headers):
+    url = hub.url + SERVICE + "api/" + path.format(id=job_id)
+    return requests.request(method, url, headers=headers, allow_redirects=False, timeout=30,
+                            files={"file": ("x.ipynb", b"{}")} if (method, path) == ("POST", "jobs") else None)
+
+
+@pytest.mark.parametrize("method,path", ENDPOINTS)
+@pytest.mark.parametrize("who", ["anonymous", "bad-token"])
+def test_without_valid_credentials_every_endpoint_answers_401_json(hub, owned_job, method, path, who):
+    headers = {} if who == "anonymous" else {"Authorization": "token not-a-real-token"}
+    r = call(hub, method, path, owned_job["id"], headers)
+    assert r.status_code == 401, (r.status_code, r.text[:200])
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "error" in r.json() and r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("method,path", [e for e in ENDPOINTS if "{id}" in e[1]])
+def test_another_users_job_is_404(hub, owned_job, method, path):
+    bob = hub.user("bob")
+    r = call(hub, method, path, owned_job["id"], {"Authorization": f"token {bob.token}"})
+    assert r.status_code == 404, (r.status_code, r.text[:200])
+    assert r.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["admin/queue", "admin/stats"])
+def test_admin_endpoints_refuse_users_and_serve_admins(hub, path):
+    assert hub.user("bob").get(path).status_code == 403
+    assert hub.user("admin").get(path).status_code == 200
+
+
+def test_owner_and_admin_see_the_job_others_do_not_list_it(hub, owned_job):
+    alice, bob, admin = hub.user("alice"), hub.user("bob"), hub.user("admin")
+    assert alice.get(f"jobs/{owned_job['id']}").status_code == 200
+    assert admin.get(f"jobs/{owned_job['id']}").status_code == 200
+    assert owned_job["id"] not in {j["id"] for j in bob.get("jobs").json()["jobs"]}
+    everyone = admin.get("jobs", params={"all": 1, "limit": 200}).json()["jobs"]
+    assert owned_job["id"] in {j["id"] for j in everyone}
+    # a user's user= is ignored: they still see only their own
+    assert all(j["user"] == "bob" for j in bob.get("jobs", params={"user": "alice"}).json()["jobs"])
+
+
+def test_admin_acts_on_another_users_job(hub, owned_job):
+    admin = hub.user("admin")
+    r = admin.post(f"jobs/{owned_job['id']}/rerun")
+    assert r.status_code == 201 and r.json()["user"] == "alice"
+
+
+def test_health_needs_no_auth(hub):
+    r = requests.get(hub.url + SERVICE + "api/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert requests.get(hub.url + SERVICE + "api/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_oauth_browser_login_reaches_the_pages_and_cookie_writes_need_xsrf(hub):
+    alice = hub.user("alice")
+    job = alice.wait(alice.submit(make_notebook("print('page')"), name="for-the-page")["id"])
+    browser = alice.browser
+    r = browser.get(hub.url + SERVICE)  # Hub OAuth: authorize, callback, cookie
+    assert r.status_code == 200, r.text[:500]
+    assert "for-the-page" in r.text and "jupyterhub-logo" in r.text  # the Hub's page.html
+    r = browser.get(hub.url + SERVICE + f"jobs/{job['id']}")
+    assert r.status_code == 200 and job["id"] in r.text
+    # cookie-authenticated API read, then a write without and with the XSRF token
+    assert browser.get(hub.url + SERVICE + "api/jobs").status_code == 200
+    url = hub.url + SERVICE + "api/jobs"
+    nb = {"file": ("p.ipynb", __import__("json").dumps(make_notebook("1")))}
+    assert browser.post(url, files=nb, headers={"Sec-Fetch-Mode": "cors"}).status_code in (401, 403)
+    xsrf = re.search(r'xsrf: "([^"]+)"', r.text).group(1)
+    r = browser.post(url, files=nb, headers={"X-XSRFToken": xsrf, "Sec-Fetch-Mode": "cors"})
+    assert r.status_code == 201, r.text
+
+
+def test_page_without_login_redirects_to_the_hub_login(hub):
+    r = requests.get(hub.url + SERVICE, allow_redirects=False)
+    assert r.status_code == 302 and "/hub/api/oauth2/authorize" in r.headers["Location"]
