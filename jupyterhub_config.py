@@ -51,6 +51,9 @@ service_cmd = [
     f"--data-dir={os.path.join(data, 'service')}",
     f"--NotebookJobs.workspace_root={workspaces}",
 ]
+lean_runner = os.path.join(here, ".venv-runner", "bin", "python")
+if os.path.exists(lean_runner):  # made by scripts/setup.sh: kernels start faster without JupyterLab
+    service_cmd.append(f"--LocalExecutor.runner_python={lean_runner}")
 if os.environ.get("NOTEBOOK_JOBS_EXECUTOR"):
     service_cmd.append(f"--executor={os.environ['NOTEBOOK_JOBS_EXECUTOR']}")
 service_cmd += [a for a in os.environ.get("NOTEBOOK_JOBS_ARGS", "").split() if a]

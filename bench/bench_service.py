@@ -1,0 +1,130 @@
+"""Benchmark: the service against bare papermill, listing latency and memory with 10,000 jobs.
+
+In one run on this machine:
+  (a) bare `papermill` on a 2-cell notebook, in the lean runner venv (.venv-runner);
+  (b) the same notebook through a real Hub + proxy + service (local executor),
+      submit -> succeeded, as a client sees it;
+then the store is filled with 10,000 finished jobs and a page of 50 is listed many times.
+Prints b/a (target <= 1.3), p50/p99 of listing (target p99 <= 50 ms) and the
+service's resident memory (target <= 250 MB).
+
+    .venv/bin/python bench/bench_service.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import Hub, make_notebook  # noqa: E402
+
+from hub_service.store import Store  # noqa: E402
+from hub_service.store.models import Job, utcnow  # noqa: E402
+
+RUNNER_PY = ROOT / ".venv-runner" / "bin" / "python"
+
+
+def bare_papermill(nb_path: Path, out: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(RUNNER_PY), "-m", "papermill", "--no-progress-bar", str(nb_path), str(out), "-p", "x", "2"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def through_service(user, nb: dict) -> float:
+    started = time.perf_counter()
+    job = user.submit(nb, parameters={"x": 2})
+    while True:
+        status = user.get(f"jobs/{job['id']}").json()["status"]
+        if status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    assert status == "succeeded", status
+    return elapsed
+
+
+def fill_store(db_url: str, user: str, n: int) -> None:
+    store = Store(db_url)
+    now = utcnow()
+    with store.session() as s:
+        for i in range(n):
+            ts = now.timestamp() - n + i
+            s.add(Job(id=uuid.uuid4().hex, user=user, name=f"bulk-{i}", status="succeeded", input_hash="0" * 64,
+                      input_kind="ipynb", input_name="bulk.ipynb", parameters={"i": i}, output_formats=["ipynb"],
+                      features={}, requested={}, predicted={}, allocated={"cpu": 1, "memory": 1 << 30, "timeout": 60},
+                      used={"peak_memory": 1 << 27, "cpu_seconds": 1.0, "wall_seconds": 2.0}, cells_done=2,
+                      cells_total=2, created=now, created_ts=ts, started=now, finished=now))
+        s.commit()
+    store.close()
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--list-requests", type=int, default=300)
+    args = parser.parse_args()
+    if not RUNNER_PY.exists():
+        sys.exit("run scripts/setup.sh first (it makes .venv-runner)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="nbjobs-bench-"))
+    nb = make_notebook("y = x * 2", "print(y)", parameters="x = 1")
+    nb_path = tmp / "two_cells.ipynb"
+    nbformat.write(nbformat.from_dict(nb), str(nb_path))
+
+    hub = Hub(tmp, executor="local", extra_args="--Dispatcher.max_running=2")
+    hub.start()
+    try:
+        user = hub.user("bench")
+        bare_papermill(nb_path, tmp / "warm.ipynb")  # warm the page cache for both sides
+        through_service(user, nb)
+        bare, service = [], []
+        for _ in range(args.repeat):  # interleaved, so drift hits both alike
+            bare.append(bare_papermill(nb_path, tmp / "out.ipynb"))
+            service.append(through_service(user, nb))
+        a, b = statistics.median(bare), statistics.median(service)
+        print(f"(a) bare papermill, lean venv      median {a:.3f} s  {['%.2f' % x for x in bare]}")
+        print(f"(b) service submit -> succeeded    median {b:.3f} s  {['%.2f' % x for x in service]}")
+        print(f"ratio b/a = {b / a:.2f}   (target <= 1.3)")
+
+        db_url = f"sqlite:///{hub.service_data / 'jobs.sqlite'}"
+        fill_store(db_url, "bench", args.jobs)
+        service_url = f"http://127.0.0.1:{hub.env['NOTEBOOK_JOBS_PORT']}/services/notebook-jobs/api/jobs"
+        for label, url in (("direct", service_url), ("via proxy", user.url("jobs"))):
+            times, cursor = [], None
+            for i in range(args.list_requests):
+                params = {"limit": 50}
+                if cursor and i % 2:  # half first pages, half deeper pages
+                    params["cursor"] = cursor
+                started = time.perf_counter()
+                r = user.api.get(url, params=params)
+                times.append((time.perf_counter() - started) * 1000)
+                assert r.status_code == 200 and len(r.json()["jobs"]) == 50
+                cursor = r.json()["next_cursor"]
+            print(f"list 50 of {args.jobs} ({label}): p50 {percentile(times, 50):.1f} ms  "
+                  f"p99 {percentile(times, 99):.1f} ms   (target p99 <= 50 ms)")
+        rss = psutil.Process(hub.service_pid()).memory_info().rss / 2**20
+        print(f"service RSS after {args.jobs} jobs: {rss:.0f} MB   (target <= 250 MB)")
+    finally:
+        hub.stop()
+
+
+if __name__ == "__main__":
+    main()
