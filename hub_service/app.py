@@ -31,6 +31,7 @@ from .executors.local import LocalExecutor
 from .handlers import routes
 from .handlers.pages import make_environment
 from .jobs import JobManager
+from .offload import Offload
 from .outputs import Artifacts
 from .sizing import Sizing
 from .store import Store
@@ -163,7 +164,8 @@ class NotebookJobs(Application):
         self.artifacts = Artifacts(self.data_dir)
         self.executor = self.executor_class(parent=self, log=self.log)
         self.dispatcher = Dispatcher(parent=self, log=self.log)
-        self.sizing = Sizing(parent=self, log=self.log)
+        self.offload = Offload()
+        self.sizing = Sizing(parent=self, log=self.log, offload=self.offload)
         if not os.path.isabs(self.sizing.model_dir):
             self.sizing.model_dir = os.path.join(self.data_dir, self.sizing.model_dir)
         self.jobs = JobManager(
@@ -198,6 +200,8 @@ class NotebookJobs(Application):
         if self.recover_on_start:
             await self.jobs.recover()
         self.jobs.start()
+        if self.sizing.use_model and self.sizing.retrain_interval > 0:
+            self._retrain_task = asyncio.ensure_future(self.jobs.retrain_loop(self.sizing.retrain_interval))
         url = urlparse(self.service_url)
         port = self.port or url.port or 10101
         self.http_server = HTTPServer(self.web_app, xheaders=True, max_body_size=self.max_upload_size + (1 << 20))
@@ -209,6 +213,7 @@ class NotebookJobs(Application):
         self.http_server.stop()
         await self.jobs.stop()
         await self.executor.stop()
+        self.offload.shutdown()
         self.store.close()
 
     def start(self):

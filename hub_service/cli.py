@@ -111,17 +111,21 @@ def cmd_cancel(args):
 
 def cmd_demand(args):
     """Offline demand-model commands against the service's own store."""
+    import asyncio
+
     from .app import NotebookJobs
+    from .offload import Offload
 
     app = NotebookJobs()
     app.initialize(args.service_args)
+    app.sizing.offload = Offload(inline=True)
     if args.demand_command == "retrain":
         from .jobs import history_record
 
         history = [history_record(j) for j in app.store.history(limit=args.limit)]
-        info = app.sizing.model.retrain(history)
+        info = asyncio.run(app.sizing.retrain(history))
     else:
-        info = app.sizing.model.info()
+        info = asyncio.run(app.sizing.info())
     print(json.dumps(info, indent=2, default=str))
     return 0
 

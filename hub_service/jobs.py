@@ -15,6 +15,7 @@ from typing import Optional
 from traitlets import Any, Float, Instance, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
+from . import offload
 from .broker import Broker
 from .dispatch import Dispatcher
 from .executors.base import Executor, JobSpec, Outcome, Usage
@@ -39,6 +40,7 @@ class JobManager(LoggingConfigurable):
     log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
+    retrain_history = Integer(100_000, help="Most recent finished jobs the demand model learns from.").tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -49,7 +51,7 @@ class JobManager(LoggingConfigurable):
 
     # -- submission -------------------------------------------------------------
 
-    def submit(
+    async def submit(
         self,
         user: str,
         bundle: Bundle,
@@ -79,7 +81,7 @@ class JobManager(LoggingConfigurable):
         if rerun_of is not None and rerun_of.error_reason in ("oom_killed", "timeout"):
             retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
         history = [history_record(j) for j in self.store.history(user, self.sizing.history_limit)]
-        sizing = self.sizing.size(dict(features, user=user, requested=requested), history, retry_of)
+        sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of)
         sha = self.artifacts.store_input(bundle)
         job = self.store.create_job(
             user=user, name=name, input_hash=sha, input_kind=bundle.kind, input_name=bundle.name, path=path,
@@ -93,7 +95,7 @@ class JobManager(LoggingConfigurable):
         self.wake()
         return job
 
-    def rerun(self, job: Job, user: str) -> Job:
+    async def rerun(self, job: Job, user: str) -> Job:
         """A new job with the same input and parameters; sized up after an OOM or timeout kill."""
         nb = self.artifacts.read_input(job.input_hash)
         files = {}
@@ -103,7 +105,7 @@ class JobManager(LoggingConfigurable):
                 files[str(f.relative_to(files_dir))] = f.read_bytes()
         bundle = Bundle(nb, job.input_kind, job.input_name, files)
         requested = {k: v for k, v in job.requested.items()}
-        return self.submit(
+        return await self.submit(
             user, bundle, parameters=job.parameters, name=job.name, requested=requested,
             output_formats=job.output_formats, callback_url=job.callback_url, path=job.path,
             schedule_id=job.schedule_id, rerun_of=job,
@@ -253,13 +255,21 @@ class JobManager(LoggingConfigurable):
         if job.status == "succeeded":
             for fmt in job.output_formats:
                 if fmt != "ipynb":
-                    self._spawn(asyncio.to_thread(self._render_quietly, job.id, fmt))
+                    self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
             self._spawn(deliver(job.callback_url, job_model(job), self.webhook_secret))
 
-    def _render_quietly(self, job_id: str, fmt: str) -> None:
+    async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
+        """The job's output in ``fmt``; renders are made once (in the worker process) and cached."""
+        data = self.artifacts.cached_output(job_id, fmt)
+        if data is None and fmt != "ipynb" and self.artifacts.output_path(job_id).exists():
+            data = await self.sizing.offload.call(offload.render, str(self.artifacts.output_path(job_id)), fmt)
+            self.artifacts.store_render(job_id, fmt, data)
+        return data
+
+    async def _render_quietly(self, job_id: str, fmt: str) -> None:
         try:
-            self.artifacts.output(job_id, fmt)
+            await self.output(job_id, fmt)
         except Exception:
             self.log.exception("job %s: rendering %s failed", job_id, fmt)
 
@@ -270,6 +280,31 @@ class JobManager(LoggingConfigurable):
 
     def _publish(self, job: Job) -> None:
         self.broker.publish(job.id, {"event": "status", "job": job_model(job)})
+
+    # -- the demand model ----------------------------------------------------------------
+
+    async def retrain(self) -> dict:
+        """Fit the demand model on the finished jobs now."""
+        history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
+        info = await self.sizing.retrain(history)
+        self.log.info("demand model retrained on %d jobs: version %s", len(history), info.get("version"))
+        return info
+
+    async def demand_info(self) -> dict:
+        """The current model, its metrics and the load forecast."""
+        info = await self.sizing.info()
+        history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
+        info["forecast_next_24h"] = await self.sizing.model_call(offload.forecast, history)
+        return info
+
+    async def retrain_loop(self, interval: float) -> None:
+        """Retrain every ``interval`` seconds; a failure is logged and tried again next time."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.retrain()
+            except Exception:
+                self.log.exception("periodic retraining failed")
 
     # -- recovery ---------------------------------------------------------------------
 

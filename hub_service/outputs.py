@@ -83,8 +83,8 @@ class Artifacts:
     def log_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / LOG_FILE
 
-    def output(self, job_id: str, fmt: str) -> Optional[bytes]:
-        """The output in ``fmt``, rendering and caching HTML/Markdown on first use."""
+    def cached_output(self, job_id: str, fmt: str) -> Optional[bytes]:
+        """The output notebook, or a render of it made since it was written; None if neither."""
         source = self.output_path(job_id)
         if not source.exists():
             return None
@@ -93,11 +93,14 @@ class Artifacts:
         cached = source.with_suffix("." + fmt)
         if cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime:
             return cached.read_bytes()
-        data = render(source, fmt)
+        return None
+
+    def store_render(self, job_id: str, fmt: str, data: bytes) -> None:
+        """Keep a render; written aside and renamed, so readers never see half of it."""
+        cached = self.output_path(job_id).with_suffix("." + fmt)
         tmp = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}.tmp")  # concurrent renders do not collide
         tmp.write_bytes(data)
         tmp.replace(cached)
-        return data
 
 
 def render(notebook_path: Path, fmt: str) -> bytes:

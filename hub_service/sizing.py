@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets import Any, Bool, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
+
+from . import offload
 
 
 def clamp(value, low, high):
@@ -44,9 +46,7 @@ class Sizing(LoggingConfigurable):
     def _default_model_dir(self):
         return "models"
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._model = None
+    offload = Any(help="the Offload that runs the demand model out of the service's process")
 
     @property
     def bounds(self) -> dict:
@@ -56,14 +56,16 @@ class Sizing(LoggingConfigurable):
             "timeout": (self.timeout_min, self.timeout_max),
         }
 
-    @property
-    def model(self):
-        """The demand model's sizer (loaded on first use), or None when disabled."""
-        if self._model is None and self.use_model:
-            from demand import Sizer
+    async def model_call(self, fn, *args):
+        """Run a demand-model function (see offload.py) in the worker process."""
+        return await self.offload.call(fn, self.model_dir, self.bounds, *args)
 
-            self._model = Sizer(self.model_dir, self.bounds)
-        return self._model
+    async def retrain(self, history: list) -> dict:
+        """Fit a new model version on finished jobs; returns its info."""
+        return await self.model_call(offload.retrain, history)
+
+    async def info(self) -> dict:
+        return await self.model_call(offload.info)
 
     def clamp(self, values: dict) -> dict:
         """Values clamped to the admin bounds; gpu passes through."""
@@ -75,14 +77,14 @@ class Sizing(LoggingConfigurable):
             out["memory"] = int(out["memory"])
         return out
 
-    def size(self, job: dict, history: list, retry_of: Optional[dict] = None) -> dict:
+    async def size(self, job: dict, history: list, retry_of: Optional[dict] = None) -> dict:
         """{"predicted": …, "allocated": …, "basis": …} for a job described by its features."""
         requested = job.get("requested", {})
         predicted = {}
         basis = "default"
-        if self.model is not None:
+        if self.use_model:
             try:
-                result = self.model.size(dict(job, retry_of=retry_of), history)
+                result = await self.model_call(offload.size, dict(job, retry_of=retry_of), history)
                 predicted = {k: result["predicted"][k] for k in ("cpu", "memory", "timeout") if k in result["predicted"]}
                 basis = result.get("basis", "model")
             except Exception:  # the model must never block a submission

@@ -22,6 +22,8 @@ ENDPOINTS = [
     ("GET", "notebooks"),
     ("GET", "admin/queue"),
     ("GET", "admin/stats"),
+    ("GET", "admin/demand"),
+    ("POST", "admin/demand"),
 ]
 
 
@@ -55,7 +57,7 @@ def test_another_users_job_is_404(hub, owned_job, method, path):
     assert r.json()["error"]["code"] == "not_found"
 
 
-@pytest.mark.parametrize("path", ["admin/queue", "admin/stats"])
+@pytest.mark.parametrize("path", ["admin/queue", "admin/stats", "admin/demand"])
 def test_admin_endpoints_refuse_users_and_serve_admins(hub, path):
     assert hub.user("bob").get(path).status_code == 403
     assert hub.user("admin").get(path).status_code == 200
@@ -106,3 +108,13 @@ def test_oauth_browser_login_reaches_the_pages_and_cookie_writes_need_xsrf(hub):
 def test_page_without_login_redirects_to_the_hub_login(hub):
     r = requests.get(hub.url + SERVICE, allow_redirects=False)
     assert r.status_code == 302 and "/hub/api/oauth2/authorize" in r.headers["Location"]
+
+
+def test_admin_retrains_the_demand_model_and_sees_its_version(hub):
+    admin = hub.user("admin")
+    admin.wait(admin.submit(make_notebook("1"))["id"])
+    r = admin.post("admin/demand")
+    assert r.status_code == 201, r.text
+    version = r.json()["version"]
+    info = admin.get("admin/demand").json()
+    assert info["version"] == version and "forecast_next_24h" in info

@@ -180,6 +180,17 @@ class DockerExecutor(Executor):
         "dropped with one note, so a job that floods its output cannot flood the store.",
     ).tag(config=True)
 
+    event_limit = Integer(
+        100_000,
+        help="Most runner events passed on per job; more can only be forged by the job "
+        "(the runner sends a few per cell), so the rest are dropped.",
+    ).tag(config=True)
+
+    kill_grace = Float(
+        30.0,
+        help="Seconds to wait for a killed container's output to end before giving up on it.",
+    ).tag(config=True)
+
     gpus = Integer(
         0,
         help="GPUs on this host that jobs may request (device requests with the "
@@ -244,6 +255,7 @@ class DockerExecutor(Executor):
         self._client = None
         self._pool: Optional[ThreadPoolExecutor] = None
         self._jobs: dict = {}
+        self._stopping = False
 
     # --- plumbing --------------------------------------------------------------------------
     @property
@@ -308,8 +320,8 @@ class DockerExecutor(Executor):
                 f"docker executor: runner image {self.image} not found on the daemon; build it "
                 "with `bash runner-image/build.sh`."
             ) from e
+        info = await self._call(self.client.info)
         if self.runtime:
-            info = await self._call(self.client.info)
             if self.runtime not in (info.get("Runtimes") or {}):
                 raise RuntimeError(
                     f"docker executor: runtime {self.runtime!r} is not registered with the "
@@ -317,9 +329,19 @@ class DockerExecutor(Executor):
                 )
         if self.network != "none" and self.network not in self.allowed_networks:
             raise RuntimeError(f"docker executor: network {self.network!r} is not in allowed_networks")
+        self._stopping = False
+        volumes = os.path.join(info.get("DockerRootDir") or "/var/lib/docker", "volumes")
+        if self.work_quota and not os.access(volumes, os.R_OK | os.X_OK):
+            self.log.warning("docker executor: the daemon's volumes are not readable here; "
+                             "work_quota is not enforced (fsize still is)")
 
     async def stop(self) -> None:
-        """Stop following jobs; their containers keep running and can be reattached."""
+        """Stop following jobs; their containers keep running and can be reattached.
+
+        A pending ``run``/``reattach`` then raises ``CancelledError``, as it would had its
+        task been cancelled: its job did not end, the service just stopped watching it.
+        """
+        self._stopping = True
         for job in list(self._jobs.values()):
             job.stop.set()
             if job.stream is not None:
@@ -349,7 +371,9 @@ class DockerExecutor(Executor):
             security_opt=["no-new-privileges:true"],
             network_mode=self.network,
             read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={self.tmpfs_size},mode=1777"},
+            # exec stays allowed: the work volume allows it anyway, and libraries
+            # that compile (numba, cffi) put their objects in /tmp.
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_size},mode=1777"},
             mounts=[Mount(target=self.workdir, source=volume, type="volume")],
             mem_limit=int(spec.memory),
             memswap_limit=int(spec.memory),
@@ -478,6 +502,8 @@ class DockerExecutor(Executor):
         """Create the job's container, start it, follow it to its end and collect it."""
         job = self._jobs.setdefault(spec.job_id, _Job(spec.job_id))
         try:
+            if self.network != "none" and self.network not in self.allowed_networks:
+                return Outcome("failed", "infrastructure", f"network {self.network!r} is not allowed")
             if spec.gpu and spec.gpu > self.gpu_count():
                 return Outcome("failed", "infrastructure",
                                f"job asks for {spec.gpu} GPU(s); this backend has {self.gpu_count()}")
@@ -518,15 +544,18 @@ class DockerExecutor(Executor):
         api = self.client.api
         put = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
         logged = 0
+        events = 0
         truncated = False
         buffers = {0: b"", 1: b""}
 
         def emit(which, line: bytes):
-            nonlocal logged, truncated
+            nonlocal logged, events, truncated
             if which == 0:
                 event = parse_event(line)
                 if event is not None:
-                    put(("event", event))
+                    events += 1
+                    if events <= self.event_limit or event.get("event") == "finished":
+                        put(("event", event))
                     return
                 which = 1  # stray stdout: keep it as a log line
             if logged >= self.log_limit:
@@ -577,7 +606,6 @@ class DockerExecutor(Executor):
 
     def _sampler(self, job: _Job, spec: JobSpec, volume_dir: Optional[str], usage: dict):
         """Thread: watch the work volume's size and sample usage while the job runs."""
-        stats_fallback = self._cgroup_dir("memory", spec.job_id) is None
         while not job.stop.wait(self.poll_interval):
             if volume_dir and self.work_quota:
                 size = _tree_size(volume_dir, self.work_quota)
@@ -585,7 +613,8 @@ class DockerExecutor(Executor):
                     job.killed_for = "disk"
                     self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
                     self._kill_sync(job)
-            if stats_fallback:
+            # The job's cgroup exists once it has started; without one, sample docker stats.
+            if job.container_id and self._cgroup_dir("memory", spec.job_id) is None:
                 try:
                     s = self.client.api.stats(job.container_id, stream=False, one_shot=True)
                 except Exception:
@@ -620,16 +649,24 @@ class DockerExecutor(Executor):
         final_event = None
         stderr_tail: list = []
         error = None
+        killed_at = None
         try:
             while True:
                 timeout = deadline - loop.time()
                 if timeout <= 0 and job.killed_for is None:
                     job.killed_for = "timeout"
                     await self._call(self._kill_sync, job)
+                if job.killed_for is None:
+                    wait = max(timeout, 0.05)
+                else:  # killed: the stream ends soon, or the daemon lost the container
+                    killed_at = killed_at or loop.time()
+                    wait = max(killed_at + self.kill_grace - loop.time(), 0.0)
                 try:
-                    kind, item = await asyncio.wait_for(queue.get(), timeout=max(timeout, 0.05)
-                                                        if job.killed_for is None else None)
+                    kind, item = await asyncio.wait_for(queue.get(), timeout=wait)
                 except asyncio.TimeoutError:
+                    if job.killed_for is not None and loop.time() >= killed_at + self.kill_grace:
+                        error = RuntimeError(f"output did not end {self.kill_grace:.0f} s after the kill")
+                        break
                     continue
                 if kind == "end":
                     error = item
@@ -651,6 +688,9 @@ class DockerExecutor(Executor):
             raise
         finally:
             job.stop.set()
+        if self._stopping:
+            # stop() closed the stream: the job goes on, a restarted service reattaches.
+            raise asyncio.CancelledError(f"executor stopped while following job {spec.job_id}")
         if error is not None:
             self.log.warning("job %s: lost the output stream: %s", spec.job_id, error)
         exit_code, attrs = await self._call(self._wait_sync, job)

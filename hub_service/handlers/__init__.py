@@ -24,6 +24,7 @@ def routes(prefix: str) -> list:
         (r"/notebooks", api.NotebooksHandler),
         (r"/admin/queue", api.QueueHandler),
         (r"/admin/stats", api.StatsHandler),
+        (r"/admin/demand", api.DemandHandler),
     ]
     out = [(prefix + "api" + path, handler) for path, handler in api_routes]
     out += [

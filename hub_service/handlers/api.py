@@ -121,7 +121,7 @@ class JobsHandler(APIHandler):
                 return self.write_json(job_model(existing), 200)
         fields, bundle = await asyncio.to_thread(self._parse_submission, user)
         try:
-            job = self.jobs.submit(user, bundle, idempotency_key=key, **fields)
+            job = await self.jobs.submit(user, bundle, idempotency_key=key, **fields)
         except DuplicateKey as e:
             return self.write_json(job_model(e.job), 200)
         self.set_header("Location", self.api_url("jobs", job.id))
@@ -218,9 +218,9 @@ class CancelHandler(APIHandler):
 
 class RerunHandler(APIHandler):
     @authenticated
-    def post(self, job_id):
+    async def post(self, job_id):
         job = self.get_job(job_id)
-        new = self.jobs.rerun(job, job.user)
+        new = await self.jobs.rerun(job, job.user)
         self.set_header("Location", self.api_url("jobs", new.id))
         self.write_json(job_model(new), 201)
 
@@ -234,7 +234,7 @@ class OutputHandler(APIHandler):
             raise IntakeError(f"unknown format {fmt!r}; use one of {', '.join(MEDIA_TYPES)}")
         if job.status not in TERMINAL:
             raise web.HTTPError(409, f"job {job_id} is {job.status}; its output is ready when it ends")
-        data = await asyncio.to_thread(self.artifacts.output, job_id, fmt)
+        data = await self.jobs.output(job_id, fmt)
         if data is None:
             raise web.HTTPError(404, f"job {job_id} ended ({job.error_reason or job.status}) without an output notebook")
         self.set_header("Content-Type", MEDIA_TYPES[fmt])
@@ -341,3 +341,15 @@ class StatsHandler(APIHandler):
                        "wait_p50": waits[len(waits) // 2] if waits else None,
                        "wait_max": waits[-1] if waits else None},
         })
+
+
+class DemandHandler(APIHandler):
+    """The demand model: GET its version, metrics and load forecast; POST retrains it now."""
+
+    @admin_only
+    async def get(self):
+        self.write_json(await self.jobs.demand_info())
+
+    @admin_only
+    async def post(self):
+        self.write_json(await self.jobs.retrain(), 201)
