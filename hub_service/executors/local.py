@@ -9,7 +9,10 @@ killed. The docker executor is the sandbox.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import os
+import signal
 import time
 from typing import Optional
 
@@ -29,6 +32,16 @@ from .base import (
     parse_event,
     python_executable,
 )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the service dies (Linux), so a service
+    killed with -9 leaves no runner behind to race the re-queued run of the same job."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def kill_tree(pid: int) -> None:
@@ -129,6 +142,7 @@ class LocalExecutor(Executor):
             self.runner_python, str(RUNNER_PATH), *spec.runner_args(),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL, cwd=str(spec.files_dir), env=env, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._procs[spec.job_id] = proc
         watch = _Watch(proc.pid)

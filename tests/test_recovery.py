@@ -1,0 +1,57 @@
+"""Kill -9 the service with jobs running and queued: after the Hub restarts it, each job ends exactly once."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import Hub, make_notebook
+
+SLOW = "import time\nfor i in range(8):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
+
+
+@pytest.fixture(scope="module")
+def local_hub(tmp_path_factory):
+    h = Hub(tmp_path_factory.mktemp("recovery"), executor="local",
+            extra_args="--Dispatcher.max_running=2 --Dispatcher.per_user=2")
+    h.start()
+    yield h
+    h.stop()
+
+
+def wait_for_restart(hub, old_pid, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = hub.service_pid()
+            if pid != old_pid and hub.user("alice").get("health").status_code == 200:
+                return pid
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("the Hub did not restart the service")
+
+
+def test_kill_9_with_running_and_queued_jobs_loses_nothing_and_runs_nothing_twice(local_hub):
+    alice = local_hub.user("alice")
+    jobs = [alice.submit(make_notebook(SLOW), name=f"survivor-{i}") for i in range(3)]
+    alice.wait(jobs[0]["id"], statuses=("running",))
+    time.sleep(1.5)
+    pid = local_hub.service_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_for_restart(local_hub, pid)
+    for job in jobs:
+        done = alice.wait(job["id"], timeout=120)
+        assert done["status"] == "succeeded", done
+        log = alice.get(f"jobs/{job['id']}/logs").text
+        # the re-queued run started from scratch in a fresh work directory: one full run in the log
+        assert log.count("done") == 1, log
+        out = alice.get(f"jobs/{job['id']}/output").json()
+        assert "done" in "".join("".join(o.get("text", "")) for o in out["cells"][0]["outputs"])
+    # no runner of the killed service survived it
+    import psutil
+
+    orphans = [p for p in psutil.process_iter(["cmdline"]) if "runner.py" in " ".join(p.info["cmdline"] or [])
+               and p.ppid() == 1]
+    assert not orphans
