@@ -15,7 +15,7 @@ from typing import Optional
 from traitlets import Any, Float, Instance, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
-from . import offload
+from . import metrics, offload
 from .broker import Broker
 from .dispatch import Dispatcher
 from .executors.base import Executor, JobSpec, Outcome, Usage
@@ -91,6 +91,7 @@ class JobManager(LoggingConfigurable):
             allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={},
         )
         self.log.info("job %s queued for %s (%s)", job.id, user, name)
+        metrics.JOBS_SUBMITTED.labels(bundle.kind).inc()
         self._publish(job)
         self.wake()
         return job
@@ -185,6 +186,7 @@ class JobManager(LoggingConfigurable):
             except InvalidTransition:
                 continue  # cancelled meanwhile
             self._publish(job)
+            metrics.record_start(job)
             self._tasks[job.id] = asyncio.ensure_future(self._run(job))
             started.append(job.id)
 
@@ -250,6 +252,7 @@ class JobManager(LoggingConfigurable):
 
     def _ended(self, job: Job) -> None:
         """After a job's one ending: tell listeners, render, call back, dispatch more."""
+        metrics.record_end(job)
         self._publish(job)
         self.wake()
         if job.status == "succeeded":

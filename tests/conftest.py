@@ -172,7 +172,8 @@ class Hub:
 def hub(tmp_path_factory):
     """A real Hub + proxy + notebook-jobs service (local executor), shared by the session."""
     h = Hub(tmp_path_factory.mktemp("hub"), extra_args="--NotebookJobs.max_upload_size=1000000 "
-                                                        "--Sizing.timeout_min=1 --Dispatcher.max_running=2")
+                                                        "--Sizing.timeout_min=1 --Dispatcher.max_running=2 "
+                                                        "--JobManager.webhook_secret=hook-secret")
     h.start()
     yield h
     h.stop()

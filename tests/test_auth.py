@@ -24,6 +24,7 @@ ENDPOINTS = [
     ("GET", "admin/stats"),
     ("GET", "admin/demand"),
     ("POST", "admin/demand"),
+    ("GET", "metrics"),
 ]
 
 
@@ -57,7 +58,7 @@ def test_another_users_job_is_404(hub, owned_job, method, path):
     assert r.json()["error"]["code"] == "not_found"
 
 
-@pytest.mark.parametrize("path", ["admin/queue", "admin/stats", "admin/demand"])
+@pytest.mark.parametrize("path", ["admin/queue", "admin/stats", "admin/demand", "metrics"])
 def test_admin_endpoints_refuse_users_and_serve_admins(hub, path):
     assert hub.user("bob").get(path).status_code == 403
     assert hub.user("admin").get(path).status_code == 200

@@ -330,6 +330,7 @@ class DockerExecutor(Executor):
         if self.network != "none" and self.network not in self.allowed_networks:
             raise RuntimeError(f"docker executor: network {self.network!r} is not in allowed_networks")
         self._stopping = False
+        await self._call(self._sweep_cgroups)
         volumes = os.path.join(info.get("DockerRootDir") or "/var/lib/docker", "volumes")
         if self.work_quota and not os.access(volumes, os.R_OK | os.X_OK):
             self.log.warning("docker executor: the daemon's volumes are not readable here; "
@@ -842,10 +843,14 @@ class DockerExecutor(Executor):
             bases = [p for p in root.iterdir() if p.is_dir()] + [root]
         except OSError:
             return
-        for base in bases:
-            path = base / parent.strip("/")
-            if path.is_dir():
-                # Only empty cgroup directories can go; rmdir, never rm -r.
+        pending = [base / parent.strip("/") for base in bases]
+        # Only empty cgroup directories can go (rmdir, never rm -r); the kernel may
+        # answer EBUSY for a moment while it tears down the container's child cgroup.
+        for attempt in range(20):
+            left = []
+            for path in pending:
+                if not path.is_dir():
+                    continue
                 for sub in sorted(path.glob("*/"), reverse=True):
                     try:
                         sub.rmdir()
@@ -854,7 +859,34 @@ class DockerExecutor(Executor):
                 try:
                     path.rmdir()
                 except OSError:
-                    pass
+                    left.append(path)
+            if not left:
+                return
+            pending = left
+            time.sleep(0.05 * (attempt + 1))
+        self.log.debug("job %s: cgroups left behind: %s", job_id, pending)
+
+    def _sweep_cgroups(self):
+        """Remove empty per-job cgroups of jobs that no longer have a container."""
+        if not self.cgroup_parent:
+            return
+        try:
+            alive = {
+                _NAME_UNSAFE.sub("_", c["Labels"].get(LABEL_JOB, ""))
+                for c in self.client.api.containers(all=True, filters={"label": LABEL_JOB})
+            }
+            root = Path(self.cgroup_root)
+            for base in [p for p in root.iterdir() if p.is_dir()] + [root]:
+                top = base / self.cgroup_parent.strip("/")
+                if top.is_dir():
+                    for path in top.iterdir():
+                        if path.is_dir() and path.name not in alive:
+                            try:
+                                path.rmdir()
+                            except OSError:
+                                pass
+        except Exception as e:  # housekeeping only
+            self.log.debug("cgroup sweep: %s", e)
 
     # --- control --------------------------------------------------------------------------
     async def cancel(self, job_id: str) -> bool:

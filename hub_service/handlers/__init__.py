@@ -25,6 +25,7 @@ def routes(prefix: str) -> list:
         (r"/admin/queue", api.QueueHandler),
         (r"/admin/stats", api.StatsHandler),
         (r"/admin/demand", api.DemandHandler),
+        (r"/metrics", api.MetricsHandler),
     ]
     out = [(prefix + "api" + path, handler) for path, handler in api_routes]
     out += [

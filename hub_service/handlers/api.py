@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tornado import httputil, web
 
-from .. import __version__
+from .. import __version__, metrics
 from ..intake import (
     Bundle,
     IntakeError,
@@ -353,3 +353,12 @@ class DemandHandler(APIHandler):
     @admin_only
     async def post(self):
         self.write_json(await self.jobs.retrain(), 201)
+
+
+class MetricsHandler(APIHandler):
+    """Prometheus exposition; admins (or a service token with admin rights) only."""
+
+    @admin_only
+    def get(self):
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(metrics.exposition(self.store.counts()))

@@ -1,0 +1,180 @@
+"""The docker executor's life cycle: sandbox checks at create, cancel, and recovery of
+jobs after a restart of the service (a new executor instance)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import docker
+import nbformat
+import pytest
+
+from conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
+from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, LABEL_USER
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def client():
+    c = docker.from_env()
+    yield c
+    c.close()
+
+
+async def test_host_config_carries_every_limit(make_executor, make_job, client):
+    ex = make_executor(pids_limit=77, nofile=333, fsize=12345678, tmpfs_size=50 << 20, log_max_size="3m")
+    spec = make_job(make_notebook("1"), memory=300 << 20, cpu=1.5)
+    container = await asyncio.to_thread(ex._create, spec)
+    attrs = client.api.inspect_container(container.id)
+    hc = attrs["HostConfig"]
+    assert hc["Memory"] == 300 << 20 and hc["MemorySwap"] == 300 << 20
+    assert hc["NanoCpus"] == 1_500_000_000
+    assert hc["PidsLimit"] == 77
+    assert hc["CapDrop"] == ["ALL"] and not hc["CapAdd"]
+    assert any(o.startswith("no-new-privileges") for o in hc["SecurityOpt"])
+    assert hc["NetworkMode"] == "none"
+    assert hc["ReadonlyRootfs"] is True and hc["Privileged"] is False
+    assert "size=52428800" in hc["Tmpfs"]["/tmp"]
+    assert {u["Name"]: (u["Soft"], u["Hard"]) for u in hc["Ulimits"]} == {
+        "nofile": (333, 333), "fsize": (12345678, 12345678)}
+    assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "3m", "max-file": "1"}}
+    assert not hc["Binds"] and [m["Type"] for m in attrs["Mounts"]] == ["volume"]
+    assert attrs["Config"]["User"] == "1000:1000"
+    labels = attrs["Config"]["Labels"]
+    assert labels[LABEL_JOB] == spec.job_id and labels[LABEL_USER] == "alice"
+    assert labels[LABEL_INSTANCE] == ex.instance
+    assert ex.check_host_config(spec, attrs) == []
+    # Each dropped limit is noticed.
+    for key, value in [("PidsLimit", 0), ("MemorySwap", -1), ("NanoCpus", 0), ("ReadonlyRootfs", False),
+                       ("CapDrop", None), ("SecurityOpt", None), ("Ulimits", None), ("Tmpfs", None),
+                       ("NetworkMode", "bridge"), ("Binds", ["/:/host"])]:
+        broken = json.loads(json.dumps(attrs))
+        broken["HostConfig"][key] = value
+        assert ex.check_host_config(spec, broken), key
+    await ex.remove(spec.job_id)
+    assert not client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
+
+
+async def test_refuses_to_start_when_a_limit_was_dropped(make_executor, make_job, client, monkeypatch):
+    ex = make_executor()
+    await ex.start()
+    real = ex._host_config
+
+    def without_pids_limit(spec, volume):  # what a daemon without the pids cgroup does
+        kw = real(spec, volume)
+        kw.pop("pids_limit")
+        return kw
+
+    monkeypatch.setattr(ex, "_host_config", without_pids_limit)
+    spec = make_job(make_notebook("open('ran', 'w').write('yes')"))
+    rec = Recorder()
+    out = await ex.run(spec, rec.on_event, rec.on_log)
+    assert out.status == "failed" and out.reason == "infrastructure"
+    assert "PidsLimit" in out.message and "refusing to start" in out.message
+    assert rec.events == []
+    assert not client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
+    assert not client.volumes.list(filters={"label": f"{LABEL_JOB}={spec.job_id}"})
+
+
+async def test_start_explains_a_missing_image(make_executor):
+    ex = make_executor(image="notebook-jobs-runner:does-not-exist")
+    with pytest.raises(RuntimeError, match="build.sh"):
+        await ex.start()
+
+
+async def test_cancel_stops_a_running_job(executor, make_job, client):
+    spec = make_job(make_notebook("import time\ntime.sleep(120)"))
+    rec = Recorder()
+    task = asyncio.create_task(executor.run(spec, rec.on_event, rec.on_log))
+    for _ in range(300):
+        if any(e["event"] == "cell_started" for e in rec.events):
+            break
+        await asyncio.sleep(0.1)
+    assert await executor.running() == [spec.job_id]
+    t0 = time.monotonic()
+    assert await executor.cancel(spec.job_id) is True
+    out = await asyncio.wait_for(task, 30)
+    assert out.status == "cancelled" and out.reason == "cancelled"
+    assert time.monotonic() - t0 < 10
+    assert await executor.running() == []
+    assert await executor.cancel("no-such-job") is False
+
+
+async def test_reattach_after_restart_collects_finished_and_running_jobs(make_executor, make_job, client):
+    first = make_executor()
+    await first.start()
+    # quick: still in its first cell when the service dies, done before it comes back
+    quick = make_job(honest_notebook(sleep=2), parameters={"x": HONEST_X})
+    slow = make_job(make_notebook(
+        "import time, pathlib\ntime.sleep(6)",
+        "pathlib.Path('slow.txt').write_text('slept')\nprint('slow done')",
+    ), timeout=60)
+    recs = {quick.job_id: Recorder(), slow.job_id: Recorder()}
+    tasks = [asyncio.create_task(first.run(s, recs[s.job_id].on_event, recs[s.job_id].on_log)) for s in (quick, slow)]
+    # Both containers are up and running: now the service "dies" (its tasks vanish).
+    for _ in range(300):
+        if all(any(e["event"] == "cell_started" for e in r.events) for r in recs.values()):
+            break
+        await asyncio.sleep(0.1)
+    # One task is cancelled (the service's loop went away), the other sees the executor
+    # stopped (a clean shutdown): neither kills its job.
+    assert not any(t.done() for t in tasks)
+    tasks[0].cancel()
+    await first.stop()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+    # The quick job ends while nobody watches.
+    quick_name = first._names(quick.job_id)[0]
+    for _ in range(300):
+        if client.api.inspect_container(quick_name)["State"]["Status"] == "exited":
+            break
+        await asyncio.sleep(0.1)
+    assert client.api.inspect_container(first._names(slow.job_id)[0])["State"]["Running"]
+
+    second = make_executor()  # the restarted service: same instance name, fresh state
+    await second.start()
+    assert await second.running() == sorted([quick.job_id, slow.job_id])
+    other = make_executor(instance=second.instance + "-other")
+    assert await other.running() == []
+
+    new_recs = {quick.job_id: Recorder(), slow.job_id: Recorder()}
+    outs = await asyncio.gather(*[
+        second.reattach(s, new_recs[s.job_id].on_event, new_recs[s.job_id].on_log) for s in (quick, slow)])
+    assert_honest(quick, outs[0], new_recs[quick.job_id])
+    assert outs[0].used.peak_memory and outs[0].used.cpu_seconds and outs[0].used.wall_seconds
+    assert outs[1].status == "succeeded", (outs[1], new_recs[slow.job_id].log_text[-2000:])
+    assert (slow.files_dir / "slow.txt").read_text() == "slept"
+    assert new_recs[slow.job_id].events[-1] == {**new_recs[slow.job_id].events[-1], "event": "finished",
+                                                "status": "succeeded"}
+    out_nb = nbformat.read(str(slow.output_path), as_version=4)
+    assert "slow done" in out_nb.cells[-1].outputs[0]["text"]
+    assert await second.running() == []
+
+
+async def test_remove_clears_an_orphan(executor, make_job, client):
+    spec = make_job(make_notebook("import time\ntime.sleep(120)"))
+    task = asyncio.create_task(executor.run(spec, lambda e: None, lambda l: None))
+    for _ in range(300):
+        if await executor.running():
+            break
+        await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await executor.running() == [spec.job_id]
+    await executor.remove(spec.job_id)
+    assert await executor.running() == []
+    assert not client.volumes.list(filters={"label": f"{LABEL_JOB}={spec.job_id}"})
+
+
+async def test_cell_error_and_parameters_reach_the_outcome(executor, make_job):
+    spec = make_job(make_notebook("y = x * 2", "raise ValueError(f'bad {y}')", parameters="x = 1"),
+                    parameters={"x": 21})
+    rec = Recorder()
+    out = await executor.run(spec, rec.on_event, rec.on_log)
+    assert out.status == "failed" and out.reason == "cell_error"
+    assert "ValueError: bad 42" in out.message and out.exit_code == 1
+    assert out.cell == 2  # index in the submitted notebook (the parameters cell is 0)
+    assert spec.output_path.exists()
