@@ -18,6 +18,7 @@ log() { echo "setup: $*" >&2; }
 need_apt=()
 command -v node >/dev/null || need_apt+=(nodejs npm)
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
+command -v chromium >/dev/null || need_apt+=(chromium)  # the browser tests drive it with Playwright
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
@@ -27,7 +28,8 @@ fi
 log "installing the service into .venv"
 extras="test"
 [ "${1:-}" = "demo" ] && extras="test,demo"
-.venv/bin/pip install -q -e ".[$extras]"
+# Playwright drives Debian's Chromium; it must not try to download a browser of its own
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/pip install -q -e ".[$extras]"
 
 [ -x .venv-runner/bin/python ] || "$PYTHON" -m venv .venv-runner
 log "installing the runner's packages into .venv-runner"

@@ -543,7 +543,12 @@ class DockerExecutor(Executor):
     def _reader(self, job: _Job, fresh: bool, loop, queue: asyncio.Queue):
         """Thread: stream the container's stdout/stderr as lines onto the loop's queue."""
         api = self.client.api
-        put = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
+
+        def put(item):
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody listens any more
+                job.stop.set()
         logged = 0
         events = 0
         truncated = False
@@ -694,6 +699,7 @@ class DockerExecutor(Executor):
             raise asyncio.CancelledError(f"executor stopped while following job {spec.job_id}")
         if error is not None:
             self.log.warning("job %s: lost the output stream: %s", spec.job_id, error)
+            stderr_tail.append(f"docker: {error}")
         exit_code, attrs = await self._call(self._wait_sync, job)
         state = (attrs or {}).get("State") or {}
         started, finished = _parse_time(state.get("StartedAt", "")), _parse_time(state.get("FinishedAt", ""))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, UndefinedError
 from jupyterhub._data import DATA_FILES_PATH
 from jupyterhub.utils import url_path_join
 from tornado import web
@@ -29,7 +29,35 @@ def make_environment() -> Environment:
         PrefixLoader({"templates": FileSystemLoader(HUB_TEMPLATES)}, delimiter="/"),
         FileSystemLoader(HUB_TEMPLATES),
     ])
-    return Environment(loader=loader, autoescape=True)
+    env = Environment(loader=loader, autoescape=True)
+    env.filters["size"] = human_size
+    env.filters["seconds"] = human_seconds
+    return env
+
+
+def human_size(value) -> str:
+    """1073741824 -> '1.0 GiB' (blank for missing)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, UndefinedError):  # missing
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+
+
+def human_seconds(value) -> str:
+    """3725 -> '1h 2m 5s' (blank for missing)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, UndefinedError):
+        return ""
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, seconds = divmod(int(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours}h " if hours else "") + f"{minutes}m {seconds}s"
 
 
 class PageHandler(BaseHandler):

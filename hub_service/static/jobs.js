@@ -67,9 +67,22 @@
       status.className = "job-status status-" + job.status;
       if (TERMINAL.includes(job.status)) {
         events.close();
-        setTimeout(() => window.location.reload(), 300);
+        showEnd(job);
       }
     });
+  }
+
+  function showEnd(job) {
+    document.querySelectorAll(".job-cancel").forEach((b) => b.remove());
+    if (job.error) {
+      const box = document.getElementById("job-error");
+      box.textContent = job.error.reason + (job.error.cell !== null ? " in cell " + job.error.cell : "") +
+        ": " + job.error.message;
+      box.hidden = false;
+    }
+    if (job.status !== "cancelled") {
+      document.getElementById("job-output").src = cfg.api + "jobs/" + job.id + "/output?format=html";
+    }
   }
 
   function admin() {
