@@ -26,8 +26,8 @@ import nbformat
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import Hub, make_notebook  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tests.hubtest import Hub, make_notebook  # noqa: E402
 
 from hub_service.store import Store  # noqa: E402
 from hub_service.store.models import Job, utcnow  # noqa: E402

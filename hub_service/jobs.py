@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Optional
 
-from traitlets import Any, Float, Instance, Integer, Unicode
+from traitlets import Float, Instance, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from . import metrics, offload
@@ -22,7 +22,7 @@ from .executors.base import Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
 from .outputs import Artifacts, CappedLog
 from .sizing import Sizing
-from .store import TERMINAL, InvalidTransition, Job, Store, job_model
+from .store import InvalidTransition, Job, Store, job_model
 from .webhooks import deliver
 
 
@@ -35,11 +35,13 @@ class JobManager(LoggingConfigurable):
     dispatcher = Instance(Dispatcher)
     sizing = Instance(Sizing)
     broker = Instance(Broker, ())
-    load = Any(None, help="callable(now) -> {'max_running': int} from the load forecast, or None")
 
     log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
+    load_interval = Float(
+        300.0, help="Seconds between reads of the load forecast (cpu per job, jobs at once for the hour); 0: off."
+    ).tag(config=True)
     retrain_history = Integer(100_000, help="Most recent finished jobs the demand model learns from.").tag(config=True)
 
     def __init__(self, **kwargs):
@@ -48,6 +50,7 @@ class JobManager(LoggingConfigurable):
         self._wake = asyncio.Event()
         self._loop_task = None
         self._background = set()
+        self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
 
     # -- submission -------------------------------------------------------------
 
@@ -82,6 +85,10 @@ class JobManager(LoggingConfigurable):
             retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
         history = [history_record(j) for j in self.store.history(user, self.sizing.history_limit)]
         sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of)
+        if "cpu" not in requested and self.load.get("cpu_per_job"):
+            # a busy hour shares the cores: no job takes more than the hour's share unless asked
+            cpu = min(sizing["allocated"]["cpu"], self.load["cpu_per_job"])
+            sizing["allocated"]["cpu"] = max(self.sizing.cpu_min, cpu)
         sha = self.artifacts.store_input(bundle)
         job = self.store.create_job(
             user=user, name=name, input_hash=sha, input_kind=bundle.kind, input_name=bundle.name, path=path,
@@ -148,6 +155,8 @@ class JobManager(LoggingConfigurable):
 
     def start(self) -> None:
         self._loop_task = asyncio.ensure_future(self._dispatch_loop())
+        if self.sizing.use_model:
+            self._spawn(self.load_loop())
 
     async def stop(self) -> None:
         """Stop dispatching; running jobs are left to the backend (durable ones are reattached later)."""
@@ -172,9 +181,7 @@ class JobManager(LoggingConfigurable):
     def dispatch_once(self) -> list:
         """Start every queued job that fits now; returns the started ids."""
         started = []
-        max_running = None
-        if self.load is not None:
-            max_running = self.load(time.time()).get("max_running")
+        max_running = self.load.get("max_concurrent")
         while True:
             queued = self.store.jobs_with_status("queued")
             running = self.store.jobs_with_status("running")
@@ -200,11 +207,13 @@ class JobManager(LoggingConfigurable):
         )
 
     async def _run(self, job: Job, reattach: bool = False) -> None:
-        log = CappedLog(self.artifacts.log_path(job.id), self.log_cap) if reattach else None
+        log = None
         try:
-            if not reattach:
+            if reattach:  # the backend replays the job's whole output: start the log afresh
+                self.artifacts.log_path(job.id).unlink(missing_ok=True)
+            else:
                 self.artifacts.prepare(job.id, job.input_hash, job.parameters)
-                log = CappedLog(self.artifacts.log_path(job.id), self.log_cap)
+            log = CappedLog(self.artifacts.log_path(job.id), self.log_cap)
             spec = self.spec_for(job)
             on_event = lambda event: self._on_event(job.id, event)  # noqa: E731
             on_log = lambda text: self._on_log(job.id, log, text)  # noqa: E731
@@ -232,6 +241,8 @@ class JobManager(LoggingConfigurable):
         self.broker.publish(job_id, event)
 
     def _on_log(self, job_id: str, log: CappedLog, text: str) -> None:
+        if not text.endswith("\n"):  # backends hand over lines with or without their newline
+            text += "\n"
         if log.write(text):
             self.broker.publish(job_id, {"event": "log", "text": text})
 
@@ -299,6 +310,17 @@ class JobManager(LoggingConfigurable):
         history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
         info["forecast_next_24h"] = await self.sizing.model_call(offload.forecast, history)
         return info
+
+    async def load_loop(self) -> None:
+        """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""
+        while self.load_interval > 0:
+            try:
+                self.load = await self.sizing.model_call(
+                    offload.load_factor, time.time(), {"cpu": self.dispatcher.cpu, "memory": self.dispatcher.memory}
+                )
+            except Exception:
+                self.log.exception("reading the load forecast failed")
+            await asyncio.sleep(self.load_interval)
 
     async def retrain_loop(self, interval: float) -> None:
         """Retrain every ``interval`` seconds; a failure is logged and tried again next time."""

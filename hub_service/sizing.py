@@ -35,6 +35,11 @@ class Sizing(LoggingConfigurable):
     timeout_max = Float(6 * 3600.0, help="Longest time limit a job may get, in seconds.").tag(config=True)
     timeout_default = Float(3600.0, help="Time limit when neither the user nor the model says.").tag(config=True)
 
+    timeout_model_floor = Float(
+        600.0,
+        help="""The least time limit the model may give a job, in seconds (an explicit request may
+        go lower). Killing a legitimate job costs more than a runaway one running this long.""",
+    ).tag(config=True)
     use_model = Bool(True, help="Size jobs with the demand model (else: request or default).").tag(config=True)
     model_dir = Unicode(help="Where demand models are saved (default: <data_dir>/models).").tag(config=True)
     retrain_interval = Float(
@@ -80,17 +85,22 @@ class Sizing(LoggingConfigurable):
     async def size(self, job: dict, history: list, retry_of: Optional[dict] = None) -> dict:
         """{"predicted": …, "allocated": …, "basis": …} for a job described by its features."""
         requested = job.get("requested", {})
-        predicted = {}
+        keys = ("cpu", "memory", "timeout")
+        predicted, proposed = {}, {}
         basis = "default"
         if self.use_model:
             try:
                 result = await self.model_call(offload.size, dict(job, retry_of=retry_of), history)
-                predicted = {k: result["predicted"][k] for k in ("cpu", "memory", "timeout") if k in result["predicted"]}
+                predicted = {k: result["predicted"][k] for k in keys if k in result["predicted"]}
+                # the model's allocation adds its safety margin and the retry bump after a kill
+                proposed = {k: result["allocated"][k] for k in keys if k in result.get("allocated", {})}
                 basis = result.get("basis", "model")
             except Exception:  # the model must never block a submission
                 self.log.exception("demand model failed to size a job; using defaults")
+        if "timeout" in proposed:
+            proposed["timeout"] = max(proposed["timeout"], self.timeout_model_floor)
         defaults = {"cpu": self.cpu_default, "memory": self.memory_default, "timeout": self.timeout_default}
-        allocated = {k: requested.get(k, predicted.get(k, defaults[k])) for k in defaults}
+        allocated = {k: requested.get(k, proposed.get(k, defaults[k])) for k in defaults}
         if any(k in requested for k in defaults):
             basis = "request" if all(k in requested for k in defaults) else basis
         allocated["gpu"] = int(requested.get("gpu", 0))

@@ -5,7 +5,7 @@ import re
 import pytest
 import requests
 
-from conftest import SERVICE, make_notebook
+from tests.hubtest import SERVICE, make_notebook
 
 ENDPOINTS = [
     ("GET", ""),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import make_notebook
+from tests.hubtest import make_notebook
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

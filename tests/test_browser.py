@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import SERVICE, make_notebook
+from tests.hubtest import SERVICE, make_notebook
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")

@@ -6,7 +6,7 @@ import time
 import nbformat
 import pytest
 
-from conftest import make_notebook
+from tests.hubtest import make_notebook
 
 
 def test_job_runs_with_parameters_and_yields_all_three_formats(alice):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import Hub, make_notebook
+from tests.hubtest import Hub, make_notebook
 
 SLOW = "import time\nfor i in range(8):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
 

@@ -11,7 +11,7 @@ from hub_service.dispatch import Capacity, pick_next
 from hub_service.executors.base import Usage, decide_outcome, parse_event
 from hub_service.intake import IntakeError, parse_memory, parse_resources, read_submission, safe_relpath
 from hub_service.store import InvalidTransition, Store
-from conftest import make_notebook
+from tests.hubtest import make_notebook
 
 JOB_FIELDS = dict(name="n", input_hash="h", input_kind="ipynb", input_name="x.ipynb", parameters={},
                   output_formats=["ipynb"], features={}, requested={}, predicted={}, allocated={}, used={})

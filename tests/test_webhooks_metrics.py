@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import make_notebook
+from tests.hubtest import make_notebook
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import docker
 import nbformat
 import pytest
 
-from conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
+from tests.docker.conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
 from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, LABEL_USER
 
 pytestmark = pytest.mark.asyncio
@@ -178,3 +178,19 @@ async def test_cell_error_and_parameters_reach_the_outcome(executor, make_job):
     assert "ValueError: bad 42" in out.message and out.exit_code == 1
     assert out.cell == 2  # index in the submitted notebook (the parameters cell is 0)
     assert spec.output_path.exists()
+
+
+async def test_start_refuses_unknown_runtime_and_unlisted_network(make_executor):
+    with pytest.raises(RuntimeError, match="not registered"):
+        await make_executor(runtime="no-such-runtime").start()
+    with pytest.raises(RuntimeError, match="allowed_networks"):
+        await make_executor(network="bridge").start()
+    with pytest.raises(Exception, match="must not be root"):
+        make_executor(user="0:0")
+
+
+async def test_gpu_request_is_refused_without_gpus(executor, make_job, client):
+    spec = make_job(make_notebook("1"), gpu=1)
+    out = await executor.run(spec, lambda e: None, lambda l: None)
+    assert out.status == "failed" and out.reason == "infrastructure" and "GPU" in out.message
+    assert executor.gpu_count() == 0 and executor.health()["gpus"] == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import os
 import socket
 import textwrap
@@ -15,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
+from tests.docker.conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,0 +1,44 @@
+"""Notebook features: what the sizer can know before a job runs."""
+
+import nbformat
+
+from demand import notebook_features
+from demand.features import LEVEL_CONFIG, LEVEL_NONE, history_summary
+
+
+def _nb(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources] + [nbformat.v4.new_markdown_cell("import nothing")]
+    return nb
+
+
+def test_imports_parsed_with_ast_and_magics_tolerated():
+    nb = _nb("%matplotlib inline\nimport numpy as np, os.path\n!pip list", "from pandas.io import sql\nfrom . import local",
+             "%%bash\nimport not_python")
+    f = notebook_features(nb, {"n_rows": 10})
+    assert f["imports"] == ["numpy", "os", "pandas"]
+    assert f["code_cells"] == 3
+    assert f["params"] == {"n_rows": 10}
+    assert f["source_bytes"] == sum(len(c.source.encode()) for c in nb.cells if c.cell_type == "code")
+
+
+def test_syntax_error_cell_still_yields_imports():
+    f = notebook_features(_nb("import torch\nfor x in :\n  pass", "from sklearn.linear_model import Ridge"))
+    assert f["imports"] == ["sklearn", "torch"]
+    assert f["params"] == {}
+
+
+def _done(params, peak_mb, t):
+    return {"user": "a", "code_cells": 3, "source_bytes": 100, "imports": ["pandas"], "params": params,
+            "status": "succeeded", "submit_time": t,
+            "used": {"peak_memory": peak_mb * 2**20, "cpu_seconds": 10, "wall_seconds": 10}}
+
+
+def test_anchor_is_nearest_run_of_same_configuration():
+    history = [_done({"n_rows": 1000}, 100, 3), _done({"n_rows": 100000}, 900, 2), _done({"n_rows": 10}, 50, 1)]
+    job = {"user": "a", "code_cells": 3, "source_bytes": 100, "imports": ["pandas"], "params": {"n_rows": 90000}}
+    s = history_summary(job, history)["memory"]
+    assert s["level"] == LEVEL_CONFIG
+    assert abs(s["anchor"] - __import__("math").log(900)) < 1e-9
+    other = dict(job, imports=["torch"])
+    assert history_summary(other, [])["memory"]["level"] == LEVEL_NONE

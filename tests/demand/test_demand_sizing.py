@@ -1,0 +1,115 @@
+"""The Sizer the service calls: sane clamped limits from any history, retries, versions."""
+
+import math
+
+import pytest
+
+from demand import Sizer
+from demand.registry import versions
+from demand.sizing import GB, MB, oom_bump
+
+BOUNDS = {"cpu": (0.5, 4.0), "memory": (256 * MB, 8 * GB), "timeout": (60, 7200)}
+
+
+def _job(user="ann", n_rows=1000, **extra):
+    return dict({"user": user, "code_cells": 5, "source_bytes": 2000, "imports": ["pandas", "numpy"],
+                 "params": {"n_rows": n_rows}, "requested": {}, "retry_of": None}, **extra)
+
+
+def _done(i, user="ann", n_rows=1000, peak_mb=None, wall=120.0, status="succeeded", reason=None):
+    peak_mb = peak_mb if peak_mb is not None else 100 + n_rows / 100
+    return dict(_job(user, n_rows), submit_time=1_700_000_000 + 600 * i, status=status, reason=reason,
+                allocated={"cpu": 1, "memory": 2 * GB, "timeout": 3600},
+                used={"peak_memory": peak_mb * MB, "cpu_seconds": wall * 0.9, "wall_seconds": wall})
+
+
+def _within(alloc):
+    for key, (lo, hi) in BOUNDS.items():
+        assert lo <= alloc[key] <= hi, (key, alloc[key])
+
+
+def _history(n, users=("ann", "bob", "cy")):
+    return [_done(i, user=users[i % len(users)], n_rows=[1000, 10000, 100000][(i // len(users)) % 3]) for i in range(n)]
+
+
+def test_cold_start_without_model_or_history(tmp_path):
+    out = Sizer(tmp_path, BOUNDS).size(_job(), [])
+    assert out["basis"] == "cold-start" and out["model_version"] == "none"
+    _within(out["allocated"])
+
+
+def test_user_history_rule_before_any_model(tmp_path):
+    out = Sizer(tmp_path, BOUNDS).size(_job(), [_done(1, peak_mb=1000)])
+    assert out["basis"] == "user-history"
+    assert out["allocated"]["memory"] >= 1000 * MB
+
+
+@pytest.mark.parametrize("history", [
+    [],                                                           # nothing at all
+    [_done(i) for i in range(80)],                                # a single user
+    _history(80) + [_done(99, peak_mb=5e9, wall=1e12)],           # absurd outlier
+    [dict(_done(i), used={}) for i in range(60)] + _history(60),  # missing usage
+])
+def test_retrain_on_any_history_serves_clamped_limits(tmp_path, history):
+    sizer = Sizer(tmp_path, BOUNDS)
+    info = sizer.retrain(history)
+    assert info["version"] == "v0001"
+    for job in (_job(), _job(user="new", n_rows=10**9)):
+        out = sizer.size(job, [h for h in history if h["user"] == job["user"]][:200])
+        _within(out["allocated"])
+        assert all(math.isfinite(v) for v in out["predicted"].values())
+
+
+def test_model_sizes_by_parameters_after_training(tmp_path):
+    sizer = Sizer(tmp_path, BOUNDS)
+    history = _history(240)
+    sizer.retrain(history)
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    small, big = sizer.size(_job(n_rows=1000), ann), sizer.size(_job(n_rows=100000), ann)
+    assert small["basis"] == "model"
+    assert small["allocated"]["memory"] < big["allocated"]["memory"]
+    assert big["allocated"]["memory"] >= (100 + 100000 / 100) * MB  # covers the known peak
+
+
+def test_oom_retry_gets_vpa_bump(tmp_path):
+    assert oom_bump(200 * MB) == 300 * MB        # +100 MB wins for small jobs
+    assert oom_bump(2 * GB) == 1.2 * 2 * GB      # x1.2 wins for large ones
+    retry = {"reason": "oom_killed", "used": {"peak_memory": 3 * GB}, "allocated": {"memory": 3 * GB}}
+    out = Sizer(tmp_path, BOUNDS).size(_job(retry_of=retry), [])
+    assert out["allocated"]["memory"] >= 3.6 * GB
+    retry = {"reason": "timeout", "used": {"wall_seconds": 1000}, "allocated": {"timeout": 1000, "memory": 4 * GB}}
+    out = Sizer(tmp_path, BOUNDS).size(_job(retry_of=retry), [])
+    assert out["allocated"]["timeout"] >= 2000 and out["allocated"]["memory"] >= 4 * GB
+
+
+def test_requests_win_but_are_clamped(tmp_path):
+    sizer = Sizer(tmp_path, BOUNDS)
+    out = sizer.size(_job(requested={"cpu": 64, "memory": 1 * MB, "timeout": 1800}), [])
+    assert out["allocated"] == {"cpu": 4.0, "memory": 256 * MB, "timeout": 1800.0}
+    assert out["basis"] == "request"
+    partial = sizer.size(_job(requested={"memory": 3 * GB}), [])
+    assert partial["allocated"]["memory"] == 3 * GB and partial["basis"] == "cold-start"
+
+
+def test_versions_saved_and_newest_loaded(tmp_path):
+    first = Sizer(tmp_path, BOUNDS)
+    first.retrain(_history(60))
+    first.retrain(_history(90))
+    assert versions(tmp_path) == ["v0001", "v0002"]
+    again = Sizer(tmp_path, BOUNDS)
+    assert again.info()["version"] == "v0002" and again.info()["n_jobs"] == 90
+    assert "memory" in again.info()["metrics"] and len(again.info()["forecast"]["jobs"]) == 168
+    (tmp_path / "v0002" / "model.pkl").write_bytes(b"not a pickle")
+    assert Sizer(tmp_path, BOUNDS).info()["version"] == "v0001"
+
+
+def test_forecast_and_load_factor(tmp_path):
+    sizer = Sizer(tmp_path, BOUNDS, capacity={"cpu": 2})
+    with pytest.raises(ValueError):
+        Sizer(tmp_path, BOUNDS).load_factor(0)
+    history = _history(300)
+    sizer.retrain(history, now=history[-1]["submit_time"] + 3600)
+    fc = sizer.forecast(history, now=history[-1]["submit_time"], hours=12)
+    assert len(fc["jobs"]) == len(fc["cpu_seconds"]) == 12 and sum(fc["jobs"]) > 0
+    lf = sizer.load_factor(history[-1]["submit_time"])
+    assert BOUNDS["cpu"][0] <= lf["cpu_per_job"] <= BOUNDS["cpu"][1] and lf["max_concurrent"] >= 1

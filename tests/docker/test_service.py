@@ -1,0 +1,85 @@
+"""The service with the docker backend, through a real Hub: sandboxed jobs, usage, kill -9 recovery."""
+
+import os
+import signal
+import time
+import uuid
+
+import docker
+import pytest
+
+from tests.hubtest import Hub, make_notebook
+from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB
+
+SLOW = "import time\nfor i in range(10):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
+
+
+@pytest.fixture(scope="module")
+def docker_hub(tmp_path_factory):
+    instance = f"test-{uuid.uuid4().hex[:8]}"
+    # no executor named: a reachable daemon with the runner image makes docker the default
+    h = Hub(tmp_path_factory.mktemp("docker-hub"), executor="",
+            extra_args=f"--DockerExecutor.instance={instance} --Dispatcher.max_running=2 --Dispatcher.per_user=2")
+    h.instance = instance
+    h.start()
+    yield h
+    h.stop()
+    client = docker.from_env()
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
+        c.remove(force=True)
+
+
+def containers(hub):
+    client = docker.from_env()
+    return client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={hub.instance}"})
+
+
+def test_docker_is_the_default_backend_and_jobs_report_what_they_used(docker_hub):
+    erin = docker_hub.user("erin")
+    health = erin.get("health").json()
+    assert health["backend"]["name"] == "docker" and "warning" not in health["backend"]
+    job = erin.submit(make_notebook("import os\nprint('uid', os.getuid())", "x = bytearray(50 * 2**20)"),
+                      resources={"cpu": 1, "memory": "512MB"})
+    job = erin.wait(job["id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    assert job["backend"] == "docker"
+    assert job["resources"]["allocated"]["memory"] == 512 * 2**20
+    used = job["resources"]["used"]
+    assert used["peak_memory"] >= 50 * 2**20 and used["cpu_seconds"] > 0
+    assert "uid 1000" in erin.get(f"jobs/{job['id']}/logs").text
+    assert erin.get(f"jobs/{job['id']}/output", params={"format": "html"}).status_code == 200
+    assert not containers(docker_hub)  # removed once collected
+
+
+def test_memory_hog_is_oom_killed_through_the_service(docker_hub):
+    erin = docker_hub.user("erin")
+    job = erin.submit(make_notebook("x = bytearray(600 * 2**20)\nx[::4096] = b'1' * len(x[::4096])"),
+                      resources={"memory": "256MB"})
+    job = erin.wait(job["id"], timeout=120)
+    assert job["status"] == "failed" and job["error"]["reason"] == "oom_killed", job
+
+
+def test_kill_9_reattaches_to_running_containers_and_each_job_ends_once(docker_hub):
+    erin = docker_hub.user("erin")
+    jobs = [erin.submit(make_notebook(SLOW), name=f"reattach-{i}") for i in range(3)]
+    erin.wait(jobs[0]["id"], statuses=("running",), timeout=60)
+    time.sleep(1)
+    running_before = {c.labels[LABEL_JOB] for c in containers(docker_hub)}
+    assert running_before
+    pid = docker_hub.service_pid()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if docker_hub.service_pid() != pid and erin.get("health").status_code == 200:
+                break
+        except Exception:
+            pass
+        time.sleep(0.5)
+    for job in jobs:
+        done = erin.wait(job["id"], timeout=180)
+        assert done["status"] == "succeeded", done
+        log = erin.get(f"jobs/{job['id']}/logs").text
+        assert log.count("step 0") == 1, log  # reattached, not run again
+        assert erin.get(f"jobs/{job['id']}/output").status_code == 200
+    assert not containers(docker_hub)
