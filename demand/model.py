@@ -1,0 +1,382 @@
+"""Per-job upper quantiles of peak memory, runtime and cores.
+
+Why this shape:
+
+* **Anchor + learned correction.** A tree model cannot extrapolate, and a user's
+  notebooks differ by orders of magnitude, so each target is predicted as a *change*
+  from the anchor (the most similar earlier run of that user, see
+  :func:`demand.features.history_summary`): ``log y = anchor + f(features)``. ``f``
+  learns how the target moves with the parameter differences, the notebook and the
+  hour, pooled over all users. Without any anchor (a new user) the base is the global
+  median and ``f`` learns from the notebook alone: the cold-start model.
+* **Each notebook's own scaling curve.** Trees cannot extrapolate either: a run with
+  30x the usual ``n_rows`` needs a slope. For a known configuration the base is
+  therefore ``anchor + b . (params - anchor params)``, with ``b`` a ridge fit of log
+  target on log parameters over that notebook's runs, shrunk toward the slope pooled
+  over all notebooks (so one run, or runs all with the same parameters, use the pooled
+  slope).
+* **Upper quantiles by split conformal calibration, not by a quantile loss.** The
+  corrections are fitted on the older 75% of the history and their errors measured on
+  the newest 25%; the margin is the empirical ``q``-quantile of those errors, per
+  anchor level (a re-run of a known configuration is far more predictable than a new
+  user's first job). This keeps the kill rate near ``1 - q`` even when the point model
+  is wrong, which a pinball-loss model fitted on few tail samples does not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import ThreadpoolController
+
+from .features import (LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, LEVEL_USER, TARGETS, history_summary,
+                       split_params, static_features, succeeded, target_value)
+
+#: History-derived columns, in matrix order (see :func:`demand.features.history_summary`).
+HISTORY_COLUMNS = ("level", "anchor", "dist", "n_user", "n_sig", "user_med", "user_max", "sig_spread", "censored")
+
+#: Levels with fewer calibration errors than this borrow the pooled margin.
+MIN_LEVEL_SAMPLES = 30
+#: Pseudo-observations of the pooled slope in each notebook's ridge fit.
+SLOPE_PRIOR_WEIGHT = 2.0
+#: Pseudo-runs of the pooled noise in each configuration's noise estimate.
+NOISE_PRIOR_WEIGHT = 3.0
+#: Exact repeats of a configuration averaged into its base (newest first).
+EXACT_REPEATS = 5
+#: Calibration group of a re-run with exactly the parameters of an earlier run.
+GROUP_EXACT = 4
+#: Memory quantiles the cost-aware choice picks from (1.0: the largest calibration error).
+MEMORY_QUANTILES = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+#: Share of model-sized jobs the memory margins may let be OOM-killed (see :meth:`DemandModel._choose`).
+MEMORY_KILL_BUDGET = 0.004
+
+
+_threadpools: Optional[ThreadpoolController] = None
+
+
+def _one_thread():
+    """Run sklearn on one thread: these fits are small, and OpenMP start-up on every
+    call costs more than it saves (10x slower here on 2 cores)."""
+    global _threadpools
+    if _threadpools is None:
+        _threadpools = ThreadpoolController()  # scanning the loaded libraries is the slow part
+    return _threadpools.limit(limits=1)
+
+
+def conformal_margin(errors: np.ndarray, q: float) -> float:
+    """The split-conformal ``q`` upper quantile of ``errors`` (finite-sample corrected)."""
+    n = len(errors)
+    if n == 0:
+        return math.nan
+    rank = min(n, int(math.ceil((n + 1) * q)))
+    return float(np.sort(errors)[rank - 1])
+
+
+def _group(summary: dict) -> int:
+    """Calibration group of one target's summary: its anchor level, exact re-runs apart."""
+    if summary["level"] == LEVEL_CONFIG and summary["dist"] == 0:
+        return GROUP_EXACT
+    return int(summary["level"])
+
+
+def end_time(job: dict) -> float:
+    """When a finished job ended: recorded, or estimated as submit + wall time."""
+    if job.get("end_time") is not None:
+        return float(job["end_time"])
+    wall = (job.get("used") or {}).get("wall_seconds") or 0.0
+    return float(job.get("submit_time") or 0.0) + float(wall)
+
+
+def examples(jobs: Iterable[dict], cache: Optional[dict] = None) -> list[tuple]:
+    """(job, history summary) for every succeeded job, as the sizer saw it at submit.
+
+    A job's history is the same user's jobs that had *ended* before it was submitted
+    (at most 200, newest first), exactly what :meth:`demand.Sizer.size` receives, so
+    training features never hold information the sizer lacks. Summaries depend only
+    on that past, so ``cache`` (keyed by job identity) carries them across retrains.
+    """
+    by_user: dict[str, list] = {}
+    for j in jobs:
+        by_user.setdefault(j.get("user"), []).append(j)
+    out = []
+    for user_jobs in by_user.values():
+        ended = sorted(user_jobs, key=end_time)
+        ends = np.array([end_time(j) for j in ended])
+        for j in user_jobs:
+            if not succeeded(j):
+                continue
+            key = (j.get("id"), j.get("user"), j.get("submit_time"), str(j.get("params")), j.get("source_bytes"))
+            summary = cache.get(key) if cache is not None else None
+            if summary is None:
+                k = int(np.searchsorted(ends, float(j.get("submit_time") or 0.0), side="right"))
+                summary = history_summary(j, ended[max(0, k - 200):k][::-1])
+                if cache is not None:
+                    cache[key] = summary
+            out.append((j, summary))
+    out.sort(key=lambda e: float(e[0].get("submit_time") or 0.0))
+    return out
+
+
+@dataclass
+class DemandModel:
+    """Fitted correction models and calibrated margins for the three targets."""
+
+    quantiles: dict
+    module_vocab: list = field(default_factory=list)
+    param_vocab: list = field(default_factory=list)
+    fallback: dict = field(default_factory=dict)     # target -> global median (log)
+    estimators: dict = field(default_factory=dict)   # target -> regressor of log y - base
+    margins: dict = field(default_factory=dict)      # target -> {level: margin (log)}
+    columns: dict = field(default_factory=dict)      # target -> mask of columns seen with a value
+    slopes: dict = field(default_factory=dict)       # target -> {param: pooled d log y / d log param}
+    noise: dict = field(default_factory=dict)        # target -> pooled run-to-run noise (log)
+    metrics: dict = field(default_factory=dict)
+    #: Share of jobs the cost-aware memory margins aim to let be killed (None: fixed quantile).
+    memory_kill_budget: Optional[float] = MEMORY_KILL_BUDGET
+    kill_price: Optional[float] = None               # MB-s one kill is worth (fitted)
+
+    def _row(self, job: dict, summary: dict, now: Optional[float]) -> np.ndarray:
+        static = static_features(job, self.module_vocab, now)
+        numeric = summary["params"]
+        anchor_params = summary["anchor_params"]
+        cols = [float(summary[c]) for c in HISTORY_COLUMNS] + list(static.values())
+        for k in self.param_vocab:
+            own = numeric.get(k, np.nan)
+            cols.append(own)
+            cols.append(own - anchor_params.get(k, np.nan) if anchor_params is not None else np.nan)
+        return np.asarray(cols, dtype=float)
+
+    def _base(self, target: str, summary: dict) -> tuple[float, float]:
+        """(base, error scale) of one target; the scale is 1 except for known configurations."""
+        if summary["level"] == LEVEL_NONE:
+            return self.fallback[target], 1.0
+        if summary["level"] != LEVEL_CONFIG:
+            return summary["anchor"], 1.0
+        shift, scale = self._local_fit(summary, self.slopes.get(target, {}), self.noise.get(target, 0.1))
+        return summary["anchor"] + shift, scale
+
+    @staticmethod
+    def _local_fit(summary: dict, prior: dict, prior_noise: float) -> tuple[float, float]:
+        """Shift of log target from the anchor run along the notebook's curve, and its noise.
+
+        The slope comes from a ridge fit over the configuration's runs. The noise is
+        measured only among runs with *exactly* these parameters (the spread within
+        each group of identical parameters), shrunk toward the pooled noise: a notebook
+        whose target is not log-linear in its parameters would otherwise look noisy
+        when it is merely curved. A re-run of exact parameters is predicted from the
+        mean of its last few exact repeats, which halves the variance a single anchor
+        run carries; its error scale says so.
+        """
+        own, anchor = summary["params"], summary["anchor_params"]
+        keys = sorted(set(own) & set(anchor))
+        pts = [p for p in summary["points"] if all(k in p[0] for k in keys)]
+        beta = np.array([prior.get(k, 0.0) for k in keys])
+        if len(pts) >= 2 and keys:
+            X = np.array([[p[0][k] for k in keys] for p in pts]).reshape(len(pts), len(keys))
+            y = np.array([p[1] for p in pts])
+            Xc, yc = X - X.mean(0), y - y.mean()
+            A = Xc.T @ Xc + SLOPE_PRIOR_WEIGHT * np.eye(len(keys))
+            beta = np.linalg.solve(A, Xc.T @ yc + SLOPE_PRIOR_WEIGHT * beta)
+        groups: dict = {}
+        for p in summary["points"]:
+            groups.setdefault(tuple(sorted(p[0].items())), []).append(p[1])
+        resid_ss, dof = 0.0, 0
+        for vals in groups.values():
+            if len(vals) >= 2:
+                v = np.array(vals[:10])
+                resid_ss += float(np.sum((v - v.mean()) ** 2))
+                dof += len(v) - 1
+        sigma = math.sqrt((resid_ss + NOISE_PRIOR_WEIGHT * prior_noise ** 2) / (dof + NOISE_PRIOR_WEIGHT))
+        exact = groups.get(tuple(sorted(own.items())), []) if summary["dist"] == 0 else []
+        if exact:
+            recent = exact[:EXACT_REPEATS]
+            return float(np.mean(recent)) - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
+        shift = float(beta @ np.array([own[k] - anchor[k] for k in keys])) if keys else 0.0
+        return shift, sigma * math.sqrt(2.0)
+
+    @staticmethod
+    def _pooled_slopes(rows: list, vocab: list) -> dict:
+        """Least-squares slope of (log y - anchor) on the parameter differences, over known configurations."""
+        X, y = [], []
+        for _, s, value in rows:
+            if s["level"] == LEVEL_CONFIG and s["dist"] > 0:
+                X.append([s["params"].get(k, 0.0) - s["anchor_params"].get(k, s["params"].get(k, 0.0))
+                          for k in vocab])
+                y.append(value - s["anchor"])
+        if len(X) < 20:
+            return {}
+        beta = np.linalg.lstsq(np.array(X) + 0.0, np.array(y), rcond=None)[0]
+        return {k: float(np.clip(b, -1.0, 2.0)) for k, b in zip(vocab, beta)}
+
+    @classmethod
+    def fit(cls, train: list[tuple], quantiles: dict, calibration_share: float = 0.25,
+            random_state: int = 0) -> "DemandModel":
+        """Fit on ``examples()`` output (time-ordered); the newest share calibrates."""
+        modules, params = {}, {}
+        for job, _ in train:
+            for m in job.get("imports") or ():
+                modules[m] = modules.get(m, 0) + 1
+            for k in split_params(job.get("params"))[0]:
+                params[k] = params.get(k, 0) + 1
+        model = cls(
+            quantiles=dict(quantiles),
+            module_vocab=sorted(m for m, _ in sorted(modules.items(), key=lambda kv: -kv[1])[:30]),
+            param_vocab=sorted(k for k, _ in sorted(params.items(), key=lambda kv: -kv[1])[:8]),
+        )
+        cal_points: dict = {}
+        for target in TARGETS:
+            rows = [(i, s[target], y) for i, (j, s) in enumerate(train)
+                    if (y := target_value(j.get("used"), target)) is not None]
+            if len(rows) < 10:
+                raise ValueError(f"too few finished jobs with a known {target} to train on ({len(rows)})")
+            index = np.array([i for i, _, _ in rows])
+            rows = [(train[i][0], s, y) for i, s, y in rows]
+            n_fit = max(1, int(round(len(rows) * (1 - calibration_share))))
+            model.fallback[target] = float(np.median([y for _, _, y in rows[:n_fit]]))
+            model.slopes[target] = cls._pooled_slopes(rows[:n_fit], model.param_vocab)
+            model.noise[target] = 0.1
+            X = np.vstack([model._row(j, s, None) for j, s, _ in rows])
+            y = np.array([y for _, _, y in rows])
+            groups = np.array([_group(s) for _, s, _ in rows])
+            # Pooled run-to-run noise: exact re-runs against their anchor (a difference
+            # of two runs, hence / sqrt 2), robustly.
+            exact = groups[:n_fit] == GROUP_EXACT
+            if exact.sum() >= 20:
+                anchor_err = y[:n_fit][exact] - np.array([s["anchor"] for _, s, _ in rows[:n_fit]])[exact]
+                model.noise[target] = max(0.01, 1.4826 * float(np.median(np.abs(anchor_err))) / math.sqrt(2))
+            base, scale = map(np.array, zip(*(model._base(target, s) for _, s, _ in rows)))
+            # A column never observed (say, no anchor yet) carries nothing, and the
+            # histogram binning cannot bin it.
+            model.columns[target] = cols = ~np.all(np.isnan(X[:n_fit]), axis=0)
+            X = X[:, cols]
+            with _one_thread():
+                est = HistGradientBoostingRegressor(
+                    max_iter=60, learning_rate=0.15, max_leaf_nodes=15, min_samples_leaf=20,
+                    early_stopping=False, random_state=random_state,
+                ).fit(X[:n_fit], y[:n_fit] - base[:n_fit])
+            model.estimators[target] = est
+            with _one_thread():
+                point = base[n_fit:] + est.predict(X[n_fit:])
+            cal = rows[n_fit:]
+            errors = (y[n_fit:] - point) / scale[n_fit:]
+            user_med = np.array([s["user_med"] for _, s, _ in cal])
+            qs = sorted(set(MEMORY_QUANTILES) | {quantiles[target]}) if target == "memory" else [quantiles[target]]
+            model.margins[target] = model._calibrate(
+                errors, groups[n_fit:], y[n_fit:] - model.fallback[target], y[n_fit:] - user_med, qs)
+            cal_points[target] = {"index": index[n_fit:], "point": point, "y": y[n_fit:],
+                                  "groups": groups[n_fit:], "scale": scale[n_fit:]}
+            q = quantiles[target]
+            upper = point + np.array([model.margins[target][g][q] for g in groups[n_fit:]]) * scale[n_fit:]
+            model.metrics[target] = {
+                "n_train": int(n_fit), "n_calibration": int(len(cal)),
+                "quantile": q,
+                "mae_log": float(np.mean(np.abs(y[n_fit:] - point))) if len(cal) else None,
+                "anchor_mae_log": float(np.mean(np.abs(y[n_fit:] - base[n_fit:]))) if len(cal) else None,
+                "calibration_slack": float(np.mean(1 - np.exp(np.minimum(y[n_fit:] - upper, 0)))) if len(cal) else None,
+                "margins": {str(g): round(m[q], 4) for g, m in model.margins[target].items()},
+            }
+        model._fit_price(cal_points)
+        return model
+
+    # -- cost-aware memory margins ------------------------------------------------------
+
+    def _fit_price(self, cal: dict) -> None:
+        """Choose the price of a kill so that the calibration jobs' kill rate meets the budget.
+
+        Slack is counted in byte-seconds, kills per job. A short small job can have a
+        generous limit for next to no waste, a long large one cannot: so each job's
+        memory quantile minimises ``expected reserved MB-s + price x P(kill)``, and the
+        one price is set here, on the calibration window, so that the expected share of
+        killed jobs is :data:`MEMORY_KILL_BUDGET`.
+        """
+        mem, rt = cal["memory"], cal.get("runtime")
+        rt_point = dict(zip(rt["index"].tolist(), rt["point"].tolist())) if rt else {}
+        fallback_rt = self.fallback.get("runtime", math.log(600.0))
+        log_cost = np.array([p + rt_point.get(i, fallback_rt) for i, p in zip(mem["index"].tolist(), mem["point"])])
+        self.kill_price = None
+        if self.memory_kill_budget is None or len(log_cost) < MIN_LEVEL_SAMPLES:
+            return
+        lo, hi = float(np.min(log_cost)) - 10, float(np.max(log_cost)) + 25  # log price
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            p = np.mean([self._choose(g, sc, lc, math.exp(mid))[1]
+                         for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)])
+            if p > self.memory_kill_budget:
+                lo = mid
+            else:
+                hi = mid
+        self.kill_price = math.exp(hi)
+        chosen = [self._choose(g, sc, lc, self.kill_price) for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)]
+        margin = np.array([m for m, _ in chosen])
+        upper = mem["point"] + margin
+        self.metrics["memory"].update(
+            kill_price_log=round(hi, 3),
+            cost_aware_kill_rate=float(np.mean(mem["y"] > upper)),
+            cost_aware_expected_kill_rate=float(np.mean([p for _, p in chosen])),
+            cost_aware_slack=float(np.sum(np.exp(log_cost) * (1 - np.exp(np.minimum(mem["y"] - upper, 0))))
+                                   / np.sum(np.exp(log_cost))))
+
+    def _choose(self, group: int, scale: float, log_cost: float, price: float) -> tuple[float, float]:
+        """(log margin, kill probability) of the memory quantile that is cheapest for this job."""
+        margins = self.margins["memory"][group]
+        cost = math.exp(log_cost)
+        safe = math.exp(max(margins.values()) * scale)
+        best = None
+        for q, m in margins.items():
+            if q < min(MEMORY_QUANTILES):
+                continue
+            p = 1.0 - q if q < 1.0 else 0.5 * (1.0 - MEMORY_QUANTILES[-2])
+            # Reserved MB-s of the attempt, and if killed, of its (safe) retry too.
+            expected = cost * math.exp(m * scale) + p * (cost * safe + price)
+            if best is None or expected < best[0]:
+                best = (expected, m * scale, p)
+        return best[1], best[2]
+
+    @staticmethod
+    def _calibrate(errors: np.ndarray, groups: np.ndarray, vs_global: np.ndarray, vs_user: np.ndarray,
+                   qs: list) -> dict:
+        """Margin per calibration group and quantile (in units of the group's error scale).
+
+        Known configurations and notebooks use their own calibration errors (exact
+        re-runs apart from re-runs with other parameters). A new user's job, or a known
+        user's new notebook, is rare in any calibration window, so their margins come
+        from how far jobs lie from the global median and from their user's median:
+        plentiful, and honest about how little is known.
+        """
+        margins = {g: {} for g in (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT)}
+        for q in qs:
+            pooled = conformal_margin(errors, q)
+            if math.isnan(pooled):
+                pooled = math.log(2.0)  # nothing to calibrate on: double the point estimate
+            for g in (LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT):
+                own = errors[groups == g]
+                margins[g][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled
+            margins[LEVEL_CONFIG][q] = max(margins[LEVEL_CONFIG][q], margins[GROUP_EXACT][q] / math.sqrt(2))
+            user = conformal_margin(vs_user[~np.isnan(vs_user)], q)
+            margins[LEVEL_USER][q] = max(margins[LEVEL_NOTEBOOK][q], user if not math.isnan(user) else pooled)
+            margins[LEVEL_NONE][q] = max(margins[LEVEL_USER][q], conformal_margin(vs_global, q))
+        return margins
+
+    def predict(self, job: dict, summary: dict, now: Optional[float]) -> dict:
+        """{target: (point, upper)} in natural units (MB, seconds, cores), and
+        ``memory_safe``: a memory limit that covers every calibration error, for retries."""
+        out, points = {}, {}
+        for target in TARGETS:
+            s = summary[target]
+            with _one_thread():
+                correction = self.estimators[target].predict(self._row(job, s, now)[None, self.columns[target]])
+            base, scale = self._base(target, s)
+            points[target] = (base + float(correction[0]), scale, _group(s))
+        for target, (point, scale, group) in points.items():
+            margins = self.margins[target][group]
+            margin = margins[self.quantiles[target]] * scale
+            if target == "memory" and getattr(self, "kill_price", None) is not None:
+                margin = self._choose(group, scale, point + points["runtime"][0], self.kill_price)[0]
+            out[target] = (math.exp(point), math.exp(point + margin))
+        point, scale, group = points["memory"]
+        out["memory_safe"] = math.exp(point + max(self.margins["memory"][group].values()) * scale)
+        return out

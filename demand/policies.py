@@ -1,0 +1,175 @@
+"""Sizing policies the simulator compares: ours, the published recommenders, the bounds.
+
+Every policy sees the same thing the service would: the job's features and explicit
+request when it is submitted (never its truth), and each attempt's record once that
+attempt has *ended* (``observe``). ``retrain`` is called on the service's schedule.
+Only :class:`Oracle` is handed the truth, explicitly, as the unreachable lower bound.
+
+The baselines, as published (applied per user, since notebook jobs have no replicas):
+
+* **VPA** (Kubernetes Vertical Pod Autoscaler recommender): a decaying histogram of
+  usage samples, 24 h half-life, target = p90, +15% safety margin; an OOM adds a sample
+  of ``max(used + 100 MB, 1.2 x used)``.
+* **Autopilot** (Rzadca et al., EuroSys 2020), moving-window recommender: samples
+  decayed with a 48 h half-life, memory = weighted p98, cpu = weighted p95, +10%.
+
+Neither recommends time limits, so they (and fixed/requested) keep the admin's
+maximum timeout: they are never charged a timeout kill their rule did not cause.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Optional
+
+import numpy as np
+
+from .sizing import DEFAULT_BOUNDS, DEFAULT_COLD_START, MB, Sizer
+
+
+class Policy:
+    """Base: cold-start size for everyone, learns nothing."""
+
+    name = "fixed"
+
+    def __init__(self, bounds: Optional[dict] = None, cold_start: Optional[dict] = None):
+        self.bounds = dict(DEFAULT_BOUNDS, **(bounds or {}))
+        self.cold_start = dict(DEFAULT_COLD_START, timeout=self.bounds["timeout"][1], **(cold_start or {}))
+
+    def size(self, job: dict, now: float, retry_of: Optional[dict] = None) -> dict:
+        """{cpu, memory (bytes), timeout (s)} for a submitted job or a retry."""
+        return dict(self.cold_start)
+
+    def observe(self, record: dict) -> None:
+        """Learn from one ended attempt (a history dict with ``end_time``)."""
+
+    def retrain(self, now: float) -> None:
+        """Periodic refit, on the service's schedule."""
+
+
+class Fixed(Policy):
+    """One size for every job: what an admin sets when nothing is known."""
+
+
+class Requested(Policy):
+    """The user's hand-set limits, as they typed them."""
+
+    name = "requested"
+
+    def size(self, job, now, retry_of=None):
+        req = job.get("requested") or {}
+        return {"cpu": req.get("cpu", self.cold_start["cpu"]), "memory": req.get("memory", self.cold_start["memory"]),
+                "timeout": self.cold_start["timeout"]}
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The smallest value whose cumulative weight reaches ``q`` of the total."""
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][min(len(values) - 1, int(np.searchsorted(cum, q * cum[-1])))])
+
+
+class DecayingHistogram(Policy):
+    """Per-user exponentially decayed usage samples; a quantile plus margin of them."""
+
+    half_life_h = 24.0
+    memory_q, cpu_q, margin = 0.9, 0.9, 0.15
+    #: Samples older than this many half-lives weigh under 0.1% and are dropped.
+    horizon_half_lives = 10
+
+    def __init__(self, bounds=None, cold_start=None):
+        super().__init__(bounds, cold_start)
+        self.samples: dict[str, list] = {}  # user -> [(time, memory bytes, cores)]
+
+    def observe(self, record):
+        used, alloc = record.get("used") or {}, record.get("allocated") or {}
+        t = record["end_time"]
+        if record.get("reason") == "oom_killed":
+            killed_at = float(alloc["memory"])
+            memory = max(killed_at + 100 * MB, 1.2 * killed_at)
+        elif record.get("status") == "succeeded" and "peak_memory" in used:
+            memory = float(used["peak_memory"])
+        else:
+            return
+        cores = used.get("cpu_seconds", 0.0) / max(used.get("wall_seconds", 1.0), 1.0)
+        self.samples.setdefault(record["user"], []).append((t, memory, cores))
+
+    def size(self, job, now, retry_of=None):
+        horizon = now - self.horizon_half_lives * self.half_life_h * 3600
+        samples = [s for s in self.samples.get(job["user"], []) if s[0] >= horizon]
+        self.samples[job["user"]] = samples
+        if not samples:
+            return dict(self.cold_start)
+        arr = np.array(samples)
+        w = 0.5 ** ((now - arr[:, 0]) / (self.half_life_h * 3600))
+        return {"memory": weighted_quantile(arr[:, 1], w, self.memory_q) * (1 + self.margin),
+                "cpu": weighted_quantile(arr[:, 2], w, self.cpu_q) * (1 + self.margin),
+                "timeout": self.cold_start["timeout"]}
+
+
+class VPA(DecayingHistogram):
+    """Kubernetes VPA recommender, per user."""
+
+    name = "vpa"
+
+
+class Autopilot(DecayingHistogram):
+    """Autopilot's moving-window recommender, per user."""
+
+    name = "autopilot"
+    half_life_h = 48.0
+    memory_q, cpu_q, margin = 0.98, 0.95, 0.10
+
+
+class Model(Policy):
+    """Ours: the service's own :class:`demand.Sizer`, fed the service's history shape."""
+
+    name = "model"
+
+    def __init__(self, bounds=None, cold_start=None, capacity=None, model_dir=None, **sizer_kw):
+        super().__init__(bounds, cold_start)
+        self._tmp = None
+        if model_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="demand-sim-")
+            model_dir = self._tmp.name
+        self.sizer = Sizer(model_dir, bounds=self.bounds, capacity=capacity,
+                           cold_start=cold_start, **sizer_kw)
+        self.records: list[dict] = []
+        self.by_user: dict[str, list] = {}
+        self.n_succeeded = 0
+
+    def observe(self, record):
+        self.records.append(record)
+        self.by_user.setdefault(record["user"], []).append(record)
+        if record.get("status") == "succeeded":
+            self.n_succeeded += 1
+            # The service's rule: retrain early while the history is young, not only
+            # on the schedule (all the records are of attempts that have ended).
+            if self.sizer.retrain_due(self.n_succeeded):
+                self.sizer.retrain(self.records, now=record["end_time"])
+
+    def size(self, job, now, retry_of=None):
+        history = self.by_user.get(job["user"], [])[-200:][::-1]
+        job = dict(job, requested={}, retry_of=retry_of)  # the recommender replaces hand-set limits
+        return self.sizer.size(job, history, now)["allocated"]
+
+    def retrain(self, now):
+        self.sizer.retrain(self.records, now=now)
+
+
+class Oracle(Policy):
+    """Knows each job's true peak and cores: slack's floor, for scale."""
+
+    name = "oracle"
+
+    def __init__(self, truth: dict, bounds=None, cold_start=None):
+        super().__init__(bounds, cold_start)
+        self.truth = truth  # job id -> {"memory": bytes, "cpu": cores}
+
+    def size(self, job, now, retry_of=None):
+        t = self.truth[job["id"]]
+        return {"memory": t["memory"], "cpu": t["cpu"], "timeout": self.cold_start["timeout"]}
+
+
+#: Policies by name, in the order reports list them.
+POLICIES = {p.name: p for p in (Fixed, Requested, VPA, Autopilot, Model, Oracle)}

@@ -1,0 +1,249 @@
+"""The sizer: one job in, the container's cpu, memory and timeout out.
+
+This is the service's only entry point into the demand package. It answers from the
+best evidence it has, and says which in ``basis``:
+
+``model``        a trained model (enough history): per-job upper quantiles;
+``user-history`` no model yet, but this user has finished jobs: their recent maxima
+                 with headroom;
+``cold-start``   nothing known: the admin's defaults;
+``request``      the user asked for every resource explicitly.
+
+Whatever the basis, explicit requests win over predictions, a retry after a kill is
+sized up (memory by the VPA rule ``max(used + 100 MB, 1.2 x used)``, time doubled),
+and every allocated value is clamped to the admin bounds -- so the service gets sane
+limits from any input, including an empty history and no model at all.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from . import registry
+from .features import history_summary, signature, succeeded, target_value
+from .forecast import HourOfWeekForecast, hourly, hour_of_week
+from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
+
+MB = 2**20
+GB = 2**30
+
+#: Admin bounds used when none are given.
+DEFAULT_BOUNDS = {"cpu": (0.25, 8.0), "memory": (128 * MB, 64 * GB), "timeout": (60.0, 24 * 3600.0)}
+#: What a job of a user with no history gets (before clamping). No timeout: until a
+#: calibrated model exists the admin's maximum applies, since a timeout kill wastes
+#: the whole run while a long timeout reserves nothing.
+DEFAULT_COLD_START = {"cpu": 1.0, "memory": 2 * GB}
+#: VPA's OOM rule: the retry gets at least this much more than the killed run used.
+OOM_MIN_BUMP = 100 * MB
+OOM_BUMP_RATIO = 1.2
+#: A timed-out retry gets this many times its previous timeout.
+TIMEOUT_BUMP_RATIO = 2.0
+#: Headroom over the user's recent maxima while no model exists.
+HISTORY_HEADROOM = {"memory": 1.3, "cores": 1.1}
+#: Seconds added to every predicted timeout: container start and kernel start-up.
+STARTUP_SECONDS = 30.0
+#: A predicted timeout is never below this many times the runtime quantile, nor below
+#: TIMEOUT_FLOOR seconds (unless the bounds say so): killing a legitimate job wastes
+#: its whole run, a late timeout reserves nothing.
+TIMEOUT_MIN_FACTOR = 10.0
+TIMEOUT_FLOOR = 600.0
+#: Without a model, an OOM-killed job's retry gets this many times what it was killed at
+#: (VPA's 1.2x steps take several kills, each one wasting its whole reservation).
+NO_MODEL_RETRY_FACTOR = 2.0
+
+
+def oom_bump(used_bytes: float) -> float:
+    """Memory for the retry of a job OOM-killed at ``used_bytes`` (VPA's rule)."""
+    return max(used_bytes + OOM_MIN_BUMP, OOM_BUMP_RATIO * used_bytes)
+
+
+def _normalise_bounds(bounds: Optional[dict]) -> dict:
+    out = dict(DEFAULT_BOUNDS)
+    for key, pair in (bounds or {}).items():
+        lo, hi = (float(v) for v in pair)
+        if not (0 < lo <= hi):
+            raise ValueError(f"bounds for {key} must satisfy 0 < min <= max, got {pair}")
+        out[key] = (lo, hi)
+    return out
+
+
+class Sizer:
+    """Sizes jobs from the newest model in ``model_dir``; retrains and versions it."""
+
+    def __init__(self, model_dir: Union[str, Path], bounds: Optional[dict] = None, safety: float = 0.05,
+                 capacity: Optional[dict] = None, cold_start: Optional[dict] = None,
+                 quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS):
+        """``safety`` is extra headroom on top of the calibrated quantiles (0.05 = 5%);
+        ``capacity`` ({"cpu": cores, "memory": bytes}) enables the load factor;
+        ``timeout_factor`` stretches the runtime quantile, since a long timeout reserves
+        nothing but a short one wastes the whole run."""
+        self.model_dir = Path(model_dir)
+        self.bounds = _normalise_bounds(bounds)
+        self.safety = float(safety)
+        self.capacity = dict(capacity) if capacity else None
+        self.cold_start = dict(DEFAULT_COLD_START, timeout=self.bounds["timeout"][1], **(cold_start or {}))
+        self.quantiles = dict(DEFAULT_QUANTILES, **(quantiles or {}))
+        self.timeout_factor = float(timeout_factor)
+        self.min_jobs = int(min_jobs)
+        self.version: Optional[str] = None
+        self.bundle: Optional[Bundle] = None
+        self._meta: dict = {}
+        # History summaries of past jobs never change; keep them across retrains.
+        self._example_cache: dict = {}
+        loaded = registry.load_latest(self.model_dir)
+        if loaded is not None:
+            self.version, self.bundle, self._meta = loaded
+
+    # -- sizing ---------------------------------------------------------------------
+
+    def size(self, job: dict, history: list, now: Optional[float] = None) -> dict:
+        """Predicted and allocated cpu, memory (bytes) and timeout (s) for one job."""
+        now = time.time() if now is None else float(now)
+        history = list(history or [])[:200]
+        predicted, cores_point, basis, safe_memory = self._predict(job, history, now)
+
+        requested = {k: float(v) for k, v in (job.get("requested") or {}).items()
+                     if k in ("cpu", "memory", "timeout") and v is not None}
+        allocated = {k: requested.get(k, predicted[k]) for k in ("cpu", "memory", "timeout")}
+        if "cpu" not in requested and self.capacity and self.bundle is not None:
+            allocated["cpu"] = min(allocated["cpu"], self.load_factor(now)["cpu_per_job"])
+        if "timeout" not in requested and allocated["cpu"] < cores_point:
+            # Throttled below what the job would use: it will take proportionally longer.
+            allocated["timeout"] *= cores_point / allocated["cpu"]
+
+        retry = job.get("retry_of")
+        if retry:
+            # The killed run proved its size too small, whoever chose it: the retry gets
+            # no less of anything, and more of what ran out.
+            used, alloc = retry.get("used") or {}, retry.get("allocated") or {}
+            for key in allocated:
+                if alloc.get(key):
+                    allocated[key] = max(allocated[key], float(alloc[key]))
+            if retry.get("reason") == "oom_killed":
+                killed_at = float(used.get("peak_memory") or alloc.get("memory") or allocated["memory"])
+                # VPA's bump at least; more when the evidence says the job may need it:
+                # a second kill wastes a whole reservation again.
+                jump = safe_memory if safe_memory else NO_MODEL_RETRY_FACTOR * killed_at
+                allocated["memory"] = max(allocated["memory"], oom_bump(killed_at), jump)
+            elif retry.get("reason") == "timeout":
+                ran = alloc.get("timeout") or used.get("wall_seconds") or allocated["timeout"]
+                allocated["timeout"] = max(allocated["timeout"], TIMEOUT_BUMP_RATIO * float(ran))
+
+        for key in allocated:
+            lo, hi = self.bounds[key]
+            allocated[key] = min(max(allocated[key], lo), hi)
+        allocated["memory"] = float(math.ceil(allocated["memory"] / MB) * MB)
+        allocated["cpu"] = round(allocated["cpu"], 2)
+        allocated["timeout"] = float(math.ceil(allocated["timeout"]))
+        if len(requested) == 3:
+            basis = "request"
+        return {
+            "predicted": {k: round(v, 3) for k, v in predicted.items()},
+            "allocated": allocated,
+            "model_version": self.version or "none",
+            "basis": basis,
+        }
+
+    def _predict(self, job: dict, history: list, now: float) -> tuple[dict, float, str, Optional[float]]:
+        """(prediction, expected cores, basis, memory for an OOM retry or None) before
+        requests, retries and bounds."""
+        margin = 1.0 + self.safety
+        model = self.bundle.model if self.bundle is not None else None
+        if model is not None:
+            q = model.predict(job, history_summary(job, history), now)
+            runtime = q["runtime"][1]
+            timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
+                          TIMEOUT_MIN_FACTOR * runtime, TIMEOUT_FLOOR)
+            safe = q.get("memory_safe")
+            return ({"memory": q["memory"][1] * MB * margin, "cpu": q["cores"][1] * margin, "timeout": timeout},
+                    q["cores"][0], "model", safe * MB * margin if safe else None)
+        known = [h for h in history if succeeded(h)]
+        same = [h for h in known if signature(h) == signature(job)] or known
+        maxima = {}
+        for target in HISTORY_HEADROOM:
+            values = [y for h in same[:20] if (y := target_value(h.get("used"), target)) is not None]
+            if values:
+                maxima[target] = math.exp(max(values)) * HISTORY_HEADROOM[target] * margin
+        if len(maxima) == len(HISTORY_HEADROOM):
+            return ({"memory": maxima["memory"] * MB, "cpu": maxima["cores"], "timeout": self.cold_start["timeout"]},
+                    maxima["cores"], "user-history", None)
+        return dict(self.cold_start), 0.0, "cold-start", None
+
+    # -- training -------------------------------------------------------------------
+
+    def retrain(self, history: list, now: Optional[float] = None) -> dict:
+        """Fit on all finished jobs, save as a new version, serve from it; returns info()."""
+        bundle = train(list(history or []), self.quantiles, now=now, cache=self._example_cache,
+                       min_jobs=self.min_jobs)
+        meta = {"trained_at": bundle.trained_at, "n_jobs": bundle.n_jobs, "metrics": bundle.metrics}
+        self.version = registry.save(bundle, meta, self.model_dir)
+        self.bundle, self._meta = bundle, dict(meta, version=self.version)
+        return self.info()
+
+    def retrain_due(self, n_succeeded: int) -> bool:
+        """Whether to retrain now on top of the schedule: the first model as soon as
+        ``min_jobs`` jobs have succeeded, then whenever the succeeded jobs have doubled
+        since the serving version (early versions are trained on little and improve fast)."""
+        if self.bundle is None or self.bundle.model is None:
+            return n_succeeded >= self.min_jobs
+        trained_on = int(self.bundle.metrics.get("n_succeeded") or 0)
+        return n_succeeded >= max(self.min_jobs, 2 * trained_on)
+
+    def info(self) -> dict:
+        """The serving version, when and on how much it was trained, its metrics and forecast."""
+        if self.bundle is None:
+            return {"version": None, "trained_at": None, "n_jobs": 0, "metrics": {}, "forecast": {}}
+        return {"version": self.version, "trained_at": self.bundle.trained_at, "n_jobs": self.bundle.n_jobs,
+                "metrics": self.bundle.metrics, "forecast": self.bundle.forecast_profile()}
+
+    # -- load -----------------------------------------------------------------------
+
+    def forecast(self, history: list, now: Optional[float] = None, hours: int = 24) -> dict:
+        """Expected jobs and cpu-seconds for each of the next ``hours`` hours.
+
+        Fitted on ``history`` (finished jobs, any user) when it has any, otherwise
+        taken from the serving version's profile.
+        """
+        now = time.time() if now is None else float(now)
+        start = now - now % 3600
+        if history:
+            times = [float(h.get("submit_time") or 0.0) for h in history]
+            cpu = [float((h.get("used") or {}).get("cpu_seconds") or 0.0) for h in history]
+            t0 = min(times) - min(times) % 3600
+            n = max(1, int((start - t0) // 3600))
+            jobs_fc = HourOfWeekForecast().fit(hourly(times, [1.0] * len(times), t0, n), t0)
+            cpu_fc = HourOfWeekForecast().fit(hourly(times, cpu, t0, n), t0)
+        elif self.bundle is not None:
+            jobs_fc, cpu_fc = self.bundle.jobs_forecast, self.bundle.cpu_forecast
+        else:
+            jobs_fc = cpu_fc = HourOfWeekForecast()
+        return {"hours": [start + 3600 * i for i in range(hours)],
+                "jobs": [round(float(v), 3) for v in jobs_fc.predict(start, hours)],
+                "cpu_seconds": [round(float(v), 1) for v in cpu_fc.predict(start, hours)]}
+
+    def load_factor(self, now: Optional[float] = None, capacity: Optional[dict] = None) -> dict:
+        """How much cpu one job may take at this hour, and how many jobs may run at once.
+
+        From the hour-of-week forecast: if the cores the hour's jobs are expected to
+        use fit the capacity, each job may take up to the cpu bound; otherwise the
+        capacity is shared among the expected concurrent jobs (Little's law: arrivals
+        per hour x mean runtime). ``max_concurrent`` is how many jobs of the typical
+        size fit at that share.
+        """
+        capacity = capacity or self.capacity
+        if not capacity or "cpu" not in capacity:
+            raise ValueError("load_factor needs a capacity {'cpu': cores, ...} (ctor or argument)")
+        now = time.time() if now is None else float(now)
+        lo, hi = self.bounds["cpu"]
+        cores = float(capacity["cpu"])
+        how = hour_of_week(now)
+        if self.bundle is None:
+            return {"cpu_per_job": hi, "max_concurrent": max(1, int(cores // max(lo, 1.0)))}
+        demand = self.bundle.cpu_forecast.profile[how] / 3600.0
+        concurrent = self.bundle.jobs_forecast.profile[how] * self.bundle.mean_runtime_s / 3600.0
+        share = hi if demand <= cores else max(lo, min(hi, cores / max(concurrent, 1.0)))
+        typical = max(lo, min(share, self.bundle.mean_cores))
+        return {"cpu_per_job": round(share, 2), "max_concurrent": max(1, int(cores // typical))}
