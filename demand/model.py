@@ -76,6 +76,39 @@ def conformal_margin(errors: np.ndarray, q: float) -> float:
     return float(np.sort(errors)[rank - 1])
 
 
+def _along_curve(own: dict, groups: dict, slopes: dict) -> Optional[float]:
+    """Log target at ``own`` parameters along the curve through this configuration's runs.
+
+    Usage is rarely log-linear in a parameter (memory is a base plus a term that grows
+    with the data), so one slope over the whole range misplaces the middle and the ends.
+    When the job differs from earlier runs in one parameter only, the mean of each
+    parameter value's recent runs is a point of the curve: between two such points the
+    log target is interpolated; beyond them it is extrapolated with the steeper of the
+    end segment's slope and the fitted one (the cautious side: undersizing kills).
+    """
+    for key in own:
+        rest = {k: v for k, v in own.items() if k != key}
+        pts = {}
+        for params, vals in groups.items():
+            d = dict(params)
+            if key in d and set(d) == set(own) and all(d[k] == v for k, v in rest.items()):
+                pts[d[key]] = float(np.mean(vals[:EXACT_REPEATS]))
+        if not pts:
+            continue
+        xs = np.array(sorted(pts))
+        ys = np.array([pts[x] for x in xs])
+        x, slope = own[key], slopes.get(key, 0.0)
+        if xs[0] <= x <= xs[-1]:
+            return float(np.interp(x, xs, ys))
+        if len(xs) >= 2:
+            end = slice(-2, None) if x > xs[-1] else slice(0, 2)
+            local = float((ys[end][1] - ys[end][0]) / max(xs[end][1] - xs[end][0], 1e-9))
+            slope = max(slope, local) if x > xs[-1] else min(slope, local)
+        slope = float(np.clip(slope, 0.0, 2.0))
+        return float(ys[-1] + slope * (x - xs[-1])) if x > xs[-1] else float(ys[0] - slope * (xs[0] - x))
+    return None
+
+
 def _group(summary: dict) -> int:
     """Calibration group of one target's summary: its anchor level, exact re-runs apart."""
     if summary["level"] == LEVEL_CONFIG and summary["dist"] == 0:
@@ -138,6 +171,8 @@ class DemandModel:
     #: Share of jobs the cost-aware memory margins aim to let be killed (None: fixed quantile).
     memory_kill_budget: Optional[float] = MEMORY_KILL_BUDGET
     kill_price: Optional[float] = None               # MB-s one kill is worth (fitted)
+    exceedance: dict = field(default_factory=dict)   # memory: group -> {quantile: calibration kill share}
+    corrected: dict = field(default_factory=dict)    # target -> {group: whether the learned correction applies}
 
     def _row(self, job: dict, summary: dict, now: Optional[float]) -> np.ndarray:
         static = static_features(job, self.module_vocab, now)
@@ -195,6 +230,9 @@ class DemandModel:
         if exact:
             recent = exact[:EXACT_REPEATS]
             return float(np.mean(recent)) - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
+        curve = _along_curve(own, groups, dict(zip(keys, beta)))
+        if curve is not None:
+            return curve - summary["anchor"], sigma * math.sqrt(2.0)
         shift = float(beta @ np.array([own[k] - anchor[k] for k in keys])) if keys else 0.0
         return shift, sigma * math.sqrt(2.0)
 
@@ -260,13 +298,27 @@ class DemandModel:
                 ).fit(X[:n_fit], y[:n_fit] - base[:n_fit])
             model.estimators[target] = est
             with _one_thread():
-                point = base[n_fit:] + est.predict(X[n_fit:])
+                correction = est.predict(X[n_fit:])
+            # Per group, keep the learned correction only where it beats the anchor's
+            # curve on the calibration window (exact re-runs are often best left alone).
+            cal_groups = groups[n_fit:]
+            model.corrected[target] = {}
+            for g in np.unique(cal_groups):
+                sel = cal_groups == g
+                with_c = np.mean(np.abs(y[n_fit:][sel] - base[n_fit:][sel] - correction[sel]))
+                without = np.mean(np.abs(y[n_fit:][sel] - base[n_fit:][sel]))
+                model.corrected[target][int(g)] = bool(sel.sum() < MIN_LEVEL_SAMPLES or with_c <= without)
+            use = np.array([model.corrected[target].get(int(g), True) for g in cal_groups])
+            point = base[n_fit:] + np.where(use, correction, 0.0)
             cal = rows[n_fit:]
             errors = (y[n_fit:] - point) / scale[n_fit:]
             user_med = np.array([s["user_med"] for _, s, _ in cal])
             qs = sorted(set(MEMORY_QUANTILES) | {quantiles[target]}) if target == "memory" else [quantiles[target]]
-            model.margins[target] = model._calibrate(
-                errors, groups[n_fit:], y[n_fit:] - model.fallback[target], y[n_fit:] - user_med, qs)
+            model.margins[target], exceed = model._calibrate(
+                errors, y[n_fit:] - point, groups[n_fit:], y[n_fit:] - model.fallback[target],
+                y[n_fit:] - user_med, qs)
+            if target == "memory":
+                model.exceedance = exceed
             cal_points[target] = {"index": index[n_fit:], "point": point, "y": y[n_fit:],
                                   "groups": groups[n_fit:], "scale": scale[n_fit:]}
             q = quantiles[target]
@@ -329,7 +381,7 @@ class DemandModel:
         for q, m in margins.items():
             if q < min(MEMORY_QUANTILES):
                 continue
-            p = 1.0 - q if q < 1.0 else 0.5 * (1.0 - MEMORY_QUANTILES[-2])
+            p = self.exceedance[group][q]
             # Reserved MB-s of the attempt, and if killed, of its (safe) retry too.
             expected = cost * math.exp(m * scale) + p * (cost * safe + price)
             if best is None or expected < best[0]:
@@ -337,29 +389,41 @@ class DemandModel:
         return best[1], best[2]
 
     @staticmethod
-    def _calibrate(errors: np.ndarray, groups: np.ndarray, vs_global: np.ndarray, vs_user: np.ndarray,
-                   qs: list) -> dict:
-        """Margin per calibration group and quantile (in units of the group's error scale).
+    def _calibrate(errors: np.ndarray, raw: np.ndarray, groups: np.ndarray, vs_global: np.ndarray,
+                   vs_user: np.ndarray, qs: list) -> tuple[dict, dict]:
+        """Margin per calibration group and quantile, and the share of the group's
+        calibration jobs each margin would have let be killed.
 
-        Known configurations and notebooks use their own calibration errors (exact
-        re-runs apart from re-runs with other parameters). A new user's job, or a known
+        Margins are in units of the group's error scale: the configuration's noise for
+        known configurations, 1 (plain log) otherwise. Known configurations and
+        notebooks use their own calibration errors (exact re-runs apart from re-runs
+        with other parameters) when there are enough. A new user's job, or a known
         user's new notebook, is rare in any calibration window, so their margins come
         from how far jobs lie from the global median and from their user's median:
         plentiful, and honest about how little is known.
         """
-        margins = {g: {} for g in (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT)}
+        all_groups = (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT)
+        margins = {g: {} for g in all_groups}
+        exceed = {g: {} for g in all_groups}
         for q in qs:
             pooled = conformal_margin(errors, q)
+            pooled_raw = conformal_margin(raw[groups >= LEVEL_NOTEBOOK], q)
             if math.isnan(pooled):
-                pooled = math.log(2.0)  # nothing to calibrate on: double the point estimate
-            for g in (LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT):
+                pooled = pooled_raw = math.log(2.0)  # nothing to calibrate on: double the point estimate
+            for g in (LEVEL_CONFIG, GROUP_EXACT):
                 own = errors[groups == g]
                 margins[g][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled
             margins[LEVEL_CONFIG][q] = max(margins[LEVEL_CONFIG][q], margins[GROUP_EXACT][q] / math.sqrt(2))
+            own = raw[groups == LEVEL_NOTEBOOK]
+            margins[LEVEL_NOTEBOOK][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled_raw
             user = conformal_margin(vs_user[~np.isnan(vs_user)], q)
-            margins[LEVEL_USER][q] = max(margins[LEVEL_NOTEBOOK][q], user if not math.isnan(user) else pooled)
+            margins[LEVEL_USER][q] = max(margins[LEVEL_NOTEBOOK][q], user if not math.isnan(user) else pooled_raw)
             margins[LEVEL_NONE][q] = max(margins[LEVEL_USER][q], conformal_margin(vs_global, q))
-        return margins
+            for g in all_groups:
+                own = (errors if g >= LEVEL_CONFIG else raw)[groups == g]
+                nominal = 1.0 - q if q < 1.0 else 1.0 / (len(errors) + 1)
+                exceed[g][q] = max(nominal, float(np.mean(own > margins[g][q]))) if len(own) >= 10 else nominal
+        return margins, exceed
 
     def predict(self, job: dict, summary: dict, now: Optional[float]) -> dict:
         """{target: (point, upper)} in natural units (MB, seconds, cores), and
@@ -370,7 +434,9 @@ class DemandModel:
             with _one_thread():
                 correction = self.estimators[target].predict(self._row(job, s, now)[None, self.columns[target]])
             base, scale = self._base(target, s)
-            points[target] = (base + float(correction[0]), scale, _group(s))
+            group = _group(s)
+            use = self.corrected.get(target, {}).get(group, True)
+            points[target] = (base + (float(correction[0]) if use else 0.0), scale, group)
         for target, (point, scale, group) in points.items():
             margins = self.margins[target][group]
             margin = margins[self.quantiles[target]] * scale

@@ -53,6 +53,9 @@ TIMEOUT_FLOOR = 600.0
 #: Without a model, an OOM-killed job's retry gets this many times what it was killed at
 #: (VPA's 1.2x steps take several kills, each one wasting its whole reservation).
 NO_MODEL_RETRY_FACTOR = 2.0
+#: With a model, the retry gets the model's all-covering limit, but at least this factor
+#: (and at most NO_MODEL_RETRY_FACTOR) times what it was killed at.
+MODEL_RETRY_FACTOR = 1.5
 
 
 def oom_bump(used_bytes: float) -> float:
@@ -126,7 +129,10 @@ class Sizer:
                 killed_at = float(used.get("peak_memory") or alloc.get("memory") or allocated["memory"])
                 # VPA's bump at least; more when the evidence says the job may need it:
                 # a second kill wastes a whole reservation again.
-                jump = safe_memory if safe_memory else NO_MODEL_RETRY_FACTOR * killed_at
+                if safe_memory:
+                    jump = min(max(safe_memory, MODEL_RETRY_FACTOR * killed_at), NO_MODEL_RETRY_FACTOR * killed_at)
+                else:
+                    jump = NO_MODEL_RETRY_FACTOR * killed_at
                 allocated["memory"] = max(allocated["memory"], oom_bump(killed_at), jump)
             elif retry.get("reason") == "timeout":
                 ran = alloc.get("timeout") or used.get("wall_seconds") or allocated["timeout"]

@@ -83,15 +83,22 @@ def _describe_binary(data: bytes) -> Optional[str]:
     return None
 
 
-def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode:
-    """Decode and schema-validate .ipynb bytes."""
+def _text(data: bytes, name: str, kind: str) -> str:
+    """``data`` as UTF-8 text, or an error that names what it is instead."""
     what = _describe_binary(data)
     if what:
-        raise IntakeError(f"{name} is not a notebook: it contains {what}")
+        raise IntakeError(f"{name} is not {kind}: it contains {what}")
     try:
-        raw = json.loads(data.decode("utf-8"))
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise IntakeError(f"{name} is not a notebook: not UTF-8 text") from None
+        raise IntakeError(f"{name} is not {kind}: not UTF-8 text") from None
+
+
+def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode:
+    """Decode and schema-validate .ipynb bytes."""
+    text = _text(data, name, "a notebook")
+    try:
+        raw = json.loads(text)
     except ValueError as e:
         raise IntakeError(f"{name} is not a notebook: invalid JSON ({e})") from None
     if not isinstance(raw, dict) or "cells" not in raw:
@@ -113,13 +120,7 @@ def parse_script(data: bytes, name: str) -> nbformat.NotebookNode:
     """Turn a .py script (plain, percent or light format) into a notebook with jupytext."""
     import jupytext
 
-    what = _describe_binary(data)
-    if what:
-        raise IntakeError(f"{name} is not a Python script: it contains {what}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise IntakeError(f"{name} is not a Python script: not UTF-8 text") from None
+    text = _text(data, name, "a Python script")
     try:
         compile(text, name, "exec")
     except SyntaxError as e:
