@@ -139,3 +139,17 @@ def test_zip_slip_and_limits_are_refused():
         read_submission("b.zip", _zip({"one.ipynb": nb, "two.ipynb": nb}))
     bundle = read_submission("b.zip", _zip({"one.ipynb": nb, "two.py": "print(1)", "d/x.csv": "1"}), entry="two.py")
     assert bundle.kind == "zip" and set(bundle.files) == {"one.ipynb", "d/x.csv"}
+
+
+def test_log_stops_at_its_cap_and_says_so_once(tmp_path):
+    from hub_service.outputs import CappedLog
+
+    log = CappedLog(tmp_path / "job.log", cap=100)
+    assert log.write("a" * 60 + "\n")
+    assert not log.write("b" * 60 + "\n")
+    assert not log.write("c\n")
+    log.close()
+    text = (tmp_path / "job.log").read_text()
+    assert text.startswith("a" * 60) and "b" not in text.replace("bytes", "")
+    assert text.count("[log truncated at 100 bytes]") == 1
+    assert log.dropped == 63
