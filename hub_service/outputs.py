@@ -134,7 +134,8 @@ class CappedLog:
     def write(self, text: str) -> bool:
         """Append ``text``; False once the cap is reached (the text is counted, not kept)."""
         data = text.encode("utf-8", "replace")
-        if self.size + len(data) > self.cap:
+        # once cut, always cut: a log with a hole in the middle would mislead
+        if self.dropped or self.size + len(data) > self.cap:
             if not self.dropped:
                 self._file.write(f"\n[log truncated at {self.cap} bytes]\n".encode())
                 self._file.flush()
