@@ -43,6 +43,8 @@ workspaces = os.path.join(data, "users", "{username}")
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = workspaces
 c.Spawner.default_url = "/lab"
+# the Hub's own environment, even when it was started without activating it
+c.Spawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
 if os.geteuid() == 0:
     c.Spawner.args = ["--allow-root"]
 

@@ -76,7 +76,23 @@ def conformal_margin(errors: np.ndarray, q: float) -> float:
     return float(np.sort(errors)[rank - 1])
 
 
-def _along_curve(own: dict, groups: dict, slopes: dict) -> Optional[float]:
+def _gauss_z(q: float) -> float:
+    from statistics import NormalDist
+    return NormalDist().inv_cdf(min(q, 0.999))
+
+
+_GAUSS_Z = {q: _gauss_z(q) for q in (*MEMORY_QUANTILES, 0.9, 0.995, 0.998)}
+
+
+class _ZTable(dict):
+    def __missing__(self, q):
+        return _gauss_z(q)
+
+
+_GAUSS_Z = _ZTable(_GAUSS_Z)
+
+
+def _along_curve(own: dict, groups: dict, slopes: dict, prior: dict) -> Optional[float]:
     """Log target at ``own`` parameters along the curve through this configuration's runs.
 
     Usage is rarely log-linear in a parameter (memory is a base plus a term that grows
@@ -84,7 +100,8 @@ def _along_curve(own: dict, groups: dict, slopes: dict) -> Optional[float]:
     When the job differs from earlier runs in one parameter only, the mean of each
     parameter value's recent runs is a point of the curve: between two such points the
     log target is interpolated; beyond them it is extrapolated with the steeper of the
-    end segment's slope and the fitted one (the cautious side: undersizing kills).
+    end segment's slope, the fitted one and the pooled one, and linearly in the parameter
+    (the cautious side: undersizing kills).
     """
     for key in own:
         rest = {k: v for k, v in own.items() if k != key}
@@ -104,8 +121,19 @@ def _along_curve(own: dict, groups: dict, slopes: dict) -> Optional[float]:
             end = slice(-2, None) if x > xs[-1] else slice(0, 2)
             local = float((ys[end][1] - ys[end][0]) / max(xs[end][1] - xs[end][0], 1e-9))
             slope = max(slope, local) if x > xs[-1] else min(slope, local)
-        slope = float(np.clip(slope, 0.0, 2.0))
-        return float(ys[-1] + slope * (x - xs[-1])) if x > xs[-1] else float(ys[0] - slope * (xs[0] - x))
+        slope = float(np.clip(max(slope, prior.get(key, 0.0)) if x > xs[-1] else slope, 0.0, 2.0))
+        if x < xs[0]:
+            return float(ys[0] - slope * (xs[0] - x))
+        guess = float(ys[-1] + slope * (x - xs[-1]))
+        if len(xs) >= 2:
+            # Beyond the largest run, also extend the last segment linearly in the
+            # parameter itself (a base plus a part proportional to the data): for any
+            # sub-linear growth this errs high, as extrapolating should.
+            r1, r2, r = np.expm1(xs[-2]), np.expm1(xs[-1]), math.expm1(x)
+            m1, m2 = math.exp(ys[-2]), math.exp(ys[-1])
+            linear = m2 + max(0.0, (m2 - m1) / max(r2 - r1, 1e-9)) * (r - r2)
+            guess = max(guess, math.log(max(linear, 1e-9)))
+        return guess
     return None
 
 
@@ -230,7 +258,7 @@ class DemandModel:
         if exact:
             recent = exact[:EXACT_REPEATS]
             return float(np.mean(recent)) - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
-        curve = _along_curve(own, groups, dict(zip(keys, beta)))
+        curve = _along_curve(own, groups, dict(zip(keys, beta)), prior)
         if curve is not None:
             return curve - summary["anchor"], sigma * math.sqrt(2.0)
         shift = float(beta @ np.array([own[k] - anchor[k] for k in keys])) if keys else 0.0
@@ -342,8 +370,9 @@ class DemandModel:
         Slack is counted in byte-seconds, kills per job. A short small job can have a
         generous limit for next to no waste, a long large one cannot: so each job's
         memory quantile minimises ``expected reserved MB-s + price x P(kill)``, and the
-        one price is set here, on the calibration window, so that the expected share of
-        killed jobs is :data:`MEMORY_KILL_BUDGET`.
+        one price is set here, on the calibration window, as the lowest at which the
+        window's jobs sized that way would have been killed no more often than
+        :data:`MEMORY_KILL_BUDGET` (the conformal idea, applied to the whole rule).
         """
         mem, rt = cal["memory"], cal.get("runtime")
         rt_point = dict(zip(rt["index"].tolist(), rt["point"].tolist())) if rt else {}
@@ -353,15 +382,16 @@ class DemandModel:
         if self.memory_kill_budget is None or len(log_cost) < MIN_LEVEL_SAMPLES:
             return
         lo, hi = float(np.min(log_cost)) - 10, float(np.max(log_cost)) + 25  # log price
-        for _ in range(50):
+        for _ in range(40):
             mid = (lo + hi) / 2
-            p = np.mean([self._choose(g, sc, lc, math.exp(mid))[1]
-                         for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)])
-            if p > self.memory_kill_budget:
+            margin = np.array([self._choose(g, sc, lc, math.exp(mid))[0]
+                               for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)])
+            if np.mean(mem["y"] > mem["point"] + margin) > self.memory_kill_budget:
                 lo = mid
             else:
                 hi = mid
         self.kill_price = math.exp(hi)
+        self.metrics["memory"]["tradeoff"] = self._tradeoff(mem, log_cost)
         chosen = [self._choose(g, sc, lc, self.kill_price) for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)]
         margin = np.array([m for m, _ in chosen])
         upper = mem["point"] + margin
@@ -372,18 +402,35 @@ class DemandModel:
             cost_aware_slack=float(np.sum(np.exp(log_cost) * (1 - np.exp(np.minimum(mem["y"] - upper, 0))))
                                    / np.sum(np.exp(log_cost))))
 
+    def _tradeoff(self, mem: dict, log_cost: np.ndarray) -> list:
+        """Realised kill share and MB-s-weighted slack on the calibration window, per price."""
+        out = []
+        for price_log in np.arange(math.floor(np.min(log_cost)), math.ceil(np.max(log_cost)) + 12, 1.0):
+            chosen = np.array([self._choose(g, sc, lc, math.exp(price_log))[0]
+                               for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)])
+            upper = mem["point"] + chosen
+            w = np.exp(log_cost)
+            out.append({"price_log": float(price_log), "kill": float(np.mean(mem["y"] > upper)),
+                        "slack": float(np.sum(w * (1 - np.exp(np.minimum(mem["y"] - upper, 0)))) / np.sum(w))})
+        return out
+
     def _choose(self, group: int, scale: float, log_cost: float, price: float) -> tuple[float, float]:
         """(log margin, kill probability) of the memory quantile that is cheapest for this job."""
         margins = self.margins["memory"][group]
+        if group < LEVEL_CONFIG:
+            # A new user, notebook or variant: too rare in any calibration window for its
+            # kill probabilities to be known, and few enough to size generously.
+            m = max(margins.values())
+            return m * scale, self.exceedance[group][max(margins)]
         cost = math.exp(log_cost)
-        safe = math.exp(max(margins.values()) * scale)
         best = None
         for q, m in margins.items():
             if q < min(MEMORY_QUANTILES):
                 continue
             p = self.exceedance[group][q]
-            # Reserved MB-s of the attempt, and if killed, of its (safe) retry too.
-            expected = cost * math.exp(m * scale) + p * (cost * safe + price)
+            # Reserved MB-s of the attempt, and if killed, of the killed attempt and the
+            # extra of its retry (at twice the limit, see demand.sizing.RETRY_FACTOR).
+            expected = cost * math.exp(m * scale) * (1 + 2 * p) + p * price
             if best is None or expected < best[0]:
                 best = (expected, m * scale, p)
         return best[1], best[2]
@@ -413,6 +460,9 @@ class DemandModel:
             for g in (LEVEL_CONFIG, GROUP_EXACT):
                 own = errors[groups == g]
                 margins[g][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled
+                # Never below the Gaussian quantile of the scale: a few calibration runs
+                # cannot show a tail they did not happen to draw.
+                margins[g][q] = max(margins[g][q], _GAUSS_Z[q])
             margins[LEVEL_CONFIG][q] = max(margins[LEVEL_CONFIG][q], margins[GROUP_EXACT][q] / math.sqrt(2))
             own = raw[groups == LEVEL_NOTEBOOK]
             margins[LEVEL_NOTEBOOK][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled_raw
@@ -443,6 +493,7 @@ class DemandModel:
             if target == "memory" and getattr(self, "kill_price", None) is not None:
                 margin = self._choose(group, scale, point + points["runtime"][0], self.kill_price)[0]
             out[target] = (math.exp(point), math.exp(point + margin))
+            self._last = (points, margin) if target == "memory" else getattr(self, "_last", None)
         point, scale, group = points["memory"]
         out["memory_safe"] = math.exp(point + max(self.margins["memory"][group].values()) * scale)
         return out

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from . import registry
-from .features import history_summary, signature, succeeded, target_value
+from .features import history_summary, signature, split_params, succeeded, target_value
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
@@ -43,6 +43,8 @@ OOM_BUMP_RATIO = 1.2
 TIMEOUT_BUMP_RATIO = 2.0
 #: Headroom over the user's recent maxima while no model exists.
 HISTORY_HEADROOM = {"memory": 1.3, "cores": 1.1}
+#: ... and at most this factor more for parameters larger than any seen.
+HISTORY_MAX_GROWTH = 32.0
 #: Seconds added to every predicted timeout: container start and kernel start-up.
 STARTUP_SECONDS = 30.0
 #: A predicted timeout is never below this many times the runtime quantile, nor below
@@ -50,13 +52,13 @@ STARTUP_SECONDS = 30.0
 #: its whole run, a late timeout reserves nothing.
 TIMEOUT_MIN_FACTOR = 10.0
 TIMEOUT_FLOOR = 600.0
-#: Without a model, an OOM-killed job's retry gets this many times what it was killed at
-#: (VPA's 1.2x steps take several kills, each one wasting its whole reservation).
-NO_MODEL_RETRY_FACTOR = 2.0
-#: With a model, the retry gets the model's all-covering limit, but at least this factor
-#: (and at most NO_MODEL_RETRY_FACTOR) times what it was killed at.
-MODEL_RETRY_FACTOR = 1.5
-
+#: An OOM-killed job's retry gets at least this many times what it was killed at (VPA's
+#: 1.2x steps take several kills, each one wasting its whole reservation) -- and up to
+#: RETRY_MAX_FACTOR times when the model's all-covering limit says it may need that.
+RETRY_FACTOR = 2.0
+RETRY_MAX_FACTOR = 4.0
+#: Without a model nothing bounds the need: jump further.
+NO_MODEL_RETRY_FACTOR = 3.0
 
 def oom_bump(used_bytes: float) -> float:
     """Memory for the retry of a job OOM-killed at ``used_bytes`` (VPA's rule)."""
@@ -129,10 +131,9 @@ class Sizer:
                 killed_at = float(used.get("peak_memory") or alloc.get("memory") or allocated["memory"])
                 # VPA's bump at least; more when the evidence says the job may need it:
                 # a second kill wastes a whole reservation again.
+                jump = (RETRY_FACTOR if safe_memory else NO_MODEL_RETRY_FACTOR) * killed_at
                 if safe_memory:
-                    jump = min(max(safe_memory, MODEL_RETRY_FACTOR * killed_at), NO_MODEL_RETRY_FACTOR * killed_at)
-                else:
-                    jump = NO_MODEL_RETRY_FACTOR * killed_at
+                    jump = max(jump, min(safe_memory, RETRY_MAX_FACTOR * killed_at))
                 allocated["memory"] = max(allocated["memory"], oom_bump(killed_at), jump)
             elif retry.get("reason") == "timeout":
                 ran = alloc.get("timeout") or used.get("wall_seconds") or allocated["timeout"]
@@ -167,14 +168,30 @@ class Sizer:
             return ({"memory": q["memory"][1] * MB * margin, "cpu": q["cores"][1] * margin, "timeout": timeout},
                     q["cores"][0], "model", safe * MB * margin if safe else None)
         known = [h for h in history if succeeded(h)]
-        same = [h for h in known if signature(h) == signature(job)] or known
+        same = [h for h in known if signature(h) == signature(job)]
+        if not same and known:
+            # Another notebook of this user says little about this one: the admin's
+            # default, unless the user's jobs are known to be larger.
+            same, floor = known, self.cold_start["memory"]
+        else:
+            floor = 0.0
+        # A job with more data than any earlier run of the notebook is scaled up as if
+        # its memory grew in proportion (the cautious side of any sub-linear curve).
+        own = split_params(job.get("params"))[0]
+        seen = [split_params(h.get("params"))[0] for h in same[:20]]
+        growth = 0.0
+        for key, value in own.items():
+            past = [p[key] for p in seen if key in p]
+            if past and value > max(past):
+                growth += value - max(past)
         maxima = {}
         for target in HISTORY_HEADROOM:
             values = [y for h in same[:20] if (y := target_value(h.get("used"), target)) is not None]
             if values:
-                maxima[target] = math.exp(max(values)) * HISTORY_HEADROOM[target] * margin
+                scale = math.exp(min(growth, math.log(HISTORY_MAX_GROWTH))) if target == "memory" else 1.0
+                maxima[target] = math.exp(max(values)) * HISTORY_HEADROOM[target] * margin * scale
         if len(maxima) == len(HISTORY_HEADROOM):
-            return ({"memory": maxima["memory"] * MB, "cpu": maxima["cores"], "timeout": self.cold_start["timeout"]},
+            return ({"memory": max(maxima["memory"] * MB, floor), "cpu": maxima["cores"], "timeout": self.cold_start["timeout"]},
                     maxima["cores"], "user-history", None)
         return dict(self.cold_start), 0.0, "cold-start", None
 
