@@ -15,6 +15,17 @@ Why this shape:
   target on log parameters over that notebook's runs, shrunk toward the slope pooled
   over all notebooks (so one run, or runs all with the same parameters, use the pooled
   slope).
+* **Memory margins by cost, not one quantile for all.** Kills are counted per job
+  but waste per byte-second, and a few long, large jobs hold most of the
+  byte-seconds. Each job's memory quantile minimises its expected reserved MB-s plus
+  a price per kill; the one price is fitted on the calibration window so that the
+  window's kill share meets :data:`MEMORY_KILL_BUDGET`. Short small jobs get limits
+  that cover even rare spikes, the expensive ones tight limits.
+* **Exact re-runs and curves.** A re-run with exactly known parameters is predicted
+  from the mean of its last few exact repeats and its noise is measured among exact
+  repeats only; other parameter values are placed on the configuration's own curve
+  (interpolated between known points, extrapolated cautiously), since usage is
+  rarely log-linear in the data size.
 * **Upper quantiles by split conformal calibration, not by a quantile loss.** The
   corrections are fitted on the older 75% of the history and their errors measured on
   the newest 25%; the margin is the empirical ``q``-quantile of those errors, per
@@ -45,6 +56,12 @@ MIN_LEVEL_SAMPLES = 30
 SLOPE_PRIOR_WEIGHT = 2.0
 #: Pseudo-runs of the pooled noise in each configuration's noise estimate.
 NOISE_PRIOR_WEIGHT = 3.0
+#: Calibration jobs needed before margins are chosen per job by cost (fewer: the fixed
+#: quantile): a kill share of a few per mille cannot be measured on a handful of jobs.
+MIN_PRICE_SAMPLES = 50
+#: Least log margin of a job whose notebook variant (or notebook) this user never ran:
+#: whatever the early calibration windows happened to show, such a guess is rough.
+NEW_MARGIN_FLOOR = {LEVEL_NOTEBOOK: math.log(2.0), LEVEL_USER: math.log(3.0)}
 #: Exact repeats of a configuration averaged into its base (newest first).
 EXACT_REPEATS = 5
 #: Calibration group of a re-run with exactly the parameters of an earlier run.
@@ -379,7 +396,7 @@ class DemandModel:
         fallback_rt = self.fallback.get("runtime", math.log(600.0))
         log_cost = np.array([p + rt_point.get(i, fallback_rt) for i, p in zip(mem["index"].tolist(), mem["point"])])
         self.kill_price = None
-        if self.memory_kill_budget is None or len(log_cost) < MIN_LEVEL_SAMPLES:
+        if self.memory_kill_budget is None or len(log_cost) < MIN_PRICE_SAMPLES:
             return
         lo, hi = float(np.min(log_cost)) - 10, float(np.max(log_cost)) + 25  # log price
         for _ in range(40):
@@ -467,7 +484,9 @@ class DemandModel:
             own = raw[groups == LEVEL_NOTEBOOK]
             margins[LEVEL_NOTEBOOK][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled_raw
             user = conformal_margin(vs_user[~np.isnan(vs_user)], q)
-            margins[LEVEL_USER][q] = max(margins[LEVEL_NOTEBOOK][q], user if not math.isnan(user) else pooled_raw)
+            margins[LEVEL_NOTEBOOK][q] = max(margins[LEVEL_NOTEBOOK][q], NEW_MARGIN_FLOOR[LEVEL_NOTEBOOK])
+            margins[LEVEL_USER][q] = max(margins[LEVEL_NOTEBOOK][q], user if not math.isnan(user) else pooled_raw,
+                                         NEW_MARGIN_FLOOR[LEVEL_USER])
             margins[LEVEL_NONE][q] = max(margins[LEVEL_USER][q], conformal_margin(vs_global, q))
             for g in all_groups:
                 own = (errors if g >= LEVEL_CONFIG else raw)[groups == g]
@@ -493,7 +512,6 @@ class DemandModel:
             if target == "memory" and getattr(self, "kill_price", None) is not None:
                 margin = self._choose(group, scale, point + points["runtime"][0], self.kill_price)[0]
             out[target] = (math.exp(point), math.exp(point + margin))
-            self._last = (points, margin) if target == "memory" else getattr(self, "_last", None)
         point, scale, group = points["memory"]
         out["memory_safe"] = math.exp(point + max(self.margins["memory"][group].values()) * scale)
         return out

@@ -10,9 +10,17 @@ best evidence it has, and says which in ``basis``:
 ``request``      the user asked for every resource explicitly.
 
 Whatever the basis, explicit requests win over predictions, a retry after a kill is
-sized up (memory by the VPA rule ``max(used + 100 MB, 1.2 x used)``, time doubled),
-and every allocated value is clamped to the admin bounds -- so the service gets sane
-limits from any input, including an empty history and no model at all.
+sized up (memory never below the VPA rule ``max(used + 100 MB, 1.2 x used)`` and in
+fact straight to a size that should hold -- twice what it was killed at, more if the
+model's all-covering limit says so -- since every further kill wastes a whole
+reservation; time doubled), a model-predicted timeout is never tight (at least
+``max(10 x the runtime quantile, 600 s)``), and every allocated value is clamped to
+the admin bounds -- so the service gets sane limits from any input, including an
+empty history and no model at all.
+
+Retraining: on the service's schedule, and also as soon as ``min_jobs`` jobs have
+succeeded and whenever that count doubles (:meth:`Sizer.retrain_due`), so the first
+hours are not sized by rules alone.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ TIMEOUT_BUMP_RATIO = 2.0
 #: Headroom over the user's recent maxima while no model exists.
 HISTORY_HEADROOM = {"memory": 1.3, "cores": 1.1}
 #: ... and at most this factor more for parameters larger than any seen.
-HISTORY_MAX_GROWTH = 32.0
+HISTORY_MAX_GROWTH = 8.0
 #: Seconds added to every predicted timeout: container start and kernel start-up.
 STARTUP_SECONDS = 30.0
 #: A predicted timeout is never below this many times the runtime quantile, nor below

@@ -28,6 +28,8 @@ from .forecast import HourOfWeekForecast, hourly
 from .model import DemandModel, examples
 
 #: Upper quantile per target: memory and runtime limits kill, a cpu limit only throttles.
+#: (Memory: used until the calibration window is large enough to choose margins per job
+#: by cost, see :mod:`demand.model`.)
 DEFAULT_QUANTILES = {"memory": 0.995, "runtime": 0.998, "cores": 0.9}
 #: Below this many succeeded jobs the sizer keeps its history rules.
 MIN_JOBS = 50

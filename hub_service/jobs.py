@@ -51,6 +51,7 @@ class JobManager(LoggingConfigurable):
         self._loop_task = None
         self._background = set()
         self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
+        self._retraining = False
 
     # -- submission -------------------------------------------------------------
 
@@ -272,6 +273,8 @@ class JobManager(LoggingConfigurable):
                     self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
             self._spawn(deliver(job.callback_url, job_model(job), self.webhook_secret))
+        if job.status == "succeeded" and self.sizing.use_model and not self._retraining:
+            self._spawn(self._retrain_if_due())
 
     async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
         """The job's output in ``fmt``; renders are made once (in the worker process) and cached."""
@@ -303,6 +306,18 @@ class JobManager(LoggingConfigurable):
         info = await self.sizing.retrain(history)
         self.log.info("demand model retrained on %d jobs: version %s", len(history), info.get("version"))
         return info
+
+    async def _retrain_if_due(self) -> None:
+        """Between scheduled retrainings: the first model early, then each time the history doubles."""
+        self._retraining = True
+        try:
+            succeeded = self.store.counts().get("succeeded", 0)
+            if await self.sizing.model_call(offload.retrain_due, succeeded):
+                await self.retrain()
+        except Exception:
+            self.log.exception("early retraining failed")
+        finally:
+            self._retraining = False
 
     async def demand_info(self) -> dict:
         """The current model, its metrics and the load forecast."""

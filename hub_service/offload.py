@@ -40,6 +40,10 @@ def retrain(model_dir: str, bounds: dict, history: list) -> dict:
     return _sizer(model_dir, bounds).retrain(history)
 
 
+def retrain_due(model_dir: str, bounds: dict, n_succeeded: int) -> bool:
+    return _sizer(model_dir, bounds).retrain_due(n_succeeded)
+
+
 def info(model_dir: str, bounds: dict) -> dict:
     return _sizer(model_dir, bounds).info()
 

@@ -42,3 +42,21 @@ def test_anchor_is_nearest_run_of_same_configuration():
     assert abs(s["anchor"] - __import__("math").log(900)) < 1e-9
     other = dict(job, imports=["torch"])
     assert history_summary(other, [])["memory"]["level"] == LEVEL_NONE
+
+
+def test_curve_interpolates_and_extrapolates_cautiously():
+    import math
+
+    from demand.model import _along_curve
+
+    def key(n):
+        return (("n_rows", math.log1p(n)),)
+
+    # memory = 100 MB + 0.01 MB per row: not log-linear in n_rows
+    groups = {key(n): [math.log(100 + 0.01 * n)] * 2 for n in (1e3, 1e4, 1e5)}
+    slopes = {"n_rows": 0.3}
+    mid = _along_curve({"n_rows": math.log1p(3e4)}, groups, slopes, {})
+    assert abs(math.exp(mid) - (100 + 300)) / 400 < 0.5  # between its neighbours, near the curve
+    assert math.log(200) < mid < math.log(1100)
+    far = _along_curve({"n_rows": math.log1p(1e6)}, groups, slopes, {})
+    assert math.exp(far) >= 0.99 * (100 + 0.01 * 1e6)  # never below the true (linear) growth

@@ -113,3 +113,40 @@ def test_forecast_and_load_factor(tmp_path):
     assert len(fc["jobs"]) == len(fc["cpu_seconds"]) == 12 and sum(fc["jobs"]) > 0
     lf = sizer.load_factor(history[-1]["submit_time"])
     assert BOUNDS["cpu"][0] <= lf["cpu_per_job"] <= BOUNDS["cpu"][1] and lf["max_concurrent"] >= 1
+
+
+def test_model_timeout_never_tight(tmp_path):
+    """A model-predicted timeout is at least max(10 x the runtime quantile, 600 s), bounds permitting."""
+    from demand.features import history_summary
+
+    sizer = Sizer(tmp_path, {"timeout": (60, 10**6)})
+    history = _history(240)
+    sizer.retrain(history)
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    for n_rows in (10, 1000, 100000):
+        job = _job(n_rows=n_rows)
+        out = sizer.size(job, ann)
+        assert out["basis"] == "model"
+        q = sizer.bundle.model.predict(job, history_summary(job, ann), None)
+        assert out["allocated"]["timeout"] >= max(10 * q["runtime"][1], 600)
+    # ... unless the admin's bounds force lower
+    tight = Sizer(tmp_path, {"timeout": (60, 300)})
+    assert tight.size(_job(), ann)["allocated"]["timeout"] == 300
+
+
+def test_oom_retry_with_model_jumps_at_least_double(tmp_path):
+    sizer = Sizer(tmp_path, BOUNDS)
+    history = _history(240)
+    sizer.retrain(history)
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    first = sizer.size(_job(n_rows=1000), ann)["allocated"]["memory"]
+    retry = {"reason": "oom_killed", "used": {"peak_memory": first}, "allocated": {"memory": first}}
+    again = sizer.size(_job(n_rows=1000, retry_of=retry), ann)["allocated"]["memory"]
+    assert again >= min(max(oom_bump(first), 2 * first), BOUNDS["memory"][1])
+
+
+def test_retrain_due_early_then_on_doubling(tmp_path):
+    sizer = Sizer(tmp_path, BOUNDS, min_jobs=50)
+    assert not sizer.retrain_due(49) and sizer.retrain_due(50)
+    sizer.retrain(_history(60))
+    assert not sizer.retrain_due(80) and sizer.retrain_due(120)
