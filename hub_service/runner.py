@@ -29,6 +29,7 @@ stdin closed without a job: exit code 3, no events but ``ready``.
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -267,10 +268,22 @@ def warm_main(args):
         elif not job_args.kernel:
             job_args.kernel = km.kernel_name
     try:
-        return run_job(job_args, km)
-    finally:
+        code = run_job(job_args, km)
+    except BaseException:
         if km is not None:
             _shutdown(km)
+        raise
+    # The job is over and its output written: leave at once. Killing the kernel is what
+    # shutdown_kernel(now=True) does too, without waiting for it; the container ends with us.
+    pid = getattr(km.provisioner, "pid", None) if km is not None else None
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)  # anything the kernel started dies with the container
+        except OSError:
+            pass
+    _EVENTS.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
