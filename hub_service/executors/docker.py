@@ -49,6 +49,7 @@ import json
 import os
 import re
 import socket
+import struct
 import tarfile
 import tempfile
 import threading
@@ -83,6 +84,8 @@ LABEL_USER = f"{LABEL_PREFIX}.user"
 LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
 LABEL_VERSION = f"{LABEL_PREFIX}.version"
 LABEL_WARM = f"{LABEL_PREFIX}.warm"  # on warm-pool containers: their pool key (cgroup, volume)
+#: On runner images whose runner has the warm mode (runner.py --warm).
+LABEL_RUNNER_WARM = f"{LABEL_PREFIX}.runner-warm"
 
 #: Runner events that are about the warm pool, not the job: never passed on.
 _WARM_EVENTS = ("ready", "assigned")
@@ -125,6 +128,7 @@ class _Job:
         self.volume: Optional[str] = None  # its work volume
         self.job_line: Optional[bytes] = None  # warm: what goes to the runner's stdin
         self.assigned: Optional[dict] = None  # warm: the runner's "assigned" event
+        self.started_at: Optional[float] = None  # warm, reattached: when the job's line was read
 
 
 class _Warm:
@@ -335,6 +339,7 @@ class DockerExecutor(Executor):
         self._warm_lock = threading.Lock()
         self._assigning: set = set()  # pool keys being turned into a job's container
         self._refill_task: Optional[asyncio.Task] = None
+        self._warm_capable = False  # the image's runner has --warm (checked by start())
 
     # --- plumbing --------------------------------------------------------------------------
     @property
@@ -398,12 +403,17 @@ class DockerExecutor(Executor):
                 "`bash scripts/docker-setup.sh` (as root) or set DockerExecutor.docker_url."
             ) from e
         try:
-            await self._call(self.client.images.get, self.image)
+            image = await self._call(self.client.images.get, self.image)
         except docker.errors.ImageNotFound as e:
             raise RuntimeError(
                 f"docker executor: runner image {self.image} not found on the daemon; build it "
                 "with `bash runner-image/build.sh`."
             ) from e
+        self._warm_capable = (image.labels or {}).get(LABEL_RUNNER_WARM) == "1"
+        if self.warm_pool and not self._warm_capable:
+            self.log.warning("docker executor: runner image %s has no warm mode (label %s); every job "
+                             "starts cold. Rebuild it with `bash runner-image/build.sh`.",
+                             self.image, LABEL_RUNNER_WARM)
         info = await self._call(self.client.info)
         if self.runtime:
             if self.runtime not in (info.get("Runtimes") or {}):
@@ -606,7 +616,7 @@ class DockerExecutor(Executor):
     def _warm_eligible(self, spec: JobSpec) -> bool:
         # GPUs cannot be added by an update; a job id that is not a valid container name
         # could not be found again by its name after a restart.
-        return (self.warm_pool > 0 and not self._stopping and not spec.gpu
+        return (self.warm_pool > 0 and self._warm_capable and not self._stopping and not spec.gpu
                 and _NAME_UNSAFE.sub("_", spec.job_id) == spec.job_id)
 
     def _job_line(self, spec: JobSpec) -> bytes:
@@ -713,7 +723,7 @@ class DockerExecutor(Executor):
 
     def _ensure_refill(self):
         """Start the background refill of the pool unless it runs already."""
-        if self.warm_pool <= 0 or self._stopping:
+        if self.warm_pool <= 0 or self._stopping or not self._warm_capable:
             return
         if self._refill_task is None or self._refill_task.done():
             self._refill_task = asyncio.ensure_future(self._refill())
@@ -903,7 +913,8 @@ class DockerExecutor(Executor):
             if key:  # started warm: maybe still waiting for its line (delivered again, at most once)
                 job.cgroup_key = key
                 job.job_line = self._job_line(spec)
-                job.assigned = await self._call(self._assigned_event, container.id)
+                assigned = await self._call(self._assigned_event, container.id)
+                job.started_at = (assigned or {}).get("time") or time.time()
             return await self._follow(spec, job, on_event, on_log, fresh=False)
         finally:
             self._jobs.pop(spec.job_id, None)
@@ -921,6 +932,7 @@ class DockerExecutor(Executor):
         events = 0
         truncated = False
         buffers = {0: b"", 1: b""}
+        before_job: collections.deque = collections.deque(maxlen=50)
 
         def emit(which, line: bytes):
             nonlocal logged, events, truncated
@@ -930,6 +942,12 @@ class DockerExecutor(Executor):
                     if event["event"] == "assigned" and job.assigned is None:
                         job.assigned = event
                     return
+            if job.job_line is not None and job.assigned is None:
+                # A warm container's start-up output is not the job's; kept aside in
+                # case the runner ends without ever taking the job (then it explains why).
+                before_job.append(line)
+                return
+            if which == 0:
                 if event is not None:
                     events += 1
                     if events <= self.event_limit or event.get("event") == "finished":
@@ -956,40 +974,71 @@ class DockerExecutor(Executor):
             buffers[which] = rest
 
         try:
-            state = api.inspect_container(job.container_id)["State"]
-            if fresh or state.get("Running"):
+            if fresh and job.job_line is None:
+                # Cold: attached before it starts, so nothing is written before we listen.
                 stream = api.attach(job.container_id, stdout=True, stderr=True, stream=True,
-                                    logs=not fresh, demux=True)
+                                    logs=False, demux=True)
                 job.stream = stream
-                if fresh and job.killed_for is not None:
-                    if job.job_line is not None:  # warm: already running, waiting for its line
-                        self._kill_sync(job)
-                    stream.close()
-                elif job.job_line is not None:
-                    # Warm (new, or reattached: then a line already delivered is not
-                    # delivered twice, docker closed that stdin).
-                    try:
-                        self._deliver(job)
-                    except Exception:
-                        self._kill_sync(job)  # it would wait for its line forever
-                        raise
-                elif fresh:
+                if job.killed_for is None:
                     api.start(job.container_id)
-                for out, err in stream:
-                    if out:
-                        feed(0, out)
-                    if err:
-                        feed(1, err)
+                else:
+                    stream.close()
             else:
-                # Ended while nobody followed it: replay what the daemon kept.
-                feed(0, api.logs(job.container_id, stdout=True, stderr=False))
-                feed(1, api.logs(job.container_id, stdout=False, stderr=True))
+                # Already running (warm), or found again after a restart: the daemon's log
+                # from the start, then what follows until the container ends. (attach's
+                # logs replay is not used: docker-py reads the hijacked socket past what
+                # http.client buffered with the headers, which can lose the first bytes.)
+                running = api.inspect_container(job.container_id)["State"].get("Running")
+                stream = self._log_stream(job, follow=bool(running))
+                if job.job_line is not None and running:
+                    if fresh and job.killed_for is not None:
+                        self._kill_sync(job)
+                    else:
+                        # Its line, if it has not had it: at most once (StdinOnce closed the
+                        # stdin a first delivery used, so a second one goes nowhere).
+                        try:
+                            self._deliver(job)
+                        except Exception:
+                            self._kill_sync(job)  # it would wait for its line forever
+                            raise
+            for out, err in stream:
+                if out:
+                    feed(0, out)
+                if err:
+                    feed(1, err)
             for which in (0, 1):
                 if buffers[which]:
                     emit(which, buffers[which])
+            if job.assigned is None:
+                for line in before_job:
+                    put(("log", line.decode("utf-8", "replace")))
             put(("end", None))
         except Exception as e:  # the loop decides what an unreadable stream means
             put(("end", e))
+
+    def _log_stream(self, job: _Job, follow: bool):
+        """(stdout, stderr) chunks of the container's whole log, in order; with ``follow``,
+        until the container ends. ``job.stream`` closes it."""
+        api = self.client.api
+        res = api._get(api._url("/containers/{0}/logs", job.container_id),
+                       params={"stdout": 1, "stderr": 1, "follow": int(follow)}, stream=True)
+        api._raise_for_status(res)
+        job.stream = res
+        if follow:  # a job may be silent for longer than the client's timeout
+            api._disable_socket_timeout(api._get_raw_response_socket(res))
+        raw = res.raw
+        while True:
+            header = raw.read(8)
+            if len(header) < 8:
+                return
+            kind, length = struct.unpack(">BxxxL", header)
+            data = b""
+            while len(data) < length:
+                more = raw.read(length - len(data))
+                if not more:
+                    return
+                data += more
+            yield (data, None) if kind == 1 else (None, data)
 
     def _sampler(self, job: _Job, spec: JobSpec, volume_dir: Optional[str], usage: dict):
         """Thread: watch the work volume's size and sample usage while the job runs."""
@@ -1028,7 +1077,7 @@ class DockerExecutor(Executor):
         deadline = loop.time() + spec.timeout
         if not fresh:
             if job.job_line is not None:  # warm: the job started when its line was read
-                started = (job.assigned or {}).get("time")
+                started = job.started_at
             else:
                 attrs = await self._call(self.client.api.inspect_container, job.container_id)
                 started = _parse_time(attrs["State"].get("StartedAt", ""))
