@@ -299,6 +299,14 @@ class DockerExecutor(Executor):
 
     warm_cpu = Float(1.0, help="cpu limit of an idle warm container (while it starts up).").tag(config=True)
 
+    warm_cpu_shares = Integer(
+        2,
+        help="cpu weight (cgroup v1 cpu.shares; scaled to cpu.weight under v2) of an idle "
+        "warm container's cgroup, against the jobs' 1024: the pool refills with cpu the "
+        "running jobs leave over. Set back to 1024 when it takes a job. Needs the cgroup "
+        "tree writable here (as for usage); 0: leave docker's default.",
+    ).tag(config=True)
+
     warm_kernel = Unicode(
         "python3",
         help="Kernel a warm container starts. A job whose notebook asks for another "
@@ -665,6 +673,8 @@ class DockerExecutor(Executor):
         except BaseException:
             self._discard_warm(entry)
             raise
+        if self.warm_cpu_shares:
+            self._set_cpu_shares(key, self.warm_cpu_shares)
         return entry
 
     def _discard_warm(self, entry: _Warm):
@@ -823,8 +833,23 @@ class DockerExecutor(Executor):
         with self._workdir_tar(spec) as tar:
             api.put_archive(entry.container_id, self.workdir, tar)
         self._reset_peak(entry.key)
+        if self.warm_cpu_shares:
+            self._set_cpu_shares(entry.key, 1024)  # a job's weight, like a cold one's
         # Last: from here on the container is the job's (running() lists it by this name).
         api.rename(entry.container_id, cname)
+
+    def _set_cpu_shares(self, key: str, shares: int):
+        """Set the cpu weight of a per-job cgroup (v1 cpu.shares, v2 cpu.weight); best effort."""
+        cpu = self._cgroup_dir("cpu", key)
+        if cpu is None:
+            return
+        for name, value in (("cpu.shares", shares), ("cpu.weight", max(1, min(10000, round(shares * 100 / 1024))))):
+            if (cpu / name).exists():
+                try:
+                    (cpu / name).write_text(str(value))
+                except OSError as e:
+                    self.log.debug("cgroup %s: cannot write %s: %s", cpu, name, e)
+                return
 
     def _reset_peak(self, key: str):
         """Start the cgroup's memory peak afresh at the job's assignment (cgroup v1)."""

@@ -70,6 +70,10 @@ async def test_warm_job_succeeds_with_its_output_events_and_usage(make_executor,
         assert await ex.running() == []  # an idle warm container is no job
         idle = [c.id for c in warm_containers(client, ex.instance)]
         assert len(idle) == 1
+        # The idle container refills at a low cpu weight (the running jobs come first).
+        shares = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / ex._warm[0].key / "cpu.shares"
+        if shares.exists():
+            assert int(shares.read_text()) == ex.warm_cpu_shares == 2
         got = spy_assignments(ex)
         spec = make_job(honest_notebook(), parameters={"x": HONEST_X})
         rec = Recorder()
@@ -118,6 +122,8 @@ async def test_resized_limits_are_applied_and_enforced(make_executor, make_job, 
             assert int((cg / "memory.limit_in_bytes").read_text()) == 160 << 20
             cpu = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / got[0][1].key / attrs["Id"]
             assert int((cpu / "cpu.cfs_quota_us").read_text()) * 2 == int((cpu / "cpu.cfs_period_us").read_text())
+            # A job's cpu weight, no longer the idle pool's.
+            assert int((cpu.parent / "cpu.shares").read_text()) == 1024
         # Let the notebook go on: 300 MB is over the resized 160 MB (the warm 512 MB would hold it).
         client.api.put_archive(attrs["Id"], "/work/job/files", _tar_with("checked"))
         out = await asyncio.wait_for(task, 90)
