@@ -791,26 +791,25 @@ class DockerExecutor(Executor):
         """Make a warm container the job's (sync): resize it, check it, copy the inputs in,
         rename it to the job's name. None when no warm container could be used."""
         cname, _ = self._names(spec.job_id)
-        while True:
-            with self._warm_lock:
-                if not self._warm:
-                    return None
-                entry = self._warm.popleft()
-                self._assigning.add(entry.key)
-            try:
-                self._prepare_warm(spec, entry, cname)
-                return entry
-            except _WarmGone as e:  # exited or removed meanwhile: try the next one
-                self.log.info("job %s: warm container %s unusable (%s)", spec.job_id, entry.key, e)
-                self._discard_warm(entry)
-            except Exception as e:  # limits not applicable or not applied: start cold
-                self.log.warning("job %s: cannot use warm container %s, starting cold: %s",
-                                 spec.job_id, entry.key, e)
-                self._discard_warm(entry)
+        with self._warm_lock:
+            if not self._warm:
                 return None
-            finally:
-                with self._warm_lock:
-                    self._assigning.discard(entry.key)
+            entry = self._warm.popleft()
+            self._assigning.add(entry.key)
+        try:
+            self._prepare_warm(spec, entry, cname)
+            return entry
+        except Exception as e:
+            # Gone, limits not applicable (e.g. less memory than it already uses; under
+            # cgroup v2 such an update kills it) or not applied: this job starts cold,
+            # and never tries a second warm container that would fare the same.
+            self.log.warning("job %s: cannot use warm container %s, starting cold: %s",
+                             spec.job_id, entry.key, e)
+            self._discard_warm(entry)
+            return None
+        finally:
+            with self._warm_lock:
+                self._assigning.discard(entry.key)
 
     def _prepare_warm(self, spec: JobSpec, entry: _Warm, cname: str):
         import docker
