@@ -261,6 +261,16 @@ class DockerExecutor(Executor):
         "usage sampled with docker stats instead.",
     ).tag(config=True)
 
+    cgroup_cpu_shares = Integer(
+        0,
+        help="cpu weight (cgroup v1 cpu.shares; scaled to cpu.weight under v2) that start() "
+        "gives the cgroup_parent group holding every job. The kernel's default, 1024, makes "
+        "all jobs together weigh as much as ONE busy process of the host, so on a host with "
+        "other busy processes the jobs share one process's part of the cpu (each job's own "
+        "limit is nano_cpus either way). 1024 x cores: as much as one busy process per "
+        "core. 0: leave it as it is.",
+    ).tag(config=True)
+
     cgroup_root = Unicode(
         "/sys/fs/cgroup",
         help="Where the host's cgroup tree is mounted (read to measure usage).",
@@ -433,6 +443,8 @@ class DockerExecutor(Executor):
             raise RuntimeError(f"docker executor: network {self.network!r} is not in allowed_networks")
         self._stopping = False
         await self._call(self._sweep_cgroups)
+        if self.cgroup_cpu_shares and self.cgroup_parent:
+            await self._call(self._set_group_shares)
         # Idle warm containers of a service that died: their start-up is not worth the
         # doubt about what they saw; the pool is refilled with fresh ones.
         await self._call(self._drain_warm)
@@ -848,6 +860,23 @@ class DockerExecutor(Executor):
                     (cpu / name).write_text(str(value))
                 except OSError as e:
                     self.log.debug("cgroup %s: cannot write %s: %s", cpu, name, e)
+                return
+
+    def _set_group_shares(self):
+        """Give the group of all jobs its cpu weight (cgroup_cpu_shares); best effort."""
+        root = Path(self.cgroup_root)
+        name = self.cgroup_parent.strip("/")
+        for base, fname, value in ((root / "cpu", "cpu.shares", self.cgroup_cpu_shares),
+                                   (root, "cpu.weight", max(1, min(10000, round(self.cgroup_cpu_shares * 100 / 1024))))):
+            if not (base / fname).exists() and not (base / "cgroup.controllers").exists():
+                continue
+            try:
+                if base != root:  # v1: runc would create it with the first job; so may we
+                    (base / name).mkdir(exist_ok=True)
+                (base / name / fname).write_text(str(value))
+                return
+            except OSError as e:
+                self.log.warning("docker executor: cannot set %s of %s: %s", fname, base / name, e)
                 return
 
     def _reset_peak(self, key: str):
