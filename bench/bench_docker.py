@@ -126,10 +126,13 @@ async def main():
     ap.add_argument("--warm-pool", type=int, default=3, help="warm pool size for (w) and the warm burst")
     ap.add_argument("--image", help="runner image (default: the executor's)")
     ap.add_argument("--skip-cold-burst", action="store_true", help="only the warm burst")
+    ap.add_argument("--cgroup-cpu-shares", type=int, default=0,
+                    help="DockerExecutor.cgroup_cpu_shares (cpu weight of all jobs together; 0: the kernel's 1024)")
     args = ap.parse_args()
 
     python = args.python or lean_python()
     image = {"image": args.image} if args.image else {}
+    image["cgroup_cpu_shares"] = args.cgroup_cpu_shares
     ex = DockerExecutor(instance="bench", runtime=args.runtime, **image)
     await ex.start()
     wex = DockerExecutor(instance="bench-warm", runtime=args.runtime, warm_pool=args.warm_pool, **image)
@@ -171,6 +174,7 @@ async def main():
         "cores": os.cpu_count(),
         "runtime": args.runtime or "runc",
         "warm_pool": args.warm_pool,
+        "cgroup_cpu_shares": args.cgroup_cpu_shares or "kernel default (1024)",
         "bare_papermill_s": round(ma, 3),
         "docker_run_s": round(mb, 3),
         "executor_run_s": round(mc, 3),
