@@ -22,8 +22,8 @@ child, so even a job that ended while the service was down reports exact numbers
 Where the cgroup tree is not readable (remote daemon, systemd driver) the executor
 samples ``docker stats`` while the job runs instead.
 
-Warm pool (``warm_pool`` > 0): papermill's start-up (imports, kernel start: ~2 s of cpu)
-is paid before a job exists. The executor keeps that many containers of the runner
+Warm pool (``warm_pool`` > 0): papermill's start-up (imports, kernel start: ~0.75 s of
+cpu, over a second of wall time, per job here) is paid before a job exists. The executor keeps that many containers of the runner
 started in warm mode (``runner.py --warm``: kernel started in the job's fixed cwd,
 waiting for one JSON line on stdin), each created with the whole sandbox, checked like
 any job container, with its own volume and cgroup. A job takes one: the container is
@@ -36,7 +36,8 @@ Docker closes a ``StdinOnce`` stdin when the first writer detaches, so deliverin
 line is at most once: ``reattach()`` delivers it again, harmlessly, in case the service
 died between the rename and the write. One container runs one job, never more. Idle
 warm containers carry a pool label and a name no job can have; ``running()`` ignores
-them, and ``start()``/``stop()`` remove them. A job's cpu seconds and wall time exclude
+them, and ``start()``/``stop()`` remove them. They refill at a low cpu weight
+(``warm_cpu_shares``), with what the running jobs leave over. A job's cpu seconds and wall time exclude
 the warm start-up (the runner reports its cpu when the job arrives) and its peak memory
 is reset when it is assigned (cgroup v1; under v2 the peak includes the start-up).
 """
