@@ -13,11 +13,23 @@ Events::
     {"event": "finished", "status": "succeeded"|"failed", "error": {...}}
 
 Exit codes: 0 succeeded, 1 a cell raised, 2 bad input or papermill failure.
+
+Warm mode (``--warm --cwd DIR``): a pre-started runner that pays papermill's start-up
+before its job exists. It imports papermill, starts the kernel in DIR and waits for it,
+says ``{"event": "ready"}``, then reads ONE JSON line from stdin: the job, as
+``{"input": ..., "output": ..., "parameters": ..., "cwd": ..., "kernel": ...}`` (the
+one-shot options by name). It says ``{"event": "assigned", "warm_cpu_seconds": s}`` (the
+cpu its start-up used, for the executor to leave out of the job's usage) and runs the
+job with the already-started kernel, emitting the events above. One runner, one job:
+the kernel is shut down afterwards and the process exits. When the job asks for another
+kernel or working directory, the warm kernel is dropped and papermill starts its own.
+stdin closed without a job: exit code 3, no events but ``ready``.
 """
 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -95,15 +107,29 @@ def make_engine():
     return EventEngine
 
 
+JOB_KEYS = ("input", "output", "parameters", "cwd", "kernel")
+DEFAULT_WARM_KERNEL = "python3"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
+    parser.add_argument("--input")
+    parser.add_argument("--output")
     parser.add_argument("--parameters", help="JSON file of parameters")
     parser.add_argument("--cwd", help="working directory of the kernel")
-    parser.add_argument("--kernel", help="kernel name (default: the notebook's)")
+    parser.add_argument("--kernel", help="kernel name (default: the notebook's; warm mode: python3)")
+    parser.add_argument("--warm", action="store_true",
+                        help="start the kernel now, then read the job as one JSON line on stdin")
     args = parser.parse_args(argv)
+    if args.warm:
+        return warm_main(args)
+    if not args.input or not args.output:
+        parser.error("--input and --output are required (unless --warm)")
+    return run_job(args)
 
+
+def run_job(args, km=None):
+    """Execute one notebook as ``args`` say (with ``km``'s kernel when given): the exit code."""
     parameters = {}
     if args.parameters and os.path.exists(args.parameters):
         with open(args.parameters) as f:
@@ -125,6 +151,7 @@ def main(argv=None):
             engine_name="notebook-jobs-events",
             kernel_name=args.kernel,
             cwd=args.cwd,
+            km=km,
             progress_bar=False,
             stdout_file=sys.stderr,
             stderr_file=sys.stderr,
@@ -139,6 +166,124 @@ def main(argv=None):
         return 2
     emit("finished", status="succeeded")
     return 0
+
+
+def _cpu_seconds(pid=None):
+    """cpu seconds used so far by this process (pid None) or by a child still running."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _shutdown(km):
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception as e:  # the process ends anyway, and its kernel with it
+        print(f"runner: kernel shutdown: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _start_warm_kernel(kernel_name, cwd):
+    """Import what a run needs and start (and wait for) the kernel: the warm start-up."""
+    import nbformat
+    import papermill  # noqa: F401
+    import papermill.translators  # noqa: F401
+    from jupyter_client.manager import AsyncKernelManager  # nbclient's own kernel manager class
+    from jupyter_core.utils import run_sync
+    from nbclient import NotebookClient  # noqa: F401
+
+    nbformat.validate(nbformat.v4.new_notebook())  # loads the schema and its validator now
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    try:
+        run_sync(km.start_kernel)(cwd=cwd)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=120)
+        finally:
+            kc.stop_channels()
+    except BaseException:
+        if km.has_kernel:
+            _shutdown(km)
+        raise
+    return km
+
+
+def _notebook_kernel(path):
+    """The kernelspec name a notebook asks for (None when unreadable or absent)."""
+    try:
+        with open(path) as f:
+            return ((json.load(f).get("metadata") or {}).get("kernelspec") or {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def warm_main(args):
+    """Warm mode: start up, wait for one job on stdin, run it with the started kernel."""
+    cwd = args.cwd or os.getcwd()
+    os.makedirs(cwd, exist_ok=True)
+    km = None
+    try:
+        km = _start_warm_kernel(args.kernel or DEFAULT_WARM_KERNEL, cwd)
+    except Exception as e:  # the job still runs: papermill then starts its own kernel
+        print(f"runner: warm start failed ({type(e).__name__}: {e}); the job will start its kernel",
+              file=sys.stderr)
+    emit("ready")
+    line = sys.stdin.readline()
+    if not line.strip():
+        print("runner: stdin closed before a job arrived", file=sys.stderr)
+        if km is not None:
+            _shutdown(km)
+        return 3
+    warm_cpu = _cpu_seconds() + (_cpu_seconds(getattr(km.provisioner, "pid", None) or -1) if km else 0.0)
+    emit("assigned", warm_cpu_seconds=round(warm_cpu, 3))
+    try:
+        job = json.loads(line)
+        if not isinstance(job, dict) or not job.get("input") or not job.get("output"):
+            raise ValueError("the job line needs input and output")
+        if set(job) - set(JOB_KEYS):
+            raise ValueError(f"unknown keys in the job line: {sorted(set(job) - set(JOB_KEYS))}")
+    except ValueError as e:
+        emit("finished", status="failed", error={"reason": "infrastructure", "message": f"bad job line: {e}"})
+        if km is not None:
+            _shutdown(km)
+        return 2
+    job_args = argparse.Namespace(**{k: job.get(k) for k in JOB_KEYS})
+    if job_args.cwd is None:
+        job_args.cwd = cwd
+    if km is not None:
+        wanted = job_args.kernel or _notebook_kernel(job_args.input)
+        if wanted != km.kernel_name or os.path.realpath(job_args.cwd) != os.path.realpath(cwd):
+            print(f"runner: the job wants kernel {wanted!r} in {job_args.cwd}; not the warm one",
+                  file=sys.stderr)
+            _shutdown(km)
+            km = None
+        elif not job_args.kernel:
+            job_args.kernel = km.kernel_name
+    try:
+        code = run_job(job_args, km)
+    except BaseException:
+        if km is not None:
+            _shutdown(km)
+        raise
+    # The job is over and its output written: leave at once. Killing the kernel is what
+    # shutdown_kernel(now=True) does too, without waiting for it; the container ends with us.
+    pid = getattr(km.provisioner, "pid", None) if km is not None else None
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)  # anything the kernel started dies with the container
+        except OSError:
+            pass
+    _EVENTS.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

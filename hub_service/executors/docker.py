@@ -21,13 +21,36 @@ removes the container's own cgroup at exit, but the parent keeps the totals of i
 child, so even a job that ended while the service was down reports exact numbers.
 Where the cgroup tree is not readable (remote daemon, systemd driver) the executor
 samples ``docker stats`` while the job runs instead.
+
+Warm pool (``warm_pool`` > 0): papermill's start-up (imports, kernel start: ~0.75 s of
+cpu, over a second of wall time, per job here) is paid before a job exists. The executor keeps that many containers of the runner
+started in warm mode (``runner.py --warm``: kernel started in the job's fixed cwd,
+waiting for one JSON line on stdin), each created with the whole sandbox, checked like
+any job container, with its own volume and cgroup. A job takes one: the container is
+resized to the job's allocation with an update whose result is read back and checked
+(a dropped limit: the container is discarded and the job goes cold), the inputs go in
+with put_archive, the container is renamed to the job's name (labels cannot change;
+the name is how ``running()``/``reattach()`` find it, so job ids that are not valid
+container names always go cold), and only then does the job line go to its stdin.
+Docker closes a ``StdinOnce`` stdin when the first writer detaches, so delivering the
+line is at most once: ``reattach()`` delivers it again, harmlessly, in case the service
+died between the rename and the write. One container runs one job, never more. Idle
+warm containers carry a pool label and a name no job can have; ``running()`` ignores
+them, and ``start()``/``stop()`` remove them. They refill at a low cpu weight
+(``warm_cpu_shares``), with what the running jobs leave over. A job's cpu seconds and wall time exclude
+the warm start-up (the runner reports its cpu when the job arrives) and its peak memory
+is reset when it is assigned (cgroup v1; under v2 the peak includes the start-up).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import os
 import re
+import socket
+import struct
 import tarfile
 import tempfile
 import threading
@@ -36,6 +59,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
+
+from uuid import uuid4
 
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
@@ -59,6 +84,12 @@ LABEL_JOB = f"{LABEL_PREFIX}.job-id"
 LABEL_USER = f"{LABEL_PREFIX}.user"
 LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
 LABEL_VERSION = f"{LABEL_PREFIX}.version"
+LABEL_WARM = f"{LABEL_PREFIX}.warm"  # on warm-pool containers: their pool key (cgroup, volume)
+#: On runner images whose runner has the warm mode (runner.py --warm).
+LABEL_RUNNER_WARM = f"{LABEL_PREFIX}.runner-warm"
+
+#: Runner events that are about the warm pool, not the job: never passed on.
+_WARM_EVENTS = ("ready", "assigned")
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 _TRUNCATED = "[notebook-jobs] log truncated: the job wrote more than {limit} bytes to its log"
@@ -66,6 +97,10 @@ _TRUNCATED = "[notebook-jobs] log truncated: the job wrote more than {limit} byt
 
 class SandboxError(RuntimeError):
     """The daemon did not apply a limit the sandbox requires."""
+
+
+class _WarmGone(RuntimeError):
+    """A warm container that is no longer there to take a job."""
 
 
 def _parse_time(value: str) -> Optional[float]:
@@ -90,6 +125,21 @@ class _Job:
         self.killed_for: Optional[str] = None  # "timeout" | "cancelled" | "disk"
         self.stream = None  # the attach stream, closed to stop the reader thread
         self.stop = threading.Event()
+        self.cgroup_key = job_id  # name of its per-job cgroup (the pool key when warm)
+        self.volume: Optional[str] = None  # its work volume
+        self.job_line: Optional[bytes] = None  # warm: what goes to the runner's stdin
+        self.assigned: Optional[dict] = None  # warm: the runner's "assigned" event
+        self.started_at: Optional[float] = None  # warm, reattached: when the job's line was read
+
+
+class _Warm:
+    """One warm-pool container: started, waiting for its job on stdin."""
+
+    def __init__(self, key: str, container_id: str, volume: str):
+        self.key = key
+        self.container_id = container_id
+        self.volume = volume
+        self.created = time.monotonic()
 
 
 class DockerExecutor(Executor):
@@ -212,6 +262,16 @@ class DockerExecutor(Executor):
         "usage sampled with docker stats instead.",
     ).tag(config=True)
 
+    cgroup_cpu_shares = Integer(
+        0,
+        help="cpu weight (cgroup v1 cpu.shares; scaled to cpu.weight under v2) that start() "
+        "gives the cgroup_parent group holding every job. The kernel's default, 1024, makes "
+        "all jobs together weigh as much as ONE busy process of the host, so on a host with "
+        "other busy processes the jobs share one process's part of the cpu (each job's own "
+        "limit is nano_cpus either way). 1024 x cores: as much as one busy process per "
+        "core. 0: leave it as it is.",
+    ).tag(config=True)
+
     cgroup_root = Unicode(
         "/sys/fs/cgroup",
         help="Where the host's cgroup tree is mounted (read to measure usage).",
@@ -231,6 +291,44 @@ class DockerExecutor(Executor):
         16,
         help="Threads for short Docker API calls (each running job also has one reader thread).",
     ).tag(config=True)
+
+    # --- warm pool ------------------------------------------------------------------------
+    warm_pool = Integer(
+        0,
+        help="How many pre-started runner containers to keep ready (papermill imported, "
+        "kernel started). A job takes one, resized to its allocation, instead of paying "
+        "that start-up; the pool refills in the background. 0: every job starts cold. "
+        "Idle warm containers hold about warm_memory at most (typically ~100 MB each) "
+        "outside the dispatcher's capacity accounting.",
+    ).tag(config=True)
+
+    warm_memory = Integer(
+        512 << 20,
+        help="Memory limit (bytes) of an idle warm container. A job's allocation below "
+        "what the warm container already uses cannot be applied: such a job starts cold.",
+    ).tag(config=True)
+
+    warm_cpu = Float(1.0, help="cpu limit of an idle warm container (while it starts up).").tag(config=True)
+
+    warm_cpu_shares = Integer(
+        2,
+        help="cpu weight (cgroup v1 cpu.shares; scaled to cpu.weight under v2) of an idle "
+        "warm container's cgroup, against the jobs' 1024: the pool refills with cpu the "
+        "running jobs leave over. Set back to 1024 when it takes a job. Needs the cgroup "
+        "tree writable here (as for usage); 0: leave docker's default.",
+    ).tag(config=True)
+
+    warm_kernel = Unicode(
+        "python3",
+        help="Kernel a warm container starts. A job whose notebook asks for another "
+        "kernel still runs in it, but papermill starts that kernel itself.",
+    ).tag(config=True)
+
+    @validate("warm_pool")
+    def _valid_warm_pool(self, proposal):
+        if proposal["value"] < 0:
+            raise ValueError("DockerExecutor.warm_pool must be >= 0")
+        return proposal["value"]
 
     @validate("user")
     def _valid_user(self, proposal):
@@ -256,6 +354,11 @@ class DockerExecutor(Executor):
         self._pool: Optional[ThreadPoolExecutor] = None
         self._jobs: dict = {}
         self._stopping = False
+        self._warm: collections.deque = collections.deque()  # of _Warm, oldest first
+        self._warm_lock = threading.Lock()
+        self._assigning: set = set()  # pool keys being turned into a job's container
+        self._refill_task: Optional[asyncio.Task] = None
+        self._warm_capable = False  # the image's runner has --warm (checked by start())
 
     # --- plumbing --------------------------------------------------------------------------
     @property
@@ -281,6 +384,11 @@ class DockerExecutor(Executor):
     def _names(self, job_id: str):
         safe = _NAME_UNSAFE.sub("_", job_id)
         return f"notebook-jobs-{self.instance}-{safe}", f"notebook-jobs-{self.instance}-{safe}-work"
+
+    @property
+    def _warm_prefix(self) -> str:
+        # "notebook-jobs." can never start a job's name ("notebook-jobs-<instance>-...").
+        return f"notebook-jobs.warm.{self.instance}."
 
     def _labels(self, spec: JobSpec) -> dict:
         labels = dict(self.extra_labels)
@@ -314,12 +422,17 @@ class DockerExecutor(Executor):
                 "`bash scripts/docker-setup.sh` (as root) or set DockerExecutor.docker_url."
             ) from e
         try:
-            await self._call(self.client.images.get, self.image)
+            image = await self._call(self.client.images.get, self.image)
         except docker.errors.ImageNotFound as e:
             raise RuntimeError(
                 f"docker executor: runner image {self.image} not found on the daemon; build it "
                 "with `bash runner-image/build.sh`."
             ) from e
+        self._warm_capable = (image.labels or {}).get(LABEL_RUNNER_WARM) == "1"
+        if self.warm_pool and not self._warm_capable:
+            self.log.warning("docker executor: runner image %s has no warm mode (label %s); every job "
+                             "starts cold. Rebuild it with `bash runner-image/build.sh`.",
+                             self.image, LABEL_RUNNER_WARM)
         info = await self._call(self.client.info)
         if self.runtime:
             if self.runtime not in (info.get("Runtimes") or {}):
@@ -331,6 +444,12 @@ class DockerExecutor(Executor):
             raise RuntimeError(f"docker executor: network {self.network!r} is not in allowed_networks")
         self._stopping = False
         await self._call(self._sweep_cgroups)
+        if self.cgroup_cpu_shares and self.cgroup_parent:
+            await self._call(self._set_group_shares)
+        # Idle warm containers of a service that died: their start-up is not worth the
+        # doubt about what they saw; the pool is refilled with fresh ones.
+        await self._call(self._drain_warm)
+        self._ensure_refill()
         volumes = os.path.join(info.get("DockerRootDir") or "/var/lib/docker", "volumes")
         if self.work_quota and not os.access(volumes, os.R_OK | os.X_OK):
             self.log.warning("docker executor: the daemon's volumes are not readable here; "
@@ -343,6 +462,18 @@ class DockerExecutor(Executor):
         task been cancelled: its job did not end, the service just stopped watching it.
         """
         self._stopping = True
+        task, self._refill_task = self._refill_task, None
+        if task is not None and not task.done():
+            # The refill ends after the container it is creating (it checks _stopping).
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 60)
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                task.cancel()
+        if self._pool is not None and self._client is not None:
+            try:
+                await self._call(self._drain_warm)
+            except Exception as e:
+                self.log.warning("docker executor: could not remove idle warm containers: %s", e)
         for job in list(self._jobs.values()):
             job.stop.set()
             if job.stream is not None:
@@ -498,6 +629,289 @@ class DockerExecutor(Executor):
             container.put_archive(self.workdir, tar)
         return container
 
+    # --- the warm pool ----------------------------------------------------------------------
+    def _warm_spec(self, key: str) -> JobSpec:
+        """The limits of an idle warm container (its key stands in for the job id)."""
+        return JobSpec(job_id=key, workdir=Path(self.workdir), cpu=self.warm_cpu, memory=self.warm_memory)
+
+    def _warm_eligible(self, spec: JobSpec) -> bool:
+        # GPUs cannot be added by an update; a job id that is not a valid container name
+        # could not be found again by its name after a restart.
+        return (self.warm_pool > 0 and self._warm_capable and not self._stopping and not spec.gpu
+                and _NAME_UNSAFE.sub("_", spec.job_id) == spec.job_id)
+
+    def _job_line(self, spec: JobSpec) -> bytes:
+        """The job as the warm runner reads it on stdin (runner.py's JOB_KEYS)."""
+        root = Path(self.workdir)
+        job = {
+            "input": str(root / INPUT_NOTEBOOK),
+            "output": str(root / OUTPUT_NOTEBOOK),
+            "parameters": str(root / PARAMETERS_FILE),
+            "cwd": str(root / FILES_DIR),
+        }
+        if spec.kernel_name:
+            job["kernel"] = spec.kernel_name
+        return (json.dumps(job) + "\n").encode()
+
+    def _create_warm(self) -> _Warm:
+        """Create, check and start one warm container (sync)."""
+        key = "warm-" + uuid4().hex[:12]
+        name = self._warm_prefix + key
+        vname = name + "-work"
+        labels = dict(self.extra_labels)
+        labels.update({LABEL_INSTANCE: self.instance, LABEL_VERSION: __version__, LABEL_WARM: key})
+        spec = self._warm_spec(key)
+        entry = _Warm(key, "", vname)
+        self.client.volumes.create(name=vname, labels=labels)
+        try:
+            # stdin_open without detach gives StdinOnce: the first writer's detach closes
+            # the runner's stdin, so the job line is delivered at most once.
+            container = self.client.containers.create(
+                self.image,
+                command=["--warm", "--cwd", str(Path(self.workdir) / FILES_DIR), "--kernel", self.warm_kernel],
+                name=name,
+                labels=labels,
+                stdin_open=True,
+                detach=False,
+                **self._host_config(spec, vname),
+            )
+            entry.container_id = container.id
+            problems = self.check_host_config(spec, container.attrs)
+            if not (container.attrs.get("Config") or {}).get("StdinOnce"):
+                problems.append("StdinOnce is not set")
+            if problems:
+                raise SandboxError("refusing to start a warm container: the daemon dropped limits: "
+                                   + "; ".join(problems))
+            container.start()
+        except BaseException:
+            self._discard_warm(entry)
+            raise
+        if self.warm_cpu_shares:
+            self._set_cpu_shares(key, self.warm_cpu_shares)
+        return entry
+
+    def _discard_warm(self, entry: _Warm):
+        """Remove a warm container, its volume and its cgroup (sync)."""
+        import docker
+
+        api = self.client.api
+        for what, fn, arg in (("container", api.remove_container, entry.container_id),
+                              ("volume", api.remove_volume, entry.volume)):
+            if not arg:
+                continue
+            try:
+                fn(arg, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                self.log.warning("remove warm %s %s: %s", what, arg, e)
+        self._cgroup_cleanup(entry.key)
+
+    def _drain_warm(self):
+        """Remove every idle warm container of this instance: ours, or a dead service's."""
+        import docker
+
+        with self._warm_lock:
+            entries = list(self._warm)
+            self._warm.clear()
+        for entry in entries:
+            self._discard_warm(entry)
+        api = self.client.api
+        filters = {"label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_WARM]}
+        for c in api.containers(all=True, filters=filters):
+            key = (c.get("Labels") or {}).get(LABEL_WARM, "")
+            names = [n.lstrip("/") for n in c.get("Names") or []]
+            with self._warm_lock:
+                busy = key in self._assigning
+            # A renamed one carries a job now: running()/reattach() own it.
+            if busy or not any(n.startswith(self._warm_prefix) for n in names):
+                continue
+            volumes = [m.get("Name") for m in c.get("Mounts") or [] if m.get("Type") == "volume"]
+            self._discard_warm(_Warm(key, c["Id"], volumes[0] if volumes else ""))
+        # Volumes whose warm container never came to be (a crash between the two creates).
+        try:
+            vols = api.volumes(filters={"label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_WARM]})
+        except docker.errors.APIError:
+            return
+        for v in (vols or {}).get("Volumes") or []:
+            if v["Name"].startswith(self._warm_prefix):
+                with self._warm_lock:
+                    busy = (v.get("Labels") or {}).get(LABEL_WARM) in self._assigning
+                if busy:
+                    continue
+                try:
+                    api.remove_volume(v["Name"])  # not forced: a volume in use stays
+                except docker.errors.APIError:
+                    pass
+
+    def _ensure_refill(self):
+        """Start the background refill of the pool unless it runs already."""
+        if self.warm_pool <= 0 or self._stopping or not self._warm_capable:
+            return
+        if self._refill_task is None or self._refill_task.done():
+            self._refill_task = asyncio.ensure_future(self._refill())
+
+    async def _refill(self):
+        """Create warm containers, one at a time, until the pool is full."""
+        failures = 0
+        while not self._stopping:
+            with self._warm_lock:
+                if len(self._warm) >= self.warm_pool:
+                    return
+            try:
+                entry = await self._call(self._create_warm)
+            except Exception as e:
+                failures += 1
+                self.log.warning("docker executor: cannot create a warm container (%d): %s", failures, e)
+                await asyncio.sleep(min(60.0, 0.5 * 2 ** failures))
+                continue
+            failures = 0
+            if self._stopping:
+                await self._call(self._discard_warm, entry)
+                return
+            with self._warm_lock:
+                self._warm.append(entry)
+
+    def warm_count(self) -> int:
+        """How many warm containers wait in the pool (ready or still starting up)."""
+        with self._warm_lock:
+            return len(self._warm)
+
+    def _warm_ready_sync(self) -> int:
+        with self._warm_lock:
+            ids = [e.container_id for e in self._warm]
+        ready = 0
+        for cid in ids:
+            try:
+                out = self.client.api.logs(cid, stdout=True, stderr=False)
+            except Exception:
+                continue
+            ready += any((parse_event(line) or {}).get("event") == "ready" for line in out.splitlines())
+        return ready
+
+    async def wait_warm(self, timeout: float = 60.0) -> bool:
+        """Wait until the pool is full of warm containers whose kernel is up (tests, benchmarks)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            if self.warm_count() >= self.warm_pool and await self._call(self._warm_ready_sync) >= self.warm_pool:
+                return True
+            self._ensure_refill()
+            await asyncio.sleep(0.1)
+        return False
+
+    def _assign_warm(self, spec: JobSpec) -> Optional[_Warm]:
+        """Make a warm container the job's (sync): resize it, check it, copy the inputs in,
+        rename it to the job's name. None when no warm container could be used."""
+        cname, _ = self._names(spec.job_id)
+        with self._warm_lock:
+            if not self._warm:
+                return None
+            entry = self._warm.popleft()
+            self._assigning.add(entry.key)
+        try:
+            self._prepare_warm(spec, entry, cname)
+            return entry
+        except Exception as e:
+            # Gone, limits not applicable (e.g. less memory than it already uses; under
+            # cgroup v2 such an update kills it) or not applied: this job starts cold,
+            # and never tries a second warm container that would fare the same.
+            self.log.warning("job %s: cannot use warm container %s, starting cold: %s",
+                             spec.job_id, entry.key, e)
+            self._discard_warm(entry)
+            return None
+        finally:
+            with self._warm_lock:
+                self._assigning.discard(entry.key)
+
+    def _prepare_warm(self, spec: JobSpec, entry: _Warm, cname: str):
+        import docker
+
+        api = self.client.api
+        memory, nano_cpus = int(spec.memory), int(round(spec.cpu * 1e9))
+        try:
+            # The SDK's update_container has no NanoCpus; the API (1.29+) does.
+            res = api._post_json(api._url("/containers/{0}/update", entry.container_id),
+                                 data={"Memory": memory, "MemorySwap": memory, "NanoCpus": nano_cpus})
+            api._result(res, True)
+            attrs = api.inspect_container(entry.container_id)
+        except docker.errors.NotFound as e:
+            raise _WarmGone("gone") from e
+        if not (attrs.get("State") or {}).get("Running"):
+            raise _WarmGone(f"not running (exit code {(attrs.get('State') or {}).get('ExitCode')})")
+        problems = self.check_host_config(spec, attrs)
+        if problems:
+            raise SandboxError("the daemon did not apply the job's limits: " + "; ".join(problems))
+        with self._workdir_tar(spec) as tar:
+            api.put_archive(entry.container_id, self.workdir, tar)
+        self._reset_peak(entry.key)
+        if self.warm_cpu_shares:
+            self._set_cpu_shares(entry.key, 1024)  # a job's weight, like a cold one's
+        # Last: from here on the container is the job's (running() lists it by this name).
+        api.rename(entry.container_id, cname)
+
+    def _set_cpu_shares(self, key: str, shares: int):
+        """Set the cpu weight of a per-job cgroup (v1 cpu.shares, v2 cpu.weight); best effort."""
+        cpu = self._cgroup_dir("cpu", key)
+        if cpu is None:
+            return
+        for name, value in (("cpu.shares", shares), ("cpu.weight", max(1, min(10000, round(shares * 100 / 1024))))):
+            if (cpu / name).exists():
+                try:
+                    (cpu / name).write_text(str(value))
+                except OSError as e:
+                    self.log.debug("cgroup %s: cannot write %s: %s", cpu, name, e)
+                return
+
+    def _set_group_shares(self):
+        """Give the group of all jobs its cpu weight (cgroup_cpu_shares); best effort."""
+        root = Path(self.cgroup_root)
+        name = self.cgroup_parent.strip("/")
+        for base, fname, value in ((root / "cpu", "cpu.shares", self.cgroup_cpu_shares),
+                                   (root, "cpu.weight", max(1, min(10000, round(self.cgroup_cpu_shares * 100 / 1024))))):
+            if not (base / fname).exists() and not (base / "cgroup.controllers").exists():
+                continue
+            try:
+                if base != root:  # v1: runc would create it with the first job; so may we
+                    (base / name).mkdir(exist_ok=True)
+                (base / name / fname).write_text(str(value))
+                return
+            except OSError as e:
+                self.log.warning("docker executor: cannot set %s of %s: %s", fname, base / name, e)
+                return
+
+    def _reset_peak(self, key: str):
+        """Start the cgroup's memory peak afresh at the job's assignment (cgroup v1)."""
+        mem = self._cgroup_dir("memory", key)
+        if mem is not None:
+            try:
+                (mem / "memory.max_usage_in_bytes").write_text("0")
+            except OSError:
+                pass
+
+    def _deliver(self, job: _Job):
+        """Write the job line to the warm runner's stdin, then detach (closing it)."""
+        sock = self.client.api.attach_socket(job.container_id, params={"stdin": 1, "stream": 1})
+        raw = getattr(sock, "_sock", sock)
+        try:
+            raw.sendall(job.job_line)
+            raw.shutdown(socket.SHUT_WR)
+        finally:
+            raw.close()
+            sock.close()
+
+    def _assigned_event(self, container_id: str) -> Optional[dict]:
+        """The warm runner's "assigned" event from the container's log, if it has one."""
+        try:
+            out = self.client.api.logs(container_id, stdout=True, stderr=False)
+        except Exception:
+            return None
+        for line in out.splitlines():
+            event = parse_event(line)
+            if event and event.get("event") == "assigned":
+                return event
+        return None
+
     # --- running --------------------------------------------------------------------------
     async def run(self, spec: JobSpec, on_event, on_log) -> Outcome:
         """Create the job's container, start it, follow it to its end and collect it."""
@@ -508,17 +922,28 @@ class DockerExecutor(Executor):
             if spec.gpu and spec.gpu > self.gpu_count():
                 return Outcome("failed", "infrastructure",
                                f"job asks for {spec.gpu} GPU(s); this backend has {self.gpu_count()}")
-            try:
-                container = await self._call(self._create, spec)
-            except SandboxError as e:
-                self.log.error("job %s: %s", spec.job_id, e)
-                return Outcome("failed", "infrastructure", str(e))
-            except Exception as e:
-                self.log.exception("job %s: cannot create its container", spec.job_id)
-                return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
-            job.container_id = container.id
+            warm = None
+            if self._warm_eligible(spec):
+                try:
+                    warm = await self._call(self._assign_warm, spec)
+                except Exception as e:  # the pool is an optimisation: fall back to cold
+                    self.log.warning("job %s: warm pool failed, starting cold: %s", spec.job_id, e)
+                self._ensure_refill()
+            if warm is not None:
+                job.container_id, job.cgroup_key, job.volume = warm.container_id, warm.key, warm.volume
+                job.job_line = self._job_line(spec)
+            else:
+                try:
+                    container = await self._call(self._create, spec)
+                except SandboxError as e:
+                    self.log.error("job %s: %s", spec.job_id, e)
+                    return Outcome("failed", "infrastructure", str(e))
+                except Exception as e:
+                    self.log.exception("job %s: cannot create its container", spec.job_id)
+                    return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
+                job.container_id = container.id
             if job.killed_for == "cancelled":  # cancelled while we were creating it
-                await self._call(self._remove_sync, spec.job_id)
+                await self._call(self._remove_sync, spec.job_id, job.container_id)
                 return Outcome("cancelled", "cancelled", "cancelled by request")
             return await self._follow(spec, job, on_event, on_log, fresh=True)
         finally:
@@ -536,6 +961,14 @@ class DockerExecutor(Executor):
             except docker.errors.NotFound:
                 return Outcome("failed", "infrastructure", "the job's container is gone")
             job.container_id = container.id
+            job.volume = next((m.get("Name") for m in container.attrs.get("Mounts") or []
+                               if m.get("Type") == "volume" and m.get("Destination") == self.workdir), None)
+            key = (container.labels or {}).get(LABEL_WARM)
+            if key:  # started warm: maybe still waiting for its line (delivered again, at most once)
+                job.cgroup_key = key
+                job.job_line = self._job_line(spec)
+                assigned = await self._call(self._assigned_event, container.id)
+                job.started_at = (assigned or {}).get("time") or time.time()
             return await self._follow(spec, job, on_event, on_log, fresh=False)
         finally:
             self._jobs.pop(spec.job_id, None)
@@ -553,11 +986,22 @@ class DockerExecutor(Executor):
         events = 0
         truncated = False
         buffers = {0: b"", 1: b""}
+        before_job: collections.deque = collections.deque(maxlen=50)
 
         def emit(which, line: bytes):
             nonlocal logged, events, truncated
             if which == 0:
                 event = parse_event(line)
+                if event is not None and event.get("event") in _WARM_EVENTS:
+                    if event["event"] == "assigned" and job.assigned is None:
+                        job.assigned = event
+                    return
+            if job.job_line is not None and job.assigned is None:
+                # A warm container's start-up output is not the job's; kept aside in
+                # case the runner ends without ever taking the job (then it explains why).
+                before_job.append(line)
+                return
+            if which == 0:
                 if event is not None:
                     events += 1
                     if events <= self.event_limit or event.get("event") == "finished":
@@ -584,31 +1028,71 @@ class DockerExecutor(Executor):
             buffers[which] = rest
 
         try:
-            state = api.inspect_container(job.container_id)["State"]
-            if fresh or state.get("Running"):
+            if fresh and job.job_line is None:
+                # Cold: attached before it starts, so nothing is written before we listen.
                 stream = api.attach(job.container_id, stdout=True, stderr=True, stream=True,
-                                    logs=not fresh, demux=True)
+                                    logs=False, demux=True)
                 job.stream = stream
-                if fresh:
-                    if job.killed_for is None:
-                        api.start(job.container_id)
-                    else:
-                        stream.close()
-                for out, err in stream:
-                    if out:
-                        feed(0, out)
-                    if err:
-                        feed(1, err)
+                if job.killed_for is None:
+                    api.start(job.container_id)
+                else:
+                    stream.close()
             else:
-                # Ended while nobody followed it: replay what the daemon kept.
-                feed(0, api.logs(job.container_id, stdout=True, stderr=False))
-                feed(1, api.logs(job.container_id, stdout=False, stderr=True))
+                # Already running (warm), or found again after a restart: the daemon's log
+                # from the start, then what follows until the container ends. (attach's
+                # logs replay is not used: docker-py reads the hijacked socket past what
+                # http.client buffered with the headers, which can lose the first bytes.)
+                running = api.inspect_container(job.container_id)["State"].get("Running")
+                stream = self._log_stream(job, follow=bool(running))
+                if job.job_line is not None and running:
+                    if fresh and job.killed_for is not None:
+                        self._kill_sync(job)
+                    else:
+                        # Its line, if it has not had it: at most once (StdinOnce closed the
+                        # stdin a first delivery used, so a second one goes nowhere).
+                        try:
+                            self._deliver(job)
+                        except Exception:
+                            self._kill_sync(job)  # it would wait for its line forever
+                            raise
+            for out, err in stream:
+                if out:
+                    feed(0, out)
+                if err:
+                    feed(1, err)
             for which in (0, 1):
                 if buffers[which]:
                     emit(which, buffers[which])
+            if job.assigned is None:
+                for line in before_job:
+                    put(("log", line.decode("utf-8", "replace")))
             put(("end", None))
         except Exception as e:  # the loop decides what an unreadable stream means
             put(("end", e))
+
+    def _log_stream(self, job: _Job, follow: bool):
+        """(stdout, stderr) chunks of the container's whole log, in order; with ``follow``,
+        until the container ends. ``job.stream`` closes it."""
+        api = self.client.api
+        res = api._get(api._url("/containers/{0}/logs", job.container_id),
+                       params={"stdout": 1, "stderr": 1, "follow": int(follow)}, stream=True)
+        api._raise_for_status(res)
+        job.stream = res
+        if follow:  # a job may be silent for longer than the client's timeout
+            api._disable_socket_timeout(api._get_raw_response_socket(res))
+        raw = res.raw
+        while True:
+            header = raw.read(8)
+            if len(header) < 8:
+                return
+            kind, length = struct.unpack(">BxxxL", header)
+            data = b""
+            while len(data) < length:
+                more = raw.read(length - len(data))
+                if not more:
+                    return
+                data += more
+            yield (data, None) if kind == 1 else (None, data)
 
     def _sampler(self, job: _Job, spec: JobSpec, volume_dir: Optional[str], usage: dict):
         """Thread: watch the work volume's size and sample usage while the job runs."""
@@ -620,7 +1104,7 @@ class DockerExecutor(Executor):
                     self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
                     self._kill_sync(job)
             # The job's cgroup exists once it has started; without one, sample docker stats.
-            if job.container_id and self._cgroup_dir("memory", spec.job_id) is None:
+            if job.container_id and self._cgroup_dir("memory", job.cgroup_key) is None:
                 try:
                     s = self.client.api.stats(job.container_id, stream=False, one_shot=True)
                 except Exception:
@@ -640,14 +1124,17 @@ class DockerExecutor(Executor):
         reader = threading.Thread(target=self._reader, args=(job, fresh, loop, queue),
                                   name=f"docker-job-{spec.job_id}", daemon=True)
         usage: dict = {}
-        _, vname = self._names(spec.job_id)
+        vname = job.volume or self._names(spec.job_id)[1]
         volume_dir = await self._call(self._volume_dir, vname)
         sampler = threading.Thread(target=self._sampler, args=(job, spec, volume_dir, usage),
                                    name=f"docker-usage-{spec.job_id}", daemon=True)
         deadline = loop.time() + spec.timeout
         if not fresh:
-            attrs = await self._call(self.client.api.inspect_container, job.container_id)
-            started = _parse_time(attrs["State"].get("StartedAt", ""))
+            if job.job_line is not None:  # warm: the job started when its line was read
+                started = job.started_at
+            else:
+                attrs = await self._call(self.client.api.inspect_container, job.container_id)
+                started = _parse_time(attrs["State"].get("StartedAt", ""))
             if started:
                 deadline -= max(0.0, time.time() - started)
         reader.start()
@@ -708,17 +1195,25 @@ class DockerExecutor(Executor):
             cpu_seconds=usage.get("cpu_seconds"),
             wall_seconds=round(finished - started, 3) if started and finished and finished >= started else None,
         )
-        measured = await self._call(self._cgroup_usage, spec.job_id)
+        measured = await self._call(self._cgroup_usage, job.cgroup_key)
         if measured.get("peak_memory") is not None:
             used.peak_memory = measured["peak_memory"]
         if measured.get("cpu_seconds") is not None:
             used.cpu_seconds = round(measured["cpu_seconds"], 3)
+        if job.assigned is not None:
+            # Warm: the start-up before the job arrived is not the job's.
+            warm_cpu = float(job.assigned.get("warm_cpu_seconds") or 0.0)
+            if used.cpu_seconds is not None:
+                used.cpu_seconds = round(max(0.0, used.cpu_seconds - warm_cpu), 3)
+            at = job.assigned.get("time")
+            if at and finished and finished >= at:
+                used.wall_seconds = round(finished - at, 3)
         try:
             await self._call(self._collect_sync, spec, job)
         except Exception as e:
             self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
         if not self.keep_containers:
-            await self._call(self._remove_sync, spec.job_id)
+            await self._call(self._remove_sync, spec.job_id, job.container_id)
         if job.killed_for == "disk":
             return Outcome("failed", "infrastructure",
                            f"job wrote more than its work-volume quota of {self.work_quota} bytes and was killed",
@@ -784,23 +1279,32 @@ class DockerExecutor(Executor):
                     # paths, '..', links pointing outside and device files.
                     tar.extract(member, spec.workdir, filter="data")
 
-    def _remove_sync(self, job_id: str):
+    def _remove_sync(self, job_id: str, container_id: Optional[str] = None):
+        """Remove a job's container (by id, else by its name), its volume and cgroup."""
         import docker
 
+        api = self.client.api
         cname, vname = self._names(job_id)
+        volumes, key = [vname], job_id
         try:
-            self.client.api.remove_container(cname, force=True)
+            attrs = api.inspect_container(container_id or cname)
+            # A container that started warm has its pool key's volume and cgroup.
+            key = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_WARM) or job_id
+            volumes += [m["Name"] for m in attrs.get("Mounts") or []
+                        if m.get("Type") == "volume" and m.get("Name") and m.get("Destination") == self.workdir]
+            api.remove_container(attrs["Id"], force=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as e:
-            self.log.warning("remove container %s: %s", cname, e)
-        try:
-            self.client.api.remove_volume(vname, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            self.log.warning("remove volume %s: %s", vname, e)
-        self._cgroup_cleanup(job_id)
+            self.log.warning("remove container %s: %s", container_id or cname, e)
+        for name in dict.fromkeys(volumes):
+            try:
+                api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                self.log.warning("remove volume %s: %s", name, e)
+        self._cgroup_cleanup(key)
 
     # --- cgroups --------------------------------------------------------------------------
     def _cgroup_dir(self, controller: str, job_id: str) -> Optional[Path]:
@@ -880,6 +1384,9 @@ class DockerExecutor(Executor):
             alive = {
                 _NAME_UNSAFE.sub("_", c["Labels"].get(LABEL_JOB, ""))
                 for c in self.client.api.containers(all=True, filters={"label": LABEL_JOB})
+            } | {
+                c["Labels"].get(LABEL_WARM, "")
+                for c in self.client.api.containers(all=True, filters={"label": LABEL_WARM})
             }
             root = Path(self.cgroup_root)
             for base in [p for p in root.iterdir() if p.is_dir()] + [root]:
@@ -915,12 +1422,28 @@ class DockerExecutor(Executor):
         return True
 
     async def running(self) -> list:
-        """Ids of this instance's jobs that still have a container (running or exited)."""
+        """Ids of this instance's jobs that still have a container (running or exited).
+
+        A cold job's container carries its id in a label; one that started warm carries
+        the job's name instead (its labels were set before the job existed). Idle warm
+        containers are no jobs.
+        """
         containers = await self._call(
             self.client.api.containers, all=True,
-            filters={"label": [f"{LABEL_INSTANCE}={self.instance}", LABEL_JOB]},
+            filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]},
         )
-        return sorted({c["Labels"][LABEL_JOB] for c in containers})
+        prefix = self._names("")[0]
+        ids = set()
+        for c in containers:
+            labels = c.get("Labels") or {}
+            if LABEL_JOB in labels:
+                ids.add(labels[LABEL_JOB])
+            elif LABEL_WARM in labels:
+                for name in c.get("Names") or []:
+                    name = name.lstrip("/")
+                    if name.startswith(prefix) and len(name) > len(prefix):
+                        ids.add(name[len(prefix):])
+        return sorted(ids)
 
     async def remove(self, job_id: str) -> None:
         """Remove a job's container and volume (orphans, or kept ones)."""

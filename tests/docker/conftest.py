@@ -7,6 +7,7 @@ runner image is missing; `bash scripts/docker-setup.sh` provides both.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -19,6 +20,10 @@ from hub_service.executors.base import INPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec
 from hub_service.executors.docker import LABEL_INSTANCE, DockerExecutor
 
 
+#: The runner image the tests use (default: the executor's own default tag).
+IMAGE = os.environ.get("NOTEBOOK_JOBS_TEST_IMAGE") or DockerExecutor().image
+
+
 def _daemon_problem():
     try:
         import docker
@@ -28,9 +33,9 @@ def _daemon_problem():
     except Exception as e:  # noqa: BLE001 - any failure means "no daemon here"
         return f"no Docker daemon reachable ({e}); run `bash scripts/docker-setup.sh`"
     try:
-        client.images.get(DockerExecutor().image)
+        client.images.get(IMAGE)
     except Exception:
-        return f"runner image {DockerExecutor().image} missing; run `bash runner-image/build.sh`"
+        return f"runner image {IMAGE} missing; run `bash runner-image/build.sh`"
     finally:
         client.close()
     return None
@@ -92,6 +97,7 @@ def make_executor(instance):
 
     def factory(**traits):
         traits.setdefault("instance", instance)
+        traits.setdefault("image", IMAGE)
         traits.setdefault("poll_interval", 0.5)
         ex = DockerExecutor(**traits)
         made.append(ex)

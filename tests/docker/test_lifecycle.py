@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import docker
 import nbformat
@@ -194,3 +195,21 @@ async def test_gpu_request_is_refused_without_gpus(executor, make_job, client):
     out = await executor.run(spec, lambda e: None, lambda l: None)
     assert out.status == "failed" and out.reason == "infrastructure" and "GPU" in out.message
     assert executor.gpu_count() == 0 and executor.health()["gpus"] == 0
+
+
+async def test_cgroup_cpu_shares_weighs_the_group_of_all_jobs(make_executor):
+    ex = make_executor(cgroup_cpu_shares=2048)
+    shares = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / "cpu.shares"
+    if not (Path(ex.cgroup_root) / "cpu" / "cpu.shares").exists():
+        pytest.skip("no writable cgroup v1 cpu controller here")
+    before = shares.read_text() if shares.exists() else "1024"
+    try:
+        await ex.start()
+        assert int(shares.read_text()) == 2048
+        await ex.stop()
+    finally:
+        shares.write_text(before)
+    untouched = make_executor()  # 0: left as it is
+    await untouched.start()
+    assert shares.read_text() == before
+    await untouched.stop()

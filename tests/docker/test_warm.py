@@ -1,0 +1,307 @@
+"""The docker executor's warm pool: pre-started runner containers that take one job each.
+
+Real containers of the runner image. A warm container is created with the whole
+sandbox, resized to the job's allocation when it takes the job, renamed to the job's
+name (which is how a restarted service finds it) and removed with the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import docker
+import nbformat
+import pytest
+
+from hub_service.executors.docker import LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM
+from tests.docker.conftest import HONEST_X, IMAGE, Recorder, assert_honest, honest_notebook, make_notebook
+
+
+
+def _image_without_warm_mode():
+    try:
+        client = docker.from_env(timeout=10)
+        try:
+            labels = client.images.get(IMAGE).labels or {}
+        finally:
+            client.close()
+    except Exception:
+        return False  # conftest skips the folder with its own reason
+    return labels.get(LABEL_RUNNER_WARM) != "1"
+
+
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.skipif(_image_without_warm_mode(), reason=f"runner image {IMAGE} has no warm mode (built "
+                       "from an older runner.py); rebuild it with `bash runner-image/build.sh`"),
+]
+
+
+@pytest.fixture
+def client():
+    c = docker.from_env()
+    yield c
+    c.close()
+
+
+def warm_containers(client, instance):
+    """Containers of the instance that started warm (idle or carrying a job)."""
+    return client.containers.list(all=True, filters={"label": [f"{LABEL_INSTANCE}={instance}", LABEL_WARM]})
+
+
+def spy_assignments(ex):
+    """Record what each _assign_warm call gave (a _Warm or None: cold)."""
+    got = []
+    real = ex._assign_warm
+
+    def assign(spec):
+        entry = real(spec)
+        got.append((spec.job_id, entry))
+        return entry
+
+    ex._assign_warm = assign
+    return got
+
+
+async def wait_for(predicate, timeout=60.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def started_warm(make_executor, **traits):
+    ex = make_executor(**traits)
+    await ex.start()
+    assert await ex.wait_warm(90), "the warm pool did not fill"
+    return ex
+
+
+async def test_warm_job_succeeds_with_its_output_events_and_usage(make_executor, make_job, client):
+    ex = await started_warm(make_executor, warm_pool=1)
+    try:
+        assert await ex.running() == []  # an idle warm container is no job
+        idle = [c.id for c in warm_containers(client, ex.instance)]
+        assert len(idle) == 1
+        # The idle container refills at a low cpu weight (the running jobs come first).
+        shares = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / ex._warm[0].key / "cpu.shares"
+        if shares.exists():
+            assert int(shares.read_text()) == ex.warm_cpu_shares == 2
+        got = spy_assignments(ex)
+        spec = make_job(honest_notebook(), parameters={"x": HONEST_X})
+        rec = Recorder()
+        out = await ex.run(spec, rec.on_event, rec.on_log)
+        assert_honest(spec, out, rec)
+        assert got[0][1] is not None and got[0][1].container_id == idle[0], "the job did not start warm"
+        kinds = [e["event"] for e in rec.events]
+        assert "ready" not in kinds and "assigned" not in kinds  # the pool's own events stay inside
+        # Usage is the job's: the warm start-up (~1-2 s of cpu) is left out.
+        assert out.used.peak_memory and out.used.peak_memory < 512 << 20
+        assert out.used.cpu_seconds is not None and out.used.cpu_seconds < 1.0, out.used
+        assert out.used.wall_seconds is not None and out.used.wall_seconds < 10, out.used
+        # The job's container is gone with its volume, never back in the pool.
+        assert idle[0] not in [c.id for c in warm_containers(client, ex.instance)]
+        assert not [v for v in client.volumes.list(filters={"label": f"{LABEL_WARM}={got[0][1].key}"})]
+        assert await ex.running() == []
+    finally:
+        await ex.stop()
+
+
+async def test_resized_limits_are_applied_and_enforced(make_executor, make_job, client):
+    ex = await started_warm(make_executor, warm_pool=1, warm_memory=512 << 20, warm_cpu=1.0)
+    try:
+        got = spy_assignments(ex)
+        spec = make_job(make_notebook(
+            "import pathlib, time\npathlib.Path('go').touch()\nwhile not pathlib.Path('checked').exists(): time.sleep(0.05)",
+            "blob = bytearray(300 << 20)\nblob[::4096] = b'x' * len(blob[::4096])",
+        ), memory=160 << 20, cpu=0.5, timeout=90)
+        rec = Recorder()
+        task = asyncio.create_task(ex.run(spec, rec.on_event, rec.on_log))
+        cname = ex._names(spec.job_id)[0]
+
+        async def in_first_cell():
+            return any(e["event"] == "cell_started" for e in rec.events)
+
+        assert await wait_for(in_first_cell), rec.log_text[-2000:]
+        attrs = client.api.inspect_container(cname)
+        assert got[0][1] is not None and attrs["Id"] == got[0][1].container_id
+        hc = attrs["HostConfig"]
+        assert hc["Memory"] == 160 << 20 and hc["MemorySwap"] == 160 << 20
+        assert hc["NanoCpus"] == 500_000_000
+        assert ex.check_host_config(spec, attrs) == []
+        # And in the kernel's cgroup files, where the limits really act (cgroup v1 here).
+        cg = Path(ex.cgroup_root) / "memory" / ex.cgroup_parent / got[0][1].key / attrs["Id"]
+        if (cg / "memory.limit_in_bytes").exists():
+            assert int((cg / "memory.limit_in_bytes").read_text()) == 160 << 20
+            cpu = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / got[0][1].key / attrs["Id"]
+            assert int((cpu / "cpu.cfs_quota_us").read_text()) * 2 == int((cpu / "cpu.cfs_period_us").read_text())
+            # A job's cpu weight, no longer the idle pool's.
+            assert int((cpu.parent / "cpu.shares").read_text()) == 1024
+        # Let the notebook go on: 300 MB is over the resized 160 MB (the warm 512 MB would hold it).
+        client.api.put_archive(attrs["Id"], "/work/job/files", _tar_with("checked"))
+        out = await asyncio.wait_for(task, 90)
+        assert out.status == "failed" and out.reason == "oom_killed", (out, rec.log_text[-2000:])
+    finally:
+        await ex.stop()
+
+
+def _tar_with(name: str) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.uid = info.gid = 1000
+        tar.addfile(info, io.BytesIO(b""))
+    return buf.getvalue()
+
+
+async def test_a_dropped_update_falls_back_to_a_cold_container(make_executor, make_job, client, monkeypatch):
+    ex = await started_warm(make_executor, warm_pool=1)
+    try:
+        idle = [c.id for c in warm_containers(client, ex.instance)]
+        got = spy_assignments(ex)
+        real = ex.check_host_config
+
+        def update_dropped(spec, attrs):  # what a daemon that ignores the update does
+            problems = real(spec, attrs)
+            if (attrs.get("Config") or {}).get("Labels", {}).get(LABEL_WARM):
+                problems.append("Memory is 536870912, wanted 268435456")
+            return problems
+
+        monkeypatch.setattr(ex, "check_host_config", update_dropped)
+        spec = make_job(honest_notebook(), parameters={"x": HONEST_X}, memory=256 << 20)
+        rec = Recorder()
+        out = await ex.run(spec, rec.on_event, rec.on_log)
+        assert_honest(spec, out, rec)
+        assert got == [(spec.job_id, None)]  # refused the warm one: ran cold
+        assert idle[0] not in [c.id for c in client.containers.list(all=True)]  # and discarded it
+    finally:
+        await ex.stop()
+
+
+async def test_jobs_never_share_a_container_and_the_pool_refills(make_executor, make_job, client):
+    ex = await started_warm(make_executor, warm_pool=2)
+    try:
+        got = spy_assignments(ex)
+        used = []
+        real_follow = ex._follow
+
+        async def follow(spec, job, *a, **kw):
+            used.append(job.container_id)
+            return await real_follow(spec, job, *a, **kw)
+
+        ex._follow = follow
+        specs = [make_job(make_notebook(f"import pathlib\npathlib.Path('me').write_text('{i}')"))
+                 for i in range(4)]
+        outs = await asyncio.gather(*(ex.run(s, lambda e: None, lambda l: None) for s in specs))
+        assert [o.status for o in outs] == ["succeeded"] * 4, outs
+        assert [(s.files_dir / "me").read_text() for s in specs] == [str(i) for i in range(4)]
+        assert len(set(used)) == 4  # four jobs, four containers
+        warm_used = [e.container_id for _, e in got if e is not None]
+        assert len(warm_used) >= 2 and len(set(warm_used)) == len(warm_used)
+        # The pool refills with new containers; none of the used ones comes back.
+        assert await ex.wait_warm(90)
+        pool = {c.id for c in warm_containers(client, ex.instance)}
+        assert len(pool) == 2 and not pool & set(used)
+        assert await ex.running() == []
+        assert all(c.name.startswith("notebook-jobs.warm.") for c in warm_containers(client, ex.instance))
+    finally:
+        await ex.stop()
+
+
+async def test_recovery_after_kill_collects_a_warm_started_job(make_executor, make_job, client):
+    first = await started_warm(make_executor, warm_pool=1)
+    got = spy_assignments(first)
+    spec = make_job(make_notebook(
+        "import time, pathlib\ntime.sleep(4)",
+        "pathlib.Path('slow.txt').write_text('slept')\nprint('slow done')",
+    ), timeout=60)
+    # A second job was given its warm container (renamed, inputs in) but the service died
+    # before writing its line to stdin: the restarted service must deliver it.
+    undelivered = make_job(honest_notebook(), parameters={"x": HONEST_X})
+    rec = Recorder()
+    task = asyncio.create_task(first.run(spec, rec.on_event, rec.on_log))
+
+    async def in_first_cell():
+        return any(e["event"] == "cell_started" for e in rec.events)
+
+    assert await wait_for(in_first_cell), rec.log_text[-2000:]
+    assert got[0][1] is not None
+    assert await first.wait_warm(90)  # the refilled pool: taken by the undelivered job
+    entry = await asyncio.to_thread(first._assign_warm, undelivered)
+    assert entry is not None
+    assert await first.wait_warm(90)  # refilled again: an idle orphan for the next service
+    orphan = [c.id for c in warm_containers(client, first.instance) if c.name.startswith("notebook-jobs.warm.")]
+    assert len(orphan) == 1
+    # kill -9: the service's tasks vanish, nothing is stopped or removed.
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    second = make_executor(warm_pool=1)
+    await second.start()
+    try:
+        assert orphan[0] not in [c.id for c in client.containers.list(all=True)]  # the dead one's idle container
+        assert await second.running() == sorted([spec.job_id, undelivered.job_id])
+        recs = {spec.job_id: Recorder(), undelivered.job_id: Recorder()}
+        outs = await asyncio.gather(*[
+            second.reattach(s, recs[s.job_id].on_event, recs[s.job_id].on_log) for s in (spec, undelivered)])
+        assert outs[0].status == "succeeded", (outs[0], recs[spec.job_id].log_text[-2000:])
+        assert (spec.files_dir / "slow.txt").read_text() == "slept"
+        out_nb = nbformat.read(str(spec.output_path), as_version=4)
+        assert "slow done" in out_nb.cells[-1].outputs[0]["text"]
+        kinds = [e["event"] for e in recs[spec.job_id].events]
+        assert kinds[0] == "started" and kinds[-1] == "finished" and "assigned" not in kinds
+        # Usage without the warm start-up, even though this service never saw the assignment.
+        assert outs[0].used.cpu_seconds is not None and outs[0].used.cpu_seconds < 1.5, outs[0].used
+        assert 4 <= outs[0].used.wall_seconds < 15, outs[0].used
+        assert_honest(undelivered, outs[1], recs[undelivered.job_id])
+        assert await second.running() == []
+        assert await second.wait_warm(90)
+    finally:
+        await second.stop()
+    assert not warm_containers(client, second.instance)
+    assert not client.volumes.list(filters={"label": [f"{LABEL_INSTANCE}={second.instance}", LABEL_WARM]})
+
+
+async def test_idle_warm_containers_are_removed_on_stop_and_on_start(make_executor, client):
+    dead = await started_warm(make_executor, warm_pool=2)
+    assert len(warm_containers(client, dead.instance)) == 2
+    # A service that died with a full pool (never stopped): the next start removes it.
+    fresh = make_executor()  # no pool of its own
+    await fresh.start()
+    try:
+        assert not warm_containers(client, dead.instance)
+        assert not client.volumes.list(filters={"label": [f"{LABEL_INSTANCE}={dead.instance}", LABEL_WARM]})
+        assert await fresh.running() == []
+    finally:
+        await fresh.stop()
+    ex = await started_warm(make_executor, warm_pool=2)
+    assert len(warm_containers(client, ex.instance)) == 2
+    await ex.stop()
+    assert not warm_containers(client, ex.instance)
+    assert not client.volumes.list(filters={"label": [f"{LABEL_INSTANCE}={ex.instance}", LABEL_WARM]})
+
+
+async def test_unsafe_job_ids_go_cold_and_cold_is_the_default(make_executor, make_job, client):
+    """warm_pool = 0 (the default) runs cold, and non-name-safe job ids never take a warm container."""
+    ex = await started_warm(make_executor, warm_pool=1)
+    try:
+        got = spy_assignments(ex)
+        spec = make_job(make_notebook("print('cold')"))
+        spec.job_id = spec.job_id + "/odd id"
+        out = await ex.run(spec, lambda e: None, lambda l: None)
+        assert out.status == "succeeded", out
+        assert got == []  # never tried: a restarted service could not find it by name
+        assert ex.warm_count() == 1
+    finally:
+        await ex.stop()
+    cold = make_executor()
+    assert cold.warm_pool == 0
+    assert json.loads(ex._job_line(spec))["cwd"] == "/work/job/files"
