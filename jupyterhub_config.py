@@ -7,6 +7,8 @@ its own Hub beside a demo one:
   HUB_PORT                 public port of the proxy (8000)
   NOTEBOOK_JOBS_PORT       port of the service (10101)
   NOTEBOOK_JOBS_EXECUTOR   docker | local (default: docker when available)
+  NOTEBOOK_JOBS_ARGS       extra service options (replaces the demo's warm pool of two
+                           pre-started job containers)
 """
 
 import os
@@ -58,6 +60,8 @@ if os.path.exists(lean_runner):  # made by scripts/setup.sh: kernels start faste
     service_cmd.append(f"--LocalExecutor.runner_python={lean_runner}")
 if os.environ.get("NOTEBOOK_JOBS_EXECUTOR"):
     service_cmd.append(f"--executor={os.environ['NOTEBOOK_JOBS_EXECUTOR']}")
+if not os.environ.get("NOTEBOOK_JOBS_ARGS"):  # the demo: two pre-started job containers
+    service_cmd.append("--DockerExecutor.warm_pool=2")
 service_cmd += [a for a in os.environ.get("NOTEBOOK_JOBS_ARGS", "").split() if a]
 
 c.JupyterHub.services = [
