@@ -1,10 +1,11 @@
-"""CPU-heavy work in a helper process: nbconvert renders and the demand model.
+"""CPU-heavy work in helper processes: nbconvert renders and the demand model.
 
 Rendering a notebook or fitting a model would block the Tornado loop for hundreds of
 milliseconds and keep scikit-learn, pandas and nbconvert (~150 MB) resident in the
-service. One long-lived worker process does it instead; the service awaits the result.
-The worker keeps one demand-model :class:`demand.Sizer` per model directory, so
-retraining and sizing see the same model.
+service. Worker processes do it instead, one per kind of work so that no kind waits
+behind another: sizing a new job (milliseconds) must not queue behind a render or a
+retraining. Retraining runs in a process of its own that exits afterwards; the sizing
+worker notices the new version on disk and loads it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ _sizers = {}
 
 
 def _sizer(model_dir: str, bounds: dict):
+    """This process's Sizer for ``model_dir``, reloaded when a newer version was saved."""
     from demand import Sizer
+    from demand.registry import versions
 
     key = (model_dir, repr(sorted(bounds.items())))
-    if key not in _sizers:
-        _sizers[key] = Sizer(model_dir, bounds)
-    return _sizers[key]
+    newest = (versions(model_dir) or [None])[-1]
+    sizer, seen = _sizers.get(key, (None, None))
+    if sizer is None or newest != seen:  # (an unreadable newest version is not retried each call)
+        sizer = Sizer(model_dir, bounds)
+        _sizers[key] = (sizer, newest)
+    return sizer
 
 
 def render(notebook_path: str, fmt: str) -> bytes:
@@ -56,25 +62,33 @@ def load_factor(model_dir: str, bounds: dict, now: float, capacity: dict) -> dic
     return _sizer(model_dir, bounds).load_factor(now, capacity)
 
 
+#: which worker runs what; anything else runs in the "model" worker
+LANES = {render: "render", retrain: "train"}
+
+
 class Offload:
-    """An asyncio face of the worker process; ``inline=True`` runs in threads (tests, tools)."""
+    """An asyncio face of the worker processes; ``inline=True`` runs in threads (tests, tools)."""
 
     def __init__(self, inline: bool = False):
         self.inline = inline
-        self._pool = None
+        self._pools = {}
 
-    @property
-    def pool(self):
-        if self._pool is None and not self.inline:
-            # forkserver: the worker does not inherit the service's sockets and event loop
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
-        return self._pool
+    def pool(self, lane: str) -> ProcessPoolExecutor:
+        if lane not in self._pools:
+            # forkserver: workers do not inherit the service's sockets and event loop;
+            # a training worker exits after each fit, giving its memory back
+            self._pools[lane] = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("forkserver"),
+                max_tasks_per_child=1 if lane == "train" else None,
+            )
+        return self._pools[lane]
 
     async def call(self, fn, *args):
         if self.inline:
             return await asyncio.to_thread(fn, *args)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        pool = self.pool(LANES.get(fn, "model"))
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
