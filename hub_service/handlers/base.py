@@ -143,23 +143,21 @@ class APIHandler(BaseHandler):
             raise IntakeError(f"request body is not valid JSON: {e}") from None
 
 
-def authenticated(method):
-    """Require a Hub-authenticated caller with access to the service (401/403 JSON otherwise)."""
+def _guarded_by(check: str):
+    """A decorator that runs the handler's ``check`` method (which raises 401/403) first."""
 
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        self.require_user()
-        return method(self, *args, **kwargs)
+    def decorator(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            getattr(self, check)()
+            return method(self, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
-def admin_only(method):
-    """Require a Hub admin (403 JSON otherwise)."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        self.require_admin()
-        return method(self, *args, **kwargs)
-
-    return wrapper
+#: Require a Hub-authenticated caller with access to the service (401/403 JSON otherwise).
+authenticated = _guarded_by("require_user")
+#: Require a Hub admin (403 JSON otherwise).
+admin_only = _guarded_by("require_admin")
