@@ -293,7 +293,9 @@ def parse_output_formats(value) -> list:
     """The renders to make eagerly; ipynb is always kept."""
     if value in (None, ""):
         return list(OUTPUT_FORMATS)
-    if isinstance(value, str):
+    if isinstance(value, str) and value.lstrip().startswith("["):  # a JSON list in a form field
+        value = parse_json_field(value, "output_formats")
+    elif isinstance(value, str):  # "html,md"
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise IntakeError("output_formats must be a list like [\"html\", \"md\"]")

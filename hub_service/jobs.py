@@ -113,9 +113,8 @@ class JobManager(LoggingConfigurable):
             if f.is_file():
                 files[str(f.relative_to(files_dir))] = f.read_bytes()
         bundle = Bundle(nb, job.input_kind, job.input_name, files)
-        requested = {k: v for k, v in job.requested.items()}
         return await self.submit(
-            user, bundle, parameters=job.parameters, name=job.name, requested=requested,
+            user, bundle, parameters=job.parameters, name=job.name, requested=dict(job.requested),
             output_formats=job.output_formats, callback_url=job.callback_url, path=job.path,
             schedule_id=job.schedule_id, rerun_of=job,
         )

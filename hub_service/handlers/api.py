@@ -152,9 +152,7 @@ class JobsHandler(APIHandler):
             parameters=parameters,
             name=check_name(form.get("name"), bundle.name),
             requested=parse_resources(parse_json_field(form.get("resources"), "resources"), form.get("timeout")),
-            output_formats=parse_output_formats(parse_json_field(form.get("output_formats"), "output_formats")
-                                                if str(form.get("output_formats", "")).startswith("[")
-                                                else form.get("output_formats")),
+            output_formats=parse_output_formats(form.get("output_formats")),
             callback_url=check_callback_url(form.get("callback_url")),
             path=form.get("path") if isinstance(form.get("path"), str) else None,
         )
