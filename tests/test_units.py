@@ -153,3 +153,13 @@ def test_log_stops_at_its_cap_and_says_so_once(tmp_path):
     assert text.startswith("a" * 60) and "b" not in text.replace("bytes", "")
     assert text.count("[log truncated at 100 bytes]") == 1
     assert log.dropped == 63
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, ["ipynb", "html", "md"]), ("md", ["ipynb", "md"]), ("html, md", ["ipynb", "html", "md"]),
+    ('["html"]', ["ipynb", "html"]), (["md", "ipynb"], ["ipynb", "md"]),
+])
+def test_output_formats_from_forms_and_json(value, expected):
+    from hub_service.intake import parse_output_formats
+
+    assert parse_output_formats(value) == expected
