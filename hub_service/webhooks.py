@@ -37,5 +37,6 @@ async def deliver(url: str, payload: dict, secret: str, attempts: int = 3, timeo
             return True
         except (HTTPClientError, OSError) as e:
             log.warning("webhook %s attempt %d failed: %s", url, attempt + 1, e)
-        await asyncio.sleep(2**attempt)
+        if attempt + 1 < attempts:
+            await asyncio.sleep(2**attempt)
     return False

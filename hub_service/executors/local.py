@@ -79,7 +79,9 @@ class _Watch:
                 with proc.oneshot():
                     rss += proc.memory_info().rss
                     t = proc.cpu_times()
-                    self.cpu[proc.pid] = t.user + t.system + t.children_user + t.children_system
+                    # own time only: every descendant is sampled itself, and a reaped one's
+                    # time would otherwise count twice (its last sample + its parent's children_*)
+                    self.cpu[proc.pid] = t.user + t.system
             except psutil.NoSuchProcess:
                 pass
         self.peak = max(self.peak, rss)
