@@ -132,7 +132,7 @@ def history_summary(job: dict, history: Iterable[dict]) -> dict:
 
     For each target: ``anchor`` is the log value of the most similar earlier run and
     ``level`` how similar it is; ``anchor_params`` are that run's numeric parameters and
-    ``points`` the (parameters, value) of up to 30 runs of the same configuration, from
+    ``points`` the (parameters, value, age in days) of up to 30 runs of the same configuration, from
     which the model learns how the target scales with them. One pass over the
     history serves all targets, since this runs on every submission.
     """
@@ -143,6 +143,7 @@ def history_summary(job: dict, history: Iterable[dict]) -> dict:
     best = {t: None for t in TARGETS}
     points = {t: [] for t in TARGETS}
     censored = np.nan
+    now = float(job.get("submit_time") or 0.0)
     for h in history:
         same_sig = signature(h) == sig
         if not succeeded(h):
@@ -152,6 +153,7 @@ def history_summary(job: dict, history: Iterable[dict]) -> dict:
                 censored = np.fmax(censored, math.log(alloc / 2**20))
             continue
         distance = None
+        age_days = max(0.0, now - float(h.get("submit_time") or now)) / 86400.0
         if same_sig:
             h_num, h_cat = split_params(h.get("params"))
             if h_cat == categorical:
@@ -165,7 +167,7 @@ def history_summary(job: dict, history: Iterable[dict]) -> dict:
                 continue
             sig_vals[t].append(y)
             if distance is not None and len(points[t]) < 30:
-                points[t].append((h_num, y))
+                points[t].append((h_num, y, age_days))
             # Nearest numeric parameters; on ties the newest run (history is newest first).
             if distance is not None and (best[t] is None or distance < best[t][0]):
                 best[t] = (distance, y, h_num)

@@ -62,8 +62,28 @@ MIN_PRICE_SAMPLES = 50
 #: Least log margin of a job whose notebook variant (or notebook) this user never ran:
 #: whatever the early calibration windows happened to show, such a guess is rough.
 NEW_MARGIN_FLOOR = {LEVEL_NOTEBOOK: math.log(2.0), LEVEL_USER: math.log(3.0)}
-#: Exact repeats of a configuration averaged into its base (newest first).
+#: Exact repeats of a configuration whose median is its base (newest first).
 EXACT_REPEATS = 5
+#: A parameter whose fitted slope (d log target / d log parameter) is below this does
+#: not move the target: runs that differ only in it count as the same point.
+RELEVANT_SLOPE = 0.05
+#: Repeats a configuration's growth trend is fitted on, and the steepest trend trusted (log/day).
+TREND_REPEATS = 12
+MAX_TREND_PER_DAY = 0.05
+#: Run-to-run residuals beyond this many pooled noise units are clipped when a
+#: configuration's own noise is measured (spikes belong to the calibrated tail).
+OUTLIER_SIGMAS = 3.0
+#: Quantile of peak memory among earlier jobs of the same kind (sharing the job's
+#: most specific import) below which a notebook new to its user is never sized.
+KIND_QUANTILE = 0.95
+#: Calibration jobs before the model's memory limits are served without the history
+#: rules' as a floor (see :attr:`DemandModel.mature`).
+MATURE_CALIBRATION = 100
+#: A job whose notebook was OOM-killed at X (and never succeeded in its configuration)
+#: gets at least this many times X, as the killed run's retry does.
+CENSORED_FACTOR = 2.0
+#: Jobs of a kind needed before its quantile is trusted.
+MIN_KIND_JOBS = 10
 #: Calibration group of a re-run with exactly the parameters of an earlier run.
 GROUP_EXACT = 4
 #: Memory quantiles the cost-aware choice picks from (1.0: the largest calibration error).
@@ -109,38 +129,44 @@ class _ZTable(dict):
 _GAUSS_Z = _ZTable(_GAUSS_Z)
 
 
-def _along_curve(own: dict, groups: dict, slopes: dict, prior: dict) -> Optional[float]:
+def _along_curve(own: dict, groups: dict, slopes: dict, prior: dict,
+                 relevant: Optional[set] = None) -> Optional[float]:
     """Log target at ``own`` parameters along the curve through this configuration's runs.
 
     Usage is rarely log-linear in a parameter (memory is a base plus a term that grows
     with the data), so one slope over the whole range misplaces the middle and the ends.
     When the job differs from earlier runs in one parameter only, the mean of each
     parameter value's recent runs is a point of the curve: between two such points the
-    log target is interpolated; beyond them it is extrapolated with the steeper of the
-    end segment's slope, the fitted one and the pooled one, and linearly in the parameter
-    (the cautious side: undersizing kills).
+    log target is interpolated; above them it is extrapolated with the steeper of the
+    end segment's slope, the fitted one and the pooled one, and linearly in the parameter;
+    below them it stays at the smallest run's level (the cautious sides: undersizing kills).
+    Parameters outside ``relevant`` (the target barely moves with them: epochs for
+    memory, say) need not match, so runs that differ only in them add points.
     """
-    for key in own:
-        rest = {k: v for k, v in own.items() if k != key}
-        pts = {}
+    relevant = set(own) if relevant is None else set(relevant)
+    for key in sorted(own, key=lambda k: k not in relevant):
+        rest = {k: v for k, v in own.items() if k != key and k in relevant}
+        found: dict = {}
         for params, vals in groups.items():
             d = dict(params)
             if key in d and set(d) == set(own) and all(d[k] == v for k, v in rest.items()):
-                pts[d[key]] = float(np.mean(vals[:EXACT_REPEATS]))
-        if not pts:
+                found.setdefault(d[key], []).extend(vals[:EXACT_REPEATS])
+        if not found:
             continue
+        pts = {x: float(np.median(v)) for x, v in found.items()}
         xs = np.array(sorted(pts))
         ys = np.array([pts[x] for x in xs])
         x, slope = own[key], slopes.get(key, 0.0)
         if xs[0] <= x <= xs[-1]:
             return float(np.interp(x, xs, ys))
-        if len(xs) >= 2:
-            end = slice(-2, None) if x > xs[-1] else slice(0, 2)
-            local = float((ys[end][1] - ys[end][0]) / max(xs[end][1] - xs[end][0], 1e-9))
-            slope = max(slope, local) if x > xs[-1] else min(slope, local)
-        slope = float(np.clip(max(slope, prior.get(key, 0.0)) if x > xs[-1] else slope, 0.0, 2.0))
         if x < xs[0]:
-            return float(ys[0] - slope * (xs[0] - x))
+            # Below every known run: no lower. Usage often flattens to a base there
+            # (a notebook needs its libraries whatever the data), and undersizing kills.
+            return float(ys[0])
+        if len(xs) >= 2:
+            local = float((ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1e-9))
+            slope = max(slope, local)
+        slope = float(np.clip(max(slope, prior.get(key, 0.0)), 0.0, 2.0))
         guess = float(ys[-1] + slope * (x - xs[-1]))
         if len(xs) >= 2:
             # Beyond the largest run, also extend the last segment linearly in the
@@ -152,6 +178,34 @@ def _along_curve(own: dict, groups: dict, slopes: dict, prior: dict) -> Optional
             guess = max(guess, math.log(max(linear, 1e-9)))
         return guess
     return None
+
+
+def _growth(values: list, ages: list) -> float:
+    """How far the recent repeats' median lags today, on a configuration whose usage
+    grows (data that grows by the day): the Theil-Sen slope of the last repeats over
+    their age, times the median age. Never negative: a shrinking trend is not trusted
+    to size lower."""
+    v, a = np.array(values[:TREND_REPEATS]), np.array(ages[:TREND_REPEATS])
+    if len(v) < 4 or np.ptp(a) < 2.0:
+        return 0.0
+    i, j = np.triu_indices(len(v), 1)
+    keep = np.abs(a[i] - a[j]) > 0.5
+    if keep.sum() < 3:
+        return 0.0
+    slope = float(np.median((v[i] - v[j])[keep] / (a[j] - a[i])[keep]))  # per day, newer minus older
+    return float(np.clip(slope, 0.0, MAX_TREND_PER_DAY)) * float(np.median(a[:EXACT_REPEATS]))
+
+
+def _dominated(own: dict, groups: dict, relevant: Optional[set] = None) -> float:
+    """Largest recent level among runs whose every (relevant) numeric parameter was at
+    most this job's: usage grows with the size of the input, so such a run is a floor."""
+    best = -math.inf
+    keys = set(own) if relevant is None else set(relevant) & set(own)
+    for params, vals in groups.items():
+        d = dict(params)
+        if set(d) == set(own) and all(d[k] <= own[k] + 1e-9 for k in keys):
+            best = max(best, float(np.median(vals[:EXACT_REPEATS])))
+    return best
 
 
 def _group(summary: dict) -> int:
@@ -218,6 +272,12 @@ class DemandModel:
     kill_price: Optional[float] = None               # MB-s one kill is worth (fitted)
     exceedance: dict = field(default_factory=dict)   # memory: group -> {quantile: calibration kill share}
     corrected: dict = field(default_factory=dict)    # target -> {group: whether the learned correction applies}
+    kinds: dict = field(default_factory=dict)        # module -> (jobs importing it, log memory KIND_QUANTILE)
+
+    @property
+    def mature(self) -> bool:
+        """Whether enough jobs calibrated the memory margins for their tail to be known."""
+        return int(self.metrics.get("memory", {}).get("n_calibration") or 0) >= MATURE_CALIBRATION
 
     def _row(self, job: dict, summary: dict, now: Optional[float]) -> np.ndarray:
         static = static_features(job, self.module_vocab, now)
@@ -262,24 +322,37 @@ class DemandModel:
             A = Xc.T @ Xc + SLOPE_PRIOR_WEIGHT * np.eye(len(keys))
             beta = np.linalg.solve(A, Xc.T @ yc + SLOPE_PRIOR_WEIGHT * beta)
         groups: dict = {}
+        ages: dict = {}
         for p in summary["points"]:
-            groups.setdefault(tuple(sorted(p[0].items())), []).append(p[1])
+            key = tuple(sorted(p[0].items()))
+            groups.setdefault(key, []).append(p[1])
+            ages.setdefault(key, []).append(p[2] if len(p) > 2 else 0.0)
         resid_ss, dof = 0.0, 0
         for vals in groups.values():
             if len(vals) >= 2:
                 v = np.array(vals[:10])
-                resid_ss += float(np.sum((v - v.mean()) ** 2))
+                # A rare spike is the calibrated tail's business, not this run's noise:
+                # residuals are clipped before they count.
+                r = np.clip(v - np.median(v), -OUTLIER_SIGMAS * prior_noise, OUTLIER_SIGMAS * prior_noise)
+                resid_ss += float(np.sum(r ** 2))
                 dof += len(v) - 1
         sigma = math.sqrt((resid_ss + NOISE_PRIOR_WEIGHT * prior_noise ** 2) / (dof + NOISE_PRIOR_WEIGHT))
         exact = groups.get(tuple(sorted(own.items())), []) if summary["dist"] == 0 else []
         if exact:
             recent = exact[:EXACT_REPEATS]
-            return float(np.mean(recent)) - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
-        curve = _along_curve(own, groups, dict(zip(keys, beta)), prior)
-        if curve is not None:
-            return curve - summary["anchor"], sigma * math.sqrt(2.0)
-        shift = float(beta @ np.array([own[k] - anchor[k] for k in keys])) if keys else 0.0
-        return shift, sigma * math.sqrt(2.0)
+            # The median, not the mean: one spiked run among the last few must not
+            # lift every later limit.
+            level = float(np.median(recent)) + _growth(exact, ages[tuple(sorted(own.items()))])
+            return level - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
+        slopes = dict(zip(keys, beta))
+        relevant = {k for k in own if abs(slopes.get(k, prior.get(k, 1.0))) >= RELEVANT_SLOPE}
+        curve = _along_curve(own, groups, slopes, prior, relevant)
+        if curve is None:
+            # Several parameters differ: move along the fitted slopes, but only where a
+            # move raises the estimate (a smaller input seldom needs much less).
+            curve = summary["anchor"] + (sum(max(0.0, b * (own[k] - anchor[k])) for k, b in zip(keys, beta))
+                                         if keys else 0.0)
+        return max(curve, _dominated(own, groups, relevant)) - summary["anchor"], sigma * math.sqrt(2.0)
 
     @staticmethod
     def _pooled_slopes(rows: list, vocab: list) -> dict:
@@ -294,6 +367,27 @@ class DemandModel:
             return {}
         beta = np.linalg.lstsq(np.array(X) + 0.0, np.array(y), rcond=None)[0]
         return {k: float(np.clip(b, -1.0, 2.0)) for k, b in zip(vocab, beta)}
+
+    @staticmethod
+    def _kinds(train: list[tuple]) -> dict:
+        """Per imported module: how many jobs import it and their peak memory's upper quantile."""
+        values: dict = {}
+        for job, _ in train:
+            y = target_value(job.get("used"), "memory")
+            if y is not None:
+                for m in set(job.get("imports") or ()):
+                    values.setdefault(m, []).append(y)
+        return {m: (len(v), float(np.quantile(v, KIND_QUANTILE))) for m, v in values.items() if len(v) >= MIN_KIND_JOBS}
+
+    def kind_upper(self, job: dict) -> Optional[float]:
+        """Log memory that jobs of this kind reach: the upper quantile among earlier jobs
+        sharing the job's most specific import (the one fewest jobs have), or None.
+
+        A notebook its user never ran is sized at least like others of its kind: the
+        learned correction starts from the global median, and early models are fitted
+        on the jobs that finished first, which are the small ones."""
+        known = [self.kinds[m] for m in set(job.get("imports") or ()) if m in self.kinds]
+        return min(known)[1] if known else None
 
     @classmethod
     def fit(cls, train: list[tuple], quantiles: dict, calibration_share: float = 0.25,
@@ -310,6 +404,7 @@ class DemandModel:
             module_vocab=sorted(m for m, _ in sorted(modules.items(), key=lambda kv: -kv[1])[:30]),
             param_vocab=sorted(k for k, _ in sorted(params.items(), key=lambda kv: -kv[1])[:8]),
         )
+        model.kinds = cls._kinds(train)
         cal_points: dict = {}
         for target in TARGETS:
             rows = [(i, s[target], y) for i, (j, s) in enumerate(train)
@@ -352,8 +447,11 @@ class DemandModel:
                 sel = cal_groups == g
                 with_c = np.mean(np.abs(y[n_fit:][sel] - base[n_fit:][sel] - correction[sel]))
                 without = np.mean(np.abs(y[n_fit:][sel] - base[n_fit:][sel]))
-                model.corrected[target][int(g)] = bool(sel.sum() < MIN_LEVEL_SAMPLES or with_c <= without)
-            use = np.array([model.corrected[target].get(int(g), True) for g in cal_groups])
+                proven = sel.sum() >= MIN_LEVEL_SAMPLES and with_c <= without
+                # Without an anchor the correction is the whole prediction; with one,
+                # the anchor's own curve stands unless the correction proved better.
+                model.corrected[target][int(g)] = bool(g < LEVEL_CONFIG or proven)
+            use = np.array([model.corrected[target].get(int(g), g < LEVEL_CONFIG) for g in cal_groups])
             point = base[n_fit:] + np.where(use, correction, 0.0)
             cal = rows[n_fit:]
             errors = (y[n_fit:] - point) / scale[n_fit:]
@@ -504,14 +602,25 @@ class DemandModel:
                 correction = self.estimators[target].predict(self._row(job, s, now)[None, self.columns[target]])
             base, scale = self._base(target, s)
             group = _group(s)
-            use = self.corrected.get(target, {}).get(group, True)
+            use = self.corrected.get(target, {}).get(group, group < LEVEL_CONFIG)
             points[target] = (base + (float(correction[0]) if use else 0.0), scale, group)
         for target, (point, scale, group) in points.items():
             margins = self.margins[target][group]
             margin = margins[self.quantiles[target]] * scale
             if target == "memory" and getattr(self, "kill_price", None) is not None:
                 margin = self._choose(group, scale, point + points["runtime"][0], self.kill_price)[0]
-            out[target] = (math.exp(point), math.exp(point + margin))
+            upper = point + margin
+            if target == "memory" and group < LEVEL_NOTEBOOK:
+                # A notebook new to its user: how large jobs of its kind get says more
+                # than a correction from the global (or the user's) median.
+                upper = max(upper, self.kind_upper(job) or upper)
+            if target == "memory" and group < LEVEL_CONFIG and not np.isnan(summary[target]["censored"]):
+                # An earlier run of this notebook was OOM-killed and none has succeeded
+                # in this configuration: size as its retry would be.
+                upper = max(upper, summary[target]["censored"] + math.log(CENSORED_FACTOR))
+            out[target] = (math.exp(point), math.exp(upper))
         point, scale, group = points["memory"]
-        out["memory_safe"] = math.exp(point + max(self.margins["memory"][group].values()) * scale)
+        out["memory_safe"] = max(math.exp(point + max(self.margins["memory"][group].values()) * scale),
+                                 out["memory"][1])
+        out["level"] = group
         return out

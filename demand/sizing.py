@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Optional, Union
 
 from . import registry
-from .features import history_summary, signature, split_params, succeeded, target_value
+from .features import LEVEL_CONFIG, history_summary, signature, split_params, succeeded, target_value
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
+from .model import GROUP_EXACT
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
 MB = 2**20
@@ -66,7 +67,7 @@ TIMEOUT_FLOOR = 600.0
 RETRY_FACTOR = 2.0
 RETRY_MAX_FACTOR = 4.0
 #: Without a model nothing bounds the need: jump further.
-NO_MODEL_RETRY_FACTOR = 3.0
+NO_MODEL_RETRY_FACTOR = 4.0
 
 def oom_bump(used_bytes: float) -> float:
     """Memory for the retry of a job OOM-killed at ``used_bytes`` (VPA's rule)."""
@@ -167,25 +168,53 @@ class Sizer:
         requests, retries and bounds."""
         margin = 1.0 + self.safety
         model = self.bundle.model if self.bundle is not None else None
-        if model is not None:
-            q = model.predict(job, history_summary(job, history), now)
-            runtime = q["runtime"][1]
-            timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
-                          TIMEOUT_MIN_FACTOR * runtime, TIMEOUT_FLOOR)
-            safe = q.get("memory_safe")
-            return ({"memory": q["memory"][1] * MB * margin, "cpu": q["cores"][1] * margin, "timeout": timeout},
-                    q["cores"][0], "model", safe * MB * margin if safe else None)
+        rule = self._history_rule(job, history)
+        if model is None:
+            if rule is None:
+                return dict(self.cold_start), 0.0, "cold-start", None
+            return rule, rule["cpu"], "user-history", None
+        q = model.predict(job, history_summary(job, history), now)
+        runtime = q["runtime"][1]
+        timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
+                      TIMEOUT_MIN_FACTOR * runtime, TIMEOUT_FLOOR)
+        if q["level"] < LEVEL_CONFIG:
+            # Never ran in this configuration: a time limit only guards against
+            # runaways, and a wrong guess would kill a legitimate run.
+            timeout = max(timeout, self.cold_start["timeout"])
+        memory = q["memory"][1] * MB  # calibrated: the safety margin is in the quantile
+        if not model.mature:
+            # Too few calibration jobs to know the model's tail: no less than the rules
+            # would give (the first models are also fitted on the quickest jobs only).
+            memory = max(memory, rule["memory"] if rule else self.cold_start["memory"])
+        safe = q["memory_safe"] * MB
+        if q["level"] < GROUP_EXACT or not model.mature:
+            # Sized without a run of exactly these parameters (or by an unproven model):
+            # the kill says the guess was off by an unknown factor, so the retry jumps
+            # as far as the rules allow (an exact re-run's kill is a spike, which twice covers).
+            safe = max(safe, RETRY_MAX_FACTOR * memory)
+        return ({"memory": memory, "cpu": q["cores"][1] * margin, "timeout": timeout},
+                q["cores"][0], "model", safe)
+
+    def _history_rule(self, job: dict, history: list) -> Optional[dict]:
+        """The user's recent maxima with headroom, or None without a finished job."""
+        margin = 1.0 + self.safety
         known = [h for h in history if succeeded(h)]
         same = [h for h in known if signature(h) == signature(job)]
+        own, variant = split_params(job.get("params"))
         if not same and known:
             # Another notebook of this user says little about this one: the admin's
             # default, unless the user's jobs are known to be larger.
             same, floor = known, self.cold_start["memory"]
         else:
             floor = 0.0
+            # Runs of this variant with no parameter above this job's bound it best:
+            # usage grows with the input, and a larger run's maximum would waste.
+            params = [split_params(h.get("params")) for h in same]
+            below = [h for h, (num, cat) in zip(same, params)
+                     if cat == variant and set(num) == set(own) and all(num[k] <= own[k] for k in own)]
+            same = below or same
         # A job with more data than any earlier run of the notebook is scaled up as if
         # its memory grew in proportion (the cautious side of any sub-linear curve).
-        own = split_params(job.get("params"))[0]
         seen = [split_params(h.get("params"))[0] for h in same[:20]]
         growth = 0.0
         for key, value in own.items():
@@ -198,10 +227,9 @@ class Sizer:
             if values:
                 scale = math.exp(min(growth, math.log(HISTORY_MAX_GROWTH))) if target == "memory" else 1.0
                 maxima[target] = math.exp(max(values)) * HISTORY_HEADROOM[target] * margin * scale
-        if len(maxima) == len(HISTORY_HEADROOM):
-            return ({"memory": max(maxima["memory"] * MB, floor), "cpu": maxima["cores"], "timeout": self.cold_start["timeout"]},
-                    maxima["cores"], "user-history", None)
-        return dict(self.cold_start), 0.0, "cold-start", None
+        if len(maxima) < len(HISTORY_HEADROOM):
+            return None
+        return {"memory": max(maxima["memory"] * MB, floor), "cpu": maxima["cores"], "timeout": self.cold_start["timeout"]}
 
     # -- training -------------------------------------------------------------------
 

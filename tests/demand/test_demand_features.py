@@ -60,3 +60,31 @@ def test_curve_interpolates_and_extrapolates_cautiously():
     assert math.log(200) < mid < math.log(1100)
     far = _along_curve({"n_rows": math.log1p(1e6)}, groups, slopes, {})
     assert math.exp(far) >= 0.99 * (100 + 0.01 * 1e6)  # never below the true (linear) growth
+
+
+def test_curve_never_extrapolates_below_the_smallest_run():
+    import math
+
+    from demand.model import _along_curve, _dominated
+
+    def key(n):
+        return (("n_rows", math.log1p(n)),)
+
+    groups = {key(n): [math.log(500 + 0.01 * n)] for n in (1e4, 1e5)}
+    below = _along_curve({"n_rows": math.log1p(10)}, groups, {"n_rows": 0.8}, {})
+    assert below == groups[key(1e4)][0]  # a base that does not shrink with the data
+    # a run whose every parameter is at most the job's is a floor; a larger one is not
+    assert _dominated({"n_rows": math.log1p(5e4)}, groups) == groups[key(1e4)][0]
+    assert _dominated({"n_rows": math.log1p(10)}, groups) == -math.inf
+
+
+def test_growth_trend_of_repeats_only_ever_raises():
+    import math
+
+    from demand.model import _growth
+
+    grown = [math.log(100 * 1.02 ** -age) for age in (1, 2, 4, 6, 8)]  # +2% a day, newest first
+    lag = _growth(grown, [1, 2, 4, 6, 8])
+    assert abs(lag - math.log(1.02) * 4) < 1e-6  # the median run is four days old
+    assert _growth(grown[::-1], [1, 2, 4, 6, 8]) == 0.0  # shrinking: not trusted to size lower
+    assert _growth(grown[:3], [1, 2, 4]) == 0.0  # too few repeats to tell a trend from noise

@@ -150,3 +150,55 @@ def test_retrain_due_early_then_on_doubling(tmp_path):
     assert not sizer.retrain_due(49) and sizer.retrain_due(50)
     sizer.retrain(_history(60))
     assert not sizer.retrain_due(80) and sizer.retrain_due(120)
+
+
+def _mixed_history(n):
+    """Three users with a pandas notebook; one also runs a large torch notebook."""
+    out = _history(n)
+    for i in range(0, n, 4):
+        out.append(dict(_done(n + i, user="bob", n_rows=1000, peak_mb=6000), imports=["torch", "numpy"]))
+    return sorted(out, key=lambda h: h["submit_time"])
+
+
+def test_new_notebook_sized_like_its_kind_with_generous_timeout(tmp_path):
+    sizer = Sizer(tmp_path, {"memory": (256 * MB, 64 * GB), "timeout": (60, 7200)})
+    history = _mixed_history(240)
+    sizer.retrain(history)
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    torch_job = _job(imports=["torch", "numpy", "tqdm"], code_cells=9)
+    out = sizer.size(torch_job, ann)
+    assert out["basis"] == "model"
+    assert out["allocated"]["memory"] >= 6000 * MB  # torch jobs here peak at 6 GB
+    assert out["allocated"]["timeout"] == 7200  # never ran: only the admin's maximum
+
+
+def test_notebook_killed_before_never_sized_below_its_kill(tmp_path):
+    sizer = Sizer(tmp_path, {"memory": (256 * MB, 64 * GB)})
+    history = _history(240)
+    sizer.retrain(history)
+    job = _job(user="dee", imports=["polars"], code_cells=7)
+    killed = dict(job, submit_time=1_700_100_000, status="failed", reason="oom_killed",
+                  allocated={"cpu": 1, "memory": 3 * GB, "timeout": 3600}, used={"peak_memory": 3 * GB})
+    assert sizer.size(job, [killed])["allocated"]["memory"] >= 6 * GB
+
+
+def test_retry_of_unseen_parameters_jumps_fourfold(tmp_path):
+    sizer = Sizer(tmp_path, {"memory": (256 * MB, 64 * GB)})
+    history = _history(240)
+    sizer.retrain(history)
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    job = _job(n_rows=3000)  # between known sizes: an estimate, not a re-run
+    first = sizer.size(job, ann)["allocated"]["memory"]
+    retry = {"reason": "oom_killed", "used": {"peak_memory": first}, "allocated": {"memory": first}}
+    assert sizer.size(dict(job, retry_of=retry), ann)["allocated"]["memory"] >= 4 * (first - MB)
+
+
+def test_immature_model_never_below_the_history_rule(tmp_path):
+    sizer = Sizer(tmp_path, BOUNDS)
+    history = _history(60)  # 15 calibration jobs: the model's tail is unknown
+    sizer.retrain(history)
+    assert not sizer.bundle.model.mature
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    job = _job(n_rows=100000)
+    rule = sizer._history_rule(job, ann)
+    assert sizer.size(job, ann)["allocated"]["memory"] >= rule["memory"] - MB
