@@ -475,6 +475,10 @@ class DemandModel:
                 "margins": {str(g): round(m[q], 4) for g, m in model.margins[target].items()},
             }
         model._fit_price(cal_points)
+        # What an operator needs to judge the memory limits: whether the tail is known
+        # yet, and the size a new notebook of each kind starts from.
+        model.metrics["memory"]["mature"] = model.mature
+        model.metrics["memory"]["kind_upper_mb"] = {m: round(math.exp(q)) for m, (_, q) in sorted(model.kinds.items())}
         return model
 
     # -- cost-aware memory margins ------------------------------------------------------

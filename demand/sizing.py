@@ -187,7 +187,7 @@ class Sizer:
             # would give (the first models are also fitted on the quickest jobs only).
             memory = max(memory, rule["memory"] if rule else self.cold_start["memory"])
         safe = q["memory_safe"] * MB
-        if q["level"] < GROUP_EXACT or not model.mature:
+        if q["level"] < LEVEL_CONFIG or not model.mature:
             # Sized without a run of exactly these parameters (or by an unproven model):
             # the kill says the guess was off by an unknown factor, so the retry jumps
             # as far as the rules allow (an exact re-run's kill is a spike, which twice covers).

@@ -319,10 +319,13 @@ class JobManager(LoggingConfigurable):
             self._retraining = False
 
     async def demand_info(self) -> dict:
-        """The current model, its metrics and the load forecast."""
+        """The current model and its metrics, the load forecast, and how the sizing did:
+        realised slack and kill rates of the finished jobs, per sizing basis."""
         info = await self.sizing.info()
-        history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
-        info["forecast_next_24h"] = await self.sizing.model_call(offload.forecast, history)
+        # Only what the forecast and the report read crosses to the worker.
+        history = [{k: r[k] for k in ("submit_time", "status", "reason", "allocated", "used")}
+                   for r in map(history_record, self.store.history(limit=self.retrain_history))]
+        info.update(await self.sizing.model_call(offload.report, history))
         return info
 
     async def load_loop(self) -> None:

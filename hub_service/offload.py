@@ -54,8 +54,11 @@ def info(model_dir: str, bounds: dict) -> dict:
     return _sizer(model_dir, bounds).info()
 
 
-def forecast(model_dir: str, bounds: dict, history: list) -> dict:
-    return _sizer(model_dir, bounds).forecast(history)
+def report(model_dir: str, bounds: dict, history: list) -> dict:
+    """The next 24 hours' load forecast and the sizing's realised slack and kill rates."""
+    from demand.report import realised
+
+    return {"forecast_next_24h": _sizer(model_dir, bounds).forecast(history), "realised": realised(history)}
 
 
 def load_factor(model_dir: str, bounds: dict, now: float, capacity: dict) -> dict:

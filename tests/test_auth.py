@@ -118,4 +118,8 @@ def test_admin_retrains_the_demand_model_and_sees_its_version(hub):
     assert r.status_code == 201, r.text
     version = r.json()["version"]
     info = admin.get("admin/demand").json()
-    assert info["version"] == version and "forecast_next_24h" in info
+    assert info["version"] == version and len(info["forecast_next_24h"]["jobs"]) == 24
+    # how the sizing did on the jobs that really ran: they all succeeded here
+    realised = info["realised"]
+    assert realised["jobs"] >= 1 and realised["oom_kill_rate"] == 0.0
+    assert 0.0 <= realised["memory_slack"] < 1.0 and realised["by_basis"]

@@ -56,3 +56,10 @@ def test_admin_page_shows_queue_and_stats(hub, browser):
     page.goto(hub.url + SERVICE + "admin")
     page.wait_for_function("document.getElementById('admin-stats').textContent.includes('status_counts')")
     assert "capacity" in page.locator("#admin-queue").inner_text()
+    # the sizing section: realised slack and kills per basis, the forecast, retraining
+    page.wait_for_function("document.querySelectorAll('#demand-realised tbody tr').length >= 1")
+    assert page.locator("#demand-realised tbody tr").first.inner_text().startswith("all")
+    assert page.locator("#demand-forecast span").count() == 24
+    page.click("#demand-retrain button")
+    page.wait_for_function("document.getElementById('demand-message').textContent.startsWith('now serving v')")
+    assert "Model v" in page.locator("#demand-model").inner_text()

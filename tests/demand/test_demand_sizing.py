@@ -202,3 +202,20 @@ def test_immature_model_never_below_the_history_rule(tmp_path):
     job = _job(n_rows=100000)
     rule = sizer._history_rule(job, ann)
     assert sizer.size(job, ann)["allocated"]["memory"] >= rule["memory"] - MB
+
+
+def test_realised_report_counts_kills_and_slack_like_the_replay():
+    from demand.report import realised
+
+    def rec(status, reason, memory_mb, peak_mb, basis):
+        return {"status": status, "reason": reason,
+                "allocated": {"memory": memory_mb * MB, "cpu": 1.0, "basis": basis},
+                "used": {"peak_memory": peak_mb * MB, "cpu_seconds": 50.0, "wall_seconds": 100.0}}
+
+    history = [rec("succeeded", None, 1000, 500, "model"), rec("failed", "oom_killed", 1000, 1000, "model"),
+               rec("failed", "cell_error", 1000, 10, "model"), rec("succeeded", None, 400, 400, "cold-start")]
+    out = realised(history)
+    assert out["jobs"] == 3 and out["oom_kill_rate"] == 1 / 3  # the cell error is not the sizing's
+    assert out["memory_slack"] == 1 - (500 + 400) / (1000 + 1000 + 400)  # the killed run is all waste
+    assert out["by_basis"]["model"]["jobs"] == 2 and out["by_basis"]["cold-start"]["memory_slack"] == 0.0
+    assert realised([])["memory_slack"] is None
