@@ -36,9 +36,9 @@ from typing import Optional
 import numpy as np
 
 from .forecast import evaluate as evaluate_forecast
-from .policies import POLICIES, Oracle
+from .policies import POLICIES, NoiseAware, Oracle
 from .sizing import DEFAULT_BOUNDS, GB, MB, oom_bump
-from .trace import read_csv
+from .trace import HIDDEN, read_csv
 
 MAX_ATTEMPTS = 5
 _END, _RETRAIN, _SUBMIT = 0, 1, 2  # at equal times, ends are seen before decisions
@@ -58,6 +58,13 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
         truth = {i: {"memory": r["peak_mem_mb"] * MB, "cpu": r["cpu_seconds"] / max(r["runtime_s"], 1e-9)}
                  for i, r in enumerate(rows)}
         return Oracle(truth, bounds=bounds)
+    if name.startswith("noise-aware"):  # noise-aware or noise-aware@0.99
+        if any(HIDDEN not in r for r in rows):
+            raise ValueError("the noise-aware bound needs a trace generated in this run (demand.trace.generate)")
+        knowledge = {i: (r[HIDDEN]["mem_mb"] * MB, r[HIDDEN]["mem_sigma"], r["cpu_seconds"] / max(r["runtime_s"], 1e-9))
+                     for i, r in enumerate(rows)}
+        q = float(name.partition("@")[2] or 0.995)
+        return NoiseAware(knowledge, q=q, bounds=bounds)
     if name == "model":
         return POLICIES[name](bounds=bounds, capacity=capacity, **kw)
     return POLICIES[name](bounds=bounds)

@@ -35,6 +35,9 @@ COLUMNS = (
     "requested_cpu", "requested_mem_mb", "peak_mem_mb", "cpu_seconds", "runtime_s",
 )
 
+#: Key of what only the generator knows about a row (not a column, not in the CSV).
+HIDDEN = "_generator"
+
 #: Monday 2024-01-01 00:00 UTC: traces start on a week boundary so hour-of-week is plain.
 EPOCH = 1704067200
 
@@ -177,7 +180,8 @@ def _job(rng, user: str, nb: _Notebook, t: float, day: int, scheduled: bool) -> 
     if nb.kind == "dl":
         epochs = int(rng.choice([1, 3, 10], p=[0.5, 0.3, 0.2]))
         params["epochs"] = epochs
-    mem = _memory(nb, n_rows, variant, day) * rng.lognormal(0, nb.mem_noise)
+    expected_mem = _memory(nb, n_rows, variant, day)
+    mem = expected_mem * rng.lognormal(0, nb.mem_noise)
     if rng.random() < 0.01:  # a spike nothing in the features explains
         mem *= rng.uniform(1.3, 2.5)
     rows_now = n_rows * (1 + nb.growth * day)
@@ -193,12 +197,15 @@ def _job(rng, user: str, nb: _Notebook, t: float, day: int, scheduled: bool) -> 
         "requested_cpu": nb.req_cpu, "requested_mem_mb": nb.req_mem_mb,
         "peak_mem_mb": round(float(mem), 1), "cpu_seconds": round(cores * runtime, 1),
         "runtime_s": round(runtime, 1),
+        # The generator's own knowledge, for the noise-aware bound (never in the CSV):
+        # the run's memory before its noise and spike, and the noise's sigma.
+        HIDDEN: {"mem_mb": float(expected_mem), "mem_sigma": float(nb.mem_noise)},
     }
 
 
 def write_csv(rows: list[dict], out) -> None:
     """Write trace rows to an open text file, header first."""
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
 
@@ -212,6 +219,7 @@ def typed(row: dict) -> dict:
         "requested_cpu": float(row["requested_cpu"]), "requested_mem_mb": float(row["requested_mem_mb"]),
         "peak_mem_mb": float(row["peak_mem_mb"]), "cpu_seconds": float(row["cpu_seconds"]),
         "runtime_s": float(row["runtime_s"]),
+        **({HIDDEN: row[HIDDEN]} if HIDDEN in row else {}),
     }
 
 

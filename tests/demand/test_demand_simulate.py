@@ -67,3 +67,25 @@ def test_forecast_beats_seasonal_naive():
     rows = [typed(r) for r in generate(21, 20, seed=4)]
     f = evaluate(np.array([r["submit_time"] for r in rows]), np.array([r["cpu_seconds"] for r in rows]))
     assert f["jobs"]["mase"] < f["jobs"]["seasonal_naive_mase"]
+
+
+def test_noise_aware_bound_needs_the_generator_and_never_leaks_it(tmp_path):
+    import pytest
+
+    from demand.simulate import _request
+    from demand.trace import HIDDEN, read_csv, write_csv
+
+    raw = generate(3, 6, seed=5)
+    path = tmp_path / "t.csv"
+    with open(path, "w", newline="") as f:
+        write_csv(raw, f)
+    assert HIDDEN not in path.read_text()  # the generator's knowledge is not a column
+    rows = [typed(r) for r in raw]
+    assert HIDDEN not in _request(0, rows[0])  # nor part of what a policy is shown
+    with pytest.raises(ValueError, match="generated"):
+        make_policy("noise-aware", read_csv(path), DEFAULT_BOUNDS, CAPACITY)
+    loose, tight = (simulate(rows, make_policy(f"noise-aware@{q}", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+                    for q in (0.9, 0.9999))
+    assert loose["oom_rate"] > tight["oom_rate"]  # a lower quantile kills more
+    fixed = simulate(rows, make_policy("fixed", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    assert tight["mem_slack"] < 0.6 * fixed["mem_slack"]
