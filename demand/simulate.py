@@ -241,11 +241,12 @@ def run(rows: list, policies: list, capacity: dict, retrain_hours: float = 6.0) 
 
 def format_table(results: dict) -> str:
     """A fixed-width table of the policies' metrics."""
-    head = (f"{'policy':<10} {'mem_slack':>9} {'cpu_slack':>9} {'oom%':>6} {'timeout%':>8} "
+    w = max([10] + [len(name) for name in results])
+    head = (f"{'policy':<{w}} {'mem_slack':>9} {'cpu_slack':>9} {'oom%':>6} {'timeout%':>8} "
             f"{'wait_mean':>9} {'wait_p95':>9} {'util_cpu':>8} {'util_mem':>8} {'bsld':>6}")
     lines = [head]
     for name, m in results.items():
-        lines.append(f"{name:<10} {m['mem_slack']:>9.3f} {m['cpu_slack']:>9.3f} {100 * m['oom_rate']:>6.2f} "
+        lines.append(f"{name:<{w}} {m['mem_slack']:>9.3f} {m['cpu_slack']:>9.3f} {100 * m['oom_rate']:>6.2f} "
                      f"{100 * m['timeout_rate']:>8.2f} {m['wait_mean_s']:>9.0f} {m['wait_p95_s']:>9.0f} "
                      f"{m['util_cpu']:>8.3f} {m['util_mem']:>8.3f} {m['bounded_slowdown']:>6.2f}")
     return "\n".join(lines)
