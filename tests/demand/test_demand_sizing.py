@@ -155,7 +155,7 @@ def test_retrain_due_early_then_on_doubling(tmp_path):
 def _mixed_history(n):
     """Three users with a pandas notebook; one also runs a large torch notebook."""
     out = _history(n)
-    for i in range(0, n, 4):
+    for i in range(0, n, 20):
         out.append(dict(_done(n + i, user="bob", n_rows=1000, peak_mb=6000), imports=["torch", "numpy"]))
     return sorted(out, key=lambda h: h["submit_time"])
 
@@ -169,6 +169,10 @@ def test_new_notebook_sized_like_its_kind_with_generous_timeout(tmp_path):
     out = sizer.size(torch_job, ann)
     assert out["basis"] == "model"
     assert out["allocated"]["memory"] >= 6000 * MB  # torch jobs here peak at 6 GB
+    model = sizer.bundle.model
+    # the kind is the rarest known import (torch, not numpy, which pandas jobs share)
+    assert abs(model.kind_upper(torch_job) - math.log(6000)) < 0.01
+    assert model.kind_upper(_job(imports=["polars"])) is None  # an unknown kind: no prior
     assert out["allocated"]["timeout"] == 7200  # never ran: only the admin's maximum
 
 
