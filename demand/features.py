@@ -122,19 +122,27 @@ def split_params(params: Optional[dict]) -> tuple[dict, tuple]:
     return numeric, tuple(categorical)
 
 
+def no_larger(params: dict, own: dict, keys: Optional[Iterable] = None) -> bool:
+    """Whether a run with numeric ``params`` had the same parameters as ``own`` and none
+    of ``keys`` (default: all) above the job's: usage grows with the input, so such a
+    run's usage bounds the job's from below."""
+    return set(params) == set(own) and all(params[k] <= own[k] + 1e-9 for k in (own if keys is None else keys))
+
+
 def _param_distance(a: dict, b: dict) -> float:
     keys = set(a) | set(b)
     return sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in keys)
 
 
-def history_summary(job: dict, history: Iterable[dict]) -> dict:
+def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = None) -> dict:
     """What the user's finished jobs (newest first) say about ``job``, per target.
 
     For each target: ``anchor`` is the log value of the most similar earlier run and
     ``level`` how similar it is; ``anchor_params`` are that run's numeric parameters and
     ``points`` the (parameters, value, age in days) of up to 30 runs of the same configuration, from
-    which the model learns how the target scales with them. One pass over the
-    history serves all targets, since this runs on every submission.
+    which the model learns how the target scales with them. Ages count back from
+    ``now``, the time of the decision (default: the job's ``submit_time``). One pass
+    over the history serves all targets, since this runs on every submission.
     """
     sig = signature(job)
     numeric, categorical = split_params(job.get("params"))
@@ -143,7 +151,7 @@ def history_summary(job: dict, history: Iterable[dict]) -> dict:
     best = {t: None for t in TARGETS}
     points = {t: [] for t in TARGETS}
     censored = np.nan
-    now = float(job.get("submit_time") or 0.0)
+    now = float(job.get("submit_time") or 0.0) if now is None else float(now)
     for h in history:
         same_sig = signature(h) == sig
         if not succeeded(h):

@@ -45,7 +45,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
 from .features import (LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, LEVEL_USER, TARGETS, history_summary,
-                       split_params, static_features, succeeded, target_value)
+                       no_larger, split_params, static_features, succeeded, target_value)
 
 #: History-derived columns, in matrix order (see :func:`demand.features.history_summary`).
 HISTORY_COLUMNS = ("level", "anchor", "dist", "n_user", "n_sig", "user_med", "user_max", "sig_spread", "censored")
@@ -198,14 +198,11 @@ def _growth(values: list, ages: list) -> float:
 
 def _dominated(own: dict, groups: dict, relevant: Optional[set] = None) -> float:
     """Largest recent level among runs whose every (relevant) numeric parameter was at
-    most this job's: usage grows with the size of the input, so such a run is a floor."""
-    best = -math.inf
-    keys = set(own) if relevant is None else set(relevant) & set(own)
-    for params, vals in groups.items():
-        d = dict(params)
-        if set(d) == set(own) and all(d[k] <= own[k] + 1e-9 for k in keys):
-            best = max(best, float(np.median(vals[:EXACT_REPEATS])))
-    return best
+    most this job's (see :func:`demand.features.no_larger`): such a run is a floor."""
+    keys = None if relevant is None else set(relevant) & set(own)
+    levels = [float(np.median(vals[:EXACT_REPEATS])) for params, vals in groups.items()
+              if no_larger(dict(params), own, keys)]
+    return max(levels, default=-math.inf)
 
 
 def _group(summary: dict) -> int:
@@ -323,10 +320,10 @@ class DemandModel:
             beta = np.linalg.solve(A, Xc.T @ yc + SLOPE_PRIOR_WEIGHT * beta)
         groups: dict = {}
         ages: dict = {}
-        for p in summary["points"]:
-            key = tuple(sorted(p[0].items()))
-            groups.setdefault(key, []).append(p[1])
-            ages.setdefault(key, []).append(p[2] if len(p) > 2 else 0.0)
+        for params, value, age in summary["points"]:
+            key = tuple(sorted(params.items()))
+            groups.setdefault(key, []).append(value)
+            ages.setdefault(key, []).append(age)
         resid_ss, dof = 0.0, 0
         for vals in groups.values():
             if len(vals) >= 2:
@@ -337,12 +334,13 @@ class DemandModel:
                 resid_ss += float(np.sum(r ** 2))
                 dof += len(v) - 1
         sigma = math.sqrt((resid_ss + NOISE_PRIOR_WEIGHT * prior_noise ** 2) / (dof + NOISE_PRIOR_WEIGHT))
-        exact = groups.get(tuple(sorted(own.items())), []) if summary["dist"] == 0 else []
+        own_key = tuple(sorted(own.items()))
+        exact = groups.get(own_key, []) if summary["dist"] == 0 else []
         if exact:
             recent = exact[:EXACT_REPEATS]
             # The median, not the mean: one spiked run among the last few must not
             # lift every later limit.
-            level = float(np.median(recent)) + _growth(exact, ages[tuple(sorted(own.items()))])
+            level = float(np.median(recent)) + _growth(exact, ages[own_key])
             return level - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
         slopes = dict(zip(keys, beta))
         relevant = {k for k in own if abs(slopes.get(k, prior.get(k, 1.0))) >= RELEVANT_SLOPE}

@@ -29,9 +29,9 @@ def _totals(jobs: list[dict]) -> dict:
         cpu_res += cpu * wall
         if j.get("status") == "succeeded":
             peak = float(used.get("peak_memory") or 0.0)
-            mem_used += min(peak, memory) * wall if memory else 0.0
+            mem_used += min(peak, memory) * wall
             cpu_used += min(float(used.get("cpu_seconds") or 0.0), cpu * wall)
-            if peak > 0 and memory > 0:
+            if peak > 0:
                 ratios.append(memory / peak)
         elif j.get("reason") in kills:
             kills[j["reason"]] += 1

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from . import registry
-from .features import LEVEL_CONFIG, history_summary, signature, split_params, succeeded, target_value
+from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
+                       target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .model import GROUP_EXACT
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
@@ -168,12 +169,12 @@ class Sizer:
         requests, retries and bounds."""
         margin = 1.0 + self.safety
         model = self.bundle.model if self.bundle is not None else None
-        rule = self._history_rule(job, history)
         if model is None:
+            rule = self._history_rule(job, history)
             if rule is None:
                 return dict(self.cold_start), 0.0, "cold-start", None
             return rule, rule["cpu"], "user-history", None
-        q = model.predict(job, history_summary(job, history), now)
+        q = model.predict(job, history_summary(job, history, now), now)
         runtime = q["runtime"][1]
         timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
                       TIMEOUT_MIN_FACTOR * runtime, TIMEOUT_FLOOR)
@@ -185,6 +186,7 @@ class Sizer:
         if not model.mature:
             # Too few calibration jobs to know the model's tail: no less than the rules
             # would give (the first models are also fitted on the quickest jobs only).
+            rule = self._history_rule(job, history)
             memory = max(memory, rule["memory"] if rule else self.cold_start["memory"])
         safe = q["memory_safe"] * MB
         if q["level"] < LEVEL_CONFIG or not model.mature:
@@ -210,8 +212,7 @@ class Sizer:
             # Runs of this variant with no parameter above this job's bound it best:
             # usage grows with the input, and a larger run's maximum would waste.
             params = [split_params(h.get("params")) for h in same]
-            below = [h for h, (num, cat) in zip(same, params)
-                     if cat == variant and set(num) == set(own) and all(num[k] <= own[k] for k in own)]
+            below = [h for h, (num, cat) in zip(same, params) if cat == variant and no_larger(num, own)]
             same = below or same
         # A job with more data than any earlier run of the notebook is scaled up as if
         # its memory grew in proportion (the cautious side of any sub-linear curve).

@@ -223,3 +223,25 @@ def test_realised_report_counts_kills_and_slack_like_the_replay():
     assert out["memory_slack"] == 1 - (500 + 400) / (1000 + 1000 + 400)  # the killed run is all waste
     assert out["by_basis"]["model"]["jobs"] == 2 and out["by_basis"]["cold-start"]["memory_slack"] == 0.0
     assert realised([])["memory_slack"] is None
+
+
+def test_growth_trend_applies_when_the_job_carries_no_submit_time(tmp_path):
+    # The service sizes a job from its features alone: the time of the decision comes
+    # from the sizer, not the job, or every earlier run would look zero days old.
+    sizer = Sizer(tmp_path, {"memory": (256 * MB, 64 * GB)})
+    sizer.retrain(_history(480))
+    assert sizer.bundle.model.mature
+    t0 = 1_800_000_000
+    peaks = [1000 * 1.03 ** d for d in range(10)]  # +3% a day, one run a day
+
+    def runs(days_apart):
+        return [dict(_done(0, user="eve", n_rows=5000, peak_mb=p), submit_time=t0 + days_apart * 86400 * d)
+                for d, p in enumerate(peaks)][::-1]
+
+    job = _job(user="eve", n_rows=5000)
+    assert "submit_time" not in job
+    now = t0 + 86400 * 10
+    over_ten_days = sizer.size(job, runs(1.0), now)["predicted"]["memory"]
+    within_an_hour = sizer.size(job, runs(0.004), now)["predicted"]["memory"]
+    # same runs, same order, same noise: only their ages differ, and so the trend
+    assert over_ten_days > 1.03 * within_an_hour
