@@ -174,22 +174,60 @@ class Oracle(Policy):
 
 class NoiseAware(Policy):
     """Knows what a perfect model of every notebook could know -- each run's memory
-    before its run-to-run noise and spikes, and that noise's sigma -- but not the draw:
-    memory at the ``q`` quantile of the noise, twice the killed limit on a retry (and
-    the true cores, so that it is judged on memory alone). Its slack at a given kill
-    rate is about as low as any sizing that cannot see the future can go on that
+    before its run-to-run noise and spikes, that noise's sigma, the spikes' odds and
+    size, and the run's length -- but not the draw (and the true cores, so that it is
+    judged on memory alone). Twice the killed limit on a retry.
+
+    With ``q`` it sizes every run at the ``q`` quantile of its noise. Without, it
+    spends a kill budget where it saves most: each run's margin minimises its
+    expected reserved MB-s plus a price per kill, the one price set so that the
+    expected kills per job meet ``kill_budget`` -- the rule :class:`demand.DemandModel`
+    follows, with the uncertainty known instead of estimated. Its slack at that kill
+    rate is about as low as any sizing that cannot see the future can go on the
     trace: the floor a target must be judged against."""
 
     name = "noise-aware"
+    #: Log margins the cost-aware bound chooses from.
+    MARGINS = np.arange(0.0, 2.0, 0.005)
 
-    def __init__(self, knowledge: dict, q: float = 0.995, bounds=None, cold_start=None):
+    def __init__(self, knowledge: dict, q: Optional[float] = None, kill_budget: float = 0.009,
+                 bounds=None, cold_start=None):
+        """``knowledge``: job id -> (expected bytes, noise sigma, cores, runtime s)."""
         super().__init__(bounds, cold_start)
         from statistics import NormalDist
-        self.knowledge, self.z = knowledge, NormalDist().inv_cdf(q)  # job id -> (expected bytes, sigma, cores)
+        self.knowledge = knowledge
+        if q is not None:
+            self.margin = {i: NormalDist().inv_cdf(q) * k[1] for i, k in knowledge.items()}
+        else:
+            self.margin = self._cost_aware(knowledge, kill_budget)
+
+    @classmethod
+    def _cost_aware(cls, knowledge: dict, budget: float) -> dict:
+        from scipy.stats import norm
+
+        from .trace import SPIKE_PROBABILITY, SPIKE_RANGE
+        ids = list(knowledge)
+        k = np.array([knowledge[i] for i in ids], dtype=float)
+        sigma, cost = k[:, 1:2], k[:, 0:1] / MB * k[:, 3:4]
+        m = cls.MARGINS[None, :]
+        spikes = np.log(np.linspace(*SPIKE_RANGE, 25))
+        p = (1 - SPIKE_PROBABILITY) * norm.sf(m / sigma)
+        p += SPIKE_PROBABILITY * np.mean([norm.sf((m - s) / sigma) for s in spikes], axis=0)
+        reserved = cost * np.exp(m) * (1 + 2 * p)  # a kill costs the attempt and a retry at twice the limit
+        lo, hi = -10.0, 40.0  # log price of one kill, in MB-s
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            best = np.argmin(reserved + math.exp(mid) * p, axis=1)
+            if p[np.arange(len(ids)), best].mean() > budget:
+                lo = mid
+            else:
+                hi = mid
+        best = np.argmin(reserved + math.exp(hi) * p, axis=1)
+        return dict(zip(ids, cls.MARGINS[best].tolist()))
 
     def size(self, job, now, retry_of=None):
-        expected, sigma, cores = self.knowledge[job["id"]]
-        memory = expected * math.exp(self.z * sigma)
+        expected, _, cores, _ = self.knowledge[job["id"]]
+        memory = expected * math.exp(self.margin[job["id"]])
         if retry_of and retry_of["reason"] == "oom_killed":
             memory = max(memory, 2 * float(retry_of["allocated"]["memory"]))
         return {"memory": memory, "cpu": cores, "timeout": self.cold_start["timeout"]}

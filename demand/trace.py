@@ -51,6 +51,10 @@ KINDS = {
 }
 KIND_WEIGHTS = (0.15, 0.2, 0.25, 0.25, 0.15)
 ROW_SIZES = np.array([1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6])
+#: Share of runs whose peak memory spikes by a factor nothing in the features explains,
+#: and the range of that factor (uniform).
+SPIKE_PROBABILITY = 0.01
+SPIKE_RANGE = (1.3, 2.5)
 MAX_RUNTIME_S = 8 * 3600
 
 
@@ -182,8 +186,8 @@ def _job(rng, user: str, nb: _Notebook, t: float, day: int, scheduled: bool) -> 
         params["epochs"] = epochs
     expected_mem = _memory(nb, n_rows, variant, day)
     mem = expected_mem * rng.lognormal(0, nb.mem_noise)
-    if rng.random() < 0.01:  # a spike nothing in the features explains
-        mem *= rng.uniform(1.3, 2.5)
+    if rng.random() < SPIKE_PROBABILITY:  # a spike nothing in the features explains
+        mem *= rng.uniform(*SPIKE_RANGE)
     rows_now = n_rows * (1 + nb.growth * day)
     runtime = nb.base_rt * (rows_now / 1e4) ** nb.rt_exp * epochs ** 0.9 * rng.lognormal(0, nb.rt_noise)
     if variant == "large":
