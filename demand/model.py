@@ -88,6 +88,10 @@ MIN_KIND_JOBS = 10
 GROUP_EXACT = 4
 #: Memory quantiles the cost-aware choice picks from (1.0: the largest calibration error).
 MEMORY_QUANTILES = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+#: Calibration errors beyond a quantile needed to trust its empirical margin below the Gaussian one.
+TAIL_SAMPLES = 10
+#: Lowest memory quantile a job sized without a run of its configuration may get.
+NEW_MIN_QUANTILE = 0.9
 #: Share of model-sized jobs the memory margins may let be OOM-killed (see :meth:`DemandModel._choose`).
 MEMORY_KILL_BUDGET = 0.004
 
@@ -534,15 +538,14 @@ class DemandModel:
     def _choose(self, group: int, scale: float, log_cost: float, price: float) -> tuple[float, float]:
         """(log margin, kill probability) of the memory quantile that is cheapest for this job."""
         margins = self.margins["memory"][group]
-        if group < LEVEL_CONFIG:
-            # A new user, notebook or variant: too rare in any calibration window for its
-            # kill probabilities to be known, and few enough to size generously.
-            m = max(margins.values())
-            return m * scale, self.exceedance[group][max(margins)]
+        # A new user, notebook or variant: too rare in any calibration window for its
+        # kill probabilities to be known, and few enough to size generously -- but not
+        # at any cost: a long large guess still picks among the high quantiles.
+        lowest = NEW_MIN_QUANTILE if group < LEVEL_CONFIG else min(MEMORY_QUANTILES)
         cost = math.exp(log_cost)
         best = None
         for q, m in margins.items():
-            if q < min(MEMORY_QUANTILES):
+            if q < lowest:
                 continue
             p = self.exceedance[group][q]
             # Reserved MB-s of the attempt, and if killed, of the killed attempt and the
@@ -577,9 +580,11 @@ class DemandModel:
             for g in (LEVEL_CONFIG, GROUP_EXACT):
                 own = errors[groups == g]
                 margins[g][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled
-                # Never below the Gaussian quantile of the scale: a few calibration runs
-                # cannot show a tail they did not happen to draw.
-                margins[g][q] = max(margins[g][q], _GAUSS_Z[q])
+                if len(own) * (1 - q) < TAIL_SAMPLES:
+                    # Never below the Gaussian quantile of the scale where the calibration
+                    # runs are too few to show the tail: they cannot show what they did
+                    # not happen to draw.
+                    margins[g][q] = max(margins[g][q], _GAUSS_Z[q])
             margins[LEVEL_CONFIG][q] = max(margins[LEVEL_CONFIG][q], margins[GROUP_EXACT][q] / math.sqrt(2))
             own = raw[groups == LEVEL_NOTEBOOK]
             margins[LEVEL_NOTEBOOK][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled_raw

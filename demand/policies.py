@@ -184,53 +184,74 @@ class NoiseAware(Policy):
     expected kills per job meet ``kill_budget`` -- the rule :class:`demand.DemandModel`
     follows, with the uncertainty known instead of estimated. Its slack at that kill
     rate is about as low as any sizing that cannot see the future can go on the
-    trace: the floor a target must be judged against."""
+    trace: the floor a target must be judged against.
+
+    ``blind_first``: the first run of each notebook (per user) is known only by its
+    kind -- the spread of memory over all runs of notebooks of that kind -- as it must
+    be for any sizer that has not seen the notebook run. Every later run is known
+    perfectly, so this is still a bound, for a learner that needs one run to know
+    a notebook exactly.
+    """
 
     name = "noise-aware"
-    #: Log margins the cost-aware bound chooses from.
-    MARGINS = np.arange(0.0, 2.0, 0.005)
+    #: Log margins over the expected memory the cost-aware bound chooses from.
+    MARGINS = np.arange(0.0, 5.0, 0.005)
 
     def __init__(self, knowledge: dict, q: Optional[float] = None, kill_budget: float = 0.009,
-                 bounds=None, cold_start=None):
-        """``knowledge``: job id -> (expected bytes, noise sigma, cores, runtime s)."""
+                 blind_first: bool = False, bounds=None, cold_start=None):
+        """``knowledge``: job id (submit order) -> (expected bytes, noise sigma, cores,
+        runtime s, kind, notebook key)."""
         super().__init__(bounds, cold_start)
         from statistics import NormalDist
         self.knowledge = knowledge
+        ids = sorted(knowledge)
+        center = np.log([knowledge[i][0] for i in ids])
+        spread = np.array([knowledge[i][1] for i in ids])
+        if blind_first:
+            kinds = np.array([knowledge[i][4] for i in ids])
+            seen, first = set(), np.zeros(len(ids), bool)
+            for n, i in enumerate(ids):
+                first[n] = knowledge[i][5] not in seen
+                seen.add(knowledge[i][5])
+            for kind in set(kinds.tolist()):
+                sel = first & (kinds == kind)
+                population = center[kinds == kind]
+                spread[sel] = np.hypot(np.std(population), spread[sel])
+                center[sel] = np.mean(population)
         if q is not None:
-            self.margin = {i: NormalDist().inv_cdf(q) * k[1] for i, k in knowledge.items()}
+            margin = NormalDist().inv_cdf(q) * spread
         else:
-            self.margin = self._cost_aware(knowledge, kill_budget)
+            runtime = np.array([knowledge[i][3] for i in ids])
+            margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget)
+        self.limit = dict(zip(ids, np.exp(center + margin).tolist()))
 
     @classmethod
-    def _cost_aware(cls, knowledge: dict, budget: float) -> dict:
+    def _cost_aware(cls, cost: np.ndarray, spread: np.ndarray, budget: float) -> np.ndarray:
+        """Per job, the log margin minimising reserved MB-s plus a price per kill, at the
+        one price whose expected kills per job meet ``budget``."""
         from scipy.stats import norm
 
         from .trace import SPIKE_PROBABILITY, SPIKE_RANGE
-        ids = list(knowledge)
-        k = np.array([knowledge[i] for i in ids], dtype=float)
-        sigma, cost = k[:, 1:2], k[:, 0:1] / MB * k[:, 3:4]
-        m = cls.MARGINS[None, :]
-        spikes = np.log(np.linspace(*SPIKE_RANGE, 25))
-        p = (1 - SPIKE_PROBABILITY) * norm.sf(m / sigma)
-        p += SPIKE_PROBABILITY * np.mean([norm.sf((m - s) / sigma) for s in spikes], axis=0)
+        m, sd, cost = cls.MARGINS[None, :], spread[:, None], cost[:, None]
+        p = (1 - SPIKE_PROBABILITY) * norm.sf(m / sd)
+        for s in np.log(np.linspace(*SPIKE_RANGE, 25)):
+            p += SPIKE_PROBABILITY / 25 * norm.sf((m - s) / sd)
         reserved = cost * np.exp(m) * (1 + 2 * p)  # a kill costs the attempt and a retry at twice the limit
+        rows = np.arange(len(cost))
         lo, hi = -10.0, 40.0  # log price of one kill, in MB-s
         for _ in range(50):
             mid = (lo + hi) / 2
-            best = np.argmin(reserved + math.exp(mid) * p, axis=1)
-            if p[np.arange(len(ids)), best].mean() > budget:
+            if p[rows, np.argmin(reserved + math.exp(mid) * p, axis=1)].mean() > budget:
                 lo = mid
             else:
                 hi = mid
-        best = np.argmin(reserved + math.exp(hi) * p, axis=1)
-        return dict(zip(ids, cls.MARGINS[best].tolist()))
+        return cls.MARGINS[np.argmin(reserved + math.exp(hi) * p, axis=1)]
 
     def size(self, job, now, retry_of=None):
-        expected, _, cores, _ = self.knowledge[job["id"]]
-        memory = expected * math.exp(self.margin[job["id"]])
+        memory = self.limit[job["id"]]
         if retry_of and retry_of["reason"] == "oom_killed":
             memory = max(memory, 2 * float(retry_of["allocated"]["memory"]))
-        return {"memory": memory, "cpu": cores, "timeout": self.cold_start["timeout"]}
+        return {"memory": memory, "cpu": self.knowledge[job["id"]][2], "timeout": self.cold_start["timeout"]}
 
 
 #: Policies by name, in the order reports list them.

@@ -58,14 +58,16 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
         truth = {i: {"memory": r["peak_mem_mb"] * MB, "cpu": r["cpu_seconds"] / max(r["runtime_s"], 1e-9)}
                  for i, r in enumerate(rows)}
         return Oracle(truth, bounds=bounds)
-    if name.startswith("noise-aware"):  # noise-aware (cost-aware, 0.9% kills) or noise-aware@0.999
+    if name.startswith("noise-aware"):  # noise-aware[-blind] (cost-aware, 0.9% kills) or noise-aware@0.999
         if any(HIDDEN not in r for r in rows):
             raise ValueError("the noise-aware bound needs a trace generated in this run (demand.trace.generate)")
         knowledge = {i: (r[HIDDEN]["mem_mb"] * MB, r[HIDDEN]["mem_sigma"],
-                         r["cpu_seconds"] / max(r["runtime_s"], 1e-9), r["runtime_s"])
+                         r["cpu_seconds"] / max(r["runtime_s"], 1e-9), r["runtime_s"], r[HIDDEN]["kind"],
+                         (r["user"], r["code_cells"], r["source_bytes"], tuple(r["imports"])))
                      for i, r in enumerate(rows)}
-        q = name.partition("@")[2]
-        return NoiseAware(knowledge, q=float(q) if q else None, bounds=bounds)
+        variant, _, q = name.partition("@")
+        return NoiseAware(knowledge, q=float(q) if q else None, blind_first=variant.endswith("-blind"),
+                          bounds=bounds)
     if name == "model":
         return POLICIES[name](bounds=bounds, capacity=capacity, **kw)
     return POLICIES[name](bounds=bounds)

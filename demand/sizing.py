@@ -34,7 +34,7 @@ from . import registry
 from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
                        target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
-from .model import GROUP_EXACT
+from .model import GROUP_EXACT, RELEVANT_SLOPE
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
 MB = 2**20
@@ -186,7 +186,7 @@ class Sizer:
         if not model.mature:
             # Too few calibration jobs to know the model's tail: no less than the rules
             # would give (the first models are also fitted on the quickest jobs only).
-            rule = self._history_rule(job, history)
+            rule = self._history_rule(job, history, model.slopes.get("memory"))
             memory = max(memory, rule["memory"] if rule else self.cold_start["memory"])
         safe = q["memory_safe"] * MB
         if q["level"] < LEVEL_CONFIG or not model.mature:
@@ -197,8 +197,12 @@ class Sizer:
         return ({"memory": memory, "cpu": q["cores"][1] * margin, "timeout": timeout},
                 q["cores"][0], "model", safe)
 
-    def _history_rule(self, job: dict, history: list) -> Optional[dict]:
-        """The user's recent maxima with headroom, or None without a finished job."""
+    def _history_rule(self, job: dict, history: list, slopes: Optional[dict] = None) -> Optional[dict]:
+        """The user's recent maxima with headroom, or None without a finished job.
+
+        ``slopes`` (d log memory / d log parameter, pooled over notebooks by a model)
+        say which parameters move memory and how fast; without them every numeric
+        parameter is assumed to, in proportion."""
         margin = 1.0 + self.safety
         known = [h for h in history if succeeded(h)]
         same = [h for h in known if signature(h) == signature(job)]
@@ -211,17 +215,20 @@ class Sizer:
             floor = 0.0
             # Runs of this variant with no parameter above this job's bound it best:
             # usage grows with the input, and a larger run's maximum would waste.
+            relevant = None if slopes is None else [k for k in own if slopes.get(k, 1.0) >= RELEVANT_SLOPE]
             params = [split_params(h.get("params")) for h in same]
-            below = [h for h, (num, cat) in zip(same, params) if cat == variant and no_larger(num, own)]
+            below = [h for h, (num, cat) in zip(same, params) if cat == variant and no_larger(num, own, relevant)]
             same = below or same
         # A job with more data than any earlier run of the notebook is scaled up as if
-        # its memory grew in proportion (the cautious side of any sub-linear curve).
+        # its memory grew in proportion (the cautious side of any sub-linear curve),
+        # or as fast as the pooled slope says when it is known (epochs move no memory).
         seen = [split_params(h.get("params"))[0] for h in same[:20]]
         growth = 0.0
         for key, value in own.items():
             past = [p[key] for p in seen if key in p]
             if past and value > max(past):
-                growth += value - max(past)
+                rate = 1.0 if slopes is None else float(min(1.0, max(0.0, slopes.get(key, 1.0))))
+                growth += rate * (value - max(past))
         maxima = {}
         for target in HISTORY_HEADROOM:
             values = [y for h in same[:20] if (y := target_value(h.get("used"), target)) is not None]

@@ -202,8 +202,8 @@ def _job(rng, user: str, nb: _Notebook, t: float, day: int, scheduled: bool) -> 
         "peak_mem_mb": round(float(mem), 1), "cpu_seconds": round(cores * runtime, 1),
         "runtime_s": round(runtime, 1),
         # The generator's own knowledge, for the noise-aware bound (never in the CSV):
-        # the run's memory before its noise and spike, and the noise's sigma.
-        HIDDEN: {"mem_mb": float(expected_mem), "mem_sigma": float(nb.mem_noise)},
+        # the run's memory before its noise and spike, the noise's sigma, the notebook's kind.
+        HIDDEN: {"mem_mb": float(expected_mem), "mem_sigma": float(nb.mem_noise), "kind": nb.kind},
     }
 
 

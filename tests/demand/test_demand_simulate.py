@@ -1,11 +1,13 @@
 """The replay: no policy sees the future, and ours beats VPA on a small trace."""
 
+import math
+
 import numpy as np
 
 from demand.forecast import evaluate
 from demand.policies import Policy
 from demand.simulate import make_policy, simulate
-from demand.sizing import DEFAULT_BOUNDS, GB
+from demand.sizing import DEFAULT_BOUNDS, GB, MB
 from demand.trace import generate, typed
 
 TRUTH = ("peak_mem_mb", "cpu_seconds", "runtime_s")
@@ -89,3 +91,28 @@ def test_noise_aware_bound_needs_the_generator_and_never_leaks_it(tmp_path):
     assert loose["oom_rate"] > tight["oom_rate"]  # a lower quantile kills more
     fixed = simulate(rows, make_policy("fixed", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
     assert tight["mem_slack"] < 0.6 * fixed["mem_slack"]
+
+
+def test_blind_bound_knows_a_first_run_only_by_its_kind():
+    from demand.policies import NoiseAware
+    from demand.trace import HIDDEN
+
+    rows = [typed(r) for r in generate(4, 8, seed=3)]
+    knowledge = {i: (r[HIDDEN]["mem_mb"] * MB, r[HIDDEN]["mem_sigma"], 1.0, r["runtime_s"], r[HIDDEN]["kind"],
+                     (r["user"], r["code_cells"], r["source_bytes"], tuple(r["imports"])))
+                 for i, r in enumerate(rows)}
+    seen, first, later = set(), [], []
+    for i in sorted(knowledge):
+        (later if knowledge[i][5] in seen else first).append(i)
+        seen.add(knowledge[i][5])
+    # Ten times the memory for one notebook's first run: blind, its limit moves only as
+    # far as its kind's spread does; seeing, it follows.
+    one = first[len(first) // 2]
+    heavier = {**knowledge, one: (knowledge[one][0] * 10,) + knowledge[one][1:]}
+    for blind in (True, False):
+        a = NoiseAware(knowledge, q=0.99, blind_first=blind)
+        b = NoiseAware(heavier, q=0.99, blind_first=blind)
+        assert all(b.limit[i] == a.limit[i] for i in later if knowledge[i][4] != knowledge[one][4])
+        assert (b.limit[one] / a.limit[one] < 2) if blind else math.isclose(b.limit[one] / a.limit[one], 10)
+    costly = NoiseAware(knowledge, kill_budget=0.05)
+    assert len(set(costly.limit.values())) > 1

@@ -245,3 +245,47 @@ def test_growth_trend_applies_when_the_job_carries_no_submit_time(tmp_path):
     within_an_hour = sizer.size(job, runs(0.004), now)["predicted"]["memory"]
     # same runs, same order, same noise: only their ages differ, and so the trend
     assert over_ten_days > 1.03 * within_an_hour
+
+
+def test_history_rule_scales_only_with_parameters_that_move_memory(tmp_path):
+    sizer = Sizer(tmp_path, BOUNDS)
+    history = [dict(_done(i, peak_mb=1000), params={"n_rows": 1000, "epochs": 1}) for i in range(5)][::-1]
+    job = dict(_job(), params={"n_rows": 1000, "epochs": 10})
+    assumed = sizer._history_rule(job, history)["memory"]  # no slopes known: epochs assumed to scale memory
+    learned = sizer._history_rule(job, history, {"n_rows": 0.9, "epochs": 0.0})["memory"]
+    assert assumed > 4 * learned
+    assert learned >= 1000 * MB  # still never below the runs it has seen
+    bigger = dict(job, params={"n_rows": 10000, "epochs": 10})
+    assert sizer._history_rule(bigger, history, {"n_rows": 0.9, "epochs": 0.0})["memory"] > 5 * learned
+
+
+def _trace_history(days, users, seed):
+    """A synthetic trace's jobs as finished service records (every run unconstrained)."""
+    from demand.trace import generate, typed
+
+    return [{"id": i, "user": r["user"], "submit_time": r["submit_time"], "code_cells": r["code_cells"],
+             "source_bytes": r["source_bytes"], "imports": r["imports"], "params": r["params"],
+             "status": "succeeded", "end_time": r["submit_time"] + r["runtime_s"],
+             "used": {"peak_memory": r["peak_mem_mb"] * MB, "cpu_seconds": r["cpu_seconds"],
+                      "wall_seconds": r["runtime_s"]}}
+            for i, r in enumerate(typed(r) for r in generate(days, users, seed))]
+
+
+def test_a_long_new_notebook_risks_a_lower_quantile_than_a_short_one(tmp_path):
+    from demand.features import LEVEL_NONE, LEVEL_NOTEBOOK, LEVEL_USER
+    from demand.model import NEW_MIN_QUANTILE
+
+    sizer = Sizer(tmp_path, BOUNDS)
+    sizer.retrain(_trace_history(10, 20, seed=4))
+    model = sizer.bundle.model
+    assert model.kill_price is not None
+    spread = [g for g in (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK) if len(set(model.margins["memory"][g].values())) > 1]
+    assert spread  # on this trace, new users' and notebooks' errors have a tail
+    for group in spread:
+        margins = model.margins["memory"][group]
+        cheap, _ = model._choose(group, 1.0, math.log(10.0), model.kill_price)
+        costly, p = model._choose(group, 1.0, math.log(model.kill_price) + 10, model.kill_price)
+        assert cheap == max(margins.values())  # a short small guess covers everything seen
+        # ... a long large one risks the lowest margin allowed, and its kill odds are priced
+        assert costly == min(m for q, m in margins.items() if q >= NEW_MIN_QUANTILE) < cheap
+        assert p >= model.exceedance[group][max(margins)] and p > 0
