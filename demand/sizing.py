@@ -201,12 +201,13 @@ class Sizer:
         """The user's recent maxima with headroom, or None without a finished job.
 
         ``slopes`` (d log memory / d log parameter, pooled over notebooks by a model)
-        say which parameters move memory and how fast; without them every numeric
-        parameter is assumed to, in proportion."""
+        say which parameters move memory at all; without them every numeric parameter
+        is assumed to."""
         margin = 1.0 + self.safety
         known = [h for h in history if succeeded(h)]
         same = [h for h in known if signature(h) == signature(job)]
         own, variant = split_params(job.get("params"))
+        relevant = None if slopes is None else [k for k in own if slopes.get(k, 1.0) >= RELEVANT_SLOPE]
         if not same and known:
             # Another notebook of this user says little about this one: the admin's
             # default, unless the user's jobs are known to be larger.
@@ -215,20 +216,18 @@ class Sizer:
             floor = 0.0
             # Runs of this variant with no parameter above this job's bound it best:
             # usage grows with the input, and a larger run's maximum would waste.
-            relevant = None if slopes is None else [k for k in own if slopes.get(k, 1.0) >= RELEVANT_SLOPE]
             params = [split_params(h.get("params")) for h in same]
             below = [h for h, (num, cat) in zip(same, params) if cat == variant and no_larger(num, own, relevant)]
             same = below or same
         # A job with more data than any earlier run of the notebook is scaled up as if
-        # its memory grew in proportion (the cautious side of any sub-linear curve),
-        # or as fast as the pooled slope says when it is known (epochs move no memory).
+        # its memory grew in proportion (the cautious side of any sub-linear curve) --
+        # in the parameters that move memory at all, when slopes say which (epochs do not).
         seen = [split_params(h.get("params"))[0] for h in same[:20]]
         growth = 0.0
         for key, value in own.items():
             past = [p[key] for p in seen if key in p]
-            if past and value > max(past):
-                rate = 1.0 if slopes is None else float(min(1.0, max(0.0, slopes.get(key, 1.0))))
-                growth += rate * (value - max(past))
+            if past and value > max(past) and (relevant is None or key in relevant):
+                growth += value - max(past)
         maxima = {}
         for target in HISTORY_HEADROOM:
             values = [y for h in same[:20] if (y := target_value(h.get("used"), target)) is not None]
