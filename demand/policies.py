@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -172,6 +172,17 @@ class Oracle(Policy):
         return {"memory": t["memory"], "cpu": t["cpu"], "timeout": self.cold_start["timeout"]}
 
 
+class Known(NamedTuple):
+    """What the noise-aware bound is told of one run (see :class:`NoiseAware`)."""
+
+    expected: float   # peak memory before noise and spike, bytes
+    sigma: float      # the notebook's run-to-run noise (log)
+    cores: float      # true cores used
+    runtime: float    # seconds
+    kind: str         # the generator's notebook kind
+    notebook: tuple   # (user, features.signature): one user's notebook
+
+
 class NoiseAware(Policy):
     """Knows what a perfect model of every notebook could know -- each run's memory
     before its run-to-run noise and spikes, that noise's sigma, the spikes' odds and
@@ -199,20 +210,19 @@ class NoiseAware(Policy):
 
     def __init__(self, knowledge: dict, q: Optional[float] = None, kill_budget: float = 0.009,
                  blind_first: bool = False, bounds=None, cold_start=None):
-        """``knowledge``: job id (submit order) -> (expected bytes, noise sigma, cores,
-        runtime s, kind, notebook key)."""
+        """``knowledge``: job id (submit order) -> :class:`Known`."""
         super().__init__(bounds, cold_start)
         from statistics import NormalDist
         self.knowledge = knowledge
         ids = sorted(knowledge)
-        center = np.log([knowledge[i][0] for i in ids])
-        spread = np.array([knowledge[i][1] for i in ids])
+        center = np.log([knowledge[i].expected for i in ids])
+        spread = np.array([knowledge[i].sigma for i in ids])
         if blind_first:
-            kinds = np.array([knowledge[i][4] for i in ids])
+            kinds = np.array([knowledge[i].kind for i in ids])
             seen, first = set(), np.zeros(len(ids), bool)
             for n, i in enumerate(ids):
-                first[n] = knowledge[i][5] not in seen
-                seen.add(knowledge[i][5])
+                first[n] = knowledge[i].notebook not in seen
+                seen.add(knowledge[i].notebook)
             for kind in set(kinds.tolist()):
                 sel = first & (kinds == kind)
                 population = center[kinds == kind]
@@ -221,7 +231,7 @@ class NoiseAware(Policy):
         if q is not None:
             margin = NormalDist().inv_cdf(q) * spread
         else:
-            runtime = np.array([knowledge[i][3] for i in ids])
+            runtime = np.array([knowledge[i].runtime for i in ids])
             margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget)
         self.limit = dict(zip(ids, np.exp(center + margin).tolist()))
 
@@ -251,7 +261,7 @@ class NoiseAware(Policy):
         memory = self.limit[job["id"]]
         if retry_of and retry_of["reason"] == "oom_killed":
             memory = max(memory, 2 * float(retry_of["allocated"]["memory"]))
-        return {"memory": memory, "cpu": self.knowledge[job["id"]][2], "timeout": self.cold_start["timeout"]}
+        return {"memory": memory, "cpu": self.knowledge[job["id"]].cores, "timeout": self.cold_start["timeout"]}
 
 
 #: Policies by name, in the order reports list them.

@@ -36,7 +36,8 @@ from typing import Optional
 import numpy as np
 
 from .forecast import evaluate as evaluate_forecast
-from .policies import POLICIES, NoiseAware, Oracle
+from .features import signature
+from .policies import POLICIES, Known, NoiseAware, Oracle
 from .sizing import DEFAULT_BOUNDS, GB, MB, oom_bump
 from .trace import HIDDEN, read_csv
 
@@ -52,6 +53,15 @@ def _request(i: int, row: dict) -> dict:
             "requested": {"cpu": row["requested_cpu"], "memory": row["requested_mem_mb"] * MB}}
 
 
+def known(row: dict) -> Known:
+    """What the noise-aware bound is told of a trace row: the generator's hidden
+    knowledge, the run's true cores and length, and which user's notebook it is."""
+    hidden = row[HIDDEN]
+    return Known(expected=hidden["mem_mb"] * MB, sigma=hidden["mem_sigma"],
+                 cores=row["cpu_seconds"] / max(row["runtime_s"], 1e-9), runtime=row["runtime_s"],
+                 kind=hidden["kind"], notebook=(row["user"], signature(row)))
+
+
 def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
     """Instantiate a policy by name; only the oracle is given the truth."""
     if name == "oracle":
@@ -61,10 +71,7 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
     if name.startswith("noise-aware"):  # noise-aware[-blind] (cost-aware, 0.9% kills) or noise-aware@0.999
         if any(HIDDEN not in r for r in rows):
             raise ValueError("the noise-aware bound needs a trace generated in this run (demand.trace.generate)")
-        knowledge = {i: (r[HIDDEN]["mem_mb"] * MB, r[HIDDEN]["mem_sigma"],
-                         r["cpu_seconds"] / max(r["runtime_s"], 1e-9), r["runtime_s"], r[HIDDEN]["kind"],
-                         (r["user"], r["code_cells"], r["source_bytes"], tuple(r["imports"])))
-                     for i, r in enumerate(rows)}
+        knowledge = {i: known(r) for i, r in enumerate(rows)}
         variant, _, q = name.partition("@")
         return NoiseAware(knowledge, q=float(q) if q else None, blind_first=variant.endswith("-blind"),
                           bounds=bounds)

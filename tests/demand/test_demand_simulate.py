@@ -95,24 +95,43 @@ def test_noise_aware_bound_needs_the_generator_and_never_leaks_it(tmp_path):
 
 def test_blind_bound_knows_a_first_run_only_by_its_kind():
     from demand.policies import NoiseAware
-    from demand.trace import HIDDEN
+    from demand.simulate import known
 
     rows = [typed(r) for r in generate(4, 8, seed=3)]
-    knowledge = {i: (r[HIDDEN]["mem_mb"] * MB, r[HIDDEN]["mem_sigma"], 1.0, r["runtime_s"], r[HIDDEN]["kind"],
-                     (r["user"], r["code_cells"], r["source_bytes"], tuple(r["imports"])))
-                 for i, r in enumerate(rows)}
+    knowledge = {i: known(r) for i, r in enumerate(rows)}
     seen, first, later = set(), [], []
     for i in sorted(knowledge):
-        (later if knowledge[i][5] in seen else first).append(i)
-        seen.add(knowledge[i][5])
+        (later if knowledge[i].notebook in seen else first).append(i)
+        seen.add(knowledge[i].notebook)
     # Ten times the memory for one notebook's first run: blind, its limit moves only as
     # far as its kind's spread does; seeing, it follows.
     one = first[len(first) // 2]
-    heavier = {**knowledge, one: (knowledge[one][0] * 10,) + knowledge[one][1:]}
+    heavier = {**knowledge, one: knowledge[one]._replace(expected=knowledge[one].expected * 10)}
     for blind in (True, False):
         a = NoiseAware(knowledge, q=0.99, blind_first=blind)
         b = NoiseAware(heavier, q=0.99, blind_first=blind)
-        assert all(b.limit[i] == a.limit[i] for i in later if knowledge[i][4] != knowledge[one][4])
+        assert all(b.limit[i] == a.limit[i] for i in later if knowledge[i].kind != knowledge[one].kind)
         assert (b.limit[one] / a.limit[one] < 2) if blind else math.isclose(b.limit[one] / a.limit[one], 10)
-    costly = NoiseAware(knowledge, kill_budget=0.05)
-    assert len(set(costly.limit.values())) > 1
+
+
+def test_cost_aware_bound_risks_kills_on_expensive_runs_and_meets_its_budget():
+    from demand.policies import NoiseAware
+    from demand.simulate import known
+
+    rows = [typed(r) for r in generate(4, 8, seed=3)]
+    knowledge = {i: known(r) for i, r in enumerate(rows)}
+    bound = NoiseAware(knowledge, kill_budget=0.01)
+    margin = {i: math.log(bound.limit[i] / k.expected) for i, k in knowledge.items()}
+    by_notebook: dict = {}
+    for i, k in knowledge.items():
+        by_notebook.setdefault(k.notebook, []).append((k.expected * k.runtime, margin[i]))
+    spread = 0
+    for runs in by_notebook.values():  # same noise: the costlier run never gets the wider margin
+        runs.sort()
+        assert all(m2 <= m1 + 1e-12 for (_, m1), (_, m2) in zip(runs, runs[1:]))
+        spread += runs[0][1] > runs[-1][1]
+    assert spread  # and somewhere the cost does change the margin
+    result = simulate(rows, make_policy("noise-aware", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    assert result["oom_rate"] <= 0.03  # near its 0.9% budget on a trace this small
+    tight = simulate(rows, make_policy("noise-aware@0.5", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    assert tight["oom_rate"] > result["oom_rate"]
