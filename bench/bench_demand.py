@@ -5,9 +5,10 @@
 For each seed it generates the synthetic trace, replays it under every policy and
 prints the per-policy table, then one summary line per seed: the model's memory and
 cpu slack as a fraction of VPA's, both kill rates, and the load forecast's MASE
-against seasonal naive, and the same ratio for the noise-aware bound (a sizer that
-knows each run's memory before its noise and spikes, the noise and the spikes' odds): no sizing that
-cannot see the future does much better. The target: kill rate <= VPA's and <= 1%,
+against seasonal naive, and the same ratio for two noise-aware bounds: sizers that
+know each run's memory before its noise and spikes, the noise and the spikes' odds
+(the blind one knows a notebook's first run only by its kind). No sizing that cannot
+see the future does much better. The target: kill rate <= VPA's and <= 1%,
 memory slack ratio <= 0.70, forecast MASE below seasonal naive's.
 """
 

@@ -289,3 +289,20 @@ def test_a_long_new_notebook_risks_a_lower_quantile_than_a_short_one(tmp_path):
         # ... a long large one risks the lowest margin allowed, and its kill odds are priced
         assert costly == min(m for q, m in margins.items() if q >= NEW_MIN_QUANTILE) < cheap
         assert p >= model.exceedance[group][max(margins)] and p > 0
+
+
+def test_gaussian_floor_only_where_the_calibration_tail_is_too_thin_to_see():
+    import numpy as np
+
+    from demand.model import GROUP_EXACT, DemandModel, _GAUSS_Z
+
+    def exact_margins(n):
+        errors = np.random.default_rng(1).normal(0, 0.5, n)  # tighter than the estimated scale says
+        groups = np.full(n, GROUP_EXACT)
+        margins, _ = DemandModel._calibrate(errors, errors, groups, errors, errors, [0.8, 0.999])
+        return margins[GROUP_EXACT]
+
+    many, few = exact_margins(400), exact_margins(40)
+    assert many[0.8] < 0.7 * _GAUSS_Z[0.8]  # 80 errors beyond it: the empirical margin stands
+    assert many[0.999] >= _GAUSS_Z[0.999]   # none beyond it to see: never below the Gaussian
+    assert few[0.8] >= _GAUSS_Z[0.8]        # 8 beyond it: too few to go below
