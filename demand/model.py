@@ -21,9 +21,15 @@ Why this shape:
   a price per kill; the one price is fitted on the calibration window so that the
   window's kill share meets :data:`MEMORY_KILL_BUDGET`. Short small jobs get limits
   that cover even rare spikes, the expensive ones tight limits.
-* **Exact re-runs and curves.** A re-run with exactly known parameters is predicted
-  from the mean of its last few exact repeats and its noise is measured among exact
-  repeats only; other parameter values are placed on the configuration's own curve
+* **Noise and spikes apart.** An exact re-run's error is a mixture: run-to-run noise,
+  which scales with the configuration's own noise, and rare spikes by a factor (another
+  input, a leak), which do not. Its kill odds at any margin come from both (see
+  :meth:`DemandModel._mixture`), so a quiet configuration is not sized for a noisy
+  one's noise, nor a noisy one for a quiet one's spikes.
+* **Exact re-runs and curves.** A re-run with known parameters -- all those that
+  move the target, by the pooled slopes: 10 epochs re-run 1 as far as memory goes -- is
+  predicted from the median of its last few repeats and its noise is measured among
+  such repeats only; other parameter values are placed on the configuration's own curve
   (interpolated between known points, extrapolated cautiously), since usage is
   rarely log-linear in the data size.
 * **Upper quantiles by split conformal calibration, not by a quantile loss.** The
@@ -41,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 import numpy as np
+from scipy.special import erfc as _erfc
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
@@ -94,6 +101,13 @@ TAIL_SAMPLES = 10
 NEW_MIN_QUANTILE = 0.9
 #: Share of model-sized jobs the memory margins may let be OOM-killed (see :meth:`DemandModel._choose`).
 MEMORY_KILL_BUDGET = 0.004
+#: A known configuration's calibration error beyond this many robust noise scales is a
+#: spike: a jump by a factor (another input, a leak) that no run-to-run noise explains.
+SPIKE_SIGMAS = 4.0
+#: Log margins the cost-aware choice picks among for known configurations.
+MARGIN_GRID = np.linspace(0.0, 3.0, 121)
+#: Least log scale over which the odds of a spike beyond the largest seen fade (1/e).
+SPIKE_TAIL = 0.1
 
 
 _threadpools: Optional[ThreadpoolController] = None
@@ -209,11 +223,31 @@ def _dominated(own: dict, groups: dict, relevant: Optional[set] = None) -> float
     return max(levels, default=-math.inf)
 
 
-def _group(summary: dict) -> int:
+def _point_key(params: dict, irrelevant: set) -> tuple:
+    """Identifies a run's parameters up to those that do not move the target."""
+    return tuple(sorted((k, None if k in irrelevant else v) for k, v in params.items()))
+
+
+def _irrelevant(summary: dict, slopes: dict) -> set:
+    """The job's numeric parameters that the pooled ``slopes`` show do not move the target
+    (a parameter they do not know is assumed to)."""
+    return {k for k in summary["params"] if abs(slopes.get(k, 1.0)) < RELEVANT_SLOPE}
+
+
+def _exact_repeats(summary: dict, slopes: dict) -> tuple[list, list]:
+    """(values, ages), newest first, of the earlier runs with this job's parameters in
+    all that move the target: a run with 10 epochs re-runs one with 1 as far as memory goes."""
+    if summary["level"] != LEVEL_CONFIG:
+        return [], []
+    irrelevant = _irrelevant(summary, slopes)
+    own = _point_key(summary["params"], irrelevant)
+    found = [(v, a) for p, v, a in summary["points"] if _point_key(p, irrelevant) == own]
+    return [v for v, _ in found], [a for _, a in found]
+
+
+def _group(summary: dict, slopes: dict) -> int:
     """Calibration group of one target's summary: its anchor level, exact re-runs apart."""
-    if summary["level"] == LEVEL_CONFIG and summary["dist"] == 0:
-        return GROUP_EXACT
-    return int(summary["level"])
+    return GROUP_EXACT if _exact_repeats(summary, slopes)[0] else int(summary["level"])
 
 
 def end_time(job: dict) -> float:
@@ -274,6 +308,7 @@ class DemandModel:
     exceedance: dict = field(default_factory=dict)   # memory: group -> {quantile: calibration kill share}
     corrected: dict = field(default_factory=dict)    # target -> {group: whether the learned correction applies}
     kinds: dict = field(default_factory=dict)        # module -> (jobs importing it, log memory KIND_QUANTILE)
+    tails: dict = field(default_factory=dict)        # memory: group -> error mixture (see _mixture)
 
     @property
     def mature(self) -> bool:
@@ -323,13 +358,13 @@ class DemandModel:
             A = Xc.T @ Xc + SLOPE_PRIOR_WEIGHT * np.eye(len(keys))
             beta = np.linalg.solve(A, Xc.T @ yc + SLOPE_PRIOR_WEIGHT * beta)
         groups: dict = {}
-        ages: dict = {}
+        same: dict = {}  # runs alike in every parameter that moves the target
+        irrelevant = _irrelevant(summary, prior)
         for params, value, age in summary["points"]:
-            key = tuple(sorted(params.items()))
-            groups.setdefault(key, []).append(value)
-            ages.setdefault(key, []).append(age)
+            groups.setdefault(tuple(sorted(params.items())), []).append(value)
+            same.setdefault(_point_key(params, irrelevant), []).append(value)
         resid_ss, dof = 0.0, 0
-        for vals in groups.values():
+        for vals in same.values():
             if len(vals) >= 2:
                 v = np.array(vals[:10])
                 # A rare spike is the calibrated tail's business, not this run's noise:
@@ -338,13 +373,12 @@ class DemandModel:
                 resid_ss += float(np.sum(r ** 2))
                 dof += len(v) - 1
         sigma = math.sqrt((resid_ss + NOISE_PRIOR_WEIGHT * prior_noise ** 2) / (dof + NOISE_PRIOR_WEIGHT))
-        own_key = tuple(sorted(own.items()))
-        exact = groups.get(own_key, []) if summary["dist"] == 0 else []
+        exact, ages = _exact_repeats(summary, prior)
         if exact:
             recent = exact[:EXACT_REPEATS]
             # The median, not the mean: one spiked run among the last few must not
             # lift every later limit.
-            level = float(np.median(recent)) + _growth(exact, ages[own_key])
+            level = float(np.median(recent)) + _growth(exact, ages)
             return level - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
         slopes = dict(zip(keys, beta))
         relevant = {k for k in own if abs(slopes.get(k, prior.get(k, 1.0))) >= RELEVANT_SLOPE}
@@ -421,13 +455,15 @@ class DemandModel:
             model.noise[target] = 0.1
             X = np.vstack([model._row(j, s, None) for j, s, _ in rows])
             y = np.array([y for _, _, y in rows])
-            groups = np.array([_group(s) for _, s, _ in rows])
-            # Pooled run-to-run noise: exact re-runs against their anchor (a difference
-            # of two runs, hence / sqrt 2), robustly.
+            groups = np.array([_group(s, model.slopes[target]) for _, s, _ in rows])
+            # Pooled run-to-run noise: exact re-runs against their newest repeat (a
+            # difference of two runs, hence / sqrt 2), robustly.
             exact = groups[:n_fit] == GROUP_EXACT
             if exact.sum() >= 20:
-                anchor_err = y[:n_fit][exact] - np.array([s["anchor"] for _, s, _ in rows[:n_fit]])[exact]
-                model.noise[target] = max(0.01, 1.4826 * float(np.median(np.abs(anchor_err))) / math.sqrt(2))
+                newest = np.array([_exact_repeats(s, model.slopes[target])[0][0] for (_, s, _), e
+                                   in zip(rows[:n_fit], exact) if e])
+                model.noise[target] = max(0.01, 1.4826 * float(np.median(np.abs(y[:n_fit][exact] - newest)))
+                                          / math.sqrt(2))
             base, scale = map(np.array, zip(*(model._base(target, s) for _, s, _ in rows)))
             # A column never observed (say, no anchor yet) carries nothing, and the
             # histogram binning cannot bin it.
@@ -464,6 +500,16 @@ class DemandModel:
                 y[n_fit:] - user_med, qs)
             if target == "memory":
                 model.exceedance = exceed
+                # Exact re-runs are predicted from their repeats alone unless the
+                # correction proved itself: then every one of them is a fair sample of
+                # the error (spikes are rare, and each window shows a handful).
+                if model.corrected[target].get(GROUP_EXACT):
+                    exact = groups[n_fit:] == GROUP_EXACT
+                    tail = model._mixture((y[n_fit:] - point)[exact], scale[n_fit:][exact])
+                else:
+                    exact = groups == GROUP_EXACT
+                    tail = model._mixture((y - base)[exact], scale[exact])
+                model.tails = {GROUP_EXACT: tail} if tail else {}
             cal_points[target] = {"index": index[n_fit:], "point": point, "y": y[n_fit:],
                                   "groups": groups[n_fit:], "scale": scale[n_fit:]}
             q = quantiles[target]
@@ -502,58 +548,117 @@ class DemandModel:
         self.kill_price = None
         if self.memory_kill_budget is None or len(log_cost) < MIN_PRICE_SAMPLES:
             return
+        # Every calibration job's options, padded to one matrix (a padded option costs inf).
+        options = [self._options(g, sc) for g, sc in zip(mem["groups"], mem["scale"])]
+        width = max(len(m) for m, _ in options)
+        M, P = np.full((len(options), width), np.inf), np.ones((len(options), width))
+        for i, (m, p) in enumerate(options):
+            M[i, :len(m)], P[i, :len(p)] = m, p
+        rows, weight = np.arange(len(options)), np.exp(log_cost)
+
+        def sized(log_price: float) -> tuple[np.ndarray, np.ndarray]:
+            """(log limits, kill probabilities) of the window's jobs at one price."""
+            pick = np.argmin(self._expected(weight[:, None], M, P, math.exp(log_price)), axis=1)
+            return mem["point"] + M[rows, pick], P[rows, pick]
+
+        def outcome(upper: np.ndarray) -> tuple[float, float]:
+            """(realised kill share, MB-s-weighted slack) of the window at these limits."""
+            slack = np.sum(weight * (1 - np.exp(np.minimum(mem["y"] - upper, 0)))) / np.sum(weight)
+            return float(np.mean(mem["y"] > upper)), float(slack)
+
         lo, hi = float(np.min(log_cost)) - 10, float(np.max(log_cost)) + 25  # log price
+        # A window job whose error is beyond every option is killed at any price: such
+        # kills do not count against the budget, or one outlier would make the price
+        # infinite and every limit the widest there is.
+        target = max(self.memory_kill_budget, outcome(sized(hi)[0])[0])
         for _ in range(40):
             mid = (lo + hi) / 2
-            margin = np.array([self._choose(g, sc, lc, math.exp(mid))[0]
-                               for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)])
-            if np.mean(mem["y"] > mem["point"] + margin) > self.memory_kill_budget:
+            if outcome(sized(mid)[0])[0] > target:
                 lo = mid
             else:
                 hi = mid
         self.kill_price = math.exp(hi)
-        self.metrics["memory"]["tradeoff"] = self._tradeoff(mem, log_cost)
-        chosen = [self._choose(g, sc, lc, self.kill_price) for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)]
-        margin = np.array([m for m, _ in chosen])
-        upper = mem["point"] + margin
-        self.metrics["memory"].update(
-            kill_price_log=round(hi, 3),
-            cost_aware_kill_rate=float(np.mean(mem["y"] > upper)),
-            cost_aware_expected_kill_rate=float(np.mean([p for _, p in chosen])),
-            cost_aware_slack=float(np.sum(np.exp(log_cost) * (1 - np.exp(np.minimum(mem["y"] - upper, 0))))
-                                   / np.sum(np.exp(log_cost))))
+        self.metrics["memory"]["tradeoff"] = [
+            dict(zip(("price_log", "kill", "slack"), (float(lp), *outcome(sized(lp)[0]))))
+            for lp in np.arange(math.floor(np.min(log_cost)), math.ceil(np.max(log_cost)) + 12, 1.0)]
+        upper, p = sized(hi)
+        kill, slack = outcome(upper)
+        self.metrics["memory"].update(kill_price_log=round(hi, 3), cost_aware_kill_rate=kill,
+                                      cost_aware_expected_kill_rate=float(np.mean(p)), cost_aware_slack=slack)
 
-    def _tradeoff(self, mem: dict, log_cost: np.ndarray) -> list:
-        """Realised kill share and MB-s-weighted slack on the calibration window, per price."""
-        out = []
-        for price_log in np.arange(math.floor(np.min(log_cost)), math.ceil(np.max(log_cost)) + 12, 1.0):
-            chosen = np.array([self._choose(g, sc, lc, math.exp(price_log))[0]
-                               for g, sc, lc in zip(mem["groups"], mem["scale"], log_cost)])
-            upper = mem["point"] + chosen
-            w = np.exp(log_cost)
-            out.append({"price_log": float(price_log), "kill": float(np.mean(mem["y"] > upper)),
-                        "slack": float(np.sum(w * (1 - np.exp(np.minimum(mem["y"] - upper, 0)))) / np.sum(w))})
-        return out
+    def _options(self, group: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """(log margins, their kill probabilities) a memory limit may be chosen from.
+
+        An exact re-run (once enough calibrate): any margin of MARGIN_GRID, each with the
+        kill probability of the error mixture. Otherwise the calibrated quantiles of the
+        job's group -- a new user, notebook or variant is too rare in any calibration
+        window for its kill probabilities to be known, and few enough to size
+        generously, but not at any cost: a long large guess still picks among the high
+        quantiles."""
+        tail = getattr(self, "tails", {}).get(group)  # models saved before mixtures have none
+        if tail is not None:
+            return MARGIN_GRID, self._mixture_kill(tail, scale)
+        lowest = NEW_MIN_QUANTILE if group < LEVEL_CONFIG else min(MEMORY_QUANTILES)
+        qs = [q for q in self.margins["memory"][group] if q >= lowest]
+        return (np.array([self.margins["memory"][group][q] * scale for q in qs]),
+                np.array([self.exceedance[group][q] for q in qs]))
+
+    @staticmethod
+    def _mixture_kill(tail: dict, scale: float) -> np.ndarray:
+        """P(peak above point + m) for each m of MARGIN_GRID: run-to-run noise in units of
+        the configuration's noise ``scale`` (empirical, never thinner than its Gaussian
+        fit), plus spikes in plain log, whatever the configuration's noise."""
+        body, spikes, weights = tail["body"], tail["spikes"], tail["weights"]
+        t = MARGIN_GRID / scale
+        empirical = 1.0 - np.searchsorted(body, t, side="right") / len(body)
+        gauss = 0.5 * _erfc((t - tail["centre"]) / (tail["spread"] * math.sqrt(2.0)))
+        # Spikes beyond m: counted as a new one among those seen would be (the +1), and
+        # beyond the largest seen, fading with the spread of their sizes -- never zero.
+        top = spikes[-1] if len(spikes) else 0.0
+        tau = max(float(np.std(spikes)) if len(spikes) > 1 else 0.0, SPIKE_TAIL)
+        above = np.concatenate([np.cumsum(weights[::-1])[::-1], [0.0]])  # weight of spikes from the i-th up
+        beyond = above[np.searchsorted(spikes, MARGIN_GRID, side="right")]
+        total = weights.sum() + 1
+        spike = np.where(MARGIN_GRID < top, (beyond + 1) / total, np.exp(-(MARGIN_GRID - top) / tau) / total)
+        return (1 - tail["share"]) * np.maximum(empirical, gauss) + tail["share"] * spike
+
+    @staticmethod
+    def _expected(cost, margins, p, price):
+        """Expected reserved MB-s of an attempt, and if killed, of the killed attempt and
+        the extra of its retry (at twice the limit, see demand.sizing.RETRY_FACTOR), plus
+        the price of its kill probability."""
+        return cost * np.exp(margins) * (1 + 2 * p) + p * price
 
     def _choose(self, group: int, scale: float, log_cost: float, price: float) -> tuple[float, float]:
-        """(log margin, kill probability) of the memory quantile that is cheapest for this job."""
-        margins = self.margins["memory"][group]
-        # A new user, notebook or variant: too rare in any calibration window for its
-        # kill probabilities to be known, and few enough to size generously -- but not
-        # at any cost: a long large guess still picks among the high quantiles.
-        lowest = NEW_MIN_QUANTILE if group < LEVEL_CONFIG else min(MEMORY_QUANTILES)
-        cost = math.exp(log_cost)
-        best = None
-        for q, m in margins.items():
-            if q < lowest:
-                continue
-            p = self.exceedance[group][q]
-            # Reserved MB-s of the attempt, and if killed, of the killed attempt and the
-            # extra of its retry (at twice the limit, see demand.sizing.RETRY_FACTOR).
-            expected = cost * math.exp(m * scale) * (1 + 2 * p) + p * price
-            if best is None or expected < best[0]:
-                best = (expected, m * scale, p)
-        return best[1], best[2]
+        """(log margin, kill probability) of the memory limit that is cheapest for this job."""
+        margins, p = self._options(group, scale)
+        i = int(np.argmin(self._expected(math.exp(log_cost), margins, p, price)))
+        return float(margins[i]), float(p[i])
+
+    @staticmethod
+    def _mixture(raw: np.ndarray, scale: np.ndarray) -> Optional[dict]:
+        """Exact re-runs' errors (log, and each job's noise scale) as a mixture: the body
+        in units of the job's noise, the spikes as a share and their sizes in plain log.
+
+        Pooled errors in noise units alone make a poor tail: a spike of 1.5x is 10 units
+        on a quiet configuration and 2 on a noisy one, so every quantile mixes them, too
+        wide for the noisy, too narrow for the quiet. A spike is an error beyond
+        SPIKE_SIGMAS robust units; a small one hides in a noisy job's noise, so each seen
+        spike stands for 1 / (the share of jobs on which one its size would show).
+        """
+        if len(raw) < MIN_PRICE_SAMPLES:
+            return None
+        e = raw / scale
+        centre = float(np.median(e))
+        threshold = scale * (centre + SPIKE_SIGMAS * max(1.4826 * float(np.median(np.abs(e - centre))), 1e-3))
+        spike = raw > threshold
+        sizes = np.sort(raw[spike])
+        seen = np.sort(threshold)
+        weights = len(seen) / np.maximum(np.searchsorted(seen, sizes, side="left"), 1)
+        body = e[~spike]
+        c = float(np.median(body))
+        return {"body": np.sort(body), "centre": c, "spread": max(1.4826 * float(np.median(np.abs(body - c))), 1e-3),
+                "share": float(min(0.5, (weights.sum() + 1) / (len(e) + 1))), "spikes": sizes, "weights": weights}
 
     @staticmethod
     def _calibrate(errors: np.ndarray, raw: np.ndarray, groups: np.ndarray, vs_global: np.ndarray,
@@ -600,26 +705,30 @@ class DemandModel:
         return margins, exceed
 
     def predict(self, job: dict, summary: dict, now: Optional[float]) -> dict:
-        """{target: (point, upper)} in natural units (MB, seconds, cores), and
-        ``memory_safe``: a memory limit that covers every calibration error, for retries."""
+        """{target: (point, upper)} in natural units (MB, seconds, cores);
+        ``memory_safe``: a memory limit that covers every calibration error, for retries;
+        ``memory_kill_odds`` (with a fitted kill price): the odds that the chosen margin
+        is too small (at most that, when a floor below raised the limit)."""
         out, points = {}, {}
         for target in TARGETS:
             s = summary[target]
             with _one_thread():
                 correction = self.estimators[target].predict(self._row(job, s, now)[None, self.columns[target]])
             base, scale = self._base(target, s)
-            group = _group(s)
+            group = _group(s, self.slopes.get(target, {}))
             use = self.corrected.get(target, {}).get(group, group < LEVEL_CONFIG)
             points[target] = (base + (float(correction[0]) if use else 0.0), scale, group)
         for target, (point, scale, group) in points.items():
             margins = self.margins[target][group]
             margin = margins[self.quantiles[target]] * scale
             if target == "memory" and getattr(self, "kill_price", None) is not None:
-                margin = self._choose(group, scale, point + points["runtime"][0], self.kill_price)[0]
+                margin, out["memory_kill_odds"] = self._choose(group, scale, point + points["runtime"][0],
+                                                               self.kill_price)
             upper = point + margin
-            if target == "memory" and group < LEVEL_NOTEBOOK:
-                # A notebook new to its user: how large jobs of its kind get says more
-                # than a correction from the global (or the user's) median.
+            if target == "memory" and group < LEVEL_NOTEBOOK and not self.mature:
+                # A notebook new to its user, while too few calibration jobs show how
+                # far such guesses miss: how large jobs of its kind get says more than
+                # a correction from the global (or the user's) median.
                 upper = max(upper, self.kind_upper(job) or upper)
             if target == "memory" and group < LEVEL_CONFIG and not np.isnan(summary[target]["censored"]):
                 # An earlier run of this notebook was OOM-killed and none has succeeded

@@ -1,0 +1,94 @@
+"""How the model turns its errors into memory margins: noise and spikes apart, one
+price for a kill, and what counts as a re-run."""
+
+import math
+
+import numpy as np
+
+from demand.features import LEVEL_CONFIG
+from demand.model import GROUP_EXACT, MARGIN_GRID, DemandModel, _exact_repeats, _group
+
+SPIKES = (1.3, 2.5)  # the factor a spike multiplies a run's memory by
+
+
+def _errors(n=4000, share=0.01, seed=3):
+    """Log errors of exact re-runs: half quiet (noise 0.03), half noisy (0.2), with a
+    share of spikes by a factor in SPIKES whatever the noise."""
+    rng = np.random.default_rng(seed)
+    scale = rng.choice([0.03, 0.2], n)
+    raw = scale * rng.normal(0, 1, n)
+    spiked = rng.random(n) < share
+    raw[spiked] += np.log(rng.uniform(*SPIKES, spiked.sum()))
+    return raw, scale
+
+
+def _at(margin):
+    return int(np.argmin(np.abs(MARGIN_GRID - margin)))
+
+
+def test_spikes_are_sized_in_plain_log_and_noise_in_noise_units():
+    raw, scale = _errors()
+    tail = DemandModel._mixture(raw, scale)
+    assert 0.85 < tail["spread"] < 1.15  # the body, in noise units, is the noise
+    # Spikes under a noisy run's noise go unseen; each seen one stands for those: the
+    # share is near the true 1 %, well above the share actually seen.
+    seen = len(tail["spikes"]) / len(raw)
+    assert seen < 0.008 and 0.008 < tail["share"] < 0.016
+    quiet, noisy = DemandModel._mixture_kill(tail, 0.03), DemandModel._mixture_kill(tail, 0.2)
+    # 20 % above the point: beyond any quiet run's noise, so only a spike kills it;
+    # a noisy run is still within its noise.
+    assert 0.5 * tail["share"] < quiet[_at(0.2)] < 1.5 * tail["share"]
+    assert noisy[_at(0.2)] > 0.1
+    # Beyond the largest spike seen the odds fade, and never to nothing.
+    beyond = _at(math.log(SPIKES[1]) + 0.3)
+    assert 0 < quiet[beyond] < 0.1 * tail["share"]
+    assert np.all(np.diff(quiet) <= 1e-12) and np.all(np.diff(noisy) <= 1e-12)
+
+
+def test_a_cheap_rerun_covers_spikes_a_costly_one_risks_them():
+    raw, scale = _errors()
+    model = DemandModel(quantiles={"memory": 0.99})
+    model.tails = {GROUP_EXACT: DemandModel._mixture(raw, scale)}
+    price = 1e9  # MB-s a kill is worth
+    cheap, p_cheap = model._choose(GROUP_EXACT, 0.03, math.log(100 * 60), price)           # 100 MB, a minute
+    costly, p_costly = model._choose(GROUP_EXACT, 0.03, math.log(20_000 * 8 * 3600), price)  # 20 GB, 8 hours
+    assert cheap >= math.log(SPIKES[1]) and p_cheap < 0.001
+    assert costly < math.log(SPIKES[0]) and p_costly > 0.5 * model.tails[GROUP_EXACT]["share"]
+
+
+def test_one_error_no_margin_could_cover_does_not_make_the_price_infinite():
+    rng = np.random.default_rng(5)
+    n = 300
+    raw = 0.1 * rng.normal(0, 1, n)
+    raw[7] = 5.0  # 150x its repeats: beyond every margin there is
+    model = DemandModel(quantiles={"memory": 0.99}, memory_kill_budget=0.001)
+    model.tails = {GROUP_EXACT: DemandModel._mixture(raw, np.full(n, 0.1))}
+    model.metrics = {"memory": {}}
+    point = np.log(rng.uniform(200, 4000, n))
+    model._fit_price({"memory": {"index": np.arange(n), "point": point, "y": point + raw,
+                                 "groups": np.full(n, GROUP_EXACT), "scale": np.full(n, 0.1)}})
+    metrics = model.metrics["memory"]
+    assert metrics["cost_aware_kill_rate"] == 1 / n  # that one, and no other
+    assert metrics["cost_aware_slack"] < 0.5  # not every limit at the widest margin
+    assert math.isfinite(model.kill_price)
+
+
+def _summary(points, params):
+    """A memory history summary of a known configuration with these earlier runs."""
+    log = {k: math.log1p(v) for k, v in params.items()}
+    runs = [({k: math.log1p(v) for k, v in p.items()}, math.log(mb), age) for p, mb, age in points]
+    return {"level": LEVEL_CONFIG, "params": log, "points": runs, "anchor": runs[0][1],
+            "anchor_params": runs[0][0], "dist": 1.0}
+
+
+def test_runs_differing_only_in_what_does_not_move_memory_are_repeats():
+    summary = _summary([({"n_rows": 1000, "epochs": 3}, 520, 1.0), ({"n_rows": 10000, "epochs": 10}, 900, 2.0),
+                        ({"n_rows": 1000, "epochs": 1}, 500, 3.0)], {"n_rows": 1000, "epochs": 10})
+    slopes = {"n_rows": 0.8, "epochs": 0.0}
+    values, ages = _exact_repeats(summary, slopes)
+    assert values == [math.log(520), math.log(500)] and ages == [1.0, 3.0]  # newest first
+    assert _group(summary, slopes) == GROUP_EXACT
+    shift, _ = DemandModel._local_fit(summary, slopes, 0.1)
+    assert abs(summary["anchor"] + shift - np.median(values)) < 1e-9
+    # Slopes that do not know epochs assume they matter: a new point on the curve.
+    assert _group(summary, {}) == LEVEL_CONFIG and _exact_repeats(summary, {}) == ([], [])
