@@ -6,7 +6,9 @@ ran: how much of the reserved memory and cpu went unused, and how often a limit 
 a job. :func:`realised` computes them from finished jobs (the history records the
 service keeps), overall and per sizing basis, with the same definitions as the replay:
 slack is reserved resource-time not used at peak by a successful run, and a killed
-run's whole reservation is waste.
+run's whole reservation is waste. Beside the OOM-kill rate stands the rate the model
+predicted for the same jobs (the mean of the kill odds it recorded when its own limit
+was the one allocated): whether its margins are as safe as it says.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ KILLS = ("oom_killed", "timeout")
 
 def _totals(jobs: list[dict]) -> dict:
     mem_res = mem_used = cpu_res = cpu_used = 0.0
-    ratios, kills = [], {k: 0 for k in KILLS}
+    ratios, kills, odds, odds_kills = [], {k: 0 for k in KILLS}, [], 0
     for j in jobs:
+        p = (j.get("predicted") or {}).get("memory_kill_odds")
+        if p is not None:
+            odds.append(float(p))
+            odds_kills += j.get("reason") == "oom_killed"
         alloc, used = j.get("allocated") or {}, j.get("used") or {}
         wall = float(used.get("wall_seconds") or 0.0)
         memory, cpu = float(alloc.get("memory") or 0.0), float(alloc.get("cpu") or 0.0)
@@ -40,6 +46,8 @@ def _totals(jobs: list[dict]) -> dict:
         "jobs": n,
         "oom_kill_rate": kills["oom_killed"] / n if n else None,
         "timeout_kill_rate": kills["timeout"] / n if n else None,
+        "predicted": {"jobs": len(odds), "oom_kill_rate": float(np.mean(odds)),
+                      "realised_oom_kill_rate": odds_kills / len(odds)} if odds else None,
         "memory_slack": 1 - mem_used / mem_res if mem_res else None,
         "cpu_slack": 1 - cpu_used / cpu_res if cpu_res else None,
         "median_limit_over_peak": float(np.median(ratios)) if ratios else None,

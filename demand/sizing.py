@@ -157,8 +157,12 @@ class Sizer:
         allocated["timeout"] = float(math.ceil(allocated["timeout"]))
         if len(requested) == 3:
             basis = "request"
+        if "memory_kill_odds" in predicted and abs(allocated["memory"] - predicted["memory"]) > MB:
+            # A retry's bump, a request or the admin's bounds moved the limit: the odds
+            # were for the model's own.
+            del predicted["memory_kill_odds"]
         return {
-            "predicted": {k: round(v, 3) for k, v in predicted.items()},
+            "predicted": {k: round(v, 6 if k == "memory_kill_odds" else 3) for k, v in predicted.items()},
             "allocated": allocated,
             "model_version": self.version or "none",
             "basis": basis,
@@ -194,8 +198,10 @@ class Sizer:
             # the kill says the guess was off by an unknown factor, so the retry jumps
             # as far as the rules allow (an exact re-run's kill is a spike, which twice covers).
             safe = max(safe, RETRY_MAX_FACTOR * memory)
-        return ({"memory": memory, "cpu": q["cores"][1] * margin, "timeout": timeout},
-                q["cores"][0], "model", safe)
+        predicted = {"memory": memory, "cpu": q["cores"][1] * margin, "timeout": timeout}
+        if "memory_kill_odds" in q and memory <= q["memory"][1] * MB:
+            predicted["memory_kill_odds"] = q["memory_kill_odds"]  # the model's limit stands
+        return predicted, q["cores"][0], "model", safe
 
     def _history_rule(self, job: dict, history: list, slopes: Optional[dict] = None) -> Optional[dict]:
         """The user's recent maxima with headroom, or None without a finished job.

@@ -323,7 +323,7 @@ class JobManager(LoggingConfigurable):
         realised slack and kill rates of the finished jobs, per sizing basis."""
         info = await self.sizing.info()
         # Only what the forecast and the report read crosses to the worker.
-        history = [{k: r[k] for k in ("submit_time", "status", "reason", "allocated", "used")}
+        history = [{k: r[k] for k in ("submit_time", "status", "reason", "predicted", "allocated", "used")}
                    for r in map(history_record, self.store.history(limit=self.retrain_history))]
         info.update(await self.sizing.model_call(offload.report, history))
         return info
@@ -389,6 +389,7 @@ def history_record(job: Job) -> dict:
         "params": job.parameters,
         "status": job.status,
         "reason": job.error_reason,
+        "predicted": job.predicted,
         "allocated": job.allocated,
         "used": job.used,
     }

@@ -91,7 +91,8 @@ class Sizing(LoggingConfigurable):
         if self.use_model:
             try:
                 result = await self.model_call(offload.size, dict(job, retry_of=retry_of), history)
-                predicted = {k: result["predicted"][k] for k in keys if k in result["predicted"]}
+                # (with the odds that the memory limit is too small, when the model chose it)
+                predicted = {k: result["predicted"][k] for k in (*keys, "memory_kill_odds") if k in result["predicted"]}
                 # the model's allocation adds its safety margin and the retry bump after a kill
                 proposed = {k: result["allocated"][k] for k in keys if k in result.get("allocated", {})}
                 basis = result.get("basis", "model")

@@ -115,7 +115,9 @@
       for (const [basis, r] of Object.entries(rows)) {
         const tr = document.createElement("tr");
         const ratio = r.median_limit_over_peak ? r.median_limit_over_peak.toFixed(2) + "×" : "–";
-        for (const v of [basis, r.jobs, pct(r.memory_slack), pct(r.cpu_slack), pct(r.oom_kill_rate), pct(r.timeout_kill_rate), ratio]) {
+        const odds = r.predicted ? `${pct(r.predicted.oom_kill_rate)} (${pct(r.predicted.realised_oom_kill_rate)}) of ${r.predicted.jobs}` : "–";
+        for (const v of [basis, r.jobs, pct(r.memory_slack), pct(r.cpu_slack), pct(r.oom_kill_rate), odds,
+                         pct(r.timeout_kill_rate), ratio]) {
           const td = document.createElement("td");
           td.textContent = v;
           tr.appendChild(td);

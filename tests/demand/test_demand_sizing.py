@@ -218,8 +218,13 @@ def test_realised_report_counts_kills_and_slack_like_the_replay():
 
     history = [rec("succeeded", None, 1000, 500, "model"), rec("failed", "oom_killed", 1000, 1000, "model"),
                rec("failed", "cell_error", 1000, 10, "model"), rec("succeeded", None, 400, 400, "cold-start")]
+    history[0]["predicted"] = {"memory_kill_odds": 0.01}
+    history[1]["predicted"] = {"memory_kill_odds": 0.03}
     out = realised(history)
     assert out["jobs"] == 3 and out["oom_kill_rate"] == 1 / 3  # the cell error is not the sizing's
+    # what the model said of the jobs whose limit it chose, against what happened to them
+    assert out["predicted"] == {"jobs": 2, "oom_kill_rate": 0.02, "realised_oom_kill_rate": 0.5}
+    assert out["by_basis"]["cold-start"]["predicted"] is None
     assert out["memory_slack"] == 1 - (500 + 400) / (1000 + 1000 + 400)  # the killed run is all waste
     assert out["by_basis"]["model"]["jobs"] == 2 and out["by_basis"]["cold-start"]["memory_slack"] == 0.0
     assert realised([])["memory_slack"] is None
@@ -306,3 +311,18 @@ def test_gaussian_floor_only_where_the_calibration_tail_is_too_thin_to_see():
     assert many[0.8] < 0.7 * _GAUSS_Z[0.8]  # 80 errors beyond it: the empirical margin stands
     assert many[0.999] >= _GAUSS_Z[0.999]   # none beyond it to see: never below the Gaussian
     assert few[0.8] >= _GAUSS_Z[0.8]        # 8 beyond it: too few to go below
+
+
+def test_a_model_sized_job_records_its_kill_odds_and_a_retry_does_not(tmp_path):
+    sizer = Sizer(tmp_path, {"memory": (128 * MB, 64 * GB)})
+    history = _trace_history(10, 20, seed=4)
+    sizer.retrain(history)
+    job = history[-1]
+    past = [h for h in history if h["user"] == job["user"] and h["end_time"] <= job["submit_time"]][::-1]
+    out = sizer.size(dict(job, requested={}, retry_of=None), past, now=job["submit_time"])
+    assert out["basis"] == "model" and 0 < out["predicted"]["memory_kill_odds"] < 0.5
+    killed = dict(job, status="failed", reason="oom_killed", allocated=out["allocated"],
+                  used={"peak_memory": out["allocated"]["memory"], "wall_seconds": 60.0})
+    retry = sizer.size(dict(job, requested={}, retry_of=killed), past, now=job["submit_time"])
+    assert retry["allocated"]["memory"] > out["allocated"]["memory"]
+    assert "memory_kill_odds" not in retry["predicted"]  # the odds were for the model's own limit
