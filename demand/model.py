@@ -101,10 +101,10 @@ TAIL_SAMPLES = 10
 NEW_MIN_QUANTILE = 0.9
 #: Share of model-sized jobs the memory margins may let be OOM-killed (see :meth:`DemandModel._choose`).
 MEMORY_KILL_BUDGET = 0.004
-#: A known configuration's calibration error beyond this many robust noise scales is a
-#: spike: a jump by a factor (another input, a leak) that no run-to-run noise explains.
+#: An exact re-run's error beyond this many robust noise scales is a spike: a jump by a
+#: factor (another input, a leak) that no run-to-run noise explains.
 SPIKE_SIGMAS = 4.0
-#: Log margins the cost-aware choice picks among for known configurations.
+#: Log margins the cost-aware choice picks among for exact re-runs.
 MARGIN_GRID = np.linspace(0.0, 3.0, 121)
 #: Least log scale over which the odds of a spike beyond the largest seen fade (1/e).
 SPIKE_TAIL = 0.1
@@ -500,9 +500,10 @@ class DemandModel:
                 y[n_fit:] - user_med, qs)
             if target == "memory":
                 model.exceedance = exceed
-                # Exact re-runs are predicted from their repeats alone unless the
-                # correction proved itself: then every one of them is a fair sample of
-                # the error (spikes are rare, and each window shows a handful).
+                # An exact re-run is predicted from its repeats alone unless the learned
+                # correction proved better on them; then every exact re-run in the
+                # history, not only the calibration window's, is an honest sample of the
+                # error -- and spikes are rare enough to need them all.
                 if model.corrected[target].get(GROUP_EXACT):
                     exact = groups[n_fit:] == GROUP_EXACT
                     tail = model._mixture((y[n_fit:] - point)[exact], scale[n_fit:][exact])
