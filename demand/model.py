@@ -608,20 +608,13 @@ class DemandModel:
     def _mixture_kill(tail: dict, scale: float) -> np.ndarray:
         """P(peak above point + m) for each m of MARGIN_GRID: run-to-run noise in units of
         the configuration's noise ``scale`` (empirical, never thinner than its Gaussian
-        fit), plus spikes in plain log, whatever the configuration's noise."""
-        body, spikes, weights = tail["body"], tail["spikes"], tail["weights"]
+        fit), plus spikes in plain log, whatever the configuration's noise (their odds over
+        the grid are the tail's, the same for every job)."""
+        body = tail["body"]
         t = MARGIN_GRID / scale
         empirical = 1.0 - np.searchsorted(body, t, side="right") / len(body)
         gauss = 0.5 * _erfc((t - tail["centre"]) / (tail["spread"] * math.sqrt(2.0)))
-        # Spikes beyond m: counted as a new one among those seen would be (the +1), and
-        # beyond the largest seen, fading with the spread of their sizes -- never zero.
-        top = spikes[-1] if len(spikes) else 0.0
-        tau = max(float(np.std(spikes)) if len(spikes) > 1 else 0.0, SPIKE_TAIL)
-        above = np.concatenate([np.cumsum(weights[::-1])[::-1], [0.0]])  # weight of spikes from the i-th up
-        beyond = above[np.searchsorted(spikes, MARGIN_GRID, side="right")]
-        total = weights.sum() + 1
-        spike = np.where(MARGIN_GRID < top, (beyond + 1) / total, np.exp(-(MARGIN_GRID - top) / tau) / total)
-        return (1 - tail["share"]) * np.maximum(empirical, gauss) + tail["share"] * spike
+        return (1 - tail["share"]) * np.maximum(empirical, gauss) + tail["share"] * tail["spike_odds"]
 
     @staticmethod
     def _expected(cost, margins, p, price):
@@ -656,10 +649,19 @@ class DemandModel:
         sizes = np.sort(raw[spike])
         seen = np.sort(threshold)
         weights = len(seen) / np.maximum(np.searchsorted(seen, sizes, side="left"), 1)
+        # Odds that a spike exceeds each margin of MARGIN_GRID: counted as a new one among
+        # those seen would be (the +1), and beyond the largest seen, fading with the
+        # spread of their sizes -- never zero.
+        top = sizes[-1] if len(sizes) else 0.0
+        tau = max(float(np.std(sizes)) if len(sizes) > 1 else 0.0, SPIKE_TAIL)
+        above = np.concatenate([np.cumsum(weights[::-1])[::-1], [0.0]])  # weight of spikes from the i-th up
+        beyond = above[np.searchsorted(sizes, MARGIN_GRID, side="right")]
+        total = weights.sum() + 1
+        spike_odds = np.where(MARGIN_GRID < top, (beyond + 1) / total, np.exp(-(MARGIN_GRID - top) / tau) / total)
         body = e[~spike]
         c = float(np.median(body))
         return {"body": np.sort(body), "centre": c, "spread": max(1.4826 * float(np.median(np.abs(body - c))), 1e-3),
-                "share": float(min(0.5, (weights.sum() + 1) / (len(e) + 1))), "spikes": sizes, "weights": weights}
+                "share": float(min(0.5, (weights.sum() + 1) / (len(e) + 1))), "spikes": sizes, "spike_odds": spike_odds}
 
     @staticmethod
     def _calibrate(errors: np.ndarray, raw: np.ndarray, groups: np.ndarray, vs_global: np.ndarray,
