@@ -87,8 +87,9 @@ KIND_QUANTILE = 0.95
 #: rules' as a floor (see :attr:`DemandModel.mature`).
 MATURE_CALIBRATION = 100
 #: A job whose notebook was OOM-killed at X (and never succeeded in its configuration)
-#: gets at least this many times X, as the killed run's retry does.
-CENSORED_FACTOR = 2.0
+#: gets at least this many times X, as the killed run's retry does (a run sized without
+#: its configuration's history jumps demand.sizing.RETRY_MAX_FACTOR after a kill).
+CENSORED_FACTOR = 4.0
 #: Jobs of a kind needed before its quantile is trusted.
 MIN_KIND_JOBS = 10
 #: Calibration group of a re-run with exactly the parameters of an earlier run.
@@ -248,6 +249,15 @@ def _exact_repeats(summary: dict, slopes: dict) -> tuple[list, list]:
 def _group(summary: dict, slopes: dict) -> int:
     """Calibration group of one target's summary: its anchor level, exact re-runs apart."""
     return GROUP_EXACT if _exact_repeats(summary, slopes)[0] else int(summary["level"])
+
+
+def killed_floor(summary: dict) -> float:
+    """Log memory a job gets at least because its notebook was OOM-killed and no run of
+    its configuration has succeeded: CENSORED_FACTOR times the largest limit it was
+    killed at, as that run's retry gets (-inf when nothing was killed)."""
+    if summary["level"] >= LEVEL_CONFIG or np.isnan(summary["censored"]):
+        return -math.inf
+    return float(summary["censored"]) + math.log(CENSORED_FACTOR)
 
 
 def end_time(job: dict) -> float:
@@ -733,10 +743,9 @@ class DemandModel:
                 # far such guesses miss: how large jobs of its kind get says more than
                 # a correction from the global (or the user's) median.
                 upper = max(upper, self.kind_upper(job) or upper)
-            if target == "memory" and group < LEVEL_CONFIG and not np.isnan(summary[target]["censored"]):
-                # An earlier run of this notebook was OOM-killed and none has succeeded
-                # in this configuration: size as its retry would be.
-                upper = max(upper, summary[target]["censored"] + math.log(CENSORED_FACTOR))
+            if target == "memory":
+                # Killed before and not succeeded since: no smaller than the killed run's retry.
+                upper = max(upper, killed_floor(summary[target]))
             out[target] = (math.exp(point), math.exp(upper))
         point, scale, group = points["memory"]
         out["memory_safe"] = max(math.exp(point + max(self.margins["memory"][group].values()) * scale),

@@ -11,9 +11,9 @@ best evidence it has, and says which in ``basis``:
 
 Whatever the basis, explicit requests win over predictions, a retry after a kill is
 sized up (memory never below the VPA rule ``max(used + 100 MB, 1.2 x used)`` and in
-fact straight to a size that should hold -- twice what it was killed at, more if the
-model's all-covering limit says so -- since every further kill wastes a whole
-reservation; time doubled), a model-predicted timeout is never tight (at least
+fact straight to a size that should hold -- twice what it was killed at, up to four
+times if the model's all-covering limit says so -- since every further kill wastes a
+whole reservation; time doubled), a model-predicted timeout is never tight (at least
 ``max(10 x the runtime quantile, 600 s)``), and every allocated value is clamped to
 the admin bounds -- so the service gets sane limits from any input, including an
 empty history and no model at all.
@@ -34,7 +34,7 @@ from . import registry
 from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
                        target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
-from .model import GROUP_EXACT, RELEVANT_SLOPE
+from .model import GROUP_EXACT, RELEVANT_SLOPE, killed_floor
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
 MB = 2**20
@@ -53,8 +53,12 @@ OOM_BUMP_RATIO = 1.2
 TIMEOUT_BUMP_RATIO = 2.0
 #: Headroom over the user's recent maxima while no model exists.
 HISTORY_HEADROOM = {"memory": 1.3, "cores": 1.1}
-#: ... and at most this factor more for parameters larger than any seen.
-HISTORY_MAX_GROWTH = 8.0
+#: A run with more data than any earlier run of its notebook is sized as if memory grew
+#: with the data to this power, by at most HISTORY_MAX_GROWTH. Not in proportion: a
+#: notebook's fixed part (its libraries, a model's weights) makes growth sub-linear, and
+#: proportional growth held 8-hour deep-learning jobs at 8x the memory they used.
+HISTORY_GROWTH_EXPONENT = 0.8
+HISTORY_MAX_GROWTH = 6.0
 #: Seconds added to every predicted timeout: container start and kernel start-up.
 STARTUP_SECONDS = 30.0
 #: A predicted timeout is never below this many times the runtime quantile, nor below
@@ -118,7 +122,8 @@ class Sizer:
         """Predicted and allocated cpu, memory (bytes) and timeout (s) for one job."""
         now = time.time() if now is None else float(now)
         history = list(history or [])[:200]
-        predicted, cores_point, basis, safe_memory = self._predict(job, history, now)
+        predicted, basis, expected = self._predict(job, history, now)
+        cores_point, safe_memory = expected["cores"], expected.get("memory_safe")
 
         requested = {k: float(v) for k, v in (job.get("requested") or {}).items()
                      if k in ("cpu", "memory", "timeout") and v is not None}
@@ -144,6 +149,13 @@ class Sizer:
                 jump = (RETRY_FACTOR if safe_memory else NO_MODEL_RETRY_FACTOR) * killed_at
                 if safe_memory:
                     jump = max(jump, min(safe_memory, RETRY_MAX_FACTOR * killed_at))
+                # Yet a model's margin takes it no further than RETRY_MAX_FACTOR (unless its
+                # estimate itself is above): the kill is the best evidence there is on this
+                # very run, and an early model's wide margin (26x on one 8-hour job) would
+                # hold that much for hours. Should it be short again, the next attempt jumps.
+                if "memory" in expected:
+                    cap = max(RETRY_MAX_FACTOR * killed_at, expected["memory"], float(alloc.get("memory") or 0.0))
+                    allocated["memory"] = min(allocated["memory"], cap)
                 allocated["memory"] = max(allocated["memory"], oom_bump(killed_at), jump)
             elif retry.get("reason") == "timeout":
                 ran = alloc.get("timeout") or used.get("wall_seconds") or allocated["timeout"]
@@ -168,16 +180,19 @@ class Sizer:
             "basis": basis,
         }
 
-    def _predict(self, job: dict, history: list, now: float) -> tuple[dict, float, str, Optional[float]]:
-        """(prediction, expected cores, basis, memory for an OOM retry or None) before
-        requests, retries and bounds."""
+    def _predict(self, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
+        """(prediction, basis, expected) before requests, retries and bounds; ``expected``
+        holds the cores the job is expected to use and, from a model, its memory point
+        estimate and a memory limit for an OOM retry (``memory``, ``memory_safe``)."""
         margin = 1.0 + self.safety
         model = self.bundle.model if self.bundle is not None else None
         if model is None:
             rule = self._history_rule(job, history)
-            if rule is None:
-                return dict(self.cold_start), 0.0, "cold-start", None
-            return rule, rule["cpu"], "user-history", None
+            predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
+            # The model's rule for a notebook killed and not succeeded since holds here too.
+            killed = killed_floor(history_summary(job, history, now)["memory"])
+            predicted["memory"] = max(predicted["memory"], math.exp(killed) * MB)
+            return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
         q = model.predict(job, history_summary(job, history, now), now)
         runtime = q["runtime"][1]
         timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
@@ -201,7 +216,7 @@ class Sizer:
         predicted = {"memory": memory, "cpu": q["cores"][1] * margin, "timeout": timeout}
         if "memory_kill_odds" in q and memory <= q["memory"][1] * MB:
             predicted["memory_kill_odds"] = q["memory_kill_odds"]  # the model's limit stands
-        return predicted, q["cores"][0], "model", safe
+        return predicted, "model", {"cores": q["cores"][0], "memory": q["memory"][0] * MB, "memory_safe": safe}
 
     def _history_rule(self, job: dict, history: list, slopes: Optional[dict] = None) -> Optional[dict]:
         """The user's recent maxima with headroom, or None without a finished job.
@@ -214,9 +229,11 @@ class Sizer:
         same = [h for h in known if signature(h) == signature(job)]
         own, variant = split_params(job.get("params"))
         relevant = None if slopes is None else [k for k in own if slopes.get(k, 1.0) >= RELEVANT_SLOPE]
-        if not same and known:
+        other_notebooks = not same and known
+        if other_notebooks:
             # Another notebook of this user says little about this one: the admin's
-            # default, unless the user's jobs are known to be larger.
+            # default, unless the user's jobs are known to be larger (and no more: how
+            # its parameters compare with theirs says nothing).
             same, floor = known, self.cold_start["memory"]
         else:
             floor = 0.0
@@ -225,10 +242,10 @@ class Sizer:
             params = [split_params(h.get("params")) for h in same]
             below = [h for h, (num, cat) in zip(same, params) if cat == variant and no_larger(num, own, relevant)]
             same = below or same
-        # A job with more data than any earlier run of the notebook is scaled up as if
-        # its memory grew in proportion (the cautious side of any sub-linear curve) --
-        # in the parameters that move memory at all, when slopes say which (epochs do not).
-        seen = [split_params(h.get("params"))[0] for h in same[:20]]
+        # A job with more data than any earlier run of the notebook is scaled up (see
+        # HISTORY_GROWTH_EXPONENT) in the parameters that move memory at all, when
+        # slopes say which (epochs do not).
+        seen = [] if other_notebooks else [split_params(h.get("params"))[0] for h in same[:20]]
         growth = 0.0
         for key, value in own.items():
             past = [p[key] for p in seen if key in p]
@@ -238,7 +255,8 @@ class Sizer:
         for target in HISTORY_HEADROOM:
             values = [y for h in same[:20] if (y := target_value(h.get("used"), target)) is not None]
             if values:
-                scale = math.exp(min(growth, math.log(HISTORY_MAX_GROWTH))) if target == "memory" else 1.0
+                scale = (math.exp(min(HISTORY_GROWTH_EXPONENT * growth, math.log(HISTORY_MAX_GROWTH)))
+                         if target == "memory" else 1.0)
                 maxima[target] = math.exp(max(values)) * HISTORY_HEADROOM[target] * margin * scale
         if len(maxima) < len(HISTORY_HEADROOM):
             return None
