@@ -36,8 +36,9 @@ Why this shape:
   corrections are fitted on the older 75% of the history and their errors measured on
   the newest 25%; the margin is the empirical ``q``-quantile of those errors, per
   anchor level (a re-run of a known configuration is far more predictable than a new
-  user's first job). This keeps the kill rate near ``1 - q`` even when the point model
-  is wrong, which a pinball-loss model fitted on few tail samples does not.
+  user's first job), with exact re-runs and runs beyond a configuration's largest apart.
+  This keeps the kill rate near ``1 - q`` even when the point model is wrong, which a
+  pinball-loss model fitted on few tail samples does not.
 """
 
 from __future__ import annotations
@@ -94,6 +95,14 @@ CENSORED_FACTOR = 4.0
 MIN_KIND_JOBS = 10
 #: Calibration group of a re-run with exactly the parameters of an earlier run.
 GROUP_EXACT = 4
+#: Calibration group of a known configuration run with more of some parameter than any
+#: earlier run: extrapolated, it misses by factors where one within the range misses by
+#: noise, so sharing one margin made the first killed and the second wasteful.
+GROUP_BEYOND = 5
+#: An extrapolation's error scale grows by this share per log unit it reaches beyond the
+#: largest run (1 + 0.3 x ln 30 = 2 for thirty times the rows): the further out, the
+#: less the curve's shape is known, and a cost-aware margin should know that.
+REACH_SCALE = 0.3
 #: Memory quantiles the cost-aware choice picks from (1.0: the largest calibration error).
 MEMORY_QUANTILES = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
 #: Calibration errors beyond a quantile needed to trust its empirical margin below the Gaussian one.
@@ -246,9 +255,26 @@ def _exact_repeats(summary: dict, slopes: dict) -> tuple[list, list]:
     return [v for v, _ in found], [a for _, a in found]
 
 
+def _reach(summary: dict, slopes: dict) -> float:
+    """How far (log) the job goes beyond every earlier run in the parameters that move
+    the target: 0 within the known range."""
+    irrelevant = _irrelevant(summary, slopes)
+    out = 0.0
+    for key, value in summary["params"].items():
+        seen = [p[key] for p, _, _ in summary["points"] if key in p]
+        if key not in irrelevant and seen and value > max(seen) + 1e-9:
+            out += value - max(seen)
+    return out
+
+
 def _group(summary: dict, slopes: dict) -> int:
-    """Calibration group of one target's summary: its anchor level, exact re-runs apart."""
-    return GROUP_EXACT if _exact_repeats(summary, slopes)[0] else int(summary["level"])
+    """Calibration group of one target's summary: its anchor level, exact re-runs and
+    extrapolations apart."""
+    if _exact_repeats(summary, slopes)[0]:
+        return GROUP_EXACT
+    if summary["level"] == LEVEL_CONFIG and _reach(summary, slopes) > 0:
+        return GROUP_BEYOND
+    return int(summary["level"])
 
 
 def killed_floor(summary: dict) -> float:
@@ -398,7 +424,9 @@ class DemandModel:
             # move raises the estimate (a smaller input seldom needs much less).
             curve = summary["anchor"] + (sum(max(0.0, b * (own[k] - anchor[k])) for k, b in zip(keys, beta))
                                          if keys else 0.0)
-        return max(curve, _dominated(own, groups, relevant)) - summary["anchor"], sigma * math.sqrt(2.0)
+        # Beyond the largest run the error grows with the distance (see REACH_SCALE).
+        return (max(curve, _dominated(own, groups, relevant)) - summary["anchor"],
+                sigma * math.sqrt(2.0) * (1.0 + REACH_SCALE * _reach(summary, prior)))
 
     @staticmethod
     def _pooled_slopes(rows: list, vocab: list) -> dict:
@@ -687,7 +715,7 @@ class DemandModel:
         from how far jobs lie from the global median and from their user's median:
         plentiful, and honest about how little is known.
         """
-        all_groups = (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT)
+        all_groups = (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND)
         margins = {g: {} for g in all_groups}
         exceed = {g: {} for g in all_groups}
         for q in qs:
@@ -695,7 +723,7 @@ class DemandModel:
             pooled_raw = conformal_margin(raw[groups >= LEVEL_NOTEBOOK], q)
             if math.isnan(pooled):
                 pooled = pooled_raw = math.log(2.0)  # nothing to calibrate on: double the point estimate
-            for g in (LEVEL_CONFIG, GROUP_EXACT):
+            for g in (LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND):
                 own = errors[groups == g]
                 margins[g][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled
                 if len(own) * (1 - q) < TAIL_SAMPLES:
@@ -704,6 +732,8 @@ class DemandModel:
                     # not happen to draw.
                     margins[g][q] = max(margins[g][q], _GAUSS_Z[q])
             margins[LEVEL_CONFIG][q] = max(margins[LEVEL_CONFIG][q], margins[GROUP_EXACT][q] / math.sqrt(2))
+            # Extrapolating is never surer than moving within the known range.
+            margins[GROUP_BEYOND][q] = max(margins[GROUP_BEYOND][q], margins[LEVEL_CONFIG][q])
             own = raw[groups == LEVEL_NOTEBOOK]
             margins[LEVEL_NOTEBOOK][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled_raw
             user = conformal_margin(vs_user[~np.isnan(vs_user)], q)
@@ -729,6 +759,8 @@ class DemandModel:
                 correction = self.estimators[target].predict(self._row(job, s, now)[None, self.columns[target]])
             base, scale = self._base(target, s)
             group = _group(s, self.slopes.get(target, {}))
+            if group not in self.margins[target]:
+                group = LEVEL_CONFIG  # a model saved before extrapolations were calibrated apart
             use = self.corrected.get(target, {}).get(group, group < LEVEL_CONFIG)
             points[target] = (base + (float(correction[0]) if use else 0.0), scale, group)
         for target, (point, scale, group) in points.items():

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from demand.features import LEVEL_CONFIG
-from demand.model import GROUP_EXACT, MARGIN_GRID, DemandModel, _exact_repeats, _group
+from demand.model import GROUP_BEYOND, GROUP_EXACT, MARGIN_GRID, DemandModel, _exact_repeats, _group
 
 SPIKES = (1.3, 2.5)  # the factor a spike multiplies a run's memory by
 
@@ -92,3 +92,31 @@ def test_runs_differing_only_in_what_does_not_move_memory_are_repeats():
     assert abs(summary["anchor"] + shift - np.median(values)) < 1e-9
     # Slopes that do not know epochs assume they matter: a new point on the curve.
     assert _group(summary, {}) == LEVEL_CONFIG and _exact_repeats(summary, {}) == ([], [])
+
+
+def test_runs_beyond_the_largest_are_calibrated_apart_and_never_surer():
+    runs = [({"n_rows": 1000, "epochs": 1}, 500, 1.0), ({"n_rows": 100000, "epochs": 1}, 2000, 2.0)]
+    slopes = {"n_rows": 0.8, "epochs": 0.0}
+    assert _group(_summary(runs, {"n_rows": 10000, "epochs": 1}), slopes) == LEVEL_CONFIG    # between
+    assert _group(_summary(runs, {"n_rows": 10**6, "epochs": 1}), slopes) == GROUP_BEYOND    # beyond
+    assert _group(_summary(runs, {"n_rows": 10000, "epochs": 10}), slopes) == LEVEL_CONFIG   # epochs do not count
+    # Within the range a run misses by its noise, beyond it by a factor.
+    rng = np.random.default_rng(2)
+    within, beyond = rng.normal(0, 1, 400), rng.normal(0, 1, 100) * 4
+    errors = np.concatenate([within, beyond])
+    groups = np.array([LEVEL_CONFIG] * 400 + [GROUP_BEYOND] * 100)
+    margins, exceed = DemandModel._calibrate(errors, errors * 0.1, groups, errors, errors, [0.9, 0.99])
+    assert margins[GROUP_BEYOND][0.9] > 3 * margins[LEVEL_CONFIG][0.9]
+    assert abs(exceed[GROUP_BEYOND][0.9] - 0.1) < 0.03 and abs(exceed[LEVEL_CONFIG][0.9] - 0.1) < 0.03
+    # Too few extrapolations to calibrate on: never a narrower margin than within the range.
+    few = np.array([LEVEL_CONFIG] * 480 + [GROUP_BEYOND] * 20)
+    margins, _ = DemandModel._calibrate(errors, errors * 0.1, few, errors, errors, [0.9, 0.99])
+    assert all(margins[GROUP_BEYOND][q] >= margins[LEVEL_CONFIG][q] for q in (0.9, 0.99))
+
+
+def test_the_further_beyond_the_largest_run_the_wider_the_error_scale():
+    runs = [({"n_rows": 1000}, 500, 1.0), ({"n_rows": 100000}, 2000, 2.0), ({"n_rows": 100000}, 2100, 3.0)]
+    slopes = {"n_rows": 0.8}
+    scale = {n: DemandModel._local_fit(_summary(runs, {"n_rows": n}), slopes, 0.1)[1] for n in (10000, 200000, 10**7)}
+    assert scale[10000] < scale[200000] < scale[10**7]
+    assert scale[10**7] > 2 * scale[10000]  # a hundred times the rows: the shape is unknown out there

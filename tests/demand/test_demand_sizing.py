@@ -5,6 +5,7 @@ import math
 import pytest
 
 from demand import Sizer
+from demand.features import history_summary
 from demand.registry import versions
 from demand.sizing import GB, MB, oom_bump
 
@@ -358,3 +359,18 @@ def test_a_model_sized_job_records_its_kill_odds_and_a_retry_does_not(tmp_path):
     retry = sizer.size(dict(job, requested={}, retry_of=killed), past, now=job["submit_time"])
     assert retry["allocated"]["memory"] > out["allocated"]["memory"]
     assert "memory_kill_odds" not in retry["predicted"]  # the odds were for the model's own limit
+
+
+def test_a_model_saved_before_extrapolations_were_calibrated_apart_still_sizes(tmp_path):
+    from demand.model import GROUP_BEYOND
+    sizer = Sizer(tmp_path, {"memory": (64 * MB, 64 * GB)})
+    history = _history(240)
+    sizer.retrain(history)
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    job = _job(n_rows=10**6)  # ten times ann's largest run
+    assert sizer.bundle.model.predict(job, history_summary(job, ann), None)["level"] == GROUP_BEYOND
+    new = sizer.size(job, ann)["allocated"]["memory"]
+    for target in sizer.bundle.model.margins:
+        del sizer.bundle.model.margins[target][GROUP_BEYOND]
+    old = sizer.size(job, ann)["allocated"]["memory"]
+    assert old >= 64 * MB and new >= 64 * MB
