@@ -13,10 +13,10 @@ Whatever the basis, explicit requests win over predictions, a retry after a kill
 sized up (memory never below the VPA rule ``max(used + 100 MB, 1.2 x used)`` and in
 fact straight to a size that should hold -- twice what it was killed at, up to four
 times if the model's all-covering limit says so -- since every further kill wastes a
-whole reservation; time doubled), a model-predicted timeout is never tight (at least
-``max(10 x the runtime quantile, 600 s)``), and every allocated value is clamped to
-the admin bounds -- so the service gets sane limits from any input, including an
-empty history and no model at all.
+whole reservation; time doubled, and cpu too if the run was using all it had), a
+model-predicted timeout is never tight (at least ``max(10 x the runtime quantile,
+600 s)``), and every allocated value is clamped to the admin bounds -- so the service
+gets sane limits from any input, including an empty history and no model at all.
 
 Retraining: on the service's schedule, and also as soon as ``min_jobs`` jobs have
 succeeded and whenever that count doubles (:meth:`Sizer.retrain_due`), so the first
@@ -49,8 +49,10 @@ DEFAULT_COLD_START = {"cpu": 1.0, "memory": 2 * GB}
 #: VPA's OOM rule: the retry gets at least this much more than the killed run used.
 OOM_MIN_BUMP = 100 * MB
 OOM_BUMP_RATIO = 1.2
-#: A timed-out retry gets this many times its previous timeout.
+#: A timed-out retry gets this many times its previous timeout -- and cpu, if the run was
+#: throttled: it kept at least THROTTLED_SHARE of its cpu busy.
 TIMEOUT_BUMP_RATIO = 2.0
+THROTTLED_SHARE = 0.9
 #: Headroom over the user's recent maxima while no model exists.
 HISTORY_HEADROOM = {"memory": 1.3, "cores": 1.1}
 #: A run with more data than any earlier run of its notebook is sized as if memory grew
@@ -73,6 +75,15 @@ RETRY_FACTOR = 2.0
 RETRY_MAX_FACTOR = 4.0
 #: Without a model nothing bounds the need: jump further.
 NO_MODEL_RETRY_FACTOR = 4.0
+
+def _throttled(used: dict, allocated: dict) -> bool:
+    """Whether a run used nearly all the cpu it was allocated, on average over its run."""
+    try:
+        cores = float(used["cpu_seconds"]) / float(used["wall_seconds"])
+        return cores >= THROTTLED_SHARE * float(allocated["cpu"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return False
+
 
 def oom_bump(used_bytes: float) -> float:
     """Memory for the retry of a job OOM-killed at ``used_bytes`` (VPA's rule)."""
@@ -160,6 +171,10 @@ class Sizer:
             elif retry.get("reason") == "timeout":
                 ran = alloc.get("timeout") or used.get("wall_seconds") or allocated["timeout"]
                 allocated["timeout"] = max(allocated["timeout"], TIMEOUT_BUMP_RATIO * float(ran))
+                if _throttled(used, alloc):
+                    # It kept its cpu busy to the end: more time alone may never do (not
+                    # past the admin's maximum), so it gets more cpu too.
+                    allocated["cpu"] = max(allocated["cpu"], TIMEOUT_BUMP_RATIO * float(alloc["cpu"]))
 
         for key in allocated:
             lo, hi = self.bounds[key]

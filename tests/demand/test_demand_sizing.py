@@ -374,3 +374,15 @@ def test_a_model_saved_before_extrapolations_were_calibrated_apart_still_sizes(t
         del sizer.bundle.model.margins[target][GROUP_BEYOND]
     old = sizer.size(job, ann)["allocated"]["memory"]
     assert old >= 64 * MB and new >= 64 * MB
+
+
+def test_a_timed_out_run_that_used_all_its_cpu_gets_more_cpu_not_only_more_time(tmp_path):
+    sizer = Sizer(tmp_path, {"cpu": (0.5, 8.0), "timeout": (60, 86400)})
+    allocated = {"cpu": 1.75, "memory": 4 * GB, "timeout": 86400}  # already the admin's longest
+    busy = {"reason": "timeout", "allocated": allocated,
+            "used": {"cpu_seconds": 1.74 * 86400, "wall_seconds": 86400, "peak_memory": GB}}
+    idle = dict(busy, used={"cpu_seconds": 0.2 * 86400, "wall_seconds": 86400, "peak_memory": GB})
+    throttled = sizer.size(_job(retry_of=busy), [])["allocated"]
+    assert throttled["cpu"] == 3.5 and throttled["timeout"] == 86400
+    waiting = sizer.size(_job(retry_of=idle), [])["allocated"]  # time, not cpu, ran out
+    assert waiting["cpu"] == 1.75 and waiting["timeout"] == 86400
