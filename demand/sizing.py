@@ -78,11 +78,9 @@ NO_MODEL_RETRY_FACTOR = 4.0
 
 def _throttled(used: dict, allocated: dict) -> bool:
     """Whether a run used nearly all the cpu it was allocated, on average over its run."""
-    try:
-        cores = float(used["cpu_seconds"]) / float(used["wall_seconds"])
-        return cores >= THROTTLED_SHARE * float(allocated["cpu"])
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return False
+    cores = target_value(used, "cores")
+    return bool(cores is not None and allocated.get("cpu")
+                and math.exp(cores) >= THROTTLED_SHARE * float(allocated["cpu"]))
 
 
 def oom_bump(used_bytes: float) -> float:
