@@ -341,6 +341,9 @@ class DemandModel:
     #: Share of jobs the cost-aware memory margins aim to let be killed (None: fixed quantile).
     memory_kill_budget: Optional[float] = MEMORY_KILL_BUDGET
     kill_price: Optional[float] = None               # MB-s one kill is worth (fitted)
+    #: The admin's longest timeout (s): no reservation lasts longer, whatever the runtime
+    #: estimate says (None: unbounded, as models saved before it were).
+    max_runtime: Optional[float] = None
     exceedance: dict = field(default_factory=dict)   # memory: group -> {quantile: calibration kill share}
     corrected: dict = field(default_factory=dict)    # target -> {group: whether the learned correction applies}
     kinds: dict = field(default_factory=dict)        # module -> (jobs importing it, log memory KIND_QUANTILE)
@@ -465,8 +468,9 @@ class DemandModel:
 
     @classmethod
     def fit(cls, train: list[tuple], quantiles: dict, calibration_share: float = 0.25,
-            random_state: int = 0) -> "DemandModel":
-        """Fit on ``examples()`` output (time-ordered); the newest share calibrates."""
+            random_state: int = 0, max_runtime: Optional[float] = None) -> "DemandModel":
+        """Fit on ``examples()`` output (time-ordered); the newest share calibrates.
+        ``max_runtime``: the admin's longest timeout in seconds (see :meth:`_log_cost`)."""
         modules, params = {}, {}
         for job, _ in train:
             for m in job.get("imports") or ():
@@ -477,6 +481,7 @@ class DemandModel:
             quantiles=dict(quantiles),
             module_vocab=sorted(m for m, _ in sorted(modules.items(), key=lambda kv: -kv[1])[:30]),
             param_vocab=sorted(k for k, _ in sorted(params.items(), key=lambda kv: -kv[1])[:8]),
+            max_runtime=max_runtime,
         )
         model.kinds = cls._kinds(train)
         cal_points: dict = {}
@@ -583,7 +588,8 @@ class DemandModel:
         mem, rt = cal["memory"], cal.get("runtime")
         rt_point = dict(zip(rt["index"].tolist(), rt["point"].tolist())) if rt else {}
         fallback_rt = self.fallback.get("runtime", math.log(600.0))
-        log_cost = np.array([p + rt_point.get(i, fallback_rt) for i, p in zip(mem["index"].tolist(), mem["point"])])
+        log_cost = np.array([self._log_cost(p, rt_point.get(i, fallback_rt))
+                             for i, p in zip(mem["index"].tolist(), mem["point"])])
         self.kill_price = None
         if self.memory_kill_budget is None or len(log_cost) < MIN_PRICE_SAMPLES:
             return
@@ -624,6 +630,16 @@ class DemandModel:
         kill, slack = outcome(upper)
         self.metrics["memory"].update(kill_price_log=round(hi, 3), cost_aware_kill_rate=kill,
                                       cost_aware_expected_kill_rate=float(np.mean(p)), cost_aware_slack=slack)
+
+    def _log_cost(self, log_memory: float, log_runtime: float) -> float:
+        """Log MB-s a job would reserve at its point estimates. The runtime counts up to
+        the admin's longest timeout only: an extrapolated runtime can be absurd (131 days
+        for an 8-hour job, far beyond a configuration's largest run) and would make the
+        job look so costly that its memory margin is cut to the bone -- when no
+        container may run that long anyway."""
+        if self.max_runtime:
+            log_runtime = min(log_runtime, math.log(self.max_runtime))
+        return log_memory + log_runtime
 
     def _options(self, group: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """(log margins, their kill probabilities) a memory limit may be chosen from.
@@ -767,8 +783,8 @@ class DemandModel:
             margins = self.margins[target][group]
             margin = margins[self.quantiles[target]] * scale
             if target == "memory" and getattr(self, "kill_price", None) is not None:
-                margin, out["memory_kill_odds"] = self._choose(group, scale, point + points["runtime"][0],
-                                                               self.kill_price)
+                margin, out["memory_kill_odds"] = self._choose(
+                    group, scale, self._log_cost(point, points["runtime"][0]), self.kill_price)
             upper = point + margin
             if target == "memory" and group < LEVEL_NOTEBOOK and not self.mature:
                 # A notebook new to its user, while too few calibration jobs show how

@@ -280,7 +280,7 @@ class Sizer:
     def retrain(self, history: list, now: Optional[float] = None) -> dict:
         """Fit on all finished jobs, save as a new version, serve from it; returns info()."""
         bundle = train(list(history or []), self.quantiles, now=now, cache=self._example_cache,
-                       min_jobs=self.min_jobs)
+                       min_jobs=self.min_jobs, max_runtime=self.bounds["timeout"][1])
         meta = {"trained_at": bundle.trained_at, "n_jobs": bundle.n_jobs, "metrics": bundle.metrics}
         self.version = registry.save(bundle, meta, self.model_dir)
         self.bundle, self._meta = bundle, dict(meta, version=self.version)

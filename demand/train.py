@@ -78,15 +78,17 @@ def fit_forecasts(jobs: list[dict], now: float) -> tuple[HourOfWeekForecast, Hou
 
 
 def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[float] = None,
-          cache: Optional[dict] = None, min_jobs: int = MIN_JOBS) -> Bundle:
-    """Fit a bundle on finished jobs of all users (any order, any status)."""
+          cache: Optional[dict] = None, min_jobs: int = MIN_JOBS, max_runtime: Optional[float] = None) -> Bundle:
+    """Fit a bundle on finished jobs of all users (any order, any status); ``max_runtime``
+    is the admin's longest timeout in seconds (no reservation lasts longer)."""
     now = time.time() if now is None else now
     quantiles = dict(DEFAULT_QUANTILES, **(quantiles or {}))
     # Jobs with broken usage stay in the history (their kills and counts still say
     # something) but are not learned from.
     learnable = [j for j in jobs if not succeeded(j) or _sane(j)]
     train_set = examples(learnable, cache)
-    model = DemandModel.fit(train_set, quantiles) if len(train_set) >= min_jobs else None
+    model = (DemandModel.fit(train_set, quantiles, max_runtime=max_runtime)
+             if len(train_set) >= min_jobs else None)
     ok = [j for j in learnable if succeeded(j)]
     runtimes = [math.exp(y) for j in ok if (y := target_value(j.get("used"), "runtime")) is not None]
     cores = [math.exp(y) for j in ok if (y := target_value(j.get("used"), "cores")) is not None]

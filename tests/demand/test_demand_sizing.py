@@ -386,3 +386,28 @@ def test_a_timed_out_run_that_used_all_its_cpu_gets_more_cpu_not_only_more_time(
     assert throttled["cpu"] == 3.5 and throttled["timeout"] == 86400
     waiting = sizer.size(_job(retry_of=idle), [])["allocated"]  # time, not cpu, ran out
     assert waiting["cpu"] == 1.75 and waiting["timeout"] == 86400
+
+
+def test_no_runtime_estimate_makes_a_job_costlier_than_the_longest_timeout(tmp_path):
+    """The memory margin is chosen by what a job would reserve, memory x time; an
+    extrapolated runtime far beyond the admin's longest timeout must not cut it."""
+    sizer = Sizer(tmp_path, {"memory": (64 * MB, 64 * GB), "timeout": (60, 7200)})
+    history = _trace_history(10, 20, seed=4)
+    sizer.retrain(history)
+    model = sizer.bundle.model
+    assert model.max_runtime == 7200
+    assert model._log_cost(math.log(1000), math.log(1e7)) == pytest.approx(math.log(1000 * 7200))
+
+    def limits():
+        out = []
+        for job in history[-200:]:
+            past = [h for h in history if h["user"] == job["user"] and h["end_time"] <= job["submit_time"]][::-1]
+            out.append(model.predict(job, history_summary(job, past), job["submit_time"])["memory"][1])
+        return out
+
+    model.max_runtime = None
+    unbounded = limits()
+    model.max_runtime = 1.0  # as if no job could run longer than a second: every job is cheap
+    bounded = limits()
+    assert all(b >= u - 1e-6 for b, u in zip(bounded, unbounded))
+    assert sum(b > u * 1.01 for b, u in zip(bounded, unbounded)) >= 10
