@@ -163,3 +163,21 @@ def test_output_formats_from_forms_and_json(value, expected):
     from hub_service.intake import parse_output_formats
 
     assert parse_output_formats(value) == expected
+
+
+def test_the_job_page_says_how_a_job_was_sized_and_the_odds_its_memory_limit_is_short(store):
+    """job.html rendered as the service renders it, from a stored job's REST model."""
+    from hub_service.handlers.pages import make_environment
+    from hub_service.store import job_model
+
+    def page(predicted, basis):
+        fields = dict(JOB_FIELDS, predicted=predicted, allocated={"memory": 2**30, "cpu": 1.0, "timeout": 600, "basis": basis})
+        job = job_model(store.create_job(user="a", **fields))
+        return make_environment().get_template("job.html").render(
+            job=job, static_url=lambda path, include_version=True: "/hub/static/" + path,
+            api_url="/services/jobs/api/", service_prefix="/services/jobs/", xsrf_token="t").split()
+
+    words = " ".join(page({"memory": 2**30, "cpu": 1.0, "timeout": 600, "memory_kill_odds": 0.0123}, "model"))
+    assert "sized by: model; the model put the odds that this memory limit is too small at 1.2%</small>" in words
+    words = " ".join(page({"memory": 2**31, "cpu": 1.0, "timeout": 3600}, "cold-start"))
+    assert "sized by: cold-start</small>" in words and "odds" not in words
