@@ -135,3 +135,26 @@ def test_cost_aware_bound_risks_kills_on_expensive_runs_and_meets_its_budget():
     assert result["oom_rate"] <= 0.03  # near its 0.9% budget on a trace this small
     tight = simulate(rows, make_policy("noise-aware@0.5", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
     assert tight["oom_rate"] > result["oom_rate"]
+
+
+def test_the_admin_report_reads_a_replay_as_the_replay_scores_it():
+    """demand.report.realised (the admin page's slack and kill rates, from the job
+    history the service keeps) and the replay must mean the same by the same words --
+    or an operator comparing production with the benchmark compares two things."""
+    import pytest
+
+    from demand.report import realised
+
+    rows = [typed(r) for r in generate(4, 8, seed=3)]
+    policy = make_policy("vpa", rows, DEFAULT_BOUNDS, CAPACITY)
+    records = []
+    observe = policy.observe
+    policy.observe = lambda record: (records.append(record), observe(record))
+    m = simulate(rows, policy, CAPACITY)
+    report = realised(records)
+    assert m["oom_rate"] > 0.02  # VPA's p90 kills: the kill counts are tested, not zero against zero
+    assert report["jobs"] == len(records) > len(rows)  # every attempt is one job of the service's history
+    assert report["memory_slack"] == pytest.approx(m["mem_slack"], rel=1e-9)
+    assert report["cpu_slack"] == pytest.approx(m["cpu_slack"], rel=1e-9)
+    assert round(report["oom_kill_rate"] * report["jobs"]) == round(m["oom_rate"] * m["jobs"])
+    assert round(report["timeout_kill_rate"] * report["jobs"]) == round(m["timeout_rate"] * m["jobs"])
