@@ -12,9 +12,11 @@ import copy
 import hashlib
 import io
 import json
+import math
 import posixpath
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -42,6 +44,15 @@ _UNITS = {
 }
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _NAME_RE = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
+
+#: deepest JSON nesting a request may carry; notebooks need ~10, and every walk over a
+#: parsed document (nbformat, papermill, the store's serializer) recurses once per level
+MAX_JSON_DEPTH = 64
+#: the largest memory anyone can mean (1 PiB); past 2**53 a JSON client cannot even read it back
+MAX_MEMORY = 1 << 50
+#: zip compression methods the standard library can unpack
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                zipfile.ZIP_LZMA: "lzma"}
 
 
 class IntakeError(Exception):
@@ -94,13 +105,70 @@ def _text(data: bytes, name: str, kind: str) -> str:
         raise IntakeError(f"{name} is not {kind}: not UTF-8 text") from None
 
 
+def _refuse_constant(token: str):
+    raise ValueError(f"{token} is not a JSON number (only finite numbers are)")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"{token} is out of range for a number")
+    return value
+
+
+def check_json_value(value, what: str, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False):
+    """Refuse nesting deeper than ``max_depth``, non-finite numbers and strings that are not Unicode text.
+
+    A lone surrogate (``"\\ud800"`` in JSON) decodes to a Python string that cannot be
+    encoded as UTF-8, so it would fail later, when it is written or sent back.
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > max_depth:
+                raise IntakeError(f"{what} is nested more than {max_depth} levels deep")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    stack.append((key, depth))
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                bad = item[e.start:e.end].encode("unicode_escape").decode()
+                raise IntakeError(f"{what} contains {bad}, which is not a Unicode character "
+                                  "(a lone surrogate)") from None
+        elif isinstance(item, float) and not allow_nan and not math.isfinite(item):
+            raise IntakeError(f"{what} contains the non-finite number {item}; JSON numbers are finite")
+    return value
+
+
+def load_json(text, what: str, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False):
+    """Strict JSON: no NaN or Infinity (unless ``allow_nan``), bounded nesting, only real Unicode strings."""
+    extra = {} if allow_nan else {"parse_constant": _refuse_constant, "parse_float": _finite_float}
+    try:
+        value = json.loads(text, **extra)
+    except RecursionError:
+        raise IntakeError(f"{what} is nested more than {max_depth} levels deep") from None
+    except ValueError as e:  # also UnicodeDecodeError: bytes that are not UTF-8
+        raise IntakeError(f"{what} is not valid JSON: {e}") from None
+    return check_json_value(value, what, max_depth, allow_nan)
+
+
 def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode:
     """Decode and schema-validate .ipynb bytes."""
     text = _text(data, name, "a notebook")
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise IntakeError(f"{name} is nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as e:
         raise IntakeError(f"{name} is not a notebook: invalid JSON ({e})") from None
+    # Jupyter itself may write NaN into a notebook; it is kept as a file, never as API data
+    check_json_value(raw, name, allow_nan=True)
     if not isinstance(raw, dict) or "cells" not in raw:
         raise IntakeError(f"{name} is not a notebook: a JSON object with 'cells' is expected")
     try:
@@ -125,7 +193,14 @@ def parse_script(data: bytes, name: str) -> nbformat.NotebookNode:
         compile(text, name, "exec")
     except SyntaxError as e:
         raise IntakeError(f"{name} has a syntax error at line {e.lineno}: {e.msg}") from None
-    nb = jupytext.reads(text, fmt="py")
+    except (RecursionError, MemoryError):
+        raise IntakeError(f"{name} is nested too deeply for Python to compile") from None
+    except ValueError as e:  # e.g. NUL bytes past the start
+        raise IntakeError(f"{name} is not a Python script: {e}") from None
+    try:
+        nb = jupytext.reads(text, fmt="py")
+    except Exception as e:  # jupytext's parser has no error type of its own
+        raise IntakeError(f"{name} could not be turned into a notebook: {e}") from None
     nb.metadata.setdefault(
         "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
     )
@@ -134,6 +209,8 @@ def parse_script(data: bytes, name: str) -> nbformat.NotebookNode:
 
 def safe_relpath(path: str, what: str = "path") -> str:
     """A normalised relative POSIX path, refusing absolute paths and any ``..``."""
+    if not isinstance(path, str):
+        raise IntakeError(f"{what} must be a string, got {type(path).__name__}")
     if not path or "\x00" in path:
         raise IntakeError(f"{what} is empty or contains a NUL byte")
     path = path.replace("\\", "/")
@@ -147,11 +224,30 @@ def safe_relpath(path: str, what: str = "path") -> str:
     return posixpath.join(*parts)
 
 
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    """One member's bytes, or an error naming the member and what is wrong with it."""
+    member = f"{name}: member {info.filename!r}"
+    if info.flag_bits & 0x1:
+        raise IntakeError(f"{member} is encrypted; upload it without a password")
+    if info.compress_type not in _ZIP_METHODS:
+        raise IntakeError(f"{member} uses compression method {info.compress_type}; "
+                          f"use one of {', '.join(_ZIP_METHODS.values())}")
+    try:
+        with zf.open(info) as f:
+            data = f.read(info.file_size + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError) as e:
+        # bz2/lzma raise OSError, deflate zlib.error, a bad CRC BadZipFile
+        raise IntakeError(f"{member} is corrupt: {e}") from None
+    if len(data) != info.file_size:
+        raise IntakeError(f"{member} unpacks to a different size than the archive says")
+    return data
+
+
 def parse_bundle(data: bytes, name: str, entry: Optional[str], max_members: int, max_bytes: int) -> Bundle:
     """Unpack a .zip bundle safely (zip-slip, member and size limits) and pick its entry."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError):
         raise IntakeError(f"{name} is not a valid zip archive") from None
     infos = [i for i in zf.infolist() if not i.is_dir()]
     if len(infos) > max_members:
@@ -166,7 +262,7 @@ def parse_bundle(data: bytes, name: str, entry: Optional[str], max_members: int,
         rel = safe_relpath(info.filename, f"{name}: member")
         if rel.startswith("__MACOSX/"):
             continue
-        files[rel] = zf.read(info)
+        files[rel] = _read_member(zf, info, name)
     if entry:
         entry = safe_relpath(entry, "entry")
         if entry not in files:
@@ -240,29 +336,42 @@ def parse_memory(value, what: str = "memory") -> int:
     if isinstance(value, bool):
         raise IntakeError(f"{what} must be a size like '512MB' or a number of bytes")
     if isinstance(value, (int, float)):
-        if value <= 0:
-            raise IntakeError(f"{what} must be positive")
-        return int(value)
-    m = _MEMORY_RE.match(str(value))
-    if not m or m.group(2).lower() not in _UNITS:
-        raise IntakeError(f"{what} {value!r} is not a size: use e.g. '512MB', '2GB', '2g' or bytes")
-    size = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    if size <= 0:
+        size = value
+    else:
+        m = _MEMORY_RE.match(str(value)) if isinstance(value, str) else None
+        if not m or m.group(2).lower() not in _UNITS:
+            raise IntakeError(f"{what} {value!r} is not a size: use e.g. '512MB', '2GB', '2g' or bytes")
+        size = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if isinstance(size, float) and math.isnan(size):
+        raise IntakeError(f"{what} must be a finite number, got {_short(value)}")
+    if size > MAX_MEMORY:  # also inf, and ints too long for a float
+        raise IntakeError(f"{what} {_short(value)} is more than {MAX_MEMORY >> 50} PiB")
+    if int(size) <= 0:
         raise IntakeError(f"{what} must be positive")
-    return size
+    return int(size)
+
+
+def _short(value, limit: int = 40) -> str:
+    """``value`` for an error message, cut short: a 400-digit number need not come back whole."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _positive_number(value, what: str, integer: bool = False, allow_zero: bool = False):
     try:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError
-        number = int(value) if integer and float(value) == int(float(value)) else float(value)
-        if integer and not isinstance(number, int):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise IntakeError(f"{what} must be a {'whole ' if integer else ''}number, got {value!r}") from None
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise IntakeError(f"{what} must be a {'whole ' if integer else ''}number, got {_short(value)}") from None
+    if not math.isfinite(number):
+        raise IntakeError(f"{what} must be a finite number, got {_short(value)}")
+    if integer:
+        if number != int(number):
+            raise IntakeError(f"{what} must be a whole number, got {_short(value)}")
+        number = int(number)
     if number < 0 or (number == 0 and not allow_zero):
-        raise IntakeError(f"{what} must be {'zero or more' if allow_zero else 'positive'}, got {value!r}")
+        raise IntakeError(f"{what} must be {'zero or more' if allow_zero else 'positive'}, got {_short(value)}")
     return number
 
 
@@ -310,7 +419,9 @@ def check_name(name, default: str) -> str:
     if name in (None, ""):
         return default[:200]
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
-        raise IntakeError(f"name {name!r} must be 1-200 characters without '/', '\\', '..' or control characters")
+        raise IntakeError(f"name {_short(name)} must be 1-200 characters without '/', '\\', '..' "
+                          "or control characters")
+    check_json_value(name, "name")
     return name
 
 
@@ -327,9 +438,19 @@ def parse_json_field(value, what: str):
     """A form field that carries JSON (parameters, resources)."""
     if value in (None, ""):
         return None
-    if isinstance(value, (dict, list)):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError as e:
-        raise IntakeError(f"{what} is not valid JSON: {e}") from None
+    if not isinstance(value, str):  # already parsed (a JSON body): the field's own check says what is wrong
+        return check_json_value(value, what)
+    return load_json(value, what)
+
+
+def same_submission(job, input_hash: str, fields: dict) -> bool:
+    """Whether a stored job was made from this very submission: the test a repeated Idempotency-Key must pass.
+
+    The normalised request (content hash of the notebook and its files, and every
+    field that shapes the run) is compared, not its bytes: the same notebook sent
+    again with the same parameters and limits is the same request.
+    """
+    return (job.input_hash == input_hash and job.parameters == fields["parameters"]
+            and job.name == fields["name"] and job.requested == fields["requested"]
+            and job.output_formats == fields["output_formats"] and job.callback_url == fields["callback_url"]
+            and job.path == fields["path"])

@@ -24,12 +24,17 @@ from ..intake import (
     parse_notebook,
     read_submission,
     safe_relpath,
+    same_submission,
 )
 from ..outputs import MEDIA_TYPES
 from ..store import TERMINAL, BadCursor, DuplicateKey, job_model
-from .base import APIHandler, admin_only, authenticated
+from .base import APIHandler, admin_only, authenticated, error_body
 
 MAX_PAGE = 200
+#: seconds an over-limit upload is still read (and dropped) after its 413, as nginx's lingering_time
+LINGER = 30.0
+#: Tornado's own body limit is lifted for uploads: this service enforces its own (see JobsHandler)
+_UNBOUNDED = 1 << 62
 
 
 class RootHandler(APIHandler):
@@ -61,10 +66,10 @@ class HealthHandler(APIHandler):
 class JobsHandler(APIHandler):
     """GET: list jobs. POST: submit one (multipart upload or JSON).
 
-    The body is streamed so an upload over the limit is counted, not kept, and refused
-    with 413 rather than by Tornado dropping the connection.
+    The body is streamed so that an upload over the limit is never kept: the 413 is
+    answered as soon as the size is known and the rest is read and dropped (see
+    :meth:`_refuse_upload`).
     """
-
     @authenticated
     def get(self):
         user = self.user_name
@@ -95,37 +100,81 @@ class JobsHandler(APIHandler):
         self.write_json({"jobs": [job_model(j) for j in jobs], "next_cursor": cursor})
 
     def prepare(self):
-        self._chunks, self._received = [], 0
-        if self.request.method == "POST":
-            # Read (and drop) a body over the limit so the 413 reaches the client: closing
-            # early makes the Hub's proxy answer 503 instead. Past 4x the limit we hang up.
-            self.request.connection.set_max_body_size(4 * self.config.max_upload_size + (1 << 20))
+        self._chunks, self._received, self._refused_at = [], 0, None
+        if self.request.method != "POST":
+            return
+        # The limit is enforced here, never by Tornado: past its max_body_size Tornado
+        # answers a bare 400 and hangs up mid-upload, which the Hub's proxy, still
+        # sending, turns into its 503 page.
+        self.request.connection.set_max_body_size(_UNBOUNDED)
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.config.max_upload_size:
+            return self._refuse_upload()
 
-    def data_received(self, chunk):
+    async def data_received(self, chunk):
         self._received += len(chunk)
-        if self._received <= self.config.max_upload_size:
+        if self._refused_at is not None:
+            if time.monotonic() - self._refused_at > LINGER:
+                self.request.connection.close()  # the answer went out long ago; stop reading
+        elif self._received > self.config.max_upload_size:
+            self._chunks = []
+            await self._refuse_upload()
+        else:
             self._chunks.append(chunk)
 
-    @authenticated
+    def _refuse_upload(self):
+        """Send the whole 413 (or 401/403 to a caller who may not submit) before the body is in.
+
+        The connection is not closed under a client still sending, since closing with
+        unread data resets it and the answer is lost (the proxy answers 503 instead).
+        The rest of the body is read and dropped for up to ``LINGER`` seconds, as web
+        servers linger on close; clients that read early answers (curl, browsers) stop
+        sending at once. :meth:`post` then only ends the response.
+        """
+        self._refused_at = time.monotonic()
+        limit = self.config.max_upload_size
+        try:
+            self.require_user()
+            error = IntakeError(f"upload is over the limit of {limit} bytes", 413, "too_large")
+            status, code, message = error.status, error.code, error.message
+        except web.HTTPError as e:
+            status, code, message = e.status_code, None, e.log_message
+        body = error_body(status, message, code).encode()
+        self.set_status(status)
+        self.set_header("Content-Length", str(len(body)))
+        self.set_header("Connection", "close")  # the request was not read to its end
+        # Tornado would send "100 Continue" after this answer to a client that asked for it
+        # (curl does, for large bodies), and the proxy rejects a response after a final one
+        self.request.headers.pop("Expect", None)
+        self.write(body)
+        return self.flush()
+
     async def post(self):
-        if self._received > self.config.max_upload_size:
-            raise IntakeError(f"upload is over the limit of {self.config.max_upload_size} bytes", 413, "too_large")
+        if self._refused_at is not None:  # answered in _refuse_upload; the body is drained now
+            return self.finish()
+        self.require_user()
         self.request.body = b"".join(self._chunks)
         user = self.user_name
         key = self.request.headers.get("Idempotency-Key") or None
         if key and len(key) > 255:
             raise IntakeError("Idempotency-Key is longer than 255 characters")
-        if key:
-            existing = self.store.find_by_idempotency_key(user, key)
-            if existing:
-                return self.write_json(job_model(existing), 200)
         fields, bundle = await asyncio.to_thread(self._parse_submission, user)
+        existing = key and self.store.find_by_idempotency_key(user, key)
+        if existing:
+            return self._replay(existing, key, bundle, fields)
         try:
             job = await self.jobs.submit(user, bundle, idempotency_key=key, **fields)
-        except DuplicateKey as e:
-            return self.write_json(job_model(e.job), 200)
+        except DuplicateKey as e:  # the same key raced in from another request
+            return self._replay(e.job, key, bundle, fields)
         self.set_header("Location", self.api_url("jobs", job.id))
         self.write_json(job_model(job), 201)
+
+    def _replay(self, job, key: str, bundle: Bundle, fields: dict):
+        """Answer a repeated Idempotency-Key: the first job if this is the same request, else 422."""
+        if not same_submission(job, bundle.sha256, fields):
+            raise IntakeError(f"Idempotency-Key {key!r} was already used for another request (job {job.id}); "
+                              "send a new key with a changed submission", 422, "idempotency_key_reused")
+        self.write_json(job_model(job), 200)
 
     def _parse_submission(self, user: str):
         """Fields and bundle from the body; IntakeError names what is wrong."""
@@ -134,7 +183,10 @@ class JobsHandler(APIHandler):
         limits = dict(max_members=cfg.bundle_max_files, max_bytes=cfg.bundle_max_bytes)
         if content_type.startswith("multipart/form-data"):
             args, files = {}, {}
-            httputil.parse_body_arguments(content_type, self.request.body, args, files, self.request.headers)
+            try:
+                httputil.parse_body_arguments(content_type, self.request.body, args, files, self.request.headers)
+            except httputil.HTTPInputError as e:  # no boundary, a part without a name, undecodable headers
+                raise IntakeError(f"malformed multipart/form-data body: {e}") from None
             form = {k: v[0].decode("utf-8", "replace") for k, v in args.items()}
             if "file" not in files:
                 raise IntakeError("multipart upload needs a 'file' part (.ipynb, .py or .zip)")
@@ -174,15 +226,19 @@ class JobsHandler(APIHandler):
             return Bundle(parse_script(body["code"].encode(), "code.py"), "py", "code.py")
         rel = safe_relpath(body["path"], "path")
         root = Path(self.config.workspace_for(user)).resolve()
-        target = (root / rel).resolve()
-        if root not in target.parents:
-            raise IntakeError(f"path {body['path']!r} is outside your workspace")
-        if not target.is_file():
-            raise web.HTTPError(404, f"no file {rel} in your workspace")
-        size = target.stat().st_size
-        if size > self.config.max_upload_size:
-            raise IntakeError(f"{rel} is {size} bytes, over the limit of {self.config.max_upload_size}", 413)
-        bundle = read_submission(target.name, target.read_bytes(), **limits)
+        try:
+            target = (root / rel).resolve()
+            if root not in target.parents:
+                raise IntakeError(f"path {rel!r} is outside your workspace")
+            if not target.is_file():
+                raise web.HTTPError(404, f"no file {rel} in your workspace")
+            size = target.stat().st_size
+            if size > self.config.max_upload_size:
+                raise IntakeError(f"{rel} is {size} bytes, over the limit of {self.config.max_upload_size}", 413)
+            data = target.read_bytes()
+        except (OSError, RuntimeError) as e:  # a name too long, a symlink loop, a file the service may not read
+            raise IntakeError(f"path {rel!r} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+        bundle = read_submission(target.name, data, **limits)
         bundle.name = rel
         return bundle
 

@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.log import app_log
 
-from ..intake import IntakeError
+from ..intake import IntakeError, load_json
 from ..store import Job
 
 
@@ -75,7 +75,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return url_path_join(self.prefix, "api", *parts)
 
 
-def _error_body(status: int, message: str, code: Optional[str] = None) -> str:
+def error_body(status: int, message: str, code: Optional[str] = None) -> str:
+    """The JSON of an error answer: ``{"error": {code, message, status}}``."""
     return json.dumps({"error": {"code": code or responses.get(status, "error").lower().replace(" ", "_"),
                                  "message": message, "status": status}})
 
@@ -95,9 +96,11 @@ class APIHandler(BaseHandler):
         self.set_header("Cache-Control", "no-store")
 
     def write_json(self, data, status: int = 200) -> None:
+        """Answer with ``data`` as strict JSON: a NaN that got this far is a bug to see, not to send."""
+        body = json.dumps(data, default=str, allow_nan=False)
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(data, default=str))
+        self.finish(body)
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -110,7 +113,7 @@ class APIHandler(BaseHandler):
             app_log.error("".join(traceback.format_exception(*kwargs["exc_info"])))
             message = "internal error; the service log has the details"
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(_error_body(status_code, message, code))
+        self.finish(error_body(status_code, message, code))
 
     def _handle_request_exception(self, e):
         if isinstance(e, IntakeError):
@@ -134,13 +137,10 @@ class APIHandler(BaseHandler):
         return model
 
     def get_json_body(self):
-        """The request body as JSON, or 400 saying why not."""
+        """The request body as strict JSON (finite numbers, bounded nesting), or 400 saying why not."""
         if not self.request.body:
             return {}
-        try:
-            return json.loads(self.request.body)
-        except ValueError as e:
-            raise IntakeError(f"request body is not valid JSON: {e}") from None
+        return load_json(self.request.body, "request body")
 
 
 def _guarded_by(check: str):

@@ -22,7 +22,7 @@ class EventsHandler(APIHandler):
         self.set_header("X-Accel-Buffering", "no")
 
     async def send(self, event: dict) -> None:
-        self.write(f"event: {event['event']}\ndata: {json.dumps(event, default=str)}\n\n")
+        self.write(f"event: {event['event']}\ndata: {json.dumps(event, default=str, allow_nan=False)}\n\n")
         await self.flush()
 
     @authenticated
