@@ -284,10 +284,13 @@ class JobManager(LoggingConfigurable):
 
     async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
         """The job's output in ``fmt``; renders are made once (in the worker process) and cached."""
-        data = self.artifacts.cached_output(job_id, fmt)
-        if data is None and fmt != "ipynb" and self.artifacts.output_path(job_id).exists():
-            data = await self.sizing.offload.call(offload.render, str(self.artifacts.output_path(job_id)), fmt)
-            self.artifacts.store_render(job_id, fmt, data)
+        try:
+            data = self.artifacts.cached_output(job_id, fmt)
+            if data is None and fmt != "ipynb" and self.artifacts.output_path(job_id).exists():
+                data = await self.sizing.offload.call(offload.render, str(self.artifacts.output_path(job_id)), fmt)
+                self.artifacts.store_render(job_id, fmt, data)
+        except FileNotFoundError:  # the job was deleted while this was read or rendered
+            return None
         return data
 
     async def _render_quietly(self, job_id: str, fmt: str) -> None:

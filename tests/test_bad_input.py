@@ -357,3 +357,10 @@ def test_upload_over_the_limit_from_a_client_that_sends_it_all_is_413(alice):
 def test_anonymous_upload_over_the_limit_is_401(hub):
     status, answer, _ = upload_reading_early(hub, "not-a-token", 20_000_000, chunked=False)
     assert status == 401, answer
+
+
+def test_a_request_refused_before_its_body_is_read_closes_the_connection(alice):
+    """Tornado hangs up after such an answer; saying so keeps the proxy from reusing the connection (a 503)."""
+    r = alice.api.request("TRACE", alice.url("jobs"), data=b" " * 100_000)  # not a verb Tornado knows
+    refused(r, 405)
+    assert r.headers["Connection"].lower() == "close"

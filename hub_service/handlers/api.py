@@ -28,7 +28,7 @@ from ..intake import (
 )
 from ..outputs import MEDIA_TYPES
 from ..store import TERMINAL, BadCursor, DuplicateKey, Job, job_model
-from .base import APIHandler, admin_only, authenticated, error_body
+from .base import APIHandler, admin_only, authenticated
 
 MAX_PAGE = 200
 #: seconds an over-limit upload is still read (and dropped) after its 413, as nginx's lingering_time
@@ -66,12 +66,85 @@ class HealthHandler(APIHandler):
 class JobsHandler(APIHandler):
     """GET: list jobs. POST: submit one (multipart upload or JSON).
 
-    The body is streamed so that an upload over the limit is never kept: the 413 is
-    answered as soon as the size is known and the rest is read and dropped (see
-    :meth:`_refuse_upload`).
+    The body is streamed so that an upload over the limit is never kept. Anything refused
+    before the body is in -- an upload over the limit (known from Content-Length, or once
+    a chunked body passes it), a stranger's upload, a verb Tornado does not know, a
+    missing XSRF token -- is answered at once and in full, and the rest of the body is
+    read and dropped (see :meth:`write_error`).
     """
-    @authenticated
+
+    _body_read = False  # set once Tornado hands over the whole body: the verb methods run only then
+    _answered_early = False
+    _received, _refused_at = 0, None  # also when prepare never ran (a 405, a failed XSRF check)
+
+    def write_error(self, status_code, **kwargs):
+        if not self._body_read:
+            # Hanging up under a client still sending resets the connection and loses the answer
+            # (the Hub's proxy answers its 503 page instead), so the answer goes out whole now,
+            # saying the connection will close, and the response ends once the body is drained:
+            # for up to LINGER seconds, as web servers linger on close. Clients that read early
+            # answers (curl, browsers, requests) stop sending at once.
+            self._answered_early, self._refused_at = True, time.monotonic()
+            self.set_header("Connection", "close")
+            # Tornado would still send "100 Continue" to a client that asked for it (curl does,
+            # for large bodies), and the proxy rejects a response after a final one
+            self.request.headers.pop("Expect", None)
+        super().write_error(status_code, **kwargs)
+
+    def finish(self, chunk=None):
+        """End the response; one answered before its body was read ends when the body is in."""
+        if not self._answered_early:
+            return super().finish(chunk)
+        if self._finished:  # ended by _finish_after_body, before Tornado's own call
+            return None
+        if chunk is not None:
+            self.write(chunk)
+        if not self._headers_written:
+            self.set_header("Content-Length", str(sum(len(c) for c in self._write_buffer)))
+            self.flush()
+        body = self.request._body_future  # Tornado resolves it when the streamed body has ended
+        if body.done():
+            return super().finish() if not body.exception() else None
+        body.add_done_callback(self._finish_after_body)
+        return body
+
+    def _finish_after_body(self, body):
+        if not self._finished and not body.exception():  # else the client went away meanwhile
+            super().finish()
+
+    def prepare(self):
+        self._chunks, self._received, self._refused_at = [], 0, None
+        if self.request.method != "POST":
+            return
+        # The limit is enforced here, never by Tornado: past its max_body_size Tornado
+        # answers a bare 400 and hangs up mid-upload.
+        self.request.connection.set_max_body_size(_UNBOUNDED)
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.config.max_upload_size:
+            self._refuse_upload()
+
+    def data_received(self, chunk):
+        self._received += len(chunk)
+        if self._refused_at is not None:
+            if time.monotonic() - self._refused_at > LINGER:
+                self.request.connection.close()  # the answer went out long ago; stop reading
+        elif self._received > self.config.max_upload_size:
+            self._chunks = []
+            self._refuse_upload()
+        else:
+            self._chunks.append(chunk)
+
+    def _refuse_upload(self):
+        """Answer 413 now (401/403 to a caller who may not submit); see :meth:`write_error`."""
+        try:
+            self.require_user()
+            raise IntakeError(f"upload is over the limit of {self.config.max_upload_size} bytes", 413, "too_large")
+        except (web.HTTPError, IntakeError) as e:
+            self._handle_request_exception(e)
+
     def get(self):
+        self._body_read = True
+        self.require_user()
         user = self.user_name
         if self.is_admin:
             if self.get_argument("all", "") in ("1", "true"):
@@ -99,59 +172,10 @@ class JobsHandler(APIHandler):
             raise IntakeError(str(e)) from None
         self.write_json({"jobs": [job_model(j) for j in jobs], "next_cursor": cursor})
 
-    def prepare(self):
-        self._chunks, self._received, self._refused_at = [], 0, None
-        if self.request.method != "POST":
-            return
-        # The limit is enforced here, never by Tornado: past its max_body_size Tornado
-        # answers a bare 400 and hangs up mid-upload, which the Hub's proxy, still
-        # sending, turns into its 503 page.
-        self.request.connection.set_max_body_size(_UNBOUNDED)
-        declared = self.request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.config.max_upload_size:
-            return self._refuse_upload()
-
-    async def data_received(self, chunk):
-        self._received += len(chunk)
-        if self._refused_at is not None:
-            if time.monotonic() - self._refused_at > LINGER:
-                self.request.connection.close()  # the answer went out long ago; stop reading
-        elif self._received > self.config.max_upload_size:
-            self._chunks = []
-            await self._refuse_upload()
-        else:
-            self._chunks.append(chunk)
-
-    def _refuse_upload(self):
-        """Send the whole 413 (or 401/403 to a caller who may not submit) before the body is in.
-
-        The connection is not closed under a client still sending, since closing with
-        unread data resets it and the answer is lost (the proxy answers 503 instead).
-        The rest of the body is read and dropped for up to ``LINGER`` seconds, as web
-        servers linger on close; clients that read early answers (curl, browsers) stop
-        sending at once. :meth:`post` then only ends the response.
-        """
-        self._refused_at = time.monotonic()
-        limit = self.config.max_upload_size
-        try:
-            self.require_user()
-            error = IntakeError(f"upload is over the limit of {limit} bytes", 413, "too_large")
-            status, code, message = error.status, error.code, error.message
-        except web.HTTPError as e:
-            status, code, message = e.status_code, None, e.log_message
-        body = error_body(status, message, code).encode()
-        self.set_status(status)
-        self.set_header("Content-Length", str(len(body)))
-        self.set_header("Connection", "close")  # the request was not read to its end
-        # Tornado would send "100 Continue" after this answer to a client that asked for it
-        # (curl does, for large bodies), and the proxy rejects a response after a final one
-        self.request.headers.pop("Expect", None)
-        self.write(body)
-        return self.flush()
-
     async def post(self):
-        if self._refused_at is not None:  # answered in _refuse_upload; the body is drained now
-            return self.finish()
+        self._body_read = True
+        if self._answered_early:  # answered in _refuse_upload; the body is drained now
+            return
         self.require_user()
         self.request.body = b"".join(self._chunks)
         user = self.user_name

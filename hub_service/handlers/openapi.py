@@ -1,98 +1,208 @@
-"""``GET /openapi.json``: the REST contract, machine-readable."""
+"""``GET /openapi.json``: the REST contract, machine-readable.
+
+It is held to what the handlers really answer: the test suite runs schemathesis over
+it against a real Hub (tests/test_openapi.py), so a status, a field or a media type
+that drifts from the handlers fails there.
+"""
 
 from __future__ import annotations
 
 from .. import __version__
+from ..outputs import MEDIA_TYPES
 from .base import APIHandler
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 _ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _JOB = {"description": "the job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
+_OBJECT = {"type": "object"}
+_NULLABLE_STRING = {"type": "string", "nullable": True}
 
 
-def _op(summary, responses, params=(), body=None):
-    op = {"summary": summary, "parameters": list(params),
-          "responses": dict(responses, **{"400": _ERR, "401": _ERR, "403": _ERR, "404": _ERR})}
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _media(description: str, *media_types: str) -> dict:
+    """A non-JSON answer; a notebook (application/x-ipynb+json) is a JSON object all the same."""
+    return {"description": description, "content": {
+        m.split(";")[0]: {"schema": {"type": "object" if m.endswith("json") else "string"}} for m in media_types}}
+
+
+def _op(op_id, summary, responses, params=(), body=None, errors=("400", "401", "403", "404")):
+    """An operation; every one may answer the JSON error of the listed statuses."""
+    op = {"operationId": op_id, "summary": summary, "parameters": list(params),
+          "responses": dict(responses, **{status: _ERR for status in errors})}
     if body:
         op["requestBody"] = body
     return op
 
 
-def spec(server_url: str) -> dict:
-    """The OpenAPI 3 document of the service."""
-    submit_fields = {
-        "parameters": {"type": "string", "description": "JSON object of notebook parameters"},
+def _query(name: str, schema: dict, description: str = "") -> dict:
+    return {"name": name, "in": "query", "schema": schema, **({"description": description} if description else {})}
+
+
+def _schemas() -> dict:
+    job = {"type": "object", "required": ["id", "user", "status", "progress", "resources"], "properties": {
+        "id": {"type": "string", "nullable": True, "description": "null only on a dry run's answer"},
+        "dry_run": {"type": "boolean", "description": "present (true) only on a dry run's answer"},
+        "user": {"type": "string"}, "name": {"type": "string"},
+        "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+        "input": {"type": "object", "properties": {
+            "kind": {"type": "string", "enum": ["ipynb", "py", "zip"]}, "name": {"type": "string"},
+            "path": _NULLABLE_STRING, "sha256": {"type": "string"}}},
+        "parameters": _OBJECT,
+        "progress": {"type": "object", "properties": {"cells_done": {"type": "integer"},
+                                                      "cells_total": {"type": "integer", "nullable": True}}},
+        "resources": {"type": "object", "properties": {
+            "requested": _OBJECT, "predicted": _OBJECT, "allocated": _OBJECT, "used": _OBJECT}},
+        "timeout": {"type": "number", "nullable": True},
+        "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
+        "callback_url": _NULLABLE_STRING, "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
+        "backend": _NULLABLE_STRING, "exit_code": {"type": "integer", "nullable": True},
+        "error": {"type": "object", "nullable": True, "properties": {
+            "reason": {"type": "string", "enum": ["cell_error", "oom_killed", "timeout", "cancelled",
+                                                  "invalid_input", "infrastructure"]},
+            "message": {"type": "string"}, "cell": {"type": "integer", "nullable": True}}},
+        "created": {"type": "string", "format": "date-time", "nullable": True,
+                    "description": "null only on a dry run's answer"},
+        "started": {"type": "string", "format": "date-time", "nullable": True},
+        "finished": {"type": "string", "format": "date-time", "nullable": True},
+    }}
+    error = {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}}}}
+    capacity = {"type": "object", "properties": {
+        "cpu": {"type": "number"}, "memory": {"type": "integer"}, "gpu": {"type": "integer"},
+        "max_running": {"type": "integer"}, "per_user": {"type": "integer"}}}
+    return {"Job": job, "Error": error, "Capacity": capacity}
+
+
+def _submit_body() -> dict:
+    fields = {
         "name": {"type": "string"},
-        "resources": {"type": "string", "description": 'JSON: {"cpu": 1.5, "memory": "2GB", "gpu": 0}'},
         "timeout": {"type": "number", "description": "seconds"},
         "callback_url": {"type": "string", "format": "uri"},
-        "output_formats": {"type": "string", "description": "comma-separated: ipynb,html,md"},
         "entry": {"type": "string", "description": "file to run inside a .zip bundle"},
     }
+    form = dict(fields, **{
+        "file": {"type": "string", "format": "binary", "description": ".ipynb, .py or .zip"},
+        "parameters": {"type": "string", "description": "JSON object of notebook parameters"},
+        "resources": {"type": "string", "description": 'JSON: {"cpu": 1.5, "memory": "2GB", "gpu": 0}'},
+        "output_formats": {"type": "string", "description": "comma-separated: ipynb,html,md"},
+    })
+    as_json = dict(fields, **{
+        "notebook": {"type": "object", "description": "the .ipynb JSON"},
+        "path": {"type": "string", "description": "a notebook in your workspace"},
+        "code": {"type": "string", "description": "Python source"},
+        "parameters": {"type": "object"},
+        "resources": {"type": "object", "properties": {
+            "cpu": {"type": "number"}, "memory": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "gpu": {"type": "integer"}, "timeout": {"type": "number"}}},
+        "output_formats": {"type": "array", "items": {"type": "string"}},
+    })
+    return {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": form}},
+        "application/json": {"schema": {"type": "object", "properties": as_json,
+                                        "description": "exactly one of notebook, path or code"},
+                             "example": {"code": "# %%\nprint('hello')\n", "name": "hello",
+                                         "resources": {"cpu": 0.5, "memory": "256MB"}, "timeout": 60}},
+    }}
+
+
+def spec(server_url: str) -> dict:
+    """The OpenAPI 3 document of the service."""
+    page = {"type": "object", "required": ["jobs", "next_cursor"], "properties": {
+        "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}, "next_cursor": _NULLABLE_STRING}}
+    job_links = {name: {"operationId": op_id, "parameters": {"job_id": "$response.body#/id"}}
+                 for name, op_id in (("GetJob", "getJob"), ("CancelJob", "cancelJob"), ("JobLogs", "getJobLogs"))}
+    submitted = dict(_JOB, links=job_links)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Notebook Jobs", "version": __version__,
-                 "description": "Run notebooks as parameterized, sandboxed jobs on JupyterHub."},
+                 "description": "Run notebooks as parameterized, sandboxed jobs on JupyterHub. Errors are "
+                                "JSON {\"error\": {code, message}} with a 4xx status."},
         "servers": [{"url": server_url}],
         "components": {
             "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",
                                           "description": "token <JupyterHub API token>"}},
-            "schemas": {
-                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                    "code": {"type": "string"}, "message": {"type": "string"}}}}},
-                "Job": {"type": "object", "properties": {
-                    "id": {"type": "string", "nullable": True}, "user": {"type": "string"}, "name": {"type": "string"},
-                    "dry_run": {"type": "boolean", "description": "present (true) only on a dry run's answer"},
-                    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
-                    "progress": {"type": "object", "properties": {"cells_done": {"type": "integer"},
-                                                                  "cells_total": {"type": "integer", "nullable": True}}},
-                    "resources": {"type": "object"}, "parameters": {"type": "object"},
-                    "error": {"type": "object", "nullable": True, "properties": {
-                        "reason": {"type": "string", "enum": ["cell_error", "oom_killed", "timeout", "cancelled",
-                                                              "invalid_input", "infrastructure"]},
-                        "message": {"type": "string"}, "cell": {"type": "integer", "nullable": True}}},
-                    "created": {"type": "string", "format": "date-time"},
-                    "started": {"type": "string", "format": "date-time", "nullable": True},
-                    "finished": {"type": "string", "format": "date-time", "nullable": True},
-                }},
-            },
+            "schemas": _schemas(),
         },
         "security": [{"token": []}],
         "paths": {
-            "/": {"get": _op("version, backend and capacity", {"200": {"description": "service info"}})},
-            "/health": {"get": dict(_op("health (no auth)", {"200": {"description": "ok"}}), security=[])},
+            "/": {"get": _op("getService", "version, backend and capacity", {"200": _json("service info", {
+                "type": "object", "properties": {
+                    "name": {"type": "string"}, "version": {"type": "string"}, "backend": _OBJECT,
+                    "capacity": {"$ref": "#/components/schemas/Capacity"}, "user": {"type": "string"},
+                    "admin": {"type": "boolean"}}})})},
+            "/health": {"get": dict(_op("getHealth", "health (no auth)", {"200": _json("ok", {
+                "type": "object", "properties": {"status": {"type": "string"}, "version": {"type": "string"},
+                                                 "backend": _OBJECT, "running": {"type": "integer"}}})},
+                errors=()), security=[])},
             "/jobs": {
-                "get": _op("list own jobs (admins: user=, all=1)", {"200": {"description": "a page of jobs"}}, [
-                    {"name": n, "in": "query", "schema": {"type": "string"}}
-                    for n in ("status", "q", "limit", "cursor", "sort", "user", "all")]),
-                "post": _op("submit a notebook (dry_run=1: validate and size only; 200 + the would-be job, "
-                            "id null, nothing stored)", {"201": _JOB, "200": _JOB, "413": _ERR, "422": _ERR},
-                            [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
-                             {"name": "dry_run", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}}],
-                            {"content": {
-                                "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                                                   "properties": dict(submit_fields, file={
-                                                                       "type": "string", "format": "binary"})}},
-                                "application/json": {"schema": {"type": "object", "properties": dict(
-                                    submit_fields, notebook={"type": "object"}, path={"type": "string"},
-                                    code={"type": "string"}, parameters={"type": "object"},
-                                    resources={"type": "object"})}}}}),
+                "get": _op("listJobs", "list own jobs (admins: user=, all=1)", {"200": _json("a page of jobs", page)}, [
+                    _query("status", {"type": "string"}, "comma-separated statuses"),
+                    _query("q", {"type": "string"}, "in the name, file name or id prefix"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("sort", {"type": "string", "enum": ["-created", "created"]}),
+                    _query("user", {"type": "string"}, "admins: this user's jobs"),
+                    _query("all", {"type": "string", "enum": ["0", "1", "true", "false"]}, "admins: everyone's")]),
+                "post": _op(
+                    "submitJob",
+                    "submit a notebook (dry_run=1: validate and size only; 200 + the would-be job, id null, "
+                    "nothing stored); a repeated Idempotency-Key returns the first job (200), or 422 if that key "
+                    "was used for another request",
+                    {"201": submitted, "200": _JOB},
+                    [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}},
+                     _query("dry_run", {"type": "string", "enum": ["0", "1"]})],
+                    _submit_body(), errors=("400", "401", "403", "404", "413", "415", "422")),
             },
-            "/jobs/{job_id}": {"get": _op("one job", {"200": _JOB}, [_JOB_ID]),
-                               "delete": _op("delete an ended job (cancels first)", {"204": {"description": "gone"}},
-                                             [_JOB_ID])},
-            "/jobs/{job_id}/cancel": {"post": _op("cancel", {"200": _JOB, "202": _JOB, "409": _ERR}, [_JOB_ID])},
-            "/jobs/{job_id}/rerun": {"post": _op("run again", {"201": _JOB}, [_JOB_ID])},
-            "/jobs/{job_id}/output": {"get": _op("output notebook or render", {"200": {"description": "output"}}, [
-                _JOB_ID, {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["ipynb", "html", "md"]}}])},
-            "/jobs/{job_id}/input": {"get": _op("submitted notebook", {"200": {"description": "ipynb"}}, [_JOB_ID])},
-            "/jobs/{job_id}/logs": {"get": _op("log (follow=1 streams)", {"200": {"description": "text"}}, [
-                _JOB_ID, {"name": "follow", "in": "query", "schema": {"type": "string"}}])},
-            "/jobs/{job_id}/events": {"get": _op("server-sent events", {"200": {"description": "text/event-stream"}},
-                                                 [_JOB_ID])},
-            "/notebooks": {"get": _op("notebooks in your workspace", {"200": {"description": "list"}})},
-            "/admin/queue": {"get": _op("queue and capacity (admins)", {"200": {"description": "queue"}})},
-            "/admin/stats": {"get": _op("statistics (admins)", {"200": {"description": "stats"}})},
+            "/jobs/{job_id}": {
+                "get": _op("getJob", "one job", {"200": _JOB}, [_JOB_ID]),
+                "delete": _op("deleteJob", "delete a job (a queued or running one is cancelled first)",
+                              {"204": {"description": "gone"}}, [_JOB_ID], errors=("401", "403", "404", "409"))},
+            "/jobs/{job_id}/cancel": {"post": _op("cancelJob", "cancel; 202 while a running job is stopping",
+                                                  {"200": _JOB, "202": _JOB}, [_JOB_ID],
+                                                  errors=("401", "403", "404", "409"))},
+            "/jobs/{job_id}/rerun": {"post": _op("rerunJob", "run again (sized up after an OOM or timeout kill)",
+                                                 {"201": _JOB}, [_JOB_ID], errors=("400", "401", "403", "404", "422"))},
+            "/jobs/{job_id}/output": {"get": _op(
+                "getJobOutput", "output notebook or render; 409 until the job ended",
+                {"200": _media("the output", *MEDIA_TYPES.values())},
+                [_JOB_ID, _query("format", {"type": "string", "enum": list(MEDIA_TYPES)}),
+                 _query("download", {"type": "string", "enum": ["0", "1", "true", "false"]})],
+                errors=("400", "401", "403", "404", "409"))},
+            "/jobs/{job_id}/input": {"get": _op("getJobInput", "the submitted notebook",
+                                                {"200": _media("ipynb", MEDIA_TYPES["ipynb"])}, [_JOB_ID])},
+            "/jobs/{job_id}/logs": {"get": _op("getJobLogs", "log (follow=1 streams until the job ends)",
+                                               {"200": _media("text", "text/plain")},
+                                               [_JOB_ID, _query("follow", {"type": "string",
+                                                                           "enum": ["0", "1", "true", "false"]})])},
+            "/jobs/{job_id}/events": {"get": _op("getJobEvents", "server-sent events until the job ends", {"200": {
+                "description": "event stream: 'status' (data: {event, job}), 'cell', 'log' (data: {event, text}); "
+                               "a comment line every 15 s keeps it open",
+                "content": {"text/event-stream": {"schema": {"type": "object", "properties": {
+                    "event": {"type": "string"}, "data": {"type": "string", "description": "a JSON object"}}}}}}},
+                [_JOB_ID])},
+            "/notebooks": {"get": _op("listNotebooks", "notebooks in your workspace", {"200": _json("list", {
+                "type": "object", "properties": {"workspace": {"type": "string"}, "notebooks": {
+                    "type": "array", "items": {"type": "object", "properties": {
+                        "path": {"type": "string"}, "name": {"type": "string"}, "size": {"type": "integer"},
+                        "modified": {"type": "string"}}}}}})})},
+            "/admin/queue": {"get": _op("getQueue", "queue and capacity (admins)", {"200": _json("queue", {
+                "type": "object", "properties": {
+                    "capacity": {"$ref": "#/components/schemas/Capacity"}, "used": _OBJECT,
+                    "running": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                    "queued": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}})})},
+            "/admin/stats": {"get": _op("getStats", "statistics (admins)", {"200": _json("stats", {
+                "type": "object", "properties": {"status_counts": _OBJECT, "recent": _OBJECT}})})},
+            "/admin/demand": {
+                "get": _op("getDemand", "the demand model: version, calibration, load forecast, how the limits "
+                                        "did (admins)", {"200": _json("the model", _OBJECT)}),
+                "post": _op("retrainDemand", "retrain the demand model now (admins)",
+                            {"201": _json("the new model", _OBJECT)}, errors=("401", "403", "404"))},
+            "/metrics": {"get": _op("getMetrics", "Prometheus exposition (admins)",
+                                    {"200": _media("metrics", "text/plain")}, errors=("401", "403"))},
         },
     }
 

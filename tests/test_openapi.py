@@ -1,0 +1,55 @@
+"""The OpenAPI document is the contract: schemathesis over all of it, against the real Hub, finds
+no server error and no response that breaks the document (status, media type, schema).
+
+Bounded and seeded, so a run is repeatable and takes about a minute and a half; a plain
+user and an admin each get their own pass (the admin endpoints answer a plain user 403).
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.hubtest import ROOT, SERVICE
+
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
+          "response_schema_conformance,response_headers_conformance")
+
+
+def schemathesis(hub, token: str, examples: int, *args: str) -> subprocess.CompletedProcess:
+    st = Path(sys.executable).with_name("st")
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.schemathesis_hooks",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    cmd = [str(st), "run", hub.url + SERVICE + "api/openapi.json", "-H", f"Authorization: token {token}",
+           "--checks", CHECKS, "--max-examples", str(examples), "--seed", "13", "--workers", "2",
+           "--request-timeout", "30", "--no-color", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def cancel_everything(user) -> None:
+    """The fuzzer's jobs would hold the session Hub's two run slots for the tests that follow."""
+    for job in user.get("jobs", params={"status": "queued,running", "limit": 200}).json()["jobs"]:
+        user.post(f"jobs/{job['id']}/cancel")
+
+
+@pytest.mark.parametrize("phases,examples", [("examples,coverage,fuzzing", 100), ("stateful", 10)],
+                         ids=["fuzzing", "stateful"])
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(hub, phases, examples):
+    """Fuzzing covers every operation with mostly bad input; the stateful phase follows POST /jobs's
+    links to real jobs, few enough that they do not queue up behind the Hub's two run slots."""
+    fuzzer = hub.user("fuzzer")
+    try:
+        run = schemathesis(hub, fuzzer.token, examples, "--phases", phases)
+    finally:
+        cancel_everything(fuzzer)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert re.search(r"\d+ generated, \d+ passed", run.stdout), run.stdout[-3000:]
+
+
+def test_schemathesis_over_the_admin_endpoints(hub, admin):
+    run = schemathesis(hub, admin.token, 15, "--include-path-regex", "^/(admin|metrics)",
+                       "--phases", "coverage,fuzzing")
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
