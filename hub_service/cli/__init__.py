@@ -1,9 +1,13 @@
 """``notebook-jobs``: run the service, or talk to it from a terminal.
 
-``serve`` starts the service (what the Hub runs). The other commands are a thin client
-of the REST API, authenticated with a Hub token (``$JUPYTERHUB_API_TOKEN`` inside a
-single-user server, or ``--token``) against ``--url`` (default
-``$JUPYTERHUB_URL/services/notebook-jobs/``).
+``serve`` starts the service (what the Hub runs). The other commands are a client of
+the REST API (``hub_service.client``), authenticated with a Hub token
+(``$JUPYTERHUB_API_TOKEN`` inside a single-user server, or ``--token``) against
+``--url`` (default ``$NOTEBOOK_JOBS_URL``, else ``$JUPYTERHUB_URL/services/notebook-jobs/``).
+
+A mistake -- a missing file, bad JSON, an unknown job, no token, a service that is down
+or says no -- is one line on stderr and exit status 2, never a traceback. ``submit
+--wait`` exits 0 when the job succeeded and 1 when it failed or was cancelled.
 """
 
 from __future__ import annotations
@@ -11,101 +15,182 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-import time
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+from ..client import TERMINAL, Client, ClientError
+from . import parameters as params
+from .progress import Progress, summary
+
+PROG = "notebook-jobs"
+EXIT_FAILED = 1  # the job ran and did not succeed
+EXIT_ERROR = 2  # the command could not do what was asked (argparse uses 2 for usage too)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
-class Client:
-    """Minimal REST client of the service."""
-
-    def __init__(self, url: str, token: str):
-        import requests
-
-        self.base = url.rstrip("/") + "/api/"
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"token {token}"
-
-    def call(self, method: str, path: str, **kwargs):
-        r = self.http.request(method, self.base + path, **kwargs)
-        if r.status_code >= 400:
-            try:
-                message = r.json()["error"]["message"]
-            except Exception:
-                message = r.text[:500]
-            raise SystemExit(f"error {r.status_code}: {message}")
-        return r
-
-    def wait(self, job_id: str, interval: float = 1.0) -> dict:
-        while True:
-            job = self.call("GET", f"jobs/{job_id}").json()
-            if job["status"] in TERMINAL:
-                return job
-            time.sleep(interval)
+class UserError(Exception):
+    """A mistake in what the user typed; the text is the one line shown."""
 
 
 def _client(args) -> Client:
     token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
     if not token:
-        raise SystemExit("no token: pass --token or set JUPYTERHUB_API_TOKEN")
-    url = args.url or os.environ.get("NOTEBOOK_JOBS_URL") or (
-        os.environ.get("JUPYTERHUB_URL", "http://127.0.0.1:8000").rstrip("/") + "/services/notebook-jobs/"
-    )
-    return Client(url, token)
+        raise UserError("no token: pass --token, or set JUPYTERHUB_API_TOKEN "
+                        "(make one on the Hub's Token page)")
+    return Client(args.url, token)
+
+
+def _job_id(text: str) -> str:
+    if not JOB_ID.fullmatch(text):
+        raise UserError(f"no job {text!r}: a job id is 32 hex digits (see '{PROG} list')")
+    return text
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
 
 
 def cmd_submit(args):
-    client = _client(args)
-    data = {}
-    for key in ("name", "parameters", "resources", "timeout", "callback_url", "output_formats", "entry"):
-        value = getattr(args, key, None)
+    """Submit a file; with --wait, follow it to its end and say how it went."""
+    if not os.path.exists(args.file):
+        raise UserError(f"no such file: {args.file}")
+    if os.path.isdir(args.file):
+        raise UserError(f"{args.file} is a directory: submit a notebook, a script or a .zip bundle")
+    try:
+        parameters = params.collect(args.parameters, args.parameters_file, args.parameters_yaml,
+                                    args.parameter, args.parameter_raw)
+    except params.ParameterError as e:
+        raise UserError(str(e)) from None
+    fields = {}
+    if parameters is not None:
+        fields["parameters"] = json.dumps(parameters)
+    for key in ("name", "resources", "timeout", "callback_url", "output_formats", "entry"):
+        value = getattr(args, key)
         if value is not None:
-            data[key] = value
+            fields[key] = str(value)
+    client = _client(args)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    with open(args.file, "rb") as f:
-        job = client.call("POST", "jobs", files={"file": (os.path.basename(args.file), f)}, data=data,
-                          headers=headers).json()
-    if args.wait:
-        job = client.wait(job["id"])
-    print(json.dumps(job, indent=2))
-    return 0 if not args.wait or job["status"] == "succeeded" else 1
+    job = client.submit(args.file, fields, headers)
+    url = client.job_page(job["id"])
+    if not args.wait:
+        if args.json:
+            _print_json(job)
+        else:
+            print(f"job {job['id']} {job['status']}: {url}")
+        return 0
+    # with --json, stdout holds the job alone: progress goes to a terminal on stderr, if any
+    out = sys.stderr if args.json else sys.stdout
+    show = not args.json or sys.stderr.isatty()
+    if show:
+        out.write(f"job {job['id']} submitted: {url}\n")
+        out.flush()
+    try:
+        job = _follow(client, job, Progress(out, out.isatty(), args.log_output) if show else None)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\nstopped waiting; job {job['id']} goes on: {url} "
+                         f"('{PROG} cancel {job['id']}' stops it)\n")
+        return EXIT_INTERRUPTED
+    if args.json:
+        _print_json(job)
+    elif job["status"] == "succeeded":
+        print(summary(job, url))
+    else:
+        sys.stdout.flush()
+        sys.stderr.write(summary(job, url) + "\n")
+    return 0 if job["status"] == "succeeded" else EXIT_FAILED
+
+
+def _follow(client: Client, job: dict, progress) -> dict:
+    """Follow the job's events until it ends; its final state."""
+    try:
+        for _attempt in range(100):  # a stream cut short (service restart, proxy) is reopened
+            for event in client.events(job["id"]):
+                if progress:
+                    progress.event(event)
+                if event.get("event") == "status" and event["job"]["status"] in TERMINAL:
+                    return event["job"]
+            job = client.job(job["id"])
+            if job["status"] in TERMINAL:
+                return job
+        raise ClientError(f"the event stream of job {job['id']} kept ending before the job did")
+    finally:
+        if progress:
+            progress.close()
 
 
 def cmd_list(args):
-    params = {"limit": args.limit}
+    """One line per job, newest first."""
+    query = {"limit": args.limit}
     if args.status:
-        params["status"] = args.status
+        query["status"] = args.status
     if args.all:
-        params["all"] = "1"
-    for job in _client(args).call("GET", "jobs", params=params).json()["jobs"]:
+        query["all"] = "1"
+    answer = _client(args).json("GET", "jobs", params=query)
+    if args.json:
+        _print_json(answer)
+        return 0
+    for job in answer["jobs"]:
         progress = job["progress"]
-        print(f"{job['id']}  {job['status']:<9}  {progress['cells_done']}/{progress['cells_total'] or '?':<4}"
-              f"  {job['created'][:19]}  {job['name']}")
+        cells = f"{progress['cells_done']}/{progress['cells_total'] or '?'}"
+        print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {(job['created'] or '')[:19].replace('T', ' ')}"
+              f"  {job['name']}")
+    return 0
+
+
+def cmd_status(args):
+    """One job: a line like submit's summary, or its JSON."""
+    client = _client(args)
+    job = client.job(_job_id(args.job_id))
+    if args.json:
+        _print_json(job)
+    elif job["status"] in TERMINAL:
+        print(summary(job, client.job_page(job["id"])))
+    else:
+        progress = job["progress"]
+        print(f"{job['status']}  {progress['cells_done']}/{progress['cells_total'] or '?'} cells"
+              f"  {client.job_page(job['id'])}")
     return 0
 
 
 def cmd_logs(args):
-    r = _client(args).call("GET", f"jobs/{args.job_id}/logs", params={"follow": "1" if args.follow else ""},
-                           stream=True)
-    for chunk in r.iter_content(None):
-        sys.stdout.write(chunk.decode("utf-8", "replace"))
-        sys.stdout.flush()
+    """The job's log; --follow keeps printing until the job ends (or Ctrl-C)."""
+    r = _client(args).call("GET", f"jobs/{_job_id(args.job_id)}/logs",
+                           params={"follow": "1" if args.follow else ""}, stream=True)
+    with r:
+        try:
+            for chunk in r.iter_content(None):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     return 0
 
 
 def cmd_output(args):
-    data = _client(args).call("GET", f"jobs/{args.job_id}/output", params={"format": args.format}).content
+    """The executed notebook, or a render of it."""
+    data = _client(args).call("GET", f"jobs/{_job_id(args.job_id)}/output", params={"format": args.format}).content
     if args.output:
-        with open(args.output, "wb") as f:
-            f.write(data)
+        try:
+            with open(args.output, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
     else:
         sys.stdout.buffer.write(data)
     return 0
 
 
 def cmd_cancel(args):
-    print(json.dumps(_client(args).call("POST", f"jobs/{args.job_id}/cancel").json(), indent=2))
+    """Cancel a job; one line saying what became of it."""
+    client = _client(args)
+    job = client.json("POST", f"jobs/{_job_id(args.job_id)}/cancel")
+    if args.json:
+        _print_json(job)
+    elif job["status"] in TERMINAL:
+        print(f"job {job['id']} {job['status']}")
+    else:  # 202: the backend is still stopping it
+        print(f"job {job['id']} is being cancelled ({job['status']} now)")
     return 0
 
 
@@ -113,14 +198,14 @@ def cmd_demand(args):
     """Offline demand-model commands against the service's own store."""
     import asyncio
 
-    from .app import NotebookJobs
-    from .offload import Offload
+    from ..app import NotebookJobs
+    from ..offload import Offload
 
     app = NotebookJobs()
     app.initialize(args.service_args)
     app.sizing.offload = Offload(inline=True)
     if args.demand_command == "retrain":
-        from .jobs import history_record
+        from ..jobs import history_record
 
         history = [history_record(j) for j in app.store.history(limit=args.limit)]
         info = asyncio.run(app.sizing.retrain(history))
@@ -130,61 +215,98 @@ def cmd_demand(args):
     return 0
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
+    """The command line, all subcommands."""
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--url", help="service URL (default: $NOTEBOOK_JOBS_URL, else $JUPYTERHUB_URL/services/notebook-jobs/)")
+    p.add_argument("--token", help="Hub API token (default: $JUPYTERHUB_API_TOKEN)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("serve", help="run the service (options: notebook-jobs serve --help-all)")
+
+    s = sub.add_parser("submit", help="submit a notebook, script or .zip bundle",
+                       description="Submit a notebook, script or .zip bundle as a job. Parameters are "
+                                   "taken as papermill's CLI takes them; later options win.")
+    s.add_argument("file")
+    s.add_argument("--name")
+    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter; True/False/None, integers and floats become those, else a string")
+    s.add_argument("-r", "--parameter-raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter kept as a string")
+    s.add_argument("-y", "--parameters-yaml", action="append", default=[], metavar="YAML",
+                   help="parameters as a YAML mapping, e.g. '{alpha: 0.5}'")
+    s.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE",
+                   help="parameters from a YAML or JSON file")
+    s.add_argument("--parameters", metavar="JSON", help='parameters as a JSON object, e.g. \'{"alpha": 0.5}\'')
+    s.add_argument("--resources", metavar="JSON", help='e.g. \'{"cpu": 1, "memory": "2GB"}\' (default: sized for you)')
+    s.add_argument("--timeout", type=float, metavar="SECONDS")
+    s.add_argument("--callback-url", dest="callback_url", metavar="URL", help="called with the job when it ends")
+    s.add_argument("--output-formats", dest="output_formats", metavar="LIST", help="e.g. html,md")
+    s.add_argument("--entry", metavar="PATH", help="file to run inside a .zip bundle")
+    s.add_argument("--idempotency-key", dest="idempotency_key", metavar="KEY",
+                   help="a retried submit with the same key returns the first job")
+    s.add_argument("--wait", action="store_true",
+                   help="show progress until the job ends; exit 1 unless it succeeded")
+    s.add_argument("--log-output", action="store_true", help="with --wait: also show what the notebook prints")
+    s.add_argument("--json", action="store_true", help="print the job as JSON and nothing else on stdout")
+    s.set_defaults(func=cmd_submit)
+
+    s = sub.add_parser("list", help="list your jobs")
+    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--all", action="store_true", help="everyone's jobs (admins)")
+    s.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("status", help="a job's status, duration and page")
+    s.add_argument("job_id")
+    s.add_argument("--json", action="store_true", help="print the job as JSON")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("logs", help="print a job's log")
+    s.add_argument("job_id")
+    s.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    s.set_defaults(func=cmd_logs)
+
+    s = sub.add_parser("output", help="download a job's output")
+    s.add_argument("job_id")
+    s.add_argument("--format", default="ipynb", choices=["ipynb", "html", "md"])
+    s.add_argument("-o", "--output", help="file to write (default: stdout)")
+    s.set_defaults(func=cmd_output)
+
+    s = sub.add_parser("cancel", help="cancel a job")
+    s.add_argument("job_id")
+    s.add_argument("--json", action="store_true", help="print the job as JSON")
+    s.set_defaults(func=cmd_cancel)
+
+    s = sub.add_parser("demand", help="the demand model: retrain, info")
+    s.add_argument("demand_command", choices=["retrain", "info"])
+    s.add_argument("--limit", type=int, default=100000, help="most recent jobs to learn from")
+    s.add_argument("service_args", nargs=argparse.REMAINDER, help="service options, e.g. --data-dir=…")
+    s.set_defaults(func=cmd_demand)
+    return p
+
+
+def main(argv=None) -> int:
+    """Run one command; its exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "serve":
-        from .app import NotebookJobs
+        from ..app import NotebookJobs
 
         NotebookJobs.launch_instance(argv[1:])
         return 0
-    parser = argparse.ArgumentParser(prog="notebook-jobs", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="service URL (default: $JUPYTERHUB_URL/services/notebook-jobs/)")
-    parser.add_argument("--token", help="Hub API token (default: $JUPYTERHUB_API_TOKEN)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the service (options: notebook-jobs serve --help-all)")
-
-    p = sub.add_parser("submit", help="submit a notebook, script or .zip bundle")
-    p.add_argument("file")
-    p.add_argument("--name")
-    p.add_argument("--parameters", help="JSON object")
-    p.add_argument("--resources", help='JSON, e.g. {"cpu": 1, "memory": "2GB"}')
-    p.add_argument("--timeout", type=float)
-    p.add_argument("--callback-url", dest="callback_url")
-    p.add_argument("--output-formats", dest="output_formats")
-    p.add_argument("--entry", help="file to run inside a .zip bundle")
-    p.add_argument("--idempotency-key", dest="idempotency_key")
-    p.add_argument("--wait", action="store_true", help="wait for the job to end; exit 1 unless it succeeded")
-    p.set_defaults(func=cmd_submit)
-
-    p = sub.add_parser("list", help="list your jobs")
-    p.add_argument("--status")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--all", action="store_true", help="everyone's jobs (admins)")
-    p.set_defaults(func=cmd_list)
-
-    p = sub.add_parser("logs", help="print a job's log")
-    p.add_argument("job_id")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.set_defaults(func=cmd_logs)
-
-    p = sub.add_parser("output", help="download a job's output")
-    p.add_argument("job_id")
-    p.add_argument("--format", default="ipynb", choices=["ipynb", "html", "md"])
-    p.add_argument("-o", "--output", help="file to write (default: stdout)")
-    p.set_defaults(func=cmd_output)
-
-    p = sub.add_parser("cancel", help="cancel a job")
-    p.add_argument("job_id")
-    p.set_defaults(func=cmd_cancel)
-
-    p = sub.add_parser("demand", help="the demand model: retrain, info")
-    p.add_argument("demand_command", choices=["retrain", "info"])
-    p.add_argument("--limit", type=int, default=100000, help="most recent jobs to learn from")
-    p.add_argument("service_args", nargs=argparse.REMAINDER, help="service options, e.g. --data-dir=…")
-    p.set_defaults(func=cmd_demand)
-
-    args = parser.parse_args(argv)
-    return args.func(args)
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, ClientError) as e:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {e}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. '… logs ID | head': the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
