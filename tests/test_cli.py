@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -151,7 +152,7 @@ def test_submit_json_prints_the_job_and_nothing_else(alice, notebook):
 
 
 def test_submit_wait_draws_a_bar_on_a_terminal(alice, notebook):
-    path = notebook("import time; time.sleep(0.5)", "print('done')")
+    path = notebook("print('go')", "import time; time.sleep(1.5)")
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "submit", path, "--wait"], cwd=ROOT,
                             env=cli_env(alice, COLUMNS="100"), stdin=subprocess.DEVNULL, stdout=slave,
@@ -175,8 +176,10 @@ def test_submit_wait_draws_a_bar_on_a_terminal(alice, notebook):
     text = out.decode()
     frames = text.split("\r\x1b[K")
     assert len(frames) >= 4, text  # redrawn in place, once per event
-    assert any(re.match(r"running +█+░+ 1/2 cells  running cell 2", f) for f in frames), frames
-    assert re.search(r"succeeded +█{10,} 2/2 cells", text), frames
+    # during the second cell's 1.5 s, no event: the clock alone redraws the bar
+    assert sum(bool(re.match(r"running +█+░+ 1/2 cells  \d+:\d\d  running cell 2", f)) for f in frames) >= 2, frames
+    assert any(re.match(r"running +█+░+ 1/2 cells  \d+:\d\d  running cell 2", f) for f in frames), frames
+    assert re.search(r"succeeded +█{10,} 2/2 cells  \d+:\d\d", text), frames
     assert "cell 1 of 2 started" not in text  # no plain lines on a terminal
     last = text.strip().splitlines()[-1]
     assert re.fullmatch(r"succeeded in \d+\.\ds  " + JOB_URL.pattern, last), last
@@ -220,8 +223,13 @@ def test_list_and_status(alice):
     alice.wait(job["id"])
     r = cli(alice, "list", "--limit", "5")
     assert r.returncode == 0
-    assert any(line.startswith(job["id"]) and line.endswith("listed") and "succeeded" in line
-               for line in r.stdout.splitlines()), r.stdout
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["JOB", "STATUS", "CELLS", "SUBMITTED", "TOOK", "NAME"]
+    assert re.fullmatch(job["id"] + r"  succeeded  1/1    \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  +\d+\.\ds  listed", lines[1]), lines
+    # times in the user's own time zone, not the service's UTC
+    created = datetime.fromisoformat(alice.get(f"jobs/{job['id']}").json()["created"])
+    local = (created + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+    assert local in cli(alice, "list", "--limit", "1", TZ="Asia/Kolkata").stdout
     assert job["id"] in [j["id"] for j in json.loads(cli(alice, "list", "--json").stdout)["jobs"]]
     r = cli(alice, "status", job["id"])
     assert re.fullmatch(r"succeeded in \d+\.\ds  " + JOB_URL.pattern + "\n", r.stdout), r.stdout

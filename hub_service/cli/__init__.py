@@ -17,10 +17,11 @@ import json
 import os
 import re
 import sys
+from datetime import datetime
 
 from ..client import TERMINAL, Client, ClientError
 from . import parameters as params
-from .progress import Progress, summary
+from .progress import Progress, duration, human_duration, summary
 
 PROG = "notebook-jobs"
 EXIT_FAILED = 1  # the job ran and did not succeed
@@ -130,11 +131,14 @@ def cmd_list(args):
     if args.json:
         _print_json(answer)
         return 0
+    if answer["jobs"]:
+        print(f"{'JOB':<32}  {'STATUS':<9}  {'CELLS':<5}  {'SUBMITTED':<19}  {'TOOK':>7}  NAME")
     for job in answer["jobs"]:
         progress = job["progress"]
         cells = f"{progress['cells_done']}/{progress['cells_total'] or '?'}"
-        print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {(job['created'] or '')[:19].replace('T', ' ')}"
-              f"  {job['name']}")
+        created = datetime.fromisoformat(job["created"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")  # local time
+        took = human_duration(duration(job)) if job["finished"] else "-"
+        print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {created}  {took:>7}  {job['name']}")
     return 0
 
 

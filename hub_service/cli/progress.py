@@ -8,6 +8,8 @@ file reads top to bottom without control characters.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from datetime import datetime
 from typing import Optional, TextIO
 
@@ -57,6 +59,7 @@ class Progress:
 
     def __init__(self, out: TextIO, tty: bool, log_output: bool = False):
         self.out, self.tty, self.log_output = out, tty, log_output
+        self.began = time.monotonic()
         self.status: Optional[str] = None
         self.total: Optional[int] = None
         self.done = 0
@@ -64,9 +67,23 @@ class Progress:
         self.drawn = False
         encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "")
         self.blocks = ("█", "░") if encoding == "utf8" else ("#", "-")
+        # a cell may run for minutes without an event: the clock on the bar keeps ticking
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        if tty:
+            threading.Thread(target=self._tick, name="progress-clock", daemon=True).start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                if self.drawn:
+                    self._draw()
 
     def event(self, event: dict) -> None:
         """Take one server-sent event of the job."""
+        with self._lock:
+            self._event(event)
+
+    def _event(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "status":
             job = event["job"]
@@ -97,11 +114,13 @@ class Progress:
             self._text(event.get("text", ""))
 
     def close(self) -> None:
-        """Leave the terminal's cursor on a fresh line."""
-        if self.tty and self.drawn:
-            self.out.write("\n")
-            self.out.flush()
-            self.drawn = False
+        """Stop the clock and leave the terminal's cursor on a fresh line."""
+        self._stop.set()
+        with self._lock:
+            if self.tty and self.drawn:
+                self.out.write("\n")
+                self.out.flush()
+                self.drawn = False
 
     def _line(self, text: str) -> None:
         if self.tty:
@@ -123,7 +142,8 @@ class Progress:
     def _draw(self) -> None:
         width = shutil.get_terminal_size((80, 24)).columns
         done, total = self.done, self.total
-        tail = f" {done}/{total or '?'} cells"
+        minutes, seconds = divmod(int(time.monotonic() - self.began), 60)
+        tail = f" {done}/{total or '?'} cells  {minutes}:{seconds:02d}"
         if self.current and self.status == "running":
             tail += f"  running cell {self.current}"
         head = f"{self.status or 'submitted':<9} "
