@@ -89,11 +89,11 @@ class Client:
             raise ClientError(f"{r.url} answered {r.status_code} but not with JSON: "
                               f"is {self.url} the service's URL?") from None
 
-    def submit(self, path: str, fields: dict, headers: Optional[dict] = None) -> dict:
-        """Upload a notebook, script or bundle as a new job."""
+    def submit(self, path: str, fields: dict, headers: Optional[dict] = None, dry_run: bool = False) -> dict:
+        """Upload a notebook, script or bundle as a new job (``dry_run``: the job it would be)."""
         with open(path, "rb") as f:
             return self.json("POST", "jobs", files={"file": (os.path.basename(path), f)}, data=fields,
-                             headers=headers or {})
+                             headers=headers or {}, params={"dry_run": "1"} if dry_run else None)
 
     def job(self, job_id: str) -> dict:
         return self.json("GET", f"jobs/{job_id}")

@@ -185,6 +185,19 @@ def test_submit_wait_draws_a_bar_on_a_terminal(alice, notebook):
     assert re.fullmatch(r"succeeded in \d+\.\ds  " + JOB_URL.pattern, last), last
 
 
+def test_dry_run_says_how_the_job_would_be_sized_and_stores_nothing(hub, notebook):
+    carol = hub.user("carol-dry-run")  # a user of her own: no job of any other test in her list
+    path = notebook("x", parameters="x = 1")
+    r = cli(carol, "submit", path, "-p", "x", "2", "--resources", '{"memory": "300MB", "cpu": 0.5}',
+            "--timeout", "90", "--dry-run")
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout == "would run with 0.5 cpu, 300 MiB memory, a 1m 30s time limit (sized by request)\n"
+    job = json.loads(cli(carol, "submit", path, "-p", "x", "2", "--dry-run", "--json").stdout)
+    assert job["dry_run"] is True and job["id"] is None and job["parameters"] == {"x": 2}
+    assert cli(carol, "list").stdout == "no jobs\n"
+    one_error_line(cli(carol, "submit", path, "-p", "y", "2", "--dry-run"), "unknown parameter(s) y")
+
+
 # -- the other commands ----------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from ..client import TERMINAL, Client, ClientError
 from . import parameters as params
-from .progress import Progress, duration, human_duration, summary
+from .progress import Progress, duration, human_duration, summary, would_run
 
 PROG = "notebook-jobs"
 EXIT_FAILED = 1  # the job ran and did not succeed
@@ -72,6 +72,13 @@ def cmd_submit(args):
             fields[key] = str(value)
     client = _client(args)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    if args.dry_run:
+        job = client.submit(args.file, fields, dry_run=True)
+        if args.json:
+            _print_json(job)
+        else:
+            print(would_run(job))
+        return 0
     job = client.submit(args.file, fields, headers)
     url = client.job_page(job["id"])
     if not args.wait:
@@ -131,7 +138,9 @@ def cmd_list(args):
     if args.json:
         _print_json(answer)
         return 0
-    if answer["jobs"]:
+    if not answer["jobs"]:
+        print("no jobs" + (f" {args.status}" if args.status else ""))
+    else:
         print(f"{'JOB':<32}  {'STATUS':<9}  {'CELLS':<5}  {'SUBMITTED':<19}  {'TOOK':>7}  NAME")
     for job in answer["jobs"]:
         progress = job["progress"]
@@ -248,6 +257,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--entry", metavar="PATH", help="file to run inside a .zip bundle")
     s.add_argument("--idempotency-key", dest="idempotency_key", metavar="KEY",
                    help="a retried submit with the same key returns the first job")
+    s.add_argument("--dry-run", action="store_true",
+                   help="check the submission and show how it would be sized, without running it")
     s.add_argument("--wait", action="store_true",
                    help="show progress until the job ends; exit 1 unless it succeeded")
     s.add_argument("--log-output", action="store_true", help="with --wait: also show what the notebook prints")

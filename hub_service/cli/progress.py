@@ -54,6 +54,31 @@ def summary(job: dict, url: str) -> str:
     return line
 
 
+def human_bytes(n: Optional[float]) -> str:
+    """``512 MiB``, ``2 GiB``."""
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.3g} GiB"
+
+
+def would_run(job: dict) -> str:
+    """What a dry run answers, in one line: the resources the job would get, and why."""
+    allocated = job["resources"].get("allocated") or {}
+    parts = [f"{allocated.get('cpu', '?'):g} cpu" if isinstance(allocated.get("cpu"), (int, float)) else "? cpu",
+             f"{human_bytes(allocated.get('memory'))} memory",
+             f"a {human_duration(allocated.get('timeout'))} time limit"]
+    if allocated.get("gpu"):
+        parts.append(f"{allocated['gpu']} gpu")
+    line = "would run with " + ", ".join(parts)
+    if allocated.get("basis"):
+        line += f" (sized by {allocated['basis']})"
+    return line
+
+
 class Progress:
     """Draws a job's progress from its events on ``out``: a bar on a terminal, else lines."""
 
