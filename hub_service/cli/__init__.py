@@ -13,6 +13,7 @@ or says no -- is one line on stderr and exit status 2, never a traceback. ``subm
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -230,17 +231,25 @@ def cmd_demand(args):
 
 def parser() -> argparse.ArgumentParser:
     """The command line, all subcommands."""
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--url", help="service URL (default: $NOTEBOOK_JOBS_URL, else $JUPYTERHUB_URL/services/notebook-jobs/)")
-    p.add_argument("--token", help="Hub API token (default: $JUPYTERHUB_API_TOKEN)")
+    def connection(parser, default):
+        parser.add_argument("--url", default=default,
+                            help="service URL (default: $NOTEBOOK_JOBS_URL, else $JUPYTERHUB_URL/services/notebook-jobs/)")
+        parser.add_argument("--token", default=default, help="Hub API token (default: $JUPYTERHUB_API_TOKEN)")
+        return parser
+
+    p = connection(argparse.ArgumentParser(prog=PROG, description="Run the service, or talk to it from a terminal."),
+                   None)
+    # --url and --token also after the command (SUPPRESS: there, absent leaves the top-level value)
+    common = connection(argparse.ArgumentParser(add_help=False), argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = functools.partial(sub.add_parser, parents=[common])
     sub.add_parser("serve", help="run the service (options: notebook-jobs serve --help-all)")
 
-    s = sub.add_parser("submit", help="submit a notebook, script or .zip bundle",
-                       description="Submit a notebook, script or .zip bundle as a job. Parameters are "
-                                   "taken as papermill's CLI takes them; later options win.")
-    s.add_argument("file")
-    s.add_argument("--name")
+    s = add("submit", help="submit a notebook, script or .zip bundle",
+            description="Submit a notebook, script or .zip bundle as a job. Parameters are "
+                        "taken as papermill's CLI takes them; later options win.")
+    s.add_argument("file", help="a .ipynb notebook, a .py script (run as a notebook) or a .zip bundle")
+    s.add_argument("--name", help="the job's name (default: the file's)")
     s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a parameter; True/False/None, integers and floats become those, else a string")
     s.add_argument("-r", "--parameter-raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -251,7 +260,7 @@ def parser() -> argparse.ArgumentParser:
                    help="parameters from a YAML or JSON file")
     s.add_argument("--parameters", metavar="JSON", help='parameters as a JSON object, e.g. \'{"alpha": 0.5}\'')
     s.add_argument("--resources", metavar="JSON", help='e.g. \'{"cpu": 1, "memory": "2GB"}\' (default: sized for you)')
-    s.add_argument("--timeout", type=float, metavar="SECONDS")
+    s.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit (default: sized for you)")
     s.add_argument("--callback-url", dest="callback_url", metavar="URL", help="called with the job when it ends")
     s.add_argument("--output-formats", dest="output_formats", metavar="LIST", help="e.g. html,md")
     s.add_argument("--entry", metavar="PATH", help="file to run inside a .zip bundle")
@@ -265,30 +274,30 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the job as JSON and nothing else on stdout")
     s.set_defaults(func=cmd_submit)
 
-    s = sub.add_parser("list", help="list your jobs")
+    s = add("list", help="list your jobs")
     s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--all", action="store_true", help="everyone's jobs (admins)")
     s.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("status", help="a job's status, duration and page")
+    s = add("status", help="a job's status, duration and page")
     s.add_argument("job_id")
     s.add_argument("--json", action="store_true", help="print the job as JSON")
     s.set_defaults(func=cmd_status)
 
-    s = sub.add_parser("logs", help="print a job's log")
+    s = add("logs", help="print a job's log")
     s.add_argument("job_id")
     s.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     s.set_defaults(func=cmd_logs)
 
-    s = sub.add_parser("output", help="download a job's output")
+    s = add("output", help="download a job's output")
     s.add_argument("job_id")
     s.add_argument("--format", default="ipynb", choices=["ipynb", "html", "md"])
     s.add_argument("-o", "--output", help="file to write (default: stdout)")
     s.set_defaults(func=cmd_output)
 
-    s = sub.add_parser("cancel", help="cancel a job")
+    s = add("cancel", help="cancel a job")
     s.add_argument("job_id")
     s.add_argument("--json", action="store_true", help="print the job as JSON")
     s.set_defaults(func=cmd_cancel)
