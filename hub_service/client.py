@@ -11,13 +11,17 @@ from __future__ import annotations
 import codecs
 import json
 import os
-from typing import Iterator, Optional
+import time
+from typing import Callable, Iterator, Optional
 
 import requests
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 DEFAULT_HUB_URL = "http://127.0.0.1:8000"
 SERVICE_PATH = "/services/notebook-jobs/"
+# The events stream says something (a keep-alive at least) every 15 s. The Hub's proxy
+# keeps a stream open, and silent, after the service behind it died: after this long, drop it.
+EVENTS_SILENCE = 60.0
 
 
 class ClientError(Exception):
@@ -39,10 +43,10 @@ def service_url(url: Optional[str] = None) -> str:
 class Client:
     """The service's REST API, authenticated with a Hub token."""
 
-    def __init__(self, url: str, token: str, timeout: float = 30):
+    def __init__(self, url: str, token: str, timeout: float = 30, silence: float = EVENTS_SILENCE):
         self.url = service_url(url)
         self.base = self.url + "api/"
-        self.timeout = timeout
+        self.timeout, self.silence = timeout, silence
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"token {token}"
 
@@ -50,10 +54,11 @@ class Client:
         """The job's page in a browser."""
         return f"{self.url}jobs/{job_id}"
 
-    def call(self, method: str, path: str, stream: bool = False, **kwargs) -> requests.Response:
-        """One request; a ClientError unless it answered 2xx."""
-        # a stream waits as long as the job runs: bound the connect, not the read
-        timeout = (self.timeout, None) if stream else self.timeout
+    def call(self, method: str, path: str, stream: bool = False, silence: Optional[float] = None,
+             **kwargs) -> requests.Response:
+        """One request; a ClientError unless it answered 2xx. A stream may be ``silence`` seconds quiet."""
+        # a stream lasts as long as the job runs: bound the connect, and the quiet between reads
+        timeout = (self.timeout, silence) if stream else self.timeout
         try:
             r = self.http.request(method, self.base + path, stream=stream, timeout=timeout, **kwargs)
         except requests.ConnectionError as e:
@@ -98,17 +103,52 @@ class Client:
     def job(self, job_id: str) -> dict:
         return self.json("GET", f"jobs/{job_id}")
 
+    def follow(self, job_id: str, on_event: Optional[Callable[[dict], None]] = None,
+               on_outage: Optional[Callable[[str], None]] = None, patience: float = 300) -> dict:
+        """Follow a job's events to its end (its final state), riding out a restart of the service.
+
+        The Hub restarts a service that died, and the service picks its jobs up again: an
+        outage shorter than ``patience`` seconds is waited out (``on_outage`` is told once).
+        """
+        outage_since: Optional[float] = None
+        while True:
+            try:
+                for event in self.events(job_id):
+                    outage_since = None
+                    if on_event:
+                        on_event(event)
+                    if event.get("event") == "status" and event["job"]["status"] in TERMINAL:
+                        return event["job"]
+                job = self.job(job_id)  # the stream ended early (a restart, a proxy's timeout)
+                if job["status"] in TERMINAL:
+                    return job
+            except ClientError as e:
+                if e.status not in (None, 502, 503, 504):  # the service answered no: waiting won't help
+                    raise
+                now = time.monotonic()
+                if outage_since is None:
+                    outage_since = now
+                    if on_outage:
+                        on_outage(f"{e}; waiting up to {patience:g}s for it to come back")
+                elif now - outage_since > patience:
+                    raise
+            time.sleep(1.0)
+
     def events(self, job_id: str) -> Iterator[dict]:
         """The job's server-sent events, each ``{"event": kind, ...}``, until the stream ends."""
-        r = self.call("GET", f"jobs/{job_id}/events", stream=True, headers={"Accept": "text/event-stream"})
+        r = self.call("GET", f"jobs/{job_id}/events", stream=True, silence=self.silence,
+                      headers={"Accept": "text/event-stream"})
         with r:
             data = []
-            for line in _lines(r):
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip(" "))
-                elif not line and data:  # a blank line ends an event; comments (keep-alives) have no data
-                    yield json.loads("\n".join(data))
-                    data = []
+            try:
+                for line in _lines(r):
+                    if line.startswith("data:"):
+                        data.append(line[5:].lstrip(" "))
+                    elif not line and data:  # a blank line ends an event; comments (keep-alives) have no data
+                        yield json.loads("\n".join(data))
+                        data = []
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+                raise ClientError(f"lost the event stream from the service at {self.url} ({_reason(e)})") from None
 
 
 def _lines(r: requests.Response) -> Iterator[str]:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from hub_service.cli import parameters as params
+from hub_service.client import Client, ClientError
 from tests.hubtest import ROOT, SERVICE, free_port, make_notebook, nb_bytes
 
 JOB_URL = re.compile(r"http://127\.0\.0\.1:\d+/services/notebook-jobs/jobs/([0-9a-f]{32})")
@@ -292,17 +293,50 @@ def test_a_service_not_reachable_is_one_line(alice, notebook):
                    "nothing-here")
 
 
-def test_a_service_that_is_down_is_one_line(hub, alice):
+def test_a_silent_event_stream_is_dropped():
+    """The Hub's proxy keeps a stream open, silent, after the service behind it died: not forever."""
+    import http.server
+    import threading
+
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(5)  # then nothing: no event, no keep-alive
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = Client(f"http://127.0.0.1:{server.server_port}/", "token", silence=0.5)
+        started = time.monotonic()
+        with pytest.raises(ClientError, match=r"lost the event stream .*\(timed out\)"):
+            list(client.events("0" * 32))
+        assert time.monotonic() - started < 4
+    finally:
+        server.shutdown()
+
+
+def test_a_service_that_is_down_is_one_line_and_wait_rides_out_its_restart(hub, alice):
     """Last in this file: it kills the session's service, and waits for the Hub to restart it."""
     import psutil
 
+    job = alice.submit(make_notebook("import time; time.sleep(3)"))
+    alice.wait(job["id"], statuses=("running",))
     pid = hub.service_pid()
     os.kill(pid, signal.SIGKILL)
     proc = psutil.Process(pid)
     while proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:  # the Hub reaps it in its own time
         time.sleep(0.05)
+    # the Hub takes seconds to notice and restart it: meanwhile, one line; and wait waits
+    waiting = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "wait", job["id"]], cwd=ROOT,
+                               env=cli_env(alice), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        r = cli(alice, "list")  # the Hub takes seconds to notice and restart it
+        r = cli(alice, "list")
     finally:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -315,3 +349,10 @@ def test_a_service_that_is_down_is_one_line(hub, alice):
         else:
             raise AssertionError("the Hub did not restart the service")
     one_error_line(r, f"the service at {alice.hub.url}{SERVICE} is not running")
+    # the restarted service ran the job again, and the waiting CLI saw it through
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, (out, err)
+    lines = out.splitlines()
+    assert lines[0] == f"job {job['id']}: {alice.hub.url}{SERVICE}jobs/{job['id']}"
+    assert any("is not running" in line and "waiting up to 300s for it to come back" in line for line in lines), out
+    assert lines[-1].startswith("succeeded in "), out

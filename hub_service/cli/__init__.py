@@ -88,11 +88,25 @@ def cmd_submit(args):
         else:
             print(f"job {job['id']} {job['status']}: {url}")
         return 0
+    return _wait(client, job, args, f"job {job['id']} submitted: {url}")
+
+
+def cmd_wait(args):
+    """Follow a job already submitted to its end, as submit --wait does."""
+    client = _client(args)
+    job_id = _job_id(args.job_id)
+    # no first GET: following rides out a service that is restarting, this too
+    return _wait(client, {"id": job_id}, args, f"job {job_id}: {client.job_page(job_id)}")
+
+
+def _wait(client: Client, job: dict, args, first_line: str) -> int:
+    """Show the job's progress until it ends, then the summary line; the exit status."""
+    url = client.job_page(job["id"])
     # with --json, stdout holds the job alone: progress goes to a terminal on stderr, if any
     out = sys.stderr if args.json else sys.stdout
     show = not args.json or sys.stderr.isatty()
     if show:
-        out.write(f"job {job['id']} submitted: {url}\n")
+        out.write(first_line + "\n")
         out.flush()
     try:
         job = _follow(client, job, Progress(out, out.isatty(), args.log_output) if show else None)
@@ -113,16 +127,8 @@ def cmd_submit(args):
 def _follow(client: Client, job: dict, progress) -> dict:
     """Follow the job's events until it ends; its final state."""
     try:
-        for _attempt in range(100):  # a stream cut short (service restart, proxy) is reopened
-            for event in client.events(job["id"]):
-                if progress:
-                    progress.event(event)
-                if event.get("event") == "status" and event["job"]["status"] in TERMINAL:
-                    return event["job"]
-            job = client.job(job["id"])
-            if job["status"] in TERMINAL:
-                return job
-        raise ClientError(f"the event stream of job {job['id']} kept ending before the job did")
+        return client.follow(job["id"], on_event=progress.event if progress else None,
+                             on_outage=progress.note if progress else None)
     finally:
         if progress:
             progress.close()
@@ -285,6 +291,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("job_id")
     s.add_argument("--json", action="store_true", help="print the job as JSON")
     s.set_defaults(func=cmd_status)
+
+    s = add("wait", help="follow a job to its end, as submit --wait does")
+    s.add_argument("job_id")
+    s.add_argument("--log-output", action="store_true", help="also show what the notebook prints")
+    s.add_argument("--json", action="store_true", help="print the job as JSON and nothing else on stdout")
+    s.set_defaults(func=cmd_wait)
 
     s = add("logs", help="print a job's log")
     s.add_argument("job_id")

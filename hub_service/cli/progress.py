@@ -138,6 +138,11 @@ class Progress:
         elif kind == "log" and self.log_output:
             self._text(event.get("text", ""))
 
+    def note(self, text: str) -> None:
+        """A line about the waiting itself (e.g. the service restarting), kept apart from the bar."""
+        with self._lock:
+            self._text(text)
+
     def close(self) -> None:
         """Stop the clock and leave the terminal's cursor on a fresh line."""
         self._stop.set()
