@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from hub_service.cli import lines
 from hub_service.cli import parameters as params
 from hub_service.client import Client, ClientError
 from tests.hubtest import ROOT, SERVICE, free_port, make_notebook, nb_bytes
@@ -91,6 +92,12 @@ def test_unreadable_parameters_are_named(kw, words):
         params.collect(**kw)
     assert all(w in str(e.value) for w in words), str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_durations_and_sizes_read_as_a_person_says_them():
+    assert [lines.human_duration(s) for s in (4.24, 65, 7260, None)] == ["4.2s", "1m 05s", "2h 01m", "?"]
+    assert [lines.human_bytes(n) for n in (512, 300 << 20, 3 << 29, 2 << 30)] == \
+        ["512 B", "300 MiB", "1.5 GiB", "2 GiB"]
 
 
 # -- submit --wait: progress, the summary line, exit status ------------------------------------

@@ -22,7 +22,8 @@ from datetime import datetime
 
 from ..client import TERMINAL, Client, ClientError
 from . import parameters as params
-from .progress import Progress, duration, human_duration, summary, would_run
+from .lines import duration, human_duration, summary, would_run
+from .progress import Progress
 
 PROG = "notebook-jobs"
 EXIT_FAILED = 1  # the job ran and did not succeed
