@@ -239,6 +239,25 @@ def test_logs_follow_ends_cleanly_on_ctrl_c(alice):
     alice.post(f"jobs/{job['id']}/cancel")
 
 
+def test_ctrl_c_stops_waiting_and_leaves_the_job_running(alice, notebook, tmp_path):
+    out_path = tmp_path / "wait.out"
+    with open(out_path, "w") as out_file:
+        proc = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "submit", notebook("import time\ntime.sleep(60)"),
+                                 "--wait"], cwd=ROOT, env=cli_env(alice), stdout=out_file, stderr=subprocess.PIPE,
+                                text=True)
+    deadline = time.monotonic() + 60
+    while "cell 1 of 1 started" not in out_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    job_id = JOB_URL.search(out_path.read_text()).group(1)
+    assert err.strip() == (f"stopped waiting; job {job_id} goes on: {alice.hub.url}{SERVICE}jobs/{job_id} "
+                           f"('notebook-jobs cancel {job_id}' stops it)")
+    assert alice.get(f"jobs/{job_id}").json()["status"] == "running"
+    alice.post(f"jobs/{job_id}/cancel")
+
+
 def test_list_and_status(alice):
     job = alice.submit(make_notebook("1"), name="listed")
     alice.wait(job["id"])
