@@ -65,6 +65,11 @@ class Client:
             raise ClientError(f"cannot reach the service at {self.url} ({_reason(e)})") from None
         except requests.Timeout:
             raise ClientError(f"the service at {self.url} did not answer within {self.timeout:g}s") from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as e:
+            raise ClientError(f"{self.url} is not a service URL: {e}") from None
+        except requests.RequestException as e:
+            raise ClientError(f"calling the service at {self.url} failed: {e}") from None
         if r.status_code == 401:
             raise ClientError("the Hub did not accept the token (from --token or $JUPYTERHUB_API_TOKEN): "
                               "expired, revoked, or from another Hub?", 401)

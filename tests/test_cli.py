@@ -314,6 +314,7 @@ def test_a_service_not_reachable_is_one_line(alice, notebook):
     url = f"http://127.0.0.1:{free_port()}/services/notebook-jobs/"
     one_error_line(cli(alice, "submit", notebook("1"), "--wait", NOTEBOOK_JOBS_URL=url),
                    f"cannot reach the service at {url}", "connection refused")
+    one_error_line(cli(alice, "list", "--url", "127.0.0.1:8000"), "is not a service URL")
     # the Hub answers, but nothing of ours is there
     one_error_line(cli(alice, "list", NOTEBOOK_JOBS_URL=alice.hub.url + "/services/nothing-here/"),
                    "nothing-here")

@@ -7,7 +7,7 @@ the REST API (``hub_service.client``), authenticated with a Hub token
 
 A mistake -- a missing file, bad JSON, an unknown job, no token, a service that is down
 or says no -- is one line on stderr and exit status 2, never a traceback. ``submit
---wait`` exits 0 when the job succeeded and 1 when it failed or was cancelled.
+--wait`` and ``wait`` exit 0 when the job succeeded and 1 when it failed or was cancelled.
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ def cmd_submit(args):
         raise UserError(f"no such file: {args.file}")
     if os.path.isdir(args.file):
         raise UserError(f"{args.file} is a directory: submit a notebook, a script or a .zip bundle")
+    try:
+        open(args.file, "rb").close()
+    except OSError as e:  # e.g. permissions: said now, not as a failed upload
+        raise UserError(f"cannot read {args.file}: {e.strerror or e}") from None
     try:
         parameters = params.collect(args.parameters, args.parameters_file, args.parameters_yaml,
                                     args.parameter, args.parameter_raw)
