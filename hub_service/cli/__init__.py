@@ -36,6 +36,13 @@ class UserError(Exception):
     """A mistake in what the user typed; the text is the one line shown."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line like every other one."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _client(args) -> Client:
     token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
     if not token:
@@ -248,10 +255,9 @@ def parser() -> argparse.ArgumentParser:
         parser.add_argument("--token", default=default, help="Hub API token (default: $JUPYTERHUB_API_TOKEN)")
         return parser
 
-    p = connection(argparse.ArgumentParser(prog=PROG, description="Run the service, or talk to it from a terminal."),
-                   None)
+    p = connection(_Parser(prog=PROG, description="Run the service, or talk to it from a terminal."), None)
     # --url and --token also after the command (SUPPRESS: there, absent leaves the top-level value)
-    common = connection(argparse.ArgumentParser(add_help=False), argparse.SUPPRESS)
+    common = connection(_Parser(add_help=False), argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = functools.partial(sub.add_parser, parents=[common])
     sub.add_parser("serve", help="run the service (options: notebook-jobs serve --help-all)")
