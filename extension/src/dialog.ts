@@ -229,11 +229,11 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
   /** Ask the service to validate and size what the form holds now. */
   async dryRun(): Promise<void> {
     const { submission, errors } = this.read();
+    const serial = ++this.serial; // answers to earlier forms are stale from here on
     if (Object.keys(errors).length) {
       this.showErrors(errors);
       return;
     }
-    const serial = ++this.serial;
     try {
       const job = await submitJob(submission, true);
       if (serial !== this.serial || this.isDisposed) {

@@ -68,7 +68,7 @@ export class JobsPanel extends Widget {
         { className: 'jp-NotebookJobs-header' },
         h('h2', {}, 'Notebook jobs'),
         filter,
-        h('button', { className: 'jp-mod-styled jp-NotebookJobs-refresh', title: 'Refresh', onclick: () => void this.load(false) }, 'Refresh')
+        h('button', { className: 'jp-NotebookJobs-action jp-NotebookJobs-refresh', title: 'Refresh the list', onclick: () => void this.load(false) }, 'Refresh')
       ),
       this.banner,
       this.list,
@@ -89,8 +89,9 @@ export class JobsPanel extends Widget {
     }
   }
 
-  /** A job submitted from this Lab: show it at once. */
+  /** A job submitted from this Lab: show it at once (and say which, for scripts and tests). */
   add(job: IJob): void {
+    this.node.dataset.lastSubmitted = job.id;
     this.dispatch({ type: 'job', job });
   }
 
@@ -207,7 +208,8 @@ export class JobsPanel extends Widget {
       .join(', ');
     const button = (label: string, action: string, fn: () => unknown, enabled = true) =>
       h('button', { className: 'jp-NotebookJobs-action', 'data-action': action, disabled: !enabled, onclick: fn }, label);
-    const hasOutput = terminal && !(job.status === 'failed' && job.error?.reason === 'invalid_input');
+    // papermill leaves a notebook when it ran (to the end, or to the failing cell or the time limit)
+    const hasOutput = job.status === 'succeeded' || ['cell_error', 'timeout'].includes(job.error?.reason ?? '');
     const formats = job.output_formats ?? ['ipynb', 'html'];
     return h(
       'li',
