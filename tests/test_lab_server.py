@@ -55,7 +55,12 @@ def service_app(rec: Recorder) -> tornado.web.Application:
         def get(self, path):
             self.record()
             if path == "jobs/j1":
-                return self.reply(200, {"id": "j1", "name": "a.ipynb", "status": "succeeded"})
+                return self.reply(200, {"id": "j1", "name": "a.ipynb", "status": "succeeded", "parameters": {"n": 5},
+                                        "output_formats": ["ipynb"],
+                                        "resources": {"requested": {"memory": 1 << 30, "timeout": 60}}})
+            if path == "jobs/j1/input":
+                return self.reply(200, json.dumps(make_notebook("print(n)", parameters="n = 1")),
+                                  "application/x-ipynb+json")
             if path == "jobs/j1/output":
                 return self.reply(200, json.dumps(make_notebook("print(1)")), "application/x-ipynb+json")
             if path == "jobs/gone":
@@ -221,6 +226,22 @@ def test_event_stream_is_passed_through(lab):
         assert r.headers["Content-Type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in r.iter_lines(decode_unicode=True) if line.startswith("data: ")]
     assert [e["job"]["status"] for e in events] == ["running", "succeeded"]
+
+
+def test_rerun_with_changed_parameters_resubmits_the_jobs_input(lab, service):
+    service.requests.clear()
+    r = lab.post(lab.base + "jobs/j1/rerun", json={"parameters": {"n": 7}})
+    assert r.status_code == 201, r.text
+    post = service.requests[-1]
+    assert (post["method"], post["uri"]) == ("POST", PREFIX + "jobs")
+    body = post["body"]
+    assert body["parameters"] == {"n": 7}  # exactly the dialog's, not merged with the old job's
+    assert "".join(body["notebook"]["cells"][0]["source"]) == "n = 1"
+    assert (body["name"], body["output_formats"], body["resources"], body["timeout"]) == (
+        "a.ipynb", ["ipynb"], {"memory": 1 << 30}, 60)
+    service.requests.clear()
+    assert lab.post(lab.base + "jobs/j1/rerun").status_code == 201  # no body: the service's own rerun
+    assert service.requests[0]["uri"] == PREFIX + "jobs/j1/rerun"
 
 
 def test_open_copies_the_output_into_job_outputs(lab):

@@ -109,7 +109,7 @@ class RerunHandler(BaseHandler):
             else:
                 old = await self.client.json("GET", f"jobs/{job_id}")
                 response = await self.client.request("GET", f"jobs/{job_id}/input")
-                requested = dict(old["resources"].get("requested") or {})
+                requested = dict((old.get("resources") or {}).get("requested") or {})
                 payload = {
                     "notebook": json.loads(response.body),
                     "name": old["name"],
