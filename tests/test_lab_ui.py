@@ -33,9 +33,11 @@ def write_notebooks(workspace):
         "greet.ipynb": make_notebook("print(f'hello {word}, {times * 2}')", parameters="word = 'world'\ntimes = 1"),
         "broken.ipynb": make_notebook("x = 1", "1 / 0", "print('never')"),
         "slow.ipynb": make_notebook("import time\ntime.sleep(120)"),
+        "edited.ipynb": make_notebook("print(rate)", parameters="rate = 1"),
     }
     for name, nb in notebooks.items():
         (workspace / name).write_text(json.dumps(nb))
+    (workspace / "script.py").write_text('# %% tags=["parameters"]\nsteps = 3\n\n# %%\nprint(steps)\n')
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,7 @@ def test_submit_change_a_parameter_watch_it_succeed_and_open_the_output(hub, lab
     row = submit(page, hub, "greet.ipynb", fill={"param-word": "galaxy", "param-times": "21"}, shot="dialog.png")
     job_id = row.get_attribute("data-job-id")
     row = wait_status(page, job_id, "succeeded")  # the panel follows the job live until it ends
+    page.get_by_text('Job "greet.ipynb" succeeded').wait_for(timeout=10_000)  # the Lab notification
     assert "cells" in row.locator(".jp-NotebookJobs-cells").inner_text()
     assert 'word="galaxy"' in row.locator(".jp-NotebookJobs-params").inner_text()
     assert "cpu" in row.locator(".jp-NotebookJobs-resources").inner_text()
@@ -144,3 +147,31 @@ def test_a_cancelled_job_shows_as_cancelled(hub, lab):
     page.locator(f'.jp-NotebookJobs-job[data-job-id="{job_id}"] [data-action="cancel"]').click()
     wait_status(page, job_id, "cancelled", 60_000)
     page.locator("#notebook-jobs-panel").screenshot(path=str(SHOTS / "panel-cancelled.png"))
+
+
+def test_unsaved_edits_are_saved_and_sent(hub, lab):
+    page = lab
+    open_notebook(page, hub, "edited.ipynb")
+    editor = page.locator(".jp-NotebookPanel:visible .jp-Cell").first.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("\nextra = 5")
+    page.locator(SUBMIT).locator("visible=true").click()
+    dialog = page.locator(".jp-Dialog .jp-NotebookJobs-dialog")
+    assert dialog.locator('[name="param-extra"]').input_value() == "5"  # the cell as it is in the editor
+    saved = json.loads((hub.data / "users" / USER / "edited.ipynb").read_text())
+    assert "extra = 5" in "".join(saved["cells"][0]["source"])  # saved before anything was sent
+    page.locator(".jp-Dialog-button.jp-mod-reject").click()
+
+
+def test_the_file_browser_offers_submit_for_a_python_script(hub, lab):
+    page = lab
+    page.goto(f"{hub.url}/user/{USER}/lab")
+    item = page.locator('.jp-DirListing-item[data-file-type="python"]', has_text="script.py")
+    item.wait_for(timeout=60_000)
+    item.click(button="right")
+    page.locator('.lm-Menu-item[data-command="notebook-jobs:submit"]').click()
+    dialog = page.locator(".jp-Dialog .jp-NotebookJobs-dialog")
+    assert dialog.locator('[name="param-steps"]').input_value() == "3"
+    dialog.locator(".jp-NotebookJobs-proposal").wait_for(timeout=30_000)  # the service sized the script too
+    page.locator(".jp-Dialog-button.jp-mod-reject").click()
