@@ -221,6 +221,13 @@ def test_the_rest_api_is_forwarded_with_query_and_method(lab, service):
     assert all(q["auth"] == f"token {SERVER_TOKEN}" for q in service.requests)
 
 
+def test_outputs_keep_their_media_type(lab):
+    r = lab.get(lab.base + "api/jobs/j1/output?format=ipynb")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/x-ipynb+json"  # not relabelled JSON by the API handler
+    assert r.json()["nbformat"] == 4
+
+
 def test_event_stream_is_passed_through(lab):
     with lab.get(lab.base + "api/jobs/j1/events", stream=True, timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/event-stream")

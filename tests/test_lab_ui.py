@@ -175,3 +175,31 @@ def test_the_file_browser_offers_submit_for_a_python_script(hub, lab):
     assert dialog.locator('[name="param-steps"]').input_value() == "3"
     dialog.locator(".jp-NotebookJobs-proposal").wait_for(timeout=30_000)  # the service sized the script too
     page.locator(".jp-Dialog-button.jp-mod-reject").click()
+
+
+def test_a_jobs_log_html_rerun_with_other_parameters_and_delete(hub, lab):
+    page = lab
+    row = submit(page, hub, "greet.ipynb", fill={"param-word": "first"})
+    job_id = row.get_attribute("data-job-id")
+    row = wait_status(page, job_id, "succeeded")
+    row.locator('[data-action="log"]').click()
+    page.locator(".jp-NotebookJobs-log:visible").wait_for()
+    row.locator('[data-action="html"]').click()
+    frame = page.frame_locator(".jp-NotebookJobs-html:visible")
+    frame.get_by_text("hello first, 2").wait_for(timeout=30_000)  # nbconvert's render, through the server
+    # rerun: the dialog starts from the job's own parameters
+    row.locator('[data-action="rerun"]').click()
+    word = page.locator('.jp-Dialog [name="param-word"]')
+    assert word.input_value() == "first"
+    word.fill("second")
+    page.locator(".jp-Dialog-button.jp-mod-accept").click()
+    page.wait_for_function("(before) => document.getElementById('notebook-jobs-panel').dataset.lastSubmitted !== before",
+                           arg=job_id)
+    rerun_id = page.locator("#notebook-jobs-panel").get_attribute("data-last-submitted")
+    rerun = wait_status(page, rerun_id, "succeeded")
+    assert 'word="second"' in rerun.locator(".jp-NotebookJobs-params").inner_text()
+    # delete, after a confirmation
+    row.locator('[data-action="delete"]').click()
+    page.locator(".jp-Dialog-button.jp-mod-warn").click()
+    row.wait_for(state="detached", timeout=10_000)
+    assert hub.user(USER).get(f"jobs/{job_id}").status_code == 404

@@ -195,9 +195,8 @@ class ForwardHandler(BaseHandler):
             for name in PASSED_HEADERS:
                 if response.headers.get(name):
                     self.set_header(name.title(), response.headers[name])
-        if response.code == 204:
-            return self.finish()
-        self.finish()
+        # APIHandler.finish would call every answer JSON: keep the service's type (HTML, text, ipynb)
+        self.finish(set_content_type=self._headers.get("Content-Type", "application/json"))
 
     @web.authenticated
     async def get(self, path):

@@ -22,6 +22,7 @@ import {
   copyOutput,
   deleteJob,
   ISubmission,
+  jobHtml,
   jobInput,
   jobLog,
   outputUrl,
@@ -132,12 +133,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = new JobsPanel({
       open: openOutput,
       html: async job => {
+        // srcdoc in a frame without allow-same-origin: the render's scripts get an opaque
+        // origin, away from the user's server and its cookies
         const frame = h('iframe', {
-          src: outputUrl(job.id, 'html'),
           sandbox: 'allow-scripts',
           className: 'jp-NotebookJobs-html',
           title: `${job.name} (HTML)`
-        });
+        }) as HTMLIFrameElement;
+        frame.srcdoc = await jobHtml(job.id);
         const content = new Widget({ node: h('div', { className: 'jp-NotebookJobs-htmlView' }, frame) });
         const widget = new MainAreaWidget({ content });
         widget.id = `notebook-jobs-html-${job.id}`;

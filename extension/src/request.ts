@@ -90,12 +90,12 @@ export function copyOutput(id: string): Promise<{ path: string }> {
   return requestAPI<{ path: string }>(`jobs/${id}/open`, { method: 'POST' });
 }
 
-/** The job's log, as text. */
-export async function jobLog(id: string): Promise<string> {
+/** A text body from the server extension (a log, an HTML render). */
+async function requestText(path: string): Promise<string> {
   const settings = ServerConnection.makeSettings();
   let response: Response;
   try {
-    response = await ServerConnection.makeRequest(apiUrl(`api/jobs/${id}/logs`, settings), {}, settings);
+    response = await ServerConnection.makeRequest(apiUrl(path, settings), {}, settings);
   } catch (e) {
     throw networkError(e);
   }
@@ -104,6 +104,16 @@ export async function jobLog(id: string): Promise<string> {
     throw errorFromResponse(response.status, text);
   }
   return text;
+}
+
+/** The job's log, as text. */
+export function jobLog(id: string): Promise<string> {
+  return requestText(`api/jobs/${id}/logs`);
+}
+
+/** The job's HTML render, as text (shown in a sandboxed frame: the Hub forbids framing the server's URLs). */
+export function jobHtml(id: string): Promise<string> {
+  return requestText(`api/jobs/${id}/output?format=html`);
 }
 
 /** The URL of one of a job's outputs, served through the server extension (same origin). */
