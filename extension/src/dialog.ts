@@ -10,7 +10,7 @@ import { fieldsOfError, JobsError } from './errors';
 import { IJob } from './jobs';
 import { changedParameters, displayValue, IParameterField } from './params';
 import { ISubmission, submitJob } from './request';
-import { basisText, Bounds, boundsOf, IOverrideInputs, readOverrides, resourcesText } from './sizing';
+import { basisText, Bounds, boundsOf, clampNotes, IOverrideInputs, readOverrides, resourcesText } from './sizing';
 
 /** Create an element with attributes and children. */
 export function h(tag: string, attrs: Record<string, any> = {}, ...children: (Node | string | null)[]): HTMLElement {
@@ -241,7 +241,6 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       }
       this.proposal = job;
       this.bounds = boundsOf(job);
-      this.showErrors({});
       this.showProposal(job);
     } catch (e) {
       if (serial !== this.serial || this.isDisposed) {
@@ -282,6 +281,9 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
         input.title = b ? `between ${b[0]} and ${b[1]}` : '';
       }
     }
+    // an override the service clamped: say so beside it
+    const over = readOverrides(this.state().overrides, this.bounds);
+    this.showErrors(clampNotes({ ...over.resources, timeout: over.timeout }, alloc));
   }
 
   dispose(): void {

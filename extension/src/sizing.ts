@@ -118,3 +118,30 @@ export function readOverrides(
   }
   return { resources, timeout, errors };
 }
+
+/**
+ * Where the service gave less or more than the user asked (it clamps requests to the
+ * admin's bounds): a note per field, e.g. {cpu: "the admin's bounds allow 2 cpu: the job gets that"}.
+ */
+export function clampNotes(
+  requested: { cpu?: number; memory?: number; timeout?: number },
+  allocated: IResources
+): Record<string, string> {
+  const notes: Record<string, string> = {};
+  const show: Record<string, (v: number) => string> = {
+    cpu: v => `${+v.toFixed(2)} cpu`,
+    memory: v => bytesText(v),
+    timeout: v => timeText(v)
+  };
+  for (const key of ['cpu', 'memory', 'timeout'] as const) {
+    const asked = requested[key];
+    const got = allocated[key];
+    if (asked == null || got == null) {
+      continue;
+    }
+    if (Math.abs(Number(got) - asked) > 0.01 * asked) {
+      notes[key] = `the admin's bounds allow ${show[key](Number(got))}: the job gets that`;
+    }
+  }
+  return notes;
+}

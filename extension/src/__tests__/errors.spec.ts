@@ -1,5 +1,5 @@
 import { errorFromResponse, fieldsOfError, JobsError, networkError } from '../errors';
-import { boundsOf, readOverrides, resourcesText } from '../sizing';
+import { boundsOf, clampNotes, readOverrides, resourcesText } from '../sizing';
 
 describe('errorFromResponse', () => {
   it("reads the service's JSON error", () => {
@@ -58,6 +58,12 @@ describe('sizing', () => {
     expect(r.errors.cpu).toMatch(/between 0.25 and 2/);
     expect(r.errors.memory).toMatch(/positive number of GB/);
     expect(r.errors.timeout).toMatch(/between 60 s and 60 min/);
+  });
+  it('notes where the service clamped an override', () => {
+    expect(clampNotes({ cpu: 8, memory: 1024 ** 3 }, { cpu: 2, memory: 1024 ** 3, timeout: 600 })).toEqual({
+      cpu: "the admin's bounds allow 2 cpu: the job gets that"
+    });
+    expect(clampNotes({}, { cpu: 2 })).toEqual({});
   });
   it('describes an allocation', () => {
     expect(resourcesText({ cpu: 1, memory: 2 * 1024 ** 3, timeout: 600 })).toBe('1 cpu · 2 GB · 10 min');
