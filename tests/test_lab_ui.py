@@ -210,3 +210,25 @@ def test_a_jobs_log_html_rerun_with_other_parameters_and_delete(hub, lab):
     page.locator(".jp-Dialog-button.jp-mod-warn").click()
     row.wait_for(state="detached", timeout=10_000)
     assert hub.user(USER).get(f"jobs/{job_id}").status_code == 404
+
+
+def test_a_service_that_is_down_is_a_message_in_the_panel(tmp_path):
+    """A JupyterLab whose service does not answer: the panel says so, it does not break."""
+    from tests.hubtest import free_port
+    from tests.test_lab_server import LAB_TOKEN, start_jupyter
+
+    proc, url, _ = start_jupyter(tmp_path, f"http://127.0.0.1:{free_port()}/services/notebook-jobs/")
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/lab?token={LAB_TOKEN}")
+            page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]').click(timeout=90_000)
+            banner = page.locator(".jp-NotebookJobs-banner.jp-mod-error")
+            banner.wait_for(timeout=30_000)
+            assert banner.inner_text().startswith("The notebook-jobs service is not answering")
+            page.locator("#notebook-jobs-panel").screenshot(path=str(SHOTS / "panel-service-down.png"))
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
