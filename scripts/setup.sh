@@ -51,6 +51,9 @@ if [ "$(cat "$ext_stamp" 2>/dev/null)" != "$ext_hash" ]; then
     (
         cd extension
         export PATH="$ROOT/.venv/bin:$PATH"
+        # npm's own registry setting wins over the one in extension/.yarnrc.yml
+        YARN_NPM_REGISTRY_SERVER="$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org)"
+        export YARN_NPM_REGISTRY_SERVER="${YARN_NPM_REGISTRY_SERVER%/}"
         jlpm install >&2
         jlpm build:prod >&2
     )

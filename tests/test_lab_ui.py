@@ -41,20 +41,28 @@ def write_notebooks(workspace):
 
 
 @pytest.fixture(scope="module")
-def lab(hub):
-    """A logged-in page on the user's JupyterLab."""
+def browser():
+    """One Chromium for the module (Playwright's sync API allows one driver per thread)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    write_notebooks(hub.data / "users" / USER)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(hub.url + "/hub/login")
-        page.fill("#username_input", USER)
-        page.fill("#password_input", "x")
-        page.click("#login_submit")
-        page.wait_for_url(re.compile(r".*/user/[^/]+/lab.*"), timeout=120_000)  # spawn, then Lab
-        yield page
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def lab(hub, browser):
+    """A logged-in page on the user's JupyterLab."""
+    write_notebooks(hub.data / "users" / USER)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(hub.url + "/hub/login")
+    page.fill("#username_input", USER)
+    page.fill("#password_input", "x")
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r".*/user/[^/]+/lab.*"), timeout=120_000)  # spawn, then Lab
+    yield page
+    context.close()
 
 
 def open_notebook(page, hub, name):
@@ -212,23 +220,22 @@ def test_a_jobs_log_html_rerun_with_other_parameters_and_delete(hub, lab):
     assert hub.user(USER).get(f"jobs/{job_id}").status_code == 404
 
 
-def test_a_service_that_is_down_is_a_message_in_the_panel(tmp_path):
+def test_a_service_that_is_down_is_a_message_in_the_panel(tmp_path, browser):
     """A JupyterLab whose service does not answer: the panel says so, it does not break."""
     from tests.hubtest import free_port
     from tests.test_lab_server import LAB_TOKEN, start_jupyter
 
     proc, url, _ = start_jupyter(tmp_path, f"http://127.0.0.1:{free_port()}/services/notebook-jobs/")
     try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{url}/lab?token={LAB_TOKEN}")
-            page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]').click(timeout=90_000)
-            banner = page.locator(".jp-NotebookJobs-banner.jp-mod-error")
-            banner.wait_for(timeout=30_000)
-            assert banner.inner_text().startswith("The notebook-jobs service is not answering")
-            page.locator("#notebook-jobs-panel").screenshot(path=str(SHOTS / "panel-service-down.png"))
-            browser.close()
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.goto(f"{url}/lab?token={LAB_TOKEN}")
+        page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]').click(timeout=90_000)
+        banner = page.locator(".jp-NotebookJobs-banner.jp-mod-error")
+        banner.wait_for(timeout=30_000)
+        assert banner.inner_text().startswith("The notebook-jobs service is not answering")
+        page.locator("#notebook-jobs-panel").screenshot(path=str(SHOTS / "panel-service-down.png"))
+        context.close()
     finally:
         proc.terminate()
         proc.wait(10)

@@ -51,7 +51,7 @@ export interface IJobsState {
 }
 
 export type JobsAction =
-  | { type: 'page'; jobs: IJob[]; nextCursor: string | null; append: boolean }
+  | { type: 'page'; jobs: IJob[]; nextCursor: string | null; append: boolean; merge?: boolean }
   | { type: 'job'; job: IJob }
   | { type: 'event'; id: string; event: Record<string, any> }
   | { type: 'removed'; id: string }
@@ -97,6 +97,12 @@ export function reduce(state: IJobsState, action: JobsAction): IJobsState {
           const old = known.get(j.id);
           return old && isTerminal(old.status) && !isTerminal(j.status) ? old : j;
         });
+        if (action.merge) {
+          // a refresh of the first page keeps the older pages the user has opened
+          const ids = new Set(jobs.map(j => j.id));
+          const rest = state.jobs.filter(j => !ids.has(j.id));
+          return { ...state, jobs: [...jobs, ...rest], nextCursor: rest.length ? state.nextCursor : action.nextCursor, error: null };
+        }
         return { ...state, jobs, nextCursor: action.nextCursor, error: null };
       }
       const seen = new Set(state.jobs.map(j => j.id));

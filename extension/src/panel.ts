@@ -100,12 +100,12 @@ export class JobsPanel extends Widget {
     void this.load(false);
   }
 
-  /** Fetch the first page (or the next one). */
-  async load(append: boolean): Promise<void> {
+  /** Fetch the first page (or the next one); ``merge`` keeps the older pages shown. */
+  async load(append: boolean, merge = false): Promise<void> {
     try {
       const page = await listJobs(this.state.filter, append ? this.state.nextCursor : null, PAGE);
       this.delay = 3000;
-      this.dispatch({ type: 'page', jobs: page.jobs, nextCursor: page.next_cursor, append });
+      this.dispatch({ type: 'page', jobs: page.jobs, nextCursor: page.next_cursor, append, merge });
     } catch (e) {
       this.dispatch({ type: 'error', message: (e as JobsError).message });
       this.delay = nextDelay(this.delay, 3000, 60000);
@@ -151,7 +151,7 @@ export class JobsPanel extends Widget {
       if (!this.isVisible) {
         return;
       }
-      await this.load(false);
+      await this.load(false, true);
       this.schedule();
     }, wait);
   }

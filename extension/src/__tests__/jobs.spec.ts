@@ -17,6 +17,16 @@ describe('reduce', () => {
     expect(s.nextCursor).toBeNull();
   });
 
+  it('keeps the older pages shown when the first page is refreshed', () => {
+    let s = reduce(INITIAL, { type: 'page', jobs: [job('c', 'running'), job('b', 'failed')], nextCursor: 'p2', append: false });
+    s = reduce(s, { type: 'page', jobs: [job('a', 'succeeded')], nextCursor: null, append: true });
+    s = reduce(s, { type: 'page', jobs: [job('d', 'queued'), job('c', 'succeeded')], nextCursor: 'p2b', append: false, merge: true });
+    expect(s.jobs.map(j => `${j.id}:${j.status}`)).toEqual(['d:queued', 'c:succeeded', 'b:failed', 'a:succeeded']);
+    expect(s.nextCursor).toBeNull(); // the user had reached the last page
+    s = reduce(s, { type: 'page', jobs: [job('d', 'queued')], nextCursor: 'x', append: false });
+    expect(s.jobs.map(j => j.id)).toEqual(['d']); // a plain reload (filter change, Refresh) starts over
+  });
+
   it('puts a newly submitted job first, and updates a known one in place', () => {
     let s = reduce(INITIAL, { type: 'page', jobs: [job('a', 'succeeded')], nextCursor: null, append: false });
     s = reduce(s, { type: 'job', job: job('n', 'queued') });
