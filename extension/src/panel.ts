@@ -235,6 +235,7 @@ export class JobsPanel extends Widget {
         'div',
         { className: 'jp-NotebookJobs-resources', title: `sized by ${basisText(String(job.resources.allocated?.basis ?? ''))}` },
         resourcesText(job.resources.allocated),
+        job.resources.allocated?.basis ? ` (${job.resources.allocated.basis})` : '',
         usedText ? ` — used ${usedText}` : ''
       ),
       Object.keys(job.parameters ?? {}).length
