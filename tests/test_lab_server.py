@@ -91,7 +91,16 @@ def service_app(rec: Recorder) -> tornado.web.Application:
             self.set_status(204)
             self.finish()
 
-    return tornado.web.Application([(PREFIX + "(.*)", Handler)])
+    class HubServices(tornado.web.RequestHandler):
+        """The Hub's GET /hub/api/services/NAME, for a server not told the service's URL."""
+
+        def get(self):
+            rec.requests.append({"method": "GET", "uri": self.request.uri,
+                                 "auth": self.request.headers.get("Authorization"), "body": None})
+            host = self.request.host
+            self.finish({"name": "notebook-jobs", "url": f"http://{host}", "prefix": "/services/notebook-jobs/"})
+
+    return tornado.web.Application([(PREFIX + "(.*)", Handler), ("/hub/api/services/notebook-jobs", HubServices)])
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +128,7 @@ def service():
     thread.join(5)
 
 
-def start_jupyter(tmp_path, service_url: str):
+def start_jupyter(tmp_path, service_url: str, **extra_env):
     """A Jupyter server with the extension, as a single-user server would run it."""
     root = tmp_path / "work"
     root.mkdir(exist_ok=True)
@@ -133,6 +142,7 @@ def start_jupyter(tmp_path, service_url: str):
                JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
     for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_SERVICE_PREFIX"):
         env.pop(key, None)
+    env.update(extra_env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
          f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={LAB_TOKEN}", "--allow-root",
@@ -274,6 +284,20 @@ def test_a_service_that_is_down_is_a_clear_503(tmp_path, service):
             err = r.json()["error"]
             assert err["code"] == "service_unavailable"
             assert err["message"].startswith("The notebook-jobs service is not answering")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_without_a_configured_url_the_hub_is_asked_where_the_service_is(tmp_path, service):
+    hub_api = service.url.replace("/services/notebook-jobs/", "/hub/api")
+    proc, url, _ = start_jupyter(tmp_path, "", JUPYTERHUB_API_URL=hub_api)
+    try:
+        service.requests.clear()
+        r = requests.get(url + "/notebook-jobs/api/jobs", headers={"Authorization": f"token {LAB_TOKEN}"})
+        assert r.status_code == 200, r.text
+        assert [q["uri"] for q in service.requests] == ["/hub/api/services/notebook-jobs", PREFIX + "jobs"]
+        assert all(q["auth"] == f"token {SERVER_TOKEN}" for q in service.requests)
     finally:
         proc.terminate()
         proc.wait(10)
