@@ -31,7 +31,7 @@ from ..store import TERMINAL, BadCursor, DuplicateKey, Job, job_model
 from .base import APIHandler, admin_only, authenticated
 
 MAX_PAGE = 200
-#: seconds an over-limit upload is still read (and dropped) after its 413, as nginx's lingering_time
+#: seconds a refused upload is still read (and dropped) before its answer, as nginx's lingering_time
 LINGER = 30.0
 #: Tornado's own body limit is lifted for uploads: this service enforces its own (see JobsHandler)
 _UNBOUNDED = 1 << 62
@@ -69,48 +69,46 @@ class JobsHandler(APIHandler):
     The body is streamed so that an upload over the limit is never kept. Anything refused
     before the body is in -- an upload over the limit (known from Content-Length, or once
     a chunked body passes it), a stranger's upload, a verb Tornado does not know, a
-    missing XSRF token -- is answered at once and in full, and the rest of the body is
-    read and dropped (see :meth:`write_error`).
+    missing XSRF token -- is answered once the rest of the body has been read and
+    dropped (see :meth:`write_error`).
     """
 
     _body_read = False  # set once Tornado hands over the whole body: the verb methods run only then
-    _answered_early = False
+    _refused = False
     _received, _refused_at = 0, None  # also when prepare never ran (a 405, a failed XSRF check)
 
     def write_error(self, status_code, **kwargs):
         if not self._body_read:
-            # Hanging up under a client still sending resets the connection and loses the answer
-            # (the Hub's proxy answers its 503 page instead), so the answer goes out whole now,
-            # saying the connection will close, and the response ends once the body is drained:
-            # for up to LINGER seconds, as web servers linger on close. Clients that read early
-            # answers (curl, browsers, requests) stop sending at once.
-            self._answered_early, self._refused_at = True, time.monotonic()
-            self.set_header("Connection", "close")
-            # Tornado would still send "100 Continue" to a client that asked for it (curl does,
-            # for large bodies), and the proxy rejects a response after a final one
-            self.request.headers.pop("Expect", None)
+            # Answering while the client is still sending goes wrong behind the Hub's proxy:
+            # Tornado hangs up after the answer (the proxy, still writing, answers its 503
+            # page), and with "Connection: close" the proxy closes the client's socket under
+            # a client still sending (curl then reports a broken pipe, not the answer). So the
+            # answer waits until the body is read and dropped; see finish.
+            self._refused, self._refused_at = True, time.monotonic()
         super().write_error(status_code, **kwargs)
 
     def finish(self, chunk=None):
-        """End the response; one answered before its body was read ends when the body is in."""
-        if not self._answered_early:
+        """End the response; one refused before its body was read ends when the body is in."""
+        body = self.request._body_future  # Tornado resolves it when the streamed body has ended
+        if not self._refused or body.done() or self._finished:
+            if self._refused and self._finished:
+                return None  # ended by _finish_after_body, before Tornado's own call
+            if self._refused and body.exception():
+                return None  # the client went away; nobody to answer
             return super().finish(chunk)
-        if self._finished:  # ended by _finish_after_body, before Tornado's own call
-            return None
         if chunk is not None:
             self.write(chunk)
-        if not self._headers_written:
-            self.set_header("Content-Length", str(sum(len(c) for c in self._write_buffer)))
-            self.flush()
-        body = self.request._body_future  # Tornado resolves it when the streamed body has ended
-        if body.done():
-            return super().finish() if not body.exception() else None
         body.add_done_callback(self._finish_after_body)
         return body
 
     def _finish_after_body(self, body):
         if not self._finished and not body.exception():  # else the client went away meanwhile
             super().finish()
+
+    def _stop_lingering(self):
+        """A client still sending LINGER seconds after its refusal gets the answer and a hang-up."""
+        self.set_header("Connection", "close")
+        super().finish()
 
     def prepare(self):
         self._chunks, self._received, self._refused_at = [], 0, None
@@ -126,8 +124,8 @@ class JobsHandler(APIHandler):
     def data_received(self, chunk):
         self._received += len(chunk)
         if self._refused_at is not None:
-            if time.monotonic() - self._refused_at > LINGER:
-                self.request.connection.close()  # the answer went out long ago; stop reading
+            if time.monotonic() - self._refused_at > LINGER and not self._finished:
+                self._stop_lingering()
         elif self._received > self.config.max_upload_size:
             self._chunks = []
             self._refuse_upload()
@@ -174,7 +172,7 @@ class JobsHandler(APIHandler):
 
     async def post(self):
         self._body_read = True
-        if self._answered_early:  # answered in _refuse_upload; the body is drained now
+        if self._refused:  # refused in _refuse_upload; the body is drained, the answer on its way
             return
         self.require_user()
         self.request.body = b"".join(self._chunks)
