@@ -23,7 +23,7 @@ from .intake import Bundle, IntakeError
 from .outputs import Artifacts, CappedLog
 from .sizing import Sizing
 from .store import InvalidTransition, Job, Store, job_model
-from .webhooks import deliver
+from .webhooks import CallbackRefused, Webhooks
 
 
 class JobManager(LoggingConfigurable):
@@ -35,6 +35,7 @@ class JobManager(LoggingConfigurable):
     dispatcher = Instance(Dispatcher)
     sizing = Instance(Sizing)
     broker = Instance(Broker, ())
+    webhooks = Instance(Webhooks)
 
     log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
@@ -52,6 +53,8 @@ class JobManager(LoggingConfigurable):
         self._background = set()
         self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
         self._retraining = False
+        if self.webhooks is None:
+            self.webhooks = Webhooks(parent=self, log=self.log)
 
     # -- submission -------------------------------------------------------------
 
@@ -71,6 +74,11 @@ class JobManager(LoggingConfigurable):
         rerun_of: Optional[Job] = None,
     ) -> Job:
         """Store the input, size the job and queue it (raises DuplicateKey for a repeated key)."""
+        if callback_url:
+            try:
+                await self.webhooks.check(callback_url)
+            except CallbackRefused as e:
+                raise IntakeError(str(e), 400, "callback_refused") from None
         gpus = requested.get("gpu", 0)
         if gpus and gpus > self.executor.gpu_count():
             raise IntakeError(
@@ -271,7 +279,7 @@ class JobManager(LoggingConfigurable):
                 if fmt != "ipynb":
                     self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
-            self._spawn(deliver(job.callback_url, job_model(job), self.webhook_secret))
+            self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
         if job.status == "succeeded" and self.sizing.use_model and not self._retraining:
             self._spawn(self._retrain_if_due())
 

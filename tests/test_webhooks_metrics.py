@@ -12,9 +12,8 @@ import pytest
 from tests.hubtest import make_notebook
 
 
-@pytest.fixture
-def receiver():
-    """A webhook receiver on this machine's loopback."""
+def start_receiver(port: int = 0):
+    """A webhook receiver on this machine's loopback: (server, url, what it received)."""
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -27,10 +26,27 @@ def receiver():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    return server, f"http://127.0.0.1:{server.server_port}/hook", received
+
+
+@pytest.fixture
+def receiver(webhook_port):
+    """A receiver on the loopback port the session's admin allowed (Webhooks.allowed_networks)."""
+    server, url, received = start_receiver(webhook_port)
+    yield url, received
     server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def other_receiver():
+    """A receiver on a loopback port nobody allowed."""
+    server, url, received = start_receiver()
+    yield url, received
+    server.shutdown()
+    server.server_close()
 
 
 def test_webhook_is_signed_and_sent_once_when_the_job_ends(alice, receiver):
@@ -48,6 +64,27 @@ def test_webhook_is_signed_and_sent_once_when_the_job_ends(alice, receiver):
     payload = json.loads(body)
     assert payload["id"] == job["id"] and payload["status"] == "failed"
     assert payload["error"]["reason"] == "cell_error"
+
+
+@pytest.mark.parametrize("target", ["receiver", "proxy api", "decimal ip", "ipv6 loopback", "metadata"])
+def test_webhook_into_the_deployment_is_refused_at_submit_with_why(alice, hub, other_receiver, webhook_port, target):
+    url, received = other_receiver
+    url = {
+        "receiver": url,  # a live loopback port, not the one the admin allowed
+        "proxy api": f"http://127.0.0.1:{hub.env['PROXY_API_PORT']}/api/routes",
+        "decimal ip": f"http://2130706433:{hub.env['HUB_API_PORT']}/hub/api",  # 127.0.0.1 spelled as a number
+        "ipv6 loopback": f"http://[::1]:{webhook_port}/hook",
+        "metadata": "http://169.254.169.254/latest/meta-data/",  # checked, never contacted
+    }[target]
+    before = len(alice.get("jobs", params={"limit": 200}).json()["jobs"])
+    r = alice.post("jobs", files={"file": ("nb.ipynb", json.dumps(make_notebook("1")).encode())},
+                   data={"callback_url": url})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "callback_refused"
+    assert "may not point inside this deployment" in error["message"] and "address" in error["message"]
+    assert len(alice.get("jobs", params={"limit": 200}).json()["jobs"]) == before  # nothing stored
+    assert not received
 
 
 def test_metrics_count_ended_jobs(admin):
