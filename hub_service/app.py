@@ -180,6 +180,9 @@ class NotebookJobs(Application):
         self.store = Store(self.db_url)
         self.artifacts = Artifacts(self.data_dir)
         self.executor = self.executor_class(parent=self, log=self.log)
+        if "instance" in self.executor.trait_names() and not self.executor.instance:
+            # unique per deployment (per database), so neighbours on one daemon stay apart
+            self.executor.instance = self.store.instance_id()
         self.dispatcher = Dispatcher(parent=self, log=self.log)
         self.offload = Offload()
         self.sizing = Sizing(parent=self, log=self.log, offload=self.offload)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timezone
 from typing import Optional
 
-from traitlets import Float, Instance, Integer, Unicode
+from traitlets import Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import metrics, offload
@@ -37,6 +38,10 @@ class JobManager(LoggingConfigurable):
     broker = Instance(Broker, ())
     webhooks = Instance(Webhooks)
 
+    @default("webhooks")
+    def _default_webhooks(self):
+        return Webhooks(parent=self, log=self.log)
+
     log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
@@ -53,8 +58,6 @@ class JobManager(LoggingConfigurable):
         self._background = set()
         self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
         self._retraining = False
-        if self.webhooks is None:
-            self.webhooks = Webhooks(parent=self, log=self.log)
 
     # -- submission -------------------------------------------------------------
 
@@ -258,6 +261,8 @@ class JobManager(LoggingConfigurable):
         """End a running job with ``outcome``; a job already ended stays as it was."""
         used = outcome.used.to_dict() if isinstance(outcome.used, Usage) else dict(outcome.used or {})
         fields = dict(exit_code=outcome.exit_code, used=used)
+        if outcome.finished:  # the backend's own clock of the ending (a job that ended while we were down)
+            fields["finished"] = datetime.fromtimestamp(outcome.finished, timezone.utc).replace(tzinfo=None)
         if outcome.status != "succeeded":
             fields.update(error_reason=outcome.reason, error_message=outcome.message, error_cell=outcome.cell)
         try:
@@ -363,10 +368,15 @@ class JobManager(LoggingConfigurable):
 
         A job the store calls running is reattached when the backend still holds it,
         and re-queued from scratch when the backend lost it (its process died with the
-        service). Backend jobs the store does not know as running are removed.
+        service). A backend job that this store knows but not as running (it ended, and
+        its container was kept or not yet removed) is removed. Anything else the backend
+        lists is left alone, whatever its labels say: only a job id in our own store
+        proves a container is ours (two deployments may share a daemon, and even an
+        instance name).
         """
         held = set(await self.executor.running()) if self.executor.durable else set()
-        report = {"reattached": [], "requeued": [], "removed": []}
+        known = self.store.known_ids(held)
+        report = {"reattached": [], "requeued": [], "removed": [], "foreign": sorted(held - known)}
         for job in self.store.jobs_with_status("running"):
             if job.id in held:
                 self._tasks[job.id] = asyncio.ensure_future(self._run(job, reattach=True))
@@ -374,9 +384,12 @@ class JobManager(LoggingConfigurable):
             else:
                 self.store.transition(job.id, "queued")
                 report["requeued"].append(job.id)
-        for job_id in held - set(report["reattached"]):
+        for job_id in sorted(known - set(report["reattached"])):
             await self.executor.remove(job_id)
             report["removed"].append(job_id)
+        if report["foreign"]:
+            self.log.warning("recovery: the backend holds %d job(s) of this instance that this store does not "
+                             "know; left alone: %s", len(report["foreign"]), ", ".join(report["foreign"]))
         if any(report.values()):
             self.log.info("recovery: %s", report)
         return report

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.hubtest import Hub, make_notebook
+from tests.hubtest import ROOT, Hub, make_notebook
 
 SLOW = "import time\nfor i in range(8):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
 
@@ -56,3 +56,33 @@ def test_kill_9_with_running_and_queued_jobs_loses_nothing_and_runs_nothing_twic
     orphans = [p for p in psutil.process_iter(["cmdline"]) if "runner.py" in " ".join(p.info["cmdline"] or [])
                and p.ppid() == 1]
     assert not orphans
+
+
+def test_each_database_gets_its_own_instance_id_and_an_upgraded_one_keeps_the_old_name(tmp_path):
+    """The docker label that tells deployments apart: random per database, stable across restarts;
+    a database from before instance ids (containers labelled "default") keeps "default"."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from hub_service.store import Store
+    from hub_service.store.queries import make_engine
+
+    first, second = Store(f"sqlite:///{tmp_path / 'a.sqlite'}"), Store(f"sqlite:///{tmp_path / 'b.sqlite'}")
+    assert first.instance_id() != second.instance_id() and len(first.instance_id()) == 12
+    assert Store(first.url).instance_id() == first.instance_id()
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+    here = ROOT / "hub_service" / "store"
+    cfg = Config(str(here / "alembic.ini"))
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+        connection.execute(text(
+            "INSERT INTO jobs (id, user, name, status, input_hash, input_kind, input_name, parameters, output_formats,"
+            " features, requested, predicted, allocated, used, cells_done, created, created_ts) VALUES ('j1', 'alice',"
+            " '', 'running', '', 'ipynb', '', '{}', '[]', '{}', '{}', '{}', '{}', '{}', 0, '2026-01-01', 0)"))
+    engine.dispose()
+    assert Store(url).instance_id() == "default"

@@ -69,6 +69,15 @@ class Job(Base):
     )
 
 
+class Setting(Base):
+    """One setting of this deployment that must outlive restarts (its instance id)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 def isoformat(dt: Optional[datetime]) -> Optional[str]:
     """ISO 8601 with an explicit UTC offset, or None."""
     return dt.replace(tzinfo=timezone.utc).isoformat() if dt else None

@@ -83,3 +83,70 @@ def test_kill_9_reattaches_to_running_containers_and_each_job_ends_once(docker_h
         assert log.count("step 0") == 1, log  # reattached, not run again
         assert erin.get(f"jobs/{job['id']}/output").status_code == 200
     assert not containers(docker_hub)
+
+
+TICKS = "import time\nfor i in range(80):\n    print('tick', i, flush=True)\n    time.sleep(0.5)"
+
+
+@pytest.fixture(scope="module")
+def two_deployments(tmp_path_factory):
+    """Two Hubs, each with its own service and database, on the one daemon; no instance named."""
+    hubs = [Hub(tmp_path_factory.mktemp(f"deployment-{n}"), executor="",
+                extra_args="--Dispatcher.max_running=2 --Dispatcher.per_user=2 --DockerExecutor.warm_pool=1")
+            for n in "ab"]
+    instances = []
+    try:
+        for h in hubs:
+            h.start()
+            h.instance = h.user("dana").get("health").json()["backend"]["instance"]
+            instances.append(h.instance)
+        yield hubs
+    finally:
+        for h in hubs:
+            h.stop()
+        client = docker.from_env()
+        for instance in instances:
+            label = f"{LABEL_INSTANCE}={instance}"
+            for c in client.containers.list(all=True, filters={"label": label}):
+                c.remove(force=True)
+            for v in client.volumes.list(filters={"label": label}):
+                v.remove(force=True)
+
+
+def snapshot(hub) -> dict:
+    """Container id -> (name, status) of everything that carries this deployment's instance label."""
+    return {c.id: (c.name, c.status) for c in containers(hub)}
+
+
+def wait_for(predicate, timeout=90, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_deployments_on_one_daemon_never_touch_each_others_jobs_or_warm_pool(two_deployments):
+    a, b = two_deployments
+    assert a.instance != b.instance and "default" not in (a.instance, b.instance)
+    jobs = {h: [h.user("dana").submit(make_notebook(TICKS), name=f"neighbour-{i}") for i in range(2)]
+            for h in (a, b)}
+    for h in (a, b):
+        for job in jobs[h]:
+            h.user("dana").wait(job["id"], statuses=("running",), timeout=90)
+        # both jobs running and a fresh warm container ready
+        wait_for(lambda: sum(st == "running" for _, st in snapshot(h).values()) == 3, what=f"{h.instance} warm pool")
+    for restarted, neighbour in ((a, b), (b, a)):
+        theirs = snapshot(neighbour)
+        restarted.stop()
+        restarted.start()
+        restarted.user("dana").get("health")  # recovery ran before the service listened
+        assert snapshot(neighbour) == theirs, f"restarting {restarted.instance} changed {neighbour.instance}'s containers"
+        assert sum(st == "running" for _, st in theirs.values()) == 3
+    for h in (a, b):
+        dana = h.user("dana")
+        for job in jobs[h]:
+            done = dana.wait(job["id"], timeout=120)
+            assert done["status"] == "succeeded", done
+            assert dana.get(f"jobs/{job['id']}/logs").text.count("tick 0") == 1  # reattached, not run again
