@@ -5,11 +5,14 @@ import signal
 import time
 import uuid
 
+from datetime import datetime
+
 import docker
+import psutil
 import pytest
 
 from tests.hubtest import Hub, make_notebook
-from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB
+from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, _parse_time
 
 SLOW = "import time\nfor i in range(10):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
 
@@ -67,7 +70,13 @@ def test_kill_9_reattaches_to_running_containers_and_each_job_ends_once(docker_h
     running_before = {c.labels[LABEL_JOB] for c in containers(docker_hub)}
     assert running_before
     pid = docker_hub.service_pid()
+    # Its helper processes, found by descent rather than by "orphans have ppid 1", which
+    # would pass vacuously where a subreaper adopts them.
+    children = psutil.Process(pid).children(recursive=True)
+    kinds = " ".join(" ".join(c.cmdline()) for c in children)
+    assert "multiprocessing.spawn" in kinds and "resource_tracker" in kinds, kinds
     os.kill(pid, signal.SIGKILL)
+    ended_while_down = {}  # job id -> the container's own FinishedAt
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -75,13 +84,22 @@ def test_kill_9_reattaches_to_running_containers_and_each_job_ends_once(docker_h
                 break
         except Exception:
             pass
+        for c in containers(docker_hub):
+            if c.status == "exited" and LABEL_JOB in c.labels:
+                ended_while_down[c.labels[LABEL_JOB]] = _parse_time(c.attrs["State"]["FinishedAt"])
         time.sleep(0.5)
+    left = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"children of the killed service still alive: {left}"
+    assert ended_while_down, "no job ended while the service was down: the test proves nothing about 'finished'"
     for job in jobs:
         done = erin.wait(job["id"], timeout=180)
         assert done["status"] == "succeeded", done
         log = erin.get(f"jobs/{job['id']}/logs").text
         assert log.count("step 0") == 1, log  # reattached, not run again
         assert erin.get(f"jobs/{job['id']}/output").status_code == 200
+        if job["id"] in ended_while_down:  # its own end, not when the restarted service collected it
+            finished = datetime.fromisoformat(done["finished"]).timestamp()
+            assert abs(finished - ended_while_down[job["id"]]) < 0.01, (done["finished"], ended_while_down)
     assert not containers(docker_hub)
 
 
