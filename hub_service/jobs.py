@@ -18,7 +18,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import metrics, offload
 from .broker import Broker
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, pick_next
 from .executors.base import Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
 from .outputs import Artifacts, CappedLog
@@ -94,7 +94,9 @@ class JobManager(LoggingConfigurable):
         retry_of = None
         if rerun_of is not None and rerun_of.error_reason in ("oom_killed", "timeout"):
             retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
-        history = [history_record(j) for j in self.store.history(user, self.sizing.history_limit)]
+        # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
+        history = await asyncio.to_thread(
+            lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
         sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of)
         if "cpu" not in requested and self.load.get("cpu_per_job"):
             # a busy hour shares the cores: no job takes more than the hour's share unless asked
@@ -199,11 +201,14 @@ class JobManager(LoggingConfigurable):
     def dispatch_once(self) -> list:
         """Start every queued job that fits now; returns the started ids."""
         started = []
-        max_running = self.load.get("max_concurrent")
+        cap = self.dispatcher.capacity(self.executor.gpu_count(), self.load.get("max_concurrent"))
         while True:
-            queued = self.store.jobs_with_status("queued")
-            running = self.store.jobs_with_status("running")
-            job = self.dispatcher.pick(queued, running, self.executor.gpu_count(), max_running)
+            # Only what the choice reads, and the queue only when a slot is free: this runs
+            # on the event loop at every submit, and a burst queues hundreds of jobs.
+            running = self.store.dispatch_view("running")
+            if len(running) >= cap.max_running:
+                return started
+            job = pick_next(self.store.dispatch_view("queued"), running, cap)
             if job is None:
                 return started
             try:

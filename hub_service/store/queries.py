@@ -177,6 +177,13 @@ class Store:
             stmt = select(Job).where(Job.status.in_(statuses)).order_by(Job.created_ts, Job.id)
             return list(s.scalars(stmt))
 
+    def dispatch_view(self, status: str) -> list:
+        """Jobs in ``status``, oldest first, with only what dispatch reads (id, user, created_ts, allocated)."""
+        with self.Session() as s:
+            stmt = (select(Job.id, Job.user, Job.created_ts, Job.allocated)
+                    .where(Job.status == status).order_by(Job.created_ts, Job.id))
+            return list(s.execute(stmt))
+
     def history(self, user: Optional[str] = None, limit: int = 200) -> list:
         """Finished jobs, newest first: what the demand model learns from."""
         stmt = select(Job).where(Job.status.in_(TERMINAL))
