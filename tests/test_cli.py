@@ -103,24 +103,20 @@ def test_durations_and_sizes_read_as_a_person_says_them():
 def test_help_notebook_lists_the_parameters_as_papermill_does_without_a_service(tmp_path):
     nb = tmp_path / "nb.ipynb"
     nb.write_bytes(nb_bytes(make_notebook("x", parameters='alpha = 0.5  # learning rate\nlabel: str = "a"')))
-    script = tmp_path / "job.py"
-    script.write_text('# %% tags=["parameters"]\nn = 3\n# %%\nprint(n)\n')
     env = {k: v for k, v in os.environ.items() if k not in ("JUPYTERHUB_API_TOKEN", "NOTEBOOK_JOBS_URL")}
-
-    def run(path):
-        return subprocess.run([sys.executable, "-m", "hub_service.cli", "submit", str(path), "--help-notebook"],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-
-    r = run(nb)
+    r = subprocess.run([sys.executable, "-m", "hub_service.cli", "submit", str(nb), "--help-notebook"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == ""
     assert r.stdout == ("Parameters inferred for notebook 'nb.ipynb':\n"
                         "  alpha: Unknown type (default 0.5)\n" + " " * 34 + "learning rate\n"
                         "  label: str (default \"a\")\n")
-    assert run(script).stdout == "Parameters inferred for notebook 'job.py':\n  n: Unknown type (default 3)\n"
+    script = tmp_path / "job.py"
+    script.write_text('# %% tags=["parameters"]\nn = 3\n# %%\nprint(n)\n')
+    assert params.describe(str(script)) == "Parameters inferred for notebook 'job.py':\n  n: Unknown type (default 3)"
     nb.write_bytes(nb_bytes(make_notebook("x")))
-    assert run(nb).stdout.endswith("  No cell tagged 'parameters'\n")
-    r = run(tmp_path)
-    assert r.returncode == 2 and "is a directory" in r.stderr
+    assert params.describe(str(nb)).endswith("\n  No cell tagged 'parameters'")
+    with pytest.raises(params.ParameterError, match="reads a .ipynb or .py file, not nb.zip"):
+        params.describe(str(tmp_path / "nb.zip"))
 
 
 # -- submit --wait: progress, the summary line, exit status ------------------------------------
