@@ -72,6 +72,12 @@ def cmd_submit(args):
         open(args.file, "rb").close()
     except OSError as e:  # e.g. permissions: said now, not as a failed upload
         raise UserError(f"cannot read {args.file}: {e.strerror or e}") from None
+    if args.help_notebook:  # papermill's flag: what to pass, read locally, nothing submitted
+        try:
+            print(params.describe(args.file))
+        except params.ParameterError as e:
+            raise UserError(str(e)) from None
+        return 0
     try:
         parameters = params.collect(args.parameters, args.parameters_file, args.parameters_yaml,
                                     args.parameter, args.parameter_raw)
@@ -284,6 +290,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--entry", metavar="PATH", help="file to run inside a .zip bundle")
     s.add_argument("--idempotency-key", dest="idempotency_key", metavar="KEY",
                    help="a retried submit with the same key returns the first job")
+    s.add_argument("--help-notebook", action="store_true",
+                   help="list the parameters the notebook declares (as papermill does), and submit nothing")
     s.add_argument("--dry-run", action="store_true",
                    help="check the submission and show how it would be sized, without running it")
     s.add_argument("--wait", action="store_true",
