@@ -110,7 +110,7 @@ class JobsHandler(APIHandler):
         self.set_header("Connection", "close")
         super().finish()
 
-    def prepare(self):
+    async def prepare(self):
         self._chunks, self._received, self._refused_at = [], 0, None
         if self.request.method != "POST":
             return
@@ -119,29 +119,31 @@ class JobsHandler(APIHandler):
         self.request.connection.set_max_body_size(_UNBOUNDED)
         declared = self.request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.config.max_upload_size:
-            self._refuse_upload()
+            await self._refuse_upload()
 
-    def data_received(self, chunk):
+    async def data_received(self, chunk):
         self._received += len(chunk)
         if self._refused_at is not None:
             if time.monotonic() - self._refused_at > LINGER and not self._finished:
                 self._stop_lingering()
         elif self._received > self.config.max_upload_size:
             self._chunks = []
-            self._refuse_upload()
+            await self._refuse_upload()
         else:
             self._chunks.append(chunk)
 
-    def _refuse_upload(self):
-        """Answer 413 now (401/403 to a caller who may not submit); see :meth:`write_error`."""
+    async def _refuse_upload(self):
+        """Refuse with 413 (401/403 a caller who may not submit); answered once the body is drained."""
         try:
+            await self.identify()
             self.require_user()
             raise IntakeError(f"upload is over the limit of {self.config.max_upload_size} bytes", 413, "too_large")
         except (web.HTTPError, IntakeError) as e:
             self._handle_request_exception(e)
 
-    def get(self):
+    async def get(self):
         self._body_read = True
+        await self.identify()
         self.require_user()
         user = self.user_name
         if self.is_admin:
@@ -174,6 +176,7 @@ class JobsHandler(APIHandler):
         self._body_read = True
         if self._refused:  # refused in _refuse_upload; the body is drained, the answer on its way
             return
+        await self.identify()
         self.require_user()
         self.request.body = b"".join(self._chunks)
         user = self.user_name
