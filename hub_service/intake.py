@@ -204,7 +204,9 @@ def parse_script(data: bytes, name: str) -> nbformat.NotebookNode:
     nb.metadata.setdefault(
         "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
     )
-    return nbformat.from_dict(json.loads(nbformat.writes(nb)))
+    # read back as nbformat does a file: sources become strings (from_dict would keep
+    # jupytext's lists, which papermill's parameter inspection cannot read)
+    return nbformat.reads(nbformat.writes(nb), as_version=4)
 
 
 def safe_relpath(path: str, what: str = "path") -> str:

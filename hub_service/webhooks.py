@@ -167,7 +167,7 @@ class Webhooks(LoggingConfigurable):
 
     async def deliver(self, url: str, payload: dict, secret: str) -> bool:
         """POST ``payload`` to ``url``, signed with ``secret``; True once a 2xx answer came back."""
-        body = json.dumps(payload).encode()
+        body = json.dumps(payload, allow_nan=False).encode()  # strict JSON, as the API
         headers = {"Content-Type": "application/json", "User-Agent": "notebook-jobs"}
         if secret:
             headers[SIGNATURE_HEADER] = sign(body, secret)

@@ -214,3 +214,22 @@ def test_dry_run_sizes_like_a_submit_and_stores_nothing(alice):
     # and is refused for what a submit refuses
     bad = alice.post("jobs", params={"dry_run": "1"}, json={"notebook": nb, "parameters": {"nope": 1}})
     assert bad.status_code == 400 and "nope" in bad.json()["error"]["message"]
+
+
+def test_a_percent_script_takes_parameters_from_its_tagged_cell(alice):
+    script = b'# %% tags=["parameters"]\nx = 1\n\n# %%\nprint("x is", x)\n'
+    r = alice.post("jobs", files={"file": ("probe.py", script)}, data={"parameters": json.dumps({"x": 7})})
+    assert r.status_code == 201, r.text
+    job = alice.wait(r.json()["id"])
+    assert job["status"] == "succeeded", job
+    assert "x is 7" in alice.get(f"jobs/{job['id']}/logs").text
+
+
+def test_a_log_follower_that_leaves_early_is_no_error_in_the_service(alice, hub):
+    job = alice.submit(make_notebook("import time\nprint('started', flush=True)\ntime.sleep(3)\nprint('end')"))
+    with alice.get(f"jobs/{job['id']}/logs", params={"follow": "1"}, stream=True) as r:
+        assert r.status_code == 200
+        next(r.iter_content(1))  # the stream is open; now the reader goes away
+    assert alice.wait(job["id"])["status"] == "succeeded"
+    time.sleep(1)
+    assert "StreamClosedError" not in hub.log_path.read_text(errors="replace")

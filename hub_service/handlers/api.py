@@ -1,4 +1,7 @@
-"""REST API handlers (the contract in DESIGN.md). Thin: parse, check access, call the job manager."""
+"""REST API handlers (the contract: ``…/api/openapi.json``; the flow: docs/architecture.md).
+
+Thin: parse, check access, call the job manager.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import time
 from pathlib import Path
 
 from tornado import httputil, web
+from tornado.iostream import StreamClosedError
 
 from .. import __version__, metrics
 from ..intake import (
@@ -370,6 +374,8 @@ class LogsHandler(APIHandler):
                 elif event["event"] == "status" and event["job"]["status"] in TERMINAL:
                     break
             self.finish()
+        except StreamClosedError:
+            pass  # the reader left (e.g. Ctrl-C on `logs --follow`): nothing to answer
         finally:
             if queue is not None:
                 self.jobs.broker.unsubscribe(job_id, queue)
