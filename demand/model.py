@@ -736,7 +736,11 @@ class DemandModel:
         exceed = {g: {} for g in all_groups}
         for q in qs:
             pooled = conformal_margin(errors, q)
-            pooled_raw = conformal_margin(raw[groups >= LEVEL_NOTEBOOK], q)
+            known = raw[groups >= LEVEL_NOTEBOOK]
+            # A window of first runs only (a burst of new notebooks) has no run of a known
+            # notebook: then every job's miss is the nearest evidence. (conformal_margin of
+            # nothing is NaN, and a NaN here made every group's margin NaN through max().)
+            pooled_raw = conformal_margin(known if len(known) else raw, q)
             if math.isnan(pooled):
                 pooled = pooled_raw = math.log(2.0)  # nothing to calibrate on: double the point estimate
             for g in (LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND):

@@ -25,17 +25,21 @@ hours are not sized by rules alone.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
 from typing import Optional, Union
 
 from . import registry
+from .checks import nonfinite, unusable
 from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
                        target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .model import GROUP_EXACT, RELEVANT_SLOPE, killed_floor
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
+
+log = logging.getLogger(__name__)
 
 MB = 2**20
 GB = 2**30
@@ -174,6 +178,13 @@ class Sizer:
                     # past the admin's maximum), so it gets more cpu too.
                     allocated["cpu"] = max(allocated["cpu"], TIMEOUT_BUMP_RATIO * float(alloc["cpu"]))
 
+        broken = [k for k, v in allocated.items() if not math.isfinite(v)]
+        if broken:
+            # A NaN in a request or in the killed run's record: the rules answer instead
+            # (a NaN would pass every bound unclamped).
+            rules = self._rules(job, history, now)[0]
+            allocated.update({k: rules[k] for k in broken})
+            basis = f"{basis} (non-finite {', '.join(broken)} replaced by the rules)"
         for key in allocated:
             lo, hi = self.bounds[key]
             allocated[key] = min(max(allocated[key], lo), hi)
@@ -197,15 +208,34 @@ class Sizer:
         """(prediction, basis, expected) before requests, retries and bounds; ``expected``
         holds the cores the job is expected to use and, from a model, its memory point
         estimate and a memory limit for an OOM retry (``memory``, ``memory_safe``)."""
-        margin = 1.0 + self.safety
         model = self.bundle.model if self.bundle is not None else None
         if model is None:
-            rule = self._history_rule(job, history)
-            predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
-            # The model's rule for a notebook killed and not succeeded since holds here too.
-            killed = killed_floor(history_summary(job, history, now)["memory"])
-            predicted["memory"] = max(predicted["memory"], math.exp(killed) * MB)
-            return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
+            return self._rules(job, history, now)
+        try:
+            predicted, basis, expected = self._model_predict(model, job, history, now)
+            problem = unusable(dict(predicted, **{f"expected {k}": v for k, v in expected.items()}))
+        except Exception as exc:  # a model that cannot size a job must not stop the service sizing it
+            log.exception("model %s failed to size a job", self.version)
+            problem = f"failed with {type(exc).__name__}"
+        if problem is None:
+            return predicted, basis, expected
+        # The rules size it, and its basis says why the model did not.
+        log.warning("model %s gave %s; sizing by the rules", self.version, problem)
+        predicted, basis, expected = self._rules(job, history, now)
+        return predicted, f"{basis} (model {self.version}: {problem})", expected
+
+    def _rules(self, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
+        """(prediction, basis, expected) of the history rules, or the cold-start default."""
+        rule = self._history_rule(job, history)
+        predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
+        # The model's rule for a notebook killed and not succeeded since holds here too.
+        killed = killed_floor(history_summary(job, history, now)["memory"])
+        predicted["memory"] = max(predicted["memory"], math.exp(killed) * MB)
+        return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
+
+    def _model_predict(self, model, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
+        """(prediction, basis, expected) of a trained model, unchecked."""
+        margin = 1.0 + self.safety
         q = model.predict(job, history_summary(job, history, now), now)
         runtime = q["runtime"][1]
         timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
@@ -278,10 +308,18 @@ class Sizer:
     # -- training -------------------------------------------------------------------
 
     def retrain(self, history: list, now: Optional[float] = None) -> dict:
-        """Fit on all finished jobs, save as a new version, serve from it; returns info()."""
+        """Fit on all finished jobs, save as a new version and serve from it -- unless the
+        fit has a non-finite number anywhere: then it is saved as rejected, the previous
+        version keeps serving, and info() says which version was rejected and why."""
         bundle = train(list(history or []), self.quantiles, now=now, cache=self._example_cache,
                        min_jobs=self.min_jobs, max_runtime=self.bounds["timeout"][1])
         meta = {"trained_at": bundle.trained_at, "n_jobs": bundle.n_jobs, "metrics": bundle.metrics}
+        problems = nonfinite(bundle)
+        if problems:
+            reason = f"non-finite values in the fit: {'; '.join(problems[:5])}" + (
+                f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            registry.save(bundle, dict(meta, rejected=reason), self.model_dir)
+            return self.info()
         self.version = registry.save(bundle, meta, self.model_dir)
         self.bundle, self._meta = bundle, dict(meta, version=self.version)
         return self.info()
@@ -296,11 +334,18 @@ class Sizer:
         return n_succeeded >= max(self.min_jobs, 2 * trained_on)
 
     def info(self) -> dict:
-        """The serving version, when and on how much it was trained, its metrics and forecast."""
+        """The serving version, when and on how much it was trained, its metrics and
+        forecast; and ``rejected`` ({version, trained_at, reason}) when a newer fit was
+        refused."""
         if self.bundle is None:
-            return {"version": None, "trained_at": None, "n_jobs": 0, "metrics": {}, "forecast": {}}
-        return {"version": self.version, "trained_at": self.bundle.trained_at, "n_jobs": self.bundle.n_jobs,
-                "metrics": self.bundle.metrics, "forecast": self.bundle.forecast_profile()}
+            out = {"version": None, "trained_at": None, "n_jobs": 0, "metrics": {}, "forecast": {}}
+        else:
+            out = {"version": self.version, "trained_at": self.bundle.trained_at, "n_jobs": self.bundle.n_jobs,
+                   "metrics": self.bundle.metrics, "forecast": self.bundle.forecast_profile()}
+        rejected = registry.last_rejected(self.model_dir, after=self.version)
+        if rejected:
+            out["rejected"] = rejected
+        return out
 
     # -- load -----------------------------------------------------------------------
 

@@ -96,8 +96,9 @@ class Sizing(LoggingConfigurable):
                 # the model's allocation adds its safety margin and the retry bump after a kill
                 proposed = {k: result["allocated"][k] for k in keys if k in result.get("allocated", {})}
                 basis = result.get("basis", "model")
-            except Exception:  # the model must never block a submission
+            except Exception as exc:  # the model must never block a submission
                 self.log.exception("demand model failed to size a job; using defaults")
+                basis = f"default (sizer failed with {type(exc).__name__})"
         if "timeout" in proposed:
             proposed["timeout"] = max(proposed["timeout"], self.timeout_model_floor)
         defaults = {"cpu": self.cpu_default, "memory": self.memory_default, "timeout": self.timeout_default}
