@@ -55,7 +55,7 @@ class JobManager(LoggingConfigurable):
 
     # -- submission -------------------------------------------------------------
 
-    async def submit(
+    async def plan(
         self,
         user: str,
         bundle: Bundle,
@@ -65,12 +65,11 @@ class JobManager(LoggingConfigurable):
         requested: dict,
         output_formats: list,
         callback_url: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
         path: Optional[str] = None,
         schedule_id: Optional[str] = None,
         rerun_of: Optional[Job] = None,
-    ) -> Job:
-        """Store the input, size the job and queue it (raises DuplicateKey for a repeated key)."""
+    ) -> dict:
+        """The job a submit would create, validated and sized; stores nothing (``?dry_run=1``)."""
         gpus = requested.get("gpu", 0)
         if gpus and gpus > self.executor.gpu_count():
             raise IntakeError(
@@ -90,15 +89,23 @@ class JobManager(LoggingConfigurable):
             # a busy hour shares the cores: no job takes more than the hour's share unless asked
             cpu = min(sizing["allocated"]["cpu"], self.load["cpu_per_job"])
             sizing["allocated"]["cpu"] = max(self.sizing.cpu_min, cpu)
-        sha = self.artifacts.store_input(bundle)
-        job = self.store.create_job(
-            user=user, name=name, input_hash=sha, input_kind=bundle.kind, input_name=bundle.name, path=path,
+        return dict(
+            user=user, name=name, input_kind=bundle.kind, input_name=bundle.name, path=path,
             parameters=parameters, output_formats=output_formats, callback_url=callback_url,
-            idempotency_key=idempotency_key, schedule_id=schedule_id, rerun_of=rerun_of.id if rerun_of else None,
+            schedule_id=schedule_id, rerun_of=rerun_of.id if rerun_of else None,
             features=features, requested=requested, predicted=sizing["predicted"],
             allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={},
         )
-        self.log.info("job %s queued for %s (%s)", job.id, user, name)
+
+    async def submit(self, user: str, bundle: Bundle, *, idempotency_key: Optional[str] = None, **fields) -> Job:
+        """Store the input, size the job and queue it (raises DuplicateKey for a repeated key).
+
+        ``fields`` are :meth:`plan`'s keyword arguments.
+        """
+        planned = await self.plan(user, bundle, **fields)
+        sha = self.artifacts.store_input(bundle)
+        job = self.store.create_job(input_hash=sha, idempotency_key=idempotency_key, **planned)
+        self.log.info("job %s queued for %s (%s)", job.id, user, job.name)
         metrics.JOBS_SUBMITTED.labels(bundle.kind).inc()
         self._publish(job)
         self.wake()

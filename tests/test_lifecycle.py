@@ -192,3 +192,25 @@ def test_output_of_a_running_job_is_409(alice, fmt):
     r = alice.get(f"jobs/{job['id']}/output", params={"format": fmt})
     assert r.status_code == 409 and "error" in r.json()
     alice.post(f"jobs/{job['id']}/cancel")
+
+
+def test_dry_run_sizes_like_a_submit_and_stores_nothing(alice):
+    nb = make_notebook("print(x)", parameters="x = 1")
+    before = alice.get("jobs", params={"limit": 200}).json()["jobs"]
+    r = alice.post("jobs", params={"dry_run": "1"},
+                   json={"notebook": nb, "parameters": {"x": 5}, "name": "probe", "resources": {"memory": "1GB"}})
+    assert r.status_code == 200, r.text
+    planned = r.json()
+    assert planned["dry_run"] is True and planned["id"] is None and planned["status"] == "queued"
+    assert planned["name"] == "probe" and planned["parameters"] == {"x": 5}
+    allocated = planned["resources"]["allocated"]
+    assert allocated["basis"] and allocated["timeout"] > 0
+    assert allocated["memory"] == planned["resources"]["requested"]["memory"] == 2**30
+    # the same body as a real submit gets the same allocation
+    job = alice.post("jobs", json={"notebook": nb, "parameters": {"x": 5}, "name": "probe",
+                                   "resources": {"memory": "1GB"}}).json()
+    assert job["resources"]["allocated"] == allocated
+    assert len(alice.get("jobs", params={"limit": 200}).json()["jobs"]) == len(before) + 1
+    # and is refused for what a submit refuses
+    bad = alice.post("jobs", params={"dry_run": "1"}, json={"notebook": nb, "parameters": {"nope": 1}})
+    assert bad.status_code == 400 and "nope" in bad.json()["error"]["message"]

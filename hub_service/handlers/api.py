@@ -26,7 +26,7 @@ from ..intake import (
     safe_relpath,
 )
 from ..outputs import MEDIA_TYPES
-from ..store import TERMINAL, BadCursor, DuplicateKey, job_model
+from ..store import TERMINAL, BadCursor, DuplicateKey, Job, job_model
 from .base import APIHandler, admin_only, authenticated
 
 MAX_PAGE = 200
@@ -112,6 +112,8 @@ class JobsHandler(APIHandler):
             raise IntakeError(f"upload is over the limit of {self.config.max_upload_size} bytes", 413, "too_large")
         self.request.body = b"".join(self._chunks)
         user = self.user_name
+        if self.get_argument("dry_run", "") in ("1", "true"):
+            return await self._dry_run(user)
         key = self.request.headers.get("Idempotency-Key") or None
         if key and len(key) > 255:
             raise IntakeError("Idempotency-Key is longer than 255 characters")
@@ -126,6 +128,13 @@ class JobsHandler(APIHandler):
             return self.write_json(job_model(e.job), 200)
         self.set_header("Location", self.api_url("jobs", job.id))
         self.write_json(job_model(job), 201)
+
+    async def _dry_run(self, user: str):
+        """Validate and size exactly as a submit would; answer the would-be job, store nothing."""
+        fields, bundle = await asyncio.to_thread(self._parse_submission, user)
+        planned = await self.jobs.plan(user, bundle, **fields)
+        would_be = Job(id=None, status="queued", input_hash=bundle.sha256, cells_done=0, **planned)
+        self.write_json(dict(job_model(would_be), dry_run=True), 200)
 
     def _parse_submission(self, user: str):
         """Fields and bundle from the body; IntakeError names what is wrong."""

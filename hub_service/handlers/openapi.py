@@ -41,7 +41,8 @@ def spec(server_url: str) -> dict:
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"}}}}},
                 "Job": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "user": {"type": "string"}, "name": {"type": "string"},
+                    "id": {"type": "string", "nullable": True}, "user": {"type": "string"}, "name": {"type": "string"},
+                    "dry_run": {"type": "boolean", "description": "present (true) only on a dry run's answer"},
                     "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
                     "progress": {"type": "object", "properties": {"cells_done": {"type": "integer"},
                                                                   "cells_total": {"type": "integer", "nullable": True}}},
@@ -64,8 +65,10 @@ def spec(server_url: str) -> dict:
                 "get": _op("list own jobs (admins: user=, all=1)", {"200": {"description": "a page of jobs"}}, [
                     {"name": n, "in": "query", "schema": {"type": "string"}}
                     for n in ("status", "q", "limit", "cursor", "sort", "user", "all")]),
-                "post": _op("submit a notebook", {"201": _JOB, "200": _JOB, "413": _ERR, "422": _ERR},
-                            [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                "post": _op("submit a notebook (dry_run=1: validate and size only; 200 + the would-be job, "
+                            "id null, nothing stored)", {"201": _JOB, "200": _JOB, "413": _ERR, "422": _ERR},
+                            [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+                             {"name": "dry_run", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}}],
                             {"content": {
                                 "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                                                    "properties": dict(submit_fields, file={
