@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 MB = 2**20
 GB = 2**30
 
+#: What the runner and a kernel need before a notebook does anything, with a margin:
+#: no job is sized below it (measured, and re-measured, by bench/bench_floor.py).
+RUNNER_FLOOR = 256 * MB
 #: Admin bounds used when none are given.
 DEFAULT_BOUNDS = {"cpu": (0.25, 8.0), "memory": (128 * MB, 64 * GB), "timeout": (60.0, 24 * 3600.0)}
 #: What a job of a user with no history gets (before clamping). No timeout: until a
@@ -107,11 +110,13 @@ class Sizer:
 
     def __init__(self, model_dir: Union[str, Path], bounds: Optional[dict] = None, safety: float = 0.05,
                  capacity: Optional[dict] = None, cold_start: Optional[dict] = None,
-                 quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS):
+                 quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS,
+                 memory_floor: float = RUNNER_FLOOR):
         """``safety`` is extra headroom on top of the calibrated quantiles (0.05 = 5%);
         ``capacity`` ({"cpu": cores, "memory": bytes}) enables the load factor;
         ``timeout_factor`` stretches the runtime quantile, since a long timeout reserves
-        nothing but a short one wastes the whole run."""
+        nothing but a short one wastes the whole run; ``memory_floor`` (bytes) is the least
+        memory limit of any job, request or not, unless the admin's maximum is lower."""
         self.model_dir = Path(model_dir)
         self.bounds = _normalise_bounds(bounds)
         self.safety = float(safety)
@@ -120,6 +125,7 @@ class Sizer:
         self.quantiles = dict(DEFAULT_QUANTILES, **(quantiles or {}))
         self.timeout_factor = float(timeout_factor)
         self.min_jobs = int(min_jobs)
+        self.memory_floor = float(memory_floor)
         self.version: Optional[str] = None
         self.bundle: Optional[Bundle] = None
         self._meta: dict = {}
@@ -187,6 +193,9 @@ class Sizer:
             basis = f"{basis} (non-finite {', '.join(broken)} replaced by the rules)"
         for key in allocated:
             lo, hi = self.bounds[key]
+            if key == "memory":
+                # Below what the runner and a kernel need, a job is killed before it starts.
+                lo = max(lo, self.memory_floor)
             allocated[key] = min(max(allocated[key], lo), hi)
         allocated["memory"] = float(math.ceil(allocated["memory"] / MB) * MB)
         allocated["cpu"] = round(allocated["cpu"], 2)
