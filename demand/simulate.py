@@ -12,8 +12,10 @@ behind it, so the rules are strict and the same for every policy:
   is assumed to grow linearly to its peak: an attempt whose peak exceeds its limit is
   OOM-killed when the ramp reaches the limit; one that outlives its timeout is killed
   then. A killed job is re-sized by its policy (never below what the killed attempt
-  had, nor below VPA's OOM bump or twice the timeout for what ran out) and queued
-  again in its original place; up to five attempts.
+  had, nor below VPA's OOM bump or twice the timeout for what ran out:
+  :func:`demand.policy.retry_floor`) and queued again in its original place; up to
+  five attempts. Every policy's limits go through the service's clamp
+  (:func:`demand.policy.clamp`: the bounds, and memory never below the runner's floor).
 * Slack counts every reserved byte-second (core-second) not used at peak by a
   successful attempt: what a killed attempt reserved is all waste.
 
@@ -37,9 +39,9 @@ import numpy as np
 
 from .forecast import evaluate as evaluate_forecast
 from .features import signature
-from .policies import POLICIES, Known, NoiseAware, Oracle
-from .sizing import DEFAULT_BOUNDS, GB, MB, oom_bump
-from .trace import HIDDEN, read_csv
+from .policies import POLICIES, REPLAY_BOUNDS, Known, NoiseAware, Oracle
+from .policy import GB, MB, clamp, retry_floor
+from .trace import HIDDEN, SPIKE_PROBABILITY, read_csv
 
 MAX_ATTEMPTS = 5
 _END, _RETRAIN, _SUBMIT = 0, 1, 2  # at equal times, ends are seen before decisions
@@ -59,7 +61,8 @@ def known(row: dict) -> Known:
     hidden = row[HIDDEN]
     return Known(expected=hidden["mem_mb"] * MB, sigma=hidden["mem_sigma"],
                  cores=row["cpu_seconds"] / max(row["runtime_s"], 1e-9), runtime=row["runtime_s"],
-                 kind=hidden["kind"], notebook=(row["user"], signature(row)))
+                 kind=hidden["kind"], notebook=(row["user"], signature(row)),
+                 spike_probability=hidden.get("spike_probability", SPIKE_PROBABILITY))
 
 
 def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
@@ -83,7 +86,7 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
 def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
              retrain_hours: float = 6.0) -> dict:
     """Replay ``rows`` (trace dicts in submit order) under ``policy``; returns metrics."""
-    bounds = dict(DEFAULT_BOUNDS, **(bounds or {}))
+    bounds = dict(REPLAY_BOUNDS, **(bounds or {}))
     cap_cpu, cap_mem = float(capacity["cpu"]), float(capacity["memory"])
     n = len(rows)
     events, seq = [], 0
@@ -107,30 +110,27 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
     waited = np.zeros(n)
     done_at = np.full(n, np.nan)
     kills = {"oom_killed": 0, "timeout": 0}
+    counts = {"nonfinite": 0}
     acc = {"mem_reserved": 0.0, "mem_used": 0.0, "cpu_reserved": 0.0, "cpu_used": 0.0}
     decide_s = 0.0
 
-    def clamp(alloc: dict) -> dict:
-        out = {}
-        for key, (lo, hi) in bounds.items():
-            out[key] = min(max(float(alloc[key]), lo), hi)
-        out["cpu"] = min(out["cpu"], cap_cpu)
-        out["memory"] = min(out["memory"], cap_mem)
-        return out
+    def admit(alloc: dict) -> dict:
+        """The service's rules (demand.policy.clamp), then the cluster's size: a job larger
+        than the cluster could never start."""
+        out = clamp(alloc, bounds)
+        return dict(out, cpu=min(out["cpu"], cap_cpu), memory=min(out["memory"], cap_mem))
 
     def decide(i, now, retry_of=None):
         nonlocal decide_s
         start = time.perf_counter()
         alloc = policy.size(requests[i], now, retry_of)
         decide_s += time.perf_counter() - start
-        if retry_of is not None:
-            prev = retry_of["allocated"]
-            alloc = {k: max(float(alloc[k]), prev[k]) for k in ("cpu", "memory", "timeout")}
-            if retry_of["reason"] == "oom_killed":
-                alloc = dict(alloc, memory=max(alloc["memory"], oom_bump(prev["memory"])))
-            else:
-                alloc = dict(alloc, timeout=max(alloc["timeout"], 2 * prev["timeout"]))
-        bisect.insort(queue, (i, clamp(alloc), now), key=lambda e: e[0])
+        if not all(np.isfinite(float(alloc[k])) for k in ("cpu", "memory", "timeout")):
+            counts["nonfinite"] += 1
+            alloc = {k: v if np.isfinite(float(v)) else bounds[k][1] for k, v in alloc.items()}
+        # What any policy owes a killed run's retry, as the service's sizer applies it.
+        alloc = retry_floor({k: alloc[k] for k in ("cpu", "memory", "timeout")}, retry_of)
+        bisect.insort(queue, (i, admit(alloc), now), key=lambda e: e[0])
 
     def start_attempt(i, alloc, now):
         r = rows[i]
@@ -209,6 +209,8 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         "util_mem": acc["mem_used"] / (cap_mem * span),
         "bounded_slowdown": float(slowdown.mean()) if len(slowdown) else 0.0,
         "decide_ms": 1000 * decide_s / max(int(attempts.sum()), 1),
+        "nonfinite": counts["nonfinite"],
+        **{k: v for k, v in getattr(policy, "checks", {}).items()},
     }
 
 
@@ -238,7 +240,7 @@ def plot(results: dict, path: str) -> None:
 
 def run(rows: list, policies: list, capacity: dict, retrain_hours: float = 6.0) -> dict:
     """Metrics of every named policy on ``rows``, plus the forecast's MASE."""
-    results = {name: simulate(rows, make_policy(name, rows, DEFAULT_BOUNDS, capacity), capacity,
+    results = {name: simulate(rows, make_policy(name, rows, REPLAY_BOUNDS, capacity), capacity,
                               retrain_hours=retrain_hours)
                for name in policies}
     out = {"policies": results}

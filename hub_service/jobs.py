@@ -84,11 +84,9 @@ class JobManager(LoggingConfigurable):
         if rerun_of is not None and rerun_of.error_reason in ("oom_killed", "timeout"):
             retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
         history = [history_record(j) for j in self.store.history(user, self.sizing.history_limit)]
-        sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of)
-        if "cpu" not in requested and self.load.get("cpu_per_job"):
-            # a busy hour shares the cores: no job takes more than the hour's share unless asked
-            cpu = min(sizing["allocated"]["cpu"], self.load["cpu_per_job"])
-            sizing["allocated"]["cpu"] = max(self.sizing.cpu_min, cpu)
+        # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
+        sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of,
+                                        cpu_share=self.load.get("cpu_per_job"))
         return dict(
             user=user, name=name, input_kind=bundle.kind, input_name=bundle.name, path=path,
             parameters=parameters, output_formats=output_formats, callback_url=callback_url,

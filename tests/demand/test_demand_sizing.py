@@ -411,3 +411,20 @@ def test_no_runtime_estimate_makes_a_job_costlier_than_the_longest_timeout(tmp_p
     bounded = limits()
     assert all(b >= u - 1e-6 for b, u in zip(bounded, unbounded))
     assert sum(b > u * 1.01 for b, u in zip(bounded, unbounded)) >= 10
+
+
+def test_the_services_settings_reach_the_sizer_and_its_rules_are_the_only_ones(tmp_path):
+    # What hub_service.sizing.Sizing hands the worker: its bounds, defaults and timeout floor.
+    from hub_service import offload
+    from hub_service.sizing import Sizing
+
+    admin = Sizing(cpu_max=3.0, memory_default=512 * MB, timeout_default=1800.0, timeout_model_floor=900.0)
+    job = _job(requested={"timeout": 120})
+    out = offload.size(str(tmp_path), admin.policy, job, [], 0.5)
+    assert out["basis"] == "cold-start"
+    assert out["allocated"] == {"cpu": 0.5, "memory": 512 * MB, "timeout": 120.0}  # share, default, request
+    assert offload.retrain(str(tmp_path), admin.policy, _history(60))["version"] == "v0001"
+    sized = offload.size(str(tmp_path), admin.policy, _job(), _history(60), None)
+    assert sized["basis"] == "model" and sized["allocated"]["timeout"] >= 900.0
+    # Without the model the service's defaults obey the same rules.
+    assert admin.defaults({"memory": 1 * MB}, "default")["allocated"]["memory"] == 256 * MB
