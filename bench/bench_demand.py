@@ -30,12 +30,12 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.families import FAMILIES  # noqa: E402
-from demand.policies import POLICIES  # noqa: E402
-from demand.simulate import format_table, plot, run  # noqa: E402
-from demand.sizing import GB  # noqa: E402
-from demand.trace import HIDDEN, typed  # noqa: E402
+from demand.replay.policies import POLICIES  # noqa: E402
+from demand.replay.simulate import format_table, plot, run  # noqa: E402
+from demand.policy import GB  # noqa: E402
+from demand.replay.trace import HIDDEN, typed  # noqa: E402
 
-#: The noise-aware bounds (see demand.policies.NoiseAware), spending a 0.9% kill budget
+#: The noise-aware bounds (see demand.replay.policies.NoiseAware), spending a 0.9% kill budget
 #: where it saves most.
 BOUND, BLIND = "noise-aware", "noise-aware-blind"
 GOAL = 0.70

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_docker import make_workdir  # noqa: E402
 
-from demand.sizing import RUNNER_FLOOR  # noqa: E402
+from demand.policy import RUNNER_FLOOR  # noqa: E402
 from hub_service.executors.base import JobSpec  # noqa: E402
 
 MiB = 2**20

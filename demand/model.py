@@ -298,7 +298,7 @@ def examples(jobs: Iterable[dict], cache: Optional[dict] = None) -> list[tuple]:
     """(job, history summary) for every succeeded job, as the sizer saw it at submit.
 
     A job's history is the same user's jobs that had *ended* before it was submitted
-    (at most 200, newest first), exactly what :meth:`demand.Sizer.size` receives, so
+    (at most 200, newest first), exactly what :meth:`demand.sizing.Sizer.size` receives, so
     training features never hold information the sizer lacks. Summaries depend only
     on that past, so ``cache`` (keyed by job identity) carries them across retrains.
     """

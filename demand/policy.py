@@ -2,8 +2,8 @@
 
 One place for them, so that the service and the replay cannot drift apart: the
 admin's default bounds, the floor under memory, clamping, "requests win", the hour's
-cpu share (load factor), and the least a killed run's retry gets. :class:`demand.Sizer`
-applies them to its predictions; the replay (:mod:`demand.simulate`) applies the same
+cpu share (load factor), and the least a killed run's retry gets. :class:`demand.sizing.Sizer`
+applies them to its predictions; the replay (:mod:`demand.replay.simulate`) applies the same
 functions to every policy it compares, so a baseline is held to the service's rules too.
 This module imports nothing heavy: the service process may use it without loading the model.
 """

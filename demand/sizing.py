@@ -40,9 +40,8 @@ from .checks import nonfinite, unusable
 from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
                        target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
-from .model import GROUP_EXACT, RELEVANT_SLOPE, killed_floor
-from .policy import (DEFAULT_BOUNDS, DEFAULT_COLD_START, GB, MB, RUNNER_FLOOR, TIMEOUT_FLOOR,  # noqa: F401
-                     normalise_bounds, oom_bump)
+from .model import RELEVANT_SLOPE, killed_floor
+from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
 log = logging.getLogger(__name__)

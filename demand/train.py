@@ -7,16 +7,14 @@ one consistent state. Training must never fail on the data it is given: an empty
 history, a single user, missing usage fields and absurd outliers all give a bundle.
 
 ``python -m demand.train --history history.jsonl --model-dir DIR`` trains offline from
-a JSON-lines export (one finished job per line, the shape :meth:`demand.Sizer.size`
+a JSON-lines export (one finished job per line, the shape :meth:`demand.sizing.Sizer.size`
 takes as history) and saves a new version.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -107,20 +105,3 @@ def read_jsonl(path) -> list[dict]:
     """Finished jobs from a JSON-lines file; blank lines are skipped."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def main(argv=None) -> int:
-    from .sizing import Sizer
-
-    parser = argparse.ArgumentParser(prog="python -m demand.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--history", required=True, help="JSON lines, one finished job per line")
-    parser.add_argument("--model-dir", required=True)
-    args = parser.parse_args(argv)
-    info = Sizer(args.model_dir, bounds=None).retrain(read_jsonl(args.history))
-    info.pop("forecast", None)
-    print(json.dumps(info, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ _sizers = {}
 def _sizer(model_dir: str, policy: dict):
     """This process's Sizer for ``model_dir`` under the admin's ``policy`` (its keyword
     arguments: bounds, cold_start, timeout_floor), reloaded when a newer version was saved."""
-    from demand import Sizer
+    from demand.sizing import Sizer
     from demand.registry import versions
 
     key = (model_dir, repr(sorted(policy.items())))

@@ -3,7 +3,7 @@
 The admin's bounds and defaults live here as config. Every rule that turns them and a
 prediction into a job's limits -- requests win, the hour's cpu share, the retry's bump,
 clamping, the floor under memory -- lives in one place, the demand package
-(:class:`demand.Sizer` in a worker process, :mod:`demand.policy` for its rules): the
+(:class:`demand.sizing.Sizer` in a worker process, :mod:`demand.policy` for its rules): the
 service applies no rule of its own, so the replay that measures the sizing sizes
 exactly as the service does. Requested, predicted and allocated are all recorded on the job.
 """
@@ -71,7 +71,7 @@ class Sizing(LoggingConfigurable):
 
     @property
     def policy(self) -> dict:
-        """The admin's settings as the demand.Sizer takes them."""
+        """The admin's settings as the demand.sizing.Sizer takes them."""
         return {
             "bounds": self.bounds,
             "cold_start": {"cpu": self.cpu_default, "memory": self.memory_default, "timeout": self.timeout_default},

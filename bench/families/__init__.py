@@ -1,6 +1,6 @@
 """Trace families the demand model is benchmarked on, each written on its own assumptions.
 
-``habits`` is :mod:`demand.trace` (people re-running a few notebooks from a small
+``habits`` is :mod:`demand.replay.trace` (people re-running a few notebooks from a small
 repertoire of sizes). The others are kept here, out of the package the service
 imports, so that the model is never tuned to them: ``sweeps`` (parameter sweeps over
 continuous ranges, memory set by imported libraries plus one data parameter, many
@@ -9,7 +9,7 @@ around the clock, memory set by a categorical dataset, cache hits, a library upg
 that shifts usage, a rare runaway). All write the same CSV columns.
 """
 
-from demand.trace import generate as habits
+from demand.replay.trace import generate as habits
 
 from .shared import generate as shared
 from .sweeps import generate as sweeps

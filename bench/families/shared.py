@@ -1,6 +1,6 @@
 """Shared: a team's common notebooks, run by everyone, around the clock.
 
-Assumptions, deliberately unlike :mod:`demand.trace`:
+Assumptions, deliberately unlike :mod:`demand.replay.trace`:
 
 * **Who runs what**: a catalogue of a dozen shared notebooks (identical code, so the
   same signature for every user); each user picks from it by popularity, and some
@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from demand.trace import EPOCH, HIDDEN
+from demand.replay.trace import EPOCH, HIDDEN
 
 DATASETS = {"eu": 1.0, "us": 1.7, "global": 6.0}
 REGIONS = ("north", "south", "east", "west")
@@ -44,7 +44,7 @@ def _catalogue(rng, n: int = 12) -> list[dict]:
 
 
 def generate(days: int = 28, users: int = 50, seed: int = 1) -> list[dict]:
-    """All jobs of a shared-notebooks trace, in submit order, as :data:`demand.trace.COLUMNS` dicts."""
+    """All jobs of a shared-notebooks trace, in submit order, as :data:`demand.replay.trace.COLUMNS` dicts."""
     rng = np.random.default_rng(seed + 104729)
     catalogue = _catalogue(rng)
     popularity = rng.dirichlet(np.ones(len(catalogue)) * 0.7)

@@ -1,6 +1,6 @@
 """Sweeps: users explore parameter ranges in batches; libraries set the memory floor.
 
-Assumptions, deliberately unlike :mod:`demand.trace`:
+Assumptions, deliberately unlike :mod:`demand.replay.trace`:
 
 * **How parameters are chosen**: a user submits a *sweep* -- 3 to 15 jobs within a few
   minutes -- over one parameter drawn log-uniformly from a continuous range anywhere in
@@ -23,7 +23,7 @@ import json
 
 import numpy as np
 
-from demand.trace import EPOCH, HIDDEN
+from demand.replay.trace import EPOCH, HIDDEN
 
 #: MB a library costs once imported (resident after import, before any data).
 LIBRARY_MB = {"numpy": 30, "pandas": 110, "scipy": 60, "sklearn": 90, "matplotlib": 45, "torch": 880,
@@ -52,7 +52,7 @@ def _notebook(rng) -> dict:
 
 
 def generate(days: int = 28, users: int = 50, seed: int = 1) -> list[dict]:
-    """All jobs of a sweeps trace, in submit order, as :data:`demand.trace.COLUMNS` dicts."""
+    """All jobs of a sweeps trace, in submit order, as :data:`demand.replay.trace.COLUMNS` dicts."""
     rng = np.random.default_rng(seed + 7919)
     rows = []
     for u in range(users):

@@ -2,7 +2,7 @@
 
 import nbformat
 
-from demand import notebook_features
+from demand.features import notebook_features
 from demand.features import LEVEL_CONFIG, LEVEL_NONE, history_summary
 
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from demand import Sizer
-from demand.sizing import MB, RUNNER_FLOOR
+from demand.policy import MB, RUNNER_FLOOR
+from demand.sizing import Sizer
 
 BOUNDS = {"cpu": (0.25, 4.0), "memory": (64 * MB, 8 * 1024 * MB), "timeout": (60, 7200)}
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from demand import Sizer
+from demand.policy import GB, MB
+from demand.sizing import Sizer
 from demand.registry import versions
-from demand.sizing import GB, MB
 
 BOUNDS = {"cpu": (0.25, 4.0), "memory": (256 * MB, 16 * GB), "timeout": (60, 6 * 3600)}
 T0 = 1_700_000_000

@@ -1,4 +1,4 @@
-"""Property tests over a deliberately broad family of workloads, far from demand.trace's.
+"""Property tests over a deliberately broad family of workloads, far from demand.replay.trace's.
 
 Each example draws users (one notebook or many), notebooks (libraries with a fixed
 memory cost, parameters that move memory and parameters that do not, spanning 1 to
@@ -13,9 +13,9 @@ import math
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from demand import Sizer
-from demand.simulate import make_policy, simulate
-from demand.sizing import GB, MB
+from demand.policy import GB, MB
+from demand.sizing import Sizer
+from demand.replay.simulate import make_policy, simulate
 
 BOUNDS = {"cpu": (0.25, 8.0), "memory": (256 * MB, 64 * GB), "timeout": (60.0, 24 * 3600.0)}
 LIBRARY_MB = {"numpy": 30, "pandas": 110, "torch": 880, "sklearn": 90, "polars": 95, "json": 0}

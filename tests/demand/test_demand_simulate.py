@@ -5,10 +5,10 @@ import math
 import numpy as np
 
 from demand.forecast import evaluate
-from demand.policies import REPLAY_BOUNDS, Policy
-from demand.simulate import make_policy, simulate
+from demand.replay.policies import REPLAY_BOUNDS, Policy
+from demand.replay.simulate import make_policy, simulate
 from demand.policy import GB, MB
-from demand.trace import generate, typed
+from demand.replay.trace import generate, typed
 
 TRUTH = ("peak_mem_mb", "cpu_seconds", "runtime_s")
 CAPACITY = {"cpu": 32, "memory": 128 * GB}
@@ -74,8 +74,8 @@ def test_forecast_beats_seasonal_naive():
 def test_noise_aware_bound_needs_the_generator_and_never_leaks_it(tmp_path):
     import pytest
 
-    from demand.simulate import _request
-    from demand.trace import HIDDEN, read_csv, write_csv
+    from demand.replay.simulate import _request
+    from demand.replay.trace import HIDDEN, read_csv, write_csv
 
     raw = generate(3, 6, seed=5)
     path = tmp_path / "t.csv"
@@ -94,8 +94,8 @@ def test_noise_aware_bound_needs_the_generator_and_never_leaks_it(tmp_path):
 
 
 def test_blind_bound_knows_a_first_run_only_by_its_kind():
-    from demand.policies import NoiseAware
-    from demand.simulate import known
+    from demand.replay.policies import NoiseAware
+    from demand.replay.simulate import known
 
     rows = [typed(r) for r in generate(4, 8, seed=3)]
     knowledge = {i: known(r) for i, r in enumerate(rows)}
@@ -115,8 +115,8 @@ def test_blind_bound_knows_a_first_run_only_by_its_kind():
 
 
 def test_cost_aware_bound_risks_kills_on_expensive_runs_and_meets_its_budget():
-    from demand.policies import NoiseAware
-    from demand.simulate import known
+    from demand.replay.policies import NoiseAware
+    from demand.replay.simulate import known
 
     rows = [typed(r) for r in generate(4, 8, seed=3)]
     knowledge = {i: known(r) for i, r in enumerate(rows)}

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from demand import Sizer
+from demand.policy import GB, MB, oom_bump
+from demand.sizing import Sizer
 from demand.features import history_summary
 from demand.registry import versions
-from demand.sizing import GB, MB, oom_bump
 
 BOUNDS = {"cpu": (0.5, 4.0), "memory": (256 * MB, 8 * GB), "timeout": (60, 7200)}
 
@@ -299,7 +299,7 @@ def test_history_rule_scales_only_with_parameters_that_move_memory(tmp_path):
 
 def _trace_history(days, users, seed):
     """A synthetic trace's jobs as finished service records (every run unconstrained)."""
-    from demand.trace import generate, typed
+    from demand.replay.trace import generate, typed
 
     return [{"id": i, "user": r["user"], "submit_time": r["submit_time"], "code_cells": r["code_cells"],
              "source_bytes": r["source_bytes"], "imports": r["imports"], "params": r["params"],

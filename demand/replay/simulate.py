@@ -5,7 +5,7 @@ behind it, so the rules are strict and the same for every policy:
 
 * A policy sizes a job when it is **submitted**, from the job's features and the
   records of attempts that had **ended** by then; the truth of a job exists only
-  inside the simulator until its attempt ends (see :mod:`demand.policies`).
+  inside the simulator until its attempt ends (see :mod:`demand.replay.policies`).
 * The cluster has a cpu and a memory capacity; queued jobs start in submit order as
   soon as their reservation fits (a smaller job may pass a larger one that does not).
 * An attempt given less cpu than it would use is throttled and runs longer. Memory
@@ -27,21 +27,18 @@ seasonal naive is reported alongside.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import heapq
-import json
-import sys
 import time
 from typing import Optional
 
 import numpy as np
 
-from .forecast import evaluate as evaluate_forecast
-from .features import signature
+from ..features import signature
+from ..forecast import evaluate as evaluate_forecast
+from ..policy import MB, clamp, retry_floor
 from .policies import POLICIES, REPLAY_BOUNDS, Known, NoiseAware, Oracle
-from .policy import GB, MB, clamp, retry_floor
-from .trace import HIDDEN, SPIKE_PROBABILITY, read_csv
+from .trace import HIDDEN, SPIKE_PROBABILITY, SPIKE_RANGE
 
 MAX_ATTEMPTS = 5
 _END, _RETRAIN, _SUBMIT = 0, 1, 2  # at equal times, ends are seen before decisions
@@ -73,11 +70,11 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
         return Oracle(truth, bounds=bounds)
     if name.startswith("noise-aware"):  # noise-aware[-blind] (cost-aware, 0.9% kills) or noise-aware@0.999
         if any(HIDDEN not in r for r in rows):
-            raise ValueError("the noise-aware bound needs a trace generated in this run (demand.trace.generate)")
+            raise ValueError("the noise-aware bound needs a trace generated in this run (demand.replay.trace.generate)")
         knowledge = {i: known(r) for i, r in enumerate(rows)}
         variant, _, q = name.partition("@")
         return NoiseAware(knowledge, q=float(q) if q else None, blind_first=variant.endswith("-blind"),
-                          bounds=bounds)
+                          bounds=bounds, spike_range=SPIKE_RANGE)
     if name == "model":
         return POLICIES[name](bounds=bounds, capacity=capacity, **kw)
     return POLICIES[name](bounds=bounds)
@@ -262,35 +259,3 @@ def format_table(results: dict) -> str:
                      f"{100 * m['timeout_rate']:>8.2f} {m['wait_mean_s']:>9.0f} {m['wait_p95_s']:>9.0f} "
                      f"{m['util_cpu']:>8.3f} {m['util_mem']:>8.3f} {m['bounded_slowdown']:>6.2f}")
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demand.simulate", description=__doc__.splitlines()[0])
-    parser.add_argument("--trace", required=True, help="trace CSV (see demand.trace)")
-    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated, from: " + ", ".join(POLICIES))
-    parser.add_argument("--cpus", type=float, default=64.0, help="cluster cpu capacity (cores)")
-    parser.add_argument("--memory-gb", type=float, default=256.0, help="cluster memory capacity (GiB)")
-    parser.add_argument("--retrain-hours", type=float, default=6.0, help="model retraining period (simulated)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--plot", help="write slack-vs-kill-rate PNG here")
-    args = parser.parse_args(argv)
-    names = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = set(names) - set(POLICIES)
-    if unknown:
-        parser.error(f"unknown policies: {', '.join(sorted(unknown))}")
-    rows = read_csv(args.trace)
-    out = run(rows, names, {"cpu": args.cpus, "memory": args.memory_gb * GB}, args.retrain_hours)
-    if args.plot:
-        plot(out["policies"], args.plot)
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        print(format_table(out["policies"]))
-        for series, f in out["forecast"].items():
-            if isinstance(f, dict):
-                print(f"forecast {series}: MASE {f['mase']:.3f} vs seasonal naive {f['seasonal_naive_mase']:.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

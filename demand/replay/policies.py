@@ -25,8 +25,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .policy import DEFAULT_COLD_START, GB, MB, RUNNER_FLOOR
-from .sizing import Sizer
+from ..policy import DEFAULT_COLD_START, GB, MB, RUNNER_FLOOR
+from ..sizing import Sizer
 
 #: The replay's admin bounds: a cluster of 64-core, 256 GB nodes, not the service's
 #: small-box defaults (demand.policy.DEFAULT_BOUNDS).
@@ -128,7 +128,7 @@ class Autopilot(DecayingHistogram):
 
 
 class Model(Policy):
-    """Ours: the service's own :class:`demand.Sizer`, fed the service's history shape."""
+    """Ours: the service's own :class:`demand.sizing.Sizer`, fed the service's history shape."""
 
     name = "model"
 
@@ -196,7 +196,7 @@ class Known(NamedTuple):
     runtime: float    # seconds
     kind: str         # the generator's notebook kind
     notebook: tuple   # (user, features.signature): one user's notebook
-    spike_probability: float = 0.01  # odds of an unexplained spike (demand.trace's)
+    spike_probability: float = 0.01  # odds of an unexplained spike (demand.replay.trace's)
 
 
 class NoiseAware(Policy):
@@ -225,8 +225,9 @@ class NoiseAware(Policy):
     MARGINS = np.arange(0.0, 5.0, 0.005)
 
     def __init__(self, knowledge: dict, q: Optional[float] = None, kill_budget: float = 0.009,
-                 blind_first: bool = False, bounds=None, cold_start=None):
-        """``knowledge``: job id (submit order) -> :class:`Known`."""
+                 blind_first: bool = False, bounds=None, cold_start=None, spike_range: tuple = (1.3, 2.5)):
+        """``knowledge``: job id (submit order) -> :class:`Known`; ``spike_range``: the
+        factors a spike multiplies a run's memory by (uniform), as the generator draws them."""
         super().__init__(bounds, cold_start)
         from statistics import NormalDist
         self.knowledge = knowledge
@@ -249,21 +250,21 @@ class NoiseAware(Policy):
         else:
             runtime = np.array([knowledge[i].runtime for i in ids])
             spikes = np.array([knowledge[i].spike_probability for i in ids])
-            margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget, spikes)
+            margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget, spikes, spike_range)
         self.limit = dict(zip(ids, np.exp(center + margin).tolist()))
 
     @classmethod
-    def _cost_aware(cls, cost: np.ndarray, spread: np.ndarray, budget: float, spikes: np.ndarray) -> np.ndarray:
+    def _cost_aware(cls, cost: np.ndarray, spread: np.ndarray, budget: float, spikes: np.ndarray,
+                    spike_range: tuple) -> np.ndarray:
         """Per job, the log margin minimising reserved MB-s plus a price per kill, at the
         one price whose expected kills per job meet ``budget`` (``spikes``: each job's
-        odds of a spike, as its generator draws them)."""
+        odds of a spike, and the range of a spike's factor, as the generator draws them)."""
         from scipy.stats import norm
 
-        from .trace import SPIKE_RANGE
         m, sd, cost = cls.MARGINS[None, :], np.maximum(spread[:, None], 1e-6), cost[:, None]
         odds = spikes[:, None]
         p = (1 - odds) * norm.sf(m / sd)
-        for s in np.log(np.linspace(*SPIKE_RANGE, 25)):
+        for s in np.log(np.linspace(*spike_range, 25)):
             p += odds / 25 * norm.sf((m - s) / sd)
         reserved = cost * np.exp(m) * (1 + 2 * p)  # a kill costs the attempt and a retry at twice the limit
         rows = np.arange(len(cost))
