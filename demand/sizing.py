@@ -40,7 +40,7 @@ from .checks import nonfinite, unusable
 from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
                        target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
-from .model import RELEVANT_SLOPE, killed_floor
+from .curves import RELEVANT_SLOPE, killed_floor
 from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 

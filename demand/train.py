@@ -23,7 +23,8 @@ import numpy as np
 
 from .features import succeeded, target_value
 from .forecast import HourOfWeekForecast, hourly
-from .model import DemandModel, examples
+from .dataset import examples
+from .model import DemandModel
 
 #: Upper quantile per target: memory and runtime limits kill, a cpu limit only throttles.
 #: (Memory: used until the calibration window is large enough to choose margins per job

@@ -4,7 +4,6 @@ import json
 import math
 
 import numpy as np
-import pytest
 
 from demand.policy import GB, MB
 from demand.sizing import Sizer
@@ -75,16 +74,17 @@ def test_the_issue_case_is_sized_finite_by_the_model(tmp_path):
 
 def _break_one_margin(monkeypatch):
     """Make the next fit's margins NaN for new users, as the issue's fit had them."""
-    from demand.model import LEVEL_USER, DemandModel
+    from demand import model
+    from demand.features import LEVEL_USER
 
-    calibrate = DemandModel._calibrate
+    calibrate = model.calibrate
 
     def broken(*args):
         margins, exceed = calibrate(*args)
         margins[LEVEL_USER] = {q: math.nan for q in margins[LEVEL_USER]}
         return margins, exceed
 
-    monkeypatch.setattr(DemandModel, "_calibrate", staticmethod(broken))
+    monkeypatch.setattr(model, "calibrate", broken)
 
 
 def test_a_fit_with_a_nan_is_rejected_and_the_previous_version_keeps_serving(tmp_path, monkeypatch):

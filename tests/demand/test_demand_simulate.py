@@ -7,7 +7,7 @@ import numpy as np
 from demand.forecast import evaluate
 from demand.replay.policies import REPLAY_BOUNDS, Policy
 from demand.replay.simulate import make_policy, simulate
-from demand.policy import GB, MB
+from demand.policy import GB
 from demand.replay.trace import generate, typed
 
 TRUTH = ("peak_mem_mb", "cpu_seconds", "runtime_s")

@@ -332,18 +332,19 @@ def test_a_long_new_notebook_risks_a_lower_quantile_than_a_short_one(tmp_path):
 def test_gaussian_floor_only_where_the_calibration_tail_is_too_thin_to_see():
     import numpy as np
 
-    from demand.model import GROUP_EXACT, DemandModel, _GAUSS_Z
+    from demand.calibration import GAUSS_Z, calibrate
+    from demand.curves import GROUP_EXACT
 
     def exact_margins(n):
         errors = np.random.default_rng(1).normal(0, 0.5, n)  # tighter than the estimated scale says
         groups = np.full(n, GROUP_EXACT)
-        margins, _ = DemandModel._calibrate(errors, errors, groups, errors, errors, [0.8, 0.999])
+        margins, _ = calibrate(errors, errors, groups, errors, errors, [0.8, 0.999])
         return margins[GROUP_EXACT]
 
     many, few = exact_margins(400), exact_margins(40)
-    assert many[0.8] < 0.7 * _GAUSS_Z[0.8]  # 80 errors beyond it: the empirical margin stands
-    assert many[0.999] >= _GAUSS_Z[0.999]   # none beyond it to see: never below the Gaussian
-    assert few[0.8] >= _GAUSS_Z[0.8]        # 8 beyond it: too few to go below
+    assert many[0.8] < 0.7 * GAUSS_Z[0.8]  # 80 errors beyond it: the empirical margin stands
+    assert many[0.999] >= GAUSS_Z[0.999]   # none beyond it to see: never below the Gaussian
+    assert few[0.8] >= GAUSS_Z[0.8]        # 8 beyond it: too few to go below
 
 
 def test_a_model_sized_job_records_its_kill_odds_and_a_retry_does_not(tmp_path):
@@ -362,7 +363,7 @@ def test_a_model_sized_job_records_its_kill_odds_and_a_retry_does_not(tmp_path):
 
 
 def test_a_model_saved_before_extrapolations_were_calibrated_apart_still_sizes(tmp_path):
-    from demand.model import GROUP_BEYOND
+    from demand.curves import GROUP_BEYOND
     sizer = Sizer(tmp_path, {"memory": (64 * MB, 64 * GB)})
     history = _history(240)
     sizer.retrain(history)
