@@ -56,6 +56,7 @@ from .calibration import (MARGIN_GRID, MEMORY_QUANTILES, MIN_LEVEL_SAMPLES, MIN_
 from .curves import (EXACT_REPEATS, GROUP_EXACT, RELEVANT_SLOPE, along_curve, calibration_group, dominated,
                      exact_repeats, growth, irrelevant_params, killed_floor, point_key, reach)
 from .features import LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, TARGETS, split_params, static_features, target_value
+from .kinds import kind_upper, kinds
 
 #: History-derived columns, in matrix order (see :func:`demand.features.history_summary`).
 HISTORY_COLUMNS = ("level", "anchor", "dist", "n_user", "n_sig", "user_med", "user_max", "sig_spread", "censored")
@@ -67,14 +68,9 @@ NOISE_PRIOR_WEIGHT = 3.0
 #: Run-to-run residuals beyond this many pooled noise units are clipped when a
 #: configuration's own noise is measured (spikes belong to the calibrated tail).
 OUTLIER_SIGMAS = 3.0
-#: Quantile of peak memory among earlier jobs of the same kind (sharing the job's
-#: most specific import) below which a notebook new to its user is never sized.
-KIND_QUANTILE = 0.95
 #: Calibration jobs before the model's memory limits are served without the history
 #: rules' as a floor (see :attr:`DemandModel.mature`).
 MATURE_CALIBRATION = 100
-#: Jobs of a kind needed before its quantile is trusted.
-MIN_KIND_JOBS = 10
 #: An extrapolation's error scale grows by this share per log unit it reaches beyond the
 #: largest run (1 + 0.3 x ln 30 = 2 for thirty times the rows): the further out, the
 #: less the curve's shape is known, and a cost-aware margin should know that.
@@ -218,26 +214,9 @@ class DemandModel:
         beta = np.linalg.lstsq(np.array(X) + 0.0, np.array(y), rcond=None)[0]
         return {k: float(np.clip(b, -1.0, 2.0)) for k, b in zip(vocab, beta)}
 
-    @staticmethod
-    def _kinds(train: list[tuple]) -> dict:
-        """Per imported module: how many jobs import it and their peak memory's upper quantile."""
-        values: dict = {}
-        for job, _ in train:
-            y = target_value(job.get("used"), "memory")
-            if y is not None:
-                for m in set(job.get("imports") or ()):
-                    values.setdefault(m, []).append(y)
-        return {m: (len(v), float(np.quantile(v, KIND_QUANTILE))) for m, v in values.items() if len(v) >= MIN_KIND_JOBS}
-
     def kind_upper(self, job: dict) -> Optional[float]:
-        """Log memory that jobs of this kind reach: the upper quantile among earlier jobs
-        sharing the job's most specific import (the one fewest jobs have), or None.
-
-        A notebook its user never ran is sized at least like others of its kind: the
-        learned correction starts from the global median, and early models are fitted
-        on the jobs that finished first, which are the small ones."""
-        known = [self.kinds[m] for m in set(job.get("imports") or ()) if m in self.kinds]
-        return min(known)[1] if known else None
+        """Log memory that jobs of this kind reach (see :func:`demand.kinds.kind_upper`)."""
+        return kind_upper(self.kinds, job)
 
     @classmethod
     def fit(cls, train: list[tuple], quantiles: dict, calibration_share: float = 0.25,
@@ -256,7 +235,7 @@ class DemandModel:
             param_vocab=sorted(k for k, _ in sorted(params.items(), key=lambda kv: -kv[1])[:8]),
             max_runtime=max_runtime,
         )
-        model.kinds = cls._kinds(train)
+        model.kinds = kinds(train)
         cal_points: dict = {}
         for target in TARGETS:
             rows = [(i, s[target], y) for i, (j, s) in enumerate(train)

@@ -37,10 +37,11 @@ from typing import Optional, Union
 
 from . import policy, registry
 from .checks import nonfinite, unusable
-from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
-                       target_value)
-from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .curves import RELEVANT_SLOPE, killed_floor
+from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
+                       succeeded, target_value)
+from .forecast import HourOfWeekForecast, hourly, hour_of_week
+from .kinds import kind_upper
 from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
@@ -200,9 +201,13 @@ class Sizer:
         """(prediction, basis, expected) of the history rules, or the cold-start default."""
         rule = self._history_rule(job, history)
         predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
+        summary = history_summary(job, history, now)["memory"]
         # The model's rule for a notebook killed and not succeeded since holds here too.
-        killed = killed_floor(history_summary(job, history, now)["memory"])
-        predicted["memory"] = max(predicted["memory"], math.exp(killed) * MB)
+        predicted["memory"] = max(predicted["memory"], math.exp(killed_floor(summary)) * MB)
+        kind = kind_upper(getattr(self.bundle, "kinds", None) or {}, job)  # (bundles saved before kinds have none)
+        if summary["level"] < LEVEL_NOTEBOOK and kind is not None:
+            # A notebook its user never ran: no smaller than jobs of its kind get.
+            predicted["memory"] = max(predicted["memory"], math.exp(kind) * MB * (1.0 + self.safety))
         return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
 
     def _model_predict(self, model, job: dict, history: list, now: float) -> tuple[dict, str, dict]:

@@ -24,6 +24,7 @@ import numpy as np
 from .features import succeeded, target_value
 from .forecast import HourOfWeekForecast, hourly
 from .dataset import examples
+from .kinds import kinds
 from .model import DemandModel
 
 #: Upper quantile per target: memory and runtime limits kill, a cpu limit only throttles.
@@ -48,6 +49,9 @@ class Bundle:
     n_jobs: int
     trained_at: float
     metrics: dict = field(default_factory=dict)
+    #: Per imported module, how large its jobs get (see demand.kinds): the rules' prior
+    #: for a notebook new to its user, known before any per-job model is.
+    kinds: dict = field(default_factory=dict)
 
     def forecast_profile(self) -> dict:
         """Expected jobs and cpu-seconds per hour of week (Monday 00:00 UTC = 0)."""
@@ -96,7 +100,7 @@ def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[floa
         model=model, jobs_forecast=jobs_fc, cpu_forecast=cpu_fc,
         mean_runtime_s=float(np.mean(runtimes)) if runtimes else 600.0,
         mean_cores=float(np.mean(cores)) if cores else 1.0,
-        n_jobs=len(jobs), trained_at=now,
+        n_jobs=len(jobs), trained_at=now, kinds=kinds(train_set),
         metrics=dict(model.metrics if model else {}, n_succeeded=len(train_set),
                      per_job_model=model is not None),
     )

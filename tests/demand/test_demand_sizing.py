@@ -429,3 +429,18 @@ def test_the_services_settings_reach_the_sizer_and_its_rules_are_the_only_ones(t
     assert sized["basis"] == "model" and sized["allocated"]["timeout"] >= 900.0
     # Without the model the service's defaults obey the same rules.
     assert admin.defaults({"memory": 1 * MB}, "default")["allocated"]["memory"] == 256 * MB
+
+
+def test_before_any_model_a_new_notebook_is_sized_like_jobs_of_its_kind(tmp_path):
+    # Heavy torch jobs of other users, too few for a per-job model: the bundle still
+    # knows how large torch jobs get, and a new user's torch notebook starts there.
+    heavy = [_done(i, user=f"u{i % 4}", peak_mb=6000 + 10 * i) for i in range(20)]
+    for h in heavy:
+        h["imports"] = ["torch", "numpy"]
+    sizer = Sizer(tmp_path, BOUNDS, min_jobs=50)
+    sizer.retrain(heavy)
+    assert sizer.bundle.model is None and "torch" in sizer.bundle.kinds
+    job = _job(user="newbie", imports=["torch"])
+    out = sizer.size(job, [])
+    assert out["basis"] == "cold-start" and out["allocated"]["memory"] >= 6000 * MB
+    assert Sizer(tmp_path / "other", BOUNDS).size(job, [])["allocated"]["memory"] == 2 * GB  # no kinds known
