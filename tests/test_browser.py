@@ -62,4 +62,6 @@ def test_admin_page_shows_queue_and_stats(hub, browser):
     assert page.locator("#demand-forecast span").count() == 24
     page.click("#demand-retrain button")
     page.wait_for_function("document.getElementById('demand-message').textContent.startsWith('now serving v')")
-    assert "Model v" in page.locator("#demand-model").inner_text()
+    # (the model line is refreshed after the message: wait for it, not race it)
+    page.wait_for_function("document.getElementById('demand-model').textContent.startsWith('Model v')")
+    assert page.locator("#demand-rejected").is_hidden()  # no fit was refused
