@@ -49,6 +49,16 @@ c.Spawner.default_url = "/lab"
 c.Spawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
 if os.geteuid() == 0:
     c.Spawner.args = ["--allow-root"]
+# The JupyterLab extension (extension/) calls the service from the single-user server with
+# the server's own token: grant that token the service, on top of the server role's scopes
+# (read:services lets the extension look the service's URL up when it is not given).
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    "access:services!service=notebook-jobs",
+    "read:services!service=notebook-jobs",
+]
+c.Spawner.environment = {"NOTEBOOK_JOBS_URL": f"http://127.0.0.1:{service_port}/services/notebook-jobs/"}
 
 service_cmd = [
     sys.executable, "-m", "hub_service.cli", "serve",
@@ -78,5 +88,5 @@ c.JupyterHub.services = [
 
 # Every user may use the service; admins see all jobs (the service reads the admin flag).
 c.JupyterHub.load_roles = [
-    {"name": "user", "scopes": ["self", "access:services!service=notebook-jobs"]},
+    {"name": "user", "scopes": ["self", "access:services!service=notebook-jobs", "read:services!service=notebook-jobs"]},
 ]

@@ -106,13 +106,17 @@ class Artifacts:
 def render(notebook_path: Path, fmt: str) -> bytes:
     """HTML (images embedded) or Markdown (images inlined as data URIs) of a notebook."""
     from nbconvert import HTMLExporter, MarkdownExporter
+    from traitlets.config import Config
 
     nb = nbformat.read(str(notebook_path), as_version=4)
+    # The kernel sends each flush of print() as its own stream output; rendered one by
+    # one, every printed line became a block of its own. Merge them as Jupyter shows them.
+    config = Config({"CoalesceStreamsPreprocessor": {"enabled": True}})
     if fmt == "html":
-        body, _ = HTMLExporter(template_name="lab", embed_images=True).from_notebook_node(nb)
+        body, _ = HTMLExporter(template_name="lab", embed_images=True, config=config).from_notebook_node(nb)
         return body.encode()
     if fmt == "md":
-        body, resources = MarkdownExporter().from_notebook_node(nb)
+        body, resources = MarkdownExporter(config=config).from_notebook_node(nb)
         for name, data in (resources.get("outputs") or {}).items():
             mime = "image/svg+xml" if name.endswith(".svg") else f"image/{Path(name).suffix.lstrip('.') or 'png'}"
             uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"

@@ -85,6 +85,9 @@ def make_engine():
 
             def cell_exception(cell, cell_index=None, **kw):
                 EventEngine.failed_cell = user_cell_index(nb, cell_index)
+                # "code cell k of n" counts as the progress does, which a person can match
+                if cell_index in code_cells:
+                    EventEngine.failed_position = (code_cells.index(cell_index) + 1, len(code_cells))
                 return exception(cell, cell_index, **kw)
 
             def cell_complete(cell, cell_index=None, **kw):
@@ -104,6 +107,7 @@ def make_engine():
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     EventEngine.failed_cell = None
+    EventEngine.failed_position = None
     return EventEngine
 
 
@@ -157,7 +161,17 @@ def run_job(args, km=None):
             stderr_file=sys.stderr,
         )
     except PapermillExecutionError as e:
+        print(e, file=sys.stderr)  # the traceback: papermill puts it in the output notebook only
         message = f"{e.ename}: {e.evalue}"
+        # error.cell is an index into the submitted notebook, markdown cells included; a
+        # person looks for the position the progress counted and the output's In [n]
+        where = []
+        if engine.failed_position:
+            where.append("code cell {} of {}".format(*engine.failed_position))
+        if e.exec_count is not None:
+            where.append(f"In [{e.exec_count}]")
+        if where:
+            message += f" (in {', '.join(where)})"
         emit("finished", status="failed", error={"reason": "cell_error", "message": message, "cell": engine.failed_cell})
         return 1
     except Exception as e:  # papermill/kernel trouble: not the user's cell

@@ -5,10 +5,10 @@
 #   .venv-runner/   a lean interpreter for the local executor (papermill + ipykernel + the
 #                   image's data libraries): no JupyterLab, so kernels start seconds faster
 #   node_modules/   configurable-http-proxy for the Hub
+#   extension/      the JupyterLab extension, built (npm registry only) and installed into .venv
 #   docker          engine, gVisor and the runner image (scripts/docker-setup.sh), as root;
 #                   NOTEBOOK_JOBS_DOCKER=0 skips it
 #
-# Extra pip packages for the demo (JupyterLab) come with: scripts/setup.sh demo
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,8 +26,7 @@ fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 log "installing the service into .venv"
-extras="test"
-[ "${1:-}" = "demo" ] && extras="test,demo"
+extras="test"  # includes JupyterLab: the demo's servers and the Lab extension's tests need it
 # Playwright drives Debian's Chromium; it must not try to download a browser of its own
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/pip install -q -e ".[$extras]"
 
@@ -39,6 +38,28 @@ if [ ! -x node_modules/.bin/configurable-http-proxy ]; then
     log "installing configurable-http-proxy (npm)"
     npm install --no-audit --no-fund --loglevel=error >&2
 fi
+
+# The JupyterLab extension: jlpm (JupyterLab's yarn) fetches from the npm registry only and
+# keeps its cache in ~/.yarn/berry/cache, so a rebuild is offline and takes seconds; the
+# build is skipped while its sources are unchanged. hatch-jupyter-builder then finds the
+# built frontend and just packages it (no build isolation: no second JupyterLab download).
+ext_hash="$(cat extension/package.json extension/yarn.lock extension/tsconfig.json extension/src/*.ts \
+            extension/schema/*.json extension/style/* | sha256sum | cut -c1-16)"
+ext_stamp=extension/jupyterlab_notebook_jobs/labextension/.source-hash
+if [ "$(cat "$ext_stamp" 2>/dev/null)" != "$ext_hash" ]; then
+    log "building the JupyterLab extension (extension/)"
+    (
+        cd extension
+        export PATH="$ROOT/.venv/bin:$PATH"
+        # npm's own registry setting wins over the one in extension/.yarnrc.yml
+        YARN_NPM_REGISTRY_SERVER="$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org)"
+        export YARN_NPM_REGISTRY_SERVER="${YARN_NPM_REGISTRY_SERVER%/}"
+        jlpm install >&2
+        jlpm build:prod >&2
+    )
+    echo "$ext_hash" > "$ext_stamp"
+fi
+.venv/bin/pip install -q --no-build-isolation --no-deps ./extension
 
 if [ "${NOTEBOOK_JOBS_DOCKER:-1}" != 0 ]; then
     if [ "$(id -u)" = 0 ]; then

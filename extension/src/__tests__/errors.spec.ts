@@ -1,0 +1,71 @@
+import { errorFromResponse, fieldsOfError, JobsError, networkError } from '../errors';
+import { boundsOf, clampNotes, readOverrides, resourcesText } from '../sizing';
+
+describe('errorFromResponse', () => {
+  it("reads the service's JSON error", () => {
+    const e = errorFromResponse(400, JSON.stringify({ error: { code: 'invalid_input', message: 'unknown parameter(s) beta; the notebook\'s parameters are: alpha' } }));
+    expect(e.message).toMatch(/unknown parameter/);
+    expect(e.code).toBe('invalid_input');
+    expect(e.serviceDown).toBe(false);
+  });
+
+  it('calls a down service a down service, whatever the body', () => {
+    const e = errorFromResponse(503, JSON.stringify({ error: { code: 'service_unavailable', message: 'The notebook-jobs service is not answering' } }));
+    expect(e.serviceDown).toBe(true);
+    expect(e.message).toMatch(/not answering/);
+    expect(errorFromResponse(502, '<html>Bad gateway</html>').message).toBe('the server answered 502');
+    expect(networkError(new Error('Failed to fetch')).serviceDown).toBe(true);
+  });
+
+  it('says when the server extension is missing, and when access is refused', () => {
+    expect(errorFromResponse(404, '').message).toMatch(/server extension/);
+    expect(errorFromResponse(403, JSON.stringify({ error: { code: 'forbidden', message: 'no scope' } })).message).toBe('Not allowed: no scope');
+  });
+
+  it('reads jupyter_server error shapes too', () => {
+    expect(errorFromResponse(500, JSON.stringify({ message: 'boom', reason: null })).message).toBe('boom');
+  });
+});
+
+describe('fieldsOfError', () => {
+  const params = ['alpha', 'beta', 'n'];
+  it('puts unknown parameters beside their names', () => {
+    expect(fieldsOfError("unknown parameter(s) gamma, delta; the notebook's parameters are: alpha", params)).toEqual(['gamma', 'delta']);
+  });
+  it('finds resource and name fields', () => {
+    expect(fieldsOfError("memory '3XB' is not a size: use e.g. '512MB'", params)).toEqual(['memory']);
+    expect(fieldsOfError('cpu must be positive', params)).toEqual(['cpu']);
+    expect(fieldsOfError("name 'a/b' must be 1-200 characters", params)).toEqual(['name']);
+  });
+  it('falls back to the whole form', () => {
+    expect(fieldsOfError('the notebook is not valid JSON', params)).toEqual([]);
+  });
+  it('is a JobsError with a status', () => {
+    expect(new JobsError('x', 409).status).toBe(409);
+  });
+});
+
+describe('sizing', () => {
+  const bounds = boundsOf({ resources: { bounds: { cpu: [0.25, 2], memory: [256 * 1024 ** 2, 4 * 1024 ** 3], timeout: [60, 3600] } } } as any);
+  it('reads overrides into request fields', () => {
+    expect(readOverrides({ cpu: '1.5', memory: '2', timeout: '10' }, bounds)).toEqual({
+      resources: { cpu: 1.5, memory: 2 * 1024 ** 3 }, timeout: 600, errors: {}
+    });
+    expect(readOverrides({ cpu: '', memory: '', timeout: '' }, bounds)).toEqual({ resources: {}, timeout: undefined, errors: {} });
+  });
+  it("refuses overrides outside the admin's bounds, and non-numbers", () => {
+    const r = readOverrides({ cpu: '8', memory: 'lots', timeout: '120' }, bounds);
+    expect(r.errors.cpu).toMatch(/between 0.25 and 2/);
+    expect(r.errors.memory).toMatch(/positive number of GB/);
+    expect(r.errors.timeout).toMatch(/between 60 s and 60 min/);
+  });
+  it('notes where the service clamped an override', () => {
+    expect(clampNotes({ cpu: 8, memory: 1024 ** 3 }, { cpu: 2, memory: 1024 ** 3, timeout: 600 })).toEqual({
+      cpu: "the admin's bounds allow 2 cpu: the job gets that"
+    });
+    expect(clampNotes({}, { cpu: 2 })).toEqual({});
+  });
+  it('describes an allocation', () => {
+    expect(resourcesText({ cpu: 1, memory: 2 * 1024 ** 3, timeout: 600 })).toBe('1 cpu · 2 GB · 10 min');
+  });
+});

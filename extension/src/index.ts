@@ -1,0 +1,289 @@
+/**
+ * Notebook Jobs in JupyterLab: the "Submit as job" command (notebook toolbar, file
+ * browser context menu and palette, placed by the settings schema), the results panel in
+ * the right sidebar, and a notification when a job submitted here ends.
+ */
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Dialog, ICommandPalette, MainAreaWidget, Notification, showDialog } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+import { h, IDialogState, SubmitBody } from './dialog';
+import { JobsError } from './errors';
+import { IJob } from './jobs';
+import { JobWatch } from './live';
+import { JobsPanel } from './panel';
+import { IParameterField, parametersCellSource, parseParameters, scriptParametersSource } from './params';
+import {
+  cancelJob,
+  copyOutput,
+  deleteJob,
+  ISubmission,
+  jobHtml,
+  jobInput,
+  jobLog,
+  outputUrl,
+  rerunJob,
+  submitJob
+} from './request';
+
+const PLUGIN_ID = 'jupyterlab-notebook-jobs:plugin';
+
+export namespace CommandIDs {
+  export const submit = 'notebook-jobs:submit';
+  export const panel = 'notebook-jobs:open-panel';
+}
+
+export const jobsIcon = new LabIcon({
+  name: 'notebook-jobs:icon',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">' +
+    '<path class="jp-icon3" fill="#616161" d="M4 3h11l5 5v13H4V3zm10 1.5V9h4.5L14 4.5zM9 11v7l6-3.5L9 11z"/></svg>'
+});
+
+/** The parameters cell of an open notebook, or of a file read through the contents API. */
+async function readFields(app: JupyterFrontEnd, path: string, panel: NotebookPanel | null): Promise<IParameterField[]> {
+  let source: string | null = null;
+  if (panel?.model) {
+    for (const cell of Array.from(panel.model.cells)) {
+      const tags = (cell.getMetadata('tags') as string[] | undefined) ?? [];
+      if (cell.type === 'code' && tags.includes('parameters')) {
+        source = cell.sharedModel.getSource();
+        break;
+      }
+    }
+  } else {
+    const model = await app.serviceManager.contents.get(path, { content: true });
+    source = model.type === 'notebook' ? parametersCellSource(model.content) : scriptParametersSource(String(model.content ?? ''));
+  }
+  return source === null ? [] : parseParameters(source);
+}
+
+/** Show the dialog until the user cancels or the service accepts; the new job, or null. */
+async function runDialog(
+  path: string,
+  fields: IParameterField[],
+  title: string,
+  send: (s: ISubmission) => Promise<IJob>,
+  full: boolean
+): Promise<IJob | null> {
+  let state: IDialogState | undefined;
+  let error: JobsError | undefined;
+  for (;;) {
+    const body = new SubmitBody({ path, fields, dryRun: full, full, state, error });
+    const result = await showDialog({
+      title,
+      body,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit', ariaLabel: 'Submit job' })],
+      focusNodeSelector: 'input'
+    });
+    if (!result.button.accept) {
+      return null;
+    }
+    state = body.state();
+    const { submission, errors } = body.read();
+    if (Object.keys(errors).length) {
+      error = new JobsError(Object.entries(errors).map(([k, v]) => `${k} ${v}`).join('; '), 400);
+      continue;
+    }
+    try {
+      return await send(submission);
+    } catch (e) {
+      error = e as JobsError;
+    }
+  }
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'Submit notebooks as Notebook Jobs and follow their results.',
+  autoStart: true,
+  requires: [IDocumentManager, INotebookTracker],
+  optional: [ICommandPalette, IDefaultFileBrowser],
+  activate: (
+    app: JupyterFrontEnd,
+    docManager: IDocumentManager,
+    notebooks: INotebookTracker,
+    palette: ICommandPalette | null,
+    fileBrowser: IDefaultFileBrowser | null
+  ) => {
+    const { commands, shell } = app;
+
+    const openOutput = async (job: IJob) => {
+      const { path } = await copyOutput(job.id);
+      await commands.execute('docmanager:open', { path });
+    };
+
+    const watchUntilEnd = (job: IJob) => {
+      // independent of the panel: the user hears about the end even with the panel closed
+      const watch = new JobWatch(job.id, () => undefined, ended => {
+        const message = `Job "${ended.name}" ${ended.status}` + (ended.error ? `: ${ended.error.message}` : '');
+        const actions = ended.status === 'succeeded' || ended.error?.reason === 'cell_error'
+          ? [{ label: 'Open output', callback: () => void openOutput(ended).catch(e => Notification.error(e.message)) }]
+          : [];
+        const notify = ended.status === 'succeeded' ? Notification.success : ended.status === 'failed' ? Notification.error : Notification.warning;
+        notify(message, { autoClose: 10000, actions });
+      });
+      watch.start();
+    };
+
+    const panel = new JobsPanel({
+      open: openOutput,
+      html: async job => {
+        // srcdoc in a frame without allow-same-origin: the render's scripts get an opaque
+        // origin, away from the user's server and its cookies
+        const frame = h('iframe', {
+          sandbox: 'allow-scripts',
+          className: 'jp-NotebookJobs-html',
+          title: `${job.name} (HTML)`
+        }) as HTMLIFrameElement;
+        frame.srcdoc = await jobHtml(job.id);
+        const content = new Widget({ node: h('div', { className: 'jp-NotebookJobs-htmlView' }, frame) });
+        const widget = new MainAreaWidget({ content });
+        widget.id = `notebook-jobs-html-${job.id}`;
+        widget.title.label = `${job.name} (HTML)`;
+        widget.title.closable = true;
+        widget.title.icon = jobsIcon;
+        shell.add(widget, 'main');
+        shell.activateById(widget.id);
+      },
+      log: async job => {
+        const pre = h('pre', { className: 'jp-NotebookJobs-log' }, await jobLog(job.id) || '(the log is empty)');
+        const widget = new MainAreaWidget({ content: new Widget({ node: h('div', { className: 'jp-NotebookJobs-logView' }, pre) }) });
+        widget.id = `notebook-jobs-log-${job.id}-${Date.now()}`;
+        widget.title.label = `${job.name} (log)`;
+        widget.title.closable = true;
+        widget.title.icon = jobsIcon;
+        shell.add(widget, 'main');
+        shell.activateById(widget.id);
+      },
+      download: job => {
+        const a = h('a', { href: outputUrl(job.id, 'ipynb', true), download: '' });
+        document.body.append(a);
+        a.click();
+        a.remove();
+      },
+      cancel: job => cancelJob(job.id),
+      rerun: async job => {
+        const input = await jobInput(job.id);
+        const source = parametersCellSource(input);
+        const fields = source === null ? [] : parseParameters(source);
+        // start from the parameters this job ran with
+        const state: IDialogState = { name: job.name, inputs: {}, overrides: { cpu: '', memory: '', timeout: '' }, formats: [] };
+        for (const f of fields) {
+          if (f.name in (job.parameters ?? {})) {
+            const v = job.parameters[f.name];
+            state.inputs[f.name] = f.type === 'bool' ? Boolean(v) : typeof v === 'string' && f.type === 'str' ? v : JSON.stringify(v);
+          }
+        }
+        const next = await runDialogWithState(job, fields, state);
+        if (next) {
+          watchUntilEnd(next);
+        }
+        return next;
+      },
+      remove: async job => {
+        const result = await showDialog({
+          title: 'Delete job',
+          body: `Delete "${job.name}" and its outputs? This cannot be undone.`,
+          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+        });
+        if (!result.button.accept) {
+          return false;
+        }
+        await deleteJob(job.id);
+        return true;
+      }
+    });
+    panel.title.icon = jobsIcon;
+    shell.add(panel, 'right', { rank: 900 });
+
+    const runDialogWithState = async (job: IJob, fields: IParameterField[], state: IDialogState) => {
+      let error: JobsError | undefined;
+      for (;;) {
+        const body = new SubmitBody({ path: job.name, fields, dryRun: false, full: false, state, error });
+        const result = await showDialog({
+          title: `Rerun "${job.name}"`,
+          body,
+          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Rerun' })]
+        });
+        if (!result.button.accept) {
+          return null;
+        }
+        state = body.state();
+        const { submission } = body.read();
+        try {
+          return await rerunJob(job.id, submission.parameters);
+        } catch (e) {
+          error = e as JobsError;
+        }
+      }
+    };
+
+    /** The file the command acts on: the file browser's selection, or the current notebook. */
+    const target = (args: any): { path: string; panel: NotebookPanel | null } | null => {
+      if (args?.path) {
+        return { path: String(args.path), panel: null };
+      }
+      if (args?.fromBrowser && fileBrowser) {
+        const item = fileBrowser.selectedItems().next();
+        if (item && !item.done && item.value) {
+          return { path: item.value.path, panel: null };
+        }
+        return null;
+      }
+      const current = notebooks.currentWidget;
+      return current ? { path: current.context.path, panel: current } : null;
+    };
+
+    commands.addCommand(CommandIDs.submit, {
+      label: 'Submit as job',
+      caption: 'Run this notebook as a job on the Hub (sized and sandboxed), and follow it in the Notebook jobs panel',
+      icon: args => (args.toolbar ? jobsIcon : undefined),
+      isEnabled: args => target(args) !== null,
+      execute: async args => {
+        const t = target(args);
+        if (!t) {
+          return;
+        }
+        // run what the user sees: unsaved edits are saved first
+        const open = t.panel ?? (docManager.findWidget(t.path) as NotebookPanel | undefined) ?? null;
+        const context = open ? docManager.contextForWidget(open) : undefined;
+        if (context?.model.dirty && !context.model.readOnly) {
+          await context.save();
+        }
+        let fields: IParameterField[];
+        try {
+          fields = await readFields(app, t.path, t.panel ?? (open instanceof NotebookPanel ? open : null));
+        } catch (e) {
+          Notification.error(`Cannot read ${t.path}: ${(e as Error).message}`);
+          return;
+        }
+        const job = await runDialog(t.path, fields, `Submit "${t.path.split('/').pop()}" as a job`, s => submitJob(s), true);
+        if (!job) {
+          return;
+        }
+        panel.add(job);
+        watchUntilEnd(job);
+        Notification.info(`Submitted job "${job.name}"`, { autoClose: 4000 });
+        shell.activateById(panel.id);
+      }
+    });
+
+    commands.addCommand(CommandIDs.panel, {
+      label: 'Show Notebook Jobs',
+      caption: 'The jobs you submitted, with their status and outputs',
+      execute: () => shell.activateById(panel.id)
+    });
+
+    if (palette) {
+      palette.addItem({ command: CommandIDs.submit, category: 'Notebook Jobs' });
+      palette.addItem({ command: CommandIDs.panel, category: 'Notebook Jobs' });
+    }
+  }
+};
+
+export default plugin;

@@ -1,0 +1,195 @@
+/**
+ * The results panel's state: the user's jobs as the service reports them, kept by a pure
+ * reducer so that list pages, live events and local actions merge the same way
+ * everywhere (and can be tested without a browser).
+ */
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const TERMINAL: JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+export const STATUSES: JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+
+export interface IResources {
+  cpu?: number;
+  memory?: number;
+  gpu?: number;
+  timeout?: number;
+  basis?: string;
+  [key: string]: unknown;
+}
+
+export interface IJob {
+  id: string;
+  name: string;
+  status: JobStatus;
+  parameters: Record<string, unknown>;
+  progress: { cells_done: number | null; cells_total: number | null };
+  resources: {
+    requested?: IResources;
+    predicted?: IResources;
+    allocated?: IResources;
+    used?: IResources;
+  };
+  input?: { kind?: string; name?: string; path?: string | null };
+  output_formats?: string[];
+  error: { reason: string; message: string; cell: number | null } | null;
+  created: string | null;
+  started: string | null;
+  finished: string | null;
+  /** The cell running now (from the live events; not part of the REST model). */
+  running_cell?: number | null;
+}
+
+export interface IJobsState {
+  /** Newest first, as the service lists them. */
+  jobs: IJob[];
+  /** The cursor of the next page, null when this is the last. */
+  nextCursor: string | null;
+  /** The status filter in force ('' for all). */
+  filter: string;
+  /** A message for the whole panel (e.g. the service is down), or null. */
+  error: string | null;
+}
+
+export type JobsAction =
+  | { type: 'page'; jobs: IJob[]; nextCursor: string | null; append: boolean; merge?: boolean }
+  | { type: 'job'; job: IJob }
+  | { type: 'event'; id: string; event: Record<string, any> }
+  | { type: 'removed'; id: string }
+  | { type: 'filter'; filter: string }
+  | { type: 'error'; message: string | null };
+
+export const INITIAL: IJobsState = { jobs: [], nextCursor: null, filter: '', error: null };
+
+/** Whether a job has ended. */
+export function isTerminal(status: string): boolean {
+  return (TERMINAL as string[]).includes(status);
+}
+
+function matches(filter: string, job: IJob): boolean {
+  return !filter || filter.split(',').includes(job.status);
+}
+
+function upsert(jobs: IJob[], job: IJob, filter: string): IJob[] {
+  const i = jobs.findIndex(j => j.id === job.id);
+  if (i < 0) {
+    // a job new to the list is the newest one (just submitted)
+    return matches(filter, job) ? [job, ...jobs] : jobs;
+  }
+  const old = jobs[i];
+  // a late list page must not roll back a job the events already moved on
+  if (isTerminal(old.status) && !isTerminal(job.status)) {
+    return jobs;
+  }
+  const merged = { ...job, running_cell: isTerminal(job.status) ? null : old.running_cell };
+  const out = jobs.slice();
+  out[i] = merged;
+  return out;
+}
+
+/** The next state after an action. */
+export function reduce(state: IJobsState, action: JobsAction): IJobsState {
+  switch (action.type) {
+    case 'page': {
+      if (!action.append) {
+        // keep what the events know that the page might not yet (same rule as upsert)
+        const known = new Map(state.jobs.map(j => [j.id, j]));
+        const jobs = action.jobs.map(j => {
+          const old = known.get(j.id);
+          return old && isTerminal(old.status) && !isTerminal(j.status) ? old : j;
+        });
+        if (action.merge) {
+          // a refresh of the first page keeps the older pages the user has opened
+          const ids = new Set(jobs.map(j => j.id));
+          const rest = state.jobs.filter(j => !ids.has(j.id));
+          return { ...state, jobs: [...jobs, ...rest], nextCursor: rest.length ? state.nextCursor : action.nextCursor, error: null };
+        }
+        return { ...state, jobs, nextCursor: action.nextCursor, error: null };
+      }
+      const seen = new Set(state.jobs.map(j => j.id));
+      return {
+        ...state,
+        jobs: [...state.jobs, ...action.jobs.filter(j => !seen.has(j.id))],
+        nextCursor: action.nextCursor,
+        error: null
+      };
+    }
+    case 'job':
+      return { ...state, jobs: upsert(state.jobs, action.job, state.filter) };
+    case 'event': {
+      const e = action.event;
+      if (e.event === 'status' && e.job) {
+        return { ...state, jobs: upsert(state.jobs, e.job as IJob, state.filter) };
+      }
+      const i = state.jobs.findIndex(j => j.id === action.id);
+      if (i < 0) {
+        return state;
+      }
+      const job = { ...state.jobs[i], progress: { ...state.jobs[i].progress } };
+      if (e.event === 'started') {
+        job.progress = { cells_done: 0, cells_total: e.cells_total ?? null };
+      } else if (e.event === 'cell_started') {
+        job.running_cell = e.cell;
+      } else if (e.event === 'cell_finished') {
+        job.progress.cells_done = e.cells_done ?? job.progress.cells_done;
+      } else {
+        return state; // log lines and runner details do not change the row
+      }
+      const jobs = state.jobs.slice();
+      jobs[i] = job;
+      return { ...state, jobs };
+    }
+    case 'removed':
+      return { ...state, jobs: state.jobs.filter(j => j.id !== action.id) };
+    case 'filter':
+      return { ...state, filter: action.filter, jobs: state.jobs.filter(j => matches(action.filter, j)) };
+    case 'error':
+      return { ...state, error: action.message };
+  }
+}
+
+/** "3/5 cells" (or the cell running now), for the row. */
+export function progressText(job: IJob): string {
+  const { cells_done, cells_total } = job.progress ?? {};
+  if (cells_total == null) {
+    return '';
+  }
+  const running = job.status === 'running' && job.running_cell != null ? ` (cell ${job.running_cell})` : '';
+  return `${cells_done ?? 0}/${cells_total} cells${running}`;
+}
+
+/** Seconds between two ISO times (or until now), as "4.2 s" / "3 min 5 s". */
+export function durationText(start: string | null, end: string | null, now: number = Date.now()): string {
+  if (!start) {
+    return '';
+  }
+  const seconds = Math.max(0, ((end ? Date.parse(end) : now) - Date.parse(start)) / 1000);
+  if (seconds < 60) {
+    return `${seconds.toFixed(1)} s`;
+  }
+  const m = Math.floor(seconds / 60);
+  return m < 60 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** Bytes as "512 MB" / "2 GB" (binary units, as the service counts them). */
+export function bytesText(n: number | undefined | null): string {
+  if (n == null) {
+    return '';
+  }
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 10 || Number.isInteger(v) ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
+/** Why a failed job failed, in one line (the failing cell and its error). */
+export function failureText(job: IJob): string {
+  if (!job.error) {
+    return '';
+  }
+  const cell = job.error.cell != null ? `cell ${job.error.cell}: ` : '';
+  return `${job.error.reason}: ${cell}${job.error.message}`.trim();
+}

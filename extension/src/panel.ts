@@ -1,0 +1,279 @@
+/**
+ * The results panel: the user's jobs, newest first, with live status and per-cell
+ * progress while the panel is shown (events for running jobs, a slower list refresh),
+ * and what can be done with each job.
+ */
+import { Widget } from '@lumino/widgets';
+
+import { h } from './dialog';
+import { JobsError } from './errors';
+import {
+  bytesText,
+  durationText,
+  failureText,
+  IJob,
+  INITIAL,
+  isTerminal,
+  IJobsState,
+  JobsAction,
+  progressText,
+  reduce,
+  STATUSES
+} from './jobs';
+import { JobWatch, nextDelay } from './live';
+import { listJobs } from './request';
+import { basisText, resourcesText } from './sizing';
+
+/** What the panel's buttons do (the plugin wires them to commands and dialogs). */
+export interface IJobActions {
+  open(job: IJob): Promise<void>;
+  html(job: IJob): Promise<void>;
+  log(job: IJob): Promise<void>;
+  download(job: IJob): void;
+  cancel(job: IJob): Promise<IJob>;
+  rerun(job: IJob): Promise<IJob | null>;
+  remove(job: IJob): Promise<boolean>;
+}
+
+const PAGE = 20;
+const MAX_STREAMS = 6;
+
+export class JobsPanel extends Widget {
+  private state: IJobsState = INITIAL;
+  private list: HTMLElement;
+  private banner: HTMLElement;
+  private more: HTMLButtonElement;
+  private watches = new Map<string, JobWatch>();
+  private timer: number | null = null;
+  private delay = 3000;
+  private clock: number | null = null;
+
+  constructor(private readonly actions: IJobActions) {
+    super();
+    this.id = 'notebook-jobs-panel';
+    this.addClass('jp-NotebookJobs-panel');
+    this.title.caption = 'Notebook jobs';
+    const filter = h(
+      'select',
+      { className: 'jp-NotebookJobs-filter', 'aria-label': 'Show jobs by status', onchange: (e: Event) => this.setFilter((e.target as HTMLSelectElement).value) },
+      h('option', { value: '' }, 'All jobs'),
+      ...STATUSES.map(s => h('option', { value: s }, s))
+    );
+    this.banner = h('div', { className: 'jp-NotebookJobs-banner', role: 'status' });
+    this.list = h('ul', { className: 'jp-NotebookJobs-list' });
+    this.more = h('button', { className: 'jp-mod-styled jp-NotebookJobs-more', onclick: () => void this.load(true) }, 'Show older jobs') as HTMLButtonElement;
+    this.node.append(
+      h(
+        'div',
+        { className: 'jp-NotebookJobs-header' },
+        h('h2', {}, 'Notebook jobs'),
+        filter,
+        h('button', { className: 'jp-NotebookJobs-action jp-NotebookJobs-refresh', title: 'Refresh the list', onclick: () => void this.load(false) }, 'Refresh')
+      ),
+      this.banner,
+      this.list,
+      this.more
+    );
+  }
+
+  /** The jobs shown now (for tests and commands). */
+  get jobs(): IJob[] {
+    return this.state.jobs;
+  }
+
+  dispatch(action: JobsAction): void {
+    this.state = reduce(this.state, action);
+    this.render();
+    if (this.isVisible) {
+      this.follow();
+    }
+  }
+
+  /** A job submitted from this Lab: show it at once (and say which, for scripts and tests). */
+  add(job: IJob): void {
+    this.node.dataset.lastSubmitted = job.id;
+    this.dispatch({ type: 'job', job });
+  }
+
+  private setFilter(filter: string): void {
+    this.dispatch({ type: 'filter', filter });
+    void this.load(false);
+  }
+
+  /** Fetch the first page (or the next one); ``merge`` keeps the older pages shown. */
+  async load(append: boolean, merge = false): Promise<void> {
+    try {
+      const page = await listJobs(this.state.filter, append ? this.state.nextCursor : null, PAGE);
+      this.delay = 3000;
+      this.dispatch({ type: 'page', jobs: page.jobs, nextCursor: page.next_cursor, append, merge });
+    } catch (e) {
+      this.dispatch({ type: 'error', message: (e as JobsError).message });
+      this.delay = nextDelay(this.delay, 3000, 60000);
+    }
+  }
+
+  protected onAfterShow(): void {
+    void this.load(false);
+    this.schedule();
+    this.clock = window.setInterval(() => this.tick(), 1000);
+  }
+
+  protected onAfterHide(): void {
+    // nothing is followed while nobody looks; notifications have their own watches
+    for (const w of this.watches.values()) {
+      w.stop();
+    }
+    this.watches.clear();
+    if (this.timer !== null) {
+      window.clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.clock !== null) {
+      window.clearInterval(this.clock);
+      this.clock = null;
+    }
+  }
+
+  dispose(): void {
+    this.onAfterHide();
+    super.dispose();
+  }
+
+  /** Refresh the list now and then: faster while jobs are active or the service is down. */
+  private schedule(): void {
+    if (this.timer !== null) {
+      window.clearTimeout(this.timer);
+    }
+    const active = this.state.jobs.some(j => !isTerminal(j.status));
+    const wait = this.state.error ? this.delay : active ? Math.max(this.delay, 5000) : 30000;
+    this.timer = window.setTimeout(async () => {
+      this.timer = null;
+      if (!this.isVisible) {
+        return;
+      }
+      await this.load(false, true);
+      this.schedule();
+    }, wait);
+  }
+
+  /** Keep a live event stream on each active job shown (a few at most). */
+  private follow(): void {
+    const active = this.state.jobs.filter(j => !isTerminal(j.status)).slice(0, MAX_STREAMS);
+    const ids = new Set(active.map(j => j.id));
+    for (const [id, w] of this.watches) {
+      if (!ids.has(id)) {
+        w.stop();
+        this.watches.delete(id);
+      }
+    }
+    for (const job of active) {
+      if (!this.watches.has(job.id)) {
+        const watch = new JobWatch(job.id, event => this.dispatch({ type: 'event', id: job.id, event }));
+        this.watches.set(job.id, watch);
+        watch.start();
+      }
+    }
+  }
+
+  private tick(): void {
+    // running durations count up without a server round trip
+    for (const el of Array.from(this.list.querySelectorAll<HTMLElement>('[data-running-since]'))) {
+      el.textContent = durationText(el.dataset.runningSince!, null);
+    }
+  }
+
+  private render(): void {
+    this.banner.textContent = this.state.error ?? '';
+    this.banner.classList.toggle('jp-mod-error', Boolean(this.state.error));
+    this.more.style.display = this.state.nextCursor ? '' : 'none';
+    if (!this.state.jobs.length) {
+      this.list.replaceChildren(
+        h('li', { className: 'jp-NotebookJobs-empty' }, this.state.error ? '' : 'No jobs yet. Use "Submit as job" on a notebook.')
+      );
+      return;
+    }
+    this.list.replaceChildren(...this.state.jobs.map(job => this.row(job)));
+  }
+
+  private row(job: IJob): HTMLElement {
+    const terminal = isTerminal(job.status);
+    const done = job.progress?.cells_done ?? 0;
+    const total = job.progress?.cells_total ?? 0;
+    const used = job.resources.used ?? {};
+    const usedText = [
+      (used as any).peak_memory != null ? `peak ${bytesText(Number((used as any).peak_memory))}` : '',
+      (used as any).cpu_seconds != null ? `${Number((used as any).cpu_seconds).toFixed(1)} cpu·s` : ''
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const button = (label: string, action: string, fn: () => unknown, enabled = true) =>
+      h('button', { className: 'jp-NotebookJobs-action', 'data-action': action, disabled: !enabled, onclick: fn }, label);
+    // papermill leaves a notebook when it ran (to the end, or to the failing cell or the time limit)
+    const hasOutput = job.status === 'succeeded' || ['cell_error', 'timeout'].includes(job.error?.reason ?? '');
+    const formats = job.output_formats ?? ['ipynb', 'html'];
+    return h(
+      'li',
+      { className: `jp-NotebookJobs-job jp-mod-${job.status}`, 'data-job-id': job.id, 'data-status': job.status },
+      h(
+        'div',
+        { className: 'jp-NotebookJobs-jobHead' },
+        h('span', { className: 'jp-NotebookJobs-name', title: job.id }, job.name),
+        h('span', { className: `jp-NotebookJobs-status jp-mod-${job.status}` }, job.status)
+      ),
+      total
+        ? h('progress', { className: 'jp-NotebookJobs-progress', max: String(total), value: String(done) })
+        : null,
+      h(
+        'div',
+        { className: 'jp-NotebookJobs-meta' },
+        h('span', { className: 'jp-NotebookJobs-cells' }, progressText(job)),
+        job.started
+          ? h('span', terminal ? { className: 'jp-NotebookJobs-duration' } : { className: 'jp-NotebookJobs-duration', 'data-running-since': job.started }, durationText(job.started, job.finished))
+          : h('span', { className: 'jp-NotebookJobs-duration' }, job.created ? `queued ${new Date(job.created).toLocaleTimeString()}` : '')
+      ),
+      h(
+        'div',
+        { className: 'jp-NotebookJobs-resources', title: `sized by ${basisText(String(job.resources.allocated?.basis ?? ''))}` },
+        resourcesText(job.resources.allocated),
+        job.resources.allocated?.basis ? ` (${job.resources.allocated.basis})` : '',
+        usedText ? ` — used ${usedText}` : ''
+      ),
+      Object.keys(job.parameters ?? {}).length
+        ? h('div', { className: 'jp-NotebookJobs-params' }, Object.entries(job.parameters).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', '))
+        : null,
+      job.error ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job)) : null,
+      h(
+        'div',
+        { className: 'jp-NotebookJobs-actions' },
+        button('Open', 'open', () => this.act(() => this.actions.open(job)), hasOutput),
+        formats.includes('html') ? button('HTML', 'html', () => this.act(() => this.actions.html(job)), hasOutput) : null,
+        button('Log', 'log', () => this.act(() => this.actions.log(job))),
+        button('Download', 'download', () => this.actions.download(job), hasOutput),
+        terminal
+          ? button('Rerun…', 'rerun', () => this.act(async () => {
+              const next = await this.actions.rerun(job);
+              if (next) {
+                this.add(next);
+              }
+            }))
+          : button('Cancel', 'cancel', () => this.act(async () => this.dispatch({ type: 'job', job: await this.actions.cancel(job) }))),
+        terminal
+          ? button('Delete', 'delete', () => this.act(async () => {
+              if (await this.actions.remove(job)) {
+                this.dispatch({ type: 'removed', id: job.id });
+              }
+            }))
+          : null
+      )
+    );
+  }
+
+  private async act(fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+      this.dispatch({ type: 'error', message: null });
+    } catch (e) {
+      this.dispatch({ type: 'error', message: (e as Error).message });
+    }
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Calls to this extension's server part (`/notebook-jobs/…` of the Jupyter server), which
+ * forwards them to the service with the server's own Hub token: the browser never holds
+ * a service token and never calls the service itself.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { errorFromResponse, networkError } from './errors';
+import { IJob } from './jobs';
+
+export const NAMESPACE = 'notebook-jobs';
+
+/** The server extension's URL for a path under its namespace. */
+export function apiUrl(path: string, settings = ServerConnection.makeSettings()): string {
+  return URLExt.join(settings.baseUrl, NAMESPACE, path);
+}
+
+/** A JSON call to the server extension; rejects with a JobsError carrying a readable message. */
+export async function requestAPI<T = any>(path: string, init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(apiUrl(path, settings), init, settings);
+  } catch (e) {
+    throw networkError(e);
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    throw errorFromResponse(response.status, text);
+  }
+  return (text ? JSON.parse(text) : null) as T;
+}
+
+export interface ISubmission {
+  /** The file's path in the Jupyter server's contents (read there, not uploaded by the browser). */
+  path: string;
+  parameters: Record<string, unknown>;
+  name?: string;
+  resources?: { cpu?: number; memory?: number | string };
+  timeout?: number;
+  output_formats?: string[];
+}
+
+/** Submit a notebook (or, with dryRun, have the service validate and size it only). */
+export function submitJob(submission: ISubmission, dryRun = false): Promise<IJob> {
+  return requestAPI<IJob>(`jobs${dryRun ? '?dry_run=1' : ''}`, {
+    method: 'POST',
+    body: JSON.stringify(submission)
+  });
+}
+
+/** One page of the user's jobs. */
+export function listJobs(status: string, cursor: string | null, limit = 20): Promise<{ jobs: IJob[]; next_cursor: string | null }> {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (status) {
+    query.set('status', status);
+  }
+  if (cursor) {
+    query.set('cursor', cursor);
+  }
+  return requestAPI(`api/jobs?${query}`);
+}
+
+/** One job. */
+export function getJob(id: string): Promise<IJob> {
+  return requestAPI<IJob>(`api/jobs/${id}`);
+}
+
+/** Cancel a job. */
+export function cancelJob(id: string): Promise<IJob> {
+  return requestAPI<IJob>(`api/jobs/${id}/cancel`, { method: 'POST' });
+}
+
+/** Delete a job and its outputs. */
+export function deleteJob(id: string): Promise<void> {
+  return requestAPI<void>(`api/jobs/${id}`, { method: 'DELETE' });
+}
+
+/** Run a job's notebook again, with other parameters when given. */
+export function rerunJob(id: string, parameters?: Record<string, unknown>): Promise<IJob> {
+  return requestAPI<IJob>(`jobs/${id}/rerun`, {
+    method: 'POST',
+    body: JSON.stringify(parameters ? { parameters } : {})
+  });
+}
+
+/** Copy the executed notebook into the workspace; resolves to its path there. */
+export function copyOutput(id: string): Promise<{ path: string }> {
+  return requestAPI<{ path: string }>(`jobs/${id}/open`, { method: 'POST' });
+}
+
+/** A text body from the server extension (a log, an HTML render). */
+async function requestText(path: string): Promise<string> {
+  const settings = ServerConnection.makeSettings();
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(apiUrl(path, settings), {}, settings);
+  } catch (e) {
+    throw networkError(e);
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    throw errorFromResponse(response.status, text);
+  }
+  return text;
+}
+
+/** The job's log, as text. */
+export function jobLog(id: string): Promise<string> {
+  return requestText(`api/jobs/${id}/logs`);
+}
+
+/** The job's HTML render, as text (shown in a sandboxed frame: the Hub forbids framing the server's URLs). */
+export function jobHtml(id: string): Promise<string> {
+  return requestText(`api/jobs/${id}/output?format=html`);
+}
+
+/** The URL of one of a job's outputs, served through the server extension (same origin). */
+export function outputUrl(id: string, format: string, download = false): string {
+  return apiUrl(`api/jobs/${id}/output?format=${format}${download ? '&download=1' : ''}`);
+}
+
+/** The URL of a job's server-sent events, through the server extension. */
+export function eventsUrl(id: string): string {
+  return apiUrl(`api/jobs/${id}/events`);
+}
+
+/** The input notebook of a job (to read its parameters cell for a rerun). */
+export function jobInput(id: string): Promise<any> {
+  return requestAPI(`api/jobs/${id}/input`);
+}

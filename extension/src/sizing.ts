@@ -1,0 +1,147 @@
+/**
+ * What the service proposes for a job (its dry run's `resources`), in words, and the
+ * user's overrides read back into the service's request fields, within the admin's bounds.
+ */
+import { bytesText, IJob, IResources } from './jobs';
+
+const GB = 1024 ** 3;
+
+export type Bounds = Partial<Record<'cpu' | 'memory' | 'timeout', [number, number]>>;
+
+const BASIS_TEXT: Record<string, string> = {
+  'cold-start': "the admin's defaults (no history yet)",
+  default: "the admin's defaults",
+  'user-history': 'your recent runs',
+  model: 'the demand model',
+  request: 'your request'
+};
+
+/** The basis of a sizing in words. */
+export function basisText(basis: string | undefined): string {
+  return basis ? (BASIS_TEXT[basis] ?? basis) : 'unknown';
+}
+
+/** "1.5 cpu · 2 GB · 10 min" for an allocation. */
+export function resourcesText(r: IResources | undefined): string {
+  if (!r) {
+    return '';
+  }
+  const parts: string[] = [];
+  if (r.cpu != null) {
+    parts.push(`${+Number(r.cpu).toFixed(2)} cpu`);
+  }
+  if (r.memory != null) {
+    parts.push(bytesText(Number(r.memory)));
+  }
+  if (r.timeout != null) {
+    parts.push(timeText(Number(r.timeout)));
+  }
+  if (r.gpu) {
+    parts.push(`${r.gpu} gpu`);
+  }
+  return parts.join(' · ');
+}
+
+/** Seconds as "45 s" / "10 min" / "2 h 30 min". */
+export function timeText(seconds: number): string {
+  if (seconds < 120) {
+    return `${Math.round(seconds)} s`;
+  }
+  const m = Math.round(seconds / 60);
+  return m < 120 ? `${m} min` : `${Math.floor(m / 60)} h${m % 60 ? ` ${m % 60} min` : ''}`;
+}
+
+/** The admin's bounds, where the dry run tells them. */
+export function boundsOf(job: IJob | null): Bounds {
+  const b = (job?.resources as any)?.bounds ?? (job as any)?.bounds ?? {};
+  const out: Bounds = {};
+  for (const key of ['cpu', 'memory', 'timeout'] as const) {
+    const v = b[key];
+    if (Array.isArray(v) && v.length === 2) {
+      out[key] = [Number(v[0]), Number(v[1])];
+    } else if (v && typeof v === 'object' && 'min' in v && 'max' in v) {
+      out[key] = [Number(v.min), Number(v.max)];
+    }
+  }
+  return out;
+}
+
+export interface IOverrideInputs {
+  /** Cores, e.g. "1.5" ('' keeps the proposal). */
+  cpu: string;
+  /** Gigabytes, e.g. "2" or "0.5". */
+  memory: string;
+  /** Minutes. */
+  timeout: string;
+}
+
+/**
+ * The request fields for the user's overrides: `resources` {cpu, memory bytes} and
+ * `timeout` seconds; `errors` names a field whose input is not a number or is out of bounds.
+ */
+export function readOverrides(
+  inputs: IOverrideInputs,
+  bounds: Bounds
+): { resources: { cpu?: number; memory?: number }; timeout?: number; errors: Record<string, string> } {
+  const errors: Record<string, string> = {};
+  const resources: { cpu?: number; memory?: number } = {};
+  let timeout: number | undefined;
+  const read = (key: 'cpu' | 'memory' | 'timeout', scale: number, unit: string, show: (v: number) => string) => {
+    const text = inputs[key].trim();
+    if (!text) {
+      return undefined;
+    }
+    const v = Number(text);
+    if (!Number.isFinite(v) || v <= 0) {
+      errors[key] = `must be a positive number of ${unit}`;
+      return undefined;
+    }
+    const value = v * scale;
+    const b = bounds[key];
+    if (b && (value < b[0] - 1e-9 || value > b[1] + 1e-9)) {
+      errors[key] = `must be between ${show(b[0])} and ${show(b[1])} (the admin's bounds)`;
+      return undefined;
+    }
+    return value;
+  };
+  const cpu = read('cpu', 1, 'cores', v => `${v}`);
+  if (cpu !== undefined) {
+    resources.cpu = cpu;
+  }
+  const memory = read('memory', GB, 'GB', bytesText);
+  if (memory !== undefined) {
+    resources.memory = Math.round(memory);
+  }
+  const t = read('timeout', 60, 'minutes', timeText);
+  if (t !== undefined) {
+    timeout = Math.round(t);
+  }
+  return { resources, timeout, errors };
+}
+
+/**
+ * Where the service gave less or more than the user asked (it clamps requests to the
+ * admin's bounds): a note per field, e.g. {cpu: "the admin's bounds allow 2 cpu: the job gets that"}.
+ */
+export function clampNotes(
+  requested: { cpu?: number; memory?: number; timeout?: number },
+  allocated: IResources
+): Record<string, string> {
+  const notes: Record<string, string> = {};
+  const show: Record<string, (v: number) => string> = {
+    cpu: v => `${+v.toFixed(2)} cpu`,
+    memory: v => bytesText(v),
+    timeout: v => timeText(v)
+  };
+  for (const key of ['cpu', 'memory', 'timeout'] as const) {
+    const asked = requested[key];
+    const got = allocated[key];
+    if (asked == null || got == null) {
+      continue;
+    }
+    if (Math.abs(Number(got) - asked) > 0.01 * asked) {
+      notes[key] = `the admin's bounds allow ${show[key](Number(got))}: the job gets that`;
+    }
+  }
+  return notes;
+}

@@ -1,0 +1,360 @@
+"""``notebook-jobs``: run the service, or talk to it from a terminal.
+
+``serve`` starts the service (what the Hub runs). The other commands are a client of
+the REST API (``hub_service.client``), authenticated with a Hub token
+(``$JUPYTERHUB_API_TOKEN`` inside a single-user server, or ``--token``) against
+``--url`` (default ``$NOTEBOOK_JOBS_URL``, else ``$JUPYTERHUB_URL/services/notebook-jobs/``).
+
+A mistake -- a missing file, bad JSON, an unknown job, no token, a service that is down
+or says no -- is one line on stderr and exit status 2, never a traceback. ``submit
+--wait`` and ``wait`` exit 0 when the job succeeded and 1 when it failed or was cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import re
+import sys
+from datetime import datetime
+
+from ..client import TERMINAL, Client, ClientError
+from . import parameters as params
+from .lines import duration, human_duration, summary, would_run
+from .progress import Progress
+
+PROG = "notebook-jobs"
+EXIT_FAILED = 1  # the job ran and did not succeed
+EXIT_ERROR = 2  # the command could not do what was asked (argparse uses 2 for usage too)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class UserError(Exception):
+    """A mistake in what the user typed; the text is the one line shown."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line like every other one."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _client(args) -> Client:
+    token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not token:
+        raise UserError("no token: pass --token, or set JUPYTERHUB_API_TOKEN "
+                        "(make one on the Hub's Token page)")
+    return Client(args.url, token)
+
+
+def _job_id(text: str) -> str:
+    if not JOB_ID.fullmatch(text):
+        raise UserError(f"no job {text!r}: a job id is 32 hex digits (see '{PROG} list')")
+    return text
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def cmd_submit(args):
+    """Submit a file; with --wait, follow it to its end and say how it went."""
+    if not os.path.exists(args.file):
+        raise UserError(f"no such file: {args.file}")
+    if os.path.isdir(args.file):
+        raise UserError(f"{args.file} is a directory: submit a notebook, a script or a .zip bundle")
+    try:
+        open(args.file, "rb").close()
+    except OSError as e:  # e.g. permissions: said now, not as a failed upload
+        raise UserError(f"cannot read {args.file}: {e.strerror or e}") from None
+    try:
+        parameters = params.collect(args.parameters, args.parameters_file, args.parameters_yaml,
+                                    args.parameter, args.parameter_raw)
+    except params.ParameterError as e:
+        raise UserError(str(e)) from None
+    fields = {}
+    if parameters is not None:
+        fields["parameters"] = json.dumps(parameters)
+    for key in ("name", "resources", "timeout", "callback_url", "output_formats", "entry"):
+        value = getattr(args, key)
+        if value is not None:
+            fields[key] = str(value)
+    client = _client(args)
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    if args.dry_run:
+        job = client.submit(args.file, fields, dry_run=True)
+        if args.json:
+            _print_json(job)
+        else:
+            print(would_run(job))
+        return 0
+    job = client.submit(args.file, fields, headers)
+    url = client.job_page(job["id"])
+    if not args.wait:
+        if args.json:
+            _print_json(job)
+        else:
+            print(f"job {job['id']} {job['status']}: {url}")
+        return 0
+    return _wait(client, job, args, f"job {job['id']} submitted: {url}")
+
+
+def cmd_wait(args):
+    """Follow a job already submitted to its end, as submit --wait does."""
+    client = _client(args)
+    job_id = _job_id(args.job_id)
+    # no first GET: following rides out a service that is restarting, this too
+    return _wait(client, {"id": job_id}, args, f"job {job_id}: {client.job_page(job_id)}")
+
+
+def _wait(client: Client, job: dict, args, first_line: str) -> int:
+    """Show the job's progress until it ends, then the summary line; the exit status."""
+    url = client.job_page(job["id"])
+    # with --json, stdout holds the job alone: progress goes to a terminal on stderr, if any
+    out = sys.stderr if args.json else sys.stdout
+    show = not args.json or sys.stderr.isatty()
+    if show:
+        out.write(first_line + "\n")
+        out.flush()
+    try:
+        job = _follow(client, job, Progress(out, out.isatty(), args.log_output) if show else None)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\nstopped waiting; job {job['id']} goes on: {url} "
+                         f"('{PROG} cancel {job['id']}' stops it)\n")
+        return EXIT_INTERRUPTED
+    if args.json:
+        _print_json(job)
+    elif job["status"] == "succeeded":
+        print(summary(job, url))
+    else:
+        sys.stdout.flush()
+        sys.stderr.write(summary(job, url) + "\n")
+    return 0 if job["status"] == "succeeded" else EXIT_FAILED
+
+
+def _follow(client: Client, job: dict, progress) -> dict:
+    """Follow the job's events until it ends; its final state."""
+    try:
+        return client.follow(job["id"], on_event=progress.event if progress else None,
+                             on_outage=progress.note if progress else None)
+    finally:
+        if progress:
+            progress.close()
+
+
+def cmd_list(args):
+    """One line per job, newest first."""
+    query = {"limit": args.limit}
+    if args.status:
+        query["status"] = args.status
+    if args.all:
+        query["all"] = "1"
+    answer = _client(args).json("GET", "jobs", params=query)
+    if args.json:
+        _print_json(answer)
+        return 0
+    if not answer["jobs"]:
+        print("no jobs" + (f" {args.status}" if args.status else ""))
+    else:
+        print(f"{'JOB':<32}  {'STATUS':<9}  {'CELLS':<5}  {'SUBMITTED':<19}  {'TOOK':>7}  NAME")
+    for job in answer["jobs"]:
+        progress = job["progress"]
+        cells = f"{progress['cells_done']}/{progress['cells_total'] or '?'}"
+        created = datetime.fromisoformat(job["created"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")  # local time
+        took = human_duration(duration(job)) if job["finished"] else "-"
+        print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {created}  {took:>7}  {job['name']}")
+    return 0
+
+
+def cmd_status(args):
+    """One job: a line like submit's summary, or its JSON."""
+    client = _client(args)
+    job = client.job(_job_id(args.job_id))
+    if args.json:
+        _print_json(job)
+    elif job["status"] in TERMINAL:
+        print(summary(job, client.job_page(job["id"])))
+    else:
+        progress = job["progress"]
+        print(f"{job['status']}  {progress['cells_done']}/{progress['cells_total'] or '?'} cells"
+              f"  {client.job_page(job['id'])}")
+    return 0
+
+
+def cmd_logs(args):
+    """The job's log; --follow keeps printing until the job ends (or Ctrl-C)."""
+    r = _client(args).call("GET", f"jobs/{_job_id(args.job_id)}/logs",
+                           params={"follow": "1" if args.follow else ""}, stream=True)
+    with r:
+        try:
+            for chunk in r.iter_content(None):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+    return 0
+
+
+def cmd_output(args):
+    """The executed notebook, or a render of it."""
+    data = _client(args).call("GET", f"jobs/{_job_id(args.job_id)}/output", params={"format": args.format}).content
+    if args.output:
+        try:
+            with open(args.output, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def cmd_cancel(args):
+    """Cancel a job; one line saying what became of it."""
+    client = _client(args)
+    job = client.json("POST", f"jobs/{_job_id(args.job_id)}/cancel")
+    if args.json:
+        _print_json(job)
+    elif job["status"] in TERMINAL:
+        print(f"job {job['id']} {job['status']}")
+    else:  # 202: the backend is still stopping it
+        print(f"job {job['id']} is being cancelled ({job['status']} now)")
+    return 0
+
+
+def cmd_demand(args):
+    """Offline demand-model commands against the service's own store."""
+    import asyncio
+
+    from ..app import NotebookJobs
+    from ..offload import Offload
+
+    app = NotebookJobs()
+    app.initialize(args.service_args)
+    app.sizing.offload = Offload(inline=True)
+    if args.demand_command == "retrain":
+        from ..jobs import history_record
+
+        history = [history_record(j) for j in app.store.history(limit=args.limit)]
+        info = asyncio.run(app.sizing.retrain(history))
+    else:
+        info = asyncio.run(app.sizing.info())
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, all subcommands."""
+    def connection(parser, default):
+        parser.add_argument("--url", default=default,
+                            help="service URL (default: $NOTEBOOK_JOBS_URL, else $JUPYTERHUB_URL/services/notebook-jobs/)")
+        parser.add_argument("--token", default=default, help="Hub API token (default: $JUPYTERHUB_API_TOKEN)")
+        return parser
+
+    p = connection(_Parser(prog=PROG, description="Run the service, or talk to it from a terminal."), None)
+    # --url and --token also after the command (SUPPRESS: there, absent leaves the top-level value)
+    common = connection(_Parser(add_help=False), argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = functools.partial(sub.add_parser, parents=[common])
+    sub.add_parser("serve", help="run the service (options: notebook-jobs serve --help-all)")
+
+    s = add("submit", help="submit a notebook, script or .zip bundle",
+            description="Submit a notebook, script or .zip bundle as a job. Parameters are "
+                        "taken as papermill's CLI takes them; later options win.")
+    s.add_argument("file", help="a .ipynb notebook, a .py script (run as a notebook) or a .zip bundle")
+    s.add_argument("--name", help="the job's name (default: the file's)")
+    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter; True/False/None, integers and floats become those, else a string")
+    s.add_argument("-r", "--parameter-raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter kept as a string")
+    s.add_argument("-y", "--parameters-yaml", action="append", default=[], metavar="YAML",
+                   help="parameters as a YAML mapping, e.g. '{alpha: 0.5}'")
+    s.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE",
+                   help="parameters from a YAML or JSON file")
+    s.add_argument("--parameters", metavar="JSON", help='parameters as a JSON object, e.g. \'{"alpha": 0.5}\'')
+    s.add_argument("--resources", metavar="JSON", help='e.g. \'{"cpu": 1, "memory": "2GB"}\' (default: sized for you)')
+    s.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit (default: sized for you)")
+    s.add_argument("--callback-url", dest="callback_url", metavar="URL", help="called with the job when it ends")
+    s.add_argument("--output-formats", dest="output_formats", metavar="LIST", help="e.g. html,md")
+    s.add_argument("--entry", metavar="PATH", help="file to run inside a .zip bundle")
+    s.add_argument("--idempotency-key", dest="idempotency_key", metavar="KEY",
+                   help="a retried submit with the same key returns the first job")
+    s.add_argument("--dry-run", action="store_true",
+                   help="check the submission and show how it would be sized, without running it")
+    s.add_argument("--wait", action="store_true",
+                   help="show progress until the job ends; exit 1 unless it succeeded")
+    s.add_argument("--log-output", action="store_true", help="with --wait: also show what the notebook prints")
+    s.add_argument("--json", action="store_true", help="print the job as JSON and nothing else on stdout")
+    s.set_defaults(func=cmd_submit)
+
+    s = add("list", help="list your jobs")
+    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--all", action="store_true", help="everyone's jobs (admins)")
+    s.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    s.set_defaults(func=cmd_list)
+
+    s = add("status", help="a job's status, duration and page")
+    s.add_argument("job_id")
+    s.add_argument("--json", action="store_true", help="print the job as JSON")
+    s.set_defaults(func=cmd_status)
+
+    s = add("wait", help="follow a job to its end, as submit --wait does")
+    s.add_argument("job_id")
+    s.add_argument("--log-output", action="store_true", help="also show what the notebook prints")
+    s.add_argument("--json", action="store_true", help="print the job as JSON and nothing else on stdout")
+    s.set_defaults(func=cmd_wait)
+
+    s = add("logs", help="print a job's log")
+    s.add_argument("job_id")
+    s.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    s.set_defaults(func=cmd_logs)
+
+    s = add("output", help="download a job's output")
+    s.add_argument("job_id")
+    s.add_argument("--format", default="ipynb", choices=["ipynb", "html", "md"])
+    s.add_argument("-o", "--output", help="file to write (default: stdout)")
+    s.set_defaults(func=cmd_output)
+
+    s = add("cancel", help="cancel a job")
+    s.add_argument("job_id")
+    s.add_argument("--json", action="store_true", help="print the job as JSON")
+    s.set_defaults(func=cmd_cancel)
+
+    s = sub.add_parser("demand", help="the demand model: retrain, info")
+    s.add_argument("demand_command", choices=["retrain", "info"])
+    s.add_argument("--limit", type=int, default=100000, help="most recent jobs to learn from")
+    s.add_argument("service_args", nargs=argparse.REMAINDER, help="service options, e.g. --data-dir=…")
+    s.set_defaults(func=cmd_demand)
+    return p
+
+
+def main(argv=None) -> int:
+    """Run one command; its exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "serve":
+        from ..app import NotebookJobs
+
+        NotebookJobs.launch_instance(argv[1:])
+        return 0
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, ClientError) as e:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {e}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. '… logs ID | head': the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

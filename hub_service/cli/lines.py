@@ -1,0 +1,71 @@
+"""The CLI's one-line answers: how a job ended, how it would be sized, durations and sizes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+
+def duration(job: dict) -> Optional[float]:
+    """Seconds the job ran (from start, or from submission if it never started) to its end."""
+    end = _time(job.get("finished"))
+    begin = _time(job.get("started")) or _time(job.get("created"))
+    return (end - begin).total_seconds() if end and begin else None
+
+
+def _time(text: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(text) if text else None
+
+
+def human_duration(seconds: Optional[float]) -> str:
+    """``4.2s``, ``3m 05s``, ``2h 01m``."""
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def failure_text(job: dict) -> str:
+    """Why a job did not succeed, in one phrase: reason and the service's message."""
+    error = job.get("error") or {}
+    reason, message = error.get("reason") or job["status"], error.get("message") or ""
+    return f"{reason}: {message}" if message and message != reason else reason
+
+
+def summary(job: dict, url: str) -> str:
+    """The last line: status, duration, the job's page and, unless it succeeded, why not."""
+    verb = "after" if job["status"] == "cancelled" else "in"
+    line = f"{job['status']} {verb} {human_duration(duration(job))}  {url}"
+    if job["status"] != "succeeded":
+        line += f"  {failure_text(job)}"
+    return line
+
+
+def human_bytes(n: Optional[float]) -> str:
+    """``512 MiB``, ``2 GiB``."""
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.3g} GiB"
+
+
+def would_run(job: dict) -> str:
+    """What a dry run answers, in one line: the resources the job would get, and why."""
+    allocated = job["resources"].get("allocated") or {}
+    parts = [f"{allocated.get('cpu', '?'):g} cpu" if isinstance(allocated.get("cpu"), (int, float)) else "? cpu",
+             f"{human_bytes(allocated.get('memory'))} memory",
+             f"a {human_duration(allocated.get('timeout'))} time limit"]
+    if allocated.get("gpu"):
+        parts.append(f"{allocated['gpu']} gpu")
+    line = "would run with " + ", ".join(parts)
+    if allocated.get("basis"):
+        line += f" (sized by {allocated['basis']})"
+    return line
