@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from jupyterhub.services.auth import HubOAuth
 from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Dict, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from . import __version__
@@ -35,6 +36,7 @@ from .offload import Offload
 from .outputs import Artifacts
 from .sizing import Sizing
 from .store import Store
+from .webhooks import Webhooks
 
 
 def docker_available() -> bool:
@@ -70,7 +72,7 @@ class NotebookJobs(Application):
         "debug": ({"Application": {"log_level": 10}}, "Log at debug level."),
     }
 
-    classes = [Dispatcher, Sizing, JobManager, LocalExecutor]
+    classes = [Dispatcher, Sizing, JobManager, Webhooks, LocalExecutor]
 
     config_file = Unicode("notebook_jobs_config.py", help="Config file to load, if it exists.").tag(config=True)
 
@@ -143,6 +145,21 @@ class NotebookJobs(Application):
 
     recover_on_start = Bool(True, help="Reconcile the store with the backend at start-up.").tag(config=True)
 
+    auth_cache_max_age = Integer(
+        5,
+        help="""Seconds the service trusts the Hub's answer about a token or login cookie before
+        asking the Hub again (HubAuth.cache_max_age, whose own default is 300). A token revoked
+        or expired in the Hub stops working here -- for reads and for submits alike -- within
+        this time: no request is served on an identity older than it. At least 1.""",
+    ).tag(config=True)
+
+    @validate("auth_cache_max_age")
+    def _valid_auth_cache_max_age(self, proposal):
+        # HubAuth's cache keeps answers forever at 0, the opposite of what 0 would suggest
+        if proposal["value"] < 1:
+            raise TraitError("auth_cache_max_age must be at least 1 second")
+        return proposal["value"]
+
     def workspace_for(self, username: str) -> str:
         return self.workspace_root.format(username=username)
 
@@ -163,6 +180,9 @@ class NotebookJobs(Application):
         self.store = Store(self.db_url)
         self.artifacts = Artifacts(self.data_dir)
         self.executor = self.executor_class(parent=self, log=self.log)
+        if "instance" in self.executor.trait_names() and not self.executor.instance:
+            # unique per deployment (per database), so neighbours on one daemon stay apart
+            self.executor.instance = self.store.instance_id()
         self.dispatcher = Dispatcher(parent=self, log=self.log)
         self.offload = Offload()
         self.sizing = Sizing(parent=self, log=self.log, offload=self.offload)
@@ -171,7 +191,9 @@ class NotebookJobs(Application):
         self.jobs = JobManager(
             parent=self, log=self.log, store=self.store, artifacts=self.artifacts, executor=self.executor,
             dispatcher=self.dispatcher, sizing=self.sizing, broker=Broker(),
+            webhooks=Webhooks(parent=self, log=self.log),
         )
+        self.hub_auth = self._hub_auth()
         prefix = self.service_prefix if self.service_prefix.endswith("/") else self.service_prefix + "/"
         settings = dict(
             jobs=self.jobs,
@@ -187,6 +209,14 @@ class NotebookJobs(Application):
         )
         settings.update(self.tornado_settings)
         self.web_app = web.Application(routes(prefix), **settings)
+
+    def _hub_auth(self) -> HubOAuth:
+        """The HubOAuth every handler shares, with this service's cache age."""
+        hub_auth = HubOAuth.instance()
+        if hub_auth.cache_max_age != self.auth_cache_max_age:
+            hub_auth.cache_max_age = self.auth_cache_max_age
+            hub_auth.cache = type(hub_auth.cache)(self.auth_cache_max_age)  # answers cached so far expire too
+        return hub_auth
 
     def _log_request(self, handler):
         status = handler.get_status()

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timezone
 from typing import Optional
 
-from traitlets import Float, Instance, Integer, Unicode
+from traitlets import Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import metrics, offload
 from .broker import Broker
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, pick_next
 from .executors.base import Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
 from .outputs import Artifacts, CappedLog
 from .sizing import Sizing
 from .store import InvalidTransition, Job, Store, job_model
-from .webhooks import deliver
+from .webhooks import CallbackRefused, Webhooks
 
 
 class JobManager(LoggingConfigurable):
@@ -35,6 +36,11 @@ class JobManager(LoggingConfigurable):
     dispatcher = Instance(Dispatcher)
     sizing = Instance(Sizing)
     broker = Instance(Broker, ())
+    webhooks = Instance(Webhooks)
+
+    @default("webhooks")
+    def _default_webhooks(self):
+        return Webhooks(parent=self, log=self.log)
 
     log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
@@ -70,6 +76,11 @@ class JobManager(LoggingConfigurable):
         rerun_of: Optional[Job] = None,
     ) -> dict:
         """The job a submit would create, validated and sized; stores nothing (``?dry_run=1``)."""
+        if callback_url:
+            try:
+                await self.webhooks.check(callback_url)
+            except CallbackRefused as e:
+                raise IntakeError(str(e), 400, "callback_refused") from None
         gpus = requested.get("gpu", 0)
         if gpus and gpus > self.executor.gpu_count():
             raise IntakeError(
@@ -83,7 +94,9 @@ class JobManager(LoggingConfigurable):
         retry_of = None
         if rerun_of is not None and rerun_of.error_reason in ("oom_killed", "timeout"):
             retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
-        history = [history_record(j) for j in self.store.history(user, self.sizing.history_limit)]
+        # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
+        history = await asyncio.to_thread(
+            lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
         # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
         sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of,
                                         cpu_share=self.load.get("cpu_per_job"))
@@ -186,11 +199,14 @@ class JobManager(LoggingConfigurable):
     def dispatch_once(self) -> list:
         """Start every queued job that fits now; returns the started ids."""
         started = []
-        max_running = self.load.get("max_concurrent")
+        cap = self.dispatcher.capacity(self.executor.gpu_count(), self.load.get("max_concurrent"))
         while True:
-            queued = self.store.jobs_with_status("queued")
-            running = self.store.jobs_with_status("running")
-            job = self.dispatcher.pick(queued, running, self.executor.gpu_count(), max_running)
+            # Only what the choice reads, and the queue only when a slot is free: this runs
+            # on the event loop at every submit, and a burst queues hundreds of jobs.
+            running = self.store.dispatch_view("running")
+            if len(running) >= cap.max_running:
+                return started
+            job = pick_next(self.store.dispatch_view("queued"), running, cap)
             if job is None:
                 return started
             try:
@@ -255,6 +271,8 @@ class JobManager(LoggingConfigurable):
         """End a running job with ``outcome``; a job already ended stays as it was."""
         used = outcome.used.to_dict() if isinstance(outcome.used, Usage) else dict(outcome.used or {})
         fields = dict(exit_code=outcome.exit_code, used=used)
+        if outcome.finished:  # the backend's own clock of the ending (a job that ended while we were down)
+            fields["finished"] = datetime.fromtimestamp(outcome.finished, timezone.utc).replace(tzinfo=None)
         if outcome.status != "succeeded":
             fields.update(error_reason=outcome.reason, error_message=outcome.message, error_cell=outcome.cell)
         try:
@@ -276,7 +294,7 @@ class JobManager(LoggingConfigurable):
                 if fmt != "ipynb":
                     self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
-            self._spawn(deliver(job.callback_url, job_model(job), self.webhook_secret))
+            self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
         if job.status == "succeeded" and self.sizing.use_model and not self._retraining:
             self._spawn(self._retrain_if_due())
 
@@ -360,10 +378,15 @@ class JobManager(LoggingConfigurable):
 
         A job the store calls running is reattached when the backend still holds it,
         and re-queued from scratch when the backend lost it (its process died with the
-        service). Backend jobs the store does not know as running are removed.
+        service). A backend job that this store knows but not as running (it ended, and
+        its container was kept or not yet removed) is removed. Anything else the backend
+        lists is left alone, whatever its labels say: only a job id in our own store
+        proves a container is ours (two deployments may share a daemon, and even an
+        instance name).
         """
         held = set(await self.executor.running()) if self.executor.durable else set()
-        report = {"reattached": [], "requeued": [], "removed": []}
+        known = self.store.known_ids(held)
+        report = {"reattached": [], "requeued": [], "removed": [], "foreign": sorted(held - known)}
         for job in self.store.jobs_with_status("running"):
             if job.id in held:
                 self._tasks[job.id] = asyncio.ensure_future(self._run(job, reattach=True))
@@ -371,9 +394,12 @@ class JobManager(LoggingConfigurable):
             else:
                 self.store.transition(job.id, "queued")
                 report["requeued"].append(job.id)
-        for job_id in held - set(report["reattached"]):
+        for job_id in sorted(known - set(report["reattached"])):
             await self.executor.remove(job_id)
             report["removed"].append(job_id)
+        if report["foreign"]:
+            self.log.warning("recovery: the backend holds %d job(s) of this instance that this store does not "
+                             "know; left alone: %s", len(report["foreign"]), ", ".join(report["foreign"]))
         if any(report.values()):
             self.log.info("recovery: %s", report)
         return report

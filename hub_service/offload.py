@@ -11,7 +11,11 @@ worker notices the new version on disk and loads it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -66,6 +70,26 @@ def load_factor(model_dir: str, policy: dict, now: float, capacity: dict) -> dic
     return _sizer(model_dir, policy).load_factor(now, capacity)
 
 
+def die_with_parent(service_pid: int) -> None:
+    """In a worker: be SIGKILLed when its parent dies, and exit now if the service is gone already.
+
+    Without this a worker outlives a service killed with -9 (it holds both ends of its
+    own call queue, so it never sees end-of-file), and so does the resource tracker,
+    which waits for every holder of its pipe to go.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        return
+    try:
+        os.kill(service_pid, 0)  # died before the prctl took effect: no signal will come
+    except ProcessLookupError:
+        os._exit(1)
+    except PermissionError:
+        pass
+
+
 #: which worker runs what; anything else runs in the "model" worker
 LANES = {render: "render", retrain: "train"}
 
@@ -79,11 +103,14 @@ class Offload:
 
     def pool(self, lane: str) -> ProcessPoolExecutor:
         if lane not in self._pools:
-            # forkserver: workers do not inherit the service's sockets and event loop;
-            # a training worker exits after each fit, giving its memory back
+            # spawn: workers do not inherit the service's sockets and event loop, and are
+            # the service's own children, so they can die with it (a forkserver's children
+            # are the forkserver's, which outlives a service killed with -9); a training
+            # worker exits after each fit, giving its memory back
             self._pools[lane] = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("forkserver"),
+                1, mp_context=multiprocessing.get_context("spawn"),
                 max_tasks_per_child=1 if lane == "train" else None,
+                initializer=die_with_parent, initargs=(os.getpid(),),
             )
         return self._pools[lane]
 

@@ -2,15 +2,22 @@
 
 import pytest
 
-from tests.hubtest import Hub
+from tests.hubtest import Hub, free_port
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory):
+def webhook_port():
+    """The one loopback port the session's admin allows webhooks to reach."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory, webhook_port):
     """A real Hub + proxy + notebook-jobs service (local executor), shared by the session."""
     h = Hub(tmp_path_factory.mktemp("hub"), extra_args="--NotebookJobs.max_upload_size=1000000 "
                                                         "--Sizing.timeout_min=1 --Dispatcher.max_running=2 "
-                                                        "--JobManager.webhook_secret=hook-secret")
+                                                        "--JobManager.webhook_secret=hook-secret "
+                                                        f"--Webhooks.allowed_networks=127.0.0.1/32:{webhook_port}")
     h.start()
     yield h
     h.stop()

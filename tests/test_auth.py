@@ -1,5 +1,6 @@
 """Who may do what: anonymous, the owner, another user, an admin, a bad token — on every endpoint."""
 
+import json
 import re
 
 import pytest
@@ -123,3 +124,29 @@ def test_admin_retrains_the_demand_model_and_sees_its_version(hub):
     realised = info["realised"]
     assert realised["jobs"] >= 1 and realised["oom_kill_rate"] == 0.0
     assert 0.0 <= realised["memory_slack"] < 1.0 and realised["by_basis"]
+
+
+def test_a_token_revoked_in_the_hub_is_refused_within_the_cache_age(hub):
+    """NotebookJobs.auth_cache_max_age (5 s by default): then reads and submits are refused."""
+    import time
+
+    alice = hub.user("alice")
+    xsrf = alice.browser.cookies.get("_xsrf", path="/hub/")
+    r = alice.browser.post(hub.url + "/hub/api/users/alice/tokens", headers={"X-XSRFToken": xsrf},
+                           json={"note": "to be revoked", "expires_in": 600})
+    assert r.status_code == 201, r.text
+    token, token_id = r.json()["token"], r.json()["id"]
+    headers = {"Authorization": f"token {token}"}
+    jobs_url = hub.url + SERVICE + "api/jobs"
+    assert requests.get(jobs_url, headers=headers, timeout=30).status_code == 200  # now in the service's cache
+    r = alice.browser.delete(hub.url + f"/hub/api/users/alice/tokens/{token_id}", headers={"X-XSRFToken": xsrf})
+    assert r.status_code == 204, r.text
+    revoked = time.monotonic()
+    while requests.get(jobs_url, headers=headers, timeout=30).status_code == 200:
+        assert time.monotonic() - revoked < 5 + 2, "the revoked token still works past the cache age"
+        time.sleep(0.25)
+    before = len(alice.get("jobs", params={"limit": 200}).json()["jobs"])
+    r = requests.post(jobs_url, headers=headers, timeout=30,
+                      files={"file": ("nb.ipynb", json.dumps(make_notebook("1")).encode())})
+    assert r.status_code == 401, r.text
+    assert len(alice.get("jobs", params={"limit": 200}).json()["jobs"]) == before

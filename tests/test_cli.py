@@ -100,6 +100,25 @@ def test_durations_and_sizes_read_as_a_person_says_them():
         ["512 B", "300 MiB", "1.5 GiB", "2 GiB"]
 
 
+def test_help_notebook_lists_the_parameters_as_papermill_does_without_a_service(tmp_path):
+    nb = tmp_path / "nb.ipynb"
+    nb.write_bytes(nb_bytes(make_notebook("x", parameters='alpha = 0.5  # learning rate\nlabel: str = "a"')))
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTERHUB_API_TOKEN", "NOTEBOOK_JOBS_URL")}
+    r = subprocess.run([sys.executable, "-m", "hub_service.cli", "submit", str(nb), "--help-notebook"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout == ("Parameters inferred for notebook 'nb.ipynb':\n"
+                        "  alpha: Unknown type (default 0.5)\n" + " " * 34 + "learning rate\n"
+                        "  label: str (default \"a\")\n")
+    script = tmp_path / "job.py"
+    script.write_text('# %% tags=["parameters"]\nn = 3\n# %%\nprint(n)\n')
+    assert params.describe(str(script)) == "Parameters inferred for notebook 'job.py':\n  n: Unknown type (default 3)"
+    nb.write_bytes(nb_bytes(make_notebook("x")))
+    assert params.describe(str(nb)).endswith("\n  No cell tagged 'parameters'")
+    with pytest.raises(params.ParameterError, match="reads a .ipynb or .py file, not nb.zip"):
+        params.describe(str(tmp_path / "nb.zip"))
+
+
 # -- submit --wait: progress, the summary line, exit status ------------------------------------
 
 
@@ -359,10 +378,17 @@ def test_a_service_that_is_down_is_one_line_and_wait_rides_out_its_restart(hub, 
     job = alice.submit(make_notebook("import time; time.sleep(3)"))
     alice.wait(job["id"], statuses=("running",))
     pid = hub.service_pid()
-    os.kill(pid, signal.SIGKILL)
     proc = psutil.Process(pid)
+    # its offload pool's forkserver and resource tracker outlive a SIGKILL (~250 MB each time)
+    helpers = [p for p in proc.children(recursive=True) if "multiprocessing" in " ".join(p.cmdline())]
+    os.kill(pid, signal.SIGKILL)
     while proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:  # the Hub reaps it in its own time
         time.sleep(0.05)
+    for helper in helpers:
+        try:
+            helper.kill()
+        except psutil.NoSuchProcess:
+            pass
     # the Hub takes seconds to notice and restart it: meanwhile, one line; and wait waits
     waiting = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "wait", job["id"]], cwd=ROOT,
                                env=cli_env(alice), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -81,7 +81,11 @@ def submit(page, hub, name, fill=None, shot=None):
     # the service's dry run: what the job will get, and how it was sized
     dialog.locator(".jp-NotebookJobs-proposal").wait_for(timeout=30_000)
     for field, value in (fill or {}).items():
-        dialog.locator(f'[name="{field}"]').fill(value)
+        try:
+            dialog.locator(f'[name="{field}"]').fill(value, timeout=15_000)
+        except playwright.TimeoutError:
+            page.screenshot(path=str(SHOTS / f"timeout-{name}-{field}.png"))
+            raise
     if shot:
         page.wait_for_timeout(600)  # the dry run of the edited form
         page.locator(".jp-Dialog-content").screenshot(path=str(SHOTS / shot))

@@ -4,9 +4,10 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 
-from tests.hubtest import Hub, make_notebook
+from tests.hubtest import ROOT, Hub, make_notebook
 
 SLOW = "import time\nfor i in range(8):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
 
@@ -39,8 +40,16 @@ def test_kill_9_with_running_and_queued_jobs_loses_nothing_and_runs_nothing_twic
     alice.wait(jobs[0]["id"], statuses=("running",))
     time.sleep(1.5)
     pid = local_hub.service_pid()
+    # Everything the service started, found by descent: "orphans have ppid 1" would pass
+    # vacuously where a subreaper adopts them.
+    children = psutil.Process(pid).children(recursive=True)
+    kinds = " ".join(" ".join(c.cmdline()) for c in children)
+    assert "runner.py" in kinds and "multiprocessing.spawn" in kinds and "resource_tracker" in kinds, kinds
     os.kill(pid, signal.SIGKILL)
     wait_for_restart(local_hub, pid)
+    left = [(c.pid, " ".join(c.cmdline())[:100]) for c in children
+            if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"processes of the killed service still alive: {left}"
     for job in jobs:
         done = alice.wait(job["id"], timeout=120)
         # (the status and error alone: pytest would cut a whole job short of its error)
@@ -50,9 +59,33 @@ def test_kill_9_with_running_and_queued_jobs_loses_nothing_and_runs_nothing_twic
         assert log.count("done") == 1, log
         out = alice.get(f"jobs/{job['id']}/output").json()
         assert "done" in "".join("".join(o.get("text", "")) for o in out["cells"][0]["outputs"])
-    # no runner of the killed service survived it
-    import psutil
 
-    orphans = [p for p in psutil.process_iter(["cmdline"]) if "runner.py" in " ".join(p.info["cmdline"] or [])
-               and p.ppid() == 1]
-    assert not orphans
+
+def test_each_database_gets_its_own_instance_id_and_an_upgraded_one_keeps_the_old_name(tmp_path):
+    """The docker label that tells deployments apart: random per database, stable across restarts;
+    a database from before instance ids (containers labelled "default") keeps "default"."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from hub_service.store import Store
+    from hub_service.store.queries import make_engine
+
+    first, second = Store(f"sqlite:///{tmp_path / 'a.sqlite'}"), Store(f"sqlite:///{tmp_path / 'b.sqlite'}")
+    assert first.instance_id() != second.instance_id() and len(first.instance_id()) == 12
+    assert Store(first.url).instance_id() == first.instance_id()
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+    here = ROOT / "hub_service" / "store"
+    cfg = Config(str(here / "alembic.ini"))
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+        connection.execute(text(
+            "INSERT INTO jobs (id, user, name, status, input_hash, input_kind, input_name, parameters, output_formats,"
+            " features, requested, predicted, allocated, used, cells_done, created, created_ts) VALUES ('j1', 'alice',"
+            " '', 'running', '', 'ipynb', '', '{}', '[]', '{}', '{}', '{}', '{}', '{}', 0, '2026-01-01', 0)"))
+    engine.dispose()
+    assert Store(url).instance_id() == "default"

@@ -235,7 +235,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         return null;
       }
-      const current = notebooks.currentWidget;
+      // the notebook whose tab is active: the tracker's current one can lag behind when the
+      // toolbar button is clicked without the notebook taking focus
+      const active = shell.currentWidget;
+      const current = active && notebooks.has(active) ? (active as NotebookPanel) : notebooks.currentWidget;
       return current ? { path: current.context.path, panel: current } : null;
     };
 
@@ -252,6 +255,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         // run what the user sees: unsaved edits are saved first
         const open = t.panel ?? (docManager.findWidget(t.path) as NotebookPanel | undefined) ?? null;
         const context = open ? docManager.contextForWidget(open) : undefined;
+        // a notebook clicked right after opening may not have its cells yet
+        await context?.ready;
         if (context?.model.dirty && !context.model.readOnly) {
           await context.save();
         }

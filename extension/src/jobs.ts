@@ -185,11 +185,14 @@ export function bytesText(n: number | undefined | null): string {
   return `${v >= 10 || Number.isInteger(v) ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
 
-/** Why a failed job failed, in one line (the failing cell and its error). */
+/**
+ * Why a failed job failed, in one line. The service's message names the failing cell as a
+ * person finds it ("in code cell 2 of 3, In [2]"); `error.cell` is an index into the
+ * submitted notebook with markdown cells counted, which reads wrong beside `In [n]`.
+ */
 export function failureText(job: IJob): string {
   if (!job.error) {
     return '';
   }
-  const cell = job.error.cell != null ? `cell ${job.error.cell}: ` : '';
-  return `${job.error.reason}: ${cell}${job.error.message}`.trim();
+  return `${job.error.reason}: ${job.error.message}`.trim();
 }

@@ -20,7 +20,8 @@ import re
 import sys
 from datetime import datetime
 
-from ..client import TERMINAL, Client, ClientError
+from ..client import Client, ClientError
+from ..states import STATUSES, TERMINAL, Status
 from . import parameters as params
 from .lines import duration, human_duration, summary, would_run
 from .progress import Progress
@@ -71,6 +72,12 @@ def cmd_submit(args):
         open(args.file, "rb").close()
     except OSError as e:  # e.g. permissions: said now, not as a failed upload
         raise UserError(f"cannot read {args.file}: {e.strerror or e}") from None
+    if args.help_notebook:  # papermill's flag: what to pass, read locally, nothing submitted
+        try:
+            print(params.describe(args.file))
+        except params.ParameterError as e:
+            raise UserError(str(e)) from None
+        return 0
     try:
         parameters = params.collect(args.parameters, args.parameters_file, args.parameters_yaml,
                                     args.parameter, args.parameter_raw)
@@ -128,12 +135,12 @@ def _wait(client: Client, job: dict, args, first_line: str) -> int:
         return EXIT_INTERRUPTED
     if args.json:
         _print_json(job)
-    elif job["status"] == "succeeded":
+    elif job["status"] == Status.SUCCEEDED:
         print(summary(job, url))
     else:
         sys.stdout.flush()
         sys.stderr.write(summary(job, url) + "\n")
-    return 0 if job["status"] == "succeeded" else EXIT_FAILED
+    return 0 if job["status"] == Status.SUCCEEDED else EXIT_FAILED
 
 
 def _follow(client: Client, job: dict, progress) -> dict:
@@ -283,6 +290,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--entry", metavar="PATH", help="file to run inside a .zip bundle")
     s.add_argument("--idempotency-key", dest="idempotency_key", metavar="KEY",
                    help="a retried submit with the same key returns the first job")
+    s.add_argument("--help-notebook", action="store_true",
+                   help="list the parameters the notebook declares (as papermill does), and submit nothing")
     s.add_argument("--dry-run", action="store_true",
                    help="check the submission and show how it would be sized, without running it")
     s.add_argument("--wait", action="store_true",
@@ -292,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_submit)
 
     s = add("list", help="list your jobs")
-    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    s.add_argument("--status", choices=STATUSES)
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--all", action="store_true", help="everyone's jobs (admins)")
     s.add_argument("--json", action="store_true", help="print the API's answer as JSON")

@@ -9,6 +9,7 @@ over earlier ones in papermill's order: ``--parameters``, ``-f``, ``-y``, ``-p``
 from __future__ import annotations
 
 import json
+import os
 from typing import Iterable, Optional
 
 import yaml
@@ -89,3 +90,33 @@ def collect(
         result[name] = value
         given = True
     return result if given else None
+
+
+def describe(path: str) -> str:
+    """The parameters a notebook or script declares, as ``papermill --help-notebook`` lists them."""
+    from ..intake import IntakeError, notebook_parameters, parse_notebook, parse_script
+
+    name = os.path.basename(path)
+    parse = {".ipynb": parse_notebook, ".py": parse_script}.get(os.path.splitext(path)[1].lower())
+    if parse is None:
+        raise ParameterError(f"--help-notebook reads a .ipynb or .py file, not {name}")
+    import nbformat
+
+    try:
+        with open(path, "rb") as f:
+            nb = parse(f.read(), name)
+        # parse_script leaves each cell's source a list of lines, which papermill cannot inspect
+        declared = notebook_parameters(nbformat.reads(nbformat.writes(nb), as_version=4))
+    except OSError as e:
+        raise ParameterError(f"cannot read {path}: {e.strerror or e}") from None
+    except IntakeError as e:
+        raise ParameterError(e.message) from None
+    lines = [f"Parameters inferred for notebook '{name}':"]
+    if declared is None:
+        lines.append("  No cell tagged 'parameters'")
+    for key, p in (declared or {}).items():
+        kind = p["type"] if p["type"] not in (None, "None") else "Unknown type"
+        definition = f"  {key}: {kind} (default {p['default']})"
+        lines.append(f"{definition:<34}{p['help']}".rstrip() if len(definition) <= 30 or not p["help"]
+                     else f"{definition}\n{' ' * 34}{p['help']}")
+    return "\n".join(lines)

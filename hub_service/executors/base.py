@@ -103,6 +103,8 @@ class Outcome:
     cell: Optional[int] = None
     exit_code: Optional[int] = None
     used: Usage = field(default_factory=Usage)
+    #: when the job ended (epoch seconds), where the backend knows it better than "now"
+    finished: Optional[float] = None
 
 
 def parse_event(line: Union[str, bytes]) -> Optional[dict]:

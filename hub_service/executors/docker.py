@@ -162,10 +162,18 @@ class DockerExecutor(Executor):
     ).tag(config=True)
 
     instance = Unicode(
-        "default",
-        help="Name of this service instance, put in a label on every container, so that "
-        "two services sharing one daemon never list or collect each other's jobs.",
+        "",
+        help="Name of this service instance, put in a label (and the name) of every container "
+        "and volume, so that two services sharing one daemon never list, collect or remove each "
+        "other's jobs or warm containers. Empty (the default): the service's own id, a random one "
+        "made at its first start and kept in its database.",
     ).tag(config=True)
+
+    @validate("instance")
+    def _valid_instance(self, proposal):
+        if proposal["value"] and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}", proposal["value"]):
+            raise ValueError(f"instance {proposal['value']!r}: letters, digits, '_', '.', '-' only (it names containers)")
+        return proposal["value"]
 
     runtime = Unicode(
         "",
@@ -414,6 +422,9 @@ class DockerExecutor(Executor):
         """Check that the daemon answers and the runner image is there."""
         import docker
 
+        if not self.instance:
+            raise RuntimeError("docker executor: DockerExecutor.instance is empty (the service sets it to its id)")
+
         try:
             await self._call(self.client.ping)
         except Exception as e:
@@ -487,6 +498,11 @@ class DockerExecutor(Executor):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def health(self) -> dict:
+        info = super().health()
+        info["instance"] = self.instance  # the label that tells this deployment's containers apart
+        return info
 
     def gpu_count(self) -> int:
         """GPUs jobs may request here (the gpus trait: docker cannot count them itself)."""
@@ -1220,13 +1236,15 @@ class DockerExecutor(Executor):
                            exit_code=exit_code, used=used)
         if error is not None and final_event is None and exit_code is None:
             return Outcome("failed", "infrastructure", f"lost the job's container: {error}", used=used)
-        return decide_outcome(
+        outcome = decide_outcome(
             final_event, exit_code,
             killed_for=job.killed_for,
             oom_killed=bool(state.get("OOMKilled")),
             used=used,
             stderr_tail="\n".join(stderr_tail),
         )
+        outcome.finished = finished  # the container's own end, even when it ended while nobody watched
+        return outcome
 
     # --- sync helpers (run in threads) ---------------------------------------------------
     def _kill_sync(self, job: _Job):

@@ -169,7 +169,8 @@ class LocalExecutor(Executor):
         async def watch_tree():
             limit = spec.memory if self.enforce_memory == "kill" else None
             while proc.returncode is None:
-                watch.sample(limit)
+                # in a thread: listing a tree's children reads every process of the machine
+                await asyncio.to_thread(watch.sample, limit)
                 if watch.over_memory:
                     self._killed_for.setdefault(spec.job_id, "memory")
                     kill_tree(proc.pid)

@@ -7,6 +7,7 @@ application's settings, so handlers hold no state of their own.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import traceback
 from http.client import responses
@@ -50,6 +51,23 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         except UserNotAllowed:
             self._not_allowed = model  # authenticated, but lacks the service's access scope
             raise
+
+    async def identify(self) -> None:
+        """Ask the Hub who is calling without blocking the event loop; ``current_user`` then reads the answer.
+
+        HubAuth's own lookup behind ``current_user`` is synchronous: it hands the request to
+        a thread of its own and waits, holding the loop for a Hub round trip on each cache
+        miss (every ``auth_cache_max_age`` seconds per token) and for a thread hop otherwise.
+        """
+        self._hub_user_model = await self.hub_auth.get_user(self, sync=False)
+
+    def get_current_user(self):
+        if not hasattr(self, "_hub_user_model"):  # not identified asynchronously (pages)
+            return super().get_current_user()
+        try:
+            return self.check_hub_user(self._hub_user_model) if self._hub_user_model else None
+        except UserNotAllowed:
+            return None
 
     @property
     def user_name(self) -> Optional[str]:
@@ -148,9 +166,11 @@ def _guarded_by(check: str):
 
     def decorator(method):
         @functools.wraps(method)
-        def wrapper(self, *args, **kwargs):
+        async def wrapper(self, *args, **kwargs):
+            await self.identify()
             getattr(self, check)()
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
+            return (await result) if inspect.isawaitable(result) else result
 
         return wrapper
 

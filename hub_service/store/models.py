@@ -8,6 +8,8 @@ from typing import Optional
 from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..states import TERMINAL  # noqa: F401 - the store's name for it (hub_service.store.TERMINAL)
+
 
 def utcnow() -> datetime:
     """Naive UTC now: SQLite has no time zones, so everything stored is UTC."""
@@ -69,12 +71,20 @@ class Job(Base):
     )
 
 
+class Setting(Base):
+    """One setting of this deployment that must outlive restarts (its instance id)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 def isoformat(dt: Optional[datetime]) -> Optional[str]:
     """ISO 8601 with an explicit UTC offset, or None."""
     return dt.replace(tzinfo=timezone.utc).isoformat() if dt else None
 
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def job_model(job: Job) -> dict:

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import TERMINAL, Job, utcnow
+from .models import TERMINAL, Job, Setting, utcnow
 
 #: which status may follow which; running → queued is recovery's re-queue
 TRANSITIONS = {
@@ -177,6 +177,13 @@ class Store:
             stmt = select(Job).where(Job.status.in_(statuses)).order_by(Job.created_ts, Job.id)
             return list(s.scalars(stmt))
 
+    def dispatch_view(self, status: str) -> list:
+        """Jobs in ``status``, oldest first, with only what dispatch reads (id, user, created_ts, allocated)."""
+        with self.Session() as s:
+            stmt = (select(Job.id, Job.user, Job.created_ts, Job.allocated)
+                    .where(Job.status == status).order_by(Job.created_ts, Job.id))
+            return list(s.execute(stmt))
+
     def history(self, user: Optional[str] = None, limit: int = 200) -> list:
         """Finished jobs, newest first: what the demand model learns from."""
         stmt = select(Job).where(Job.status.in_(TERMINAL))
@@ -237,6 +244,33 @@ class Store:
             s.delete(job)
             s.commit()
         return True
+
+    def known_ids(self, job_ids: Iterable[str]) -> set:
+        """Which of ``job_ids`` name a job in this store (any status)."""
+        job_ids = list(job_ids)
+        if not job_ids:
+            return set()
+        with self.Session() as s:
+            return set(s.scalars(select(Job.id).where(Job.id.in_(job_ids))))
+
+    # -- settings -----------------------------------------------------------------
+
+    def instance_id(self) -> str:
+        """This deployment's identity: a random id made on first use and kept in its database.
+
+        Two services sharing a Docker daemon tell their containers apart by it; one that
+        reuses its database (a restart, an upgrade) keeps it.
+        """
+        with self.Session() as s:
+            setting = s.get(Setting, "instance_id")
+            if setting is None:
+                s.add(Setting(key="instance_id", value=uuid4().hex[:12]))
+                try:
+                    s.commit()
+                except IntegrityError:  # another process made it first: theirs wins
+                    s.rollback()
+                setting = s.get(Setting, "instance_id")
+            return setting.value
 
     def session(self) -> Session:
         """A raw session for bulk work (benchmarks, migrations of data)."""

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from tests.docker.conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
-from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, LABEL_USER
+from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, LABEL_USER, _parse_time
 
 pytestmark = pytest.mark.asyncio
 
@@ -135,6 +135,8 @@ async def test_reattach_after_restart_collects_finished_and_running_jobs(make_ex
         await asyncio.sleep(0.1)
     assert client.api.inspect_container(first._names(slow.job_id)[0])["State"]["Running"]
 
+    quick_finished = _parse_time(client.api.inspect_container(quick_name)["State"]["FinishedAt"])
+
     second = make_executor()  # the restarted service: same instance name, fresh state
     await second.start()
     assert await second.running() == sorted([quick.job_id, slow.job_id])
@@ -145,6 +147,7 @@ async def test_reattach_after_restart_collects_finished_and_running_jobs(make_ex
     outs = await asyncio.gather(*[
         second.reattach(s, new_recs[s.job_id].on_event, new_recs[s.job_id].on_log) for s in (quick, slow)])
     assert_honest(quick, outs[0], new_recs[quick.job_id])
+    assert outs[0].finished == quick_finished  # its own end, not when the restarted service collected it
     assert outs[0].used.peak_memory and outs[0].used.cpu_seconds and outs[0].used.wall_seconds
     assert outs[1].status == "succeeded", (outs[1], new_recs[slow.job_id].log_text[-2000:])
     assert (slow.files_dir / "slow.txt").read_text() == "slept"
@@ -153,6 +156,46 @@ async def test_reattach_after_restart_collects_finished_and_running_jobs(make_ex
     out_nb = nbformat.read(str(slow.output_path), as_version=4)
     assert "slow done" in out_nb.cells[-1].outputs[0]["text"]
     assert await second.running() == []
+
+
+async def test_recovery_touches_only_containers_of_jobs_its_own_store_knows(make_executor, make_job, client, tmp_path):
+    """Even two deployments given the same instance name: the job id in the store is the proof."""
+    from hub_service.dispatch import Dispatcher
+    from hub_service.jobs import JobManager
+    from hub_service.outputs import Artifacts
+    from hub_service.sizing import Sizing
+    from hub_service.store import Store
+
+    neighbour = make_executor()
+    await neighbour.start()
+    theirs = make_job(make_notebook("import time\ntime.sleep(120)"))
+    kept = make_job(make_notebook("print('ended')"))
+    assert (await make_executor(keep_containers=True).run(kept, lambda e: None, lambda l: None)).status == "succeeded"
+    task = asyncio.create_task(neighbour.run(theirs, lambda e: None, lambda l: None))
+    for _ in range(300):
+        if theirs.job_id in await neighbour.running():
+            break
+        await asyncio.sleep(0.1)
+
+    store = Store(f"sqlite:///{tmp_path / 'ours.sqlite'}")
+    job = store.create_job(id=kept.job_id, user="alice", input_hash="0" * 64, input_kind="ipynb", parameters={},
+                           output_formats=["ipynb"], features={}, requested={}, predicted={}, used={},
+                           allocated={"cpu": 1, "memory": 1 << 28, "timeout": 60})
+    store.transition(job.id, "running")
+    store.transition(job.id, "succeeded")  # ended, but its container was kept
+    ours = make_executor()
+    await ours.start()
+    manager = JobManager(store=store, artifacts=Artifacts(tmp_path / "artifacts"), executor=ours,
+                         dispatcher=Dispatcher(), sizing=Sizing(use_model=False))
+    report = await manager.recover()
+    assert report["removed"] == [kept.job_id] and report["foreign"] == [theirs.job_id], report
+    assert client.api.inspect_container(neighbour._names(theirs.job_id)[0])["State"]["Running"]
+    assert await ours.running() == [theirs.job_id]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await ours.stop()
+    await neighbour.stop()
+    store.close()
 
 
 async def test_remove_clears_an_orphan(executor, make_job, client):

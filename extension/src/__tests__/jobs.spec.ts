@@ -72,9 +72,10 @@ describe('reduce', () => {
 });
 
 describe('row texts', () => {
-  it('says why a job failed, with its cell', () => {
-    const j = job('f', 'failed', { error: { reason: 'cell_error', message: 'ZeroDivisionError: division by zero', cell: 2 } });
-    expect(failureText(j)).toBe('cell_error: cell 2: ZeroDivisionError: division by zero');
+  it('says why a job failed in the words of the service, not the raw cell index', () => {
+    const message = 'ZeroDivisionError: division by zero (in code cell 2 of 3, In [2])';
+    const j = job('f', 'failed', { error: { reason: 'cell_error', message, cell: 3 } });
+    expect(failureText(j)).toBe(`cell_error: ${message}`);
   });
   it('shows durations in seconds, minutes, hours', () => {
     expect(durationText('2026-01-01T00:00:00Z', '2026-01-01T00:00:04.25Z')).toBe('4.3 s');
