@@ -1,23 +1,13 @@
 """Demand model of Notebook Jobs: size each job, forecast the load, prove it on traces.
 
-Modules: ``features`` (what is known at submit), ``model`` (per-job quantiles),
+Serving (what the service and its sizing worker import): ``policy`` (the rules every
+limit obeys; light enough for the service process), ``features`` (what is known at
+submit), ``model`` (per-job quantiles), ``checks`` (no non-finite number serves),
 ``forecast`` (hour-of-week load), ``train`` and ``registry`` (fitting and versions on
-disk), ``sizing`` (the :class:`Sizer` the service calls), and the benchmark: ``trace``
-(synthetic histories), ``policies`` (ours and the published baselines) and
-``simulate`` (replay through a cluster).
+disk), ``sizing`` (:class:`demand.sizing.Sizer`, the one entry point), ``report``
+(how the limits did). Benchmark: ``replay`` (traces, baselines, the replay). Command
+line: ``python -m demand.cli``.
 
-The public names are imported lazily so that ``python -m demand.<module>`` does not
-import that module twice.
+Nothing is re-exported here: the service imports ``demand.policy`` and
+``demand.features`` without loading scikit-learn, which ``demand.sizing`` needs.
 """
-
-__all__ = ["Sizer", "notebook_features"]
-
-
-def __getattr__(name):
-    if name == "Sizer":
-        from .sizing import Sizer
-        return Sizer
-    if name == "notebook_features":
-        from .features import notebook_features
-        return notebook_features
-    raise AttributeError(f"module 'demand' has no attribute {name!r}")

@@ -19,9 +19,6 @@ weeks before it.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,25 +132,3 @@ def evaluate(times, cpu_seconds, start: float | None = None) -> dict:
         out[name] = {"mase": float(np.mean(ours)), "seasonal_naive_mase": float(np.mean(naive)),
                      "origins": n_weeks - 2}
     return out
-
-
-def main(argv=None) -> int:
-    from .trace import read_csv
-
-    parser = argparse.ArgumentParser(prog="python -m demand.forecast", description=__doc__.splitlines()[0])
-    parser.add_argument("--trace", required=True, help="trace CSV (see demand.trace)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-    rows = read_csv(args.trace)
-    result = evaluate([r["submit_time"] for r in rows], [r["cpu_seconds"] for r in rows])
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{'series':<12} {'MASE':>8} {'naive MASE':>11} {'origins':>8}")
-        for name, r in result.items():
-            print(f"{name:<12} {r['mase']:>8.3f} {r['seasonal_naive_mase']:>11.3f} {r['origins']:>8}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

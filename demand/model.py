@@ -24,7 +24,7 @@ Why this shape:
 * **Noise and spikes apart.** An exact re-run's error is a mixture: run-to-run noise,
   which scales with the configuration's own noise, and rare spikes by a factor (another
   input, a leak), which do not. Its kill odds at any margin come from both (see
-  :meth:`DemandModel._mixture`), so a quiet configuration is not sized for a noisy
+  :meth:`mixture`), so a quiet configuration is not sized for a noisy
   one's noise, nor a noisy one for a quiet one's spikes.
 * **Exact re-runs and curves.** A re-run with known parameters -- all those that
   move the target, by the pooled slopes: 10 epochs re-run 1 as far as memory goes -- is
@@ -45,79 +45,40 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
-from scipy.special import erfc as _erfc
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
-from .features import (LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, LEVEL_USER, TARGETS, history_summary,
-                       no_larger, split_params, static_features, succeeded, target_value)
+from .calibration import (MARGIN_GRID, MEMORY_QUANTILES, MIN_LEVEL_SAMPLES, MIN_PRICE_SAMPLES, calibrate,
+                          mixture, mixture_kill)
+from .curves import (EXACT_REPEATS, GROUP_EXACT, RELEVANT_SLOPE, along_curve, calibration_group, dominated,
+                     exact_repeats, growth, irrelevant_params, killed_floor, point_key, reach)
+from .features import LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, TARGETS, split_params, static_features, target_value
+from .kinds import kind_upper, kinds
 
 #: History-derived columns, in matrix order (see :func:`demand.features.history_summary`).
 HISTORY_COLUMNS = ("level", "anchor", "dist", "n_user", "n_sig", "user_med", "user_max", "sig_spread", "censored")
 
-#: Levels with fewer calibration errors than this borrow the pooled margin.
-MIN_LEVEL_SAMPLES = 30
 #: Pseudo-observations of the pooled slope in each notebook's ridge fit.
 SLOPE_PRIOR_WEIGHT = 2.0
 #: Pseudo-runs of the pooled noise in each configuration's noise estimate.
 NOISE_PRIOR_WEIGHT = 3.0
-#: Calibration jobs needed before margins are chosen per job by cost (fewer: the fixed
-#: quantile): a kill share of a few per mille cannot be measured on a handful of jobs.
-MIN_PRICE_SAMPLES = 50
-#: Least log margin of a job whose notebook variant (or notebook) this user never ran:
-#: whatever the early calibration windows happened to show, such a guess is rough.
-NEW_MARGIN_FLOOR = {LEVEL_NOTEBOOK: math.log(2.0), LEVEL_USER: math.log(3.0)}
-#: Exact repeats of a configuration whose median is its base (newest first).
-EXACT_REPEATS = 5
-#: A parameter whose fitted slope (d log target / d log parameter) is below this does
-#: not move the target: runs that differ only in it count as the same point.
-RELEVANT_SLOPE = 0.05
-#: Repeats a configuration's growth trend is fitted on, and the steepest trend trusted (log/day).
-TREND_REPEATS = 12
-MAX_TREND_PER_DAY = 0.05
 #: Run-to-run residuals beyond this many pooled noise units are clipped when a
 #: configuration's own noise is measured (spikes belong to the calibrated tail).
 OUTLIER_SIGMAS = 3.0
-#: Quantile of peak memory among earlier jobs of the same kind (sharing the job's
-#: most specific import) below which a notebook new to its user is never sized.
-KIND_QUANTILE = 0.95
 #: Calibration jobs before the model's memory limits are served without the history
 #: rules' as a floor (see :attr:`DemandModel.mature`).
 MATURE_CALIBRATION = 100
-#: A job whose notebook was OOM-killed at X (and never succeeded in its configuration)
-#: gets at least this many times X, as the killed run's retry does (a run sized without
-#: its configuration's history jumps demand.sizing.RETRY_MAX_FACTOR after a kill).
-CENSORED_FACTOR = 4.0
-#: Jobs of a kind needed before its quantile is trusted.
-MIN_KIND_JOBS = 10
-#: Calibration group of a re-run with exactly the parameters of an earlier run.
-GROUP_EXACT = 4
-#: Calibration group of a known configuration run with more of some parameter than any
-#: earlier run: extrapolated, it misses by factors where one within the range misses by
-#: noise, so sharing one margin made the first killed and the second wasteful.
-GROUP_BEYOND = 5
 #: An extrapolation's error scale grows by this share per log unit it reaches beyond the
 #: largest run (1 + 0.3 x ln 30 = 2 for thirty times the rows): the further out, the
 #: less the curve's shape is known, and a cost-aware margin should know that.
 REACH_SCALE = 0.3
-#: Memory quantiles the cost-aware choice picks from (1.0: the largest calibration error).
-MEMORY_QUANTILES = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
-#: Calibration errors beyond a quantile needed to trust its empirical margin below the Gaussian one.
-TAIL_SAMPLES = 10
 #: Lowest memory quantile a job sized without a run of its configuration may get.
 NEW_MIN_QUANTILE = 0.9
 #: Share of model-sized jobs the memory margins may let be OOM-killed (see :meth:`DemandModel._choose`).
 MEMORY_KILL_BUDGET = 0.004
-#: An exact re-run's error beyond this many robust noise scales is a spike: a jump by a
-#: factor (another input, a leak) that no run-to-run noise explains.
-SPIKE_SIGMAS = 4.0
-#: Log margins the cost-aware choice picks among for exact re-runs.
-MARGIN_GRID = np.linspace(0.0, 3.0, 121)
-#: Least log scale over which the odds of a spike beyond the largest seen fade (1/e).
-SPIKE_TAIL = 0.1
 
 
 _threadpools: Optional[ThreadpoolController] = None
@@ -130,198 +91,6 @@ def _one_thread():
     if _threadpools is None:
         _threadpools = ThreadpoolController()  # scanning the loaded libraries is the slow part
     return _threadpools.limit(limits=1)
-
-
-def conformal_margin(errors: np.ndarray, q: float) -> float:
-    """The split-conformal ``q`` upper quantile of ``errors`` (finite-sample corrected)."""
-    n = len(errors)
-    if n == 0:
-        return math.nan
-    rank = min(n, int(math.ceil((n + 1) * q)))
-    return float(np.sort(errors)[rank - 1])
-
-
-def _gauss_z(q: float) -> float:
-    from statistics import NormalDist
-    return NormalDist().inv_cdf(min(q, 0.999))
-
-
-_GAUSS_Z = {q: _gauss_z(q) for q in (*MEMORY_QUANTILES, 0.9, 0.995, 0.998)}
-
-
-class _ZTable(dict):
-    def __missing__(self, q):
-        return _gauss_z(q)
-
-
-_GAUSS_Z = _ZTable(_GAUSS_Z)
-
-
-def _along_curve(own: dict, groups: dict, slopes: dict, prior: dict,
-                 relevant: Optional[set] = None) -> Optional[float]:
-    """Log target at ``own`` parameters along the curve through this configuration's runs.
-
-    Usage is rarely log-linear in a parameter (memory is a base plus a term that grows
-    with the data), so one slope over the whole range misplaces the middle and the ends.
-    When the job differs from earlier runs in one parameter only, the mean of each
-    parameter value's recent runs is a point of the curve: between two such points the
-    log target is interpolated; above them it is extrapolated with the steeper of the
-    end segment's slope, the fitted one and the pooled one, and linearly in the parameter;
-    below them it stays at the smallest run's level (the cautious sides: undersizing kills).
-    Parameters outside ``relevant`` (the target barely moves with them: epochs for
-    memory, say) need not match, so runs that differ only in them add points.
-    """
-    relevant = set(own) if relevant is None else set(relevant)
-    for key in sorted(own, key=lambda k: k not in relevant):
-        rest = {k: v for k, v in own.items() if k != key and k in relevant}
-        found: dict = {}
-        for params, vals in groups.items():
-            d = dict(params)
-            if key in d and set(d) == set(own) and all(d[k] == v for k, v in rest.items()):
-                found.setdefault(d[key], []).extend(vals[:EXACT_REPEATS])
-        if not found:
-            continue
-        pts = {x: float(np.median(v)) for x, v in found.items()}
-        xs = np.array(sorted(pts))
-        ys = np.array([pts[x] for x in xs])
-        x, slope = own[key], slopes.get(key, 0.0)
-        if xs[0] <= x <= xs[-1]:
-            return float(np.interp(x, xs, ys))
-        if x < xs[0]:
-            # Below every known run: no lower. Usage often flattens to a base there
-            # (a notebook needs its libraries whatever the data), and undersizing kills.
-            return float(ys[0])
-        if len(xs) >= 2:
-            local = float((ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1e-9))
-            slope = max(slope, local)
-        slope = float(np.clip(max(slope, prior.get(key, 0.0)), 0.0, 2.0))
-        guess = float(ys[-1] + slope * (x - xs[-1]))
-        if len(xs) >= 2:
-            # Beyond the largest run, also extend the last segment linearly in the
-            # parameter itself (a base plus a part proportional to the data): for any
-            # sub-linear growth this errs high, as extrapolating should.
-            r1, r2, r = np.expm1(xs[-2]), np.expm1(xs[-1]), math.expm1(x)
-            m1, m2 = math.exp(ys[-2]), math.exp(ys[-1])
-            linear = m2 + max(0.0, (m2 - m1) / max(r2 - r1, 1e-9)) * (r - r2)
-            guess = max(guess, math.log(max(linear, 1e-9)))
-        return guess
-    return None
-
-
-def _growth(values: list, ages: list) -> float:
-    """How far the recent repeats' median lags today, on a configuration whose usage
-    grows (data that grows by the day): the Theil-Sen slope of the last repeats over
-    their age, times the median age. Never negative: a shrinking trend is not trusted
-    to size lower."""
-    v, a = np.array(values[:TREND_REPEATS]), np.array(ages[:TREND_REPEATS])
-    if len(v) < 4 or np.ptp(a) < 2.0:
-        return 0.0
-    i, j = np.triu_indices(len(v), 1)
-    keep = np.abs(a[i] - a[j]) > 0.5
-    if keep.sum() < 3:
-        return 0.0
-    slope = float(np.median((v[i] - v[j])[keep] / (a[j] - a[i])[keep]))  # per day, newer minus older
-    return float(np.clip(slope, 0.0, MAX_TREND_PER_DAY)) * float(np.median(a[:EXACT_REPEATS]))
-
-
-def _dominated(own: dict, groups: dict, relevant: Optional[set] = None) -> float:
-    """Largest recent level among runs whose every (relevant) numeric parameter was at
-    most this job's (see :func:`demand.features.no_larger`): such a run is a floor."""
-    keys = None if relevant is None else set(relevant) & set(own)
-    levels = [float(np.median(vals[:EXACT_REPEATS])) for params, vals in groups.items()
-              if no_larger(dict(params), own, keys)]
-    return max(levels, default=-math.inf)
-
-
-def _point_key(params: dict, irrelevant: set) -> tuple:
-    """Identifies a run's parameters up to those that do not move the target."""
-    return tuple(sorted((k, None if k in irrelevant else v) for k, v in params.items()))
-
-
-def _irrelevant(summary: dict, slopes: dict) -> set:
-    """The job's numeric parameters that the pooled ``slopes`` show do not move the target
-    (a parameter they do not know is assumed to)."""
-    return {k for k in summary["params"] if abs(slopes.get(k, 1.0)) < RELEVANT_SLOPE}
-
-
-def _exact_repeats(summary: dict, slopes: dict) -> tuple[list, list]:
-    """(values, ages), newest first, of the earlier runs with this job's parameters in
-    all that move the target: a run with 10 epochs re-runs one with 1 as far as memory goes."""
-    if summary["level"] != LEVEL_CONFIG:
-        return [], []
-    irrelevant = _irrelevant(summary, slopes)
-    own = _point_key(summary["params"], irrelevant)
-    found = [(v, a) for p, v, a in summary["points"] if _point_key(p, irrelevant) == own]
-    return [v for v, _ in found], [a for _, a in found]
-
-
-def _reach(summary: dict, slopes: dict) -> float:
-    """How far (log) the job goes beyond every earlier run in the parameters that move
-    the target: 0 within the known range."""
-    irrelevant = _irrelevant(summary, slopes)
-    out = 0.0
-    for key, value in summary["params"].items():
-        seen = [p[key] for p, _, _ in summary["points"] if key in p]
-        if key not in irrelevant and seen and value > max(seen) + 1e-9:
-            out += value - max(seen)
-    return out
-
-
-def _group(summary: dict, slopes: dict) -> int:
-    """Calibration group of one target's summary: its anchor level, exact re-runs and
-    extrapolations apart."""
-    if _exact_repeats(summary, slopes)[0]:
-        return GROUP_EXACT
-    if summary["level"] == LEVEL_CONFIG and _reach(summary, slopes) > 0:
-        return GROUP_BEYOND
-    return int(summary["level"])
-
-
-def killed_floor(summary: dict) -> float:
-    """Log memory a job gets at least because its notebook was OOM-killed and no run of
-    its configuration has succeeded: CENSORED_FACTOR times the largest limit it was
-    killed at, as that run's retry gets (-inf when nothing was killed)."""
-    if summary["level"] >= LEVEL_CONFIG or np.isnan(summary["censored"]):
-        return -math.inf
-    return float(summary["censored"]) + math.log(CENSORED_FACTOR)
-
-
-def end_time(job: dict) -> float:
-    """When a finished job ended: recorded, or estimated as submit + wall time."""
-    if job.get("end_time") is not None:
-        return float(job["end_time"])
-    wall = (job.get("used") or {}).get("wall_seconds") or 0.0
-    return float(job.get("submit_time") or 0.0) + float(wall)
-
-
-def examples(jobs: Iterable[dict], cache: Optional[dict] = None) -> list[tuple]:
-    """(job, history summary) for every succeeded job, as the sizer saw it at submit.
-
-    A job's history is the same user's jobs that had *ended* before it was submitted
-    (at most 200, newest first), exactly what :meth:`demand.Sizer.size` receives, so
-    training features never hold information the sizer lacks. Summaries depend only
-    on that past, so ``cache`` (keyed by job identity) carries them across retrains.
-    """
-    by_user: dict[str, list] = {}
-    for j in jobs:
-        by_user.setdefault(j.get("user"), []).append(j)
-    out = []
-    for user_jobs in by_user.values():
-        ended = sorted(user_jobs, key=end_time)
-        ends = np.array([end_time(j) for j in ended])
-        for j in user_jobs:
-            if not succeeded(j):
-                continue
-            key = (j.get("id"), j.get("user"), j.get("submit_time"), str(j.get("params")), j.get("source_bytes"))
-            summary = cache.get(key) if cache is not None else None
-            if summary is None:
-                k = int(np.searchsorted(ends, float(j.get("submit_time") or 0.0), side="right"))
-                summary = history_summary(j, ended[max(0, k - 200):k][::-1])
-                if cache is not None:
-                    cache[key] = summary
-            out.append((j, summary))
-    out.sort(key=lambda e: float(e[0].get("submit_time") or 0.0))
-    return out
 
 
 @dataclass
@@ -347,7 +116,7 @@ class DemandModel:
     exceedance: dict = field(default_factory=dict)   # memory: group -> {quantile: calibration kill share}
     corrected: dict = field(default_factory=dict)    # target -> {group: whether the learned correction applies}
     kinds: dict = field(default_factory=dict)        # module -> (jobs importing it, log memory KIND_QUANTILE)
-    tails: dict = field(default_factory=dict)        # memory: group -> error mixture (see _mixture)
+    tails: dict = field(default_factory=dict)        # memory: group -> error mixture (see mixture)
 
     @property
     def mature(self) -> bool:
@@ -398,10 +167,10 @@ class DemandModel:
             beta = np.linalg.solve(A, Xc.T @ yc + SLOPE_PRIOR_WEIGHT * beta)
         groups: dict = {}
         same: dict = {}  # runs alike in every parameter that moves the target
-        irrelevant = _irrelevant(summary, prior)
+        irrelevant = irrelevant_params(summary, prior)
         for params, value, age in summary["points"]:
             groups.setdefault(tuple(sorted(params.items())), []).append(value)
-            same.setdefault(_point_key(params, irrelevant), []).append(value)
+            same.setdefault(point_key(params, irrelevant), []).append(value)
         resid_ss, dof = 0.0, 0
         for vals in same.values():
             if len(vals) >= 2:
@@ -412,24 +181,24 @@ class DemandModel:
                 resid_ss += float(np.sum(r ** 2))
                 dof += len(v) - 1
         sigma = math.sqrt((resid_ss + NOISE_PRIOR_WEIGHT * prior_noise ** 2) / (dof + NOISE_PRIOR_WEIGHT))
-        exact, ages = _exact_repeats(summary, prior)
+        exact, ages = exact_repeats(summary, prior)
         if exact:
             recent = exact[:EXACT_REPEATS]
             # The median, not the mean: one spiked run among the last few must not
             # lift every later limit.
-            level = float(np.median(recent)) + _growth(exact, ages)
+            level = float(np.median(recent)) + growth(exact, ages)
             return level - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
         slopes = dict(zip(keys, beta))
         relevant = {k for k in own if abs(slopes.get(k, prior.get(k, 1.0))) >= RELEVANT_SLOPE}
-        curve = _along_curve(own, groups, slopes, prior, relevant)
+        curve = along_curve(own, groups, slopes, prior, relevant)
         if curve is None:
             # Several parameters differ: move along the fitted slopes, but only where a
             # move raises the estimate (a smaller input seldom needs much less).
             curve = summary["anchor"] + (sum(max(0.0, b * (own[k] - anchor[k])) for k, b in zip(keys, beta))
                                          if keys else 0.0)
         # Beyond the largest run the error grows with the distance (see REACH_SCALE).
-        return (max(curve, _dominated(own, groups, relevant)) - summary["anchor"],
-                sigma * math.sqrt(2.0) * (1.0 + REACH_SCALE * _reach(summary, prior)))
+        return (max(curve, dominated(own, groups, relevant)) - summary["anchor"],
+                sigma * math.sqrt(2.0) * (1.0 + REACH_SCALE * reach(summary, prior)))
 
     @staticmethod
     def _pooled_slopes(rows: list, vocab: list) -> dict:
@@ -445,26 +214,9 @@ class DemandModel:
         beta = np.linalg.lstsq(np.array(X) + 0.0, np.array(y), rcond=None)[0]
         return {k: float(np.clip(b, -1.0, 2.0)) for k, b in zip(vocab, beta)}
 
-    @staticmethod
-    def _kinds(train: list[tuple]) -> dict:
-        """Per imported module: how many jobs import it and their peak memory's upper quantile."""
-        values: dict = {}
-        for job, _ in train:
-            y = target_value(job.get("used"), "memory")
-            if y is not None:
-                for m in set(job.get("imports") or ()):
-                    values.setdefault(m, []).append(y)
-        return {m: (len(v), float(np.quantile(v, KIND_QUANTILE))) for m, v in values.items() if len(v) >= MIN_KIND_JOBS}
-
     def kind_upper(self, job: dict) -> Optional[float]:
-        """Log memory that jobs of this kind reach: the upper quantile among earlier jobs
-        sharing the job's most specific import (the one fewest jobs have), or None.
-
-        A notebook its user never ran is sized at least like others of its kind: the
-        learned correction starts from the global median, and early models are fitted
-        on the jobs that finished first, which are the small ones."""
-        known = [self.kinds[m] for m in set(job.get("imports") or ()) if m in self.kinds]
-        return min(known)[1] if known else None
+        """Log memory that jobs of this kind reach (see :func:`demand.kinds.kind_upper`)."""
+        return kind_upper(self.kinds, job)
 
     @classmethod
     def fit(cls, train: list[tuple], quantiles: dict, calibration_share: float = 0.25,
@@ -483,7 +235,7 @@ class DemandModel:
             param_vocab=sorted(k for k, _ in sorted(params.items(), key=lambda kv: -kv[1])[:8]),
             max_runtime=max_runtime,
         )
-        model.kinds = cls._kinds(train)
+        model.kinds = kinds(train)
         cal_points: dict = {}
         for target in TARGETS:
             rows = [(i, s[target], y) for i, (j, s) in enumerate(train)
@@ -498,12 +250,12 @@ class DemandModel:
             model.noise[target] = 0.1
             X = np.vstack([model._row(j, s, None) for j, s, _ in rows])
             y = np.array([y for _, _, y in rows])
-            groups = np.array([_group(s, model.slopes[target]) for _, s, _ in rows])
+            groups = np.array([calibration_group(s, model.slopes[target]) for _, s, _ in rows])
             # Pooled run-to-run noise: exact re-runs against their newest repeat (a
             # difference of two runs, hence / sqrt 2), robustly.
             exact = groups[:n_fit] == GROUP_EXACT
             if exact.sum() >= 20:
-                newest = np.array([_exact_repeats(s, model.slopes[target])[0][0] for (_, s, _), e
+                newest = np.array([exact_repeats(s, model.slopes[target])[0][0] for (_, s, _), e
                                    in zip(rows[:n_fit], exact) if e])
                 model.noise[target] = max(0.01, 1.4826 * float(np.median(np.abs(y[:n_fit][exact] - newest)))
                                           / math.sqrt(2))
@@ -538,7 +290,7 @@ class DemandModel:
             errors = (y[n_fit:] - point) / scale[n_fit:]
             user_med = np.array([s["user_med"] for _, s, _ in cal])
             qs = sorted(set(MEMORY_QUANTILES) | {quantiles[target]}) if target == "memory" else [quantiles[target]]
-            model.margins[target], exceed = model._calibrate(
+            model.margins[target], exceed = calibrate(
                 errors, y[n_fit:] - point, groups[n_fit:], y[n_fit:] - model.fallback[target],
                 y[n_fit:] - user_med, qs)
             if target == "memory":
@@ -549,10 +301,10 @@ class DemandModel:
                 # error -- and spikes are rare enough to need them all.
                 if model.corrected[target].get(GROUP_EXACT):
                     exact = groups[n_fit:] == GROUP_EXACT
-                    tail = model._mixture((y[n_fit:] - point)[exact], scale[n_fit:][exact])
+                    tail = mixture((y[n_fit:] - point)[exact], scale[n_fit:][exact])
                 else:
                     exact = groups == GROUP_EXACT
-                    tail = model._mixture((y - base)[exact], scale[exact])
+                    tail = mixture((y - base)[exact], scale[exact])
                 model.tails = {GROUP_EXACT: tail} if tail else {}
             cal_points[target] = {"index": index[n_fit:], "point": point, "y": y[n_fit:],
                                   "groups": groups[n_fit:], "scale": scale[n_fit:]}
@@ -652,23 +404,12 @@ class DemandModel:
         quantiles."""
         tail = getattr(self, "tails", {}).get(group)  # models saved before mixtures have none
         if tail is not None:
-            return MARGIN_GRID, self._mixture_kill(tail, scale)
+            return MARGIN_GRID, mixture_kill(tail, scale)
         lowest = NEW_MIN_QUANTILE if group < LEVEL_CONFIG else min(MEMORY_QUANTILES)
         qs = [q for q in self.margins["memory"][group] if q >= lowest]
         return (np.array([self.margins["memory"][group][q] * scale for q in qs]),
                 np.array([self.exceedance[group][q] for q in qs]))
 
-    @staticmethod
-    def _mixture_kill(tail: dict, scale: float) -> np.ndarray:
-        """P(peak above point + m) for each m of MARGIN_GRID: run-to-run noise in units of
-        the configuration's noise ``scale`` (empirical, never thinner than its Gaussian
-        fit), plus spikes in plain log, whatever the configuration's noise (their odds over
-        the grid are the tail's, the same for every job)."""
-        body = tail["body"]
-        t = MARGIN_GRID / scale
-        empirical = 1.0 - np.searchsorted(body, t, side="right") / len(body)
-        gauss = 0.5 * _erfc((t - tail["centre"]) / (tail["spread"] * math.sqrt(2.0)))
-        return (1 - tail["share"]) * np.maximum(empirical, gauss) + tail["share"] * tail["spike_odds"]
 
     @staticmethod
     def _expected(cost, margins, p, price):
@@ -683,85 +424,7 @@ class DemandModel:
         i = int(np.argmin(self._expected(math.exp(log_cost), margins, p, price)))
         return float(margins[i]), float(p[i])
 
-    @staticmethod
-    def _mixture(raw: np.ndarray, scale: np.ndarray) -> Optional[dict]:
-        """Exact re-runs' errors (log, and each job's noise scale) as a mixture: the body
-        in units of the job's noise, the spikes as a share and their sizes in plain log.
 
-        Pooled errors in noise units alone make a poor tail: a spike of 1.5x is 10 units
-        on a quiet configuration and 2 on a noisy one, so every quantile mixes them, too
-        wide for the noisy, too narrow for the quiet. A spike is an error beyond
-        SPIKE_SIGMAS robust units; a small one hides in a noisy job's noise, so each seen
-        spike stands for 1 / (the share of jobs on which one its size would show).
-        """
-        if len(raw) < MIN_PRICE_SAMPLES:
-            return None
-        e = raw / scale
-        centre = float(np.median(e))
-        threshold = scale * (centre + SPIKE_SIGMAS * max(1.4826 * float(np.median(np.abs(e - centre))), 1e-3))
-        spike = raw > threshold
-        sizes = np.sort(raw[spike])
-        seen = np.sort(threshold)
-        weights = len(seen) / np.maximum(np.searchsorted(seen, sizes, side="left"), 1)
-        # Odds that a spike exceeds each margin of MARGIN_GRID: counted as a new one among
-        # those seen would be (the +1), and beyond the largest seen, fading with the
-        # spread of their sizes -- never zero.
-        top = sizes[-1] if len(sizes) else 0.0
-        tau = max(float(np.std(sizes)) if len(sizes) > 1 else 0.0, SPIKE_TAIL)
-        above = np.concatenate([np.cumsum(weights[::-1])[::-1], [0.0]])  # weight of spikes from the i-th up
-        beyond = above[np.searchsorted(sizes, MARGIN_GRID, side="right")]
-        total = weights.sum() + 1
-        spike_odds = np.where(MARGIN_GRID < top, (beyond + 1) / total, np.exp(-(MARGIN_GRID - top) / tau) / total)
-        body = e[~spike]
-        c = float(np.median(body))
-        return {"body": np.sort(body), "centre": c, "spread": max(1.4826 * float(np.median(np.abs(body - c))), 1e-3),
-                "share": float(min(0.5, (weights.sum() + 1) / (len(e) + 1))), "spikes": sizes, "spike_odds": spike_odds}
-
-    @staticmethod
-    def _calibrate(errors: np.ndarray, raw: np.ndarray, groups: np.ndarray, vs_global: np.ndarray,
-                   vs_user: np.ndarray, qs: list) -> tuple[dict, dict]:
-        """Margin per calibration group and quantile, and the share of the group's
-        calibration jobs each margin would have let be killed.
-
-        Margins are in units of the group's error scale: the configuration's noise for
-        known configurations, 1 (plain log) otherwise. Known configurations and
-        notebooks use their own calibration errors (exact re-runs apart from re-runs
-        with other parameters) when there are enough. A new user's job, or a known
-        user's new notebook, is rare in any calibration window, so their margins come
-        from how far jobs lie from the global median and from their user's median:
-        plentiful, and honest about how little is known.
-        """
-        all_groups = (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND)
-        margins = {g: {} for g in all_groups}
-        exceed = {g: {} for g in all_groups}
-        for q in qs:
-            pooled = conformal_margin(errors, q)
-            pooled_raw = conformal_margin(raw[groups >= LEVEL_NOTEBOOK], q)
-            if math.isnan(pooled):
-                pooled = pooled_raw = math.log(2.0)  # nothing to calibrate on: double the point estimate
-            for g in (LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND):
-                own = errors[groups == g]
-                margins[g][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled
-                if len(own) * (1 - q) < TAIL_SAMPLES:
-                    # Never below the Gaussian quantile of the scale where the calibration
-                    # runs are too few to show the tail: they cannot show what they did
-                    # not happen to draw.
-                    margins[g][q] = max(margins[g][q], _GAUSS_Z[q])
-            margins[LEVEL_CONFIG][q] = max(margins[LEVEL_CONFIG][q], margins[GROUP_EXACT][q] / math.sqrt(2))
-            # Extrapolating is never surer than moving within the known range.
-            margins[GROUP_BEYOND][q] = max(margins[GROUP_BEYOND][q], margins[LEVEL_CONFIG][q])
-            own = raw[groups == LEVEL_NOTEBOOK]
-            margins[LEVEL_NOTEBOOK][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled_raw
-            user = conformal_margin(vs_user[~np.isnan(vs_user)], q)
-            margins[LEVEL_NOTEBOOK][q] = max(margins[LEVEL_NOTEBOOK][q], NEW_MARGIN_FLOOR[LEVEL_NOTEBOOK])
-            margins[LEVEL_USER][q] = max(margins[LEVEL_NOTEBOOK][q], user if not math.isnan(user) else pooled_raw,
-                                         NEW_MARGIN_FLOOR[LEVEL_USER])
-            margins[LEVEL_NONE][q] = max(margins[LEVEL_USER][q], conformal_margin(vs_global, q))
-            for g in all_groups:
-                own = (errors if g >= LEVEL_CONFIG else raw)[groups == g]
-                nominal = 1.0 - q if q < 1.0 else 1.0 / (len(errors) + 1)
-                exceed[g][q] = max(nominal, float(np.mean(own > margins[g][q]))) if len(own) >= 10 else nominal
-        return margins, exceed
 
     def predict(self, job: dict, summary: dict, now: Optional[float]) -> dict:
         """{target: (point, upper)} in natural units (MB, seconds, cores);
@@ -774,7 +437,7 @@ class DemandModel:
             with _one_thread():
                 correction = self.estimators[target].predict(self._row(job, s, now)[None, self.columns[target]])
             base, scale = self._base(target, s)
-            group = _group(s, self.slopes.get(target, {}))
+            group = calibration_group(s, self.slopes.get(target, {}))
             if group not in self.margins[target]:
                 group = LEVEL_CONFIG  # a model saved before extrapolations were calibrated apart
             use = self.corrected.get(target, {}).get(group, group < LEVEL_CONFIG)

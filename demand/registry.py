@@ -7,6 +7,10 @@ versions without unpickling anything. A version directory is claimed with an exc
 write the same version and a reader never loads half a model; a version whose pickle
 cannot be read is skipped in favour of the one before it.
 
+A fit that failed its checks (see :mod:`demand.checks`) is saved too, for whoever must
+find out why, with ``"rejected": reason`` in its ``meta.json``; it is never loaded to
+serve, and :func:`last_rejected` reports it.
+
 Pickles execute code when loaded: the model directory must be writable only by the
 service, like its database.
 """
@@ -54,14 +58,34 @@ def save(bundle, meta: dict, model_dir) -> str:
     return name
 
 
+def _meta(model_dir, name: str) -> Optional[dict]:
+    try:
+        return json.loads((Path(model_dir) / name / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def load_latest(model_dir) -> Optional[tuple[str, object, dict]]:
-    """(version, bundle, meta) of the newest readable version, or None."""
+    """(version, bundle, meta) of the newest readable version not rejected, or None."""
     for name in reversed(versions(model_dir)):
-        path = Path(model_dir) / name
+        meta = _meta(model_dir, name)
+        if meta is None or meta.get("rejected"):
+            continue
         try:
-            bundle = pickle.loads((path / "model.pkl").read_bytes())
-            meta = json.loads((path / "meta.json").read_text())
+            bundle = pickle.loads((Path(model_dir) / name / "model.pkl").read_bytes())
         except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             continue
         return name, bundle, meta
+    return None
+
+
+def last_rejected(model_dir, after: Optional[str] = None) -> Optional[dict]:
+    """{version, trained_at, reason} of the newest rejected version newer than ``after``
+    (the serving one), or None: what an admin must see until a good fit replaces it."""
+    names = versions(model_dir)
+    start = names.index(after) + 1 if after in names else 0
+    for name in reversed(names[start:]):
+        meta = _meta(model_dir, name)
+        if meta and meta.get("rejected"):
+            return {"version": name, "trained_at": meta.get("trained_at"), "reason": meta["rejected"]}
     return None

@@ -1,6 +1,6 @@
 """How the sizing did in production: the replay's metrics, read off the real job history.
 
-The trace replay (:mod:`demand.simulate`) says how a policy *would* do; an operator
+The trace replay (:mod:`demand.replay.simulate`) says how a policy *would* do; an operator
 deciding whether to trust the sizing needs the same numbers for the jobs that actually
 ran: how much of the reserved memory and cpu went unused, and how often a limit killed
 a job. :func:`realised` computes them from finished jobs (the history records the

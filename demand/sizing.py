@@ -9,14 +9,18 @@ best evidence it has, and says which in ``basis``:
 ``cold-start``   nothing known: the admin's defaults;
 ``request``      the user asked for every resource explicitly.
 
-Whatever the basis, explicit requests win over predictions, a retry after a kill is
-sized up (memory never below the VPA rule ``max(used + 100 MB, 1.2 x used)`` and in
-fact straight to a size that should hold -- twice what it was killed at, up to four
-times if the model's all-covering limit says so -- since every further kill wastes a
-whole reservation; time doubled, and cpu too if the run was using all it had), a
-model-predicted timeout is never tight (at least ``max(10 x the runtime quantile,
-600 s)``), and every allocated value is clamped to the admin bounds -- so the service
-gets sane limits from any input, including an empty history and no model at all.
+When the model cannot give a finite, sane answer, the rules answer and the basis says
+why (``user-history (model v0002: non-finite cpu)``).
+
+Whatever the basis, the rules of :mod:`demand.policy` apply -- explicit requests win,
+the hour's cpu share caps an unrequested cpu, a killed run's retry gets no less than it
+had, every value is clamped to the admin's bounds and memory never below the runner's
+floor. On top of them this sizer sends a retry straight to a size that should hold
+(twice what it was killed at, up to four times if the model's all-covering limit says
+so: every further kill wastes a whole reservation; cpu doubled too if a timed-out run
+was using all it had), and never gives a tight predicted timeout (at least
+``max(10 x the runtime quantile, timeout_floor)``) -- so the service gets sane limits
+from any input, including an empty history and no model at all.
 
 Retraining: on the service's schedule, and also as soon as ``min_jobs`` jobs have
 succeeded and whenever that count doubles (:meth:`Sizer.retrain_due`), so the first
@@ -25,33 +29,26 @@ hours are not sized by rules alone.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
 from typing import Optional, Union
 
-from . import registry
-from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params, succeeded,
-                       target_value)
+from . import policy, registry
+from .checks import nonfinite, unusable
+from .curves import RELEVANT_SLOPE, killed_floor
+from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
+                       succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
-from .model import GROUP_EXACT, RELEVANT_SLOPE, killed_floor
+from .kinds import kind_upper
+from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
-MB = 2**20
-GB = 2**30
+log = logging.getLogger(__name__)
 
-#: Admin bounds used when none are given.
-DEFAULT_BOUNDS = {"cpu": (0.25, 8.0), "memory": (128 * MB, 64 * GB), "timeout": (60.0, 24 * 3600.0)}
-#: What a job of a user with no history gets (before clamping). No timeout: until a
-#: calibrated model exists the admin's maximum applies, since a timeout kill wastes
-#: the whole run while a long timeout reserves nothing.
-DEFAULT_COLD_START = {"cpu": 1.0, "memory": 2 * GB}
-#: VPA's OOM rule: the retry gets at least this much more than the killed run used.
-OOM_MIN_BUMP = 100 * MB
-OOM_BUMP_RATIO = 1.2
-#: A timed-out retry gets this many times its previous timeout -- and cpu, if the run was
-#: throttled: it kept at least THROTTLED_SHARE of its cpu busy.
-TIMEOUT_BUMP_RATIO = 2.0
+#: A retry after a timeout gets more cpu too when the run kept at least this share of
+#: its cpu busy (it was throttled, and more time alone may never do).
 THROTTLED_SHARE = 0.9
 #: Headroom over the user's recent maxima while no model exists.
 HISTORY_HEADROOM = {"memory": 1.3, "cores": 1.1}
@@ -64,10 +61,9 @@ HISTORY_MAX_GROWTH = 6.0
 #: Seconds added to every predicted timeout: container start and kernel start-up.
 STARTUP_SECONDS = 30.0
 #: A predicted timeout is never below this many times the runtime quantile, nor below
-#: TIMEOUT_FLOOR seconds (unless the bounds say so): killing a legitimate job wastes
-#: its whole run, a late timeout reserves nothing.
+#: the sizer's ``timeout_floor`` (unless the bounds say so): killing a legitimate job
+#: wastes its whole run, a late timeout reserves nothing.
 TIMEOUT_MIN_FACTOR = 10.0
-TIMEOUT_FLOOR = 600.0
 #: An OOM-killed job's retry gets at least this many times what it was killed at (VPA's
 #: 1.2x steps take several kills, each one wasting its whole reservation) -- and up to
 #: RETRY_MAX_FACTOR times when the model's all-covering limit says it may need that.
@@ -83,39 +79,31 @@ def _throttled(used: dict, allocated: dict) -> bool:
                 and math.exp(cores) >= THROTTLED_SHARE * float(allocated["cpu"]))
 
 
-def oom_bump(used_bytes: float) -> float:
-    """Memory for the retry of a job OOM-killed at ``used_bytes`` (VPA's rule)."""
-    return max(used_bytes + OOM_MIN_BUMP, OOM_BUMP_RATIO * used_bytes)
-
-
-def _normalise_bounds(bounds: Optional[dict]) -> dict:
-    out = dict(DEFAULT_BOUNDS)
-    for key, pair in (bounds or {}).items():
-        lo, hi = (float(v) for v in pair)
-        if not (0 < lo <= hi):
-            raise ValueError(f"bounds for {key} must satisfy 0 < min <= max, got {pair}")
-        out[key] = (lo, hi)
-    return out
-
-
 class Sizer:
     """Sizes jobs from the newest model in ``model_dir``; retrains and versions it."""
 
     def __init__(self, model_dir: Union[str, Path], bounds: Optional[dict] = None, safety: float = 0.05,
                  capacity: Optional[dict] = None, cold_start: Optional[dict] = None,
-                 quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS):
+                 quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS,
+                 memory_floor: float = RUNNER_FLOOR, timeout_floor: float = TIMEOUT_FLOOR):
         """``safety`` is extra headroom on top of the calibrated quantiles (0.05 = 5%);
         ``capacity`` ({"cpu": cores, "memory": bytes}) enables the load factor;
         ``timeout_factor`` stretches the runtime quantile, since a long timeout reserves
-        nothing but a short one wastes the whole run."""
+        nothing but a short one wastes the whole run; ``memory_floor`` (bytes) is the least
+        memory limit of any job, request or not, unless the admin's maximum is lower;
+        ``timeout_floor`` (s) the least time limit a prediction may give (a request may
+        go lower); ``cold_start`` ({cpu, memory, timeout}) what a job gets when nothing
+        is known (the timeout defaults to the admin's maximum)."""
         self.model_dir = Path(model_dir)
-        self.bounds = _normalise_bounds(bounds)
+        self.bounds = normalise_bounds(bounds)
         self.safety = float(safety)
         self.capacity = dict(capacity) if capacity else None
-        self.cold_start = dict(DEFAULT_COLD_START, timeout=self.bounds["timeout"][1], **(cold_start or {}))
+        self.cold_start = {**DEFAULT_COLD_START, "timeout": self.bounds["timeout"][1], **(cold_start or {})}
         self.quantiles = dict(DEFAULT_QUANTILES, **(quantiles or {}))
         self.timeout_factor = float(timeout_factor)
         self.min_jobs = int(min_jobs)
+        self.memory_floor = float(memory_floor)
+        self.timeout_floor = float(timeout_floor)
         self.version: Optional[str] = None
         self.bundle: Optional[Bundle] = None
         self._meta: dict = {}
@@ -127,34 +115,31 @@ class Sizer:
 
     # -- sizing ---------------------------------------------------------------------
 
-    def size(self, job: dict, history: list, now: Optional[float] = None) -> dict:
-        """Predicted and allocated cpu, memory (bytes) and timeout (s) for one job."""
+    def size(self, job: dict, history: list, now: Optional[float] = None, cpu_share: Optional[float] = None) -> dict:
+        """Predicted and allocated cpu, memory (bytes) and timeout (s) for one job.
+
+        ``cpu_share`` is the hour's cpu per job (the load factor, as the service follows
+        it); without it, and with a ``capacity``, the sizer reads it from its own forecast."""
         now = time.time() if now is None else float(now)
         history = list(history or [])[:200]
         predicted, basis, expected = self._predict(job, history, now)
-        cores_point, safe_memory = expected["cores"], expected.get("memory_safe")
-
-        requested = {k: float(v) for k, v in (job.get("requested") or {}).items()
-                     if k in ("cpu", "memory", "timeout") and v is not None}
-        allocated = {k: requested.get(k, predicted[k]) for k in ("cpu", "memory", "timeout")}
-        if "cpu" not in requested and self.capacity and self.bundle is not None:
-            allocated["cpu"] = min(allocated["cpu"], self.load_factor(now)["cpu_per_job"])
-        if "timeout" not in requested and allocated["cpu"] < cores_point:
-            # Throttled below what the job would use: it will take proportionally longer.
-            allocated["timeout"] *= cores_point / allocated["cpu"]
+        safe_memory = expected.get("memory_safe")
+        requested = job.get("requested") or {}
+        allocated = policy.requests_win({k: predicted[k] for k in policy.RESOURCES}, requested)
+        if cpu_share is None and self.capacity and self.bundle is not None:
+            cpu_share = self.load_factor(now)["cpu_per_job"]
+        allocated = policy.share_cpu(allocated, cpu_share, requested, expected["cores"])
 
         retry = job.get("retry_of")
+        # The killed run proved its size too small, whoever chose it: the retry gets no
+        # less of anything, and more of what ran out (what any policy owes) ...
+        allocated = policy.retry_floor(allocated, retry)
         if retry:
-            # The killed run proved its size too small, whoever chose it: the retry gets
-            # no less of anything, and more of what ran out.
+            # ... and more still where the evidence says so.
             used, alloc = retry.get("used") or {}, retry.get("allocated") or {}
-            for key in allocated:
-                if alloc.get(key):
-                    allocated[key] = max(allocated[key], float(alloc[key]))
             if retry.get("reason") == "oom_killed":
                 killed_at = float(used.get("peak_memory") or alloc.get("memory") or allocated["memory"])
-                # VPA's bump at least; more when the evidence says the job may need it:
-                # a second kill wastes a whole reservation again.
+                # A second kill wastes a whole reservation again: jump.
                 jump = (RETRY_FACTOR if safe_memory else NO_MODEL_RETRY_FACTOR) * killed_at
                 if safe_memory:
                     jump = max(jump, min(safe_memory, RETRY_MAX_FACTOR * killed_at))
@@ -165,22 +150,21 @@ class Sizer:
                 if "memory" in expected:
                     cap = max(RETRY_MAX_FACTOR * killed_at, expected["memory"], float(alloc.get("memory") or 0.0))
                     allocated["memory"] = min(allocated["memory"], cap)
-                allocated["memory"] = max(allocated["memory"], oom_bump(killed_at), jump)
-            elif retry.get("reason") == "timeout":
-                ran = alloc.get("timeout") or used.get("wall_seconds") or allocated["timeout"]
-                allocated["timeout"] = max(allocated["timeout"], TIMEOUT_BUMP_RATIO * float(ran))
-                if _throttled(used, alloc):
-                    # It kept its cpu busy to the end: more time alone may never do (not
-                    # past the admin's maximum), so it gets more cpu too.
-                    allocated["cpu"] = max(allocated["cpu"], TIMEOUT_BUMP_RATIO * float(alloc["cpu"]))
+                allocated["memory"] = max(allocated["memory"], policy.oom_bump(killed_at), jump)
+            elif retry.get("reason") == "timeout" and _throttled(used, alloc):
+                # It kept its cpu busy to the end: more time alone may never do (not past
+                # the admin's maximum), so it gets more cpu too.
+                allocated["cpu"] = max(allocated["cpu"], policy.TIMEOUT_BUMP_RATIO * float(alloc["cpu"]))
 
-        for key in allocated:
-            lo, hi = self.bounds[key]
-            allocated[key] = min(max(allocated[key], lo), hi)
-        allocated["memory"] = float(math.ceil(allocated["memory"] / MB) * MB)
-        allocated["cpu"] = round(allocated["cpu"], 2)
-        allocated["timeout"] = float(math.ceil(allocated["timeout"]))
-        if len(requested) == 3:
+        broken = [k for k, v in allocated.items() if not math.isfinite(v)]
+        if broken:
+            # A NaN in a request or in the killed run's record: the rules answer instead
+            # (a NaN would pass every bound unclamped).
+            rules = self._rules(job, history, now)[0]
+            allocated.update({k: rules[k] for k in broken})
+            basis = f"{basis} (non-finite {', '.join(broken)} replaced by the rules)"
+        allocated = policy.clamp(allocated, self.bounds, self.memory_floor)
+        if all(requested.get(k) is not None for k in policy.RESOURCES):
             basis = "request"
         if "memory_kill_odds" in predicted and abs(allocated["memory"] - predicted["memory"]) > MB:
             # A retry's bump, a request or the admin's bounds moved the limit: the odds
@@ -197,19 +181,42 @@ class Sizer:
         """(prediction, basis, expected) before requests, retries and bounds; ``expected``
         holds the cores the job is expected to use and, from a model, its memory point
         estimate and a memory limit for an OOM retry (``memory``, ``memory_safe``)."""
-        margin = 1.0 + self.safety
         model = self.bundle.model if self.bundle is not None else None
         if model is None:
-            rule = self._history_rule(job, history)
-            predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
-            # The model's rule for a notebook killed and not succeeded since holds here too.
-            killed = killed_floor(history_summary(job, history, now)["memory"])
-            predicted["memory"] = max(predicted["memory"], math.exp(killed) * MB)
-            return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
+            return self._rules(job, history, now)
+        try:
+            predicted, basis, expected = self._model_predict(model, job, history, now)
+            problem = unusable(dict(predicted, **{f"expected {k}": v for k, v in expected.items()}))
+        except Exception as exc:  # a model that cannot size a job must not stop the service sizing it
+            log.exception("model %s failed to size a job", self.version)
+            problem = f"failed with {type(exc).__name__}"
+        if problem is None:
+            return predicted, basis, expected
+        # The rules size it, and its basis says why the model did not.
+        log.warning("model %s gave %s; sizing by the rules", self.version, problem)
+        predicted, basis, expected = self._rules(job, history, now)
+        return predicted, f"{basis} (model {self.version}: {problem})", expected
+
+    def _rules(self, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
+        """(prediction, basis, expected) of the history rules, or the cold-start default."""
+        rule = self._history_rule(job, history)
+        predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
+        summary = history_summary(job, history, now)["memory"]
+        # The model's rule for a notebook killed and not succeeded since holds here too.
+        predicted["memory"] = max(predicted["memory"], math.exp(killed_floor(summary)) * MB)
+        kind = kind_upper(getattr(self.bundle, "kinds", None) or {}, job)  # (bundles saved before kinds have none)
+        if summary["level"] < LEVEL_NOTEBOOK and kind is not None:
+            # A notebook its user never ran: no smaller than jobs of its kind get.
+            predicted["memory"] = max(predicted["memory"], math.exp(kind) * MB * (1.0 + self.safety))
+        return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
+
+    def _model_predict(self, model, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
+        """(prediction, basis, expected) of a trained model, unchecked."""
+        margin = 1.0 + self.safety
         q = model.predict(job, history_summary(job, history, now), now)
         runtime = q["runtime"][1]
         timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
-                      TIMEOUT_MIN_FACTOR * runtime, TIMEOUT_FLOOR)
+                      TIMEOUT_MIN_FACTOR * runtime, self.timeout_floor)
         if q["level"] < LEVEL_CONFIG:
             # Never ran in this configuration: a time limit only guards against
             # runaways, and a wrong guess would kill a legitimate run.
@@ -278,10 +285,18 @@ class Sizer:
     # -- training -------------------------------------------------------------------
 
     def retrain(self, history: list, now: Optional[float] = None) -> dict:
-        """Fit on all finished jobs, save as a new version, serve from it; returns info()."""
+        """Fit on all finished jobs, save as a new version and serve from it -- unless the
+        fit has a non-finite number anywhere: then it is saved as rejected, the previous
+        version keeps serving, and info() says which version was rejected and why."""
         bundle = train(list(history or []), self.quantiles, now=now, cache=self._example_cache,
                        min_jobs=self.min_jobs, max_runtime=self.bounds["timeout"][1])
         meta = {"trained_at": bundle.trained_at, "n_jobs": bundle.n_jobs, "metrics": bundle.metrics}
+        problems = nonfinite(bundle)
+        if problems:
+            reason = f"non-finite values in the fit: {'; '.join(problems[:5])}" + (
+                f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            registry.save(bundle, dict(meta, rejected=reason), self.model_dir)
+            return self.info()
         self.version = registry.save(bundle, meta, self.model_dir)
         self.bundle, self._meta = bundle, dict(meta, version=self.version)
         return self.info()
@@ -296,11 +311,18 @@ class Sizer:
         return n_succeeded >= max(self.min_jobs, 2 * trained_on)
 
     def info(self) -> dict:
-        """The serving version, when and on how much it was trained, its metrics and forecast."""
+        """The serving version, when and on how much it was trained, its metrics and
+        forecast; and ``rejected`` ({version, trained_at, reason}) when a newer fit was
+        refused."""
         if self.bundle is None:
-            return {"version": None, "trained_at": None, "n_jobs": 0, "metrics": {}, "forecast": {}}
-        return {"version": self.version, "trained_at": self.bundle.trained_at, "n_jobs": self.bundle.n_jobs,
-                "metrics": self.bundle.metrics, "forecast": self.bundle.forecast_profile()}
+            out = {"version": None, "trained_at": None, "n_jobs": 0, "metrics": {}, "forecast": {}}
+        else:
+            out = {"version": self.version, "trained_at": self.bundle.trained_at, "n_jobs": self.bundle.n_jobs,
+                   "metrics": self.bundle.metrics, "forecast": self.bundle.forecast_profile()}
+        rejected = registry.last_rejected(self.model_dir, after=self.version)
+        if rejected:
+            out["rejected"] = rejected
+        return out
 
     # -- load -----------------------------------------------------------------------
 

@@ -7,16 +7,14 @@ one consistent state. Training must never fail on the data it is given: an empty
 history, a single user, missing usage fields and absurd outliers all give a bundle.
 
 ``python -m demand.train --history history.jsonl --model-dir DIR`` trains offline from
-a JSON-lines export (one finished job per line, the shape :meth:`demand.Sizer.size`
+a JSON-lines export (one finished job per line, the shape :meth:`demand.sizing.Sizer.size`
 takes as history) and saves a new version.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -25,7 +23,9 @@ import numpy as np
 
 from .features import succeeded, target_value
 from .forecast import HourOfWeekForecast, hourly
-from .model import DemandModel, examples
+from .dataset import examples
+from .kinds import kinds
+from .model import DemandModel
 
 #: Upper quantile per target: memory and runtime limits kill, a cpu limit only throttles.
 #: (Memory: used until the calibration window is large enough to choose margins per job
@@ -49,6 +49,9 @@ class Bundle:
     n_jobs: int
     trained_at: float
     metrics: dict = field(default_factory=dict)
+    #: Per imported module, how large its jobs get (see demand.kinds): the rules' prior
+    #: for a notebook new to its user, known before any per-job model is.
+    kinds: dict = field(default_factory=dict)
 
     def forecast_profile(self) -> dict:
         """Expected jobs and cpu-seconds per hour of week (Monday 00:00 UTC = 0)."""
@@ -97,7 +100,7 @@ def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[floa
         model=model, jobs_forecast=jobs_fc, cpu_forecast=cpu_fc,
         mean_runtime_s=float(np.mean(runtimes)) if runtimes else 600.0,
         mean_cores=float(np.mean(cores)) if cores else 1.0,
-        n_jobs=len(jobs), trained_at=now,
+        n_jobs=len(jobs), trained_at=now, kinds=kinds(train_set),
         metrics=dict(model.metrics if model else {}, n_succeeded=len(train_set),
                      per_job_model=model is not None),
     )
@@ -107,20 +110,3 @@ def read_jsonl(path) -> list[dict]:
     """Finished jobs from a JSON-lines file; blank lines are skipped."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def main(argv=None) -> int:
-    from .sizing import Sizer
-
-    parser = argparse.ArgumentParser(prog="python -m demand.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--history", required=True, help="JSON lines, one finished job per line")
-    parser.add_argument("--model-dir", required=True)
-    args = parser.parse_args(argv)
-    info = Sizer(args.model_dir, bounds=None).retrain(read_jsonl(args.history))
-    info.pop("forecast", None)
-    print(json.dumps(info, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -97,11 +97,9 @@ class JobManager(LoggingConfigurable):
         # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
         history = await asyncio.to_thread(
             lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
-        sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of)
-        if "cpu" not in requested and self.load.get("cpu_per_job"):
-            # a busy hour shares the cores: no job takes more than the hour's share unless asked
-            cpu = min(sizing["allocated"]["cpu"], self.load["cpu_per_job"])
-            sizing["allocated"]["cpu"] = max(self.sizing.cpu_min, cpu)
+        # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
+        sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of,
+                                        cpu_share=self.load.get("cpu_per_job"))
         return dict(
             user=user, name=name, input_kind=bundle.kind, input_name=bundle.name, path=path,
             parameters=parameters, output_formats=output_formats, callback_url=callback_url,

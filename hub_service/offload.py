@@ -22,16 +22,17 @@ from pathlib import Path
 _sizers = {}
 
 
-def _sizer(model_dir: str, bounds: dict):
-    """This process's Sizer for ``model_dir``, reloaded when a newer version was saved."""
-    from demand import Sizer
+def _sizer(model_dir: str, policy: dict):
+    """This process's Sizer for ``model_dir`` under the admin's ``policy`` (its keyword
+    arguments: bounds, cold_start, timeout_floor), reloaded when a newer version was saved."""
+    from demand.sizing import Sizer
     from demand.registry import versions
 
-    key = (model_dir, repr(sorted(bounds.items())))
+    key = (model_dir, repr(sorted(policy.items())))
     newest = (versions(model_dir) or [None])[-1]
     sizer, seen = _sizers.get(key, (None, None))
     if sizer is None or newest != seen:  # (an unreadable newest version is not retried each call)
-        sizer = Sizer(model_dir, bounds)
+        sizer = Sizer(model_dir, **policy)
         _sizers[key] = (sizer, newest)
     return sizer
 
@@ -42,31 +43,31 @@ def render(notebook_path: str, fmt: str) -> bytes:
     return _render(Path(notebook_path), fmt)
 
 
-def size(model_dir: str, bounds: dict, job: dict, history: list) -> dict:
-    return _sizer(model_dir, bounds).size(job, history)
+def size(model_dir: str, policy: dict, job: dict, history: list, cpu_share=None) -> dict:
+    return _sizer(model_dir, policy).size(job, history, cpu_share=cpu_share)
 
 
-def retrain(model_dir: str, bounds: dict, history: list) -> dict:
-    return _sizer(model_dir, bounds).retrain(history)
+def retrain(model_dir: str, policy: dict, history: list) -> dict:
+    return _sizer(model_dir, policy).retrain(history)
 
 
-def retrain_due(model_dir: str, bounds: dict, n_succeeded: int) -> bool:
-    return _sizer(model_dir, bounds).retrain_due(n_succeeded)
+def retrain_due(model_dir: str, policy: dict, n_succeeded: int) -> bool:
+    return _sizer(model_dir, policy).retrain_due(n_succeeded)
 
 
-def info(model_dir: str, bounds: dict) -> dict:
-    return _sizer(model_dir, bounds).info()
+def info(model_dir: str, policy: dict) -> dict:
+    return _sizer(model_dir, policy).info()
 
 
-def report(model_dir: str, bounds: dict, history: list) -> dict:
+def report(model_dir: str, policy: dict, history: list) -> dict:
     """The next 24 hours' load forecast and the sizing's realised slack and kill rates."""
     from demand.report import realised
 
-    return {"forecast_next_24h": _sizer(model_dir, bounds).forecast(history), "realised": realised(history)}
+    return {"forecast_next_24h": _sizer(model_dir, policy).forecast(history), "realised": realised(history)}
 
 
-def load_factor(model_dir: str, bounds: dict, now: float, capacity: dict) -> dict:
-    return _sizer(model_dir, bounds).load_factor(now, capacity)
+def load_factor(model_dir: str, policy: dict, now: float, capacity: dict) -> dict:
+    return _sizer(model_dir, policy).load_factor(now, capacity)
 
 
 def die_with_parent(service_pid: int) -> None:

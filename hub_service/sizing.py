@@ -1,42 +1,50 @@
-"""Sizing: the cpu, memory and time limit each job gets, within the bounds an admin set.
+"""Sizing: the admin's bounds and defaults, and the client of the worker that sizes jobs.
 
-The admin's bounds and defaults live here as config. What a job is predicted to need
-comes from the demand model (package ``demand``) when it is enabled; an explicit user
-request wins over a prediction, and everything is clamped to the bounds. Requested,
-predicted and allocated are all recorded on the job.
+The admin's bounds and defaults live here as config. Every rule that turns them and a
+prediction into a job's limits -- requests win, the hour's cpu share, the retry's bump,
+clamping, the floor under memory -- lives in one place, the demand package
+(:class:`demand.sizing.Sizer` in a worker process, :mod:`demand.policy` for its rules): the
+service applies no rule of its own, so the replay that measures the sizing sizes
+exactly as the service does. Requested, predicted and allocated are all recorded on the job.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+from demand import policy
 from traitlets import Any, Bool, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import offload
 
-
-def clamp(value, low, high):
-    return max(low, min(high, value))
+_BOUNDS, _COLD = policy.DEFAULT_BOUNDS, policy.DEFAULT_COLD_START
 
 
 class Sizing(LoggingConfigurable):
     """Admin bounds and defaults, and the bridge to the demand model."""
 
-    cpu_min = Float(0.25, help="Smallest cpu share a job gets, in cores.").tag(config=True)
-    cpu_max = Float(2.0, help="Largest cpu share a job may get, in cores.").tag(config=True)
-    cpu_default = Float(1.0, help="Cores for a job when neither the user nor the model says.").tag(config=True)
-    memory_min = Integer(128 << 20, help="Smallest memory limit of a job, in bytes.").tag(config=True)
-    memory_max = Integer(4 << 30, help="Largest memory limit a job may get, in bytes.").tag(config=True)
-    memory_default = Integer(1 << 30, help="Memory for a job when neither the user nor the model says.").tag(
+    cpu_min = Float(_BOUNDS["cpu"][0], help="Smallest cpu share a job gets, in cores.").tag(config=True)
+    cpu_max = Float(_BOUNDS["cpu"][1], help="Largest cpu share a job may get, in cores.").tag(config=True)
+    cpu_default = Float(_COLD["cpu"], help="Cores for a job when neither the user nor the model says.").tag(config=True)
+    memory_min = Integer(
+        int(_BOUNDS["memory"][0]),
+        help="""Smallest memory limit of a job, in bytes. The sizer never goes below what the
+        runner and a kernel need (demand.policy.RUNNER_FLOOR, 256 MiB) whatever this says,
+        unless memory_max is lower.""",
+    ).tag(config=True)
+    memory_max = Integer(int(_BOUNDS["memory"][1]), help="Largest memory limit a job may get, in bytes.").tag(
         config=True
     )
-    timeout_min = Float(10.0, help="Shortest time limit of a job, in seconds.").tag(config=True)
-    timeout_max = Float(6 * 3600.0, help="Longest time limit a job may get, in seconds.").tag(config=True)
+    memory_default = Integer(
+        int(_COLD["memory"]), help="Memory for a job when neither the user nor the model says, in bytes."
+    ).tag(config=True)
+    timeout_min = Float(_BOUNDS["timeout"][0], help="Shortest time limit of a job, in seconds.").tag(config=True)
+    timeout_max = Float(_BOUNDS["timeout"][1], help="Longest time limit a job may get, in seconds.").tag(config=True)
     timeout_default = Float(3600.0, help="Time limit when neither the user nor the model says.").tag(config=True)
 
     timeout_model_floor = Float(
-        600.0,
+        policy.TIMEOUT_FLOOR,
         help="""The least time limit the model may give a job, in seconds (an explicit request may
         go lower). Killing a legitimate job costs more than a runaway one running this long.""",
     ).tag(config=True)
@@ -61,9 +69,18 @@ class Sizing(LoggingConfigurable):
             "timeout": (self.timeout_min, self.timeout_max),
         }
 
+    @property
+    def policy(self) -> dict:
+        """The admin's settings as the demand.sizing.Sizer takes them."""
+        return {
+            "bounds": self.bounds,
+            "cold_start": {"cpu": self.cpu_default, "memory": self.memory_default, "timeout": self.timeout_default},
+            "timeout_floor": self.timeout_model_floor,
+        }
+
     async def model_call(self, fn, *args):
         """Run a demand-model function (see offload.py) in the worker process."""
-        return await self.offload.call(fn, self.model_dir, self.bounds, *args)
+        return await self.offload.call(fn, self.model_dir, self.policy, *args)
 
     async def retrain(self, history: list) -> dict:
         """Fit a new model version on finished jobs; returns its info."""
@@ -72,37 +89,28 @@ class Sizing(LoggingConfigurable):
     async def info(self) -> dict:
         return await self.model_call(offload.info)
 
-    def clamp(self, values: dict) -> dict:
-        """Values clamped to the admin bounds; gpu passes through."""
-        out = dict(values)
-        for key, (low, high) in self.bounds.items():
-            if key in out:
-                out[key] = clamp(out[key], low, high)
-        if "memory" in out:
-            out["memory"] = int(out["memory"])
-        return out
+    def defaults(self, requested: dict, basis: str) -> dict:
+        """The admin's defaults under the same rules (requests win, bounds, floor): what a
+        job gets without the demand model."""
+        p = self.policy
+        allocated = policy.clamp(policy.requests_win(p["cold_start"], requested), p["bounds"])
+        if all(requested.get(k) is not None for k in policy.RESOURCES):
+            basis = "request"
+        return {"predicted": {}, "allocated": allocated, "basis": basis}
 
-    async def size(self, job: dict, history: list, retry_of: Optional[dict] = None) -> dict:
-        """{"predicted": …, "allocated": …, "basis": …} for a job described by its features."""
+    async def size(self, job: dict, history: list, retry_of: Optional[dict] = None,
+                   cpu_share: Optional[float] = None) -> dict:
+        """{"predicted": …, "allocated": …, "basis": …} for a job described by its features;
+        ``cpu_share``: the hour's cpu per job (the load factor), if followed."""
         requested = job.get("requested", {})
-        keys = ("cpu", "memory", "timeout")
-        predicted, proposed = {}, {}
-        basis = "default"
-        if self.use_model:
+        if not self.use_model:
+            out = self.defaults(requested, "default")
+        else:
             try:
-                result = await self.model_call(offload.size, dict(job, retry_of=retry_of), history)
+                out = await self.model_call(offload.size, dict(job, retry_of=retry_of), history, cpu_share)
                 # (with the odds that the memory limit is too small, when the model chose it)
-                predicted = {k: result["predicted"][k] for k in (*keys, "memory_kill_odds") if k in result["predicted"]}
-                # the model's allocation adds its safety margin and the retry bump after a kill
-                proposed = {k: result["allocated"][k] for k in keys if k in result.get("allocated", {})}
-                basis = result.get("basis", "model")
-            except Exception:  # the model must never block a submission
+            except Exception as exc:  # the model must never block a submission
                 self.log.exception("demand model failed to size a job; using defaults")
-        if "timeout" in proposed:
-            proposed["timeout"] = max(proposed["timeout"], self.timeout_model_floor)
-        defaults = {"cpu": self.cpu_default, "memory": self.memory_default, "timeout": self.timeout_default}
-        allocated = {k: requested.get(k, proposed.get(k, defaults[k])) for k in defaults}
-        if any(k in requested for k in defaults):
-            basis = "request" if all(k in requested for k in defaults) else basis
-        allocated["gpu"] = int(requested.get("gpu", 0))
-        return {"predicted": predicted, "allocated": self.clamp(allocated), "basis": basis}
+                out = self.defaults(requested, f"default (sizer failed with {type(exc).__name__})")
+        allocated = dict(out["allocated"], memory=int(out["allocated"]["memory"]), gpu=int(requested.get("gpu", 0)))
+        return {"predicted": out["predicted"], "allocated": allocated, "basis": out["basis"]}

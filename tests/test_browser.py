@@ -165,6 +165,7 @@ def test_admin_page_shows_queue_and_stats(hub, browser):
     page.wait_for_function("document.getElementById('demand-message').textContent.startsWith('now serving v')")
     # the section reloads after the retrain answered: wait for it
     page.wait_for_function("document.getElementById('demand-model').textContent.startsWith('Model v')")
+    assert page.locator("#demand-rejected").is_hidden()  # no fit was refused
     shot(page, "admin")
     assert console.errors == [], "\n".join(console.errors)
 

@@ -147,6 +147,11 @@
           (info.metrics.per_job_model ? (mem.mature ? "; calibrated" : "; still calibrating (limits no lower than the history rules)")
                                       : "; too few jobs for a per-job model yet (history rules)")
         : "No model yet: jobs get the admin's defaults and their users' history.";
+      const rejected = document.getElementById("demand-rejected");
+      rejected.hidden = !info.rejected;
+      rejected.textContent = info.rejected
+        ? `Version ${info.rejected.version} was rejected (${info.rejected.reason}); ${info.version || "no version"} keeps serving.`
+        : "";
       const body = document.querySelector("#demand-realised tbody");
       body.replaceChildren();
       const rows = Object.assign({all: info.realised}, info.realised.by_basis);

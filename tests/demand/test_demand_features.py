@@ -2,7 +2,7 @@
 
 import nbformat
 
-from demand import notebook_features
+from demand.features import notebook_features
 from demand.features import LEVEL_CONFIG, LEVEL_NONE, history_summary
 
 
@@ -47,7 +47,7 @@ def test_anchor_is_nearest_run_of_same_configuration():
 def test_curve_interpolates_and_extrapolates_cautiously():
     import math
 
-    from demand.model import _along_curve
+    from demand.curves import along_curve
 
     def key(n):
         return (("n_rows", math.log1p(n)),)
@@ -55,36 +55,36 @@ def test_curve_interpolates_and_extrapolates_cautiously():
     # memory = 100 MB + 0.01 MB per row: not log-linear in n_rows
     groups = {key(n): [math.log(100 + 0.01 * n)] * 2 for n in (1e3, 1e4, 1e5)}
     slopes = {"n_rows": 0.3}
-    mid = _along_curve({"n_rows": math.log1p(3e4)}, groups, slopes, {})
+    mid = along_curve({"n_rows": math.log1p(3e4)}, groups, slopes, {})
     assert abs(math.exp(mid) - (100 + 300)) / 400 < 0.5  # between its neighbours, near the curve
     assert math.log(200) < mid < math.log(1100)
-    far = _along_curve({"n_rows": math.log1p(1e6)}, groups, slopes, {})
+    far = along_curve({"n_rows": math.log1p(1e6)}, groups, slopes, {})
     assert math.exp(far) >= 0.99 * (100 + 0.01 * 1e6)  # never below the true (linear) growth
 
 
 def test_curve_never_extrapolates_below_the_smallest_run():
     import math
 
-    from demand.model import _along_curve, _dominated
+    from demand.curves import along_curve, dominated
 
     def key(n):
         return (("n_rows", math.log1p(n)),)
 
     groups = {key(n): [math.log(500 + 0.01 * n)] for n in (1e4, 1e5)}
-    below = _along_curve({"n_rows": math.log1p(10)}, groups, {"n_rows": 0.8}, {})
+    below = along_curve({"n_rows": math.log1p(10)}, groups, {"n_rows": 0.8}, {})
     assert below == groups[key(1e4)][0]  # a base that does not shrink with the data
     # a run whose every parameter is at most the job's is a floor; a larger one is not
-    assert _dominated({"n_rows": math.log1p(5e4)}, groups) == groups[key(1e4)][0]
-    assert _dominated({"n_rows": math.log1p(10)}, groups) == -math.inf
+    assert dominated({"n_rows": math.log1p(5e4)}, groups) == groups[key(1e4)][0]
+    assert dominated({"n_rows": math.log1p(10)}, groups) == -math.inf
 
 
 def test_growth_trend_of_repeats_only_ever_raises():
     import math
 
-    from demand.model import _growth
+    from demand.curves import growth
 
     grown = [math.log(100 * 1.02 ** -age) for age in (1, 2, 4, 6, 8)]  # +2% a day, newest first
-    lag = _growth(grown, [1, 2, 4, 6, 8])
+    lag = growth(grown, [1, 2, 4, 6, 8])
     assert abs(lag - math.log(1.02) * 4) < 1e-6  # the median run is four days old
-    assert _growth(grown[::-1], [1, 2, 4, 6, 8]) == 0.0  # shrinking: not trusted to size lower
-    assert _growth(grown[:3], [1, 2, 4]) == 0.0  # too few repeats to tell a trend from noise
+    assert growth(grown[::-1], [1, 2, 4, 6, 8]) == 0.0  # shrinking: not trusted to size lower
+    assert growth(grown[:3], [1, 2, 4]) == 0.0  # too few repeats to tell a trend from noise

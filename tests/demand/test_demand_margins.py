@@ -6,7 +6,9 @@ import math
 import numpy as np
 
 from demand.features import LEVEL_CONFIG
-from demand.model import GROUP_BEYOND, GROUP_EXACT, MARGIN_GRID, DemandModel, _exact_repeats, _group
+from demand.calibration import MARGIN_GRID, calibrate, mixture, mixture_kill
+from demand.curves import GROUP_BEYOND, GROUP_EXACT, calibration_group, exact_repeats
+from demand.model import DemandModel
 
 SPIKES = (1.3, 2.5)  # the factor a spike multiplies a run's memory by
 
@@ -28,13 +30,13 @@ def _at(margin):
 
 def test_spikes_are_sized_in_plain_log_and_noise_in_noise_units():
     raw, scale = _errors()
-    tail = DemandModel._mixture(raw, scale)
+    tail = mixture(raw, scale)
     assert 0.85 < tail["spread"] < 1.15  # the body, in noise units, is the noise
     # Spikes under a noisy run's noise go unseen; each seen one stands for those: the
     # share is near the true 1 %, well above the share actually seen.
     seen = len(tail["spikes"]) / len(raw)
     assert seen < 0.008 and 0.008 < tail["share"] < 0.016
-    quiet, noisy = DemandModel._mixture_kill(tail, 0.03), DemandModel._mixture_kill(tail, 0.2)
+    quiet, noisy = mixture_kill(tail, 0.03), mixture_kill(tail, 0.2)
     # 20 % above the point: beyond any quiet run's noise, so only a spike kills it;
     # a noisy run is still within its noise.
     assert 0.5 * tail["share"] < quiet[_at(0.2)] < 1.5 * tail["share"]
@@ -48,7 +50,7 @@ def test_spikes_are_sized_in_plain_log_and_noise_in_noise_units():
 def test_a_cheap_rerun_covers_spikes_a_costly_one_risks_them():
     raw, scale = _errors()
     model = DemandModel(quantiles={"memory": 0.99})
-    model.tails = {GROUP_EXACT: DemandModel._mixture(raw, scale)}
+    model.tails = {GROUP_EXACT: mixture(raw, scale)}
     price = 1e9  # MB-s a kill is worth
     cheap, p_cheap = model._choose(GROUP_EXACT, 0.03, math.log(100 * 60), price)           # 100 MB, a minute
     costly, p_costly = model._choose(GROUP_EXACT, 0.03, math.log(20_000 * 8 * 3600), price)  # 20 GB, 8 hours
@@ -62,7 +64,7 @@ def test_one_error_no_margin_could_cover_does_not_make_the_price_infinite():
     raw = 0.1 * rng.normal(0, 1, n)
     raw[7] = 5.0  # 150x its repeats: beyond every margin there is
     model = DemandModel(quantiles={"memory": 0.99}, memory_kill_budget=0.001)
-    model.tails = {GROUP_EXACT: DemandModel._mixture(raw, np.full(n, 0.1))}
+    model.tails = {GROUP_EXACT: mixture(raw, np.full(n, 0.1))}
     model.metrics = {"memory": {}}
     point = np.log(rng.uniform(200, 4000, n))
     model._fit_price({"memory": {"index": np.arange(n), "point": point, "y": point + raw,
@@ -85,32 +87,32 @@ def test_runs_differing_only_in_what_does_not_move_memory_are_repeats():
     summary = _summary([({"n_rows": 1000, "epochs": 3}, 520, 1.0), ({"n_rows": 10000, "epochs": 10}, 900, 2.0),
                         ({"n_rows": 1000, "epochs": 1}, 500, 3.0)], {"n_rows": 1000, "epochs": 10})
     slopes = {"n_rows": 0.8, "epochs": 0.0}
-    values, ages = _exact_repeats(summary, slopes)
+    values, ages = exact_repeats(summary, slopes)
     assert values == [math.log(520), math.log(500)] and ages == [1.0, 3.0]  # newest first
-    assert _group(summary, slopes) == GROUP_EXACT
+    assert calibration_group(summary, slopes) == GROUP_EXACT
     shift, _ = DemandModel._local_fit(summary, slopes, 0.1)
     assert abs(summary["anchor"] + shift - np.median(values)) < 1e-9
     # Slopes that do not know epochs assume they matter: a new point on the curve.
-    assert _group(summary, {}) == LEVEL_CONFIG and _exact_repeats(summary, {}) == ([], [])
+    assert calibration_group(summary, {}) == LEVEL_CONFIG and exact_repeats(summary, {}) == ([], [])
 
 
 def test_runs_beyond_the_largest_are_calibrated_apart_and_never_surer():
     runs = [({"n_rows": 1000, "epochs": 1}, 500, 1.0), ({"n_rows": 100000, "epochs": 1}, 2000, 2.0)]
     slopes = {"n_rows": 0.8, "epochs": 0.0}
-    assert _group(_summary(runs, {"n_rows": 10000, "epochs": 1}), slopes) == LEVEL_CONFIG    # between
-    assert _group(_summary(runs, {"n_rows": 10**6, "epochs": 1}), slopes) == GROUP_BEYOND    # beyond
-    assert _group(_summary(runs, {"n_rows": 10000, "epochs": 10}), slopes) == LEVEL_CONFIG   # epochs do not count
+    assert calibration_group(_summary(runs, {"n_rows": 10000, "epochs": 1}), slopes) == LEVEL_CONFIG    # between
+    assert calibration_group(_summary(runs, {"n_rows": 10**6, "epochs": 1}), slopes) == GROUP_BEYOND    # beyond
+    assert calibration_group(_summary(runs, {"n_rows": 10000, "epochs": 10}), slopes) == LEVEL_CONFIG   # epochs do not count
     # Within the range a run misses by its noise, beyond it by a factor.
     rng = np.random.default_rng(2)
     within, beyond = rng.normal(0, 1, 400), rng.normal(0, 1, 100) * 4
     errors = np.concatenate([within, beyond])
     groups = np.array([LEVEL_CONFIG] * 400 + [GROUP_BEYOND] * 100)
-    margins, exceed = DemandModel._calibrate(errors, errors * 0.1, groups, errors, errors, [0.9, 0.99])
+    margins, exceed = calibrate(errors, errors * 0.1, groups, errors, errors, [0.9, 0.99])
     assert margins[GROUP_BEYOND][0.9] > 3 * margins[LEVEL_CONFIG][0.9]
     assert abs(exceed[GROUP_BEYOND][0.9] - 0.1) < 0.03 and abs(exceed[LEVEL_CONFIG][0.9] - 0.1) < 0.03
     # Too few extrapolations to calibrate on: never a narrower margin than within the range.
     few = np.array([LEVEL_CONFIG] * 480 + [GROUP_BEYOND] * 20)
-    margins, _ = DemandModel._calibrate(errors, errors * 0.1, few, errors, errors, [0.9, 0.99])
+    margins, _ = calibrate(errors, errors * 0.1, few, errors, errors, [0.9, 0.99])
     assert all(margins[GROUP_BEYOND][q] >= margins[LEVEL_CONFIG][q] for q in (0.9, 0.99))
 
 

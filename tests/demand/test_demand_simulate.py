@@ -5,10 +5,10 @@ import math
 import numpy as np
 
 from demand.forecast import evaluate
-from demand.policies import Policy
-from demand.simulate import make_policy, simulate
-from demand.sizing import DEFAULT_BOUNDS, GB, MB
-from demand.trace import generate, typed
+from demand.replay.policies import REPLAY_BOUNDS, Policy
+from demand.replay.simulate import make_policy, simulate
+from demand.policy import GB
+from demand.replay.trace import generate, typed
 
 TRUTH = ("peak_mem_mb", "cpu_seconds", "runtime_s")
 CAPACITY = {"cpu": 32, "memory": 128 * GB}
@@ -49,7 +49,7 @@ def test_no_look_ahead_and_retries_are_resized():
 
 def test_oracle_has_no_slack_and_no_kills():
     rows = [typed(r) for r in generate(3, 6, seed=5)]
-    m = simulate(rows, make_policy("oracle", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    m = simulate(rows, make_policy("oracle", rows, REPLAY_BOUNDS, CAPACITY), CAPACITY)
     assert m["kill_rate"] == 0 and m["mem_slack"] < 0.05
 
 
@@ -57,7 +57,7 @@ def test_model_beats_vpa_on_small_trace():
     # Three weeks: a model that learns from history needs some to learn from (on a
     # 10-day trace most jobs are sized while it is still learning, and it loses on slack).
     rows = [typed(r) for r in generate(21, 20, seed=2)]
-    res = {name: simulate(rows, make_policy(name, rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    res = {name: simulate(rows, make_policy(name, rows, REPLAY_BOUNDS, CAPACITY), CAPACITY)
            for name in ("vpa", "model")}
     assert res["model"]["kill_rate"] <= res["vpa"]["kill_rate"]
     assert res["model"]["mem_slack"] < res["vpa"]["mem_slack"]
@@ -74,8 +74,8 @@ def test_forecast_beats_seasonal_naive():
 def test_noise_aware_bound_needs_the_generator_and_never_leaks_it(tmp_path):
     import pytest
 
-    from demand.simulate import _request
-    from demand.trace import HIDDEN, read_csv, write_csv
+    from demand.replay.simulate import _request
+    from demand.replay.trace import HIDDEN, read_csv, write_csv
 
     raw = generate(3, 6, seed=5)
     path = tmp_path / "t.csv"
@@ -85,17 +85,17 @@ def test_noise_aware_bound_needs_the_generator_and_never_leaks_it(tmp_path):
     rows = [typed(r) for r in raw]
     assert HIDDEN not in _request(0, rows[0])  # nor part of what a policy is shown
     with pytest.raises(ValueError, match="generated"):
-        make_policy("noise-aware", read_csv(path), DEFAULT_BOUNDS, CAPACITY)
-    loose, tight = (simulate(rows, make_policy(f"noise-aware@{q}", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+        make_policy("noise-aware", read_csv(path), REPLAY_BOUNDS, CAPACITY)
+    loose, tight = (simulate(rows, make_policy(f"noise-aware@{q}", rows, REPLAY_BOUNDS, CAPACITY), CAPACITY)
                     for q in (0.9, 0.9999))
     assert loose["oom_rate"] > tight["oom_rate"]  # a lower quantile kills more
-    fixed = simulate(rows, make_policy("fixed", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    fixed = simulate(rows, make_policy("fixed", rows, REPLAY_BOUNDS, CAPACITY), CAPACITY)
     assert tight["mem_slack"] < 0.6 * fixed["mem_slack"]
 
 
 def test_blind_bound_knows_a_first_run_only_by_its_kind():
-    from demand.policies import NoiseAware
-    from demand.simulate import known
+    from demand.replay.policies import NoiseAware
+    from demand.replay.simulate import known
 
     rows = [typed(r) for r in generate(4, 8, seed=3)]
     knowledge = {i: known(r) for i, r in enumerate(rows)}
@@ -115,8 +115,8 @@ def test_blind_bound_knows_a_first_run_only_by_its_kind():
 
 
 def test_cost_aware_bound_risks_kills_on_expensive_runs_and_meets_its_budget():
-    from demand.policies import NoiseAware
-    from demand.simulate import known
+    from demand.replay.policies import NoiseAware
+    from demand.replay.simulate import known
 
     rows = [typed(r) for r in generate(4, 8, seed=3)]
     knowledge = {i: known(r) for i, r in enumerate(rows)}
@@ -131,9 +131,9 @@ def test_cost_aware_bound_risks_kills_on_expensive_runs_and_meets_its_budget():
         assert all(m2 <= m1 + 1e-12 for (_, m1), (_, m2) in zip(runs, runs[1:]))
         spread += runs[0][1] > runs[-1][1]
     assert spread  # and somewhere the cost does change the margin
-    result = simulate(rows, make_policy("noise-aware", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    result = simulate(rows, make_policy("noise-aware", rows, REPLAY_BOUNDS, CAPACITY), CAPACITY)
     assert result["oom_rate"] <= 0.03  # near its 0.9% budget on a trace this small
-    tight = simulate(rows, make_policy("noise-aware@0.5", rows, DEFAULT_BOUNDS, CAPACITY), CAPACITY)
+    tight = simulate(rows, make_policy("noise-aware@0.5", rows, REPLAY_BOUNDS, CAPACITY), CAPACITY)
     assert tight["oom_rate"] > result["oom_rate"]
 
 
@@ -146,7 +146,7 @@ def test_the_admin_report_reads_a_replay_as_the_replay_scores_it():
     from demand.report import realised
 
     rows = [typed(r) for r in generate(4, 8, seed=3)]
-    policy = make_policy("vpa", rows, DEFAULT_BOUNDS, CAPACITY)
+    policy = make_policy("vpa", rows, REPLAY_BOUNDS, CAPACITY)
     records = []
     observe = policy.observe
     policy.observe = lambda record: (records.append(record), observe(record))

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from demand import Sizer
+from demand.policy import GB, MB, oom_bump
+from demand.sizing import Sizer
 from demand.features import history_summary
 from demand.registry import versions
-from demand.sizing import GB, MB, oom_bump
 
 BOUNDS = {"cpu": (0.5, 4.0), "memory": (256 * MB, 8 * GB), "timeout": (60, 7200)}
 
@@ -299,7 +299,7 @@ def test_history_rule_scales_only_with_parameters_that_move_memory(tmp_path):
 
 def _trace_history(days, users, seed):
     """A synthetic trace's jobs as finished service records (every run unconstrained)."""
-    from demand.trace import generate, typed
+    from demand.replay.trace import generate, typed
 
     return [{"id": i, "user": r["user"], "submit_time": r["submit_time"], "code_cells": r["code_cells"],
              "source_bytes": r["source_bytes"], "imports": r["imports"], "params": r["params"],
@@ -332,18 +332,19 @@ def test_a_long_new_notebook_risks_a_lower_quantile_than_a_short_one(tmp_path):
 def test_gaussian_floor_only_where_the_calibration_tail_is_too_thin_to_see():
     import numpy as np
 
-    from demand.model import GROUP_EXACT, DemandModel, _GAUSS_Z
+    from demand.calibration import GAUSS_Z, calibrate
+    from demand.curves import GROUP_EXACT
 
     def exact_margins(n):
         errors = np.random.default_rng(1).normal(0, 0.5, n)  # tighter than the estimated scale says
         groups = np.full(n, GROUP_EXACT)
-        margins, _ = DemandModel._calibrate(errors, errors, groups, errors, errors, [0.8, 0.999])
+        margins, _ = calibrate(errors, errors, groups, errors, errors, [0.8, 0.999])
         return margins[GROUP_EXACT]
 
     many, few = exact_margins(400), exact_margins(40)
-    assert many[0.8] < 0.7 * _GAUSS_Z[0.8]  # 80 errors beyond it: the empirical margin stands
-    assert many[0.999] >= _GAUSS_Z[0.999]   # none beyond it to see: never below the Gaussian
-    assert few[0.8] >= _GAUSS_Z[0.8]        # 8 beyond it: too few to go below
+    assert many[0.8] < 0.7 * GAUSS_Z[0.8]  # 80 errors beyond it: the empirical margin stands
+    assert many[0.999] >= GAUSS_Z[0.999]   # none beyond it to see: never below the Gaussian
+    assert few[0.8] >= GAUSS_Z[0.8]        # 8 beyond it: too few to go below
 
 
 def test_a_model_sized_job_records_its_kill_odds_and_a_retry_does_not(tmp_path):
@@ -362,7 +363,7 @@ def test_a_model_sized_job_records_its_kill_odds_and_a_retry_does_not(tmp_path):
 
 
 def test_a_model_saved_before_extrapolations_were_calibrated_apart_still_sizes(tmp_path):
-    from demand.model import GROUP_BEYOND
+    from demand.curves import GROUP_BEYOND
     sizer = Sizer(tmp_path, {"memory": (64 * MB, 64 * GB)})
     history = _history(240)
     sizer.retrain(history)
@@ -411,3 +412,35 @@ def test_no_runtime_estimate_makes_a_job_costlier_than_the_longest_timeout(tmp_p
     bounded = limits()
     assert all(b >= u - 1e-6 for b, u in zip(bounded, unbounded))
     assert sum(b > u * 1.01 for b, u in zip(bounded, unbounded)) >= 10
+
+
+def test_the_services_settings_reach_the_sizer_and_its_rules_are_the_only_ones(tmp_path):
+    # What hub_service.sizing.Sizing hands the worker: its bounds, defaults and timeout floor.
+    from hub_service import offload
+    from hub_service.sizing import Sizing
+
+    admin = Sizing(cpu_max=3.0, memory_default=512 * MB, timeout_default=1800.0, timeout_model_floor=900.0)
+    job = _job(requested={"timeout": 120})
+    out = offload.size(str(tmp_path), admin.policy, job, [], 0.5)
+    assert out["basis"] == "cold-start"
+    assert out["allocated"] == {"cpu": 0.5, "memory": 512 * MB, "timeout": 120.0}  # share, default, request
+    assert offload.retrain(str(tmp_path), admin.policy, _history(60))["version"] == "v0001"
+    sized = offload.size(str(tmp_path), admin.policy, _job(), _history(60), None)
+    assert sized["basis"] == "model" and sized["allocated"]["timeout"] >= 900.0
+    # Without the model the service's defaults obey the same rules.
+    assert admin.defaults({"memory": 1 * MB}, "default")["allocated"]["memory"] == 256 * MB
+
+
+def test_before_any_model_a_new_notebook_is_sized_like_jobs_of_its_kind(tmp_path):
+    # Heavy torch jobs of other users, too few for a per-job model: the bundle still
+    # knows how large torch jobs get, and a new user's torch notebook starts there.
+    heavy = [_done(i, user=f"u{i % 4}", peak_mb=6000 + 10 * i) for i in range(20)]
+    for h in heavy:
+        h["imports"] = ["torch", "numpy"]
+    sizer = Sizer(tmp_path, BOUNDS, min_jobs=50)
+    sizer.retrain(heavy)
+    assert sizer.bundle.model is None and "torch" in sizer.bundle.kinds
+    job = _job(user="newbie", imports=["torch"])
+    out = sizer.size(job, [])
+    assert out["basis"] == "cold-start" and out["allocated"]["memory"] >= 6000 * MB
+    assert Sizer(tmp_path / "other", BOUNDS).size(job, [])["allocated"]["memory"] == 2 * GB  # no kinds known

@@ -4,7 +4,8 @@ import csv
 import io
 import json
 
-from demand.trace import COLUMNS, generate, main, write_csv
+from demand.cli import main
+from demand.replay.trace import COLUMNS, generate, write_csv
 
 
 def _csv(rows):
@@ -21,7 +22,7 @@ def test_same_seed_same_bytes_other_seed_differs():
 
 def test_columns_order_and_submit_order(tmp_path):
     out = tmp_path / "t.csv"
-    assert main(["--days", "7", "--users", "5", "--seed", "3", "-o", str(out)]) == 0
+    assert main(["trace", "--days", "7", "--users", "5", "--seed", "3", "-o", str(out)]) == 0
     with open(out) as f:
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == COLUMNS

@@ -5,15 +5,17 @@ behind it, so the rules are strict and the same for every policy:
 
 * A policy sizes a job when it is **submitted**, from the job's features and the
   records of attempts that had **ended** by then; the truth of a job exists only
-  inside the simulator until its attempt ends (see :mod:`demand.policies`).
+  inside the simulator until its attempt ends (see :mod:`demand.replay.policies`).
 * The cluster has a cpu and a memory capacity; queued jobs start in submit order as
   soon as their reservation fits (a smaller job may pass a larger one that does not).
 * An attempt given less cpu than it would use is throttled and runs longer. Memory
   is assumed to grow linearly to its peak: an attempt whose peak exceeds its limit is
   OOM-killed when the ramp reaches the limit; one that outlives its timeout is killed
   then. A killed job is re-sized by its policy (never below what the killed attempt
-  had, nor below VPA's OOM bump or twice the timeout for what ran out) and queued
-  again in its original place; up to five attempts.
+  had, nor below VPA's OOM bump or twice the timeout for what ran out:
+  :func:`demand.policy.retry_floor`) and queued again in its original place; up to
+  five attempts. Every policy's limits go through the service's clamp
+  (:func:`demand.policy.clamp`: the bounds, and memory never below the runner's floor).
 * Slack counts every reserved byte-second (core-second) not used at peak by a
   successful attempt: what a killed attempt reserved is all waste.
 
@@ -25,21 +27,18 @@ seasonal naive is reported alongside.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import heapq
-import json
-import sys
 import time
 from typing import Optional
 
 import numpy as np
 
-from .forecast import evaluate as evaluate_forecast
-from .features import signature
-from .policies import POLICIES, Known, NoiseAware, Oracle
-from .sizing import DEFAULT_BOUNDS, GB, MB, oom_bump
-from .trace import HIDDEN, read_csv
+from ..features import signature
+from ..forecast import evaluate as evaluate_forecast
+from ..policy import MB, clamp, retry_floor
+from .policies import POLICIES, REPLAY_BOUNDS, Known, NoiseAware, Oracle
+from .trace import HIDDEN, SPIKE_PROBABILITY, SPIKE_RANGE
 
 MAX_ATTEMPTS = 5
 _END, _RETRAIN, _SUBMIT = 0, 1, 2  # at equal times, ends are seen before decisions
@@ -59,7 +58,8 @@ def known(row: dict) -> Known:
     hidden = row[HIDDEN]
     return Known(expected=hidden["mem_mb"] * MB, sigma=hidden["mem_sigma"],
                  cores=row["cpu_seconds"] / max(row["runtime_s"], 1e-9), runtime=row["runtime_s"],
-                 kind=hidden["kind"], notebook=(row["user"], signature(row)))
+                 kind=hidden["kind"], notebook=(row["user"], signature(row)),
+                 spike_probability=hidden.get("spike_probability", SPIKE_PROBABILITY))
 
 
 def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
@@ -70,11 +70,11 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
         return Oracle(truth, bounds=bounds)
     if name.startswith("noise-aware"):  # noise-aware[-blind] (cost-aware, 0.9% kills) or noise-aware@0.999
         if any(HIDDEN not in r for r in rows):
-            raise ValueError("the noise-aware bound needs a trace generated in this run (demand.trace.generate)")
+            raise ValueError("the noise-aware bound needs a trace generated in this run (demand.replay.trace.generate)")
         knowledge = {i: known(r) for i, r in enumerate(rows)}
         variant, _, q = name.partition("@")
         return NoiseAware(knowledge, q=float(q) if q else None, blind_first=variant.endswith("-blind"),
-                          bounds=bounds)
+                          bounds=bounds, spike_range=SPIKE_RANGE)
     if name == "model":
         return POLICIES[name](bounds=bounds, capacity=capacity, **kw)
     return POLICIES[name](bounds=bounds)
@@ -83,7 +83,7 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
 def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
              retrain_hours: float = 6.0) -> dict:
     """Replay ``rows`` (trace dicts in submit order) under ``policy``; returns metrics."""
-    bounds = dict(DEFAULT_BOUNDS, **(bounds or {}))
+    bounds = dict(REPLAY_BOUNDS, **(bounds or {}))
     cap_cpu, cap_mem = float(capacity["cpu"]), float(capacity["memory"])
     n = len(rows)
     events, seq = [], 0
@@ -107,30 +107,27 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
     waited = np.zeros(n)
     done_at = np.full(n, np.nan)
     kills = {"oom_killed": 0, "timeout": 0}
+    counts = {"nonfinite": 0}
     acc = {"mem_reserved": 0.0, "mem_used": 0.0, "cpu_reserved": 0.0, "cpu_used": 0.0}
     decide_s = 0.0
 
-    def clamp(alloc: dict) -> dict:
-        out = {}
-        for key, (lo, hi) in bounds.items():
-            out[key] = min(max(float(alloc[key]), lo), hi)
-        out["cpu"] = min(out["cpu"], cap_cpu)
-        out["memory"] = min(out["memory"], cap_mem)
-        return out
+    def admit(alloc: dict) -> dict:
+        """The service's rules (demand.policy.clamp), then the cluster's size: a job larger
+        than the cluster could never start."""
+        out = clamp(alloc, bounds)
+        return dict(out, cpu=min(out["cpu"], cap_cpu), memory=min(out["memory"], cap_mem))
 
     def decide(i, now, retry_of=None):
         nonlocal decide_s
         start = time.perf_counter()
         alloc = policy.size(requests[i], now, retry_of)
         decide_s += time.perf_counter() - start
-        if retry_of is not None:
-            prev = retry_of["allocated"]
-            alloc = {k: max(float(alloc[k]), prev[k]) for k in ("cpu", "memory", "timeout")}
-            if retry_of["reason"] == "oom_killed":
-                alloc = dict(alloc, memory=max(alloc["memory"], oom_bump(prev["memory"])))
-            else:
-                alloc = dict(alloc, timeout=max(alloc["timeout"], 2 * prev["timeout"]))
-        bisect.insort(queue, (i, clamp(alloc), now), key=lambda e: e[0])
+        if not all(np.isfinite(float(alloc[k])) for k in ("cpu", "memory", "timeout")):
+            counts["nonfinite"] += 1
+            alloc = {k: v if np.isfinite(float(v)) else bounds[k][1] for k, v in alloc.items()}
+        # What any policy owes a killed run's retry, as the service's sizer applies it.
+        alloc = retry_floor({k: alloc[k] for k in ("cpu", "memory", "timeout")}, retry_of)
+        bisect.insort(queue, (i, admit(alloc), now), key=lambda e: e[0])
 
     def start_attempt(i, alloc, now):
         r = rows[i]
@@ -209,6 +206,8 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         "util_mem": acc["mem_used"] / (cap_mem * span),
         "bounded_slowdown": float(slowdown.mean()) if len(slowdown) else 0.0,
         "decide_ms": 1000 * decide_s / max(int(attempts.sum()), 1),
+        "nonfinite": counts["nonfinite"],
+        **{k: v for k, v in getattr(policy, "checks", {}).items()},
     }
 
 
@@ -238,7 +237,7 @@ def plot(results: dict, path: str) -> None:
 
 def run(rows: list, policies: list, capacity: dict, retrain_hours: float = 6.0) -> dict:
     """Metrics of every named policy on ``rows``, plus the forecast's MASE."""
-    results = {name: simulate(rows, make_policy(name, rows, DEFAULT_BOUNDS, capacity), capacity,
+    results = {name: simulate(rows, make_policy(name, rows, REPLAY_BOUNDS, capacity), capacity,
                               retrain_hours=retrain_hours)
                for name in policies}
     out = {"policies": results}
@@ -260,35 +259,3 @@ def format_table(results: dict) -> str:
                      f"{100 * m['timeout_rate']:>8.2f} {m['wait_mean_s']:>9.0f} {m['wait_p95_s']:>9.0f} "
                      f"{m['util_cpu']:>8.3f} {m['util_mem']:>8.3f} {m['bounded_slowdown']:>6.2f}")
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demand.simulate", description=__doc__.splitlines()[0])
-    parser.add_argument("--trace", required=True, help="trace CSV (see demand.trace)")
-    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated, from: " + ", ".join(POLICIES))
-    parser.add_argument("--cpus", type=float, default=64.0, help="cluster cpu capacity (cores)")
-    parser.add_argument("--memory-gb", type=float, default=256.0, help="cluster memory capacity (GiB)")
-    parser.add_argument("--retrain-hours", type=float, default=6.0, help="model retraining period (simulated)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--plot", help="write slack-vs-kill-rate PNG here")
-    args = parser.parse_args(argv)
-    names = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = set(names) - set(POLICIES)
-    if unknown:
-        parser.error(f"unknown policies: {', '.join(sorted(unknown))}")
-    rows = read_csv(args.trace)
-    out = run(rows, names, {"cpu": args.cpus, "memory": args.memory_gb * GB}, args.retrain_hours)
-    if args.plot:
-        plot(out["policies"], args.plot)
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        print(format_table(out["policies"]))
-        for series, f in out["forecast"].items():
-            if isinstance(f, dict):
-                print(f"forecast {series}: MASE {f['mase']:.3f} vs seasonal naive {f['seasonal_naive_mase']:.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .sizing import DEFAULT_BOUNDS, DEFAULT_COLD_START, MB, Sizer
+from ..policy import DEFAULT_COLD_START, GB, MB, RUNNER_FLOOR
+from ..sizing import Sizer
+
+#: The replay's admin bounds: a cluster of 64-core, 256 GB nodes, not the service's
+#: small-box defaults (demand.policy.DEFAULT_BOUNDS).
+REPLAY_BOUNDS = {"cpu": (0.25, 8.0), "memory": (RUNNER_FLOOR, 64 * GB), "timeout": (60.0, 24 * 3600.0)}
 
 
 class Policy:
@@ -34,8 +39,8 @@ class Policy:
     name = "fixed"
 
     def __init__(self, bounds: Optional[dict] = None, cold_start: Optional[dict] = None):
-        self.bounds = dict(DEFAULT_BOUNDS, **(bounds or {}))
-        self.cold_start = dict(DEFAULT_COLD_START, timeout=self.bounds["timeout"][1], **(cold_start or {}))
+        self.bounds = dict(REPLAY_BOUNDS, **(bounds or {}))
+        self.cold_start = {**DEFAULT_COLD_START, "timeout": self.bounds["timeout"][1], **(cold_start or {})}
 
     def size(self, job: dict, now: float, retry_of: Optional[dict] = None) -> dict:
         """{cpu, memory (bytes), timeout (s)} for a submitted job or a retry."""
@@ -123,7 +128,7 @@ class Autopilot(DecayingHistogram):
 
 
 class Model(Policy):
-    """Ours: the service's own :class:`demand.Sizer`, fed the service's history shape."""
+    """Ours: the service's own :class:`demand.sizing.Sizer`, fed the service's history shape."""
 
     name = "model"
 
@@ -138,6 +143,14 @@ class Model(Policy):
         self.records: list[dict] = []
         self.by_user: dict[str, list] = {}
         self.n_succeeded = 0
+        #: Sizings the model could not give (the rules did instead), and fits rejected.
+        self.checks = {"model_fallbacks": 0, "rejected_fits": 0}
+
+    def _retrain(self, now):
+        info = self.sizer.retrain(self.records, now=now)
+        rejected = info.get("rejected")
+        if rejected and rejected["trained_at"] == now:
+            self.checks["rejected_fits"] += 1
 
     def observe(self, record):
         self.records.append(record)
@@ -147,15 +160,17 @@ class Model(Policy):
             # The service's rule: retrain early while the history is young, not only
             # on the schedule (all the records are of attempts that have ended).
             if self.sizer.retrain_due(self.n_succeeded):
-                self.sizer.retrain(self.records, now=record["end_time"])
+                self._retrain(record["end_time"])
 
     def size(self, job, now, retry_of=None):
         history = self.by_user.get(job["user"], [])[-200:][::-1]
         job = dict(job, requested={}, retry_of=retry_of)  # the recommender replaces hand-set limits
-        return self.sizer.size(job, history, now)["allocated"]
+        out = self.sizer.size(job, history, now)
+        self.checks["model_fallbacks"] += "(model " in out["basis"]
+        return out["allocated"]
 
     def retrain(self, now):
-        self.sizer.retrain(self.records, now=now)
+        self._retrain(now)
 
 
 class Oracle(Policy):
@@ -181,6 +196,7 @@ class Known(NamedTuple):
     runtime: float    # seconds
     kind: str         # the generator's notebook kind
     notebook: tuple   # (user, features.signature): one user's notebook
+    spike_probability: float = 0.01  # odds of an unexplained spike (demand.replay.trace's)
 
 
 class NoiseAware(Policy):
@@ -209,8 +225,9 @@ class NoiseAware(Policy):
     MARGINS = np.arange(0.0, 5.0, 0.005)
 
     def __init__(self, knowledge: dict, q: Optional[float] = None, kill_budget: float = 0.009,
-                 blind_first: bool = False, bounds=None, cold_start=None):
-        """``knowledge``: job id (submit order) -> :class:`Known`."""
+                 blind_first: bool = False, bounds=None, cold_start=None, spike_range: tuple = (1.3, 2.5)):
+        """``knowledge``: job id (submit order) -> :class:`Known`; ``spike_range``: the
+        factors a spike multiplies a run's memory by (uniform), as the generator draws them."""
         super().__init__(bounds, cold_start)
         from statistics import NormalDist
         self.knowledge = knowledge
@@ -232,20 +249,23 @@ class NoiseAware(Policy):
             margin = NormalDist().inv_cdf(q) * spread
         else:
             runtime = np.array([knowledge[i].runtime for i in ids])
-            margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget)
+            spikes = np.array([knowledge[i].spike_probability for i in ids])
+            margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget, spikes, spike_range)
         self.limit = dict(zip(ids, np.exp(center + margin).tolist()))
 
     @classmethod
-    def _cost_aware(cls, cost: np.ndarray, spread: np.ndarray, budget: float) -> np.ndarray:
+    def _cost_aware(cls, cost: np.ndarray, spread: np.ndarray, budget: float, spikes: np.ndarray,
+                    spike_range: tuple) -> np.ndarray:
         """Per job, the log margin minimising reserved MB-s plus a price per kill, at the
-        one price whose expected kills per job meet ``budget``."""
+        one price whose expected kills per job meet ``budget`` (``spikes``: each job's
+        odds of a spike, and the range of a spike's factor, as the generator draws them)."""
         from scipy.stats import norm
 
-        from .trace import SPIKE_PROBABILITY, SPIKE_RANGE
-        m, sd, cost = cls.MARGINS[None, :], spread[:, None], cost[:, None]
-        p = (1 - SPIKE_PROBABILITY) * norm.sf(m / sd)
-        for s in np.log(np.linspace(*SPIKE_RANGE, 25)):
-            p += SPIKE_PROBABILITY / 25 * norm.sf((m - s) / sd)
+        m, sd, cost = cls.MARGINS[None, :], np.maximum(spread[:, None], 1e-6), cost[:, None]
+        odds = spikes[:, None]
+        p = (1 - odds) * norm.sf(m / sd)
+        for s in np.log(np.linspace(*spike_range, 25)):
+            p += odds / 25 * norm.sf((m - s) / sd)
         reserved = cost * np.exp(m) * (1 + 2 * p)  # a kill costs the attempt and a retry at twice the limit
         rows = np.arange(len(cost))
         lo, hi = -10.0, 40.0  # log price of one kill, in MB-s

@@ -21,10 +21,8 @@ unconstrained; the simulator decides what happens under a given limit.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,24 +229,3 @@ def read_csv(path) -> list[dict]:
     """Read a trace CSV back into :func:`typed` rows."""
     with open(path, newline="") as f:
         return [typed(r) for r in csv.DictReader(f)]
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demand.trace", description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=28)
-    parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("-o", "--output", default="-", help="CSV path, or - for stdout")
-    args = parser.parse_args(argv)
-    rows = generate(args.days, args.users, args.seed)
-    if args.output == "-":
-        write_csv(rows, sys.stdout)
-    else:
-        with open(args.output, "w", newline="") as f:
-            write_csv(rows, f)
-        print(f"{len(rows)} jobs -> {args.output}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
