@@ -88,7 +88,7 @@ def isoformat(dt: Optional[datetime]) -> Optional[str]:
 
 
 def job_model(job: Job) -> dict:
-    """The REST representation of a job (the API contract of DESIGN.md)."""
+    """The REST representation of a job (the contract served at ``…/api/openapi.json``)."""
     error = None
     if job.error_reason:
         error = {"reason": job.error_reason, "message": job.error_message or "", "cell": job.error_cell}
