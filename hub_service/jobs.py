@@ -108,6 +108,11 @@ class JobManager(LoggingConfigurable):
             allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={},
         )
 
+    @property
+    def bounds(self) -> dict:
+        """The admin's [least, most] for each resource, as a job may ask for it."""
+        return {name: list(pair) for name, pair in self.sizing.bounds.items()}
+
     async def submit(self, user: str, bundle: Bundle, *, idempotency_key: Optional[str] = None, **fields) -> Job:
         """Store the input, size the job and queue it (raises DuplicateKey for a repeated key).
 

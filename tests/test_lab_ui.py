@@ -137,11 +137,11 @@ def test_a_bad_parameter_value_is_named_beside_its_field(hub, lab):
     page.wait_for_function("document.querySelector('.jp-NotebookJobs-fieldError[data-field=\"times\"]')"
                            ".textContent.includes('whole number')")
     assert error.inner_text() == "must be a whole number"
-    # an override past the admin's bounds: the service's dry run clamps it, the dialog says so
+    # an override past the admin's bounds (which the dry run tells) is named beside its field
     dialog.locator('[name="param-times"]').fill("2")
     dialog.locator('[name="cpu"]').fill("64")
     page.wait_for_function("document.querySelector('.jp-NotebookJobs-fieldError[data-field=\"cpu\"]')"
-                           ".textContent.includes(\"admin's bounds allow\")")
+                           ".textContent.includes(\"must be between 0.25 and 2 (the admin's bounds)\")")
     assert error.inner_text() == ""
     page.locator(".jp-Dialog-content").screenshot(path=str(SHOTS / "dialog-clamped.png"))
     page.locator(".jp-Dialog-button.jp-mod-reject").click()

@@ -206,6 +206,9 @@ def test_dry_run_sizes_like_a_submit_and_stores_nothing(alice):
     allocated = planned["resources"]["allocated"]
     assert allocated["basis"] and allocated["timeout"] > 0
     assert allocated["memory"] == planned["resources"]["requested"]["memory"] == 2**30
+    bounds = planned["resources"].pop("bounds")  # the admin's, for the Lab dialog's overrides
+    assert set(bounds) == {"cpu", "memory", "timeout"}
+    assert all(low <= allocated[name] <= high for name, (low, high) in bounds.items())
     # the same body as a real submit gets the same allocation
     job = alice.post("jobs", json={"notebook": nb, "parameters": {"x": 5}, "name": "probe",
                                    "resources": {"memory": "1GB"}}).json()

@@ -211,8 +211,9 @@ class JobsHandler(APIHandler):
         """Validate and size exactly as a submit would; answer the would-be job, store nothing."""
         fields, bundle = await asyncio.to_thread(self._parse_submission, user)
         planned = await self.jobs.plan(user, bundle, **fields)
-        would_be = Job(id=None, status="queued", input_hash=bundle.sha256, cells_done=0, **planned)
-        self.write_json(dict(job_model(would_be), dry_run=True), 200)
+        would_be = job_model(Job(id=None, status="queued", input_hash=bundle.sha256, cells_done=0, **planned))
+        would_be["resources"]["bounds"] = self.jobs.bounds  # what an override may ask for
+        self.write_json(dict(would_be, dry_run=True), 200)
 
     def _parse_submission(self, user: str):
         """Fields and bundle from the body; IntakeError names what is wrong."""

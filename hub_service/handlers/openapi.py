@@ -54,7 +54,11 @@ def _schemas() -> dict:
         "progress": {"type": "object", "properties": {"cells_done": {"type": "integer"},
                                                       "cells_total": {"type": "integer", "nullable": True}}},
         "resources": {"type": "object", "properties": {
-            "requested": _OBJECT, "predicted": _OBJECT, "allocated": _OBJECT, "used": _OBJECT}},
+            "requested": _OBJECT, "predicted": _OBJECT, "allocated": _OBJECT, "used": _OBJECT,
+            "bounds": {"type": "object", "description": "only on a dry run's answer: the admin's "
+                       "[least, most] for cpu (cores), memory (bytes) and timeout (seconds)",
+                       "additionalProperties": {"type": "array", "items": {"type": "number"},
+                                                "minItems": 2, "maxItems": 2}}}},
         "timeout": {"type": "number", "nullable": True},
         "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
         "callback_url": _NULLABLE_STRING, "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
