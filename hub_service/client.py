@@ -16,7 +16,8 @@ from typing import Callable, Iterator, Optional
 
 import requests
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+from .states import TERMINAL
+
 DEFAULT_HUB_URL = "http://127.0.0.1:8000"
 SERVICE_PATH = "/services/notebook-jobs/"
 # The events stream says something (a keep-alive at least) every 15 s. The Hub's proxy

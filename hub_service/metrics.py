@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .states import STATUSES
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 JOBS_SUBMITTED = Counter("notebook_jobs_submitted", "Jobs accepted", ["kind"], registry=REGISTRY)
@@ -28,12 +30,13 @@ def record_end(job) -> None:
 
 
 def record_start(job) -> None:
+    """Observe one job's wait in the queue (called when it starts)."""
     if job.started:
         JOB_WAIT.observe(max(0.0, (job.started - job.created).total_seconds()))
 
 
 def exposition(status_counts: dict) -> bytes:
     """The text exposition, with status gauges refreshed from the store."""
-    for status in ("queued", "running", "succeeded", "failed", "cancelled"):
+    for status in STATUSES:
         JOB_STATUS.labels(status).set(status_counts.get(status, 0))
     return generate_latest(REGISTRY)

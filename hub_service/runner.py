@@ -33,13 +33,43 @@ import signal
 import sys
 import time
 
-# Events go to the original stdout; anything else that writes to sys.stdout (papermill,
-# a library warming up) lands in the log instead of corrupting the event stream.
-_EVENTS = os.fdopen(os.dup(1), "w", buffering=1)
-os.dup2(2, 1)
-sys.stdout = sys.stderr
-
 INJECTED_TAG = "injected-parameters"
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+#: Where events go: the original stdout, taken over by take_stdout() in main().
+_EVENTS = None
+
+
+def take_stdout():
+    """Keep fd 1 for events alone and point everything else that writes to stdout at stderr.
+
+    Papermill, a library warming up, or the kernel (which inherits fd 1) then land in the
+    log instead of corrupting the event stream. The events' fd is a private dup, not
+    inherited by the kernel.
+    """
+    global _EVENTS
+    _EVENTS = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+
+def make_undumpable():
+    """Close this process's /proc/<pid>/fd, mem and ptrace to processes of the same uid.
+
+    The kernel runs the user's code as the runner's uid; without this it could open
+    /proc/<runner>/fd/<events> and write forged events (progress, "finished") into the
+    stream the service believes. An undumpable process's /proc entries belong to root,
+    and the job has no capabilities. The flag is not inherited across exec: the kernel
+    itself stays an ordinary process.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_DUMPABLE, 0): {os.strerror(err)}")
 
 
 def emit(event, **fields):
@@ -116,6 +146,9 @@ DEFAULT_WARM_KERNEL = "python3"
 
 
 def main(argv=None):
+    """Run one job (or wait for one, warm) as the command line says: the exit code."""
+    make_undumpable()  # before any user code exists
+    take_stdout()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input")
     parser.add_argument("--output")

@@ -8,6 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.hubtest import make_notebook
 
@@ -87,8 +88,38 @@ def test_webhook_into_the_deployment_is_refused_at_submit_with_why(alice, hub, o
     assert not received
 
 
-def test_metrics_count_ended_jobs(admin):
-    admin.wait(admin.submit(make_notebook("1"))["id"])
-    text = admin.get("metrics").text
-    assert 'notebook_jobs_ended_total{reason="",status="succeeded"}' in text
-    assert 'notebook_jobs_status{status="succeeded"}' in text
+def scrape(user) -> dict:
+    """The service's metrics as {(name, sorted label items): value}."""
+    r = user.get("metrics")
+    assert r.status_code == 200, r.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(r.text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_submitted_and_ended_jobs_by_status_and_reason(admin):
+    before = scrape(admin)
+    ok = admin.submit(make_notebook("1"))
+    bad = admin.submit(make_notebook("1 / 0"))
+    assert admin.wait(ok["id"])["status"] == "succeeded"
+    assert admin.wait(bad["id"])["status"] == "failed"
+    after = scrape(admin)
+
+    def moved(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    # Counters move only when the job flow feeds them; this test's jobs, and nobody
+    # else's (the session's tests run one at a time).
+    assert moved("notebook_jobs_submitted_total", kind="ipynb") == 2
+    assert moved("notebook_jobs_ended_total", status="succeeded", reason="") == 1
+    assert moved("notebook_jobs_ended_total", status="failed", reason="cell_error") == 1
+    assert moved("notebook_jobs_ended_total", status="cancelled", reason="cancelled") == 0
+    assert moved("notebook_jobs_queue_wait_seconds_count") == 2
+    assert moved("notebook_jobs_runtime_seconds_count") == 2
+    assert moved("notebook_jobs_runtime_seconds_sum") > 0
+    # The gauges are the store's counts at scrape time.
+    assert moved("notebook_jobs_status", status="succeeded") == 1
+    assert moved("notebook_jobs_status", status="failed") == 1

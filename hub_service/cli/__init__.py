@@ -20,7 +20,8 @@ import re
 import sys
 from datetime import datetime
 
-from ..client import TERMINAL, Client, ClientError
+from ..client import Client, ClientError
+from ..states import STATUSES, TERMINAL, Status
 from . import parameters as params
 from .lines import duration, human_duration, summary, would_run
 from .progress import Progress
@@ -134,12 +135,12 @@ def _wait(client: Client, job: dict, args, first_line: str) -> int:
         return EXIT_INTERRUPTED
     if args.json:
         _print_json(job)
-    elif job["status"] == "succeeded":
+    elif job["status"] == Status.SUCCEEDED:
         print(summary(job, url))
     else:
         sys.stdout.flush()
         sys.stderr.write(summary(job, url) + "\n")
-    return 0 if job["status"] == "succeeded" else EXIT_FAILED
+    return 0 if job["status"] == Status.SUCCEEDED else EXIT_FAILED
 
 
 def _follow(client: Client, job: dict, progress) -> dict:
@@ -300,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_submit)
 
     s = add("list", help="list your jobs")
-    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    s.add_argument("--status", choices=STATUSES)
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--all", action="store_true", help="everyone's jobs (admins)")
     s.add_argument("--json", action="store_true", help="print the API's answer as JSON")

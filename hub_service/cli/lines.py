@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
+from ..states import Status
+
 
 def duration(job: dict) -> Optional[float]:
     """Seconds the job ran (from start, or from submission if it never started) to its end."""
@@ -39,9 +41,9 @@ def failure_text(job: dict) -> str:
 
 def summary(job: dict, url: str) -> str:
     """The last line: status, duration, the job's page and, unless it succeeded, why not."""
-    verb = "after" if job["status"] == "cancelled" else "in"
+    verb = "after" if job["status"] == Status.CANCELLED else "in"
     line = f"{job['status']} {verb} {human_duration(duration(job))}  {url}"
-    if job["status"] != "succeeded":
+    if job["status"] != Status.SUCCEEDED:
         line += f"  {failure_text(job)}"
     return line
 

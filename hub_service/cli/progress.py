@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Optional, TextIO
 
+from ..states import Status
+
 
 class Progress:
     """Draws a job's progress from its events on ``out``: a bar on a terminal, else lines."""
@@ -52,9 +54,9 @@ class Progress:
             if job["status"] != self.status:
                 self.status = job["status"]
                 # the summary line tells the end, and 'started' a fresh run: no line of their own
-                if self.status == "queued":
+                if self.status == Status.QUEUED:
                     self._line("queued")
-                elif self.status == "running" and self.total:  # joined a run under way
+                elif self.status == Status.RUNNING and self.total:  # joined a run under way
                     self._line(f"running: {self.done} of {self.total} cells done")
                 elif self.tty:
                     self._draw()

@@ -1,7 +1,8 @@
 """HTML pages: the user's jobs, one job, and the admin view — in the Hub's own look.
 
-Templates extend the Hub's ``page.html`` (found beside the installed jupyterhub), so
-the service looks like part of the Hub; the pages fetch the REST API for live data.
+Templates extend the Hub's ``page.html`` (found beside the installed jupyterhub, as
+jupyterhub-announcement finds it), so the service looks like part of the Hub: its nav
+bar, menus, theme toggle and ``window.jhdata``. The pages fetch the REST API for live data.
 """
 
 from __future__ import annotations
@@ -10,28 +11,49 @@ import json
 import os
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, UndefinedError
-from jupyterhub._data import DATA_FILES_PATH
 from jupyterhub.utils import url_path_join
 from tornado import web
 
 from .. import __version__
+from ..states import ACTIVE, STATUSES, WITH_OUTPUT
 from ..store import job_model
 from .base import APIHandler, BaseHandler
 
 HERE = os.path.dirname(os.path.dirname(__file__))
-HUB_TEMPLATES = os.path.join(DATA_FILES_PATH, "templates")
+
+#: The names the Hub's page.html reads, and the blocks our templates fill. A Hub release
+#: that reads another name or drops a block fails tests/test_pages.py, not a page.
+HUB_PAGE_NAMES = frozenset({
+    "base_url", "prefix", "user", "admin_access", "no_spawner_check", "xsrf_token", "static_url",
+    "version_hash", "logo_url", "parsed_scopes", "services", "logout_url", "login_url", "announcement",
+})
+HUB_PAGE_BLOCKS = frozenset({"title", "stylesheet", "nav_bar_left_items", "main", "script"})
+
+
+def hub_templates_dir() -> str:
+    """The directory of the Hub's own templates (``page.html``): its only private name we use.
+
+    JupyterHub has no public way to find its installed data files; its services
+    (jupyterhub-announcement) import ``jupyterhub._data.DATA_FILES_PATH`` as done here.
+    tests/test_pages.py fails if a release moves it or changes what page.html reads.
+    """
+    from jupyterhub._data import DATA_FILES_PATH
+
+    return os.path.join(DATA_FILES_PATH, "templates")
 
 
 def make_environment() -> Environment:
     """Our templates first, then the Hub's (also reachable as ``templates/<name>``)."""
+    hub = hub_templates_dir()
     loader = ChoiceLoader([
         FileSystemLoader(os.path.join(HERE, "templates")),
-        PrefixLoader({"templates": FileSystemLoader(HUB_TEMPLATES)}, delimiter="/"),
-        FileSystemLoader(HUB_TEMPLATES),
+        PrefixLoader({"templates": FileSystemLoader(hub)}, delimiter="/"),
+        FileSystemLoader(hub),
     ])
     env = Environment(loader=loader, autoescape=True)
     env.filters["size"] = human_size
     env.filters["seconds"] = human_seconds
+    env.globals.update(ACTIVE=ACTIVE, STATUSES=STATUSES, WITH_OUTPUT=WITH_OUTPUT)
     return env
 
 
@@ -60,32 +82,52 @@ def human_seconds(value) -> str:
     return (f"{hours}h " if hours else "") + f"{minutes}m {seconds}s"
 
 
+def hub_page_context(*, user_name, is_admin, hub_prefix, service_name, service_prefix, xsrf_token) -> dict:
+    """What the Hub's page.html reads (HUB_PAGE_NAMES), as the Hub's own pages give it.
+
+    ``user`` is what the Hub's User offers page.html: its name, and the name escaped for a
+    JavaScript string (without quotes: page.html adds them). The nav bar's Services menu
+    lists this service, the one the user is known to reach; the Admin item appears for
+    the Hub's admins, as the Hub decides with its "admin-ui" scope.
+    """
+
+    def static_url(path, include_version=True):
+        # page.html asks for the Hub's own static files (css, js)
+        return url_path_join(hub_prefix, "static", path) + (f"?v={__version__}" if include_version else "")
+
+    user = {"name": user_name, "json_escaped_name": json.dumps(user_name)[1:-1]} if user_name else None
+    return dict(
+        base_url=hub_prefix,
+        prefix=hub_prefix[: -len("hub/")] if hub_prefix.endswith("hub/") else hub_prefix,
+        user=user,
+        admin_access=bool(is_admin),
+        no_spawner_check=True,  # no spawner here: page.html then asks nothing of it
+        xsrf_token=xsrf_token,
+        static_url=static_url,
+        version_hash=__version__,
+        logo_url=None,
+        parsed_scopes={"admin-ui"} if is_admin else set(),
+        services=[{"name": service_name, "href": service_prefix}],
+        logout_url=url_path_join(hub_prefix, "logout"),
+        login_url=url_path_join(hub_prefix, "login"),
+        announcement=None,
+    )
+
+
 class PageHandler(BaseHandler):
-    """Renders a template with what the Hub's page.html expects."""
+    """Renders one of our templates inside the Hub's page.html."""
 
     def render_page(self, name: str, **ns) -> None:
-        env = self.settings["jinja_env"]
-        hub_prefix = self.settings["hub_prefix"]
+        """Render template ``name`` with the Hub's page context plus ``ns``."""
         user = self.current_user or {}
-
-        def static_url(path, include_version=True):
-            # page.html asks for the Hub's own static files (css, js)
-            return url_path_join(hub_prefix, "static", path) + (f"?v={__version__}" if include_version else "")
-
-        html = env.get_template(name).render(
-            static_url=static_url,
-            base_url=self.settings["hub_base_url"],
-            prefix=self.settings["hub_base_url"],
-            logout_url=url_path_join(hub_prefix, "logout"),
-            login_url=url_path_join(hub_prefix, "login"),
-            user={"name": user.get("name"), "json_escaped_name": json.dumps(user.get("name"))},
-            services=[],
-            parsed_scopes=set(),
-            admin_access=False,
-            no_spawner_check=True,
-            announcement=None,
-            version_hash=__version__,
-            xsrf_token=self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
+        xsrf = self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token
+        context = hub_page_context(
+            user_name=user.get("name"), is_admin=self.is_admin, hub_prefix=self.settings["hub_prefix"],
+            service_name=os.environ.get("JUPYTERHUB_SERVICE_NAME") or "notebook-jobs",
+            service_prefix=self.prefix, xsrf_token=xsrf,
+        )
+        html = self.settings["jinja_env"].get_template(name).render(
+            **context,
             service_prefix=self.prefix,
             api_url=url_path_join(self.prefix, "api") + "/",
             is_admin=self.is_admin,

@@ -51,10 +51,7 @@
     const events = new EventSource(cfg.api + "jobs/" + id + "/events?_xsrf=" + encodeURIComponent(cfg.xsrf));
     events.addEventListener("cell_finished", (e) => {
       const ev = JSON.parse(e.data);
-      const bar = document.getElementById("job-progress");
-      const total = parseInt(bar.dataset.total || "0", 10);
-      bar.textContent = ev.cells_done + "/" + (total || "?");
-      if (total) bar.style.width = (100 * ev.cells_done / total) + "%";
+      showProgress(ev.cells_done, parseInt(document.getElementById("job-progress").dataset.total || "0", 10) || null);
     });
     events.addEventListener("started", (e) => {
       document.getElementById("job-progress").dataset.total = JSON.parse(e.data).cells_total;
@@ -72,8 +69,41 @@
     });
   }
 
+  function showProgress(done, total) {
+    const bar = document.getElementById("job-progress");
+    if (total) bar.dataset.total = total;
+    bar.textContent = done + "/" + (total || "?");
+    bar.style.width = (total ? 100 * done / total : 0) + "%";
+  }
+
+  // The same words as the page's Jinja filters (size, seconds).
+  function size(value) {
+    if (value === null || value === undefined) return "";
+    let v = Number(value);
+    for (const unit of ["B", "KiB", "MiB", "GiB", "TiB"]) {
+      if (v < 1024 || unit === "TiB") return unit === "B" ? v.toFixed(0) + " B" : v.toFixed(1) + " " + unit;
+      v /= 1024;
+    }
+  }
+
+  function seconds(value) {
+    if (value === null || value === undefined) return "";
+    const v = Number(value);
+    if (v < 60) return v.toFixed(1) + "s";
+    const s = Math.floor(v) % 60, m = Math.floor(v / 60) % 60, h = Math.floor(v / 3600);
+    return (h ? h + "h " : "") + m + "m " + s + "s";
+  }
+
   function showEnd(job) {
     document.querySelectorAll(".job-cancel").forEach((b) => b.remove());
+    if (job.progress) showProgress(job.progress.cells_done, job.progress.cells_total);
+    const used = (job.resources || {}).used || {};
+    const cells = document.querySelectorAll("#job-used td");
+    if (cells.length === 3) {
+      cells[0].textContent = used.cpu_seconds === null || used.cpu_seconds === undefined ? "" : used.cpu_seconds.toFixed(1) + " cpu-s";
+      cells[1].textContent = size(used.peak_memory);
+      cells[2].textContent = seconds(used.wall_seconds);
+    }
     if (job.error) {
       const box = document.getElementById("job-error");
       box.textContent = job.error.reason + (job.error.cell !== null ? " in cell " + job.error.cell : "") +
@@ -81,7 +111,15 @@
       box.hidden = false;
     }
     if (job.status !== "cancelled") {
-      document.getElementById("job-output").src = cfg.api + "jobs/" + job.id + "/output?format=html";
+      document.querySelectorAll(".job-output-link").forEach((a) => {
+        a.href = a.dataset.href;
+        a.classList.remove("disabled");
+        a.removeAttribute("aria-disabled");
+        a.removeAttribute("tabindex");
+      });
+      const output = document.getElementById("job-output");
+      output.src = cfg.api + "jobs/" + job.id + "/output?format=html";
+      output.hidden = false;
     }
   }
 

@@ -8,6 +8,8 @@ from typing import Optional
 from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..states import TERMINAL  # noqa: F401 - the store's name for it (hub_service.store.TERMINAL)
+
 
 def utcnow() -> datetime:
     """Naive UTC now: SQLite has no time zones, so everything stored is UTC."""
@@ -83,7 +85,6 @@ def isoformat(dt: Optional[datetime]) -> Optional[str]:
     return dt.replace(tzinfo=timezone.utc).isoformat() if dt else None
 
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def job_model(job: Job) -> dict:

@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from tests.docker.conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
+from tests.test_runner import FORGE_CELL, forge_report
 
 pytestmark = pytest.mark.asyncio
 
@@ -205,15 +206,14 @@ async def test_output_flood_is_capped_and_fast(make_executor, make_job):
     ex = make_executor(log_limit=1 << 20, log_max_size="2m", keep_containers=True)
     await ex.start()
     flood = make_job(make_notebook(cell("""
-        import os
-        # ipykernel captures the kernel's own fds into the notebook; the runner's
-        # stderr (pid 1) is the container's, and it is ours to open.
-        fd = os.open("/proc/1/fd/2", os.O_WRONLY)
+        import os, sys
+        # ipykernel captures the kernel's fds 1 and 2 into the notebook; the stream's
+        # fileno() is its copy of the original fd 2: the container's stderr.
+        fd = sys.stderr.fileno()
         line = b"x" * 1023 + b"\\n"
         block = line * 1024
         for _ in range(200):          # 200 MiB straight to the container's stderr
             os.write(fd, block)
-        os.close(fd)
         print("FLOODED")
     """)))
     out, rec, elapsed = await run_with_honest(ex, make_job, flood)
@@ -228,8 +228,25 @@ async def test_output_flood_is_capped_and_fast(make_executor, make_job):
     client = docker.from_env()
     log_path = client.api.inspect_container(ex._names(flood.job_id)[0])["LogPath"]
     client.close()
-    if os.access(log_path, os.R_OK):
-        assert os.path.getsize(log_path) <= 3 << 20
+    # Read as root (here and in CI); elsewhere say so rather than pass without checking.
+    assert os.access(log_path, os.R_OK), f"cannot read the daemon's log file {log_path}: run as root"
+    assert os.path.getsize(log_path) <= 3 << 20
+
+
+async def test_job_cannot_forge_events_through_the_runners_proc_fds(sandbox_executor, make_job, request):
+    if sandbox_executor.runtime == "runsc":
+        # gVisor's /proc lets a process of the same uid open an undumpable process's fds.
+        # strict: when a gVisor release closes it, this says so.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="gVisor ignores PR_SET_DUMPABLE for /proc/<pid>/fd"))
+    forger = make_job(make_notebook(FORGE_CELL, "print('honest')"))
+    out, rec, _ = await run_with_honest(sandbox_executor, make_job, forger)
+    report = forge_report(rec.log_text)
+    assert not any(e.get("forged") for e in rec.events), (report, rec.events)
+    assert out.status == "succeeded", (out, rec.log_text[-2000:])
+    # The runner is pid 1 of the container; as uid 1000 its undumpable fds are root's.
+    assert report == "FORGE 1 {'fd': 'PermissionError'}", report
+    assert [e["event"] for e in rec.events if e["event"] != "assigned"][-1] == "finished"
+    assert sum(e["event"] == "finished" for e in rec.events) == 1, rec.events
 
 
 async def test_job_cannot_read_host_files(sandbox_executor, make_job, tmp_path_factory):

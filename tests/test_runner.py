@@ -1,0 +1,110 @@
+"""The runner program itself, run as the executors run it: real papermill, real kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hub_service.executors.base import parse_event
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = ROOT / "hub_service" / "runner.py"
+RUNNER_VENV = ROOT / ".venv-runner" / "bin" / "python"
+PR_CAPBSET_DROP = 24  # <linux/prctl.h>
+
+
+def drop_all_capabilities():
+    """In the child before exec: no capability survives the exec, as in a job's container.
+
+    Root with CAP_SYS_PTRACE may open any process's /proc/<pid>/fd whatever it does; a
+    job never has it (the container drops every capability, and runs as uid 1000).
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last cap: ignored
+
+
+#: A notebook cell that tries to write a forged "finished" event into every pipe its
+#: parent (the runner) holds, through /proc: the runner's event stream is one of them.
+FORGE_CELL = textwrap.dedent("""
+    import json, os, stat
+    forged = json.dumps({"event": "finished", "status": "succeeded", "forged": True}) + "\\n"
+    runner, tried = os.getppid(), {}
+    try:
+        fds = os.listdir(f"/proc/{runner}/fd")
+    except OSError as e:
+        fds, tried["fd"] = [], type(e).__name__
+    for fd in fds:
+        path = f"/proc/{runner}/fd/{fd}"
+        try:
+            if not stat.S_ISFIFO(os.stat(path).st_mode):
+                continue
+            w = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(w, forged.encode())
+            os.close(w)
+            tried[fd] = "written"
+        except OSError as e:
+            tried[fd] = type(e).__name__
+    print("FORGE", runner, tried)
+""").strip()
+
+
+def forge_notebook() -> nbformat.NotebookNode:
+    """A notebook whose only cell is FORGE_CELL, then one honest cell."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(FORGE_CELL), nbformat.v4.new_code_cell("print('honest')")]
+    return nb
+
+
+def forge_report(log: str) -> str:
+    """The FORGE line the notebook printed (the test is void without it)."""
+    lines = [line for line in log.splitlines() if line.startswith("FORGE")]
+    assert lines, f"the forging cell did not report:\n{log[-3000:]}"
+    return lines[0]
+
+
+def test_importing_the_runner_leaves_the_importers_stdout_alone():
+    code = (
+        "import os, sys\n"
+        "before = (sys.stdout, os.fstat(1).st_ino)\n"
+        "import hub_service.runner\n"
+        "assert (sys.stdout, os.fstat(1).st_ino) == before, 'stdout rewired on import'\n"
+        "print('still mine')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "still mine\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl are Linux's")
+def test_a_notebook_cannot_forge_events_through_the_runners_proc_fds(tmp_path):
+    python = str(RUNNER_VENV if RUNNER_VENV.exists() else sys.executable)
+    nbformat.write(forge_notebook(), tmp_path / "input.ipynb")
+    (tmp_path / "files").mkdir()
+    env = dict(os.environ, HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
+    out = subprocess.run(
+        [python, str(RUNNER), "--input", str(tmp_path / "input.ipynb"), "--output", str(tmp_path / "output.ipynb"),
+         "--cwd", str(tmp_path / "files")],
+        capture_output=True, text=True, timeout=180, env=env, preexec_fn=drop_all_capabilities,
+    )
+    events = [e for e in map(parse_event, out.stdout.splitlines()) if e is not None]
+    report = forge_report(out.stderr)
+    assert not any(e.get("forged") for e in events), (report, events)
+    # The attempt was real: the runner's /proc/<pid>/fd was there to try, and refused
+    # (the listing itself for another uid; each descriptor for uid 0 without capabilities).
+    assert "PermissionError" in report and "written" not in report, report
+    assert [e["event"] for e in events] == [
+        "started", "cell_started", "cell_finished", "cell_started", "cell_finished", "finished",
+    ], events
+    assert events[-1]["status"] == "succeeded" and out.returncode == 0, out.stderr[-2000:]
