@@ -35,6 +35,15 @@ def cli_env(user, **extra) -> dict:
     return {k: v for k, v in env.items() if v is not None}
 
 
+def sigint_as_at_a_terminal():
+    """In the child before exec: Ctrl-C's default action, as a user's shell gives it.
+
+    A test run started in the background by a non-interactive shell (as CI may be) inherits
+    SIGINT ignored, and Python keeps an ignored SIGINT ignored, so the CLI would never see it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(user, *args, timeout=120, **env) -> subprocess.CompletedProcess:
     """Run the CLI to its end with stdout and stderr captured (so not a terminal)."""
     return subprocess.run([sys.executable, "-m", "hub_service.cli", *args], cwd=ROOT, env=cli_env(user, **env),
@@ -245,7 +254,8 @@ def test_logs_follow_ends_cleanly_on_ctrl_c(alice):
     job = alice.submit(make_notebook("import time\nprint('started', flush=True)\ntime.sleep(60)"))
     alice.wait(job["id"], statuses=("running",))
     proc = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "logs", job["id"], "--follow"], cwd=ROOT,
-                            env=cli_env(alice), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(alice), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_at_a_terminal)
     deadline = time.monotonic() + 60
     while "started" not in alice.get(f"jobs/{job['id']}/logs").text and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -263,7 +273,7 @@ def test_ctrl_c_stops_waiting_and_leaves_the_job_running(alice, notebook, tmp_pa
     with open(out_path, "w") as out_file:
         proc = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "submit", notebook("import time\ntime.sleep(60)"),
                                  "--wait"], cwd=ROOT, env=cli_env(alice), stdout=out_file, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=sigint_as_at_a_terminal)
     deadline = time.monotonic() + 60
     while "cell 1 of 1 started" not in out_path.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
