@@ -22,6 +22,7 @@ from .dispatch import Dispatcher, pick_next
 from .executors.base import Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
 from .outputs import Artifacts, CappedLog
+from .planning import DemandPlanner, history_record
 from .sizing import Sizing
 from .store import InvalidTransition, Job, Store, job_model
 from .webhooks import CallbackRefused, Webhooks
@@ -37,6 +38,8 @@ class JobManager(LoggingConfigurable):
     sizing = Instance(Sizing)
     broker = Instance(Broker, ())
     webhooks = Instance(Webhooks)
+    #: the demand model's upkeep: this hour's load, early retraining (none: no load cap, no retraining)
+    planner = Instance(DemandPlanner, allow_none=True)
 
     @default("webhooks")
     def _default_webhooks(self):
@@ -45,10 +48,6 @@ class JobManager(LoggingConfigurable):
     log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
-    load_interval = Float(
-        300.0, help="Seconds between reads of the load forecast (cpu per job, jobs at once for the hour); 0: off."
-    ).tag(config=True)
-    retrain_history = Integer(100_000, help="Most recent finished jobs the demand model learns from.").tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -56,8 +55,6 @@ class JobManager(LoggingConfigurable):
         self._wake = asyncio.Event()
         self._loop_task = None
         self._background = set()
-        self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
-        self._retraining = False
 
     # -- submission -------------------------------------------------------------
 
@@ -99,7 +96,7 @@ class JobManager(LoggingConfigurable):
             lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
         # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
         sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of,
-                                        cpu_share=self.load.get("cpu_per_job"))
+                                        cpu_share=self._load("cpu_per_job"))
         return dict(
             user=user, name=name, input_kind=bundle.kind, input_name=bundle.name, path=path,
             parameters=parameters, output_formats=output_formats, callback_url=callback_url,
@@ -178,8 +175,6 @@ class JobManager(LoggingConfigurable):
 
     def start(self) -> None:
         self._loop_task = asyncio.ensure_future(self._dispatch_loop())
-        if self.sizing.use_model:
-            self._spawn(self.load_loop())
 
     async def stop(self) -> None:
         """Stop dispatching; running jobs are left to the backend (durable ones are reattached later)."""
@@ -204,7 +199,7 @@ class JobManager(LoggingConfigurable):
     def dispatch_once(self) -> list:
         """Start every queued job that fits now; returns the started ids."""
         started = []
-        cap = self.dispatcher.capacity(self.executor.gpu_count(), self.load.get("max_concurrent"))
+        cap = self.dispatcher.capacity(self.executor.gpu_count(), self._load("max_concurrent"))
         while True:
             # Only what the choice reads, and the queue only when a slot is free: this runs
             # on the event loop at every submit, and a burst queues hundreds of jobs.
@@ -300,8 +295,8 @@ class JobManager(LoggingConfigurable):
                     self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
             self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
-        if job.status == "succeeded" and self.sizing.use_model and not self._retraining:
-            self._spawn(self._retrain_if_due())
+        if job.status == "succeeded" and self.planner is not None:
+            self.planner.job_succeeded()
 
     async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
         """The job's output in ``fmt``; renders are made once (in the worker process) and cached."""
@@ -328,56 +323,9 @@ class JobManager(LoggingConfigurable):
     def _publish(self, job: Job) -> None:
         self.broker.publish(job.id, {"event": "status", "job": job_model(job)})
 
-    # -- the demand model ----------------------------------------------------------------
-
-    async def retrain(self) -> dict:
-        """Fit the demand model on the finished jobs now."""
-        history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
-        info = await self.sizing.retrain(history)
-        self.log.info("demand model retrained on %d jobs: version %s", len(history), info.get("version"))
-        return info
-
-    async def _retrain_if_due(self) -> None:
-        """Between scheduled retrainings: the first model early, then each time the history doubles."""
-        self._retraining = True
-        try:
-            succeeded = self.store.counts().get("succeeded", 0)
-            if await self.sizing.model_call(offload.retrain_due, succeeded):
-                await self.retrain()
-        except Exception:
-            self.log.exception("early retraining failed")
-        finally:
-            self._retraining = False
-
-    async def demand_info(self) -> dict:
-        """The current model and its metrics, the load forecast, and how the sizing did:
-        realised slack and kill rates of the finished jobs, per sizing basis."""
-        info = await self.sizing.info()
-        # Only what the forecast and the report read crosses to the worker.
-        history = [{k: r[k] for k in ("submit_time", "status", "reason", "predicted", "allocated", "used")}
-                   for r in map(history_record, self.store.history(limit=self.retrain_history))]
-        info.update(await self.sizing.model_call(offload.report, history))
-        return info
-
-    async def load_loop(self) -> None:
-        """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""
-        while self.load_interval > 0:
-            try:
-                self.load = await self.sizing.model_call(
-                    offload.load_factor, time.time(), {"cpu": self.dispatcher.cpu, "memory": self.dispatcher.memory}
-                )
-            except Exception:
-                self.log.exception("reading the load forecast failed")
-            await asyncio.sleep(self.load_interval)
-
-    async def retrain_loop(self, interval: float) -> None:
-        """Retrain every ``interval`` seconds; a failure is logged and tried again next time."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.retrain()
-            except Exception:
-                self.log.exception("periodic retraining failed")
+    def _load(self, key: str) -> Optional[float]:
+        """This hour's forecast ``cpu_per_job`` or ``max_concurrent`` (None: no forecast)."""
+        return self.planner.load.get(key) if self.planner is not None else None
 
     # -- recovery ---------------------------------------------------------------------
 
@@ -415,22 +363,13 @@ class JobManager(LoggingConfigurable):
     def running_tasks(self) -> int:
         return len(self._tasks)
 
+    # -- the demand model, for the admin's /demand ----------------------------------------
 
-def history_record(job: Job) -> dict:
-    """A finished job as the demand model reads it."""
-    f = job.features or {}
-    return {
-        "submit_time": job.created_ts,
-        "user": job.user,
-        "code_cells": f.get("code_cells"),
-        "source_bytes": f.get("source_bytes"),
-        "imports": f.get("imports", []),
-        "params": job.parameters,
-        "status": job.status,
-        "reason": job.error_reason,
-        "predicted": job.predicted,
-        "allocated": job.allocated,
-        "used": job.used,
-    }
+    async def demand_info(self) -> dict:
+        """The demand model, its forecast and how the sizing did (see :meth:`DemandPlanner.info`)."""
+        return await self.planner.info()
 
+    async def retrain(self) -> dict:
+        """Fit the demand model on the finished jobs now."""
+        return await self.planner.retrain()
 
