@@ -16,14 +16,15 @@ from typing import Optional
 from traitlets import Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from . import metrics, offload
+from . import metrics, offload, outputs
 from .broker import Broker
-from .dispatch import Dispatcher, pick_next
-from .executors.base import Executor, JobSpec, Outcome, Usage
+from .dispatch import Capacity, Dispatcher, pick_next
+from .executors.base import INPUT_NOTEBOOK, Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
 from .outputs import Artifacts, CappedLog
 from .planning import DemandPlanner, history_record
 from .sizing import Sizing
+from .states import Status
 from .store import InvalidTransition, Job, Store, job_model
 from .webhooks import CallbackRefused, Webhooks
 
@@ -360,8 +361,81 @@ class JobManager(LoggingConfigurable):
             self.log.info("recovery: %s", report)
         return report
 
+    # -- what the handlers read --------------------------------------------------------
+
     def running_tasks(self) -> int:
+        """Jobs this process follows now."""
         return len(self._tasks)
+
+    def get(self, job_id: str, user: Optional[str] = None) -> Optional[Job]:
+        """The job, or None if there is none (given ``user``: none of that user's)."""
+        return self.store.get(job_id, user)
+
+    def list_jobs(self, user: Optional[str], statuses=(), query: str = "", limit: int = 50,
+                  cursor: Optional[str] = None, newest_first: bool = True) -> tuple:
+        """A page of jobs and the next page's cursor (raises BadCursor for a cursor not ours)."""
+        return self.store.list_jobs(user, statuses, query, limit, cursor, newest_first=newest_first)
+
+    def find_by_idempotency_key(self, user: str, key: str) -> Optional[Job]:
+        """The user's job submitted with ``key``, if any."""
+        return self.store.find_by_idempotency_key(user, key)
+
+    def subscribe(self, job_id: str) -> asyncio.Queue:
+        """A queue of the job's events from now on; hand it back to :meth:`unsubscribe`."""
+        return self.broker.subscribe(job_id)
+
+    def unsubscribe(self, job_id: str, queue: asyncio.Queue) -> None:
+        """Stop the events of :meth:`subscribe`."""
+        self.broker.unsubscribe(job_id, queue)
+
+    def input_notebook(self, job: Job) -> tuple:
+        """The notebook the job was submitted with: its bytes and media type."""
+        data = (self.artifacts.input_dir(job.input_hash) / INPUT_NOTEBOOK).read_bytes()
+        return data, outputs.MEDIA_TYPES["ipynb"]
+
+    def log_bytes(self, job_id: str) -> bytes:
+        """The job's log so far (empty before it started)."""
+        path = self.artifacts.log_path(job_id)
+        return path.read_bytes() if path.exists() else b""
+
+    def capacity(self) -> Capacity:
+        """What the backend may run at once, as configured (before the hour's forecast)."""
+        return self.dispatcher.capacity(self.executor.gpu_count())
+
+    def health(self) -> dict:
+        """The backend's own health report."""
+        return self.executor.health()
+
+    def queue(self) -> dict:
+        """The capacity, what the running jobs hold, and the running and queued jobs."""
+        running = self.store.jobs_with_status(Status.RUNNING.value)
+        return {
+            "capacity": self.capacity(),
+            "used": {"cpu": sum(j.allocated.get("cpu", 0) for j in running),
+                     "memory": sum(j.allocated.get("memory", 0) for j in running)},
+            "running": running,
+            "queued": self.store.jobs_with_status(Status.QUEUED.value),
+        }
+
+    def stats(self, recent: int = 1000) -> dict:
+        """Jobs per status, and of the ``recent`` finished jobs: reasons, users, waits."""
+        history = self.store.history(limit=recent)
+        reasons, users = {}, {}
+        for j in history:
+            if j.error_reason:
+                reasons[j.error_reason] = reasons.get(j.error_reason, 0) + 1
+            users[j.user] = users.get(j.user, 0) + 1
+        waits = sorted((j.started - j.created).total_seconds() for j in history if j.started)
+        return {
+            "status_counts": self.store.counts(),
+            "recent": {"jobs": len(history), "error_reasons": reasons, "users": users,
+                       "wait_p50": waits[len(waits) // 2] if waits else None,
+                       "wait_max": waits[-1] if waits else None},
+        }
+
+    def status_counts(self) -> dict:
+        """Jobs per status."""
+        return self.store.counts()
 
     # -- the demand model, for the admin's /demand ----------------------------------------
 
