@@ -24,7 +24,7 @@ from .intake import Bundle, IntakeError
 from .outputs import Artifacts, CappedLog
 from .planning import DemandPlanner, history_record
 from .sizing import Sizing
-from .states import Status
+from .states import Reason, Status
 from .store import InvalidTransition, Job, Store, job_model
 from .webhooks import CallbackRefused, Webhooks
 
@@ -90,7 +90,7 @@ class JobManager(LoggingConfigurable):
         features = notebook_features(bundle.notebook, parameters)
         features["params"] = parameters
         retry_of = None
-        if rerun_of is not None and rerun_of.error_reason in ("oom_killed", "timeout"):
+        if rerun_of is not None and rerun_of.error_reason in (Reason.OOM_KILLED, Reason.TIMEOUT):
             retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
         # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
         history = await asyncio.to_thread(
@@ -142,16 +142,16 @@ class JobManager(LoggingConfigurable):
 
     async def cancel(self, job: Job, wait: float = 10.0) -> Job:
         """Cancel a queued or running job; returns it as it stands after up to ``wait`` seconds."""
-        if job.status == "queued":
+        if job.status == Status.QUEUED:
             try:
-                job = self.store.transition(job.id, "cancelled", error_reason="cancelled",
+                job = self.store.transition(job.id, Status.CANCELLED.value, error_reason=Reason.CANCELLED.value,
                                             error_message="cancelled before it started")
                 self._ended(job)
                 return job
             except InvalidTransition:
                 job = self.store.get(job.id)  # it started meanwhile: cancel the run
         task = self._tasks.get(job.id)
-        if job.status == "running":
+        if job.status == Status.RUNNING:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 if await self.executor.cancel(job.id):
@@ -204,14 +204,14 @@ class JobManager(LoggingConfigurable):
         while True:
             # Only what the choice reads, and the queue only when a slot is free: this runs
             # on the event loop at every submit, and a burst queues hundreds of jobs.
-            running = self.store.dispatch_view("running")
+            running = self.store.dispatch_view(Status.RUNNING.value)
             if len(running) >= cap.max_running:
                 return started
-            job = pick_next(self.store.dispatch_view("queued"), running, cap)
+            job = pick_next(self.store.dispatch_view(Status.QUEUED.value), running, cap)
             if job is None:
                 return started
             try:
-                job = self.store.transition(job.id, "running", backend=self.executor.name)
+                job = self.store.transition(job.id, Status.RUNNING.value, backend=self.executor.name)
             except InvalidTransition:
                 continue  # cancelled meanwhile
             self._publish(job)
@@ -247,7 +247,7 @@ class JobManager(LoggingConfigurable):
             raise  # service shutdown: the job stays 'running' for recovery
         except Exception as e:
             self.log.exception("job %s: backend failed", job.id)
-            outcome = Outcome("failed", "infrastructure", f"{type(e).__name__}: {e}")
+            outcome = Outcome(Status.FAILED.value, Reason.INFRASTRUCTURE.value, f"{type(e).__name__}: {e}")
         finally:
             if log is not None:
                 log.close()
@@ -274,7 +274,7 @@ class JobManager(LoggingConfigurable):
         fields = dict(exit_code=outcome.exit_code, used=used)
         if outcome.finished:  # the backend's own clock of the ending (a job that ended while we were down)
             fields["finished"] = datetime.fromtimestamp(outcome.finished, timezone.utc).replace(tzinfo=None)
-        if outcome.status != "succeeded":
+        if outcome.status != Status.SUCCEEDED:
             fields.update(error_reason=outcome.reason, error_message=outcome.message, error_cell=outcome.cell)
         try:
             job = self.store.transition(job_id, outcome.status, **fields)
@@ -290,13 +290,13 @@ class JobManager(LoggingConfigurable):
         metrics.record_end(job)
         self._publish(job)
         self.wake()
-        if job.status == "succeeded":
+        if job.status == Status.SUCCEEDED:
             for fmt in job.output_formats:
                 if fmt != "ipynb":
                     self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
             self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
-        if job.status == "succeeded" and self.planner is not None:
+        if job.status == Status.SUCCEEDED and self.planner is not None:
             self.planner.job_succeeded()
 
     async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
@@ -344,12 +344,12 @@ class JobManager(LoggingConfigurable):
         held = set(await self.executor.running()) if self.executor.durable else set()
         known = self.store.known_ids(held)
         report = {"reattached": [], "requeued": [], "removed": [], "foreign": sorted(held - known)}
-        for job in self.store.jobs_with_status("running"):
+        for job in self.store.jobs_with_status(Status.RUNNING.value):
             if job.id in held:
                 self._tasks[job.id] = asyncio.ensure_future(self._run(job, reattach=True))
                 report["reattached"].append(job.id)
             else:
-                self.store.transition(job.id, "queued")
+                self.store.transition(job.id, Status.QUEUED.value)
                 report["requeued"].append(job.id)
         for job_id in sorted(known - set(report["reattached"])):
             await self.executor.remove(job_id)

@@ -31,7 +31,8 @@ from ..intake import (
     same_submission,
 )
 from ..outputs import MEDIA_TYPES
-from ..store import TERMINAL, BadCursor, DuplicateKey, Job, job_model
+from ..states import STATUSES, TERMINAL, Status
+from ..store import BadCursor, DuplicateKey, Job, job_model
 from .base import APIHandler, admin_only, authenticated
 
 MAX_PAGE = 200
@@ -159,7 +160,7 @@ class JobsHandler(APIHandler):
                 user = None
             user = self.get_argument("user", user)
         statuses = [s for s in self.get_argument("status", "").split(",") if s]
-        bad = sorted(set(statuses) - {"queued", "running", "succeeded", "failed", "cancelled"})
+        bad = sorted(set(statuses) - set(STATUSES))
         if bad:
             raise IntakeError(f"unknown status {', '.join(bad)}")
         try:
@@ -215,7 +216,7 @@ class JobsHandler(APIHandler):
         """Validate and size exactly as a submit would; answer the would-be job, store nothing."""
         fields, bundle = await asyncio.to_thread(self._parse_submission, user)
         planned = await self.jobs.plan(user, bundle, **fields)
-        would_be = job_model(Job(id=None, status="queued", input_hash=bundle.sha256, cells_done=0, **planned))
+        would_be = job_model(Job(id=None, status=Status.QUEUED.value, input_hash=bundle.sha256, cells_done=0, **planned))
         would_be["resources"]["bounds"] = self.jobs.bounds  # what an override may ask for
         self.write_json(dict(would_be, dry_run=True), 200)
 

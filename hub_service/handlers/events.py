@@ -7,7 +7,8 @@ import json
 
 from tornado.iostream import StreamClosedError
 
-from ..store import TERMINAL, job_model
+from ..states import TERMINAL
+from ..store import job_model
 from .base import APIHandler, authenticated
 
 
