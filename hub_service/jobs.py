@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from datetime import datetime, timezone
 from typing import Optional
 
-from traitlets import Float, Instance, Integer, Unicode, default
+from traitlets import Float, Instance, Integer, Unicode, default, observe
 from traitlets.config import LoggingConfigurable
 
 from . import metrics, offload, outputs
@@ -21,7 +22,7 @@ from .broker import Broker
 from .dispatch import Capacity, Dispatcher, pick_next
 from .executors.base import INPUT_NOTEBOOK, Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
-from .outputs import Artifacts, CappedLog
+from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, history_record
 from .sizing import Sizing
 from .states import Reason, Status
@@ -46,7 +47,22 @@ class JobManager(LoggingConfigurable):
     def _default_webhooks(self):
         return Webhooks(parent=self, log=self.log)
 
-    log_cap = Integer(2 << 20, help="Bytes of log kept per job; the rest is counted and dropped.").tag(config=True)
+    log_cap = Integer(
+        None, allow_none=True,
+        help="Deprecated: use Executor.log_limit (e.g. DockerExecutor.log_limit), the one log cap "
+        "of every executor. Set, it is passed on to the executor's log_limit with a warning.",
+    ).tag(config=True)
+
+    @observe("log_cap")
+    def _log_cap_deprecated(self, change):
+        if change.new is None:
+            return
+        msg = "JobManager.log_cap is deprecated: set Executor.log_limit (the one log cap) instead"
+        warnings.warn(msg, DeprecationWarning, stacklevel=2)
+        self.log.warning(msg)
+        if self.executor is not None:
+            self.executor.log_limit = change.new
+
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
 
@@ -56,6 +72,8 @@ class JobManager(LoggingConfigurable):
         self._wake = asyncio.Event()
         self._loop_task = None
         self._background = set()
+        if self.log_cap is not None and self.executor is not None:  # config loaded before the executor
+            self.executor.log_limit = self.log_cap
 
     # -- submission -------------------------------------------------------------
 
@@ -235,7 +253,7 @@ class JobManager(LoggingConfigurable):
                 self.artifacts.log_path(job.id).unlink(missing_ok=True)
             else:
                 self.artifacts.prepare(job.id, job.input_hash, job.parameters)
-            log = CappedLog(self.artifacts.log_path(job.id), self.log_cap)
+            log = JobLog(self.artifacts.log_path(job.id))  # capped by the executor (log_limit)
             spec = self.spec_for(job)
             on_event = lambda event: self._on_event(job.id, event)  # noqa: E731
             on_log = lambda text: self._on_log(job.id, log, text)  # noqa: E731
@@ -262,11 +280,11 @@ class JobManager(LoggingConfigurable):
             self.store.update(job_id, cells_done=event.get("cells_done", 0))
         self.broker.publish(job_id, event)
 
-    def _on_log(self, job_id: str, log: CappedLog, text: str) -> None:
+    def _on_log(self, job_id: str, log: JobLog, text: str) -> None:
         if not text.endswith("\n"):  # backends hand over lines with or without their newline
             text += "\n"
-        if log.write(text):
-            self.broker.publish(job_id, {"event": "log", "text": text})
+        log.write(text)
+        self.broker.publish(job_id, {"event": "log", "text": text})
 
     def finish(self, job_id: str, outcome: Outcome) -> Optional[Job]:
         """End a running job with ``outcome``; a job already ended stays as it was."""

@@ -125,30 +125,19 @@ def render(notebook_path: Path, fmt: str) -> bytes:
     raise ValueError(f"unknown format {fmt}")
 
 
-class CappedLog:
-    """An append-only log file that stops growing at ``cap`` bytes and says so once."""
+class JobLog:
+    """A job's append-only log file. It is not capped here: every executor passes on at
+    most ``Executor.log_limit`` bytes of log (:mod:`.executors.streams`), the one cap."""
 
-    def __init__(self, path: Path, cap: int):
-        self.path, self.cap = Path(path), cap
+    def __init__(self, path: Path):
+        self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.size = self.path.stat().st_size if self.path.exists() else 0
-        self.dropped = 0
         self._file = open(self.path, "ab")
 
-    def write(self, text: str) -> bool:
-        """Append ``text``; False once the cap is reached (the text is counted, not kept)."""
-        data = text.encode("utf-8", "replace")
-        # once cut, always cut: a log with a hole in the middle would mislead
-        if self.dropped or self.size + len(data) > self.cap:
-            if not self.dropped:
-                self._file.write(f"\n[log truncated at {self.cap} bytes]\n".encode())
-                self._file.flush()
-            self.dropped += len(data)
-            return False
-        self._file.write(data)
+    def write(self, text: str) -> None:
+        """Append ``text`` (flushed: readers follow the file while the job runs)."""
+        self._file.write(text.encode("utf-8", "replace"))
         self._file.flush()
-        self.size += len(data)
-        return True
 
     def close(self) -> None:
         self._file.close()

@@ -141,20 +141,6 @@ def test_zip_slip_and_limits_are_refused():
     assert bundle.kind == "zip" and set(bundle.files) == {"one.ipynb", "d/x.csv"}
 
 
-def test_log_stops_at_its_cap_and_says_so_once(tmp_path):
-    from hub_service.outputs import CappedLog
-
-    log = CappedLog(tmp_path / "job.log", cap=100)
-    assert log.write("a" * 60 + "\n")
-    assert not log.write("b" * 60 + "\n")
-    assert not log.write("c\n")
-    log.close()
-    text = (tmp_path / "job.log").read_text()
-    assert text.startswith("a" * 60) and "b" not in text.replace("bytes", "")
-    assert text.count("[log truncated at 100 bytes]") == 1
-    assert log.dropped == 63
-
-
 @pytest.mark.parametrize("value,expected", [
     (None, ["ipynb", "html", "md"]), ("md", ["ipynb", "md"]), ("html, md", ["ipynb", "html", "md"]),
     ('["html"]', ["ipynb", "html"]), (["md", "ipynb"], ["ipynb", "md"]),

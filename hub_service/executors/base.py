@@ -1,14 +1,15 @@
 """The executor interface: where and how a job's runner program runs.
 
-An executor knows nothing of users, queues or the store. The job manager
-(``JobManager._run`` in ``jobs.py``, once the dispatch loop has moved the job to
-'running') hands it a :class:`JobSpec` (what to run, with which limits, built by
-``JobManager.spec_for``) and two callbacks. The executor
-starts the runner program (``hub_service/runner.py``, the same file the runner image
-carries) wherever it runs jobs, feeds every JSON event the runner prints to
-``on_event`` and every log line to ``on_log``, enforces the deadline, and returns one
-:class:`Outcome` when the job has ended. ``cancel`` makes the pending ``run`` return
-an outcome with reason ``cancelled``.
+An executor knows nothing of users, queues or the store. The dispatcher only decides
+which queued jobs may start and with what allocation; ``JobManager`` (``jobs.py``)
+then prepares the job's work directory, builds its :class:`JobSpec` (what to run, with
+which limits: ``JobManager.spec_for``) and calls ``run`` with two callbacks, or
+``reattach`` after a restart. The executor starts the runner program
+(``hub_service/runner.py``, the same file the runner image carries) wherever it runs
+jobs, feeds every JSON event the runner prints to ``on_event`` and every log line to
+``on_log`` (at most ``log_limit`` bytes of log, capped by :mod:`.streams`), enforces
+the deadline, and returns one :class:`Outcome` when the job has ended. ``cancel``
+makes the pending ``run`` return an outcome with reason ``cancelled``.
 
 Backends whose jobs outlive the service process (docker) list them in ``running()``
 and follow one to its end with ``reattach()``, so a restarted service loses nothing.
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Optional, Union
 
+from traitlets import Integer
 from traitlets.config import LoggingConfigurable
 
 from ..states import REASONS, Reason, Status
@@ -174,6 +176,14 @@ class Executor(LoggingConfigurable):
 
     #: whether jobs survive a restart of the service (then running/reattach work)
     durable = False
+
+    log_limit = Integer(
+        2 << 20,
+        help="Most bytes of a job's log (its stderr) passed on to the service and kept; the "
+        "rest is dropped with one note, so a job that floods its output floods neither the "
+        "service nor its disk. The one log cap, for every executor (it replaces "
+        "JobManager.log_cap).",
+    ).tag(config=True)
 
     async def start(self) -> None:
         """Prepare the backend (connect, check images); raise if it cannot run jobs."""

@@ -32,6 +32,7 @@ from .base import (
     parse_event,
     python_executable,
 )
+from .streams import LogCap
 
 
 def _die_with_parent() -> None:
@@ -160,11 +161,15 @@ class LocalExecutor(Executor):
                     final.update(event)
                 await maybe_await(on_event(event))
 
+        logs = LogCap(self.log_limit)
+
         async def read_logs():
             async for line in proc.stderr:
                 text = line.decode("utf-8", "replace")
                 tail[:] = (tail + [text])[-20:]
-                await maybe_await(on_log(text))
+                text = logs.admit(text)
+                if text is not None:  # past the cap: read on (the runner must not block), pass nothing
+                    await maybe_await(on_log(text))
 
         async def watch_tree():
             limit = spec.memory if self.enforce_memory == "kill" else None

@@ -1,0 +1,119 @@
+"""The sandbox as data: the container a job gets, and the check of what the daemon kept.
+
+Pure: nothing here talks to a daemon, so both halves are tested without one
+(``tests/test_docker_units.py``). The daemon silently drops limits the kernel cannot
+enforce, so every container's ``HostConfig`` is read back before it starts and compared
+with :meth:`Sandbox.check`: a job runs with all of its limits or not at all.
+The rules, for users, are README.md's *The sandbox*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..base import JobSpec
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The limits every job container gets (from the executor's traits)."""
+
+    user: str = "1000:1000"
+    network: str = "none"
+    runtime: str = ""
+    workdir: str = "/work/job"
+    tmpfs_size: int = 256 << 20
+    pids_limit: int = 256
+    nofile: int = 1024
+    fsize: int = 1 << 30
+    log_max_size: str = "10m"
+    gpu_driver: str = "nvidia"
+
+    def create_kwargs(self, spec: JobSpec, volume: str, cgroup_parent: Optional[str] = None) -> dict:
+        """The ``containers.create()`` keyword arguments that make the sandbox."""
+        from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
+
+        kw = dict(
+            user=self.user,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            network_mode=self.network,
+            read_only=True,
+            # exec stays allowed: the work volume allows it anyway, and libraries
+            # that compile (numba, cffi) put their objects in /tmp.
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_size},mode=1777"},
+            mounts=[Mount(target=self.workdir, source=volume, type="volume")],
+            mem_limit=int(spec.memory),
+            memswap_limit=int(spec.memory),
+            nano_cpus=nano_cpus(spec.cpu),
+            pids_limit=self.pids_limit,
+            ulimits=[
+                Ulimit(name="nofile", soft=self.nofile, hard=self.nofile),
+                Ulimit(name="fsize", soft=self.fsize, hard=self.fsize),
+            ],
+            log_config=LogConfig(type="json-file", config={"max-size": self.log_max_size, "max-file": "1"}),
+            privileged=False,
+            ipc_mode="private",
+            init=False,
+        )
+        if self.runtime:
+            kw["runtime"] = self.runtime
+        if cgroup_parent:
+            kw["cgroup_parent"] = cgroup_parent
+        if spec.gpu:
+            kw["device_requests"] = [DeviceRequest(driver=self.gpu_driver, count=int(spec.gpu), capabilities=[["gpu"]])]
+        return kw
+
+    def check(self, spec: JobSpec, attrs: dict) -> list:
+        """Limits the daemon did not apply as asked (a container's inspect), as messages."""
+        hc = attrs.get("HostConfig") or {}
+        problems = []
+
+        def want(key, expected, actual=None):
+            actual = hc.get(key) if actual is None else actual
+            if actual != expected:
+                problems.append(f"{key} is {actual!r}, wanted {expected!r}")
+
+        want("Memory", int(spec.memory))
+        want("MemorySwap", int(spec.memory))
+        want("NanoCpus", nano_cpus(spec.cpu))
+        want("PidsLimit", self.pids_limit)
+        want("ReadonlyRootfs", True)
+        want("Privileged", False)
+        want("NetworkMode", self.network)
+        if [c.upper().removeprefix("CAP_") for c in hc.get("CapDrop") or []] != ["ALL"]:
+            problems.append(f"CapDrop is {hc.get('CapDrop')!r}, wanted ['ALL']")
+        if hc.get("CapAdd"):
+            problems.append(f"CapAdd is {hc.get('CapAdd')!r}, wanted none")
+        if not any(o.startswith("no-new-privileges") and not o.endswith(":false") for o in hc.get("SecurityOpt") or []):
+            problems.append(f"SecurityOpt {hc.get('SecurityOpt')!r} lacks no-new-privileges")
+        ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in hc.get("Ulimits") or []}
+        for name, value in (("nofile", self.nofile), ("fsize", self.fsize)):
+            if ulimits.get(name) != (value, value):
+                problems.append(f"ulimit {name} is {ulimits.get(name)!r}, wanted {(value, value)!r}")
+        if "/tmp" not in (hc.get("Tmpfs") or {}) or f"size={self.tmpfs_size}" not in hc["Tmpfs"]["/tmp"]:
+            problems.append(f"Tmpfs is {hc.get('Tmpfs')!r}, wanted a sized /tmp")
+        log = hc.get("LogConfig") or {}
+        if log.get("Type") != "json-file" or (log.get("Config") or {}).get("max-size") != self.log_max_size:
+            problems.append(f"LogConfig is {log!r}, wanted json-file with max-size {self.log_max_size}")
+        if hc.get("Binds"):
+            problems.append(f"Binds is {hc['Binds']!r}, wanted none")
+        for m in hc.get("Mounts") or []:
+            if m.get("Type") != "volume":
+                problems.append(f"mount of type {m.get('Type')} at {m.get('Target')}, only volumes allowed")
+        for m in attrs.get("Mounts") or []:
+            if m.get("Type") == "bind":
+                problems.append(f"bind mount {m.get('Source')} at {m.get('Destination')}")
+        if self.runtime:
+            want("Runtime", self.runtime)
+        if spec.gpu and not hc.get("DeviceRequests"):
+            problems.append("DeviceRequests dropped, wanted a GPU")
+        if (attrs.get("Config") or {}).get("User") != self.user:
+            problems.append(f"User is {(attrs.get('Config') or {}).get('User')!r}, wanted {self.user!r}")
+        return problems
+
+
+def nano_cpus(cpu: float) -> int:
+    """A cpu limit in cores as Docker's NanoCpus."""
+    return int(round(cpu * 1e9))

@@ -1,0 +1,62 @@
+"""Files in and out of a job's container, as tar archives: nothing of the host is mounted.
+
+The job's inputs go in with ``put_archive`` (owned by the job's user, as the runner
+needs to write beside them); its results come out with ``get_archive`` and are unpacked
+with tarfile's ``data`` filter, because everything in the volume was written by
+untrusted code.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from pathlib import Path
+
+from ..base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec
+
+
+def inputs_tar(spec: JobSpec, uid: int, gid: int):
+    """The job's inputs as a tar (a temporary file, at its start), owned by ``uid:gid``."""
+    buf = tempfile.TemporaryFile()
+
+    def owned(info: tarfile.TarInfo):
+        info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+        info.mode |= 0o700 if info.isdir() else 0o600
+        return info
+
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in (INPUT_NOTEBOOK, PARAMETERS_FILE):
+            path = spec.workdir / name
+            if path.exists():
+                tar.add(path, arcname=name, filter=owned)
+        files = spec.files_dir
+        if files.is_dir():
+            tar.add(files, arcname=FILES_DIR, filter=owned)
+        else:
+            info = tarfile.TarInfo(FILES_DIR)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(owned(info))
+    buf.seek(0)
+    return buf
+
+
+def extract_outputs(chunks, workdir: str, target: Path) -> None:
+    """Unpack output.ipynb and files/ from ``get_archive``'s chunks of ``workdir`` into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as buf:
+        for chunk in chunks:
+            buf.write(chunk)
+        buf.seek(0)
+        with tarfile.open(fileobj=buf, mode="r|") as tar:
+            top = Path(workdir).name
+            for member in tar:
+                parts = member.name.split("/", 1)
+                if parts[0] != top or len(parts) == 1:
+                    continue
+                rel = parts[1]
+                if rel != OUTPUT_NOTEBOOK and rel != FILES_DIR and not rel.startswith(FILES_DIR + "/"):
+                    continue
+                member.name = rel
+                # The job's files are untrusted: the data filter refuses absolute
+                # paths, '..', links pointing outside and device files.
+                tar.extract(member, target, filter="data")

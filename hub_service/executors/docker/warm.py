@@ -1,0 +1,336 @@
+"""The warm pool: runner containers started before their job exists.
+
+papermill's start-up (imports, kernel start: ~0.75 s of cpu, over a second of wall
+time, per job here) is paid before a job exists. The pool keeps ``size`` containers of
+the runner started in warm mode (``runner.py --warm``: kernel started in the job's
+fixed cwd, waiting for one JSON line on stdin), each created with the whole sandbox,
+checked like any job container, with its own volume and cgroup.
+
+:meth:`WarmPool.take` makes one the job's: the container is resized to the job's
+allocation with an update whose result is read back and checked (a dropped limit: the
+container is discarded and the job goes cold), the inputs go in with put_archive, and
+the container is renamed to the job's name (labels cannot change; the name is how the
+executor's ``running()``/``reattach()`` find it, so job ids that are not valid
+container names always go cold). The executor then writes the job line to its stdin:
+Docker closes a ``StdinOnce`` stdin when the first writer detaches, so delivery is at
+most once. One container runs one job, never more.
+
+Idle warm containers carry a pool label and a name no job can have; the executor's
+``running()`` ignores them, and :meth:`WarmPool.drain` removes them (at the service's
+start and stop). They refill (:meth:`WarmPool.refill`) at a low cpu weight
+(``cpu_shares``), with what the running jobs leave over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+from uuid import uuid4
+
+from ..base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec, parse_event
+from .cgroups import Cgroups
+from .gateway import (
+    LABEL_INSTANCE,
+    LABEL_WARM,
+    Gateway,
+    Names,
+    SandboxError,
+    WarmGone,
+    safe_name,
+    update_limits,
+)
+from .sandbox import nano_cpus
+
+#: Runner events that are about the warm pool, not the job: never passed on.
+WARM_EVENTS = ("ready", "assigned")
+
+
+class Warm:
+    """One warm-pool container: started, waiting for its job on stdin."""
+
+    def __init__(self, key: str, container_id: str, volume: str):
+        self.key = key
+        self.container_id = container_id
+        self.volume = volume
+        self.created = time.monotonic()
+
+
+@dataclass
+class WarmSettings:
+    """What the pool's containers are (the executor's warm_* traits)."""
+
+    size: int
+    image: str
+    workdir: str
+    kernel: str = "python3"
+    cpu: float = 1.0
+    memory: int = 512 << 20
+    cpu_shares: int = 2
+
+
+def job_line(spec: JobSpec, workdir: str) -> bytes:
+    """The job as the warm runner reads it on stdin (runner.py's JOB_KEYS)."""
+    root = Path(workdir)
+    job = {
+        "input": str(root / INPUT_NOTEBOOK),
+        "output": str(root / OUTPUT_NOTEBOOK),
+        "parameters": str(root / PARAMETERS_FILE),
+        "cwd": str(root / FILES_DIR),
+    }
+    if spec.kernel_name:
+        job["kernel"] = spec.kernel_name
+    return (json.dumps(job) + "\n").encode()
+
+
+class WarmPool:
+    """Idle warm containers of one instance, oldest first; thread-safe.
+
+    Collaborators are handed in: ``create_kwargs(spec, volume)`` and ``check(spec, attrs)``
+    make and check the sandbox, ``inputs_tar(spec)`` packs a job's inputs.
+    """
+
+    def __init__(self, settings: WarmSettings, gateway: Gateway, names: Names, cgroups: Cgroups,
+                 create_kwargs: Callable, check: Callable, inputs_tar: Callable,
+                 log: Optional[logging.Logger] = None):
+        self.settings = settings
+        self.gateway = gateway
+        self.names = names
+        self.cgroups = cgroups
+        self.create_kwargs = create_kwargs
+        self.check = check
+        self.inputs_tar = inputs_tar
+        self.log = log or logging.getLogger(__name__)
+        self.idle: collections.deque = collections.deque()  # of Warm, oldest first
+        self._lock = threading.Lock()
+        self._assigning: set = set()  # pool keys being turned into a job's container
+        self._refill_task: Optional[asyncio.Task] = None
+        self.stopping = False
+        self.capable = False  # the image's runner has --warm (the executor checks at start)
+
+    def eligible(self, spec: JobSpec) -> bool:
+        """Whether a job may take a warm container at all."""
+        # GPUs cannot be added by an update; a job id that is not a valid container name
+        # could not be found again by its name after a restart.
+        return (self.settings.size > 0 and self.capable and not self.stopping and not spec.gpu
+                and safe_name(spec.job_id) == spec.job_id)
+
+    def count(self) -> int:
+        """How many warm containers wait in the pool (ready or still starting up)."""
+        with self._lock:
+            return len(self.idle)
+
+    # --- making and removing (sync: run them through the gateway) ------------------------
+    def _spec(self, key: str) -> JobSpec:
+        """The limits of an idle warm container (its key stands in for the job id)."""
+        s = self.settings
+        return JobSpec(job_id=key, workdir=Path(s.workdir), cpu=s.cpu, memory=s.memory)
+
+    def create(self) -> Warm:
+        """Create, check and start one warm container (sync)."""
+        s, client = self.settings, self.gateway.client
+        key = "warm-" + uuid4().hex[:12]
+        name = self.names.warm_prefix + key
+        vname = name + "-work"
+        labels = self.names.warm_labels(key)
+        spec = self._spec(key)
+        entry = Warm(key, "", vname)
+        client.volumes.create(name=vname, labels=labels)
+        try:
+            # stdin_open without detach gives StdinOnce: the first writer's detach closes
+            # the runner's stdin, so the job line is delivered at most once.
+            container = client.containers.create(
+                s.image,
+                command=["--warm", "--cwd", str(Path(s.workdir) / FILES_DIR), "--kernel", s.kernel],
+                name=name,
+                labels=labels,
+                stdin_open=True,
+                detach=False,
+                **self.create_kwargs(spec, vname),
+            )
+            entry.container_id = container.id
+            problems = self.check(spec, container.attrs)
+            if not (container.attrs.get("Config") or {}).get("StdinOnce"):
+                problems.append("StdinOnce is not set")
+            if problems:
+                raise SandboxError("refusing to start a warm container: the daemon dropped limits: "
+                                   + "; ".join(problems))
+            container.start()
+        except BaseException:
+            self.discard(entry)
+            raise
+        if s.cpu_shares:
+            self.cgroups.set_shares(key, s.cpu_shares)
+        return entry
+
+    def discard(self, entry: Warm) -> None:
+        """Remove a warm container, its volume and its cgroup (sync)."""
+        import docker
+
+        api = self.gateway.api
+        for what, fn, arg in (("container", api.remove_container, entry.container_id),
+                              ("volume", api.remove_volume, entry.volume)):
+            if not arg:
+                continue
+            try:
+                fn(arg, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                self.log.warning("remove warm %s %s: %s", what, arg, e)
+        self.cgroups.cleanup(entry.key)
+
+    def drain(self) -> None:
+        """Remove every idle warm container of this instance: ours, or a dead service's (sync)."""
+        import docker
+
+        with self._lock:
+            entries = list(self.idle)
+            self.idle.clear()
+        for entry in entries:
+            self.discard(entry)
+        api = self.gateway.api
+        prefix = self.names.warm_prefix
+        filters = {"label": [f"{LABEL_INSTANCE}={self.names.instance}", LABEL_WARM]}
+        for c in api.containers(all=True, filters=filters):
+            key = (c.get("Labels") or {}).get(LABEL_WARM, "")
+            names = [n.lstrip("/") for n in c.get("Names") or []]
+            with self._lock:
+                busy = key in self._assigning
+            # A renamed one carries a job now: the executor's running()/reattach() own it.
+            if busy or not any(n.startswith(prefix) for n in names):
+                continue
+            volumes = [m.get("Name") for m in c.get("Mounts") or [] if m.get("Type") == "volume"]
+            self.discard(Warm(key, c["Id"], volumes[0] if volumes else ""))
+        # Volumes whose warm container never came to be (a crash between the two creates).
+        try:
+            vols = api.volumes(filters=filters)
+        except docker.errors.APIError:
+            return
+        for v in (vols or {}).get("Volumes") or []:
+            if v["Name"].startswith(prefix):
+                with self._lock:
+                    busy = (v.get("Labels") or {}).get(LABEL_WARM) in self._assigning
+                if busy:
+                    continue
+                try:
+                    api.remove_volume(v["Name"])  # not forced: a volume in use stays
+                except docker.errors.APIError:
+                    pass
+
+    def ready_count(self) -> int:
+        """How many idle warm containers have their kernel up (sync)."""
+        with self._lock:
+            ids = [e.container_id for e in self.idle]
+        ready = 0
+        for cid in ids:
+            try:
+                out = self.gateway.api.logs(cid, stdout=True, stderr=False)
+            except Exception:
+                continue
+            ready += any((parse_event(line) or {}).get("event") == "ready" for line in out.splitlines())
+        return ready
+
+    # --- taking one ----------------------------------------------------------------------
+    def take(self, spec: JobSpec, cname: str) -> Optional[Warm]:
+        """Make a warm container the job's (sync): resize it, check it, copy the inputs in,
+        rename it to ``cname``. None when no warm container could be used."""
+        with self._lock:
+            if not self.idle:
+                return None
+            entry = self.idle.popleft()
+            self._assigning.add(entry.key)
+        try:
+            self._prepare(spec, entry, cname)
+            return entry
+        except Exception as e:
+            # Gone, limits not applicable (e.g. less memory than it already uses; under
+            # cgroup v2 such an update kills it) or not applied: this job starts cold,
+            # and never tries a second warm container that would fare the same.
+            self.log.warning("job %s: cannot use warm container %s, starting cold: %s",
+                             spec.job_id, entry.key, e)
+            self.discard(entry)
+            return None
+        finally:
+            with self._lock:
+                self._assigning.discard(entry.key)
+
+    def _prepare(self, spec: JobSpec, entry: Warm, cname: str) -> None:
+        import docker
+
+        api = self.gateway.api
+        try:
+            update_limits(api, entry.container_id, int(spec.memory), nano_cpus(spec.cpu))
+            attrs = api.inspect_container(entry.container_id)
+        except docker.errors.NotFound as e:
+            raise WarmGone("gone") from e
+        if not (attrs.get("State") or {}).get("Running"):
+            raise WarmGone(f"not running (exit code {(attrs.get('State') or {}).get('ExitCode')})")
+        problems = self.check(spec, attrs)
+        if problems:
+            raise SandboxError("the daemon did not apply the job's limits: " + "; ".join(problems))
+        with self.inputs_tar(spec) as tar:
+            api.put_archive(entry.container_id, self.settings.workdir, tar)
+        self.cgroups.reset_peak(entry.key)
+        if self.settings.cpu_shares:
+            self.cgroups.set_shares(entry.key, 1024)  # a job's weight, like a cold one's
+        # Last: from here on the container is the job's (running() lists it by this name).
+        api.rename(entry.container_id, cname)
+
+    # --- refilling (on the event loop) -------------------------------------------------
+    def ensure_refill(self) -> None:
+        """Start the background refill of the pool unless it runs already."""
+        if self.settings.size <= 0 or self.stopping or not self.capable:
+            return
+        if self._refill_task is None or self._refill_task.done():
+            self._refill_task = asyncio.ensure_future(self.refill())
+
+    async def refill(self) -> None:
+        """Create warm containers, one at a time, until the pool is full."""
+        failures = 0
+        while not self.stopping:
+            with self._lock:
+                if len(self.idle) >= self.settings.size:
+                    return
+            try:
+                entry = await self.gateway.call(self.create)
+            except Exception as e:
+                failures += 1
+                self.log.warning("docker executor: cannot create a warm container (%d): %s", failures, e)
+                await asyncio.sleep(min(60.0, 0.5 * 2 ** failures))
+                continue
+            failures = 0
+            if self.stopping:
+                await self.gateway.call(self.discard, entry)
+                return
+            with self._lock:
+                self.idle.append(entry)
+
+    async def stop_refill(self) -> None:
+        """Stop refilling; waits for the container being created (up to a minute)."""
+        self.stopping = True
+        task, self._refill_task = self._refill_task, None
+        if task is not None and not task.done():
+            # The refill ends after the container it is creating (it checks stopping).
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 60)
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                task.cancel()
+
+    async def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until the pool is full of warm containers whose kernel is up."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            size = self.settings.size
+            if self.count() >= size and await self.gateway.call(self.ready_count) >= size:
+                return True
+            self.ensure_refill()
+            await asyncio.sleep(0.1)
+        return False

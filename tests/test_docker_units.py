@@ -1,0 +1,214 @@
+"""The docker executor's parts that need no daemon, and the one log cap of every executor.
+
+The sandbox is checked as data (what is asked of the daemon is what is checked after);
+the two uses of docker-py's private API run against a stand-in daemon on loopback, so a
+docker-py release that changes them fails here, loudly, rather than in production.
+"""
+
+import io
+import json
+import struct
+import threading
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import docker
+import pytest
+
+from hub_service.executors.base import JobSpec
+from hub_service.executors.docker import DockerExecutor
+from hub_service.executors.docker.gateway import Names, log_response, update_limits
+from hub_service.executors.docker.sandbox import Sandbox
+from hub_service.executors.local import LocalExecutor
+from hub_service.executors.streams import TRUNCATED, EventCap, LineSplitter, LogCap, read_frames
+
+SPEC = JobSpec(job_id="j1", workdir=Path("/nowhere"), memory=300 << 20, cpu=1.5)
+
+
+def kept_by_a_daemon(sandbox: Sandbox, spec: JobSpec) -> dict:
+    """What a daemon that applies every limit shows on inspect: the request, as docker-py sends it."""
+    kw = sandbox.create_kwargs(spec, "vol", "/notebook-jobs/j1")
+    user = kw.pop("user")
+    hc = docker.APIClient(version="1.41").create_host_config(**kw)  # no daemon is asked
+    hc.setdefault("Privileged", False)  # docker-py leaves out a false flag; inspect shows it
+    return json.loads(json.dumps({"HostConfig": hc, "Config": {"User": user},
+                                  "Mounts": [{"Type": "volume", "Name": "vol", "Destination": sandbox.workdir}]}))
+
+
+def test_the_sandbox_asked_for_is_the_sandbox_checked():
+    sandbox = Sandbox(pids_limit=77, nofile=333, fsize=12345678, tmpfs_size=50 << 20, log_max_size="3m")
+    attrs = kept_by_a_daemon(sandbox, SPEC)
+    hc = attrs["HostConfig"]
+    assert hc["Memory"] == hc["MemorySwap"] == 300 << 20 and hc["NanoCpus"] == 1_500_000_000
+    assert hc["CapDrop"] == ["ALL"] and hc["ReadonlyRootfs"] is True and hc["NetworkMode"] == "none"
+    assert hc["CgroupParent"] == "/notebook-jobs/j1"
+    assert sandbox.check(SPEC, attrs) == []
+
+
+@pytest.mark.parametrize("key,value", [
+    ("Memory", 0), ("PidsLimit", 0), ("MemorySwap", -1), ("NanoCpus", 0), ("ReadonlyRootfs", False),
+    ("CapDrop", None), ("CapAdd", ["SYS_ADMIN"]), ("SecurityOpt", None), ("Ulimits", None), ("Tmpfs", None),
+    ("NetworkMode", "bridge"), ("Binds", ["/:/host"]), ("Privileged", True), ("LogConfig", None),
+])
+def test_each_dropped_limit_is_noticed(key, value):
+    sandbox = Sandbox()
+    attrs = kept_by_a_daemon(sandbox, SPEC)
+    attrs["HostConfig"][key] = value
+    assert sandbox.check(SPEC, attrs), key
+
+
+def test_a_root_user_a_bind_mount_or_a_lost_gpu_is_noticed():
+    sandbox = Sandbox(runtime="runsc")
+    gpu = JobSpec(job_id="g", workdir=Path("/nowhere"), gpu=1)
+    attrs = kept_by_a_daemon(sandbox, gpu)
+    assert sandbox.check(gpu, attrs) == []
+    attrs["Config"]["User"] = "0:0"
+    attrs["Mounts"].append({"Type": "bind", "Source": "/", "Destination": "/host"})
+    del attrs["HostConfig"]["DeviceRequests"]
+    attrs["HostConfig"]["Runtime"] = "runc"
+    problems = " ".join(sandbox.check(gpu, attrs))
+    assert "User" in problems and "bind mount" in problems and "DeviceRequests" in problems
+    assert "Runtime" in problems
+
+
+def test_the_executor_makes_its_sandbox_and_names_from_its_traits():
+    ex = DockerExecutor(instance="t1", pids_limit=9, cgroup_parent="nj", extra_labels={"team": "a"})
+    kw = ex._host_config(SPEC, "vol")
+    assert kw["pids_limit"] == 9 and kw["cgroup_parent"] == "/nj/j1"
+    assert ex._names("a/b") == ("notebook-jobs-t1-a_b", "notebook-jobs-t1-a_b-work")
+    names = Names("t1", {"team": "a"})
+    assert names.job_labels("j", "al")["team"] == "a" and not names.warm_prefix.startswith(names.job("")[0])
+
+
+# --- the stream: frames, lines, caps ----------------------------------------------------
+def frame(kind: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxL", kind, len(data)) + data
+
+
+def test_frames_are_told_apart_and_a_cut_frame_ends_the_stream():
+    raw = io.BytesIO(frame(1, b"out\n") + frame(2, b"err\n") + frame(1, b"x" * 70000) + frame(2, b"cut")[:-1])
+    assert list(read_frames(raw)) == [(b"out\n", None), (None, b"err\n"), (b"x" * 70000, None)]
+
+
+def test_lines_are_split_across_chunks_and_an_endless_line_is_cut():
+    lines = LineSplitter(max_line=10)
+    assert lines.feed(b"ab") == [] and lines.feed(b"c\nde") == [b"abc"]
+    assert lines.feed(b"f" * 20) == [b"de" + b"f" * 8]  # cut at max_line; the rest of it dropped
+    assert lines.feed(b"g\n") == [b"g"] and lines.feed(b"tail") == [] and lines.flush() == [b"tail"]
+
+
+def test_log_stops_at_its_cap_and_says_so_once():
+    cap = LogCap(100)
+    assert cap.admit("a" * 60 + "\n") == "a" * 60 + "\n"
+    assert cap.admit("b" * 60) == "b" * 60  # the line that crosses the cap still passes whole
+    assert cap.admit("c\n") == TRUNCATED.format(limit=100)
+    assert cap.admit("d\n") is None and cap.admit("e" * 10) is None
+    assert cap.passed == 122 and cap.dropped == 2 + 2 + 11
+
+
+def test_events_past_their_cap_are_dropped_but_not_the_last():
+    cap = EventCap(2)
+    assert [cap.admit({"event": "cell"}) for _ in range(3)] == [True, True, False]
+    assert cap.admit({"event": "finished"})
+
+
+def test_one_log_cap_for_every_executor_and_the_old_name_still_sets_it():
+    from traitlets.config import Config
+
+    from hub_service.jobs import JobManager
+
+    config = Config({"Executor": {"log_limit": 1234}})
+    assert DockerExecutor(config=config).log_limit == LocalExecutor(config=config).log_limit == 1234
+    assert DockerExecutor(config=Config({"DockerExecutor": {"log_limit": 99}})).log_limit == 99
+    ex = LocalExecutor()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        JobManager(executor=ex, config=Config({"JobManager": {"log_cap": 4321}}))
+    assert ex.log_limit == 4321
+    assert any(issubclass(w.category, DeprecationWarning) and "log_limit" in str(w.message) for w in caught)
+
+
+# --- docker-py's private API, against a stand-in daemon ----------------------------------
+class FakeDaemon(BaseHTTPRequestHandler):
+    """Answers the two endpoints reached through docker-py's private API."""
+
+    updates: list = []
+    LOG = frame(1, b'{"event": "started"}\n') + frame(2, b"a log line\n")
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        assert self.path.split("?")[0].endswith("/containers/c1/update"), self.path
+        FakeDaemon.updates.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        out = b'{"Warnings": []}'
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def do_GET(self):
+        assert "/containers/c1/logs" in self.path and "follow=1" in self.path and "stderr=1" in self.path, self.path
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.docker.raw-stream")
+        self.send_header("Content-Length", str(len(self.LOG)))
+        self.end_headers()
+        self.wfile.write(self.LOG)
+
+
+@pytest.fixture
+def fake_api():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeDaemon)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api = docker.APIClient(base_url=f"tcp://127.0.0.1:{server.server_port}", version="1.41", timeout=10)
+    try:
+        yield api
+    finally:
+        api.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_private_api_update_of_nano_cpus_still_works(fake_api):
+    FakeDaemon.updates.clear()
+    update_limits(fake_api, "c1", 256 << 20, 1_500_000_000)
+    assert FakeDaemon.updates == [{"Memory": 256 << 20, "MemorySwap": 256 << 20, "NanoCpus": 1_500_000_000}]
+
+
+def test_private_api_log_stream_with_stream_ids_still_works(fake_api):
+    res = log_response(fake_api, "c1", follow=True)
+    try:
+        assert list(read_frames(res.raw)) == [(b'{"event": "started"}\n', None), (None, b"a log line\n")]
+    finally:
+        res.close()
+
+
+def test_the_public_api_still_lacks_what_the_private_calls_do():
+    """When docker-py adds these, use them and drop gateway's private calls."""
+    import inspect
+
+    assert "nano_cpus" not in inspect.signature(docker.APIClient.update_container).parameters
+    assert "demux" not in inspect.signature(docker.APIClient.logs).parameters
+
+
+async def test_the_local_executor_caps_a_flooding_job_too(tmp_path):
+    from tests.hubtest import make_notebook
+
+    (tmp_path / "files").mkdir()
+    # An ipykernel that captures the kernel's fd 2 into the notebook gives its copy of
+    # the original as sys.stderr.fileno(); one that does not leaves fd 2 as inherited
+    # from the runner. Either way: the runner's stderr, the job's log.
+    flood = "import os, sys\ntry:\n    fd = sys.stderr.fileno()\nexcept Exception:\n    fd = 2\n" \
+            "for _ in range(4096):\n    os.write(fd, b'x' * 255 + b'\\n')\nprint('FLOODED')"
+    (tmp_path / "input.ipynb").write_text(json.dumps(make_notebook(flood)))
+    (tmp_path / "parameters.json").write_text("{}")
+    logs = []
+    ex = LocalExecutor(log_limit=64 << 10)
+    out = await ex.run(JobSpec(job_id="flood", workdir=tmp_path, timeout=120), lambda e: None, logs.append)
+    assert out.status == "succeeded", out
+    assert sum(len(line) for line in logs) <= (64 << 10) + 1024  # 1 MiB written, 64 KiB passed on
+    assert logs[-1] == TRUNCATED.format(limit=64 << 10)
