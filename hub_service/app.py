@@ -34,6 +34,7 @@ from .handlers.pages import make_environment
 from .jobs import JobManager
 from .offload import Offload
 from .outputs import Artifacts
+from .planning import DemandPlanner
 from .sizing import Sizing
 from .store import Store
 from .webhooks import Webhooks
@@ -72,7 +73,7 @@ class NotebookJobs(Application):
         "debug": ({"Application": {"log_level": 10}}, "Log at debug level."),
     }
 
-    classes = [Dispatcher, Sizing, JobManager, Webhooks, LocalExecutor]
+    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, LocalExecutor]
 
     config_file = Unicode("notebook_jobs_config.py", help="Config file to load, if it exists.").tag(config=True)
 
@@ -172,6 +173,8 @@ class NotebookJobs(Application):
             path.chmod(0o600)
         return path.read_text().strip().encode()
 
+    _load_task = _retrain_task = None  # the demand planner's loops, started with the service
+
     def initialize(self, argv=None):
         super().initialize(argv)
         if os.path.exists(self.config_file):
@@ -188,9 +191,12 @@ class NotebookJobs(Application):
         self.sizing = Sizing(parent=self, log=self.log, offload=self.offload)
         if not os.path.isabs(self.sizing.model_dir):
             self.sizing.model_dir = os.path.join(self.data_dir, self.sizing.model_dir)
+        self.planner = DemandPlanner(
+            parent=self, log=self.log, store=self.store, sizing=self.sizing, dispatcher=self.dispatcher,
+        )
         self.jobs = JobManager(
             parent=self, log=self.log, store=self.store, artifacts=self.artifacts, executor=self.executor,
-            dispatcher=self.dispatcher, sizing=self.sizing, broker=Broker(),
+            dispatcher=self.dispatcher, sizing=self.sizing, planner=self.planner, broker=Broker(),
             webhooks=Webhooks(parent=self, log=self.log),
         )
         self.hub_auth = self._hub_auth()
@@ -230,8 +236,10 @@ class NotebookJobs(Application):
         if self.recover_on_start:
             await self.jobs.recover()
         self.jobs.start()
-        if self.sizing.use_model and self.sizing.retrain_interval > 0:
-            self._retrain_task = asyncio.ensure_future(self.jobs.retrain_loop(self.sizing.retrain_interval))
+        if self.sizing.use_model:
+            self._load_task = asyncio.ensure_future(self.planner.load_loop())
+            if self.sizing.retrain_interval > 0:
+                self._retrain_task = asyncio.ensure_future(self.planner.retrain_loop(self.sizing.retrain_interval))
         url = urlparse(self.service_url)
         port = self.port or url.port or 10101
         self.http_server = HTTPServer(self.web_app, xheaders=True, max_body_size=self.max_upload_size + (1 << 20))
@@ -241,6 +249,9 @@ class NotebookJobs(Application):
 
     async def stop_async(self) -> None:
         self.http_server.stop()
+        for task in (self._load_task, self._retrain_task):
+            if task is not None:
+                task.cancel()
         await self.jobs.stop()
         await self.executor.stop()
         self.offload.shutdown()

@@ -17,13 +17,15 @@ from typing import Optional
 from traitlets import Float, Instance, Integer, Unicode, default, observe
 from traitlets.config import LoggingConfigurable
 
-from . import metrics, offload
+from . import metrics, offload, outputs
 from .broker import Broker
-from .dispatch import Dispatcher, pick_next
-from .executors.base import Executor, JobSpec, Outcome, Usage
+from .dispatch import Capacity, Dispatcher, pick_next
+from .executors.base import INPUT_NOTEBOOK, Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
 from .outputs import Artifacts, JobLog
+from .planning import DemandPlanner, history_record
 from .sizing import Sizing
+from .states import Reason, Status
 from .store import InvalidTransition, Job, Store, job_model
 from .webhooks import CallbackRefused, Webhooks
 
@@ -38,6 +40,8 @@ class JobManager(LoggingConfigurable):
     sizing = Instance(Sizing)
     broker = Instance(Broker, ())
     webhooks = Instance(Webhooks)
+    #: the demand model's upkeep: this hour's load, early retraining (none: no load cap, no retraining)
+    planner = Instance(DemandPlanner, allow_none=True)
 
     @default("webhooks")
     def _default_webhooks(self):
@@ -61,10 +65,6 @@ class JobManager(LoggingConfigurable):
 
     webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
-    load_interval = Float(
-        300.0, help="Seconds between reads of the load forecast (cpu per job, jobs at once for the hour); 0: off."
-    ).tag(config=True)
-    retrain_history = Integer(100_000, help="Most recent finished jobs the demand model learns from.").tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -72,8 +72,6 @@ class JobManager(LoggingConfigurable):
         self._wake = asyncio.Event()
         self._loop_task = None
         self._background = set()
-        self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
-        self._retraining = False
         if self.log_cap is not None and self.executor is not None:  # config loaded before the executor
             self.executor.log_limit = self.log_cap
 
@@ -110,14 +108,14 @@ class JobManager(LoggingConfigurable):
         features = notebook_features(bundle.notebook, parameters)
         features["params"] = parameters
         retry_of = None
-        if rerun_of is not None and rerun_of.error_reason in ("oom_killed", "timeout"):
+        if rerun_of is not None and rerun_of.error_reason in (Reason.OOM_KILLED, Reason.TIMEOUT):
             retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
         # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
         history = await asyncio.to_thread(
             lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
         # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
         sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of,
-                                        cpu_share=self.load.get("cpu_per_job"))
+                                        cpu_share=self._load("cpu_per_job"))
         return dict(
             user=user, name=name, input_kind=bundle.kind, input_name=bundle.name, path=path,
             parameters=parameters, output_formats=output_formats, callback_url=callback_url,
@@ -162,16 +160,16 @@ class JobManager(LoggingConfigurable):
 
     async def cancel(self, job: Job, wait: float = 10.0) -> Job:
         """Cancel a queued or running job; returns it as it stands after up to ``wait`` seconds."""
-        if job.status == "queued":
+        if job.status == Status.QUEUED:
             try:
-                job = self.store.transition(job.id, "cancelled", error_reason="cancelled",
+                job = self.store.transition(job.id, Status.CANCELLED.value, error_reason=Reason.CANCELLED.value,
                                             error_message="cancelled before it started")
                 self._ended(job)
                 return job
             except InvalidTransition:
                 job = self.store.get(job.id)  # it started meanwhile: cancel the run
         task = self._tasks.get(job.id)
-        if job.status == "running":
+        if job.status == Status.RUNNING:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 if await self.executor.cancel(job.id):
@@ -196,8 +194,6 @@ class JobManager(LoggingConfigurable):
 
     def start(self) -> None:
         self._loop_task = asyncio.ensure_future(self._dispatch_loop())
-        if self.sizing.use_model:
-            self._spawn(self.load_loop())
 
     async def stop(self) -> None:
         """Stop dispatching; running jobs are left to the backend (durable ones are reattached later)."""
@@ -222,18 +218,18 @@ class JobManager(LoggingConfigurable):
     def dispatch_once(self) -> list:
         """Start every queued job that fits now; returns the started ids."""
         started = []
-        cap = self.dispatcher.capacity(self.executor.gpu_count(), self.load.get("max_concurrent"))
+        cap = self.dispatcher.capacity(self.executor.gpu_count(), self._load("max_concurrent"))
         while True:
             # Only what the choice reads, and the queue only when a slot is free: this runs
             # on the event loop at every submit, and a burst queues hundreds of jobs.
-            running = self.store.dispatch_view("running")
+            running = self.store.dispatch_view(Status.RUNNING.value)
             if len(running) >= cap.max_running:
                 return started
-            job = pick_next(self.store.dispatch_view("queued"), running, cap)
+            job = pick_next(self.store.dispatch_view(Status.QUEUED.value), running, cap)
             if job is None:
                 return started
             try:
-                job = self.store.transition(job.id, "running", backend=self.executor.name)
+                job = self.store.transition(job.id, Status.RUNNING.value, backend=self.executor.name)
             except InvalidTransition:
                 continue  # cancelled meanwhile
             self._publish(job)
@@ -269,7 +265,7 @@ class JobManager(LoggingConfigurable):
             raise  # service shutdown: the job stays 'running' for recovery
         except Exception as e:
             self.log.exception("job %s: backend failed", job.id)
-            outcome = Outcome("failed", "infrastructure", f"{type(e).__name__}: {e}")
+            outcome = Outcome(Status.FAILED.value, Reason.INFRASTRUCTURE.value, f"{type(e).__name__}: {e}")
         finally:
             if log is not None:
                 log.close()
@@ -296,7 +292,7 @@ class JobManager(LoggingConfigurable):
         fields = dict(exit_code=outcome.exit_code, used=used)
         if outcome.finished:  # the backend's own clock of the ending (a job that ended while we were down)
             fields["finished"] = datetime.fromtimestamp(outcome.finished, timezone.utc).replace(tzinfo=None)
-        if outcome.status != "succeeded":
+        if outcome.status != Status.SUCCEEDED:
             fields.update(error_reason=outcome.reason, error_message=outcome.message, error_cell=outcome.cell)
         try:
             job = self.store.transition(job_id, outcome.status, **fields)
@@ -312,14 +308,14 @@ class JobManager(LoggingConfigurable):
         metrics.record_end(job)
         self._publish(job)
         self.wake()
-        if job.status == "succeeded":
+        if job.status == Status.SUCCEEDED:
             for fmt in job.output_formats:
                 if fmt != "ipynb":
                     self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
             self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
-        if job.status == "succeeded" and self.sizing.use_model and not self._retraining:
-            self._spawn(self._retrain_if_due())
+        if job.status == Status.SUCCEEDED and self.planner is not None:
+            self.planner.job_succeeded()
 
     async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
         """The job's output in ``fmt``; renders are made once (in the worker process) and cached."""
@@ -346,56 +342,9 @@ class JobManager(LoggingConfigurable):
     def _publish(self, job: Job) -> None:
         self.broker.publish(job.id, {"event": "status", "job": job_model(job)})
 
-    # -- the demand model ----------------------------------------------------------------
-
-    async def retrain(self) -> dict:
-        """Fit the demand model on the finished jobs now."""
-        history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
-        info = await self.sizing.retrain(history)
-        self.log.info("demand model retrained on %d jobs: version %s", len(history), info.get("version"))
-        return info
-
-    async def _retrain_if_due(self) -> None:
-        """Between scheduled retrainings: the first model early, then each time the history doubles."""
-        self._retraining = True
-        try:
-            succeeded = self.store.counts().get("succeeded", 0)
-            if await self.sizing.model_call(offload.retrain_due, succeeded):
-                await self.retrain()
-        except Exception:
-            self.log.exception("early retraining failed")
-        finally:
-            self._retraining = False
-
-    async def demand_info(self) -> dict:
-        """The current model and its metrics, the load forecast, and how the sizing did:
-        realised slack and kill rates of the finished jobs, per sizing basis."""
-        info = await self.sizing.info()
-        # Only what the forecast and the report read crosses to the worker.
-        history = [{k: r[k] for k in ("submit_time", "status", "reason", "predicted", "allocated", "used")}
-                   for r in map(history_record, self.store.history(limit=self.retrain_history))]
-        info.update(await self.sizing.model_call(offload.report, history))
-        return info
-
-    async def load_loop(self) -> None:
-        """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""
-        while self.load_interval > 0:
-            try:
-                self.load = await self.sizing.model_call(
-                    offload.load_factor, time.time(), {"cpu": self.dispatcher.cpu, "memory": self.dispatcher.memory}
-                )
-            except Exception:
-                self.log.exception("reading the load forecast failed")
-            await asyncio.sleep(self.load_interval)
-
-    async def retrain_loop(self, interval: float) -> None:
-        """Retrain every ``interval`` seconds; a failure is logged and tried again next time."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.retrain()
-            except Exception:
-                self.log.exception("periodic retraining failed")
+    def _load(self, key: str) -> Optional[float]:
+        """This hour's forecast ``cpu_per_job`` or ``max_concurrent`` (None: no forecast)."""
+        return self.planner.load.get(key) if self.planner is not None else None
 
     # -- recovery ---------------------------------------------------------------------
 
@@ -413,12 +362,12 @@ class JobManager(LoggingConfigurable):
         held = set(await self.executor.running()) if self.executor.durable else set()
         known = self.store.known_ids(held)
         report = {"reattached": [], "requeued": [], "removed": [], "foreign": sorted(held - known)}
-        for job in self.store.jobs_with_status("running"):
+        for job in self.store.jobs_with_status(Status.RUNNING.value):
             if job.id in held:
                 self._tasks[job.id] = asyncio.ensure_future(self._run(job, reattach=True))
                 report["reattached"].append(job.id)
             else:
-                self.store.transition(job.id, "queued")
+                self.store.transition(job.id, Status.QUEUED.value)
                 report["requeued"].append(job.id)
         for job_id in sorted(known - set(report["reattached"])):
             await self.executor.remove(job_id)
@@ -430,25 +379,89 @@ class JobManager(LoggingConfigurable):
             self.log.info("recovery: %s", report)
         return report
 
+    # -- what the handlers read --------------------------------------------------------
+
     def running_tasks(self) -> int:
+        """Jobs this process follows now."""
         return len(self._tasks)
 
+    def get(self, job_id: str, user: Optional[str] = None) -> Optional[Job]:
+        """The job, or None if there is none (given ``user``: none of that user's)."""
+        return self.store.get(job_id, user)
 
-def history_record(job: Job) -> dict:
-    """A finished job as the demand model reads it."""
-    f = job.features or {}
-    return {
-        "submit_time": job.created_ts,
-        "user": job.user,
-        "code_cells": f.get("code_cells"),
-        "source_bytes": f.get("source_bytes"),
-        "imports": f.get("imports", []),
-        "params": job.parameters,
-        "status": job.status,
-        "reason": job.error_reason,
-        "predicted": job.predicted,
-        "allocated": job.allocated,
-        "used": job.used,
-    }
+    def list_jobs(self, user: Optional[str], statuses=(), query: str = "", limit: int = 50,
+                  cursor: Optional[str] = None, newest_first: bool = True) -> tuple:
+        """A page of jobs and the next page's cursor (raises BadCursor for a cursor not ours)."""
+        return self.store.list_jobs(user, statuses, query, limit, cursor, newest_first=newest_first)
 
+    def find_by_idempotency_key(self, user: str, key: str) -> Optional[Job]:
+        """The user's job submitted with ``key``, if any."""
+        return self.store.find_by_idempotency_key(user, key)
+
+    def subscribe(self, job_id: str) -> asyncio.Queue:
+        """A queue of the job's events from now on; hand it back to :meth:`unsubscribe`."""
+        return self.broker.subscribe(job_id)
+
+    def unsubscribe(self, job_id: str, queue: asyncio.Queue) -> None:
+        """Stop the events of :meth:`subscribe`."""
+        self.broker.unsubscribe(job_id, queue)
+
+    def input_notebook(self, job: Job) -> tuple:
+        """The notebook the job was submitted with: its bytes and media type."""
+        data = (self.artifacts.input_dir(job.input_hash) / INPUT_NOTEBOOK).read_bytes()
+        return data, outputs.MEDIA_TYPES["ipynb"]
+
+    def log_bytes(self, job_id: str) -> bytes:
+        """The job's log so far (empty before it started)."""
+        path = self.artifacts.log_path(job_id)
+        return path.read_bytes() if path.exists() else b""
+
+    def capacity(self) -> Capacity:
+        """What the backend may run at once, as configured (before the hour's forecast)."""
+        return self.dispatcher.capacity(self.executor.gpu_count())
+
+    def health(self) -> dict:
+        """The backend's own health report."""
+        return self.executor.health()
+
+    def queue(self) -> dict:
+        """The capacity, what the running jobs hold, and the running and queued jobs."""
+        running = self.store.jobs_with_status(Status.RUNNING.value)
+        return {
+            "capacity": self.capacity(),
+            "used": {"cpu": sum(j.allocated.get("cpu", 0) for j in running),
+                     "memory": sum(j.allocated.get("memory", 0) for j in running)},
+            "running": running,
+            "queued": self.store.jobs_with_status(Status.QUEUED.value),
+        }
+
+    def stats(self, recent: int = 1000) -> dict:
+        """Jobs per status, and of the ``recent`` finished jobs: reasons, users, waits."""
+        history = self.store.history(limit=recent)
+        reasons, users = {}, {}
+        for j in history:
+            if j.error_reason:
+                reasons[j.error_reason] = reasons.get(j.error_reason, 0) + 1
+            users[j.user] = users.get(j.user, 0) + 1
+        waits = sorted((j.started - j.created).total_seconds() for j in history if j.started)
+        return {
+            "status_counts": self.store.counts(),
+            "recent": {"jobs": len(history), "error_reasons": reasons, "users": users,
+                       "wait_p50": waits[len(waits) // 2] if waits else None,
+                       "wait_max": waits[-1] if waits else None},
+        }
+
+    def status_counts(self) -> dict:
+        """Jobs per status."""
+        return self.store.counts()
+
+    # -- the demand model, for the admin's /demand ----------------------------------------
+
+    async def demand_info(self) -> dict:
+        """The demand model, its forecast and how the sizing did (see :meth:`DemandPlanner.info`)."""
+        return await self.planner.info()
+
+    async def retrain(self) -> dict:
+        """Fit the demand model on the finished jobs now."""
+        return await self.planner.retrain()
 

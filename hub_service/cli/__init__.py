@@ -244,7 +244,7 @@ def cmd_demand(args):
     app.initialize(args.service_args)
     app.sizing.offload = Offload(inline=True)
     if args.demand_command == "retrain":
-        from ..jobs import history_record
+        from ..planning import history_record
 
         history = [history_record(j) for j in app.store.history(limit=args.limit)]
         info = asyncio.run(app.sizing.retrain(history))

@@ -29,6 +29,8 @@ from typing import Awaitable, Callable, Optional, Union
 from traitlets import Integer
 from traitlets.config import LoggingConfigurable
 
+from ..states import REASONS, Reason, Status
+
 #: The runner program. It imports only papermill/nbformat, so it can run in a lean
 #: interpreter (the runner image, or a venv without the service's dependencies).
 RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
@@ -39,7 +41,8 @@ OUTPUT_NOTEBOOK = "output.ipynb"
 PARAMETERS_FILE = "parameters.json"
 FILES_DIR = "files"  # the job's cwd: data files of a bundle, anything the notebook writes
 
-ERROR_REASONS = ("cell_error", "oom_killed", "timeout", "cancelled", "invalid_input", "infrastructure")
+#: every error reason, as the runner may name one (the list lives in ``states``)
+ERROR_REASONS = REASONS
 
 EventCallback = Callable[[dict], Union[None, Awaitable[None]]]
 LogCallback = Callable[[str], Union[None, Awaitable[None]]]
@@ -141,25 +144,28 @@ def decide_outcome(
     final event is an infrastructure failure with its last stderr as the message.
     """
     used = used or Usage()
-    if killed_for == "cancelled":
-        return Outcome("cancelled", "cancelled", "cancelled by request", exit_code=exit_code, used=used)
-    if killed_for == "timeout":
-        return Outcome("failed", "timeout", "job exceeded its time limit", exit_code=exit_code, used=used)
+    if killed_for == Reason.CANCELLED:
+        return Outcome(Status.CANCELLED.value, Reason.CANCELLED.value, "cancelled by request",
+                       exit_code=exit_code, used=used)
+    if killed_for == Reason.TIMEOUT:
+        return Outcome(Status.FAILED.value, Reason.TIMEOUT.value, "job exceeded its time limit",
+                       exit_code=exit_code, used=used)
     if oom_killed:
-        return Outcome("failed", "oom_killed", "job exceeded its memory limit and was killed", exit_code=exit_code, used=used)
+        return Outcome(Status.FAILED.value, Reason.OOM_KILLED.value,
+                       "job exceeded its memory limit and was killed", exit_code=exit_code, used=used)
     if final_event and final_event.get("event") == "finished":
         status = final_event.get("status")
-        if status == "succeeded" and exit_code in (0, None):
-            return Outcome("succeeded", exit_code=exit_code, used=used)
+        if status == Status.SUCCEEDED and exit_code in (0, None):
+            return Outcome(Status.SUCCEEDED.value, exit_code=exit_code, used=used)
         err = final_event.get("error") or {}
-        reason = err.get("reason") if err.get("reason") in ERROR_REASONS else "cell_error"
-        return Outcome("failed", reason, err.get("message", ""), err.get("cell"), exit_code, used)
+        reason = err.get("reason") if err.get("reason") in ERROR_REASONS else Reason.CELL_ERROR.value
+        return Outcome(Status.FAILED.value, reason, err.get("message", ""), err.get("cell"), exit_code, used)
     # No final word from the runner. A kernel killed by the OOM killer inside a
     # memory-limited process group shows up as SIGKILL (-9 / 137).
     message = f"runner exited with code {exit_code} before finishing"
     if stderr_tail:
         message += ": " + stderr_tail.strip()[-500:]
-    return Outcome("failed", "infrastructure", message, exit_code=exit_code, used=used)
+    return Outcome(Status.FAILED.value, Reason.INFRASTRUCTURE.value, message, exit_code=exit_code, used=used)
 
 
 class Executor(LoggingConfigurable):

@@ -1,6 +1,6 @@
 """REST API handlers (the contract: ``…/api/openapi.json``; the flow: docs/architecture.md).
 
-Thin: parse, check access, call the job manager.
+Thin: parse, check access, call the job manager (``self.jobs``, the one object handlers talk to).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from ..intake import (
     same_submission,
 )
 from ..outputs import MEDIA_TYPES
-from ..store import TERMINAL, BadCursor, DuplicateKey, Job, job_model
+from ..states import STATUSES, TERMINAL, Status
+from ..store import BadCursor, DuplicateKey, Job, job_model
 from .base import APIHandler, admin_only, authenticated
 
 MAX_PAGE = 200
@@ -41,16 +42,20 @@ LINGER = 30.0
 _UNBOUNDED = 1 << 62
 
 
+def capacity_model(cap) -> dict:
+    """A :class:`~hub_service.dispatch.Capacity` as the API shows it."""
+    return {"cpu": cap.cpu, "memory": cap.memory, "gpu": cap.gpu, "max_running": cap.max_running,
+            "per_user": cap.per_user}
+
+
 class RootHandler(APIHandler):
     @authenticated
     def get(self):
-        cap = self.jobs.dispatcher.capacity(self.jobs.executor.gpu_count())
         self.write_json({
             "name": "notebook-jobs",
             "version": __version__,
-            "backend": self.jobs.executor.health(),
-            "capacity": {"cpu": cap.cpu, "memory": cap.memory, "gpu": cap.gpu,
-                         "max_running": cap.max_running, "per_user": cap.per_user},
+            "backend": self.jobs.health(),
+            "capacity": capacity_model(self.jobs.capacity()),
             "user": self.user_name,
             "admin": self.is_admin,
         })
@@ -61,7 +66,7 @@ class HealthHandler(APIHandler):
         self.write_json({
             "status": "ok",
             "version": __version__,
-            "backend": self.jobs.executor.health(),
+            "backend": self.jobs.health(),
             "running": self.jobs.running_tasks(),
         })
 
@@ -155,7 +160,7 @@ class JobsHandler(APIHandler):
                 user = None
             user = self.get_argument("user", user)
         statuses = [s for s in self.get_argument("status", "").split(",") if s]
-        bad = sorted(set(statuses) - {"queued", "running", "succeeded", "failed", "cancelled"})
+        bad = sorted(set(statuses) - set(STATUSES))
         if bad:
             raise IntakeError(f"unknown status {', '.join(bad)}")
         try:
@@ -168,7 +173,7 @@ class JobsHandler(APIHandler):
         if sort not in ("-created", "created"):
             raise IntakeError("sort must be '-created' (newest first) or 'created'")
         try:
-            jobs, cursor = self.store.list_jobs(
+            jobs, cursor = self.jobs.list_jobs(
                 user, statuses, self.get_argument("q", ""), limit, self.get_argument("cursor", None) or None,
                 newest_first=sort == "-created",
             )
@@ -190,7 +195,7 @@ class JobsHandler(APIHandler):
         if key and len(key) > 255:
             raise IntakeError("Idempotency-Key is longer than 255 characters")
         fields, bundle = await asyncio.to_thread(self._parse_submission, user)
-        existing = key and self.store.find_by_idempotency_key(user, key)
+        existing = key and self.jobs.find_by_idempotency_key(user, key)
         if existing:
             return self._replay(existing, key, bundle, fields)
         try:
@@ -211,7 +216,7 @@ class JobsHandler(APIHandler):
         """Validate and size exactly as a submit would; answer the would-be job, store nothing."""
         fields, bundle = await asyncio.to_thread(self._parse_submission, user)
         planned = await self.jobs.plan(user, bundle, **fields)
-        would_be = job_model(Job(id=None, status="queued", input_hash=bundle.sha256, cells_done=0, **planned))
+        would_be = job_model(Job(id=None, status=Status.QUEUED.value, input_hash=bundle.sha256, cells_done=0, **planned))
         would_be["resources"]["bounds"] = self.jobs.bounds  # what an override may ask for
         self.write_json(dict(would_be, dry_run=True), 200)
 
@@ -341,9 +346,9 @@ class InputHandler(APIHandler):
     @authenticated
     def get(self, job_id):
         job = self.get_job(job_id)
-        path = self.artifacts.input_dir(job.input_hash) / "input.ipynb"
-        self.set_header("Content-Type", MEDIA_TYPES["ipynb"])
-        self.finish(path.read_bytes())
+        data, media_type = self.jobs.input_notebook(job)
+        self.set_header("Content-Type", media_type)
+        self.finish(data)
 
 
 class LogsHandler(APIHandler):
@@ -353,12 +358,10 @@ class LogsHandler(APIHandler):
     async def get(self, job_id):
         job = self.get_job(job_id)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        path = self.artifacts.log_path(job_id)
         follow = self.get_argument("follow", "") in ("1", "true")
-        queue = self.jobs.broker.subscribe(job_id) if follow and job.status not in TERMINAL else None
+        queue = self.jobs.subscribe(job_id) if follow and job.status not in TERMINAL else None
         try:
-            if path.exists():
-                self.write(path.read_bytes())
+            self.write(self.jobs.log_bytes(job_id))
             if queue is None:
                 return self.finish()
             await self.flush()
@@ -366,7 +369,7 @@ class LogsHandler(APIHandler):
                 try:
                     event = await asyncio.wait_for(queue.get(), 15)
                 except asyncio.TimeoutError:
-                    if self.store.get(job_id).status in TERMINAL:
+                    if self.jobs.get(job_id).status in TERMINAL:
                         break
                     continue
                 if event["event"] == "log":
@@ -379,7 +382,7 @@ class LogsHandler(APIHandler):
             pass  # the reader left (e.g. Ctrl-C on `logs --follow`): nothing to answer
         finally:
             if queue is not None:
-                self.jobs.broker.unsubscribe(job_id, queue)
+                self.jobs.unsubscribe(job_id, queue)
 
 
 class NotebooksHandler(APIHandler):
@@ -407,35 +410,17 @@ class NotebooksHandler(APIHandler):
 class QueueHandler(APIHandler):
     @admin_only
     def get(self):
-        running = self.store.jobs_with_status("running")
-        queued = self.store.jobs_with_status("queued")
-        cap = self.jobs.dispatcher.capacity(self.jobs.executor.gpu_count())
-        self.write_json({
-            "capacity": {"cpu": cap.cpu, "memory": cap.memory, "gpu": cap.gpu, "max_running": cap.max_running,
-                         "per_user": cap.per_user},
-            "used": {"cpu": sum(j.allocated.get("cpu", 0) for j in running),
-                     "memory": sum(j.allocated.get("memory", 0) for j in running)},
-            "running": [job_model(j) for j in running],
-            "queued": [job_model(j) for j in queued],
-        })
+        queue = self.jobs.queue()
+        self.write_json(dict(
+            queue, capacity=capacity_model(queue["capacity"]),
+            running=[job_model(j) for j in queue["running"]], queued=[job_model(j) for j in queue["queued"]],
+        ))
 
 
 class StatsHandler(APIHandler):
     @admin_only
     def get(self):
-        history = self.store.history(limit=1000)
-        reasons, users = {}, {}
-        for j in history:
-            if j.error_reason:
-                reasons[j.error_reason] = reasons.get(j.error_reason, 0) + 1
-            users[j.user] = users.get(j.user, 0) + 1
-        waits = sorted((j.started - j.created).total_seconds() for j in history if j.started)
-        self.write_json({
-            "status_counts": self.store.counts(),
-            "recent": {"jobs": len(history), "error_reasons": reasons, "users": users,
-                       "wait_p50": waits[len(waits) // 2] if waits else None,
-                       "wait_max": waits[-1] if waits else None},
-        })
+        self.write_json(self.jobs.stats())
 
 
 class DemandHandler(APIHandler):
@@ -456,4 +441,4 @@ class MetricsHandler(APIHandler):
     @admin_only
     def get(self):
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        self.finish(metrics.exposition(self.store.counts()))
+        self.finish(metrics.exposition(self.jobs.status_counts()))

@@ -1,7 +1,7 @@
 """Handler bases: Hub authentication, ownership and admin checks, JSON errors, Hub-look pages.
 
-Collaborators (the job manager, store, artifacts) arrive through the Tornado
-application's settings, so handlers hold no state of their own.
+Handlers talk to one object, the :class:`~hub_service.jobs.JobManager` (``self.jobs``), which
+arrives through the Tornado application's settings, so handlers hold no state of their own.
 """
 
 from __future__ import annotations
@@ -28,14 +28,6 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def jobs(self):
         return self.settings["jobs"]
-
-    @property
-    def store(self):
-        return self.settings["jobs"].store
-
-    @property
-    def artifacts(self):
-        return self.settings["jobs"].artifacts
 
     @property
     def config(self):
@@ -84,7 +76,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def get_job(self, job_id: str) -> Job:
         """The job if the caller may see it; otherwise 404, as if it did not exist."""
-        job = self.store.get(job_id, None if self.is_admin else self.user_name)
+        job = self.jobs.get(job_id, None if self.is_admin else self.user_name)
         if job is None:
             raise web.HTTPError(404, f"no job {job_id}")
         return job

@@ -7,7 +7,8 @@ import json
 
 from tornado.iostream import StreamClosedError
 
-from ..store import TERMINAL, job_model
+from ..states import TERMINAL
+from ..store import job_model
 from .base import APIHandler, authenticated
 
 
@@ -28,9 +29,9 @@ class EventsHandler(APIHandler):
     @authenticated
     async def get(self, job_id):
         job = self.get_job(job_id)
-        queue = self.jobs.broker.subscribe(job_id)  # before the snapshot: no event falls between
+        queue = self.jobs.subscribe(job_id)  # before the snapshot: no event falls between
         try:
-            await self.send({"event": "status", "job": job_model(self.store.get(job_id))})
+            await self.send({"event": "status", "job": job_model(self.jobs.get(job_id))})
             if job.status in TERMINAL:
                 return
             while True:
@@ -46,4 +47,4 @@ class EventsHandler(APIHandler):
         except StreamClosedError:
             pass
         finally:
-            self.jobs.broker.unsubscribe(job_id, queue)
+            self.jobs.unsubscribe(job_id, queue)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..outputs import MEDIA_TYPES
+from ..states import REASONS, STATUSES
 from .base import APIHandler
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
@@ -46,7 +47,7 @@ def _schemas() -> dict:
         "id": {"type": "string", "nullable": True, "description": "null only on a dry run's answer"},
         "dry_run": {"type": "boolean", "description": "present (true) only on a dry run's answer"},
         "user": {"type": "string"}, "name": {"type": "string"},
-        "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+        "status": {"type": "string", "enum": list(STATUSES)},
         "input": {"type": "object", "properties": {
             "kind": {"type": "string", "enum": ["ipynb", "py", "zip"]}, "name": {"type": "string"},
             "path": _NULLABLE_STRING, "sha256": {"type": "string"}}},
@@ -64,8 +65,7 @@ def _schemas() -> dict:
         "callback_url": _NULLABLE_STRING, "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
         "backend": _NULLABLE_STRING, "exit_code": {"type": "integer", "nullable": True},
         "error": {"type": "object", "nullable": True, "properties": {
-            "reason": {"type": "string", "enum": ["cell_error", "oom_killed", "timeout", "cancelled",
-                                                  "invalid_input", "infrastructure"]},
+            "reason": {"type": "string", "enum": list(REASONS)},
             "message": {"type": "string"}, "cell": {"type": "integer", "nullable": True}}},
         "created": {"type": "string", "format": "date-time", "nullable": True,
                     "description": "null only on a dry run's answer"},

@@ -139,7 +139,7 @@ class PageHandler(BaseHandler):
 class HomePage(PageHandler):
     @web.authenticated
     def get(self):
-        jobs, cursor = self.store.list_jobs(self.user_name, limit=50)
+        jobs, cursor = self.jobs.list_jobs(self.user_name, limit=50)
         self.render_page("home.html", jobs=[job_model(j) for j in jobs], next_cursor=cursor)
 
 

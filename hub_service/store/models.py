@@ -8,7 +8,7 @@ from typing import Optional
 from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..states import TERMINAL  # noqa: F401 - the store's name for it (hub_service.store.TERMINAL)
+from ..states import TERMINAL, Status  # noqa: F401 - the store's name for it (hub_service.store.TERMINAL)
 
 
 def utcnow() -> datetime:
@@ -28,7 +28,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user: Mapped[str] = mapped_column(String(255), index=True)
     name: Mapped[str] = mapped_column(String(255), default="")
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED.value, index=True)
 
     # what was submitted
     input_hash: Mapped[str] = mapped_column(String(64))

@@ -17,12 +17,14 @@ from sqlalchemy import create_engine, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import TERMINAL, Job, Setting, utcnow
+from ..states import TERMINAL, Status
+from .models import Job, Setting, utcnow
 
 #: which status may follow which; running → queued is recovery's re-queue
 TRANSITIONS = {
-    "queued": frozenset({"running", "cancelled", "failed"}),
-    "running": frozenset({"succeeded", "failed", "cancelled", "queued"}),
+    Status.QUEUED.value: frozenset(s.value for s in (Status.RUNNING, Status.CANCELLED, Status.FAILED)),
+    Status.RUNNING.value: frozenset(s.value for s in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED,
+                                                      Status.QUEUED)),
 }
 
 
@@ -112,7 +114,7 @@ class Store:
     def create_job(self, **fields) -> Job:
         """Insert a queued job; a repeated Idempotency-Key raises DuplicateKey with the first job."""
         now = utcnow()
-        job = Job(id=fields.pop("id", None) or uuid4().hex, status="queued", created=now,
+        job = Job(id=fields.pop("id", None) or uuid4().hex, status=Status.QUEUED.value, created=now,
                   created_ts=now.timestamp(), **fields)
         with self.Session() as s:
             s.add(job)
@@ -209,11 +211,11 @@ class Store:
         """
         sources = [old for old, targets in TRANSITIONS.items() if new in targets]
         values = dict(fields, status=new)
-        if new == "running":
+        if new == Status.RUNNING:
             values.setdefault("started", utcnow())
         if new in TERMINAL:
             values.setdefault("finished", utcnow())
-        if new == "queued":
+        if new == Status.QUEUED:
             values.update(started=None, cells_done=0)
         with self.Session() as s:
             result = s.execute(

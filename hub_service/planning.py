@@ -1,0 +1,113 @@
+"""Keeping the demand model current: scheduled and early retraining, the load forecast, the report.
+
+:class:`DemandPlanner` is the background side of sizing. The job flow (``jobs.py``) reads
+its hour's :attr:`~DemandPlanner.load` and tells it when a job succeeded; the app starts
+its two loops; the admin's ``/demand`` endpoint reads :meth:`~DemandPlanner.info`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from traitlets import Float, Instance, Integer
+from traitlets.config import LoggingConfigurable
+
+from . import offload
+from .dispatch import Dispatcher
+from .sizing import Sizing
+from .states import Status
+from .store import Job, Store
+
+
+class DemandPlanner(LoggingConfigurable):
+    """Retrains the demand model and follows its hour-of-week load forecast."""
+
+    store = Instance(Store)
+    sizing = Instance(Sizing)
+    dispatcher = Instance(Dispatcher)
+
+    load_interval = Float(
+        300.0, help="Seconds between reads of the load forecast (cpu per job, jobs at once for the hour); 0: off."
+    ).tag(config=True)
+    retrain_history = Integer(100_000, help="Most recent finished jobs the demand model learns from.").tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
+        self._retraining = False
+        self._background = set()
+
+    async def retrain(self) -> dict:
+        """Fit the demand model on the finished jobs now."""
+        history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
+        info = await self.sizing.retrain(history)
+        self.log.info("demand model retrained on %d jobs: version %s", len(history), info.get("version"))
+        return info
+
+    def job_succeeded(self) -> None:
+        """A job succeeded: retrain early if the history grew enough (one check at a time)."""
+        if self.sizing.use_model and not self._retraining:
+            task = asyncio.ensure_future(self._retrain_if_due())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _retrain_if_due(self) -> None:
+        """Between scheduled retrainings: the first model early, then each time the history doubles."""
+        self._retraining = True
+        try:
+            succeeded = self.store.counts().get(Status.SUCCEEDED.value, 0)
+            if await self.sizing.model_call(offload.retrain_due, succeeded):
+                await self.retrain()
+        except Exception:
+            self.log.exception("early retraining failed")
+        finally:
+            self._retraining = False
+
+    async def info(self) -> dict:
+        """The current model and its metrics, the load forecast, and how the sizing did:
+        realised slack and kill rates of the finished jobs, per sizing basis."""
+        info = await self.sizing.info()
+        # Only what the forecast and the report read crosses to the worker.
+        history = [{k: r[k] for k in ("submit_time", "status", "reason", "predicted", "allocated", "used")}
+                   for r in map(history_record, self.store.history(limit=self.retrain_history))]
+        info.update(await self.sizing.model_call(offload.report, history))
+        return info
+
+    async def load_loop(self) -> None:
+        """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""
+        while self.load_interval > 0:
+            try:
+                self.load = await self.sizing.model_call(
+                    offload.load_factor, time.time(), {"cpu": self.dispatcher.cpu, "memory": self.dispatcher.memory}
+                )
+            except Exception:
+                self.log.exception("reading the load forecast failed")
+            await asyncio.sleep(self.load_interval)
+
+    async def retrain_loop(self, interval: float) -> None:
+        """Retrain every ``interval`` seconds; a failure is logged and tried again next time."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.retrain()
+            except Exception:
+                self.log.exception("periodic retraining failed")
+
+
+def history_record(job: Job) -> dict:
+    """A finished job as the demand model reads it."""
+    f = job.features or {}
+    return {
+        "submit_time": job.created_ts,
+        "user": job.user,
+        "code_cells": f.get("code_cells"),
+        "source_bytes": f.get("source_bytes"),
+        "imports": f.get("imports", []),
+        "params": job.parameters,
+        "status": job.status,
+        "reason": job.error_reason,
+        "predicted": job.predicted,
+        "allocated": job.allocated,
+        "used": job.used,
+    }
