@@ -82,11 +82,13 @@ def logged_in(hub, browser, name, color_scheme="light"):
     """A new page logged in to the Hub as ``name``, and its console."""
     page = browser.new_page(color_scheme=color_scheme, viewport={"width": 1280, "height": 900})
     console = Console(page, hub.url)
-    page.goto(hub.url + "/hub/login")
+    # next= keeps the login on the Hub: without it the Hub sends a user whose server is up
+    # (an earlier test may have started it) straight on to /user/NAME/lab
+    page.goto(hub.url + "/hub/login?next=%2Fhub%2Fhome")
     page.fill("#username_input", name)
     page.fill("#password_input", "x")
     page.click("#login_submit")
-    page.wait_for_url("**/hub/**")
+    page.wait_for_url("**/hub/home")
     return page, console
 
 
