@@ -32,8 +32,12 @@ const ANNOTATION_TYPES: Record<string, ParamType> = {
   dict: 'json'
 };
 
-/** Split `value  # comment` at the first `#` outside a string literal. */
-export function splitComment(text: string): [string, string] {
+/**
+ * Walk Python source, handing `visit` the index of each character outside string
+ * literals (strings, escapes and triple quotes are skipped whole). `visit` may return the
+ * index to go on after, or null to stop. Returns the quote left open at the end ('' if none).
+ */
+function scanCode(text: string, visit: (i: number) => number | null | void): string {
   let quote = '';
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
@@ -44,42 +48,49 @@ export function splitComment(text: string): [string, string] {
         i += quote.length - 1;
         quote = '';
       }
-    } else if (c === '#') {
-      return [text.slice(0, i).trim(), text.slice(i + 1).trim()];
     } else if (c === '"' || c === "'") {
       quote = text.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
       i += quote.length - 1;
+    } else {
+      const next = visit(i);
+      if (next === null) {
+        break;
+      }
+      if (next !== undefined) {
+        i = next;
+      }
     }
   }
-  return [text.trim(), ''];
+  return quote;
 }
 
-/** Net count of open brackets and whether a string is left open, to join multi-line values. */
+/** Split `value  # comment` at the first `#` outside a string literal. */
+export function splitComment(text: string): [string, string] {
+  let at = -1;
+  scanCode(text, i => {
+    if (text[i] === '#') {
+      at = i;
+      return null;
+    }
+  });
+  return at < 0 ? [text.trim(), ''] : [text.slice(0, at).trim(), text.slice(at + 1).trim()];
+}
+
+/** Whether a value goes on to the next line: an open bracket, triple quote or backslash. */
 function isOpen(text: string): boolean {
   let depth = 0;
-  let quote = '';
-  for (let i = 0; i < text.length; i++) {
+  const quote = scanCode(text, i => {
     const c = text[i];
-    if (quote) {
-      if (c === '\\') {
-        i++;
-      } else if (text.startsWith(quote, i)) {
-        i += quote.length - 1;
-        quote = '';
-      }
-    } else if (c === '#') {
-      while (i < text.length && text[i] !== '\n') {
-        i++;
-      }
-    } else if (c === '"' || c === "'") {
-      quote = text.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
-      i += quote.length - 1;
-    } else if ('([{'.includes(c)) {
+    if (c === '#') {
+      const eol = text.indexOf('\n', i);
+      return eol < 0 ? text.length : eol; // a comment runs to the end of its line
+    }
+    if ('([{'.includes(c)) {
       depth++;
     } else if (')]}'.includes(c)) {
       depth--;
     }
-  }
+  });
   return depth > 0 || quote.length === 3 || text.trimEnd().endsWith('\\');
 }
 
