@@ -436,6 +436,19 @@ def check_callback_url(url) -> Optional[str]:
     return url
 
 
+#: when a job's owner is mailed about it: never, when it fails, or whenever it ends
+NOTIFY_CHOICES = ("never", "failure", "always")
+
+
+def check_notify(value) -> str:
+    """The ``notify`` field: one of :data:`NOTIFY_CHOICES` (``never`` when missing)."""
+    if value in (None, ""):
+        return "never"
+    if value not in NOTIFY_CHOICES:
+        raise IntakeError(f"notify {value!r} must be one of {', '.join(NOTIFY_CHOICES)}")
+    return value
+
+
 def parse_json_field(value, what: str):
     """A form field that carries JSON (parameters, resources)."""
     if value in (None, ""):
@@ -455,4 +468,4 @@ def same_submission(job, input_hash: str, fields: dict) -> bool:
     return (job.input_hash == input_hash and job.parameters == fields["parameters"]
             and job.name == fields["name"] and job.requested == fields["requested"]
             and job.output_formats == fields["output_formats"] and job.callback_url == fields["callback_url"]
-            and job.path == fields["path"])
+            and job.path == fields["path"] and job.notify == fields["notify"])

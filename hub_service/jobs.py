@@ -87,6 +87,7 @@ class JobManager(LoggingConfigurable):
         requested: dict,
         output_formats: list,
         callback_url: Optional[str] = None,
+        notify: str = "never",
         path: Optional[str] = None,
         schedule_id: Optional[str] = None,
         rerun_of: Optional[Job] = None,
@@ -118,7 +119,7 @@ class JobManager(LoggingConfigurable):
                                         cpu_share=self._load("cpu_per_job"))
         return dict(
             user=user, name=name, input_kind=bundle.kind, input_name=bundle.name, path=path,
-            parameters=parameters, output_formats=output_formats, callback_url=callback_url,
+            parameters=parameters, output_formats=output_formats, callback_url=callback_url, notify=notify,
             schedule_id=schedule_id, rerun_of=rerun_of.id if rerun_of else None,
             features=features, requested=requested, predicted=sizing["predicted"],
             allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={},
@@ -154,7 +155,7 @@ class JobManager(LoggingConfigurable):
         bundle = Bundle(nb, job.input_kind, job.input_name, files)
         return await self.submit(
             user, bundle, parameters=job.parameters, name=job.name, requested=dict(job.requested),
-            output_formats=job.output_formats, callback_url=job.callback_url, path=job.path,
+            output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify, path=job.path,
             schedule_id=job.schedule_id, rerun_of=job,
         )
 

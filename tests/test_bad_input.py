@@ -68,6 +68,7 @@ def test_parameters_without_a_parameters_cell_are_refused(alice):
         ({"name": "../../evil"}, "name"),
         ({"output_formats": "pdf"}, "unknown output format"),
         ({"callback_url": "file:///etc/passwd"}, "callback_url"),
+        ({"notify": "sometimes"}, "notify 'sometimes' must be one of never, failure, always"),
     ],
 )
 def test_bad_fields_are_400(alice, fields, needle):
@@ -96,8 +97,9 @@ def test_workspace_path_submission_and_listing(hub, alice):
     (ws / "daily.ipynb").write_text(json.dumps(make_notebook("print('from workspace', day)", parameters="day = 1")))
     listed = alice.get("notebooks").json()["notebooks"]
     assert "analysis/daily.ipynb" in {n["path"] for n in listed}
-    r = alice.post("jobs", json={"path": "analysis/daily.ipynb", "parameters": {"day": 7}})
+    r = alice.post("jobs", json={"path": "analysis/daily.ipynb", "parameters": {"day": 7}, "notify": "failure"})
     assert r.status_code == 201, r.text
+    assert r.json()["notify"] == "failure"
     assert alice.post("jobs", json={"path": "analysis/missing.ipynb"}).status_code == 404
 
 

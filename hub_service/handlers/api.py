@@ -20,6 +20,7 @@ from ..intake import (
     IntakeError,
     check_callback_url,
     check_name,
+    check_notify,
     check_parameters,
     parse_json_field,
     parse_output_formats,
@@ -250,6 +251,7 @@ class JobsHandler(APIHandler):
             requested=parse_resources(parse_json_field(form.get("resources"), "resources"), form.get("timeout")),
             output_formats=parse_output_formats(form.get("output_formats")),
             callback_url=check_callback_url(form.get("callback_url")),
+            notify=check_notify(form.get("notify")),
             path=form.get("path") if isinstance(form.get("path"), str) else None,
         )
         return fields, bundle

@@ -8,6 +8,7 @@ that drifts from the handlers fails there.
 from __future__ import annotations
 
 from .. import __version__
+from ..intake import NOTIFY_CHOICES
 from ..outputs import MEDIA_TYPES
 from ..states import REASONS, STATUSES
 from .base import APIHandler
@@ -62,7 +63,8 @@ def _schemas() -> dict:
                                                 "minItems": 2, "maxItems": 2}}}},
         "timeout": {"type": "number", "nullable": True},
         "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
-        "callback_url": _NULLABLE_STRING, "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
+        "callback_url": _NULLABLE_STRING, "notify": {"type": "string", "enum": list(NOTIFY_CHOICES)},
+        "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
         "backend": _NULLABLE_STRING, "exit_code": {"type": "integer", "nullable": True},
         "error": {"type": "object", "nullable": True, "properties": {
             "reason": {"type": "string", "enum": list(REASONS)},
@@ -86,6 +88,8 @@ def _submit_body() -> dict:
         "name": {"type": "string"},
         "timeout": {"type": "number", "description": "seconds"},
         "callback_url": {"type": "string", "format": "uri"},
+        "notify": {"type": "string", "enum": list(NOTIFY_CHOICES),
+                   "description": "mail the owner when the job fails, or whenever it ends (default never)"},
         "entry": {"type": "string", "description": "file to run inside a .zip bundle"},
     }
     form = dict(fields, **{

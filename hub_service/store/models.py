@@ -38,6 +38,7 @@ class Job(Base):
     parameters: Mapped[dict] = mapped_column(JSON, default=dict)
     output_formats: Mapped[list] = mapped_column(JSON, default=list)
     callback_url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    notify: Mapped[str] = mapped_column(String(16), default="never")  # when to mail the owner
     idempotency_key: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     schedule_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
     rerun_of: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
@@ -109,6 +110,7 @@ def job_model(job: Job) -> dict:
         "timeout": job.allocated.get("timeout"),
         "output_formats": job.output_formats,
         "callback_url": job.callback_url,
+        "notify": job.notify,
         "schedule_id": job.schedule_id,
         "rerun_of": job.rerun_of,
         "backend": job.backend,
