@@ -32,6 +32,7 @@ from .executors.local import LocalExecutor
 from .handlers import routes
 from .handlers.pages import make_environment
 from .jobs import JobManager
+from .mailer import Mailer
 from .offload import Offload
 from .outputs import Artifacts
 from .planning import DemandPlanner
@@ -73,7 +74,7 @@ class NotebookJobs(Application):
         "debug": ({"Application": {"log_level": 10}}, "Log at debug level."),
     }
 
-    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, LocalExecutor]
+    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, Mailer, LocalExecutor]
 
     config_file = Unicode("notebook_jobs_config.py", help="Config file to load, if it exists.").tag(config=True)
 
@@ -194,13 +195,15 @@ class NotebookJobs(Application):
         self.planner = DemandPlanner(
             parent=self, log=self.log, store=self.store, sizing=self.sizing, dispatcher=self.dispatcher,
         )
+        prefix = self.service_prefix if self.service_prefix.endswith("/") else self.service_prefix + "/"
+        self.mailer = Mailer(parent=self, log=self.log, service_prefix=prefix)
+        self.mailer.warn_if_unlinked()
         self.jobs = JobManager(
             parent=self, log=self.log, store=self.store, artifacts=self.artifacts, executor=self.executor,
             dispatcher=self.dispatcher, sizing=self.sizing, planner=self.planner, broker=Broker(),
-            webhooks=Webhooks(parent=self, log=self.log),
+            webhooks=Webhooks(parent=self, log=self.log), mailer=self.mailer,
         )
         self.hub_auth = self._hub_auth()
-        prefix = self.service_prefix if self.service_prefix.endswith("/") else self.service_prefix + "/"
         settings = dict(
             jobs=self.jobs,
             service_config=self,

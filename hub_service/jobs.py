@@ -22,6 +22,7 @@ from .broker import Broker
 from .dispatch import Capacity, Dispatcher, pick_next
 from .executors.base import INPUT_NOTEBOOK, Executor, JobSpec, Outcome, Usage
 from .intake import Bundle, IntakeError
+from .mailer import Mailer
 from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, history_record
 from .sizing import Sizing
@@ -42,6 +43,8 @@ class JobManager(LoggingConfigurable):
     webhooks = Instance(Webhooks)
     #: the demand model's upkeep: this hour's load, early retraining (none: no load cap, no retraining)
     planner = Instance(DemandPlanner, allow_none=True)
+    #: mail to a job's owner when it ends, as its notify asks (none: no mail)
+    mailer = Instance(Mailer, allow_none=True)
 
     @default("webhooks")
     def _default_webhooks(self):
@@ -315,6 +318,8 @@ class JobManager(LoggingConfigurable):
                     self._spawn(self._render_quietly(job.id, fmt))
         if job.callback_url:
             self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
+        if self.mailer is not None and self.mailer.wants(job):
+            self._spawn(self.mailer.job_ended(job))
         if job.status == Status.SUCCEEDED and self.planner is not None:
             self.planner.job_succeeded()
 

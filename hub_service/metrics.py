@@ -40,3 +40,8 @@ def exposition(status_counts: dict) -> bytes:
     for status in STATUSES:
         JOB_STATUS.labels(status).set(status_counts.get(status, 0))
     return generate_latest(REGISTRY)
+
+
+MAIL_SENT = Counter("notebook_jobs_mail_sent", "Mails about ended jobs handed to the SMTP server", registry=REGISTRY)
+MAIL_FAILED = Counter("notebook_jobs_mail_failed", "Mails about ended jobs that could not be sent, by error",
+                      ["error"], registry=REGISTRY)

@@ -32,6 +32,7 @@ def routes(prefix: str) -> list:
         (prefix + "oauth_callback", HubOAuthCallbackHandler),
         (prefix + "static/(.*)", pages.StaticHandler),
         (prefix + rf"jobs/{j}", pages.JobPage),
+        (prefix + rf"jobs/{j}/output", pages.JobOutputPage),
         (prefix + "admin", pages.AdminPage),
         (prefix + "?", pages.HomePage),
         (prefix + "api/.*", pages.NotFoundAPI),

@@ -149,6 +149,21 @@ class JobPage(PageHandler):
         self.render_page("job.html", job=job_model(self.get_job(job_id)))
 
 
+class JobOutputPage(PageHandler):
+    """The job's HTML render as a page of its own (what a mail links to), logging in first if need be."""
+
+    @web.authenticated
+    async def get(self, job_id):
+        job = self.get_job(job_id)
+        data = await self.jobs.output(job_id, "html") if job.status in WITH_OUTPUT else None
+        if data is None:  # still running, cancelled, or ended without a notebook: its page says which
+            return self.redirect(url_path_join(self.prefix, "jobs", job_id))
+        # the user's notebook in our origin: as the job page's frame does, no scripts, an origin of its own
+        self.set_header("Content-Security-Policy", "sandbox")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(data)
+
+
 class AdminPage(PageHandler):
     @web.authenticated
     def get(self):

@@ -1,0 +1,137 @@
+"""Mail to a job's owner when it ends: through a real SMTP server on loopback, as the job's notify asks."""
+
+import time
+from email import message_from_bytes, policy
+from types import SimpleNamespace
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from hub_service.mailer import Mailer, failing_cell, wants_mail
+from tests.hubtest import SERVICE, make_notebook
+from tests.test_webhooks_metrics import scrape
+
+
+class Inbox:
+    """What the SMTP server received: one parsed message per mail."""
+
+    def __init__(self):
+        self.mails = []
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = message_from_bytes(envelope.original_content, policy=policy.default)
+        self.mails.append(SimpleNamespace(rcpt=list(envelope.rcpt_tos), msg=msg))
+        return "250 OK"
+
+    def wait_for(self, job_id, timeout=20.0):
+        """The mail about ``job_id``, waited for."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for mail in self.mails:
+                if mail.msg["X-Notebook-Jobs-Job"] == job_id:
+                    return mail
+            time.sleep(0.1)
+        subjects = [m.msg["Subject"] for m in self.mails]
+        raise AssertionError(f"no mail about job {job_id} in {timeout}s; got {subjects}")
+
+    def about(self, job_id):
+        return [m for m in self.mails if m.msg["X-Notebook-Jobs-Job"] == job_id]
+
+
+@pytest.fixture
+def inbox(hub, smtp_port):
+    """A real SMTP server on the port the session's service mails to (Mailer.smtp_port)."""
+    box = Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def mia(hub):
+    return hub.user("mia")
+
+
+def text_and_html(msg):
+    return (msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content())
+
+
+def test_a_failed_job_mails_its_owner_the_reason_the_cell_and_links(hub, mia, inbox):
+    nb = make_notebook("x = 1", "y = 1 / 0", markdown="# nightly")
+    job = mia.submit(nb, name="nightly.ipynb", notify="failure")
+    assert mia.wait(job["id"])["status"] == "failed"
+    mail = inbox.wait_for(job["id"])
+    assert mail.rcpt == ["mia@example.org"]
+    assert mail.msg["Subject"] == "Notebook job failed: nightly.ipynb"
+    assert mail.msg["Auto-Submitted"] == "auto-generated"
+    text, html = text_and_html(mail.msg)
+    page = f"{hub.url}{SERVICE}jobs/{job['id']}"
+    for part in (text, html):
+        assert "cell_error" in part
+        assert "ZeroDivisionError: division by zero" in part
+        assert "code cell 2 of 2, In [2]" in part  # the cell as the executed notebook shows it
+        assert page in part and f"{page}/output" in part
+    assert "Failing cell:" in text and "Duration:" in text
+    # the output link is a page: it logs the owner in through the Hub, then shows the render, scripts off
+    r = mia.browser.get(f"{page}/output")
+    assert r.status_code == 200 and r.url == f"{page}/output", r.url
+    assert "ZeroDivisionError" in r.text
+    assert r.headers["Content-Security-Policy"] == "sandbox"
+    assert len(inbox.about(job["id"])) == 1
+
+
+def test_mail_is_sent_only_when_the_owner_asked(mia, inbox):
+    never = mia.submit(make_notebook("1 / 0"), notify="never")
+    failure_ok = mia.submit(make_notebook("1"), notify="failure")
+    always_ok = mia.submit(make_notebook("1"), notify="always")
+    for job in (never, failure_ok, always_ok):
+        mia.wait(job["id"])
+    mail = inbox.wait_for(always_ok["id"])
+    assert mail.msg["Subject"].startswith("Notebook job succeeded: ")
+    assert "Failing cell" not in text_and_html(mail.msg)[0]
+    time.sleep(1.0)  # the other two ended before this one was sent: any mail of theirs would be here
+    assert len(inbox.about(always_ok["id"])) == 1
+    assert inbox.about(never["id"]) == [] and inbox.about(failure_ok["id"]) == []
+
+
+def test_a_job_ends_normally_when_the_smtp_server_is_down(mia, admin):
+    # no inbox fixture: nothing listens on the service's SMTP port
+    before = scrape(admin)
+    job = mia.submit(make_notebook("1 / 0"), notify="always")
+    ended = mia.wait(job["id"])
+    assert ended["status"] == "failed" and ended["error"]["reason"] == "cell_error"
+    key = ("notebook_jobs_mail_failed_total", (("error", "ConnectionRefusedError"),))
+    deadline = time.monotonic() + 15
+    while scrape(admin).get(key, 0) == before.get(key, 0):
+        assert time.monotonic() < deadline, "the failed send was not counted"
+        time.sleep(0.2)
+    assert mia.get(f"jobs/{job['id']}").json() == ended  # the job is as it ended
+    assert requests.get(mia.hub.url + SERVICE + "api/health").status_code == 200
+
+
+@pytest.mark.parametrize("notify, status, mailed", [
+    ("never", "failed", False), ("failure", "failed", True), ("failure", "succeeded", False),
+    ("failure", "cancelled", False), ("always", "succeeded", True), ("always", "cancelled", True),
+])
+def test_which_endings_are_mailed(notify, status, mailed):
+    assert wants_mail(notify, status) is mailed
+
+
+def test_failing_cell_is_named_as_the_notebook_shows_it():
+    assert failing_cell("NameError: x (in code cell 3 of 4, In [7])", 5) == "code cell 3 of 4, In [7]"
+    assert failing_cell("NameError: x (in In [7])", 5) == "In [7]"
+    assert failing_cell("NameError: x", 5) == "cell 6 of the notebook (markdown cells counted)"
+    assert failing_cell("", None) is None
+
+
+def test_addresses_from_the_template_are_checked():
+    mailer = Mailer(address_template="{username}@example.org")
+    assert mailer.address_of("mia") == "mia@example.org"
+    with pytest.raises(ValueError, match="not a valid e-mail address"):
+        mailer.address_of("mia\r\nBcc: everyone")
+    assert Mailer(address_template=lambda name: None).address_of("mia") is None
+    assert not Mailer(smtp_host="smtp.example.org").enabled  # no way to find addresses: no mail
+    assert Mailer(public_url="https://hub.example.org/base/", service_prefix="/base/services/nj/").url(
+        "jobs", "abc") == "https://hub.example.org/base/services/nj/jobs/abc"
