@@ -109,6 +109,39 @@ class Client:
     def job(self, job_id: str) -> dict:
         return self.json("GET", f"jobs/{job_id}")
 
+    # -- schedules ---------------------------------------------------------------------
+
+    def schedule_page(self, schedule_id: str) -> str:
+        """The schedule on the Schedules page in a browser."""
+        return f"{self.url}schedules#schedule-{schedule_id}"
+
+    def create_schedule(self, fields: dict, path: Optional[str] = None) -> dict:
+        """A new schedule: ``fields`` as POST /schedules takes them, with the file at ``path`` uploaded if given."""
+        if path is None:
+            return self.json("POST", "schedules", json=fields)
+        form = {k: json.dumps(v) if isinstance(v, bool) else str(v) for k, v in fields.items()}
+        with open(path, "rb") as f:
+            return self.json("POST", "schedules", files={"file": (os.path.basename(path), f)}, data=form)
+
+    def schedules(self, all_users: bool = False) -> list:
+        """The caller's schedules, newest first (``all_users``: everyone's, for admins)."""
+        return self.json("GET", "schedules", params={"all": "1"} if all_users else None)["schedules"]
+
+    def schedule(self, schedule_id: str) -> dict:
+        return self.json("GET", f"schedules/{schedule_id}")
+
+    def update_schedule(self, schedule_id: str, changes: dict) -> dict:
+        """Change a schedule (e.g. ``{"paused": True}``); the schedule as it now is."""
+        return self.json("PATCH", f"schedules/{schedule_id}", json=changes)
+
+    def run_schedule(self, schedule_id: str) -> dict:
+        """Run a schedule now, outside its times; the job it made."""
+        return self.json("POST", f"schedules/{schedule_id}/run")
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule (the jobs it made stay)."""
+        self.call("DELETE", f"schedules/{schedule_id}")
+
     def follow(self, job_id: str, on_event: Optional[Callable[[dict], None]] = None,
                on_outage: Optional[Callable[[str], None]] = None, patience: float = 300) -> dict:
         """Follow a job's events to its end (its final state), riding out a restart of the service.

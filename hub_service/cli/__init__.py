@@ -23,33 +23,12 @@ from datetime import datetime
 from ..client import Client, ClientError
 from ..states import STATUSES, TERMINAL, Status
 from . import parameters as params
+from . import schedules, submission
+from .common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, PROG, Parser, UserError, make_client, print_json
 from .lines import duration, human_duration, summary, would_run
 from .progress import Progress
 
-PROG = "notebook-jobs"
-EXIT_FAILED = 1  # the job ran and did not succeed
-EXIT_ERROR = 2  # the command could not do what was asked (argparse uses 2 for usage too)
-EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-
-
-class UserError(Exception):
-    """A mistake in what the user typed; the text is the one line shown."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage mistake told in one line like every other one."""
-
-    def error(self, message):
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _client(args) -> Client:
-    token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not token:
-        raise UserError("no token: pass --token, or set JUPYTERHUB_API_TOKEN "
-                        "(make one on the Hub's Token page)")
-    return Client(args.url, token)
 
 
 def _job_id(text: str) -> str:
@@ -58,44 +37,22 @@ def _job_id(text: str) -> str:
     return text
 
 
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2))
-
-
 def cmd_submit(args):
     """Submit a file; with --wait, follow it to its end and say how it went."""
-    if not os.path.exists(args.file):
-        raise UserError(f"no such file: {args.file}")
-    if os.path.isdir(args.file):
-        raise UserError(f"{args.file} is a directory: submit a notebook, a script or a .zip bundle")
-    try:
-        open(args.file, "rb").close()
-    except OSError as e:  # e.g. permissions: said now, not as a failed upload
-        raise UserError(f"cannot read {args.file}: {e.strerror or e}") from None
+    submission.check_file(args.file)
     if args.help_notebook:  # papermill's flag: what to pass, read locally, nothing submitted
         try:
             print(params.describe(args.file))
         except params.ParameterError as e:
             raise UserError(str(e)) from None
         return 0
-    try:
-        parameters = params.collect(args.parameters, args.parameters_file, args.parameters_yaml,
-                                    args.parameter, args.parameter_raw)
-    except params.ParameterError as e:
-        raise UserError(str(e)) from None
-    fields = {}
-    if parameters is not None:
-        fields["parameters"] = json.dumps(parameters)
-    for key in ("name", "resources", "timeout", "callback_url", "output_formats", "entry"):
-        value = getattr(args, key)
-        if value is not None:
-            fields[key] = str(value)
-    client = _client(args)
+    fields = submission.fields(args)
+    client = make_client(args)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     if args.dry_run:
         job = client.submit(args.file, fields, dry_run=True)
         if args.json:
-            _print_json(job)
+            print_json(job)
         else:
             print(would_run(job))
         return 0
@@ -103,22 +60,22 @@ def cmd_submit(args):
     url = client.job_page(job["id"])
     if not args.wait:
         if args.json:
-            _print_json(job)
+            print_json(job)
         else:
             print(f"job {job['id']} {job['status']}: {url}")
         return 0
-    return _wait(client, job, args, f"job {job['id']} submitted: {url}")
+    return wait_for_job(client, job, args, f"job {job['id']} submitted: {url}")
 
 
 def cmd_wait(args):
     """Follow a job already submitted to its end, as submit --wait does."""
-    client = _client(args)
+    client = make_client(args)
     job_id = _job_id(args.job_id)
     # no first GET: following rides out a service that is restarting, this too
-    return _wait(client, {"id": job_id}, args, f"job {job_id}: {client.job_page(job_id)}")
+    return wait_for_job(client, {"id": job_id}, args, f"job {job_id}: {client.job_page(job_id)}")
 
 
-def _wait(client: Client, job: dict, args, first_line: str) -> int:
+def wait_for_job(client: Client, job: dict, args, first_line: str) -> int:
     """Show the job's progress until it ends, then the summary line; the exit status."""
     url = client.job_page(job["id"])
     # with --json, stdout holds the job alone: progress goes to a terminal on stderr, if any
@@ -134,7 +91,7 @@ def _wait(client: Client, job: dict, args, first_line: str) -> int:
                          f"('{PROG} cancel {job['id']}' stops it)\n")
         return EXIT_INTERRUPTED
     if args.json:
-        _print_json(job)
+        print_json(job)
     elif job["status"] == Status.SUCCEEDED:
         print(summary(job, url))
     else:
@@ -160,9 +117,9 @@ def cmd_list(args):
         query["status"] = args.status
     if args.all:
         query["all"] = "1"
-    answer = _client(args).json("GET", "jobs", params=query)
+    answer = make_client(args).json("GET", "jobs", params=query)
     if args.json:
-        _print_json(answer)
+        print_json(answer)
         return 0
     if not answer["jobs"]:
         print("no jobs" + (f" {args.status}" if args.status else ""))
@@ -179,10 +136,10 @@ def cmd_list(args):
 
 def cmd_status(args):
     """One job: a line like submit's summary, or its JSON."""
-    client = _client(args)
+    client = make_client(args)
     job = client.job(_job_id(args.job_id))
     if args.json:
-        _print_json(job)
+        print_json(job)
     elif job["status"] in TERMINAL:
         print(summary(job, client.job_page(job["id"])))
     else:
@@ -194,7 +151,7 @@ def cmd_status(args):
 
 def cmd_logs(args):
     """The job's log; --follow keeps printing until the job ends (or Ctrl-C)."""
-    r = _client(args).call("GET", f"jobs/{_job_id(args.job_id)}/logs",
+    r = make_client(args).call("GET", f"jobs/{_job_id(args.job_id)}/logs",
                            params={"follow": "1" if args.follow else ""}, stream=True)
     with r:
         try:
@@ -208,7 +165,7 @@ def cmd_logs(args):
 
 def cmd_output(args):
     """The executed notebook, or a render of it."""
-    data = _client(args).call("GET", f"jobs/{_job_id(args.job_id)}/output", params={"format": args.format}).content
+    data = make_client(args).call("GET", f"jobs/{_job_id(args.job_id)}/output", params={"format": args.format}).content
     if args.output:
         try:
             with open(args.output, "wb") as f:
@@ -222,10 +179,10 @@ def cmd_output(args):
 
 def cmd_cancel(args):
     """Cancel a job; one line saying what became of it."""
-    client = _client(args)
+    client = make_client(args)
     job = client.json("POST", f"jobs/{_job_id(args.job_id)}/cancel")
     if args.json:
-        _print_json(job)
+        print_json(job)
     elif job["status"] in TERMINAL:
         print(f"job {job['id']} {job['status']}")
     else:  # 202: the backend is still stopping it
@@ -262,9 +219,9 @@ def parser() -> argparse.ArgumentParser:
         parser.add_argument("--token", default=default, help="Hub API token (default: $JUPYTERHUB_API_TOKEN)")
         return parser
 
-    p = connection(_Parser(prog=PROG, description="Run the service, or talk to it from a terminal."), None)
+    p = connection(Parser(prog=PROG, description="Run the service, or talk to it from a terminal."), None)
     # --url and --token also after the command (SUPPRESS: there, absent leaves the top-level value)
-    common = connection(_Parser(add_help=False), argparse.SUPPRESS)
+    common = connection(Parser(add_help=False), argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = functools.partial(sub.add_parser, parents=[common])
     sub.add_parser("serve", help="run the service (options: notebook-jobs serve --help-all)")
@@ -273,21 +230,7 @@ def parser() -> argparse.ArgumentParser:
             description="Submit a notebook, script or .zip bundle as a job. Parameters are "
                         "taken as papermill's CLI takes them; later options win.")
     s.add_argument("file", help="a .ipynb notebook, a .py script (run as a notebook) or a .zip bundle")
-    s.add_argument("--name", help="the job's name (default: the file's)")
-    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a parameter; True/False/None, integers and floats become those, else a string")
-    s.add_argument("-r", "--parameter-raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a parameter kept as a string")
-    s.add_argument("-y", "--parameters-yaml", action="append", default=[], metavar="YAML",
-                   help="parameters as a YAML mapping, e.g. '{alpha: 0.5}'")
-    s.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE",
-                   help="parameters from a YAML or JSON file")
-    s.add_argument("--parameters", metavar="JSON", help='parameters as a JSON object, e.g. \'{"alpha": 0.5}\'')
-    s.add_argument("--resources", metavar="JSON", help='e.g. \'{"cpu": 1, "memory": "2GB"}\' (default: sized for you)')
-    s.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit (default: sized for you)")
-    s.add_argument("--callback-url", dest="callback_url", metavar="URL", help="called with the job when it ends")
-    s.add_argument("--output-formats", dest="output_formats", metavar="LIST", help="e.g. html,md")
-    s.add_argument("--entry", metavar="PATH", help="file to run inside a .zip bundle")
+    submission.add_options(s)
     s.add_argument("--idempotency-key", dest="idempotency_key", metavar="KEY",
                    help="a retried submit with the same key returns the first job")
     s.add_argument("--help-notebook", action="store_true",
@@ -333,6 +276,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("job_id")
     s.add_argument("--json", action="store_true", help="print the job as JSON")
     s.set_defaults(func=cmd_cancel)
+
+    schedules.add_commands(add)
 
     s = sub.add_parser("demand", help="the demand model: retrain, info")
     s.add_argument("demand_command", choices=["retrain", "info"])
