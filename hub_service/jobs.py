@@ -335,7 +335,7 @@ class JobManager(LoggingConfigurable):
         if job.callback_url:
             self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
         if self.mailer is not None and self.mailer.wants(job):
-            self._spawn(self.mailer.job_ended(job))
+            self._spawn(self.mailer.job_ended(job, find_schedule=self.store.get_schedule))
         if job.status == Status.SUCCEEDED and self.planner is not None:
             self.planner.job_succeeded()
 

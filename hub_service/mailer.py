@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from collections.abc import Callable as Lookup
 from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
@@ -254,25 +255,33 @@ class Mailer(LoggingConfigurable):
         """Whether ``job``, just ended, is to be mailed about."""
         return self.enabled and wants_mail(job.notify or "never", job.status)
 
-    async def job_ended(self, job, schedule: Optional[ScheduleRef] = None) -> bool:
-        """Mail the owner about ``job`` if they asked; True if a mail went out. Never raises."""
+    async def job_ended(self, job, find_schedule: Optional[Lookup] = None) -> bool:
+        """Mail the owner about ``job`` if they asked; True if a mail went out. Never raises.
+
+        ``find_schedule(id)`` looks up the schedule that made the job (the store's), so the
+        mail can name it and link to it.
+        """
         if not self.wants(job):
             return False
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._send, job, schedule), self.timeout + 5)
+            await asyncio.wait_for(asyncio.to_thread(self._send, job, find_schedule), self.timeout + 5)
         except Exception as e:
             metrics.MAIL_FAILED.labels(type(e).__name__).inc()
             self.log.warning("job %s: mail to %s not sent: %s: %s", job.id, job.user, type(e).__name__, e)
             return False
         return True
 
-    def _send(self, job, schedule: Optional[ScheduleRef]) -> None:
+    def _send(self, job, find_schedule: Optional[Lookup]) -> None:
         """Compose and hand the mail to the SMTP server (blocking; run in a thread)."""
         to = self.address_of(job.user)
         if to is None:
             self.log.info("job %s: %s has no e-mail address (Mailer.address_template); no mail",
                           job.id, job.user)
             return
+        schedule = None
+        found = find_schedule(job.schedule_id) if job.schedule_id and find_schedule else None
+        if found is not None:  # (None: deleted since the run began; the mail still goes)
+            schedule = ScheduleRef(found.id, found.name, found.cron, found.timezone)
         msg = compose(job, links=self.links(job, schedule), schedule=schedule, sender=self.from_address,
                       to=to)
         port = self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.security]

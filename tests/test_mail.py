@@ -9,7 +9,7 @@ import requests
 from aiosmtpd.controller import Controller
 
 from hub_service.mailer import Mailer, failing_cell, wants_mail
-from tests.hubtest import SERVICE, make_notebook
+from tests.hubtest import SERVICE, make_notebook, nb_bytes
 from tests.test_webhooks_metrics import scrape
 
 
@@ -80,6 +80,23 @@ def test_a_failed_job_mails_its_owner_the_reason_the_cell_and_links(hub, mia, in
     assert "ZeroDivisionError" in r.text
     assert r.headers["Content-Security-Policy"] == "sandbox"
     assert len(inbox.about(job["id"])) == 1
+
+
+def test_a_schedules_failed_run_names_the_schedule_and_links_it(hub, mia, inbox):
+    r = mia.post("schedules", files={"file": ("nightly.ipynb", nb_bytes(make_notebook("1 / 0")))},
+                 data={"cron": "30 2 * * *", "timezone": "Europe/Berlin", "notify": "failure", "paused": "true",
+                       "name": "nightly"})
+    assert r.status_code == 201, r.text
+    schedule = r.json()
+    job = mia.post(f"schedules/{schedule['id']}/run").json()
+    assert mia.wait(job["id"])["status"] == "failed"
+    mail = inbox.wait_for(job["id"])
+    assert mail.msg["Subject"] == "Notebook job failed: nightly (schedule nightly)"
+    text, html = text_and_html(mail.msg)
+    link = f"{hub.url}{SERVICE}schedules#schedule-{schedule['id']}"
+    for part in (text, html):
+        assert "nightly (30 2 * * *, Europe/Berlin)" in part and link in part
+    assert mia.delete(f"schedules/{schedule['id']}").status_code == 204
 
 
 def test_mail_is_sent_only_when_the_owner_asked(mia, inbox):
