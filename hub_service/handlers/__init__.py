@@ -38,6 +38,7 @@ def routes(prefix: str) -> list:
         (prefix + rf"jobs/{j}", pages.JobPage),
         (prefix + rf"jobs/{j}/output", pages.JobOutputPage),
         (prefix + "admin", pages.AdminPage),
+        (prefix + "schedules", pages.SchedulesPage),
         (prefix + "?", pages.HomePage),
         (prefix + "api/.*", pages.NotFoundAPI),
     ]

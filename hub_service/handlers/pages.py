@@ -172,6 +172,16 @@ class AdminPage(PageHandler):
         self.render_page("admin.html")
 
 
+class SchedulesPage(PageHandler):
+    """The user's schedules; ``?from_job=<id>`` opens the form that runs that job every…"""
+
+    @web.authenticated
+    def get(self):
+        from_job = self.get_argument("from_job", "") or None
+        job = job_model(self.get_job(from_job)) if from_job else None  # another user's job: 404
+        self.render_page("schedules.html", from_job=job)
+
+
 class StaticHandler(web.StaticFileHandler):
     def initialize(self):
         super().initialize(path=os.path.join(HERE, "static"))
