@@ -3,6 +3,7 @@
 import re
 
 import pytest
+import requests
 
 from tests.browser import assert_hub_chrome, browser, logged_in, shot  # noqa: F401 - browser is a fixture
 from tests.hubtest import SERVICE, make_notebook, nb_bytes
@@ -135,6 +136,11 @@ def test_new_schedule_from_the_list_and_a_run_whose_notebook_is_gone(hub, browse
     assert sasha.delete(f"schedules/{sid}").status_code == 204
     assert unexpected(console) == []
     page.close()
+
+
+def test_the_page_needs_a_login(hub):
+    r = requests.get(f"{hub.url}{SERVICE}schedules", allow_redirects=False)
+    assert r.status_code == 302 and "/hub/api/oauth2/authorize" in r.headers["Location"]
 
 
 def test_another_users_job_cannot_be_scheduled_from_the_page(hub, browser, alice):  # noqa: F811

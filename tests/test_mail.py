@@ -82,6 +82,21 @@ def test_a_failed_job_mails_its_owner_the_reason_the_cell_and_links(hub, mia, in
     assert len(inbox.about(job["id"])) == 1
 
 
+def test_the_output_page_a_mail_links_to_is_the_owners_and_admins_only(hub, mia, bob, admin):
+    job = mia.submit(make_notebook("print('only mine')"))
+    mia.wait(job["id"])
+    page = f"{hub.url}{SERVICE}jobs/{job['id']}/output"
+    r = requests.get(page, allow_redirects=False)
+    assert r.status_code == 302 and "/hub/api/oauth2/authorize" in r.headers["Location"]  # log in first
+    assert bob.browser.get(page).status_code == 404
+    r = admin.browser.get(page)
+    assert r.status_code == 200 and "only mine" in r.text
+    running = mia.submit(make_notebook("import time; time.sleep(30)"))
+    r = mia.browser.get(f"{hub.url}{SERVICE}jobs/{running['id']}/output")  # no output yet: the job's page
+    assert r.status_code == 200 and r.url == f"{hub.url}{SERVICE}jobs/{running['id']}"
+    mia.post(f"jobs/{running['id']}/cancel")
+
+
 def test_a_schedules_failed_run_names_the_schedule_and_links_it(hub, mia, inbox):
     r = mia.post("schedules", files={"file": ("nightly.ipynb", nb_bytes(make_notebook("1 / 0")))},
                  data={"cron": "30 2 * * *", "timezone": "Europe/Berlin", "notify": "failure", "paused": "true",
