@@ -107,15 +107,16 @@ def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, t
     if links.get("output"):
         link_rows.append(("HTML output", links["output"]))
     if links.get("schedule"):
-        link_rows.append(("Schedule", links["schedule"]))
+        link_rows.append(("Schedule page", links["schedule"]))
 
     width = max(len(k) for k, _ in rows + link_rows) + 2
     after = f" after {human_duration(seconds)}" if seconds else ""
     text = [f"Your notebook job {name} {job.status}{after}.", ""]
     text += [f"{k + ':':<{width}}{v}" for k, v in rows] + [""]
     text += [f"{k + ':':<{width}}{v}" for k, v in link_rows]
-    text += ["", "-- ", "Notebook Jobs. You get this mail because the job's 'notify' is "
-             f"'{job.notify}'; choose 'never' to stop it."]
+    whose = "its schedule's" if schedule is not None else "the job's"
+    why = f"You get this mail because {whose} 'notify' is '{job.notify}'; choose 'never' to stop it."
+    text += ["", "-- ", "Notebook Jobs. " + why]
 
     e = html.escape
     body = "".join(f"<tr><th style='text-align:left;padding-right:1em;vertical-align:top'>{e(k)}</th>"
@@ -127,15 +128,14 @@ def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, t
         "<!DOCTYPE html><html><body style='font-family:sans-serif'>"
         f"<p>Your notebook job <b>{e(name)}</b> <b style='color:{colour}'>{e(job.status)}</b>.</p>"
         f"<table>{body}</table>"
-        f"<p style='color:#6c757d;font-size:small'>You get this mail because the job's 'notify' is "
-        f"'{e(job.notify)}'; choose 'never' to stop it.</p></body></html>"
+        f"<p style='color:#6c757d;font-size:small'>{e(why)}</p></body></html>"
     )
 
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = sender
     msg["To"] = to
-    msg["Date"] = formatdate(localtime=False)
+    msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders stay quiet
     msg["X-Notebook-Jobs-Job"] = job.id
