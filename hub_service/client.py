@@ -116,7 +116,7 @@ class Client:
         return f"{self.url}schedules#schedule-{schedule_id}"
 
     def create_schedule(self, fields: dict, path: Optional[str] = None) -> dict:
-        """A new schedule: ``fields`` as POST /schedules takes them, with the file at ``path`` uploaded if given."""
+        """A new schedule from ``fields`` (as POST /schedules takes them), uploading ``path`` if given."""
         if path is None:
             return self.json("POST", "schedules", json=fields)
         form = {k: json.dumps(v) if isinstance(v, bool) else str(v) for k, v in fields.items()}

@@ -38,12 +38,12 @@ def test_a_schedule_from_the_terminal_lives_its_whole_life(cleo, tmp_path):
     path = tmp_path / "report.ipynb"
     path.write_bytes(nb_bytes(make_notebook("print(n * 2)", parameters="n = 1")))
 
-    r = sched(cleo, "create", str(path), "--cron", "30 2 * * *", "--timezone", "Europe/Berlin", "-p", "n", "21",
-              "--notify", "failure", "--json")
+    r = sched(cleo, "create", str(path), "--cron", "30 2 * * *", "--timezone", "Europe/Berlin",
+              "-p", "n", "21", "--notify", "failure", "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert (s["cron"], s["timezone"], s["parameters"], s["notify"]) == ("30 2 * * *", "Europe/Berlin", {"n": 21},
-                                                                        "failure")
+    assert (s["cron"], s["timezone"], s["parameters"]) == ("30 2 * * *", "Europe/Berlin", {"n": 21})
+    assert s["notify"] == "failure"
     assert s["source"]["kind"] == "snapshot" and s["source"]["input_name"] == "report.ipynb"
     assert len(s["next_runs"]) == 5
     sid = s["id"]
@@ -67,7 +67,8 @@ def test_a_schedule_from_the_terminal_lives_its_whole_life(cleo, tmp_path):
     assert "every day at 02:30 (Europe/Berlin)" in out and "[30 2 * * *]" in out
     assert "report.ipynb (uploaded" in out and "n=21" in out and "notify:" in out
     nexts = out.split("next runs:")[1].split("last runs:")[0].split("\n")
-    assert [x.strip() for x in nexts if x.strip()] == [in_local(t, "%a %Y-%m-%d %H:%M %Z") for t in s["next_runs"]]
+    expected = [in_local(t, "%a %Y-%m-%d %H:%M %Z") for t in s["next_runs"]]
+    assert [x.strip() for x in nexts if x.strip()] == expected
     assert re.search(rf"{job_id}\s+succeeded", out), out
 
     # pause: no next runs; resume: back
@@ -76,12 +77,14 @@ def test_a_schedule_from_the_terminal_lives_its_whole_life(cleo, tmp_path):
     assert "next runs: none (paused)" in sched(cleo, "show", sid).stdout
     assert re.search(rf"^{sid}\s+paused\s+succeeded", sched(cleo, "list").stdout, re.M)
     r = sched(cleo, "resume", sid)
-    assert r.returncode == 0 and r.stdout.startswith(f"schedule {sid} resumed: every day at 02:30 (Europe/Berlin)")
+    assert r.returncode == 0
+    assert r.stdout.startswith(f"schedule {sid} resumed: every day at 02:30 (Europe/Berlin)")
 
     # another schedule from that job: its source and parameters, the options given win
     r = sched(cleo, "create", "--from-job", job_id, "--cron", "@weekly", "--paused")
     assert r.returncode == 0, r.stderr
-    assert re.match(r"schedule [0-9a-f]{32} created: every Sunday at 00:00 \(UTC\); next run paused  http", r.stdout)
+    assert re.match(r"schedule [0-9a-f]{32} created: every Sunday at 00:00 \(UTC\); next run paused  http",
+                    r.stdout)
     other = r.stdout.split()[1]
     copy = json.loads(sched(cleo, "show", other, "--json").stdout)
     assert copy["parameters"] == {"n": 21} and copy["paused"] and copy["next_runs"] == []
@@ -138,7 +141,8 @@ def test_another_users_schedule_is_not_found(hub, cleo, notebook):
 @pytest.mark.parametrize("cron, words", [
     ("30 2 * * *", "every day at 02:30"), ("@daily", "every day at 00:00"), ("@hourly", "every hour at :00"),
     ("*/15 * * * *", "every 15 minutes"), ("0 9 * * 1-5", "every weekday at 09:00"),
-    ("0 9 * * 1,3,5", "every Monday, Wednesday and Friday at 09:00"), ("0 6 1 * *", "on day 1 of every month at 06:00"),
+    ("0 9 * * 1,3,5", "every Monday, Wednesday and Friday at 09:00"),
+    ("0 6 1 * *", "on day 1 of every month at 06:00"),
     ("0 0 1 1 *", "every year on 1 January at 00:00"), ("0 */2 * * *", "cron 0 */2 * * *"),
     ("0 9 * * 7", "every Sunday at 09:00"),
 ])

@@ -73,7 +73,8 @@ def local(text: Optional[str], fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
 
 def _schedule_id(text: str) -> str:
     if not SCHEDULE_ID.fullmatch(text):
-        raise UserError(f"no schedule {text!r}: a schedule id is 32 hex digits (see 'notebook-jobs schedule list')")
+        raise UserError(f"no schedule {text!r}: a schedule id is 32 hex digits "
+                        "(see 'notebook-jobs schedule list')")
     return text
 
 
@@ -126,7 +127,8 @@ def cmd_list(args):
     for s in schedules:
         last = s["last_runs"][0]["status"] if s["last_runs"] else "-"
         user = f"{s['user']:<12}  " if args.all else ""
-        print(f"{s['id']}  {user}{_next(s):<20}  {last:<9}  {s['failures_in_a_row']:>5}  {when(s):<40}  {s['name']}")
+        fails = s["failures_in_a_row"]
+        print(f"{s['id']}  {user}{_next(s):<20}  {last:<9}  {fails:>5}  {when(s):<40}  {s['name']}")
     return 0
 
 
@@ -156,7 +158,8 @@ def cmd_show(args):
     width = max(len(k) for k, _ in rows) + 2
     for key, value in rows:
         print(f"{key + ':':<{width}}{value}")
-    print("\nnext runs:" if s["next_runs"] else "\nnext runs: none (paused)" if s["paused"] else "\nnext runs: none")
+    none = "none (paused)" if s["paused"] else "none"
+    print("\nnext runs:" if s["next_runs"] else f"\nnext runs: {none}")
     for t in s["next_runs"]:
         print(f"  {local(t, '%a %Y-%m-%d %H:%M %Z')}")
     print("\nlast runs:" if s["last_runs"] else "\nlast runs: none yet")
@@ -197,7 +200,8 @@ def cmd_run(args):
     if args.wait:
         from . import wait_for_job
 
-        return wait_for_job(client, job, args, f"job {job['id']} started by schedule {args.schedule_id}: {url}")
+        first_line = f"job {job['id']} started by schedule {args.schedule_id}: {url}"
+        return wait_for_job(client, job, args, first_line)
     if args.json:
         print_json(job)
     else:
@@ -229,14 +233,18 @@ def add_commands(add) -> None:
         s.set_defaults(func=func)
         return s
 
-    s = command("create", cmd_create, "create a schedule from a notebook, script or .zip bundle", schedule_id=False)
+    s = command("create", cmd_create, "create a schedule from a notebook, script or .zip bundle",
+                schedule_id=False)
     s.add_argument("file", nargs="?", help="a .ipynb, .py or .zip to upload: each run runs this copy")
     s.add_argument("--path", metavar="PATH",
-                   help="a notebook in your workspace instead of FILE: each run runs its latest saved version")
+                   help="a notebook in your workspace instead of FILE: each run runs its latest "
+                        "saved version")
     s.add_argument("--from-job", dest="from_job", metavar="JOB_ID",
-                   help="instead of FILE: what that job ran, with its parameters and options (options given win)")
+                   help="instead of FILE: what that job ran, with its parameters and options "
+                        "(options given win)")
     s.add_argument("--cron", required=True, metavar="EXPR",
-                   help="when: 5 fields 'MIN HOUR DAY MONTH WEEKDAY' (e.g. '30 2 * * *' is every day at 02:30) "
+                   help="when: 5 fields 'MIN HOUR DAY MONTH WEEKDAY' (e.g. '30 2 * * *' is every day "
+                        "at 02:30) "
                         "or @hourly, @daily, @weekly, @monthly, @yearly")
     s.add_argument("--timezone", metavar="ZONE", help="IANA zone the cron's times are in (default: UTC), "
                                                       "e.g. Europe/Berlin")
@@ -253,6 +261,8 @@ def add_commands(add) -> None:
     command("pause", cmd_pause, "pause a schedule: no runs until it is resumed")
     command("resume", cmd_resume, "resume a paused schedule")
     s = command("run", cmd_run, "run a schedule now, outside its times")
-    s.add_argument("--wait", action="store_true", help="show progress until the job ends; exit 1 unless it succeeded")
-    s.add_argument("--log-output", action="store_true", help="with --wait: also show what the notebook prints")
+    s.add_argument("--wait", action="store_true",
+                   help="show progress until the job ends; exit 1 unless it succeeded")
+    s.add_argument("--log-output", action="store_true",
+                   help="with --wait: also show what the notebook prints")
     command("delete", cmd_delete, "delete a schedule (the jobs it made stay)", json=False)

@@ -38,7 +38,8 @@ def add_options(s, what: str = "job") -> None:
                    help="parameters as a YAML mapping, e.g. '{alpha: 0.5}'")
     s.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE",
                    help="parameters from a YAML or JSON file")
-    s.add_argument("--parameters", metavar="JSON", help='parameters as a JSON object, e.g. \'{"alpha": 0.5}\'')
+    s.add_argument("--parameters", metavar="JSON",
+                   help='parameters as a JSON object, e.g. \'{"alpha": 0.5}\'')
     s.add_argument("--resources", metavar="JSON",
                    help='e.g. \'{"cpu": 1, "memory": "2GB"}\' (default: sized for you)')
     s.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit (default: sized for you)")
