@@ -164,6 +164,11 @@ class Mailer(LoggingConfigurable):
         or 'tls' (TLS from the start, usually port 465). Certificates are verified.""",
     ).tag(config=True)
 
+    ca_file = Unicode(
+        "", help="""A CA bundle (PEM file) to verify the SMTP server's certificate with, for a server
+        whose certificate a private CA signed. Empty (the default): the system's CAs.""",
+    ).tag(config=True)
+
     username = Unicode("", help="User name to log in to the SMTP server with (empty: no login).").tag(
         config=True)
     password = Unicode("", help="Password for username.").tag(config=True)
@@ -285,7 +290,7 @@ class Mailer(LoggingConfigurable):
         msg = compose(job, links=self.links(job, schedule), schedule=schedule, sender=self.from_address,
                       to=to)
         port = self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self.ca_file or None)
         if self.security == "tls":
             smtp = smtplib.SMTP_SSL(self.smtp_host, port, timeout=self.timeout, context=context)
         else:

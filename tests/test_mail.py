@@ -1,15 +1,22 @@
 """Mail to a job's owner when it ends: through a real SMTP server on loopback, as the job's notify asks."""
 
+import asyncio
+import ssl
+import subprocess
 import time
+from datetime import datetime
 from email import message_from_bytes, policy
 from types import SimpleNamespace
 
 import pytest
 import requests
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
+from hub_service import metrics
 from hub_service.mailer import Mailer, failing_cell, wants_mail
-from tests.hubtest import SERVICE, make_notebook, nb_bytes
+from hub_service.store.models import Job
+from tests.hubtest import SERVICE, free_port, make_notebook, nb_bytes
 from tests.test_webhooks_metrics import scrape
 
 
@@ -99,8 +106,8 @@ def test_the_output_page_a_mail_links_to_is_the_owners_and_admins_only(hub, mia,
 
 def test_a_schedules_failed_run_names_the_schedule_and_links_it(hub, mia, inbox):
     r = mia.post("schedules", files={"file": ("nightly.ipynb", nb_bytes(make_notebook("1 / 0")))},
-                 data={"cron": "30 2 * * *", "timezone": "Europe/Berlin", "notify": "failure", "paused": "true",
-                       "name": "nightly"})
+                 data={"cron": "30 2 * * *", "timezone": "Europe/Berlin", "notify": "failure",
+                       "paused": "true", "name": "nightly"})
     assert r.status_code == 201, r.text
     schedule = r.json()
     job = mia.post(f"schedules/{schedule['id']}/run").json()
@@ -167,3 +174,65 @@ def test_addresses_from_the_template_are_checked():
     assert not Mailer(smtp_host="smtp.example.org").enabled  # no way to find addresses: no mail
     assert Mailer(public_url="https://hub.example.org/base/", service_prefix="/base/services/nj/").url(
         "jobs", "abc") == "https://hub.example.org/base/services/nj/jobs/abc"
+
+
+# -- the SMTP server's protection, through the Mailer alone (the session's Hub mails in plain SMTP) ------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: (cert file, key file)."""
+    d = tmp_path_factory.mktemp("smtp-tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def ended_job(notify="always"):
+    """A failed job as the store holds it, for the Mailer alone."""
+    return Job(id="f" * 32, user="mia", name="tls.ipynb", status="failed", notify=notify,
+               error_reason="timeout", error_message="ran past its 10 s limit",
+               created=datetime(2026, 12, 1, 1, 0), started=datetime(2026, 12, 1, 1, 0, 1),
+               finished=datetime(2026, 12, 1, 1, 0, 11), output_formats=[], schedule_id=None)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the server, over implicit TLS
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_the_mailer_logs_in_over_tls_and_checks_the_servers_certificate(certificate, security):
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"jobs", b"s3cret"))
+
+    box, port = Inbox(), free_port()
+    # (aiosmtpd offers AUTH only after its own STARTTLS; over implicit TLS it must be told the link is safe)
+    kwargs = (dict(tls_context=server_tls, require_starttls=True) if security == "starttls"
+              else dict(ssl_context=server_tls, auth_require_tls=False))
+    controller = Controller(box, hostname="127.0.0.1", port=port, auth_required=True,
+                            authenticator=authenticator, **kwargs)
+    controller.start()
+    try:
+        mailer = Mailer(smtp_host="127.0.0.1", smtp_port=port, security=security, username="jobs",
+                        password="s3cret", ca_file=cert, address_template="{username}@example.org",
+                        public_url="https://hub.example.org", timeout=5)
+        assert asyncio.run(mailer.job_ended(ended_job())) is True
+        assert logins == [(b"jobs", b"s3cret")]
+        mail = box.wait_for("f" * 32, timeout=5)
+        assert "ran past its 10 s limit" in text_and_html(mail.msg)[0]
+        assert "Failing cell" not in text_and_html(mail.msg)[0]  # a timeout names no cell
+
+        # without the CA that signed it, the server is not trusted: counted, not sent, not raised
+        before = len(box.mails)
+        failed = metrics.MAIL_FAILED.labels("SSLCertVerificationError")._value.get()
+        assert asyncio.run(Mailer(**{**mailer.trait_values(), "ca_file": ""}).job_ended(ended_job())) is False
+        assert metrics.MAIL_FAILED.labels("SSLCertVerificationError")._value.get() == failed + 1
+        assert len(box.mails) == before
+    finally:
+        controller.stop()
