@@ -89,8 +89,8 @@ def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, t
     subject = f"Notebook job {job.status}: {name}"
     if schedule is not None:
         subject += f" (schedule {schedule.name})"
-    begin = job.started or job.created
-    seconds = (job.finished - begin).total_seconds() if job.finished and begin else None
+    # a job that never started (cancelled in the queue, refused at a schedule's run) ran for no time
+    seconds = (job.finished - job.started).total_seconds() if job.finished and job.started else None
     rows = [("Job", name), ("Status", job.status)]
     if job.status != Status.SUCCEEDED:
         rows.append(("Reason", job.error_reason or job.status))
@@ -99,7 +99,7 @@ def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, t
         cell = failing_cell(job.error_message, job.error_cell) if job.error_reason == "cell_error" else None
         if cell:
             rows.append(("Failing cell", cell))
-    rows.append(("Duration", human_duration(seconds) + ("" if job.started else " (it never started)")))
+    rows.append(("Duration", human_duration(seconds) if job.started else "none: it never started"))
     if schedule is not None:
         when = f" ({schedule.cron}, {schedule.timezone})" if schedule.cron else ""
         rows.append(("Schedule", f"{schedule.name}{when}"))
@@ -110,7 +110,7 @@ def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, t
         link_rows.append(("Schedule page", links["schedule"]))
 
     width = max(len(k) for k, _ in rows + link_rows) + 2
-    after = f" after {human_duration(seconds)}" if seconds else ""
+    after = f" after {human_duration(seconds)}" if seconds is not None else ""
     text = [f"Your notebook job {name} {job.status}{after}.", ""]
     text += [f"{k + ':':<{width}}{v}" for k, v in rows] + [""]
     text += [f"{k + ':':<{width}}{v}" for k, v in link_rows]

@@ -1,6 +1,7 @@
 """Mail to a job's owner when it ends: through a real SMTP server on loopback, as the job's notify asks."""
 
 import asyncio
+import re
 import ssl
 import subprocess
 import time
@@ -14,7 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from hub_service import metrics
-from hub_service.mailer import Mailer, failing_cell, wants_mail
+from hub_service.mailer import Mailer, compose, failing_cell, wants_mail
 from hub_service.store.models import Job
 from tests.hubtest import SERVICE, free_port, make_notebook, nb_bytes
 from tests.test_webhooks_metrics import scrape
@@ -163,6 +164,16 @@ def test_failing_cell_is_named_as_the_notebook_shows_it():
     assert failing_cell("NameError: x (in In [7])", 5) == "In [7]"
     assert failing_cell("NameError: x", 5) == "cell 6 of the notebook (markdown cells counted)"
     assert failing_cell("", None) is None
+
+
+def test_a_job_that_never_started_is_said_to_have_run_for_no_time():
+    job = ended_job()
+    job.started, job.error_reason, job.error_message = None, "invalid_input", "reports/x.ipynb is gone"
+    mailer = Mailer(public_url="https://hub.example.org")
+    text = compose(job, links=mailer.links(job, None), schedule=None, sender="a@b.org",
+                   to="mia@example.org").get_body(("plain",)).get_content()
+    assert text.startswith("Your notebook job tls.ipynb failed.\n")
+    assert re.search(r"^Duration: +none: it never started$", text, re.M) and "reports/x.ipynb is gone" in text
 
 
 def test_addresses_from_the_template_are_checked():
