@@ -76,7 +76,7 @@ def sizing_words(resources: dict, bounds: dict, retry: Optional[dict] = None) ->
         sentences.append(_memory_words(float(memory), kind, note.rstrip(")"), requested, predicted, bounds, retry))
     timeout = allocated.get("timeout")
     if timeout is not None:
-        sentences.append(_time_words(float(timeout), requested, predicted, bounds, retry))
+        sentences.append(_time_words(float(timeout), kind, requested, predicted, bounds, retry))
     return " ".join(sentences)
 
 
@@ -118,7 +118,7 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
     return text + "."
 
 
-def _time_words(timeout, requested, predicted, bounds, retry) -> str:
+def _time_words(timeout, kind, requested, predicted, bounds, retry) -> str:
     words = time_words(timeout)
     longest = (bounds.get("timeout") or (None, None))[1]
     asked = requested.get("timeout")
@@ -135,4 +135,7 @@ def _time_words(timeout, requested, predicted, bounds, retry) -> str:
             return f"Time limit {words}: {times_words(timeout / before)} the last run's, which ran out of time."
     if longest is not None and timeout >= longest - 1:
         return f"Time limit {words}: the longest the admin allows, a guard against runaways."
-    return f"Time limit {words}: well past how long it is expected to run."
+    if kind == "model":
+        return f"Time limit {words}: well past how long it is expected to run."
+    # the history rules and a cold start give the admin's default time limit
+    return f"Time limit {words}: the admin's default."

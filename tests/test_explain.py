@@ -88,3 +88,8 @@ def test_a_parameters_cell_becomes_typed_fields_with_the_notebooks_values():
     assert fields["layers"]["value"] == [64, 32] and fields["pair"]["value"] == [1, 2]
     assert fields["size"]["value"] is None and fields["size"]["source"] == "2 ** 10"
     assert parameter_fields(nbformat.v4.new_notebook()) is None
+
+
+def test_a_time_limit_not_chosen_by_the_model_is_the_admins_default():
+    words = sizing_words(resources("cold-start", {"cpu": 1, "memory": 2 * GIB, "timeout": 3600}), BOUNDS)
+    assert words.endswith("Time limit 60 min: the admin's default.")
