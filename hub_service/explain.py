@@ -84,6 +84,15 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
     words = size_words(memory)
     most = (bounds.get("memory") or (None, None))[1]
     asked = requested.get("memory")
+    if retry and retry.get("reason") == "oom_killed":
+        # a killed run's retry gets more than it was killed at, whatever was asked or predicted
+        killed_at = (retry.get("peak_memory") or (retry.get("allocated") or {}).get("memory"))
+        if killed_at and memory > killed_at:
+            text = f"{words} of memory: {times_words(memory / killed_at)} what the last run was killed at " \
+                   f"({size_words(killed_at)})"
+            if most is not None and memory >= most - _SAME_MEMORY:
+                text += ", the admin's most"
+            return text + "."
     if asked is not None:
         if abs(memory - asked) <= _SAME_MEMORY:
             return f"{words} of memory: what you asked for."
@@ -91,14 +100,6 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
             return f"{words} of memory: you asked for {size_words(asked)}, more than the admin's most."
         return f"{words} of memory: you asked for {size_words(asked)}, less than any job gets."
     guess = predicted.get("memory")
-    if retry and retry.get("reason") == "oom_killed":
-        killed_at = (retry.get("peak_memory") or (retry.get("allocated") or {}).get("memory"))
-        if killed_at:
-            text = f"{words} of memory: {times_words(memory / killed_at)} what the last run was killed at " \
-                   f"({size_words(killed_at)})"
-            if most is not None and memory >= most - _SAME_MEMORY:
-                text += ", the admin's most"
-            return text + "."
     reason = {
         "model": "what the demand model expects this notebook to need at most, with a margin",
         "user-history": "the most your recent runs like it used, with headroom",
@@ -122,6 +123,11 @@ def _time_words(timeout, kind, requested, predicted, bounds, retry) -> str:
     words = time_words(timeout)
     longest = (bounds.get("timeout") or (None, None))[1]
     asked = requested.get("timeout")
+    if retry and retry.get("reason") == "timeout":
+        # a timed-out run's retry gets longer, whatever was asked or predicted
+        before = (retry.get("allocated") or {}).get("timeout")
+        if before and timeout > before + 1:
+            return f"Time limit {words}: {times_words(timeout / before)} the last run's, which ran out of time."
     if asked is not None:
         return f"Time limit {words}: " + ("what you asked for." if abs(timeout - asked) < 1
                                           else f"you asked for {time_words(asked)}, outside the admin's bounds.")
@@ -129,10 +135,6 @@ def _time_words(timeout, kind, requested, predicted, bounds, retry) -> str:
     if longest is not None and guess is not None and guess > longest + 1:
         return (f"Time limit {words}, the longest allowed: the estimate is longer than the {time_words(longest)} "
                 "limit, so the job may not finish in time.")
-    if retry and retry.get("reason") == "timeout":
-        before = (retry.get("allocated") or {}).get("timeout")
-        if before:
-            return f"Time limit {words}: {times_words(timeout / before)} the last run's, which ran out of time."
     if longest is not None and timeout >= longest - 1:
         return f"Time limit {words}: the longest the admin allows, a guard against runaways."
     if kind == "model":

@@ -93,3 +93,13 @@ def test_a_parameters_cell_becomes_typed_fields_with_the_notebooks_values():
 def test_a_time_limit_not_chosen_by_the_model_is_the_admins_default():
     words = sizing_words(resources("cold-start", {"cpu": 1, "memory": 2 * GIB, "timeout": 3600}), BOUNDS)
     assert words.endswith("Time limit 60 min: the admin's default.")
+
+
+def test_a_retry_says_why_it_got_more_than_was_asked_for():
+    oom = sizing_words(resources("user-history", {"cpu": 1, "memory": 2 * GIB, "timeout": 60},
+                                 requested={"memory": GIB, "timeout": 60}),
+                       BOUNDS, retry={"reason": "oom_killed", "peak_memory": GIB, "allocated": {"memory": GIB}})
+    assert oom.startswith("2 GiB of memory: twice what the last run was killed at (1 GiB).")
+    late = sizing_words(resources("user-history", {"cpu": 1, "memory": GIB, "timeout": 4}, requested={"timeout": 2}),
+                        BOUNDS, retry={"reason": "timeout", "allocated": {"timeout": 2}})
+    assert late.endswith("Time limit 4 s: twice the last run's, which ran out of time.")

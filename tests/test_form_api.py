@@ -65,3 +65,16 @@ def test_a_rerun_with_bad_parameters_is_a_400_naming_them_and_stores_nothing(ali
     assert r.status_code == 400
     assert len(alice.get("jobs", params={"q": "rerun-bad"}).json()["jobs"]) == before
     alice.wait(job["id"])
+
+
+def test_the_page_of_a_timed_out_runs_rerun_says_it_got_twice_the_time(hub, alice):
+    from tests.hubtest import SERVICE
+
+    job = alice.wait(alice.submit(make_notebook("import time\ntime.sleep(30)"), name="too-slow", timeout=2)["id"])
+    assert job["error"]["reason"] == "timeout", job
+    again = alice.post(f"jobs/{job['id']}/rerun").json()
+    assert again["resources"]["allocated"]["timeout"] == 4  # the retry's rule, what the page then explains
+    page = alice.browser.get(hub.url + SERVICE + "jobs/" + again["id"])
+    assert page.status_code == 200
+    assert "Time limit 4 s: twice the last run&#39;s, which ran out of time." in page.text
+    alice.post(f"jobs/{again['id']}/cancel")

@@ -7,6 +7,7 @@ bar, menus, theme toggle and ``window.jhdata``. The pages fetch the REST API for
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -152,10 +153,10 @@ class JobPage(PageHandler):
     """One job: its state, times, sizing in words, outputs, and a re-run with other parameters."""
 
     @web.authenticated
-    def get(self, job_id):
+    async def get(self, job_id):
         job = self.get_job(job_id)
-        data, _ = self.jobs.input_notebook(job)
-        fields = parameter_fields(nbformat.reads(data, as_version=4))
+        # (in a thread: a large notebook read and inspected would hold up every other request)
+        fields = await asyncio.to_thread(self._parameter_fields, job)
         previous = self.jobs.get(job.rerun_of) if job.rerun_of else None
         retry = None
         if previous is not None and previous.error_reason in (Reason.OOM_KILLED, Reason.TIMEOUT):
@@ -168,6 +169,10 @@ class JobPage(PageHandler):
             predicted_time=predicted_time_words(job.predicted.get("timeout"), bounds["timeout"][1]),
             viewer=self.user_name,
         )
+
+    def _parameter_fields(self, job):
+        data, _ = self.jobs.input_notebook(job)
+        return parameter_fields(nbformat.reads(data, as_version=4))
 
 
 class AdminPage(PageHandler):

@@ -116,6 +116,8 @@
     }
     const sub = submission();
     if (sub.errors) { NJ.showErrors(form, sub.errors, message); return; }
+    dryRunSoon.cancel();
+    dryRunSeq += 1;  // an answer still on its way is for the form as it was
     message.className = "ms-2";
     message.textContent = "submitting…";
     document.getElementById("submit-button").disabled = true;

@@ -78,9 +78,12 @@
     return text.length > limit ? text.slice(0, limit - 1) + "…" : text;
   }
 
+  /** ``fn`` called once calls stop for ``ms``; ``.cancel()`` drops a call still waiting. */
   function debounce(fn, ms) {
     let timer = null;
-    return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+    const call = (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+    call.cancel = () => clearTimeout(timer);
+    return call;
   }
 
   // -- parameter fields (one per name of the notebook's parameters cell) ------------------
