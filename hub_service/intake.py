@@ -340,9 +340,14 @@ def parameter_fields(nb: nbformat.NotebookNode) -> Optional[list]:
     """
     import ast
 
-    nb = copy.deepcopy(nb)
-    nb.metadata.setdefault("kernelspec", {"name": "python3", "language": "python", "display_name": "Python 3"})
-    declared = notebook_parameters(nb)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not tagged:
+        return None
+    # papermill reads the first tagged cell: inspect a notebook of that cell alone (a dry run
+    # asks on every change of a form, and the notebook may carry megabytes of outputs)
+    small = nbformat.v4.new_notebook(metadata=copy.deepcopy(nb.metadata), cells=[copy.deepcopy(tagged[0])])
+    small.metadata.setdefault("kernelspec", {"name": "python3", "language": "python", "display_name": "Python 3"})
+    declared = notebook_parameters(small)
     if declared is None:
         return None
     fields = []
