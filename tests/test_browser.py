@@ -85,7 +85,7 @@ def test_login_upload_and_watch_a_job_end_live(hub, browser, tmp_path):
     page.reload()
     assert (page.locator("#job-used").inner_text(), page.locator("#job-progress").inner_text()) == live
     page.goto(hub.url + SERVICE)
-    assert "succeeded" in page.locator("#jobs-table").inner_text()
+    wait_for_text(page, "#jobs-table tbody", "succeeded")  # the list is drawn from the API
     assert console.errors == [], "\n".join(console.errors)
 
 
