@@ -103,7 +103,7 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
     reason = {
         "model": "what the demand model expects this notebook to need at most, with a margin",
         "user-history": "the most your recent runs like it used, with headroom",
-        "cold-start": "the admin's default, as no run of yours says more yet",
+        "cold-start": "the admin's default, as there is nothing yet to size it by",
     }.get(kind, f"sized by {kind or 'the service'}")
     text = f"{words} of memory: {reason}"
     odds = predicted.get("memory_kill_odds")

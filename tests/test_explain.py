@@ -28,7 +28,7 @@ def test_a_retry_after_an_oom_kill_says_how_many_times_what_it_was_killed_at():
 
 
 @pytest.mark.parametrize("basis, expected", [
-    ("cold-start", "2 GiB of memory: the admin's default, as no run of yours says more yet."),
+    ("cold-start", "2 GiB of memory: the admin's default, as there is nothing yet to size it by."),
     ("user-history", "2 GiB of memory: the most your recent runs like it used, with headroom."),
     ("model", "2 GiB of memory: what the demand model expects this notebook to need at most, with a margin."),
 ])
