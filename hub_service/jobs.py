@@ -434,6 +434,7 @@ class JobManager(LoggingConfigurable):
                      "memory": sum(j.allocated.get("memory", 0) for j in running)},
             "running": running,
             "queued": self.store.jobs_with_status(Status.QUEUED.value),
+            "running_per_user": self.store.running_per_user(),
         }
 
     def stats(self, recent: int = 1000) -> dict:
@@ -451,6 +452,14 @@ class JobManager(LoggingConfigurable):
                        "wait_p50": waits[len(waits) // 2] if waits else None,
                        "wait_max": waits[-1] if waits else None},
         }
+
+    def usage(self, since: float, until: float) -> list:
+        """Per user, the jobs submitted in [since, until): counts by outcome and resource-time sums."""
+        return self.store.usage_by_user(since, until)
+
+    def submission_times(self, since: float, until: float) -> list:
+        """When each job of [since, until) was submitted (epoch seconds)."""
+        return self.store.submission_times(since, until)
 
     def status_counts(self) -> dict:
         """Jobs per status."""

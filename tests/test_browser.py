@@ -58,26 +58,6 @@ def test_login_upload_and_watch_a_job_end_live(hub, browser, tmp_path):
     assert console.errors == [], "\n".join(console.errors)
 
 
-def test_admin_page_shows_queue_and_stats(hub, browser):
-    page, console = logged_in(hub, browser, "admin")
-    page.goto(hub.url + SERVICE + "admin")
-    page.wait_for_function("document.getElementById('admin-stats').textContent.includes('status_counts')")
-    assert "capacity" in page.locator("#admin-queue").inner_text()
-    assert_hub_chrome(page, "admin")
-    assert page.locator("nav").get_by_text("Admin", exact=True).count() == 1  # the Hub's admin page
-    # the sizing section: realised slack and kills per basis, the forecast, retraining
-    page.wait_for_function("document.querySelectorAll('#demand-realised tbody tr').length >= 1")
-    assert page.locator("#demand-realised tbody tr").first.inner_text().startswith("all")
-    assert page.locator("#demand-forecast span").count() == 24
-    page.click("#demand-retrain button")
-    page.wait_for_function("document.getElementById('demand-message').textContent.startsWith('now serving v')")
-    # the section reloads after the retrain answered: wait for it
-    page.wait_for_function("document.getElementById('demand-model').textContent.startsWith('Model v')")
-    assert page.locator("#demand-rejected").is_hidden()  # no fit was refused
-    shot(page, "admin")
-    assert console.errors == [], "\n".join(console.errors)
-
-
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_status_badge_is_readable(hub, browser, alice, theme):
     alice.wait(alice.submit(make_notebook("1 / 0"))["id"])  # a badge of the page's own too

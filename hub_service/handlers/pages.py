@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from http.client import responses
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, UndefinedError
 from jupyterhub.utils import url_path_join
 from tornado import web
+from tornado.log import app_log
 
 from .. import __version__
 from ..states import ACTIVE, STATUSES, WITH_OUTPUT
@@ -134,6 +136,19 @@ class PageHandler(BaseHandler):
             **ns,
         )
         self.finish(html)
+
+    def write_error(self, status_code, **kwargs):
+        """An error as a page of the Hub's look (a 403 to a non-admin, a 404 job), not Tornado's bare text."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = ""
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        try:
+            self.render_page("error.html", status_code=status_code, message=message,
+                             status_message=responses.get(status_code, "error"))
+        except Exception:  # the page itself failed: Tornado's plain answer is still an answer
+            app_log.exception("rendering the error page failed")
+            super().write_error(status_code, **kwargs)
 
 
 class HomePage(PageHandler):

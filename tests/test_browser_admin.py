@@ -1,0 +1,128 @@
+"""The admin page in a real browser (Debian's Chromium via Playwright) against the real Hub.
+
+Screenshots land in test-output/pages/admin-*.png (look at them after a change).
+"""
+
+import pytest
+
+from tests.browser import assert_hub_chrome, browser, logged_in, shot  # noqa: F401
+from tests.hubtest import SERVICE, make_notebook
+
+
+def open_admin(hub, browser, theme="light"):
+    page, console = logged_in(hub, browser, "admin", color_scheme=theme)
+    page.goto(hub.url + SERVICE + "admin")
+    page.wait_for_function("document.getElementById('admin-updated').textContent.startsWith('updated')")
+    return page, console
+
+
+def test_admin_page_shows_queue_and_stats(hub, browser, admin):
+    admin.wait(admin.submit(make_notebook("1"))["id"])  # something finished to count and size
+    page, console = open_admin(hub, browser)
+    assert_hub_chrome(page, "admin")
+    assert page.locator("nav").get_by_text("Admin", exact=True).count() == 1  # the Hub's admin page
+    # capacity as figures people read: cores and GiB, with the share in use
+    assert page.locator("#figure-cpu").inner_text().endswith("%)")
+    assert " of " in page.locator("#figure-cpu").inner_text() and "cores" in page.locator("#figure-cpu").inner_text()
+    memory = page.locator("#figure-memory").inner_text()
+    assert "GiB (" in memory and "e+" not in memory and len(memory) < 40, memory
+    assert page.locator("#figure-running-of").inner_text().startswith("at most ")
+    stats = page.locator("#admin-stats").inner_text()
+    assert "succeeded" in stats and "Of the last" in stats and "{" not in stats, stats
+    # the sizing section: realised slack and kills per basis, the model's state, retraining
+    page.wait_for_function("document.querySelectorAll('#demand-realised tbody tr').length >= 1")
+    assert page.locator("#demand-realised tbody tr").first.inner_text().startswith("all")
+    page.click("#demand-retrain button")
+    page.wait_for_function("document.getElementById('demand-message').textContent.startsWith('now serving v')")
+    page.wait_for_function("document.getElementById('demand-model').textContent.startsWith('Model v')")
+    assert page.locator("#demand-rejected").is_hidden()  # no fit was refused
+    assert console.errors == [], "\n".join(console.errors)
+
+
+class InZone:
+    """The browser, its pages in another time zone than the machine's."""
+
+    def __init__(self, browser, zone):
+        self.browser, self.zone = browser, zone
+
+    def new_page(self, **kw):
+        return self.browser.new_page(timezone_id=self.zone, **kw)
+
+
+def test_forecast_chart_has_axes_values_and_the_load_that_came(hub, browser, admin):
+    admin.wait(admin.submit(make_notebook("1"))["id"])  # one submission in the last 24 hours at least
+    # half an hour off UTC, so that the hours on the axis show they are the browser's own
+    page, console = open_admin(hub, InZone(browser, "Asia/Kolkata"))
+    chart = page.locator("#demand-forecast svg")
+    chart.wait_for()
+    y_ticks = chart.locator(".chart-y text.chart-tick").all_text_contents()
+    assert len(y_ticks) >= 3 and y_ticks[0] == "0", y_ticks
+    assert all(float(v) > float(u) for u, v in zip(y_ticks, y_ticks[1:])), y_ticks  # increasing values
+    x_ticks = chart.locator(".chart-x text.chart-tick").all_text_contents()
+    assert len(x_ticks) == 16, x_ticks  # every third hour of 47
+    hours = chart.locator(".chart-x text.chart-tick:not(.chart-day)").all_text_contents()
+    assert all(":30" in t for t in hours), hours  # the hours of India's time, not UTC's
+    # the axis, and a tick at each hour from 23 hours ago to the end of the forecast (the current hour in both)
+    assert chart.locator(".chart-x line").count() == 1 + 48
+    assert chart.locator(".chart-label").all_text_contents() == ["jobs / hour", "hour (local time)"]
+    bars = chart.locator(".chart-actual rect")
+    assert bars.count() == 24
+    heights = [float(bars.nth(i).get_attribute("height")) for i in range(24)]
+    assert max(heights) > 0  # the submissions of this session show
+    assert len(chart.locator(".chart-forecast polyline").get_attribute("points").split()) == 24
+    assert chart.locator(".chart-forecast circle").count() == 24
+    legend = chart.locator(".chart-legend").inner_html()
+    assert "submitted (last 24 h)" in legend and "forecast (next 24 h)" in legend
+    assert chart.locator(".chart-now text").text_content() == "now"
+    assert console.errors == [], "\n".join(console.errors)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_admin_cancels_another_users_running_job_from_the_all_users_table(hub, browser, theme):
+    dora = hub.user(f"dora-{theme}")
+    finished = dora.wait(dora.submit(make_notebook("1"), name="dora-done")["id"])
+    job = dora.submit(make_notebook("import time\ntime.sleep(120)"), name="dora-long")
+    dora.wait(job["id"], statuses=("running",), timeout=120)
+    page, console = open_admin(hub, browser, theme)
+    assert page.evaluate("document.documentElement.getAttribute('data-bs-theme')") == theme
+    page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+    # filter by owner: the admin sees dora's jobs, with dora as their owner
+    page.fill("#filter-owner", dora.name)
+    page.click("#admin-job-filters button[type=submit]")
+    row = page.locator(f"#admin-jobs tr[data-job-id='{job['id']}']")
+    row.wait_for()
+    assert row.locator(".admin-owner").inner_text() == dora.name
+    assert row.locator(".job-status").inner_text() == "running"
+    assert row.locator("time").get_attribute("datetime") == job["created"]
+    done = page.locator(f"#admin-jobs tr[data-job-id='{finished['id']}']")
+    assert "GiB" not in done.inner_text() and done.locator("td").nth(6).inner_text().count("/") == 1
+    assert {t for t in page.locator("#admin-jobs .admin-owner").all_inner_texts()} == {dora.name}
+    # the per-user running count names dora
+    page.wait_for_function(f"document.getElementById('figure-per-user').textContent.includes({dora.name!r})")
+    shot(page, f"admin-{theme}")
+    row.locator("button.admin-cancel").click()
+    page.wait_for_function(f"document.querySelector(\"#admin-jobs tr[data-job-id='{job['id']}']\")"
+                           ".dataset.status === 'cancelled'", timeout=60_000)
+    assert page.evaluate("window.__sameDocument") is True
+    assert dora.get(f"jobs/{job['id']}").json()["status"] == "cancelled"
+    assert page.locator(f"#admin-jobs tr[data-job-id='{job['id']}'] button.admin-cancel").count() == 0
+    assert dora.name in page.locator("#jobs-message").inner_text()
+    # usage: the figures of dora's row are the API's, and the table sorts by a column
+    page.click("label[for=period-7d]")
+    page.locator(f"#admin-usage tbody tr[data-user='{dora.name}'] td[data-key=cancelled]:text-is('1')").wait_for()
+    usage = {u["user"]: u for u in hub.user("admin").get("admin/usage", params={}).json()["users"]}[dora.name]
+    cells = page.locator(f"#admin-usage tbody tr[data-user='{dora.name}'] td")
+    shown = {cells.nth(i).get_attribute("data-key"): cells.nth(i).inner_text() for i in range(cells.count())}
+    assert shown["jobs"] == "2" and shown["succeeded"] == "1" and shown["failed"] == "0"
+    assert float(shown["cpu_hours_allocated"]) == pytest.approx(usage["cpu_hours_allocated"], abs=1e-3)
+    page.click("#admin-usage thead th[data-key=user] button")
+    assert page.locator("#admin-usage thead th[data-key=user]").get_attribute("aria-sort") == "ascending"
+    users = page.locator("#admin-usage tbody th").all_inner_texts()
+    assert users == sorted(users)
+    page.click("#admin-usage thead th[data-key=jobs] button")
+    counts = [int(t) for t in page.locator("#admin-usage tbody td[data-key=jobs]").all_inner_texts()]
+    assert counts == sorted(counts, reverse=True)
+    # the schedules table: the list, or a clear word that there is none
+    assert page.locator("#admin-schedules tbody").inner_text().strip() != "loading…"
+    shot(page, f"admin-usage-{theme}")
+    assert console.errors == [], "\n".join(console.errors)
