@@ -35,9 +35,11 @@ from .jobs import JobManager
 from .offload import Offload
 from .outputs import Artifacts
 from .planning import DemandPlanner
+from .schedules import Scheduler
 from .sizing import Sizing
 from .store import Store
 from .webhooks import Webhooks
+from .workspace import read_workspace_notebook
 
 
 def docker_available() -> bool:
@@ -73,7 +75,7 @@ class NotebookJobs(Application):
         "debug": ({"Application": {"log_level": 10}}, "Log at debug level."),
     }
 
-    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, LocalExecutor]
+    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, LocalExecutor, Scheduler]
 
     config_file = Unicode("notebook_jobs_config.py", help="Config file to load, if it exists.").tag(config=True)
 
@@ -164,6 +166,11 @@ class NotebookJobs(Application):
     def workspace_for(self, username: str) -> str:
         return self.workspace_root.format(username=username)
 
+    def read_workspace(self, username: str, path: str):
+        """The notebook at ``path`` in the user's workspace, as a submission would read it."""
+        return read_workspace_notebook(self.workspace_for(username), username, path, max_size=self.max_upload_size,
+                                       max_members=self.bundle_max_files, max_bytes=self.bundle_max_bytes)
+
     def cookie_secret(self) -> bytes:
         """A persistent secret, so logins survive a restart of the service."""
         path = Path(self.cookie_secret_file)
@@ -199,10 +206,13 @@ class NotebookJobs(Application):
             dispatcher=self.dispatcher, sizing=self.sizing, planner=self.planner, broker=Broker(),
             webhooks=Webhooks(parent=self, log=self.log),
         )
+        self.scheduler = Scheduler(parent=self, log=self.log, store=self.store, artifacts=self.artifacts,
+                                   jobs=self.jobs, read_path=self.read_workspace)
         self.hub_auth = self._hub_auth()
         prefix = self.service_prefix if self.service_prefix.endswith("/") else self.service_prefix + "/"
         settings = dict(
             jobs=self.jobs,
+            scheduler=self.scheduler,
             service_config=self,
             service_prefix=prefix,
             hub_prefix=self.hub_prefix,
@@ -236,6 +246,7 @@ class NotebookJobs(Application):
         if self.recover_on_start:
             await self.jobs.recover()
         self.jobs.start()
+        await self.scheduler.start()
         if self.sizing.use_model:
             self._load_task = asyncio.ensure_future(self.planner.load_loop())
             if self.sizing.retrain_interval > 0:
@@ -252,6 +263,7 @@ class NotebookJobs(Application):
         for task in (self._load_task, self._retrain_task):
             if task is not None:
                 task.cancel()
+        await self.scheduler.stop()
         await self.jobs.stop()
         await self.executor.stop()
         self.offload.shutdown()

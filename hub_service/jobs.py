@@ -130,22 +130,38 @@ class JobManager(LoggingConfigurable):
         """The admin's [least, most] for each resource, as a job may ask for it."""
         return {name: list(pair) for name, pair in self.sizing.bounds.items()}
 
-    async def submit(self, user: str, bundle: Bundle, *, idempotency_key: Optional[str] = None, **fields) -> Job:
+    async def submit(self, user: str, bundle: Bundle, *, idempotency_key: Optional[str] = None,
+                     job_id: Optional[str] = None, **fields) -> Job:
         """Store the input, size the job and queue it (raises DuplicateKey for a repeated key).
 
-        ``fields`` are :meth:`plan`'s keyword arguments.
+        ``fields`` are :meth:`plan`'s keyword arguments; ``job_id`` is the id a schedule's
+        fire promised (a job id can be made once, so a fire never makes two jobs).
         """
         planned = await self.plan(user, bundle, **fields)
         sha = self.artifacts.store_input(bundle)
-        job = self.store.create_job(input_hash=sha, idempotency_key=idempotency_key, **planned)
+        job = self.store.create_job(id=job_id, input_hash=sha, idempotency_key=idempotency_key, **planned)
         self.log.info("job %s queued for %s (%s)", job.id, user, job.name)
         metrics.JOBS_SUBMITTED.labels(bundle.kind).inc()
         self._publish(job)
         self.wake()
         return job
 
+    def fail_unrunnable(self, user: str, message: str, *, job_id: Optional[str] = None, **fields) -> Job:
+        """A job that fails at intake (reason ``invalid_input``) without running: a scheduled run whose
+        notebook is gone or no longer takes its parameters, so its owner sees why in the job list."""
+        job = self.store.create_job(id=job_id, user=user, input_hash="", features={}, predicted={}, allocated={},
+                                    used={}, **fields)
+        job = self.store.transition(job.id, Status.FAILED.value, error_reason=Reason.INVALID_INPUT.value,
+                                    error_message=message)
+        self.log.info("job %s failed at intake for %s: %s", job.id, user, message)
+        self._ended(job)
+        return job
+
     async def rerun(self, job: Job, user: str) -> Job:
         """A new job with the same input and parameters; sized up after an OOM or timeout kill."""
+        if not job.input_hash:
+            raise IntakeError(f"job {job.id} failed before it had an input ({job.error_message}); nothing to rerun",
+                              422, "nothing_to_rerun")
         nb = self.artifacts.read_input(job.input_hash)
         files = {}
         files_dir = self.artifacts.input_dir(job.input_hash) / "files"
@@ -391,9 +407,10 @@ class JobManager(LoggingConfigurable):
         return self.store.get(job_id, user)
 
     def list_jobs(self, user: Optional[str], statuses=(), query: str = "", limit: int = 50,
-                  cursor: Optional[str] = None, newest_first: bool = True) -> tuple:
+                  cursor: Optional[str] = None, newest_first: bool = True, schedule_id: Optional[str] = None) -> tuple:
         """A page of jobs and the next page's cursor (raises BadCursor for a cursor not ours)."""
-        return self.store.list_jobs(user, statuses, query, limit, cursor, newest_first=newest_first)
+        return self.store.list_jobs(user, statuses, query, limit, cursor, newest_first=newest_first,
+                                    schedule_id=schedule_id)
 
     def find_by_idempotency_key(self, user: str, key: str) -> Optional[Job]:
         """The user's job submitted with ``key``, if any."""
@@ -409,6 +426,8 @@ class JobManager(LoggingConfigurable):
 
     def input_notebook(self, job: Job) -> tuple:
         """The notebook the job was submitted with: its bytes and media type."""
+        if not job.input_hash:  # it failed at intake: there is no input to show
+            raise IntakeError(f"job {job.id} has no input: {job.error_message}", 404, "not_found")
         data = (self.artifacts.input_dir(job.input_hash) / INPUT_NOTEBOOK).read_bytes()
         return data, outputs.MEDIA_TYPES["ipynb"]
 

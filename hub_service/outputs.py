@@ -66,6 +66,11 @@ class Artifacts:
     def read_input(self, sha: str) -> nbformat.NotebookNode:
         return nbformat.read(str(self.input_dir(sha) / INPUT_NOTEBOOK), as_version=4)
 
+    def input_files(self, sha: str) -> dict:
+        """The files stored beside an input notebook (a bundle's data files): relative path -> bytes."""
+        files_dir = self.input_dir(sha) / FILES_DIR
+        return {str(f.relative_to(files_dir)): f.read_bytes() for f in files_dir.rglob("*") if f.is_file()}
+
     def prepare(self, job_id: str, sha: str, parameters: dict) -> Path:
         """A fresh work directory for a run: the input, its files and the parameters."""
         workdir = self.job_dir(job_id)

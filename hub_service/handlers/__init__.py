@@ -2,12 +2,13 @@
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 
-from . import admin, api, events, openapi, pages
+from . import admin, api, events, openapi, pages, schedules
 
 
 def routes(prefix: str) -> list:
     """URL patterns of the service, under its Hub prefix."""
     j = r"(?P<job_id>[0-9a-f]{32})"
+    s = r"(?P<schedule_id>[0-9a-f]{32})"
     api_routes = [
         (r"", api.RootHandler),
         (r"/", api.RootHandler),
@@ -27,6 +28,9 @@ def routes(prefix: str) -> list:
         (r"/admin/usage", admin.UsageHandler),
         (r"/admin/demand", admin.DemandHandler),
         (r"/metrics", api.MetricsHandler),
+        (r"/schedules", schedules.SchedulesHandler),
+        (rf"/schedules/{s}", schedules.ScheduleHandler),
+        (rf"/schedules/{s}/run", schedules.ScheduleRunHandler),
     ]
     out = [(prefix + "api" + path, handler) for path, handler in api_routes]
     out += [

@@ -22,18 +22,19 @@ from ..intake import (
     check_name,
     check_notify,
     check_parameters,
+    load_json,
     parse_json_field,
     parse_output_formats,
     parse_resources,
     parse_script,
     parse_notebook,
     read_submission,
-    safe_relpath,
     same_submission,
 )
 from ..outputs import MEDIA_TYPES
 from ..states import STATUSES, TERMINAL, Status
 from ..store import BadCursor, DuplicateKey, Job, job_model
+from ..workspace import read_workspace_notebook
 from .admin import capacity_model
 from .base import APIHandler, admin_only, authenticated
 
@@ -171,7 +172,7 @@ class JobsHandler(APIHandler):
         try:
             jobs, cursor = self.jobs.list_jobs(
                 user, statuses, self.get_argument("q", ""), limit, self.get_argument("cursor", None) or None,
-                newest_first=sort == "-created",
+                newest_first=sort == "-created", schedule_id=self.get_argument("schedule", None) or None,
             )
         except BadCursor as e:
             raise IntakeError(str(e)) from None
@@ -218,70 +219,65 @@ class JobsHandler(APIHandler):
 
     def _parse_submission(self, user: str):
         """Fields and bundle from the body; IntakeError names what is wrong."""
-        content_type = self.request.headers.get("Content-Type", "")
-        cfg = self.config
-        limits = dict(max_members=cfg.bundle_max_files, max_bytes=cfg.bundle_max_bytes)
-        if content_type.startswith("multipart/form-data"):
-            args, files = {}, {}
-            try:
-                httputil.parse_body_arguments(content_type, self.request.body, args, files, self.request.headers)
-            except httputil.HTTPInputError as e:  # no boundary, a part without a name, undecodable headers
-                raise IntakeError(f"malformed multipart/form-data body: {e}") from None
-            form = {k: v[0].decode("utf-8", "replace") for k, v in args.items()}
-            if "file" not in files:
-                raise IntakeError("multipart upload needs a 'file' part (.ipynb, .py or .zip)")
-            upload = files["file"][0]
-            bundle = read_submission(upload.filename or "upload.ipynb", upload.body, entry=form.get("entry"), **limits)
-        elif content_type.startswith("application/json") or not content_type:
-            form = self.get_json_body()
-            if not isinstance(form, dict):
-                raise IntakeError("request body must be a JSON object")
-            bundle = self._bundle_from_json(form, user, limits)
-        else:
-            raise IntakeError(f"unsupported Content-Type {content_type!r}: use multipart/form-data or JSON", 415)
-        parameters = check_parameters(bundle.notebook, parse_json_field(form.get("parameters"), "parameters"))
-        fields = dict(
-            parameters=parameters,
-            name=check_name(form.get("name"), bundle.name),
-            requested=parse_resources(parse_json_field(form.get("resources"), "resources"), form.get("timeout")),
-            output_formats=parse_output_formats(form.get("output_formats")),
-            callback_url=check_callback_url(form.get("callback_url")),
-            notify=check_notify(form.get("notify")),
-            path=form.get("path") if isinstance(form.get("path"), str) else None,
-        )
+        _form, fields, bundle = parse_submission(self.request, self.config, user)
         return fields, bundle
 
-    def _bundle_from_json(self, body: dict, user: str, limits: dict) -> Bundle:
-        sources = [k for k in ("notebook", "path", "code") if body.get(k) not in (None, "")]
-        if len(sources) != 1:
-            raise IntakeError("JSON submission needs exactly one of 'notebook' (the .ipynb JSON), "
-                              "'path' (in your workspace) or 'code' (Python source)")
-        source = sources[0]
-        if source == "notebook":
-            nb = body["notebook"]
-            data = json.dumps(nb).encode() if isinstance(nb, (dict, list)) else str(nb).encode()
-            return Bundle(parse_notebook(data, "notebook"), "ipynb", check_name(body.get("name"), "notebook.ipynb"))
-        if source == "code":
-            if not isinstance(body["code"], str):
-                raise IntakeError("'code' must be a string of Python source")
-            return Bundle(parse_script(body["code"].encode(), "code.py"), "py", "code.py")
-        rel = safe_relpath(body["path"], "path")
-        root = Path(self.config.workspace_for(user)).resolve()
+
+def parse_submission(request, config, user: str) -> tuple:
+    """The form, the job's fields and the bundle of a submission (multipart or JSON); IntakeError says why not.
+
+    Shared by ``POST /jobs`` and ``POST /schedules``, which takes the same body.
+    """
+    content_type = request.headers.get("Content-Type", "")
+    limits = dict(max_members=config.bundle_max_files, max_bytes=config.bundle_max_bytes)
+    if content_type.startswith("multipart/form-data"):
+        args, files = {}, {}
         try:
-            target = (root / rel).resolve()
-            if root not in target.parents:
-                raise IntakeError(f"path {rel!r} is outside your workspace")
-            if not target.is_file():
-                raise web.HTTPError(404, f"no file {rel} in your workspace")
-            size = target.stat().st_size
-            if size > self.config.max_upload_size:
-                raise IntakeError(f"{rel} is {size} bytes, over the limit of {self.config.max_upload_size}", 413)
-            data = target.read_bytes()
-        except (OSError, RuntimeError) as e:  # a name too long, a symlink loop, a file the service may not read
-            raise IntakeError(f"path {rel!r} cannot be read: {getattr(e, 'strerror', None) or e}") from None
-        bundle = read_submission(target.name, data, **limits)
-        bundle.name = rel
-        return bundle
+            httputil.parse_body_arguments(content_type, request.body, args, files, request.headers)
+        except httputil.HTTPInputError as e:  # no boundary, a part without a name, undecodable headers
+            raise IntakeError(f"malformed multipart/form-data body: {e}") from None
+        form = {k: v[0].decode("utf-8", "replace") for k, v in args.items()}
+        if "file" not in files:
+            raise IntakeError("multipart upload needs a 'file' part (.ipynb, .py or .zip)")
+        upload = files["file"][0]
+        bundle = read_submission(upload.filename or "upload.ipynb", upload.body, entry=form.get("entry"), **limits)
+    elif content_type.startswith("application/json") or not content_type:
+        form = load_json(request.body, "request body") if request.body else {}
+        if not isinstance(form, dict):
+            raise IntakeError("request body must be a JSON object")
+        bundle = bundle_from_json(form, user, config, limits)
+    else:
+        raise IntakeError(f"unsupported Content-Type {content_type!r}: use multipart/form-data or JSON", 415)
+    parameters = check_parameters(bundle.notebook, parse_json_field(form.get("parameters"), "parameters"))
+    fields = dict(
+        parameters=parameters,
+        name=check_name(form.get("name"), bundle.name),
+        requested=parse_resources(parse_json_field(form.get("resources"), "resources"), form.get("timeout")),
+        output_formats=parse_output_formats(form.get("output_formats")),
+        callback_url=check_callback_url(form.get("callback_url")),
+        notify=check_notify(form.get("notify")),
+        path=form.get("path") if isinstance(form.get("path"), str) else None,
+    )
+    return form, fields, bundle
+
+
+def bundle_from_json(body: dict, user: str, config, limits: dict) -> Bundle:
+    """The bundle of a JSON submission: exactly one of ``notebook``, ``path`` (workspace) or ``code``."""
+    sources = [k for k in ("notebook", "path", "code") if body.get(k) not in (None, "")]
+    if len(sources) != 1:
+        raise IntakeError("JSON submission needs exactly one of 'notebook' (the .ipynb JSON), "
+                          "'path' (in your workspace) or 'code' (Python source)")
+    source = sources[0]
+    if source == "notebook":
+        nb = body["notebook"]
+        data = json.dumps(nb).encode() if isinstance(nb, (dict, list)) else str(nb).encode()
+        return Bundle(parse_notebook(data, "notebook"), "ipynb", check_name(body.get("name"), "notebook.ipynb"))
+    if source == "code":
+        if not isinstance(body["code"], str):
+            raise IntakeError("'code' must be a string of Python source")
+        return Bundle(parse_script(body["code"].encode(), "code.py"), "py", "code.py")
+    return read_workspace_notebook(config.workspace_for(user), user, body["path"], max_size=config.max_upload_size,
+                                   **limits)
 
 
 class JobHandler(APIHandler):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..states import TERMINAL, Status  # noqa: F401 - the store's name for it (hub_service.store.TERMINAL)
@@ -79,6 +79,47 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Schedule(Base):
+    """A notebook run on a cron: what to run, when, and what happened at its last fire."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    cron: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    overlap: Mapped[str] = mapped_column(String(8), default="skip")  # skip | queue
+    missed: Mapped[str] = mapped_column(String(8), default="skip")  # skip | run_once
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # what runs: a workspace path read again at each fire, or a stored input (by hash)
+    source_kind: Mapped[str] = mapped_column(String(8))  # path | snapshot
+    path: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    input_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    input_kind: Mapped[str] = mapped_column(String(8))
+    input_name: Mapped[str] = mapped_column(String(255), default="")
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    requested: Mapped[dict] = mapped_column(JSON, default=dict)
+    output_formats: Mapped[list] = mapped_column(JSON, default=list)
+    callback_url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    notify: Mapped[str] = mapped_column(String(16), default="never")
+
+    # firing: the next due time (None while paused), the last fire, and the job id a fire
+    # promised but has not made yet (set in the same transaction that advances next_run)
+    next_run: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    last_fire: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    pending_job: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    last_skip: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_schedules_due", "paused", "next_run"),)
 
 
 def isoformat(dt: Optional[datetime]) -> Optional[str]:

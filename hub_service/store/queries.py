@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..states import TERMINAL, Status
 from .models import Job, Setting, utcnow
+from .schedule_queries import ScheduleQueries
 
 #: which status may follow which; running → queued is recovery's re-queue
 TRANSITIONS = {
@@ -96,7 +97,7 @@ def upgrade(engine) -> None:
         command.upgrade(cfg, "head")
 
 
-class Store:
+class Store(ScheduleQueries):
     """Job persistence behind a small, intention-named API."""
 
     def __init__(self, url: str, migrate: bool = True):
@@ -149,11 +150,14 @@ class Store:
         limit: int = 50,
         cursor: Optional[str] = None,
         newest_first: bool = True,
+        schedule_id: Optional[str] = None,
     ) -> tuple:
-        """A page of jobs and the cursor of the next page (None at the end)."""
+        """A page of jobs and the cursor of the next page (None at the end); ``schedule_id``: that schedule's."""
         stmt = select(Job)
         if user is not None:
             stmt = stmt.where(Job.user == user)
+        if schedule_id is not None:
+            stmt = stmt.where(Job.schedule_id == schedule_id)
         statuses = list(statuses)
         if statuses:
             stmt = stmt.where(Job.status.in_(statuses))

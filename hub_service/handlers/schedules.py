@@ -1,0 +1,98 @@
+"""The ``/schedules`` API: thin handlers over :class:`~hub_service.schedules.Scheduler`.
+
+Users see and act on their own schedules (another user's answers 404, as if it did not
+exist); Hub admins on everyone's (``?all=1``, ``?user=NAME``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tornado import web
+
+from ..intake import IntakeError, load_json
+from ..store import job_model
+from .api import parse_submission
+from .base import APIHandler, authenticated
+
+
+class ScheduleAPIHandler(APIHandler):
+    """What the schedule handlers share: the scheduler, and a schedule the caller may see."""
+
+    @property
+    def scheduler(self):
+        return self.settings["scheduler"]
+
+    def get_schedule(self, schedule_id: str):
+        """The schedule if the caller may see it; otherwise 404."""
+        schedule = self.scheduler.get(schedule_id, None if self.is_admin else self.user_name)
+        if schedule is None:
+            raise web.HTTPError(404, f"no schedule {schedule_id}")
+        return schedule
+
+    def write_schedule(self, schedule, status: int = 200) -> None:
+        self.write_json(self.scheduler.models([schedule], self._url)[0], status)
+
+    def _url(self, schedule_id: str) -> str:
+        return self.api_url("schedules", schedule_id)
+
+
+class SchedulesHandler(ScheduleAPIHandler):
+    """GET: the caller's schedules (admins: ``all=1``, ``user=``). POST: create one."""
+
+    @authenticated
+    def get(self):
+        user = self.user_name
+        if self.is_admin:
+            if self.get_argument("all", "") in ("1", "true"):
+                user = None
+            user = self.get_argument("user", user)
+        self.write_json({"schedules": self.scheduler.models(self.scheduler.list(user), self._url)})
+
+    @authenticated
+    async def post(self):
+        user = self.user_name
+        content_type = self.request.headers.get("Content-Type", "")
+        body = None
+        if not content_type.startswith("multipart/form-data") and self.request.body:
+            body = load_json(self.request.body, "request body")
+        if isinstance(body, dict) and body.get("from_job") not in (None, ""):
+            job_id = body["from_job"]
+            job = self.jobs.get(job_id, None if self.is_admin else user) if isinstance(job_id, str) else None
+            if job is None:
+                raise IntakeError(f"from_job: no job {str(job_id)[:40]}", 404, "not_found")
+            schedule = await self.scheduler.create_from_job(user, body, job)
+        else:
+            form, fields, bundle = await asyncio.to_thread(parse_submission, self.request, self.config, user)
+            schedule = await self.scheduler.create(user, form, fields, bundle)
+        self.set_header("Location", self._url(schedule.id))
+        self.write_schedule(schedule, 201)
+
+
+class ScheduleHandler(ScheduleAPIHandler):
+    """GET, PATCH (pause = ``{"paused": true}``), DELETE one schedule."""
+
+    @authenticated
+    def get(self, schedule_id):
+        self.write_schedule(self.get_schedule(schedule_id))
+
+    @authenticated
+    async def patch(self, schedule_id):
+        schedule = self.get_schedule(schedule_id)
+        self.write_schedule(await self.scheduler.update(schedule, self.get_json_body()))
+
+    @authenticated
+    def delete(self, schedule_id):
+        self.scheduler.delete(self.get_schedule(schedule_id))
+        self.set_status(204)
+        self.finish()
+
+
+class ScheduleRunHandler(ScheduleAPIHandler):
+    """POST: run the schedule now; 201 and the job it made."""
+
+    @authenticated
+    async def post(self, schedule_id):
+        job = await self.scheduler.run_now(self.get_schedule(schedule_id))
+        self.set_header("Location", self.api_url("jobs", job.id))
+        self.write_json(job_model(job), 201)

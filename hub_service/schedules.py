@@ -1,0 +1,614 @@
+"""Schedules: notebooks run on a cron, at local wall-clock time, through the normal job flow.
+
+Two layers. The pure one turns a cron and an IANA time zone into fire times
+(:func:`fire_times`) and checks what a user sends (:func:`parse_cron`,
+:func:`check_timezone`, ...). The :class:`Scheduler` keeps schedules in the store and
+fires them: each tick reads the due ones with one indexed query, records every fire
+(advancing ``next_run`` and promising a job id) in one transaction, and then makes
+the jobs with :meth:`JobManager.submit`. A job id can be made only once and a fire
+is recorded before its job exists, so a service stopped at any point neither fires
+twice nor forgets a recorded fire: :meth:`Scheduler.recover` makes the promised job
+at the next start.
+
+Daylight-saving time follows classic (Vixie) cron, which croniter does only half of:
+a wall-clock time skipped by a spring-forward change runs once, right after the
+change (croniter agrees); a time the fall-back change shows twice runs once, at its
+first occurrence (croniter runs it twice). A cron whose hour field is a wildcard
+(``*``, ``*/2``) is not tied to a wall-clock hour: it runs at each hour the clock
+shows, both of a fall-back's repeated hour, and none of a skipped one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Optional
+from uuid import uuid4
+from zoneinfo import ZoneInfo, available_timezones
+
+from croniter import CroniterBadDateError, croniter
+from sqlalchemy.exc import IntegrityError
+from traitlets import Any, Float, Instance, Integer, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .intake import (
+    Bundle,
+    IntakeError,
+    check_callback_url,
+    check_name,
+    check_notify,
+    check_parameters,
+    parse_json_field,
+    parse_output_formats,
+    parse_resources,
+)
+from .outputs import Artifacts
+from .states import ACTIVE, Status
+from .store import Schedule, Store
+from .store.models import isoformat, utcnow
+from .webhooks import CallbackRefused
+from .workspace import WorkspaceFileMissing
+
+UTC = timezone.utc
+
+#: the aliases classic cron knows, as the five fields they stand for
+ALIASES = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_ALLOWED = ("0-59", "0-23", "1-31", "1-12 or JAN-DEC", "0-7 or SUN-SAT")
+OVERLAP = ("skip", "queue")
+MISSED = ("skip", "run_once")
+#: what POST /schedules reads besides a job's own fields
+SCHEDULE_FIELDS = ("cron", "timezone", "overlap", "missed", "paused")
+#: what POST /jobs reads (the submission of a schedule)
+SUBMIT_FIELDS = ("notebook", "path", "code", "file", "entry", "parameters", "name", "resources", "timeout",
+                 "output_formats", "callback_url", "notify")
+#: what PATCH /schedules/{id} may change
+PATCH_FIELDS = ("cron", "timezone", "overlap", "missed", "paused", "parameters", "name", "resources", "timeout",
+                "output_formats", "callback_url", "notify")
+#: fire times shown, and runs
+NEXT_RUNS, LAST_RUNS = 5, 10
+#: fires sampled to find a cron's shortest interval (two years of a twice-daily cron)
+_GAP_SAMPLE = 1500
+
+
+# -- cron and time zones (pure) ---------------------------------------------------------------
+
+
+def expand(cron: str) -> str:
+    """The five fields a cron (or an alias) stands for."""
+    return ALIASES.get(cron.lower(), cron) if cron.startswith("@") else cron
+
+
+def parse_cron(value) -> str:
+    """A cron as stored (whitespace normalised), or IntakeError naming the field that is wrong."""
+    if not isinstance(value, str) or not value.strip():
+        raise IntakeError("cron is required: five fields (minute hour day-of-month month day-of-week), "
+                          f"e.g. '30 2 * * *', or one of {', '.join(ALIASES)}")
+    cron = " ".join(value.split())
+    if cron.startswith("@"):
+        if cron.lower() not in ALIASES:
+            raise IntakeError(f"cron {cron!r} is not a known alias; use one of {', '.join(ALIASES)}")
+        return cron.lower()
+    fields = cron.split(" ")
+    if len(fields) != 5:
+        raise IntakeError(f"cron {cron!r} has {len(fields)} fields; it needs 5: {' '.join(FIELDS)}")
+    for i, field in enumerate(fields):
+        probe = ["*"] * 5
+        probe[i] = field
+        if not croniter.is_valid(" ".join(probe)):
+            raise IntakeError(f"cron {cron!r}: the {FIELDS[i]} field {field!r} is not valid "
+                              f"(values {_ALLOWED[i]}, with * , - /)")
+    if not croniter.is_valid(cron):
+        raise IntakeError(f"cron {cron!r} is not a valid cron expression")
+    try:
+        croniter(cron, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise IntakeError(f"cron {cron!r} never fires (no such date)") from None
+    return cron
+
+
+@functools.lru_cache(maxsize=1)
+def _zones() -> frozenset:
+    return frozenset(available_timezones())
+
+
+def check_timezone(value) -> str:
+    """An IANA time zone name (default UTC), or IntakeError naming ``timezone``."""
+    if value in (None, ""):
+        return "UTC"
+    if not isinstance(value, str) or value not in _zones():
+        raise IntakeError(f"timezone {str(value)[:60]!r} is not a known IANA time zone "
+                          "(e.g. 'UTC', 'Europe/Berlin', 'America/New_York')")
+    return value
+
+
+def check_choice(value, what: str, choices: tuple) -> str:
+    """One of ``choices`` (the first when missing), or IntakeError naming ``what``."""
+    if value in (None, ""):
+        return choices[0]
+    if value not in choices:
+        raise IntakeError(f"{what} {str(value)[:60]!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def check_bool(value, what: str) -> bool:
+    """A JSON boolean, or a form's true/false/1/0."""
+    if value in (None, ""):
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
+        return value.lower() in ("true", "1")
+    raise IntakeError(f"{what} must be true or false, got {str(value)[:60]!r}")
+
+
+def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
+    return instant.astimezone(tz).replace(tzinfo=None)
+
+
+def _after_gap(wall: datetime, tz: ZoneInfo, early: datetime, late: datetime) -> datetime:
+    """The first instant whose wall-clock time is past ``wall`` (a time a spring-forward change skips)."""
+    lo, hi = early, late  # the wall clock shows less than ``wall`` at lo, more at hi
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if _wall(mid, tz) >= wall:
+            hi = mid
+        else:
+            lo = mid
+    return hi.replace(microsecond=0)
+
+
+def instants(wall: datetime, tz: ZoneInfo, wildcard_hour: bool) -> list:
+    """The UTC instants at which a cron fires for the wall-clock time ``wall`` (see the module's DST rules)."""
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if first == second:
+        return [first]
+    if _wall(first, tz) == wall:  # shown twice (fall-back): fold 0 is the earlier
+        return [first, second] if wildcard_hour else [first]
+    if wildcard_hour:  # skipped (spring-forward): the next hour's run follows right after
+        return []
+    return [_after_gap(wall, tz, min(first, second), max(first, second))]
+
+
+def fire_times(cron: str, tz_name: str, after: datetime, count: int = NEXT_RUNS) -> list:
+    """The next ``count`` UTC instants strictly after ``after`` (aware) at which ``cron`` fires in ``tz_name``."""
+    cron = expand(cron)
+    tz = ZoneInfo(tz_name)
+    wildcard_hour = cron.split()[1].startswith("*")
+    # start a little early on the wall clock: ``after`` may lie in the second pass of a repeated hour
+    it = croniter(cron, _wall(after, tz) - timedelta(hours=3))
+    found, horizon = set(), None
+    for _ in range(count * 50 + 200):
+        try:
+            wall = it.get_next(datetime)
+        except CroniterBadDateError:
+            break
+        if horizon is not None and wall > horizon:
+            break
+        found.update(t for t in instants(wall, tz, wildcard_hour) if t > after)
+        if horizon is None and len(found) >= count:
+            horizon = wall + timedelta(hours=3)  # a gap's run may still sort before this one
+    return sorted(found)[:count]
+
+
+def shortest_interval(cron: str, tz_name: str, start: datetime, floor: float = 0) -> float:
+    """The shortest time in seconds between two fires, over a sample of the next fires (stops below ``floor``)."""
+    shortest = float("inf")
+    cursor = start
+    for _ in range(_GAP_SAMPLE // 50):
+        times = fire_times(cron, tz_name, cursor, 51)
+        for a, b in zip(times, times[1:]):
+            shortest = min(shortest, (b - a).total_seconds())
+            if shortest < floor:
+                return shortest
+        if len(times) < 51:
+            break
+        cursor = times[-1] - timedelta(seconds=1)
+    return shortest
+
+
+def _naive(instant: datetime) -> datetime:
+    """What the store keeps: naive UTC."""
+    return instant.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(stored: Optional[datetime]) -> Optional[datetime]:
+    return stored.replace(tzinfo=UTC) if stored is not None else None
+
+
+# -- the model the API answers -----------------------------------------------------------------
+
+
+def failures_in_a_row(runs: list) -> int:
+    """Failed runs since the last success, newest first (runs still going, and cancelled ones, do not count)."""
+    count = 0
+    for job in runs:
+        if job.status == Status.SUCCEEDED:
+            break
+        if job.status == Status.FAILED:
+            count += 1
+    return count
+
+
+def schedule_model(schedule: Schedule, runs: list, url: str) -> dict:
+    """The REST representation of a schedule (``runs``: its jobs, newest first)."""
+    requested = dict(schedule.requested or {})
+    timeout = requested.pop("timeout", None)
+    next_runs = []
+    if not schedule.paused and schedule.next_run is not None:
+        first = _aware(schedule.next_run)
+        next_runs = [first] + fire_times(schedule.cron, schedule.timezone, first, NEXT_RUNS - 1)
+    return {
+        "id": schedule.id,
+        "user": schedule.user,
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "overlap": schedule.overlap,
+        "missed": schedule.missed,
+        "paused": bool(schedule.paused),
+        "source": {"kind": schedule.source_kind, "path": schedule.path, "input_name": schedule.input_name,
+                   "sha256": schedule.input_hash},
+        "parameters": schedule.parameters,
+        "resources": requested,
+        "timeout": timeout,
+        "output_formats": schedule.output_formats,
+        "callback_url": schedule.callback_url,
+        "notify": schedule.notify,
+        "created": isoformat(schedule.created),
+        "updated": isoformat(schedule.updated),
+        "next_runs": [t.isoformat() for t in next_runs],
+        "last_runs": [{"id": j.id, "status": j.status, "reason": j.error_reason, "created": isoformat(j.created),
+                       "finished": isoformat(j.finished)} for j in runs[:LAST_RUNS]],
+        "failures_in_a_row": failures_in_a_row(runs),
+        "skipped": schedule.skipped or 0,
+        "last_skipped": isoformat(schedule.last_skip),
+        "last_error": schedule.last_error,
+        "url": url,
+    }
+
+
+# -- the scheduler -----------------------------------------------------------------------------
+
+
+class Scheduler(LoggingConfigurable):
+    """Keeps the schedules and fires them through the job flow, one tick at a time."""
+
+    store = Instance(Store)
+    artifacts = Instance(Artifacts)
+    jobs = Any(help="The JobManager that makes the jobs.")
+    #: ``read_path(user, path) -> Bundle``: a notebook from the user's workspace (raises WorkspaceFileMissing)
+    read_path = Any()
+    clock = Any(None, allow_none=True, help="A callable returning the aware UTC now (tests inject one).")
+
+    tick_interval = Float(
+        10.0,
+        help="""Longest wait, in seconds, between two looks for due schedules. The scheduler also wakes
+        at the earliest next run it knows of, and when a schedule is created or changed, so runs start
+        on time whatever this is; it bounds how soon a clock change (clock_file) is noticed.""",
+    ).tag(config=True)
+
+    minimum_interval = Integer(
+        0,
+        help="""Shortest time, in seconds, a schedule may leave between two runs: a cron that fires more
+        often is refused with a 400 naming it (e.g. 3600 allows at most hourly runs). 0: no minimum.""",
+    ).tag(config=True)
+
+    max_per_user = Integer(
+        100,
+        help="""Most schedules one user may keep; one more is refused with a 400 (too_many_schedules).
+        0: no limit.""",
+    ).tag(config=True)
+
+    clock_file = Unicode(
+        "",
+        help="""For tests only: a file holding an ISO 8601 time that the scheduler takes as now (re-read at
+        every tick; the real clock while it is missing). Lets a test move the scheduler's clock, across
+        restarts too, without waiting for real time to pass. Leave empty in production.""",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._task = None
+        self._wake = asyncio.Event()
+        self.started_at = None
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Aware UTC now: the injected clock, the clock file, or the real clock."""
+        if self.clock is not None:
+            return self.clock()
+        if self.clock_file:
+            try:
+                text = Path(self.clock_file).read_text().strip()
+                return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+            except (OSError, ValueError):
+                pass
+        return datetime.now(UTC)
+
+    @staticmethod
+    def next_run_after(cron: str, tz: str, after: datetime) -> Optional[datetime]:
+        """The first fire strictly after ``after`` (naive UTC for the store), or None when it never fires."""
+        times = fire_times(cron, tz, after, 1)
+        return _naive(times[0]) if times else None
+
+    # -- what users send ----------------------------------------------------------------------
+
+    def check_timing(self, form: dict, current: Optional[Schedule] = None) -> dict:
+        """cron, timezone, overlap, missed, paused of a POST (or a PATCH over ``current``), checked."""
+        out = {}
+        if current is None or "cron" in form:
+            out["cron"] = parse_cron(form.get("cron"))
+        if current is None or "timezone" in form:
+            out["timezone"] = check_timezone(form.get("timezone"))
+        if current is None or "overlap" in form:
+            out["overlap"] = check_choice(form.get("overlap"), "overlap", OVERLAP)
+        if current is None or "missed" in form:
+            out["missed"] = check_choice(form.get("missed"), "missed", MISSED)
+        if current is None or "paused" in form:
+            out["paused"] = check_bool(form.get("paused"), "paused")
+        cron = out.get("cron", current.cron if current else None)
+        tz = out.get("timezone", current.timezone if current else "UTC")
+        if self.minimum_interval > 0 and ("cron" in out or "timezone" in out):
+            gap = shortest_interval(cron, tz, self.now(), self.minimum_interval)
+            if gap < self.minimum_interval:
+                raise IntakeError(f"cron {cron!r} runs {int(gap)} s apart at times; this Hub's minimum interval "
+                                  f"between runs is {self.minimum_interval} s", 400, "interval_too_short")
+        return out
+
+    def _check_limit(self, user: str) -> None:
+        if self.max_per_user and self.store.count_schedules(user) >= self.max_per_user:
+            raise IntakeError(f"{user} already has {self.max_per_user} schedules, the most this Hub allows; "
+                              "delete one first", 400, "too_many_schedules")
+
+    async def create(self, user: str, form: dict, fields: dict, bundle: Bundle) -> Schedule:
+        """A schedule from a submission (``fields``/``bundle`` as POST /jobs parses them) and its timing in ``form``."""
+        unknown = sorted(set(form) - set(SUBMIT_FIELDS) - set(SCHEDULE_FIELDS))
+        if unknown:
+            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a schedule takes "
+                              f"{', '.join(SCHEDULE_FIELDS + SUBMIT_FIELDS)}")
+        timing = self.check_timing(form)
+        self._check_limit(user)
+        await self.jobs.plan(user, bundle, **fields)  # everything a submit would refuse, refused now
+        path = fields.get("path")
+        source = dict(source_kind="path", path=path, input_hash=None) if path else dict(
+            source_kind="snapshot", path=None, input_hash=self.artifacts.store_input(bundle))
+        return self._insert(user, timing, source, bundle.kind, bundle.name, fields)
+
+    async def create_from_job(self, user: str, form: dict, job) -> Schedule:
+        """A schedule that runs what ``job`` ran (its path, else its stored input); ``form`` overrides its fields."""
+        unknown = sorted(set(form) - {"from_job"} - set(PATCH_FIELDS))
+        if unknown:
+            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; with from_job a schedule takes "
+                              f"{', '.join(PATCH_FIELDS)}")
+        timing = self.check_timing(form)
+        self._check_limit(user)
+        if not job.input_hash:
+            raise IntakeError(f"job {job.id} failed before it had an input; nothing to schedule", 422,
+                              "nothing_to_schedule")
+        fields = dict(parameters=job.parameters, name=job.name, requested=dict(job.requested),
+                      output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify,
+                      path=job.path)
+        fields.update(self._job_fields(form, fields))
+        if job.path:
+            bundle = await asyncio.to_thread(self.read_path, user, job.path)
+            source = dict(source_kind="path", path=job.path, input_hash=None)
+        else:
+            bundle = Bundle(self.artifacts.read_input(job.input_hash), job.input_kind, job.input_name)
+            source = dict(source_kind="snapshot", path=None, input_hash=job.input_hash)
+        fields["parameters"] = check_parameters(bundle.notebook, fields["parameters"])
+        await self.jobs.plan(user, bundle, **fields)
+        return self._insert(user, timing, source, job.input_kind, job.input_name, fields)
+
+    def _insert(self, user: str, timing: dict, source: dict, kind: str, input_name: str, fields: dict) -> Schedule:
+        next_run = None if timing["paused"] else self.next_run_after(timing["cron"], timing["timezone"], self.now())
+        schedule = self.store.create_schedule(
+            user=user, name=fields["name"], input_kind=kind, input_name=input_name,
+            parameters=fields["parameters"], requested=fields["requested"], output_formats=fields["output_formats"],
+            callback_url=fields["callback_url"], notify=fields["notify"], next_run=next_run, skipped=0,
+            **timing, **source)
+        self.log.info("schedule %s created for %s: %s %s (%s)", schedule.id, user, schedule.cron, schedule.timezone,
+                      schedule.name)
+        self.wake()
+        return schedule
+
+    def _job_fields(self, form: dict, current: dict) -> dict:
+        """The job fields a PATCH (or a from_job POST) changes, checked; parameters are checked by the caller."""
+        out = {}
+        if "parameters" in form:
+            params = parse_json_field(form["parameters"], "parameters")
+            if params is not None and not isinstance(params, dict):
+                raise IntakeError("parameters must be a JSON object of name: value")
+            out["parameters"] = params or {}
+        if "name" in form:
+            out["name"] = check_name(form["name"], current["name"])
+        if "resources" in form or "timeout" in form:
+            requested = dict(current["requested"])
+            if "resources" in form:
+                requested = {k: v for k, v in requested.items() if k == "timeout"}
+                requested.update(parse_resources(parse_json_field(form["resources"], "resources")))
+            if "timeout" in form:
+                requested.pop("timeout", None)
+                if form["timeout"] not in (None, ""):
+                    requested.update(parse_resources(None, form["timeout"]))
+            out["requested"] = requested
+        if "output_formats" in form:
+            out["output_formats"] = parse_output_formats(form["output_formats"])
+        if "callback_url" in form:
+            out["callback_url"] = check_callback_url(form["callback_url"])
+        if "notify" in form:
+            out["notify"] = check_notify(form["notify"])
+        return out
+
+    async def update(self, schedule: Schedule, form: dict) -> Schedule:
+        """Apply a PATCH; a resumed or re-timed schedule next runs at its first fire from now."""
+        if not isinstance(form, dict):
+            raise IntakeError("request body must be a JSON object")
+        unknown = sorted(set(form) - set(PATCH_FIELDS))
+        if unknown:
+            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a schedule's changeable fields are "
+                              f"{', '.join(PATCH_FIELDS)}")
+        timing = self.check_timing(form, schedule)
+        current = dict(name=schedule.name, requested=schedule.requested, parameters=schedule.parameters)
+        changes = dict(timing, **self._job_fields(form, current))
+        if "parameters" in changes and changes["parameters"]:
+            bundle = await asyncio.to_thread(self._bundle, schedule)
+            changes["parameters"] = check_parameters(bundle.notebook, changes["parameters"])
+        if "callback_url" in changes and changes["callback_url"]:
+            try:
+                await self.jobs.webhooks.check(changes["callback_url"])
+            except CallbackRefused as e:
+                raise IntakeError(str(e), 400, "callback_refused") from None
+        paused = changes.get("paused", schedule.paused)
+        if paused:
+            changes["next_run"] = None
+        elif {"cron", "timezone"} & set(timing) or schedule.paused or schedule.next_run is None:
+            cron, tz = changes.get("cron", schedule.cron), changes.get("timezone", schedule.timezone)
+            changes["next_run"] = self.next_run_after(cron, tz, self.now())
+        updated = self.store.update_schedule(schedule.id, **changes)
+        self.wake()
+        return updated
+
+    def delete(self, schedule: Schedule) -> None:
+        """Forget a schedule; the jobs it made stay (with their schedule_id)."""
+        self.store.delete_schedule(schedule.id)
+        self.log.info("schedule %s deleted", schedule.id)
+
+    def get(self, schedule_id: str, user: Optional[str]) -> Optional[Schedule]:
+        """The schedule, or None (given ``user``: none of that user's)."""
+        return self.store.get_schedule(schedule_id, user)
+
+    def models(self, schedules: list, url_for: Callable) -> list:
+        """The API models of ``schedules``, their runs read in one query."""
+        runs = self.store.schedule_runs([s.id for s in schedules])
+        return [schedule_model(s, runs[s.id], url_for(s.id)) for s in schedules]
+
+    def list(self, user: Optional[str]) -> list:
+        """Schedules, newest first (everyone's for None)."""
+        return self.store.list_schedules(user)
+
+    async def run_now(self, schedule: Schedule):
+        """Make a run of ``schedule`` now, whatever its timing and overlap say; returns the job."""
+        job, error = await self._make_job(schedule, uuid4().hex)
+        self.store.update_schedule(schedule.id, last_error=error)
+        return job
+
+    # -- firing -------------------------------------------------------------------------------
+
+    def _bundle(self, schedule: Schedule) -> Bundle:
+        """What a run of ``schedule`` runs: the workspace file as saved now, or the snapshot."""
+        if schedule.source_kind == "path":
+            return self.read_path(schedule.user, schedule.path)
+        return Bundle(self.artifacts.read_input(schedule.input_hash), schedule.input_kind, schedule.input_name,
+                      self.artifacts.input_files(schedule.input_hash))
+
+    async def _make_job(self, schedule: Schedule, job_id: str) -> tuple:
+        """Make the job ``job_id`` of a run: queued, or failed (invalid_input) when it cannot run; (job, error)."""
+        fields = dict(parameters=schedule.parameters, name=schedule.name, requested=dict(schedule.requested),
+                      output_formats=schedule.output_formats, callback_url=schedule.callback_url,
+                      notify=schedule.notify, path=schedule.path, schedule_id=schedule.id)
+        try:
+            bundle = await asyncio.to_thread(self._bundle, schedule)
+            check_parameters(bundle.notebook, schedule.parameters)
+            return await self.jobs.submit(schedule.user, bundle, job_id=job_id, **fields), None
+        except IntegrityError:  # made before the service stopped: the fire's job exists
+            return self.jobs.get(job_id), schedule.last_error
+        except IntakeError as e:
+            message = e.message
+            if isinstance(e, WorkspaceFileMissing):
+                message = f"{schedule.path} is gone from {schedule.user}'s workspace"
+            elif schedule.path:
+                message = f"{schedule.path}: {message}"
+            fields.pop("schedule_id")
+            try:
+                job = self.jobs.fail_unrunnable(schedule.user, message, job_id=job_id, schedule_id=schedule.id,
+                                                input_kind=schedule.input_kind, input_name=schedule.input_name,
+                                                **fields)
+            except IntegrityError:
+                job = self.jobs.get(job_id)
+            self.log.warning("schedule %s: run %s cannot run: %s", schedule.id, job_id, message)
+            return job, message
+
+    async def tick(self) -> dict:
+        """Fire every due schedule once; returns what it did (``fired``, ``skipped`` schedule ids)."""
+        now = self.now()
+        due = self.store.due_schedules(_naive(now))
+        if not due:
+            return {"fired": [], "skipped": []}
+        busy = self.store.active_schedule_ids(s.id for s in due if s.overlap == "skip")
+        started = _naive(self.started_at or now)
+        fires = []
+        for s in due:
+            next_run = self.next_run_after(s.cron, s.timezone, now)
+            missed = s.next_run < started  # fell due while the service was down
+            if missed and s.missed == "skip":
+                self.log.info("schedule %s: runs missed since %s skipped (missed=skip)", s.id, isoformat(s.next_run))
+                fires.append((s, next_run, s.next_run, None))
+            elif s.overlap == "skip" and s.id in busy:
+                self.log.info("schedule %s: run of %s skipped, the previous one is still going (overlap=skip)",
+                              s.id, isoformat(s.next_run))
+                fires.append((s, next_run, s.next_run, None))
+            else:
+                fires.append((s, next_run, s.next_run, uuid4().hex))
+        taken = self.store.advance(fires)  # one transaction: the fires are recorded before any job exists
+        report = {"fired": [], "skipped": []}
+        for s, _next, _fire, job_id in taken:
+            if job_id is None:
+                report["skipped"].append(s.id)
+                continue
+            _job, error = await self._make_job(s, job_id)
+            self.store.fire_done(s.id, job_id, error)
+            report["fired"].append(s.id)
+        return report
+
+    async def recover(self) -> list:
+        """Make the jobs of fires recorded before a stop whose jobs were not made; returns their ids."""
+        made = []
+        for s in self.store.pending_fires():
+            if self.jobs.get(s.pending_job) is None:
+                await self._make_job(s, s.pending_job)
+                made.append(s.pending_job)
+            self.store.fire_done(s.id, s.pending_job, s.last_error)
+        if made:
+            self.log.info("schedules: made the jobs of %d fire(s) recorded before the stop: %s", len(made), made)
+        return made
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for due schedules now (one was created or changed)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Recover promised fires and start the tick loop."""
+        self.started_at = self.now()
+        await self.recover()
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                self.log.exception("scheduler tick failed")
+            wait = self.tick_interval
+            soonest = self.store.soonest_run()
+            if soonest is not None:
+                wait = min(wait, max(0.0, (_aware(soonest) - self.now()).total_seconds()))
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(wait, 0.05))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
