@@ -129,9 +129,10 @@
     }
     const r = s.recent;
     const reasons = Object.entries(r.error_reasons).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
-    box.replaceChildren(counts, el("span", {class: "text-body-secondary"},
-      `Of the last ${r.jobs} finished: wait before start median ${r.wait_p50 === null ? "–" : seconds(r.wait_p50)},` +
-      ` longest ${r.wait_max === null ? "–" : seconds(r.wait_max)}; failures ${reasons.length ? reasons.join(", ") : "none"}.`));
+    box.replaceChildren(counts, el("span", {class: "text-body-secondary"}, r.jobs
+      ? `Of the last ${r.jobs} finished: wait before start median ${seconds(r.wait_p50) || "–"},` +
+        ` longest ${seconds(r.wait_max) || "–"}; failures ${reasons.length ? reasons.join(", ") : "none"}.`
+      : "No job has finished yet."));
     rememberUsers(Object.keys(r.users));
   }
 
@@ -284,27 +285,18 @@
       el("td", {class: "text-end"}, toggle));
   }
 
-  // Whether this service has schedules: its OpenAPI document says, without a 404 to ask and log every refresh.
-  let schedulesServed = null;
+  let schedulesServed = true;  // until the API answers 404: a service without schedules
 
   function loadSchedules() {
     const body = document.querySelector("#admin-schedules tbody");
-    if (schedulesServed === null) {
-      schedulesServed = api("openapi.json").then((doc) => "/schedules" in doc.paths).catch(() => true);
-    }
-    return schedulesServed.then((served) => {
-      if (!served) {
-        const err = new Error("not served");
-        err.status = 404;
-        throw err;
-      }
-      return api("schedules?all=1");
-    }).then((r) => {
+    if (!schedulesServed) return Promise.resolve();
+    return api("schedules?all=1").then((r) => {
       body.replaceChildren(...(r.schedules.length ? r.schedules.map(scheduleRow)
         : [el("tr", {class: "empty"}, el("td", {colspan: 7, class: "text-body-secondary"}, "No schedules yet."))]));
       rememberUsers(r.schedules.map((s) => s.user));
     }).catch((err) => {
-      const text = err.status === 404 ? "Schedules are not available on this service." : err.message;
+      schedulesServed = err.status !== 404;
+      const text = schedulesServed ? err.message : "Schedules are not available on this service.";
       body.replaceChildren(el("tr", {class: "empty"}, el("td", {colspan: 7, class: "text-body-secondary"}, text)));
     });
   }
@@ -419,7 +411,7 @@
     for (let v = 0; v <= ymax + 1e-9; v += step) {
       yAxis.append(svg("line", {class: "chart-grid", x1: left, x2: W - right, y1: y(v), y2: y(v)}));
       yAxis.append(svg("text", {class: "chart-tick", x: left - 6, y: y(v) + 4, "text-anchor": "end"},
-                       Number.isInteger(v) ? String(v) : v.toFixed(1)));
+                       String(+v.toFixed(2))));
     }
     yAxis.append(svg("line", {x1: left, x2: left, y1: top, y2: H - bottom}));
     yAxis.append(svg("text", {class: "chart-label", transform: `translate(12 ${(top + H - bottom) / 2}) rotate(-90)`,
