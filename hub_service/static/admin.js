@@ -150,6 +150,7 @@
   // -- every user's jobs ------------------------------------------------------------------------
 
   const jobs = {filters: {}, cursor: null, older: null, previous: []};
+  const cancelling = new Set();  // ids whose cancel is on its way: a refresh must not offer Cancel again
 
   function jobDuration(job) {
     if (!job.started) return job.status === "queued" ? "waiting " + seconds((Date.now() - new Date(job.created)) / 1000) : "–";
@@ -164,8 +165,9 @@
     if (job.error && job.error.reason !== job.status) status.append(" ", el("small", {class: "text-body-secondary", title: job.error.message}, job.error.reason));
     const actions = el("td", {class: "text-end"});
     if (!TERMINAL.includes(job.status)) {
-      const cancel = el("button", {class: "btn btn-sm btn-outline-danger admin-cancel", type: "button",
-                                   "aria-label": `cancel ${job.user}'s job ${job.name}`}, "Cancel");
+      const busy = cancelling.has(job.id);
+      const cancel = el("button", {class: "btn btn-sm btn-outline-danger admin-cancel", type: "button", disabled: busy,
+                                   "aria-label": `cancel ${job.user}'s job ${job.name}`}, busy ? "Cancelling…" : "Cancel");
       cancel.addEventListener("click", () => cancelJob(job, cancel));
       actions.append(cancel);
     }
@@ -189,6 +191,7 @@
     const msg = document.getElementById("jobs-message");
     button.disabled = true;
     button.textContent = "Cancelling…";
+    cancelling.add(job.id);
     try {
       let now = await api("jobs/" + job.id + "/cancel", {method: "POST"});
       replaceRow(now);
@@ -205,6 +208,8 @@
       msg.textContent = `could not cancel ${job.user}'s job ${job.name}: ${err.message}`;
       button.disabled = false;
       button.textContent = "Cancel";
+    } finally {
+      cancelling.delete(job.id);
     }
   }
 
