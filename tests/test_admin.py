@@ -11,7 +11,7 @@ import pytest
 
 from hub_service.intake import IntakeError
 from hub_service.usage import hourly_counts, parse_period
-from tests.hubtest import SERVICE, make_notebook
+from tests.hubtest import SERVICE, Hub, make_notebook
 
 ADMIN_READS = ["admin/queue", "admin/stats", "admin/usage", "admin/demand"]
 GIB = 1 << 30
@@ -142,6 +142,33 @@ def test_a_user_gets_the_hubs_403_page_an_admin_the_panel(hub, alice, admin):
     assert "jupyterhub-logo" in r.text and "403 : Forbidden" in r.text and "only Hub admins" in r.text
     r = admin.browser.get(hub.url + SERVICE + "admin")
     assert r.status_code == 200 and 'id="admin-panel"' in r.text and "static/admin.js" in r.text
+
+
+@pytest.fixture(scope="module")
+def group_hub(tmp_path_factory):
+    """A Hub of its own whose service names the Hub group jobs-admins as its admins; gina is in it."""
+    h = Hub(tmp_path_factory.mktemp("group-hub"), extra_args="--NotebookJobs.admin_groups=jobs-admins")
+    h.start()
+    try:
+        admin, gina = h.user("admin"), h.user("gina")  # gina logs in first: a group holds existing users
+        xsrf = admin.browser.cookies.get("_xsrf", path="/hub/")
+        r = admin.browser.post(h.url + "/hub/api/groups/jobs-admins", headers={"X-XSRFToken": xsrf},
+                               json={"users": [gina.name]})
+        assert r.status_code == 201, r.text
+        yield h
+    finally:
+        h.stop()
+
+
+def test_a_member_of_an_admin_group_is_an_admin_here_and_no_one_else(group_hub):
+    gina, hal = group_hub.user("gina"), group_hub.user("hal")
+    hals = hal.submit(make_notebook("1"), name="hal-own")
+    for path in ADMIN_READS:
+        assert gina.get(path).status_code == 200, path
+        assert hal.get(path).status_code == 403, path
+    assert hals["id"] in {j["id"] for j in gina.get("jobs", params={"all": 1}).json()["jobs"]}
+    assert gina.browser.get(group_hub.url + SERVICE + "admin").status_code == 200
+    assert hal.browser.get(group_hub.url + SERVICE + "admin").status_code == 403
 
 
 # -- the period and the hourly counts, without a Hub ------------------------------------------------

@@ -131,7 +131,7 @@
     const reasons = Object.entries(r.error_reasons).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
     box.replaceChildren(counts, el("span", {class: "text-body-secondary"}, r.jobs
       ? `Of the last ${r.jobs} finished: wait before start median ${seconds(r.wait_p50) || "–"},` +
-        ` longest ${seconds(r.wait_max) || "–"}; failures ${reasons.length ? reasons.join(", ") : "none"}.`
+        ` longest ${seconds(r.wait_max) || "–"}; ${reasons.length ? "not succeeded: " + reasons.join(", ") : "none failed"}.`
       : "No job has finished yet."));
     rememberUsers(Object.keys(r.users));
   }
