@@ -171,9 +171,14 @@
       cancel.addEventListener("click", () => cancelJob(job, cancel));
       actions.append(cancel);
     }
+    const owner = el("button", {type: "button", class: "btn btn-link btn-sm p-0 admin-owner-filter",
+                                title: `only ${job.user}'s jobs`}, job.user);
+    owner.addEventListener("click", () => filterOwner(job.user));
+    const name = el("td", {}, el("a", {href: cfg.prefix + "jobs/" + job.id}, job.name || job.id.slice(0, 8)));
+    if (job.schedule_id) name.append(" ", el("small", {class: "text-body-secondary"}, "scheduled"));
     return el("tr", {dataset: {jobId: job.id, status: job.status}},
-      el("td", {class: "admin-owner"}, job.user),
-      el("td", {}, el("a", {href: cfg.prefix + "jobs/" + job.id}, job.name || job.id.slice(0, 8))),
+      el("td", {class: "admin-owner"}, owner),
+      name,
       status,
       el("td", {}, when(job.created)),
       el("td", {class: "text-end"}, jobDuration(job)),
@@ -233,6 +238,12 @@
       const body = document.querySelector("#admin-jobs tbody");
       body.replaceChildren(el("tr", {class: "empty"}, el("td", {colspan: 8, class: "text-danger-emphasis"}, err.message)));
     });
+  }
+
+  function filterOwner(user) {
+    const form = document.getElementById("admin-job-filters");
+    form.user.value = user;
+    form.requestSubmit();
   }
 
   function setUpJobs() {
