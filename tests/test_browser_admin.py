@@ -9,6 +9,25 @@ from tests.browser import assert_hub_chrome, browser, logged_in, shot  # noqa: F
 from tests.hubtest import SERVICE, make_notebook
 
 
+#: WCAG 2 contrast of each selector's first element's text (fill for SVG) against the page, alpha blended.
+TEXT_CONTRAST_JS = """(selectors) => {
+  const rgba = (css) => { const v = css.match(/[\\d.]+/g).map(Number); return v.length === 3 ? [...v, 1] : v; };
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92
+                                                    : Math.pow((v + 0.055) / 1.055, 2.4); })
+                                       .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const page = rgba(getComputedStyle(document.body).backgroundColor);
+  const out = {};
+  for (const sel of selectors) {
+    const node = document.querySelector(sel), style = getComputedStyle(node);
+    const fg = rgba(node instanceof SVGElement ? style.fill : style.color);
+    const seen = [0, 1, 2].map((i) => fg[3] * fg[i] + (1 - fg[3]) * page[i]);
+    const [a, b] = [lum(seen), lum(page)];
+    out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  }
+  return out;
+}"""
+
+
 def open_admin(hub, browser, theme="light"):
     page, console = logged_in(hub, browser, "admin", color_scheme=theme)
     page.goto(hub.url + SERVICE + "admin")
@@ -102,6 +121,12 @@ def test_admin_cancels_another_users_running_job_from_the_all_users_table(hub, b
     # the per-user running count names dora
     page.wait_for_function(f"document.getElementById('figure-per-user').textContent.includes({dora.name!r})")
     shot(page, f"admin-{theme}")
+    # the page's own text reads in both themes (WCAG AA: 4.5 for text)
+    page.locator("#demand-forecast svg").wait_for()
+    contrast = page.evaluate(TEXT_CONTRAST_JS, [".admin-figure", ".admin-figure-label", "#figure-running-of",
+                                                ".chart-tick", ".chart-label", ".chart-legend text", "#usage-period"])
+    low = {k: v for k, v in contrast.items() if v < 4.5}
+    assert not low, low
     row.locator("button.admin-cancel").click()
     page.wait_for_function(f"document.querySelector(\"#admin-jobs tr[data-job-id='{job['id']}']\")"
                            ".dataset.status === 'cancelled'", timeout=60_000)
