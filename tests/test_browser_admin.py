@@ -183,3 +183,29 @@ def test_admin_pauses_and_resumes_another_users_schedule(hub, browser):
     assert eve.get(f"schedules/{made['id']}").json()["paused"] is False
     eve.delete(f"schedules/{made['id']}")
     assert console.errors == [], "\n".join(console.errors)
+
+
+def test_all_users_table_pages_through_an_owners_jobs(hub, browser):
+    pager = hub.user("pager")
+    made = []
+    for i in range(21):  # one more than a page; cancelled at once, so they hold no run slot
+        job = pager.submit(make_notebook("1"), name=f"page-{i:02d}")
+        pager.post(f"jobs/{job['id']}/cancel")
+        made.append(job["id"])
+    page, console = open_admin(hub, browser)
+    page.fill("#filter-owner", pager.name)
+    page.click("#admin-job-filters button[type=submit]")
+    rows = page.locator("#admin-jobs tbody tr")
+    page.wait_for_function("document.querySelectorAll('#admin-jobs tbody tr').length === 20 && "
+                           "!document.getElementById('jobs-older').disabled")
+    first = [rows.nth(i).get_attribute("data-job-id") for i in range(20)]
+    assert first == made[::-1][:20]  # newest first
+    page.click("#jobs-older")
+    page.wait_for_function("document.querySelectorAll('#admin-jobs tbody tr').length === 1")
+    assert rows.first.get_attribute("data-job-id") == made[0]
+    assert page.locator("#jobs-older").is_disabled() and page.locator("#jobs-newer").is_enabled()
+    assert page.locator("#jobs-page-info").inner_text() == "page 2"
+    page.click("#jobs-newer")
+    page.wait_for_function("document.querySelectorAll('#admin-jobs tbody tr').length === 20")
+    assert rows.first.get_attribute("data-job-id") == made[-1]
+    assert console.errors == [], "\n".join(console.errors)
