@@ -171,7 +171,7 @@
       cancel.addEventListener("click", () => cancelJob(job, cancel));
       actions.append(cancel);
     }
-    const owner = el("button", {type: "button", class: "btn btn-link btn-sm p-0 admin-owner-filter",
+    const owner = el("button", {type: "button", class: "btn btn-link p-0 border-0 align-baseline admin-owner-filter",
                                 title: `only ${job.user}'s jobs`}, job.user);
     owner.addEventListener("click", () => filterOwner(job.user));
     const name = el("td", {}, el("a", {href: cfg.prefix + "jobs/" + job.id}, job.name || job.id.slice(0, 8)));
