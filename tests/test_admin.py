@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 from hub_service.intake import IntakeError
 from hub_service.usage import hourly_counts, parse_period
@@ -24,6 +25,12 @@ def test_every_admin_endpoint_refuses_a_user_and_answers_an_admin(alice, admin, 
     assert r.json()["error"]["message"] == "only Hub admins may do this"
     assert admin.get(path).status_code == 200
     assert alice.post("admin/demand").status_code == 403  # nor may a user retrain the model
+
+
+@pytest.mark.parametrize("path", ADMIN_READS)
+def test_every_admin_endpoint_answers_no_credentials_401_json(hub, path):
+    r = requests.get(hub.url + SERVICE + "api/" + path, allow_redirects=False, timeout=30)
+    assert r.status_code == 401 and r.json()["error"]["message"].startswith("authentication required")
 
 
 def test_all_jobs_are_an_admins_a_user_sees_only_their_own(alice, bob, admin):
