@@ -326,9 +326,3 @@ class Store(ScheduleQueries):
                 .order_by(Job.created_ts))
         with self.Session() as s:
             return list(s.scalars(stmt))
-
-    def running_per_user(self) -> dict:
-        """How many jobs each user has running now."""
-        stmt = select(Job.user, func.count()).where(Job.status == Status.RUNNING.value).group_by(Job.user)
-        with self.Session() as s:
-            return dict(s.execute(stmt).all())
