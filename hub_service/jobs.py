@@ -164,12 +164,7 @@ class JobManager(LoggingConfigurable):
             raise IntakeError(f"job {job.id} failed before it had an input ({job.error_message}); nothing to rerun",
                               422, "nothing_to_rerun")
         nb = self.artifacts.read_input(job.input_hash)
-        files = {}
-        files_dir = self.artifacts.input_dir(job.input_hash) / "files"
-        for f in files_dir.rglob("*"):
-            if f.is_file():
-                files[str(f.relative_to(files_dir))] = f.read_bytes()
-        bundle = Bundle(nb, job.input_kind, job.input_name, files)
+        bundle = Bundle(nb, job.input_kind, job.input_name, self.artifacts.input_files(job.input_hash))
         return await self.submit(
             user, bundle, parameters=job.parameters, name=job.name, requested=dict(job.requested),
             output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify, path=job.path,

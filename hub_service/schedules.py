@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Optional
@@ -538,6 +539,7 @@ class Scheduler(LoggingConfigurable):
 
     async def tick(self) -> dict:
         """Fire every due schedule once; returns what it did (``fired``, ``skipped`` schedule ids)."""
+        began = time.perf_counter()
         now = self.now()
         due = self.store.due_schedules(_naive(now))
         if not due:
@@ -566,6 +568,8 @@ class Scheduler(LoggingConfigurable):
             _job, error = await self._make_job(s, job_id)
             self.store.fire_done(s.id, job_id, error)
             report["fired"].append(s.id)
+        self.log.info("scheduler tick: %d due, %d fired, %d skipped in %.1f ms", len(due), len(report["fired"]),
+                      len(report["skipped"]), 1000 * (time.perf_counter() - began))
         return report
 
     async def recover(self) -> list:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from tests.hubtest import Hub, make_notebook
+from tests.hubtest import Hub, make_notebook, nb_bytes
 
 UTC = timezone.utc
 START = datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC)
@@ -165,6 +165,22 @@ def test_run_now_makes_a_job_at_once_and_leaves_the_timing_alone(shub):
     assert user.wait(job["id"])["status"] == "succeeded"
     again = user.get(f"schedules/{s['id']}").json()
     assert again["paused"] is True and again["next_runs"] == [] and again["last_runs"][0]["id"] == job["id"]
+    user.delete(f"schedules/{s['id']}")
+
+
+def test_an_uploaded_notebook_is_a_snapshot_schedule_and_form_fields_carry_the_timing(shub):
+    user = shub.user("s-upload")
+    nb = make_notebook("print(v)", parameters="v = 0")
+    r = user.post("schedules", files={"file": ("upload.ipynb", nb_bytes(nb))},
+                  data={"cron": "0 6 * * 1-5", "timezone": "America/New_York", "paused": "true", "overlap": "queue",
+                        "parameters": json.dumps({"v": 2}), "output_formats": "html"})
+    assert r.status_code == 201, r.text
+    s = r.json()
+    assert s["source"]["kind"] == "snapshot" and s["source"]["input_name"] == "upload.ipynb"
+    assert s["paused"] is True and s["overlap"] == "queue" and s["parameters"] == {"v": 2}
+    assert s["output_formats"] == ["ipynb", "html"] and s["timezone"] == "America/New_York"
+    job = user.post(f"schedules/{s['id']}/run").json()
+    assert user.wait(job["id"])["status"] == "succeeded" and "2" in output_text(user, job["id"])
     user.delete(f"schedules/{s['id']}")
 
 

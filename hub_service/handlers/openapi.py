@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import __version__
 from ..intake import NOTIFY_CHOICES
 from ..outputs import MEDIA_TYPES
+from ..schedules import MISSED, OVERLAP
 from ..states import REASONS, STATUSES
 from .base import APIHandler
 
@@ -80,7 +81,109 @@ def _schemas() -> dict:
     capacity = {"type": "object", "properties": {
         "cpu": {"type": "number"}, "memory": {"type": "integer"}, "gpu": {"type": "integer"},
         "max_running": {"type": "integer"}, "per_user": {"type": "integer"}}}
-    return {"Job": job, "Error": error, "Capacity": capacity}
+    return {"Job": job, "Error": error, "Capacity": capacity, "Schedule": _schedule_schema()}
+
+
+def _schedule_schema() -> dict:
+    """A schedule as the API answers it."""
+    when = {"type": "string", "format": "date-time"}
+    return {"type": "object", "required": ["id", "user", "cron", "timezone", "paused", "source", "next_runs"],
+            "properties": {
+        "id": {"type": "string"}, "user": {"type": "string"}, "name": {"type": "string"},
+        "cron": {"type": "string"}, "timezone": {"type": "string"},
+        "overlap": {"type": "string", "enum": list(OVERLAP)}, "missed": {"type": "string", "enum": list(MISSED)},
+        "paused": {"type": "boolean"},
+        "source": {"type": "object", "properties": {
+            "kind": {"type": "string", "enum": ["path", "snapshot"]}, "path": _NULLABLE_STRING,
+            "input_name": {"type": "string"}, "sha256": _NULLABLE_STRING}},
+        "parameters": _OBJECT, "resources": _OBJECT, "timeout": {"type": "number", "nullable": True},
+        "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
+        "callback_url": _NULLABLE_STRING, "notify": {"type": "string", "enum": list(NOTIFY_CHOICES)},
+        "created": when, "updated": when,
+        "next_runs": {"type": "array", "items": when, "maxItems": 5,
+                      "description": "the next 5 run times, UTC; empty while paused"},
+        "last_runs": {"type": "array", "maxItems": 10, "description": "newest first", "items": {
+            "type": "object", "properties": {
+                "id": {"type": "string"}, "status": {"type": "string", "enum": list(STATUSES)},
+                "reason": {"type": "string", "nullable": True, "enum": list(REASONS) + [None]},
+                "created": when, "finished": dict(when, nullable=True)}}},
+        "failures_in_a_row": {"type": "integer"},
+        "skipped": {"type": "integer", "description": "runs left out (overlap=skip, missed=skip)"},
+        "last_skipped": dict(when, nullable=True),
+        "last_error": {"type": "string", "nullable": True,
+                       "description": "why the last run could not be made (e.g. its notebook is gone)"},
+        "url": {"type": "string"},
+    }}
+
+
+_SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+_SCHEDULE = {"description": "the schedule",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}}
+
+
+def _timing_fields() -> dict:
+    return {
+        "cron": {"type": "string", "description": "5 fields (minute hour day-of-month month day-of-week) or "
+                                                  "@hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually"},
+        "timezone": {"type": "string", "description": "IANA name (default UTC); runs at its wall-clock time"},
+        "overlap": {"type": "string", "enum": list(OVERLAP),
+                    "description": "skip (default): no run while the previous one is queued or running; queue"},
+        "missed": {"type": "string", "enum": list(MISSED),
+                   "description": "runs due while the service was down: skip (default), or run_once"},
+        "paused": {"type": "boolean"},
+    }
+
+
+def _schedule_body() -> dict:
+    """POST /schedules: what POST /jobs takes, plus the timing; or from_job."""
+    body = _submit_body()
+    form = body["content"]["multipart/form-data"]["schema"]
+    form["properties"].update(_timing_fields(), paused={"type": "string", "enum": ["true", "false"]})
+    form["required"] = ["file", "cron"]
+    as_json = body["content"]["application/json"]
+    as_json["schema"]["properties"].update(_timing_fields(), from_job={
+        "type": "string", "description": "a job whose source, parameters and fields the schedule takes"})
+    as_json["schema"]["required"] = ["cron"]
+    as_json["schema"]["description"] = "exactly one of notebook, path, code or from_job"
+    as_json["example"] = {"code": "# %%\nprint('hello')\n", "name": "nightly", "cron": "30 2 * * *",
+                          "timezone": "Europe/Berlin"}
+    return body
+
+
+def _patch_body() -> dict:
+    props = dict(_timing_fields(), parameters=_OBJECT, name={"type": "string"}, timeout={
+        "type": "number", "nullable": True}, resources={"type": "object", "properties": {
+            "cpu": {"type": "number"}, "memory": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "gpu": {"type": "integer"}}},
+        output_formats={"type": "array", "items": {"type": "string"}},
+        callback_url={"type": "string", "format": "uri"}, notify={"type": "string", "enum": list(NOTIFY_CHOICES)})
+    return {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "properties": props}, "example": {"paused": True}}}}
+
+
+def _schedule_paths() -> dict:
+    listing = _json("schedules", {"type": "object", "required": ["schedules"], "properties": {
+        "schedules": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}}}})
+    return {
+        "/schedules": {
+            "get": _op("listSchedules", "own schedules, newest first (admins: user=, all=1)", {"200": listing}, [
+                _query("user", {"type": "string"}, "admins: this user's schedules"),
+                _query("all", {"type": "string", "enum": ["0", "1", "true", "false"]}, "admins: everyone's")]),
+            "post": _op("createSchedule", "run a notebook on a cron (the body of POST /jobs plus the timing)",
+                        {"201": _SCHEDULE}, body=_schedule_body(),
+                        errors=("400", "401", "403", "404", "413", "415", "422")),
+        },
+        "/schedules/{schedule_id}": {
+            "get": _op("getSchedule", "one schedule", {"200": _SCHEDULE}, [_SCHEDULE_ID]),
+            "patch": _op("updateSchedule", "change a schedule; pause = {\"paused\": true}", {"200": _SCHEDULE},
+                         [_SCHEDULE_ID], _patch_body()),
+            "delete": _op("deleteSchedule", "delete a schedule (the jobs it made stay)",
+                          {"204": {"description": "gone"}}, [_SCHEDULE_ID], errors=("401", "403", "404")),
+        },
+        "/schedules/{schedule_id}/run": {"post": _op("runSchedule", "run the schedule now", {"201": _JOB},
+                                                     [_SCHEDULE_ID], errors=("401", "403", "404"))},
+    }
 
 
 def _submit_body() -> dict:
@@ -165,7 +268,8 @@ def spec(server_url: str) -> dict:
                     _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
                     _query("sort", {"type": "string", "enum": ["-created", "created"]}),
                     _query("user", {"type": "string"}, "admins: this user's jobs"),
-                    _query("all", {"type": "string", "enum": ["0", "1", "true", "false"]}, "admins: everyone's")]),
+                    _query("all", {"type": "string", "enum": ["0", "1", "true", "false"]}, "admins: everyone's"),
+                    _query("schedule", {"type": "string"}, "only the runs of this schedule")]),
                 "post": _op(
                     "submitJob",
                     "submit a notebook (dry_run=1: validate and size only; 200 + the would-be job, id null, "
@@ -236,6 +340,7 @@ def spec(server_url: str) -> dict:
                             {"201": _json("the new model", _OBJECT)}, errors=("401", "403", "404"))},
             "/metrics": {"get": _op("getMetrics", "Prometheus exposition (admins)",
                                     {"200": _media("metrics", "text/plain")}, errors=("401", "403"))},
+            **_schedule_paths(),
         },
     }
 
