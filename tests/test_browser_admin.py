@@ -28,8 +28,8 @@ TEXT_CONTRAST_JS = """(selectors) => {
 }"""
 
 
-def open_admin(hub, browser, theme="light"):
-    page, console = logged_in(hub, browser, "admin", color_scheme=theme)
+def open_admin(hub, browser, theme="light", **options):
+    page, console = logged_in(hub, browser, "admin", color_scheme=theme, **options)
     page.goto(hub.url + SERVICE + "admin")
     page.wait_for_function("document.getElementById('admin-updated').textContent.startsWith('updated')")
     return page, console
@@ -58,20 +58,10 @@ def test_admin_page_shows_queue_and_stats(hub, browser, admin):
     assert console.errors == [], "\n".join(console.errors)
 
 
-class InZone:
-    """The browser, its pages in another time zone than the machine's."""
-
-    def __init__(self, browser, zone):
-        self.browser, self.zone = browser, zone
-
-    def new_page(self, **kw):
-        return self.browser.new_page(timezone_id=self.zone, **kw)
-
-
 def test_forecast_chart_has_axes_values_and_the_load_that_came(hub, browser, admin):
     admin.wait(admin.submit(make_notebook("1"))["id"])  # one submission in the last 24 hours at least
     # half an hour off UTC, so that the hours on the axis show they are the browser's own
-    page, console = open_admin(hub, InZone(browser, "Asia/Kolkata"))
+    page, console = open_admin(hub, browser, timezone_id="Asia/Kolkata")
     chart = page.locator("#demand-forecast svg")
     chart.wait_for()
     y_ticks = chart.locator(".chart-y text.chart-tick").all_text_contents()
