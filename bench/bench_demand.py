@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.families import FAMILIES  # noqa: E402
 from demand.replay.policies import POLICIES  # noqa: E402
-from demand.replay.simulate import format_table, plot, run  # noqa: E402
+from demand.replay.simulate import format_causes, format_table, plot, run  # noqa: E402
 from demand.policy import GB  # noqa: E402
 from demand.replay.trace import HIDDEN, typed  # noqa: E402
 
@@ -84,6 +84,7 @@ def main(argv=None) -> int:
                     f"{time.time() - start:>5.0f}")
             lines.append(line)
             print(line, flush=True)
+            print(format_causes(res), flush=True)
     print(f"\n## summary ({args.days} days, {args.users} users per trace)\n{head}\n" + "\n".join(lines))
     if args.json:
         with open(args.json, "w") as f:

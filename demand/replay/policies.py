@@ -172,6 +172,10 @@ class Model(Policy):
     def retrain(self, now):
         self._retrain(now)
 
+    def phase(self):
+        """``no-model`` while no model serves (the rules size every job), else None."""
+        return "no-model" if self.sizer.bundle is None or self.sizer.bundle.model is None else None
+
 
 class Oracle(Policy):
     """Knows each job's true peak and cores: slack's floor, for scale."""
