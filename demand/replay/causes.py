@@ -1,15 +1,15 @@
-"""Why a job was hard to size: what its user's earlier submissions said about it.
+"""Why a job was hard to size: what its user's finished jobs said about it.
 
 The replay splits kills and memory slack by these causes so that a fix can aim at
-where they come from. The classes are the evidence any per-user sizer could have had,
-taken from the trace in submit order (so they are the same for every policy):
+where they come from. A job's cause is the evidence any per-user sizer had when it
+was submitted -- the user's jobs that had *succeeded* by then, as the sizer's history:
 
-``new-user``      the user's first job;
-``new-notebook``  a notebook (features.signature) its user never submitted;
-``new-variant``   a known notebook with categorical parameters its user never used;
-``beyond``        a known variant with a numeric parameter above every earlier run's;
-``new-params``    a known variant with new numeric parameters within the range run;
-``re-run``        parameters its user submitted before, exactly.
+``new-user``      none at all;
+``new-notebook``  none of this notebook (features.signature);
+``new-variant``   none of the notebook with these categorical parameters;
+``beyond``        a numeric parameter above every such run's;
+``new-params``    other numeric parameters, within the range run;
+``re-run``        a run with exactly these parameters.
 
 A policy may claim a job for a phase of its own instead (the model: ``no-model``, sized
 before any model existed), and every attempt after a kill is a ``retry``.
@@ -22,29 +22,31 @@ from ..features import signature, split_params
 CAUSES = ("no-model", "new-user", "new-notebook", "new-variant", "beyond", "new-params", "re-run", "retry")
 
 
-def classify(rows: list) -> list[str]:
-    """The cause of each trace row (dicts with user, code_cells, source_bytes, imports,
-    params), from the rows submitted before it."""
-    users: dict = {}  # user -> {signature: {variant: [numeric params]}}
-    out = []
-    for r in rows:
-        notebooks = users.setdefault(r["user"], {})
-        numeric, variant = split_params(r.get("params"))
-        sig = signature(r)
+class Evidence:
+    """The users' succeeded jobs so far, and what they say about a new one."""
+
+    def __init__(self):
+        self.users: dict = {}  # user -> {signature: {variant: [numeric params]}}
+
+    def observe(self, job: dict) -> None:
+        """One succeeded job (user, code_cells, source_bytes, imports, params)."""
+        numeric, variant = split_params(job.get("params"))
+        (self.users.setdefault(job["user"], {}).setdefault(signature(job), {})
+         .setdefault(variant, []).append(numeric))
+
+    def cause(self, job: dict) -> str:
+        """The cause (see the module) of a job submitted now."""
+        notebooks = self.users.get(job["user"])
+        numeric, variant = split_params(job.get("params"))
         if not notebooks:
-            cause = "new-user"
-        elif sig not in notebooks:
-            cause = "new-notebook"
-        elif variant not in notebooks[sig]:
-            cause = "new-variant"
-        else:
-            seen = notebooks[sig][variant]
-            if numeric in seen:
-                cause = "re-run"
-            elif any(v > max((p.get(k, -1.0) for p in seen), default=-1.0) + 1e-9 for k, v in numeric.items()):
-                cause = "beyond"
-            else:
-                cause = "new-params"
-        notebooks.setdefault(sig, {}).setdefault(variant, []).append(numeric)
-        out.append(cause)
-    return out
+            return "new-user"
+        if signature(job) not in notebooks:
+            return "new-notebook"
+        seen = notebooks[signature(job)].get(variant)
+        if not seen:
+            return "new-variant"
+        if numeric in seen:
+            return "re-run"
+        if any(v > max((p.get(k, -1.0) for p in seen), default=-1.0) + 1e-9 for k, v in numeric.items()):
+            return "beyond"
+        return "new-params"

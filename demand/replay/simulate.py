@@ -38,7 +38,7 @@ import numpy as np
 from ..features import signature
 from ..forecast import evaluate as evaluate_forecast
 from ..policy import MB, clamp, retry_floor
-from .causes import CAUSES, classify
+from .causes import CAUSES, Evidence
 from .policies import POLICIES, REPLAY_BOUNDS, Known, NoiseAware, Oracle
 from .trace import HIDDEN, SPIKE_PROBABILITY, SPIKE_RANGE
 
@@ -112,8 +112,8 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
     counts = {"nonfinite": 0}
     acc = {"mem_reserved": 0.0, "mem_used": 0.0, "cpu_reserved": 0.0, "cpu_used": 0.0}
     decide_s = 0.0
-    static_cause = classify(rows)
-    cause = list(static_cause)  # of each job's current attempt
+    evidence = Evidence()
+    cause = [""] * n  # of each job's current attempt
     by_cause = {c: {"jobs": 0, "kills": 0, "mem_reserved": 0.0, "mem_used": 0.0} for c in CAUSES}
 
     def admit(alloc: dict) -> dict:
@@ -130,7 +130,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         if retry_of:
             cause[i] = "retry"
         else:
-            cause[i] = getattr(policy, "phase", lambda: None)() or static_cause[i]
+            cause[i] = getattr(policy, "phase", lambda: None)() or evidence.cause(requests[i])
             by_cause[cause[i]]["jobs"] += 1
         if not all(np.isfinite(float(alloc[k])) for k in ("cpu", "memory", "timeout")):
             counts["nonfinite"] += 1
@@ -193,6 +193,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             policy.observe(record)
             if reason is None:
                 done_at[i] = now
+                evidence.observe(req)
             else:
                 kills[reason] += 1
                 by_cause[cause[i]]["kills"] += 1
