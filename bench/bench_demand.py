@@ -33,9 +33,9 @@ and say little about a learned sizer: whatever the trace's length, the model's f
 ~55 jobs are sized by the rules before any model exists (it trains on 50 succeeded
 jobs) and its next few hundred by a model whose limits stay no lower than the rules'
 until 100 jobs have calibrated its tail. Those phases are a fixed number of jobs, so
-their kills are a fixed count: on the 14-day, 30-user traces (900-1,400 jobs) the
+their kills are a fixed count: on the 14-day, 30-user traces (900-1,600 jobs) the
 no-model phase alone cost 4-9 kills on habits, 0.4-1.0 points of the 1% budget, which
-on 28 days and 50 users (3,000-5,000 jobs) is a quarter of that -- closer to a service
+on 28 days and 50 users (3,100-5,100 jobs) is a quarter of that -- closer to a service
 that runs for months.
 """
 
