@@ -67,8 +67,9 @@ HEAD = (f"{'family':<7} {'seed':>4} {'jobs':>5} {'kill% model':>11} {'kill% vpa'
 
 
 def summary_line(family: str, seed: int, jobs: int, res: dict, seconds: float) -> str:
-    """One family and seed: the model against VPA and the targets."""
-    m, v = res["model"], res["vpa"]
+    """One family and seed: the model against VPA and the targets (or the first policy
+    replayed besides VPA, when the model was not)."""
+    m, v = res.get("model") or next(r for n, r in res.items() if n != "vpa"), res["vpa"]
     ratio = m["mem_slack"] / v["mem_slack"] if v["mem_slack"] else float("nan")
     bound = f"{res[BOUND]['mem_slack'] / v['mem_slack']:.3f}" if BOUND in res else "-"
     blind = f"{res[BLIND]['mem_slack'] / v['mem_slack']:.3f}" if BLIND in res else "-"
@@ -108,6 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--plot-dir", help="write one slack-vs-kill PNG per family and seed here")
     parser.add_argument("--tables", action="store_true", help="print every policy's metrics too")
     parser.add_argument("--json", help="write all results to this file")
+    parser.add_argument("--policies", nargs="+", metavar="NAME",
+                        help="replay only these (default: all; VPA always, as the yardstick)")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="run nothing: print the summaries of earlier runs' --json files (say, one per "
                              "family and seed, run side by side)")
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
     if args.merge:
         for path in args.merge:
             with open(path) as f:
-                everything.update(json.load(f))
+                for key, r in json.load(f).items():
+                    everything.setdefault(key, {**r, "policies": {}})["policies"].update(r["policies"])
         for key, r in everything.items():
             family, seed = key.split("/")
             lines.append(summary_line(family, int(seed), r["jobs"], r["policies"], r["seconds"]))
@@ -131,6 +135,8 @@ def main(argv=None) -> int:
             start = time.time()
             rows = [typed(r) for r in FAMILIES[family](args.days, args.users, seed)]
             names = list(POLICIES) + ([BOUND, BLIND] if rows and all(HIDDEN in r for r in rows) else [])
+            if args.policies:
+                names = [n for n in names if n in args.policies or n == "vpa"]
             out = run(rows, names, {"cpu": args.cpus, "memory": args.memory_gb * GB})
             res = out["policies"]
             everything[f"{family}/{seed}"] = {"jobs": len(rows), "seconds": time.time() - start, "policies": res}

@@ -77,7 +77,7 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
         variant, _, q = name.partition("@")
         return NoiseAware(knowledge, q=float(q) if q else None, blind_first=variant.endswith("-blind"),
                           bounds=bounds, spike_range=SPIKE_RANGE)
-    if name == "model":
+    if name in ("model", "rules"):
         return POLICIES[name](bounds=bounds, capacity=capacity, **kw)
     return POLICIES[name](bounds=bounds)
 
@@ -268,7 +268,7 @@ def run(rows: list, policies: list, capacity: dict, retrain_hours: float = 6.0) 
     return out
 
 
-def format_causes(results: dict, names: tuple = ("model", "vpa")) -> str:
+def format_causes(results: dict, names: tuple = ("model", "vpa", "rules")) -> str:
     """Per cause: first attempts, then for each named policy its kills and the share of
     all its reserved memory-time left unused there (the shares add up to its slack)."""
     names = [n for n in names if n in results]
