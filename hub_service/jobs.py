@@ -21,7 +21,7 @@ from . import metrics, offload, outputs
 from .broker import Broker
 from .dispatch import Capacity, Dispatcher, pick_next
 from .executors.base import INPUT_NOTEBOOK, Executor, JobSpec, Outcome, Usage
-from .intake import Bundle, IntakeError
+from .intake import Bundle, IntakeError, check_parameters
 from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, history_record
 from .sizing import Sizing
@@ -144,8 +144,13 @@ class JobManager(LoggingConfigurable):
         self.wake()
         return job
 
-    async def rerun(self, job: Job, user: str) -> Job:
-        """A new job with the same input and parameters; sized up after an OOM or timeout kill."""
+    def check_rerun_parameters(self, job: Job, parameters: dict) -> dict:
+        """``parameters`` checked against the job's own input, as a submit checks them (IntakeError)."""
+        return check_parameters(self.artifacts.read_input(job.input_hash), parameters)
+
+    async def rerun(self, job: Job, user: str, parameters: Optional[dict] = None) -> Job:
+        """A new job with the same input and parameters (or ``parameters`` instead, already
+        checked); sized up after an OOM or timeout kill."""
         nb = self.artifacts.read_input(job.input_hash)
         files = {}
         files_dir = self.artifacts.input_dir(job.input_hash) / "files"
@@ -154,7 +159,8 @@ class JobManager(LoggingConfigurable):
                 files[str(f.relative_to(files_dir))] = f.read_bytes()
         bundle = Bundle(nb, job.input_kind, job.input_name, files)
         return await self.submit(
-            user, bundle, parameters=job.parameters, name=job.name, requested=dict(job.requested),
+            user, bundle, parameters=job.parameters if parameters is None else parameters, name=job.name,
+            requested=dict(job.requested),
             output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify, path=job.path,
             schedule_id=job.schedule_id, rerun_of=job,
         )
