@@ -311,6 +311,59 @@ def notebook_parameters(nb: nbformat.NotebookNode) -> Optional[dict]:
     return {p.name: {"type": p.inferred_type_name, "default": p.default, "help": p.help} for p in _infer_parameters(nb)}
 
 
+#: the input a form shows for a parameter, by its value's Python type (``expr``: not a literal)
+_FIELD_TYPES = {bool: "bool", int: "int", float: "float", str: "str", type(None): "none", list: "json", dict: "json"}
+PARAMETER_TYPES = ("int", "float", "bool", "str", "none", "json", "expr")
+
+
+def _jsonable(value):
+    """A literal as JSON would carry it (tuples as lists), or raise ValueError."""
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError("non-string key")
+        return {k: _jsonable(v) for k, v in value.items()}
+    if type(value) not in _FIELD_TYPES or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"not JSON: {type(value).__name__}")
+    return value
+
+
+def parameter_fields(nb: nbformat.NotebookNode) -> Optional[list]:
+    """The ``parameters`` cell as form fields: name, type, value, source, help (None without the cell).
+
+    ``value`` is the default as JSON when it is a plain Python literal; otherwise (``n = 2 ** 10``)
+    the type is ``expr`` and only ``source`` says what the cell holds. An annotation
+    (``alpha: float = 1``) decides the type where it names one a form can show.
+    """
+    import ast
+
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not tagged:
+        return None
+    # papermill reads the first tagged cell: inspect a notebook of that cell alone (a dry run
+    # asks on every change of a form, and the notebook may carry megabytes of outputs)
+    small = nbformat.v4.new_notebook(metadata=copy.deepcopy(nb.metadata), cells=[copy.deepcopy(tagged[0])])
+    small.metadata.setdefault("kernelspec", {"name": "python3", "language": "python", "display_name": "Python 3"})
+    declared = notebook_parameters(small)
+    if declared is None:
+        return None
+    fields = []
+    for name, p in declared.items():
+        source = p["default"]
+        try:
+            value = _jsonable(ast.literal_eval(source))
+            kind = _FIELD_TYPES[type(value)]
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            value, kind = None, "expr"
+        if p["type"] in ("int", "float", "bool", "str") and kind not in ("expr", p["type"]):
+            kind = "float" if p["type"] == "float" and kind == "int" else kind
+        fields.append({"name": name, "type": kind, "value": value, "source": source, "help": p["help"]})
+    return fields
+
+
 def check_parameters(nb: nbformat.NotebookNode, parameters) -> dict:
     """Refuse parameters the notebook's ``parameters`` cell does not declare."""
     if parameters in (None, ""):

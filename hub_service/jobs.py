@@ -21,7 +21,7 @@ from . import metrics, offload, outputs
 from .broker import Broker
 from .dispatch import Capacity, Dispatcher, pick_next
 from .executors.base import INPUT_NOTEBOOK, Executor, JobSpec, Outcome, Usage
-from .intake import Bundle, IntakeError
+from .intake import Bundle, IntakeError, check_parameters
 from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, history_record
 from .sizing import Sizing
@@ -157,15 +157,27 @@ class JobManager(LoggingConfigurable):
         self._ended(job)
         return job
 
-    async def rerun(self, job: Job, user: str) -> Job:
-        """A new job with the same input and parameters; sized up after an OOM or timeout kill."""
+    @staticmethod
+    def _has_input(job: Job) -> None:
+        """Refuse (422) to rerun a job that failed before it had an input."""
         if not job.input_hash:
             raise IntakeError(f"job {job.id} failed before it had an input ({job.error_message}); nothing to rerun",
                               422, "nothing_to_rerun")
+
+    def check_rerun_parameters(self, job: Job, parameters: dict) -> dict:
+        """``parameters`` checked against the job's own input, as a submit checks them (IntakeError)."""
+        self._has_input(job)
+        return check_parameters(self.artifacts.read_input(job.input_hash), parameters)
+
+    async def rerun(self, job: Job, user: str, parameters: Optional[dict] = None) -> Job:
+        """A new job with the same input and parameters (or ``parameters`` instead, already
+        checked); sized up after an OOM or timeout kill."""
+        self._has_input(job)
         nb = self.artifacts.read_input(job.input_hash)
         bundle = Bundle(nb, job.input_kind, job.input_name, self.artifacts.input_files(job.input_hash))
         return await self.submit(
-            user, bundle, parameters=job.parameters, name=job.name, requested=dict(job.requested),
+            user, bundle, parameters=job.parameters if parameters is None else parameters, name=job.name,
+            requested=dict(job.requested),
             output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify, path=job.path,
             schedule_id=job.schedule_id, rerun_of=job,
         )

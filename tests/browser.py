@@ -76,9 +76,10 @@ class Console:
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
 
 
-def logged_in(hub, browser, name, color_scheme="light"):
-    """A new page logged in to the Hub as ``name``, and its console."""
-    page = browser.new_page(color_scheme=color_scheme, viewport={"width": 1280, "height": 900})
+def logged_in(hub, browser, name, color_scheme="light", **options):
+    """A new page logged in to the Hub as ``name``, and its console (``options``: Playwright's
+    new_page options, e.g. ``timezone_id``)."""
+    page = browser.new_page(color_scheme=color_scheme, viewport={"width": 1280, "height": 900}, **options)
     console = Console(page, hub.url)
     # next= keeps the login on the Hub: without it the Hub sends a user whose server is up
     # (an earlier test may have started it) straight on to /user/NAME/lab

@@ -94,9 +94,9 @@ def test_oauth_browser_login_reaches_the_pages_and_cookie_writes_need_xsrf(hub):
     browser = alice.browser
     r = browser.get(hub.url + SERVICE)  # Hub OAuth: authorize, callback, cookie
     assert r.status_code == 200, r.text[:500]
-    assert "for-the-page" in r.text and "jupyterhub-logo" in r.text  # the Hub's page.html
+    assert "Your jobs" in r.text and "jupyterhub-logo" in r.text  # the Hub's page.html (the list: home.js)
     r = browser.get(hub.url + SERVICE + f"jobs/{job['id']}")
-    assert r.status_code == 200 and job["id"] in r.text
+    assert r.status_code == 200 and job["id"] in r.text and "for-the-page" in r.text
     # cookie-authenticated API read, then a write without and with the XSRF token
     assert browser.get(hub.url + SERVICE + "api/jobs").status_code == 200
     url = hub.url + SERVICE + "api/jobs"

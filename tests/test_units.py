@@ -153,17 +153,26 @@ def test_output_formats_from_forms_and_json(value, expected):
 
 def test_the_job_page_says_how_a_job_was_sized_and_the_odds_its_memory_limit_is_short(store):
     """job.html rendered as the service renders it, from a stored job's REST model."""
+    from hub_service.explain import predicted_time_words, sizing_words
     from hub_service.handlers.pages import make_environment
     from hub_service.store import job_model
+
+    bounds = {"cpu": [0.25, 2.0], "memory": [2**28, 2**32], "timeout": [10.0, 6 * 3600.0]}
 
     def page(predicted, basis):
         fields = dict(JOB_FIELDS, predicted=predicted, allocated={"memory": 2**30, "cpu": 1.0, "timeout": 600, "basis": basis})
         job = job_model(store.create_job(user="a", **fields))
-        return make_environment().get_template("job.html").render(
+        return make_environment().get_template("job.html").render(  # as pages.JobPage renders it
             job=job, static_url=lambda path, include_version=True: "/hub/static/" + path,
-            api_url="/services/jobs/api/", service_prefix="/services/jobs/", xsrf_token="t").split()
+            api_url="/services/jobs/api/", service_prefix="/services/jobs/", xsrf_token="t", viewer="a",
+            parameter_fields=[], sizing=sizing_words(job["resources"], bounds),
+            predicted_time=predicted_time_words(predicted["timeout"], bounds["timeout"][1])).split()
 
     words = " ".join(page({"memory": 2**30, "cpu": 1.0, "timeout": 600, "memory_kill_odds": 0.0123}, "model"))
-    assert "sized by: model; the model put the odds that this memory limit is too small at 1.2%</small>" in words
-    words = " ".join(page({"memory": 2**31, "cpu": 1.0, "timeout": 3600}, "cold-start"))
-    assert "sized by: cold-start</small>" in words and "odds" not in words
+    assert "1 GiB of memory: what the demand model expects" in words
+    assert "(it gives 1.2% odds that this is too little)" in words and "sized by" not in words
+    words = " ".join(page({"memory": 2**30, "cpu": 1.0, "timeout": 3600}, "cold-start"))
+    assert "1 GiB of memory: the admin&#39;s default" in words and "odds" not in words  # (escaped)
+    # a predicted time past the longest limit is no promise
+    words = " ".join(page({"memory": 2**30, "cpu": 1.0, "timeout": 9 * 3600}, "model"))
+    assert '<td id="job-predicted-time">longer than the 6 h limit</td>' in words

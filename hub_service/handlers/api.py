@@ -23,6 +23,7 @@ from ..intake import (
     check_notify,
     check_parameters,
     load_json,
+    parameter_fields,
     parse_json_field,
     parse_output_formats,
     parse_resources,
@@ -31,6 +32,7 @@ from ..intake import (
     read_submission,
     same_submission,
 )
+from ..explain import sizing_words
 from ..outputs import MEDIA_TYPES
 from ..states import STATUSES, TERMINAL, Status
 from ..store import BadCursor, DuplicateKey, Job, job_model
@@ -220,6 +222,9 @@ class JobsHandler(APIHandler):
         planned = await self.jobs.plan(user, bundle, **fields)
         would_be = job_model(Job(id=None, status=Status.QUEUED.value, input_hash=bundle.sha256, cells_done=0, **planned))
         would_be["resources"]["bounds"] = self.jobs.bounds  # what an override may ask for
+        would_be["resources"]["explanation"] = sizing_words(would_be["resources"], self.jobs.bounds)
+        # what a form needs to offer the notebook's parameters, whatever the input's kind
+        would_be["notebook_parameters"] = await asyncio.to_thread(parameter_fields, bundle.notebook)
         self.write_json(dict(would_be, dry_run=True), 200)
 
     def _parse_submission(self, user: str):
@@ -313,10 +318,27 @@ class CancelHandler(APIHandler):
 
 
 class RerunHandler(APIHandler):
+    """Run a job again: as it was, or with the parameters of a JSON body ``{"parameters": {…}}``.
+
+    The new job keeps the input (a bundle's data files too), name, requests, formats,
+    webhook and notify, and is sized as a re-run (more of what a killed run ran out of).
+    """
+
     @authenticated
     async def post(self, job_id):
         job = self.get_job(job_id)
-        new = await self.jobs.rerun(job, job.user)
+        body = self.get_json_body()
+        if not isinstance(body, dict):
+            raise IntakeError("request body must be a JSON object like {\"parameters\": {\"alpha\": 0.5}}")
+        unknown = sorted(set(body) - {"parameters"})
+        if unknown:
+            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a re-run takes only 'parameters'")
+        parameters = None
+        if "parameters" in body:
+            if not isinstance(body["parameters"], dict):
+                raise IntakeError("parameters must be a JSON object of name: value")
+            parameters = await asyncio.to_thread(self.jobs.check_rerun_parameters, job, body["parameters"])
+        new = await self.jobs.rerun(job, job.user, parameters=parameters)
         self.set_header("Location", self.api_url("jobs", new.id))
         self.write_json(job_model(new), 201)
 

@@ -8,7 +8,7 @@ that drifts from the handlers fails there.
 from __future__ import annotations
 
 from .. import __version__
-from ..intake import NOTIFY_CHOICES
+from ..intake import NOTIFY_CHOICES, PARAMETER_TYPES
 from ..outputs import MEDIA_TYPES
 from ..schedules import MISSED, OVERLAP
 from ..states import REASONS, STATUSES
@@ -61,7 +61,16 @@ def _schemas() -> dict:
             "bounds": {"type": "object", "description": "only on a dry run's answer: the admin's "
                        "[least, most] for cpu (cores), memory (bytes) and timeout (seconds)",
                        "additionalProperties": {"type": "array", "items": {"type": "number"},
-                                                "minItems": 2, "maxItems": 2}}}},
+                                                "minItems": 2, "maxItems": 2}},
+            "explanation": {"type": "string", "description": "only on a dry run's answer: why the job would "
+                            "get its memory and time limit, in plain words"}}},
+        "notebook_parameters": {
+            "type": "array", "nullable": True,
+            "description": "only on a dry run's answer: the notebook's parameters cell as form fields (null "
+                           "without one); value is the default as JSON, type 'expr' when it is no literal",
+            "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "type": {"type": "string", "enum": list(PARAMETER_TYPES)},
+                "value": {"description": "any JSON value"}, "source": {"type": "string"}, "help": {"type": "string"}}}},
         "timeout": {"type": "number", "nullable": True},
         "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
         "callback_url": _NULLABLE_STRING, "notify": {"type": "string", "enum": list(NOTIFY_CHOICES)},
@@ -220,6 +229,14 @@ def _submit_body() -> dict:
     }}
 
 
+def _rerun_body() -> dict:
+    return {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"parameters": {"type": "object", "description": "the new job's parameters, in place of "
+                                                                      "the job's own (omit: the job's own)"}}},
+        "example": {"parameters": {"alpha": 0.5}}}}}
+
+
 def spec(server_url: str) -> dict:
     """The OpenAPI 3 document of the service."""
     page = {"type": "object", "required": ["jobs", "next_cursor"], "properties": {
@@ -276,8 +293,10 @@ def spec(server_url: str) -> dict:
             "/jobs/{job_id}/cancel": {"post": _op("cancelJob", "cancel; 202 while a running job is stopping",
                                                   {"200": _JOB, "202": _JOB}, [_JOB_ID],
                                                   errors=("401", "403", "404", "409"))},
-            "/jobs/{job_id}/rerun": {"post": _op("rerunJob", "run again (sized up after an OOM or timeout kill)",
-                                                 {"201": _JOB}, [_JOB_ID], errors=("400", "401", "403", "404", "422"))},
+            "/jobs/{job_id}/rerun": {"post": _op(
+                "rerunJob", "run again (sized up after an OOM or timeout kill); with a body, with these "
+                            "parameters instead of the job's (checked as a submit checks them)",
+                {"201": _JOB}, [_JOB_ID], body=_rerun_body(), errors=("400", "401", "403", "404", "422"))},
             "/jobs/{job_id}/output": {"get": _op(
                 "getJobOutput", "output notebook or render; 409 until the job ended",
                 {"200": _media("the output", *MEDIA_TYPES.values())},

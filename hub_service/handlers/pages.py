@@ -7,15 +7,19 @@ bar, menus, theme toggle and ``window.jhdata``. The pages fetch the REST API for
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
+import nbformat
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, UndefinedError
 from jupyterhub.utils import url_path_join
 from tornado import web
 
 from .. import __version__
-from ..states import ACTIVE, STATUSES, WITH_OUTPUT
+from ..explain import predicted_time_words, sizing_words, time_words
+from ..intake import NOTIFY_CHOICES, OUTPUT_FORMATS, parameter_fields
+from ..states import ACTIVE, STATUSES, WITH_OUTPUT, Reason
 from ..store import job_model
 from .base import APIHandler, BaseHandler
 
@@ -53,6 +57,7 @@ def make_environment() -> Environment:
     env = Environment(loader=loader, autoescape=True)
     env.filters["size"] = human_size
     env.filters["seconds"] = human_seconds
+    env.filters["limit"] = lambda v: time_words(v) if isinstance(v, (int, float)) else ""  # a time limit
     env.globals.update(ACTIVE=ACTIVE, STATUSES=STATUSES, WITH_OUTPUT=WITH_OUTPUT)
     return env
 
@@ -137,16 +142,37 @@ class PageHandler(BaseHandler):
 
 
 class HomePage(PageHandler):
+    """The submit form and the job list; jobs.js fills both from the API (filters, pages, live)."""
+
     @web.authenticated
     def get(self):
-        jobs, cursor = self.jobs.list_jobs(self.user_name, limit=50)
-        self.render_page("home.html", jobs=[job_model(j) for j in jobs], next_cursor=cursor)
+        self.render_page("home.html", output_formats=OUTPUT_FORMATS, notify_choices=NOTIFY_CHOICES)
 
 
 class JobPage(PageHandler):
+    """One job: its state, times, sizing in words, outputs, and a re-run with other parameters."""
+
     @web.authenticated
-    def get(self, job_id):
-        self.render_page("job.html", job=job_model(self.get_job(job_id)))
+    async def get(self, job_id):
+        job = self.get_job(job_id)
+        # (in a thread: a large notebook read and inspected would hold up every other request)
+        fields = await asyncio.to_thread(self._parameter_fields, job)
+        previous = self.jobs.get(job.rerun_of) if job.rerun_of else None
+        retry = None
+        if previous is not None and previous.error_reason in (Reason.OOM_KILLED, Reason.TIMEOUT):
+            retry = {"reason": previous.error_reason, "peak_memory": (previous.used or {}).get("peak_memory"),
+                     "allocated": previous.allocated}
+        model, bounds = job_model(job), self.jobs.bounds
+        self.render_page(
+            "job.html", job=model, parameter_fields=fields or [], bounds=bounds,
+            sizing=sizing_words(model["resources"], bounds, retry),
+            predicted_time=predicted_time_words(job.predicted.get("timeout"), bounds["timeout"][1]),
+            viewer=self.user_name,
+        )
+
+    def _parameter_fields(self, job):
+        data, _ = self.jobs.input_notebook(job)
+        return parameter_fields(nbformat.reads(data, as_version=4))
 
 
 class AdminPage(PageHandler):

@@ -1,8 +1,19 @@
-// Notebook Jobs pages: submit, cancel, rerun, and follow a job live (server-sent events).
+// Notebook Jobs pages: what every page shares (the API, sizes, local times, parameter
+// fields, errors beside their field) as window.NotebookJobs, and the admin page.
+// home.js (submit form, job list) and job.js (one job) build on it.
 (function () {
   "use strict";
   const cfg = window.NOTEBOOK_JOBS;
   const TERMINAL = ["succeeded", "failed", "cancelled"];
+
+  /** An API refusal: the service's message, status and code. */
+  class APIError extends Error {
+    constructor(message, status, code) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
 
   function api(path, options) {
     options = options || {};
@@ -10,70 +21,10 @@
     options.credentials = "same-origin";
     return fetch(cfg.api + path, options).then(async (r) => {
       const body = r.status === 204 ? null : await r.json().catch(() => null);
-      if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
+      const err = body && body.error;
+      if (!r.ok) throw new APIError((err && err.message) || r.statusText, r.status, err && err.code);
       return body;
     });
-  }
-
-  function onSubmit(form) {
-    const msg = document.getElementById("submit-message");
-    form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      msg.textContent = "submitting…";
-      const data = new FormData(form);
-      for (const key of ["name", "parameters"]) if (!data.get(key)) data.delete(key);
-      api("jobs", {method: "POST", body: data})
-        .then((job) => { window.location.href = cfg.prefix + "jobs/" + job.id; })
-        .catch((err) => { msg.textContent = err.message; msg.className = "ms-2 text-danger"; });
-    });
-  }
-
-  function onButtons() {
-    document.querySelectorAll(".job-cancel").forEach((b) => b.addEventListener("click", () => {
-      b.disabled = true;
-      api("jobs/" + b.dataset.jobId + "/cancel", {method: "POST"}).then(() => window.location.reload())
-        .catch((err) => alert(err.message));
-    }));
-    const rerun = document.getElementById("job-rerun");
-    if (rerun) rerun.addEventListener("click", () => {
-      api("jobs/" + rerun.dataset.jobId + "/rerun", {method: "POST"})
-        .then((job) => { window.location.href = cfg.prefix + "jobs/" + job.id; })
-        .catch((err) => alert(err.message));
-    });
-  }
-
-  function follow(page) {
-    const id = page.dataset.jobId;
-    const log = document.getElementById("job-log");
-    fetch(cfg.api + "jobs/" + id + "/logs", {credentials: "same-origin", headers: {"X-XSRFToken": cfg.xsrf}})
-      .then((r) => r.text()).then((t) => { log.textContent = t; });
-    if (TERMINAL.includes(page.dataset.status)) return;
-    const events = new EventSource(cfg.api + "jobs/" + id + "/events?_xsrf=" + encodeURIComponent(cfg.xsrf));
-    events.addEventListener("cell_finished", (e) => {
-      const ev = JSON.parse(e.data);
-      showProgress(ev.cells_done, parseInt(document.getElementById("job-progress").dataset.total || "0", 10) || null);
-    });
-    events.addEventListener("started", (e) => {
-      document.getElementById("job-progress").dataset.total = JSON.parse(e.data).cells_total;
-    });
-    events.addEventListener("log", (e) => { log.textContent += JSON.parse(e.data).text; });
-    events.addEventListener("status", (e) => {
-      const job = JSON.parse(e.data).job;
-      const status = document.getElementById("job-status");
-      status.textContent = job.status;
-      status.className = "job-status status-" + job.status;
-      if (TERMINAL.includes(job.status)) {
-        events.close();
-        showEnd(job);
-      }
-    });
-  }
-
-  function showProgress(done, total) {
-    const bar = document.getElementById("job-progress");
-    if (total) bar.dataset.total = total;
-    bar.textContent = done + "/" + (total || "?");
-    bar.style.width = (total ? 100 * done / total : 0) + "%";
   }
 
   // The same words as the page's Jinja filters (size, seconds).
@@ -94,34 +45,177 @@
     return (h ? h + "h " : "") + m + "m " + s + "s";
   }
 
-  function showEnd(job) {
-    document.querySelectorAll(".job-cancel").forEach((b) => b.remove());
-    if (job.progress) showProgress(job.progress.cells_done, job.progress.cells_total);
-    const used = (job.resources || {}).used || {};
-    const cells = document.querySelectorAll("#job-used td");
-    if (cells.length === 3) {
-      cells[0].textContent = used.cpu_seconds === null || used.cpu_seconds === undefined ? "" : used.cpu_seconds.toFixed(1) + " cpu-s";
-      cells[1].textContent = size(used.peak_memory);
-      cells[2].textContent = seconds(used.wall_seconds);
-    }
-    if (job.error) {
-      const box = document.getElementById("job-error");
-      box.textContent = job.error.reason + (job.error.cell !== null ? " in cell " + job.error.cell : "") +
-        ": " + job.error.message;
-      box.hidden = false;
-    }
-    if (job.status !== "cancelled") {
-      document.querySelectorAll(".job-output-link").forEach((a) => {
-        a.href = a.dataset.href;
-        a.classList.remove("disabled");
-        a.removeAttribute("aria-disabled");
-        a.removeAttribute("tabindex");
-      });
-      const output = document.getElementById("job-output");
-      output.src = cfg.api + "jobs/" + job.id + "/output?format=html";
-      output.hidden = false;
+  const pad = (n) => String(n).padStart(2, "0");
+  const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+  /** An ISO time in the browser's time zone: "2026-12-01 12:13:14" (the API's are UTC). */
+  function localTime(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (isNaN(d)) return iso;
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+           `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  /** A <time> element showing ``iso`` in local time, the zone in its tooltip. */
+  function setTime(el, iso) {
+    if (!iso) { el.removeAttribute("datetime"); el.textContent = "–"; return; }
+    el.dateTime = iso;
+    el.textContent = localTime(iso);
+    el.title = `${iso} (shown in ${TIME_ZONE})`;
+  }
+
+  /** Seconds a job ran (or has run so far), or null before it started. */
+  function duration(job, now) {
+    if (!job.started) return null;
+    const end = job.finished ? new Date(job.finished) : (now || new Date());
+    return Math.max(0, (end - new Date(job.started)) / 1000);
+  }
+
+  /** "alpha=0.5, label=first try" (cut at ``limit`` characters). */
+  function shortParameters(parameters, limit) {
+    const text = Object.entries(parameters || {}).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
+    return text.length > limit ? text.slice(0, limit - 1) + "…" : text;
+  }
+
+  /** ``fn`` called once calls stop for ``ms``; ``.cancel()`` drops a call still waiting. */
+  function debounce(fn, ms) {
+    let timer = null;
+    const call = (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+    call.cancel = () => clearTimeout(timer);
+    return call;
+  }
+
+  // -- parameter fields (one per name of the notebook's parameters cell) ------------------
+
+  function isJSON(text) {
+    try { JSON.parse(text); return true; } catch (e) { return false; }
+  }
+
+  const INPUT_TYPES = {int: "number", float: "number", str: "text", none: "text", json: "text", expr: "text"};
+
+  /** Fields of ``fields`` (the dry run's notebook_parameters) into ``container``, showing
+   * ``values[name]`` where given, else the notebook's own value. */
+  function paramFields(container, fields, values) {
+    values = values || {};
+    container.replaceChildren();
+    for (const f of fields) {
+      const given = Object.prototype.hasOwnProperty.call(values, f.name);
+      const value = given ? values[f.name] : f.value;
+      const col = document.createElement("div");
+      col.className = "col-sm-6 col-lg-4";
+      const id = container.id + "-" + f.name;
+      const input = document.createElement("input");
+      input.id = id;
+      input.dataset.param = f.name;
+      input.dataset.type = f.type;
+      input.dataset.default = JSON.stringify(f.type === "expr" ? f.source : f.value);
+      const label = document.createElement("label");
+      label.htmlFor = id;
+      label.textContent = f.name + " ";
+      if (f.type === "bool") {
+        col.classList.add("form-check", "form-switch", "ps-5", "pt-4");
+        input.type = "checkbox";
+        input.className = "form-check-input";
+        input.checked = Boolean(value);
+        label.className = "form-check-label";
+        col.append(input, label);
+      } else {
+        label.className = "form-label";
+        input.type = INPUT_TYPES[f.type];
+        input.className = "form-control";
+        if (f.type === "int") input.step = "1";
+        if (f.type === "float") input.step = "any";
+        if (f.type === "expr" && !given) input.value = f.source;
+        else if (f.type === "str" || (f.type === "expr" && typeof value === "string")) input.value = value;
+        else if (f.type === "int" || f.type === "float") input.value = value === null || value === undefined ? "" : String(value);
+        else if (f.type === "json" && !given && isJSON(f.source)) input.value = f.source;  // as the cell writes it
+        else input.value = JSON.stringify(value);
+        input.placeholder = {json: "JSON, e.g. [1, 2]", none: "None, or a JSON value", expr: f.source}[f.type] || "";
+        col.append(label, input);
+      }
+      const kind = document.createElement("small");
+      kind.className = "text-muted";
+      kind.textContent = f.help || (f.type === "expr" ? "as written: " + f.source : f.type);
+      label.append(kind);
+      const err = document.createElement("div");
+      err.className = "invalid-feedback d-block";
+      err.dataset.errorFor = "param:" + f.name;
+      col.append(err);
+      input.addEventListener("input", () => { input.classList.remove("is-invalid"); err.textContent = ""; });
+      container.append(col);
     }
   }
+
+  /** The parameters that differ from the notebook's own, and an error per field that is
+   * not of its type: {parameters, errors: {"param:NAME": message}}. */
+  function readParams(container) {
+    const parameters = {}, errors = {};
+    for (const input of container.querySelectorAll("input[data-param]")) {
+      const name = input.dataset.param, type = input.dataset.type, text = input.value.trim();
+      const original = JSON.parse(input.dataset.default);
+      let value;
+      if (type === "bool") value = input.checked;
+      else if (type === "int" || type === "float") {
+        value = Number(text);
+        if (text === "" || !Number.isFinite(value)) { errors["param:" + name] = "must be a number"; continue; }
+        if (type === "int" && !Number.isInteger(value)) { errors["param:" + name] = "must be a whole number"; continue; }
+      } else if (type === "str") value = input.value;
+      else if (type === "json") {
+        try { value = JSON.parse(text); } catch (e) { errors["param:" + name] = "must be JSON, e.g. [1, 2] or {\"a\": 1}"; continue; }
+      } else if (type === "expr" && input.value === original) continue;  // left as the notebook has it
+      else if (type === "none" && text === "") value = null;
+      else {
+        try { value = JSON.parse(text); } catch (e) { value = input.value; }  // not JSON: text
+      }
+      if (JSON.stringify(value) !== JSON.stringify(original)) parameters[name] = value;
+    }
+    return {parameters, errors};
+  }
+
+  // -- errors beside the field they name ----------------------------------------------------
+
+  //: which field an API error is about, from the start of its message (intake's wording)
+  const ERROR_FIELDS = [
+    [/^resources\.cpu\b/, "cpu"], [/^resources\.memory\b/, "memory"], [/^timeout\b/, "timeout"],
+    [/parameter/, "parameters"], [/^name\b/, "name"], [/output.format/, "output_formats"], [/^notify\b/, "notify"],
+    [/^(path|no file)\b|workspace|\.(ipynb|py|zip)\b|unsupported file|upload/i, "path"],
+  ];
+
+  function errorField(message) {
+    const hit = ERROR_FIELDS.find(([re]) => re.test(message));
+    return hit ? hit[1] : null;
+  }
+
+  /** Show ``errors`` ({field: message}) beside their fields in ``form``; the rest in ``fallback``. */
+  function showErrors(form, errors, fallback) {
+    for (const [field, message] of Object.entries(errors)) {
+      const box = form.querySelector(`[data-error-for~="${CSS.escape(field)}"]`);
+      const input = form.querySelector(`[data-field~="${CSS.escape(field)}"], [data-param="${CSS.escape(field.replace(/^param:/, ""))}"]`);
+      if (input) input.classList.add("is-invalid");
+      if (box) {
+        box.textContent = message;
+        const folded = box.closest("details");
+        if (folded) folded.open = true;  // an error inside a folded section must be seen
+      }
+      else if (fallback) { fallback.textContent = message; fallback.className = "ms-2 text-danger"; }
+    }
+  }
+
+  function clearErrors(form) {
+    form.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; });
+    form.querySelectorAll(".is-invalid").forEach((el) => el.classList.remove("is-invalid"));
+  }
+
+  /** An API error as {field: message}: beside its field when the message names one. */
+  function apiErrors(err) {
+    return {[errorField(err.message) || ""]: err.message};
+  }
+
+  window.NotebookJobs = {
+    cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce,
+    paramFields, readParams, errorField, showErrors, clearErrors, apiErrors,
+  };
 
   function admin() {
     api("admin/queue").then((q) => { document.getElementById("admin-queue").textContent = JSON.stringify(q, null, 2); });
@@ -179,10 +273,5 @@
     }).catch((err) => { document.getElementById("demand-model").textContent = err.message; });
   }
 
-  const form = document.getElementById("submit-form");
-  if (form) onSubmit(form);
-  onButtons();
-  const page = document.getElementById("job-page");
-  if (page) follow(page);
   if (document.getElementById("admin-page")) admin();
 })();

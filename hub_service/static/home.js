@@ -1,0 +1,294 @@
+// The home page: the submit form (a notebook from the user's files or an upload, one field
+// per parameter, what the service would allocate) and the job list (filters, pages, live).
+(function () {
+  "use strict";
+  const NJ = window.NotebookJobs;
+  const GIB = 1024 ** 3;
+  const PAGE_SIZE = 20;
+  //: how often the list looks again while a job shown is still to end, and otherwise (new jobs
+  //: from the CLI, Lab or a schedule); never while the tab is hidden
+  const POLL_ACTIVE_MS = 3000, POLL_IDLE_MS = 15000;
+
+  // -- the submit form ----------------------------------------------------------------------
+
+  const form = document.getElementById("submit-form");
+  const paramBox = document.getElementById("parameters-box");
+  const paramFields = document.getElementById("parameter-fields");
+  const sizing = document.getElementById("sizing");
+  const message = document.getElementById("submit-message");
+  const pathSelect = document.getElementById("path");
+  const fileInput = document.getElementById("file");
+  let dryRunSeq = 0;
+  let wantFields = false;  // a new notebook was chosen: build its fields from the next answer
+
+  const source = () => form.querySelector("input[name=source]:checked").value;
+  const chosen = () => (source() === "workspace" ? pathSelect.value : fileInput.files.length > 0);
+
+  function loadNotebooks() {
+    NJ.api("notebooks").then((answer) => {
+      pathSelect.replaceChildren(new Option(answer.notebooks.length ? "choose a notebook…" : "no notebooks in your files", ""));
+      for (const nb of answer.notebooks) pathSelect.append(new Option(nb.path, nb.path));
+    }).catch((err) => { pathSelect.replaceChildren(new Option(err.message, "")); });
+  }
+
+  /** The form as a submission (JSON for a file of the workspace, multipart for an upload),
+   * or {errors} when a field cannot be read. */
+  function submission() {
+    const errors = {};
+    const read = NJ.readParams(paramFields);
+    Object.assign(errors, read.errors);
+    const fields = {};
+    const name = document.getElementById("name").value.trim();
+    if (name) fields.name = name;
+    if (Object.keys(read.parameters).length) fields.parameters = read.parameters;
+    const resources = {};
+    for (const [key, scale] of [["cpu", 1], ["memory", GIB], ["timeout", 60]]) {
+      const text = document.getElementById(key).value.trim();
+      if (!text) continue;
+      const v = Number(text);
+      if (!Number.isFinite(v) || v <= 0) { errors[key] = "must be a positive number"; continue; }
+      if (key === "timeout") fields.timeout = Math.round(v * scale);
+      else resources[key] = key === "memory" ? Math.round(v * scale) : v;
+    }
+    if (Object.keys(resources).length) fields.resources = resources;
+    fields.output_formats = [...form.querySelectorAll(".output-format:checked")].map((c) => c.value);
+    fields.notify = document.getElementById("notify").value;
+    if (Object.keys(errors).length) return {errors};
+    if (source() === "workspace") {
+      return {body: JSON.stringify(Object.assign({path: pathSelect.value}, fields)),
+              headers: {"Content-Type": "application/json"}};
+    }
+    const data = new FormData();
+    data.append("file", fileInput.files[0]);
+    for (const [key, value] of Object.entries(fields)) {
+      data.append(key, key === "output_formats" ? value.join(",") : typeof value === "string" ? value : JSON.stringify(value));
+    }
+    return {body: data};
+  }
+
+  /** What the dry run says the job would get: its cpu, then the service's own words. */
+  function allocationWords(resources) {
+    const a = resources.allocated || {};
+    const cpu = a.cpu === undefined ? "" : `This job would get ${+Number(a.cpu).toFixed(2)} cpu. `;
+    return cpu + (resources.explanation || "");
+  }
+
+  /** Ask the service for a dry run of the form as it stands; ``fresh``: a new notebook, so
+   * its parameter fields are built from the answer. */
+  function dryRun(fresh) {
+    NJ.clearErrors(form);
+    message.textContent = "";
+    if (!chosen()) { sizing.textContent = ""; paramBox.hidden = true; return; }
+    if (fresh) { paramFields.replaceChildren(); wantFields = true; }
+    const sub = submission();
+    if (sub.errors) { NJ.showErrors(form, sub.errors, message); return; }
+    const seq = ++dryRunSeq;
+    sizing.textContent = "asking the service what this job would get…";
+    NJ.api("jobs?dry_run=1", {method: "POST", body: sub.body, headers: sub.headers}).then((job) => {
+      if (seq !== dryRunSeq) return;  // a later change asked again
+      if (wantFields) {
+        NJ.paramFields(paramFields, job.notebook_parameters || []);
+        paramBox.hidden = !(job.notebook_parameters || []).length;
+        wantFields = false;
+      }
+      const a = job.resources.allocated || {};
+      // the proposal, for a blank field: what the service decides when left alone
+      const proposal = {cpu: a.cpu, memory: a.memory / GIB, timeout: a.timeout / 60};
+      for (const [key, v] of Object.entries(proposal)) {
+        document.getElementById(key).placeholder = Number.isFinite(v) ? "auto: " + +v.toFixed(2) : "";
+      }
+      sizing.textContent = allocationWords(job.resources);
+    }).catch((err) => {
+      if (seq !== dryRunSeq) return;
+      sizing.textContent = "";
+      NJ.showErrors(form, NJ.apiErrors(err), message);
+    });
+  }
+
+  const dryRunSoon = NJ.debounce(() => dryRun(false), 400);
+
+  function onSubmit(e) {
+    e.preventDefault();
+    NJ.clearErrors(form);
+    if (!chosen()) {
+      NJ.showErrors(form, {path: source() === "workspace" ? "choose a notebook" : "choose a file"}, message);
+      return;
+    }
+    const sub = submission();
+    if (sub.errors) { NJ.showErrors(form, sub.errors, message); return; }
+    dryRunSoon.cancel();
+    dryRunSeq += 1;  // an answer still on its way is for the form as it was
+    message.className = "ms-2";
+    message.textContent = "submitting…";
+    document.getElementById("submit-button").disabled = true;
+    NJ.api("jobs", {method: "POST", body: sub.body, headers: sub.headers})
+      .then((job) => { window.location.href = NJ.cfg.prefix + "jobs/" + job.id; })
+      .catch((err) => {
+        document.getElementById("submit-button").disabled = false;
+        message.textContent = "";
+        NJ.showErrors(form, NJ.apiErrors(err), message);
+      });
+  }
+
+  if (form) {
+    for (const radio of form.querySelectorAll("input[name=source]")) {
+      radio.addEventListener("change", () => {
+        document.getElementById("pick-workspace").hidden = source() !== "workspace";
+        document.getElementById("pick-upload").hidden = source() !== "upload";
+        dryRun(true);
+      });
+    }
+    pathSelect.addEventListener("change", () => dryRun(true));
+    fileInput.addEventListener("change", () => dryRun(true));
+    // any other field: ask again once the typing stops
+    form.addEventListener("input", (e) => {
+      if (e.target !== pathSelect && e.target !== fileInput && e.target.name !== "source") dryRunSoon();
+    });
+    form.addEventListener("change", (e) => {
+      if ((e.target.type === "checkbox" || e.target.tagName === "SELECT") && e.target !== pathSelect) dryRunSoon();
+    });
+    form.addEventListener("submit", onSubmit);
+    loadNotebooks();
+  }
+
+  // -- the job list ---------------------------------------------------------------------------
+
+  const table = document.getElementById("jobs-table");
+  const params = new URLSearchParams(window.location.search);
+  const list = {
+    status: params.get("status") || "",
+    q: params.get("q") || "",
+    limit: Math.min(200, Math.max(1, parseInt(params.get("limit") || PAGE_SIZE, 10) || PAGE_SIZE)),
+    cursors: [null],  // the cursor of each page seen so far (the API's cursors go one way)
+    page: 0,
+    timer: null,
+    seq: 0,
+  };
+
+  function cell(tr, content) {
+    const td = document.createElement("td");
+    if (content instanceof Node) td.append(content); else td.textContent = content === undefined ? "" : content;
+    tr.append(td);
+    return td;
+  }
+
+  function row(job) {
+    const tr = document.createElement("tr");
+    tr.dataset.jobId = job.id;
+    tr.dataset.status = job.status;
+    const link = document.createElement("a");
+    link.href = NJ.cfg.prefix + "jobs/" + job.id;
+    link.textContent = job.name;
+    cell(tr, link);
+    const badge = document.createElement("span");
+    badge.className = "job-status status-" + job.status;
+    badge.textContent = job.status;
+    const status = cell(tr, badge);
+    if (job.error) {
+      const why = document.createElement("small");
+      why.className = "text-muted ms-1";
+      why.textContent = job.error.reason;
+      status.append(why);
+    }
+    const p = job.progress || {};
+    cell(tr, `${p.cells_done}/${p.cells_total === null || p.cells_total === undefined ? "?" : p.cells_total}`);
+    const ps = cell(tr, NJ.shortParameters(job.parameters, 40));
+    ps.className = "job-parameters small";
+    ps.title = JSON.stringify(job.parameters || {});
+    const time = document.createElement("time");
+    NJ.setTime(time, job.created);
+    cell(tr, time).className = "job-created";
+    const d = NJ.duration(job);
+    cell(tr, d === null ? "" : NJ.seconds(d)).className = "job-duration";
+    const actions = cell(tr, "");
+    actions.className = "text-end";
+    const button = document.createElement("button");
+    button.dataset.jobId = job.id;
+    if (NJ.TERMINAL.includes(job.status)) {
+      button.className = "btn btn-sm btn-outline-danger job-delete";
+      button.textContent = "Delete";
+      button.title = "delete this job and its outputs";
+    } else {
+      button.className = "btn btn-sm btn-outline-danger job-cancel";
+      button.textContent = "Cancel";
+    }
+    actions.append(button);
+    return tr;
+  }
+
+  function loadJobs() {
+    clearTimeout(list.timer);
+    const seq = ++list.seq;
+    const query = new URLSearchParams({limit: String(list.limit)});
+    if (list.status) query.set("status", list.status);
+    if (list.q) query.set("q", list.q);
+    const cursor = list.cursors[list.page];
+    if (cursor) query.set("cursor", cursor);
+    return NJ.api("jobs?" + query).then((answer) => {
+      if (seq !== list.seq) return;
+      const body = table.tBodies[0];
+      body.replaceChildren(...answer.jobs.map(row));
+      if (!answer.jobs.length) {
+        if (list.status || list.q || list.page) {
+          const tr = document.createElement("tr");
+          tr.className = "empty";
+          cell(tr, "No jobs match.").colSpan = 7;
+          body.append(tr);
+        } else body.append(document.getElementById("no-jobs").content.cloneNode(true));
+      }
+      list.cursors[list.page + 1] = answer.next_cursor;
+      document.getElementById("page-older").disabled = !answer.next_cursor;
+      document.getElementById("page-newer").disabled = list.page === 0;
+      document.getElementById("page-number").textContent = "page " + (list.page + 1);
+      table.dataset.loaded = String(seq);  // tests wait on it
+      const active = answer.jobs.some((j) => !NJ.TERMINAL.includes(j.status));
+      list.timer = setTimeout(poll, active ? POLL_ACTIVE_MS : POLL_IDLE_MS);
+    }).catch((err) => {
+      if (seq !== list.seq) return;
+      const tr = document.createElement("tr");
+      cell(tr, err.message).colSpan = 7;
+      table.tBodies[0].replaceChildren(tr);
+    });
+  }
+
+  function poll() {
+    if (document.visibilityState === "hidden") list.timer = setTimeout(poll, POLL_ACTIVE_MS);
+    else loadJobs();
+  }
+
+  function filtersChanged() {
+    list.status = document.getElementById("filter-status").value;
+    list.q = document.getElementById("filter-q").value.trim();
+    list.cursors = [null];
+    list.page = 0;
+    const query = new URLSearchParams(window.location.search);
+    for (const key of ["status", "q"]) { if (list[key]) query.set(key, list[key]); else query.delete(key); }
+    history.replaceState(null, "", window.location.pathname + (query.toString() ? "?" + query : ""));
+    loadJobs();
+  }
+
+  if (table) {
+    document.getElementById("filter-status").value = list.status;
+    document.getElementById("filter-q").value = list.q;
+    document.getElementById("filter-status").addEventListener("change", filtersChanged);
+    document.getElementById("filter-q").addEventListener("input", NJ.debounce(filtersChanged, 300));
+    document.getElementById("job-filters").addEventListener("submit", (e) => { e.preventDefault(); filtersChanged(); });
+    document.getElementById("page-older").addEventListener("click", () => { list.page += 1; loadJobs(); });
+    document.getElementById("page-newer").addEventListener("click", () => { list.page = Math.max(0, list.page - 1); loadJobs(); });
+    table.addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-job-id]");
+      if (!b) return;
+      const id = b.dataset.jobId;
+      const name = b.closest("tr").querySelector("a").textContent;
+      if (b.classList.contains("job-delete")) {
+        if (!window.confirm(`Delete the job "${name}" and its outputs? This cannot be undone.`)) return;
+        b.disabled = true;
+        NJ.api("jobs/" + id, {method: "DELETE"}).then(loadJobs).catch((err) => { b.disabled = false; alert(err.message); });
+      } else if (b.classList.contains("job-cancel")) {
+        b.disabled = true;
+        NJ.api("jobs/" + id + "/cancel", {method: "POST"}).then(loadJobs).catch((err) => { b.disabled = false; alert(err.message); });
+      }
+    });
+    loadJobs();
+  }
+})();
