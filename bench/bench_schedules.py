@@ -91,7 +91,8 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="nbjobs-bench-schedules-"))
     hub = Hub(tmp, executor=args.executor, extra_args=(
         f"--Dispatcher.max_running={args.max_running} --Dispatcher.per_user={args.max_running} "
-        f"--Scheduler.max_per_user={args.schedules + 10} --DockerExecutor.instance=bench-schedules"))
+        f"--Scheduler.max_per_user={args.schedules + 10} --DockerExecutor.instance=bench-schedules "
+        "--Application.log_level=INFO"))  # the tick logs its duration at INFO
     hub.start()
     try:
         user = hub.user("bench")

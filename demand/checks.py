@@ -46,7 +46,7 @@ def nonfinite(bundle) -> list[str]:
     model = bundle.model
     if model is None:
         return out
-    for name in ("fallback", "noise", "slopes", "margins", "exceedance", "kinds", "tails"):
+    for name in ("fallback", "noise", "slopes", "margins", "exceedance", "kinds", "tails", "peers"):
         _walk(getattr(model, name, {}), name, out)
     _walk(model.kill_price, "kill_price", out)
     return out

@@ -57,6 +57,7 @@ from .curves import (EXACT_REPEATS, GROUP_EXACT, RELEVANT_SLOPE, along_curve, ca
                      exact_repeats, growth, irrelevant_params, killed_floor, point_key, reach)
 from .features import LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, TARGETS, split_params, static_features, target_value
 from .kinds import kind_upper, kinds
+from .peers import PEER_QUANTILE, peer_upper, peers
 
 #: History-derived columns, in matrix order (see :func:`demand.features.history_summary`).
 HISTORY_COLUMNS = ("level", "anchor", "dist", "n_user", "n_sig", "user_med", "user_max", "sig_spread", "censored")
@@ -117,6 +118,7 @@ class DemandModel:
     corrected: dict = field(default_factory=dict)    # target -> {group: whether the learned correction applies}
     kinds: dict = field(default_factory=dict)        # module -> (jobs importing it, log memory KIND_QUANTILE)
     tails: dict = field(default_factory=dict)        # memory: group -> error mixture (see mixture)
+    peers: dict = field(default_factory=dict)        # notebook variant -> other users' runs (see demand.peers)
 
     @property
     def mature(self) -> bool:
@@ -236,6 +238,7 @@ class DemandModel:
             max_runtime=max_runtime,
         )
         model.kinds = kinds(train)
+        model.peers = peers(train)
         cal_points: dict = {}
         for target in TARGETS:
             rows = [(i, s[target], y) for i, (j, s) in enumerate(train)
@@ -426,6 +429,12 @@ class DemandModel:
 
 
 
+    def _peer(self, job: dict, summary: dict) -> Optional[tuple[float, float]]:
+        """(centre, upper) log memory from other users' runs of the job's notebook variant, or None."""
+        slopes = self.slopes.get("memory", {})
+        relevant = {k for k in summary["params"] if slopes.get(k, 1.0) >= RELEVANT_SLOPE}
+        return peer_upper(getattr(self, "peers", {}), job, relevant)  # (models saved before peers have none)
+
     def predict(self, job: dict, summary: dict, now: Optional[float]) -> dict:
         """{target: (point, upper)} in natural units (MB, seconds, cores);
         ``memory_safe``: a memory limit that covers every calibration error, for retries;
@@ -449,7 +458,14 @@ class DemandModel:
                 margin, out["memory_kill_odds"] = self._choose(
                     group, scale, self._log_cost(point, points["runtime"][0]), self.kill_price)
             upper = point + margin
-            if target == "memory" and group < LEVEL_NOTEBOOK and not self.mature:
+            peer = self._peer(job, summary[target]) if target == "memory" and group < LEVEL_CONFIG else None
+            if peer is not None:
+                out["peers"] = True
+                # A variant new to its user that others run: their runs are the nearest
+                # evidence (see demand.peers), and its odds are theirs.
+                point, upper = peer
+                out["memory_kill_odds"] = 1.0 - PEER_QUANTILE
+            elif target == "memory" and group < LEVEL_NOTEBOOK and not self.mature:
                 # A notebook new to its user, while too few calibration jobs show how
                 # far such guesses miss: how large jobs of its kind get says more than
                 # a correction from the global (or the user's) median.
@@ -461,5 +477,6 @@ class DemandModel:
         point, scale, group = points["memory"]
         out["memory_safe"] = max(math.exp(point + max(self.margins["memory"][group].values()) * scale),
                                  out["memory"][1])
+        out.setdefault("peers", False)
         out["level"] = group
         return out

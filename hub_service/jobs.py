@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -160,23 +161,21 @@ class JobManager(LoggingConfigurable):
         self._ended(job)
         return job
 
-    @staticmethod
-    def _check_rerunnable(job: Job) -> None:
-        """IntakeError for a job that failed before it had an input (fail_unrunnable's)."""
+    def _rerun_input(self, job: Job):
+        """The notebook a rerun starts from; 422 for a job that failed at intake, with no input."""
         if not job.input_hash:
             raise IntakeError(f"job {job.id} failed before it had an input ({job.error_message}); nothing to rerun",
                               422, "nothing_to_rerun")
+        return self.artifacts.read_input(job.input_hash)
 
     def check_rerun_parameters(self, job: Job, parameters: dict) -> dict:
         """``parameters`` checked against the job's own input, as a submit checks them (IntakeError)."""
-        self._check_rerunnable(job)
-        return check_parameters(self.artifacts.read_input(job.input_hash), parameters)
+        return check_parameters(self._rerun_input(job), parameters)
 
     async def rerun(self, job: Job, user: str, parameters: Optional[dict] = None) -> Job:
         """A new job with the same input and parameters (or ``parameters`` instead, already
         checked); sized up after an OOM or timeout kill."""
-        self._check_rerunnable(job)
-        nb = self.artifacts.read_input(job.input_hash)
+        nb = self._rerun_input(job)
         bundle = Bundle(nb, job.input_kind, job.input_name, self.artifacts.input_files(job.input_hash))
         return await self.submit(
             user, bundle, parameters=job.parameters if parameters is None else parameters, name=job.name,
@@ -465,6 +464,7 @@ class JobManager(LoggingConfigurable):
                      "memory": sum(j.allocated.get("memory", 0) for j in running)},
             "running": running,
             "queued": self.store.jobs_with_status(Status.QUEUED.value),
+            "running_per_user": dict(Counter(j.user for j in running)),  # of the same read as "running"
         }
 
     def stats(self, recent: int = 1000) -> dict:
@@ -482,6 +482,14 @@ class JobManager(LoggingConfigurable):
                        "wait_p50": waits[len(waits) // 2] if waits else None,
                        "wait_max": waits[-1] if waits else None},
         }
+
+    def usage(self, since: float, until: float) -> list:
+        """Per user, the jobs submitted in [since, until): counts by outcome and resource-time sums."""
+        return self.store.usage_by_user(since, until)
+
+    def submission_times(self, since: float, until: float) -> list:
+        """When each job of [since, until) was submitted (epoch seconds)."""
+        return self.store.submission_times(since, until)
 
     def status_counts(self) -> dict:
         """Jobs per status."""

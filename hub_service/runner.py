@@ -94,6 +94,27 @@ def is_user_code(cell):
     return cell.cell_type == "code" and INJECTED_TAG not in cell.get("metadata", {}).get("tags", [])
 
 
+def ipc_kernel_manager_class():
+    """nbclient's kernel manager, speaking to its kernel over Unix sockets in a private directory.
+
+    Over TCP, jupyter_client's default, the kernel listens on loopback ports that any
+    process in the same network namespace may connect to (under the local executor, the
+    host's), and says so in every job's log. Unix sockets in a fresh 0700 directory
+    (mkdtemp's) are reachable by this job's uid alone.
+    """
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager  # nbclient's own kernel manager class
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = os.path.join(tempfile.mkdtemp(prefix="kernel-"), "ipc")
+
+    return IPCKernelManager
+
+
 def make_engine():
     """A papermill engine that reports each cell's start and end as events."""
     from papermill.engines import NBClientEngine
@@ -189,6 +210,7 @@ def run_job(args, km=None):
             kernel_name=args.kernel,
             cwd=args.cwd,
             km=km,
+            kernel_manager_class=ipc_kernel_manager_class(),
             progress_bar=False,
             stdout_file=sys.stderr,
             stderr_file=sys.stderr,
@@ -242,12 +264,11 @@ def _start_warm_kernel(kernel_name, cwd):
     import nbformat
     import papermill  # noqa: F401
     import papermill.translators  # noqa: F401
-    from jupyter_client.manager import AsyncKernelManager  # nbclient's own kernel manager class
     from jupyter_core.utils import run_sync
     from nbclient import NotebookClient  # noqa: F401
 
     nbformat.validate(nbformat.v4.new_notebook())  # loads the schema and its validator now
-    km = AsyncKernelManager(kernel_name=kernel_name)
+    km = ipc_kernel_manager_class()(kernel_name=kernel_name)
     try:
         run_sync(km.start_kernel)(cwd=cwd)
         kc = km.client()

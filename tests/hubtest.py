@@ -118,6 +118,13 @@ class Hub:
         self.proc = None
         self._users = {}
 
+    def write_workspace(self, user: str, rel: str, nb: dict) -> str:
+        """Save a notebook in ``user``'s workspace (as their server would) and return its path there."""
+        path = self.data / "users" / user / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(nb))
+        return rel
+
     def start(self, timeout: float = 60) -> None:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

@@ -22,13 +22,6 @@ def local(iso, zone=ZONE):
     return datetime.fromisoformat(iso).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def workspace_notebook(hub, user, rel, nb):
-    path = hub.data / "users" / user / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nb))
-    return rel
-
-
 def wait_for_rows(page, names):
     """Wait until the job list shows exactly these job names, in this order."""
     page.wait_for_function(
@@ -89,26 +82,6 @@ def test_login_upload_and_watch_a_job_end_live(hub, browser, tmp_path):
     assert console.errors == [], "\n".join(console.errors)
 
 
-def test_admin_page_shows_queue_and_stats(hub, browser):
-    page, console = logged_in(hub, browser, "admin")
-    page.goto(hub.url + SERVICE + "admin")
-    page.wait_for_function("document.getElementById('admin-stats').textContent.includes('status_counts')")
-    assert "capacity" in page.locator("#admin-queue").inner_text()
-    assert_hub_chrome(page, "admin")
-    assert page.locator("nav").get_by_text("Admin", exact=True).count() == 1  # the Hub's admin page
-    # the sizing section: realised slack and kills per basis, the forecast, retraining
-    page.wait_for_function("document.querySelectorAll('#demand-realised tbody tr').length >= 1")
-    assert page.locator("#demand-realised tbody tr").first.inner_text().startswith("all")
-    assert page.locator("#demand-forecast span").count() == 24
-    page.click("#demand-retrain button")
-    page.wait_for_function("document.getElementById('demand-message').textContent.startsWith('now serving v')")
-    # the section reloads after the retrain answered: wait for it
-    page.wait_for_function("document.getElementById('demand-model').textContent.startsWith('Model v')")
-    assert page.locator("#demand-rejected").is_hidden()  # no fit was refused
-    shot(page, "admin")
-    assert console.errors == [], "\n".join(console.errors)
-
-
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_status_badge_is_readable(hub, browser, alice, theme):
     alice.wait(alice.submit(make_notebook("1 / 0"))["id"])  # a badge of the page's own too
@@ -125,7 +98,7 @@ def test_every_status_badge_is_readable(hub, browser, alice, theme):
 
 def test_pick_a_workspace_notebook_and_submit_it_with_a_changed_parameter(hub, browser):
     dora = hub.user("dora")
-    workspace_notebook(hub, "dora", "work/params.ipynb",
+    hub.write_workspace("dora", "work/params.ipynb",
                        make_notebook("print('rate is', rate)", parameters="rate = 0.5  # how fast\nlabel = 'x'"))
     page, console = logged_in(hub, browser, "dora")
     page.goto(hub.url + SERVICE)
@@ -257,7 +230,7 @@ def test_the_job_page_tells_owner_times_and_sizing_and_runs_again_with_a_changed
 def test_every_page_state_in_both_themes(hub, browser, theme):
     """Screenshots of the form with a notebook chosen, the list, and a job with its re-run form."""
     gus = hub.user("gus")
-    workspace_notebook(hub, "gus", "theme.ipynb", make_notebook("print(k)", parameters="k = [1, 2]\nok = True"))
+    hub.write_workspace("gus", "theme.ipynb", make_notebook("print(k)", parameters="k = [1, 2]\nok = True"))
     job = gus.wait(gus.submit(make_notebook("print(k)", parameters="k = 3"), name=f"themed-{theme}",
                                   parameters={"k": 4})["id"])
     page, console = logged_in(hub, browser, "gus", color_scheme=theme)

@@ -1,20 +1,11 @@
 """What the pages' forms ask of the API, through a real Hub: a dry run answers the notebook's
 parameters and its sizing in words; a re-run takes new parameters, checked as a submit's."""
 
-import json
-
 from tests.hubtest import make_notebook, nb_bytes
 
 
-def workspace_notebook(hub, user, rel, nb):
-    path = hub.data / "users" / user / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nb))
-    return rel
-
-
 def test_a_dry_run_answers_the_notebooks_parameters_and_its_sizing_in_words(hub, alice):
-    rel = workspace_notebook(hub, "alice", "form/params.ipynb",
+    rel = hub.write_workspace("alice", "form/params.ipynb",
                              make_notebook("print(rate)", parameters="rate = 0.5  # how fast\nlabel = 'x'\nn = 2 ** 3"))
     r = alice.post("jobs", params={"dry_run": "1"}, json={"path": rel})
     assert r.status_code == 200, r.text

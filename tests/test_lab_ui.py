@@ -217,6 +217,7 @@ def test_a_jobs_log_html_rerun_with_other_parameters_and_delete(hub, lab):
     rerun_id = page.locator("#notebook-jobs-panel").get_attribute("data-last-submitted")
     rerun = wait_status(page, rerun_id, "succeeded")
     assert 'word="second"' in rerun.locator(".jp-NotebookJobs-params").inner_text()
+    assert hub.user(USER).get(f"jobs/{rerun_id}").json()["rerun_of"] == job_id  # the service's own rerun
     # delete, after a confirmation
     row.locator('[data-action="delete"]').click()
     page.locator(".jp-Dialog-button.jp-mod-warn").click()

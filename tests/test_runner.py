@@ -108,3 +108,39 @@ def test_a_notebook_cannot_forge_events_through_the_runners_proc_fds(tmp_path):
         "started", "cell_started", "cell_finished", "cell_started", "cell_finished", "finished",
     ], events
     assert events[-1]["status"] == "succeeded" and out.returncode == 0, out.stderr[-2000:]
+
+
+def run_runner(tmp_path, nb, *extra, stdin=None):
+    """Run the runner as an executor does (its own venv, a private HOME): the finished process."""
+    python = str(RUNNER_VENV if RUNNER_VENV.exists() else sys.executable)
+    nbformat.write(nb, tmp_path / "input.ipynb")
+    (tmp_path / "files").mkdir(exist_ok=True)
+    env = dict(os.environ, HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
+    return subprocess.run([python, str(RUNNER), *extra], input=stdin, capture_output=True, text=True,
+                          timeout=180, env=env)
+
+
+TRANSPORT_CELL = textwrap.dedent("""
+    from ipykernel.kernelapp import IPKernelApp
+    app = IPKernelApp.instance()
+    print("TRANSPORT", app.transport, oct(os.stat(os.path.dirname(app.ip)).st_mode & 0o777))
+""").strip()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_the_kernel_speaks_over_private_unix_sockets_not_tcp(tmp_path, warm):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import os\n" + TRANSPORT_CELL)]
+    paths = ["--input", str(tmp_path / "input.ipynb"), "--output", str(tmp_path / "output.ipynb")]
+    if warm:
+        job = json.dumps(dict(zip(("input", "output"), paths[1::2]), cwd=str(tmp_path / "files")))
+        out = run_runner(tmp_path, nb, "--warm", "--cwd", str(tmp_path / "files"), stdin=job + "\n")
+    else:
+        out = run_runner(tmp_path, nb, *paths, "--cwd", str(tmp_path / "files"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    output = nbformat.read(tmp_path / "output.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in output.cells for o in c.get("outputs", []))
+    assert "TRANSPORT ipc 0o700" in printed, printed
+    assert "without encryption" not in out.stderr, out.stderr[-2000:]

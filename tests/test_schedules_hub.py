@@ -216,6 +216,8 @@ def test_a_path_schedule_runs_the_latest_saved_notebook_and_fails_clearly_when_i
     gone = f"reports/nightly.ipynb is gone from {user.name}'s workspace"
     assert third["error"]["message"] == gone
     assert user.get(f"jobs/{third['id']}/input").status_code == 404
+    r = user.post(f"jobs/{third['id']}/rerun")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "nothing_to_rerun", r.text
     after = user.get(f"schedules/{s['id']}").json()
     assert after["last_error"] == gone and after["failures_in_a_row"] == 1
     assert [r["status"] for r in after["last_runs"]] == ["failed", "succeeded", "succeeded"]

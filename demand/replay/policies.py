@@ -172,6 +172,27 @@ class Model(Policy):
     def retrain(self, now):
         self._retrain(now)
 
+    def phase(self):
+        """``no-model`` while no model serves (the rules size every job), else None."""
+        return "no-model" if self.sizer.bundle is None or self.sizer.bundle.model is None else None
+
+
+class Rules(Model):
+    """The service's sizer with no model ever trained: its history rules alone, the
+    floor a learned model must beat."""
+
+    name = "rules"
+
+    def __init__(self, bounds=None, cold_start=None, capacity=None, **sizer_kw):
+        super().__init__(bounds, cold_start, capacity, **dict(sizer_kw, min_jobs=2**62))
+
+    def retrain(self, now):
+        """Never: the rules learn nothing."""
+
+    def phase(self):
+        """None: the rules' jobs are split by what the history said, like a baseline's."""
+        return None
+
 
 class Oracle(Policy):
     """Knows each job's true peak and cores: slack's floor, for scale."""
@@ -285,4 +306,4 @@ class NoiseAware(Policy):
 
 
 #: Policies by name, in the order reports list them.
-POLICIES = {p.name: p for p in (Fixed, Requested, VPA, Autopilot, Model, Oracle)}
+POLICIES = {p.name: p for p in (Fixed, Requested, VPA, Autopilot, Model, Rules, Oracle)}

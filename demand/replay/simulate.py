@@ -20,8 +20,9 @@ behind it, so the rules are strict and the same for every policy:
   successful attempt: what a killed attempt reserved is all waste.
 
 Metrics per policy: memory and cpu slack, OOM- and timeout-kill rates (kills per job),
-mean and p95 queue wait, cpu and memory utilisation, mean bounded slowdown
-(``max(1, time in system / max(runtime, 10 s))``). The load forecast's MASE against
+the kills and memory slack split by what made each job hard to size (``by_cause``, see
+:mod:`demand.replay.causes`), mean and p95 queue wait, cpu and memory utilisation, mean
+bounded slowdown (``max(1, time in system / max(runtime, 10 s))``). The load forecast's MASE against
 seasonal naive is reported alongside.
 """
 
@@ -37,6 +38,7 @@ import numpy as np
 from ..features import signature
 from ..forecast import evaluate as evaluate_forecast
 from ..policy import MB, clamp, retry_floor
+from .causes import CAUSES, Evidence
 from .policies import POLICIES, REPLAY_BOUNDS, Known, NoiseAware, Oracle
 from .trace import HIDDEN, SPIKE_PROBABILITY, SPIKE_RANGE
 
@@ -75,7 +77,7 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
         variant, _, q = name.partition("@")
         return NoiseAware(knowledge, q=float(q) if q else None, blind_first=variant.endswith("-blind"),
                           bounds=bounds, spike_range=SPIKE_RANGE)
-    if name == "model":
+    if name in ("model", "rules"):
         return POLICIES[name](bounds=bounds, capacity=capacity, **kw)
     return POLICIES[name](bounds=bounds)
 
@@ -110,6 +112,9 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
     counts = {"nonfinite": 0}
     acc = {"mem_reserved": 0.0, "mem_used": 0.0, "cpu_reserved": 0.0, "cpu_used": 0.0}
     decide_s = 0.0
+    evidence = Evidence()
+    cause = [""] * n  # of each job's current attempt
+    by_cause = {c: {"jobs": 0, "kills": 0, "mem_reserved": 0.0, "mem_used": 0.0} for c in CAUSES}
 
     def admit(alloc: dict) -> dict:
         """The service's rules (demand.policy.clamp), then the cluster's size: a job larger
@@ -122,6 +127,11 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         start = time.perf_counter()
         alloc = policy.size(requests[i], now, retry_of)
         decide_s += time.perf_counter() - start
+        if retry_of:
+            cause[i] = "retry"
+        else:
+            cause[i] = getattr(policy, "phase", lambda: None)() or evidence.cause(requests[i])
+            by_cause[cause[i]]["jobs"] += 1
         if not all(np.isfinite(float(alloc[k])) for k in ("cpu", "memory", "timeout")):
             counts["nonfinite"] += 1
             alloc = {k: v if np.isfinite(float(v)) else bounds[k][1] for k, v in alloc.items()}
@@ -147,8 +157,10 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         attempts[i] += 1
         acc["mem_reserved"] += alloc["memory"] * elapsed
         acc["cpu_reserved"] += alloc["cpu"] * elapsed
+        by_cause[cause[i]]["mem_reserved"] += alloc["memory"] * elapsed
         if reason is None:
             acc["mem_used"] += peak * elapsed
+            by_cause[cause[i]]["mem_used"] += peak * elapsed
             acc["cpu_used"] += r["cpu_seconds"]
         push(now + elapsed, _END, (i, alloc, reason, used))
 
@@ -181,8 +193,10 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             policy.observe(record)
             if reason is None:
                 done_at[i] = now
+                evidence.observe(req)
             else:
                 kills[reason] += 1
+                by_cause[cause[i]]["kills"] += 1
                 if attempts[i] < MAX_ATTEMPTS:
                     decide(i, now, {"reason": reason, "allocated": dict(alloc), "used": dict(used)})
         dispatch(now)
@@ -207,6 +221,12 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         "bounded_slowdown": float(slowdown.mean()) if len(slowdown) else 0.0,
         "decide_ms": 1000 * decide_s / max(int(attempts.sum()), 1),
         "nonfinite": counts["nonfinite"],
+        # Per cause: first attempts, kills, and the share of all reserved byte-seconds
+        # left unused by its attempts (the shares add up to mem_slack).
+        "by_cause": {c: {"jobs": v["jobs"], "kills": v["kills"],
+                         "mem_waste": (v["mem_reserved"] - v["mem_used"]) / acc["mem_reserved"]
+                         if acc["mem_reserved"] else 0.0}
+                     for c, v in by_cause.items() if v["jobs"] or v["kills"] or v["mem_reserved"]},
         **{k: v for k, v in getattr(policy, "checks", {}).items()},
     }
 
@@ -246,6 +266,22 @@ def run(rows: list, policies: list, capacity: dict, retrain_hours: float = 6.0) 
     except ValueError as exc:  # traces under three weeks cannot be scored
         out["forecast"] = {"error": str(exc)}
     return out
+
+
+def format_causes(results: dict, names: tuple = ("model", "vpa", "rules")) -> str:
+    """Per cause: first attempts, then for each named policy its kills and the share of
+    all its reserved memory-time left unused there (the shares add up to its slack)."""
+    names = [n for n in names if n in results]
+    causes = [c for c in CAUSES if any(c in results[n]["by_cause"] for n in names)]
+    head = f"  {'cause':<12}" + "".join(f" {n + ' jobs':>11} {'kills':>5} {'slack':>6}" for n in names)
+    lines = [head]
+    for c in causes:
+        line = f"  {c:<12}"
+        for n in names:
+            v = results[n]["by_cause"].get(c, {"jobs": 0, "kills": 0, "mem_waste": 0.0})
+            line += f" {v['jobs']:>11} {v['kills']:>5} {v['mem_waste']:>6.3f}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def format_table(results: dict) -> str:

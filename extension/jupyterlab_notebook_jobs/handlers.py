@@ -97,30 +97,19 @@ class SubmitHandler(BaseHandler):
 
 
 class RerunHandler(BaseHandler):
-    """``POST jobs/{id}/rerun``: the service's rerun; with ``parameters`` in the body, a new
-    job of the same input, name, formats and requests with exactly those parameters."""
+    """``POST jobs/{id}/rerun``: the service's rerun, with the body's ``parameters`` when it has them.
+
+    The service checks them against the job's stored input and keeps everything else of
+    the job: its data files, requests, webhook, notify, and the larger limits a run
+    killed for memory or time gets.
+    """
 
     @web.authenticated
     async def post(self, job_id):
         try:
             body = self.body_json()
-            if "parameters" not in body:
-                job = await self.client.json("POST", f"jobs/{job_id}/rerun")
-            else:
-                old = await self.client.json("GET", f"jobs/{job_id}")
-                response = await self.client.request("GET", f"jobs/{job_id}/input")
-                requested = dict((old.get("resources") or {}).get("requested") or {})
-                payload = {
-                    "notebook": json.loads(response.body),
-                    "name": old["name"],
-                    "parameters": body["parameters"] or {},
-                    "output_formats": old.get("output_formats"),
-                }
-                if "timeout" in requested:
-                    payload["timeout"] = requested.pop("timeout")
-                if requested:
-                    payload["resources"] = requested
-                job = await self.client.json("POST", "jobs", payload)
+            payload = {"parameters": body["parameters"] or {}} if "parameters" in body else None
+            job = await self.client.json("POST", f"jobs/{job_id}/rerun", payload)
         except ServiceError as e:
             return self.fail(e)
         self.set_status(201)

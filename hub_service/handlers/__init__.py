@@ -2,7 +2,7 @@
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 
-from . import api, events, openapi, pages, schedules
+from . import admin, api, events, openapi, pages, schedules
 
 
 def routes(prefix: str) -> list:
@@ -23,9 +23,10 @@ def routes(prefix: str) -> list:
         (rf"/jobs/{j}/logs", api.LogsHandler),
         (rf"/jobs/{j}/events", events.EventsHandler),
         (r"/notebooks", api.NotebooksHandler),
-        (r"/admin/queue", api.QueueHandler),
-        (r"/admin/stats", api.StatsHandler),
-        (r"/admin/demand", api.DemandHandler),
+        (r"/admin/queue", admin.QueueHandler),
+        (r"/admin/stats", admin.StatsHandler),
+        (r"/admin/usage", admin.UsageHandler),
+        (r"/admin/demand", admin.DemandHandler),
         (r"/metrics", api.MetricsHandler),
         (r"/schedules", schedules.SchedulesHandler),
         (rf"/schedules/{s}", schedules.ScheduleHandler),

@@ -37,6 +37,7 @@ from ..outputs import MEDIA_TYPES
 from ..states import STATUSES, TERMINAL, Status
 from ..store import BadCursor, DuplicateKey, Job, job_model
 from ..workspace import read_workspace_notebook
+from .admin import capacity_model
 from .base import APIHandler, admin_only, authenticated
 
 MAX_PAGE = 200
@@ -44,12 +45,6 @@ MAX_PAGE = 200
 LINGER = 30.0
 #: Tornado's own body limit is lifted for uploads: this service enforces its own (see JobsHandler)
 _UNBOUNDED = 1 << 62
-
-
-def capacity_model(cap) -> dict:
-    """A :class:`~hub_service.dispatch.Capacity` as the API shows it."""
-    return {"cpu": cap.cpu, "memory": cap.memory, "gpu": cap.gpu, "max_running": cap.max_running,
-            "per_user": cap.per_user}
 
 
 class RootHandler(APIHandler):
@@ -425,34 +420,6 @@ class NotebooksHandler(APIHandler):
                     break
         found.sort(key=lambda n: n["modified"], reverse=True)
         self.write_json({"workspace": str(root), "notebooks": found})
-
-
-class QueueHandler(APIHandler):
-    @admin_only
-    def get(self):
-        queue = self.jobs.queue()
-        self.write_json(dict(
-            queue, capacity=capacity_model(queue["capacity"]),
-            running=[job_model(j) for j in queue["running"]], queued=[job_model(j) for j in queue["queued"]],
-        ))
-
-
-class StatsHandler(APIHandler):
-    @admin_only
-    def get(self):
-        self.write_json(self.jobs.stats())
-
-
-class DemandHandler(APIHandler):
-    """The demand model: GET its version, metrics and load forecast; POST retrains it now."""
-
-    @admin_only
-    async def get(self):
-        self.write_json(await self.jobs.demand_info())
-
-    @admin_only
-    async def post(self):
-        self.write_json(await self.jobs.retrain(), 201)
 
 
 class MetricsHandler(APIHandler):

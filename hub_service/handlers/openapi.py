@@ -229,6 +229,17 @@ def _submit_body() -> dict:
     }}
 
 
+def _usage_schema() -> dict:
+    counts = ("jobs", "succeeded", "failed", "cancelled", "active")
+    sums = ("run_hours", "cpu_hours_allocated", "cpu_hours_used", "gib_hours_allocated", "gib_hours_peak")
+    figures = {**{k: {"type": "integer"} for k in counts}, **{k: {"type": "number"} for k in sums}}
+    return {"type": "object", "required": ["since", "until", "users", "totals"], "properties": {
+        "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"},
+        "users": {"type": "array", "items": {"type": "object", "required": ["user", *figures],
+                                             "properties": dict(figures, user={"type": "string"})}},
+        "totals": {"type": "object", "required": list(figures), "properties": figures}}}
+
+
 def _rerun_body() -> dict:
     return {"required": False, "content": {"application/json": {"schema": {
         "type": "object", "additionalProperties": False,
@@ -324,12 +335,26 @@ def spec(server_url: str) -> dict:
                 "type": "object", "properties": {
                     "capacity": {"$ref": "#/components/schemas/Capacity"}, "used": _OBJECT,
                     "running": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                    "queued": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}})})},
+                    "queued": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                    "counts": {"type": "object", "properties": {"running": {"type": "integer"},
+                                                                "queued": {"type": "integer"}}},
+                    "running_per_user": {"type": "object", "additionalProperties": {"type": "integer"}}}})})},
             "/admin/stats": {"get": _op("getStats", "statistics (admins)", {"200": _json("stats", {
                 "type": "object", "properties": {"status_counts": _OBJECT, "recent": _OBJECT}})})},
+            "/admin/usage": {"get": _op(
+                "getUsage", "per user, the jobs submitted from since until until (default the last 24 h): "
+                            "outcomes, run hours, cpu-hours and GiB-hours allocated and used (admins)",
+                {"200": _json("usage per user", _usage_schema())},
+                [_query("since", {"type": "string"}, "ISO 8601 date or date-time (UTC when it names no offset)"),
+                 _query("until", {"type": "string"}, "ISO 8601 date or date-time; default now")])},
             "/admin/demand": {
                 "get": _op("getDemand", "the demand model: version, calibration, load forecast, how the limits "
-                                        "did (admins)", {"200": _json("the model", _OBJECT)}),
+                                        "did, and the submissions per hour of the last 24 hours (admins)",
+                           {"200": _json("the model", {"type": "object", "properties": {
+                               "load_last_24h": {"type": "object", "properties": {
+                                   "hours": {"type": "array", "items": {"type": "number"},
+                                             "description": "start of each hour, epoch seconds"},
+                                   "jobs": {"type": "array", "items": {"type": "integer"}}}}}})}),
                 "post": _op("retrainDemand", "retrain the demand model now (admins)",
                             {"201": _json("the new model", _OBJECT)}, errors=("401", "403", "404"))},
             "/metrics": {"get": _op("getMetrics", "Prometheus exposition (admins)",

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from http.client import responses
 
 import nbformat
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, UndefinedError
 from jupyterhub.utils import url_path_join
 from tornado import web
+from tornado.log import app_log
 
 from .. import __version__
 from ..explain import predicted_time_words, sizing_words, time_words
@@ -140,6 +142,19 @@ class PageHandler(BaseHandler):
         )
         self.finish(html)
 
+    def write_error(self, status_code, **kwargs):
+        """An error as a page of the Hub's look (a 403 to a non-admin, a 404 job), not Tornado's bare text."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = ""
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        try:
+            self.render_page("error.html", status_code=status_code, message=message,
+                             status_message=responses.get(status_code, "error"))
+        except Exception:  # the page itself failed: Tornado's plain answer is still an answer
+            app_log.exception("rendering the error page failed")
+            super().write_error(status_code, **kwargs)
+
 
 class HomePage(PageHandler):
     """The submit form and the job list; jobs.js fills both from the API (filters, pages, live)."""
@@ -171,6 +186,8 @@ class JobPage(PageHandler):
         )
 
     def _parameter_fields(self, job):
+        if not job.input_hash:  # a scheduled run that failed at intake has no input: its page still shows why
+            return []
         data, _ = self.jobs.input_notebook(job)
         return parameter_fields(nbformat.reads(data, as_version=4))
 

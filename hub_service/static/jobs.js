@@ -1,6 +1,6 @@
 // Notebook Jobs pages: what every page shares (the API, sizes, local times, parameter
-// fields, errors beside their field) as window.NotebookJobs, and the admin page.
-// home.js (submit form, job list) and job.js (one job) build on it.
+// fields, errors beside their field) as window.NotebookJobs.
+// home.js (submit form, job list) and job.js (one job) build on it; admin.js is the admin page's own.
 (function () {
   "use strict";
   const cfg = window.NOTEBOOK_JOBS;
@@ -216,62 +216,4 @@
     cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce,
     paramFields, readParams, errorField, showErrors, clearErrors, apiErrors,
   };
-
-  function admin() {
-    api("admin/queue").then((q) => { document.getElementById("admin-queue").textContent = JSON.stringify(q, null, 2); });
-    api("admin/stats").then((s) => { document.getElementById("admin-stats").textContent = JSON.stringify(s, null, 2); });
-    demand();
-    document.getElementById("demand-retrain").addEventListener("submit", (e) => {
-      e.preventDefault();
-      const msg = document.getElementById("demand-message");
-      msg.textContent = "retraining…";
-      api("admin/demand", {method: "POST"})
-        .then((info) => { msg.textContent = "now serving " + info.version; demand(); })
-        .catch((err) => { msg.textContent = err.message; });
-    });
-  }
-
-  const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(1) + "%");
-
-  function demand() {
-    api("admin/demand").then((info) => {
-      const mem = (info.metrics || {}).memory || {};
-      document.getElementById("demand-model").textContent = info.version
-        ? `Model ${info.version}, trained ${new Date(1000 * info.trained_at).toLocaleString()} on ${info.n_jobs} jobs` +
-          (info.metrics.per_job_model ? (mem.mature ? "; calibrated" : "; still calibrating (limits no lower than the history rules)")
-                                      : "; too few jobs for a per-job model yet (history rules)")
-        : "No model yet: jobs get the admin's defaults and their users' history.";
-      const rejected = document.getElementById("demand-rejected");
-      rejected.hidden = !info.rejected;
-      rejected.textContent = info.rejected
-        ? `Version ${info.rejected.version} was rejected (${info.rejected.reason}); ${info.version || "no version"} keeps serving.`
-        : "";
-      const body = document.querySelector("#demand-realised tbody");
-      body.replaceChildren();
-      const rows = Object.assign({all: info.realised}, info.realised.by_basis);
-      for (const [basis, r] of Object.entries(rows)) {
-        const tr = document.createElement("tr");
-        const ratio = r.median_limit_over_peak ? r.median_limit_over_peak.toFixed(2) + "×" : "–";
-        const odds = r.predicted ? `${pct(r.predicted.oom_kill_rate)} (${pct(r.predicted.realised_oom_kill_rate)}) of ${r.predicted.jobs}` : "–";
-        for (const v of [basis, r.jobs, pct(r.memory_slack), pct(r.cpu_slack), pct(r.oom_kill_rate), odds,
-                         pct(r.timeout_kill_rate), ratio]) {
-          const td = document.createElement("td");
-          td.textContent = v;
-          tr.appendChild(td);
-        }
-        body.appendChild(tr);
-      }
-      const fc = info.forecast_next_24h, box = document.getElementById("demand-forecast");
-      const top = Math.max(1e-9, ...fc.jobs);
-      box.replaceChildren();
-      fc.jobs.forEach((n, i) => {
-        const bar = document.createElement("span");
-        bar.style.height = (4 + 60 * n / top) + "px";
-        bar.title = `${new Date(1000 * fc.hours[i]).toLocaleTimeString([], {hour: "2-digit"})}: ${n.toFixed(1)} jobs, ${fc.cpu_seconds[i].toFixed(0)} cpu-s`;
-        box.appendChild(bar);
-      });
-    }).catch((err) => { document.getElementById("demand-model").textContent = err.message; });
-  }
-
-  if (document.getElementById("admin-page")) admin();
 })();

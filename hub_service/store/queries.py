@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 from uuid import uuid4
 
-from sqlalchemy import create_engine, event, func, or_, select, update
+from sqlalchemy import case, create_engine, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -281,3 +281,48 @@ class Store(ScheduleQueries):
     def session(self) -> Session:
         """A raw session for bulk work (benchmarks, migrations of data)."""
         return self.Session()
+
+    # -- the admin's usage report ---------------------------------------------------------
+
+    def usage_by_user(self, since_ts: float, until_ts: float) -> list:
+        """Per user, the jobs submitted in [since_ts, until_ts): counts by outcome and resource-time.
+
+        One aggregate query (the jobs table may hold millions of rows). Run time is the
+        executor's measured ``used.wall_seconds`` (0 for a job that never ran or runs still);
+        resource-time is allocation × run time, and for memory also peak × run time.
+        """
+        wall = func.coalesce(Job.used["wall_seconds"].as_float(), 0.0)
+
+        def total(expr):
+            return func.coalesce(func.sum(expr), 0.0)
+
+        def count(*statuses):
+            return func.coalesce(func.sum(case((Job.status.in_(statuses), 1), else_=0)), 0)
+
+        stmt = (
+            select(
+                Job.user.label("user"),
+                func.count().label("jobs"),
+                count(Status.SUCCEEDED.value).label("succeeded"),
+                count(Status.FAILED.value).label("failed"),
+                count(Status.CANCELLED.value).label("cancelled"),
+                count(Status.QUEUED.value, Status.RUNNING.value).label("active"),
+                total(wall).label("run_seconds"),
+                total(func.coalesce(Job.allocated["cpu"].as_float(), 0.0) * wall).label("cpu_seconds_allocated"),
+                total(func.coalesce(Job.used["cpu_seconds"].as_float(), 0.0)).label("cpu_seconds_used"),
+                total(func.coalesce(Job.allocated["memory"].as_float(), 0.0) * wall).label("memory_byte_seconds"),
+                total(func.coalesce(Job.used["peak_memory"].as_float(), 0.0) * wall).label("peak_memory_byte_seconds"),
+            )
+            .where(Job.created_ts >= since_ts, Job.created_ts < until_ts)
+            .group_by(Job.user)
+            .order_by(Job.user)
+        )
+        with self.Session() as s:
+            return [row._asdict() for row in s.execute(stmt)]
+
+    def submission_times(self, since_ts: float, until_ts: float) -> list:
+        """When each job of [since_ts, until_ts) was submitted (epoch seconds), oldest first."""
+        stmt = (select(Job.created_ts).where(Job.created_ts >= since_ts, Job.created_ts < until_ts)
+                .order_by(Job.created_ts))
+        with self.Session() as s:
+            return list(s.scalars(stmt))

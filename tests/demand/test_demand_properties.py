@@ -134,4 +134,8 @@ def test_the_replay_completes_on_any_workload(workload):
     capacity = {"cpu": 16, "memory": 64 * GB}
     policy = make_policy("model", rows, BOUNDS, capacity, min_jobs=20)
     m = simulate(rows, policy, capacity, bounds=BOUNDS, retrain_hours=2.0)
+    causes = m.pop("by_cause")
     assert m["jobs"] == len(rows) and all(math.isfinite(v) for v in m.values())
+    # Every first attempt has one cause, and the causes' slack adds up to the whole.
+    assert sum(c["jobs"] for c in causes.values()) == len(rows)
+    assert math.isclose(sum(c["mem_waste"] for c in causes.values()), m["mem_slack"], abs_tol=1e-9)

@@ -1,0 +1,542 @@
+// The admin page: queue and capacity, every user's jobs and schedules, usage per user, the demand model.
+// Everything is drawn from the admin API (…/api/admin/*, /jobs?all=1, /schedules?all=1) and kept live by polling.
+(function () {
+  "use strict";
+  const cfg = window.NOTEBOOK_JOBS;
+  const TERMINAL = ["succeeded", "failed", "cancelled"];
+  const REFRESH_MS = 5000;
+  const PAGE_SIZE = 20;
+  const SVG = "http://www.w3.org/2000/svg";
+  const GIB = 1024 ** 3;
+
+  // -- helpers ------------------------------------------------------------------------------
+
+  function api(path, options) {
+    options = Object.assign({credentials: "same-origin"}, options || {});
+    options.headers = Object.assign({"X-XSRFToken": cfg.xsrf}, options.headers || {});
+    return fetch(cfg.api + path, options).then(async (r) => {
+      const body = r.status === 204 ? null : await r.json().catch(() => null);
+      if (!r.ok) {
+        const err = new Error((body && body.error && body.error.message) || r.statusText);
+        err.status = r.status;
+        throw err;
+      }
+      return body;
+    });
+  }
+
+  // el("td", {class: "x", title: "y"}, "text", otherNode, …)
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  const isMissing = (v) => v === null || v === undefined;
+  const gib = (bytes) => (isMissing(bytes) ? "–" : (bytes / GIB).toFixed(2));
+  const percent = (part, whole) => (whole ? Math.round(100 * part / whole) : 0);
+
+  function seconds(value) {
+    if (isMissing(value)) return "";
+    const v = Number(value);
+    if (v < 60) return v.toFixed(1) + "s";
+    const s = Math.floor(v) % 60, m = Math.floor(v / 60) % 60, h = Math.floor(v / 3600);
+    return (h ? h + "h " : "") + m + "m " + s + "s";
+  }
+
+  // A time in the browser's own zone, with the UTC original on hover and in datetime=.
+  function when(iso) {
+    if (!iso) return "–";
+    const d = new Date(iso);
+    return el("time", {datetime: iso, title: d.toISOString()},
+      d.toLocaleString([], {year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+                            second: "2-digit"}));
+  }
+
+  function badge(status) {
+    return el("span", {class: "job-status status-" + status}, status);
+  }
+
+  // 0.00052 -> "0.00052", 0.0123 -> "0.012", 12.345 -> "12.35", 1234.5 -> "1235": two significant
+  // digits at least, so a small job's cpu-hours do not read as nothing
+  function figure(v) {
+    if (isMissing(v)) return "–";
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return a >= 100 ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : String(+v.toPrecision(2));
+  }
+
+  // cores: 0.36, 1, 1.5
+  const cores = (v) => (isMissing(v) ? "–" : String(+Number(v).toFixed(2)));
+
+  function stamp() {
+    document.getElementById("admin-updated").textContent = "updated " + new Date().toLocaleTimeString();
+  }
+
+  // -- queue, capacity, statistics --------------------------------------------------------------
+
+  function bar(id, part, whole) {
+    const p = percent(part, whole);
+    const box = document.getElementById(id);
+    box.setAttribute("aria-valuenow", p);
+    box.setAttribute("aria-valuemin", 0);
+    box.setAttribute("aria-valuemax", 100);
+    const inner = box.firstElementChild;
+    inner.style.width = Math.min(100, p) + "%";
+    inner.className = "progress-bar" + (p >= 90 ? " bg-danger" : p >= 70 ? " bg-warning" : "");
+  }
+
+  function showQueue(q) {
+    const cap = q.capacity, used = q.used;
+    document.getElementById("figure-running").textContent = q.counts.running;
+    document.getElementById("figure-running-of").textContent =
+      `at most ${cap.max_running} at once, ${cap.per_user} per user`;
+    document.getElementById("figure-queued").textContent = q.counts.queued;
+    const oldest = q.queued[0];
+    document.getElementById("figure-wait").textContent = oldest
+      ? "oldest waiting " + seconds((Date.now() - new Date(oldest.created)) / 1000) : "nothing waiting";
+    document.getElementById("figure-cpu").textContent =
+      `${cores(used.cpu)} of ${cores(cap.cpu)} cores (${percent(used.cpu, cap.cpu)}%)`;
+    bar("bar-cpu", used.cpu, cap.cpu);
+    document.getElementById("figure-memory").textContent =
+      `${gib(used.memory)} of ${gib(cap.memory)} GiB (${percent(used.memory, cap.memory)}%)`;
+    bar("bar-memory", used.memory, cap.memory);
+    const list = document.getElementById("figure-per-user");
+    const users = Object.entries(q.running_per_user).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    list.replaceChildren(...(users.length
+      ? users.map(([u, n]) => el("li", {}, el("span", {class: "fw-semibold"}, u), " " + n + " running"))
+      : [el("li", {class: "text-body-secondary"}, "nobody")]));
+    rememberUsers(Object.keys(q.running_per_user));
+  }
+
+  function showStats(s) {
+    const box = document.getElementById("admin-stats");
+    const counts = el("span", {class: "me-3"}, el("span", {class: "text-body-secondary me-1"}, "All jobs:"));
+    for (const status of ["queued", "running", "succeeded", "failed", "cancelled"]) {
+      counts.append(badge(status), " " + (s.status_counts[status] || 0) + " ");
+    }
+    const r = s.recent;
+    const reasons = Object.entries(r.error_reasons).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
+    box.replaceChildren(counts, el("span", {class: "text-body-secondary"}, r.jobs
+      ? `Of the last ${r.jobs} finished: wait before start median ${seconds(r.wait_p50) || "–"},` +
+        ` longest ${seconds(r.wait_max) || "–"}; ${reasons.length ? "not succeeded: " + reasons.join(", ") : "none failed"}.`
+      : "No job has finished yet."));
+    rememberUsers(Object.keys(r.users));
+  }
+
+  const knownUsers = new Set();
+
+  function rememberUsers(names) {
+    const list = document.getElementById("known-users");
+    for (const name of names) {
+      if (knownUsers.has(name)) continue;
+      knownUsers.add(name);
+      list.append(el("option", {value: name}));
+    }
+  }
+
+  // -- every user's jobs ------------------------------------------------------------------------
+
+  const jobs = {filters: {}, cursor: null, older: null, previous: []};
+  const cancelling = new Set();  // ids whose cancel is on its way: a refresh must not offer Cancel again
+
+  function jobDuration(job) {
+    if (!job.started) return job.status === "queued" ? "waiting " + seconds((Date.now() - new Date(job.created)) / 1000) : "–";
+    const end = job.finished ? new Date(job.finished) : Date.now();
+    return seconds((end - new Date(job.started)) / 1000);
+  }
+
+  function jobRow(job) {
+    const alloc = job.resources.allocated || {}, used = job.resources.used || {};
+    const meanCores = used.cpu_seconds !== undefined && used.wall_seconds ? used.cpu_seconds / used.wall_seconds : null;
+    const status = el("td", {class: "admin-status"}, badge(job.status));
+    if (job.error && job.error.reason !== job.status) status.append(" ", el("small", {class: "text-body-secondary", title: job.error.message}, job.error.reason));
+    const actions = el("td", {class: "text-end"});
+    if (!TERMINAL.includes(job.status)) {
+      const busy = cancelling.has(job.id);
+      const cancel = el("button", {class: "btn btn-sm btn-outline-danger admin-cancel", type: "button", disabled: busy,
+                                   "aria-label": `cancel ${job.user}'s job ${job.name}`}, busy ? "Cancelling…" : "Cancel");
+      cancel.addEventListener("click", () => cancelJob(job, cancel));
+      actions.append(cancel);
+    }
+    const owner = el("button", {type: "button", class: "btn btn-link p-0 border-0 align-baseline admin-owner-filter",
+                                title: `only ${job.user}'s jobs`}, job.user);
+    owner.addEventListener("click", () => filterOwner(job.user));
+    const name = el("td", {}, el("a", {href: cfg.prefix + "jobs/" + job.id}, job.name || job.id.slice(0, 8)));
+    if (job.schedule_id) name.append(" ", el("small", {class: "text-body-secondary"}, "scheduled"));
+    return el("tr", {dataset: {jobId: job.id, status: job.status}},
+      el("td", {class: "admin-owner"}, owner),
+      name,
+      status,
+      el("td", {}, when(job.created)),
+      el("td", {class: "text-end"}, jobDuration(job)),
+      el("td", {class: "text-end"}, `${cores(alloc.cpu)} / ${cores(meanCores)}`),
+      el("td", {class: "text-end"}, `${gib(alloc.memory)} / ${gib(used.peak_memory)}`),
+      actions);
+  }
+
+  function replaceRow(job) {
+    const old = document.querySelector(`#admin-jobs tr[data-job-id="${job.id}"]`);
+    if (old) old.replaceWith(jobRow(job));
+  }
+
+  async function cancelJob(job, button) {
+    const msg = document.getElementById("jobs-message");
+    button.disabled = true;
+    button.textContent = "Cancelling…";
+    cancelling.add(job.id);
+    try {
+      let now = await api("jobs/" + job.id + "/cancel", {method: "POST"});
+      replaceRow(now);
+      // 202: a running job is stopping; follow it to its end
+      for (let i = 0; i < 60 && !TERMINAL.includes(now.status); i++) {
+        await new Promise((ok) => setTimeout(ok, 1000));
+        now = await api("jobs/" + job.id);
+        replaceRow(now);
+      }
+      msg.className = "small ms-auto";
+      msg.textContent = `${job.user}'s job ${job.name} is ${now.status}`;
+    } catch (err) {
+      msg.className = "small ms-auto text-danger-emphasis";
+      msg.textContent = `could not cancel ${job.user}'s job ${job.name}: ${err.message}`;
+      button.disabled = false;
+      button.textContent = "Cancel";
+    } finally {
+      cancelling.delete(job.id);
+    }
+  }
+
+  function loadJobs() {
+    const params = new URLSearchParams({limit: PAGE_SIZE});
+    const f = jobs.filters;
+    if (f.user) params.set("user", f.user); else params.set("all", "1");
+    if (f.status) params.set("status", f.status);
+    if (f.q) params.set("q", f.q);
+    if (jobs.cursor) params.set("cursor", jobs.cursor);
+    return api("jobs?" + params).then((page) => {
+      const body = document.querySelector("#admin-jobs tbody");
+      body.replaceChildren(...(page.jobs.length ? page.jobs.map(jobRow)
+        : [el("tr", {class: "empty"}, el("td", {colspan: 8, class: "text-body-secondary"}, "No jobs match."))]));
+      jobs.older = page.next_cursor;
+      document.getElementById("jobs-older").disabled = !page.next_cursor;
+      document.getElementById("jobs-newer").disabled = !jobs.previous.length;
+      document.getElementById("jobs-page-info").textContent = `page ${jobs.previous.length + 1}`;
+      rememberUsers(page.jobs.map((j) => j.user));
+    }).catch((err) => {
+      const body = document.querySelector("#admin-jobs tbody");
+      body.replaceChildren(el("tr", {class: "empty"}, el("td", {colspan: 8, class: "text-danger-emphasis"}, err.message)));
+    });
+  }
+
+  function filterOwner(user) {
+    const form = document.getElementById("admin-job-filters");
+    form.user.value = user;
+    form.requestSubmit();
+  }
+
+  function setUpJobs() {
+    const form = document.getElementById("admin-job-filters");
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      jobs.filters = {user: form.user.value.trim(), status: form.status.value, q: form.q.value.trim()};
+      jobs.cursor = null;
+      jobs.previous = [];
+      loadJobs();
+    });
+    form.status.addEventListener("change", () => form.requestSubmit());
+    document.getElementById("jobs-older").addEventListener("click", () => {
+      jobs.previous.push(jobs.cursor);
+      jobs.cursor = jobs.older;
+      loadJobs();
+    });
+    document.getElementById("jobs-newer").addEventListener("click", () => {
+      jobs.cursor = jobs.previous.pop() || null;
+      loadJobs();
+    });
+  }
+
+  // -- every user's schedules -------------------------------------------------------------------
+
+  function scheduleRow(s) {
+    const last = (s.last_runs || [])[0];
+    const toggle = el("button", {class: "btn btn-sm btn-outline-secondary admin-pause", type: "button",
+                                 "aria-label": `${s.paused ? "resume" : "pause"} ${s.user}'s schedule ${s.name}`},
+                      s.paused ? "Resume" : "Pause");
+    toggle.addEventListener("click", () => {
+      toggle.disabled = true;
+      api("schedules/" + s.id, {method: "PATCH", headers: {"Content-Type": "application/json"},
+                                body: JSON.stringify({paused: !s.paused})})
+        .then((now) => {
+          document.querySelector(`#admin-schedules tr[data-schedule-id="${s.id}"]`).replaceWith(scheduleRow(now));
+        })
+        .catch((err) => {
+          toggle.disabled = false;
+          const msg = document.getElementById("schedules-message");
+          msg.className = "small text-danger-emphasis";
+          msg.textContent = err.message;
+        });
+    });
+    const failures = el("td", {class: "text-end" + (s.failures_in_a_row ? " text-danger-emphasis fw-semibold" : ""),
+                               title: s.last_error || null}, String(s.failures_in_a_row));
+    return el("tr", {dataset: {scheduleId: s.id, paused: String(s.paused)}},
+      el("td", {class: "admin-owner"}, s.user),
+      el("td", {}, s.name),
+      el("td", {}, el("code", {}, s.cron), " ", el("small", {class: "text-body-secondary"}, s.timezone)),
+      el("td", {}, s.paused ? el("span", {class: "job-status status-queued"}, "paused") : when((s.next_runs || [])[0])),
+      el("td", {}, last ? badge(last.status) : el("span", {class: "text-body-secondary"}, "not run yet"),
+         last ? " " : null, last ? when(last.finished || last.created) : null),
+      failures,
+      el("td", {class: "text-end"}, toggle));
+  }
+
+  let schedulesServed = true;  // until the API answers 404: a service without schedules
+
+  function loadSchedules() {
+    const body = document.querySelector("#admin-schedules tbody");
+    if (!schedulesServed) return Promise.resolve();
+    return api("schedules?all=1").then((r) => {
+      body.replaceChildren(...(r.schedules.length ? r.schedules.map(scheduleRow)
+        : [el("tr", {class: "empty"}, el("td", {colspan: 7, class: "text-body-secondary"}, "No schedules yet."))]));
+      rememberUsers(r.schedules.map((s) => s.user));
+    }).catch((err) => {
+      schedulesServed = err.status !== 404;
+      const text = schedulesServed ? err.message : "Schedules are not available on this service.";
+      body.replaceChildren(el("tr", {class: "empty"}, el("td", {colspan: 7, class: "text-body-secondary"}, text)));
+    });
+  }
+
+  // -- usage per user -----------------------------------------------------------------------------
+
+  const usage = {rows: [], totals: null, key: "jobs", descending: true};
+
+  function usagePeriod() {
+    const form = document.getElementById("admin-usage-period");
+    const choice = form.period.value;
+    if (choice !== "custom") {
+      const until = new Date();
+      return {since: new Date(until - choice * 3600e3).toISOString(), until: until.toISOString()};
+    }
+    // datetime-local holds the browser's local time, which Date() reads as such
+    const since = form.querySelector("#usage-since").value, until = form.querySelector("#usage-until").value;
+    return {since: since ? new Date(since).toISOString() : "", until: until ? new Date(until).toISOString() : ""};
+  }
+
+  function loadUsage() {
+    const period = usagePeriod(), info = document.getElementById("usage-period");
+    const params = new URLSearchParams();
+    for (const k of ["since", "until"]) if (period[k]) params.set(k, period[k]);
+    return api("admin/usage?" + params).then((r) => {
+      usage.rows = r.users;
+      usage.totals = r.totals;
+      info.className = "col-auto small text-body-secondary";
+      info.textContent = `${new Date(r.since).toLocaleString()} – ${new Date(r.until).toLocaleString()}`;
+      drawUsage();
+    }).catch((err) => {
+      info.className = "col-auto small text-danger-emphasis";
+      info.textContent = err.message;
+    });
+  }
+
+  function usageCells(r, keys, tag) {
+    return keys.map((k) => (k === "user" ? el(tag, {scope: tag === "th" ? "row" : null}, r.user)
+      : el("td", {class: "text-end", dataset: {key: k, value: r[k]}}, figure(r[k]))));
+  }
+
+  function drawUsage() {
+    const table = document.getElementById("admin-usage");
+    const keys = [...table.querySelectorAll("thead th")].map((th) => th.dataset.key);
+    const dir = usage.descending ? -1 : 1;
+    const rows = usage.rows.slice().sort((a, b) => {
+      const x = a[usage.key], y = b[usage.key];
+      return dir * (typeof x === "string" ? x.localeCompare(y) : x - y) || a.user.localeCompare(b.user);
+    });
+    table.tBodies[0].replaceChildren(...(rows.length ? rows.map((r) => el("tr", {dataset: {user: r.user}}, ...usageCells(r, keys, "th")))
+      : [el("tr", {class: "empty"}, el("td", {colspan: keys.length, class: "text-body-secondary"}, "No jobs in this period."))]));
+    table.tFoot.replaceChildren(el("tr", {}, ...usageCells(Object.assign({user: "all users"}, usage.totals), keys, "th")));
+    for (const th of table.querySelectorAll("thead th")) {
+      th.setAttribute("aria-sort", th.dataset.key === usage.key ? (usage.descending ? "descending" : "ascending") : "none");
+    }
+  }
+
+  function setUpUsage() {
+    const form = document.getElementById("admin-usage-period");
+    for (const th of document.querySelectorAll("#admin-usage thead th")) {
+      const button = el("button", {type: "button", class: "admin-sort"}, ...th.childNodes);
+      button.addEventListener("click", () => {
+        const key = th.dataset.key;
+        usage.descending = usage.key === key ? !usage.descending : key !== "user";
+        usage.key = key;
+        drawUsage();
+      });
+      th.replaceChildren(button);
+    }
+    form.addEventListener("change", (e) => {
+      if (e.target.name !== "period") return;
+      const custom = form.period.value === "custom";
+      for (const id of ["usage-since", "usage-until", "usage-apply"]) document.getElementById(id).disabled = !custom;
+      if (custom) {
+        const local = (d) => new Date(d - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+        const now = new Date();
+        form.querySelector("#usage-until").value ||= local(now);
+        form.querySelector("#usage-since").value ||= local(new Date(now - 7 * 86400e3));
+      } else {
+        loadUsage();
+      }
+    });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      loadUsage();
+    });
+  }
+
+  // -- the demand model ----------------------------------------------------------------------------
+
+  const pct = (v) => (isMissing(v) ? "–" : (100 * v).toFixed(1) + "%");
+
+  function niceStep(top, ticks) {
+    const raw = top / ticks, power = 10 ** Math.floor(Math.log10(raw));
+    return [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  }
+
+  // Submissions per hour: bars for the last 24 hours, a line for the forecast of the next 24.
+  function drawChart(box, past, forecast) {
+    const W = 760, H = 250, left = 48, right = 16, top = 34, bottom = 40;
+    const hour = 3600;
+    const t0 = past.hours[0], t1 = (forecast.hours.length ? forecast.hours[forecast.hours.length - 1] : past.hours[past.hours.length - 1]) + hour;
+    const biggest = Math.max(1, ...past.jobs, ...forecast.jobs);
+    const step = niceStep(biggest, 4), ymax = Math.ceil(biggest / step - 1e-9) * step;
+    const x = (t) => left + (t - t0) / (t1 - t0) * (W - left - right);
+    const y = (v) => H - bottom - v / ymax * (H - top - bottom);
+    const chart = svg("svg", {viewBox: `0 0 ${W} ${H}`, role: "img", class: "admin-forecast",
+                              "aria-label": "submissions per hour, the last 24 hours and the forecast for the next 24"});
+    chart.append(svg("title", {}, "Submissions per hour"));
+    // y axis: gridlines, ticks and their values
+    const yAxis = svg("g", {class: "chart-axis chart-y"});
+    for (let v = 0; v <= ymax + 1e-9; v += step) {
+      yAxis.append(svg("line", {class: "chart-grid", x1: left, x2: W - right, y1: y(v), y2: y(v)}));
+      yAxis.append(svg("text", {class: "chart-tick", x: left - 6, y: y(v) + 4, "text-anchor": "end"},
+                       String(+v.toFixed(2))));
+    }
+    yAxis.append(svg("line", {x1: left, x2: left, y1: top, y2: H - bottom}));
+    yAxis.append(svg("text", {class: "chart-label", transform: `translate(12 ${(top + H - bottom) / 2}) rotate(-90)`,
+                              "text-anchor": "middle"}, "jobs / hour"));
+    // x axis: a tick each hour, the hour named every third, the day at midnight; in the browser's time zone
+    // (the hours are UTC hours: in a zone half an hour off they are named 6:30 and so on)
+    const xAxis = svg("g", {class: "chart-axis chart-x"});
+    xAxis.append(svg("line", {x1: left, x2: W - right, y1: H - bottom, y2: H - bottom}));
+    for (let t = t0; t <= t1; t += hour) {
+      const d = new Date(t * 1000), named = d.getHours() % 3 === 0;
+      xAxis.append(svg("line", {x1: x(t), x2: x(t), y1: H - bottom, y2: H - bottom + (named ? 6 : 3)}));
+      if (!named) continue;
+      const label = d.getHours() === 0 ? d.toLocaleDateString([], {month: "short", day: "numeric"})
+        : d.toLocaleTimeString([], d.getMinutes() ? {hour: "numeric", minute: "2-digit"} : {hour: "numeric"});
+      xAxis.append(svg("text", {class: "chart-tick" + (d.getHours() === 0 ? " chart-day" : ""), x: x(t),
+                                y: H - bottom + 18, "text-anchor": "middle"}, label));
+    }
+    xAxis.append(svg("text", {class: "chart-label", x: (left + W - right) / 2, y: H - 4, "text-anchor": "middle"},
+                     "hour (local time)"));
+    chart.append(yAxis, xAxis);
+    // the load that came
+    const actual = svg("g", {class: "chart-actual"});
+    past.hours.forEach((t, i) => {
+      const n = past.jobs[i];
+      const rect = svg("rect", {x: x(t) + 1, y: y(n), width: Math.max(1, x(t + hour) - x(t) - 2), height: y(0) - y(n)});
+      rect.append(svg("title", {}, `${new Date(t * 1000).toLocaleString([], {hour: "2-digit", minute: "2-digit"})}: ${n} submitted`));
+      actual.append(rect);
+    });
+    // the forecast, through the middle of each hour
+    const predicted = svg("g", {class: "chart-forecast"});
+    const points = forecast.hours.map((t, i) => `${x(t + hour / 2).toFixed(1)},${y(forecast.jobs[i]).toFixed(1)}`);
+    predicted.append(svg("polyline", {points: points.join(" ")}));
+    forecast.hours.forEach((t, i) => {
+      const dot = svg("circle", {cx: x(t + hour / 2), cy: y(forecast.jobs[i]), r: 3});
+      dot.append(svg("title", {}, `${new Date(t * 1000).toLocaleString([], {hour: "2-digit", minute: "2-digit"})}: ` +
+                                  `${forecast.jobs[i].toFixed(2)} expected`));
+      predicted.append(dot);
+    });
+    const now = Date.now() / 1000;
+    const nowMark = svg("g", {class: "chart-now"});
+    nowMark.append(svg("line", {x1: x(now), x2: x(now), y1: top - 4, y2: H - bottom}),
+                   svg("text", {x: x(now), y: top - 8, "text-anchor": "middle", class: "chart-tick"}, "now"));
+    chart.append(actual, predicted, nowMark);
+    // legend
+    const legend = svg("g", {class: "chart-legend", transform: `translate(${left + 8} 12)`});
+    legend.append(svg("rect", {class: "chart-actual-swatch", x: 0, y: -9, width: 14, height: 10}),
+                  svg("text", {x: 20, y: 0}, "submitted (last 24 h)"),
+                  svg("line", {class: "chart-forecast-swatch", x1: 180, x2: 196, y1: -4, y2: -4}),
+                  svg("text", {x: 202, y: 0}, "forecast (next 24 h)"));
+    chart.append(legend);
+    box.replaceChildren(chart);
+  }
+
+  function demand() {
+    return api("admin/demand").then((info) => {
+      const mem = (info.metrics || {}).memory || {};
+      document.getElementById("demand-model").textContent = info.version
+        ? `Model ${info.version}, trained ${new Date(1000 * info.trained_at).toLocaleString()} on ${info.n_jobs} jobs` +
+          (info.metrics.per_job_model ? (mem.mature ? "; calibrated." : "; still calibrating (limits no lower than the history rules).")
+                                      : "; too few jobs for a per-job model yet (history rules).")
+        : "No model yet: jobs get the admin's defaults and their users' history.";
+      const rejected = document.getElementById("demand-rejected");
+      rejected.hidden = !info.rejected;
+      rejected.textContent = info.rejected
+        ? `Version ${info.rejected.version} was rejected (${info.rejected.reason}); ${info.version || "no version"} keeps serving.`
+        : "";
+      const body = document.querySelector("#demand-realised tbody");
+      const rows = Object.assign({all: info.realised}, info.realised.by_basis);
+      body.replaceChildren(...Object.entries(rows).map(([basis, r]) => {
+        const ratio = r.median_limit_over_peak ? r.median_limit_over_peak.toFixed(2) + "×" : "–";
+        const odds = r.predicted ? `${pct(r.predicted.oom_kill_rate)} (${pct(r.predicted.realised_oom_kill_rate)}) of ${r.predicted.jobs}` : "–";
+        return el("tr", {}, ...[basis, r.jobs, pct(r.memory_slack), pct(r.cpu_slack), pct(r.oom_kill_rate), odds,
+                                pct(r.timeout_kill_rate), ratio].map((v) => el("td", {}, String(v))));
+      }));
+      drawChart(document.getElementById("demand-forecast"), info.load_last_24h, info.forecast_next_24h);
+    }).catch((err) => { document.getElementById("demand-model").textContent = err.message; });
+  }
+
+  function setUpDemand() {
+    document.getElementById("demand-retrain").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const msg = document.getElementById("demand-message");
+      msg.className = "";
+      msg.textContent = "retraining…";
+      api("admin/demand", {method: "POST"})
+        .then((info) => { msg.textContent = "now serving " + info.version; return demand(); })
+        .catch((err) => { msg.className = "text-danger-emphasis"; msg.textContent = err.message; });
+    });
+  }
+
+  // -- live ------------------------------------------------------------------------------------------
+
+  function refresh() {
+    return Promise.all([
+      api("admin/queue").then(showQueue),
+      api("admin/stats").then(showStats),
+      loadJobs(),
+      loadSchedules(),
+    ]).then(stamp).catch((err) => {
+      document.getElementById("admin-updated").textContent = "could not update: " + err.message;
+    });
+  }
+
+  setUpJobs();
+  setUpUsage();
+  setUpDemand();
+  refresh();
+  loadUsage();
+  demand();
+  // the queue, jobs and schedules follow the Hub while the page is shown
+  setInterval(() => { if (document.visibilityState === "visible") refresh(); }, REFRESH_MS);
+})();
