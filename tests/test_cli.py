@@ -227,7 +227,8 @@ def test_dry_run_says_how_the_job_would_be_sized_and_stores_nothing(hub, noteboo
     r = cli(carol, "submit", path, "-p", "x", "2", "--resources", '{"memory": "300MB", "cpu": 0.5}',
             "--timeout", "90", "--dry-run")
     assert r.returncode == 0 and r.stderr == ""
-    assert r.stdout == "would run with 0.5 cpu, 300 MiB memory, a 1m 30s time limit (sized by request)\n"
+    assert r.stdout == ("would run with 0.5 cpu, 300 MiB memory, a 1m 30s time limit\n"
+                        "300 MiB of memory: what you asked for. Time limit 90 s: what you asked for.\n")
     job = json.loads(cli(carol, "submit", path, "-p", "x", "2", "--dry-run", "--json").stdout)
     assert job["dry_run"] is True and job["id"] is None and job["parameters"] == {"x": 2}
     assert cli(carol, "list").stdout == "no jobs\n"

@@ -60,7 +60,7 @@ def human_bytes(n: Optional[float]) -> str:
 
 
 def would_run(job: dict) -> str:
-    """What a dry run answers, in one line: the resources the job would get, and why."""
+    """What a dry run answers: the resources the job would get, then why, in the words the pages use."""
     allocated = job["resources"].get("allocated") or {}
     parts = [f"{allocated.get('cpu', '?'):g} cpu" if isinstance(allocated.get("cpu"), (int, float)) else "? cpu",
              f"{human_bytes(allocated.get('memory'))} memory",
@@ -68,6 +68,9 @@ def would_run(job: dict) -> str:
     if allocated.get("gpu"):
         parts.append(f"{allocated['gpu']} gpu")
     line = "would run with " + ", ".join(parts)
-    if allocated.get("basis"):
+    why = job["resources"].get("explanation")
+    if why:
+        return f"{line}\n{why}"
+    if allocated.get("basis"):  # a service older than the explanation
         line += f" (sized by {allocated['basis']})"
     return line
