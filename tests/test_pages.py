@@ -8,6 +8,7 @@ with blanks or lose its content silently.
 import os
 import re
 
+import pytest
 from jinja2 import meta
 
 from hub_service.handlers.pages import (
@@ -48,3 +49,18 @@ def test_jhdata_names_the_user_as_one_javascript_string():
     # the Hub's own menu items, then ours
     for href in ("/hub/home", "/hub/token", "/hub/admin", "/services/notebook-jobs/admin"):
         assert f'href="{href}"' in html, href
+
+
+@pytest.mark.parametrize("page,select", [("home.html", "notify"), ("schedules.html", "schedule-notify")])
+def test_the_mail_choice_says_when_the_hub_sends_no_mail(page, select):
+    env = make_environment()
+    context = hub_page_context(user_name="alice", is_admin=False, hub_prefix="/hub/", service_name="notebook-jobs",
+                               service_prefix="/services/notebook-jobs/", xsrf_token="tok")
+    for mail_on in (True, False):
+        html = env.get_template(page).render(
+            **context, service_prefix="/services/notebook-jobs/", api_url="/services/notebook-jobs/api/",
+            is_admin=False, mail_on=mail_on, output_formats=("ipynb", "html", "md"),
+            notify_choices=("never", "failure", "always"))
+        tag = re.search(rf'<select [^>]*id="{select}"[^>]*>', html).group(0)
+        assert ("disabled" in tag) is not mail_on, tag
+        assert ("This Hub sends no mail" in html) is not mail_on

@@ -138,6 +138,7 @@ class PageHandler(BaseHandler):
             service_prefix=self.prefix,
             api_url=url_path_join(self.prefix, "api") + "/",
             is_admin=self.is_admin,
+            mail_on=bool(self.jobs.mailer and self.jobs.mailer.enabled),
             **ns,
         )
         self.finish(html)
