@@ -78,6 +78,15 @@ def test_schedules_page_from_a_job_to_its_deletion(hub, browser, sasha, scheme):
     assert sasha.get(f"jobs/{run_id}").json()["schedule_id"] == sid
     row.locator(".schedule-runs a.status-succeeded").wait_for(timeout=60000)  # the page polls while it runs
 
+    # its whole history: the job list, filtered to this schedule's runs (not the job it was made from)
+    row.locator(".schedule-history").click()
+    page.wait_for_url(f"**/?schedule={sid}")
+    page.wait_for_function("""(id) => { const rows = document.querySelectorAll('#jobs-table tbody tr:not(.empty)');
+        return rows.length === 1 && rows[0].querySelector('a').href.endsWith('/jobs/' + id); }""", arg=run_id)
+    assert page.locator("#filter-schedule").is_visible()
+    page.go_back()
+    row.wait_for()
+
     # edit the times: a bad cron is told in the row, a good one shown in words
     row.locator(".schedule-edit-open").click()
     row.locator(".schedule-edit input").first.fill("0 25 * * *")

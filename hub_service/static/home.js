@@ -158,6 +158,7 @@
   const list = {
     status: params.get("status") || "",
     q: params.get("q") || "",
+    schedule: params.get("schedule") || "",  // one schedule's runs (the Schedules page's "all runs")
     limit: Math.min(200, Math.max(1, parseInt(params.get("limit") || PAGE_SIZE, 10) || PAGE_SIZE)),
     cursors: [null],  // the cursor of each page seen so far (the API's cursors go one way)
     page: 0,
@@ -222,6 +223,7 @@
     const query = new URLSearchParams({limit: String(list.limit)});
     if (list.status) query.set("status", list.status);
     if (list.q) query.set("q", list.q);
+    if (list.schedule) query.set("schedule", list.schedule);
     const cursor = list.cursors[list.page];
     if (cursor) query.set("cursor", cursor);
     return NJ.api("jobs?" + query).then((answer) => {
@@ -229,7 +231,7 @@
       const body = table.tBodies[0];
       body.replaceChildren(...answer.jobs.map(row));
       if (!answer.jobs.length) {
-        if (list.status || list.q || list.page) {
+        if (list.status || list.q || list.schedule || list.page) {
           const tr = document.createElement("tr");
           tr.className = "empty";
           cell(tr, "No jobs match.").colSpan = 7;
@@ -259,10 +261,11 @@
   function filtersChanged() {
     list.status = document.getElementById("filter-status").value;
     list.q = document.getElementById("filter-q").value.trim();
+    list.schedule = document.getElementById("filter-schedule").value;
     list.cursors = [null];
     list.page = 0;
     const query = new URLSearchParams(window.location.search);
-    for (const key of ["status", "q"]) { if (list[key]) query.set(key, list[key]); else query.delete(key); }
+    for (const key of ["status", "q", "schedule"]) { if (list[key]) query.set(key, list[key]); else query.delete(key); }
     history.replaceState(null, "", window.location.pathname + (query.toString() ? "?" + query : ""));
     loadJobs();
   }
@@ -270,6 +273,11 @@
   if (table) {
     document.getElementById("filter-status").value = list.status;
     document.getElementById("filter-q").value = list.q;
+    const bySchedule = document.getElementById("filter-schedule");
+    document.getElementById("filter-schedule-this").value = list.schedule;
+    bySchedule.value = list.schedule;
+    bySchedule.closest("div").hidden = !list.schedule;
+    bySchedule.addEventListener("change", () => { bySchedule.closest("div").hidden = !bySchedule.value; filtersChanged(); });
     document.getElementById("filter-status").addEventListener("change", filtersChanged);
     document.getElementById("filter-q").addEventListener("input", NJ.debounce(filtersChanged, 300));
     document.getElementById("job-filters").addEventListener("submit", (e) => { e.preventDefault(); filtersChanged(); });

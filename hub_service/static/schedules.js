@@ -127,7 +127,8 @@
       el("td", {class: "schedule-when"}, el("span", {title: s.cron}, when(s)), " ",
          act("Edit", "btn-link p-0 align-baseline schedule-edit-open", () => edit(s))),
       el("td", {class: "schedule-next"}, next),
-      el("td", {class: "schedule-runs"}, runs.length ? runs : el("span", {class: "text-muted"}, "none yet")),
+      el("td", {class: "schedule-runs"}, runs.length ? runs : el("span", {class: "text-muted"}, "none yet"),
+         runs.length ? el("a", {class: "small schedule-history", href: cfg.prefix + "?schedule=" + s.id}, "all runs") : null),
       fails,
       el("td", {class: "text-end text-nowrap"},
         s.paused ? act("Resume", "btn-outline-success schedule-resume", () => patch(s, {paused: false}))
