@@ -5,7 +5,8 @@ The sizer records *how* it chose (``allocated.basis``: ``model``, ``user-history
 figures: ``requested``, ``predicted`` and ``allocated``. A user wants to know *why* the
 job got what it got ("2 GiB: twice what the last run was killed at"), and that a
 predicted time beyond the admin's longest limit is no promise; this module says it from
-those figures alone, so the pages and the dry run's answer say the same thing.
+those figures alone, so the pages and the dry run's answer say the same thing. How long a
+job ran is said here once too, for the CLI and the mails.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ def size_words(value: float) -> str:
             n = value / scale
             return f"{n:.0f} {unit}" if abs(n - round(n)) < 0.05 else f"{n:.1f} {unit}"
     return f"{value:.0f} B"
+
+
+def human_duration(seconds: Optional[float]) -> str:
+    """``4.2s``, ``3m 05s``, ``2h 01m`` (``?`` when unknown)."""
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
 
 
 def time_words(seconds: float) -> str:

@@ -32,6 +32,7 @@ from traitlets import Callable, CaselessStrEnum, Float, Integer, Unicode, Union,
 from traitlets.config import LoggingConfigurable
 
 from . import metrics
+from .explain import human_duration
 from .states import WITH_OUTPUT, Status
 
 #: the runner's way of naming the failing cell at the end of a cell error's message
@@ -68,19 +69,6 @@ def failing_cell(message: str, cell: Optional[int]) -> Optional[str]:
         return m.group(1)
     # without the runner's wording (an older job): error.cell is an index, markdown cells counted
     return f"cell {cell + 1} of the notebook (markdown cells counted)" if cell is not None else None
-
-
-def human_duration(seconds: Optional[float]) -> str:
-    """``4.2s``, ``3m 05s``, ``2h 01m`` (``?`` when unknown)."""
-    if seconds is None:
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, to: str) -> EmailMessage:

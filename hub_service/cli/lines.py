@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
+from ..explain import human_duration  # noqa: F401 - the CLI's name for it
 from ..states import Status
 
 
@@ -17,19 +18,6 @@ def duration(job: dict) -> Optional[float]:
 
 def _time(text: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(text) if text else None
-
-
-def human_duration(seconds: Optional[float]) -> str:
-    """``4.2s``, ``3m 05s``, ``2h 01m``."""
-    if seconds is None:
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def failure_text(job: dict) -> str:

@@ -13,16 +13,7 @@
                    "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"};
   const LAST_SHOWN = 5;
 
-  function api(path, options) {
-    options = options || {};
-    options.headers = Object.assign({"X-XSRFToken": cfg.xsrf}, options.headers || {});
-    options.credentials = "same-origin";
-    return fetch(cfg.api + path, options).then(async (r) => {
-      const body = r.status === 204 ? null : await r.json().catch(() => null);
-      if (!r.ok) throw new Error((body && body.error && body.error.message) || r.status + " " + r.statusText);
-      return body;
-    });
-  }
+  const api = window.NotebookJobs.api;  // jobs.js: the XSRF header, errors with the API's message
 
   const json = (method, body) => ({method, body: JSON.stringify(body), headers: {"Content-Type": "application/json"}});
   const pad = (n) => String(n).padStart(2, "0");
