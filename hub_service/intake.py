@@ -493,13 +493,18 @@ def check_callback_url(url) -> Optional[str]:
 NOTIFY_CHOICES = ("never", "failure", "always")
 
 
+def check_choice(value, what: str, choices: tuple) -> str:
+    """One of ``choices`` (the first when missing), or IntakeError naming ``what``."""
+    if value in (None, ""):
+        return choices[0]
+    if value not in choices:
+        raise IntakeError(f"{what} {str(value)[:60]!r} must be one of {', '.join(choices)}")
+    return value
+
+
 def check_notify(value) -> str:
     """The ``notify`` field: one of :data:`NOTIFY_CHOICES` (``never`` when missing)."""
-    if value in (None, ""):
-        return "never"
-    if value not in NOTIFY_CHOICES:
-        raise IntakeError(f"notify {value!r} must be one of {', '.join(NOTIFY_CHOICES)}")
-    return value
+    return check_choice(value, "notify", NOTIFY_CHOICES)
 
 
 def parse_json_field(value, what: str):

@@ -38,6 +38,7 @@ from .intake import (
     Bundle,
     IntakeError,
     check_callback_url,
+    check_choice,
     check_name,
     check_notify,
     check_parameters,
@@ -125,15 +126,6 @@ def check_timezone(value) -> str:
     if not isinstance(value, str) or value not in _zones():
         raise IntakeError(f"timezone {str(value)[:60]!r} is not a known IANA time zone "
                           "(e.g. 'UTC', 'Europe/Berlin', 'America/New_York')")
-    return value
-
-
-def check_choice(value, what: str, choices: tuple) -> str:
-    """One of ``choices`` (the first when missing), or IntakeError naming ``what``."""
-    if value in (None, ""):
-        return choices[0]
-    if value not in choices:
-        raise IntakeError(f"{what} {str(value)[:60]!r} must be one of {', '.join(choices)}")
     return value
 
 

@@ -18,14 +18,13 @@ import json
 import os
 import re
 import sys
-from datetime import datetime
 
 from ..client import Client, ClientError
 from ..states import STATUSES, TERMINAL, Status
 from . import parameters as params
 from . import schedules, submission
 from .common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, PROG, Parser, UserError, make_client, print_json
-from .lines import duration, human_duration, summary, would_run
+from .lines import duration, human_duration, local, summary, would_run
 from .progress import Progress
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -128,7 +127,7 @@ def cmd_list(args):
     for job in answer["jobs"]:
         progress = job["progress"]
         cells = f"{progress['cells_done']}/{progress['cells_total'] or '?'}"
-        created = datetime.fromisoformat(job["created"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")  # local time
+        created = local(job["created"], "%Y-%m-%d %H:%M:%S")
         took = human_duration(duration(job)) if job["finished"] else "-"
         print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {created}  {took:>7}  {job['name']}")
     return 0

@@ -16,6 +16,13 @@ def duration(job: dict) -> Optional[float]:
     return (end - begin).total_seconds() if end and begin else None
 
 
+def local(text: Optional[str], fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """An ISO 8601 UTC time from the API in this machine's local time ('-' for none)."""
+    if not text:
+        return "-"
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone().strftime(fmt)
+
+
 def _time(text: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(text) if text else None
 

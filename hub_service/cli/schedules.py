@@ -8,13 +8,11 @@ schedule's own zone is what its cron means.
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Optional
 
 from ..client import Client
 from . import submission
 from .common import UserError, make_client, print_json
-from .lines import duration, human_duration
+from .lines import duration, human_duration, local
 
 SCHEDULE_ID = re.compile(r"[0-9a-f]{32}")
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -62,13 +60,6 @@ def cron_words(cron: str) -> str:
 def when(schedule: dict) -> str:
     """The schedule's times in words, with its zone: 'every day at 02:30 (Europe/Berlin)'."""
     return f"{cron_words(schedule['cron'])} ({schedule['timezone']})"
-
-
-def local(text: Optional[str], fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
-    """An ISO 8601 UTC time from the API in this machine's local time ('-' for none)."""
-    if not text:
-        return "-"
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone().strftime(fmt)
 
 
 def _schedule_id(text: str) -> str:
