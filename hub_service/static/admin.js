@@ -11,19 +11,8 @@
 
   // -- helpers ------------------------------------------------------------------------------
 
-  function api(path, options) {
-    options = Object.assign({credentials: "same-origin"}, options || {});
-    options.headers = Object.assign({"X-XSRFToken": cfg.xsrf}, options.headers || {});
-    return fetch(cfg.api + path, options).then(async (r) => {
-      const body = r.status === 204 ? null : await r.json().catch(() => null);
-      if (!r.ok) {
-        const err = new Error((body && body.error && body.error.message) || r.statusText);
-        err.status = r.status;
-        throw err;
-      }
-      return body;
-    });
-  }
+  // jobs.js: the API with the XSRF header and the API's error message; seconds and durations in words
+  const {api, seconds, duration} = window.NotebookJobs;
 
   // el("td", {class: "x", title: "y"}, "text", otherNode, …)
   function el(tag, attrs, ...children) {
@@ -47,14 +36,6 @@
   const isMissing = (v) => v === null || v === undefined;
   const gib = (bytes) => (isMissing(bytes) ? "–" : (bytes / GIB).toFixed(2));
   const percent = (part, whole) => (whole ? Math.round(100 * part / whole) : 0);
-
-  function seconds(value) {
-    if (isMissing(value)) return "";
-    const v = Number(value);
-    if (v < 60) return v.toFixed(1) + "s";
-    const s = Math.floor(v) % 60, m = Math.floor(v / 60) % 60, h = Math.floor(v / 3600);
-    return (h ? h + "h " : "") + m + "m " + s + "s";
-  }
 
   // A time in the browser's own zone, with the UTC original on hover and in datetime=.
   function when(iso) {
@@ -154,8 +135,7 @@
 
   function jobDuration(job) {
     if (!job.started) return job.status === "queued" ? "waiting " + seconds((Date.now() - new Date(job.created)) / 1000) : "–";
-    const end = job.finished ? new Date(job.finished) : Date.now();
-    return seconds((end - new Date(job.started)) / 1000);
+    return seconds(duration(job));
   }
 
   function jobRow(job) {
