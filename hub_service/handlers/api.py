@@ -228,10 +228,11 @@ class JobsHandler(APIHandler):
         return fields, bundle
 
 
-def parse_submission(request, config, user: str) -> tuple:
+def parse_submission(request, config, user: str, parsed=None) -> tuple:
     """The form, the job's fields and the bundle of a submission (multipart or JSON); IntakeError says why not.
 
-    Shared by ``POST /jobs`` and ``POST /schedules``, which takes the same body.
+    Shared by ``POST /jobs`` and ``POST /schedules``, which takes the same body (and has
+    read a JSON one already: ``parsed``, so that it is not parsed twice).
     """
     content_type = request.headers.get("Content-Type", "")
     limits = dict(max_members=config.bundle_max_files, max_bytes=config.bundle_max_bytes)
@@ -247,7 +248,10 @@ def parse_submission(request, config, user: str) -> tuple:
         upload = files["file"][0]
         bundle = read_submission(upload.filename or "upload.ipynb", upload.body, entry=form.get("entry"), **limits)
     elif content_type.startswith("application/json") or not content_type:
-        form = load_json(request.body, "request body") if request.body else {}
+        if parsed is not None:
+            form = parsed
+        else:
+            form = load_json(request.body, "request body") if request.body else {}
         if not isinstance(form, dict):
             raise IntakeError("request body must be a JSON object")
         bundle = bundle_from_json(form, user, config, limits)

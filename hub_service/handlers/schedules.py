@@ -57,7 +57,8 @@ class SchedulesHandler(ScheduleAPIHandler):
         content_type = self.request.headers.get("Content-Type", "")
         body = None
         if not content_type.startswith("multipart/form-data") and self.request.body:
-            body = load_json(self.request.body, "request body")
+            # (in a thread, as a submission's parse is: a JSON notebook may be megabytes)
+            body = await asyncio.to_thread(load_json, self.request.body, "request body")
         if isinstance(body, dict) and body.get("from_job") not in (None, ""):
             job_id = body["from_job"]
             job = self.jobs.get(job_id, None if self.is_admin else user) if isinstance(job_id, str) else None
@@ -65,7 +66,7 @@ class SchedulesHandler(ScheduleAPIHandler):
                 raise IntakeError(f"from_job: no job {str(job_id)[:40]}", 404, "not_found")
             schedule = await self.scheduler.create_from_job(user, body, job)
         else:
-            form, fields, bundle = await asyncio.to_thread(parse_submission, self.request, self.config, user)
+            form, fields, bundle = await asyncio.to_thread(parse_submission, self.request, self.config, user, body)
             schedule = await self.scheduler.create(user, form, fields, bundle)
         self.set_header("Location", self._url(schedule.id))
         self.write_schedule(schedule, 201)
