@@ -148,6 +148,7 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
     numeric, categorical = split_params(job.get("params"))
     user_vals = {t: [] for t in TARGETS}
     sig_vals = {t: [] for t in TARGETS}
+    sig_variants = {t: [] for t in TARGETS}  # the categorical parameters of each, alike
     best = {t: None for t in TARGETS}
     points = {t: [] for t in TARGETS}
     censored = np.nan
@@ -174,6 +175,7 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
             if not same_sig:
                 continue
             sig_vals[t].append(y)
+            sig_variants[t].append(split_params(h.get("params"))[1])
             if distance is not None and len(points[t]) < 30:
                 points[t].append((h_num, y, age_days))
             # Nearest numeric parameters; on ties the newest run (history is newest first).
@@ -193,7 +195,7 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
         if b is not None:
             row.update(level=LEVEL_CONFIG, anchor=b[1], dist=b[0], anchor_params=b[2])
         elif s:
-            row.update(level=LEVEL_NOTEBOOK, anchor=float(np.median(s[:10])))
+            row.update(level=LEVEL_NOTEBOOK, anchor=float(np.median(s[:10])), variants=sig_variants[t][:10])
         elif u:
             row.update(level=LEVEL_USER, anchor=row["user_med"])
         else:

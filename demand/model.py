@@ -19,8 +19,12 @@ Why this shape:
   but waste per byte-second, and a few long, large jobs hold most of the
   byte-seconds. Each job's memory quantile minimises its expected reserved MB-s plus
   a price per kill; the one price is fitted on the calibration window so that the
-  window's kill share meets :data:`MEMORY_KILL_BUDGET`. Short small jobs get limits
-  that cover even rare spikes, the expensive ones tight limits.
+  window's jobs, sized that way, would be killed no more often than
+  :data:`MEMORY_KILL_BUDGET` -- counted by the odds of the limits chosen, not only by
+  the window's own errors, from which the margins were taken. Short small jobs get
+  limits that cover even rare spikes, the expensive ones tight limits.
+* **A variant new to its user is shifted as everyone's runs say** (:mod:`demand.variants`):
+  how far a notebook's categorical values move its usage is fitted over all users' runs.
 * **Noise and spikes apart.** An exact re-run's error is a mixture: run-to-run noise,
   which scales with the configuration's own noise, and rare spikes by a factor (another
   input, a leak), which do not. Its kill odds at any margin come from both (see
@@ -58,6 +62,7 @@ from .curves import (EXACT_REPEATS, GROUP_EXACT, RELEVANT_SLOPE, along_curve, ca
 from .features import LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, TARGETS, split_params, static_features, target_value
 from .kinds import kind_upper, kinds
 from .peers import PEER_QUANTILE, peer_upper, peers
+from . import variants as categorical
 
 #: History-derived columns, in matrix order (see :func:`demand.features.history_summary`).
 HISTORY_COLUMNS = ("level", "anchor", "dist", "n_user", "n_sig", "user_med", "user_max", "sig_spread", "censored")
@@ -78,8 +83,10 @@ MATURE_CALIBRATION = 100
 REACH_SCALE = 0.3
 #: Lowest memory quantile a job sized without a run of its configuration may get.
 NEW_MIN_QUANTILE = 0.9
-#: Share of model-sized jobs the memory margins may let be OOM-killed (see :meth:`DemandModel._choose`).
-MEMORY_KILL_BUDGET = 0.004
+#: Share of model-sized jobs the memory margins may let be OOM-killed, by the odds of the
+#: limits chosen (see :meth:`DemandModel._fit_price`): the service aims at 1% of jobs,
+#: and the jobs sized before any model and the retries take the rest.
+MEMORY_KILL_BUDGET = 0.008
 
 
 _threadpools: Optional[ThreadpoolController] = None
@@ -119,6 +126,7 @@ class DemandModel:
     kinds: dict = field(default_factory=dict)        # module -> (jobs importing it, log memory KIND_QUANTILE)
     tails: dict = field(default_factory=dict)        # memory: group -> error mixture (see mixture)
     peers: dict = field(default_factory=dict)        # notebook variant -> other users' runs (see demand.peers)
+    variants: dict = field(default_factory=dict)     # target -> notebook -> its categorical values' effects (demand.variants)
 
     @property
     def mature(self) -> bool:
@@ -136,8 +144,15 @@ class DemandModel:
             cols.append(own - anchor_params.get(k, np.nan) if anchor_params is not None else np.nan)
         return np.asarray(cols, dtype=float)
 
-    def _base(self, target: str, summary: dict) -> tuple[float, float]:
-        """(base, error scale) of one target; the scale is 1 except for known configurations."""
+    def _base(self, target: str, job: dict, summary: dict, table: Optional[dict] = None) -> tuple[float, float]:
+        """(base, error scale) of one target; the scale is 1 except for known configurations.
+        ``table``: the categorical values' effects to use (default: the model's own)."""
+        if summary["level"] == LEVEL_NOTEBOOK:
+            # A variant its user never ran: shifted as everyone's runs say, if they do.
+            effects = (getattr(self, "variants", {}) if table is None else table).get(target, {})  # (older models: none)
+            shifted = categorical.base(effects, job, summary)
+            if shifted is not None:
+                return shifted, 1.0
         if summary["level"] == LEVEL_NONE:
             return self.fallback[target], 1.0
         if summary["level"] != LEVEL_CONFIG:
@@ -262,7 +277,10 @@ class DemandModel:
                                    in zip(rows[:n_fit], exact) if e])
                 model.noise[target] = max(0.01, 1.4826 * float(np.median(np.abs(y[:n_fit][exact] - newest)))
                                           / math.sqrt(2))
-            base, scale = map(np.array, zip(*(model._base(target, s) for _, s, _ in rows)))
+            # The values' effects from the fitted part only: a calibration job's own run
+            # must not tell its base.
+            table = categorical.effects(j for j, _, _ in rows[:n_fit])
+            base, scale = map(np.array, zip(*(model._base(target, j, s, table) for j, s, _ in rows)))
             # A column never observed (say, no anchor yet) carries nothing, and the
             # histogram binning cannot bin it.
             model.columns[target] = cols = ~np.all(np.isnan(X[:n_fit]), axis=0)
@@ -321,6 +339,7 @@ class DemandModel:
                 "calibration_slack": float(np.mean(1 - np.exp(np.minimum(y[n_fit:] - upper, 0)))) if len(cal) else None,
                 "margins": {str(g): round(m[q], 4) for g, m in model.margins[target].items()},
             }
+        model.variants = categorical.effects(j for j, _ in train)
         model._fit_price(cal_points)
         # What an operator needs to judge the memory limits: whether the tail is known
         # yet, and the size a new notebook of each kind starts from.
@@ -339,6 +358,13 @@ class DemandModel:
         one price is set here, on the calibration window, as the lowest at which the
         window's jobs sized that way would have been killed no more often than
         :data:`MEMORY_KILL_BUDGET` (the conformal idea, applied to the whole rule).
+
+        Killed how often is counted twice, and the larger counts: by the window's own
+        errors, and by the odds of the options chosen (their groups' calibrated miss
+        rates, never below the nominal). The first alone flatters: the margins are
+        quantiles of those very errors, and a costly job on a cheap option that its
+        own error happened to fit counts as safe; served, limits miss as often as their
+        odds say.
         """
         mem, rt = cal["memory"], cal.get("runtime")
         rt_point = dict(zip(rt["index"].tolist(), rt["point"].tolist())) if rt else {}
@@ -366,14 +392,19 @@ class DemandModel:
             slack = np.sum(weight * (1 - np.exp(np.minimum(mem["y"] - upper, 0)))) / np.sum(weight)
             return float(np.mean(mem["y"] > upper)), float(slack)
 
+        def kill_share(log_price: float) -> float:
+            """The window's kill share at a price: the realised one or the odds', the larger."""
+            upper, p = sized(log_price)
+            return max(outcome(upper)[0], float(np.mean(p)))
+
         lo, hi = float(np.min(log_cost)) - 10, float(np.max(log_cost)) + 25  # log price
         # A window job whose error is beyond every option is killed at any price: such
         # kills do not count against the budget, or one outlier would make the price
         # infinite and every limit the widest there is.
-        target = max(self.memory_kill_budget, outcome(sized(hi)[0])[0])
+        target = max(self.memory_kill_budget, kill_share(hi))
         for _ in range(40):
             mid = (lo + hi) / 2
-            if outcome(sized(mid)[0])[0] > target:
+            if kill_share(mid) > target:
                 lo = mid
             else:
                 hi = mid
@@ -445,7 +476,7 @@ class DemandModel:
             s = summary[target]
             with _one_thread():
                 correction = self.estimators[target].predict(self._row(job, s, now)[None, self.columns[target]])
-            base, scale = self._base(target, s)
+            base, scale = self._base(target, job, s)
             group = calibration_group(s, self.slopes.get(target, {}))
             if group not in self.margins[target]:
                 group = LEVEL_CONFIG  # a model saved before extrapolations were calibrated apart

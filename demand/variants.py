@@ -1,0 +1,109 @@
+"""How a notebook's categorical parameters move its usage, from every user's runs.
+
+A shared notebook's categorical parameters can matter more than any numeric one: the
+same code with ``dataset="global"`` may need six times the memory of ``dataset="eu"``,
+while its ``region`` changes nothing. A user's first run of a variant (a notebook they
+ran, with a combination of categorical values they never used) is poorly told by their
+own runs of the other variants. Other users' runs tell how far apart the values lie:
+per notebook, log usage is fitted as a sum of one effect per categorical value (a
+ridge fit, so a parameter that moves nothing gets effects near zero, and a
+combination nobody ran is still placed by its values). The *shift* from the variants
+this user ran to the new one is the difference of their summed effects.
+
+The shift is an estimate like any other: the model's calibration window measures its
+errors (see :mod:`demand.calibration`), so a notebook whose values do not move usage
+consistently gets the margin that says so.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+
+from .features import TARGETS, signature, split_params, target_value
+
+#: Runs of a notebook (any users) before its values' effects are fitted; and of each value.
+MIN_NOTEBOOK_RUNS = 10
+MIN_VALUE_RUNS = 3
+#: Runs kept per variant, newest: usage drifts (and a rare variant keeps its runs).
+RECENT_RUNS = 30
+#: Ridge penalty, in runs: a value seen a few times is shrunk toward no effect.
+RIDGE = 0.5
+
+
+def _fit(runs: list) -> dict:
+    """``{"level": mean log usage, "effects": {(param, value): effect}}`` from (variant, log y) runs."""
+    counts: dict = {}
+    for variant, _ in runs:
+        for pair in variant:
+            counts[pair] = counts.get(pair, 0) + 1
+    pairs = sorted((p for p, n in counts.items() if n >= MIN_VALUE_RUNS), key=repr)
+    y = np.array([v for _, v in runs])
+    level = float(np.mean(y))
+    if not pairs:
+        return {"level": level, "effects": {}}
+    index = {p: i for i, p in enumerate(pairs)}
+    X = np.zeros((len(runs), len(pairs)))
+    for r, (variant, _) in enumerate(runs):
+        for pair in variant:
+            if pair in index:
+                X[r, index[pair]] = 1.0
+    Xc = X - X.mean(0)
+    beta = np.linalg.solve(Xc.T @ Xc + RIDGE * np.eye(len(pairs)), Xc.T @ (y - level))
+    # Effects relative to the average run: level + sum of the effects of a variant's
+    # values, less the average run's, is the variant's level.
+    offset = float(X.mean(0) @ beta)
+    return {"level": level - offset, "effects": dict(zip(pairs, beta.tolist()))}
+
+
+def effects(jobs: Iterable[dict]) -> dict:
+    """Per target, per notebook (:func:`demand.features.signature`) run at least
+    MIN_NOTEBOOK_RUNS times: its fitted level and categorical values' effects, from
+    succeeded jobs in time order."""
+    runs: dict = {t: {} for t in TARGETS}  # target -> signature -> variant -> [log y]
+    for job in jobs:
+        variant = split_params(job.get("params"))[1]
+        for t in TARGETS:
+            y = target_value(job.get("used"), t)
+            if y is not None:
+                runs[t].setdefault(signature(job), {}).setdefault(variant, []).append(y)
+    out: dict = {}
+    for t, by_sig in runs.items():
+        out[t] = {}
+        for sig, by_variant in by_sig.items():
+            recent = [(v, y) for v, ys in by_variant.items() for y in ys[-RECENT_RUNS:]]
+            if len(recent) >= MIN_NOTEBOOK_RUNS:
+                out[t][sig] = _fit(recent)
+    return out
+
+
+def _level(fit: dict, variant: tuple) -> Optional[float]:
+    """A variant's fitted log usage; None if any of its values was never run enough."""
+    if any(pair not in fit["effects"] for pair in variant):
+        return None
+    return fit["level"] + sum(fit["effects"][pair] for pair in variant)
+
+
+def base(table: dict, job: dict, summary: dict) -> Optional[float]:
+    """Log usage of ``job`` from the effects of its categorical values, for a job whose
+    variant its user never ran (``summary``: one target's
+    :func:`demand.features.history_summary` row); None without the evidence.
+
+    A known notebook: the user's own level (``anchor``, the median of their runs of it)
+    moved by the shift from their variants to this one. Without the user's variants:
+    everyone's level of the variant.
+    """
+    fit = table.get(signature(job))
+    if fit is None:
+        return None
+    own = _level(fit, split_params(job.get("params"))[1])
+    if own is None:
+        return None
+    ran = summary.get("variants") or ()
+    if not ran:
+        return own
+    theirs = [lv for v in ran if (lv := _level(fit, v)) is not None]
+    if not theirs:
+        return None
+    return float(summary["anchor"]) + own - float(np.median(theirs))

@@ -1,0 +1,87 @@
+"""A user's first run of a notebook variant is placed by how far everyone's runs put
+that variant from the ones the user ran (demand.variants)."""
+
+import math
+
+import numpy as np
+
+from demand import variants
+from demand.features import LEVEL_NOTEBOOK, signature
+from demand.policy import GB, MB
+from demand.sizing import Sizer
+
+BOUNDS = {"cpu": (0.5, 4.0), "memory": (256 * MB, 32 * GB), "timeout": (60, 7200)}
+SHARED = {"code_cells": 40, "source_bytes": 9000, "imports": ["torch"]}
+#: Typical peak (MB) of each model size; a user's data scales all of them alike.
+PEAK = {"small": 300.0, "large": 3000.0}
+
+
+def _run(i, user, peak_mb, params, notebook=SHARED):
+    return dict(notebook, user=user, params=params,
+                submit_time=1_700_000_000 + 300 * i, end_time=1_700_000_000 + 300 * i + 60,
+                status="succeeded", reason=None, requested={},
+                allocated={"cpu": 1, "memory": 8 * GB, "timeout": 3600},
+                used={"peak_memory": peak_mb * MB, "cpu_seconds": 50.0, "wall_seconds": 60.0})
+
+
+def _history(n=480, seed=0):
+    """u0..u5 run the shared notebook, mostly with the small model and a few times with
+    the large one (too few for peers to size it); dee, with a quarter of their data,
+    only ever ran the small one."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        user = f"u{i % 6}" if i % 5 else "dee"
+        size = "large" if user in ("u1", "u2") and i % 40 == 1 else "small"
+        scale = 0.25 if user == "dee" else 1.0
+        out.append(_run(i, user, PEAK[size] * scale * rng.lognormal(0, 0.05), {"model": size}))
+    return out
+
+
+def test_shift_and_level_of_a_variant():
+    sig = signature(SHARED)
+    table = {sig: {"level": math.log(300), "effects": {("model", "small"): 0.0, ("model", "large"): math.log(10),
+                                                       ("region", "eu"): 0.0, ("region", "us"): 0.0}}}
+    large = dict(SHARED, params={"model": "large", "region": "eu"})
+    ran_small = {"level": LEVEL_NOTEBOOK, "anchor": math.log(75),
+                 "variants": [(("model", "small"), ("region", "us"))] * 3}
+    # Ten times the small model's level, from the user's own 75 MB; the region moves nothing.
+    assert abs(math.exp(variants.base(table, large, ran_small)) - 750) < 1e-6
+    # A notebook its user never ran: everyone's level of that variant.
+    assert abs(math.exp(variants.base(table, large, {"anchor": math.log(75)})) - 3000) < 1e-6
+    # A value nobody ran enough, or nothing known of the ones the user ran: no estimate.
+    assert variants.base(table, dict(SHARED, params={"model": "huge"}), ran_small) is None
+    assert variants.base(table, large, dict(ran_small, variants=[(("model", "tiny"),)])) is None
+
+
+def test_effects_are_per_value_and_need_enough_runs():
+    """A combination nobody ran is placed by its values; a parameter that moves nothing
+    gets no effect to speak of."""
+    rng = np.random.default_rng(1)
+    runs = []
+    for i in range(120):
+        size, region = ("small", "large")[i % 2], ("eu", "us", "asia")[i % 3]
+        if size == "large" and region == "asia":
+            continue  # never run together
+        runs.append(_run(i, f"u{i % 4}", PEAK[size] * rng.lognormal(0, 0.05), {"model": size, "region": region}))
+    fit = variants.effects(runs)["memory"][signature(SHARED)]
+    level = fit["level"] + fit["effects"][("model", "large")] + fit["effects"][("region", "asia")]
+    assert abs(math.exp(level) / 3000 - 1) < 0.1  # (the ridge shrinks a little)
+    assert all(abs(fit["effects"][("region", r)]) < 0.03 for r in ("eu", "us", "asia"))
+    few = runs[:variants.MIN_NOTEBOOK_RUNS - 1]
+    assert variants.effects(few)["memory"] == {}
+
+
+def test_first_run_of_a_large_variant_is_sized_for_it(tmp_path):
+    history = _history()
+    sizer = Sizer(tmp_path, BOUNDS)
+    sizer.retrain(history)
+    model = sizer.bundle.model
+    assert model.mature
+    dee = [h for h in history if h["user"] == "dee"][::-1]
+    first = dict(SHARED, user="dee", params={"model": "large"}, requested={}, retry_of=None)
+    out = sizer.size(first, dee, now=history[-1]["end_time"])
+    # dee's large run needs about 750 MB (a quarter of the others' 3 GB), ten times her
+    # small runs: covered, without the margin of a blind guess.
+    assert 1.2 * 750 <= out["allocated"]["memory"] / MB <= 8 * 750, out
+    assert not out["predicted"].get("peers")
