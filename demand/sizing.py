@@ -41,7 +41,7 @@ from .curves import RELEVANT_SLOPE, killed_floor
 from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
                        succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
-from .kinds import kind_upper
+from .kinds import MIN_KIND_JOBS, kind_upper
 from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
@@ -71,6 +71,11 @@ RETRY_FACTOR = 2.0
 RETRY_MAX_FACTOR = 4.0
 #: Without a model nothing bounds the need: jump further.
 NO_MODEL_RETRY_FACTOR = 4.0
+
+#: Succeeded jobs before the first bundle without a model (kinds and forecasts): as many
+#: as one kind needs to count (demand.kinds.MIN_KIND_JOBS).
+EARLY_BUNDLE_JOBS = MIN_KIND_JOBS
+
 
 def _throttled(used: dict, allocated: dict) -> bool:
     """Whether a run used nearly all the cpu it was allocated, on average over its run."""
@@ -302,12 +307,16 @@ class Sizer:
         return self.info()
 
     def retrain_due(self, n_succeeded: int) -> bool:
-        """Whether to retrain now on top of the schedule: the first model as soon as
-        ``min_jobs`` jobs have succeeded, then whenever the succeeded jobs have doubled
-        since the serving version (early versions are trained on little and improve fast)."""
+        """Whether to retrain now on top of the schedule: a bundle without a model from
+        EARLY_BUNDLE_JOBS succeeded jobs, the first model as soon as ``min_jobs`` have
+        succeeded, then whenever the succeeded jobs have doubled since the serving version
+        (early versions are trained on little and improve fast)."""
+        trained_on = int(self.bundle.metrics.get("n_succeeded") or 0) if self.bundle is not None else 0
         if self.bundle is None or self.bundle.model is None:
-            return n_succeeded >= self.min_jobs
-        trained_on = int(self.bundle.metrics.get("n_succeeded") or 0)
+            # Before a model, a bundle without one as soon as EARLY_BUNDLE_JOBS have
+            # succeeded and on every doubling: its kinds (demand.kinds) size a new
+            # user's first notebook by what jobs of its kind need, not by the default.
+            return n_succeeded >= self.min_jobs or n_succeeded >= max(EARLY_BUNDLE_JOBS, 2 * trained_on)
         return n_succeeded >= max(self.min_jobs, 2 * trained_on)
 
     def info(self) -> dict:

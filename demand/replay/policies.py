@@ -189,6 +189,9 @@ class Rules(Model):
     def retrain(self, now):
         """Never: the rules learn nothing."""
 
+    def _retrain(self, now):
+        """Never, early either."""
+
     def phase(self):
         """None: the rules' jobs are split by what the history said, like a baseline's."""
         return None

@@ -148,7 +148,13 @@ def test_oom_retry_with_model_jumps_at_least_double(tmp_path):
 
 def test_retrain_due_early_then_on_doubling(tmp_path):
     sizer = Sizer(tmp_path, BOUNDS, min_jobs=50)
-    assert not sizer.retrain_due(49) and sizer.retrain_due(50)
+    assert not sizer.retrain_due(9) and sizer.retrain_due(10)  # a bundle of kinds, no model yet
+    sizer.retrain(_history(10))
+    assert sizer.bundle.model is None
+    assert not sizer.retrain_due(19) and sizer.retrain_due(20)
+    sizer.retrain(_history(40))
+    assert sizer.bundle.model is None
+    assert not sizer.retrain_due(49) and sizer.retrain_due(50)  # the first model, however the doubling goes
     sizer.retrain(_history(60))
     assert not sizer.retrain_due(80) and sizer.retrain_due(120)
 
