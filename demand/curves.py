@@ -28,6 +28,9 @@ MAX_TREND_PER_DAY = 0.05
 #: gets at least this many times X, as the killed run's retry does (a run sized without
 #: its configuration's history jumps demand.sizing.RETRY_MAX_FACTOR after a kill).
 CENSORED_FACTOR = 4.0
+#: Points of a configuration's curve (the largest parameter values) whose trend is
+#: extended beyond them.
+TOP_POINTS = 4
 #: Calibration group of a re-run with exactly the parameters of an earlier run.
 GROUP_EXACT = 4
 #: Calibration group of a known configuration run with more of some parameter than any
@@ -70,21 +73,28 @@ def along_curve(own: dict, groups: dict, slopes: dict, prior: dict,
             # Below every known run: no lower. Usage often flattens to a base there
             # (a notebook needs its libraries whatever the data), and undersizing kills.
             return float(ys[0])
+        # The top end's trend, fitted over its last few points: the last segment alone
+        # can be two runs a few percent apart, whose noise a long reach multiplies.
+        top_x, top_y = xs[-TOP_POINTS:], ys[-TOP_POINTS:]
         if len(xs) >= 2:
-            local = float((ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1e-9))
-            slope = max(slope, local)
+            slope = max(slope, _ls_slope(top_x, top_y))
         slope = float(np.clip(max(slope, prior.get(key, 0.0)), 0.0, 2.0))
         guess = float(ys[-1] + slope * (x - xs[-1]))
         if len(xs) >= 2:
-            # Beyond the largest run, also extend the last segment linearly in the
-            # parameter itself (a base plus a part proportional to the data): for any
-            # sub-linear growth this errs high, as extrapolating should.
-            r1, r2, r = np.expm1(xs[-2]), np.expm1(xs[-1]), math.expm1(x)
-            m1, m2 = math.exp(ys[-2]), math.exp(ys[-1])
-            linear = m2 + max(0.0, (m2 - m1) / max(r2 - r1, 1e-9)) * (r - r2)
+            # Beyond the largest run, also extend the top end linearly in the parameter
+            # itself (a base plus a part proportional to the data): for any sub-linear
+            # growth this errs high, as extrapolating should.
+            r, m = np.expm1(top_x), np.exp(top_y)
+            linear = float(np.exp(ys[-1]) + max(0.0, _ls_slope(r, m)) * (math.expm1(x) - r[-1]))
             guess = max(guess, math.log(max(linear, 1e-9)))
         return guess
     return None
+
+
+def _ls_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` on ``x``."""
+    xc = x - x.mean()
+    return float(xc @ (y - y.mean()) / max(float(xc @ xc), 1e-12))
 
 
 def growth(values: list, ages: list) -> float:

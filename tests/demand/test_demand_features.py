@@ -62,6 +62,27 @@ def test_curve_interpolates_and_extrapolates_cautiously():
     assert math.exp(far) >= 0.99 * (100 + 0.01 * 1e6)  # never below the true (linear) growth
 
 
+def test_extrapolation_follows_the_top_end_not_its_last_two_runs():
+    """Two close runs at the top, a few percent of noise apart, set no trend of their own:
+    the trend beyond them is the top points' together, so a run ten times larger is
+    neither sized at the top run's level nor at a slope their noise made up."""
+    import math
+
+    from demand.curves import along_curve
+
+    def mb(n):
+        return 200 + 0.05 * n  # a base plus a part proportional to the data
+
+    noise = {1000: 1.0, 4000: 1.0, 9000: 1.03, 9500: 0.97}
+    groups = {(("n", math.log1p(n)),): [math.log(mb(n) * f)] for n, f in noise.items()}
+    far = math.exp(along_curve({"n": math.log1p(95_000)}, groups, {"n": 0.3}, {}))
+    assert 0.9 * mb(95_000) <= far <= 1.3 * mb(95_000), far
+    noise[9000], noise[9500] = 0.97, 1.03  # the other way: no runaway slope either
+    groups = {(("n", math.log1p(n)),): [math.log(mb(n) * f)] for n, f in noise.items()}
+    far = math.exp(along_curve({"n": math.log1p(95_000)}, groups, {"n": 0.3}, {}))
+    assert 0.9 * mb(95_000) <= far <= 1.3 * mb(95_000), far
+
+
 def test_curve_never_extrapolates_below_the_smallest_run():
     import math
 
