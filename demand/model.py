@@ -86,7 +86,7 @@ NEW_MIN_QUANTILE = 0.9
 #: Share of model-sized jobs the memory margins may let be OOM-killed, by the odds of the
 #: limits chosen (see :meth:`DemandModel._fit_price`): the service aims at 1% of jobs,
 #: and the jobs sized before any model and the retries take the rest.
-MEMORY_KILL_BUDGET = 0.008
+MEMORY_KILL_BUDGET = 0.006
 
 
 _threadpools: Optional[ThreadpoolController] = None
