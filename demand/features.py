@@ -175,7 +175,7 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
             if not same_sig:
                 continue
             sig_vals[t].append(y)
-            sig_variants[t].append(split_params(h.get("params"))[1])
+            sig_variants[t].append(h_cat)
             if distance is not None and len(points[t]) < 30:
                 points[t].append((h_num, y, age_days))
             # Nearest numeric parameters; on ties the newest run (history is newest first).

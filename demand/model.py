@@ -279,7 +279,7 @@ class DemandModel:
                                           / math.sqrt(2))
             # The values' effects from the fitted part only: a calibration job's own run
             # must not tell its base.
-            table = categorical.effects(j for j, _, _ in rows[:n_fit])
+            table = categorical.effects((j for j, _, _ in rows[:n_fit]), targets=(target,))
             base, scale = map(np.array, zip(*(model._base(target, j, s, table) for j, s, _ in rows)))
             # A column never observed (say, no anchor yet) carries nothing, and the
             # histogram binning cannot bin it.

@@ -57,14 +57,14 @@ def _fit(runs: list) -> dict:
     return {"level": level - offset, "effects": dict(zip(pairs, beta.tolist()))}
 
 
-def effects(jobs: Iterable[dict]) -> dict:
-    """Per target, per notebook (:func:`demand.features.signature`) run at least
-    MIN_NOTEBOOK_RUNS times: its fitted level and categorical values' effects, from
+def effects(jobs: Iterable[dict], targets: Iterable[str] = TARGETS) -> dict:
+    """Per target (of ``targets``), per notebook (:func:`demand.features.signature`) run at
+    least MIN_NOTEBOOK_RUNS times: its fitted level and categorical values' effects, from
     succeeded jobs in time order."""
-    runs: dict = {t: {} for t in TARGETS}  # target -> signature -> variant -> [log y]
+    runs: dict = {t: {} for t in targets}  # target -> signature -> variant -> [log y]
     for job in jobs:
         variant = split_params(job.get("params"))[1]
-        for t in TARGETS:
+        for t in runs:
             y = target_value(job.get("used"), t)
             if y is not None:
                 runs[t].setdefault(signature(job), {}).setdefault(variant, []).append(y)
