@@ -179,7 +179,9 @@ def test_new_notebook_sized_like_its_kind_with_generous_timeout(tmp_path):
     model = sizer.bundle.model
     # the kind is the rarest known import (torch, not numpy, which pandas jobs share)
     assert abs(model.kind_upper(torch_job) - math.log(6000)) < 0.01
-    assert model.kind_upper(_job(imports=["polars"])) is None  # an unknown kind: no prior
+    # an unknown kind: what jobs of any kind reach
+    assert model.kind_upper(_job(imports=["polars"])) == model.kinds["*"][1]
+    assert model.kinds["*"][1] < model.kind_upper(torch_job)  # all jobs: torch and the lighter rest
     assert out["allocated"]["timeout"] == 7200  # never ran: only the admin's maximum
 
 
@@ -450,3 +452,17 @@ def test_before_any_model_a_new_notebook_is_sized_like_jobs_of_its_kind(tmp_path
     out = sizer.size(job, [])
     assert out["basis"] == "cold-start" and out["allocated"]["memory"] >= 6000 * MB
     assert Sizer(tmp_path / "other", BOUNDS).size(job, [])["allocated"]["memory"] == 2 * GB  # no kinds known
+
+
+def test_before_any_kind_is_known_a_new_notebook_is_sized_like_jobs_of_any_kind(tmp_path):
+    """The first jobs of a team each import something else: no import has 10 jobs, so
+    no kind is known -- yet ten jobs peaking at 5-6 GB say the admin's 2 GiB default
+    is too small for the next new notebook."""
+    first = [_done(i, user=f"u{i}", peak_mb=5000 + 100 * i) for i in range(10)]
+    for i, h in enumerate(first):
+        h["imports"] = [f"lib{i}"]
+    sizer = Sizer(tmp_path, BOUNDS, min_jobs=50)
+    sizer.retrain(first)
+    assert sizer.bundle.model is None and set(sizer.bundle.kinds) == {"*"}
+    out = sizer.size(_job(user="newbie", imports=["polars"]), [])
+    assert out["basis"] == "cold-start" and out["allocated"]["memory"] >= 5800 * MB
