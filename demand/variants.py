@@ -63,11 +63,11 @@ def effects(jobs: Iterable[dict], targets: Iterable[str] = TARGETS) -> dict:
     succeeded jobs in time order."""
     runs: dict = {t: {} for t in targets}  # target -> signature -> variant -> [log y]
     for job in jobs:
-        variant = split_params(job.get("params"))[1]
+        sig, variant = signature(job), split_params(job.get("params"))[1]
         for t in runs:
             y = target_value(job.get("used"), t)
             if y is not None:
-                runs[t].setdefault(signature(job), {}).setdefault(variant, []).append(y)
+                runs[t].setdefault(sig, {}).setdefault(variant, []).append(y)
     out: dict = {}
     for t, by_sig in runs.items():
         out[t] = {}
