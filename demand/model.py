@@ -87,6 +87,11 @@ NEW_MIN_QUANTILE = 0.9
 #: limits chosen (see :meth:`DemandModel._fit_price`): the service aims at 1% of jobs,
 #: and the jobs sized before any model and the retries take the rest.
 MEMORY_KILL_BUDGET = 0.006
+#: The most one kill is worth, in reservations (MB-s) of the calibration window's costliest
+#: job. Where no price meets the budget -- a window too small to show misses rarer than
+#: one in its size, errors beyond every option -- the price would otherwise climb to no
+#: end and buy the last millionth of odds at any cost: every limit the widest there is.
+MAX_KILL_PRICE = 100.0
 
 
 _threadpools: Optional[ThreadpoolController] = None
@@ -357,7 +362,8 @@ class DemandModel:
         memory quantile minimises ``expected reserved MB-s + price x P(kill)``, and the
         one price is set here, on the calibration window, as the lowest at which the
         window's jobs sized that way would have been killed no more often than
-        :data:`MEMORY_KILL_BUDGET` (the conformal idea, applied to the whole rule).
+        :data:`MEMORY_KILL_BUDGET` (the conformal idea, applied to the whole rule) -- or,
+        where no price meets it, :data:`MAX_KILL_PRICE` reservations of the costliest job.
 
         Killed how often is counted twice, and the larger counts: by the window's own
         errors, and by the odds of the options chosen (their groups' calibrated miss
@@ -397,10 +403,10 @@ class DemandModel:
             upper, p = sized(log_price)
             return max(outcome(upper)[0], float(np.mean(p)))
 
-        lo, hi = float(np.min(log_cost)) - 10, float(np.max(log_cost)) + 25  # log price
-        # A window job whose error is beyond every option is killed at any price: such
-        # kills do not count against the budget, or one outlier would make the price
-        # infinite and every limit the widest there is.
+        lo, hi = float(np.min(log_cost)) - 10, float(np.max(log_cost)) + math.log(MAX_KILL_PRICE)  # log price
+        # Kills no price below the most a kill is worth prevents do not count against the
+        # budget (a window job whose error is beyond every option is killed at any price):
+        # the budget cannot be met, and the price stops at that most.
         target = max(self.memory_kill_budget, kill_share(hi))
         for _ in range(40):
             mid = (lo + hi) / 2

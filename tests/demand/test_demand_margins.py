@@ -8,7 +8,7 @@ import numpy as np
 from demand.features import LEVEL_CONFIG, LEVEL_USER
 from demand.calibration import MARGIN_GRID, calibrate, mixture, mixture_kill
 from demand.curves import GROUP_BEYOND, GROUP_EXACT, calibration_group, exact_repeats
-from demand.model import DemandModel
+from demand.model import MAX_KILL_PRICE, DemandModel
 
 SPIKES = (1.3, 2.5)  # the factor a spike multiplies a run's memory by
 
@@ -73,6 +73,29 @@ def test_one_error_no_margin_could_cover_does_not_make_the_price_infinite():
     assert metrics["cost_aware_kill_rate"] == 1 / n  # that one, and no other
     assert metrics["cost_aware_slack"] < 0.6  # not every limit at the widest margin (0.95)
     assert math.isfinite(model.kill_price)
+
+
+def test_a_budget_no_price_can_meet_does_not_give_every_job_the_widest_margin():
+    """A window of 60 first runs cannot show a miss rarer than 1 in 61: even its widest
+    option has odds above a 0.6 % budget. The price stops at MAX_KILL_PRICE times the
+    costliest job instead of climbing on: the costliest jobs keep a middle margin."""
+    n = 60
+    rng = np.random.default_rng(4)
+    model = DemandModel(quantiles={"memory": 0.99}, memory_kill_budget=0.006)
+    model.margins = {"memory": {LEVEL_USER: {0.9: math.log(2), 0.99: math.log(4), 1.0: math.log(8)}}}
+    model.exceedance = {LEVEL_USER: {0.9: 0.1, 0.99: 0.02, 1.0: 1 / (n + 1)}}
+    model.metrics = {"memory": {}}
+    point = np.log(rng.uniform(100, 20_000, n))  # MB, for the default runtime
+    y = point + 0.1 * rng.random(n)
+    model._fit_price({"memory": {"index": np.arange(n), "point": point, "y": y,
+                                 "groups": np.full(n, LEVEL_USER), "scale": np.ones(n)}})
+    cost = np.array([model._log_cost(p, math.log(600.0)) for p in point])  # log MB-s
+    assert model.kill_price <= MAX_KILL_PRICE * math.exp(cost.max()) * 1.0001
+    weight = np.exp(point)
+    widest = np.sum(weight * (1 - np.exp(y - point - math.log(8)))) / weight.sum()
+    assert model.metrics["memory"]["cost_aware_slack"] < widest - 0.05
+    # Cheap jobs still get the widest option: at that price their odds are worth it.
+    assert model._choose(LEVEL_USER, 1.0, float(cost.min()), model.kill_price)[0] == math.log(8)
 
 
 def _summary(points, params):
