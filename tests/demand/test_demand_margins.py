@@ -58,6 +58,24 @@ def test_a_cheap_rerun_covers_spikes_a_costly_one_risks_them():
     assert costly < math.log(SPIKES[0]) and p_costly > 0.5 * model.tails[GROUP_EXACT]["share"]
 
 
+def _new_user_options(n, budget, odds_99):
+    """A model whose new users' memory options are 2x, 4x and 8x their point, with these
+    odds of a kill (8x: never seen short on a window of ``n``)."""
+    model = DemandModel(quantiles={"memory": 0.99}, memory_kill_budget=budget)
+    model.margins = {"memory": {LEVEL_USER: {0.9: math.log(2), 0.99: math.log(4), 1.0: math.log(8)}}}
+    model.exceedance = {LEVEL_USER: {0.9: 0.1, 0.99: odds_99, 1.0: 1 / (n + 1)}}
+    model.metrics = {"memory": {}}
+    return model
+
+
+def _fit_price(model, point, y, group, scale):
+    """The model's kill price fitted on a calibration window of one group; its metrics."""
+    n = len(point)
+    model._fit_price({"memory": {"index": np.arange(n), "point": point, "y": y,
+                                 "groups": np.full(n, group), "scale": np.full(n, scale)}})
+    return model.metrics["memory"]
+
+
 def test_one_error_no_margin_could_cover_does_not_make_the_price_infinite():
     rng = np.random.default_rng(5)
     n = 300
@@ -67,9 +85,7 @@ def test_one_error_no_margin_could_cover_does_not_make_the_price_infinite():
     model.tails = {GROUP_EXACT: mixture(raw, np.full(n, 0.1))}
     model.metrics = {"memory": {}}
     point = np.log(rng.uniform(200, 4000, n))
-    model._fit_price({"memory": {"index": np.arange(n), "point": point, "y": point + raw,
-                                 "groups": np.full(n, GROUP_EXACT), "scale": np.full(n, 0.1)}})
-    metrics = model.metrics["memory"]
+    metrics = _fit_price(model, point, point + raw, GROUP_EXACT, 0.1)
     assert metrics["cost_aware_kill_rate"] == 1 / n  # that one, and no other
     assert metrics["cost_aware_slack"] < 0.6  # not every limit at the widest margin (0.95)
     assert math.isfinite(model.kill_price)
@@ -81,19 +97,15 @@ def test_a_budget_no_price_can_meet_does_not_give_every_job_the_widest_margin():
     costliest job instead of climbing on: the costliest jobs keep a middle margin."""
     n = 60
     rng = np.random.default_rng(4)
-    model = DemandModel(quantiles={"memory": 0.99}, memory_kill_budget=0.006)
-    model.margins = {"memory": {LEVEL_USER: {0.9: math.log(2), 0.99: math.log(4), 1.0: math.log(8)}}}
-    model.exceedance = {LEVEL_USER: {0.9: 0.1, 0.99: 0.02, 1.0: 1 / (n + 1)}}
-    model.metrics = {"memory": {}}
+    model = _new_user_options(n, budget=0.006, odds_99=0.02)
     point = np.log(rng.uniform(100, 20_000, n))  # MB, for the default runtime
     y = point + 0.1 * rng.random(n)
-    model._fit_price({"memory": {"index": np.arange(n), "point": point, "y": y,
-                                 "groups": np.full(n, LEVEL_USER), "scale": np.ones(n)}})
+    metrics = _fit_price(model, point, y, LEVEL_USER, 1.0)
     cost = np.array([model._log_cost(p, math.log(600.0)) for p in point])  # log MB-s
     assert model.kill_price <= MAX_KILL_PRICE * math.exp(cost.max()) * 1.0001
     weight = np.exp(point)
     widest = np.sum(weight * (1 - np.exp(y - point - math.log(8)))) / weight.sum()
-    assert model.metrics["memory"]["cost_aware_slack"] < widest - 0.05
+    assert metrics["cost_aware_slack"] < widest - 0.05
     # Cheap jobs still get the widest option: at that price their odds are worth it.
     assert model._choose(LEVEL_USER, 1.0, float(cost.min()), model.kill_price)[0] == math.log(8)
 
@@ -112,14 +124,9 @@ def test_the_price_meets_the_budget_in_the_odds_not_only_on_the_window():
     0.9 quantile). The price holds the odds of the limits it picks to the budget."""
     n = 400
     rng = np.random.default_rng(2)
-    model = DemandModel(quantiles={"memory": 0.99}, memory_kill_budget=0.02)
-    model.margins = {"memory": {LEVEL_USER: {0.9: math.log(2), 0.99: math.log(4), 1.0: math.log(8)}}}
-    model.exceedance = {LEVEL_USER: {0.9: 0.1, 0.99: 0.01, 1.0: 1 / (n + 1)}}
-    model.metrics = {"memory": {}}
+    model = _new_user_options(n, budget=0.02, odds_99=0.01)
     point = np.log(rng.uniform(200, 4000, n))
-    model._fit_price({"memory": {"index": np.arange(n), "point": point, "y": point + 0.1 * rng.random(n),
-                                 "groups": np.full(n, LEVEL_USER), "scale": np.ones(n)}})
-    metrics = model.metrics["memory"]
+    metrics = _fit_price(model, point, point + 0.1 * rng.random(n), LEVEL_USER, 1.0)
     assert metrics["cost_aware_kill_rate"] == 0.0
     assert metrics["cost_aware_expected_kill_rate"] <= 0.02
     assert metrics["cost_aware_slack"] > 1 - 1 / 2  # not every limit at the narrowest margin
@@ -164,3 +171,4 @@ def test_the_further_beyond_the_largest_run_the_wider_the_error_scale():
     scale = {n: DemandModel._local_fit(_summary(runs, {"n_rows": n}), slopes, 0.1)[1] for n in (10000, 200000, 10**7)}
     assert scale[10000] < scale[200000] < scale[10**7]
     assert scale[10**7] > 2 * scale[10000]  # a hundred times the rows: the shape is unknown out there
+
