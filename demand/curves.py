@@ -28,6 +28,10 @@ MAX_TREND_PER_DAY = 0.05
 #: gets at least this many times X, as the killed run's retry does (a run sized without
 #: its configuration's history jumps demand.sizing.RETRY_MAX_FACTOR after a kill).
 CENSORED_FACTOR = 4.0
+#: Prior spread of a configuration's own slope (d log target / d log parameter): with
+#: run-to-run noise sigma, runs whose parameter values span a log variance below
+#: (sigma / SLOPE_PRIOR_SD)^2 say less about the slope than the prior does.
+SLOPE_PRIOR_SD = 0.5
 #: Points of a configuration's curve (the largest parameter values) whose trend is
 #: extended beyond them.
 TOP_POINTS = 4
@@ -40,7 +44,7 @@ GROUP_BEYOND = 5
 
 
 def along_curve(own: dict, groups: dict, slopes: dict, prior: dict,
-                 relevant: Optional[set] = None) -> Optional[float]:
+                 relevant: Optional[set] = None, noise: float = 0.0, linear: bool = True) -> Optional[float]:
     """Log target at ``own`` parameters along the curve through this configuration's runs.
 
     Usage is rarely log-linear in a parameter (memory is a base plus a term that grows
@@ -48,10 +52,13 @@ def along_curve(own: dict, groups: dict, slopes: dict, prior: dict,
     When the job differs from earlier runs in one parameter only, the mean of each
     parameter value's recent runs is a point of the curve: between two such points the
     log target is interpolated; above them it is extrapolated with the steeper of the
-    end segment's slope, the fitted one and the pooled one, and linearly in the parameter;
-    below them it stays at the smallest run's level (the cautious sides: undersizing kills).
+    end segment's slope, the fitted one and the pooled one, and (if ``linear``) linearly
+    in the parameter; below them it stays at the smallest run's level (the cautious
+    sides: undersizing kills).
     Parameters outside ``relevant`` (the target barely moves with them: epochs for
-    memory, say) need not match, so runs that differ only in them add points.
+    memory, say) need not match, so runs that differ only in them add points. The top
+    end's trend is trusted as far as its points' spread outweighs the run-to-run
+    ``noise`` (log): two runs at 1,000 and 1,010 rows a few percent apart set none.
     """
     relevant = set(own) if relevant is None else set(relevant)
     for key in sorted(own, key=lambda k: k not in relevant):
@@ -76,19 +83,28 @@ def along_curve(own: dict, groups: dict, slopes: dict, prior: dict,
         # The top end's trend, fitted over its last few points: the last segment alone
         # can be two runs a few percent apart, whose noise a long reach multiplies.
         top_x, top_y = xs[-TOP_POINTS:], ys[-TOP_POINTS:]
+        trust = _trust(top_x, noise)
         if len(xs) >= 2:
-            slope = max(slope, _ls_slope(top_x, top_y))
+            slope = max(slope, trust * _ls_slope(top_x, top_y))
         slope = float(np.clip(max(slope, prior.get(key, 0.0)), 0.0, 2.0))
         guess = float(ys[-1] + slope * (x - xs[-1]))
-        if len(xs) >= 2:
+        if linear and len(xs) >= 2:
             # Beyond the largest run, also extend the top end linearly in the parameter
             # itself (a base plus a part proportional to the data): for any sub-linear
             # growth this errs high, as extrapolating should.
             r, m = np.expm1(top_x), np.exp(top_y)
-            linear = float(np.exp(ys[-1]) + max(0.0, _ls_slope(r, m)) * (math.expm1(x) - r[-1]))
-            guess = max(guess, math.log(max(linear, 1e-9)))
+            proportional = float(np.exp(ys[-1]) + trust * max(0.0, _ls_slope(r, m)) * (math.expm1(x) - r[-1]))
+            guess = max(guess, math.log(max(proportional, 1e-9)))
         return guess
     return None
+
+
+def _trust(x: np.ndarray, noise: float) -> float:
+    """How far a least-squares slope over parameter values ``x`` (log) is to be trusted
+    with run-to-run ``noise``: the data's share of a Gaussian posterior mean whose prior
+    (spread SLOPE_PRIOR_SD) is no slope of its own."""
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    return sxx / (sxx + (noise / SLOPE_PRIOR_SD) ** 2) if sxx > 0 else 0.0
 
 
 def _ls_slope(x: np.ndarray, y: np.ndarray) -> float:

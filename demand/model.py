@@ -81,6 +81,10 @@ MATURE_CALIBRATION = 100
 #: largest run (1 + 0.3 x ln 30 = 2 for thirty times the rows): the further out, the
 #: less the curve's shape is known, and a cost-aware margin should know that.
 REACH_SCALE = 0.3
+#: Targets that may grow in proportion to the data beyond a configuration's largest run
+#: (see :func:`demand.curves.along_curve`). Not cores: a notebook's parallelism saturates,
+#: and 1 to 2 cores from 3,000 to 10,000 rows made 1,000 cores of 3 million rows.
+LINEAR_TARGETS = ("memory", "runtime")
 #: Lowest memory quantile a job sized without a run of its configuration may get.
 NEW_MIN_QUANTILE = 0.9
 #: Share of model-sized jobs the memory margins may let be OOM-killed, by the odds of the
@@ -162,11 +166,12 @@ class DemandModel:
             return self.fallback[target], 1.0
         if summary["level"] != LEVEL_CONFIG:
             return summary["anchor"], 1.0
-        shift, scale = self._local_fit(summary, self.slopes.get(target, {}), self.noise.get(target, 0.1))
+        shift, scale = self._local_fit(summary, self.slopes.get(target, {}), self.noise.get(target, 0.1),
+                                       linear=target in LINEAR_TARGETS)
         return summary["anchor"] + shift, scale
 
     @staticmethod
-    def _local_fit(summary: dict, prior: dict, prior_noise: float) -> tuple[float, float]:
+    def _local_fit(summary: dict, prior: dict, prior_noise: float, linear: bool = True) -> tuple[float, float]:
         """Shift of log target from the anchor run along the notebook's curve, and its noise.
 
         The slope comes from a ridge fit over the configuration's runs. The noise is
@@ -212,7 +217,7 @@ class DemandModel:
             return level - summary["anchor"], sigma * math.sqrt(1 + 1 / len(recent))
         slopes = dict(zip(keys, beta))
         relevant = {k for k in own if abs(slopes.get(k, prior.get(k, 1.0))) >= RELEVANT_SLOPE}
-        curve = along_curve(own, groups, slopes, prior, relevant)
+        curve = along_curve(own, groups, slopes, prior, relevant, sigma, linear)
         if curve is None:
             # Several parameters differ: move along the fitted slopes, but only where a
             # move raises the estimate (a smaller input seldom needs much less).
