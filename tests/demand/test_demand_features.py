@@ -62,6 +62,13 @@ def test_curve_interpolates_and_extrapolates_cautiously():
     assert math.exp(far) >= 0.99 * (100 + 0.01 * 1e6)  # never below the true (linear) growth
 
 
+def _runs_of_n(peaks: dict) -> dict:
+    """A configuration's runs by their one parameter ``n``: {n: peak MB} as curve groups."""
+    import math
+
+    return {(("n", math.log1p(n)),): [math.log(mb)] for n, mb in peaks.items()}
+
+
 def test_extrapolation_follows_the_top_end_not_its_last_two_runs():
     """Two close runs at the top, a few percent of noise apart, set no trend of their own:
     the trend beyond them is the top points' together, so a run ten times larger is
@@ -74,13 +81,30 @@ def test_extrapolation_follows_the_top_end_not_its_last_two_runs():
         return 200 + 0.05 * n  # a base plus a part proportional to the data
 
     noise = {1000: 1.0, 4000: 1.0, 9000: 1.03, 9500: 0.97}
-    groups = {(("n", math.log1p(n)),): [math.log(mb(n) * f)] for n, f in noise.items()}
+    groups = _runs_of_n({n: mb(n) * f for n, f in noise.items()})
     far = math.exp(along_curve({"n": math.log1p(95_000)}, groups, {"n": 0.3}, {}))
     assert 0.9 * mb(95_000) <= far <= 1.3 * mb(95_000), far
     noise[9000], noise[9500] = 0.97, 1.03  # the other way: no runaway slope either
-    groups = {(("n", math.log1p(n)),): [math.log(mb(n) * f)] for n, f in noise.items()}
+    groups = _runs_of_n({n: mb(n) * f for n, f in noise.items()})
     far = math.exp(along_curve({"n": math.log1p(95_000)}, groups, {"n": 0.3}, {}))
     assert 0.9 * mb(95_000) <= far <= 1.3 * mb(95_000), far
+
+
+def test_close_top_runs_set_no_runaway_trend():
+    """Two runs at 1,000 and 1,010 rows, 5% apart by noise alone, are all a curve has:
+    a run at 50,000 rows is not sized by the slope their noise makes up (5 MB a row:
+    250 GB), but by the pooled one."""
+    import math
+
+    from demand.curves import along_curve
+
+    groups = _runs_of_n({1000: 1000, 1010: 1050})
+    far = math.exp(along_curve({"n": math.log1p(50_000)}, groups, {"n": 0.0}, {}, noise=0.05))
+    assert far < 2.5 * 1050, far  # taken at its word, their slope: 250 GB
+    # Runs far apart are their own evidence, noise or not: 10x the rows, 2x the memory.
+    groups = _runs_of_n({1000: 1000, 10_000: 2000})
+    far = math.exp(along_curve({"n": math.log1p(100_000)}, groups, {"n": 0.0}, {}, noise=0.05))
+    assert far > 10_000, far  # linear in the rows: 12 GB
 
 
 def test_curve_never_extrapolates_below_the_smallest_run():

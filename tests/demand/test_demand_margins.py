@@ -7,7 +7,7 @@ import numpy as np
 
 from demand.features import LEVEL_CONFIG, LEVEL_USER
 from demand.calibration import MARGIN_GRID, calibrate, mixture, mixture_kill
-from demand.curves import GROUP_BEYOND, GROUP_EXACT, along_curve, calibration_group, exact_repeats
+from demand.curves import GROUP_BEYOND, GROUP_EXACT, calibration_group, exact_repeats
 from demand.model import MAX_KILL_PRICE, DemandModel
 
 SPIKES = (1.3, 2.5)  # the factor a spike multiplies a run's memory by
@@ -171,19 +171,6 @@ def test_the_further_beyond_the_largest_run_the_wider_the_error_scale():
     scale = {n: DemandModel._local_fit(_summary(runs, {"n_rows": n}), slopes, 0.1)[1] for n in (10000, 200000, 10**7)}
     assert scale[10000] < scale[200000] < scale[10**7]
     assert scale[10**7] > 2 * scale[10000]  # a hundred times the rows: the shape is unknown out there
-
-
-def test_close_top_runs_set_no_runaway_trend():
-    """Two runs at 1,000 and 1,010 rows, 5% apart by noise alone, are all a curve has:
-    a run at 50,000 rows is not sized by the slope their noise makes up (5 MB a row:
-    250 GB), but by the pooled one."""
-    groups = {(("n", math.log1p(n)),): [math.log(mb)] for n, mb in ((1000, 1000), (1010, 1050))}
-    far = math.exp(along_curve({"n": math.log1p(50_000)}, groups, {"n": 0.0}, {}, noise=0.05))
-    assert far < 2.5 * 1050, far  # taken at its word, their slope: 250 GB
-    # Runs far apart are their own evidence, noise or not: 10x the rows, 2x the memory.
-    groups = {(("n", math.log1p(n)),): [math.log(mb)] for n, mb in ((1000, 1000), (10_000, 2000))}
-    far = math.exp(along_curve({"n": math.log1p(100_000)}, groups, {"n": 0.0}, {}, noise=0.05))
-    assert far > 10_000, far  # linear in the rows: 12 GB
 
 
 def test_cores_are_not_extrapolated_in_proportion_to_the_data():
