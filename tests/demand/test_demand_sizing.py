@@ -8,6 +8,7 @@ from demand.policy import GB, MB, oom_bump
 from demand.sizing import Sizer
 from demand.features import history_summary
 from demand.registry import versions
+from demand.kinds import ANY_KIND
 
 BOUNDS = {"cpu": (0.5, 4.0), "memory": (256 * MB, 8 * GB), "timeout": (60, 7200)}
 
@@ -180,8 +181,8 @@ def test_new_notebook_sized_like_its_kind_with_generous_timeout(tmp_path):
     # the kind is the rarest known import (torch, not numpy, which pandas jobs share)
     assert abs(model.kind_upper(torch_job) - math.log(6000)) < 0.01
     # an unknown kind: what jobs of any kind reach
-    assert model.kind_upper(_job(imports=["polars"])) == model.kinds["*"][1]
-    assert model.kinds["*"][1] < model.kind_upper(torch_job)  # all jobs: torch and the lighter rest
+    assert model.kind_upper(_job(imports=["polars"])) == model.kinds[ANY_KIND][1]
+    assert model.kinds[ANY_KIND][1] < model.kind_upper(torch_job)  # all jobs: torch and the lighter rest
     assert out["allocated"]["timeout"] == 7200  # never ran: only the admin's maximum
 
 
@@ -463,6 +464,6 @@ def test_before_any_kind_is_known_a_new_notebook_is_sized_like_jobs_of_any_kind(
         h["imports"] = [f"lib{i}"]
     sizer = Sizer(tmp_path, BOUNDS, min_jobs=50)
     sizer.retrain(first)
-    assert sizer.bundle.model is None and set(sizer.bundle.kinds) == {"*"}
+    assert sizer.bundle.model is None and set(sizer.bundle.kinds) == {ANY_KIND}
     out = sizer.size(_job(user="newbie", imports=["polars"]), [])
     assert out["basis"] == "cold-start" and out["allocated"]["memory"] >= 5800 * MB
