@@ -9,7 +9,9 @@ the deployment: left alone it reaches the proxy's API, the Hub's, a cloud metada
 endpoint. So every address a callback's host resolves to must be globally routable
 (no loopback, private, link-local -- where the metadata endpoints live -- shared,
 multicast, reserved or unspecified address), unless it falls in a range an admin
-allowed (:attr:`Webhooks.allowed_networks`). The check runs twice: at submit, so the
+allowed (:attr:`Webhooks.allowed_networks`); an IPv6 address that carries an IPv4 one
+(IPv4-mapped or -compatible, 6to4, NAT64, Teredo: :func:`embedded_ipv4`) must pass as
+that IPv4 address as well. The check runs twice: at submit, so the
 user gets a 400 that says why, and at each delivery attempt, on the addresses the
 connection then uses -- the resolver that checks them is the one the HTTP client
 connects with, so a name that resolves elsewhere by delivery time (DNS rebinding)
@@ -62,11 +64,36 @@ def parse_allowed(entry: str) -> tuple:
     return network, int(m.group("port")) if m.group("port") else None
 
 
-def why_blocked(address: str) -> Optional[str]:
-    """What kind of internal address ``address`` is, or None for a public one."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip) -> list:
+    """The IPv4 addresses an IPv6 address carries, as ``(form, IPv4Address)``: IPv4-mapped
+    (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), 6to4 (``2002:AABB:CCDD::/48``),
+    NAT64 (``64:ff9b::/96`` and the local-use ``64:ff9b:1::/48``, the IPv4 in the last 32
+    bits) and Teredo (``2001::/32``: its server, bits 32-63, and its client, the last 32
+    bits inverted). Packets to these reach, or are made to reach, the IPv4 address:
+    ``[2002:7f00:1::]`` is 127.0.0.1 to a host that relays 6to4 itself."""
+    if ip.version != 6:
+        return []
+    if ip.ipv4_mapped is not None:
+        return [("IPv4-mapped", ip.ipv4_mapped)]
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # (:: and ::1 are themselves)
+        return [("IPv4-compatible", low32)]
+    if ip.sixtofour is not None:
+        return [("6to4", ip.sixtofour)]
+    if any(ip in net for net in _NAT64):
+        return [("NAT64", low32)]
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        return [("Teredo server", server), ("Teredo client", client)]
+    return []
+
+
+def _kind(ip) -> Optional[str]:
+    """What kind of internal address ``ip`` is by itself, or None for a public one."""
     for attr, what in (
         ("is_unspecified", "an unspecified address"),
         ("is_loopback", "a loopback address"),
@@ -82,16 +109,39 @@ def why_blocked(address: str) -> Optional[str]:
     return None
 
 
+def _allows(allowed: Iterable[tuple], ip, port: Optional[int]) -> bool:
+    return any(ip.version == net.version and ip in net and (p is None or p == port) for net, p in allowed)
+
+
+def why_blocked(address: str, allowed: Iterable[tuple] = (), port: Optional[int] = None) -> Optional[str]:
+    """What kind of internal address ``address`` is, or None when a callback may go there.
+
+    An IPv4 address that an IPv6 address embeds (:func:`embedded_ipv4`) is judged as
+    that IPv4 address would be, so every form of 127.0.0.1 is a loopback address; the
+    IPv6 address must pass as well, except an IPv4-mapped one, which is its IPv4
+    address. ``allowed`` (with the ``port``) opens ranges, to each address on its own.
+    """
+    allowed = list(allowed)
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    embedded = embedded_ipv4(ip)
+    for form, v4 in embedded:
+        what = None if _allows(allowed, v4, port) else _kind(v4)
+        if what:
+            return what if form == "IPv4-mapped" else f"an IPv6 address that embeds {v4} ({form}), which is {what}"
+    if embedded and embedded[0][0] == "IPv4-mapped":  # ::ffff:127.0.0.1 is 127.0.0.1, and nothing else
+        return None
+    return None if _allows(allowed, ip, port) else _kind(ip)
+
+
 def check_addresses(host: str, port: int, addresses: Iterable[str], allowed: Iterable[tuple]) -> None:
-    """Raise CallbackRefused unless every address is public or in an allowed range (and port)."""
+    """Raise CallbackRefused unless every address, and every IPv4 address one embeds, is public or in an
+    allowed range (and port)."""
     addresses = list(addresses)
+    allowed = list(allowed)
     if not addresses:
         raise CallbackRefused(f"callback host {host!r} does not resolve to any address")
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if any(ip.version == net.version and ip in net and (p is None or p == port) for net, p in allowed):
-            continue
-        what = why_blocked(address)
+        what = why_blocked(address, allowed, port)
         if what:
             shown = host if host == address else f"{host!r} ({address})"
             raise CallbackRefused(
