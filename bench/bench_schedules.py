@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from tests.hubtest import Hub, make_notebook  # noqa: E402
 
 from hub_service.store import Schedule, Store  # noqa: E402
+from hub_service.store.models import ScheduleCount  # noqa: E402
 
 UTC = timezone.utc
 NOTEBOOK = make_notebook("x = 1")
@@ -75,6 +76,9 @@ def clone_schedules(db_url: str, template_id: str, due: datetime, n_due: int, to
             else:
                 row.cron, row.next_run = "0 3 * * *", (due + timedelta(days=1)).replace(tzinfo=None)
             s.add(row)
+        # the user's schedule count, which creates and deletes keep and the per-user limit reads
+        count = s.get(ScheduleCount, template.user)
+        count.n += total
         s.commit()
     store.close()
     return due_ids

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -50,6 +51,7 @@ from .outputs import Artifacts
 from .states import ACTIVE, Status
 from .store import Schedule, Store
 from .store.models import isoformat, utcnow
+from .store.schedule_queries import TooManySchedules
 from .webhooks import CallbackRefused
 from .workspace import WorkspaceFileMissing
 
@@ -86,6 +88,81 @@ def expand(cron: str) -> str:
     return ALIASES.get(cron.lower(), cron) if cron.startswith("@") else cron
 
 
+#: each field's values (inclusive), and the names a field takes for its numbers
+_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_NAMES = (
+    {}, {}, {},
+    {m: i + 1 for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV",
+                                     "DEC"))},
+    {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))},
+)
+#: one item of a field: ``*``, a value or a range ``a-b``, then an optional ``/step``
+_ITEM = re.compile(r"(?:(?P<star>\*)|(?P<lo>[0-9]{1,2}|[A-Za-z]{3})(?:-(?P<hi>[0-9]{1,2}|[A-Za-z]{3}))?)"
+                   r"(?:/(?P<step>[0-9]{1,2}))?")
+
+
+def check_cron(cron: str) -> str:
+    """The five fields as croniter is to compute them, or IntakeError naming the field that is not classic cron.
+
+    Each field is a comma list of items: ``*``, a number, a range ``a-b`` with a <= b,
+    each optionally followed by ``/step`` (a step on a number runs from it to the field's
+    end); months also take JAN-DEC and weekdays SUN-SAT (case-insensitive, also as a
+    range's ends), weekdays 0-7 (0 and 7 are Sunday). Nothing else: croniter's own
+    extensions (``R``, ``L``, ``W``, ``#``, ``?``, a sixth or seventh field) are refused,
+    so what is stored means what classic cron means.
+
+    What it returns has each item but ``*`` and ``*/step`` spelled out as its values,
+    because croniter reads some classic forms wrongly (``5-5`` as ``*``, ``1-1/9`` as
+    ``1,10``, a weekday's ``1/2`` as ``1,3,5`` without Sunday's 7); the ``*`` items stay
+    as written, since croniter looks for a ``*`` in the day-of-month and day-of-week
+    fields to decide how to combine them.
+    """
+    fields = cron.split(" ")
+    if len(fields) != 5:
+        raise IntakeError(f"cron {cron!r} has {len(fields)} fields; it needs 5: {' '.join(FIELDS)}")
+    out = []
+    for i, field in enumerate(fields):
+        low, high = _BOUNDS[i]
+
+        def value(token: str) -> Optional[int]:
+            number = _NAMES[i].get(token.upper()) if token.isalpha() else int(token)
+            return number if number is not None and low <= number <= high else None
+
+        items = []
+        for item in field.split(","):
+            m = _ITEM.fullmatch(item)
+            ok = m is not None
+            if ok and not m.group("star"):
+                lo = value(m.group("lo"))
+                hi = value(m.group("hi")) if m.group("hi") else lo
+                if m.group("step") and not m.group("hi"):  # 'a/step': from a (a number, not a name) to the end
+                    hi = None if m.group("lo").isalpha() else high
+                ok = lo is not None and hi is not None and lo <= hi
+            if ok and m.group("step"):
+                ok = 1 <= int(m.group("step")) <= high - low + 1
+            if not ok:
+                raise IntakeError(f"cron {cron!r}: the {FIELDS[i]} field {field!r} is not valid "
+                                  f"(values {_ALLOWED[i]}, as a number, a range a-b with a <= b, *, "
+                                  "each with an optional /step, in a comma list)")
+            if m.group("star"):
+                items.append(item)
+            else:  # (7 is Sunday, as 0 is)
+                values = {0 if i == 4 and v == 7 else v for v in range(lo, hi + 1, int(m.group("step") or 1))}
+                items.append(",".join(map(str, sorted(values))))
+        out.append(",".join(items))
+    return " ".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _computable(five: str) -> str:
+    """What croniter computes a stored cron's (five fields') times with: :func:`check_cron`'s form; a cron stored
+    before the service checked crons this strictly is handed to croniter as it is."""
+    try:
+        return check_cron(five)
+    except IntakeError:
+        return five
+
+
 def parse_cron(value) -> str:
     """A cron as stored (whitespace normalised), or IntakeError naming the field that is wrong."""
     if not isinstance(value, str) or not value.strip():
@@ -96,27 +173,26 @@ def parse_cron(value) -> str:
         if cron.lower() not in ALIASES:
             raise IntakeError(f"cron {cron!r} is not a known alias; use one of {', '.join(ALIASES)}")
         return cron.lower()
-    fields = cron.split(" ")
-    if len(fields) != 5:
-        raise IntakeError(f"cron {cron!r} has {len(fields)} fields; it needs 5: {' '.join(FIELDS)}")
-    for i, field in enumerate(fields):
-        probe = ["*"] * 5
-        probe[i] = field
-        if not croniter.is_valid(" ".join(probe)):
-            raise IntakeError(f"cron {cron!r}: the {FIELDS[i]} field {field!r} is not valid "
-                              f"(values {_ALLOWED[i]}, with * , - /)")
-    if not croniter.is_valid(cron):
+    computable = check_cron(cron)
+    if not croniter.is_valid(computable):  # (check_cron is the stricter: this is a second line)
         raise IntakeError(f"cron {cron!r} is not a valid cron expression")
     try:
-        croniter(cron, datetime(2000, 1, 1)).get_next(datetime)
+        croniter(computable, datetime(2000, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
         raise IntakeError(f"cron {cron!r} never fires (no such date)") from None
     return cron
 
 
+#: what ``available_timezones()`` may list that is not an IANA zone a schedule can mean
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @functools.lru_cache(maxsize=1)
 def _zones() -> frozenset:
-    return frozenset(available_timezones())
+    """The IANA zone keys (and their links, such as ``UTC``), without the host's ``localtime`` and tzdata's
+    ``Factory`` and such."""
+    return frozenset(z for z in available_timezones()
+                     if z not in _NOT_ZONES and not z.startswith(("posix/", "right/")))
 
 
 def check_timezone(value) -> str:
@@ -175,7 +251,7 @@ def fire_times(cron: str, tz_name: str, after: datetime, count: int = NEXT_RUNS)
     tz = ZoneInfo(tz_name)
     wildcard_hour = cron.split()[1].startswith("*")
     # start a little early on the wall clock: ``after`` may lie in the second pass of a repeated hour
-    it = croniter(cron, _wall(after, tz) - timedelta(hours=3))
+    it = croniter(_computable(cron), _wall(after, tz) - timedelta(hours=3))
     found, horizon = set(), None
     for _ in range(count * 50 + 200):
         try:
@@ -362,10 +438,14 @@ class Scheduler(LoggingConfigurable):
                                   f"between runs is {self.minimum_interval} s", 400, "interval_too_short")
         return out
 
+    def _too_many(self, user: str) -> IntakeError:
+        return IntakeError(f"{user} already has {self.max_per_user} schedules, the most this Hub allows; "
+                           "delete one first", 400, "too_many_schedules")
+
     def _check_limit(self, user: str) -> None:
+        """Refuse early, before a create sizes and stores anything (the store's insert is the check that holds)."""
         if self.max_per_user and self.store.count_schedules(user) >= self.max_per_user:
-            raise IntakeError(f"{user} already has {self.max_per_user} schedules, the most this Hub allows; "
-                              "delete one first", 400, "too_many_schedules")
+            raise self._too_many(user)
 
     async def create(self, user: str, form: dict, fields: dict, bundle: Bundle) -> Schedule:
         """A schedule from a submission (``fields``/``bundle`` as POST /jobs parses them) and its timing in ``form``."""
@@ -408,11 +488,14 @@ class Scheduler(LoggingConfigurable):
 
     def _insert(self, user: str, timing: dict, source: dict, kind: str, input_name: str, fields: dict) -> Schedule:
         next_run = None if timing["paused"] else self.next_run_after(timing["cron"], timing["timezone"], self.now())
-        schedule = self.store.create_schedule(
-            user=user, name=fields["name"], input_kind=kind, input_name=input_name,
-            parameters=fields["parameters"], requested=fields["requested"], output_formats=fields["output_formats"],
-            callback_url=fields["callback_url"], notify=fields["notify"], next_run=next_run, skipped=0,
-            **timing, **source)
+        try:  # the limit's check and the insert are one transaction: concurrent creates cannot pass it together
+            schedule = self.store.create_schedule(
+                limit=self.max_per_user, user=user, name=fields["name"], input_kind=kind, input_name=input_name,
+                parameters=fields["parameters"], requested=fields["requested"], output_formats=fields["output_formats"],
+                callback_url=fields["callback_url"], notify=fields["notify"], next_run=next_run, skipped=0,
+                **timing, **source)
+        except TooManySchedules:
+            raise self._too_many(user) from None
         self.log.info("schedule %s created for %s: %s %s (%s)", schedule.id, user, schedule.cron, schedule.timezone,
                       schedule.name)
         self.wake()
@@ -477,7 +560,7 @@ class Scheduler(LoggingConfigurable):
 
     def delete(self, schedule: Schedule) -> None:
         """Forget a schedule; the jobs it made stay (with their schedule_id)."""
-        self.store.delete_schedule(schedule.id)
+        self.store.delete_schedule(schedule.id, schedule.user)
         self.log.info("schedule %s deleted", schedule.id)
 
     def get(self, schedule_id: str, user: Optional[str]) -> Optional[Schedule]:

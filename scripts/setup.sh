@@ -19,6 +19,8 @@ need_apt=()
 command -v node >/dev/null || need_apt+=(nodejs npm)
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 command -v chromium >/dev/null || need_apt+=(chromium)  # the browser tests drive it with Playwright
+# the store's tests start a PostgreSQL server of their own (tests/pgtest.py); Debian keeps initdb off the PATH
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2

@@ -5,6 +5,7 @@ tests/test_schedules_hub.py.
 """
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +16,7 @@ from hub_service.outputs import Artifacts
 from hub_service.schedules import (
     ALIASES,
     Scheduler,
+    check_cron,
     check_timezone,
     expand,
     fire_times,
@@ -22,6 +24,7 @@ from hub_service.schedules import (
     shortest_interval,
 )
 from hub_service.store import Store
+from hub_service.store.schedule_queries import TooManySchedules
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -117,9 +120,9 @@ def test_the_shortest_interval_of_a_cron():
 
 
 @pytest.fixture
-def scheduler(tmp_path):
+def scheduler(tmp_path, db_url):
     clock = {"now": datetime(2030, 1, 1, 12, tzinfo=UTC)}
-    s = Scheduler(store=Store(f"sqlite:///{tmp_path / 'db.sqlite'}"), artifacts=Artifacts(tmp_path / "data"),
+    s = Scheduler(store=Store(db_url), artifacts=Artifacts(tmp_path / "data"),  # SQLite and PostgreSQL
                   clock=lambda: clock["now"])
     s.test_clock = clock
     yield s
@@ -150,8 +153,12 @@ def test_due_schedules_are_read_by_next_run_and_paused_ones_never(scheduler):
     add(scheduler, next_run=datetime(2030, 1, 1, 10), paused=True)
     assert [s.id for s in scheduler.store.due_schedules(datetime(2030, 1, 1, 12))] == [due.id]
     with scheduler.store.engine.connect() as c:
+        explain = "EXPLAIN QUERY PLAN"
+        if c.dialect.name == "postgresql":  # which reads a table this small whole unless told not to
+            c.execute(text("SET enable_seqscan = off"))
+            explain = "EXPLAIN"
         detail = " ".join(str(r) for r in c.execute(text(
-            "EXPLAIN QUERY PLAN SELECT * FROM schedules WHERE paused = 0 AND next_run <= '2030-01-01 12:00:00'")))
+            f"{explain} SELECT * FROM schedules WHERE paused = false AND next_run <= '2030-01-01 12:00:00'")))
     assert "ix_schedules_due" in detail, detail
 
 
@@ -178,3 +185,199 @@ async def test_runs_missed_before_the_start_are_skipped_with_missed_skip_on_the_
     assert stored.next_run == datetime(2030, 1, 1, 13) and stored.skipped == 1 and stored.pending_job is None
     scheduler.test_clock["now"] += timedelta(minutes=30)
     assert await scheduler.tick() == {"fired": [], "skipped": []}  # 12:30: nothing due
+
+
+# -- what a cron may be: exactly classic cron's five fields ------------------------------------
+
+
+@pytest.mark.parametrize("cron,first_three", [
+    ("30 2 * * *", ["2027-01-01 02:30", "2027-01-02 02:30", "2027-01-03 02:30"]),
+    ("*/20 * * * *", ["2027-01-01 00:00", "2027-01-01 00:20", "2027-01-01 00:40"]),
+    ("0-10/5 * * * *", ["2027-01-01 00:00", "2027-01-01 00:05", "2027-01-01 00:10"]),
+    ("50/5 * * * *", ["2027-01-01 00:50", "2027-01-01 00:55", "2027-01-01 01:50"]),  # a step on a number: to 59
+    ("5-5 * * * *", ["2027-01-01 00:05", "2027-01-01 01:05", "2027-01-01 02:05"]),  # croniter alone: every minute
+    ("0 1-1/9 * * *", ["2027-01-01 01:00", "2027-01-02 01:00", "2027-01-03 01:00"]),  # croniter alone: 1 and 10
+    ("0 9,17 * * *", ["2027-01-01 09:00", "2027-01-01 17:00", "2027-01-02 09:00"]),
+    ("0 0 1,15 * *", ["2027-01-01 00:00", "2027-01-15 00:00", "2027-02-01 00:00"]),
+    ("0 0 1 jan-mar *", ["2027-01-01 00:00", "2027-02-01 00:00", "2027-03-01 00:00"]),
+    ("0 0 1 DEC *", ["2027-12-01 00:00", "2028-12-01 00:00", "2029-12-01 00:00"]),
+    ("0 12 * * MON-FRI", ["2027-01-01 12:00", "2027-01-04 12:00", "2027-01-05 12:00"]),  # 2027-01-01 is a Friday
+    ("0 12 * * sat,Sun", ["2027-01-02 12:00", "2027-01-03 12:00", "2027-01-09 12:00"]),
+    ("0 12 * * 7", ["2027-01-03 12:00", "2027-01-10 12:00", "2027-01-17 12:00"]),  # 7 is Sunday, as 0 is
+    ("0 12 * * 5-7", ["2027-01-01 12:00", "2027-01-02 12:00", "2027-01-03 12:00"]),
+    ("0 12 * * 6/1", ["2027-01-02 12:00", "2027-01-03 12:00", "2027-01-09 12:00"]),  # 6 to 7: Sat and Sun
+    ("0 12 * * 0-7", ["2027-01-01 12:00", "2027-01-02 12:00", "2027-01-03 12:00"]),
+    ("0   12\t* *  *", ["2027-01-01 12:00", "2027-01-02 12:00", "2027-01-03 12:00"]),  # any whitespace between
+])
+def test_classic_cron_forms_are_accepted_and_fire_as_classic_cron_does(cron, first_three):
+    stored = parse_cron(cron)
+    assert stored == " ".join(cron.split())
+    times = fire_times(stored, "UTC", datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), 3)
+    assert [t.strftime("%Y-%m-%d %H:%M") for t in times] == first_three
+
+
+@pytest.mark.parametrize("cron,field", [
+    ("R R * * *", "minute field 'R'"),  # croniter's random: different next runs at every look
+    ("0 R * * *", "hour field 'R'"),
+    ("1-0 * * * *", "minute field '1-0'"),  # reversed: croniter fires it every minute
+    ("0 23-1 * * *", "hour field '23-1'"),
+    ("0 0 * * FRI-SUN", "day-of-week field 'FRI-SUN'"),  # SUN is 0: reversed
+    ("0 0 L * *", "day-of-month field 'L'"),
+    ("0 0 1W * *", "day-of-month field '1W'"),
+    ("0 0 LW * *", "day-of-month field 'LW'"),
+    ("0 0 * * 5L", "day-of-week field '5L'"),
+    ("0 0 * * 1#2", "day-of-week field '1#2'"),
+    ("0 0 ? * *", "day-of-month field '?'"),
+    ("0 0 * * ?", "day-of-week field '?'"),
+    ("H * * * *", "minute field 'H'"),
+    ("0 0 * JAN/2 *", "month field 'JAN/2'"),  # a step on a number, not on a name
+    ("*/0 * * * *", "minute field '*/0'"),
+    ("*/61 * * * *", "minute field '*/61'"),
+    ("0 0 * * 8", "day-of-week field '8'"),
+    ("0 0 0 * *", "day-of-month field '0'"),
+    ("0 0 * 0 *", "month field '0'"),
+    ("0 0 * * MOO", "day-of-week field 'MOO'"),
+    ("0 0 * * MONDAY", "day-of-week field 'MONDAY'"),
+    ("MON * * * *", "minute field 'MON'"),  # names only in month and day-of-week
+    ("1,,2 * * * *", "minute field '1,,2'"),
+    ("1, * * * *", "minute field '1,'"),
+    ("*-5 * * * *", "minute field '*-5'"),
+    ("-5 * * * *", "minute field '-5'"),
+    ("5- * * * *", "minute field '5-'"),
+    ("1-2-3 * * * *", "minute field '1-2-3'"),
+    ("1/2/3 * * * *", "minute field '1/2/3'"),
+    ("+5 * * * *", "minute field '+5'"),
+    ("005 * * * *", "minute field '005'"),
+    ("\u0663 * * * *", "minute field"),  # an Arabic-Indic 3: int() reads it, cron does not
+    ("0 0 * * * *", "has 6 fields"),  # seconds (or years): croniter's six-field form
+    ("0 0 0 * * * 2030", "has 7 fields"),
+    ("@reboot", "not a known alias"),
+])
+def test_what_classic_cron_does_not_know_is_refused_naming_the_field(cron, field):
+    with pytest.raises(IntakeError) as e:
+        parse_cron(cron)
+    assert field in e.value.message and "cron" in e.value.message and e.value.status == 400
+
+
+def test_check_cron_hands_croniter_values_it_reads_right_and_keeps_the_stars():
+    assert check_cron("5-5 1-1/9 */2 JAN-MAR 6/1") == "5 1 */2 1,2,3 0,6"
+    assert check_cron("* * * * *") == "* * * * *"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Asia/Kolkata"])
+def test_iana_zones_are_accepted(zone):
+    assert check_timezone(zone) == zone
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/Europe/Berlin", "right/UTC",
+                                  "europe/berlin", "Europe/Berlin ", "", ])
+def test_what_is_not_an_iana_zone_key_is_refused(zone):
+    if zone == "":
+        assert check_timezone(zone) == "UTC"  # missing: the default
+        return
+    with pytest.raises(IntakeError, match="timezone .* is not a known IANA time zone"):
+        check_timezone(zone)
+
+
+# -- the per-user limit: one atomic step ------------------------------------------------------
+
+
+SCHEDULE = dict(name="n", cron="@daily", timezone="UTC", overlap="skip", missed="skip", paused=True,
+                source_kind="snapshot", input_hash="0" * 64, input_kind="ipynb", input_name="n.ipynb",
+                parameters={}, requested={}, output_formats=["ipynb"], notify="never", skipped=0)
+
+
+def test_concurrent_creates_never_pass_the_limit_and_a_delete_frees_a_place(db_url):
+    """80 creates from 80 threads at once, starting at limit - 5: exactly 5 are stored (PostgreSQL: under its
+    default READ COMMITTED, where counting and then inserting lets most of them through)."""
+    import threading
+    import uuid
+
+    store = Store(db_url)  # a new database on SQLite, and on PostgreSQL (tests/conftest.py's db_url)
+    user, other, limit = f"alice-{uuid.uuid4().hex[:8]}", f"bob-{uuid.uuid4().hex[:8]}", 10
+    for _ in range(limit - 5):
+        store.create_schedule(limit=limit, user=user, **SCHEDULE)
+    start, outcomes = threading.Barrier(80), []
+
+    def create():
+        start.wait()
+        try:
+            store.create_schedule(limit=limit, user=user, **SCHEDULE)
+            outcomes.append("made")
+        except TooManySchedules:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create) for _ in range(80)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("made") == 5 and outcomes.count("refused") == 75
+    assert store.count_schedules(user) == limit
+    with pytest.raises(TooManySchedules):
+        store.create_schedule(limit=limit, user=user, **SCHEDULE)
+    first = store.list_schedules(user)[0]
+    store.delete_schedule(first.id, user)
+    store.delete_schedule(first.id, user)  # gone already: frees nothing more
+    store.create_schedule(limit=limit, user=user, **SCHEDULE)
+    with pytest.raises(TooManySchedules):
+        store.create_schedule(limit=limit, user=user, **SCHEDULE)
+    store.create_schedule(limit=limit, user=other, **SCHEDULE)  # a count per user
+    assert store.count_schedules(user) == limit
+    with store.engine.connect() as c:
+        counts = dict(c.execute(text('SELECT "user", n FROM schedule_counts')).all())
+    assert counts[user] == 10 and counts[other] == 1
+    store.close()
+
+
+def test_the_counts_migration_fills_in_the_schedules_kept_and_goes_down_and_up_again(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from hub_service.store.queries import make_engine
+
+    here = Path(__file__).resolve().parent.parent / "hub_service" / "store"
+    cfg = Config(str(here / "alembic.ini"))
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+
+    def migrate(step, revision):
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            step(cfg, revision)
+
+    def counts():
+        with engine.connect() as c:
+            return dict(c.execute(text("SELECT user, n FROM schedule_counts")).all())
+
+    migrate(command.upgrade, "0004")
+    with engine.begin() as c:
+        for i, user in enumerate(["alice", "alice", "alice", "bob"]):
+            c.execute(text(
+                "INSERT INTO schedules (id, user, name, cron, timezone, overlap, missed, paused, source_kind,"
+                " input_kind, input_name, parameters, requested, output_formats, notify, skipped, created, updated)"
+                f" VALUES ('s{i}', '{user}', '', '@daily', 'UTC', 'skip', 'skip', 0, 'snapshot', 'ipynb', '', '{{}}',"
+                " '{}', '[]', 'never', 0, '2026-01-01', '2026-01-01')"))
+    migrate(command.upgrade, "0005")
+    assert counts() == {"alice": 3, "bob": 1}
+    migrate(command.downgrade, "0004")
+    assert "schedule_counts" not in inspect(engine).get_table_names()
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM schedules")).scalar() == 4
+    migrate(command.upgrade, "head")
+    assert counts() == {"alice": 3, "bob": 1}
+    engine.dispose()
+
+    store = Store(url)  # the store at head enforces the limit on the counts it found
+    values = dict(name="n", cron="@daily", timezone="UTC", overlap="skip", missed="skip", paused=True,
+                  source_kind="snapshot", input_hash="0" * 64, input_kind="ipynb", input_name="n.ipynb",
+                  parameters={}, requested={}, output_formats=["ipynb"], notify="never", skipped=0)
+    with pytest.raises(TooManySchedules):
+        store.create_schedule(limit=3, user="alice", **values)
+    store.create_schedule(limit=3, user="bob", **values)
+    store.delete_schedule("s0")  # the user read from the row
+    store.create_schedule(limit=3, user="alice", **values)
+    assert store.count_schedules("alice") == 3 and store.count_schedules("bob") == 2
+    store.close()

@@ -8,8 +8,10 @@ its own, so the schedules of one do not fire into another's job list.
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -30,7 +32,7 @@ def shub(tmp_path_factory):
     clock.write_text(START.isoformat())
     h = Hub(tmp, executor="local", extra_args=(
         f"--Scheduler.clock_file={clock} --Scheduler.tick_interval=0.2 --Scheduler.minimum_interval=300 "
-        "--Scheduler.max_per_user=4 --Dispatcher.max_running=4 --Dispatcher.per_user=4 --Sizing.timeout_min=1"))
+        "--Scheduler.max_per_user=10 --Dispatcher.max_running=4 --Dispatcher.per_user=4 --Sizing.timeout_min=1"))
     h.clock = clock
     h.start()
     yield h
@@ -273,6 +275,13 @@ def test_another_users_schedule_is_404_on_every_endpoint_and_admins_see_and_act_
     ({"cron": "@daily", "crn": "x"}, "unknown field(s) crn"),
     ({"cron": "* * * * *"}, "minimum interval"),
     ({"cron": "@daily", "notify": "sometimes"}, "notify 'sometimes'"),
+    ({"cron": "R R * * *"}, "cron 'R R * * *': the minute field 'R' is not valid"),  # croniter's random
+    ({"cron": "1-0 * * * *"}, "cron '1-0 * * * *': the minute field '1-0' is not valid"),  # reversed
+    ({"cron": "0 0 L * *"}, "day-of-month field 'L'"),
+    ({"cron": "0 0 * * 1#2"}, "day-of-week field '1#2'"),
+    ({"cron": "0 0 0 * * *"}, "cron '0 0 0 * * *' has 6 fields"),  # seconds first
+    ({"cron": "@daily", "timezone": "localtime"}, "timezone 'localtime' is not a known IANA time zone"),
+    ({"cron": "@daily", "timezone": "Factory"}, "timezone 'Factory' is not a known IANA time zone"),
     ({"cron": "@daily", "code": None}, "exactly one of"),
 ])
 def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(shub, body, field):
@@ -284,7 +293,7 @@ def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(shub, body, fiel
 
 def test_a_bad_patch_is_a_400_and_changes_nothing_and_the_per_user_limit_holds(shub):
     user = shub.user("s-limit")
-    made = [create(user, cron=f"{i} 1 * * *") for i in range(4)]
+    made = [create(user, cron=f"{i} 1 * * *") for i in range(10)]
     r = user.post("schedules", json={"code": QUICK, "cron": "@daily"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_schedules", r.text
     r = user.api.patch(user.url(f"schedules/{made[0]['id']}"), json={"cron": "@hourly", "timezone": "Nowhere/Land"})
@@ -292,7 +301,61 @@ def test_a_bad_patch_is_a_400_and_changes_nothing_and_the_per_user_limit_holds(s
     assert user.get(f"schedules/{made[0]['id']}").json()["cron"] == "0 1 * * *"
     r = user.api.patch(user.url(f"schedules/{made[0]['id']}"), json={"parameters": {"nope": 1}})
     assert r.status_code == 400 and "parameters" in r.json()["error"]["message"]
+    r = user.api.patch(user.url(f"schedules/{made[0]['id']}"), json={"cron": "R 1 * * *"})
+    assert r.status_code == 400 and "cron 'R 1 * * *'" in r.json()["error"]["message"], r.text
+    r = user.api.patch(user.url(f"schedules/{made[0]['id']}"), json={"timezone": "localtime"})
+    assert r.status_code == 400 and "timezone 'localtime'" in r.json()["error"]["message"], r.text
+    assert user.get(f"schedules/{made[0]['id']}").json()["cron"] == "0 1 * * *"
     for s in made:
+        user.delete(f"schedules/{s['id']}")
+
+
+def test_concurrent_creates_stop_at_the_limit_and_a_delete_frees_a_place(shub):
+    """80 creates at once (80 threads, a connection each) from max_per_user - 5: exactly 5 are made."""
+    user = shub.user("s-race")
+    body = {"code": QUICK, "cron": "@daily", "paused": True}
+    for _ in range(5):
+        create(user, **body)
+    start = threading.Barrier(80)
+
+    def one(_):
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"token {user.token}"
+            start.wait()
+            r = session.post(user.url("schedules"), json=body, timeout=120)
+            return r.status_code, r.json()["error"]["code"] if r.status_code != 201 else None
+
+    with ThreadPoolExecutor(80) as pool:
+        answers = list(pool.map(one, range(80)))
+    assert sorted(answers, key=str).count((201, None)) == 5, answers
+    assert answers.count((400, "too_many_schedules")) == 75, answers
+    kept = user.get("schedules").json()["schedules"]
+    assert len(kept) == 10
+    assert user.delete(f"schedules/{kept[0]['id']}").status_code == 204
+    create(user, **body)  # the place the delete freed
+    r = user.post("schedules", json=body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_schedules", r.text
+    for s in user.get("schedules").json()["schedules"]:
+        assert user.delete(f"schedules/{s['id']}").status_code == 204
+    create(user, **body)  # all ten places free again
+    for s in user.get("schedules").json()["schedules"]:
+        user.delete(f"schedules/{s['id']}")
+
+
+def test_a_callback_to_an_ipv6_form_of_loopback_is_refused_on_create_and_patch(shub):
+    user = shub.user("s-hook")
+    url = "http://[2002:7f00:1::]:9911/"  # 6to4 of 127.0.0.1
+    # (paused, and GPUs this Hub does not have: were the callback let through, nothing would run to call it)
+    r = user.post("schedules", json={"code": QUICK, "cron": "@daily", "paused": True, "callback_url": url,
+                                     "resources": {"gpu": 1000}})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "callback_refused", r.text
+    assert "127.0.0.1 (6to4), which is a loopback address" in r.json()["error"]["message"]
+    s = create(user, cron="@daily", paused=True)
+    try:
+        r = user.api.patch(user.url(f"schedules/{s['id']}"), json={"callback_url": url})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "callback_refused", r.text
+        assert user.get(f"schedules/{s['id']}").json()["callback_url"] is None
+    finally:
         user.delete(f"schedules/{s['id']}")
 
 

@@ -18,8 +18,9 @@ JOB_FIELDS = dict(name="n", input_hash="h", input_kind="ipynb", input_name="x.ip
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path}/jobs.sqlite")
+def store(db_url):
+    """The store on SQLite and on PostgreSQL (tests/conftest.py's db_url)."""
+    s = Store(db_url)
     yield s
     s.close()
 

@@ -128,6 +128,17 @@ def isoformat(dt: Optional[datetime]) -> Optional[str]:
 
 
 
+class ScheduleCount(Base):
+    """How many schedules a user keeps: the row creates and deletes serialise on, so the per-user limit holds
+    however many creates run at once (a conditional ``UPDATE … SET n = n + 1 WHERE n < limit`` in the insert's
+    own transaction; see :meth:`ScheduleQueries.create_schedule`)."""
+
+    __tablename__ = "schedule_counts"
+
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
 
 def job_model(job: Job) -> dict:
     """The REST representation of a job (the contract served at ``…/api/openapi.json``)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 from uuid import uuid4
 
-from sqlalchemy import case, create_engine, event, func, or_, select, update
+from sqlalchemy import case, create_engine, event, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +27,10 @@ TRANSITIONS = {
     Status.RUNNING.value: frozenset(s.value for s in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED,
                                                       Status.QUEUED)),
 }
+
+
+#: the PostgreSQL advisory lock that migrations hold (any fixed number: "nbjobs" in ASCII)
+MIGRATION_LOCK = 0x6E626A6F6273
 
 
 class InvalidTransition(Exception):
@@ -71,13 +75,20 @@ def _sqlite_pragmas(dbapi_conn, _record):
 
 
 def make_engine(url: str):
-    """An engine for ``url``; SQLite files get WAL and their directory created."""
+    """An engine for ``url``; SQLite files get WAL and their directory created.
+
+    A server database (PostgreSQL: ``postgresql+psycopg://…``) gets a pool whose connections are
+    checked before use (a server restart or an idle timeout must not fail the next request) and
+    recycled after an hour (before a proxy or firewall drops them unseen).
+    """
     kwargs = {}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        kwargs.update(pool_pre_ping=True, pool_recycle=3600)
     engine = create_engine(url, future=True, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -93,6 +104,10 @@ def upgrade(engine) -> None:
     cfg = Config(str(here / "alembic.ini"))
     cfg.set_main_option("script_location", str(here / "migrations"))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # services starting at once on one database migrate one after the other: the next waits here
+            # until the first commits, then finds the schema at head (PostgreSQL's DDL is transactional)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

@@ -10,25 +10,61 @@ from typing import Iterable, Optional
 from uuid import uuid4
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..states import ACTIVE
-from .models import Job, Schedule, utcnow
+from .models import Job, Schedule, ScheduleCount, utcnow
 
 #: ended runs read to count a schedule's failures in a row
 FAILURE_WINDOW = 50
 
 
+class TooManySchedules(Exception):
+    """The user already keeps ``limit`` schedules."""
+
+    def __init__(self, user: str, limit: int):
+        self.user, self.limit = user, limit
+        super().__init__(f"{user} already has {limit} schedules")
+
+
 class ScheduleQueries:
     """Reads and writes of the ``schedules`` table (mixed into Store)."""
 
-    def create_schedule(self, **fields) -> Schedule:
-        """Insert a schedule."""
+    def create_schedule(self, limit: int = 0, **fields) -> Schedule:
+        """Insert a schedule; TooManySchedules (and nothing stored) when its user keeps ``limit`` already (0: no limit).
+
+        The check and the insert are one transaction that begins by taking the user's
+        ``schedule_counts`` row with a conditional ``UPDATE … SET n = n + 1 WHERE n < limit``:
+        a concurrent create waits on that row (PostgreSQL's row lock, SQLite's one writer;
+        on SQLite the UPDATE is the transaction's first statement, so it starts it with the
+        write lock and reads no older snapshot) and then sees the count as committed, even
+        under READ COMMITTED, where counting the schedules before inserting would not do.
+        """
         now = utcnow()
         schedule = Schedule(id=uuid4().hex, created=now, updated=now, **fields)
+        self._count_row(schedule.user)
+        take = (update(ScheduleCount).where(ScheduleCount.user == schedule.user).values(n=ScheduleCount.n + 1)
+                .execution_options(synchronize_session=False))  # (one UPDATE, nothing read before it)
+        if limit:
+            take = take.where(ScheduleCount.n < limit)
         with self.Session() as s:
+            if s.execute(take).rowcount != 1:
+                s.rollback()
+                raise TooManySchedules(schedule.user, limit)
             s.add(schedule)
             s.commit()
         return schedule
+
+    def _count_row(self, user: str) -> None:
+        """Make sure ``user`` has a ``schedule_counts`` row (a concurrent create may make it first)."""
+        with self.Session() as s:
+            if s.get(ScheduleCount, user) is not None:
+                return
+            s.add(ScheduleCount(user=user, n=0))
+            try:
+                s.commit()
+            except IntegrityError:  # made meanwhile
+                s.rollback()
 
     def get_schedule(self, schedule_id: str, user: Optional[str] = None) -> Optional[Schedule]:
         """The schedule, or None; with ``user``, None also when it belongs to someone else."""
@@ -47,6 +83,7 @@ class ScheduleQueries:
             return list(s.scalars(stmt))
 
     def count_schedules(self, user: str) -> int:
+        """How many schedules ``user`` keeps (the rows themselves; create_schedule enforces the limit)."""
         with self.Session() as s:
             return s.scalar(select(func.count()).select_from(Schedule).where(Schedule.user == user))
 
@@ -57,10 +94,16 @@ class ScheduleQueries:
             s.commit()
             return s.get(Schedule, schedule_id)
 
-    def delete_schedule(self, schedule_id: str) -> None:
-        """Remove a schedule; the jobs it made keep their ``schedule_id``."""
+    def delete_schedule(self, schedule_id: str, user: Optional[str] = None) -> None:
+        """Remove a schedule (of ``user``, when given), freeing a place in its user's count in the same transaction;
+        the jobs it made keep their ``schedule_id``."""
         with self.Session() as s:
-            s.execute(delete(Schedule).where(Schedule.id == schedule_id))
+            if user is None:
+                user = s.scalar(select(Schedule.user).where(Schedule.id == schedule_id))
+            gone = s.execute(delete(Schedule).where(Schedule.id == schedule_id, Schedule.user == user)).rowcount
+            if gone:
+                s.execute(update(ScheduleCount).where(ScheduleCount.user == user, ScheduleCount.n > 0)
+                          .values(n=ScheduleCount.n - 1).execution_options(synchronize_session=False))
             s.commit()
 
     def due_schedules(self, now: datetime) -> list:
@@ -88,11 +131,17 @@ class ScheduleQueries:
         before the job exists: a service stopped in between makes that very job at its
         next start (:meth:`pending_fires`), and a job id can be made only once. Returns
         the fires that took.
+
+        Two schedulers (two services on one PostgreSQL database) that read the same due
+        schedule both try: the second UPDATE waits on the first's row lock and then finds
+        ``next_run`` changed, so each fire is recorded once. The rows are updated in id
+        order, so two such transactions take their locks in one order and never deadlock.
         """
-        taken = []
+        taken = set()
+        fires = list(fires)
         now = utcnow()
         with self.Session() as s:
-            for schedule, next_run, fire_time, job_id in fires:
+            for i, (schedule, next_run, fire_time, job_id) in sorted(enumerate(fires), key=lambda f: f[1][0].id):
                 values = dict(next_run=next_run, updated=now)
                 if job_id is None:  # skipped
                     values.update(skipped=Schedule.skipped + 1, last_skip=fire_time)
@@ -102,9 +151,9 @@ class ScheduleQueries:
                     Schedule.id == schedule.id, Schedule.next_run == schedule.next_run,
                     Schedule.paused.is_(False)).values(**values))
                 if result.rowcount == 1:
-                    taken.append((schedule, next_run, fire_time, job_id))
+                    taken.add(i)
             s.commit()
-        return taken
+        return [fire for i, fire in enumerate(fires) if i in taken]
 
     def fire_done(self, schedule_id: str, job_id: str, error: Optional[str]) -> None:
         """The pending fire's job exists now; ``error`` (or None: all well) becomes ``last_error``."""
