@@ -8,7 +8,10 @@ its own Hub beside a demo one:
   NOTEBOOK_JOBS_PORT       port of the service (10101)
   NOTEBOOK_JOBS_EXECUTOR   docker | local (default: docker when available)
   NOTEBOOK_JOBS_ARGS       extra service options (replaces the demo's warm pool of two
-                           pre-started job containers)
+                           pre-started job containers); never secrets: anyone who may read
+                           the service in the Hub's API sees its command, and `ps` shows it
+  NOTEBOOK_JOBS_WEBHOOK_SECRET, NOTEBOOK_JOBS_SMTP_PASSWORD
+                           secrets, handed to the service in its environment only
 """
 
 import os
@@ -47,16 +50,22 @@ c.SimpleLocalProcessSpawner.home_dir_template = workspaces
 c.Spawner.default_url = "/lab"
 # the Hub's own environment, even when it was started without activating it
 c.Spawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
-if os.geteuid() == 0:
-    c.Spawner.args = ["--allow-root"]
+# The demo's JupyterLab does not ask "Would you like to get notified about official Jupyter
+# news?" (nor fetch any): a settings override of the demo's own, in its data directory, given
+# to its single-user servers only (not shipped with the extension, not the environment's).
+lab_settings = os.path.join(data, "lab-settings")
+os.makedirs(lab_settings, exist_ok=True)
+with open(os.path.join(lab_settings, "overrides.json"), "w") as f:
+    f.write('{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}\n')
+c.Spawner.args = (["--allow-root"] if os.geteuid() == 0 else []) + [f"--LabApp.app_settings_dir={lab_settings}"]
 # The JupyterLab extension (extension/) calls the service from the single-user server with
-# the server's own token: grant that token the service, on top of the server role's scopes
-# (read:services lets the extension look the service's URL up when it is not given).
+# the server's own token: grant that token the service, on top of the server role's scopes.
+# Not read:services: the extension is told the service's URL (NOTEBOOK_JOBS_URL), and that
+# scope would show every user the service's whole command line.
 c.Spawner.server_token_scopes = [
     "users:activity!user",
     "access:servers!server",
     "access:services!service=notebook-jobs",
-    "read:services!service=notebook-jobs",
 ]
 c.Spawner.environment = {"NOTEBOOK_JOBS_URL": f"http://127.0.0.1:{service_port}/services/notebook-jobs/"}
 
@@ -83,10 +92,14 @@ c.JupyterHub.services = [
         "display": True,  # listed in the Hub's Services menu
         "oauth_no_confirm": True,
         "info": {"description": "Run notebooks as jobs"},
+        # secrets in the environment, which the Hub's API does not show (its command it does)
+        "environment": {k: os.environ[k] for k in ("NOTEBOOK_JOBS_WEBHOOK_SECRET", "NOTEBOOK_JOBS_SMTP_PASSWORD")
+                        if os.environ.get(k)},
     }
 ]
 
-# Every user may use the service; admins see all jobs (the service reads the admin flag).
+# Every user may use the service (which puts it in their Services menu); admins see all jobs
+# (the service reads the admin flag). Users get no read:services: it shows the service's command.
 c.JupyterHub.load_roles = [
-    {"name": "user", "scopes": ["self", "access:services!service=notebook-jobs", "read:services!service=notebook-jobs"]},
+    {"name": "user", "scopes": ["self", "access:services!service=notebook-jobs"]},
 ]

@@ -343,6 +343,7 @@ class Sizer:
         """
         now = time.time() if now is None else float(now)
         start = now - now % 3600
+        n = 0  # hours of history the forecast stands on (0: the serving version's profile, or none)
         if history:
             times = [float(h.get("submit_time") or 0.0) for h in history]
             cpu = [float((h.get("used") or {}).get("cpu_seconds") or 0.0) for h in history]
@@ -356,7 +357,8 @@ class Sizer:
             jobs_fc = cpu_fc = HourOfWeekForecast()
         return {"hours": [start + 3600 * i for i in range(hours)],
                 "jobs": [round(float(v), 3) for v in jobs_fc.predict(start, hours)],
-                "cpu_seconds": [round(float(v), 1) for v in cpu_fc.predict(start, hours)]}
+                "cpu_seconds": [round(float(v), 1) for v in cpu_fc.predict(start, hours)],
+                "history_hours": n, "history_jobs": len(history)}
 
     def load_factor(self, now: Optional[float] = None, capacity: Optional[dict] = None) -> dict:
         """How much cpu one job may take at this hour, and how many jobs may run at once.

@@ -43,6 +43,13 @@ from .webhooks import Webhooks
 from .workspace import read_workspace_notebook
 
 
+#: options that hold secrets: only from the environment or a config file, never argv
+SECRET_OPTIONS = (
+    ("JobManager", "webhook_secret", "NOTEBOOK_JOBS_WEBHOOK_SECRET"),
+    ("Mailer", "password", "NOTEBOOK_JOBS_SMTP_PASSWORD"),
+)
+
+
 def docker_available() -> bool:
     """Whether a Docker daemon answers and holds the runner image."""
     try:
@@ -86,7 +93,11 @@ class NotebookJobs(Application):
     def _default_data_dir(self):
         return os.environ.get("NOTEBOOK_JOBS_DATA_DIR", os.path.abspath("notebook-jobs-data"))
 
-    db_url = Unicode(help="SQLAlchemy URL of the job store (default: SQLite in data_dir).").tag(config=True)
+    db_url = Unicode(
+        help="""SQLAlchemy URL of the job store: SQLite (the default, a file in data_dir) or
+        PostgreSQL (``postgresql+psycopg://user@host/db``, with the ``postgresql`` extra).
+        Migrations run at start.""",
+    ).tag(config=True)
 
     @default("db_url")
     def _default_db_url(self):
@@ -128,6 +139,12 @@ class NotebookJobs(Application):
         return os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
 
     max_upload_size = Integer(32 << 20, help="Largest submission accepted, in bytes (413 past it).").tag(config=True)
+    max_parameters_size = Integer(
+        64 << 10,
+        help="""Largest a job's parameters may be, as JSON, in bytes (413 past it). Parameters are
+        shown in every list of jobs and injected into the notebook's source: data belongs in a
+        file of a .zip bundle.""",
+    ).tag(config=True)
     bundle_max_files = Integer(1000, help="Most files a .zip bundle may hold.").tag(config=True)
     bundle_max_bytes = Integer(256 << 20, help="Most bytes a .zip bundle may unpack to.").tag(config=True)
 
@@ -185,6 +202,13 @@ class NotebookJobs(Application):
 
     def initialize(self, argv=None):
         super().initialize(argv)
+        on_command_line = [f"{cls}.{name}" for cls, name, _ in SECRET_OPTIONS if name in self.cli_config.get(cls, {})]
+        if on_command_line:
+            # the Hub hands a managed service's command to anyone who may read the service
+            self.log.critical("%s may not be given on the command line, where the Hub and `ps` show it to "
+                              "others: set it in the environment (%s) or in %s", ", ".join(on_command_line),
+                              ", ".join(env for _, _, env in SECRET_OPTIONS), self.config_file)
+            self.exit(2)
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ import json
 import math
 import posixpath
 import re
+import unicodedata
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -22,9 +24,13 @@ from pathlib import Path
 from typing import Optional
 
 import nbformat
+from nbformat.warnings import MissingIDFieldWarning
+
+from .explain import size_words
+from .names import one_line, refused_characters
+from .states import OUTPUT_FORMATS
 
 KINDS = (".ipynb", ".py", ".zip")
-OUTPUT_FORMATS = ("ipynb", "html", "md")
 
 # binary signatures worth naming when someone uploads the wrong file
 _MAGIC = {
@@ -44,6 +50,7 @@ _UNITS = {
 }
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _NAME_RE = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
+MAX_NAME = 200
 
 #: deepest JSON nesting a request may carry; notebooks need ~10, and every walk over a
 #: parsed document (nbformat, papermill, the store's serializer) recurses once per level
@@ -172,8 +179,12 @@ def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode:
     if not isinstance(raw, dict) or "cells" not in raw:
         raise IntakeError(f"{name} is not a notebook: a JSON object with 'cells' is expected")
     try:
-        nb = nbformat.reads(json.dumps(raw), as_version=4)
-        nbformat.validate(nb)
+        with warnings.catch_warnings():
+            # a hand-made notebook without cell ids is valid (nbformat 4.5 only asks for them); the
+            # warning would reach a CLI user's terminal before any answer (papermill adds ids on run)
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            nb = nbformat.reads(json.dumps(raw), as_version=4)
+            nbformat.validate(nb)
     except nbformat.ValidationError as e:
         where = "/".join(str(p) for p in getattr(e, "absolute_path", []) or [])
         raise IntakeError(
@@ -245,6 +256,33 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes
     return data
 
 
+#: longest member path and path component of a bundle (the files are written below the
+#: service's data directory, whose file system allows 255 bytes a component)
+MAX_MEMBER_PATH, MAX_MEMBER_COMPONENT = 1024, 255
+
+
+def _check_member_path(rel: str, raw: str, files: dict, name: str) -> None:
+    """Refuse a member path too long to write, or one naming a file another member names already."""
+    member = f"{name}: member {raw!r}"
+    try:
+        encoded = rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IntakeError(f"{member} has a name that is not Unicode text") from None
+    if len(encoded) > MAX_MEMBER_PATH or any(len(p.encode()) > MAX_MEMBER_COMPONENT for p in rel.split("/")):
+        raise IntakeError(f"{member} has a name longer than {MAX_MEMBER_PATH} bytes or a part of it longer "
+                          f"than {MAX_MEMBER_COMPONENT}")
+    if rel in files:
+        raise IntakeError(f"{member} names the file {rel!r} a second time")
+
+
+def _check_no_file_dir_clash(files: dict, name: str) -> None:
+    """Refuse a bundle where one member's path is a directory of another's (``a`` and ``a/b``)."""
+    dirs = {rel.rsplit("/", i)[0] for rel in files for i in range(1, rel.count("/") + 1)}
+    clash = sorted(dirs & set(files))
+    if clash:
+        raise IntakeError(f"{name}: member {clash[0]!r} is a file, and other members are inside it as a directory")
+
+
 def parse_bundle(data: bytes, name: str, entry: Optional[str], max_members: int, max_bytes: int) -> Bundle:
     """Unpack a .zip bundle safely (zip-slip, member and size limits) and pick its entry."""
     try:
@@ -264,7 +302,9 @@ def parse_bundle(data: bytes, name: str, entry: Optional[str], max_members: int,
         rel = safe_relpath(info.filename, f"{name}: member")
         if rel.startswith("__MACOSX/"):
             continue
+        _check_member_path(rel, info.filename, files, name)
         files[rel] = _read_member(zf, info, name)
+    _check_no_file_dir_clash(files, name)
     if entry:
         entry = safe_relpath(entry, "entry")
         if entry not in files:
@@ -286,9 +326,14 @@ def parse_bundle(data: bytes, name: str, entry: Optional[str], max_members: int,
 def read_submission(
     filename: str, data: bytes, *, entry: Optional[str] = None, max_members: int = 1000, max_bytes: int = 100 << 20
 ) -> Bundle:
-    """Dispatch on the file name's suffix to the right parser."""
+    """Dispatch on the file name's suffix to the right parser.
+
+    The bundle is named by the file name made fit for a name (:func:`clean_name`): an
+    upload's file name is the client's to choose (RFC 2231 lets it carry any character).
+    """
     filename = posixpath.basename(safe_relpath(filename, "file name"))
     suffix = Path(filename).suffix.lower()
+    filename = clean_name(filename, "upload" + suffix)
     if suffix == ".ipynb":
         return Bundle(parse_notebook(data, filename), "ipynb", filename)
     if suffix == ".py":
@@ -360,30 +405,96 @@ def parameter_fields(nb: nbformat.NotebookNode) -> Optional[list]:
             value, kind = None, "expr"
         if p["type"] in ("int", "float", "bool", "str") and kind not in ("expr", p["type"]):
             kind = "float" if p["type"] == "float" and kind == "int" else kind
-        fields.append({"name": name, "type": kind, "value": value, "source": source, "help": p["help"]})
+        fields.append({"name": name, "type": kind, "value": value, "source": source, "help": p["help"],
+                       "annotation": None if p["type"] in (None, "None") else p["type"]})
     return fields
 
 
-def check_parameters(nb: nbformat.NotebookNode, parameters) -> dict:
-    """Refuse parameters the notebook's ``parameters`` cell does not declare."""
+#: annotations that say a parameter takes a value of any type, on purpose
+ANY_TYPE = frozenset({"Any", "typing.Any", "object"})
+#: what a value of each kind may be: a whole number is a fine float, a bool is no number
+_ACCEPTS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "list": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
+}
+_ARTICLE = {"int": "an int", "float": "a float", "bool": "a bool", "str": "a str", "list": "a list", "dict": "a dict"}
+
+
+def expected_type(field: dict) -> Optional[str]:
+    """The kind a parameter's value must be (a key of ``_ACCEPTS``), or None for any.
+
+    An annotation the check knows (``rows: int = 10``) decides; else the default's literal
+    type. ``None`` and expressions as defaults, and ``Any``/``object`` annotations, take any
+    value: that is how a notebook says it wants values of another type on purpose.
+    """
+    annotation = field.get("annotation")
+    if annotation in ANY_TYPE:
+        return None
+    if annotation in _ACCEPTS:
+        return annotation
+    if field["type"] == "json":
+        return "list" if isinstance(field["value"], list) else "dict"
+    return field["type"] if field["type"] in _ACCEPTS else None
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _described(value) -> str:
+    """``a str 'abc'``, ``a float 1.5``, ``None``: a value and its type, for a message."""
+    if value is None:
+        return "None"
+    kind = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}.get(type(value))
+    return f"{_ARTICLE[kind]} {_short(value)}" if kind else _short(value)
+
+
+def check_parameters(nb: nbformat.NotebookNode, parameters, max_size: Optional[int] = None) -> dict:
+    """Refuse parameters the notebook's ``parameters`` cell does not declare, or of another type.
+
+    Each value must be of its parameter's type (:func:`expected_type`), an int for a float
+    too; the whole of them, as JSON, at most ``max_size`` bytes.
+    """
     if parameters in (None, ""):
         return {}
     if not isinstance(parameters, dict):
         raise IntakeError("parameters must be a JSON object of name: value")
     if not parameters:
         return {}
-    known = notebook_parameters(nb)
-    if known is None:
+    if max_size is not None:
+        size = len(json.dumps(parameters).encode())
+        if size > max_size:
+            biggest = max(parameters, key=lambda k: len(json.dumps(parameters[k])))
+            raise IntakeError(
+                f"parameters take {size_words(size)}, more than the limit of {size_words(max_size)} "
+                f"(the largest is {_short(biggest)}): pass large data as a file in a .zip bundle instead",
+                413, "too_large")
+    fields = parameter_fields(nb)
+    if fields is None:
         raise IntakeError(
             f"the notebook has no cell tagged 'parameters', so it takes no parameters (got {', '.join(sorted(parameters))})"
         )
+    known = {f["name"]: f for f in fields}
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise IntakeError(
             f"unknown parameter(s) {', '.join(unknown)}; the notebook's parameters are: "
             f"{', '.join(sorted(known)) or '(none)'}"
         )
+    for name, value in parameters.items():
+        kind = expected_type(known[name])
+        # None is papermill's "no value", taken by any parameter (``-p limit None``)
+        if kind is not None and value is not None and not _ACCEPTS[kind](value):
+            raise IntakeError(
+                f"parameter {name} must be {_ARTICLE[kind]} (the notebook's {name} = {_clip(known[name]['source'])}), "
+                f"got {_described(value)}"
+            )
     return parameters
+
 
 
 def parse_memory(value, what: str = "memory") -> int:
@@ -408,8 +519,7 @@ def parse_memory(value, what: str = "memory") -> int:
 
 def _short(value, limit: int = 40) -> str:
     """``value`` for an error message, cut short: a 400-digit number need not come back whole."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return _clip(repr(value), limit)
 
 
 def _positive_number(value, what: str, integer: bool = False, allow_zero: bool = False):
@@ -469,14 +579,37 @@ def parse_output_formats(value) -> list:
     return sorted(set(value) | {"ipynb"}, key=OUTPUT_FORMATS.index)
 
 
+def clean_name(text, fallback: str = "notebook") -> str:
+    """A name made from a file name or workspace path: one line (:func:`names.one_line`), cut to
+    :data:`MAX_NAME` characters.
+
+    The one name rule for names the user did not type (an explicit ``name`` that breaks it
+    is refused by :func:`check_name` instead); also what a download's file name is made from.
+    """
+    return one_line(text if isinstance(text, str) else "")[:MAX_NAME].strip() or fallback
+
+
 def check_name(name, default: str) -> str:
-    """A job's display name: one line, no path separators."""
+    """A job's display name: one line, no path separators, no control or format characters.
+
+    Given (``name``), a name that breaks the rule is refused, saying which character;
+    missing, the name is ``default`` (the file name or workspace path) made fit by
+    :func:`clean_name`. Every way a job or schedule gets its name passes here.
+    """
     if name in (None, ""):
-        return default[:200]
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
-        raise IntakeError(f"name {_short(name)} must be 1-200 characters without '/', '\\', '..' "
-                          "or control characters")
+        return clean_name(default)
+    if not isinstance(name, str):
+        raise IntakeError(f"name must be a string, got {type(name).__name__}")
     check_json_value(name, "name")
+    refused = refused_characters(name)
+    if refused:
+        which = ", ".join(f"U+{ord(c):04X} ({unicodedata.name(c, '') or 'a control character'})"
+                          for c in refused[:5])
+        raise IntakeError(f"name {_short(name)} must not contain control, format or line-break characters; "
+                          f"it holds {which}")
+    if not _NAME_RE.match(name) or ".." in name:
+        raise IntakeError(f"name {_short(name)} must be 1-{MAX_NAME} characters without '/', '\\', '..' "
+                          "or control characters")
     return name
 
 

@@ -9,6 +9,7 @@ through :meth:`Store.transition`, which lets exactly one ending win.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import warnings
 from collections import Counter
@@ -27,8 +28,9 @@ from .mailer import Mailer
 from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, history_record
 from .sizing import Sizing
-from .states import Reason, Status
-from .store import InvalidTransition, Job, Store, job_model
+from .runner import cell_words
+from .states import STOPPED, Reason, Status, reason_summary
+from .store import InvalidTransition, Job, Store, job_model, listed_model
 from .webhooks import CallbackRefused, Webhooks
 
 
@@ -67,7 +69,16 @@ class JobManager(LoggingConfigurable):
         if self.executor is not None:
             self.executor.log_limit = change.new
 
-    webhook_secret = Unicode("", help="HMAC secret that signs webhook callbacks (empty: unsigned).").tag(config=True)
+    webhook_secret = Unicode(
+        help="""HMAC secret that signs webhook callbacks (empty: unsigned). Default: the
+        environment's NOTEBOOK_JOBS_WEBHOOK_SECRET. Set it there or in notebook_jobs_config.py,
+        never on the command line: the Hub shows a managed service's command to whoever may
+        read the service.""",
+    ).tag(config=True)
+
+    @default("webhook_secret")
+    def _default_webhook_secret(self):
+        return os.environ.get("NOTEBOOK_JOBS_WEBHOOK_SECRET", "")
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
 
     def __init__(self, **kwargs):
@@ -76,6 +87,10 @@ class JobManager(LoggingConfigurable):
         self._wake = asyncio.Event()
         self._loop_task = None
         self._background = set()
+        #: per running job: its code cells done and the one running now, from the runner's events
+        self._cells = {}
+        #: per job being cancelled: who asked (a user name, or the words for the service or a schedule)
+        self._cancelling = {}
         if self.log_cap is not None and self.executor is not None:  # config loaded before the executor
             self.executor.log_limit = self.log_cap
 
@@ -168,34 +183,56 @@ class JobManager(LoggingConfigurable):
                               422, "nothing_to_rerun")
         return self.artifacts.read_input(job.input_hash)
 
-    def check_rerun_parameters(self, job: Job, parameters: dict) -> dict:
+    def check_rerun_parameters(self, job: Job, parameters: dict, max_size: Optional[int] = None) -> dict:
         """``parameters`` checked against the job's own input, as a submit checks them (IntakeError)."""
-        return check_parameters(self._rerun_input(job), parameters)
+        return check_parameters(self._rerun_input(job), parameters, max_size)
 
-    async def rerun(self, job: Job, user: str, parameters: Optional[dict] = None) -> Job:
+    async def rerun(self, job: Job, user: str, parameters: Optional[dict] = None, requested: Optional[dict] = None,
+                    dry_run: bool = False):
         """A new job with the same input and parameters (or ``parameters`` instead, already
-        checked); sized up after an OOM or timeout kill."""
+        checked); sized up after an OOM or timeout kill. ``requested`` (parsed as a submit parses
+        its ``resources``) replaces the job's own requests of the same names. ``dry_run``: the
+        would-be job's fields (:meth:`plan`), nothing stored."""
         nb = self._rerun_input(job)
         bundle = Bundle(nb, job.input_kind, job.input_name, self.artifacts.input_files(job.input_hash))
-        return await self.submit(
-            user, bundle, parameters=job.parameters if parameters is None else parameters, name=job.name,
-            requested=dict(job.requested),
+        fields = dict(
+            parameters=job.parameters if parameters is None else parameters, name=job.name,
+            requested=dict(job.requested or {}, **(requested or {})),
             output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify, path=job.path,
             schedule_id=job.schedule_id, rerun_of=job,
         )
+        if dry_run:
+            return await self.plan(user, bundle, **fields)
+        return await self.submit(user, bundle, **fields)
 
-    async def cancel(self, job: Job, wait: float = 10.0) -> Job:
-        """Cancel a queued or running job; returns it as it stands after up to ``wait`` seconds."""
+    @staticmethod
+    def retry_words_of(job: Optional[Job]) -> Optional[dict]:
+        """The run a rerun of ``job`` retries, as :func:`explain.sizing_words` takes it (None: not killed)."""
+        if job is None or job.error_reason not in (Reason.OOM_KILLED, Reason.TIMEOUT):
+            return None
+        return {"reason": job.error_reason, "peak_memory": (job.used or {}).get("peak_memory"),
+                "allocated": job.allocated}
+
+    async def cancel(self, job: Job, wait: float = 10.0, *, by: Optional[str] = None,
+                     on_behalf: str = "the service") -> Job:
+        """Cancel a queued or running job; returns it as it stands after up to ``wait`` seconds.
+
+        ``by`` is the Hub user who asked (kept as the job's ``cancelled_by``); without one the
+        cancel is ``on_behalf`` of the service itself or, say, ``"its schedule"``: the job's
+        message says which.
+        """
+        who = by or on_behalf
         if job.status == Status.QUEUED:
             try:
                 job = self.store.transition(job.id, Status.CANCELLED.value, error_reason=Reason.CANCELLED.value,
-                                            error_message="cancelled before it started")
+                                            error_message=f"cancelled by {who} before it started", cancelled_by=by)
                 self._ended(job)
                 return job
             except InvalidTransition:
                 job = self.store.get(job.id)  # it started meanwhile: cancel the run
         task = self._tasks.get(job.id)
         if job.status == Status.RUNNING:
+            self._cancelling.setdefault(job.id, (by, who))  # the first to ask is the one who cancelled it
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 if await self.executor.cancel(job.id):
@@ -205,7 +242,10 @@ class JobManager(LoggingConfigurable):
                 await asyncio.sleep(0.05)  # between 'running' and the backend having the process
             if task is not None:
                 await asyncio.wait([task], timeout=max(0.0, deadline - time.monotonic()))
-        return self.store.get(job.id)
+        job = self.store.get(job.id)
+        if job is not None and job.status != Status.RUNNING:
+            self._cancelling.pop(job.id, None)  # (it ended: the asker was kept by finish, or it ended on its own)
+        return job
 
     def delete(self, job: Job) -> None:
         """Forget an ended job and its files."""
@@ -254,10 +294,10 @@ class JobManager(LoggingConfigurable):
             job = pick_next(self.store.dispatch_view(Status.QUEUED.value), running, cap)
             if job is None:
                 return started
-            try:
+            try:  # the claim: one conditional UPDATE … WHERE status = 'queued', so exactly one pass wins it
                 job = self.store.transition(job.id, Status.RUNNING.value, backend=self.executor.name)
             except InvalidTransition:
-                continue  # cancelled meanwhile
+                continue  # cancelled meanwhile, or started by another pass on the same database
             self._publish(job)
             metrics.record_start(job)
             self._tasks[job.id] = asyncio.ensure_future(self._run(job))
@@ -299,11 +339,34 @@ class JobManager(LoggingConfigurable):
         self.finish(job.id, outcome)
 
     def _on_event(self, job_id: str, event: dict) -> None:
+        """Progress from the runner's events: a code cell is done when it ran to its end without an error.
+
+        The runner reports a cell finished (and counts it in its ``cells_done``) also when it
+        raised, and when the kernel died under it (papermill completes the cell on the way out),
+        so a job killed in its last cell would show every cell done. Here a cell is done only
+        when it finished ``ok``; the cell that was running when a run stopped is remembered, to
+        name it (:meth:`finish`). ``cell_started`` events go on with ``position``: the running
+        cell's place among the code cells (1-based), as the progress counts them.
+        """
         kind = event.get("event")
+        track = self._cells.setdefault(job_id, {"done": 0, "total": None, "at": None, "last": None})
         if kind == "started":
+            track.update(done=0, total=event.get("cells_total"), at=None, last=None)
             self.store.update(job_id, cells_total=event.get("cells_total"), cells_done=0)
+        elif kind == "cell_started":
+            track["at"] = track["last"] = (event.get("cell"), track["done"] + 1)
+            event = dict(event, position=track["done"] + 1)
         elif kind == "cell_finished":
-            self.store.update(job_id, cells_done=event.get("cells_done", 0))
+            if event.get("status") != "error":  # (one that raised stays the cell the run stopped at)
+                track["done"] += 1
+                track["at"] = None
+            self.store.update(job_id, cells_done=track["done"])
+        elif kind == "finished" and "DeadKernel" in str((event.get("error") or {}).get("message", "")):
+            # the kernel died under the last cell (papermill called it complete): it was not done
+            if track["at"] is None and track["last"] is not None and track["last"][1] == track["done"]:
+                track["done"] -= 1
+                track["at"] = track["last"]
+                self.store.update(job_id, cells_done=track["done"])
         self.broker.publish(job_id, event)
 
     def _on_log(self, job_id: str, log: JobLog, text: str) -> None:
@@ -313,21 +376,69 @@ class JobManager(LoggingConfigurable):
         self.broker.publish(job_id, {"event": "log", "text": text})
 
     def finish(self, job_id: str, outcome: Outcome) -> Optional[Job]:
-        """End a running job with ``outcome``; a job already ended stays as it was."""
+        """End a running job with ``outcome``; a job already ended stays as it was.
+
+        What the job left is looked at here, once: whether there is an output notebook (a
+        stopped run's is partial), and the cell a stopped run was in, named in its message as
+        a cell error names its cell. The log's last line says how the job ended, in words.
+        """
+        track = self._cells.pop(job_id, None) or {}
+        cancelled_by, who = self._cancelling.pop(job_id, (None, None))
         used = outcome.used.to_dict() if isinstance(outcome.used, Usage) else dict(outcome.used or {})
-        fields = dict(exit_code=outcome.exit_code, used=used)
+        fields = dict(exit_code=outcome.exit_code, used=used, has_output=self._has_output(job_id))
         if outcome.finished:  # the backend's own clock of the ending (a job that ended while we were down)
             fields["finished"] = datetime.fromtimestamp(outcome.finished, timezone.utc).replace(tzinfo=None)
         if outcome.status != Status.SUCCEEDED:
-            fields.update(error_reason=outcome.reason, error_message=outcome.message, error_cell=outcome.cell)
+            message, cell = outcome.message, outcome.cell
+            if outcome.reason == Reason.CANCELLED:
+                fields["cancelled_by"] = cancelled_by
+                message = f"cancelled by {who or 'the service'}"
+            if outcome.reason in STOPPED and cell is None and track.get("at"):
+                cell, position = track["at"]
+                where = cell_words((position, track["total"]) if track.get("total") else None)
+                if where:
+                    message += f" (in {where})"
+            fields.update(error_reason=outcome.reason, error_message=message, error_cell=cell)
+            if track:  # a cell that raised or was stopped is not done
+                fields["cells_done"] = track["done"]
         try:
             job = self.store.transition(job_id, outcome.status, **fields)
         except InvalidTransition as e:
             self.log.warning("job %s already ended (%s); ignoring outcome %s", job_id, e.current, outcome.status)
             return None
         self.log.info("job %s %s%s", job_id, job.status, f" ({job.error_reason})" if job.error_reason else "")
+        self._log_ending(job)
         self._ended(job)
         return job
+
+    def _has_output(self, job_id: str) -> bool:
+        """Whether the run left an output notebook (papermill writes it at the start and after each cell)."""
+        try:
+            return self.artifacts.output_path(job_id).stat().st_size > 0
+        except OSError:
+            return False
+
+    def _log_ending(self, job: Job) -> None:
+        """The log's last line when a run did not succeed: why, in words (a killed kernel leaves only a
+        traceback, a killed runner nothing). A succeeded job's log stays the notebook's own."""
+        if job.started is None or job.status == Status.SUCCEEDED:
+            return
+        summary, message = reason_summary(job.error_reason, job.cancelled_by), job.error_message or ""
+        # ("cancelled by alice (in code cell 2 of 3)" says it already: not "Cancelled by alice: cancelled by alice …")
+        text = "notebook-jobs: " + (message if message.lower().startswith(summary.lower()) else f"{summary}: {message}")
+        if job.has_output and job.error_reason in STOPPED:
+            text += "; the notebook as far as it got is kept"
+        text += "\n"
+        try:
+            log = JobLog(self.artifacts.log_path(job.id))
+            try:
+                log.write(text)
+            finally:
+                log.close()
+        except OSError as e:
+            self.log.warning("job %s: the log's last line not written: %s", job.id, e)
+            return
+        self.broker.publish(job.id, {"event": "log", "text": text})
 
     def _ended(self, job: Job) -> None:
         """After a job's one ending: tell listeners, render, call back, dispatch more."""
@@ -368,7 +479,7 @@ class JobManager(LoggingConfigurable):
         task.add_done_callback(self._background.discard)
 
     def _publish(self, job: Job) -> None:
-        self.broker.publish(job.id, {"event": "status", "job": job_model(job)})
+        self.broker.publish(job.id, {"event": "status", "job": listed_model(job)})
 
     def _load(self, key: str) -> Optional[float]:
         """This hour's forecast ``cpu_per_job`` or ``max_concurrent`` (None: no forecast)."""

@@ -33,7 +33,8 @@ from traitlets.config import LoggingConfigurable
 
 from . import metrics
 from .explain import human_duration
-from .states import WITH_OUTPUT, Status
+from .names import one_line
+from .states import STOPPED, Reason, Status, reason_summary
 
 #: the runner's way of naming the failing cell at the end of a cell error's message
 _WHERE = re.compile(r"\s*\(in ((?:code cell \d+ of \d+)?(?:, )?(?:In \[\d+\])?)\)\s*$")
@@ -73,27 +74,33 @@ def failing_cell(message: str, cell: Optional[int]) -> Optional[str]:
 
 def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, to: str) -> EmailMessage:
     """The mail about ``job`` (a store Job that has ended): plain text and a simple HTML part."""
-    name = job.name or job.input_name or job.id
+    name = one_line(job.name or "") or one_line(job.input_name or "") or job.id
     subject = f"Notebook job {job.status}: {name}"
     if schedule is not None:
+        schedule = ScheduleRef(schedule.id, one_line(schedule.name), one_line(schedule.cron),
+                               one_line(schedule.timezone))
         subject += f" (schedule {schedule.name})"
     # a job that never started (cancelled in the queue, refused at a schedule's run) ran for no time
     seconds = (job.finished - job.started).total_seconds() if job.finished and job.started else None
     rows = [("Job", name), ("Status", job.status)]
     if job.status != Status.SUCCEEDED:
-        rows.append(("Reason", job.error_reason or job.status))
+        rows.append(("Reason", reason_summary(job.error_reason, job.cancelled_by) if job.error_reason
+                     else job.status))
         if job.error_message:
             rows.append(("Error", job.error_message))
-        cell = failing_cell(job.error_message, job.error_cell) if job.error_reason == "cell_error" else None
+        cell = None
+        if job.error_reason == Reason.CELL_ERROR or (job.error_reason in STOPPED and job.error_cell is not None):
+            cell = failing_cell(job.error_message, job.error_cell)
         if cell:
-            rows.append(("Failing cell", cell))
+            rows.append(("Failing cell" if job.error_reason == Reason.CELL_ERROR else "Stopped in", cell))
     rows.append(("Duration", human_duration(seconds) if job.started else "none: it never started"))
     if schedule is not None:
         when = f" ({schedule.cron}, {schedule.timezone})" if schedule.cron else ""
         rows.append(("Schedule", f"{schedule.name}{when}"))
     link_rows = [("Job page", links["job"])]
     if links.get("output"):
-        link_rows.append(("HTML output", links["output"]))
+        partial = job.status == Status.CANCELLED or job.error_reason in STOPPED
+        link_rows.append(("HTML output (partial)" if partial else "HTML output", links["output"]))
     if links.get("schedule"):
         link_rows.append(("Schedule page", links["schedule"]))
 
@@ -120,7 +127,7 @@ def compose(job, *, links: dict, schedule: Optional[ScheduleRef], sender: str, t
     )
 
     msg = EmailMessage()
-    msg["Subject"] = subject
+    msg["Subject"] = one_line(subject)  # (one line already: but nothing user-made reaches a header unchecked)
     msg["From"] = sender
     msg["To"] = to
     msg["Date"] = formatdate(usegmt=True)
@@ -159,7 +166,15 @@ class Mailer(LoggingConfigurable):
 
     username = Unicode("", help="User name to log in to the SMTP server with (empty: no login).").tag(
         config=True)
-    password = Unicode("", help="Password for username.").tag(config=True)
+    password = Unicode(
+        help="""Password for username. Default: the environment's NOTEBOOK_JOBS_SMTP_PASSWORD.
+        Set it there or in notebook_jobs_config.py, never on the command line (the Hub shows a
+        managed service's command to whoever may read the service).""",
+    ).tag(config=True)
+
+    @default("password")
+    def _default_password(self):
+        return os.environ.get("NOTEBOOK_JOBS_SMTP_PASSWORD", "")
 
     from_address = Unicode(
         "notebook-jobs@localhost",
@@ -238,7 +253,7 @@ class Mailer(LoggingConfigurable):
     def links(self, job, schedule: Optional[ScheduleRef]) -> dict:
         """The job's page, its HTML output (when it has one), and its schedule's page."""
         out = {"job": self.url("jobs", job.id)}
-        if job.status in WITH_OUTPUT:  # rendered on demand, whatever output_formats asked for
+        if job.has_output:  # rendered on demand, whatever output_formats asked for (a stopped run's: partial)
             out["output"] = self.url("jobs", job.id, "output")  # a page: logs in first, then the render
         if schedule is not None:
             out["schedule"] = self.url("schedules") + f"#schedule-{schedule.id}"

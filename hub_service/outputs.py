@@ -20,7 +20,7 @@ from typing import Optional
 import nbformat
 
 from .executors.base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE
-from .intake import Bundle
+from .intake import Bundle, IntakeError, safe_relpath
 
 MEDIA_TYPES = {
     "ipynb": "application/x-ipynb+json",
@@ -48,6 +48,9 @@ class Artifacts:
         """Keep a submission under its content hash (once), returning the hash."""
         sha = bundle.sha256
         target = self.input_dir(sha)
+        for rel in bundle.files:  # intake gives normalised relative paths; never write anywhere else
+            if safe_relpath(rel, "bundle file") != rel:
+                raise IntakeError(f"bundle file {rel!r} is not a plain relative path")
         if not (target / INPUT_NOTEBOOK).exists():
             tmp = target.with_name(f".{sha}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -69,7 +72,8 @@ class Artifacts:
     def input_files(self, sha: str) -> dict:
         """The files stored beside an input notebook (a bundle's data files): relative path -> bytes."""
         files_dir = self.input_dir(sha) / FILES_DIR
-        return {str(f.relative_to(files_dir)): f.read_bytes() for f in files_dir.rglob("*") if f.is_file()}
+        return {f.relative_to(files_dir).as_posix(): f.read_bytes() for f in files_dir.rglob("*")
+                if f.is_file() and not f.is_symlink()}  # the service wrote them all; links it never writes
 
     def prepare(self, job_id: str, sha: str, parameters: dict) -> Path:
         """A fresh work directory for a run: the input, its files and the parameters."""

@@ -94,6 +94,21 @@ def is_user_code(cell):
     return cell.cell_type == "code" and INJECTED_TAG not in cell.get("metadata", {}).get("tags", [])
 
 
+def cell_words(position=None, exec_count=None):
+    """Where a cell is, as a person finds it: 'code cell 2 of 3, In [2]' (either part may be missing).
+
+    ``position`` is (k, n): the k-th of the n code cells, counted as the progress counts them;
+    ``exec_count`` the In [n] the executed notebook shows. The service names a cell a run was
+    stopped in with the same words (hub_service/jobs.py); '' when there is nothing to say.
+    """
+    where = []
+    if position:
+        where.append("code cell {} of {}".format(*position))
+    if exec_count is not None:
+        where.append(f"In [{exec_count}]")
+    return ", ".join(where)
+
+
 def ipc_kernel_manager_class():
     """nbclient's kernel manager, speaking to its kernel over Unix sockets in a private directory.
 
@@ -220,13 +235,9 @@ def run_job(args, km=None):
         message = f"{e.ename}: {e.evalue}"
         # error.cell is an index into the submitted notebook, markdown cells included; a
         # person looks for the position the progress counted and the output's In [n]
-        where = []
-        if engine.failed_position:
-            where.append("code cell {} of {}".format(*engine.failed_position))
-        if e.exec_count is not None:
-            where.append(f"In [{e.exec_count}]")
+        where = cell_words(engine.failed_position, e.exec_count)
         if where:
-            message += f" (in {', '.join(where)})"
+            message += f" (in {where})"
         emit("finished", status="failed", error={"reason": "cell_error", "message": message, "cell": engine.failed_cell})
         return 1
     except Exception as e:  # papermill/kernel trouble: not the user's cell

@@ -42,7 +42,28 @@ STATUSES = tuple(s.value for s in Status)
 TERMINAL = frozenset({Status.SUCCEEDED.value, Status.FAILED.value, Status.CANCELLED.value})
 #: Statuses of a job still to end (it can be cancelled).
 ACTIVE = frozenset({Status.QUEUED.value, Status.RUNNING.value})
-#: Statuses of a job with an executed notebook to show (a cancelled run keeps none).
-WITH_OUTPUT = frozenset({Status.SUCCEEDED.value, Status.FAILED.value})
 #: Every error reason.
 REASONS = tuple(r.value for r in Reason)
+#: Reasons of a run stopped before it finished: a notebook it left is partial (cells after the stop never ran).
+#: (A cell error ends a run too, but as papermill ends it: the notebook is complete up to the failing cell.)
+STOPPED = frozenset({Reason.CANCELLED.value, Reason.TIMEOUT.value, Reason.OOM_KILLED.value,
+                     Reason.INFRASTRUCTURE.value})
+#: The formats an output notebook can be fetched in (renders are made on request).
+OUTPUT_FORMATS = ("ipynb", "html", "md")
+
+_SUMMARIES = {
+    Reason.CELL_ERROR.value: "A cell raised an error",
+    Reason.OOM_KILLED.value: "Ran out of memory",
+    Reason.TIMEOUT.value: "Ran past its time limit",
+    Reason.CANCELLED.value: "Cancelled",
+    Reason.INVALID_INPUT.value: "The input could not be run",
+    Reason.INFRASTRUCTURE.value: "The service could not run it",
+}
+
+
+def reason_summary(reason, cancelled_by=None) -> str:
+    """Why a job did not succeed, in plain words (``error.summary``): the one place the pages, the
+    mails and the API take them from; ``reason`` (``error.reason``) stays the code for machines."""
+    if reason == Reason.CANCELLED and cancelled_by:
+        return f"Cancelled by {cancelled_by}"
+    return _SUMMARIES.get(str(reason), str(reason).replace("_", " ").capitalize())

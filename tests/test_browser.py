@@ -63,8 +63,8 @@ def test_login_upload_and_watch_a_job_end_live(hub, browser, tmp_path):
     page.wait_for_function("document.getElementById('job-status').textContent === 'succeeded'", timeout=90_000)
     page.frame_locator("#job-output").locator("text=browser works").wait_for(timeout=30_000)
     assert page.evaluate("window.__sameDocument") is True
-    assert page.locator("#job-progress").inner_text() == "3/3"  # live progress from the event stream
-    assert page.locator("#job-progress").get_attribute("style").replace(" ", "") == "width:100%;"
+    assert page.locator("#job-progress").inner_text() == "3 of 3 cells done"  # live progress from the event stream
+    assert page.locator("#job-progress-bar").get_attribute("style").replace(" ", "") == "width:100%;"
     used = page.locator("#job-used td").all_inner_texts()
     assert used[0].endswith("cpu-s") and used[1].endswith("iB") and used[2].endswith("s"), used
     for i in range(3):

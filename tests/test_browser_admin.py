@@ -3,6 +3,8 @@
 Screenshots land in test-output/pages/admin-*.png (look at them after a change).
 """
 
+import re
+
 import pytest
 
 from tests.browser import assert_hub_chrome, browser, logged_in, shot  # noqa: F401
@@ -83,6 +85,10 @@ def test_forecast_chart_has_axes_values_and_the_load_that_came(hub, browser, adm
     legend = chart.locator(".chart-legend").inner_html()
     assert "submitted (last 24 h)" in legend and "forecast (next 24 h)" in legend
     assert chart.locator(".chart-now text").text_content() == "now"
+    # and what it stands on: this session's hour or so of history, said as a flat line's basis
+    basis = page.locator("#demand-forecast-basis").text_content()
+    assert re.fullmatch(r"The forecast stands on \d+ hours? of history \(\d+ jobs?\): less than a day, "
+                        r"so it is a flat line at their mean rate\.", basis), basis
     assert console.errors == [], "\n".join(console.errors)
 
 

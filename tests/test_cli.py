@@ -109,19 +109,22 @@ def test_durations_and_sizes_read_as_a_person_says_them():
         ["512 B", "300 MiB", "1.5 GiB", "2 GiB"]
 
 
-def test_help_notebook_lists_the_parameters_as_papermill_does_without_a_service(tmp_path):
+def test_help_notebook_lists_the_parameters_and_the_types_the_service_checks_without_a_service(tmp_path):
     nb = tmp_path / "nb.ipynb"
-    nb.write_bytes(nb_bytes(make_notebook("x", parameters='alpha = 0.5  # learning rate\nlabel: str = "a"')))
+    nb.write_bytes(nb_bytes(make_notebook(
+        "x", parameters='alpha = 0.5  # learning rate\nlabel: str = "a"\nextra = None\nanything: Any = 3')))
     env = {k: v for k, v in os.environ.items() if k not in ("JUPYTERHUB_API_TOKEN", "NOTEBOOK_JOBS_URL")}
     r = subprocess.run([sys.executable, "-m", "hub_service.cli", "submit", str(nb), "--help-notebook"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == ""
     assert r.stdout == ("Parameters inferred for notebook 'nb.ipynb':\n"
-                        "  alpha: Unknown type (default 0.5)\n" + " " * 34 + "learning rate\n"
-                        "  label: str (default \"a\")\n")
+                        f"{'  alpha: float (default 0.5)':<34}learning rate\n" +
+                        "  label: str (default \"a\")\n"
+                        "  extra: any (default None)\n"
+                        "  anything: any (default 3)\n")
     script = tmp_path / "job.py"
     script.write_text('# %% tags=["parameters"]\nn = 3\n# %%\nprint(n)\n')
-    assert params.describe(str(script)) == "Parameters inferred for notebook 'job.py':\n  n: Unknown type (default 3)"
+    assert params.describe(str(script)) == "Parameters inferred for notebook 'job.py':\n  n: int (default 3)"
     nb.write_bytes(nb_bytes(make_notebook("x")))
     assert params.describe(str(nb)).endswith("\n  No cell tagged 'parameters'")
     with pytest.raises(params.ParameterError, match="reads a .ipynb or .py file, not nb.zip"):
@@ -246,7 +249,7 @@ def test_cancel_prints_one_line(alice):
     assert r.stdout in (f"job {job['id']} cancelled\n", f"job {job['id']} is being cancelled (running now)\n")
     alice.wait(job["id"])
     r = cli(alice, "status", job["id"])
-    assert r.returncode == 0 and r.stdout.startswith("cancelled after ") and "cancelled by request" in r.stdout
+    assert r.returncode == 0 and r.stdout.startswith("cancelled after ") and "cancelled by alice" in r.stdout
     r = cli(alice, "cancel", job["id"])  # the service's 409, as one line
     one_error_line(r, f"job {job['id']} already cancelled")
 
@@ -424,3 +427,17 @@ def test_a_service_that_is_down_is_one_line_and_wait_rides_out_its_restart(hub, 
     assert lines[0] == f"job {job['id']}: {alice.hub.url}{SERVICE}jobs/{job['id']}"
     assert any("is not running" in line and "waiting up to 300s for it to come back" in line for line in lines), out
     assert lines[-1].startswith("succeeded in "), out
+
+
+def test_a_hand_made_notebook_without_cell_ids_prints_no_nbformat_warning(tmp_path):
+    nb = tmp_path / "hand.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]},
+                                         "outputs": [], "source": ["n = 1"]}],
+                              "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                          "language": "python"}},
+                              "nbformat": 4, "nbformat_minor": 5}))
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTERHUB_API_TOKEN", "NOTEBOOK_JOBS_URL")}
+    r = subprocess.run([sys.executable, "-m", "hub_service.cli", "submit", str(nb), "--help-notebook"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.endswith("  n: int (default 1)\n")

@@ -8,6 +8,7 @@ docker-py release that changes them fails here, loudly, rather than in productio
 import io
 import json
 import struct
+import tarfile
 import threading
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ from hub_service.executors.base import JobSpec
 from hub_service.executors.docker import DockerExecutor
 from hub_service.executors.docker.gateway import Names, log_response, update_limits
 from hub_service.executors.docker.sandbox import Sandbox
+from hub_service.executors.docker.transport import extract_outputs
 from hub_service.executors.local import LocalExecutor
 from hub_service.executors.streams import TRUNCATED, EventCap, LineSplitter, LogCap, read_frames
 
@@ -212,3 +214,40 @@ async def test_the_local_executor_caps_a_flooding_job_too(tmp_path):
     assert out.status == "succeeded", out
     assert sum(len(line) for line in logs) <= (64 << 10) + 1024  # 1 MiB written, 64 KiB passed on
     assert logs[-1] == TRUNCATED.format(limit=64 << 10)
+
+
+def _hostile_archive(top: str) -> bytes:
+    """What a job could leave in its volume for get_archive: links, '..' names, a device, and real files."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name, data=None, **kw):
+            info = tarfile.TarInfo(f"{top}/{name}")
+            for k, v in kw.items():
+                setattr(info, k, v)
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+        add("files", type=tarfile.DIRTYPE, mode=0o755)
+        add("files/evil-link", type=tarfile.SYMTYPE, linkname="/etc")
+        add("files/evil-link/passwd", b"owned")  # through the link, were it made
+        add("files/hard", type=tarfile.LNKTYPE, linkname="/etc/hostname")
+        add("files/../../escaped.txt", b"escaped")
+        add("files/dev", type=tarfile.CHRTYPE, devmajor=1, devminor=3)
+        add("files/fifo", type=tarfile.FIFOTYPE)
+        add("files/sub/data.csv", b"a,b\n1,2\n")
+        add("output.ipynb", b"{}")
+        add("outside.txt", b"not an output")
+    return buf.getvalue()
+
+
+def test_a_jobs_archive_unpacks_only_its_regular_files_and_directories(tmp_path):
+    """A job writes its volume as it likes: no link, device, FIFO or '..' name of its leaves the target."""
+    target = tmp_path / "job"
+    extract_outputs([_hostile_archive("work")], "/work", target)
+    made = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
+    # the link was not made, so the file "through" it is a plain file in a plain directory of target's
+    assert made == ["files", "files/evil-link", "files/evil-link/passwd", "files/sub", "files/sub/data.csv",
+                    "output.ipynb"]
+    assert (target / "files/sub/data.csv").read_bytes() == b"a,b\n1,2\n"
+    assert not (tmp_path / "escaped.txt").exists() and not any(p.is_symlink() for p in target.rglob("*"))

@@ -82,7 +82,9 @@ def test_a_parameters_cell_becomes_typed_fields_with_the_notebooks_values():
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell]  # no kernelspec: papermill's inspection needs one, a default is assumed
     fields = {f["name"]: f for f in parameter_fields(nb)}
-    assert fields["alpha"] == {"name": "alpha", "type": "float", "value": 0.5, "source": "0.5", "help": "learning rate"}
+    assert fields["alpha"] == {"name": "alpha", "type": "float", "value": 0.5, "source": "0.5", "help": "learning rate",
+                               "annotation": None}
+    assert fields["n"]["annotation"] == "float"
     assert [fields[n]["type"] for n in ("n", "label", "flag", "layers", "opts", "size", "nothing", "pair")] == \
         ["float", "str", "bool", "json", "json", "expr", "none", "json"]
     assert fields["layers"]["value"] == [64, 32] and fields["pair"]["value"] == [1, 2]

@@ -11,9 +11,11 @@ def test_a_dry_run_answers_the_notebooks_parameters_and_its_sizing_in_words(hub,
     assert r.status_code == 200, r.text
     job = r.json()
     assert job["notebook_parameters"] == [
-        {"name": "rate", "type": "float", "value": 0.5, "source": "0.5", "help": "how fast"},
-        {"name": "label", "type": "str", "value": "x", "source": "'x'", "help": ""},
-        {"name": "n", "type": "expr", "value": None, "source": "2 ** 3", "help": ""},
+        {"name": "rate", "type": "float", "value": 0.5, "source": "0.5", "help": "how fast",
+         "annotation": None},
+        {"name": "label", "type": "str", "value": "x", "source": "'x'", "help": "", "annotation": None},
+        {"name": "n", "type": "expr", "value": None, "source": "2 ** 3", "help": "",
+         "annotation": None},
     ]
     words = job["resources"]["explanation"]
     assert "of memory:" in words and "Time limit" in words, words
@@ -48,7 +50,9 @@ def test_a_rerun_with_bad_parameters_is_a_400_naming_them_and_stores_nothing(ali
     job = alice.submit(make_notebook("print(p)", parameters="p = 'a'"), name="rerun-bad")
     before = len(alice.get("jobs", params={"q": "rerun-bad"}).json()["jobs"])
     for body, named in (({"parameters": {"nope": 1}}, "nope"), ({"parameters": [1]}, "parameters"),
-                        ({"parameters": {"p": 1}, "resources": {}}, "resources"), ([1], "JSON object")):
+                        ({"parameters": {"p": "b"}, "memory": "1GB"}, "memory"),  # (resources go in "resources")
+                        ({"resources": {"memory": "lots"}}, "resources.memory"), ({"timeout": -1}, "timeout"),
+                        ([1], "JSON object")):
         r = alice.post(f"jobs/{job['id']}/rerun", json=body)
         assert r.status_code == 400, (body, r.text)
         assert named in r.json()["error"]["message"], r.text

@@ -77,7 +77,7 @@ def test_a_failed_job_mails_its_owner_the_reason_the_cell_and_links(hub, mia, in
     text, html = text_and_html(mail.msg)
     page = f"{hub.url}{SERVICE}jobs/{job['id']}"
     for part in (text, html):
-        assert "cell_error" in part
+        assert "A cell raised an error" in part and "cell_error" not in part  # words, not the code
         assert "ZeroDivisionError: division by zero" in part
         assert "code cell 2 of 2, In [2]" in part  # the cell as the executed notebook shows it
         assert page in part and f"{page}/output" in part

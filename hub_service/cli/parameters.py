@@ -94,7 +94,7 @@ def collect(
 
 def describe(path: str) -> str:
     """The parameters a notebook or script declares, as ``papermill --help-notebook`` lists them."""
-    from ..intake import IntakeError, notebook_parameters, parse_notebook, parse_script
+    from ..intake import IntakeError, expected_type, parameter_fields, parse_notebook, parse_script
 
     name = os.path.basename(path)
     parse = {".ipynb": parse_notebook, ".py": parse_script}.get(os.path.splitext(path)[1].lower())
@@ -106,17 +106,18 @@ def describe(path: str) -> str:
         with open(path, "rb") as f:
             nb = parse(f.read(), name)
         # parse_script leaves each cell's source a list of lines, which papermill cannot inspect
-        declared = notebook_parameters(nbformat.reads(nbformat.writes(nb), as_version=4))
+        fields = parameter_fields(nbformat.reads(nbformat.writes(nb), as_version=4))
     except OSError as e:
         raise ParameterError(f"cannot read {path}: {e.strerror or e}") from None
     except IntakeError as e:
         raise ParameterError(e.message) from None
     lines = [f"Parameters inferred for notebook '{name}':"]
-    if declared is None:
+    if fields is None:
         lines.append("  No cell tagged 'parameters'")
-    for key, p in (declared or {}).items():
-        kind = p["type"] if p["type"] not in (None, "None") else "Unknown type"
-        definition = f"  {key}: {kind} (default {p['default']})"
-        lines.append(f"{definition:<34}{p['help']}".rstrip() if len(definition) <= 30 or not p["help"]
-                     else f"{definition}\n{' ' * 34}{p['help']}")
+    for field in fields or ():
+        # the type the service checks a value against (an int is a fine float): "any" takes all
+        kind = expected_type(field) or "any"
+        definition = f"  {field['name']}: {kind} (default {field['source']})"
+        lines.append(f"{definition:<34}{field['help']}".rstrip() if len(definition) <= 30 or not field["help"]
+                     else f"{definition}\n{' ' * 34}{field['help']}")
     return "\n".join(lines)

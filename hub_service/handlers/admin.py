@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from ..store import job_model
+from ..store import listed_model
 from ..usage import hourly_counts, parse_period, usage_report
 from .base import APIHandler, admin_only
 
@@ -31,7 +31,7 @@ class QueueHandler(APIHandler):
         queue = self.jobs.queue()
         self.write_json(dict(
             queue, capacity=capacity_model(queue["capacity"]),
-            running=[job_model(j) for j in queue["running"]], queued=[job_model(j) for j in queue["queued"]],
+            running=[listed_model(j) for j in queue["running"]], queued=[listed_model(j) for j in queue["queued"]],
             counts={"running": len(queue["running"]), "queued": len(queue["queued"])},
         ))
 

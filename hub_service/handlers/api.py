@@ -20,6 +20,7 @@ from ..intake import (
     IntakeError,
     check_callback_url,
     check_name,
+    clean_name,
     check_notify,
     check_parameters,
     load_json,
@@ -35,8 +36,8 @@ from ..intake import (
 from ..explain import sizing_words
 from ..outputs import MEDIA_TYPES
 from ..states import STATUSES, TERMINAL, Status
-from ..store import BadCursor, DuplicateKey, Job, job_model
-from ..workspace import read_workspace_notebook
+from ..store import BadCursor, DuplicateKey, Job, job_model, listed_model
+from ..workspace import list_notebooks, read_workspace_notebook
 from .admin import capacity_model
 from .base import APIHandler, admin_only, authenticated
 
@@ -154,14 +155,15 @@ class JobsHandler(APIHandler):
         await self.identify()
         self.require_user()
         user = self.user_name
+        everyone = self.flag_argument("all")
         if self.is_admin:
-            if self.get_argument("all", "") in ("1", "true"):
-                user = None
-            user = self.get_argument("user", user)
-        statuses = [s for s in self.get_argument("status", "").split(",") if s]
+            user = self.get_argument("user", None if everyone else user)
+        value = self.get_argument("status", "")
+        statuses = value.split(",") if value else []
         bad = sorted(set(statuses) - set(STATUSES))
         if bad:
-            raise IntakeError(f"unknown status {', '.join(bad)}")
+            raise IntakeError(f"unknown status {', '.join(s or '(empty)' for s in bad)}; "
+                              f"use any of {', '.join(STATUSES)}, comma-separated")
         try:
             limit = int(self.get_argument("limit", "50"))
         except ValueError:
@@ -178,7 +180,8 @@ class JobsHandler(APIHandler):
             )
         except BadCursor as e:
             raise IntakeError(str(e)) from None
-        self.write_json({"jobs": [job_model(j) for j in jobs], "next_cursor": cursor})
+        model = job_model if self.flag_argument("full_parameters") else listed_model
+        self.write_json({"jobs": [model(j) for j in jobs], "next_cursor": cursor})
 
     async def post(self):
         self._body_read = True
@@ -188,7 +191,7 @@ class JobsHandler(APIHandler):
         self.require_user()
         self.request.body = b"".join(self._chunks)
         user = self.user_name
-        if self.get_argument("dry_run", "") in ("1", "true"):
+        if self.flag_argument("dry_run"):
             return await self._dry_run(user)
         key = self.request.headers.get("Idempotency-Key") or None
         if key and len(key) > 255:
@@ -257,7 +260,8 @@ def parse_submission(request, config, user: str, parsed=None) -> tuple:
         bundle = bundle_from_json(form, user, config, limits)
     else:
         raise IntakeError(f"unsupported Content-Type {content_type!r}: use multipart/form-data or JSON", 415)
-    parameters = check_parameters(bundle.notebook, parse_json_field(form.get("parameters"), "parameters"))
+    parameters = check_parameters(bundle.notebook, parse_json_field(form.get("parameters"), "parameters"),
+                                  max_size=config.max_parameters_size)
     fields = dict(
         parameters=parameters,
         name=check_name(form.get("name"), bundle.name),
@@ -298,7 +302,7 @@ class JobHandler(APIHandler):
     async def delete(self, job_id):
         job = self.get_job(job_id)
         if job.status not in TERMINAL:
-            job = await self.jobs.cancel(job)
+            job = await self.jobs.cancel(job, by=self.user_name)
             if job.status not in TERMINAL:
                 raise web.HTTPError(409, f"job {job_id} is still {job.status}; try again shortly")
         self.jobs.delete(job)
@@ -312,32 +316,50 @@ class CancelHandler(APIHandler):
         job = self.get_job(job_id)
         if job.status in TERMINAL:
             raise web.HTTPError(409, f"job {job_id} already {job.status}")
-        job = await self.jobs.cancel(job)
+        job = await self.jobs.cancel(job, by=self.user_name)  # kept as the job's cancelled_by
         self.write_json(job_model(job), 200 if job.status in TERMINAL else 202)
 
 
 class RerunHandler(APIHandler):
-    """Run a job again: as it was, or with the parameters of a JSON body ``{"parameters": {…}}``.
+    """Run a job again: as it was, or with what a JSON body ``{"parameters": {…}, "resources": {…},
+    "timeout": s}`` changes (each checked as a submit checks it).
 
     The new job keeps the input (a bundle's data files too), name, requests, formats,
-    webhook and notify, and is sized as a re-run (more of what a killed run ran out of).
+    webhook and notify, and is sized as a re-run (more of what a killed run ran out of);
+    requested resources replace the job's own requests of those names. ``?dry_run=1``
+    answers the would-be job, sized and explained in words, and stores nothing.
     """
+
+    FIELDS = ("parameters", "resources", "timeout")
 
     @authenticated
     async def post(self, job_id):
         job = self.get_job(job_id)
+        dry_run = self.flag_argument("dry_run")
         body = self.get_json_body()
         if not isinstance(body, dict):
             raise IntakeError("request body must be a JSON object like {\"parameters\": {\"alpha\": 0.5}}")
-        unknown = sorted(set(body) - {"parameters"})
+        unknown = sorted(set(body) - set(self.FIELDS))
         if unknown:
-            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a re-run takes only 'parameters'")
+            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a re-run takes only "
+                              f"{', '.join(repr(f) for f in self.FIELDS)}")
         parameters = None
         if "parameters" in body:
             if not isinstance(body["parameters"], dict):
                 raise IntakeError("parameters must be a JSON object of name: value")
-            parameters = await asyncio.to_thread(self.jobs.check_rerun_parameters, job, body["parameters"])
-        new = await self.jobs.rerun(job, job.user, parameters=parameters)
+            parameters = await asyncio.to_thread(self.jobs.check_rerun_parameters, job, body["parameters"],
+                                                 self.config.max_parameters_size)
+        requested = parse_resources(body.get("resources"), body.get("timeout"))
+        if dry_run:
+            planned = await self.jobs.rerun(job, job.user, parameters=parameters, requested=requested, dry_run=True)
+            would_be = job_model(Job(id=None, status=Status.QUEUED.value, input_hash=job.input_hash, cells_done=0,
+                                     **planned))
+            bounds = self.jobs.bounds
+            would_be["resources"]["bounds"] = bounds  # what a request may ask for
+            would_be["resources"]["explanation"] = sizing_words(would_be["resources"], bounds,
+                                                                self.jobs.retry_words_of(job))
+            return self.write_json(dict(would_be, dry_run=True), 200)
+        new = await self.jobs.rerun(job, job.user, parameters=parameters, requested=requested)
         self.set_header("Location", self.api_url("jobs", new.id))
         self.write_json(job_model(new), 201)
 
@@ -354,11 +376,10 @@ class OutputHandler(APIHandler):
         data = await self.jobs.output(job_id, fmt)
         if data is None:
             raise web.HTTPError(404, f"job {job_id} ended ({job.error_reason or job.status}) without an output notebook")
-        self.set_header("Content-Type", MEDIA_TYPES[fmt])
-        if self.get_argument("download", "") in ("1", "true"):
-            stem = Path(job.input_name).stem or job.id
-            self.set_header("Content-Disposition", f'attachment; filename="{stem}-{job.id[:8]}.{fmt}"')
-        self.finish(data)
+        name = None
+        if self.flag_argument("download"):  # else shown inline, sandboxed like every render of a user's
+            name = f"{clean_name(Path(job.input_name or '').stem, 'job')[:100]}-{job.id[:8]}.{fmt}"
+        self.serve_user_content(data, MEDIA_TYPES[fmt], download_name=name)
 
 
 class InputHandler(APIHandler):
@@ -366,8 +387,7 @@ class InputHandler(APIHandler):
     def get(self, job_id):
         job = self.get_job(job_id)
         data, media_type = self.jobs.input_notebook(job)
-        self.set_header("Content-Type", media_type)
-        self.finish(data)
+        self.serve_user_content(data, media_type)
 
 
 class LogsHandler(APIHandler):
@@ -376,7 +396,7 @@ class LogsHandler(APIHandler):
     @authenticated
     async def get(self, job_id):
         job = self.get_job(job_id)
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.user_content_headers("text/plain; charset=utf-8")  # the notebook's prints: the user's text
         follow = self.get_argument("follow", "") in ("1", "true")
         queue = self.jobs.subscribe(job_id) if follow and job.status not in TERMINAL else None
         try:
@@ -408,22 +428,11 @@ class NotebooksHandler(APIHandler):
     """Notebooks and scripts in the caller's workspace, newest first."""
 
     @authenticated
-    def get(self):
-        root = Path(self.config.workspace_for(self.user_name))
-        found = []
-        if root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__pycache__"]
-                for f in filenames:
-                    if f.endswith((".ipynb", ".py")) and not f.startswith("."):
-                        p = Path(dirpath) / f
-                        st = p.stat()
-                        found.append({"path": str(p.relative_to(root)), "name": f, "size": st.st_size,
-                                      "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))})
-                if len(found) >= 1000:
-                    break
-        found.sort(key=lambda n: n["modified"], reverse=True)
-        self.write_json({"workspace": str(root), "notebooks": found})
+    async def get(self):
+        root = self.config.workspace_for(self.user_name)
+        # what a submit by path would accept; links are never followed (hub_service/workspace.py)
+        found = await asyncio.to_thread(list_notebooks, root)
+        self.write_json({"workspace": root, "notebooks": found})
 
 
 class MetricsHandler(APIHandler):

@@ -12,13 +12,14 @@ import json
 import traceback
 from http.client import responses
 from typing import Optional
+from urllib.parse import quote
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.log import app_log
 
-from ..intake import IntakeError, load_json
+from ..intake import IntakeError, clean_name, load_json
 from ..store import Job
 
 
@@ -84,6 +85,55 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def api_url(self, *parts) -> str:
         return url_path_join(self.prefix, "api", *parts)
 
+    # -- what users made: notebooks, renders, logs ---------------------------------------------
+
+    def user_content_headers(self, media_type: str, *, download_name: Optional[str] = None) -> None:
+        """Headers of a response whose body a user made (see :func:`serve_user_content`); for
+        answers streamed in parts (a followed log, events), set before the first part."""
+        self.set_header("Content-Type", media_type)
+        self.set_header("Content-Security-Policy", USER_CONTENT_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        if download_name is not None:
+            self.set_header("Content-Disposition", content_disposition(download_name))
+
+    def serve_user_content(self, data: bytes, media_type: str, *, download_name: Optional[str] = None):
+        """Answer with ``data``, made by a user (a notebook, its renders, its log), so that it
+        can run no script in the Hub's origin, whoever opens it.
+
+        The one rule for every such answer: the media type said and not to be sniffed
+        (``nosniff``); ``Content-Security-Policy: sandbox``, so a browser that renders it
+        gives it an origin of its own and runs none of its scripts (a notebook's HTML with a
+        ``<script>`` opened by an admin reads no token of the Hub); and with
+        ``download_name``, ``Content-Disposition: attachment`` with that name (RFC 6266), so
+        it is saved, not shown.
+        """
+        self.user_content_headers(media_type, download_name=download_name)
+        return self.finish(data)
+
+
+#: what a yes/no query argument may be (the OpenAPI document's enum)
+FLAG_VALUES = ("", "0", "1", "true", "false")
+
+
+#: the Content-Security-Policy of everything users made: its own opaque origin, no scripts,
+#: forms, pop-ups or plugins (only what a static render needs still works: styles, images)
+USER_CONTENT_CSP = "sandbox"
+#: what RFC 8187 lets stand unescaped in a ``filename*`` (attr-char)
+_ATTR_CHARS = "!#$&+-.^_`|~"
+
+
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
+    """``attachment; filename="…"; filename*=UTF-8''…`` (RFC 6266) for any name, however odd.
+
+    The name is first made fit for a name (intake's :func:`~hub_service.intake.clean_name`:
+    no control characters, so no header can be split); ``filename`` is its ASCII stand-in
+    (no quote, backslash or percent sign: nothing can end the string or add a parameter),
+    ``filename*`` the name itself, percent-encoded UTF-8, which browsers prefer.
+    """
+    name = clean_name(filename, "download")
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=_ATTR_CHARS)}"
+
 
 def error_body(status: int, message: str, code: Optional[str] = None) -> str:
     """The JSON of an error answer: ``{"error": {code, message, status}}``."""
@@ -104,6 +154,7 @@ class APIHandler(BaseHandler):
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")  # JSON is never read as a page
 
     def write_json(self, data, status: int = 200) -> None:
         """Answer with ``data`` as strict JSON: a NaN that got this far is a bug to see, not to send."""
@@ -122,6 +173,8 @@ class APIHandler(BaseHandler):
         elif exc is not None and status_code >= 500:
             app_log.error("".join(traceback.format_exception(*kwargs["exc_info"])))
             message = "internal error; the service log has the details"
+        if status_code == 405:  # RFC 9110: a 405 says which methods the resource has
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(error_body(status_code, message, code))
 
@@ -146,11 +199,24 @@ class APIHandler(BaseHandler):
             raise web.HTTPError(403, "only Hub admins may do this")
         return model
 
+    def flag_argument(self, name: str) -> bool:
+        """A yes/no query argument: ``1``/``true`` or ``0``/``false`` (absent: no); anything else is a 400 naming it."""
+        value = self.get_argument(name, "")
+        if value not in FLAG_VALUES:
+            raise IntakeError(f"{name} must be 1, true, 0 or false, not {value[:40]!r}")
+        return value in ("1", "true")
+
     def get_json_body(self):
         """The request body as strict JSON (finite numbers, bounded nesting), or 400 saying why not."""
         if not self.request.body:
             return {}
         return load_json(self.request.body, "request body")
+
+
+def allowed_methods(handler_class) -> list:
+    """The HTTP methods ``handler_class`` answers (those it defines beyond Tornado's 405 stubs)."""
+    return [m for m in handler_class.SUPPORTED_METHODS
+            if m != "OPTIONS" and getattr(handler_class, m.lower()) is not getattr(web.RequestHandler, m.lower())]
 
 
 def _guarded_by(check: str):

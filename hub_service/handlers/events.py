@@ -8,7 +8,7 @@ import json
 from tornado.iostream import StreamClosedError
 
 from ..states import TERMINAL
-from ..store import job_model
+from ..store import listed_model
 from .base import APIHandler, authenticated
 
 
@@ -29,9 +29,10 @@ class EventsHandler(APIHandler):
     @authenticated
     async def get(self, job_id):
         job = self.get_job(job_id)
+        self.user_content_headers("text/event-stream")  # it carries the job's log: the user's text
         queue = self.jobs.subscribe(job_id)  # before the snapshot: no event falls between
         try:
-            await self.send({"event": "status", "job": job_model(self.jobs.get(job_id))})
+            await self.send({"event": "status", "job": listed_model(self.jobs.get(job_id))})
             if job.status in TERMINAL:
                 return
             while True:

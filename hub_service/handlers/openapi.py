@@ -11,7 +11,7 @@ from .. import __version__
 from ..intake import NOTIFY_CHOICES, PARAMETER_TYPES
 from ..outputs import MEDIA_TYPES
 from ..schedules import MISSED, OVERLAP
-from ..states import REASONS, STATUSES
+from ..states import OUTPUT_FORMATS, REASONS, STATUSES
 from .base import APIHandler
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
@@ -25,10 +25,22 @@ def _json(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _media(description: str, *media_types: str) -> dict:
+def _media(description: str, *media_types: str, headers: dict | None = None) -> dict:
     """A non-JSON answer; a notebook (application/x-ipynb+json) is a JSON object all the same."""
-    return {"description": description, "content": {
+    return {"description": description, **({"headers": headers} if headers else {}), "content": {
         m.split(";")[0]: {"schema": {"type": "object" if m.endswith("json") else "string"}} for m in media_types}}
+
+
+def _header(description: str, **schema) -> dict:
+    return {"description": description, "schema": {"type": "string", **schema}}
+
+
+#: what every answer carrying a user's content says (handlers/base.py serve_user_content)
+_USER_CONTENT = {
+    "Content-Security-Policy": _header("sandbox: a browser runs none of its scripts, in an origin of its own",
+                                       enum=["sandbox"]),
+    "X-Content-Type-Options": _header("never sniffed as another type", enum=["nosniff"]),
+}
 
 
 def _op(op_id, summary, responses, params=(), body=None, errors=("400", "401", "403", "404")):
@@ -38,6 +50,12 @@ def _op(op_id, summary, responses, params=(), body=None, errors=("400", "401", "
     if body:
         op["requestBody"] = body
     return op
+
+
+#: a yes/no query argument, as handlers' flag_argument reads it
+_FLAG = {"type": "string", "enum": ["0", "1", "true", "false"]}
+#: ``status=`` of a listing: statuses, comma-separated (the pattern refuses what the handler refuses)
+_STATUS_LIST = {"type": "string", "pattern": "^(({s})(,({s}))*)?$".format(s="|".join(STATUSES))}
 
 
 def _query(name: str, schema: dict, description: str = "") -> dict:
@@ -54,8 +72,13 @@ def _schemas() -> dict:
             "kind": {"type": "string", "enum": ["ipynb", "py", "zip"]}, "name": {"type": "string"},
             "path": _NULLABLE_STRING, "sha256": {"type": "string"}}},
         "parameters": _OBJECT,
-        "progress": {"type": "object", "properties": {"cells_done": {"type": "integer"},
-                                                      "cells_total": {"type": "integer", "nullable": True}}},
+        "parameters_cut": {"type": "array", "items": {"type": "string"},
+                           "description": "only in lists of jobs and status events: the parameters whose "
+                                          "values were cut short there (GET /jobs/{id} has them whole)"},
+        "progress": {"type": "object", "properties": {
+            "cells_done": {"type": "integer", "description": "code cells that ran to their end without an error "
+                           "(never the one running, nor one that raised or was stopped)"},
+            "cells_total": {"type": "integer", "nullable": True, "description": "code cells of the notebook"}}},
         "resources": {"type": "object", "properties": {
             "requested": _OBJECT, "predicted": _OBJECT, "allocated": _OBJECT, "used": _OBJECT,
             "bounds": {"type": "object", "description": "only on a dry run's answer: the admin's "
@@ -70,15 +93,34 @@ def _schemas() -> dict:
                            "without one); value is the default as JSON, type 'expr' when it is no literal",
             "items": {"type": "object", "properties": {
                 "name": {"type": "string"}, "type": {"type": "string", "enum": list(PARAMETER_TYPES)},
-                "value": {"description": "any JSON value"}, "source": {"type": "string"}, "help": {"type": "string"}}}},
+                "value": {"description": "any JSON value"}, "source": {"type": "string"}, "help": {"type": "string"},
+                "annotation": {"type": "string", "nullable": True, "description": "the type annotation, if any "
+                               "(rows: int = 10); the value's type is checked against it, else against the default's"}}}},
         "timeout": {"type": "number", "nullable": True},
         "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
         "callback_url": _NULLABLE_STRING, "notify": {"type": "string", "enum": list(NOTIFY_CHOICES)},
         "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
         "backend": _NULLABLE_STRING, "exit_code": {"type": "integer", "nullable": True},
         "error": {"type": "object", "nullable": True, "properties": {
-            "reason": {"type": "string", "enum": list(REASONS)},
-            "message": {"type": "string"}, "cell": {"type": "integer", "nullable": True}}},
+            "reason": {"type": "string", "enum": list(REASONS), "description": "the code, for machines"},
+            "summary": {"type": "string", "description": "the reason in plain words, for people: 'Ran out of "
+                        "memory', 'Cancelled by alice'"},
+            "message": {"type": "string", "description": "what happened, naming the cell as a person finds it "
+                        "('(in code cell 2 of 3, In [2])'): the one that raised, or the one running when the "
+                        "run was stopped"},
+            "cell": {"type": "integer", "nullable": True, "description": "index in the submitted notebook "
+                     "(from 0, markdown cells counted) of the cell that raised or was running when the run "
+                     "was stopped"}}},
+        "cancelled_by": {"type": "string", "nullable": True,
+                         "description": "the Hub user who cancelled the job (null: not cancelled, or by the "
+                                        "service or a schedule; error.message says which)"},
+        "has_output": {"type": "boolean", "description": "an output notebook exists now (a cancelled or "
+                       "killed run's too: see partial)"},
+        "outputs": {"type": "array", "items": {"type": "string", "enum": list(OUTPUT_FORMATS)},
+                    "description": "the formats GET …/output serves now (renders are made on request); "
+                                   "[] when there is no output"},
+        "partial": {"type": "boolean", "description": "the output notebook is of a run that did not finish "
+                    "(cancelled, timeout, oom_killed, infrastructure): cells after the stop never ran"},
         "created": {"type": "string", "format": "date-time", "nullable": True,
                     "description": "null only on a dry run's answer"},
         "started": {"type": "string", "format": "date-time", "nullable": True},
@@ -178,7 +220,7 @@ def _schedule_paths() -> dict:
         "/schedules": {
             "get": _op("listSchedules", "own schedules, newest first (admins: user=, all=1)", {"200": listing}, [
                 _query("user", {"type": "string"}, "admins: this user's schedules"),
-                _query("all", {"type": "string", "enum": ["0", "1", "true", "false"]}, "admins: everyone's")]),
+                _query("all", _FLAG, "admins: everyone's")]),
             "post": _op("createSchedule", "run a notebook on a cron (the body of POST /jobs plus the timing)",
                         {"201": _SCHEDULE}, body=_schedule_body(),
                         errors=("400", "401", "403", "404", "413", "415", "422")),
@@ -186,7 +228,7 @@ def _schedule_paths() -> dict:
         "/schedules/{schedule_id}": {
             "get": _op("getSchedule", "one schedule", {"200": _SCHEDULE}, [_SCHEDULE_ID]),
             "patch": _op("updateSchedule", "change a schedule; pause = {\"paused\": true}", {"200": _SCHEDULE},
-                         [_SCHEDULE_ID], _patch_body()),
+                         [_SCHEDULE_ID], _patch_body(), errors=("400", "401", "403", "404", "413")),
             "delete": _op("deleteSchedule", "delete a schedule (the jobs it made stay)",
                           {"204": {"description": "gone"}}, [_SCHEDULE_ID], errors=("401", "403", "404")),
         },
@@ -243,9 +285,15 @@ def _usage_schema() -> dict:
 def _rerun_body() -> dict:
     return {"required": False, "content": {"application/json": {"schema": {
         "type": "object", "additionalProperties": False,
-        "properties": {"parameters": {"type": "object", "description": "the new job's parameters, in place of "
-                                                                      "the job's own (omit: the job's own)"}}},
-        "example": {"parameters": {"alpha": 0.5}}}}}
+        "properties": {
+            "parameters": {"type": "object", "description": "the new job's parameters, in place of "
+                                                            "the job's own (omit: the job's own)"},
+            "resources": {"type": "object", "description": "requests that replace the job's own of the same "
+                          "names, checked as a submit's", "properties": {
+                              "cpu": {"type": "number"}, "memory": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                              "gpu": {"type": "integer"}, "timeout": {"type": "number"}}},
+            "timeout": {"type": "number", "description": "seconds: the time limit to request"}}},
+        "example": {"parameters": {"alpha": 0.5}, "resources": {"memory": "2GB"}, "timeout": 600}}}}
 
 
 def spec(server_url: str) -> dict:
@@ -279,14 +327,16 @@ def spec(server_url: str) -> dict:
                 errors=()), security=[])},
             "/jobs": {
                 "get": _op("listJobs", "list own jobs (admins: user=, all=1)", {"200": _json("a page of jobs", page)}, [
-                    _query("status", {"type": "string"}, "comma-separated statuses"),
+                    _query("status", _STATUS_LIST, "comma-separated statuses"),
                     _query("q", {"type": "string"}, "in the name, file name or id prefix"),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                     _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
                     _query("sort", {"type": "string", "enum": ["-created", "created"]}),
                     _query("user", {"type": "string"}, "admins: this user's jobs"),
-                    _query("all", {"type": "string", "enum": ["0", "1", "true", "false"]}, "admins: everyone's"),
-                    _query("schedule", {"type": "string"}, "only the runs of this schedule")]),
+                    _query("all", _FLAG, "admins: everyone's"),
+                    _query("schedule", {"type": "string"}, "only the runs of this schedule"),
+                    _query("full_parameters", _FLAG, "every parameter value whole (else a value over 200 "
+                           "characters of JSON is cut to a string of its start, named in parameters_cut)")]),
                 "post": _op(
                     "submitJob",
                     "submit a notebook (dry_run=1: validate and size only; 200 + the would-be job, id null, "
@@ -294,7 +344,7 @@ def spec(server_url: str) -> dict:
                     "was used for another request",
                     {"201": submitted, "200": _JOB},
                     [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}},
-                     _query("dry_run", {"type": "string", "enum": ["0", "1"]})],
+                     _query("dry_run", _FLAG)],
                     _submit_body(), errors=("400", "401", "403", "404", "413", "415", "422")),
             },
             "/jobs/{job_id}": {
@@ -306,22 +356,33 @@ def spec(server_url: str) -> dict:
                                                   errors=("401", "403", "404", "409"))},
             "/jobs/{job_id}/rerun": {"post": _op(
                 "rerunJob", "run again (sized up after an OOM or timeout kill); with a body, with these "
-                            "parameters instead of the job's (checked as a submit checks them)",
-                {"201": _JOB}, [_JOB_ID], body=_rerun_body(), errors=("400", "401", "403", "404", "422"))},
+                            "parameters and resource requests instead of the job's (checked as a submit checks "
+                            "them: 413 parameters too large, 422 unsatisfiable or nothing to rerun); dry_run=1: "
+                            "200 + the would-be job (id null, resources.allocated, bounds and explanation in "
+                            "words), nothing stored",
+                {"201": _JOB, "200": _JOB}, [_JOB_ID, _query("dry_run", _FLAG)], body=_rerun_body(),
+                errors=("400", "401", "403", "404", "413", "422"))},
             "/jobs/{job_id}/output": {"get": _op(
                 "getJobOutput", "output notebook or render; 409 until the job ended",
-                {"200": _media("the output", *MEDIA_TYPES.values())},
+                {"200": _media("the output (download=1: as an attachment)", *MEDIA_TYPES.values(), headers=dict(
+                    _USER_CONTENT, **{"Content-Disposition": _header(
+                        "with download=1: attachment; filename=\"ASCII stand-in\"; filename*=UTF-8''name "
+                        "(RFC 6266)")}))},
                 [_JOB_ID, _query("format", {"type": "string", "enum": list(MEDIA_TYPES)}),
-                 _query("download", {"type": "string", "enum": ["0", "1", "true", "false"]})],
+                 _query("download", _FLAG)],
                 errors=("400", "401", "403", "404", "409"))},
             "/jobs/{job_id}/input": {"get": _op("getJobInput", "the submitted notebook",
-                                                {"200": _media("ipynb", MEDIA_TYPES["ipynb"])}, [_JOB_ID])},
+                                                {"200": _media("ipynb", MEDIA_TYPES["ipynb"], headers=_USER_CONTENT)},
+                                                [_JOB_ID])},
             "/jobs/{job_id}/logs": {"get": _op("getJobLogs", "log (follow=1 streams until the job ends)",
-                                               {"200": _media("text", "text/plain")},
+                                               {"200": _media("text", "text/plain", headers=_USER_CONTENT)},
                                                [_JOB_ID, _query("follow", {"type": "string",
                                                                            "enum": ["0", "1", "true", "false"]})])},
             "/jobs/{job_id}/events": {"get": _op("getJobEvents", "server-sent events until the job ends", {"200": {
-                "description": "event stream: 'status' (data: {event, job}), 'cell', 'log' (data: {event, text}); "
+                "description": "event stream: 'status' (data: {event, job}), the runner's 'started' ({cells_total}), "
+                               "'cell_started' ({cell, position}: position is the running code cell's place, from "
+                               "1, as progress counts) and 'cell_finished' ({cell, cells_done, status}: the runner's "
+                               "count, a cell that raised included), 'log' (data: {event, text}); "
                                "a comment line every 15 s keeps it open",
                 "content": {"text/event-stream": {"schema": {"type": "object", "properties": {
                     "event": {"type": "string"}, "data": {"type": "string", "description": "a JSON object"}}}}}}},
@@ -354,7 +415,14 @@ def spec(server_url: str) -> dict:
                                "load_last_24h": {"type": "object", "properties": {
                                    "hours": {"type": "array", "items": {"type": "number"},
                                              "description": "start of each hour, epoch seconds"},
-                                   "jobs": {"type": "array", "items": {"type": "integer"}}}}}})}),
+                                   "jobs": {"type": "array", "items": {"type": "integer"}}}},
+                               "forecast_next_24h": {"type": "object", "properties": {
+                                   "hours": {"type": "array", "items": {"type": "number"}},
+                                   "jobs": {"type": "array", "items": {"type": "number"}},
+                                   "cpu_seconds": {"type": "array", "items": {"type": "number"}},
+                                   "history_hours": {"type": "integer",
+                                                     "description": "hours of history it stands on (0: none)"},
+                                   "history_jobs": {"type": "integer"}}}}})}),
                 "post": _op("retrainDemand", "retrain the demand model now (admins)",
                             {"201": _json("the new model", _OBJECT)}, errors=("401", "403", "404"))},
             "/metrics": {"get": _op("getMetrics", "Prometheus exposition (admins)",

@@ -20,8 +20,9 @@ from tornado.log import app_log
 
 from .. import __version__
 from ..explain import predicted_time_words, sizing_words, time_words
-from ..intake import NOTIFY_CHOICES, OUTPUT_FORMATS, parameter_fields
-from ..states import ACTIVE, STATUSES, WITH_OUTPUT, Reason
+from ..intake import NOTIFY_CHOICES, parameter_fields
+from ..outputs import MEDIA_TYPES
+from ..states import ACTIVE, OUTPUT_FORMATS, STATUSES, Reason
 from ..store import job_model
 from .base import APIHandler, BaseHandler
 
@@ -60,7 +61,7 @@ def make_environment() -> Environment:
     env.filters["size"] = human_size
     env.filters["seconds"] = human_seconds
     env.filters["limit"] = lambda v: time_words(v) if isinstance(v, (int, float)) else ""  # a time limit
-    env.globals.update(ACTIVE=ACTIVE, STATUSES=STATUSES, WITH_OUTPUT=WITH_OUTPUT)
+    env.globals.update(ACTIVE=ACTIVE, STATUSES=STATUSES)
     return env
 
 
@@ -199,13 +200,11 @@ class JobOutputPage(PageHandler):
     @web.authenticated
     async def get(self, job_id):
         job = self.get_job(job_id)
-        data = await self.jobs.output(job_id, "html") if job.status in WITH_OUTPUT else None
+        data = await self.jobs.output(job_id, "html") if job.has_output else None  # a stopped run's partial one too
         if data is None:  # still running, cancelled, or ended without a notebook: its page says which
             return self.redirect(url_path_join(self.prefix, "jobs", job_id))
         # the user's notebook in our origin: as the job page's frame does, no scripts, an origin of its own
-        self.set_header("Content-Security-Policy", "sandbox")
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(data)
+        self.serve_user_content(data, MEDIA_TYPES["html"])
 
 
 class AdminPage(PageHandler):

@@ -43,10 +43,9 @@ class SchedulesHandler(ScheduleAPIHandler):
     @authenticated
     async def get(self):
         user = self.user_name
+        everyone = self.flag_argument("all")
         if self.is_admin:
-            if self.get_argument("all", "") in ("1", "true"):
-                user = None
-            user = self.get_argument("user", user)
+            user = self.get_argument("user", None if everyone else user)
         # (in a thread: a thousand schedules' next run times take a second to work out)
         models = await asyncio.to_thread(self.scheduler.models, self.scheduler.list(user), self._url)
         self.write_json({"schedules": models})
@@ -82,6 +81,8 @@ class ScheduleHandler(ScheduleAPIHandler):
     @authenticated
     async def patch(self, schedule_id):
         schedule = self.get_schedule(schedule_id)
+        if not self.request.body:
+            raise IntakeError('PATCH needs a JSON object of the fields to change, e.g. {"paused": true}')
         self.write_schedule(await self.scheduler.update(schedule, self.get_json_body()))
 
     @authenticated

@@ -142,7 +142,7 @@
     const alloc = job.resources.allocated || {}, used = job.resources.used || {};
     const meanCores = used.cpu_seconds !== undefined && used.wall_seconds ? used.cpu_seconds / used.wall_seconds : null;
     const status = el("td", {class: "admin-status"}, badge(job.status));
-    if (job.error && job.error.reason !== job.status) status.append(" ", el("small", {class: "text-body-secondary", title: job.error.message}, job.error.reason));
+    if (job.error && (job.error.reason !== job.status || job.cancelled_by)) status.append(" ", el("small", {class: "text-body-secondary", title: job.error.message}, job.error.summary || job.error.reason));
     const actions = el("td", {class: "text-end"});
     if (!TERMINAL.includes(job.status)) {
       const busy = cancelling.has(job.id);
@@ -483,7 +483,21 @@
                                 pct(r.timeout_kill_rate), ratio].map((v) => el("td", {}, String(v))));
       }));
       drawChart(document.getElementById("demand-forecast"), info.load_last_24h, info.forecast_next_24h);
+      document.getElementById("demand-forecast-basis").textContent = forecastBasis(info.forecast_next_24h);
     }).catch((err) => { document.getElementById("demand-model").textContent = err.message; });
+  }
+
+  // What the forecast stands on, in words: a flat line from one hour of history is no prediction.
+  function forecastBasis(fc) {
+    const hours = fc.history_hours || 0, jobs = `${fc.history_jobs || 0} job${fc.history_jobs === 1 ? "" : "s"}`;
+    if (!hours) return "The forecast stands on no history of this service yet: it is the model's profile, or none.";
+    if (hours < 24) {
+      return `The forecast stands on ${hours} hour${hours === 1 ? "" : "s"} of history (${jobs}): less than a day, ` +
+             "so it is a flat line at their mean rate.";
+    }
+    const days = `${Math.floor(hours / 24)} day${hours < 48 ? "" : "s"}`;
+    return `The forecast stands on ${days} of history (${jobs})` +
+           (hours < 7 * 24 ? ": the daily shape of those days; a weekly one needs a week of history." : ".");
   }
 
   function setUpDemand() {

@@ -188,11 +188,14 @@
     if (job.error) {
       const why = document.createElement("small");
       why.className = "text-muted ms-1";
-      why.textContent = job.error.reason;
+      why.textContent = NJ.errorSummary(job, (window.jhdata || {}).user);
+      why.title = job.error.message;
       status.append(why);
     }
-    const p = job.progress || {};
-    cell(tr, `${p.cells_done}/${p.cells_total === null || p.cells_total === undefined ? "?" : p.cells_total}`);
+    const progress = cell(tr, NJ.progressWords(job));
+    progress.className = "job-progress small";
+    if (job.partial) progress.append(" ", Object.assign(document.createElement("span"), {
+      className: "badge text-bg-warning job-partial", textContent: "partial", title: NJ.partialWords(job)}));
     const ps = cell(tr, NJ.shortParameters(job.parameters, 40));
     ps.className = "job-parameters small";
     ps.title = JSON.stringify(job.parameters || {});

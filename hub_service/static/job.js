@@ -6,8 +6,11 @@
   const page = document.getElementById("job-page");
   if (!page) return;
   const id = page.dataset.jobId;
+  const viewer = page.dataset.viewer;
   const times = {};  // the job's started/finished as last known, for the duration
   let ticker = null;
+  // the progress as last known: the job's own fields, then the runner's events
+  const progress = {status: page.dataset.status, progress: {}, error: null, running: null};
 
   function showTimes(job) {
     for (const key of ["created", "started", "finished"]) {
@@ -24,16 +27,27 @@
     document.getElementById("job-duration").textContent = d === null ? "–" : NJ.seconds(d) + (times.finished ? "" : " so far");
   }
 
-  function showProgress(done, total) {
-    const bar = document.getElementById("job-progress");
-    if (total) bar.dataset.total = total;
-    bar.textContent = done + "/" + (total || "?");
+  /** The bar and its words ("1 of 2 cells done, cell 2 running"): done is done, the running cell is not. */
+  function showProgress() {
+    const p = progress.progress, total = p.cells_total, done = p.cells_done || 0;
+    document.getElementById("job-progress").textContent = NJ.progressWords(progress, progress.running);
+    const bar = document.getElementById("job-progress-bar");
     bar.style.width = (total ? 100 * done / total : 0) + "%";
+    bar.parentElement.setAttribute("aria-valuemax", String(total || 0));
+    bar.parentElement.setAttribute("aria-valuenow", String(done));
+  }
+
+  function takeJob(job) {
+    progress.status = job.status;
+    progress.progress = Object.assign({}, job.progress || {});
+    progress.error = job.error;
+    if (job.status !== "running") progress.running = null;
   }
 
   function showEnd(job) {
     document.querySelectorAll(".job-cancel").forEach((b) => b.remove());
-    if (job.progress) showProgress(job.progress.cells_done, job.progress.cells_total);
+    takeJob(job);
+    showProgress();
     const used = (job.resources || {}).used || {};
     const cells = document.querySelectorAll("#job-used td");
     if (cells.length === 3) {
@@ -43,11 +57,19 @@
     }
     if (job.error) {
       const box = document.getElementById("job-error");
-      box.textContent = job.error.reason + (job.error.cell !== null ? " in cell " + job.error.cell : "") +
-        ": " + job.error.message;
+      const summary = document.createElement("strong");
+      summary.id = "job-error-summary";
+      summary.textContent = NJ.errorSummary(job, viewer);
+      const message = document.createElement("span");
+      message.id = "job-error-message";
+      message.textContent = job.error.message;
+      box.replaceChildren(summary, ": ", message);
       box.hidden = false;
     }
-    if (job.status !== "cancelled") {
+    const partial = document.getElementById("job-partial");
+    partial.textContent = NJ.partialWords(job);
+    partial.hidden = !job.partial;
+    if (job.has_output) {
       document.querySelectorAll(".job-output-link").forEach((a) => {
         a.href = a.dataset.href;
         a.classList.remove("disabled");
@@ -66,12 +88,22 @@
       .then((r) => r.text()).then((t) => { log.textContent = t; });
     if (NJ.TERMINAL.includes(page.dataset.status)) return;
     const events = new EventSource(NJ.cfg.api + "jobs/" + id + "/events?_xsrf=" + encodeURIComponent(NJ.cfg.xsrf));
-    events.addEventListener("cell_finished", (e) => {
-      const ev = JSON.parse(e.data);
-      showProgress(ev.cells_done, parseInt(document.getElementById("job-progress").dataset.total || "0", 10) || null);
-    });
     events.addEventListener("started", (e) => {
-      document.getElementById("job-progress").dataset.total = JSON.parse(e.data).cells_total;
+      Object.assign(progress.progress, {cells_total: JSON.parse(e.data).cells_total, cells_done: 0});
+      progress.running = null;
+      showProgress();
+    });
+    events.addEventListener("cell_started", (e) => {
+      const ev = JSON.parse(e.data);
+      progress.running = ev.position || (progress.progress.cells_done || 0) + 1;
+      showProgress();
+    });
+    events.addEventListener("cell_finished", (e) => {
+      // the runner counts a cell that raised as finished too: done is what ran to its end without error
+      const ev = JSON.parse(e.data);
+      progress.progress.cells_done = ev.status === "error" ? ev.cells_done - 1 : ev.cells_done;
+      progress.running = null;
+      showProgress();
     });
     events.addEventListener("log", (e) => { log.textContent += JSON.parse(e.data).text; });
     events.addEventListener("status", (e) => {
@@ -81,6 +113,7 @@
       status.className = "job-status status-" + job.status;
       page.dataset.status = job.status;
       showTimes(job);
+      if (!NJ.TERMINAL.includes(job.status)) { takeJob(job); showProgress(); }
       if (NJ.TERMINAL.includes(job.status)) {
         events.close();
         showEnd(job);
@@ -95,22 +128,63 @@
     const current = JSON.parse(document.getElementById("job-parameters").textContent);
     const box = document.getElementById("rerun-fields");
     const message = document.getElementById("rerun-message");
+    const memory = document.getElementById("rerun-memory"), timeout = document.getElementById("rerun-timeout");
+    const sizing = document.getElementById("rerun-sizing");
+    const sized = {memory: null, timeout: null};  // what the dry run filled in: unchanged, nothing is requested
+
+    /** The rerun's body: the parameters, and the memory and time limit where the user changed them. */
+    function body(parameters) {
+      const out = {parameters};
+      const mem = memory.value.trim(), secs = timeout.value.trim();
+      if (mem && mem !== sized.memory) out.resources = {memory: /^\d+$/.test(mem) ? Number(mem) : mem};
+      if (secs && secs !== sized.timeout) out.timeout = Number(secs);
+      return out;
+    }
+
+    /** Size the rerun as it would run (a dry run: nothing stored) and say why, in words. */
+    function dryRun(fill) {
+      const read = NJ.readParams(box);
+      NJ.api("jobs/" + id + "/rerun?dry_run=1", {method: "POST", headers: {"Content-Type": "application/json"},
+                                                    body: JSON.stringify(fill ? {} : body(read.parameters))})
+        .then((job) => {
+          const a = job.resources.allocated || {};
+          if (fill) {
+            sized.memory = memory.value = a.memory ? Math.ceil(a.memory / 2 ** 20) + "MiB" : "";
+            sized.timeout = timeout.value = a.timeout ? String(Math.round(a.timeout)) : "";
+          }
+          sizing.textContent = job.resources.explanation || "";
+          sizing.className = "small mt-2 mb-2";
+        })
+        .catch((err) => {
+          if (fill) { sizing.textContent = ""; return; }
+          NJ.clearErrors(form);
+          NJ.showErrors(form, NJ.apiErrors(err), sizing);
+        });
+    }
+    const resize = NJ.debounce(() => { NJ.clearErrors(form); dryRun(false); }, 400);
+    memory.addEventListener("input", resize);
+    timeout.addEventListener("input", resize);
+
     toggle.addEventListener("click", () => {
       form.hidden = !form.hidden;
       toggle.setAttribute("aria-expanded", String(!form.hidden));
-      if (!form.hidden && !box.children.length) NJ.paramFields(box, fields, current);
+      if (!form.hidden && !box.children.length) {
+        NJ.paramFields(box, fields, current);
+        dryRun(true);
+      }
       const first = form.querySelector("input");
       if (!form.hidden && first) first.focus();
     });
     form.addEventListener("submit", (e) => {
       e.preventDefault();
+      resize.cancel();
       NJ.clearErrors(form);
       const read = NJ.readParams(box);
       if (Object.keys(read.errors).length) { NJ.showErrors(form, read.errors, message); return; }
       message.className = "ms-2 small";
       message.textContent = "submitting…";
       NJ.api("jobs/" + id + "/rerun", {method: "POST", headers: {"Content-Type": "application/json"},
-                                         body: JSON.stringify({parameters: read.parameters})})
+                                         body: JSON.stringify(body(read.parameters))})
         .then((job) => { window.location.href = NJ.cfg.prefix + "jobs/" + job.id; })
         .catch((err) => { message.textContent = ""; NJ.showErrors(form, NJ.apiErrors(err), message); });
     });
@@ -125,6 +199,8 @@
     const el = document.getElementById("job-" + k);
     return [k, el.getAttribute("datetime")];
   })));
+  takeJob(JSON.parse(document.getElementById("job-model").textContent));
+  showProgress();
   rerunForm();
   follow();
 })();

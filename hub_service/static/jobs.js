@@ -72,6 +72,38 @@
     return Math.max(0, (end - new Date(job.started)) / 1000);
   }
 
+  /** Why a job did not succeed, in words: the service's error.summary ("Ran out of memory"),
+   * "Cancelled by you" when ``viewer`` is the one who cancelled it; "" for none. */
+  function errorSummary(job, viewer) {
+    const e = job.error;
+    if (!e) return "";
+    if (e.reason === "cancelled" && viewer && job.cancelled_by === viewer) return "Cancelled by you";
+    return e.summary || e.reason;
+  }
+
+  /** A job's progress in words, counted one way (code cells, from 1): "1 of 2 cells done, cell 2
+   * running", "3 of 3 cells done", "1 of 3 cells done, stopped at cell 2". ``running``: the
+   * 1-based place of the cell running now when an event said so (else the one after the done ones). */
+  function progressWords(job, running) {
+    const p = job.progress || {}, total = p.cells_total, done = p.cells_done || 0;
+    if (total === null || total === undefined) {
+      return {queued: "waiting to start", running: "starting"}[job.status] || "";
+    }
+    let text = `${done} of ${total} cell${total === 1 ? "" : "s"} done`;
+    if (job.status === "running" && (running || done < total)) text += `, cell ${running || done + 1} running`;
+    else if (job.error && job.error.cell !== null && job.error.cell !== undefined) text += `, stopped at cell ${done + 1}`;
+    return text;
+  }
+
+  /** What a job's output links say about a stopped run's notebook: "partial (stopped at cell 2 of 3)"; "" if whole. */
+  function partialWords(job) {
+    if (!job.partial) return "";
+    const p = job.progress || {}, done = p.cells_done || 0;
+    const of = p.cells_total ? ` of ${p.cells_total}` : "";
+    if (job.error && job.error.cell !== null && job.error.cell !== undefined) return `partial (stopped at cell ${done + 1}${of})`;
+    return `partial (stopped after ${done}${of} cells)`;
+  }
+
   /** "alpha=0.5, label=first try" (cut at ``limit`` characters). */
   function shortParameters(parameters, limit) {
     const text = Object.entries(parameters || {}).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
@@ -214,6 +246,6 @@
 
   window.NotebookJobs = {
     cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce,
-    paramFields, readParams, errorField, showErrors, clearErrors, apiErrors,
+    paramFields, readParams, errorField, showErrors, clearErrors, apiErrors, errorSummary, progressWords, partialWords,
   };
 })();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -9,6 +10,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, T
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..states import TERMINAL, Status  # noqa: F401 - the store's name for it (hub_service.store.TERMINAL)
+from ..states import OUTPUT_FORMATS, STOPPED, reason_summary
 
 
 def utcnow() -> datetime:
@@ -56,6 +58,10 @@ class Job(Base):
     error_reason: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     error_message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     error_cell: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    # who cancelled it (a Hub user name; None: not cancelled, or by the service or a schedule)
+    cancelled_by: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    # whether an output notebook was left (looked at once, when the job ended: a listing stats nothing)
+    has_output: Mapped[bool] = mapped_column(Boolean, default=False)
     exit_code: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     backend: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
 
@@ -122,12 +128,6 @@ class Schedule(Base):
     __table_args__ = (Index("ix_schedules_due", "paused", "next_run"),)
 
 
-def isoformat(dt: Optional[datetime]) -> Optional[str]:
-    """ISO 8601 with an explicit UTC offset, or None."""
-    return dt.replace(tzinfo=timezone.utc).isoformat() if dt else None
-
-
-
 class ScheduleCount(Base):
     """How many schedules a user keeps: the row creates and deletes serialise on, so the per-user limit holds
     however many creates run at once (a conditional ``UPDATE … SET n = n + 1 WHERE n < limit`` in the insert's
@@ -139,12 +139,20 @@ class ScheduleCount(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
 
 
+def isoformat(dt: Optional[datetime]) -> Optional[str]:
+    """ISO 8601 with an explicit UTC offset, or None."""
+    return dt.replace(tzinfo=timezone.utc).isoformat() if dt else None
+
+
+
 
 def job_model(job: Job) -> dict:
     """The REST representation of a job (the contract served at ``…/api/openapi.json``)."""
     error = None
     if job.error_reason:
-        error = {"reason": job.error_reason, "message": job.error_message or "", "cell": job.error_cell}
+        error = {"reason": job.error_reason, "summary": reason_summary(job.error_reason, job.cancelled_by),
+                 "message": job.error_message or "", "cell": job.error_cell}
+    has_output = bool(job.has_output)
     return {
         "id": job.id,
         "user": job.user,
@@ -168,7 +176,36 @@ def job_model(job: Job) -> dict:
         "backend": job.backend,
         "exit_code": job.exit_code,
         "error": error,
+        "cancelled_by": job.cancelled_by,
+        # what the job left: an output notebook, in which formats, and whether its run was stopped part-way
+        "has_output": has_output,
+        "outputs": list(OUTPUT_FORMATS) if has_output else [],
+        "partial": has_output and (job.status == Status.CANCELLED or job.error_reason in STOPPED),
         "created": isoformat(job.created),
         "started": isoformat(job.started),
         "finished": isoformat(job.finished),
     }
+
+
+#: in a list of jobs (and the event stream), a parameter's value is shown whole up to this many
+#: characters of JSON; a longer one becomes a string of its first characters, and the job's
+#: ``parameters_cut`` names it (``GET /jobs/{id}`` has every value whole)
+LISTED_VALUE_LIMIT = 200
+
+
+def listed_model(job: Job) -> dict:
+    """A job as a list of jobs shows it: :func:`job_model` with long parameter values cut short.
+
+    A listing of 200 jobs should not carry 200 copies of a megabyte of parameters, nor a
+    row in a page grow as tall as one value.
+    """
+    model = job_model(job)
+    params, cut = {}, []
+    for name, value in (model["parameters"] or {}).items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if len(text) > LISTED_VALUE_LIMIT:
+            value = text[:LISTED_VALUE_LIMIT] + "…"
+            cut.append(name)
+        params[name] = value
+    model["parameters"], model["parameters_cut"] = params, cut
+    return model

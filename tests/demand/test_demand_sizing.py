@@ -113,6 +113,9 @@ def test_forecast_and_load_factor(tmp_path):
     sizer.retrain(history, now=history[-1]["submit_time"] + 3600)
     fc = sizer.forecast(history, now=history[-1]["submit_time"], hours=12)
     assert len(fc["jobs"]) == len(fc["cpu_seconds"]) == 12 and sum(fc["jobs"]) > 0
+    span = history[-1]["submit_time"] - min(h["submit_time"] for h in history)
+    assert fc["history_jobs"] == 300 and abs(fc["history_hours"] - span / 3600) <= 2  # what it stands on
+    assert sizer.forecast([], now=history[-1]["submit_time"])["history_hours"] == 0
     lf = sizer.load_factor(history[-1]["submit_time"])
     assert BOUNDS["cpu"][0] <= lf["cpu_per_job"] <= BOUNDS["cpu"][1] and lf["max_concurrent"] >= 1
 

@@ -1,13 +1,18 @@
 """Files in and out of a job's container, as tar archives: nothing of the host is mounted.
 
 The job's inputs go in with ``put_archive`` (owned by the job's user, as the runner
-needs to write beside them); its results come out with ``get_archive`` and are unpacked
-with tarfile's ``data`` filter, because everything in the volume was written by
-untrusted code.
+needs to write beside them); its results come out with ``get_archive``. Everything in
+that archive was written by untrusted code, so it is not handed to tarfile's extraction
+(whose ``data`` filter had bypasses until Python 3.11.13 and 3.12.11): only regular files
+and directories with plain relative names are unpacked, each file written by this code
+through a descriptor opened without following links. Links, devices and FIFOs the job
+made stay behind.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -56,7 +61,20 @@ def extract_outputs(chunks, workdir: str, target: Path) -> None:
                 rel = parts[1]
                 if rel != OUTPUT_NOTEBOOK and rel != FILES_DIR and not rel.startswith(FILES_DIR + "/"):
                     continue
-                member.name = rel
-                # The job's files are untrusted: the data filter refuses absolute
-                # paths, '..', links pointing outside and device files.
-                tar.extract(member, target, filter="data")
+                _unpack(tar, member, rel, target)
+
+
+def _unpack(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, target: Path) -> None:
+    """Write one member of the job's archive below ``target``: a directory or a regular file, nothing else."""
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts) or not (member.isfile() or member.isdir()):
+        return  # a link, device or FIFO, or a name that would leave target: not ours to make
+    dest = target.joinpath(*parts)
+    if member.isdir():
+        dest.mkdir(mode=0o755, parents=True, exist_ok=True)
+        return
+    dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    # (every directory on the way was made here or by the service: none is a link)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    with os.fdopen(fd, "wb") as out, tar.extractfile(member) as data:
+        shutil.copyfileobj(data, out)
