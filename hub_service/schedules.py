@@ -48,9 +48,9 @@ from .intake import (
     parse_resources,
 )
 from .outputs import Artifacts
-from .states import ACTIVE, Status
+from .states import Status
 from .store import Schedule, Store
-from .store.models import isoformat, utcnow
+from .store.models import isoformat
 from .store.schedule_queries import TooManySchedules
 from .webhooks import CallbackRefused
 from .workspace import WorkspaceFileMissing

@@ -3,15 +3,12 @@ error.summary, the cell a stopped run was in, honest progress, and the rerun's d
 resources. Through the session's real Hub (local executor, real papermill) unless a test says."""
 
 import time
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from hub_service.states import REASONS, reason_summary
 from tests.hubtest import make_notebook
 
-ROOT = Path(__file__).resolve().parent.parent
 ALL_FORMATS = ["ipynb", "html", "md"]
 #: a cell that keeps running until cancelled, printing first (so the log shows it started)
 WAITS = "import time\nprint('waiting', flush=True)\ntime.sleep(120)"
@@ -45,25 +42,15 @@ def test_every_reason_has_plain_words_and_a_cancel_names_who():
 
 
 def test_the_outputs_migration_fills_in_has_output_and_goes_down_and_up_again(tmp_path):
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import inspect
 
     from hub_service.store import Store
-    from hub_service.store.queries import make_engine
+    from hub_service.store.queries import make_engine, migrate
 
-    here = ROOT / "hub_service" / "store"
-    cfg = Config(str(here / "alembic.ini"))
-    cfg.set_main_option("script_location", str(here / "migrations"))
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     engine = make_engine(url)
 
-    def migrate(step, revision):
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            step(cfg, revision)
-
-    migrate(command.upgrade, "0005")
+    migrate(engine, "0005")
     rows = {"ok": ("succeeded", "'2026-01-01'", "'abc'"), "bad": ("failed", "'2026-01-01'", "'abc'"),
             "stop": ("cancelled", "'2026-01-01'", "'abc'"), "queue": ("cancelled", "NULL", "'abc'"),
             "intake": ("failed", "NULL", "''")}
@@ -74,7 +61,7 @@ def test_the_outputs_migration_fills_in_has_output_and_goes_down_and_up_again(tm
                 " output_formats, features, requested, predicted, allocated, used, cells_done, created, created_ts,"
                 f" started, notify) VALUES ('{job_id}', 'alice', '', '{status}', {sha}, 'ipynb', '', '{{}}', '[]',"
                 f" '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', 0, '2026-01-01', 0, {started}, 'never')"))
-    migrate(command.upgrade, "0006")
+    migrate(engine, "0006")
 
     def has_output():
         with engine.connect() as c:
@@ -82,10 +69,10 @@ def test_the_outputs_migration_fills_in_has_output_and_goes_down_and_up_again(tm
 
     # the rule the pages guessed with, once, for what ended before the column: succeeded or failed after a start
     assert has_output() == {"ok": 1, "bad": 1, "stop": 0, "queue": 0, "intake": 0}
-    migrate(command.downgrade, "0005")
+    migrate(engine, "0005", down=True)
     columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
     assert "has_output" not in columns and "cancelled_by" not in columns
-    migrate(command.upgrade, "head")
+    migrate(engine, "head")
     assert has_output()["ok"] == 1
     engine.dispose()
     job = Store(url).get("stop")
@@ -156,7 +143,7 @@ def test_a_job_that_failed_at_intake_has_no_output(hub, alice):
     hub.write_workspace("alice", "gone.ipynb", make_notebook("print(1)"))
     r = alice.post("schedules", json={"cron": "0 4 * * *", "path": "gone.ipynb", "paused": True})
     assert r.status_code == 201, r.text
-    (Path(hub.data) / "users" / "alice" / "gone.ipynb").unlink()
+    (hub.data / "users" / "alice" / "gone.ipynb").unlink()
     r = alice.post(f"schedules/{r.json()['id']}/run")
     assert r.status_code == 201, r.text
     job = alice.wait(r.json()["id"])

@@ -92,7 +92,7 @@ def test_every_way_in_refuses_a_value_of_another_type(hub, alice, typed):
     refused(alice.post("schedules", json={"path": "typed.ipynb", "cron": "0 3 * * *", "parameters": BAD}))
     refused(alice.post("schedules", json={"from_job": typed["id"], "cron": "0 3 * * *", "parameters": BAD}))
     assert alice.get("jobs", params={"limit": 200}).json()["jobs"] == before  # nothing was made
-    assert all(s["path"] != "typed.ipynb" or s["parameters"] != BAD
+    assert all(s["source"].get("path") != "typed.ipynb" or s["parameters"] != BAD
                for s in alice.get("schedules").json()["schedules"])
 
 

@@ -5,7 +5,6 @@ tests/test_schedules_hub.py.
 """
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -331,28 +330,18 @@ def test_concurrent_creates_never_pass_the_limit_and_a_delete_frees_a_place(db_u
 
 
 def test_the_counts_migration_fills_in_the_schedules_kept_and_goes_down_and_up_again(tmp_path):
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import inspect
 
-    from hub_service.store.queries import make_engine
+    from hub_service.store.queries import make_engine, migrate
 
-    here = Path(__file__).resolve().parent.parent / "hub_service" / "store"
-    cfg = Config(str(here / "alembic.ini"))
-    cfg.set_main_option("script_location", str(here / "migrations"))
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     engine = make_engine(url)
-
-    def migrate(step, revision):
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            step(cfg, revision)
 
     def counts():
         with engine.connect() as c:
             return dict(c.execute(text("SELECT user, n FROM schedule_counts")).all())
 
-    migrate(command.upgrade, "0004")
+    migrate(engine, "0004")
     with engine.begin() as c:
         for i, user in enumerate(["alice", "alice", "alice", "bob"]):
             c.execute(text(
@@ -360,13 +349,13 @@ def test_the_counts_migration_fills_in_the_schedules_kept_and_goes_down_and_up_a
                 " input_kind, input_name, parameters, requested, output_formats, notify, skipped, created, updated)"
                 f" VALUES ('s{i}', '{user}', '', '@daily', 'UTC', 'skip', 'skip', 0, 'snapshot', 'ipynb', '', '{{}}',"
                 " '{}', '[]', 'never', 0, '2026-01-01', '2026-01-01')"))
-    migrate(command.upgrade, "0005")
+    migrate(engine, "0005")
     assert counts() == {"alice": 3, "bob": 1}
-    migrate(command.downgrade, "0004")
+    migrate(engine, "0004", down=True)
     assert "schedule_counts" not in inspect(engine).get_table_names()
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM schedules")).scalar() == 4
-    migrate(command.upgrade, "head")
+    migrate(engine, "head")
     assert counts() == {"alice": 3, "bob": 1}
     engine.dispose()
 

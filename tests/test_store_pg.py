@@ -13,13 +13,10 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from hub_service.dispatch import Dispatcher
@@ -29,7 +26,7 @@ from hub_service.outputs import Artifacts
 from hub_service.schedules import Scheduler
 from hub_service.store import DuplicateKey, InvalidTransition, Store
 from hub_service.store.models import Base
-from hub_service.store.queries import make_engine
+from hub_service.store.queries import make_engine, migrate
 
 JOB_FIELDS = dict(name="n", input_hash="h", input_kind="ipynb", input_name="x.ipynb", parameters={},
                   output_formats=["ipynb"], features={}, requested={}, predicted={}, allocated={}, used={})
@@ -67,15 +64,7 @@ def test_the_migrations_go_up_down_and_up_again_carrying_the_data_and_matching_t
     """Every revision in turn with rows in the tables (what 0002, 0005 and 0006 fill in from them), the schema
     at head exactly what the models declare (alembic's autogenerate finds nothing to do), then down to an empty
     database and up again."""
-    here = Path(__file__).resolve().parent.parent / "hub_service" / "store"
-    cfg = Config(str(here / "alembic.ini"))
-    cfg.set_main_option("script_location", str(here / "migrations"))
     engine = make_engine(db_url)
-
-    def migrate(step, revision):
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            step(cfg, revision)
 
     def tables():
         return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
@@ -94,10 +83,10 @@ def test_the_migrations_go_up_down_and_up_again_carrying_the_data_and_matching_t
                     input_name="", created=when, created_ts=0.0, started=started, cells_done=0, parameters={},
                     output_formats=[], features={}, requested={}, predicted={}, allocated={"cpu": 1}, used={})
 
-    migrate(command.upgrade, "0001")
+    migrate(engine, "0001")
     with engine.begin() as c:
         c.execute(jobs.insert(), [job("running", "running", when)])
-    migrate(command.upgrade, "0004")
+    migrate(engine, "0004")
     with engine.begin() as c:  # 0002: a database that held jobs keeps the instance name its containers have
         assert c.execute(sa.text("SELECT value FROM settings WHERE key = 'instance_id'")).scalar() == "default"
         c.execute(schedules.insert(), [dict(id=f"s{i}", user=user, cron="@daily", source_kind="snapshot",
@@ -107,7 +96,7 @@ def test_the_migrations_go_up_down_and_up_again_carrying_the_data_and_matching_t
         c.execute(jobs.insert(), [job("ok", "succeeded", when), job("bad", "failed", when),
                                   job("stop", "cancelled", when), job("queue", "queued"),
                                   job("intake", "failed", when, input_hash="")])
-    migrate(command.upgrade, "head")
+    migrate(engine, "head")
     with engine.connect() as c:
         assert dict(c.execute(sa.text('SELECT "user", n FROM schedule_counts')).all()) == {"alice": 3, "bob": 1}
         assert dict(c.execute(sa.text("SELECT id, has_output FROM jobs")).all()) == {
@@ -116,9 +105,9 @@ def test_the_migrations_go_up_down_and_up_again_carrying_the_data_and_matching_t
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
     assert tables() == set(Base.metadata.tables)
 
-    migrate(command.downgrade, "base")
+    migrate(engine, "base", down=True)
     assert tables() == set()
-    migrate(command.upgrade, "head")
+    migrate(engine, "head")
     assert tables() == set(Base.metadata.tables)
     with engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []

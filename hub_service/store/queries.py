@@ -97,6 +97,11 @@ def make_engine(url: str):
 
 def upgrade(engine) -> None:
     """Bring the database behind ``engine`` to the newest schema with alembic."""
+    migrate(engine, "head")
+
+
+def migrate(engine, revision: str, down: bool = False) -> None:
+    """Move the schema of the database behind ``engine`` up (or ``down``) to ``revision`` with alembic."""
     from alembic import command
     from alembic.config import Config
 
@@ -109,7 +114,7 @@ def upgrade(engine) -> None:
             # until the first commits, then finds the schema at head (PostgreSQL's DDL is transactional)
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 class Store(ScheduleQueries):
