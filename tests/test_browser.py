@@ -101,8 +101,15 @@ def test_pick_a_workspace_notebook_and_submit_it_with_a_changed_parameter(hub, b
     hub.write_workspace("dora", "work/params.ipynb",
                        make_notebook("print('rate is', rate)", parameters="rate = 0.5  # how fast\nlabel = 'x'"))
     page, console = logged_in(hub, browser, "dora")
+    hub.write_workspace("dora", "job-outputs/params-0123.ipynb", make_notebook("1"))  # a copy Lab's Open made
     page.goto(hub.url + SERVICE)
     page.locator("#path option[value='work/params.ipynb']").wait_for(state="attached")
+    # the executed copies in job-outputs/ are listed only when asked for
+    assert page.locator("#path option[value='job-outputs/params-0123.ipynb']").count() == 0
+    page.check("#show-outputs")
+    page.locator("#path option[value='job-outputs/params-0123.ipynb']").wait_for(state="attached")
+    page.uncheck("#show-outputs")
+    page.locator("#path option[value='job-outputs/params-0123.ipynb']").wait_for(state="detached")
     page.select_option("#path", "work/params.ipynb")
     rate = page.locator("#parameter-fields-rate")
     rate.wait_for()  # one field per parameter, with the notebook's values

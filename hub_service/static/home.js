@@ -24,12 +24,20 @@
   const source = () => form.querySelector("input[name=source]:checked").value;
   const chosen = () => (source() === "workspace" ? pathSelect.value : fileInput.files.length > 0);
 
+  // The executed copies Lab's Open makes (job-outputs/) are results, not notebooks to run: left out unless asked.
+  const showOutputs = document.getElementById("show-outputs");
+  const OUTPUTS_DIR = "job-outputs/";
+
   function loadNotebooks() {
-    NJ.api("notebooks").then((answer) => {
-      pathSelect.replaceChildren(new Option(answer.notebooks.length ? "choose a notebook…" : "no notebooks in your files", ""));
-      for (const nb of answer.notebooks) pathSelect.append(new Option(nb.path, nb.path));
+    NJ.api("notebooks").then((answer) => {  // newest first
+      const shown = answer.notebooks.filter((nb) => showOutputs.checked || !nb.path.startsWith(OUTPUTS_DIR));
+      const chosenBefore = pathSelect.value;
+      pathSelect.replaceChildren(new Option(shown.length ? "choose a notebook…" : "no notebooks in your files", ""));
+      for (const nb of shown) pathSelect.append(new Option(nb.path, nb.path));
+      if (shown.some((nb) => nb.path === chosenBefore)) pathSelect.value = chosenBefore;
     }).catch((err) => { pathSelect.replaceChildren(new Option(err.message, "")); });
   }
+  showOutputs.addEventListener("change", loadNotebooks);
 
   /** The form as a submission (JSON for a file of the workspace, multipart for an upload),
    * or {errors} when a field cannot be read. */
