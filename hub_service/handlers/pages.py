@@ -23,7 +23,7 @@ from ..explain import predicted_time_words, sizing_words, time_words
 from ..intake import NOTIFY_CHOICES, parameter_fields
 from ..outputs import MEDIA_TYPES
 from ..states import ACTIVE, OUTPUT_FORMATS, STATUSES, Reason
-from ..store import job_model
+from ..store import job_model, listed_model
 from .base import APIHandler, BaseHandler
 
 HERE = os.path.dirname(os.path.dirname(__file__))
@@ -221,7 +221,8 @@ class SchedulesPage(PageHandler):
     @web.authenticated
     def get(self):
         from_job = self.get_argument("from_job", "") or None
-        job = job_model(self.get_job(from_job)) if from_job else None  # another user's job: 404
+        # (shown, not sent: the schedule is made from the job on the server, so long values are cut)
+        job = listed_model(self.get_job(from_job)) if from_job else None  # another user's job: 404
         self.render_page("schedules.html", from_job=job)
 
 
