@@ -28,6 +28,13 @@ EXTENSION = ROOT / "extension"
 SERVER_TOKEN = "hub-token-of-the-server"
 LAB_TOKEN = "browser-session"
 PREFIX = "/services/notebook-jobs/api/"
+SCRIPT_HTML = "<html><title>out</title><script>document.title = 'XSS'</script><p>hello</p></html>"
+# what a job's renders and logs may hold: the user's own HTML and script
+USER_CONTENT = {
+    "html": ("text/html; charset=utf-8", SCRIPT_HTML),
+    "md": ("text/markdown; charset=utf-8", "# out\n\n<script>document.title = 'XSS'</script>\n"),
+    "pdf": ("application/pdf", "%PDF-1.4 <script>document.title = 'XSS'</script>"),
+}
 
 
 class Recorder:
@@ -35,6 +42,8 @@ class Recorder:
 
     def __init__(self):
         self.requests = []
+        #: whether the service's OpenAPI document offers the rerun's dry run
+        self.rerun_dry_run = True
 
 
 def service_app(rec: Recorder) -> tornado.web.Application:
@@ -45,6 +54,7 @@ def service_app(rec: Recorder) -> tornado.web.Application:
                 "uri": self.request.uri,
                 "auth": self.request.headers.get("Authorization"),
                 "body": json.loads(self.request.body) if self.request.body else None,
+                "content_type": self.request.headers.get("Content-Type"),
             })
 
         def reply(self, status, body, content_type="application/json"):
@@ -54,6 +64,10 @@ def service_app(rec: Recorder) -> tornado.web.Application:
 
         def get(self, path):
             self.record()
+            if path == "openapi.json":
+                query = [{"name": "dry_run", "in": "query", "schema": {"type": "string"}}] if rec.rerun_dry_run else []
+                return self.reply(200, {"openapi": "3.0.3", "paths": {"/jobs/{job_id}/rerun": {"post": {
+                    "parameters": [{"name": "job_id", "in": "path"}, *query]}}}})
             if path == "jobs/j1":
                 return self.reply(200, {"id": "j1", "name": "a.ipynb", "status": "succeeded", "parameters": {"n": 5},
                                         "output_formats": ["ipynb"],
@@ -62,7 +76,15 @@ def service_app(rec: Recorder) -> tornado.web.Application:
                 return self.reply(200, json.dumps(make_notebook("print(n)", parameters="n = 1")),
                                   "application/x-ipynb+json")
             if path == "jobs/j1/output":
+                fmt = self.get_argument("format", "ipynb")
+                if fmt in USER_CONTENT:  # as a service that forgot its own protections would send them
+                    return self.reply(200, USER_CONTENT[fmt][1], USER_CONTENT[fmt][0])
                 return self.reply(200, json.dumps(make_notebook("print(1)")), "application/x-ipynb+json")
+            if path == "jobs/guarded/output":  # as the service sends user content itself
+                self.set_header("Content-Security-Policy", "sandbox")
+                self.set_header("X-Content-Type-Options", "nosniff")
+                self.set_header("Content-Disposition", "inline; filename*=UTF-8''r%C3%A9sum%C3%A9.html")
+                return self.reply(200, SCRIPT_HTML, "text/html; charset=utf-8")
             if path == "jobs/gone":
                 return self.reply(404, {"error": {"code": "not_found", "message": "no job gone"}})
             if path == "jobs/proxy":
@@ -90,6 +112,16 @@ def service_app(rec: Recorder) -> tornado.web.Application:
             self.record()
             self.set_status(204)
             self.finish()
+
+        def patch(self, path):
+            self.record()
+            if path == "schedules/html":  # not what an API answer should be: the forwarder guards it
+                return self.reply(200, SCRIPT_HTML, "text/html")
+            return self.reply(200, {"id": path.rsplit("/", 1)[-1], "edited": json.loads(self.request.body)})
+
+        def put(self, path):
+            self.record()
+            return self.reply(200, {"id": path.rsplit("/", 1)[-1], "replaced": json.loads(self.request.body)})
 
     class HubServices(tornado.web.RequestHandler):
         """The Hub's GET /hub/api/services/NAME, for a server not told the service's URL."""
@@ -256,6 +288,42 @@ def test_rerun_passes_changed_parameters_to_the_services_rerun(lab, service):
     assert [(q["uri"], q["body"]) for q in service.requests] == [(PREFIX + "jobs/j1/rerun", None)]
 
 
+def test_rerun_forwards_its_dry_run_and_changed_resources(lab, service):
+    """The Rerun dialog's sizing (``?dry_run=1``: the would-be job, nothing run) and its memory and
+    time-limit overrides reach the service's rerun as sent; an empty body stays the service's own rerun."""
+    def posts():
+        return [(q["uri"], q["body"]) for q in service.requests if q["method"] == "POST"]
+
+    service.requests.clear()
+    r = lab.post(lab.base + "jobs/j1/rerun?dry_run=1", json={})
+    assert r.status_code == 200, r.text
+    assert r.json()["dry_run"] is True
+    assert posts() == [(PREFIX + "jobs/j1/rerun?dry_run=1", None)]
+    service.requests.clear()
+    body = {"parameters": {"n": 7}, "resources": {"memory": "2GB"}, "timeout": 1200}
+    r = lab.post(lab.base + "jobs/j1/rerun", json=body)
+    assert r.status_code == 201, r.text
+    assert posts() == [(PREFIX + "jobs/j1/rerun", body)]
+    service.requests.clear()
+    lab.post(lab.base + "jobs/j1/rerun", json={"resources": {}, "timeout": None})  # nothing changed
+    assert posts() == [(PREFIX + "jobs/j1/rerun", None)]
+
+
+def test_a_rerun_dry_run_never_reaches_a_service_that_does_not_offer_it(lab, service):
+    """An older service ignores ?dry_run=1 and would start the job: the Rerun dialog's sizing is
+    asked only of a service whose OpenAPI document offers it; else a 404 the dialog reads as
+    "no sizing" (it keeps its parameters only), and nothing is posted."""
+    service.rerun_dry_run = False
+    try:
+        service.requests.clear()
+        r = lab.post(lab.base + "jobs/j1/rerun?dry_run=1", json={})
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["code"] == "not_supported"
+        assert [q for q in service.requests if q["method"] == "POST"] == []
+    finally:
+        service.rerun_dry_run = True
+
+
 def test_open_copies_the_output_into_job_outputs(lab):
     r = lab.post(lab.base + "jobs/j1/open")
     assert r.status_code == 200, r.text
@@ -296,3 +364,164 @@ def test_without_a_configured_url_the_hub_is_asked_where_the_service_is(tmp_path
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def csp_policies(r) -> list:
+    """Each Content-Security-Policy of an answer, as a set of its directives (a browser enforces all)."""
+    values = r.raw.headers.getlist("Content-Security-Policy")
+    return [{d.strip() for d in v.split(";") if d.strip()} for value in values for v in value.split(",")]
+
+
+def sandboxed(r) -> bool:
+    """Whether the answer can run no script, nor touch the server's origin: a policy with a bare ``sandbox``."""
+    return any("sandbox" in policy for policy in csp_policies(r))
+
+
+def test_patch_and_put_are_forwarded_with_their_bodies(lab, service):
+    service.requests.clear()
+    r = lab.patch(lab.base + "api/schedules/s1", json={"paused": True, "cron": "0 6 * * *"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": "s1", "edited": {"paused": True, "cron": "0 6 * * *"}}
+    r = lab.put(lab.base + "api/schedules/s1?dry_run=1", json={"name": "n"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": "s1", "replaced": {"name": "n"}}
+    assert [(q["method"], q["uri"], q["body"], q["content_type"]) for q in service.requests] == [
+        ("PATCH", PREFIX + "schedules/s1", {"paused": True, "cron": "0 6 * * *"}, "application/json"),
+        ("PUT", PREFIX + "schedules/s1?dry_run=1", {"name": "n"}, "application/json")]
+    assert all(q["auth"] == f"token {SERVER_TOKEN}" for q in service.requests)
+    # a browser's PATCH without the user's login is refused before it reaches the service
+    service.requests.clear()
+    assert requests.patch(lab.base + "api/schedules/s1", json={"paused": True}).status_code == 403
+    assert service.requests == []
+
+
+def test_the_xsrf_argument_stays_with_the_jupyter_server(lab, service):
+    """An EventSource sends its XSRF token as ``_xsrf`` in the query: the service never sees it."""
+    service.requests.clear()
+    with lab.get(lab.base + "api/jobs/j1/events?_xsrf=2%7Cabc%7Cdef%7C123", stream=True, timeout=10) as r:
+        assert r.status_code == 200
+        assert [line for line in r.iter_lines(decode_unicode=True) if line.startswith("event: ")]
+    assert lab.get(lab.base + "api/jobs?limit=5&_xsrf=abc&status=failed").status_code == 200
+    assert [q["uri"] for q in service.requests] == [PREFIX + "jobs/j1/events",
+                                                    PREFIX + "jobs?limit=5&status=failed"]
+
+
+@pytest.mark.parametrize("fmt", sorted(USER_CONTENT))
+def test_user_content_is_sandboxed_even_when_the_service_forgets(lab, fmt):
+    r = lab.get(lab.base + f"api/jobs/j1/output?format={fmt}")
+    assert r.status_code == 200 and "<script>" in r.text
+    assert r.headers["Content-Type"] == USER_CONTENT[fmt][0]  # the type is kept
+    assert sandboxed(r), r.headers.get("Content-Security-Policy")
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_notebooks_json_is_user_content_too(lab):
+    for r in (lab.get(lab.base + "api/jobs/j1/input"), lab.get(lab.base + "api/jobs/j1/output?format=ipynb")):
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-ipynb+json"
+        assert sandboxed(r) and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_non_json_answer_to_any_method_is_sandboxed(lab):
+    r = lab.patch(lab.base + "api/schedules/html", json={})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    assert sandboxed(r) and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_services_own_protections_pass_through(lab):
+    r = lab.get(lab.base + "api/jobs/guarded/output?format=html")
+    assert r.status_code == 200
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Content-Disposition"] == "inline; filename*=UTF-8''r%C3%A9sum%C3%A9.html"
+    assert {"sandbox"} in csp_policies(r)  # the service's policy, as it sent it
+    assert all("sandbox" in p for p in csp_policies(r))
+
+
+def test_json_and_event_streams_are_not_sandboxed_but_not_sniffed(lab):
+    """API answers are read by the Lab page with fetch and EventSource: a sandbox means nothing there."""
+    for r in (lab.get(lab.base + "api/jobs/j1"), lab.get(lab.base + "api/jobs/j1/events", timeout=10)):
+        assert r.status_code == 200
+        assert not sandboxed(r), (r.url, r.headers.get("Content-Security-Policy"))
+        assert r.headers["X-Content-Type-Options"] == "nosniff"  # the Jupyter server's own, kept
+
+
+# --- through the real Hub: the user's own single-user server, spawned by the Hub ---------------
+
+HUB_USER = "lars"
+#: what a script in a job's output would do if it ran on the Hub's origin
+XSS = ("document.title = 'XSS'; console.log('XSS-RAN'); fetch('/hub/api/user?xss=1').catch(() => 0); "
+       "try { parent.document.title = 'XSS' } catch (e) {}")
+
+
+def script_notebook() -> dict:
+    """A notebook whose renders carry scripts: an HTML display output, and raw HTML in markdown."""
+    return make_notebook(
+        "from IPython.display import HTML, display\n"
+        f"display(HTML({('<b>shown</b><script>' + XSS + '</script>')!r}))",
+        markdown=f'# Report\n\n<img src="x-missing.png" onerror="{XSS}">\n\n<script>{XSS}</script>\n')
+
+
+@pytest.fixture(scope="module")
+def hub_lab(hub):
+    """``HUB_USER``'s single-user server with the installed extension, started through the Hub's API
+    and called with the user's Hub token, as a script would (``.base``: its notebook-jobs/ URL)."""
+    (hub.data / "users" / HUB_USER).mkdir(parents=True, exist_ok=True)
+    user = hub.user(HUB_USER)
+    api = f"{hub.url}/hub/api/users/{HUB_USER}"
+    r = user.api.post(api + "/server")
+    assert r.status_code in (201, 202), r.text
+    deadline = time.monotonic() + 120
+    while not (user.api.get(api).json().get("servers", {}).get("", {}).get("ready")):
+        assert time.monotonic() < deadline, f"{HUB_USER}'s server did not start: {user.api.get(api).text}"
+        time.sleep(0.5)
+    session = requests.Session()
+    session.headers["Authorization"] = f"token {user.token}"
+    session.base = f"{hub.url}/user/{HUB_USER}/notebook-jobs/"
+    session.user = user
+    yield session
+    user.api.delete(api + "/server")
+
+
+def test_a_schedule_is_edited_from_lab_through_the_hub(hub_lab):
+    user = hub_lab.user
+    r = user.post("schedules", json={"code": "print(1)", "cron": "0 9 * * *", "paused": True,
+                                     "name": "nightly"})
+    assert r.status_code == 201, r.text
+    schedule = r.json()
+    url = hub_lab.base + f"api/schedules/{schedule['id']}"
+    r = hub_lab.patch(url, json={"name": "weekdays", "cron": "30 6 * * 1-5"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["cron"]) == ("weekdays", "30 6 * * 1-5")
+    stored = user.get(f"schedules/{schedule['id']}").json()  # the service's own record changed
+    assert (stored["name"], stored["cron"], stored["paused"]) == ("weekdays", "30 6 * * 1-5", True)
+    # the service's refusal of a bad edit reaches Lab as the service's error
+    r = hub_lab.patch(url, json={"colour": "red"})
+    assert r.status_code == 400 and "colour" in r.json()["error"]["message"]
+    # PUT goes to the service too: it is the service (not the Jupyter server) that has no PUT here
+    r = hub_lab.put(url, json={"name": "x"})
+    assert r.status_code == 405, r.text
+    assert r.json()["error"]["code"] == "method_not_allowed", r.text
+    assert user.get(f"schedules/{schedule['id']}").json()["name"] == "weekdays"
+    assert user.delete(f"schedules/{schedule['id']}").status_code == 204
+
+
+def test_user_content_through_the_hub_is_sandboxed(hub_lab):
+    user = hub_lab.user
+    job = user.submit(script_notebook(), "report.ipynb", output_formats=["html", "md"])
+    assert user.wait(job["id"])["status"] == "succeeded"
+    base = hub_lab.base + f"api/jobs/{job['id']}/"
+    for route in ("output?format=html", "output?format=md", "output?format=ipynb", "input", "logs",
+                  "output?format=html&download=1"):
+        r = hub_lab.get(base + route)
+        assert r.status_code == 200, (route, r.text)
+        assert sandboxed(r), (route, r.headers.get("Content-Security-Policy"))
+        assert r.headers["X-Content-Type-Options"] == "nosniff", route
+    html = hub_lab.get(base + "output?format=html")
+    assert html.headers["Content-Type"].startswith("text/html")
+    assert "<script>document.title = 'XSS'" in html.text  # the render holds the script, as it is
+    assert "attachment" in hub_lab.get(base + "output?format=html&download=1").headers["Content-Disposition"]
+    # the API's JSON and the event stream still come through as they are
+    r = hub_lab.get(base.rstrip("/"))
+    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    r = hub_lab.get(base + "events", timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    assert '"status": "succeeded"' in r.text

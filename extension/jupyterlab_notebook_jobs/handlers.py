@@ -3,10 +3,19 @@ request, asks :mod:`.client` (and the contents manager), and answers.
 
   POST jobs[?dry_run=1]      submit (or size) a file of the workspace, read through the
                              contents manager, so it works wherever the user's files live
-  POST jobs/{id}/rerun       run a job again, with other parameters when the body has them
+  POST jobs/{id}/rerun[?dry_run=1]
+                             run a job again, with what the body changes (parameters,
+                             resources, timeout); with dry_run, the would-be job only
   POST jobs/{id}/open        copy the executed notebook to job-outputs/<name>-<id>.ipynb
-  *    api/<path>            anything else of the service's REST API, forwarded as it is
-                             (event streams and outputs are streamed through)
+  *    api/<path>            anything else of the service's REST API (GET, POST, PUT, PATCH,
+                             DELETE), forwarded as it is (event streams and outputs are
+                             streamed through)
+
+The forwarded answers come from the Hub's origin (single-user servers live under /user/
+on it), and some of them are the user's own content (a notebook's HTML render, its
+Markdown, its input): whatever the service says, anything but its JSON answers and event
+streams goes out with ``Content-Security-Policy: sandbox`` (no scripts, an opaque origin) and
+``X-Content-Type-Options: nosniff``.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from urllib.parse import unquote_plus
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import ensure_async, url_path_join
@@ -23,8 +33,21 @@ from tornado.iostream import StreamClosedError
 from .client import ServiceClient, ServiceError
 
 JOB_ID = r"(?P<job_id>[A-Za-z0-9_-]+)"
-# headers of the service's answer that the browser needs (type, download name, caching)
-PASSED_HEADERS = ("content-type", "content-disposition", "cache-control", "x-accel-buffering", "location")
+# headers of the service's answer that the browser needs (type, download name, caching, and
+# what the service says of its user content: its CSP is added to the server's own, below)
+PASSED_HEADERS = ("content-type", "content-disposition", "cache-control", "x-accel-buffering", "location",
+                  "x-content-type-options")
+CSP = "content-security-policy"
+# the service's API answers and event streams, which the Lab page reads with fetch and
+# EventSource; everything else (a render, a log, a notebook's JSON too) is the user's content
+UNSANDBOXED_TYPE = re.compile(r"^\s*(application/json|text/event-stream)\s*(?:;|$)", re.I)
+
+
+def forwarded_query(query: str) -> str:
+    """The request's query for the service: without ``_xsrf``, which is for this server only
+    (an EventSource sends its XSRF token that way), the rest exactly as it came."""
+    kept = [part for part in query.split("&") if part and unquote_plus(part.split("=", 1)[0]) != "_xsrf"]
+    return ("?" + "&".join(kept)) if kept else ""
 
 
 class BaseHandler(APIHandler):
@@ -97,23 +120,52 @@ class SubmitHandler(BaseHandler):
 
 
 class RerunHandler(BaseHandler):
-    """``POST jobs/{id}/rerun``: the service's rerun, with the body's ``parameters`` when it has them.
+    """``POST jobs/{id}/rerun[?dry_run=1]``: the service's rerun, with what the body changes.
 
-    The service checks them against the job's stored input and keeps everything else of
-    the job: its data files, requests, webhook, notify, and the larger limits a run
-    killed for memory or time gets.
+    The body's ``parameters``, ``resources`` (``{"memory": "2GB", "cpu": 1}``) and
+    ``timeout`` go to the service when present; the service checks them against the job and
+    keeps everything else of it: its data files, requests, webhook, notify, and the larger
+    limits a run killed for memory or time gets. ``?dry_run=1`` answers the would-be job
+    (``resources.allocated``, ``bounds``, ``explanation``) and runs nothing.
     """
 
     @web.authenticated
     async def post(self, job_id):
         try:
             body = self.body_json()
-            payload = {"parameters": body["parameters"] or {}} if "parameters" in body else None
-            job = await self.client.json("POST", f"jobs/{job_id}/rerun", payload)
+            payload = {}
+            if "parameters" in body:
+                payload["parameters"] = body["parameters"] or {}
+            for key in ("resources", "timeout"):
+                if body.get(key) not in (None, "", {}):
+                    payload[key] = body[key]
+            dry = self.get_argument("dry_run", "") in ("1", "true")
+            if dry and not await rerun_dry_run_offered(self.client):
+                # a service without it would run the job: never ask one that does not say it has it
+                raise ServiceError(404, "not_supported", "the service does not size a rerun ahead of it (no dry run)")
+            job = await self.client.json("POST", f"jobs/{job_id}/rerun" + ("?dry_run=1" if dry else ""),
+                                         payload or None)
         except ServiceError as e:
             return self.fail(e)
-        self.set_status(201)
+        self.set_status(200 if dry else 201)
         self.finish(json.dumps(job))
+
+
+async def rerun_dry_run_offered(client: ServiceClient) -> bool:
+    """Whether the service's rerun takes ``dry_run`` (its OpenAPI document says so).
+
+    An older service ignores the query and would start the job, so the Rerun dialog's
+    sizing asks only a service that documents it (asked each time the dialog opens: a
+    service upgraded or rolled back under a running Lab is seen).
+    """
+    try:
+        spec = await client.json("GET", "openapi.json")
+        op = (spec or {}).get("paths", {}).get("/jobs/{job_id}/rerun", {}).get("post", {})
+        offered = any(isinstance(p, dict) and p.get("name") == "dry_run" and p.get("in") == "query"
+                      for p in op.get("parameters", []))
+    except (ServiceError, AttributeError, TypeError):
+        offered = False
+    return offered
 
 
 def output_path(job: dict) -> str:
@@ -145,8 +197,25 @@ class OpenOutputHandler(BaseHandler):
 class ForwardHandler(BaseHandler):
     """``api/<path>``: the service's REST API as the server's owner, bodies streamed back."""
 
+    def _answer_headers(self, status: int, headers) -> None:
+        """The status and headers of a forwarded answer (``headers``: the service's, lowercase names)."""
+        self.set_status(status)
+        for name in PASSED_HEADERS:
+            if headers.get(name):
+                self.set_header(name.title(), headers[name])
+        content_type = headers.get("content-type") or ""
+        if not UNSANDBOXED_TYPE.match(content_type):
+            # user content on the Hub's origin: no scripts, no same-origin access, no sniffing
+            # into HTML, whatever the service sent (the server's own CSP stays, stricter)
+            own = self._headers.get("Content-Security-Policy")
+            self.set_header("Content-Security-Policy", f"{own}; sandbox" if own else "sandbox")
+            self.set_header("X-Content-Type-Options", "nosniff")
+        if headers.get(CSP):
+            # a second policy: the browser enforces both (each can only take away)
+            self.add_header("Content-Security-Policy", headers[CSP])
+
     async def _forward(self, path: str):
-        query = ("?" + self.request.query) if self.request.query else ""
+        query = forwarded_query(self.request.query)
         streams = path.endswith("/events") or "follow=" in query
         started = False
 
@@ -154,10 +223,7 @@ class ForwardHandler(BaseHandler):
             nonlocal started
             if not started:
                 started = True
-                self.set_status(status)
-                for name in PASSED_HEADERS:
-                    if name in headers:
-                        self.set_header(name.title(), headers[name])
+                self._answer_headers(status, headers)
             self.write(chunk)
             if streams:
                 # raising here hangs up on the service too when the browser has gone
@@ -180,10 +246,7 @@ class ForwardHandler(BaseHandler):
         except StreamClosedError:
             return
         if not started:
-            self.set_status(response.code)
-            for name in PASSED_HEADERS:
-                if response.headers.get(name):
-                    self.set_header(name.title(), response.headers[name])
+            self._answer_headers(response.code, {k.lower(): v for k, v in response.headers.get_all()})
         # APIHandler.finish would call every answer JSON: keep the service's type (HTML, text, ipynb)
         self.finish(set_content_type=self._headers.get("Content-Type", "application/json"))
 
@@ -193,6 +256,14 @@ class ForwardHandler(BaseHandler):
 
     @web.authenticated
     async def post(self, path):
+        await self._forward(path)
+
+    @web.authenticated
+    async def put(self, path):
+        await self._forward(path)
+
+    @web.authenticated
+    async def patch(self, path):
         await self._forward(path)
 
     @web.authenticated

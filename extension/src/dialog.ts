@@ -7,10 +7,10 @@ import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { fieldsOfError, JobsError } from './errors';
-import { IJob } from './jobs';
+import { bytesText, IJob } from './jobs';
 import { changedParameters, displayValue, IParameterField } from './params';
-import { ISubmission, submitJob } from './request';
-import { basisText, Bounds, boundsOf, clampNotes, IOverrideInputs, readOverrides, resourcesText } from './sizing';
+import { ISchedule, ISubmission, submitJob } from './request';
+import { basisText, Bounds, boundsOf, clampNotes, cronOf, IOverrideInputs, IScheduleInputs, readOverrides, resourcesText, scheduleText } from './sizing';
 
 /** Create an element with attributes and children. */
 export function h(tag: string, attrs: Record<string, any> = {}, ...children: (Node | string | null)[]): HTMLElement {
@@ -43,6 +43,8 @@ export interface IDialogState {
   inputs: Record<string, string | boolean>;
   overrides: IOverrideInputs;
   formats: string[];
+  /** "Repeat on a schedule" (absent: off). */
+  schedule?: IScheduleInputs;
 }
 
 export interface ISubmitOptions {
@@ -56,6 +58,13 @@ export interface ISubmitOptions {
   state?: IDialogState;
   /** An error of the previous attempt, shown at once. */
   error?: JobsError;
+  /** Offer "Repeat on a schedule" (a workspace path schedule of this file). */
+  schedule?: boolean;
+  /**
+   * A rerun: ask this for the would-be job (the service's rerun dry run) to offer memory and
+   * time-limit fields prefilled from it; without an answer the dialog has parameters only.
+   */
+  rerunDryRun?: () => Promise<IJob>;
 }
 
 export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission> {
@@ -66,6 +75,14 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
   private bounds: Bounds = {};
   private timer: number | null = null;
   private serial = 0;
+  /** The refusal of the previous attempt: shown until the user changes something. */
+  private pinned: JobsError | null = null;
+
+  private scheduleBox: HTMLInputElement | null = null;
+  private scheduleFields: HTMLElement | null = null;
+  private rerunSection: HTMLElement | null = null;
+  /** The rerun dry run's prefilled values: only what the user changes from them is sent. */
+  private rerunPrefill: { memory: string; timeout: string } | null = null;
 
   /** The last dry run's answer (the would-be job). */
   proposal: IJob | null = null;
@@ -116,7 +133,8 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       form.append(this.sizing);
       const o = state?.overrides ?? { cpu: '', memory: '', timeout: '' };
       form.append(this.row('cpu', 'CPU (cores)', this.textInput('cpu', o.cpu, 'proposed')));
-      form.append(this.row('memory', 'Memory (GB)', this.textInput('memory', o.memory, 'proposed')));
+      form.append(this.row('memory', 'Memory (GiB)', this.textInput('memory', o.memory, 'proposed'),
+        'a number of GiB, or a size such as 512MB, 2GB, 1.5GiB (binary units)'));
       form.append(this.row('timeout', 'Time limit (min)', this.textInput('timeout', o.timeout, 'proposed')));
       form.append(h('h3', {}, 'Outputs'));
       const formats = h('div', { className: 'jp-NotebookJobs-formats' }, h('label', {}, h('input', { type: 'checkbox', checked: true, disabled: true }), ' notebook (ipynb)'));
@@ -128,14 +146,192 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       }
       form.append(this.row('output_formats', 'Formats', formats));
     }
+    if (options.schedule) {
+      form.append(this.scheduleSection(state?.schedule));
+    }
+    if (options.rerunDryRun) {
+      this.rerunSection = h('div', { className: 'jp-NotebookJobs-rerunResources' });
+      form.append(this.rerunSection);
+    }
     form.append(this.formError);
     this.node.append(form);
     if (options.error) {
+      this.pinned = options.error;
       this.showError(options.error);
     }
     if (options.dryRun) {
-      this.changed(0);
+      this.changed(0, false);
     }
+    if (options.rerunDryRun) {
+      void this.rerunSizing(options.rerunDryRun, state?.overrides);
+    }
+  }
+
+  /** "Repeat on a schedule": when, in the browser's time zone; the file is read again at each run. */
+  private scheduleSection(saved?: IScheduleInputs): HTMLElement {
+    const s: IScheduleInputs = saved ?? { on: false, every: 'day', minute: '0', time: '08:00', cron: '0 8 * * *' };
+    const box = h('input', { type: 'checkbox', name: 'schedule-on' }) as HTMLInputElement;
+    box.checked = s.on;
+    this.scheduleBox = box;
+    const every = h(
+      'select',
+      { name: 'schedule-every', 'aria-label': 'Repeat' },
+      h('option', { value: 'hour' }, 'every hour'),
+      h('option', { value: 'day' }, 'every day'),
+      h('option', { value: 'weekday' }, 'every weekday (Mon–Fri)'),
+      h('option', { value: 'cron' }, 'a cron expression')
+    ) as HTMLSelectElement;
+    every.value = s.every;
+    const minute = h('input', { type: 'number', name: 'schedule-minute', min: '0', max: '59', step: '1', 'aria-label': 'At minute' }) as HTMLInputElement;
+    minute.value = s.minute;
+    const time = h('input', { type: 'time', name: 'schedule-time', 'aria-label': 'At' }) as HTMLInputElement;
+    time.value = s.time;
+    const cron = h('input', { type: 'text', name: 'schedule-cron', spellcheck: 'false', placeholder: 'minute hour day month weekday', 'aria-label': 'Cron' }) as HTMLInputElement;
+    cron.value = s.cron;
+    for (const el of [every, minute, time, cron]) {
+      this.inputs.set(el.getAttribute('name')!, el as any);
+    }
+    const zone = timeZone();
+    const when = h('div', { className: 'jp-NotebookJobs-when' });
+    const summary = h('div', { className: 'jp-NotebookJobs-help jp-NotebookJobs-scheduleSummary' });
+    const update = () => {
+      const kind = every.value;
+      const show = (el: HTMLElement, on: boolean) => (el.parentElement!.style.display = on ? '' : 'none');
+      show(minute, kind === 'hour');
+      show(time, kind === 'day' || kind === 'weekday');
+      show(cron, kind === 'cron');
+      const st = this.scheduleState();
+      summary.textContent = st ? scheduleText(st, zone) : '';
+      this.scheduleFields!.style.display = box.checked ? '' : 'none';
+      // the dialog's button says what it will do
+      const label = this.node.closest('.jp-Dialog')?.querySelector('.jp-Dialog-button.jp-mod-accept .jp-Dialog-buttonLabel');
+      if (label) {
+        label.textContent = box.checked ? 'Schedule' : 'Submit';
+      }
+      this.updateAccept();
+    };
+    when.append(
+      every,
+      h('label', { className: 'jp-NotebookJobs-at' }, 'at minute ', minute),
+      h('label', { className: 'jp-NotebookJobs-at' }, 'at ', time),
+      h('label', { className: 'jp-NotebookJobs-at' }, cron)
+    );
+    this.scheduleFields = h(
+      'div',
+      { className: 'jp-NotebookJobs-scheduleFields' },
+      this.row('cron', 'Repeat', when),
+      h('div', { className: 'jp-NotebookJobs-help' }, `Times are in your browser's time zone, ${zone}.`),
+      summary,
+      h(
+        'p',
+        { className: 'jp-NotebookJobs-scheduleNote' },
+        `The schedule runs the saved file ${this.options.path} as it is at each run (not a snapshot of it now), ` +
+          'with the parameters, resources and formats above. Manage it on the service\'s page.'
+      )
+    );
+    for (const el of [box, every, minute, time, cron]) {
+      for (const type of ['input', 'change']) {
+        el.addEventListener(type, () => {
+          update();
+          this.changed(); // (a cron the fields do not make is an error beside them)
+        });
+      }
+    }
+    const section = h(
+      'div',
+      { className: 'jp-NotebookJobs-schedule' },
+      h('h3', {}, 'Schedule'),
+      h('label', { className: 'jp-NotebookJobs-scheduleOn' }, box, ' Repeat on a schedule'),
+      this.scheduleFields
+    );
+    update();
+    return section;
+  }
+
+  /** What the schedule fields hold (null when "Repeat on a schedule" is off or absent). */
+  scheduleState(): IScheduleInputs | null {
+    if (!this.scheduleBox) {
+      return null;
+    }
+    const value = (k: string) => this.inputs.get(k)?.value ?? '';
+    return {
+      on: this.scheduleBox.checked,
+      every: value('schedule-every') as IScheduleInputs['every'],
+      minute: value('schedule-minute'),
+      time: value('schedule-time'),
+      cron: value('schedule-cron')
+    };
+  }
+
+  /** The schedule to create, when "Repeat on a schedule" is on. */
+  schedule(): ISchedule | null {
+    const st = this.scheduleState();
+    if (!st?.on) {
+      return null;
+    }
+    const { submission } = this.read();
+    const out: ISchedule = { path: this.options.path, cron: cronOf(st), timezone: timeZone(), parameters: submission.parameters };
+    for (const key of ['name', 'resources', 'timeout', 'output_formats'] as const) {
+      if (submission[key] !== undefined) {
+        (out as any)[key] = submission[key];
+      }
+    }
+    return out;
+  }
+
+  /** A rerun: the service's would-be job, its memory and time limit as fields with its reason. */
+  private async rerunSizing(ask: () => Promise<IJob>, saved?: IOverrideInputs): Promise<void> {
+    const section = this.rerunSection!;
+    let job: IJob;
+    try {
+      job = await ask();
+    } catch {
+      // a service without the rerun dry run: the dialog keeps its parameters only
+      section.remove();
+      return;
+    }
+    const allocated = job.resources?.allocated ?? {};
+    if (this.isDisposed || (allocated.memory == null && (allocated.timeout ?? (job as any).timeout) == null)) {
+      section.remove();
+      return;
+    }
+    this.bounds = boundsOf(job);
+    const memory = allocated.memory != null ? gib(Number(allocated.memory)) : '';
+    const seconds = allocated.timeout ?? (job as any).timeout;
+    const timeout = seconds != null ? `${+(Number(seconds) / 60).toFixed(1)}` : '';
+    this.rerunPrefill = { memory, timeout };
+    const explanation = (job.resources as any).explanation;
+    section.append(
+      h('h3', {}, 'Resources'),
+      h('div', { className: 'jp-NotebookJobs-sizing' },
+        h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, 'The rerun gets: '), resourcesText({ ...allocated, timeout: seconds })),
+        explanation ? h('div', { className: 'jp-NotebookJobs-explanation' }, String(explanation)) : null),
+      this.row('memory', 'Memory (GiB)', this.textInput('memory', saved?.memory || memory),
+        'a number of GiB, or a size such as 512MB, 2GB, 1.5GiB (binary units)'),
+      this.row('timeout', 'Time limit (min)', this.textInput('timeout', saved?.timeout || timeout))
+    );
+  }
+
+  /** What a rerun sends besides its parameters: only the fields the user changed from the prefill. */
+  rerunChanges(): { resources?: { memory?: string | number }; timeout?: number; errors: Record<string, string> } {
+    if (!this.rerunPrefill) {
+      return { errors: {} };
+    }
+    const value = (k: string) => (this.inputs.get(k)?.value ?? '').trim();
+    const changed = {
+      cpu: '',
+      memory: value('memory') !== this.rerunPrefill.memory ? value('memory') : '',
+      timeout: value('timeout') !== this.rerunPrefill.timeout ? value('timeout') : ''
+    };
+    const over = readOverrides(changed, this.bounds);
+    const out: { resources?: { memory?: string | number }; timeout?: number; errors: Record<string, string> } = { errors: over.errors };
+    if (over.resources.memory !== undefined) {
+      out.resources = { memory: over.resources.memory };
+    }
+    if (over.timeout !== undefined) {
+      out.timeout = over.timeout;
+    }
+    return out;
   }
 
   private textInput(name: string, value: string, placeholder?: string): HTMLInputElement {
@@ -169,7 +365,8 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       name: value('name'),
       inputs,
       overrides: { cpu: value('cpu'), memory: value('memory'), timeout: value('timeout') },
-      formats: FORMATS.filter(f => (this.inputs.get(`format-${f}`) as HTMLInputElement | undefined)?.checked)
+      formats: FORMATS.filter(f => (this.inputs.get(`format-${f}`) as HTMLInputElement | undefined)?.checked),
+      schedule: this.scheduleState() ?? undefined
     };
   }
 
@@ -189,7 +386,15 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
         submission.timeout = over.timeout;
       }
     }
-    return { submission, errors: { ...errors, ...over.errors } };
+    const all = { ...errors, ...over.errors };
+    const st = this.scheduleState();
+    if (st?.on && !cronOf(st)) {
+      all.cron = 'choose when to repeat (a time, a minute, or a cron expression of five fields)';
+    }
+    if (this.rerunPrefill) {
+      Object.assign(all, this.rerunChanges().errors);
+    }
+    return { submission, errors: all };
   }
 
   getValue(): ISubmission {
@@ -197,27 +402,56 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
   }
 
   /** Show errors beside their fields (clearing the others). */
-  showErrors(errors: Record<string, string>, formMessage = ''): void {
+  showErrors(errors: Record<string, string>, formMessage = '', notes: Record<string, string> = {}): void {
+    if (this.pinned) {
+      const pinned = this.errorsOf(this.pinned);
+      errors = { ...pinned.fields, ...errors };
+      formMessage = formMessage || pinned.form;
+    }
     for (const [key, node] of this.errorNodes) {
-      node.textContent = errors[key] ?? '';
+      node.textContent = errors[key] ?? notes[key] ?? '';
+      node.classList.toggle('jp-mod-note', !errors[key] && Boolean(notes[key]));
       node.parentElement?.parentElement?.classList.toggle('jp-mod-error', Boolean(errors[key]));
     }
     this.formError.textContent = formMessage;
+    this.updateAccept();
+  }
+
+  /**
+   * Have the dialog's Submit follow the errors shown now. JupyterLab's dialog disables it
+   * (and refuses Enter) while a field is marked `.jp-mod-error`, but checks only on an
+   * input event, before an answer marks or clears a field: ask it to check again now.
+   */
+  private updateAccept(): void {
+    this.node.dispatchEvent(new Event('input', { bubbles: true }));
   }
 
   /** A service error: beside the field it names, else for the whole form. */
   showError(error: JobsError): void {
-    const keys = fieldsOfError(error.message, this.options.fields.map(f => f.name));
-    if (keys.length) {
-      this.showErrors(Object.fromEntries(keys.map(k => [k, error.message])));
-    } else {
-      this.showErrors({}, error.message);
-    }
+    const { fields, form } = this.errorsOf(error);
+    this.showErrors(fields, form);
   }
 
-  private changed(wait = 400): void {
+  /** A service error beside the fields it names, else for the whole form. */
+  private errorsOf(error: JobsError): { fields: Record<string, string>; form: string } {
+    const keys = fieldsOfError(error.message, this.options.fields.map(f => f.name)).filter(k => this.errorNodes.has(k));
+    return keys.length ? { fields: Object.fromEntries(keys.map(k => [k, error.message])), form: '' } : { fields: {}, form: error.message };
+  }
+
+  private changed(wait = 400, edited = true): void {
+    if (edited) {
+      this.pinned = null;
+      this.serial++; // an answer to the form before this edit is stale: it must not clear what the edit shows
+    }
+    // what the form itself finds wrong shows at once (and holds Submit back at once)
+    const local = this.read().errors;
+    if (!this.options.dryRun || Object.keys(local).length) {
+      this.showErrors(local);
+    } else if (!this.pinned) {
+      // the service's verdict follows with the dry run
+      this.showErrors({});
+    }
     if (!this.options.dryRun) {
-      this.showErrors(this.read().errors);
       return;
     }
     if (this.timer !== null) {
@@ -232,15 +466,23 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const serial = ++this.serial; // answers to earlier forms are stale from here on
     if (Object.keys(errors).length) {
       this.showErrors(errors);
+      if (!this.proposal) {
+        this.sizing.textContent = 'Fix the fields marked in red to see what the job gets.';
+      }
       return;
     }
     try {
       const job = await submitJob(submission, true);
+      // the admin's bounds hold whatever the form asked: keep them from an older answer too
+      // (else a quick first edit, which makes the first answer stale, would lose them)
+      const bounds = boundsOf(job);
+      if (Object.keys(bounds).length) {
+        this.bounds = bounds;
+      }
       if (serial !== this.serial || this.isDisposed) {
         return; // an older answer
       }
       this.proposal = job;
-      this.bounds = boundsOf(job);
       this.showProposal(job);
     } catch (e) {
       if (serial !== this.serial || this.isDisposed) {
@@ -276,14 +518,19 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       const input = this.inputs.get(key);
       const v = key === 'timeout' ? timeout : allocated[key];
       if (input && v != null) {
-        input.placeholder = key === 'memory' ? `${+(Number(v) / 1024 ** 3).toFixed(2)}` : key === 'timeout' ? `${+(Number(v) / 60).toFixed(1)}` : `${v}`;
+        input.placeholder = key === 'memory' ? gib(Number(v)) : key === 'timeout' ? `${+(Number(v) / 60).toFixed(1)}` : `${v}`;
         const b = this.bounds[key];
-        input.title = b ? `between ${b[0]} and ${b[1]}` : '';
+        input.title = b ? (key === 'memory' ? `between ${bytesText(b[0])} and ${bytesText(b[1])}` : `between ${b[0]} and ${b[1]}`) : '';
       }
     }
-    // an override the service clamped: say so beside it
+    // an override the service clamped: say so beside it; one outside the bounds this answer
+    // told (the form did not know them when it asked): an error beside it, as before asking
+    // (memory as the service read it: the form sends what the user typed, e.g. 512MB)
     const over = readOverrides(this.state().overrides, this.bounds);
-    this.showErrors(clampNotes({ ...over.resources, timeout: over.timeout }, alloc));
+    const requested = job.resources.requested ?? {};
+    const asked = { cpu: over.resources.cpu, memory: requested.memory != null ? Number(requested.memory) : undefined, timeout: over.timeout };
+    // (the form's own errors stay: an answer never clears what is wrong in the form now)
+    this.showErrors({ ...this.read().errors, ...over.errors }, '', clampNotes(asked, alloc));
   }
 
   dispose(): void {
@@ -291,6 +538,20 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       window.clearTimeout(this.timer);
     }
     super.dispose();
+  }
+}
+
+/** Bytes as a number of GiB for a field ("2", "0.5"). */
+function gib(bytes: number): string {
+  return `${+(bytes / 1024 ** 3).toFixed(2)}`;
+}
+
+/** The browser's IANA time zone (what a schedule's times are in). */
+export function timeZone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  } catch {
+    return 'UTC';
   }
 }
 

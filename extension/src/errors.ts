@@ -71,7 +71,7 @@ export function fieldsOfError(message: string, parameterNames: string[]): string
   if (quoted && parameterNames.includes(quoted[1])) {
     return [quoted[1]];
   }
-  for (const field of ['cpu', 'memory', 'timeout', 'gpu', 'output_formats', 'name']) {
+  for (const field of ['cpu', 'memory', 'timeout', 'gpu', 'output_formats', 'name', 'cron', 'timezone']) {
     if (new RegExp(`^(resources\\.)?${field}\\b`).test(message)) {
       return [field];
     }

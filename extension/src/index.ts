@@ -4,24 +4,26 @@
  * the right sidebar, and a notification when a job submitted here ends.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, MainAreaWidget, Notification, showDialog } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { INotebookTracker, INotebookWidgetFactory, NotebookPanel, NotebookWidgetFactory } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { h, IDialogState, SubmitBody } from './dialog';
 import { JobsError } from './errors';
-import { IJob } from './jobs';
+import { failureText, IJob, outputsOf } from './jobs';
 import { JobWatch } from './live';
 import { JobsPanel } from './panel';
 import { IParameterField, parametersCellSource, parseParameters, scriptParametersSource } from './params';
 import {
   cancelJob,
   copyOutput,
+  createSchedule,
+  IRerun,
   deleteJob,
-  ISubmission,
+  getJob,
   jobHtml,
   jobInput,
   jobLog,
@@ -31,6 +33,20 @@ import {
 } from './request';
 
 const PLUGIN_ID = 'jupyterlab-notebook-jobs:plugin';
+
+/** Where the server extension copies a job's executed notebook (see handlers.output_path). */
+export const OUTPUTS_DIR = 'job-outputs/';
+
+/**
+ * The kernel preference of a job's output: none is started, and no kernel picker pops up
+ * (`shouldStart: false`); the user may still pick one to run it again (`canStart` stays).
+ */
+const READ_ONLY_KERNEL = { shouldStart: false, autoStartDefault: false, shutdownOnDispose: false };
+
+/** Whether a workspace path is a job's output copy. */
+export function isJobOutput(path: string): boolean {
+  return path.replace(/^[^/:]*:/, '').replace(/^\/+/, '').startsWith(OUTPUTS_DIR);
+}
 
 export namespace CommandIDs {
   export const submit = 'notebook-jobs:submit';
@@ -62,18 +78,24 @@ async function readFields(app: JupyterFrontEnd, path: string, panel: NotebookPan
   return source === null ? [] : parseParameters(source);
 }
 
-/** Show the dialog until the user cancels or the service accepts; the new job, or null. */
+/** A refusal or failure the user caused: in front of them until they dismiss it. */
+export function showFailure(title: string, error: unknown): void {
+  void showErrorMessage(title, (error as Error)?.message ?? String(error));
+}
+
+/**
+ * Show the dialog until the user cancels or the service accepts: the new job (or, with
+ * "Repeat on a schedule", the new schedule), or null.
+ */
 async function runDialog(
   path: string,
   fields: IParameterField[],
-  title: string,
-  send: (s: ISubmission) => Promise<IJob>,
-  full: boolean
-): Promise<IJob | null> {
+  title: string
+): Promise<{ job?: IJob; schedule?: any } | null> {
   let state: IDialogState | undefined;
   let error: JobsError | undefined;
   for (;;) {
-    const body = new SubmitBody({ path, fields, dryRun: full, full, state, error });
+    const body = new SubmitBody({ path, fields, dryRun: true, full: true, state, error, schedule: true });
     const result = await showDialog({
       title,
       body,
@@ -86,11 +108,13 @@ async function runDialog(
     state = body.state();
     const { submission, errors } = body.read();
     if (Object.keys(errors).length) {
+      // (the dialog holds Submit back while errors show; this is the last word)
       error = new JobsError(Object.entries(errors).map(([k, v]) => `${k} ${v}`).join('; '), 400);
       continue;
     }
     try {
-      return await send(submission);
+      const schedule = body.schedule();
+      return schedule ? { schedule: await createSchedule(schedule) } : { job: await submitJob(submission) };
     } catch (e) {
       error = e as JobsError;
     }
@@ -102,27 +126,55 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Submit notebooks as Notebook Jobs and follow their results.',
   autoStart: true,
   requires: [IDocumentManager, INotebookTracker],
-  optional: [ICommandPalette, IDefaultFileBrowser],
+  optional: [ICommandPalette, IDefaultFileBrowser, INotebookWidgetFactory],
   activate: (
     app: JupyterFrontEnd,
     docManager: IDocumentManager,
     notebooks: INotebookTracker,
     palette: ICommandPalette | null,
-    fileBrowser: IDefaultFileBrowser | null
+    fileBrowser: IDefaultFileBrowser | null,
+    notebookFactory: NotebookWidgetFactory.IFactory | null
   ) => {
     const { commands, shell } = app;
 
+    // A job's output is opened to read, however it is opened (Open in the panel, the file
+    // browser, the layout Lab restores on reload): no kernel starts for it, and it stays
+    // unmodified (a kernel writes its language_info, which marks the copy unsaved). The
+    // preference is set as the widget is made, before its context starts a session.
+    notebookFactory?.widgetCreated.connect((_, widget) => {
+      const session = widget.context.sessionContext;
+      if (isJobOutput(widget.context.localPath ?? widget.context.path)) {
+        session.kernelPreference = { ...session.kernelPreference, ...READ_ONLY_KERNEL };
+      }
+    });
+
+    /**
+     * The executed notebook, copied into the workspace and opened to read: no kernel is
+     * started for it (the user can pick one to run it again), and it opens saved, as copied.
+     */
     const openOutput = async (job: IJob) => {
       const { path } = await copyOutput(job.id);
-      await commands.execute('docmanager:open', { path });
+      const widget = docManager.openOrReveal(path, 'default', undefined, {}, READ_ONLY_KERNEL);
+      if (!widget) {
+        throw new Error(`Cannot open ${path}`);
+      }
+      const context = docManager.contextForWidget(widget);
+      await context?.ready;
+      if (context && !context.model.readOnly) {
+        // loading a copy may touch it (ids, metadata): it is still the saved file
+        context.model.dirty = false;
+        await (widget as any).revealed;
+        context.model.dirty = false;
+      }
     };
 
     const watchUntilEnd = (job: IJob) => {
       // independent of the panel: the user hears about the end even with the panel closed
       const watch = new JobWatch(job.id, () => undefined, ended => {
-        const message = `Job "${ended.name}" ${ended.status}` + (ended.error ? `: ${ended.error.message}` : '');
-        const actions = ended.status === 'succeeded' || ended.error?.reason === 'cell_error'
-          ? [{ label: 'Open output', callback: () => void openOutput(ended).catch(e => Notification.error(e.message)) }]
+        const why = failureText(ended);
+        const message = `Job "${ended.name}" ${ended.status}` + (why ? `: ${why}` : '');
+        const actions = outputsOf(ended).includes('ipynb')
+          ? [{ label: 'Open output', callback: () => void openOutput(ended).catch(e => showFailure('Cannot open the output', e)) }]
           : [];
         const notify = ended.status === 'succeeded' ? Notification.success : ended.status === 'failed' ? Notification.error : Notification.warning;
         notify(message, { autoClose: 10000, actions });
@@ -167,12 +219,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
         a.remove();
       },
       cancel: job => cancelJob(job.id),
-      rerun: async job => {
+      rerun: async listed => {
+        // a list of jobs cuts long parameter values short (parameters_cut): the job itself has them whole
+        const job = listed.parameters_cut?.length ? await getJob(listed.id) : listed;
         const input = await jobInput(job.id);
         const source = parametersCellSource(input);
         const fields = source === null ? [] : parseParameters(source);
         // start from the parameters this job ran with
         const state: IDialogState = { name: job.name, inputs: {}, overrides: { cpu: '', memory: '', timeout: '' }, formats: [] };
+        state.schedule = undefined;
         for (const f of fields) {
           if (f.name in (job.parameters ?? {})) {
             const v = job.parameters[f.name];
@@ -204,7 +259,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const runDialogWithState = async (job: IJob, fields: IParameterField[], state: IDialogState) => {
       let error: JobsError | undefined;
       for (;;) {
-        const body = new SubmitBody({ path: job.name, fields, dryRun: false, full: false, state, error });
+        // the service's rerun dry run sizes the would-be job (more of what a killed run lacked)
+        const body = new SubmitBody({
+          path: job.name, fields, dryRun: false, full: false, state, error,
+          rerunDryRun: () => rerunJob(job.id, {}, true)
+        });
         const result = await showDialog({
           title: `Rerun "${job.name}"`,
           body,
@@ -214,9 +273,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return null;
         }
         state = body.state();
-        const { submission } = body.read();
+        const { submission, errors } = body.read();
+        if (Object.keys(errors).length) {
+          error = new JobsError(Object.entries(errors).map(([k, v]) => `${k} ${v}`).join('; '), 400);
+          continue;
+        }
+        // only what the user changed: the service keeps the rest of the job (and sizes it)
+        const changes = body.rerunChanges();
+        const request: IRerun = { parameters: submission.parameters };
+        if (changes.resources) {
+          request.resources = changes.resources;
+        }
+        if (changes.timeout !== undefined) {
+          request.timeout = changes.timeout;
+        }
         try {
-          return await rerunJob(job.id, submission.parameters);
+          return await rerunJob(job.id, request);
         } catch (e) {
           error = e as JobsError;
         }
@@ -264,10 +336,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
         try {
           fields = await readFields(app, t.path, t.panel ?? (open instanceof NotebookPanel ? open : null));
         } catch (e) {
-          Notification.error(`Cannot read ${t.path}: ${(e as Error).message}`);
+          // (e.g. a notebook deleted since the file browser listed it)
+          showFailure(`Cannot submit ${t.path.split('/').pop()}`, new Error(`Cannot read ${t.path}: ${(e as Error).message}`));
           return;
         }
-        const job = await runDialog(t.path, fields, `Submit "${t.path.split('/').pop()}" as a job`, s => submitJob(s), true);
+        const done = await runDialog(t.path, fields, `Submit "${t.path.split('/').pop()}" as a job`);
+        if (done?.schedule) {
+          const next = done.schedule.next_runs?.[0];
+          Notification.success(
+            `Scheduled "${done.schedule.name ?? t.path}" (${done.schedule.cron}, ${done.schedule.timezone})` +
+              (next ? `; next run ${new Date(next).toLocaleString()}` : ''),
+            { autoClose: 8000 }
+          );
+          return;
+        }
+        const job = done?.job;
         if (!job) {
           return;
         }

@@ -22,6 +22,8 @@ export interface IJob {
   name: string;
   status: JobStatus;
   parameters: Record<string, unknown>;
+  /** In a list of jobs: the parameters whose values were cut short there. */
+  parameters_cut?: string[];
   progress: { cells_done: number | null; cells_total: number | null };
   resources: {
     requested?: IResources;
@@ -31,7 +33,15 @@ export interface IJob {
   };
   input?: { kind?: string; name?: string; path?: string | null };
   output_formats?: string[];
-  error: { reason: string; message: string; cell: number | null } | null;
+  /** Whether the service keeps an output notebook of the job (absent from older services). */
+  has_output?: boolean;
+  /** The formats fetchable now (absent from older services). */
+  outputs?: string[];
+  /** The run did not finish (cancelled, timed out, killed): its output is partial. */
+  partial?: boolean;
+  /** Who cancelled the job (a user name), or null. */
+  cancelled_by?: string | null;
+  error: { reason: string; message: string; cell: number | null; summary?: string } | null;
   created: string | null;
   started: string | null;
   finished: string | null;
@@ -170,12 +180,12 @@ export function durationText(start: string | null, end: string | null, now: numb
   return m < 60 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-/** Bytes as "512 MB" / "2 GB" (binary units, as the service counts them). */
+/** Bytes as "512 MiB" / "2 GiB" (binary units, as the service counts them). */
 export function bytesText(n: number | undefined | null): string {
   if (n == null) {
     return '';
   }
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let v = n;
   while (v >= 1024 && i < units.length - 1) {
@@ -186,13 +196,74 @@ export function bytesText(n: number | undefined | null): string {
 }
 
 /**
+ * The formats of the job's output that can be fetched now: the service's `outputs` (with
+ * `has_output`); from a service that does not say, the old guess (papermill leaves a
+ * notebook when the job ran to the end, the failing cell or the time limit).
+ */
+export function outputsOf(job: IJob): string[] {
+  if (job.has_output !== undefined || job.outputs !== undefined) {
+    if (job.has_output === false) {
+      return [];
+    }
+    return job.outputs ?? (job.has_output ? ['ipynb'] : []);
+  }
+  const guess = job.status === 'succeeded' || ['cell_error', 'timeout'].includes(job.error?.reason ?? '');
+  return guess ? job.output_formats ?? ['ipynb', 'html'] : [];
+}
+
+/** Whether the output is of a run that did not finish (the service's `partial`, else a guess). */
+export function isPartial(job: IJob): boolean {
+  if (job.partial !== undefined) {
+    return Boolean(job.partial);
+  }
+  return job.status !== 'succeeded' && outputsOf(job).length > 0 && job.error?.reason !== 'cell_error';
+}
+
+/** Words for the reasons of a service that sends no `error.summary` yet (never the raw code). */
+const REASON_WORDS: Record<string, string> = {
+  cell_error: 'A cell raised an error',
+  oom_killed: 'Ran out of memory',
+  timeout: 'Hit its time limit',
+  cancelled: 'Cancelled',
+  invalid_input: 'The notebook could not be run',
+  kernel_died: 'The kernel died',
+  lost: 'The run was lost'
+};
+
+/** Why the job ended as it did, in plain words: who cancelled it, the service's summary, its message. */
+export function endText(job: IJob): string {
+  const parts: string[] = [];
+  if (job.status === 'cancelled' && job.cancelled_by) {
+    parts.push(`Cancelled by ${job.cancelled_by}`);
+  }
+  if (job.error) {
+    const summary = job.error.summary || REASON_WORDS[job.error.reason] || '';
+    if (!(job.cancelled_by && /^cancell?ed\b/i.test(summary))) {
+      parts.push(summary);
+    }
+    const message = job.error.message || '';
+    const said = parts[parts.length - 1] ?? '';
+    if (said && message.toLowerCase().startsWith(said.toLowerCase())) {
+      // "Cancelled by lena" + "cancelled by lena (in code cell 2 of 2)": say it once
+      const rest = message.slice(said.length).trim();
+      parts[parts.length - 1] = rest ? `${said}${rest.startsWith('(') ? ' ' : ': '}${rest}` : said;
+    } else {
+      parts.push(message);
+    }
+  } else if (job.status === 'cancelled' && !job.cancelled_by) {
+    parts.push('Cancelled');
+  }
+  return parts.filter(Boolean).filter((p, i, all) => all.indexOf(p) === i).join(': ').trim();
+}
+
+/**
  * Why a failed job failed, in one line. The service's message names the failing cell as a
  * person finds it ("in code cell 2 of 3, In [2]"); `error.cell` is an index into the
  * submitted notebook with markdown cells counted, which reads wrong beside `In [n]`.
  */
 export function failureText(job: IJob): string {
-  if (!job.error) {
+  if (!job.error && !job.cancelled_by) {
     return '';
   }
-  return `${job.error.reason}: ${job.error.message}`.trim();
+  return endText(job);
 }

@@ -12,22 +12,47 @@ export function nextDelay(delay: number, min = 1000, max = 15000): number {
   return Math.min(max, Math.max(min, Math.round(delay * 1.5)));
 }
 
+/**
+ * How a watch's updates arrive: `connecting` until the event stream opens, then `events`;
+ * `polling` once it gave the stream up (and for good: it does not try the stream again).
+ */
+export type UpdatesVia = 'connecting' | 'events' | 'polling';
+
 export class JobWatch {
   private source: EventSource | null = null;
   private timer: number | null = null;
   private errors = 0;
   private delay = 1000;
   private stopped = false;
+  private _via: UpdatesVia = 'connecting';
 
+  /**
+   * @param onEvent  each event, and whether it came over the stream (`events`) or a poll (`polling`)
+   * @param onEnd    the job once it has ended
+   * @param onVia    when the way updates arrive changes (the stream opened, or polling took over)
+   */
   constructor(
     readonly id: string,
-    private readonly onEvent: (event: Record<string, any>) => void,
-    private readonly onEnd: (job: IJob) => void = () => undefined
+    private readonly onEvent: (event: Record<string, any>, via: 'events' | 'polling') => void,
+    private readonly onEnd: (job: IJob) => void = () => undefined,
+    private readonly onVia: (via: UpdatesVia) => void = () => undefined
   ) {}
 
   /** Whether the watch fell back to polling. */
   get polling(): boolean {
-    return this.source === null && this.timer !== null;
+    return this._via === 'polling';
+  }
+
+  /** How updates arrive now. */
+  get via(): UpdatesVia {
+    return this._via;
+  }
+
+  private setVia(via: UpdatesVia): void {
+    if (via !== this._via) {
+      this._via = via;
+      this.onVia(via);
+    }
   }
 
   start(): void {
@@ -35,8 +60,10 @@ export class JobWatch {
     if (typeof EventSource === 'undefined') {
       return this.poll();
     }
+    // same origin: the session cookie goes along; the XSRF token goes in the query (see eventsUrl)
     const source = new EventSource(eventsUrl(this.id), { withCredentials: true });
     this.source = source;
+    source.onopen = () => this.setVia('events');
     for (const name of EVENTS) {
       source.addEventListener(name, (e: MessageEvent) => {
         this.errors = 0;
@@ -46,7 +73,8 @@ export class JobWatch {
         } catch {
           return;
         }
-        this.onEvent(event);
+        this.setVia('events');
+        this.onEvent(event, 'events');
         if (name === 'status' && event.job && isTerminal(event.job.status)) {
           this.stop();
           this.onEnd(event.job as IJob);
@@ -55,6 +83,9 @@ export class JobWatch {
     }
     source.onerror = () => {
       // EventSource reconnects by itself; after a few failures in a row, poll instead
+      if (this.stopped) {
+        return;
+      }
       if (++this.errors >= 3 || source.readyState === EventSource.CLOSED) {
         source.close();
         this.source = null;
@@ -67,10 +98,14 @@ export class JobWatch {
     if (this.stopped) {
       return;
     }
+    this.setVia('polling');
     this.timer = window.setTimeout(async () => {
       try {
         const job = await getJob(this.id);
-        this.onEvent({ event: 'status', job });
+        if (this.stopped) {
+          return;
+        }
+        this.onEvent({ event: 'status', job }, 'polling');
         if (isTerminal(job.status)) {
           this.stop();
           this.onEnd(job);

@@ -3,6 +3,7 @@
  * progress while the panel is shown (events for running jobs, a slower list refresh),
  * and what can be done with each job.
  */
+import { Notification } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { h } from './dialog';
@@ -13,14 +14,16 @@ import {
   failureText,
   IJob,
   INITIAL,
+  isPartial,
   isTerminal,
   IJobsState,
   JobsAction,
+  outputsOf,
   progressText,
   reduce,
   STATUSES
 } from './jobs';
-import { JobWatch, nextDelay } from './live';
+import { JobWatch, nextDelay, UpdatesVia } from './live';
 import { listJobs } from './request';
 import { basisText, resourcesText } from './sizing';
 
@@ -38,12 +41,25 @@ export interface IJobActions {
 const PAGE = 20;
 const MAX_STREAMS = 6;
 
+/** How a row's live updates reached it (kept after its watch ends; shown as data attributes). */
+interface ILiveInfo {
+  /** `events` while the stream delivers, `polling` once the watch fell back to polling. */
+  via: UpdatesVia;
+  /** Events received over the stream. */
+  streamed: number;
+  /** The last job status an event over the stream carried. */
+  streamStatus: string | null;
+  /** cells_done of the last cell_finished event over the stream. */
+  streamCells: number | null;
+}
+
 export class JobsPanel extends Widget {
   private state: IJobsState = INITIAL;
   private list: HTMLElement;
   private banner: HTMLElement;
   private more: HTMLButtonElement;
   private watches = new Map<string, JobWatch>();
+  private live = new Map<string, ILiveInfo>();
   private timer: number | null = null;
   private delay = 3000;
   private clock: number | null = null;
@@ -82,6 +98,9 @@ export class JobsPanel extends Widget {
   }
 
   dispatch(action: JobsAction): void {
+    if (action.type === 'removed') {
+      this.live.delete(action.id);
+    }
     this.state = reduce(this.state, action);
     this.render();
     if (this.isVisible) {
@@ -168,7 +187,28 @@ export class JobsPanel extends Widget {
     }
     for (const job of active) {
       if (!this.watches.has(job.id)) {
-        const watch = new JobWatch(job.id, event => this.dispatch({ type: 'event', id: job.id, event }));
+        const info: ILiveInfo = this.live.get(job.id) ?? { via: 'connecting', streamed: 0, streamStatus: null, streamCells: null };
+        this.live.set(job.id, info);
+        const watch = new JobWatch(
+          job.id,
+          (event, via) => {
+            if (via === 'events') {
+              info.streamed++;
+              if (event.event === 'status' && event.job) {
+                info.streamStatus = String(event.job.status);
+              } else if (event.event === 'cell_finished' && event.cells_done != null) {
+                info.streamCells = Number(event.cells_done);
+              }
+            }
+            this.dispatch({ type: 'event', id: job.id, event });
+          },
+          undefined,
+          via => {
+            // once polled, a row says so even if a later watch of the job gets the stream
+            info.via = info.via === 'polling' ? 'polling' : via;
+            this.render();
+          }
+        );
         this.watches.set(job.id, watch);
         watch.start();
       }
@@ -200,20 +240,39 @@ export class JobsPanel extends Widget {
     const done = job.progress?.cells_done ?? 0;
     const total = job.progress?.cells_total ?? 0;
     const used = job.resources.used ?? {};
-    const usedText = [
+    const usedParts = [
       (used as any).peak_memory != null ? `peak ${bytesText(Number((used as any).peak_memory))}` : '',
       (used as any).cpu_seconds != null ? `${Number((used as any).cpu_seconds).toFixed(1)} cpu·s` : ''
-    ]
-      .filter(Boolean)
-      .join(', ');
-    const button = (label: string, action: string, fn: () => unknown, enabled = true) =>
-      h('button', { className: 'jp-NotebookJobs-action', 'data-action': action, disabled: !enabled, onclick: fn }, label);
-    // papermill leaves a notebook when it ran (to the end, or to the failing cell or the time limit)
-    const hasOutput = job.status === 'succeeded' || ['cell_error', 'timeout'].includes(job.error?.reason ?? '');
+    ].filter(Boolean);
+    const button = (label: string, action: string, fn: () => unknown, enabled = true, title: string | null = null) =>
+      h('button', { className: 'jp-NotebookJobs-action', 'data-action': action, disabled: !enabled, onclick: fn, title }, label);
+    // the resource line wraps between its items, never inside one
+    const item = (text: string) => h('span', { className: 'jp-NotebookJobs-item' }, text);
+    const alloc = job.resources.allocated;
+    const resourceItems = [
+      ...resourcesText(alloc).split(' · ').filter(Boolean).map((t, i, all) => item(i < all.length - 1 ? `${t} ·` : t)),
+      alloc?.basis ? item(`(${alloc.basis})`) : null,
+      usedParts.length ? item('— used') : null,
+      ...usedParts.map((t, i) => item(i < usedParts.length - 1 ? `${t},` : t))
+    ].filter((n): n is HTMLElement => n !== null);
+    // what the service says it keeps of the job (see outputsOf for an older service)
+    const outputs = outputsOf(job);
+    const partial = outputs.length > 0 && isPartial(job);
     const formats = job.output_formats ?? ['ipynb', 'html'];
+    const outputTitle = partial ? 'the notebook as far as it ran (the run did not finish)' : null;
+    // how live updates reached the row (for people debugging a proxy, and for the tests)
+    const live = this.live.get(job.id);
+    const liveAttrs: Record<string, string> = live
+      ? {
+          'data-updates': live.via,
+          'data-stream-events': String(live.streamed),
+          ...(live.streamStatus ? { 'data-stream-status': live.streamStatus } : {}),
+          ...(live.streamCells != null ? { 'data-stream-cells': String(live.streamCells) } : {})
+        }
+      : {};
     return h(
       'li',
-      { className: `jp-NotebookJobs-job jp-mod-${job.status}`, 'data-job-id': job.id, 'data-status': job.status },
+      { className: `jp-NotebookJobs-job jp-mod-${job.status}`, 'data-job-id': job.id, 'data-status': job.status, ...liveAttrs },
       h(
         'div',
         { className: 'jp-NotebookJobs-jobHead' },
@@ -233,22 +292,25 @@ export class JobsPanel extends Widget {
       ),
       h(
         'div',
-        { className: 'jp-NotebookJobs-resources', title: `sized by ${basisText(String(job.resources.allocated?.basis ?? ''))}` },
-        resourcesText(job.resources.allocated),
-        job.resources.allocated?.basis ? ` (${job.resources.allocated.basis})` : '',
-        usedText ? ` — used ${usedText}` : ''
+        { className: 'jp-NotebookJobs-resources', title: `sized by ${basisText(String(alloc?.basis ?? ''))}` },
+        ...resourceItems
       ),
       Object.keys(job.parameters ?? {}).length
         ? h('div', { className: 'jp-NotebookJobs-params' }, Object.entries(job.parameters).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', '))
         : null,
-      job.error ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job)) : null,
+      job.error || job.cancelled_by ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job)) : null,
+      partial
+        ? h('div', { className: 'jp-NotebookJobs-partial', title: outputTitle }, 'Partial output: the notebook as far as it ran')
+        : null,
       h(
         'div',
         { className: 'jp-NotebookJobs-actions' },
-        button('Open', 'open', () => this.act(() => this.actions.open(job)), hasOutput),
-        formats.includes('html') ? button('HTML', 'html', () => this.act(() => this.actions.html(job)), hasOutput) : null,
+        button('Open', 'open', () => this.act(() => this.actions.open(job)), outputs.includes('ipynb'), outputTitle),
+        formats.includes('html') || outputs.includes('html')
+          ? button('HTML', 'html', () => this.act(() => this.actions.html(job)), outputs.includes('html'), outputTitle)
+          : null,
         button('Log', 'log', () => this.act(() => this.actions.log(job))),
-        button('Download', 'download', () => this.actions.download(job), hasOutput),
+        button('Download', 'download', () => this.actions.download(job), outputs.includes('ipynb'), outputTitle),
         terminal
           ? button('Rerun…', 'rerun', () => this.act(async () => {
               const next = await this.actions.rerun(job);
@@ -268,12 +330,12 @@ export class JobsPanel extends Widget {
     );
   }
 
+  /** A button's action; what goes wrong stays in front of the user until dismissed. */
   private async act(fn: () => Promise<unknown>): Promise<void> {
     try {
       await fn();
-      this.dispatch({ type: 'error', message: null });
     } catch (e) {
-      this.dispatch({ type: 'error', message: (e as Error).message });
+      Notification.error((e as Error).message, { autoClose: false });
     }
   }
 }

@@ -8,6 +8,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { errorFromResponse, networkError } from './errors';
 import { IJob } from './jobs';
+import { withXsrf } from './xsrf';
 
 export const NAMESPACE = 'notebook-jobs';
 
@@ -19,6 +20,14 @@ export function apiUrl(path: string, settings = ServerConnection.makeSettings())
 /** A JSON call to the server extension; rejects with a JobsError carrying a readable message. */
 export async function requestAPI<T = any>(path: string, init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
+  if (init.body !== undefined && init.body !== null) {
+    // JSON, said so: the forwarder passes the type on, and the service reads a body by it
+    const headers = new Headers(init.headers);
+    if (!headers.has('Content-Type')) {
+      headers.set('Content-Type', 'application/json');
+    }
+    init = { ...init, headers };
+  }
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(apiUrl(path, settings), init, settings);
@@ -40,6 +49,34 @@ export interface ISubmission {
   resources?: { cpu?: number; memory?: number | string };
   timeout?: number;
   output_formats?: string[];
+}
+
+/**
+ * A workspace path schedule: the service reads `path` (relative to the user's workspace,
+ * which is the Lab server's root in the demo) again at each run.
+ */
+export interface ISchedule {
+  path: string;
+  cron: string;
+  /** IANA name, e.g. Europe/Paris */
+  timezone: string;
+  parameters: Record<string, unknown>;
+  name?: string;
+  resources?: { cpu?: number; memory?: number | string };
+  timeout?: number;
+  output_formats?: string[];
+}
+
+/** What a rerun may change besides its parameters. */
+export interface IRerun {
+  parameters?: Record<string, unknown>;
+  resources?: { memory?: number | string; cpu?: number };
+  timeout?: number;
+}
+
+/** Create a schedule (through the forwarder: POST …/api/schedules). */
+export function createSchedule(schedule: ISchedule): Promise<any> {
+  return requestAPI('api/schedules', { method: 'POST', body: JSON.stringify(schedule) });
 }
 
 /** Submit a notebook (or, with dryRun, have the service validate and size it only). */
@@ -77,11 +114,14 @@ export function deleteJob(id: string): Promise<void> {
   return requestAPI<void>(`api/jobs/${id}`, { method: 'DELETE' });
 }
 
-/** Run a job's notebook again, with other parameters when given. */
-export function rerunJob(id: string, parameters?: Record<string, unknown>): Promise<IJob> {
-  return requestAPI<IJob>(`jobs/${id}/rerun`, {
+/**
+ * Run a job's notebook again, with what the body changes (parameters, resources, timeout);
+ * with dryRun, the would-be job (its sizing and the reason for it), nothing run.
+ */
+export function rerunJob(id: string, body: IRerun = {}, dryRun = false): Promise<IJob> {
+  return requestAPI<IJob>(`jobs/${id}/rerun${dryRun ? '?dry_run=1' : ''}`, {
     method: 'POST',
-    body: JSON.stringify(parameters ? { parameters } : {})
+    body: JSON.stringify(body)
   });
 }
 
@@ -121,9 +161,12 @@ export function outputUrl(id: string, format: string, download = false): string 
   return apiUrl(`api/jobs/${id}/output?format=${format}${download ? '&download=1' : ''}`);
 }
 
-/** The URL of a job's server-sent events, through the server extension. */
+/**
+ * The URL of a job's server-sent events, through the server extension, with the XSRF
+ * token in its query (an EventSource cannot send it as a header; see ./xsrf.ts).
+ */
 export function eventsUrl(id: string): string {
-  return apiUrl(`api/jobs/${id}/events`);
+  return withXsrf(apiUrl(`api/jobs/${id}/events`));
 }
 
 /** The input notebook of a job (to read its parameters cell for a rerun). */

@@ -21,7 +21,7 @@ export function basisText(basis: string | undefined): string {
   return basis ? (BASIS_TEXT[basis] ?? basis) : 'unknown';
 }
 
-/** "1.5 cpu · 2 GB · 10 min" for an allocation. */
+/** "1.5 cpu · 2 GiB · 10 min" for an allocation. */
 export function resourcesText(r: IResources | undefined): string {
   if (!r) {
     return '';
@@ -69,22 +69,24 @@ export function boundsOf(job: IJob | null): Bounds {
 export interface IOverrideInputs {
   /** Cores, e.g. "1.5" ('' keeps the proposal). */
   cpu: string;
-  /** Gigabytes, e.g. "2" or "0.5". */
+  /** A number of GiB ("2", "0.5"), or a size as the API takes it ("512MB", "2g", "1.5GiB", bytes). */
   memory: string;
   /** Minutes. */
   timeout: string;
 }
 
 /**
- * The request fields for the user's overrides: `resources` {cpu, memory bytes} and
- * `timeout` seconds; `errors` names a field whose input is not a number or is out of bounds.
+ * The request fields for the user's overrides: `resources` {cpu, memory} and `timeout`
+ * seconds; `errors` names a field whose input is not a number or is out of bounds.
+ * Memory goes as typed ("512MB", "2g", bytes: the service reads the sizes its API takes, and
+ * its answer judges them); a bare number is GiB, the field's unit, and is sent as "<n>GiB".
  */
 export function readOverrides(
   inputs: IOverrideInputs,
   bounds: Bounds
-): { resources: { cpu?: number; memory?: number }; timeout?: number; errors: Record<string, string> } {
+): { resources: { cpu?: number; memory?: string }; timeout?: number; errors: Record<string, string> } {
   const errors: Record<string, string> = {};
-  const resources: { cpu?: number; memory?: number } = {};
+  const resources: { cpu?: number; memory?: string } = {};
   let timeout: number | undefined;
   const read = (key: 'cpu' | 'memory' | 'timeout', scale: number, unit: string, show: (v: number) => string) => {
     const text = inputs[key].trim();
@@ -108,9 +110,17 @@ export function readOverrides(
   if (cpu !== undefined) {
     resources.cpu = cpu;
   }
-  const memory = read('memory', GB, 'GB', bytesText);
-  if (memory !== undefined) {
-    resources.memory = Math.round(memory);
+  const memory = inputs.memory.trim();
+  if (memory) {
+    if (/^[0-9]*\.?[0-9]+$/.test(memory)) {
+      // the field's unit; within the admin's bounds as the others are
+      const bytes = read('memory', GB, 'GiB', bytesText);
+      if (bytes !== undefined) {
+        resources.memory = `${memory}GiB`;
+      }
+    } else {
+      resources.memory = memory.replace(/\s+/g, '');
+    }
   }
   const t = read('timeout', 60, 'minutes', timeText);
   if (t !== undefined) {
@@ -144,4 +154,49 @@ export function clampNotes(
     }
   }
   return notes;
+}
+
+/** The "Repeat on a schedule" fields. */
+export interface IScheduleInputs {
+  on: boolean;
+  /** every hour (at `minute`), every day or weekday (at `time`), or a `cron` expression */
+  every: 'hour' | 'day' | 'weekday' | 'cron';
+  minute: string;
+  /** "HH:MM" */
+  time: string;
+  cron: string;
+}
+
+/** The cron of the schedule fields ('' when they do not make one). */
+export function cronOf(s: IScheduleInputs): string {
+  if (s.every === 'cron') {
+    const cron = s.cron.trim().split(/\s+/).join(' ');
+    return cron.startsWith('@') || cron.split(' ').length === 5 ? cron : '';
+  }
+  if (s.every === 'hour') {
+    const m = Number(s.minute);
+    return s.minute.trim() !== '' && Number.isInteger(m) && m >= 0 && m <= 59 ? `${m} * * * *` : '';
+  }
+  const t = /^(\d{1,2}):(\d{2})/.exec(s.time.trim());
+  if (!t || Number(t[1]) > 23 || Number(t[2]) > 59) {
+    return '';
+  }
+  return `${Number(t[2])} ${Number(t[1])} * * ${s.every === 'weekday' ? '1-5' : '*'}`;
+}
+
+/** The schedule in words: "Runs every weekday at 08:30 (Europe/Paris)". */
+export function scheduleText(s: IScheduleInputs, zone: string): string {
+  const cron = cronOf(s);
+  if (!cron) {
+    return '';
+  }
+  const pad = (n: string) => n.padStart(2, '0');
+  if (s.every === 'hour') {
+    return `Runs every hour at minute ${Number(s.minute)} (${zone}).`;
+  }
+  if (s.every === 'day' || s.every === 'weekday') {
+    const [hh, mm] = s.time.split(':');
+    return `Runs every ${s.every === 'day' ? 'day' : 'weekday'} at ${pad(hh)}:${pad(mm.slice(0, 2))} (${zone}).`;
+  }
+  return `Runs on the cron "${cron}" (${zone}).`;
 }

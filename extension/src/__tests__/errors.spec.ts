@@ -1,5 +1,5 @@
 import { errorFromResponse, fieldsOfError, JobsError, networkError } from '../errors';
-import { boundsOf, clampNotes, readOverrides, resourcesText } from '../sizing';
+import { boundsOf, clampNotes, cronOf, readOverrides, resourcesText, scheduleText } from '../sizing';
 
 describe('errorFromResponse', () => {
   it("reads the service's JSON error", () => {
@@ -45,19 +45,50 @@ describe('fieldsOfError', () => {
   });
 });
 
+describe('schedule fields', () => {
+  const base = { on: true, every: 'day' as const, minute: '0', time: '08:30', cron: '' };
+  it('makes a cron of each choice', () => {
+    expect(cronOf({ ...base, every: 'hour', minute: '15' })).toBe('15 * * * *');
+    expect(cronOf(base)).toBe('30 8 * * *');
+    expect(cronOf({ ...base, every: 'weekday', time: '17:05' })).toBe('5 17 * * 1-5');
+    expect(cronOf({ ...base, every: 'cron', cron: ' 0  */2 * * * ' })).toBe('0 */2 * * *');
+    expect(cronOf({ ...base, every: 'cron', cron: '@daily' })).toBe('@daily');
+  });
+  it('makes none of what is incomplete', () => {
+    expect(cronOf({ ...base, every: 'hour', minute: '60' })).toBe('');
+    expect(cronOf({ ...base, every: 'hour', minute: '' })).toBe('');
+    expect(cronOf({ ...base, time: '' })).toBe('');
+    expect(cronOf({ ...base, every: 'cron', cron: '0 8 * *' })).toBe('');
+  });
+  it('says it in words, with the time zone', () => {
+    expect(scheduleText({ ...base, every: 'weekday' }, 'Europe/Paris')).toBe('Runs every weekday at 08:30 (Europe/Paris).');
+  });
+});
+
 describe('sizing', () => {
   const bounds = boundsOf({ resources: { bounds: { cpu: [0.25, 2], memory: [256 * 1024 ** 2, 4 * 1024 ** 3], timeout: [60, 3600] } } } as any);
   it('reads overrides into request fields', () => {
     expect(readOverrides({ cpu: '1.5', memory: '2', timeout: '10' }, bounds)).toEqual({
-      resources: { cpu: 1.5, memory: 2 * 1024 ** 3 }, timeout: 600, errors: {}
+      resources: { cpu: 1.5, memory: '2GiB' }, timeout: 600, errors: {}
     });
     expect(readOverrides({ cpu: '', memory: '', timeout: '' }, bounds)).toEqual({ resources: {}, timeout: undefined, errors: {} });
   });
+  it('sends memory as typed: the sizes the API takes (the service judges them)', () => {
+    for (const typed of ['256MB', '2GB', '2g', '512m', '1.5GiB', '1073741824B', 'lots']) {
+      expect(readOverrides({ cpu: '', memory: typed, timeout: '' }, bounds)).toEqual({
+        resources: { memory: typed }, timeout: undefined, errors: {}
+      });
+    }
+    expect(readOverrides({ cpu: '', memory: ' 512 MB ', timeout: '' }, bounds).resources).toEqual({ memory: '512MB' });
+    // a bare number is the field's unit, GiB, within the bounds like the other fields
+    expect(readOverrides({ cpu: '', memory: '0.5', timeout: '' }, bounds).resources).toEqual({ memory: '0.5GiB' });
+    expect(readOverrides({ cpu: '', memory: '64', timeout: '' }, bounds).errors.memory).toMatch(/between 256 MiB and 4 GiB/);
+  });
   it("refuses overrides outside the admin's bounds, and non-numbers", () => {
-    const r = readOverrides({ cpu: '8', memory: 'lots', timeout: '120' }, bounds);
+    const r = readOverrides({ cpu: '8', memory: '', timeout: '120' }, bounds);
     expect(r.errors.cpu).toMatch(/between 0.25 and 2/);
-    expect(r.errors.memory).toMatch(/positive number of GB/);
     expect(r.errors.timeout).toMatch(/between 60 s and 60 min/);
+    expect(readOverrides({ cpu: 'two', memory: '', timeout: '' }, bounds).errors.cpu).toMatch(/positive number of cores/);
   });
   it('notes where the service clamped an override', () => {
     expect(clampNotes({ cpu: 8, memory: 1024 ** 3 }, { cpu: 2, memory: 1024 ** 3, timeout: 600 })).toEqual({
@@ -66,6 +97,6 @@ describe('sizing', () => {
     expect(clampNotes({}, { cpu: 2 })).toEqual({});
   });
   it('describes an allocation', () => {
-    expect(resourcesText({ cpu: 1, memory: 2 * 1024 ** 3, timeout: 600 })).toBe('1 cpu · 2 GB · 10 min');
+    expect(resourcesText({ cpu: 1, memory: 2 * 1024 ** 3, timeout: 600 })).toBe('1 cpu · 2 GiB · 10 min');
   });
 });

@@ -1,4 +1,4 @@
-import { durationText, failureText, IJob, INITIAL, progressText, reduce } from '../jobs';
+import { bytesText, durationText, failureText, IJob, INITIAL, isPartial, outputsOf, progressText, reduce } from '../jobs';
 
 function job(id: string, status: IJob['status'], extra: Partial<IJob> = {}): IJob {
   return {
@@ -75,7 +75,31 @@ describe('row texts', () => {
   it('says why a job failed in the words of the service, not the raw cell index', () => {
     const message = 'ZeroDivisionError: division by zero (in code cell 2 of 3, In [2])';
     const j = job('f', 'failed', { error: { reason: 'cell_error', message, cell: 3 } });
-    expect(failureText(j)).toBe(`cell_error: ${message}`);
+    expect(failureText(j)).toBe(`A cell raised an error: ${message}`);
+    const oom = job('o', 'failed', { error: { reason: 'oom_killed', message: 'killed at 1 GiB', cell: null, summary: 'Ran out of memory' } });
+    expect(failureText(oom)).toBe('Ran out of memory: killed at 1 GiB');
+    expect(failureText(oom)).not.toMatch(/oom_killed/);
+  });
+  it('says who cancelled a job', () => {
+    const c = job('c', 'cancelled', { cancelled_by: 'admin', error: { reason: 'cancelled', message: 'cancelled', cell: null, summary: 'Cancelled by admin' } });
+    expect(failureText(c)).toBe('Cancelled by admin: cancelled');
+    const said = job('e', 'cancelled', { cancelled_by: 'lena', error: { reason: 'cancelled', message: 'cancelled by lena (in code cell 2 of 2)', cell: null, summary: 'Cancelled by lena' } });
+    expect(failureText(said)).toBe('Cancelled by lena (in code cell 2 of 2)');
+    expect(failureText(job('d', 'cancelled', { cancelled_by: 'lena', error: null }))).toBe('Cancelled by lena');
+  });
+  it("reads the service's has_output/outputs, and guesses only when they are absent", () => {
+    const partial = job('p', 'cancelled', { has_output: true, outputs: ['ipynb', 'html'], partial: true, error: { reason: 'cancelled', message: '', cell: null } });
+    expect(outputsOf(partial)).toEqual(['ipynb', 'html']);
+    expect(isPartial(partial)).toBe(true);
+    expect(outputsOf(job('n', 'succeeded', { has_output: false, outputs: [] }))).toEqual([]);
+    // an older service: a cancelled job has no output, a succeeded one its formats
+    expect(outputsOf(job('x', 'cancelled', { error: { reason: 'cancelled', message: '', cell: null } }))).toEqual([]);
+    expect(outputsOf(job('y', 'succeeded', { output_formats: ['ipynb', 'md'] }))).toEqual(['ipynb', 'md']);
+    expect(isPartial(job('y', 'succeeded', { output_formats: ['ipynb'] }))).toBe(false);
+  });
+  it('says sizes in binary units', () => {
+    expect(bytesText(256 * 1024 ** 2)).toBe('256 MiB');
+    expect(bytesText(1.5 * 1024 ** 3)).toBe('1.5 GiB');
   });
   it('shows durations in seconds, minutes, hours', () => {
     expect(durationText('2026-01-01T00:00:00Z', '2026-01-01T00:00:04.25Z')).toBe('4.3 s');
