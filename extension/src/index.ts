@@ -22,6 +22,7 @@ import {
   copyOutput,
   createSchedule,
   IRerun,
+  ISubmission,
   deleteJob,
   getJob,
   jobHtml,
@@ -84,22 +85,24 @@ export function showFailure(title: string, error: unknown): void {
 }
 
 /**
- * Show the dialog until the user cancels or the service accepts: the new job (or, with
- * "Repeat on a schedule", the new schedule), or null.
+ * Show a job's dialog until the user cancels or the service takes what ``act`` sends: its
+ * answer, or null. A refusal (the form's own last word, or the service's) shows the dialog
+ * again, with what the user entered and the error beside its field.
  */
-async function runDialog(
-  path: string,
-  fields: IParameterField[],
-  title: string
-): Promise<{ job?: IJob; schedule?: any } | null> {
-  let state: IDialogState | undefined;
+async function askUntilTaken<T>(
+  makeBody: (state: IDialogState | undefined, error: JobsError | undefined) => SubmitBody,
+  title: string,
+  accept: string,
+  act: (body: SubmitBody, submission: ISubmission) => Promise<T>,
+  state?: IDialogState
+): Promise<T | null> {
   let error: JobsError | undefined;
   for (;;) {
-    const body = new SubmitBody({ path, fields, dryRun: true, full: true, state, error, schedule: true });
+    const body = makeBody(state, error);
     const result = await showDialog({
       title,
       body,
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit', ariaLabel: 'Submit job' })],
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: accept, ariaLabel: `${accept} job` })],
       focusNodeSelector: 'input'
     });
     if (!result.button.accept) {
@@ -108,17 +111,29 @@ async function runDialog(
     state = body.state();
     const { submission, errors } = body.read();
     if (Object.keys(errors).length) {
-      // (the dialog holds Submit back while errors show; this is the last word)
+      // (the dialog holds its button back while errors show; this is the last word)
       error = new JobsError(Object.entries(errors).map(([k, v]) => `${k} ${v}`).join('; '), 400);
       continue;
     }
     try {
-      const schedule = body.schedule();
-      return schedule ? { schedule: await createSchedule(schedule) } : { job: await submitJob(submission) };
+      return await act(body, submission);
     } catch (e) {
       error = e as JobsError;
     }
   }
+}
+
+/** The Submit dialog: the new job (or, with "Repeat on a schedule", the new schedule), or null. */
+function runDialog(path: string, fields: IParameterField[], title: string): Promise<{ job?: IJob; schedule?: any } | null> {
+  return askUntilTaken(
+    (state, error) => new SubmitBody({ path, fields, dryRun: true, full: true, state, error, schedule: true }),
+    title,
+    'Submit',
+    async (body, submission) => {
+      const schedule = body.schedule();
+      return schedule ? { schedule: await createSchedule(schedule) } : { job: await submitJob(submission) };
+    }
+  );
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -256,44 +271,29 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.icon = jobsIcon;
     shell.add(panel, 'right', { rank: 900 });
 
-    const runDialogWithState = async (job: IJob, fields: IParameterField[], state: IDialogState) => {
-      let error: JobsError | undefined;
-      for (;;) {
+    const runDialogWithState = (job: IJob, fields: IParameterField[], state: IDialogState) =>
+      askUntilTaken(
         // the service's rerun dry run sizes the would-be job (more of what a killed run lacked)
-        const body = new SubmitBody({
+        (state, error) => new SubmitBody({
           path: job.name, fields, dryRun: false, full: false, state, error,
           rerunDryRun: () => rerunJob(job.id, {}, true)
-        });
-        const result = await showDialog({
-          title: `Rerun "${job.name}"`,
-          body,
-          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Rerun' })]
-        });
-        if (!result.button.accept) {
-          return null;
-        }
-        state = body.state();
-        const { submission, errors } = body.read();
-        if (Object.keys(errors).length) {
-          error = new JobsError(Object.entries(errors).map(([k, v]) => `${k} ${v}`).join('; '), 400);
-          continue;
-        }
-        // only what the user changed: the service keeps the rest of the job (and sizes it)
-        const changes = body.rerunChanges();
-        const request: IRerun = { parameters: submission.parameters };
-        if (changes.resources) {
-          request.resources = changes.resources;
-        }
-        if (changes.timeout !== undefined) {
-          request.timeout = changes.timeout;
-        }
-        try {
-          return await rerunJob(job.id, request);
-        } catch (e) {
-          error = e as JobsError;
-        }
-      }
-    };
+        }),
+        `Rerun "${job.name}"`,
+        'Rerun',
+        (body, submission) => {
+          // only what the user changed: the service keeps the rest of the job (and sizes it)
+          const changes = body.rerunChanges();
+          const request: IRerun = { parameters: submission.parameters };
+          if (changes.resources) {
+            request.resources = changes.resources;
+          }
+          if (changes.timeout !== undefined) {
+            request.timeout = changes.timeout;
+          }
+          return rerunJob(job.id, request);
+        },
+        state
+      );
 
     /** The file the command acts on: the file browser's selection, or the current notebook. */
     const target = (args: any): { path: string; panel: NotebookPanel | null } | null => {
