@@ -48,7 +48,7 @@ from .intake import (
     parse_resources,
 )
 from .outputs import Artifacts
-from .states import Status
+from .states import Status, reason_summary
 from .store import Schedule, Store
 from .store.models import isoformat
 from .store.schedule_queries import TooManySchedules
@@ -333,8 +333,9 @@ def schedule_model(schedule: Schedule, runs: list, url: str) -> dict:
         "created": isoformat(schedule.created),
         "updated": isoformat(schedule.updated),
         "next_runs": [t.isoformat() for t in next_runs],
-        "last_runs": [{"id": j.id, "status": j.status, "reason": j.error_reason, "created": isoformat(j.created),
-                       "finished": isoformat(j.finished)} for j in runs[:LAST_RUNS]],
+        "last_runs": [{"id": j.id, "status": j.status, "reason": j.error_reason,
+                       "summary": reason_summary(j.error_reason, j.cancelled_by) if j.error_reason else None,
+                       "created": isoformat(j.created), "finished": isoformat(j.finished)} for j in runs[:LAST_RUNS]],
         "failures_in_a_row": failures_in_a_row(runs),
         "skipped": schedule.skipped or 0,
         "last_skipped": isoformat(schedule.last_skip),

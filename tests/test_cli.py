@@ -166,7 +166,7 @@ def test_a_failed_job_exits_1_with_its_cell_and_reason_on_stderr_and_the_traceba
     assert len(lines) == 1, r.stderr
     # the notebook's own In [n] (no injected cell here: the second code cell ran second)
     assert re.fullmatch(r"failed in \d+\.\ds  " + JOB_URL.pattern +
-                        r"  cell_error: ValueError: boom \(in code cell 2 of 3, In \[2\]\)", lines[0]), lines[0]
+                        r"  A cell raised an error: ValueError: boom \(in code cell 2 of 3, In \[2\]\)", lines[0]), lines[0]
     job_id = JOB_URL.search(lines[0]).group(1)
     job = alice.get(f"jobs/{job_id}").json()
     assert job["error"]["cell"] == 2  # the contract: an index into the submitted notebook, markdown included

@@ -144,13 +144,18 @@ def test_a_job_that_failed_at_intake_has_no_output(hub, alice):
     r = alice.post("schedules", json={"cron": "0 4 * * *", "path": "gone.ipynb", "paused": True})
     assert r.status_code == 201, r.text
     (hub.data / "users" / "alice" / "gone.ipynb").unlink()
-    r = alice.post(f"schedules/{r.json()['id']}/run")
+    schedule_id = r.json()["id"]
+    r = alice.post(f"schedules/{schedule_id}/run")
     assert r.status_code == 201, r.text
     job = alice.wait(r.json()["id"])
     assert job["status"] == "failed" and job["error"]["reason"] == "invalid_input", job
     assert (job["has_output"], job["outputs"], job["partial"]) == (False, [], False)
     assert job["error"]["summary"] == "The input could not be run"
     assert alice.get(f"jobs/{job['id']}/output").status_code == 404
+    # the schedule's last runs say it in the same words (its page's badges and the CLI show them)
+    last = alice.get(f"schedules/{schedule_id}").json()["last_runs"][0]
+    assert (last["reason"], last["summary"]) == ("invalid_input", "The input could not be run")
+    alice.delete(f"schedules/{schedule_id}")
 
 
 def test_an_oom_killed_job_names_the_cell_it_was_in_and_does_not_show_it_done(alice):

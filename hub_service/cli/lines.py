@@ -28,10 +28,13 @@ def _time(text: Optional[str]) -> Optional[datetime]:
 
 
 def failure_text(job: dict) -> str:
-    """Why a job did not succeed, in one phrase: reason and the service's message."""
+    """Why a job did not succeed, in one phrase: the reason in words (``error.summary``; the code
+    from an older service) and the service's message, which may say it already."""
     error = job.get("error") or {}
-    reason, message = error.get("reason") or job["status"], error.get("message") or ""
-    return f"{reason}: {message}" if message and message != reason else reason
+    why, message = error.get("summary") or error.get("reason") or job["status"], error.get("message") or ""
+    if not message or message.lower().startswith(why.lower()):
+        return message or why
+    return f"{why}: {message}"
 
 
 def summary(job: dict, url: str) -> str:

@@ -156,7 +156,7 @@ def cmd_show(args):
     print("\nlast runs:" if s["last_runs"] else "\nlast runs: none yet")
     for run in s["last_runs"]:
         took = human_duration(duration(run)) if run.get("finished") else "-"
-        reason = f"  {run['reason']}" if run.get("reason") else ""
+        reason = f"  {run.get('summary') or run['reason']}" if run.get("reason") else ""
         print(f"  {run['id']}  {run['status']:<9}  {local(run['created'])}  {took:>7}{reason}")
     return 0
 

@@ -157,6 +157,7 @@ def _schedule_schema() -> dict:
             "type": "object", "properties": {
                 "id": {"type": "string"}, "status": {"type": "string", "enum": list(STATUSES)},
                 "reason": {"type": "string", "nullable": True, "enum": list(REASONS) + [None]},
+                "summary": {"type": "string", "nullable": True, "description": "the reason in words"},
                 "created": when, "finished": dict(when, nullable=True)}}},
         "failures_in_a_row": {"type": "integer"},
         "skipped": {"type": "integer", "description": "runs left out (overlap=skip, missed=skip)"},

@@ -108,7 +108,7 @@
       : "never";
     const runs = s.last_runs.slice(0, LAST_SHOWN).map((r) => el("a", {
       class: "job-status status-" + r.status + " me-1 text-decoration-none", href: cfg.prefix + "jobs/" + r.id,
-      title: local(r.created) + (r.reason ? ": " + r.reason : "")}, r.status));
+      title: local(r.created) + (r.summary || r.reason ? ": " + (r.summary || r.reason) : "")}, r.status));
     const fails = el("td", {class: "schedule-failures"},
       el("span", {class: s.failures_in_a_row ? "fw-bold text-danger" : ""}, s.failures_in_a_row),
       s.last_error ? el("div", {class: "small text-danger schedule-error"}, s.last_error) : null);
