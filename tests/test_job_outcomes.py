@@ -188,7 +188,11 @@ def test_an_oom_killed_job_names_the_cell_it_was_in_and_does_not_show_it_done(al
     assert r.status_code == 200, r.text
     asked = r.json()["resources"]
     assert asked["requested"] == {"memory": 3 * 2**30, "timeout": 7200}, asked
-    assert asked["allocated"]["memory"] == 3 * 2**30 and asked["allocated"]["timeout"] == 7200, asked
+    # (the memory asked for, unless a demand model is serving: an OOM retry's memory is then capped at a
+    # few times what the run was killed at, a request included -- demand.sizing; whether one serves yet
+    # depends on the session's history)
+    assert job["resources"]["allocated"]["memory"] < asked["allocated"]["memory"] <= 3 * 2**30, asked
+    assert asked["allocated"]["timeout"] == 7200, asked
     assert "Time limit 2 h: what you asked for." in asked["explanation"], asked["explanation"]
     r = alice.post(f"jobs/{job['id']}/rerun", json={"resources": {"memory": "lots"}})
     assert r.status_code == 400 and "resources.memory" in r.json()["error"]["message"], r.text
