@@ -31,6 +31,7 @@ from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .handlers import routes
 from .handlers.pages import make_environment
+from .intake import Limits
 from .jobs import JobManager
 from .mailer import Mailer
 from .offload import Offload
@@ -39,8 +40,9 @@ from .planning import DemandPlanner
 from .schedules import Scheduler
 from .sizing import Sizing
 from .store import Store
+from .views import JobViews
 from .webhooks import Webhooks
-from .workspace import read_workspace_notebook
+from .workspace import Workspaces
 
 
 #: options that hold secrets: only from the environment or a config file, never argv
@@ -181,13 +183,11 @@ class NotebookJobs(Application):
             raise TraitError("auth_cache_max_age must be at least 1 second")
         return proposal["value"]
 
-    def workspace_for(self, username: str) -> str:
-        return self.workspace_root.format(username=username)
-
-    def read_workspace(self, username: str, path: str):
-        """The notebook at ``path`` in the user's workspace, as a submission would read it."""
-        return read_workspace_notebook(self.workspace_for(username), username, path, max_size=self.max_upload_size,
-                                       max_members=self.bundle_max_files, max_bytes=self.bundle_max_bytes)
+    @property
+    def limits(self) -> Limits:
+        """How much a submission may be, as configured."""
+        return Limits(max_upload_size=self.max_upload_size, max_parameters_size=self.max_parameters_size,
+                      bundle_max_files=self.bundle_max_files, bundle_max_bytes=self.bundle_max_bytes)
 
     def cookie_secret(self) -> bytes:
         """A persistent secret, so logins survive a restart of the service."""
@@ -229,16 +229,25 @@ class NotebookJobs(Application):
         prefix = self.service_prefix if self.service_prefix.endswith("/") else self.service_prefix + "/"
         self.mailer = Mailer(parent=self, log=self.log, service_prefix=prefix)
         self.mailer.warn_if_unlinked()
+        broker = Broker()
         self.jobs = JobManager(
             parent=self, log=self.log, store=self.store, artifacts=self.artifacts, executor=self.executor,
-            dispatcher=self.dispatcher, sizing=self.sizing, planner=self.planner, broker=Broker(),
-            webhooks=Webhooks(parent=self, log=self.log), mailer=self.mailer,
+            dispatcher=self.dispatcher, sizing=self.sizing, offload=self.offload, planner=self.planner,
+            broker=broker, webhooks=Webhooks(parent=self, log=self.log), mailer=self.mailer,
         )
+        self.views = JobViews(store=self.store, artifacts=self.artifacts, broker=broker, executor=self.executor,
+                              dispatcher=self.dispatcher, sizing=self.sizing, offload=self.offload,
+                              planner=self.planner)
+        self.workspaces = Workspaces(self.workspace_root, self.limits)
         self.scheduler = Scheduler(parent=self, log=self.log, store=self.store, artifacts=self.artifacts,
-                                   jobs=self.jobs, read_path=self.read_workspace)
+                                   jobs=self.jobs, read_path=self.workspaces.read)
         self.hub_auth = self._hub_auth()
         settings = dict(
-            jobs=self.jobs,
+            jobs=self.views,
+            flow=self.jobs,
+            workspaces=self.workspaces,
+            planner=self.planner,
+            mailer=self.mailer,
             scheduler=self.scheduler,
             service_config=self,
             service_prefix=prefix,

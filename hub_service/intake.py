@@ -19,6 +19,7 @@ import unicodedata
 import warnings
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -63,11 +64,48 @@ _ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", z
 
 
 class IntakeError(Exception):
-    """A submission we refuse; ``status`` is the HTTP status, ``message`` says what is wrong."""
+    """A submission we refuse; ``status`` is the HTTP status, ``message`` says what is wrong.
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_input"):
+    ``field`` is the one field of the request it is about, as an RFC 6901 JSON pointer into
+    the request as its JSON body spells it (``/resources/memory``, ``/parameters/alpha``;
+    a multipart form's field is the same pointer); None when it is about no one field. The
+    check that refuses a field names it: nothing reads it back out of the message.
+    """
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_input", *,
+                 field: Optional[str] = None):
         super().__init__(message)
-        self.message, self.status, self.code = message, status, code
+        self.message, self.status, self.code, self.field = message, status, code, field
+
+
+def pointer(*keys) -> str:
+    """The JSON pointer (RFC 6901) of ``keys``: ``pointer("parameters", "a/b")`` is ``/parameters/a~1b``."""
+    return "".join("/" + str(k).replace("~", "~0").replace("/", "~1") for k in keys)
+
+
+@contextmanager
+def about(field: str):
+    """Inside, the check of one field's value: an IntakeError that names no field is about ``field``.
+
+    For checks made of many smaller ones that know nothing of the request they serve (a
+    notebook's parse, a zip's members): ``with about("/notebook"): parse_notebook(…)``.
+    """
+    try:
+        yield
+    except IntakeError as e:
+        if e.field is None:
+            e.field = field
+        raise
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a submission may be: the admin's ``NotebookJobs`` traits of the same names."""
+
+    max_upload_size: int = 32 << 20
+    max_parameters_size: int = 64 << 10
+    bundle_max_files: int = 1000
+    bundle_max_bytes: int = 100 << 20
 
 
 @dataclass
@@ -123,7 +161,8 @@ def _finite_float(token: str) -> float:
     return value
 
 
-def check_json_value(value, what: str, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False):
+def check_json_value(value, what: str, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False,
+                     field: Optional[str] = None):
     """Refuse nesting deeper than ``max_depth``, non-finite numbers and strings that are not Unicode text.
 
     A lone surrogate (``"\\ud800"`` in JSON) decodes to a Python string that cannot be
@@ -134,7 +173,7 @@ def check_json_value(value, what: str, max_depth: int = MAX_JSON_DEPTH, allow_na
         item, depth = stack.pop()
         if isinstance(item, (dict, list)):
             if depth > max_depth:
-                raise IntakeError(f"{what} is nested more than {max_depth} levels deep")
+                raise IntakeError(f"{what} is nested more than {max_depth} levels deep", field=field)
             if isinstance(item, dict):
                 for key, child in item.items():
                     stack.append((key, depth))
@@ -147,22 +186,24 @@ def check_json_value(value, what: str, max_depth: int = MAX_JSON_DEPTH, allow_na
             except UnicodeEncodeError as e:
                 bad = item[e.start:e.end].encode("unicode_escape").decode()
                 raise IntakeError(f"{what} contains {bad}, which is not a Unicode character "
-                                  "(a lone surrogate)") from None
+                                  "(a lone surrogate)", field=field) from None
         elif isinstance(item, float) and not allow_nan and not math.isfinite(item):
-            raise IntakeError(f"{what} contains the non-finite number {item}; JSON numbers are finite")
+            raise IntakeError(f"{what} contains the non-finite number {item}; JSON numbers are finite", field=field)
     return value
 
 
-def load_json(text, what: str, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False):
-    """Strict JSON: no NaN or Infinity (unless ``allow_nan``), bounded nesting, only real Unicode strings."""
+def load_json(text, what: str, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False,
+              field: Optional[str] = None):
+    """Strict JSON: no NaN or Infinity (unless ``allow_nan``), bounded nesting, only real Unicode strings;
+    ``field``: the field of a request the text is (None: the whole body)."""
     extra = {} if allow_nan else {"parse_constant": _refuse_constant, "parse_float": _finite_float}
     try:
         value = json.loads(text, **extra)
     except RecursionError:
-        raise IntakeError(f"{what} is nested more than {max_depth} levels deep") from None
+        raise IntakeError(f"{what} is nested more than {max_depth} levels deep", field=field) from None
     except ValueError as e:  # also UnicodeDecodeError: bytes that are not UTF-8
-        raise IntakeError(f"{what} is not valid JSON: {e}") from None
-    return check_json_value(value, what, max_depth, allow_nan)
+        raise IntakeError(f"{what} is not valid JSON: {e}", field=field) from None
+    return check_json_value(value, what, max_depth, allow_nan, field)
 
 
 def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode:
@@ -306,17 +347,19 @@ def parse_bundle(data: bytes, name: str, entry: Optional[str], max_members: int,
         files[rel] = _read_member(zf, info, name)
     _check_no_file_dir_clash(files, name)
     if entry:
-        entry = safe_relpath(entry, "entry")
+        with about("/entry"):
+            entry = safe_relpath(entry, "entry")
         if entry not in files:
-            raise IntakeError(f"entry {entry!r} is not in {name}; it holds {', '.join(sorted(files)[:20])}")
+            raise IntakeError(f"entry {entry!r} is not in {name}; it holds {', '.join(sorted(files)[:20])}",
+                              field="/entry")
     else:
         candidates = [p for p in ("main.ipynb", "main.py") if p in files] or [
             p for p in files if "/" not in p and p.endswith((".ipynb", ".py"))
         ]
         if len(candidates) != 1:
             raise IntakeError(
-                f"{name}: say which file to run with 'entry' (found {len(candidates)} candidates at the top level)"
-            )
+                f"{name}: say which file to run with 'entry' (found {len(candidates)} candidates at the top level)",
+                field="/entry")
         entry = candidates[0]
     source = files.pop(entry)
     nb = parse_notebook(source, entry) if entry.endswith(".ipynb") else parse_script(source, entry)
@@ -462,7 +505,7 @@ def check_parameters(nb: nbformat.NotebookNode, parameters, max_size: Optional[i
     if parameters in (None, ""):
         return {}
     if not isinstance(parameters, dict):
-        raise IntakeError("parameters must be a JSON object of name: value")
+        raise IntakeError("parameters must be a JSON object of name: value", field="/parameters")
     if not parameters:
         return {}
     if max_size is not None:
@@ -472,33 +515,37 @@ def check_parameters(nb: nbformat.NotebookNode, parameters, max_size: Optional[i
             raise IntakeError(
                 f"parameters take {size_words(size)}, more than the limit of {size_words(max_size)} "
                 f"(the largest is {_short(biggest)}): pass large data as a file in a .zip bundle instead",
-                413, "too_large")
+                413, "too_large", field="/parameters")
     fields = parameter_fields(nb)
     if fields is None:
         raise IntakeError(
-            f"the notebook has no cell tagged 'parameters', so it takes no parameters (got {', '.join(sorted(parameters))})"
-        )
+            f"the notebook has no cell tagged 'parameters', so it takes no parameters (got {', '.join(sorted(parameters))})",
+            field="/parameters")
     known = {f["name"]: f for f in fields}
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise IntakeError(
             f"unknown parameter(s) {', '.join(unknown)}; the notebook's parameters are: "
-            f"{', '.join(sorted(known)) or '(none)'}"
-        )
+            f"{', '.join(sorted(known)) or '(none)'}",
+            field=pointer("parameters", unknown[0]) if len(unknown) == 1 else "/parameters")
     for name, value in parameters.items():
         kind = expected_type(known[name])
         # None is papermill's "no value", taken by any parameter (``-p limit None``)
         if kind is not None and value is not None and not _ACCEPTS[kind](value):
             raise IntakeError(
                 f"parameter {name} must be {_ARTICLE[kind]} (the notebook's {name} = {_clip(known[name]['source'])}), "
-                f"got {_described(value)}"
-            )
+                f"got {_described(value)}", field=pointer("parameters", name))
     return parameters
 
 
 
-def parse_memory(value, what: str = "memory") -> int:
+def parse_memory(value, what: str = "memory", field: str = "/resources/memory") -> int:
     """Bytes from 512MB / 2GB / 2g / 512m / 1.5GiB / a number of bytes (units are binary)."""
+    with about(field):
+        return _memory(value, what)
+
+
+def _memory(value, what: str) -> int:
     if isinstance(value, bool):
         raise IntakeError(f"{what} must be a size like '512MB' or a number of bytes")
     if isinstance(value, (int, float)):
@@ -522,7 +569,12 @@ def _short(value, limit: int = 40) -> str:
     return _clip(repr(value), limit)
 
 
-def _positive_number(value, what: str, integer: bool = False, allow_zero: bool = False):
+def _positive_number(value, what: str, integer: bool = False, allow_zero: bool = False, *, field: str):
+    with about(field):
+        return _number(value, what, integer, allow_zero)
+
+
+def _number(value, what: str, integer: bool, allow_zero: bool):
     try:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError
@@ -545,21 +597,26 @@ def parse_resources(resources, timeout=None) -> dict:
     if resources in (None, ""):
         resources = {}
     if not isinstance(resources, dict):
-        raise IntakeError("resources must be a JSON object like {\"cpu\": 1.5, \"memory\": \"2GB\"}")
+        raise IntakeError("resources must be a JSON object like {\"cpu\": 1.5, \"memory\": \"2GB\"}",
+                          field="/resources")
     unknown = sorted(set(resources) - {"cpu", "memory", "ram", "gpu", "timeout"})
     if unknown:
-        raise IntakeError(f"unknown resource(s) {', '.join(unknown)}; known: cpu, memory, gpu, timeout")
+        raise IntakeError(f"unknown resource(s) {', '.join(unknown)}; known: cpu, memory, gpu, timeout",
+                          field=pointer("resources", unknown[0]) if len(unknown) == 1 else "/resources")
     out = {}
     if resources.get("cpu") is not None:
-        out["cpu"] = float(_positive_number(resources["cpu"], "resources.cpu"))
-    memory = resources.get("memory", resources.get("ram"))  # 'ram' is the seeds' name
-    if memory is not None:
-        out["memory"] = parse_memory(memory, "resources.memory")
+        out["cpu"] = float(_positive_number(resources["cpu"], "resources.cpu", field="/resources/cpu"))
+    memory_key = "memory" if "memory" in resources else "ram"  # 'ram' is the seeds' name
+    if resources.get(memory_key) is not None:
+        out["memory"] = parse_memory(resources[memory_key], "resources.memory", pointer("resources", memory_key))
     if resources.get("gpu") is not None:
-        out["gpu"] = _positive_number(resources["gpu"], "resources.gpu", integer=True, allow_zero=True)
-    timeout = timeout if timeout not in (None, "") else resources.get("timeout")
+        out["gpu"] = _positive_number(resources["gpu"], "resources.gpu", integer=True, allow_zero=True,
+                                      field="/resources/gpu")
+    timeout_field = "/timeout"
+    if timeout in (None, ""):
+        timeout, timeout_field = resources.get("timeout"), "/resources/timeout"
     if timeout is not None:
-        out["timeout"] = float(_positive_number(timeout, "timeout"))
+        out["timeout"] = float(_positive_number(timeout, "timeout", field=timeout_field))
     return out
 
 
@@ -572,10 +629,11 @@ def parse_output_formats(value) -> list:
     elif isinstance(value, str):  # "html,md"
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise IntakeError("output_formats must be a list like [\"html\", \"md\"]")
+        raise IntakeError("output_formats must be a list like [\"html\", \"md\"]", field="/output_formats")
     bad = sorted(set(value) - set(OUTPUT_FORMATS))
     if bad:
-        raise IntakeError(f"unknown output format(s) {', '.join(bad)}; known: {', '.join(OUTPUT_FORMATS)}")
+        raise IntakeError(f"unknown output format(s) {', '.join(bad)}; known: {', '.join(OUTPUT_FORMATS)}",
+                          field="/output_formats")
     return sorted(set(value) | {"ipynb"}, key=OUTPUT_FORMATS.index)
 
 
@@ -599,17 +657,17 @@ def check_name(name, default: str) -> str:
     if name in (None, ""):
         return clean_name(default)
     if not isinstance(name, str):
-        raise IntakeError(f"name must be a string, got {type(name).__name__}")
-    check_json_value(name, "name")
+        raise IntakeError(f"name must be a string, got {type(name).__name__}", field="/name")
+    check_json_value(name, "name", field="/name")
     refused = refused_characters(name)
     if refused:
         which = ", ".join(f"U+{ord(c):04X} ({unicodedata.name(c, '') or 'a control character'})"
                           for c in refused[:5])
         raise IntakeError(f"name {_short(name)} must not contain control, format or line-break characters; "
-                          f"it holds {which}")
+                          f"it holds {which}", field="/name")
     if not _NAME_RE.match(name) or ".." in name:
         raise IntakeError(f"name {_short(name)} must be 1-{MAX_NAME} characters without '/', '\\', '..' "
-                          "or control characters")
+                          "or control characters", field="/name")
     return name
 
 
@@ -618,7 +676,7 @@ def check_callback_url(url) -> Optional[str]:
     if url in (None, ""):
         return None
     if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
-        raise IntakeError(f"callback_url {url!r} must be an http(s) URL")
+        raise IntakeError(f"callback_url {url!r} must be an http(s) URL", field="/callback_url")
     return url
 
 
@@ -627,11 +685,11 @@ NOTIFY_CHOICES = ("never", "failure", "always")
 
 
 def check_choice(value, what: str, choices: tuple) -> str:
-    """One of ``choices`` (the first when missing), or IntakeError naming ``what``."""
+    """One of ``choices`` (the first when missing), or IntakeError naming ``what`` (the field ``/what``)."""
     if value in (None, ""):
         return choices[0]
     if value not in choices:
-        raise IntakeError(f"{what} {str(value)[:60]!r} must be one of {', '.join(choices)}")
+        raise IntakeError(f"{what} {str(value)[:60]!r} must be one of {', '.join(choices)}", field=pointer(what))
     return value
 
 
@@ -641,22 +699,9 @@ def check_notify(value) -> str:
 
 
 def parse_json_field(value, what: str):
-    """A form field that carries JSON (parameters, resources)."""
+    """A form field that carries JSON (parameters, resources): the field ``/what``."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):  # already parsed (a JSON body): the field's own check says what is wrong
-        return check_json_value(value, what)
-    return load_json(value, what)
-
-
-def same_submission(job, input_hash: str, fields: dict) -> bool:
-    """Whether a stored job was made from this very submission: the test a repeated Idempotency-Key must pass.
-
-    The normalised request (content hash of the notebook and its files, and every
-    field that shapes the run) is compared, not its bytes: the same notebook sent
-    again with the same parameters and limits is the same request.
-    """
-    return (job.input_hash == input_hash and job.parameters == fields["parameters"]
-            and job.name == fields["name"] and job.requested == fields["requested"]
-            and job.output_formats == fields["output_formats"] and job.callback_url == fields["callback_url"]
-            and job.path == fields["path"] and job.notify == fields["notify"])
+        return check_json_value(value, what, field=pointer(what))
+    return load_json(value, what, field=pointer(what))

@@ -1,9 +1,11 @@
-"""The job flow: submit, dispatch, run, finish, cancel, recover — the one path every feature hangs on.
+"""The job flow: plan, submit, dispatch, run, finish, cancel, recover — the one path every feature hangs on.
 
-:class:`JobManager` owns the background work of the service. Handlers call
-``submit``/``cancel``/``rerun``; the dispatch loop starts queued jobs as capacity allows;
-each running job is one asyncio task that follows the executor and ends the job
-through :meth:`Store.transition`, which lets exactly one ending win.
+:class:`JobManager` owns the background work of the service. Handlers and the scheduler
+hand it a :class:`~hub_service.request.JobRequest` to ``plan`` or ``submit``, and ask it to
+``cancel``; the dispatch loop starts queued jobs as capacity allows; each running job is
+one asyncio task that follows the executor and ends the job through
+:meth:`Store.transition`, which lets exactly one ending win. What handlers only read
+(listings, files, the queue) is the read side's, :class:`~hub_service.views.JobViews`.
 """
 
 from __future__ import annotations
@@ -11,26 +13,27 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import warnings
-from collections import Counter
 from datetime import datetime, timezone
 from typing import Optional
 
-from traitlets import Float, Instance, Integer, Unicode, default, observe
+from traitlets import Float, Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from . import metrics, offload, outputs
+from . import metrics
 from .broker import Broker
-from .dispatch import Capacity, Dispatcher, pick_next
-from .executors.base import INPUT_NOTEBOOK, Executor, JobSpec, Outcome, Usage
-from .intake import Bundle, IntakeError, check_parameters
+from .dispatch import Dispatcher, pick_next
+from .executors.base import Executor, JobSpec, Outcome, Usage
+from .intake import IntakeError
 from .mailer import Mailer
+from .offload import Offload
 from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, history_record
-from .sizing import Sizing
+from .request import JobRequest
 from .runner import cell_words
+from .sizing import Sizing
 from .states import STOPPED, Reason, Status, reason_summary
 from .store import InvalidTransition, Job, Store, job_model, listed_model
+from .views import rendered
 from .webhooks import CallbackRefused, Webhooks
 
 
@@ -42,6 +45,8 @@ class JobManager(LoggingConfigurable):
     executor = Instance(Executor)
     dispatcher = Instance(Dispatcher)
     sizing = Instance(Sizing)
+    #: the worker processes: renders (and, through ``sizing``, the demand model)
+    offload = Instance(Offload)
     broker = Instance(Broker, ())
     webhooks = Instance(Webhooks)
     #: the demand model's upkeep: this hour's load, early retraining (none: no load cap, no retraining)
@@ -53,21 +58,9 @@ class JobManager(LoggingConfigurable):
     def _default_webhooks(self):
         return Webhooks(parent=self, log=self.log)
 
-    log_cap = Integer(
-        None, allow_none=True,
-        help="Deprecated: use Executor.log_limit (e.g. DockerExecutor.log_limit), the one log cap "
-        "of every executor. Set, it is passed on to the executor's log_limit with a warning.",
-    ).tag(config=True)
-
-    @observe("log_cap")
-    def _log_cap_deprecated(self, change):
-        if change.new is None:
-            return
-        msg = "JobManager.log_cap is deprecated: set Executor.log_limit (the one log cap) instead"
-        warnings.warn(msg, DeprecationWarning, stacklevel=2)
-        self.log.warning(msg)
-        if self.executor is not None:
-            self.executor.log_limit = change.new
+    @default("offload")
+    def _default_offload(self):
+        return Offload()  # (its processes start at the first call)
 
     webhook_secret = Unicode(
         help="""HMAC secret that signs webhook callbacks (empty: unsigned). Default: the
@@ -91,127 +84,72 @@ class JobManager(LoggingConfigurable):
         self._cells = {}
         #: per job being cancelled: who asked (a user name, or the words for the service or a schedule)
         self._cancelling = {}
-        if self.log_cap is not None and self.executor is not None:  # config loaded before the executor
-            self.executor.log_limit = self.log_cap
 
     # -- submission -------------------------------------------------------------
 
-    async def plan(
-        self,
-        user: str,
-        bundle: Bundle,
-        *,
-        parameters: dict,
-        name: str,
-        requested: dict,
-        output_formats: list,
-        callback_url: Optional[str] = None,
-        notify: str = "never",
-        path: Optional[str] = None,
-        schedule_id: Optional[str] = None,
-        rerun_of: Optional[Job] = None,
-    ) -> dict:
-        """The job a submit would create, validated and sized; stores nothing (``?dry_run=1``)."""
-        if callback_url:
-            try:
-                await self.webhooks.check(callback_url)
-            except CallbackRefused as e:
-                raise IntakeError(str(e), 400, "callback_refused") from None
+    async def plan(self, request: JobRequest) -> dict:
+        """The job ``request`` would create, checked for what only the service knows and sized; stores nothing
+        (``?dry_run=1``)."""
+        if request.callback_url:
+            await self.check_callback_url(request.callback_url)
+        self.check_gpus(request.requested)
+        from demand.features import notebook_features
+
+        features = notebook_features(request.bundle.notebook, request.parameters)
+        features["params"] = request.parameters
+        # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
+        history = await asyncio.to_thread(
+            lambda: [history_record(j) for j in self.store.history(request.user, self.sizing.history_limit)])
+        # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
+        sizing = await self.sizing.size(dict(features, user=request.user, requested=request.requested), history,
+                                        request.retry_of, cpu_share=self._load("cpu_per_job"))
+        return dict(request.row(), features=features, predicted=sizing["predicted"],
+                    allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={})
+
+    async def check_callback_url(self, url: str) -> None:
+        """Refuse a webhook this service will not call (its address; see :class:`Webhooks`)."""
+        try:
+            await self.webhooks.check(url)
+        except CallbackRefused as e:
+            raise IntakeError(str(e), 400, "callback_refused", field="/callback_url") from None
+
+    def check_gpus(self, requested: dict) -> None:
+        """The one check that a job's GPUs exist here: a job asking for more than the backend has is refused
+        (422) before it is queued, so the dispatcher and the executor never meet one."""
         gpus = requested.get("gpu", 0)
         if gpus and gpus > self.executor.gpu_count():
             raise IntakeError(
                 f"{gpus} GPU(s) requested, but this Hub's {self.executor.name} backend has "
-                f"{self.executor.gpu_count()}", 422, "unsatisfiable",
+                f"{self.executor.gpu_count()}", 422, "unsatisfiable", field="/resources/gpu",
             )
-        from demand.features import notebook_features
 
-        features = notebook_features(bundle.notebook, parameters)
-        features["params"] = parameters
-        retry_of = None
-        if rerun_of is not None and rerun_of.error_reason in (Reason.OOM_KILLED, Reason.TIMEOUT):
-            retry_of = {"used": rerun_of.used, "reason": rerun_of.error_reason, "allocated": rerun_of.allocated}
-        # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
-        history = await asyncio.to_thread(
-            lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
-        # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
-        sizing = await self.sizing.size(dict(features, user=user, requested=requested), history, retry_of,
-                                        cpu_share=self._load("cpu_per_job"))
-        return dict(
-            user=user, name=name, input_kind=bundle.kind, input_name=bundle.name, path=path,
-            parameters=parameters, output_formats=output_formats, callback_url=callback_url, notify=notify,
-            schedule_id=schedule_id, rerun_of=rerun_of.id if rerun_of else None,
-            features=features, requested=requested, predicted=sizing["predicted"],
-            allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={},
-        )
-
-    @property
-    def bounds(self) -> dict:
-        """The admin's [least, most] for each resource, as a job may ask for it."""
-        return {name: list(pair) for name, pair in self.sizing.bounds.items()}
-
-    async def submit(self, user: str, bundle: Bundle, *, idempotency_key: Optional[str] = None,
-                     job_id: Optional[str] = None, **fields) -> Job:
+    async def submit(self, request: JobRequest, *, idempotency_key: Optional[str] = None,
+                     job_id: Optional[str] = None) -> Job:
         """Store the input, size the job and queue it (raises DuplicateKey for a repeated key).
 
-        ``fields`` are :meth:`plan`'s keyword arguments; ``job_id`` is the id a schedule's
-        fire promised (a job id can be made once, so a fire never makes two jobs).
+        ``job_id`` is the id a schedule's fire promised (a job id can be made once, so a
+        fire never makes two jobs).
         """
-        planned = await self.plan(user, bundle, **fields)
-        sha = self.artifacts.store_input(bundle)
+        planned = await self.plan(request)
+        sha = self.artifacts.store_input(request.bundle)
         job = self.store.create_job(id=job_id, input_hash=sha, idempotency_key=idempotency_key, **planned)
-        self.log.info("job %s queued for %s (%s)", job.id, user, job.name)
-        metrics.JOBS_SUBMITTED.labels(bundle.kind).inc()
+        self.log.info("job %s queued for %s (%s)", job.id, request.user, job.name)
+        metrics.JOBS_SUBMITTED.labels(request.bundle.kind).inc()
         self._publish(job)
         self.wake()
         return job
 
-    def fail_unrunnable(self, user: str, message: str, *, job_id: Optional[str] = None, **fields) -> Job:
+    def fail_unrunnable(self, row: dict, message: str, *, job_id: Optional[str] = None) -> Job:
         """A job that fails at intake (reason ``invalid_input``) without running: a scheduled run whose
-        notebook is gone or no longer takes its parameters, so its owner sees why in the job list."""
-        job = self.store.create_job(id=job_id, user=user, input_hash="", features={}, predicted={}, allocated={},
-                                    used={}, **fields)
+        notebook is gone or no longer takes its parameters, so its owner sees why in the job list.
+        ``row``: what the job keeps of its request (user, choices, input kind and name, path, schedule)."""
+        job = self.store.create_job(id=job_id, input_hash="", features={}, predicted={}, allocated={}, used={},
+                                    **row)
         job = self.store.transition(job.id, Status.FAILED.value, error_reason=Reason.INVALID_INPUT.value,
                                     error_message=message)
-        self.log.info("job %s failed at intake for %s: %s", job.id, user, message)
+        self.log.info("job %s failed at intake for %s: %s", job.id, job.user, message)
         self._ended(job)
         return job
-
-    def _rerun_input(self, job: Job):
-        """The notebook a rerun starts from; 422 for a job that failed at intake, with no input."""
-        if not job.input_hash:
-            raise IntakeError(f"job {job.id} failed before it had an input ({job.error_message}); nothing to rerun",
-                              422, "nothing_to_rerun")
-        return self.artifacts.read_input(job.input_hash)
-
-    def check_rerun_parameters(self, job: Job, parameters: dict, max_size: Optional[int] = None) -> dict:
-        """``parameters`` checked against the job's own input, as a submit checks them (IntakeError)."""
-        return check_parameters(self._rerun_input(job), parameters, max_size)
-
-    async def rerun(self, job: Job, user: str, parameters: Optional[dict] = None, requested: Optional[dict] = None,
-                    dry_run: bool = False):
-        """A new job with the same input and parameters (or ``parameters`` instead, already
-        checked); sized up after an OOM or timeout kill. ``requested`` (parsed as a submit parses
-        its ``resources``) replaces the job's own requests of the same names. ``dry_run``: the
-        would-be job's fields (:meth:`plan`), nothing stored."""
-        nb = self._rerun_input(job)
-        bundle = Bundle(nb, job.input_kind, job.input_name, self.artifacts.input_files(job.input_hash))
-        fields = dict(
-            parameters=job.parameters if parameters is None else parameters, name=job.name,
-            requested=dict(job.requested or {}, **(requested or {})),
-            output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify, path=job.path,
-            schedule_id=job.schedule_id, rerun_of=job,
-        )
-        if dry_run:
-            return await self.plan(user, bundle, **fields)
-        return await self.submit(user, bundle, **fields)
-
-    @staticmethod
-    def retry_words_of(job: Optional[Job]) -> Optional[dict]:
-        """The run a rerun of ``job`` retries, as :func:`explain.sizing_words` takes it (None: not killed)."""
-        if job is None or job.error_reason not in (Reason.OOM_KILLED, Reason.TIMEOUT):
-            return None
-        return {"reason": job.error_reason, "peak_memory": (job.used or {}).get("peak_memory"),
-                "allocated": job.allocated}
 
     async def cancel(self, job: Job, wait: float = 10.0, *, by: Optional[str] = None,
                      on_behalf: str = "the service") -> Job:
@@ -456,20 +394,10 @@ class JobManager(LoggingConfigurable):
         if job.status == Status.SUCCEEDED and self.planner is not None:
             self.planner.job_succeeded()
 
-    async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
-        """The job's output in ``fmt``; renders are made once (in the worker process) and cached."""
-        try:
-            data = self.artifacts.cached_output(job_id, fmt)
-            if data is None and fmt != "ipynb" and self.artifacts.output_path(job_id).exists():
-                data = await self.sizing.offload.call(offload.render, str(self.artifacts.output_path(job_id)), fmt)
-                self.artifacts.store_render(job_id, fmt, data)
-        except FileNotFoundError:  # the job was deleted while this was read or rendered
-            return None
-        return data
-
     async def _render_quietly(self, job_id: str, fmt: str) -> None:
+        """Make a render a job's ``output_formats`` asked for as soon as it succeeded."""
         try:
-            await self.output(job_id, fmt)
+            await rendered(self.artifacts, self.offload, job_id, fmt)
         except Exception:
             self.log.exception("job %s: rendering %s failed", job_id, fmt)
 
@@ -518,101 +446,8 @@ class JobManager(LoggingConfigurable):
             self.log.info("recovery: %s", report)
         return report
 
-    # -- what the handlers read --------------------------------------------------------
+    # -- what the service reports of the flow ------------------------------------------------
 
     def running_tasks(self) -> int:
         """Jobs this process follows now."""
         return len(self._tasks)
-
-    def get(self, job_id: str, user: Optional[str] = None) -> Optional[Job]:
-        """The job, or None if there is none (given ``user``: none of that user's)."""
-        return self.store.get(job_id, user)
-
-    def list_jobs(self, user: Optional[str], statuses=(), query: str = "", limit: int = 50,
-                  cursor: Optional[str] = None, newest_first: bool = True, schedule_id: Optional[str] = None) -> tuple:
-        """A page of jobs and the next page's cursor (raises BadCursor for a cursor not ours)."""
-        return self.store.list_jobs(user, statuses, query, limit, cursor, newest_first=newest_first,
-                                    schedule_id=schedule_id)
-
-    def find_by_idempotency_key(self, user: str, key: str) -> Optional[Job]:
-        """The user's job submitted with ``key``, if any."""
-        return self.store.find_by_idempotency_key(user, key)
-
-    def subscribe(self, job_id: str) -> asyncio.Queue:
-        """A queue of the job's events from now on; hand it back to :meth:`unsubscribe`."""
-        return self.broker.subscribe(job_id)
-
-    def unsubscribe(self, job_id: str, queue: asyncio.Queue) -> None:
-        """Stop the events of :meth:`subscribe`."""
-        self.broker.unsubscribe(job_id, queue)
-
-    def input_notebook(self, job: Job) -> tuple:
-        """The notebook the job was submitted with: its bytes and media type."""
-        if not job.input_hash:  # it failed at intake: there is no input to show
-            raise IntakeError(f"job {job.id} has no input: {job.error_message}", 404, "not_found")
-        data = (self.artifacts.input_dir(job.input_hash) / INPUT_NOTEBOOK).read_bytes()
-        return data, outputs.MEDIA_TYPES["ipynb"]
-
-    def log_bytes(self, job_id: str) -> bytes:
-        """The job's log so far (empty before it started)."""
-        path = self.artifacts.log_path(job_id)
-        return path.read_bytes() if path.exists() else b""
-
-    def capacity(self) -> Capacity:
-        """What the backend may run at once, as configured (before the hour's forecast)."""
-        return self.dispatcher.capacity(self.executor.gpu_count())
-
-    def health(self) -> dict:
-        """The backend's own health report."""
-        return self.executor.health()
-
-    def queue(self) -> dict:
-        """The capacity, what the running jobs hold, and the running and queued jobs."""
-        running = self.store.jobs_with_status(Status.RUNNING.value)
-        return {
-            "capacity": self.capacity(),
-            "used": {"cpu": sum(j.allocated.get("cpu", 0) for j in running),
-                     "memory": sum(j.allocated.get("memory", 0) for j in running)},
-            "running": running,
-            "queued": self.store.jobs_with_status(Status.QUEUED.value),
-            "running_per_user": dict(Counter(j.user for j in running)),  # of the same read as "running"
-        }
-
-    def stats(self, recent: int = 1000) -> dict:
-        """Jobs per status, and of the ``recent`` finished jobs: reasons, users, waits."""
-        history = self.store.history(limit=recent)
-        reasons, users = {}, {}
-        for j in history:
-            if j.error_reason:
-                reasons[j.error_reason] = reasons.get(j.error_reason, 0) + 1
-            users[j.user] = users.get(j.user, 0) + 1
-        waits = sorted((j.started - j.created).total_seconds() for j in history if j.started)
-        return {
-            "status_counts": self.store.counts(),
-            "recent": {"jobs": len(history), "error_reasons": reasons, "users": users,
-                       "wait_p50": waits[len(waits) // 2] if waits else None,
-                       "wait_max": waits[-1] if waits else None},
-        }
-
-    def usage(self, since: float, until: float) -> list:
-        """Per user, the jobs submitted in [since, until): counts by outcome and resource-time sums."""
-        return self.store.usage_by_user(since, until)
-
-    def submission_times(self, since: float, until: float) -> list:
-        """When each job of [since, until) was submitted (epoch seconds)."""
-        return self.store.submission_times(since, until)
-
-    def status_counts(self) -> dict:
-        """Jobs per status."""
-        return self.store.counts()
-
-    # -- the demand model, for the admin's /demand ----------------------------------------
-
-    async def demand_info(self) -> dict:
-        """The demand model, its forecast and how the sizing did (see :meth:`DemandPlanner.info`)."""
-        return await self.planner.info()
-
-    async def retrain(self) -> dict:
-        """Fit the demand model on the finished jobs now."""
-        return await self.planner.retrain()
-

@@ -35,24 +35,13 @@ from sqlalchemy.exc import IntegrityError
 from traitlets import Any, Float, Instance, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
-from .intake import (
-    Bundle,
-    IntakeError,
-    check_callback_url,
-    check_choice,
-    check_name,
-    check_notify,
-    check_parameters,
-    parse_json_field,
-    parse_output_formats,
-    parse_resources,
-)
+from .intake import Bundle, IntakeError, check_choice, check_parameters
 from .outputs import Artifacts
+from .request import CHOICE_KEYS, CHOICES, SOURCE_KEYS, JobRequest, choices_of, read_choices, refuse_unknown
 from .states import Status, reason_summary
 from .store import Schedule, Store
 from .store.models import isoformat
 from .store.schedule_queries import TooManySchedules
-from .webhooks import CallbackRefused
 from .workspace import WorkspaceFileMissing
 
 UTC = timezone.utc
@@ -69,11 +58,9 @@ MISSED = ("skip", "run_once")
 #: what POST /schedules reads besides a job's own fields
 SCHEDULE_FIELDS = ("cron", "timezone", "overlap", "missed", "paused")
 #: what POST /jobs reads (the submission of a schedule)
-SUBMIT_FIELDS = ("notebook", "path", "code", "file", "entry", "parameters", "name", "resources", "timeout",
-                 "output_formats", "callback_url", "notify")
+SUBMIT_FIELDS = SOURCE_KEYS + CHOICE_KEYS
 #: what PATCH /schedules/{id} may change
-PATCH_FIELDS = ("cron", "timezone", "overlap", "missed", "paused", "parameters", "name", "resources", "timeout",
-                "output_formats", "callback_url", "notify")
+PATCH_FIELDS = SCHEDULE_FIELDS + CHOICE_KEYS
 #: fire times shown, and runs
 NEXT_RUNS, LAST_RUNS = 5, 10
 #: fires sampled to find a cron's shortest interval (two years of a twice-daily cron)
@@ -119,7 +106,7 @@ def check_cron(cron: str) -> str:
     """
     fields = cron.split(" ")
     if len(fields) != 5:
-        raise IntakeError(f"cron {cron!r} has {len(fields)} fields; it needs 5: {' '.join(FIELDS)}")
+        raise IntakeError(f"cron {cron!r} has {len(fields)} fields; it needs 5: {' '.join(FIELDS)}", field="/cron")
     out = []
     for i, field in enumerate(fields):
         low, high = _BOUNDS[i]
@@ -143,7 +130,7 @@ def check_cron(cron: str) -> str:
             if not ok:
                 raise IntakeError(f"cron {cron!r}: the {FIELDS[i]} field {field!r} is not valid "
                                   f"(values {_ALLOWED[i]}, as a number, a range a-b with a <= b, *, "
-                                  "each with an optional /step, in a comma list)")
+                                  "each with an optional /step, in a comma list)", field="/cron")
             if m.group("star"):
                 items.append(item)
             else:  # (7 is Sunday, as 0 is)
@@ -167,19 +154,19 @@ def parse_cron(value) -> str:
     """A cron as stored (whitespace normalised), or IntakeError naming the field that is wrong."""
     if not isinstance(value, str) or not value.strip():
         raise IntakeError("cron is required: five fields (minute hour day-of-month month day-of-week), "
-                          f"e.g. '30 2 * * *', or one of {', '.join(ALIASES)}")
+                          f"e.g. '30 2 * * *', or one of {', '.join(ALIASES)}", field="/cron")
     cron = " ".join(value.split())
     if cron.startswith("@"):
         if cron.lower() not in ALIASES:
-            raise IntakeError(f"cron {cron!r} is not a known alias; use one of {', '.join(ALIASES)}")
+            raise IntakeError(f"cron {cron!r} is not a known alias; use one of {', '.join(ALIASES)}", field="/cron")
         return cron.lower()
     computable = check_cron(cron)
     if not croniter.is_valid(computable):  # (check_cron is the stricter: this is a second line)
-        raise IntakeError(f"cron {cron!r} is not a valid cron expression")
+        raise IntakeError(f"cron {cron!r} is not a valid cron expression", field="/cron")
     try:
         croniter(computable, datetime(2000, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
-        raise IntakeError(f"cron {cron!r} never fires (no such date)") from None
+        raise IntakeError(f"cron {cron!r} never fires (no such date)", field="/cron") from None
     return cron
 
 
@@ -201,19 +188,19 @@ def check_timezone(value) -> str:
         return "UTC"
     if not isinstance(value, str) or value not in _zones():
         raise IntakeError(f"timezone {str(value)[:60]!r} is not a known IANA time zone "
-                          "(e.g. 'UTC', 'Europe/Berlin', 'America/New_York')")
+                          "(e.g. 'UTC', 'Europe/Berlin', 'America/New_York')", field="/timezone")
     return value
 
 
 def check_bool(value, what: str) -> bool:
-    """A JSON boolean, or a form's true/false/1/0."""
+    """A JSON boolean, or a form's true/false/1/0 (the field ``/what``)."""
     if value in (None, ""):
         return False
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
         return value.lower() in ("true", "1")
-    raise IntakeError(f"{what} must be true or false, got {str(value)[:60]!r}")
+    raise IntakeError(f"{what} must be true or false, got {str(value)[:60]!r}", field="/" + what)
 
 
 def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
@@ -316,7 +303,6 @@ def schedule_model(schedule: Schedule, runs: list, url: str) -> dict:
     return {
         "id": schedule.id,
         "user": schedule.user,
-        "name": schedule.name,
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "overlap": schedule.overlap,
@@ -324,12 +310,9 @@ def schedule_model(schedule: Schedule, runs: list, url: str) -> dict:
         "paused": bool(schedule.paused),
         "source": {"kind": schedule.source_kind, "path": schedule.path, "input_name": schedule.input_name,
                    "sha256": schedule.input_hash},
-        "parameters": schedule.parameters,
-        "resources": requested,
+        **{name: getattr(schedule, name) for name in CHOICES if name != "requested"},  # the user's choices
+        "resources": requested,  # (what was asked, shown as a submission sends it)
         "timeout": timeout,
-        "output_formats": schedule.output_formats,
-        "callback_url": schedule.callback_url,
-        "notify": schedule.notify,
         "created": isoformat(schedule.created),
         "updated": isoformat(schedule.updated),
         "next_runs": [t.isoformat() for t in next_runs],
@@ -353,7 +336,8 @@ class Scheduler(LoggingConfigurable):
     store = Instance(Store)
     artifacts = Instance(Artifacts)
     jobs = Any(help="The JobManager that makes the jobs.")
-    #: ``read_path(user, path) -> Bundle``: a notebook from the user's workspace (raises WorkspaceFileMissing)
+    #: ``read_path(user, path) -> Bundle``: a notebook from the user's workspace (raises WorkspaceFileMissing;
+    #: :meth:`Workspaces.read`)
     read_path = Any()
     clock = Any(None, allow_none=True, help="A callable returning the aware UTC now (tests inject one).")
 
@@ -436,7 +420,8 @@ class Scheduler(LoggingConfigurable):
             gap = shortest_interval(cron, tz, self.now(), self.minimum_interval)
             if gap < self.minimum_interval:
                 raise IntakeError(f"cron {cron!r} runs {int(gap)} s apart at times; this Hub's minimum interval "
-                                  f"between runs is {self.minimum_interval} s", 400, "interval_too_short")
+                                  f"between runs is {self.minimum_interval} s", 400, "interval_too_short",
+                                  field="/cron")
         return out
 
     def _too_many(self, user: str) -> IntakeError:
@@ -448,53 +433,46 @@ class Scheduler(LoggingConfigurable):
         if self.max_per_user and self.store.count_schedules(user) >= self.max_per_user:
             raise self._too_many(user)
 
-    async def create(self, user: str, form: dict, fields: dict, bundle: Bundle) -> Schedule:
-        """A schedule from a submission (``fields``/``bundle`` as POST /jobs parses them) and its timing in ``form``."""
-        unknown = sorted(set(form) - set(SUBMIT_FIELDS) - set(SCHEDULE_FIELDS))
-        if unknown:
-            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a schedule takes "
-                              f"{', '.join(SCHEDULE_FIELDS + SUBMIT_FIELDS)}")
+    async def create(self, form: dict, request: JobRequest) -> Schedule:
+        """A schedule that runs ``request`` (as POST /jobs reads it from ``form``) at the timing ``form`` gives."""
+        refuse_unknown(form, SUBMIT_FIELDS + SCHEDULE_FIELDS,
+                       f"a schedule takes {', '.join(SCHEDULE_FIELDS + SUBMIT_FIELDS)}")
         timing = self.check_timing(form)
-        self._check_limit(user)
-        await self.jobs.plan(user, bundle, **fields)  # everything a submit would refuse, refused now
-        path = fields.get("path")
-        source = dict(source_kind="path", path=path, input_hash=None) if path else dict(
-            source_kind="snapshot", path=None, input_hash=self.artifacts.store_input(bundle))
-        return self._insert(user, timing, source, bundle.kind, bundle.name, fields)
+        self._check_limit(request.user)
+        await self.jobs.plan(request)  # everything a submit would refuse, refused now
+        source = dict(source_kind="path", path=request.path, input_hash=None) if request.path else dict(
+            source_kind="snapshot", path=None, input_hash=self.artifacts.store_input(request.bundle))
+        return self._insert(request, timing, source)
 
     async def create_from_job(self, user: str, form: dict, job) -> Schedule:
-        """A schedule that runs what ``job`` ran (its path, else its stored input); ``form`` overrides its fields."""
-        unknown = sorted(set(form) - {"from_job"} - set(PATCH_FIELDS))
-        if unknown:
-            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; with from_job a schedule takes "
-                              f"{', '.join(PATCH_FIELDS)}")
+        """A schedule that runs what ``job`` ran (its path, else its stored input); ``form`` overrides its choices."""
+        refuse_unknown(form, ("from_job",) + PATCH_FIELDS,
+                       f"with from_job a schedule takes {', '.join(PATCH_FIELDS)}")
         timing = self.check_timing(form)
         self._check_limit(user)
         if not job.input_hash:
             raise IntakeError(f"job {job.id} failed before it had an input; nothing to schedule", 422,
-                              "nothing_to_schedule")
-        fields = dict(parameters=job.parameters, name=job.name, requested=dict(job.requested),
-                      output_formats=job.output_formats, callback_url=job.callback_url, notify=job.notify,
-                      path=job.path)
-        fields.update(self._job_fields(form, fields))
+                              "nothing_to_schedule", field="/from_job")
+        choices = choices_of(job)
+        choices.update(read_choices(form, choices, only_given=True))
         if job.path:
             bundle = await asyncio.to_thread(self.read_path, user, job.path)
             source = dict(source_kind="path", path=job.path, input_hash=None)
         else:
             bundle = Bundle(self.artifacts.read_input(job.input_hash), job.input_kind, job.input_name)
             source = dict(source_kind="snapshot", path=None, input_hash=job.input_hash)
-        fields["parameters"] = check_parameters(bundle.notebook, fields["parameters"])
-        await self.jobs.plan(user, bundle, **fields)
-        return self._insert(user, timing, source, job.input_kind, job.input_name, fields)
+        choices["parameters"] = check_parameters(bundle.notebook, choices["parameters"])
+        request = JobRequest(user=user, bundle=bundle, path=job.path, **choices)
+        await self.jobs.plan(request)
+        return self._insert(request, timing, source)
 
-    def _insert(self, user: str, timing: dict, source: dict, kind: str, input_name: str, fields: dict) -> Schedule:
+    def _insert(self, request: JobRequest, timing: dict, source: dict) -> Schedule:
         next_run = None if timing["paused"] else self.next_run_after(timing["cron"], timing["timezone"], self.now())
+        user = request.user
         try:  # the limit's check and the insert are one transaction: concurrent creates cannot pass it together
             schedule = self.store.create_schedule(
-                limit=self.max_per_user, user=user, name=fields["name"], input_kind=kind, input_name=input_name,
-                parameters=fields["parameters"], requested=fields["requested"], output_formats=fields["output_formats"],
-                callback_url=fields["callback_url"], notify=fields["notify"], next_run=next_run, skipped=0,
-                **timing, **source)
+                limit=self.max_per_user, user=user, input_kind=request.bundle.kind, input_name=request.bundle.name,
+                next_run=next_run, skipped=0, **request.choices(), **timing, **source)
         except TooManySchedules:
             raise self._too_many(user) from None
         self.log.info("schedule %s created for %s: %s %s (%s)", schedule.id, user, schedule.cron, schedule.timezone,
@@ -502,53 +480,18 @@ class Scheduler(LoggingConfigurable):
         self.wake()
         return schedule
 
-    def _job_fields(self, form: dict, current: dict) -> dict:
-        """The job fields a PATCH (or a from_job POST) changes, checked; parameters are checked by the caller."""
-        out = {}
-        if "parameters" in form:
-            params = parse_json_field(form["parameters"], "parameters")
-            if params is not None and not isinstance(params, dict):
-                raise IntakeError("parameters must be a JSON object of name: value")
-            out["parameters"] = params or {}
-        if "name" in form:
-            out["name"] = check_name(form["name"], current["name"])
-        if "resources" in form or "timeout" in form:
-            requested = dict(current["requested"])
-            if "resources" in form:
-                requested = {k: v for k, v in requested.items() if k == "timeout"}
-                requested.update(parse_resources(parse_json_field(form["resources"], "resources")))
-            if "timeout" in form:
-                requested.pop("timeout", None)
-                if form["timeout"] not in (None, ""):
-                    requested.update(parse_resources(None, form["timeout"]))
-            out["requested"] = requested
-        if "output_formats" in form:
-            out["output_formats"] = parse_output_formats(form["output_formats"])
-        if "callback_url" in form:
-            out["callback_url"] = check_callback_url(form["callback_url"])
-        if "notify" in form:
-            out["notify"] = check_notify(form["notify"])
-        return out
-
     async def update(self, schedule: Schedule, form: dict) -> Schedule:
         """Apply a PATCH; a resumed or re-timed schedule next runs at its first fire from now."""
         if not isinstance(form, dict):
             raise IntakeError("request body must be a JSON object")
-        unknown = sorted(set(form) - set(PATCH_FIELDS))
-        if unknown:
-            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a schedule's changeable fields are "
-                              f"{', '.join(PATCH_FIELDS)}")
+        refuse_unknown(form, PATCH_FIELDS, f"a schedule's changeable fields are {', '.join(PATCH_FIELDS)}")
         timing = self.check_timing(form, schedule)
-        current = dict(name=schedule.name, requested=schedule.requested, parameters=schedule.parameters)
-        changes = dict(timing, **self._job_fields(form, current))
-        if "parameters" in changes and changes["parameters"]:
+        changes = dict(timing, **read_choices(form, choices_of(schedule), only_given=True))
+        if changes.get("parameters"):
             bundle = await asyncio.to_thread(self._bundle, schedule)
             changes["parameters"] = check_parameters(bundle.notebook, changes["parameters"])
-        if "callback_url" in changes and changes["callback_url"]:
-            try:
-                await self.jobs.webhooks.check(changes["callback_url"])
-            except CallbackRefused as e:
-                raise IntakeError(str(e), 400, "callback_refused") from None
+        if changes.get("callback_url"):
+            await self.jobs.check_callback_url(changes["callback_url"])
         paused = changes.get("paused", schedule.paused)
         if paused:
             changes["next_run"] = None
@@ -594,28 +537,24 @@ class Scheduler(LoggingConfigurable):
 
     async def _make_job(self, schedule: Schedule, job_id: str) -> tuple:
         """Make the job ``job_id`` of a run: queued, or failed (invalid_input) when it cannot run; (job, error)."""
-        fields = dict(parameters=schedule.parameters, name=schedule.name, requested=dict(schedule.requested),
-                      output_formats=schedule.output_formats, callback_url=schedule.callback_url,
-                      notify=schedule.notify, path=schedule.path, schedule_id=schedule.id)
         try:
             bundle = await asyncio.to_thread(self._bundle, schedule)
             check_parameters(bundle.notebook, schedule.parameters)
-            return await self.jobs.submit(schedule.user, bundle, job_id=job_id, **fields), None
+            return await self.jobs.submit(JobRequest.of_schedule(schedule, bundle), job_id=job_id), None
         except IntegrityError:  # made before the service stopped: the fire's job exists
-            return self.jobs.get(job_id), schedule.last_error
+            return self.store.get(job_id), schedule.last_error
         except IntakeError as e:
             message = e.message
             if isinstance(e, WorkspaceFileMissing):
                 message = f"{schedule.path} is gone from {schedule.user}'s workspace"
             elif schedule.path:
                 message = f"{schedule.path}: {message}"
-            fields.pop("schedule_id")
+            row = dict(choices_of(schedule), user=schedule.user, schedule_id=schedule.id, path=schedule.path,
+                       input_kind=schedule.input_kind, input_name=schedule.input_name)
             try:
-                job = self.jobs.fail_unrunnable(schedule.user, message, job_id=job_id, schedule_id=schedule.id,
-                                                input_kind=schedule.input_kind, input_name=schedule.input_name,
-                                                **fields)
+                job = self.jobs.fail_unrunnable(row, message, job_id=job_id)
             except IntegrityError:
-                job = self.jobs.get(job_id)
+                job = self.store.get(job_id)
             self.log.warning("schedule %s: run %s cannot run: %s", schedule.id, job_id, message)
             return job, message
 
@@ -665,7 +604,7 @@ class Scheduler(LoggingConfigurable):
         """Make the jobs of fires recorded before a stop whose jobs were not made; returns their ids."""
         made = []
         for s in self.store.pending_fires():
-            if self.jobs.get(s.pending_job) is None:
+            if self.store.get(s.pending_job) is None:
                 await self._make_job(s, s.pending_job)
                 made.append(s.pending_job)
             self.store.fire_done(s.id, s.pending_job, s.last_error)

@@ -30,7 +30,7 @@ import os
 import stat
 import time
 
-from .intake import Bundle, IntakeError, clean_name, read_submission, safe_relpath
+from .intake import Bundle, IntakeError, Limits, clean_name, read_submission, safe_relpath
 
 #: what GET /notebooks lists (a submit by path also takes a .zip bundle)
 NOTEBOOK_SUFFIXES = (".ipynb", ".py")
@@ -274,3 +274,29 @@ def list_notebooks(root: str, *, limit: int = 1000, max_entries: int = 100_000, 
 
 def _iso(mtime: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime))
+
+
+class Workspaces:
+    """Every user's workspace, where the admin put them (``NotebookJobs.workspace_root``): the one way the
+    service reads a notebook from one (a ``{"path": …}`` submission, a path schedule's run) and lists them.
+
+    Blocking file-system work: call it in a thread.
+    """
+
+    def __init__(self, root: str, limits: Limits):
+        self.template, self.limits = root, limits
+
+    def root(self, user: str) -> str:
+        """The user's workspace directory (``{username}`` replaced)."""
+        return self.template.format(username=user)
+
+    def read(self, user: str, path) -> Bundle:
+        """The notebook at ``path`` in the user's workspace, as a submission reads it (see
+        :func:`read_workspace_notebook`), within the admin's limits."""
+        limits = self.limits
+        return read_workspace_notebook(self.root(user), user, path, max_size=limits.max_upload_size,
+                                       max_members=limits.bundle_max_files, max_bytes=limits.bundle_max_bytes)
+
+    def notebooks(self, user: str) -> list:
+        """What a submission by path would accept, newest first (see :func:`list_notebooks`)."""
+        return list_notebooks(self.root(user))

@@ -181,8 +181,7 @@ class Executor(LoggingConfigurable):
         2 << 20,
         help="Most bytes of a job's log (its stderr) passed on to the service and kept; the "
         "rest is dropped with one note, so a job that floods its output floods neither the "
-        "service nor its disk. The one log cap, for every executor (it replaces "
-        "JobManager.log_cap).",
+        "service nor its disk. The one log cap, for every executor.",
     ).tag(config=True)
 
     async def start(self) -> None:

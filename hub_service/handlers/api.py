@@ -1,42 +1,25 @@
 """REST API handlers (the contract: ``…/api/openapi.json``; the flow: docs/architecture.md).
 
-Thin: parse, check access, call the job manager (``self.jobs``, the one object handlers talk to).
+Thin: parse (into a :class:`~hub_service.request.JobRequest`), check access, then ask the read
+side (``self.jobs``) or hand the request to the job flow (``self.flow``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
-from tornado import httputil, web
+from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import __version__, metrics
-from ..intake import (
-    Bundle,
-    IntakeError,
-    check_callback_url,
-    check_name,
-    clean_name,
-    check_notify,
-    check_parameters,
-    load_json,
-    parameter_fields,
-    parse_json_field,
-    parse_output_formats,
-    parse_resources,
-    parse_script,
-    parse_notebook,
-    read_submission,
-    same_submission,
-)
 from ..explain import sizing_words
+from ..intake import IntakeError, clean_name, parameter_fields
 from ..outputs import MEDIA_TYPES
+from ..request import JobRequest, parse_submission, rerun_request
 from ..states import STATUSES, TERMINAL, Status
 from ..store import BadCursor, DuplicateKey, Job, job_model, listed_model
-from ..workspace import list_notebooks, read_workspace_notebook
 from .admin import capacity_model
 from .base import APIHandler, admin_only, authenticated
 
@@ -66,7 +49,7 @@ class HealthHandler(APIHandler):
             "status": "ok",
             "version": __version__,
             "backend": self.jobs.health(),
-            "running": self.jobs.running_tasks(),
+            "running": self.flow.running_tasks(),
         })
 
 
@@ -126,7 +109,7 @@ class JobsHandler(APIHandler):
         # answers a bare 400 and hangs up mid-upload.
         self.request.connection.set_max_body_size(_UNBOUNDED)
         declared = self.request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.config.max_upload_size:
+        if declared.isdigit() and int(declared) > self.limits.max_upload_size:
             await self._refuse_upload()
 
     async def data_received(self, chunk):
@@ -134,7 +117,7 @@ class JobsHandler(APIHandler):
         if self._refused_at is not None:
             if time.monotonic() - self._refused_at > LINGER and not self._finished:
                 self._stop_lingering()
-        elif self._received > self.config.max_upload_size:
+        elif self._received > self.limits.max_upload_size:
             self._chunks = []
             await self._refuse_upload()
         else:
@@ -145,7 +128,7 @@ class JobsHandler(APIHandler):
         try:
             await self.identify()
             self.require_user()
-            raise IntakeError(f"upload is over the limit of {self.config.max_upload_size} bytes", 413, "too_large")
+            raise IntakeError(f"upload is over the limit of {self.limits.max_upload_size} bytes", 413, "too_large")
         except (web.HTTPError, IntakeError) as e:
             self._handle_request_exception(e)
 
@@ -195,101 +178,49 @@ class JobsHandler(APIHandler):
         key = self.request.headers.get("Idempotency-Key") or None
         if key and len(key) > 255:
             raise IntakeError("Idempotency-Key is longer than 255 characters")
-        fields, bundle = await asyncio.to_thread(self._parse_submission, user)
+        request = await asyncio.to_thread(self._parse_submission, user)
         existing = key and self.jobs.find_by_idempotency_key(user, key)
         if existing:
-            return self._replay(existing, key, bundle, fields)
+            return self._replay(existing, key, request)
         try:
-            job = await self.jobs.submit(user, bundle, idempotency_key=key, **fields)
+            job = await self.flow.submit(request, idempotency_key=key)
         except DuplicateKey as e:  # the same key raced in from another request
-            return self._replay(e.job, key, bundle, fields)
+            return self._replay(e.job, key, request)
         self.set_header("Location", self.api_url("jobs", job.id))
         self.write_json(job_model(job), 201)
 
-    def _replay(self, job, key: str, bundle: Bundle, fields: dict):
+    def _replay(self, job, key: str, request: JobRequest):
         """Answer a repeated Idempotency-Key: the first job if this is the same request, else 422."""
-        if not same_submission(job, bundle.sha256, fields):
+        if not request.same_as(job):
             raise IntakeError(f"Idempotency-Key {key!r} was already used for another request (job {job.id}); "
                               "send a new key with a changed submission", 422, "idempotency_key_reused")
         self.write_json(job_model(job), 200)
 
     async def _dry_run(self, user: str):
         """Validate and size exactly as a submit would; answer the would-be job, store nothing."""
-        fields, bundle = await asyncio.to_thread(self._parse_submission, user)
-        planned = await self.jobs.plan(user, bundle, **fields)
-        would_be = job_model(Job(id=None, status=Status.QUEUED.value, input_hash=bundle.sha256, cells_done=0, **planned))
-        would_be["resources"]["bounds"] = self.jobs.bounds  # what an override may ask for
-        would_be["resources"]["explanation"] = sizing_words(would_be["resources"], self.jobs.bounds)
+        request = await asyncio.to_thread(self._parse_submission, user)
+        would_be = await planned_job(self, request)
         # what a form needs to offer the notebook's parameters, whatever the input's kind
-        would_be["notebook_parameters"] = await asyncio.to_thread(parameter_fields, bundle.notebook)
-        self.write_json(dict(would_be, dry_run=True), 200)
+        would_be["notebook_parameters"] = await asyncio.to_thread(parameter_fields, request.bundle.notebook)
+        self.write_json(would_be, 200)
 
-    def _parse_submission(self, user: str):
-        """Fields and bundle from the body; IntakeError names what is wrong."""
-        _form, fields, bundle = parse_submission(self.request, self.config, user)
-        return fields, bundle
-
-
-def parse_submission(request, config, user: str, parsed=None) -> tuple:
-    """The form, the job's fields and the bundle of a submission (multipart or JSON); IntakeError says why not.
-
-    Shared by ``POST /jobs`` and ``POST /schedules``, which takes the same body (and has
-    read a JSON one already: ``parsed``, so that it is not parsed twice).
-    """
-    content_type = request.headers.get("Content-Type", "")
-    limits = dict(max_members=config.bundle_max_files, max_bytes=config.bundle_max_bytes)
-    if content_type.startswith("multipart/form-data"):
-        args, files = {}, {}
-        try:
-            httputil.parse_body_arguments(content_type, request.body, args, files, request.headers)
-        except httputil.HTTPInputError as e:  # no boundary, a part without a name, undecodable headers
-            raise IntakeError(f"malformed multipart/form-data body: {e}") from None
-        form = {k: v[0].decode("utf-8", "replace") for k, v in args.items()}
-        if "file" not in files:
-            raise IntakeError("multipart upload needs a 'file' part (.ipynb, .py or .zip)")
-        upload = files["file"][0]
-        bundle = read_submission(upload.filename or "upload.ipynb", upload.body, entry=form.get("entry"), **limits)
-    elif content_type.startswith("application/json") or not content_type:
-        if parsed is not None:
-            form = parsed
-        else:
-            form = load_json(request.body, "request body") if request.body else {}
-        if not isinstance(form, dict):
-            raise IntakeError("request body must be a JSON object")
-        bundle = bundle_from_json(form, user, config, limits)
-    else:
-        raise IntakeError(f"unsupported Content-Type {content_type!r}: use multipart/form-data or JSON", 415)
-    parameters = check_parameters(bundle.notebook, parse_json_field(form.get("parameters"), "parameters"),
-                                  max_size=config.max_parameters_size)
-    fields = dict(
-        parameters=parameters,
-        name=check_name(form.get("name"), bundle.name),
-        requested=parse_resources(parse_json_field(form.get("resources"), "resources"), form.get("timeout")),
-        output_formats=parse_output_formats(form.get("output_formats")),
-        callback_url=check_callback_url(form.get("callback_url")),
-        notify=check_notify(form.get("notify")),
-        path=form.get("path") if isinstance(form.get("path"), str) else None,
-    )
-    return form, fields, bundle
+    def _parse_submission(self, user: str) -> JobRequest:
+        """The request of the body; IntakeError says what is wrong, and in which field."""
+        r = self.request
+        _form, request = parse_submission(r.headers.get("Content-Type", ""), r.body, r.headers, user, self.limits,
+                                          self.workspaces.read)
+        return request
 
 
-def bundle_from_json(body: dict, user: str, config, limits: dict) -> Bundle:
-    """The bundle of a JSON submission: exactly one of ``notebook``, ``path`` (workspace) or ``code``."""
-    sources = [k for k in ("notebook", "path", "code") if body.get(k) not in (None, "")]
-    if len(sources) != 1:
-        raise IntakeError("JSON submission needs exactly one of 'notebook' (the .ipynb JSON), "
-                          "'path' (in your workspace) or 'code' (Python source)")
-    source = sources[0]
-    if source == "notebook":
-        nb = body["notebook"]
-        data = json.dumps(nb).encode() if isinstance(nb, (dict, list)) else str(nb).encode()
-        return Bundle(parse_notebook(data, "notebook"), "ipynb", check_name(body.get("name"), "notebook.ipynb"))
-    if source == "code":
-        if not isinstance(body["code"], str):
-            raise IntakeError("'code' must be a string of Python source")
-        return Bundle(parse_script(body["code"].encode(), "code.py"), "py", "code.py")
-    return read_workspace_notebook(config.workspace_for(user), user, body["path"], max_size=config.max_upload_size,
-                                   **limits)
+async def planned_job(handler: APIHandler, request: JobRequest) -> dict:
+    """A dry run's answer: the job ``request`` would make, sized, with the admin's bounds and the sizing in words."""
+    planned = await handler.flow.plan(request)
+    would_be = job_model(Job(id=None, status=Status.QUEUED.value, input_hash=request.bundle.sha256, cells_done=0,
+                             **planned))
+    bounds = handler.jobs.bounds
+    would_be["resources"]["bounds"] = bounds  # what a request may ask for
+    would_be["resources"]["explanation"] = sizing_words(would_be["resources"], bounds, request.retry_words())
+    return dict(would_be, dry_run=True)
 
 
 class JobHandler(APIHandler):
@@ -301,10 +232,10 @@ class JobHandler(APIHandler):
     async def delete(self, job_id):
         job = self.get_job(job_id)
         if job.status not in TERMINAL:
-            job = await self.jobs.cancel(job, by=self.user_name)
+            job = await self.flow.cancel(job, by=self.user_name)
             if job.status not in TERMINAL:
                 raise web.HTTPError(409, f"job {job_id} is still {job.status}; try again shortly")
-        self.jobs.delete(job)
+        self.flow.delete(job)
         self.set_status(204)
         self.finish()
 
@@ -315,7 +246,7 @@ class CancelHandler(APIHandler):
         job = self.get_job(job_id)
         if job.status in TERMINAL:
             raise web.HTTPError(409, f"job {job_id} already {job.status}")
-        job = await self.jobs.cancel(job, by=self.user_name)  # kept as the job's cancelled_by
+        job = await self.flow.cancel(job, by=self.user_name)  # kept as the job's cancelled_by
         self.write_json(job_model(job), 200 if job.status in TERMINAL else 202)
 
 
@@ -329,36 +260,16 @@ class RerunHandler(APIHandler):
     answers the would-be job, sized and explained in words, and stores nothing.
     """
 
-    FIELDS = ("parameters", "resources", "timeout")
-
     @authenticated
     async def post(self, job_id):
         job = self.get_job(job_id)
         dry_run = self.flag_argument("dry_run")
         body = self.get_json_body()
-        if not isinstance(body, dict):
-            raise IntakeError("request body must be a JSON object like {\"parameters\": {\"alpha\": 0.5}}")
-        unknown = sorted(set(body) - set(self.FIELDS))
-        if unknown:
-            raise IntakeError(f"unknown field(s) {', '.join(unknown)}; a re-run takes only "
-                              f"{', '.join(repr(f) for f in self.FIELDS)}")
-        parameters = None
-        if "parameters" in body:
-            if not isinstance(body["parameters"], dict):
-                raise IntakeError("parameters must be a JSON object of name: value")
-            parameters = await asyncio.to_thread(self.jobs.check_rerun_parameters, job, body["parameters"],
-                                                 self.config.max_parameters_size)
-        requested = parse_resources(body.get("resources"), body.get("timeout"))
+        # (in a thread: the job's input is read, and the parameters checked against it)
+        request = await asyncio.to_thread(rerun_request, job, body, lambda: self.jobs.input_bundle(job), self.limits)
         if dry_run:
-            planned = await self.jobs.rerun(job, job.user, parameters=parameters, requested=requested, dry_run=True)
-            would_be = job_model(Job(id=None, status=Status.QUEUED.value, input_hash=job.input_hash, cells_done=0,
-                                     **planned))
-            bounds = self.jobs.bounds
-            would_be["resources"]["bounds"] = bounds  # what a request may ask for
-            would_be["resources"]["explanation"] = sizing_words(would_be["resources"], bounds,
-                                                                self.jobs.retry_words_of(job))
-            return self.write_json(dict(would_be, dry_run=True), 200)
-        new = await self.jobs.rerun(job, job.user, parameters=parameters, requested=requested)
+            return self.write_json(await planned_job(self, request), 200)
+        new = await self.flow.submit(request)
         self.set_header("Location", self.api_url("jobs", new.id))
         self.write_json(job_model(new), 201)
 
@@ -428,10 +339,10 @@ class NotebooksHandler(APIHandler):
 
     @authenticated
     async def get(self):
-        root = self.config.workspace_for(self.user_name)
+        user = self.user_name
         # what a submit by path would accept; links are never followed (hub_service/workspace.py)
-        found = await asyncio.to_thread(list_notebooks, root)
-        self.write_json({"workspace": root, "notebooks": found})
+        found = await asyncio.to_thread(self.workspaces.notebooks, user)
+        self.write_json({"workspace": self.workspaces.root(user), "notebooks": found})
 
 
 class MetricsHandler(APIHandler):

@@ -1,7 +1,9 @@
 """Handler bases: Hub authentication, ownership and admin checks, JSON errors, Hub-look pages.
 
-Handlers talk to one object, the :class:`~hub_service.jobs.JobManager` (``self.jobs``), which
-arrives through the Tornado application's settings, so handlers hold no state of their own.
+Handlers ask the read side, :class:`~hub_service.views.JobViews` (``self.jobs``), and hand
+requests to the job flow, :class:`~hub_service.jobs.JobManager` (``self.flow``); both arrive
+through the Tornado application's settings, with the users' ``workspaces`` and the
+submission ``limits``, so handlers hold no state of their own.
 """
 
 from __future__ import annotations
@@ -28,7 +30,23 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     @property
     def jobs(self):
+        """The read side: listings, one job, its files and events (:class:`~hub_service.views.JobViews`)."""
         return self.settings["jobs"]
+
+    @property
+    def flow(self):
+        """The job flow: plan, submit, cancel, delete (:class:`~hub_service.jobs.JobManager`)."""
+        return self.settings["flow"]
+
+    @property
+    def workspaces(self):
+        """The users' workspaces (:class:`~hub_service.workspace.Workspaces`)."""
+        return self.settings["workspaces"]
+
+    @property
+    def limits(self):
+        """How much a submission may be (:class:`~hub_service.intake.Limits`)."""
+        return self.workspaces.limits
 
     @property
     def config(self):
@@ -135,10 +153,14 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=_ATTR_CHARS)}"
 
 
-def error_body(status: int, message: str, code: Optional[str] = None) -> str:
-    """The JSON of an error answer: ``{"error": {code, message, status}}``."""
-    return json.dumps({"error": {"code": code or responses.get(status, "error").lower().replace(" ", "_"),
-                                 "message": message, "status": status}})
+def error_body(status: int, message: str, code: Optional[str] = None, field: Optional[str] = None) -> str:
+    """The JSON of an error answer: ``{"error": {code, message, status}}``, and ``field`` (a JSON pointer into
+    the request) when it is about one field of it."""
+    error = {"code": code or responses.get(status, "error").lower().replace(" ", "_"), "message": message,
+             "status": status}
+    if field is not None:
+        error["field"] = field
+    return json.dumps({"error": error})
 
 
 class APIHandler(BaseHandler):
@@ -165,9 +187,9 @@ class APIHandler(BaseHandler):
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message = None, responses.get(status_code, "error")
+        code, message, field = None, responses.get(status_code, "error"), None
         if isinstance(exc, IntakeError):
-            code, message = exc.code, exc.message
+            code, message, field = exc.code, exc.message, exc.field
         elif isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
         elif exc is not None and status_code >= 500:
@@ -176,7 +198,7 @@ class APIHandler(BaseHandler):
         if status_code == 405:  # RFC 9110: a 405 says which methods the resource has
             self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(error_body(status_code, message, code))
+        self.finish(error_body(status_code, message, code, field))
 
     def _handle_request_exception(self, e):
         if isinstance(e, IntakeError):

@@ -128,7 +128,16 @@ def _schemas() -> dict:
     }}
     error = {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"], "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}}}}
+            "code": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"},
+            "field": {"type": "string", "pattern": "^(/([^~/]|~[01])*)+$", "example": "/resources/memory",
+                      "description": "present only when the error is about one field of the request: an RFC "
+                                     "6901 JSON pointer into the request as its JSON body spells it ('/name', "
+                                     "'/path', '/notebook', '/code', '/parameters' or '/parameters/NAME', "
+                                     "'/resources/cpu', '/resources/memory', '/resources/gpu', '/timeout', "
+                                     "'/output_formats', '/notify', '/callback_url'; schedules also '/cron', "
+                                     "'/timezone', '/overlap', '/missed', '/paused', '/from_job'); a multipart "
+                                     "form's field is named by the same pointer, its upload by '/file' (and "
+                                     "'/entry')"}}}}}
     capacity = {"type": "object", "properties": {
         "cpu": {"type": "number"}, "memory": {"type": "integer"}, "gpu": {"type": "integer"},
         "max_running": {"type": "integer"}, "per_user": {"type": "integer"}}}
@@ -308,7 +317,9 @@ def spec(server_url: str) -> dict:
         "openapi": "3.0.3",
         "info": {"title": "Notebook Jobs", "version": __version__,
                  "description": "Run notebooks as parameterized, sandboxed jobs on JupyterHub. Errors are "
-                                "JSON {\"error\": {code, message}} with a 4xx status."},
+                                "JSON {\"error\": {code, message, status}} with a 4xx status, and field (a "
+                                "JSON pointer such as /resources/memory) when the error is about one field of "
+                                "the request."},
         "servers": [{"url": server_url}],
         "components": {
             "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",

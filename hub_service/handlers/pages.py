@@ -22,7 +22,8 @@ from .. import __version__
 from ..explain import predicted_time_words, sizing_words, time_words
 from ..intake import NOTIFY_CHOICES, parameter_fields
 from ..outputs import MEDIA_TYPES
-from ..states import ACTIVE, OUTPUT_FORMATS, STATUSES, Reason
+from ..request import retry_words
+from ..states import ACTIVE, OUTPUT_FORMATS, STATUSES
 from ..store import job_model, listed_model
 from .base import APIHandler, BaseHandler
 
@@ -139,7 +140,7 @@ class PageHandler(BaseHandler):
             service_prefix=self.prefix,
             api_url=url_path_join(self.prefix, "api") + "/",
             is_admin=self.is_admin,
-            mail_on=bool(self.jobs.mailer and self.jobs.mailer.enabled),
+            mail_on=bool(self.settings.get("mailer") and self.settings["mailer"].enabled),
             **ns,
         )
         self.finish(html)
@@ -175,10 +176,7 @@ class JobPage(PageHandler):
         # (in a thread: a large notebook read and inspected would hold up every other request)
         fields = await asyncio.to_thread(self._parameter_fields, job)
         previous = self.jobs.get(job.rerun_of) if job.rerun_of else None
-        retry = None
-        if previous is not None and previous.error_reason in (Reason.OOM_KILLED, Reason.TIMEOUT):
-            retry = {"reason": previous.error_reason, "peak_memory": (previous.used or {}).get("peak_memory"),
-                     "allocated": previous.allocated}
+        retry = retry_words(previous) if previous is not None else None
         model, bounds = job_model(job), self.jobs.bounds
         self.render_page(
             "job.html", job=model, parameter_fields=fields or [], bounds=bounds,

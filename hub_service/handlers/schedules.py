@@ -11,8 +11,8 @@ import asyncio
 from tornado import web
 
 from ..intake import IntakeError, load_json
+from ..request import parse_submission
 from ..store import job_model
-from .api import parse_submission
 from .base import APIHandler, authenticated
 
 
@@ -62,11 +62,13 @@ class SchedulesHandler(ScheduleAPIHandler):
             job_id = body["from_job"]
             job = self.jobs.get(job_id, None if self.is_admin else user) if isinstance(job_id, str) else None
             if job is None:
-                raise IntakeError(f"from_job: no job {str(job_id)[:40]}", 404, "not_found")
+                raise IntakeError(f"from_job: no job {str(job_id)[:40]}", 404, "not_found", field="/from_job")
             schedule = await self.scheduler.create_from_job(user, body, job)
         else:
-            form, fields, bundle = await asyncio.to_thread(parse_submission, self.request, self.config, user, body)
-            schedule = await self.scheduler.create(user, form, fields, bundle)
+            r = self.request
+            form, request = await asyncio.to_thread(parse_submission, content_type, r.body, r.headers, user,
+                                                    self.limits, self.workspaces.read, body)
+            schedule = await self.scheduler.create(form, request)
         self.set_header("Location", self._url(schedule.id))
         self.write_schedule(schedule, 201)
 

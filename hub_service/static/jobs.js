@@ -6,12 +6,13 @@
   const cfg = window.NOTEBOOK_JOBS;
   const TERMINAL = ["succeeded", "failed", "cancelled"];
 
-  /** An API refusal: the service's message, status and code. */
+  /** An API refusal: the service's message, status, code and the field it is about (a JSON pointer). */
   class APIError extends Error {
-    constructor(message, status, code) {
+    constructor(message, status, code, field) {
       super(message);
       this.status = status;
       this.code = code;
+      this.field = field || null;
     }
   }
 
@@ -22,7 +23,7 @@
     return fetch(cfg.api + path, options).then(async (r) => {
       const body = r.status === 204 ? null : await r.json().catch(() => null);
       const err = body && body.error;
-      if (!r.ok) throw new APIError((err && err.message) || r.statusText, r.status, err && err.code);
+      if (!r.ok) throw new APIError((err && err.message) || r.statusText, r.status, err && err.code, err && err.field);
       return body;
     });
   }
@@ -207,23 +208,24 @@
 
   // -- errors beside the field they name ----------------------------------------------------
 
-  //: which field an API error is about, from the start of its message (intake's wording)
-  const ERROR_FIELDS = [
-    [/^resources\.cpu\b/, "cpu"], [/^resources\.memory\b/, "memory"], [/^timeout\b/, "timeout"],
-    [/parameter/, "parameters"], [/^name\b/, "name"], [/output.format/, "output_formats"], [/^notify\b/, "notify"],
-    [/^(path|no file)\b|workspace|\.(ipynb|py|zip)\b|unsupported file|upload/i, "path"],
-  ];
-
-  function errorField(message) {
-    const hit = ERROR_FIELDS.find(([re]) => re.test(message));
-    return hit ? hit[1] : null;
+  /** The form's name for the field an API error's ``error.field`` (a JSON pointer into the request) points
+   * at: "/resources/memory" is "memory", "/parameters/alpha" "param:alpha", "/path" "path"; "" for none. */
+  function formField(pointer) {
+    if (!pointer) return "";
+    const [top, sub] = pointer.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+    if (top === "parameters" && sub !== undefined) return "param:" + sub;
+    if (top === "resources" && sub !== undefined) return sub === "ram" ? "memory" : sub;
+    return top;
   }
 
-  /** Show ``errors`` ({field: message}) beside their fields in ``form``; the rest in ``fallback``. */
+  /** Show ``errors`` ({field: message}) beside their fields in ``form`` (a parameter's without a field of its
+   * own beside the parameters); the rest in ``fallback``. */
   function showErrors(form, errors, fallback) {
     for (const [field, message] of Object.entries(errors)) {
-      const box = form.querySelector(`[data-error-for~="${CSS.escape(field)}"]`);
-      const input = form.querySelector(`[data-field~="${CSS.escape(field)}"], [data-param="${CSS.escape(field.replace(/^param:/, ""))}"]`);
+      const box = form.querySelector(`[data-error-for~="${CSS.escape(field)}"]`) ||
+        (field.startsWith("param:") ? form.querySelector('[data-error-for~="parameters"]') : null);
+      const input = field.startsWith("param:") ? form.querySelector(`[data-param="${CSS.escape(field.slice(6))}"]`)
+        : form.querySelector(`[data-field~="${CSS.escape(field)}"]`);
       if (input) input.classList.add("is-invalid");
       if (box) {
         box.textContent = message;
@@ -239,13 +241,13 @@
     form.querySelectorAll(".is-invalid").forEach((el) => el.classList.remove("is-invalid"));
   }
 
-  /** An API error as {field: message}: beside its field when the message names one. */
+  /** An API error as {field: message}: beside the field its error.field names, if the form has it. */
   function apiErrors(err) {
-    return {[errorField(err.message) || ""]: err.message};
+    return {[formField(err.field)]: err.message};
   }
 
   window.NotebookJobs = {
     cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce,
-    paramFields, readParams, errorField, showErrors, clearErrors, apiErrors, errorSummary, progressWords, partialWords,
+    paramFields, readParams, formField, showErrors, clearErrors, apiErrors, errorSummary, progressWords, partialWords,
   };
 })();
