@@ -41,6 +41,7 @@ from .schedules import Scheduler
 from .sizing import Sizing
 from .store import Store
 from .views import JobViews
+from .volumes import VolumeWorkspaces
 from .webhooks import Webhooks
 from .workspace import Workspaces
 
@@ -85,7 +86,8 @@ class NotebookJobs(Application):
         "debug": ({"Application": {"log_level": 10}}, "Log at debug level."),
     }
 
-    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, Mailer, LocalExecutor, Scheduler]
+    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, Mailer, LocalExecutor, Scheduler,
+               VolumeWorkspaces]
 
     config_file = Unicode("notebook_jobs_config.py", help="Config file to load, if it exists.").tag(config=True)
 
@@ -154,6 +156,16 @@ class NotebookJobs(Application):
         "/home/{username}",
         help="""A user's workspace, for GET /notebooks and {"path": …} submissions.
         {username} is replaced; match the spawner's notebook directory.""",
+    ).tag(config=True)
+
+    workspace_volume = Unicode(
+        "",
+        help="""A Docker volume per user that holds the user's workspace, as DockerSpawner's
+        volumes do (e.g. jupyterhub-user-{username}; {username} escaped as DockerSpawner
+        escapes it). When set, GET /notebooks, {"path": …} submissions and path schedules read
+        that volume through a short-lived read-only helper container (VolumeWorkspaces; its
+        image, uid and timeout are its own options) instead of workspace_root on the
+        service's own disk: for a service in a container of its own.""",
     ).tag(config=True)
 
     admin_groups = List(Unicode(), help="Hub groups whose members act as admins of this service.").tag(config=True)
@@ -238,7 +250,11 @@ class NotebookJobs(Application):
         self.views = JobViews(store=self.store, artifacts=self.artifacts, broker=broker, executor=self.executor,
                               dispatcher=self.dispatcher, sizing=self.sizing, offload=self.offload,
                               planner=self.planner)
-        self.workspaces = Workspaces(self.workspace_root, self.limits)
+        if self.workspace_volume:
+            self.workspaces = VolumeWorkspaces(parent=self, log=self.log, limits=self.limits,
+                                               volume_template=self.workspace_volume)
+        else:
+            self.workspaces = Workspaces(self.workspace_root, self.limits)
         self.scheduler = Scheduler(parent=self, log=self.log, store=self.store, artifacts=self.artifacts,
                                    jobs=self.jobs, read_path=self.workspaces.read)
         self.hub_auth = self._hub_auth()

@@ -23,6 +23,8 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v runsc >/dev/null || [ -x /usr/bin/runsc ] || missing+=(runsc)
+# the team deployment (docker-compose.yml, scripts/stack.sh): Debian's docker-compose 1.29
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq
