@@ -6,7 +6,7 @@ In one run on this machine the store (SQLite, as the service keeps it) is filled
   (b) the jobs of the period loaded through the ORM and summed per user in Python
 are timed (best of ``--repeat``) and checked to agree. Prints both and b/a.
 
-    .venv/bin/python bench/bench_admin_usage.py [--jobs 100000] [--repeat 3]
+    .venv/bin/python -m bench.bench_admin_usage [--jobs 100000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import random
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from sqlalchemy import insert, select
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from hub_service.store import Store  # noqa: E402
-from hub_service.store.models import Job, utcnow  # noqa: E402
+from hub_service.store import Store
+from hub_service.store.models import Job, utcnow
 
 USERS, DAYS = 200, 60
 

@@ -1,6 +1,6 @@
 """Benchmark: what the docker backend costs over bare papermill, for one job and a burst.
 
-    .venv/bin/python bench/bench_docker.py [--repeat 3] [--burst 20] [--concurrency 2] [--warm-pool 3]
+    .venv/bin/python -m bench.bench_docker [--repeat 3] [--burst 20] [--concurrency 2] [--warm-pool 3]
 
 Measures the same 2-cell notebook through
   (a) bare papermill: hub_service/runner.py in a lean venv (papermill + ipykernel, the
@@ -34,11 +34,10 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from hub_service.executors.base import RUNNER_PATH, JobSpec
+from hub_service.executors.docker import DockerExecutor
 
-from hub_service.executors.base import RUNNER_PATH, JobSpec  # noqa: E402
-from hub_service.executors.docker import DockerExecutor  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 WHEELS = ROOT / ".cache" / "runner-wheels"
 VENV = ROOT / ".cache" / "bench-venv"
@@ -100,7 +99,7 @@ async def executor_run(ex: DockerExecutor, wd: Path, job_id: str) -> float:
 
 
 async def warm_run(ex: DockerExecutor, wd: Path, job_id: str) -> float:
-    assert await ex.wait_warm(120), "the warm pool did not fill"
+    assert await ex.pool.wait_ready(120), "the warm pool did not fill"
     return await executor_run(ex, wd, job_id)
 
 
@@ -159,7 +158,7 @@ async def main():
         await wex.start()
         w = [await warm_run(wex, make_workdir(base), f"bench-w{i}-{uuid.uuid4().hex[:6]}")
              for i in range(args.repeat)]
-        assert await wex.wait_warm(120), "the warm pool did not fill"
+        assert await wex.pool.wait_ready(120), "the warm pool did not fill"
         warm_burst_s = await burst(wex, base, args.burst, args.concurrency)
         await wex.stop()  # its refills stop competing with the bare runs
         warm_seq_s = sequential()

@@ -1,6 +1,6 @@
 """The memory floor: what the runner and a kernel need before a notebook does anything.
 
-    .venv/bin/python bench/bench_floor.py [--jobs 12] [--concurrency 2] [--warm-pool 2] [--skip-docker]
+    .venv/bin/python -m bench.bench_floor [--jobs 12] [--concurrency 2] [--warm-pool 2] [--skip-docker]
 
 Runs a trivial notebook (two cells, no imports) as real jobs -- through the docker
 executor cold (a fresh container each), through it with a warm pool (the peak then
@@ -27,14 +27,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_docker import make_workdir  # noqa: E402
-
-from demand.policy import RUNNER_FLOOR  # noqa: E402
-from hub_service.executors.base import JobSpec  # noqa: E402
+from bench.bench_docker import make_workdir
+from demand.policy import RUNNER_FLOOR
+from hub_service.executors.base import JobSpec
 
 MiB = 2**20
 #: Headroom over the largest trivial peak seen: a few dozen runs do not show the tail of
@@ -77,7 +72,7 @@ async def main(argv=None) -> int:
                 await ex.start()
                 try:
                     if pool:
-                        assert await ex.wait_warm(180), "the warm pool did not fill"
+                        assert await ex.pool.wait_ready(180), "the warm pool did not fill"
                     peaks[name] = await _peaks(ex, base, args.jobs, args.concurrency, name.split()[1])
                 finally:
                     await ex.stop()

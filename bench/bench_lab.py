@@ -10,7 +10,7 @@
 Also printed: the toolbar click -> the dialog showing the service's sizing (its dry run).
 Prints medians of ``--repeat`` runs, interleaved, and the ratio b/a.
 
-    .venv/bin/python bench/bench_lab.py [--repeat 5] [--executor docker|local]
+    .venv/bin/python -m bench.bench_lab [--repeat 5] [--executor docker|local]
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.hubtest import Hub, make_notebook  # noqa: E402
+from tests.hubtest import ROOT, Hub, make_notebook
 
 RUNNER_PY = ROOT / ".venv-runner" / "bin" / "python"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -7,21 +7,18 @@ that whatever else the machine is doing slows both alike: a submit (on the idle 
 job is cancelled again, untimed) and a listing of the newest 50. Prints p50/p99 of each
 and the ratio loaded/idle of the p99 (target <= 2).
 
-    .venv/bin/python bench/bench_load.py [--burst 300] [--samples 100] [--executor docker]
+    .venv/bin/python -m bench.bench_load [--burst 300] [--samples 100] [--executor docker]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.hubtest import Hub, make_notebook, nb_bytes  # noqa: E402
+from tests.hubtest import Hub, make_notebook, nb_bytes
 
 SLEEPER = make_notebook("import time\ntime.sleep(3600)", parameters="x = 1")
 USERS = ("ann", "ben", "cat")

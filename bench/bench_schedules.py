@@ -12,7 +12,7 @@ is a tick well under the minute it serves and a last start no later than (a)'s.
 The 1,000 schedules are written into the store beside the running service (one made
 through the API, cloned), as bench_service.py fills its store.
 
-    .venv/bin/python bench/bench_schedules.py [--due 100 --schedules 1000 --executor local --max-running 4]
+    .venv/bin/python -m bench.bench_schedules [--due 100 --schedules 1000 --executor local --max-running 4]
 """
 
 from __future__ import annotations
@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.hubtest import Hub, make_notebook  # noqa: E402
-
-from hub_service.store import Schedule, Store  # noqa: E402
-from hub_service.store.models import ScheduleCount  # noqa: E402
+from hub_service.store import Schedule, Store
+from hub_service.store.models import ScheduleCount
+from tests.hubtest import Hub, make_notebook
 
 UTC = timezone.utc
 NOTEBOOK = make_notebook("x = 1")

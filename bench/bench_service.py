@@ -12,7 +12,7 @@ With ``--executor docker`` (b) runs in the sandbox (target b/a <= 1.5), and a bu
 ``--burst`` jobs submitted at once is timed against as many sequential bare runs
 (target <= 0.7: the two cores are used, not thrashed).
 
-    .venv/bin/python bench/bench_service.py [--repeat 5] [--executor docker --burst 20]
+    .venv/bin/python -m bench.bench_service [--repeat 5] [--executor docker --burst 20]
 """
 
 from __future__ import annotations
@@ -29,12 +29,9 @@ from pathlib import Path
 import nbformat
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.hubtest import Hub, make_notebook  # noqa: E402
-
-from hub_service.store import Store  # noqa: E402
-from hub_service.store.models import Job, utcnow  # noqa: E402
+from hub_service.store import Store
+from hub_service.store.models import Job, utcnow
+from tests.hubtest import ROOT, Hub, make_notebook
 
 RUNNER_PY = ROOT / ".venv-runner" / "bin" / "python"
 

@@ -3,6 +3,9 @@
 One Hub per test session, from the repository's own ``jupyterhub_config.py``, on free
 ports and in a temporary directory. Users log in through the real ``/hub/login`` form
 and mint API tokens through the Hub's REST API, as a person or a script would.
+
+The benchmarks use it too, as ``tests.hubtest``: they run as modules from the repository's
+root (``.venv/bin/python -m bench.bench_service``), where ``tests`` and ``bench`` are packages.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import json
 import struct
 import tarfile
 import threading
-import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,8 +18,10 @@ import pytest
 
 from hub_service.executors.base import JobSpec
 from hub_service.executors.docker import DockerExecutor
-from hub_service.executors.docker.gateway import Names, log_response, update_limits
-from hub_service.executors.docker.sandbox import Sandbox
+from hub_service.executors.base import Usage
+from hub_service.executors.docker.gateway import LABEL_JOB, LABEL_WARM, Names, log_response, update_limits
+from hub_service.executors.docker.sandbox import Sandbox, tree_size
+from hub_service.executors.docker.warm import Arrival
 from hub_service.executors.docker.transport import extract_outputs
 from hub_service.executors.local import LocalExecutor
 from hub_service.executors.streams import TRUNCATED, EventCap, LineSplitter, LogCap, read_frames
@@ -76,11 +77,70 @@ def test_a_root_user_a_bind_mount_or_a_lost_gpu_is_noticed():
 
 def test_the_executor_makes_its_sandbox_and_names_from_its_traits():
     ex = DockerExecutor(instance="t1", pids_limit=9, cgroup_parent="nj", extra_labels={"team": "a"})
-    kw = ex._host_config(SPEC, "vol")
+    kw = ex.sandbox.create_kwargs(SPEC, "vol", ex.names.job_cgroup(SPEC.job_id))
     assert kw["pids_limit"] == 9 and kw["cgroup_parent"] == "/nj/j1"
-    assert ex._names("a/b") == ("notebook-jobs-t1-a_b", "notebook-jobs-t1-a_b-work")
+    assert ex.names.job("a/b") == ("notebook-jobs-t1-a_b", "notebook-jobs-t1-a_b-work")
     names = Names("t1", {"team": "a"})
     assert names.job_labels("j", "al")["team"] == "a" and not names.warm_prefix.startswith(names.job("")[0])
+
+
+def test_a_listed_container_names_its_job_by_label_or_once_warm_by_its_name():
+    names = Names("t1")
+    cold = {"Labels": {LABEL_JOB: "j/1"}, "Names": ["/whatever"]}
+    warm = {"Labels": {LABEL_WARM: "warm-abc"}, "Names": ["/" + names.job("j2")[0]]}
+    idle = {"Labels": {LABEL_WARM: "warm-def"}, "Names": ["/" + names.warm_prefix + "warm-def"]}
+    other = {"Labels": {LABEL_WARM: "warm-x"}, "Names": ["/" + Names("t2").job("j3")[0]]}
+    assert [names.job_of(c) for c in (cold, warm, idle, other)] == ["j/1", "j2", None, None]
+
+
+def test_a_warm_start_is_left_out_of_the_jobs_output_and_usage():
+    arrival = Arrival(b'{"input": "..."}\n')
+    assert arrival.holds(b"starting up", None) and arrival.holds(b'{"event": "ready"}', {"event": "ready"})
+    assigned = {"event": "assigned", "time": 100.0, "warm_cpu_seconds": 0.75}
+    assert arrival.holds(b"", assigned) and arrival.unclaimed() == []
+    assert not arrival.holds(b"the job's own line", None)
+    assert not arrival.holds(b"", {"event": "started"})
+    used = Usage(cpu_seconds=2.0, wall_seconds=9.0)
+    arrival.exclude_startup(used, finished=104.5)
+    assert used.cpu_seconds == 1.25 and used.wall_seconds == 4.5
+
+
+def test_a_warm_runner_that_never_took_its_job_leaves_its_start_up_output_to_explain():
+    arrival = Arrival(b"{}\n")
+    arrival.holds(b"Traceback: no kernel", None)
+    assert arrival.unclaimed() == [b"Traceback: no kernel"]
+    used = Usage(cpu_seconds=2.0)
+    arrival.exclude_startup(used, finished=5.0)
+    assert used.cpu_seconds == 2.0
+
+
+def test_a_cold_jobs_output_is_its_own_but_pool_events_never_pass():
+    arrival = Arrival()
+    assert not arrival.holds(b"a log line", None) and arrival.holds(b"", {"event": "ready"})
+
+
+def test_a_job_that_prints_an_assigned_event_takes_nothing_off_its_usage():
+    forged = {"event": "assigned", "time": 100.0, "warm_cpu_seconds": 1e9}
+    cold = Arrival()
+    assert cold.holds(b"", forged)  # dropped from its output, as every pool event is
+    used = Usage(cpu_seconds=2.0, wall_seconds=9.0)
+    cold.exclude_startup(used, finished=104.5)
+    assert used.cpu_seconds == 2.0 and used.wall_seconds == 9.0
+    warm = Arrival(b"{}\n")  # a warm job's notebook runs after the runner's own "assigned"
+    warm.holds(b"", {"event": "assigned", "time": 100.0, "warm_cpu_seconds": 0.5})
+    warm.holds(b"", forged)
+    used = Usage(cpu_seconds=2.0, wall_seconds=9.0)
+    warm.exclude_startup(used, finished=104.5)
+    assert used.cpu_seconds == 1.5 and used.wall_seconds == 4.5
+
+
+def test_the_work_quota_counts_every_file_below_and_stops_early(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for path in (tmp_path / "one", tmp_path / "a" / "b" / "two"):
+        path.write_bytes(b"x" * 100_000)
+    assert tree_size(str(tmp_path), 10 << 20) >= 200_000
+    assert 100_000 <= tree_size(str(tmp_path), 50_000) < 200_000 + 3 * 4096
+    assert Sandbox(user="1001").uid_gid == (1001, 1001) and Sandbox(user="5:6").uid_gid == (5, 6)
 
 
 # --- the stream: frames, lines, caps ----------------------------------------------------
@@ -115,20 +175,12 @@ def test_events_past_their_cap_are_dropped_but_not_the_last():
     assert cap.admit({"event": "finished"})
 
 
-def test_one_log_cap_for_every_executor_and_the_old_name_still_sets_it():
+def test_one_log_cap_for_every_executor():
     from traitlets.config import Config
-
-    from hub_service.jobs import JobManager
 
     config = Config({"Executor": {"log_limit": 1234}})
     assert DockerExecutor(config=config).log_limit == LocalExecutor(config=config).log_limit == 1234
     assert DockerExecutor(config=Config({"DockerExecutor": {"log_limit": 99}})).log_limit == 99
-    ex = LocalExecutor()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        JobManager(executor=ex, config=Config({"JobManager": {"log_cap": 4321}}))
-    assert ex.log_limit == 4321
-    assert any(issubclass(w.category, DeprecationWarning) and "log_limit" in str(w.message) for w in caught)
 
 
 # --- docker-py's private API, against a stand-in daemon ----------------------------------
@@ -197,6 +249,7 @@ def test_the_public_api_still_lacks_what_the_private_calls_do():
     assert "demux" not in inspect.signature(docker.APIClient.logs).parameters
 
 
+@pytest.mark.process  # (the local executor's runner: papermill in a process)
 async def test_the_local_executor_caps_a_flooding_job_too(tmp_path):
     from tests.hubtest import make_notebook
 

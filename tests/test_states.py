@@ -1,7 +1,6 @@
 """The statuses and reasons are named once (hub_service.states); the parts agree with it."""
 
-from hub_service.executors.base import ERROR_REASONS
-from hub_service.states import REASONS, STATUSES, TERMINAL, Status
+from hub_service.states import STATUSES, TERMINAL, Status
 from hub_service.store.queries import TRANSITIONS
 
 
@@ -9,10 +8,6 @@ def test_the_store_moves_jobs_between_the_listed_statuses_only():
     named = set(TRANSITIONS) | set().union(*TRANSITIONS.values())
     assert named == set(STATUSES)
     assert not TERMINAL & set(TRANSITIONS)  # nothing follows an end
-
-
-def test_the_executors_reasons_are_the_listed_ones():
-    assert tuple(ERROR_REASONS) == REASONS
 
 
 def test_a_status_is_its_string():

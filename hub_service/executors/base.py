@@ -41,9 +41,6 @@ OUTPUT_NOTEBOOK = "output.ipynb"
 PARAMETERS_FILE = "parameters.json"
 FILES_DIR = "files"  # the job's cwd: data files of a bundle, anything the notebook writes
 
-#: every error reason, as the runner may name one (the list lives in ``states``)
-ERROR_REASONS = REASONS
-
 EventCallback = Callable[[dict], Union[None, Awaitable[None]]]
 LogCallback = Callable[[str], Union[None, Awaitable[None]]]
 
@@ -158,7 +155,7 @@ def decide_outcome(
         if status == Status.SUCCEEDED and exit_code in (0, None):
             return Outcome(Status.SUCCEEDED.value, exit_code=exit_code, used=used)
         err = final_event.get("error") or {}
-        reason = err.get("reason") if err.get("reason") in ERROR_REASONS else Reason.CELL_ERROR.value
+        reason = err.get("reason") if err.get("reason") in REASONS else Reason.CELL_ERROR.value
         return Outcome(Status.FAILED.value, reason, err.get("message", ""), err.get("cell"), exit_code, used)
     # No final word from the runner. A kernel killed by the OOM killer inside a
     # memory-limited process group shows up as SIGKILL (-9 / 137).

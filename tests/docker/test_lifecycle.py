@@ -13,7 +13,8 @@ import nbformat
 import pytest
 
 from tests.docker.conftest import HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
-from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, LABEL_USER, _parse_time
+from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, LABEL_USER, parse_time
+from hub_service.executors.docker.sandbox import Sandbox
 
 pytestmark = pytest.mark.asyncio
 
@@ -47,14 +48,14 @@ async def test_host_config_carries_every_limit(make_executor, make_job, client):
     labels = attrs["Config"]["Labels"]
     assert labels[LABEL_JOB] == spec.job_id and labels[LABEL_USER] == "alice"
     assert labels[LABEL_INSTANCE] == ex.instance
-    assert ex.check_host_config(spec, attrs) == []
+    assert ex.sandbox.check(spec, attrs) == []
     # Each dropped limit is noticed.
     for key, value in [("PidsLimit", 0), ("MemorySwap", -1), ("NanoCpus", 0), ("ReadonlyRootfs", False),
                        ("CapDrop", None), ("SecurityOpt", None), ("Ulimits", None), ("Tmpfs", None),
                        ("NetworkMode", "bridge"), ("Binds", ["/:/host"])]:
         broken = json.loads(json.dumps(attrs))
         broken["HostConfig"][key] = value
-        assert ex.check_host_config(spec, broken), key
+        assert ex.sandbox.check(spec, broken), key
     await ex.remove(spec.job_id)
     assert not client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
 
@@ -62,14 +63,14 @@ async def test_host_config_carries_every_limit(make_executor, make_job, client):
 async def test_refuses_to_start_when_a_limit_was_dropped(make_executor, make_job, client, monkeypatch):
     ex = make_executor()
     await ex.start()
-    real = ex._host_config
+    real = Sandbox.create_kwargs
 
-    def without_pids_limit(spec, volume):  # what a daemon without the pids cgroup does
-        kw = real(spec, volume)
+    def without_pids_limit(sandbox, spec, volume, cgroup_parent=None):  # a daemon without the pids cgroup
+        kw = real(sandbox, spec, volume, cgroup_parent)
         kw.pop("pids_limit")
         return kw
 
-    monkeypatch.setattr(ex, "_host_config", without_pids_limit)
+    monkeypatch.setattr(Sandbox, "create_kwargs", without_pids_limit)
     spec = make_job(make_notebook("open('ran', 'w').write('yes')"))
     rec = Recorder()
     out = await ex.run(spec, rec.on_event, rec.on_log)
@@ -128,14 +129,14 @@ async def test_reattach_after_restart_collects_finished_and_running_jobs(make_ex
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results), results
     # The quick job ends while nobody watches.
-    quick_name = first._names(quick.job_id)[0]
+    quick_name = first.names.job(quick.job_id)[0]
     for _ in range(300):
         if client.api.inspect_container(quick_name)["State"]["Status"] == "exited":
             break
         await asyncio.sleep(0.1)
-    assert client.api.inspect_container(first._names(slow.job_id)[0])["State"]["Running"]
+    assert client.api.inspect_container(first.names.job(slow.job_id)[0])["State"]["Running"]
 
-    quick_finished = _parse_time(client.api.inspect_container(quick_name)["State"]["FinishedAt"])
+    quick_finished = parse_time(client.api.inspect_container(quick_name)["State"]["FinishedAt"])
 
     second = make_executor()  # the restarted service: same instance name, fresh state
     await second.start()
@@ -189,7 +190,7 @@ async def test_recovery_touches_only_containers_of_jobs_its_own_store_knows(make
                          dispatcher=Dispatcher(), sizing=Sizing(use_model=False))
     report = await manager.recover()
     assert report["removed"] == [kept.job_id] and report["foreign"] == [theirs.job_id], report
-    assert client.api.inspect_container(neighbour._names(theirs.job_id)[0])["State"]["Running"]
+    assert client.api.inspect_container(neighbour.names.job(theirs.job_id)[0])["State"]["Running"]
     assert await ours.running() == [theirs.job_id]
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -229,15 +230,11 @@ async def test_start_refuses_unknown_runtime_and_unlisted_network(make_executor)
         await make_executor(runtime="no-such-runtime").start()
     with pytest.raises(RuntimeError, match="allowed_networks"):
         await make_executor(network="bridge").start()
+    for shared in ("host", "container:hub"):  # even when listed: a namespace not the job's own
+        with pytest.raises(RuntimeError, match="share a namespace"):
+            await make_executor(network=shared, allowed_networks=[shared]).start()
     with pytest.raises(Exception, match="must not be root"):
         make_executor(user="0:0")
-
-
-async def test_gpu_request_is_refused_without_gpus(executor, make_job, client):
-    spec = make_job(make_notebook("1"), gpu=1)
-    out = await executor.run(spec, lambda e: None, lambda l: None)
-    assert out.status == "failed" and out.reason == "infrastructure" and "GPU" in out.message
-    assert executor.gpu_count() == 0 and executor.health()["gpus"] == 0
 
 
 async def test_cgroup_cpu_shares_weighs_the_group_of_all_jobs(make_executor):

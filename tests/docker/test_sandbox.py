@@ -226,7 +226,7 @@ async def test_output_flood_is_capped_and_fast(make_executor, make_job):
     import docker
 
     client = docker.from_env()
-    log_path = client.api.inspect_container(ex._names(flood.job_id)[0])["LogPath"]
+    log_path = client.api.inspect_container(ex.names.job(flood.job_id)[0])["LogPath"]
     client.close()
     # Read as root (here and in CI); elsewhere say so rather than pass without checking.
     assert os.access(log_path, os.R_OK), f"cannot read the daemon's log file {log_path}: run as root"

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from tests.hubtest import Hub, make_notebook
-from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, _parse_time
+from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, parse_time
 
 SLOW = "import time\nfor i in range(10):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
 
@@ -92,7 +92,7 @@ def test_kill_9_reattaches_to_running_containers_and_each_job_ends_once(docker_h
             pass
         for c in containers(docker_hub):
             if c.status == "exited" and LABEL_JOB in c.labels:
-                ended_while_down[c.labels[LABEL_JOB]] = _parse_time(c.attrs["State"]["FinishedAt"])
+                ended_while_down[c.labels[LABEL_JOB]] = parse_time(c.attrs["State"]["FinishedAt"])
         time.sleep(0.5)
     left = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"children of the killed service still alive: {left}"

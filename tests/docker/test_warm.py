@@ -16,6 +16,8 @@ import nbformat
 import pytest
 
 from hub_service.executors.docker import LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM
+from hub_service.executors.docker.sandbox import Sandbox
+from hub_service.executors.docker.warm import job_line
 from tests.docker.conftest import HONEST_X, IMAGE, Recorder, assert_honest, honest_notebook, make_notebook
 
 
@@ -52,16 +54,16 @@ def warm_containers(client, instance):
 
 
 def spy_assignments(ex):
-    """Record what each _assign_warm call gave (a _Warm or None: cold)."""
+    """Record what each take from the warm pool gave (a Warm, or None: cold)."""
     got = []
-    real = ex._assign_warm
+    real = ex.pool.take
 
-    def assign(spec):
-        entry = real(spec)
+    def take(spec, cname):
+        entry = real(spec, cname)
         got.append((spec.job_id, entry))
         return entry
 
-    ex._assign_warm = assign
+    ex.pool.take = take
     return got
 
 
@@ -78,7 +80,7 @@ async def wait_for(predicate, timeout=60.0):
 async def started_warm(make_executor, **traits):
     ex = make_executor(**traits)
     await ex.start()
-    assert await ex.wait_warm(90), "the warm pool did not fill"
+    assert await ex.pool.wait_ready(90), "the warm pool did not fill"
     return ex
 
 
@@ -89,7 +91,7 @@ async def test_warm_job_succeeds_with_its_output_events_and_usage(make_executor,
         idle = [c.id for c in warm_containers(client, ex.instance)]
         assert len(idle) == 1
         # The idle container refills at a low cpu weight (the running jobs come first).
-        shares = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / ex._warm[0].key / "cpu.shares"
+        shares = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / ex.pool.idle[0].key / "cpu.shares"
         if shares.exists():
             assert int(shares.read_text()) == ex.warm_cpu_shares == 2
         got = spy_assignments(ex)
@@ -122,7 +124,7 @@ async def test_resized_limits_are_applied_and_enforced(make_executor, make_job, 
         ), memory=160 << 20, cpu=0.5, timeout=90)
         rec = Recorder()
         task = asyncio.create_task(ex.run(spec, rec.on_event, rec.on_log))
-        cname = ex._names(spec.job_id)[0]
+        cname = ex.names.job(spec.job_id)[0]
 
         async def in_first_cell():
             return any(e["event"] == "cell_started" for e in rec.events)
@@ -133,7 +135,7 @@ async def test_resized_limits_are_applied_and_enforced(make_executor, make_job, 
         hc = attrs["HostConfig"]
         assert hc["Memory"] == 160 << 20 and hc["MemorySwap"] == 160 << 20
         assert hc["NanoCpus"] == 500_000_000
-        assert ex.check_host_config(spec, attrs) == []
+        assert ex.sandbox.check(spec, attrs) == []
         # And in the kernel's cgroup files, where the limits really act (cgroup v1 here).
         cg = Path(ex.cgroup_root) / "memory" / ex.cgroup_parent / got[0][1].key / attrs["Id"]
         if (cg / "memory.limit_in_bytes").exists():
@@ -167,15 +169,15 @@ async def test_a_dropped_update_falls_back_to_a_cold_container(make_executor, ma
     try:
         idle = [c.id for c in warm_containers(client, ex.instance)]
         got = spy_assignments(ex)
-        real = ex.check_host_config
+        real = Sandbox.check
 
-        def update_dropped(spec, attrs):  # what a daemon that ignores the update does
-            problems = real(spec, attrs)
+        def update_dropped(sandbox, spec, attrs):  # what a daemon that ignores the update does
+            problems = real(sandbox, spec, attrs)
             if (attrs.get("Config") or {}).get("Labels", {}).get(LABEL_WARM):
                 problems.append("Memory is 536870912, wanted 268435456")
             return problems
 
-        monkeypatch.setattr(ex, "check_host_config", update_dropped)
+        monkeypatch.setattr(Sandbox, "check", update_dropped)
         spec = make_job(honest_notebook(), parameters={"x": HONEST_X}, memory=256 << 20)
         rec = Recorder()
         out = await ex.run(spec, rec.on_event, rec.on_log)
@@ -190,24 +192,26 @@ async def test_jobs_never_share_a_container_and_the_pool_refills(make_executor, 
     ex = await started_warm(make_executor, warm_pool=2)
     try:
         got = spy_assignments(ex)
-        used = []
-        real_follow = ex._follow
+        ran_in = {}  # job id -> the container its events came from
 
-        async def follow(spec, job, *a, **kw):
-            used.append(job.container_id)
-            return await real_follow(spec, job, *a, **kw)
+        def watch(spec):
+            async def on_event(event):
+                if spec.job_id not in ran_in:
+                    attrs = await asyncio.to_thread(client.api.inspect_container, ex.names.job(spec.job_id)[0])
+                    ran_in[spec.job_id] = attrs["Id"]
+            return on_event
 
-        ex._follow = follow
         specs = [make_job(make_notebook(f"import pathlib\npathlib.Path('me').write_text('{i}')"))
                  for i in range(4)]
-        outs = await asyncio.gather(*(ex.run(s, lambda e: None, lambda l: None) for s in specs))
+        outs = await asyncio.gather(*(ex.run(s, watch(s), lambda l: None) for s in specs))
         assert [o.status for o in outs] == ["succeeded"] * 4, outs
         assert [(s.files_dir / "me").read_text() for s in specs] == [str(i) for i in range(4)]
-        assert len(set(used)) == 4  # four jobs, four containers
+        used = list(ran_in.values())
+        assert len(used) == 4 and len(set(used)) == 4  # four jobs, four containers
         warm_used = [e.container_id for _, e in got if e is not None]
         assert len(warm_used) >= 2 and len(set(warm_used)) == len(warm_used)
         # The pool refills with new containers; none of the used ones comes back.
-        assert await ex.wait_warm(90)
+        assert await ex.pool.wait_ready(90)
         pool = {c.id for c in warm_containers(client, ex.instance)}
         assert len(pool) == 2 and not pool & set(used)
         assert await ex.running() == []
@@ -235,10 +239,10 @@ async def test_recovery_after_kill_collects_a_warm_started_job(make_executor, ma
 
     assert await wait_for(in_first_cell), rec.log_text[-2000:]
     assert got[0][1] is not None
-    assert await first.wait_warm(90)  # the refilled pool: taken by the undelivered job
-    entry = await asyncio.to_thread(first._assign_warm, undelivered)
+    assert await first.pool.wait_ready(90)  # the refilled pool: taken by the undelivered job
+    entry = await asyncio.to_thread(first.pool.take, undelivered, first.names.job(undelivered.job_id)[0])
     assert entry is not None
-    assert await first.wait_warm(90)  # refilled again: an idle orphan for the next service
+    assert await first.pool.wait_ready(90)  # refilled again: an idle orphan for the next service
     orphan = [c.id for c in warm_containers(client, first.instance) if c.name.startswith("notebook-jobs.warm.")]
     assert len(orphan) == 1
     # kill -9: the service's tasks vanish, nothing is stopped or removed.
@@ -264,7 +268,7 @@ async def test_recovery_after_kill_collects_a_warm_started_job(make_executor, ma
         assert 20 <= outs[0].used.wall_seconds < 31, outs[0].used
         assert_honest(undelivered, outs[1], recs[undelivered.job_id])
         assert await second.running() == []
-        assert await second.wait_warm(90)
+        assert await second.pool.wait_ready(90)
     finally:
         await second.stop()
     assert not warm_containers(client, second.instance)
@@ -300,9 +304,9 @@ async def test_unsafe_job_ids_go_cold_and_cold_is_the_default(make_executor, mak
         out = await ex.run(spec, lambda e: None, lambda l: None)
         assert out.status == "succeeded", out
         assert got == []  # never tried: a restarted service could not find it by name
-        assert ex.warm_count() == 1
+        assert ex.pool.count() == 1
     finally:
         await ex.stop()
     cold = make_executor()
     assert cold.warm_pool == 0
-    assert json.loads(ex._job_line(spec))["cwd"] == "/work/job/files"
+    assert json.loads(job_line(spec, ex.workdir))["cwd"] == "/work/job/files"

@@ -4,10 +4,12 @@ The package, from the bottom up (each module imports only those above it in this
 
 - :mod:`.gateway` — labels, names, errors, and the one way to the daemon (a client and
   a thread pool for its blocking calls; the SDK's private API, one call per function);
-- :mod:`.sandbox` — the container a job gets and the check of what the daemon kept (pure);
+- :mod:`.sandbox` — the container a job gets, the check of what the daemon kept and the
+  measure of the work quota (pure);
 - :mod:`.transport` — the job's files in and out as tar archives (pure);
 - :mod:`.cgroups` — exact usage and cpu weights from the host's cgroup tree (v1 and v2);
-- :mod:`.warm` — the warm pool (``take``, ``refill``, ``drain``);
+- :mod:`.warm` — the warm pool (``take``, ``refill``, ``drain``), and what of a warm-started
+  job's output and usage is its own (``Arrival``);
 - :mod:`.executor` — :class:`DockerExecutor`: its traits, ``run``, ``reattach``, ``cancel``.
 
 Frames, lines and the log cap are shared with the local executor, in
@@ -27,9 +29,6 @@ from .gateway import (
     SandboxError,
     parse_time,
 )
-
-#: The name this module's users knew it by.
-_parse_time = parse_time
 
 __all__ = [
     "DockerExecutor",

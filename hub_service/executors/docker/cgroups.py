@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .gateway import Names
+from .gateway import LABEL_JOB, LABEL_WARM, Names, safe_name
 
 
 def _read_int(path: Path) -> Optional[int]:
@@ -163,3 +163,17 @@ class Cgroups:
                                 pass
         except Exception as e:  # housekeeping only
             self.log.debug("cgroup sweep: %s", e)
+
+    def sweep_gone(self, api) -> None:
+        """Remove empty per-job cgroups of jobs that no longer have a container (sync)."""
+        if not self.names.cgroup_parent:
+            return
+        try:
+            alive = {safe_name(c["Labels"].get(LABEL_JOB, ""))
+                     for c in api.containers(all=True, filters={"label": LABEL_JOB})}
+            alive |= {c["Labels"].get(LABEL_WARM, "")
+                      for c in api.containers(all=True, filters={"label": LABEL_WARM})}
+        except Exception as e:  # housekeeping only
+            self.log.debug("cgroup sweep: %s", e)
+            return
+        self.sweep(alive)

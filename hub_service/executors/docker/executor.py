@@ -20,22 +20,15 @@ a pool worker) and handed to the event loop with ``call_soon_threadsafe``.
 Containers carry the job id, the user and this service instance in labels and outlive
 the service, so after a restart ``running()`` finds them and ``reattach()`` follows
 each to its end, whether it is still running or ended while nobody watched. A job that
-started warm is found by its name (its labels were set before the job existed), and
-``reattach()`` delivers its job line again, harmlessly (at most once), in case the
-service died between the rename and the write. Its cpu seconds and wall time exclude
-the warm start-up (the runner reports its cpu when the job arrives) and its peak memory
-is reset when it is assigned (cgroup v1; under v2 the peak includes the start-up).
-Where the cgroup tree is not readable (remote daemon, systemd driver) the executor
-samples ``docker stats`` while the job runs instead.
+started warm is found by its name, and ``reattach()`` delivers its job line again,
+harmlessly (at most once), in case the service died between the rename and the write.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import re
-import socket
 import threading
 import time
 from typing import Optional
@@ -46,21 +39,11 @@ from ..._version import __version__
 from ..base import Executor, JobSpec, Outcome, Usage, decide_outcome, maybe_await, parse_event
 from ..streams import MAX_LINE, EventCap, LineSplitter, LogCap, read_frames
 from .cgroups import Cgroups
-from .gateway import (
-    LABEL_JOB,
-    LABEL_INSTANCE,
-    LABEL_RUNNER_WARM,
-    LABEL_WARM,
-    Gateway,
-    Names,
-    SandboxError,
-    log_response,
-    parse_time,
-    safe_name,
-)
-from .sandbox import Sandbox
+from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
+                      log_response, parse_time)
+from .sandbox import Sandbox, tree_size
 from .transport import extract_outputs, inputs_tar
-from .warm import WARM_EVENTS, Warm, WarmPool, WarmSettings, job_line
+from .warm import Arrival, WarmPool, WarmSettings, deliver, job_line, logged_event
 
 
 class _Job:
@@ -74,9 +57,7 @@ class _Job:
         self.stop = threading.Event()
         self.cgroup_key = job_id  # name of its per-job cgroup (the pool key when warm)
         self.volume: Optional[str] = None  # its work volume
-        self.job_line: Optional[bytes] = None  # warm: what goes to the runner's stdin
-        self.assigned: Optional[dict] = None  # warm: the runner's "assigned" event
-        self.started_at: Optional[float] = None  # warm, reattached: when the job's line was read
+        self.arrival = Arrival()  # a warm start's job line and "assigned" event
 
 
 class DockerExecutor(Executor):
@@ -276,34 +257,19 @@ class DockerExecutor(Executor):
             raise ValueError("DockerExecutor.user must not be root")
         return proposal["value"]
 
-    @validate("network")
-    def _valid_network(self, proposal):
-        net = proposal["value"]
-        if net in ("host",) or net.startswith("container:"):
-            raise ValueError(f"network {net!r} would share a namespace with the host or another container")
-        return net
-
     @default("extra_labels")
     def _default_labels(self):
         return {}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._gateway = Gateway(self.docker_url, self.threads)
+        self._gateway = Gateway(self.docker_url, self.threads, self.log)
         self._jobs: dict = {}
         self._stopping = False
-        self._pool: Optional[WarmPool] = None  # made by start(), when the traits are final
+        #: The warm pool (:mod:`.warm`), made by ``start()`` when the traits are final.
+        self.pool: Optional[WarmPool] = None
 
     # --- the parts, from the traits --------------------------------------------------------
-    @property
-    def client(self):
-        """The Docker client (created on first use)."""
-        return self._gateway.client
-
-    async def _call(self, fn, *args, **kwargs):
-        """Run a blocking Docker call off the event loop."""
-        return await self._gateway.call(fn, *args, **kwargs)
-
     @property
     def names(self) -> Names:
         """Names and labels of this instance's containers, volumes and cgroups."""
@@ -311,7 +277,7 @@ class DockerExecutor(Executor):
 
     @property
     def sandbox(self) -> Sandbox:
-        """The sandbox every job container gets."""
+        """The sandbox every job container gets (warm ones too)."""
         return Sandbox(user=self.user, network=self.network, runtime=self.runtime, workdir=self.workdir,
                        tmpfs_size=self.tmpfs_size, pids_limit=self.pids_limit, nofile=self.nofile,
                        fsize=self.fsize, log_max_size=self.log_max_size, gpu_driver=self.gpu_driver)
@@ -321,84 +287,41 @@ class DockerExecutor(Executor):
         """This instance's per-job cgroups."""
         return Cgroups(self.cgroup_root, self.names, self.log)
 
-    def _make_pool(self) -> WarmPool:
+    # --- lifecycle ------------------------------------------------------------------------
+    def _check_network(self) -> None:
+        """The one rule for the jobs' network, decided when the backend starts (it cannot change
+        after): never the host's or another container's namespace; ``none`` or a network the
+        admin listed in ``allowed_networks``."""
+        net = self.network
+        if net == "host" or net.startswith("container:"):
+            raise RuntimeError(f"docker executor: network {net!r} would share a namespace with the "
+                               "host or another container")
+        if net != "none" and net not in self.allowed_networks:
+            raise RuntimeError(f"docker executor: network {net!r} is not in allowed_networks")
+
+    async def start(self) -> None:
+        """Check that the daemon answers and the runner image is there."""
+        if not self.instance:
+            raise RuntimeError("docker executor: DockerExecutor.instance is empty (the service sets it to its id)")
+        gw = self._gateway
+        image, info = await gw.preflight(self.image, self.runtime)
         settings = WarmSettings(size=self.warm_pool, image=self.image, workdir=self.workdir,
                                 kernel=self.warm_kernel, cpu=self.warm_cpu, memory=self.warm_memory,
                                 cpu_shares=self.warm_cpu_shares)
-        # Through self, so that a subclass (or a test) changing how the sandbox is made
-        # or checked changes it for warm containers too.
-        return WarmPool(settings, self._gateway, self.names, self.cgroups,
-                        create_kwargs=lambda spec, volume: self._host_config(spec, volume),
-                        check=lambda spec, attrs: self.check_host_config(spec, attrs),
-                        inputs_tar=self._workdir_tar, log=self.log)
-
-    def _names(self, job_id: str):
-        return self.names.job(job_id)
-
-    def _uid_gid(self):
-        uid, _, gid = self.user.partition(":")
-        return int(uid), int(gid or uid)
-
-    def _host_config(self, spec: JobSpec, volume: str) -> dict:
-        """The create() keyword arguments that make the sandbox."""
-        return self.sandbox.create_kwargs(spec, volume, self.names.job_cgroup(spec.job_id))
-
-    def check_host_config(self, spec: JobSpec, attrs: dict) -> list:
-        """Limits the daemon did not apply as asked, as messages (empty: all in force)."""
-        return self.sandbox.check(spec, attrs)
-
-    def _workdir_tar(self, spec: JobSpec):
-        """The job's inputs as a tar (a temporary file), owned by the job user."""
-        return inputs_tar(spec, *self._uid_gid())
-
-    def _job_line(self, spec: JobSpec) -> bytes:
-        """The job as the warm runner reads it on stdin."""
-        return job_line(spec, self.workdir)
-
-    # --- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Check that the daemon answers and the runner image is there."""
-        import docker
-
-        if not self.instance:
-            raise RuntimeError("docker executor: DockerExecutor.instance is empty (the service sets it to its id)")
-
-        try:
-            await self._call(self.client.ping)
-        except Exception as e:
-            raise RuntimeError(
-                f"docker executor: cannot reach the Docker daemon ({e}). Start it with "
-                "`bash scripts/docker-setup.sh` (as root) or set DockerExecutor.docker_url."
-            ) from e
-        try:
-            image = await self._call(self.client.images.get, self.image)
-        except docker.errors.ImageNotFound as e:
-            raise RuntimeError(
-                f"docker executor: runner image {self.image} not found on the daemon; build it "
-                "with `bash runner-image/build.sh`."
-            ) from e
-        pool = self._pool = self._make_pool()
+        pool = self.pool = WarmPool(settings, gw, self.names, self.cgroups, self.sandbox, log=self.log)
         pool.capable = (image.labels or {}).get(LABEL_RUNNER_WARM) == "1"
         if self.warm_pool and not pool.capable:
             self.log.warning("docker executor: runner image %s has no warm mode (label %s); every job "
                              "starts cold. Rebuild it with `bash runner-image/build.sh`.",
                              self.image, LABEL_RUNNER_WARM)
-        info = await self._call(self.client.info)
-        if self.runtime:
-            if self.runtime not in (info.get("Runtimes") or {}):
-                raise RuntimeError(
-                    f"docker executor: runtime {self.runtime!r} is not registered with the "
-                    "daemon (see scripts/docker-setup.sh)"
-                )
-        if self.network != "none" and self.network not in self.allowed_networks:
-            raise RuntimeError(f"docker executor: network {self.network!r} is not in allowed_networks")
+        self._check_network()
         self._stopping = False
-        await self._call(self._sweep_cgroups)
+        await gw.call(self.cgroups.sweep_gone, gw.api)
         if self.cgroup_cpu_shares and self.cgroup_parent:
-            await self._call(self.cgroups.set_group_shares, self.cgroup_cpu_shares)
+            await gw.call(self.cgroups.set_group_shares, self.cgroup_cpu_shares)
         # Idle warm containers of a service that died: their start-up is not worth the
         # doubt about what they saw; the pool is refilled with fresh ones.
-        await self._call(pool.drain)
+        await gw.call(pool.drain)
         pool.ensure_refill()
         volumes = os.path.join(info.get("DockerRootDir") or "/var/lib/docker", "volumes")
         if self.work_quota and not os.access(volumes, os.R_OK | os.X_OK):
@@ -412,11 +335,11 @@ class DockerExecutor(Executor):
         task been cancelled: its job did not end, the service just stopped watching it.
         """
         self._stopping = True
-        if self._pool is not None:
-            await self._pool.stop_refill()
+        if self.pool is not None:
+            await self.pool.stop_refill()
             if self._gateway.open:
                 try:
-                    await self._call(self._pool.drain)
+                    await self._gateway.call(self.pool.drain)
                 except Exception as e:
                     self.log.warning("docker executor: could not remove idle warm containers: %s", e)
         for job in list(self._jobs.values()):
@@ -437,99 +360,54 @@ class DockerExecutor(Executor):
         """GPUs jobs may request here (the gpus trait: docker cannot count them itself)."""
         return self.gpus
 
-    # --- the warm pool, as the executor and its tests see it ---------------------------------
-    @property
-    def _warm(self) -> collections.deque:
-        return self._pool.idle if self._pool is not None else collections.deque()
-
-    def warm_count(self) -> int:
-        """How many warm containers wait in the pool (ready or still starting up)."""
-        return self._pool.count() if self._pool is not None else 0
-
-    async def wait_warm(self, timeout: float = 60.0) -> bool:
-        """Wait until the pool is full of warm containers whose kernel is up (tests, benchmarks)."""
-        if self._pool is None:
-            return False
-        return await self._pool.wait_ready(timeout)
-
-    def _assign_warm(self, spec: JobSpec) -> Optional[Warm]:
-        """A warm container made the job's (sync); None when none could be used."""
-        return self._pool.take(spec, self._names(spec.job_id)[0])
-
     # --- creating a container -------------------------------------------------------------
     def _create(self, spec: JobSpec):
         """Create volume and container, check the sandbox, copy the inputs in (sync)."""
         import docker
 
-        cname, vname = self._names(spec.job_id)
+        client, sandbox = self._gateway.client, self.sandbox
+        cname, vname = self.names.job(spec.job_id)
         labels = self.names.job_labels(spec.job_id, spec.user)
-        self.client.volumes.create(name=vname, labels=labels)
+        client.volumes.create(name=vname, labels=labels)
         try:
-            container = self.client.containers.create(
+            container = client.containers.create(
                 self.image,
                 command=spec.runner_args(self.workdir),
                 name=cname,
                 labels=labels,
                 detach=True,
-                **self._host_config(spec, vname),
+                **sandbox.create_kwargs(spec, vname, self.names.job_cgroup(spec.job_id)),
             )
         except docker.errors.APIError:
             self._remove_sync(spec.job_id)
             raise
-        problems = self.check_host_config(spec, container.attrs)
+        problems = sandbox.check(spec, container.attrs)
         if problems:
             self._remove_sync(spec.job_id)
             raise SandboxError("refusing to start: the daemon dropped limits: " + "; ".join(problems))
-        with self._workdir_tar(spec) as tar:
+        with inputs_tar(spec, *sandbox.uid_gid) as tar:
             container.put_archive(self.workdir, tar)
         return container
-
-    def _deliver(self, job: _Job):
-        """Write the job line to the warm runner's stdin, then detach (closing it)."""
-        sock = self.client.api.attach_socket(job.container_id, params={"stdin": 1, "stream": 1})
-        raw = getattr(sock, "_sock", sock)
-        try:
-            raw.sendall(job.job_line)
-            raw.shutdown(socket.SHUT_WR)
-        finally:
-            raw.close()
-            sock.close()
-
-    def _assigned_event(self, container_id: str) -> Optional[dict]:
-        """The warm runner's "assigned" event from the container's log, if it has one."""
-        try:
-            out = self.client.api.logs(container_id, stdout=True, stderr=False)
-        except Exception:
-            return None
-        for line in out.splitlines():
-            event = parse_event(line)
-            if event and event.get("event") == "assigned":
-                return event
-        return None
 
     # --- running --------------------------------------------------------------------------
     async def run(self, spec: JobSpec, on_event, on_log) -> Outcome:
         """Create the job's container, start it, follow it to its end and collect it."""
         job = self._jobs.setdefault(spec.job_id, _Job(spec.job_id))
+        gw, pool = self._gateway, self.pool
         try:
-            if self.network != "none" and self.network not in self.allowed_networks:
-                return Outcome("failed", "infrastructure", f"network {self.network!r} is not allowed")
-            if spec.gpu and spec.gpu > self.gpu_count():
-                return Outcome("failed", "infrastructure",
-                               f"job asks for {spec.gpu} GPU(s); this backend has {self.gpu_count()}")
             warm = None
-            if self._pool is not None and not self._stopping and self._pool.eligible(spec):
+            if pool is not None and not self._stopping and pool.eligible(spec):
                 try:
-                    warm = await self._call(self._assign_warm, spec)
+                    warm = await gw.call(pool.take, spec, self.names.job(spec.job_id)[0])
                 except Exception as e:  # the pool is an optimisation: fall back to cold
                     self.log.warning("job %s: warm pool failed, starting cold: %s", spec.job_id, e)
-                self._pool.ensure_refill()
+                pool.ensure_refill()
             if warm is not None:
                 job.container_id, job.cgroup_key, job.volume = warm.container_id, warm.key, warm.volume
-                job.job_line = self._job_line(spec)
+                job.arrival.line = job_line(spec, self.workdir)
             else:
                 try:
-                    container = await self._call(self._create, spec)
+                    container = await gw.call(self._create, spec)
                 except SandboxError as e:
                     self.log.error("job %s: %s", spec.job_id, e)
                     return Outcome("failed", "infrastructure", str(e))
@@ -538,7 +416,7 @@ class DockerExecutor(Executor):
                     return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
                 job.container_id = container.id
             if job.killed_for == "cancelled":  # cancelled while we were creating it
-                await self._call(self._remove_sync, spec.job_id, job.container_id)
+                await gw.call(self._remove_sync, spec.job_id, job.container_id)
                 return Outcome("cancelled", "cancelled", "cancelled by request")
             return await self._follow(spec, job, on_event, on_log, fresh=True)
         finally:
@@ -549,10 +427,11 @@ class DockerExecutor(Executor):
         import docker
 
         job = self._jobs.setdefault(spec.job_id, _Job(spec.job_id))
+        gw = self._gateway
         try:
-            cname, _ = self._names(spec.job_id)
+            cname, _ = self.names.job(spec.job_id)
             try:
-                container = await self._call(self.client.containers.get, cname)
+                container = await gw.call(gw.client.containers.get, cname)
             except docker.errors.NotFound:
                 return Outcome("failed", "infrastructure", "the job's container is gone")
             job.container_id = container.id
@@ -561,17 +440,16 @@ class DockerExecutor(Executor):
             key = (container.labels or {}).get(LABEL_WARM)
             if key:  # started warm: maybe still waiting for its line (delivered again, at most once)
                 job.cgroup_key = key
-                job.job_line = self._job_line(spec)
-                assigned = await self._call(self._assigned_event, container.id)
-                job.started_at = (assigned or {}).get("time") or time.time()
+                assigned = await gw.call(logged_event, gw.api, container.id, "assigned")
+                job.arrival = Arrival(job_line(spec, self.workdir), (assigned or {}).get("time") or time.time())
             return await self._follow(spec, job, on_event, on_log, fresh=False)
         finally:
             self._jobs.pop(spec.job_id, None)
 
     def _open_stream(self, job: _Job, fresh: bool):
         """(stdout, stderr) chunks of the job's container, from its start (sync, the reader's)."""
-        api = self.client.api
-        if fresh and job.job_line is None:
+        api = self._gateway.api
+        if fresh and job.arrival.line is None:
             # Cold: attached before it starts, so nothing is written before we listen.
             stream = api.attach(job.container_id, stdout=True, stderr=True, stream=True,
                                 logs=False, demux=True)
@@ -587,16 +465,16 @@ class DockerExecutor(Executor):
         # with the headers, which can lose the first bytes.)
         running = api.inspect_container(job.container_id)["State"].get("Running")
         res = job.stream = log_response(api, job.container_id, follow=bool(running))
-        if job.job_line is not None and running:
+        if job.arrival.line is not None and running:
             if fresh and job.killed_for is not None:
-                self._kill_sync(job)
+                self._gateway.kill(job.container_id)
             else:
                 # Its line, if it has not had it: at most once (StdinOnce closed the
                 # stdin a first delivery used, so a second one goes nowhere).
                 try:
-                    self._deliver(job)
+                    deliver(api, job.container_id, job.arrival.line)
                 except Exception:
-                    self._kill_sync(job)  # it would wait for its line forever
+                    self._gateway.kill(job.container_id)  # it would wait for its line forever
                     raise
         return read_frames(res.raw)
 
@@ -612,21 +490,12 @@ class DockerExecutor(Executor):
         # Capped here, in the reader, so that a flood never reaches the event loop.
         logs, events = LogCap(self.log_limit), EventCap(self.event_limit)
         lines = {0: LineSplitter(MAX_LINE), 1: LineSplitter(MAX_LINE)}
-        before_job: collections.deque = collections.deque(maxlen=50)
 
         def emit(which, line: bytes):
-            if which == 0:
-                event = parse_event(line)
-                if event is not None and event.get("event") in WARM_EVENTS:
-                    if event["event"] == "assigned" and job.assigned is None:
-                        job.assigned = event
-                    return
-            if job.job_line is not None and job.assigned is None:
-                # A warm container's start-up output is not the job's; kept aside in
-                # case the runner ends without ever taking the job (then it explains why).
-                before_job.append(line)
+            event = parse_event(line) if which == 0 else None
+            if job.arrival.holds(line, event):
                 return
-            if which == 0 and event is not None:
+            if event is not None:
                 if events.admit(event):
                     put(("event", event))
                 return
@@ -644,9 +513,8 @@ class DockerExecutor(Executor):
             for which in (0, 1):
                 for line in lines[which].flush():
                     emit(which, line)
-            if job.assigned is None:
-                for line in before_job:
-                    put(("log", line.decode("utf-8", "replace")))
+            for line in job.arrival.unclaimed():
+                put(("log", line.decode("utf-8", "replace")))
             put(("end", None))
         except Exception as e:  # the loop decides what an unreadable stream means
             put(("end", e))
@@ -655,24 +523,15 @@ class DockerExecutor(Executor):
         """Thread: watch the work volume's size and sample usage while the job runs."""
         while not job.stop.wait(self.poll_interval):
             if volume_dir and self.work_quota:
-                size = _tree_size(volume_dir, self.work_quota)
+                size = tree_size(volume_dir, self.work_quota)
                 if size > self.work_quota and job.killed_for is None:
                     job.killed_for = "disk"
                     self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
-                    self._kill_sync(job)
+                    self._gateway.kill(job.container_id)
             # The job's cgroup exists once it has started; without one, sample docker stats.
             if job.container_id and self.cgroups.dir("memory", job.cgroup_key) is None:
-                try:
-                    s = self.client.api.stats(job.container_id, stream=False, one_shot=True)
-                except Exception:
-                    continue
-                mem = s.get("memory_stats") or {}
-                peak = mem.get("max_usage") or mem.get("usage")
-                if peak:
-                    usage["peak_memory"] = max(usage.get("peak_memory", 0), int(peak))
-                cpu = ((s.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
-                if cpu:
-                    usage["cpu_seconds"] = max(usage.get("cpu_seconds", 0.0), cpu / 1e9)
+                for key, value in self._gateway.sampled_usage(job.container_id).items():
+                    usage[key] = max(usage.get(key, 0), value)
 
     async def _follow(self, spec: JobSpec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
         """Stream a container's output to the callbacks, enforce its deadline, collect it."""
@@ -681,16 +540,17 @@ class DockerExecutor(Executor):
         reader = threading.Thread(target=self._reader, args=(job, fresh, loop, queue),
                                   name=f"docker-job-{spec.job_id}", daemon=True)
         usage: dict = {}
-        vname = job.volume or self._names(spec.job_id)[1]
-        volume_dir = await self._call(self._volume_dir, vname)
+        gw = self._gateway
+        vname = job.volume or self.names.job(spec.job_id)[1]
+        volume_dir = await gw.call(gw.volume_dir, vname)
         sampler = threading.Thread(target=self._sampler, args=(job, spec, volume_dir, usage),
                                    name=f"docker-usage-{spec.job_id}", daemon=True)
         deadline = loop.time() + spec.timeout
         if not fresh:
-            if job.job_line is not None:  # warm: the job started when its line was read
-                started = job.started_at
+            if job.arrival.line is not None:  # warm: the job started when its line was read
+                started = job.arrival.started_at
             else:
-                attrs = await self._call(self.client.api.inspect_container, job.container_id)
+                attrs = await gw.call(gw.api.inspect_container, job.container_id)
                 started = parse_time(attrs["State"].get("StartedAt", ""))
             if started:
                 deadline -= max(0.0, time.time() - started)
@@ -705,7 +565,7 @@ class DockerExecutor(Executor):
                 timeout = deadline - loop.time()
                 if timeout <= 0 and job.killed_for is None:
                     job.killed_for = "timeout"
-                    await self._call(self._kill_sync, job)
+                    await gw.call(gw.kill, job.container_id)
                 if job.killed_for is None:
                     wait = max(timeout, 0.05)
                 else:  # killed: the stream ends soon, or the daemon lost the container
@@ -744,7 +604,7 @@ class DockerExecutor(Executor):
         if error is not None:
             self.log.warning("job %s: lost the output stream: %s", spec.job_id, error)
             stderr_tail.append(f"docker: {error}")
-        exit_code, attrs = await self._call(self._wait_sync, job)
+        exit_code, attrs = await gw.call(gw.wait, job.container_id)
         state = (attrs or {}).get("State") or {}
         started, finished = parse_time(state.get("StartedAt", "")), parse_time(state.get("FinishedAt", ""))
         used = Usage(
@@ -752,25 +612,19 @@ class DockerExecutor(Executor):
             cpu_seconds=usage.get("cpu_seconds"),
             wall_seconds=round(finished - started, 3) if started and finished and finished >= started else None,
         )
-        measured = await self._call(self.cgroups.usage, job.cgroup_key)
+        measured = await gw.call(self.cgroups.usage, job.cgroup_key)
         if measured.get("peak_memory") is not None:
             used.peak_memory = measured["peak_memory"]
         if measured.get("cpu_seconds") is not None:
             used.cpu_seconds = round(measured["cpu_seconds"], 3)
-        if job.assigned is not None:
-            # Warm: the start-up before the job arrived is not the job's.
-            warm_cpu = float(job.assigned.get("warm_cpu_seconds") or 0.0)
-            if used.cpu_seconds is not None:
-                used.cpu_seconds = round(max(0.0, used.cpu_seconds - warm_cpu), 3)
-            at = job.assigned.get("time")
-            if at and finished and finished >= at:
-                used.wall_seconds = round(finished - at, 3)
+        job.arrival.exclude_startup(used, finished)
         try:
-            await self._call(self._collect_sync, spec, job)
+            stream, _ = await gw.call(gw.api.get_archive, job.container_id, self.workdir)
+            await gw.call(extract_outputs, stream, self.workdir, spec.workdir)
         except Exception as e:
             self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
         if not self.keep_containers:
-            await self._call(self._remove_sync, spec.job_id, job.container_id)
+            await gw.call(self._remove_sync, spec.job_id, job.container_id)
         if job.killed_for == "disk":
             return Outcome("failed", "infrastructure",
                            f"job wrote more than its work-volume quota of {self.work_quota} bytes and was killed",
@@ -788,95 +642,28 @@ class DockerExecutor(Executor):
         return outcome
 
     # --- sync helpers (run in threads) ---------------------------------------------------
-    def _kill_sync(self, job: _Job):
-        import docker
-
-        try:
-            self.client.api.kill(job.container_id)
-        except docker.errors.APIError as e:  # already exited, or gone
-            self.log.debug("kill %s: %s", job.container_id, e)
-
-    def _wait_sync(self, job: _Job):
-        import docker
-
-        try:
-            result = self.client.api.wait(job.container_id, timeout=60)
-            attrs = self.client.api.inspect_container(job.container_id)
-        except docker.errors.NotFound:
-            return None, None
-        except Exception as e:
-            self.log.warning("wait %s: %s", job.container_id, e)
-            return None, None
-        return result.get("StatusCode"), attrs
-
-    def _volume_dir(self, vname: str) -> Optional[str]:
-        try:
-            mp = self.client.api.inspect_volume(vname).get("Mountpoint")
-        except Exception:
-            return None
-        return mp if mp and os.access(mp, os.R_OK | os.X_OK) else None
-
-    def _collect_sync(self, spec: JobSpec, job: _Job):
-        """Copy output.ipynb and files/ from the job's volume into spec.workdir."""
-        stream, _ = self.client.api.get_archive(job.container_id, self.workdir)
-        extract_outputs(stream, self.workdir, spec.workdir)
-
     def _remove_sync(self, job_id: str, container_id: Optional[str] = None):
         """Remove a job's container (by id, else by its name), its volume and cgroup."""
-        import docker
-
-        api = self.client.api
-        cname, vname = self._names(job_id)
-        volumes, key = [vname], job_id
-        try:
-            attrs = api.inspect_container(container_id or cname)
-            # A container that started warm has its pool key's volume and cgroup.
-            key = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_WARM) or job_id
-            volumes += [m["Name"] for m in attrs.get("Mounts") or []
-                        if m.get("Type") == "volume" and m.get("Name") and m.get("Destination") == self.workdir]
-            api.remove_container(attrs["Id"], force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            self.log.warning("remove container %s: %s", container_id or cname, e)
-        for name in dict.fromkeys(volumes):
-            try:
-                api.remove_volume(name, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as e:
-                self.log.warning("remove volume %s: %s", name, e)
-        self.cgroups.cleanup(key)
-
-    def _sweep_cgroups(self):
-        """Remove empty per-job cgroups of jobs that no longer have a container (sync)."""
-        if not self.cgroup_parent:
-            return
-        api = self.client.api
-        try:
-            alive = {safe_name(c["Labels"].get(LABEL_JOB, ""))
-                     for c in api.containers(all=True, filters={"label": LABEL_JOB})}
-            alive |= {c["Labels"].get(LABEL_WARM, "")
-                      for c in api.containers(all=True, filters={"label": LABEL_WARM})}
-        except Exception as e:  # housekeeping only
-            self.log.debug("cgroup sweep: %s", e)
-            return
-        self.cgroups.sweep(alive)
+        cname, vname = self.names.job(job_id)
+        # A container that started warm has its pool key's volume and cgroup.
+        key = self._gateway.remove(container_id or cname, vname, self.workdir)
+        self.cgroups.cleanup(key or job_id)
 
     # --- control --------------------------------------------------------------------------
     async def cancel(self, job_id: str) -> bool:
         """Kill a job's container; its run/reattach returns a cancelled outcome."""
         import docker
 
+        gw = self._gateway
         job = self._jobs.get(job_id)
         if job is not None:
             job.killed_for = job.killed_for or "cancelled"
             if job.container_id:
-                await self._call(self._kill_sync, job)
+                await gw.call(gw.kill, job.container_id)
             return True
-        cname, _ = self._names(job_id)
+        cname, _ = self.names.job(job_id)
         try:
-            await self._call(self.client.api.kill, cname)
+            await gw.call(gw.api.kill, cname)
         except docker.errors.NotFound:
             return False
         except docker.errors.APIError:
@@ -884,54 +671,15 @@ class DockerExecutor(Executor):
         return True
 
     async def running(self) -> list:
-        """Ids of this instance's jobs that still have a container (running or exited).
-
-        A cold job's container carries its id in a label; one that started warm carries
-        the job's name instead (its labels were set before the job existed). Idle warm
-        containers are no jobs.
-        """
-        containers = await self._call(
-            self.client.api.containers, all=True,
-            filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]},
-        )
-        prefix = self._names("")[0]
-        ids = set()
-        for c in containers:
-            labels = c.get("Labels") or {}
-            if LABEL_JOB in labels:
-                ids.add(labels[LABEL_JOB])
-            elif LABEL_WARM in labels:
-                for name in c.get("Names") or []:
-                    name = name.lstrip("/")
-                    if name.startswith(prefix) and len(name) > len(prefix):
-                        ids.add(name[len(prefix):])
-        return sorted(ids)
+        """Ids of this instance's jobs that still have a container (running or exited)."""
+        gw = self._gateway
+        containers = await gw.call(gw.api.containers, all=True,
+                                   filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]})
+        return sorted({job for job in map(self.names.job_of, containers) if job is not None})
 
     async def remove(self, job_id: str) -> None:
         """Remove a job's container and volume (orphans, or kept ones)."""
-        await self._call(self._remove_sync, job_id)
-
-
-def _tree_size(top: str, stop_after: int) -> int:
-    """Bytes used under a directory (allocated blocks), stopping early past ``stop_after``."""
-    total = 0
-    stack = [top]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += st.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    if total > stop_after:
-                        return total
-        except OSError:
-            continue
-    return total
+        await self._gateway.call(self._remove_sync, job_id)
 
 
 __all__ = ["DockerExecutor"]

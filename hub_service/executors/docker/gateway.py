@@ -3,7 +3,10 @@
 Every other module of the package takes what it needs from here and is handed a
 :class:`Gateway`; none reaches back into the executor. The Docker SDK is synchronous:
 ``Gateway.call`` runs a blocking call in a private thread pool (dockerspawner's
-``self.docker(method, ...)``), and the executor's own threads use ``Gateway.api``.
+``self.docker(method, ...)``), and the executor's own threads use ``Gateway.api``. What
+the executor does to one container or volume -- check the daemon before the first job,
+kill, wait for the end, remove, find a volume's directory, sample ``docker stats`` -- is
+a method here, each in one place.
 
 Two things the SDK's public API lacks are done through its private one, each in one
 function below, and ``tests/test_docker_units.py`` fails when a docker-py release
@@ -15,6 +18,8 @@ stream ids that tell stdout from stderr; ``attach(logs=True)`` can lose the firs
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -79,6 +84,24 @@ class Names:
         labels.update({LABEL_INSTANCE: self.instance, LABEL_VERSION: __version__, LABEL_WARM: key})
         return labels
 
+    def job_of(self, container: dict) -> Optional[str]:
+        """The job a listed container of this instance carries, if any.
+
+        A cold job's container has the job id in a label; one that started warm has the
+        job's name instead (its labels were set before the job existed). An idle warm
+        container carries no job.
+        """
+        labels = container.get("Labels") or {}
+        if LABEL_JOB in labels:
+            return labels[LABEL_JOB]
+        if LABEL_WARM in labels:
+            prefix = self.job("")[0]
+            for name in container.get("Names") or []:
+                name = name.lstrip("/")
+                if name.startswith(prefix) and len(name) > len(prefix):
+                    return name[len(prefix):]
+        return None
+
     def job_cgroup(self, key: str) -> str:
         """The per-job parent cgroup (``/<cgroup_parent>/<key>``); empty when not used."""
         if not self.cgroup_parent:
@@ -102,9 +125,10 @@ def parse_time(value: str) -> Optional[float]:
 class Gateway:
     """The Docker client, made on first use, and a thread pool for its blocking calls."""
 
-    def __init__(self, url: str = "", threads: int = 16):
+    def __init__(self, url: str = "", threads: int = 16, log: Optional[logging.Logger] = None):
         self.url = url
         self.threads = threads
+        self.log = log or logging.getLogger(__name__)
         self._client = None
         self._pool: Optional[ThreadPoolExecutor] = None
 
@@ -138,6 +162,33 @@ class Gateway:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
+    async def preflight(self, image: str, runtime: str = ""):
+        """(image, daemon info) once the daemon answers, has the image and knows the runtime;
+        else a RuntimeError that says how to get there."""
+        import docker
+
+        try:
+            await self.call(self.client.ping)
+        except Exception as e:
+            raise RuntimeError(
+                f"docker executor: cannot reach the Docker daemon ({e}). Start it with "
+                "`bash scripts/docker-setup.sh` (as root) or set DockerExecutor.docker_url."
+            ) from e
+        try:
+            found = await self.call(self.client.images.get, image)
+        except docker.errors.ImageNotFound as e:
+            raise RuntimeError(
+                f"docker executor: runner image {image} not found on the daemon; build it "
+                "with `bash runner-image/build.sh`."
+            ) from e
+        info = await self.call(self.client.info)
+        if runtime and runtime not in (info.get("Runtimes") or {}):
+            raise RuntimeError(
+                f"docker executor: runtime {runtime!r} is not registered with the "
+                "daemon (see scripts/docker-setup.sh)"
+            )
+        return found, info
+
     def close(self) -> None:
         """Release the pool and the client (a later call makes new ones)."""
         if self._pool is not None:
@@ -146,6 +197,80 @@ class Gateway:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    # --- one container or volume (sync: through call, or from the executor's threads) ----
+    def kill(self, container_id: str) -> None:
+        """Kill a container; one that already exited, or is gone, is left as it is."""
+        import docker
+
+        try:
+            self.api.kill(container_id)
+        except docker.errors.APIError as e:
+            self.log.debug("kill %s: %s", container_id, e)
+
+    def wait(self, container_id: str):
+        """(exit code, inspect) of a container once it has ended; (None, None) when it is gone."""
+        import docker
+
+        try:
+            result = self.api.wait(container_id, timeout=60)
+            attrs = self.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None, None
+        except Exception as e:
+            self.log.warning("wait %s: %s", container_id, e)
+            return None, None
+        return result.get("StatusCode"), attrs
+
+    def remove(self, container: str, volume: str, mounted_at: str) -> Optional[str]:
+        """Remove a container (by id or name) and its volumes: ``volume`` and the one mounted
+        at ``mounted_at``. Returns its pool key when it started warm (its cgroup's name)."""
+        import docker
+
+        api = self.api
+        volumes, key = [volume], None
+        try:
+            attrs = api.inspect_container(container)
+            key = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_WARM)
+            volumes += [m["Name"] for m in attrs.get("Mounts") or []
+                        if m.get("Type") == "volume" and m.get("Name") and m.get("Destination") == mounted_at]
+            api.remove_container(attrs["Id"], force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            self.log.warning("remove container %s: %s", container, e)
+        for name in dict.fromkeys(volumes):
+            try:
+                api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                self.log.warning("remove volume %s: %s", name, e)
+        return key
+
+    def volume_dir(self, name: str) -> Optional[str]:
+        """A volume's directory on this host, when it is readable here (a local daemon, as root)."""
+        try:
+            mp = self.api.inspect_volume(name).get("Mountpoint")
+        except Exception:
+            return None
+        return mp if mp and os.access(mp, os.R_OK | os.X_OK) else None
+
+    def sampled_usage(self, container_id: str) -> dict:
+        """Memory (max, else current) and cpu seconds from one ``docker stats`` sample; {} when none."""
+        try:
+            s = self.api.stats(container_id, stream=False, one_shot=True)
+        except Exception:
+            return {}
+        out = {}
+        mem = s.get("memory_stats") or {}
+        peak = mem.get("max_usage") or mem.get("usage")
+        if peak:
+            out["peak_memory"] = int(peak)
+        cpu = ((s.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        if cpu:
+            out["cpu_seconds"] = cpu / 1e9
+        return out
 
 
 # --- the SDK's private API, one call each ------------------------------------------------

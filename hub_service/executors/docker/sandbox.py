@@ -9,6 +9,7 @@ The rules, for users, are README.md's *The sandbox*.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,6 +30,12 @@ class Sandbox:
     fsize: int = 1 << 30
     log_max_size: str = "10m"
     gpu_driver: str = "nvidia"
+
+    @property
+    def uid_gid(self) -> tuple:
+        """(uid, gid) the job runs as: the owner of its inputs."""
+        uid, _, gid = self.user.partition(":")
+        return int(uid), int(gid or uid)
 
     def create_kwargs(self, spec: JobSpec, volume: str, cgroup_parent: Optional[str] = None) -> dict:
         """The ``containers.create()`` keyword arguments that make the sandbox."""
@@ -117,3 +124,29 @@ class Sandbox:
 def nano_cpus(cpu: float) -> int:
     """A cpu limit in cores as Docker's NanoCpus."""
     return int(round(cpu * 1e9))
+
+
+def tree_size(top: str, stop_after: int) -> int:
+    """Bytes used under a directory (allocated blocks), stopping early past ``stop_after``.
+
+    The measure of the work quota: the daemon cannot limit a volume's size, so the
+    executor measures the job's work volume where this host can read it.
+    """
+    total = 0
+    stack = [top]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    if total > stop_after:
+                        return total
+        except OSError:
+            continue
+    return total

@@ -11,9 +11,12 @@ allocation with an update whose result is read back and checked (a dropped limit
 container is discarded and the job goes cold), the inputs go in with put_archive, and
 the container is renamed to the job's name (labels cannot change; the name is how the
 executor's ``running()``/``reattach()`` find it, so job ids that are not valid
-container names always go cold). The executor then writes the job line to its stdin:
+container names always go cold). The job line then goes to its stdin (:func:`deliver`):
 Docker closes a ``StdinOnce`` stdin when the first writer detaches, so delivery is at
-most once. One container runs one job, never more.
+most once. One container runs one job, never more. Its output, cpu seconds and wall
+time leave the warm start-up out (:class:`Arrival`, from the runner's "assigned" event),
+and its peak memory is reset when it takes the job (cgroup v1; under v2 the peak
+includes the start-up).
 
 Idle warm containers carry a pool label and a name no job can have; the executor's
 ``running()`` ignores them, and :meth:`WarmPool.drain` removes them (at the service's
@@ -27,14 +30,15 @@ import asyncio
 import collections
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 from uuid import uuid4
 
-from ..base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec, parse_event
+from ..base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec, Usage, parse_event
 from .cgroups import Cgroups
 from .gateway import (
     LABEL_INSTANCE,
@@ -46,7 +50,8 @@ from .gateway import (
     safe_name,
     update_limits,
 )
-from .sandbox import nano_cpus
+from .sandbox import Sandbox, nano_cpus
+from .transport import inputs_tar
 
 #: Runner events that are about the warm pool, not the job: never passed on.
 WARM_EVENTS = ("ready", "assigned")
@@ -89,23 +94,89 @@ def job_line(spec: JobSpec, workdir: str) -> bytes:
     return (json.dumps(job) + "\n").encode()
 
 
+class Arrival:
+    """A job's arrival in its container, as the runner's output tells it (the reader's).
+
+    A warm runner started before its job existed: the pool's own events ("ready",
+    "assigned") and its start-up output are not the job's, nor are the cpu and wall time
+    it spent before the job's line arrived (its "assigned" event says both). A cold job
+    has no line; the pool's events are dropped from its output all the same.
+    """
+
+    def __init__(self, line: Optional[bytes] = None, started_at: Optional[float] = None):
+        self.line = line  # warm: the job, as the runner reads it on stdin
+        self.started_at = started_at  # warm, reattached: when the runner read it
+        self.assigned: Optional[dict] = None  # the runner's "assigned" event
+        self.before: collections.deque = collections.deque(maxlen=50)  # warm: the start-up's output
+
+    def holds(self, line: bytes, event: Optional[dict]) -> bool:
+        """Whether an output line is not the job's: a pool event, or the start-up's output."""
+        if event is not None and event.get("event") in WARM_EVENTS:
+            # Only a warm runner's own, first "assigned" counts: a cold job (or the notebook of
+            # a warm one, which runs after it) printing one must not take time off its usage.
+            if event["event"] == "assigned" and self.assigned is None and self.line is not None:
+                self.assigned = event
+            return True
+        if self.line is not None and self.assigned is None:
+            # Kept aside in case the runner ends without ever taking the job (then it explains why).
+            self.before.append(line)
+            return True
+        return False
+
+    def unclaimed(self) -> list:
+        """The start-up's output, when the job never arrived."""
+        return list(self.before) if self.assigned is None else []
+
+    def exclude_startup(self, used: Usage, finished: Optional[float]) -> None:
+        """Take the warm start-up out of the job's cpu seconds and wall time."""
+        if self.assigned is None:
+            return
+        warm_cpu = float(self.assigned.get("warm_cpu_seconds") or 0.0)
+        if used.cpu_seconds is not None:
+            used.cpu_seconds = round(max(0.0, used.cpu_seconds - warm_cpu), 3)
+        at = self.assigned.get("time")
+        if at and finished and finished >= at:
+            used.wall_seconds = round(finished - at, 3)
+
+
+def deliver(api, container_id: str, line: bytes) -> None:
+    """Write the job line to a warm runner's stdin, then detach (which closes it: at most once)."""
+    sock = api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+    raw = getattr(sock, "_sock", sock)
+    try:
+        raw.sendall(line)
+        raw.shutdown(socket.SHUT_WR)
+    finally:
+        raw.close()
+        sock.close()
+
+
+def logged_event(api, container_id: str, name: str) -> Optional[dict]:
+    """The runner's first event called ``name`` in the container's log ("ready", "assigned"), if any."""
+    try:
+        out = api.logs(container_id, stdout=True, stderr=False)
+    except Exception:
+        return None
+    for line in out.splitlines():
+        event = parse_event(line)
+        if event and event.get("event") == name:
+            return event
+    return None
+
+
 class WarmPool:
     """Idle warm containers of one instance, oldest first; thread-safe.
 
-    Collaborators are handed in: ``create_kwargs(spec, volume)`` and ``check(spec, attrs)``
-    make and check the sandbox, ``inputs_tar(spec)`` packs a job's inputs.
+    Each is made and checked with the executor's ``sandbox``, like a cold job's container.
     """
 
     def __init__(self, settings: WarmSettings, gateway: Gateway, names: Names, cgroups: Cgroups,
-                 create_kwargs: Callable, check: Callable, inputs_tar: Callable,
-                 log: Optional[logging.Logger] = None):
+                 sandbox: Sandbox, log: Optional[logging.Logger] = None):
         self.settings = settings
         self.gateway = gateway
         self.names = names
         self.cgroups = cgroups
-        self.create_kwargs = create_kwargs
-        self.check = check
-        self.inputs_tar = inputs_tar
+        self.sandbox = sandbox
         self.log = log or logging.getLogger(__name__)
         self.idle: collections.deque = collections.deque()  # of Warm, oldest first
         self._lock = threading.Lock()
@@ -152,10 +223,10 @@ class WarmPool:
                 labels=labels,
                 stdin_open=True,
                 detach=False,
-                **self.create_kwargs(spec, vname),
+                **self.sandbox.create_kwargs(spec, vname, self.names.job_cgroup(key)),
             )
             entry.container_id = container.id
-            problems = self.check(spec, container.attrs)
+            problems = self.sandbox.check(spec, container.attrs)
             if not (container.attrs.get("Config") or {}).get("StdinOnce"):
                 problems.append("StdinOnce is not set")
             if problems:
@@ -228,14 +299,7 @@ class WarmPool:
         """How many idle warm containers have their kernel up (sync)."""
         with self._lock:
             ids = [e.container_id for e in self.idle]
-        ready = 0
-        for cid in ids:
-            try:
-                out = self.gateway.api.logs(cid, stdout=True, stderr=False)
-            except Exception:
-                continue
-            ready += any((parse_event(line) or {}).get("event") == "ready" for line in out.splitlines())
-        return ready
+        return sum(logged_event(self.gateway.api, cid, "ready") is not None for cid in ids)
 
     # --- taking one ----------------------------------------------------------------------
     def take(self, spec: JobSpec, cname: str) -> Optional[Warm]:
@@ -272,10 +336,10 @@ class WarmPool:
             raise WarmGone("gone") from e
         if not (attrs.get("State") or {}).get("Running"):
             raise WarmGone(f"not running (exit code {(attrs.get('State') or {}).get('ExitCode')})")
-        problems = self.check(spec, attrs)
+        problems = self.sandbox.check(spec, attrs)
         if problems:
             raise SandboxError("the daemon did not apply the job's limits: " + "; ".join(problems))
-        with self.inputs_tar(spec) as tar:
+        with inputs_tar(spec, *self.sandbox.uid_gid) as tar:
             api.put_archive(entry.container_id, self.settings.workdir, tar)
         self.cgroups.reset_peak(entry.key)
         if self.settings.cpu_shares:
