@@ -104,6 +104,9 @@ def service_app(rec: Recorder) -> tornado.web.Application:
             if body.get("parameters", {}).get("bad"):
                 return self.reply(400, {"error": {"code": "invalid_input",
                                                   "message": "unknown parameter(s) bad; the notebook's parameters are: n"}})
+            if "about" in body.get("parameters", {}):  # an error about the field it names, as the service says it
+                return self.reply(400, {"error": {"code": "invalid_input", "message": "not that", "status": 400,
+                                                  "field": body["parameters"]["about"]}})
             dry = self.get_argument("dry_run", "")
             return self.reply(200 if dry else 201, {"id": "new", "status": "queued", "dry_run": bool(dry),
                                                     "resources": {"allocated": {"cpu": 1, "basis": "cold-start"}}})
@@ -207,7 +210,7 @@ def lab(service, tmp_path_factory):
 
 def test_submit_reads_the_file_through_the_contents_manager_and_sends_the_server_token(lab, service):
     service.requests.clear()
-    r = lab.post(lab.base + "jobs", json={"path": "nb.ipynb", "parameters": {"n": 2}, "output_formats": ["ipynb"]})
+    r = lab.post(lab.base + "api/jobs", json={"path": "nb.ipynb", "parameters": {"n": 2}, "output_formats": ["ipynb"]})
     assert r.status_code == 201, r.text
     [sent] = service.requests
     assert sent["method"] == "POST" and sent["uri"] == PREFIX + "jobs"
@@ -219,32 +222,32 @@ def test_submit_reads_the_file_through_the_contents_manager_and_sends_the_server
 
 def test_dry_run_is_forwarded_as_a_dry_run(lab, service):
     service.requests.clear()
-    r = lab.post(lab.base + "jobs?dry_run=1", json={"path": "nb.ipynb"})
+    r = lab.post(lab.base + "api/jobs?dry_run=1", json={"path": "nb.ipynb"})
     assert r.status_code == 200 and r.json()["dry_run"] is True
     assert service.requests[0]["uri"] == PREFIX + "jobs?dry_run=1"
 
 
 def test_a_python_script_goes_as_code_and_other_files_are_refused(lab, service):
     service.requests.clear()
-    assert lab.post(lab.base + "jobs", json={"path": "script.py"}).status_code == 201
+    assert lab.post(lab.base + "api/jobs", json={"path": "script.py"}).status_code == 201
     body = service.requests[0]["body"]
     if "notebook" in body:  # jupytext's contents manager reads a .py as a notebook
         assert body["notebook"]["cells"][0]["metadata"]["tags"] == ["parameters"]
     else:
         assert body["code"].startswith("# %%")
-    r = lab.post(lab.base + "jobs", json={"path": "data.csv"})
+    r = lab.post(lab.base + "api/jobs", json={"path": "data.csv"})
     assert r.status_code == 400
     assert "not a notebook" in r.json()["error"]["message"]
-    r = lab.post(lab.base + "jobs", json={"path": "missing.ipynb"})
+    r = lab.post(lab.base + "api/jobs", json={"path": "missing.ipynb"})
     assert r.status_code == 404 and "missing.ipynb" in r.json()["error"]["message"]
-    r = lab.post(lab.base + "jobs", data="{not json")
+    r = lab.post(lab.base + "api/jobs", data="{not json")
     assert r.status_code == 400 and "not JSON" in r.json()["error"]["message"]
 
 
 def test_service_errors_reach_the_browser_readable(lab):
-    r = lab.post(lab.base + "jobs", json={"path": "nb.ipynb", "parameters": {"bad": 1}})
+    r = lab.post(lab.base + "api/jobs", json={"path": "nb.ipynb", "parameters": {"bad": 1}})
     assert r.status_code == 400
-    assert r.json() == {"error": {"code": "invalid_input",
+    assert r.json() == {"error": {"code": "invalid_input", "status": 400,
                                   "message": "unknown parameter(s) bad; the notebook's parameters are: n"}}
     r = lab.get(lab.base + "api/jobs/gone")
     assert r.status_code == 404 and r.json()["error"]["message"] == "no job gone"
@@ -252,6 +255,40 @@ def test_service_errors_reach_the_browser_readable(lab):
     assert r.status_code == 503 and r.json()["error"]["code"] == "service_unavailable"
     r = lab.get(lab.base + "api/jobs/denied")
     assert r.status_code == 403 and "access:services!service=notebook-jobs" in r.json()["error"]["message"]
+
+
+def test_an_error_about_one_field_names_it_as_the_browser_sent_it(lab, service):
+    """``error.field`` (a JSON pointer into the request) reaches the browser: the service's as it
+    said it, on the forwarded routes and on the submit; the file a submit names by ``path`` is
+    ``/path`` (the service saw it as ``/notebook`` or ``/code``), and so is a file that cannot be read."""
+    def field(r):
+        assert r.status_code == 400, r.text
+        return r.json()["error"].get("field")
+
+    submit = {"path": "nb.ipynb"}
+    assert field(lab.post(lab.base + "api/jobs", json={**submit, "parameters": {"about": "/parameters/n"}})) == "/parameters/n"
+    assert field(lab.post(lab.base + "api/jobs?dry_run=1",
+                          json={**submit, "parameters": {"about": "/resources/memory"}})) == "/resources/memory"
+    assert field(lab.post(lab.base + "api/jobs", json={**submit, "parameters": {"about": "/notebook/cells"}})) == "/path"
+    assert field(lab.post(lab.base + "api/jobs", json={"path": "data.csv"})) == "/path"
+    assert field(lab.post(lab.base + "api/jobs/j1/rerun", json={"parameters": {"about": "/timeout"}})) == "/timeout"
+    forwarded = lab.post(lab.base + "api/schedules", json={"parameters": {"about": "/parameters/n"}})
+    assert field(forwarded) == "/parameters/n"
+    # an error about the whole request has no field
+    assert field(lab.post(lab.base + "api/jobs", json={**submit, "parameters": {"bad": 1}})) is None
+
+
+def test_every_route_is_the_services_path_under_api(lab, service):
+    """One URL style: ``notebook-jobs/api/<the service's path>``. A submit body without ``path`` (the
+    Rerun dialog asks a dry run of a job's input notebook) goes to the service as it is."""
+    service.requests.clear()
+    nb = make_notebook("print(n)", parameters="n = 1")
+    r = lab.post(lab.base + "api/jobs?dry_run=1", json={"notebook": nb})
+    assert r.status_code == 200, r.text
+    assert [(q["method"], q["uri"], q["body"]) for q in service.requests] == [
+        ("POST", PREFIX + "jobs?dry_run=1", {"notebook": nb})]
+    for old in ("jobs", "jobs/j1/rerun", "jobs/j1/open"):  # the routes of before, outside api/
+        assert lab.post(lab.base + old, json={"path": "nb.ipynb"}).status_code == 404, old
 
 
 def test_the_rest_api_is_forwarded_with_query_and_method(lab, service):
@@ -279,12 +316,12 @@ def test_event_stream_is_passed_through(lab):
 
 def test_rerun_passes_changed_parameters_to_the_services_rerun(lab, service):
     service.requests.clear()
-    r = lab.post(lab.base + "jobs/j1/rerun", json={"parameters": {"n": 7}})
+    r = lab.post(lab.base + "api/jobs/j1/rerun", json={"parameters": {"n": 7}})
     assert r.status_code == 201, r.text
     assert [(q["method"], q["uri"]) for q in service.requests] == [("POST", PREFIX + "jobs/j1/rerun")]
     assert service.requests[0]["body"] == {"parameters": {"n": 7}}  # exactly the dialog's
     service.requests.clear()
-    assert lab.post(lab.base + "jobs/j1/rerun").status_code == 201  # no body: the service's own rerun
+    assert lab.post(lab.base + "api/jobs/j1/rerun").status_code == 201  # no body: the service's own rerun
     assert [(q["uri"], q["body"]) for q in service.requests] == [(PREFIX + "jobs/j1/rerun", None)]
 
 
@@ -295,17 +332,17 @@ def test_rerun_forwards_its_dry_run_and_changed_resources(lab, service):
         return [(q["uri"], q["body"]) for q in service.requests if q["method"] == "POST"]
 
     service.requests.clear()
-    r = lab.post(lab.base + "jobs/j1/rerun?dry_run=1", json={})
+    r = lab.post(lab.base + "api/jobs/j1/rerun?dry_run=1", json={})
     assert r.status_code == 200, r.text
     assert r.json()["dry_run"] is True
     assert posts() == [(PREFIX + "jobs/j1/rerun?dry_run=1", None)]
     service.requests.clear()
     body = {"parameters": {"n": 7}, "resources": {"memory": "2GB"}, "timeout": 1200}
-    r = lab.post(lab.base + "jobs/j1/rerun", json=body)
+    r = lab.post(lab.base + "api/jobs/j1/rerun", json=body)
     assert r.status_code == 201, r.text
     assert posts() == [(PREFIX + "jobs/j1/rerun", body)]
     service.requests.clear()
-    lab.post(lab.base + "jobs/j1/rerun", json={"resources": {}, "timeout": None})  # nothing changed
+    lab.post(lab.base + "api/jobs/j1/rerun", json={"resources": {}, "timeout": None})  # nothing changed
     assert posts() == [(PREFIX + "jobs/j1/rerun", None)]
 
 
@@ -316,7 +353,7 @@ def test_a_rerun_dry_run_never_reaches_a_service_that_does_not_offer_it(lab, ser
     service.rerun_dry_run = False
     try:
         service.requests.clear()
-        r = lab.post(lab.base + "jobs/j1/rerun?dry_run=1", json={})
+        r = lab.post(lab.base + "api/jobs/j1/rerun?dry_run=1", json={})
         assert r.status_code == 404, r.text
         assert r.json()["error"]["code"] == "not_supported"
         assert [q for q in service.requests if q["method"] == "POST"] == []
@@ -325,7 +362,7 @@ def test_a_rerun_dry_run_never_reaches_a_service_that_does_not_offer_it(lab, ser
 
 
 def test_open_copies_the_output_into_job_outputs(lab):
-    r = lab.post(lab.base + "jobs/j1/open")
+    r = lab.post(lab.base + "api/jobs/j1/open")
     assert r.status_code == 200, r.text
     assert r.json()["path"] == "job-outputs/a-j1.ipynb"
     saved = json.loads((lab.root / "job-outputs" / "a-j1.ipynb").read_text())
@@ -333,7 +370,7 @@ def test_open_copies_the_output_into_job_outputs(lab):
 
 
 def test_requests_without_the_users_login_are_refused(lab):
-    r = requests.post(lab.base + "jobs", json={"path": "nb.ipynb"})
+    r = requests.post(lab.base + "api/jobs", json={"path": "nb.ipynb"})
     assert r.status_code == 403
 
 
@@ -342,7 +379,7 @@ def test_a_service_that_is_down_is_a_clear_503(tmp_path, service):
     try:
         auth = {"Authorization": f"token {LAB_TOKEN}"}
         for r in (requests.get(url + "/notebook-jobs/api/jobs", headers=auth),
-                  requests.post(url + "/notebook-jobs/jobs", headers=auth, json={"path": "nb.ipynb"})):
+                  requests.post(url + "/notebook-jobs/api/jobs", headers=auth, json={"path": "nb.ipynb"})):
             assert r.status_code == 503
             err = r.json()["error"]
             assert err["code"] == "service_unavailable"

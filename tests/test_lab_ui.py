@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 
 import pytest
 
@@ -92,9 +93,40 @@ def open_notebook(page, hub, name):
     page.locator(SUBMIT).locator("visible=true").wait_for(timeout=30_000)
 
 
+def lab_ready(page):
+    """Wait until Lab has restored its layout (its splash screen goes then): a click on a sidebar
+    tab before that may be undone by the restore."""
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=90_000)
+
+
+def show_panel(page, refresh=True):
+    """The Notebook jobs panel, shown (opened unless the restored layout shows it already), its
+    list refreshed; the panel's locator."""
+    tab = page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]')
+    tab.wait_for(timeout=90_000)
+    lab_ready(page)
+    panel = page.locator("#notebook-jobs-panel")
+    if not panel.is_visible():  # (a click on the open panel's tab would close it)
+        tab.click()
+    if refresh:
+        page.locator(".jp-NotebookJobs-refresh").click()
+    return panel
+
+
+def open_panel(page, hub, refresh=True):
+    """A fresh Lab page with the Notebook jobs panel shown (see show_panel)."""
+    page.goto(f"{hub.url}/user/{USER}/lab")
+    return show_panel(page, refresh)
+
+
 def submit(page, hub, name, fill=None, shot=None):
     """Open a notebook, click Submit as job, fill fields, submit; the job row's locator."""
     open_notebook(page, hub, name)
+    return submit_shown(page, name, fill, shot)
+
+
+def submit_shown(page, name, fill=None, shot=None):
+    """Click Submit as job on the notebook shown, fill fields, submit; the job row's locator."""
     page.locator(SUBMIT).locator("visible=true").click()
     dialog = page.locator(".jp-Dialog .jp-NotebookJobs-dialog")
     dialog.wait_for()
@@ -301,7 +333,7 @@ def test_a_jobs_log_html_rerun_with_other_parameters_and_delete(hub, lab):
     probe = user.post(f"jobs/{job_id}/rerun?dry_run=1", json={"timeout": 600})  # an older service refuses the field
     sized = probe.status_code == 200 and probe.json().get("dry_run") is True
     reruns = []
-    page.on("request", lambda r: reruns.append(r) if re.search(r"/notebook-jobs/jobs/[^/?]+/rerun", r.url)
+    page.on("request", lambda r: reruns.append(r) if re.search(r"/notebook-jobs/api/jobs/[^/?]+/rerun", r.url)
             and "dry_run" not in r.url and r.method == "POST" else None)
     row.locator('[data-action="rerun"]').click()
     word = page.locator('.jp-Dialog [name="param-word"]')
@@ -419,12 +451,7 @@ def test_scripts_in_a_jobs_outputs_never_run_on_the_hubs_origin(hub, lab):
     # the Lab panel's own HTML view of it: scripts run only in the frame's opaque origin
     page = lab
     title = page.title()
-    page.goto(f"{hub.url}/user/{USER}/lab")
-    tab = page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]')
-    tab.wait_for(timeout=90_000)
-    if not page.locator("#notebook-jobs-panel").is_visible():  # (a click on the open panel's tab closes it)
-        tab.click()
-    page.locator(".jp-NotebookJobs-refresh").click()
+    open_panel(page, hub)
     row = wait_status(page, job["id"], "succeeded", 30_000)
     row.locator('[data-action="html"]').click()
     iframe = page.locator(".jp-NotebookJobs-html:visible")
@@ -546,12 +573,7 @@ def test_opening_outputs_starts_no_kernel_and_leaves_them_saved(hub, lab):
     jobs = [user.submit(make_notebook(f"print('output {i}')"), f"out{i}.ipynb") for i in range(3)]
     for job in jobs:
         assert user.wait(job["id"])["status"] == "succeeded"
-    page.goto(f"{hub.url}/user/{USER}/lab")
-    tab = page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]')
-    tab.wait_for(timeout=90_000)
-    if not page.locator("#notebook-jobs-panel").is_visible():
-        tab.click()
-    page.locator(".jp-NotebookJobs-refresh").click()
+    open_panel(page, hub)
     before = set(kernels(page))
     for i, job in enumerate(jobs):
         row = wait_status(page, job["id"], "succeeded", 30_000)
@@ -622,12 +644,7 @@ def test_the_resource_line_wraps_between_items_and_lab_asks_no_news(hub, lab):
     """The panel's resource line never breaks inside a word ("(cold-star t)", "cpu ·s") in a narrow
     panel, and the demo's Lab does not ask to fetch Jupyter news."""
     page = lab
-    page.goto(f"{hub.url}/user/{USER}/lab")
-    tab = page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]')
-    tab.wait_for(timeout=90_000)
-    if not page.locator("#notebook-jobs-panel").is_visible():
-        tab.click()
-    page.locator(".jp-NotebookJobs-refresh").click()
+    open_panel(page, hub)
     page.locator(".jp-NotebookJobs-resources").first.wait_for(timeout=30_000)
     # narrow lines: they must wrap, between items only
     page.evaluate("for (const el of document.querySelectorAll('.jp-NotebookJobs-resources')) el.style.maxWidth = '170px'")
@@ -651,6 +668,171 @@ def test_the_resource_line_wraps_between_items_and_lab_asks_no_news(hub, lab):
     assert broken == [], broken
     page.locator("#notebook-jobs-panel").screenshot(path=str(SHOTS / "panel-narrow.png"))
     assert page.get_by_text("official Jupyter news").count() == 0
+
+
+def right_sidebar(page) -> dict:
+    """The right sidebar as Lab saved it in the workspace (``current``: the name of the panel shown)."""
+    return page.evaluate("""async (user) => {
+        const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || '';
+        const r = await fetch(`/user/${user}/lab/api/workspaces/default`,
+                              {headers: {'X-XSRFToken': decodeURIComponent(xsrf)}});
+        return r.ok ? ((await r.json()).data?.['layout-restorer:data']?.right ?? {}) : {};
+    }""", USER)
+
+
+def test_the_panel_comes_back_after_a_reload(hub, lab):
+    """The sidebar panel is part of the layout Lab restores (ILayoutRestorer): shown before a
+    reload, shown after it, with no click."""
+    page = lab
+    open_panel(page, hub, refresh=False)
+    # Lab saves its layout a moment after it changes: wait until the workspace holds the panel
+    deadline = time.monotonic() + 30
+    while right_sidebar(page).get("current") != "notebook-jobs-panel" or right_sidebar(page).get("collapsed"):
+        assert time.monotonic() < deadline, f"Lab did not save its layout: {right_sidebar(page)}"
+        page.wait_for_timeout(500)
+    page.reload()
+    page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]').wait_for(timeout=90_000)
+    lab_ready(page)
+    panel = page.locator("#notebook-jobs-panel")
+    try:
+        panel.wait_for(state="visible", timeout=15_000)
+    except playwright.TimeoutError:
+        page.screenshot(path=str(SHOTS / "timeout-panel-restored.png"))
+        raise AssertionError("the panel did not come back after the reload") from None
+    panel.locator(".jp-NotebookJobs-list > li").first.wait_for(timeout=30_000)  # and it lists the jobs (or none)
+
+
+def test_an_event_for_one_job_leaves_the_other_rows_alone(hub, lab):
+    """The list is keyed: a row's DOM node is the same object after another job's events (a
+    property set on it is still there), while the other job's row follows its events live."""
+    page = lab
+    user = hub.user(USER)
+    settled = user.submit(make_notebook("print('settled')"), "settled.ipynb")
+    assert user.wait(settled["id"])["status"] == "succeeded"
+    open_notebook(page, hub, "greet.ipynb")
+    show_panel(page)
+    wait_status(page, settled["id"], "succeeded", 30_000)
+    mark = "(id) => { document.querySelector(`.jp-NotebookJobs-job[data-job-id=\"${id}\"]`).__kept = 'still me'; }"
+    read = "(id) => document.querySelector(`.jp-NotebookJobs-job[data-job-id=\"${id}\"]`).__kept ?? null"
+    page.evaluate(mark, settled["id"])
+    row = submit_shown(page, "greet.ipynb")
+    job_id = row.get_attribute("data-job-id")
+    wait_status(page, job_id, "succeeded")
+    assert_followed_over_the_event_stream(page, job_id)  # its progress and its end came as events
+    assert page.evaluate(read, settled["id"]) == "still me", "the other job's row was built again"
+    assert page.evaluate(read, job_id) is None  # (the job the events were for has a row of its own)
+
+
+def test_the_toolbar_button_submits_its_own_notebook(hub, lab):
+    """Two notebooks side by side: the Submit button in one's toolbar submits that one, though the
+    other is the current notebook (a press on the button does not make its notebook current)."""
+    page = lab
+    open_notebook(page, hub, "edited.ipynb")
+    browser_item = page.locator(".jp-DirListing-item", has_text="greet.ipynb")
+    if not browser_item.is_visible():
+        page.locator('.jp-SideBar [data-id="filebrowser"]').click()
+    browser_item.dblclick()  # the second notebook, in a tab of its own
+    tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab")
+    tabs.filter(has_text="greet.ipynb").first.wait_for(timeout=30_000)
+    edited = tabs.filter(has_text="edited.ipynb").first
+    edited.wait_for(timeout=30_000)
+    edited_id = edited.get_attribute("data-id")
+    files = page.locator('.jp-SideBar [data-id="filebrowser"]')
+    # room for both toolbars (a narrow one moves its buttons into its "…" menu)
+    files.click()
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": 2000, "height": viewport["height"]})
+    try:
+        # drag edited.ipynb's tab to the right edge of the main area: the two side by side
+        dock = page.locator("#jp-main-dock-panel").bounding_box()
+        box = edited.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        target = (dock["x"] + dock["width"] - 15, dock["y"] + dock["height"] / 2)
+        for i in range(1, 21):
+            page.mouse.move(box["x"] + (target[0] - box["x"]) * i / 20, box["y"] + (target[1] - box["y"]) * i / 20)
+            page.wait_for_timeout(20)
+        page.mouse.up()
+        buttons = page.locator(SUBMIT).locator("visible=true")
+        try:
+            page.wait_for_function("(sel) => Array.from(document.querySelectorAll(sel)).filter(b => b.offsetParent).length === 2",
+                                   arg=SUBMIT, timeout=10_000)
+        except playwright.TimeoutError:
+            page.screenshot(path=str(SHOTS / "timeout-two-notebooks.png"))
+            raise
+        # greet.ipynb is the current notebook: a click in it
+        page.locator(f".jp-NotebookPanel:visible:not(#{edited_id}) .jp-Cell").first.click()
+        current = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current", has_text="greet.ipynb")
+        current.wait_for(timeout=10_000)
+        page.screenshot(path=str(SHOTS / "two-notebooks.png"))
+        # a press of the button that leaves the other notebook current: Enter sent to it without the
+        # focus moving there, as assistive technology may press it (a mouse press in a notebook would
+        # first make that notebook current, and hide the difference)
+        page.locator(f"#{edited_id} {SUBMIT}").dispatch_event("keydown", {"key": "Enter"})
+        dialog = page.locator(".jp-Dialog .jp-NotebookJobs-dialog")
+        dialog.wait_for(timeout=15_000)
+        assert dialog.locator(".jp-NotebookJobs-path").inner_text() == "edited.ipynb"
+        assert "edited.ipynb" in page.locator(".jp-Dialog-header").inner_text()
+        dialog.locator('[name="param-rate"]').wait_for(timeout=30_000)  # its parameters, not greet's
+        assert dialog.locator('[name="param-word"]').count() == 0
+        page.locator(".jp-Dialog-button.jp-mod-reject").click()
+        page.locator(".jp-Dialog").wait_for(state="detached")
+        assert buttons.count() == 2
+    finally:
+        # back to one notebook at a time, as the other tests expect
+        if page.locator(".jp-Dialog").count():
+            page.locator(".jp-Dialog-button.jp-mod-reject").click()
+        tab = tabs.filter(has_text="edited.ipynb").first
+        if tab.count():
+            tab.locator(".lm-TabBar-tabCloseIcon").click()
+            discard = page.locator(".jp-Dialog-button", has_text="Discard")  # (its kernel may have touched it)
+            try:
+                discard.wait_for(timeout=2_000)
+                discard.click()
+            except playwright.TimeoutError:
+                pass
+            tab.wait_for(state="detached", timeout=10_000)
+        if not browser_item.is_visible():
+            files.click()
+        page.set_viewport_size(viewport)
+
+
+def test_an_error_about_a_field_shows_beside_that_field(hub, lab):
+    """The service's ``error.field`` says which field an error is about: the dialog shows the
+    message beside that field (a parameter's, a resource's), and under the form when there is no
+    field, whatever the message's words. (The dry run's answers are the test's own here.)"""
+    page = lab
+    dialog = open_dialog(page, hub, "greet.ipynb")  # the first dry run, the service's: the fields
+    answer = {"code": "invalid_input", "status": 400}
+    dry_run = re.compile(r"/notebook-jobs/api/jobs\?dry_run=1(&|$)")  # (Lab adds a cache-busting argument)
+
+    def refuse(route):
+        route.fulfill(status=400, content_type="application/json", body=json.dumps({"error": answer}))
+
+    form_error = dialog.locator(".jp-NotebookJobs-formError")
+    page.route(dry_run, refuse)
+    try:
+        answer.update(message="this value is not welcome here", field="/parameters/word")
+        dialog.locator('[name="param-word"]').fill("other")
+        field_error(page, "word", "not welcome")
+        assert form_error.inner_text() == ""
+        page.wait_for_timeout(300)
+        assert page.locator(ACCEPT).is_disabled()  # an error shows: Submit waits
+        answer.update(message="too odd for this machine", field="/resources/memory")
+        dialog.locator('[name="memory"]').fill("3GiB")
+        field_error(page, "memory", "too odd")
+        field_error(page, "word", "")
+        del answer["field"]  # about the whole request: under the form, though it names a field
+        answer["message"] = "word: the service says no"
+        dialog.locator('[name="param-word"]').fill("third")
+        page.wait_for_function("(sel) => document.querySelector(sel)?.textContent.includes('the service says no')",
+                               arg=".jp-NotebookJobs-dialog .jp-NotebookJobs-formError", timeout=15_000)
+        field_error(page, "word", "")
+        field_error(page, "memory", "")
+        page.locator(".jp-Dialog-content").screenshot(path=str(SHOTS / "dialog-field-errors.png"))
+    finally:
+        page.unroute(dry_run, refuse)
+        page.locator(".jp-Dialog-button.jp-mod-reject").click()
 
 
 def set_theme(page, theme: str):
@@ -682,10 +864,7 @@ def test_dark_theme_screenshots_of_the_dialog_and_the_panel(hub, lab):
         field_error(page, "memory", "is not a size")
         page.locator(".jp-Dialog-content").screenshot(path=str(SHOTS / "dark-dialog.png"))
         page.locator(".jp-Dialog-button.jp-mod-reject").click()
-        tab = page.locator('.jp-SideBar [data-id="notebook-jobs-panel"]')
-        if not page.locator("#notebook-jobs-panel").is_visible():
-            tab.click()
-        page.locator(".jp-NotebookJobs-refresh").click()
+        show_panel(page)
         page.locator(".jp-NotebookJobs-job").first.wait_for(timeout=30_000)
         page.wait_for_timeout(500)
         page.locator("#notebook-jobs-panel").screenshot(path=str(SHOTS / "dark-panel.png"))

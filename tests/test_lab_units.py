@@ -1,6 +1,6 @@
 """The Lab extension's TypeScript units (jest, in extension/src/__tests__), run from pytest so
-that the one test command covers them: parameter parsing into form fields, the job list
-reducer, error mapping and the sizing overrides."""
+that the one test command covers them: the parameter fields' inputs read back into values, the
+job list reducer, errors and the field they name, and the sizing overrides."""
 
 import os
 import shutil

@@ -20,15 +20,19 @@ from traitlets.config import LoggingConfigurable
 
 
 class ServiceError(Exception):
-    """A failed call, as the browser should see it: HTTP status, error code, message."""
+    """A failed call, as the browser should see it: HTTP status, error code, message, and the
+    field of the request it is about (an RFC 6901 pointer such as ``/parameters/alpha``), if one."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, field: Optional[str] = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.field = status, code, message, field
 
     def to_json(self) -> dict:
         """The service's error shape, so the frontend reads one format."""
-        return {"error": {"code": self.code, "message": self.message}}
+        error = {"code": self.code, "message": self.message, "status": self.status}
+        if self.field:
+            error["field"] = self.field
+        return {"error": error}
 
 
 def translate_error(status: int, body: bytes) -> ServiceError:
@@ -36,6 +40,7 @@ def translate_error(status: int, body: bytes) -> ServiceError:
     try:
         err = json.loads(body.decode("utf-8", "replace"))["error"]
         code, message = str(err.get("code") or "error"), str(err["message"])
+        field = err.get("field") if isinstance(err.get("field"), str) and err["field"].startswith("/") else None
     except (ValueError, KeyError, TypeError, AttributeError):
         # not the service's JSON: a proxy page or a crash; the status is all we know
         if status in (502, 503, 504):
@@ -46,7 +51,7 @@ def translate_error(status: int, body: bytes) -> ServiceError:
     if status in (401, 403):
         message = (f"The notebook-jobs service refused this server's Hub token: {message}. "
                    "The Hub must grant single-user servers access:services!service=notebook-jobs.")
-    return ServiceError(status, code, message)
+    return ServiceError(status, code, message, field)
 
 
 class ServiceClient(LoggingConfigurable):

@@ -1,21 +1,27 @@
-"""Routes of the server extension under ``{base_url}notebook-jobs/``. Thin: each reads the
-request, asks :mod:`.client` (and the contents manager), and answers.
+"""Routes of the server extension: the service's REST API under ``{base_url}notebook-jobs/api/``,
+each at the service's own path. Thin: each reads the request, asks :mod:`.client` (and the
+contents manager), and answers. Three of them do more than forward:
 
-  POST jobs[?dry_run=1]      submit (or size) a file of the workspace, read through the
-                             contents manager, so it works wherever the user's files live
-  POST jobs/{id}/rerun[?dry_run=1]
-                             run a job again, with what the body changes (parameters,
-                             resources, timeout); with dry_run, the would-be job only
-  POST jobs/{id}/open        copy the executed notebook to job-outputs/<name>-<id>.ipynb
-  *    api/<path>            anything else of the service's REST API (GET, POST, PUT, PATCH,
-                             DELETE), forwarded as it is (event streams and outputs are
-                             streamed through)
+  POST api/jobs[?dry_run=1]  a body with ``path``: that file of the workspace, read through the
+                             contents manager (so it works wherever the user's files live), is
+                             sent as the notebook (or the script); any other body goes as it is
+  POST api/jobs/{id}/rerun[?dry_run=1]
+                             the service's rerun, its dry run asked only of a service that
+                             documents one (an older one would run the job)
+  POST api/jobs/{id}/open    this server's own: copy the executed notebook to
+                             job-outputs/<name>-<id>.ipynb in the workspace
+  *    api/<path>            anything else (GET, POST, PUT, PATCH, DELETE), forwarded as it is
+                             (event streams and outputs are streamed through)
 
 The forwarded answers come from the Hub's origin (single-user servers live under /user/
 on it), and some of them are the user's own content (a notebook's HTML render, its
 Markdown, its input): whatever the service says, anything but its JSON answers and event
 streams goes out with ``Content-Security-Policy: sandbox`` (no scripts, an opaque origin) and
 ``X-Content-Type-Options: nosniff``.
+
+An error about one field of the request names it (``error.field``, a JSON pointer into the
+request's body as the browser sent it): the service's pointers pass through, except that a
+file read from the workspace is the request's ``/path`` (the service saw it as ``/notebook``).
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ class BaseHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or self._reason
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"code": "error", "message": message}}))
+        self.finish(json.dumps({"error": {"code": "error", "message": message, "status": status_code}}))
 
     def fail(self, err: ServiceError) -> None:
         """Answer with a translated error."""
@@ -86,116 +92,36 @@ class BaseHandler(APIHandler):
 async def read_source(contents_manager, path: str) -> dict:
     """The service's JSON source fields for a workspace file: its notebook or its code."""
     if not isinstance(path, str) or not path:
-        raise ServiceError(400, "invalid_input", "'path' (the file to run) is required")
+        raise ServiceError(400, "invalid_input", "'path' (the file to run) is required", "/path")
     try:
         model = await ensure_async(contents_manager.get(path, content=True))
     except web.HTTPError as e:
         raise ServiceError(e.status_code, "not_found" if e.status_code == 404 else "invalid_input",
-                           e.log_message or f"cannot read {path}") from None
+                           e.log_message or f"cannot read {path}", "/path") from None
     if model["type"] == "notebook":
         return {"notebook": model["content"]}
     if model["type"] == "file" and path.endswith(".py") and model.get("format") == "text":
         return {"code": model["content"]}
-    raise ServiceError(400, "invalid_input", f"{path} is not a notebook (.ipynb) or a Python script (.py)")
+    raise ServiceError(400, "invalid_input", f"{path} is not a notebook (.ipynb) or a Python script (.py)", "/path")
 
 
-class SubmitHandler(BaseHandler):
-    """``POST jobs``: body ``{path, parameters, name, resources, timeout, output_formats}``."""
-
-    @web.authenticated
-    async def post(self):
-        try:
-            body = self.body_json()
-            payload = await read_source(self.contents_manager, body.get("path"))
-            payload["name"] = body.get("name") or posixpath.basename(body["path"])
-            for key in ("parameters", "resources", "timeout", "output_formats"):
-                if body.get(key) not in (None, "", {}):
-                    payload[key] = body[key]
-            dry = self.get_argument("dry_run", "") in ("1", "true")
-            job = await self.client.json("POST", "jobs" + ("?dry_run=1" if dry else ""), payload)
-        except ServiceError as e:
-            return self.fail(e)
-        self.set_status(200 if dry else 201)
-        self.finish(json.dumps(job))
+#: the service's fields for the file a request named by its ``path``
+SOURCE_POINTERS = ("/notebook", "/code")
 
 
-class RerunHandler(BaseHandler):
-    """``POST jobs/{id}/rerun[?dry_run=1]``: the service's rerun, with what the body changes.
-
-    The body's ``parameters``, ``resources`` (``{"memory": "2GB", "cpu": 1}``) and
-    ``timeout`` go to the service when present; the service checks them against the job and
-    keeps everything else of it: its data files, requests, webhook, notify, and the larger
-    limits a run killed for memory or time gets. ``?dry_run=1`` answers the would-be job
-    (``resources.allocated``, ``bounds``, ``explanation``) and runs nothing.
-    """
-
-    @web.authenticated
-    async def post(self, job_id):
-        try:
-            body = self.body_json()
-            payload = {}
-            if "parameters" in body:
-                payload["parameters"] = body["parameters"] or {}
-            for key in ("resources", "timeout"):
-                if body.get(key) not in (None, "", {}):
-                    payload[key] = body[key]
-            dry = self.get_argument("dry_run", "") in ("1", "true")
-            if dry and not await rerun_dry_run_offered(self.client):
-                # a service without it would run the job: never ask one that does not say it has it
-                raise ServiceError(404, "not_supported", "the service does not size a rerun ahead of it (no dry run)")
-            job = await self.client.json("POST", f"jobs/{job_id}/rerun" + ("?dry_run=1" if dry else ""),
-                                         payload or None)
-        except ServiceError as e:
-            return self.fail(e)
-        self.set_status(200 if dry else 201)
-        self.finish(json.dumps(job))
-
-
-async def rerun_dry_run_offered(client: ServiceClient) -> bool:
-    """Whether the service's rerun takes ``dry_run`` (its OpenAPI document says so).
-
-    An older service ignores the query and would start the job, so the Rerun dialog's
-    sizing asks only a service that documents it (asked each time the dialog opens: a
-    service upgraded or rolled back under a running Lab is seen).
-    """
-    try:
-        spec = await client.json("GET", "openapi.json")
-        op = (spec or {}).get("paths", {}).get("/jobs/{job_id}/rerun", {}).get("post", {})
-        offered = any(isinstance(p, dict) and p.get("name") == "dry_run" and p.get("in") == "query"
-                      for p in op.get("parameters", []))
-    except (ServiceError, AttributeError, TypeError):
-        offered = False
-    return offered
-
-
-def output_path(job: dict) -> str:
-    """Where a job's executed notebook is copied in the workspace."""
-    stem = posixpath.splitext(posixpath.basename(job.get("name") or "job"))[0]
-    stem = re.sub(r"[^\w.-]+", "-", stem).strip("-.") or "job"
-    return f"job-outputs/{stem}-{job['id']}.ipynb"
-
-
-class OpenOutputHandler(BaseHandler):
-    """``POST jobs/{id}/open``: copy the output notebook into the workspace; ``{path}``."""
-
-    @web.authenticated
-    async def post(self, job_id):
-        cm = self.contents_manager
-        try:
-            job = await self.client.json("GET", f"jobs/{job_id}")
-            response = await self.client.request("GET", f"jobs/{job_id}/output?format=ipynb")
-            path = output_path(job)
-            if not await ensure_async(cm.dir_exists("job-outputs")):
-                await ensure_async(cm.save({"type": "directory"}, "job-outputs"))
-            await ensure_async(cm.save({"type": "notebook", "format": "json",
-                                        "content": json.loads(response.body)}, path))
-        except ServiceError as e:
-            return self.fail(e)
-        self.finish(json.dumps({"path": path}))
+def as_sent(err: ServiceError) -> ServiceError:
+    """``err`` with its field as the browser's request spelled it: the file it sent as ``path``."""
+    if err.field and any(err.field == p or err.field.startswith(p + "/") for p in SOURCE_POINTERS):
+        err.field = "/path"
+    return err
 
 
 class ForwardHandler(BaseHandler):
     """``api/<path>``: the service's REST API as the server's owner, bodies streamed back."""
+
+    def service_path(self, path: str) -> str:
+        """The service's path for this route's named groups."""
+        return path
 
     def _answer_headers(self, status: int, headers) -> None:
         """The status and headers of a forwarded answer (``headers``: the service's, lowercase names)."""
@@ -251,33 +177,148 @@ class ForwardHandler(BaseHandler):
         self.finish(set_content_type=self._headers.get("Content-Type", "application/json"))
 
     @web.authenticated
-    async def get(self, path):
-        await self._forward(path)
+    async def get(self, **route):
+        await self._forward(self.service_path(**route))
 
     @web.authenticated
-    async def post(self, path):
-        await self._forward(path)
+    async def post(self, **route):
+        await self._forward(self.service_path(**route))
 
     @web.authenticated
-    async def put(self, path):
-        await self._forward(path)
+    async def put(self, **route):
+        await self._forward(self.service_path(**route))
 
     @web.authenticated
-    async def patch(self, path):
-        await self._forward(path)
+    async def patch(self, **route):
+        await self._forward(self.service_path(**route))
 
     @web.authenticated
-    async def delete(self, path):
-        await self._forward(path)
+    async def delete(self, **route):
+        await self._forward(self.service_path(**route))
+
+
+class SubmitHandler(ForwardHandler):
+    """``POST api/jobs``: body ``{path, parameters, name, resources, timeout, output_formats}``, the
+    file at ``path`` read from the workspace; a body without ``path`` (and every other method)
+    goes to the service as it is."""
+
+    def service_path(self) -> str:
+        return "jobs"
+
+    @web.authenticated
+    async def post(self):
+        if not self.names_a_path():
+            return await self._forward("jobs")
+        try:
+            body = self.body_json()
+            payload = await read_source(self.contents_manager, body.get("path"))
+            payload["name"] = body.get("name") or posixpath.basename(body["path"])
+            for key in ("parameters", "resources", "timeout", "output_formats"):
+                if body.get(key) not in (None, "", {}):
+                    payload[key] = body[key]
+            dry = self.get_argument("dry_run", "") in ("1", "true")
+            job = await self.client.json("POST", "jobs" + ("?dry_run=1" if dry else ""), payload)
+        except ServiceError as e:
+            return self.fail(as_sent(e))
+        self.set_status(200 if dry else 201)
+        self.finish(json.dumps(job))
+
+    def names_a_path(self) -> bool:
+        """Whether the body is JSON with a ``path`` (a body that is not JSON is refused as one)."""
+        if self.request.headers.get("Content-Type", "application/json").split(";")[0].strip() != "application/json":
+            return False
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            return True  # body_json says what is wrong with it
+        return not isinstance(body, dict) or "path" in body
+
+
+class RerunHandler(ForwardHandler):
+    """``POST api/jobs/{id}/rerun[?dry_run=1]``: the service's rerun, with what the body changes.
+
+    The body's ``parameters``, ``resources`` (``{"memory": "2GB", "cpu": 1}``) and
+    ``timeout`` go to the service when present; the service checks them against the job and
+    keeps everything else of it: its data files, requests, webhook, notify, and the larger
+    limits a run killed for memory or time gets. ``?dry_run=1`` answers the would-be job
+    (``resources.allocated``, ``bounds``, ``explanation``) and runs nothing.
+    """
+
+    def service_path(self, job_id: str) -> str:
+        return f"jobs/{job_id}/rerun"
+
+    @web.authenticated
+    async def post(self, job_id):
+        try:
+            body = self.body_json()
+            payload = {}
+            if "parameters" in body:
+                payload["parameters"] = body["parameters"] or {}
+            for key in ("resources", "timeout"):
+                if body.get(key) not in (None, "", {}):
+                    payload[key] = body[key]
+            dry = self.get_argument("dry_run", "") in ("1", "true")
+            if dry and not await rerun_dry_run_offered(self.client):
+                # a service without it would run the job: never ask one that does not say it has it
+                raise ServiceError(404, "not_supported", "the service does not size a rerun ahead of it (no dry run)")
+            job = await self.client.json("POST", f"jobs/{job_id}/rerun" + ("?dry_run=1" if dry else ""),
+                                         payload or None)
+        except ServiceError as e:
+            return self.fail(e)
+        self.set_status(200 if dry else 201)
+        self.finish(json.dumps(job))
+
+
+async def rerun_dry_run_offered(client: ServiceClient) -> bool:
+    """Whether the service's rerun takes ``dry_run`` (its OpenAPI document says so).
+
+    An older service ignores the query and would start the job, so the Rerun dialog's
+    sizing asks only a service that documents it (asked each time the dialog opens: a
+    service upgraded or rolled back under a running Lab is seen).
+    """
+    try:
+        spec = await client.json("GET", "openapi.json")
+        op = (spec or {}).get("paths", {}).get("/jobs/{job_id}/rerun", {}).get("post", {})
+        offered = any(isinstance(p, dict) and p.get("name") == "dry_run" and p.get("in") == "query"
+                      for p in op.get("parameters", []))
+    except (ServiceError, AttributeError, TypeError):
+        offered = False
+    return offered
+
+
+def output_path(job: dict) -> str:
+    """Where a job's executed notebook is copied in the workspace."""
+    stem = posixpath.splitext(posixpath.basename(job.get("name") or "job"))[0]
+    stem = re.sub(r"[^\w.-]+", "-", stem).strip("-.") or "job"
+    return f"job-outputs/{stem}-{job['id']}.ipynb"
+
+
+class OpenOutputHandler(BaseHandler):
+    """``POST api/jobs/{id}/open``: copy the output notebook into the workspace; ``{path}``."""
+
+    @web.authenticated
+    async def post(self, job_id):
+        cm = self.contents_manager
+        try:
+            job = await self.client.json("GET", f"jobs/{job_id}")
+            response = await self.client.request("GET", f"jobs/{job_id}/output?format=ipynb")
+            path = output_path(job)
+            if not await ensure_async(cm.dir_exists("job-outputs")):
+                await ensure_async(cm.save({"type": "directory"}, "job-outputs"))
+            await ensure_async(cm.save({"type": "notebook", "format": "json",
+                                        "content": json.loads(response.body)}, path))
+        except ServiceError as e:
+            return self.fail(e)
+        self.finish(json.dumps({"path": path}))
 
 
 def setup_handlers(web_app, client: ServiceClient) -> None:
-    """Add the extension's routes to the Jupyter server."""
-    base = url_path_join(web_app.settings["base_url"], "notebook-jobs")
+    """Add the extension's routes to the Jupyter server: the service's API, at its own paths."""
+    api = url_path_join(web_app.settings["base_url"], "notebook-jobs", "api")
     kw = {"client": client}
     web_app.add_handlers(".*$", [
-        (url_path_join(base, "jobs"), SubmitHandler, kw),
-        (url_path_join(base, "jobs", JOB_ID, "rerun"), RerunHandler, kw),
-        (url_path_join(base, "jobs", JOB_ID, "open"), OpenOutputHandler, kw),
-        (url_path_join(base, "api", "(?P<path>.*)"), ForwardHandler, kw),
+        (url_path_join(api, "jobs"), SubmitHandler, kw),
+        (url_path_join(api, "jobs", JOB_ID, "rerun"), RerunHandler, kw),
+        (url_path_join(api, "jobs", JOB_ID, "open"), OpenOutputHandler, kw),
+        (url_path_join(api, "(?P<path>.*)"), ForwardHandler, kw),
     ])

@@ -1,44 +1,26 @@
 /**
- * The "Submit as job" dialog body: name, the notebook's parameters as typed fields, what
- * the service proposes for cpu, memory and time (from its dry run) with overrides, and
- * output formats. The service's validation errors appear beside the field they concern.
+ * The "Submit as job" dialog body: name, the notebook's parameters as typed fields (as the
+ * service's dry run reads them), what the service proposes for cpu, memory and time with
+ * overrides, and output formats. An error the service says is about one field (its
+ * `error.field`) appears beside that field; any other under the form.
  */
 import { Dialog } from '@jupyterlab/apputils';
+import type { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import { fieldsOfError, JobsError } from './errors';
+import { h } from './dom';
+import { formFieldOf, JobsError } from './errors';
 import { bytesText, IJob } from './jobs';
 import { changedParameters, displayValue, IParameterField } from './params';
 import { ISchedule, ISubmission, submitJob } from './request';
 import { basisText, Bounds, boundsOf, clampNotes, cronOf, IOverrideInputs, IScheduleInputs, readOverrides, resourcesText, scheduleText } from './sizing';
 
-/** Create an element with attributes and children. */
-export function h(tag: string, attrs: Record<string, any> = {}, ...children: (Node | string | null)[]): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) {
-      continue;
-    }
-    if (k === 'className') {
-      el.className = v;
-    } else if (k.startsWith('on') && typeof v === 'function') {
-      el.addEventListener(k.slice(2).toLowerCase(), v);
-    } else {
-      el.setAttribute(k, v === true ? '' : String(v));
-    }
-  }
-  for (const c of children) {
-    if (c !== null) {
-      el.append(c);
-    }
-  }
-  return el;
-}
-
 export const FORMATS = ['html', 'md'];
 
 /** What the dialog holds, to rebuild it after a refused submit. */
 export interface IDialogState {
+  /** The notebook's parameters, once the service has read them. */
+  fields?: IParameterField[];
   name: string;
   inputs: Record<string, string | boolean>;
   overrides: IOverrideInputs;
@@ -50,9 +32,12 @@ export interface IDialogState {
 export interface ISubmitOptions {
   /** The file to run (a path of the Jupyter server's contents). */
   path: string;
-  fields: IParameterField[];
+  /** The notebook's parameters; without them the first dry run's answer gives them. */
+  fields?: IParameterField[];
   /** Size with the service's dry run as the user types (off for reruns). */
   dryRun: boolean;
+  /** The dialog's words, in the user's language. */
+  trans: TranslationBundle;
   /** Show name, sizing and formats (off for a rerun, which keeps the job's). */
   full: boolean;
   state?: IDialogState;
@@ -70,6 +55,12 @@ export interface ISubmitOptions {
 export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission> {
   private inputs = new Map<string, HTMLInputElement | HTMLTextAreaElement>();
   private errorNodes = new Map<string, HTMLElement>();
+  /** The parameters' inputs and error lines (by name: a parameter may be called `name` or `cpu`). */
+  private paramInputs = new Map<string, HTMLInputElement | HTMLTextAreaElement>();
+  private paramErrors = new Map<string, HTMLElement>();
+  /** The notebook's parameters; null until the service's dry run has read them. */
+  private fields: IParameterField[] | null;
+  private paramSection: HTMLElement;
   private formError: HTMLElement;
   private sizing: HTMLElement;
   private bounds: Bounds = {};
@@ -90,61 +81,49 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
   constructor(private readonly options: ISubmitOptions) {
     super();
     this.addClass('jp-NotebookJobs-dialog');
+    const { trans } = options;
     const state = options.state;
     this.formError = h('div', { className: 'jp-NotebookJobs-formError', role: 'alert' });
-    this.sizing = h('div', { className: 'jp-NotebookJobs-sizing' }, options.dryRun ? 'Asking the service…' : '');
+    this.sizing = h('div', { className: 'jp-NotebookJobs-sizing' }, options.dryRun ? trans.__('Asking the service…') : '');
     const form = h('form', { className: 'jp-NotebookJobs-form', onsubmit: (e: Event) => e.preventDefault() });
     form.append(h('div', { className: 'jp-NotebookJobs-path' }, options.path));
     if (options.full) {
-      form.append(this.row('name', 'Job name', this.textInput('name', state?.name ?? basename(options.path))));
+      form.append(this.row('name', trans.__('Job name'), this.textInput('name', state?.name ?? basename(options.path))));
     }
-    form.append(h('h3', {}, 'Parameters'));
-    if (!options.fields.length) {
-      form.append(
-        h('p', { className: 'jp-NotebookJobs-hint' }, 'This notebook has no cell tagged "parameters", so it runs as it is.')
-      );
-    }
-    for (const field of options.fields) {
-      const saved = state?.inputs[field.name];
-      let input: HTMLInputElement | HTMLTextAreaElement;
-      if (field.type === 'bool') {
-        input = h('input', { type: 'checkbox', name: `param-${field.name}` }) as HTMLInputElement;
-        (input as HTMLInputElement).checked = saved !== undefined ? Boolean(saved) : Boolean(field.value);
-      } else if (field.type === 'json' || field.type === 'expr') {
-        input = h('textarea', { name: `param-${field.name}`, rows: 1, spellcheck: 'false' }) as HTMLTextAreaElement;
-        input.value = saved !== undefined ? String(saved) : displayValue(field);
-      } else {
-        input = h('input', {
-          type: field.type === 'int' || field.type === 'float' ? 'text' : 'text',
-          inputmode: field.type === 'int' ? 'numeric' : field.type === 'float' ? 'decimal' : undefined,
-          name: `param-${field.name}`,
-          spellcheck: 'false'
-        }) as HTMLInputElement;
-        input.value = saved !== undefined ? String(saved) : displayValue(field);
-      }
-      this.inputs.set(field.name, input);
-      input.addEventListener('input', () => this.changed());
-      input.addEventListener('change', () => this.changed());
-      const label = `${field.name}${field.type === 'expr' ? '' : ` (${field.type})`}`;
-      form.append(this.row(field.name, label, input, field.help));
+    form.append(h('h3', {}, trans.__('Parameters')));
+    this.paramSection = h('div', { className: 'jp-NotebookJobs-parameters' });
+    // an error about the parameters as a whole (`/parameters`), under their fields
+    const paramsError = h('div', { className: 'jp-NotebookJobs-fieldError', 'data-field': 'parameters' });
+    this.errorNodes.set('parameters', paramsError);
+    form.append(this.paramSection, h('div', { className: 'jp-NotebookJobs-parametersError' }, h('div', {}, paramsError)));
+    this.fields = null;
+    const fields = state?.fields ?? options.fields;
+    if (fields) {
+      this.setFields(fields);
+    } else {
+      this.paramSection.append(h('p', { className: 'jp-NotebookJobs-hint' }, trans.__('Reading the notebook\'s parameters…')));
     }
     if (options.full) {
-      form.append(h('h3', {}, 'Resources'));
+      form.append(h('h3', {}, trans.__('Resources')));
       form.append(this.sizing);
       const o = state?.overrides ?? { cpu: '', memory: '', timeout: '' };
-      form.append(this.row('cpu', 'CPU (cores)', this.textInput('cpu', o.cpu, 'proposed')));
-      form.append(this.row('memory', 'Memory (GiB)', this.textInput('memory', o.memory, 'proposed'),
-        'a number of GiB, or a size such as 512MB, 2GB, 1.5GiB (binary units)'));
-      form.append(this.row('timeout', 'Time limit (min)', this.textInput('timeout', o.timeout, 'proposed')));
-      form.append(h('h3', {}, 'Outputs'));
-      const formats = h('div', { className: 'jp-NotebookJobs-formats' }, h('label', {}, h('input', { type: 'checkbox', checked: true, disabled: true }), ' notebook (ipynb)'));
+      const proposed = trans.__('proposed');
+      form.append(this.row('cpu', trans.__('CPU (cores)'), this.textInput('cpu', o.cpu, proposed)));
+      form.append(this.row('memory', trans.__('Memory (GiB)'), this.textInput('memory', o.memory, proposed), MEMORY_HELP(trans)));
+      form.append(this.row('timeout', trans.__('Time limit (min)'), this.textInput('timeout', o.timeout, proposed)));
+      form.append(h('h3', {}, trans.__('Outputs')));
+      const formats = h(
+        'div',
+        { className: 'jp-NotebookJobs-formats' },
+        h('label', {}, h('input', { type: 'checkbox', checked: true, disabled: true }), ' ', trans.__('notebook (ipynb)'))
+      );
       for (const f of FORMATS) {
         const box = h('input', { type: 'checkbox', name: `format-${f}` }) as HTMLInputElement;
         box.checked = state ? state.formats.includes(f) : true;
         this.inputs.set(`format-${f}`, box);
-        formats.append(h('label', {}, box, f === 'html' ? ' HTML' : ' Markdown'));
+        formats.append(h('label', {}, box, ' ', f === 'html' ? 'HTML' : 'Markdown'));
       }
-      form.append(this.row('output_formats', 'Formats', formats));
+      form.append(this.row('output_formats', trans.__('Formats'), formats));
     }
     if (options.schedule) {
       form.append(this.scheduleSection(state?.schedule));
@@ -167,26 +146,67 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     }
   }
 
+  /**
+   * Show the notebook's parameters as inputs (once: the file does not change while the dialog
+   * is open), with what the user entered before a refused submit.
+   */
+  private setFields(fields: IParameterField[]): void {
+    const { trans } = this.options;
+    this.fields = fields;
+    const saved = this.options.state?.inputs ?? {};
+    this.paramSection.replaceChildren();
+    if (!fields.length) {
+      this.paramSection.append(
+        h('p', { className: 'jp-NotebookJobs-hint' }, trans.__('This notebook has no cell tagged "parameters", so it runs as it is.'))
+      );
+    }
+    for (const field of fields) {
+      const before = saved[field.name];
+      let input: HTMLInputElement | HTMLTextAreaElement;
+      if (field.type === 'bool') {
+        input = h('input', { type: 'checkbox', name: `param-${field.name}` }) as HTMLInputElement;
+        (input as HTMLInputElement).checked = before !== undefined ? Boolean(before) : Boolean(field.value);
+      } else if (field.type === 'json' || field.type === 'expr') {
+        input = h('textarea', { name: `param-${field.name}`, rows: 1, spellcheck: 'false' }) as HTMLTextAreaElement;
+        input.value = before !== undefined ? String(before) : displayValue(field);
+      } else {
+        input = h('input', {
+          type: 'text',
+          inputmode: field.type === 'int' ? 'numeric' : field.type === 'float' ? 'decimal' : undefined,
+          name: `param-${field.name}`,
+          spellcheck: 'false'
+        }) as HTMLInputElement;
+        input.value = before !== undefined ? String(before) : displayValue(field);
+      }
+      this.paramInputs.set(field.name, input);
+      input.addEventListener('input', () => this.changed());
+      input.addEventListener('change', () => this.changed());
+      const label = `${field.name}${field.type === 'expr' ? '' : ` (${field.type})`}`;
+      this.paramSection.append(this.row(field.name, label, input, field.help, this.paramErrors));
+    }
+  }
+
   /** "Repeat on a schedule": when, in the browser's time zone; the file is read again at each run. */
   private scheduleSection(saved?: IScheduleInputs): HTMLElement {
+    const { trans } = this.options;
     const s: IScheduleInputs = saved ?? { on: false, every: 'day', minute: '0', time: '08:00', cron: '0 8 * * *' };
     const box = h('input', { type: 'checkbox', name: 'schedule-on' }) as HTMLInputElement;
     box.checked = s.on;
     this.scheduleBox = box;
     const every = h(
       'select',
-      { name: 'schedule-every', 'aria-label': 'Repeat' },
-      h('option', { value: 'hour' }, 'every hour'),
-      h('option', { value: 'day' }, 'every day'),
-      h('option', { value: 'weekday' }, 'every weekday (Mon–Fri)'),
-      h('option', { value: 'cron' }, 'a cron expression')
+      { name: 'schedule-every', 'aria-label': trans.__('Repeat') },
+      h('option', { value: 'hour' }, trans.__('every hour')),
+      h('option', { value: 'day' }, trans.__('every day')),
+      h('option', { value: 'weekday' }, trans.__('every weekday (Mon–Fri)')),
+      h('option', { value: 'cron' }, trans.__('a cron expression'))
     ) as HTMLSelectElement;
     every.value = s.every;
-    const minute = h('input', { type: 'number', name: 'schedule-minute', min: '0', max: '59', step: '1', 'aria-label': 'At minute' }) as HTMLInputElement;
+    const minute = h('input', { type: 'number', name: 'schedule-minute', min: '0', max: '59', step: '1', 'aria-label': trans.__('At minute') }) as HTMLInputElement;
     minute.value = s.minute;
-    const time = h('input', { type: 'time', name: 'schedule-time', 'aria-label': 'At' }) as HTMLInputElement;
+    const time = h('input', { type: 'time', name: 'schedule-time', 'aria-label': trans.__('At') }) as HTMLInputElement;
     time.value = s.time;
-    const cron = h('input', { type: 'text', name: 'schedule-cron', spellcheck: 'false', placeholder: 'minute hour day month weekday', 'aria-label': 'Cron' }) as HTMLInputElement;
+    const cron = h('input', { type: 'text', name: 'schedule-cron', spellcheck: 'false', placeholder: trans.__('minute hour day month weekday'), 'aria-label': trans.__('Cron') }) as HTMLInputElement;
     cron.value = s.cron;
     for (const el of [every, minute, time, cron]) {
       this.inputs.set(el.getAttribute('name')!, el as any);
@@ -206,27 +226,29 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       // the dialog's button says what it will do
       const label = this.node.closest('.jp-Dialog')?.querySelector('.jp-Dialog-button.jp-mod-accept .jp-Dialog-buttonLabel');
       if (label) {
-        label.textContent = box.checked ? 'Schedule' : 'Submit';
+        label.textContent = box.checked ? trans.__('Schedule') : trans.__('Submit');
       }
       this.updateAccept();
     };
     when.append(
       every,
-      h('label', { className: 'jp-NotebookJobs-at' }, 'at minute ', minute),
-      h('label', { className: 'jp-NotebookJobs-at' }, 'at ', time),
+      h('label', { className: 'jp-NotebookJobs-at' }, trans.__('at minute'), ' ', minute),
+      h('label', { className: 'jp-NotebookJobs-at' }, trans.__('at'), ' ', time),
       h('label', { className: 'jp-NotebookJobs-at' }, cron)
     );
     this.scheduleFields = h(
       'div',
       { className: 'jp-NotebookJobs-scheduleFields' },
-      this.row('cron', 'Repeat', when),
-      h('div', { className: 'jp-NotebookJobs-help' }, `Times are in your browser's time zone, ${zone}.`),
+      this.row('cron', trans.__('Repeat'), when),
+      h('div', { className: 'jp-NotebookJobs-help' }, trans.__("Times are in your browser's time zone, %1.", zone)),
       summary,
       h(
         'p',
         { className: 'jp-NotebookJobs-scheduleNote' },
-        `The schedule runs the saved file ${this.options.path} as it is at each run (not a snapshot of it now), ` +
-          'with the parameters, resources and formats above. Manage it on the service\'s page.'
+        trans.__(
+          "The schedule runs the saved file %1 as it is at each run (not a snapshot of it now), with the parameters, resources and formats above. Manage it on the service's page.",
+          this.options.path
+        )
       )
     );
     for (const el of [box, every, minute, time, cron]) {
@@ -240,8 +262,8 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const section = h(
       'div',
       { className: 'jp-NotebookJobs-schedule' },
-      h('h3', {}, 'Schedule'),
-      h('label', { className: 'jp-NotebookJobs-scheduleOn' }, box, ' Repeat on a schedule'),
+      h('h3', {}, trans.__('Schedule')),
+      h('label', { className: 'jp-NotebookJobs-scheduleOn' }, box, ' ', trans.__('Repeat on a schedule')),
       this.scheduleFields
     );
     update();
@@ -301,14 +323,17 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const timeout = seconds != null ? `${+(Number(seconds) / 60).toFixed(1)}` : '';
     this.rerunPrefill = { memory, timeout };
     const explanation = (job.resources as any).explanation;
+    const { trans } = this.options;
     section.append(
-      h('h3', {}, 'Resources'),
-      h('div', { className: 'jp-NotebookJobs-sizing' },
-        h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, 'The rerun gets: '), resourcesText({ ...allocated, timeout: seconds })),
-        explanation ? h('div', { className: 'jp-NotebookJobs-explanation' }, String(explanation)) : null),
-      this.row('memory', 'Memory (GiB)', this.textInput('memory', saved?.memory || memory),
-        'a number of GiB, or a size such as 512MB, 2GB, 1.5GiB (binary units)'),
-      this.row('timeout', 'Time limit (min)', this.textInput('timeout', saved?.timeout || timeout))
+      h('h3', {}, trans.__('Resources')),
+      h(
+        'div',
+        { className: 'jp-NotebookJobs-sizing' },
+        h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, trans.__('The rerun gets:'), ' '), resourcesText({ ...allocated, timeout: seconds })),
+        explanation ? h('div', { className: 'jp-NotebookJobs-explanation' }, String(explanation)) : null
+      ),
+      this.row('memory', trans.__('Memory (GiB)'), this.textInput('memory', saved?.memory || memory), MEMORY_HELP(trans)),
+      this.row('timeout', trans.__('Time limit (min)'), this.textInput('timeout', saved?.timeout || timeout))
     );
   }
 
@@ -342,9 +367,10 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     return input;
   }
 
-  private row(key: string, label: string, input: HTMLElement, help?: string): HTMLElement {
+  /** A labelled input with its help and its error line (kept in ``errors`` by ``key``). */
+  private row(key: string, label: string, input: HTMLElement, help?: string, errors = this.errorNodes): HTMLElement {
     const error = h('div', { className: 'jp-NotebookJobs-fieldError', 'data-field': key });
-    this.errorNodes.set(key, error);
+    errors.set(key, error);
     return h(
       'div',
       { className: 'jp-NotebookJobs-row', 'data-field': key },
@@ -356,12 +382,13 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
   /** What the form holds now. */
   state(): IDialogState {
     const inputs: Record<string, string | boolean> = {};
-    for (const f of this.options.fields) {
-      const el = this.inputs.get(f.name)!;
+    for (const f of this.fields ?? []) {
+      const el = this.paramInputs.get(f.name)!;
       inputs[f.name] = f.type === 'bool' ? (el as HTMLInputElement).checked : el.value;
     }
     const value = (k: string) => this.inputs.get(k)?.value ?? '';
     return {
+      fields: this.fields ?? undefined,
       name: value('name'),
       inputs,
       overrides: { cpu: value('cpu'), memory: value('memory'), timeout: value('timeout') },
@@ -370,10 +397,15 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     };
   }
 
-  /** The submission, and what the form itself finds wrong (before asking the service). */
+  /**
+   * The submission, and what the form itself finds wrong (before asking the service), by
+   * field: a parameter's error under `param-<name>`, the others under their row's key.
+   */
   read(): { submission: ISubmission; errors: Record<string, string> } {
     const state = this.state();
-    const { parameters, errors } = changedParameters(this.options.fields, state.inputs);
+    const changed = changedParameters(this.fields ?? [], state.inputs);
+    const { parameters } = changed;
+    const errors = Object.fromEntries(Object.entries(changed.errors).map(([k, v]) => [`param-${k}`, v]));
     const over = readOverrides(state.overrides, this.bounds);
     const submission: ISubmission = { path: this.options.path, parameters };
     if (this.options.full) {
@@ -389,7 +421,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const all = { ...errors, ...over.errors };
     const st = this.scheduleState();
     if (st?.on && !cronOf(st)) {
-      all.cron = 'choose when to repeat (a time, a minute, or a cron expression of five fields)';
+      all.cron = this.options.trans.__('choose when to repeat (a time, a minute, or a cron expression of five fields)');
     }
     if (this.rerunPrefill) {
       Object.assign(all, this.rerunChanges().errors);
@@ -408,10 +440,16 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       errors = { ...pinned.fields, ...errors };
       formMessage = formMessage || pinned.form;
     }
+    const show = (node: HTMLElement, error: string | undefined, note: string | undefined) => {
+      node.textContent = error ?? note ?? '';
+      node.classList.toggle('jp-mod-note', !error && Boolean(note));
+      node.parentElement?.parentElement?.classList.toggle('jp-mod-error', Boolean(error));
+    };
     for (const [key, node] of this.errorNodes) {
-      node.textContent = errors[key] ?? notes[key] ?? '';
-      node.classList.toggle('jp-mod-note', !errors[key] && Boolean(notes[key]));
-      node.parentElement?.parentElement?.classList.toggle('jp-mod-error', Boolean(errors[key]));
+      show(node, errors[key], notes[key]);
+    }
+    for (const [name, node] of this.paramErrors) {
+      show(node, errors[`param-${name}`], undefined);
     }
     this.formError.textContent = formMessage;
     this.updateAccept();
@@ -432,10 +470,16 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     this.showErrors(fields, form);
   }
 
-  /** A service error beside the fields it names, else for the whole form. */
+  /** A service error beside the field its `field` names, else for the whole form. */
   private errorsOf(error: JobsError): { fields: Record<string, string>; form: string } {
-    const keys = fieldsOfError(error.message, this.options.fields.map(f => f.name)).filter(k => this.errorNodes.has(k));
-    return keys.length ? { fields: Object.fromEntries(keys.map(k => [k, error.message])), form: '' } : { fields: {}, form: error.message };
+    const target = formFieldOf(error.field);
+    let key: string | null = null;
+    if (target?.parameter !== undefined) {
+      key = this.paramErrors.has(target.parameter) ? `param-${target.parameter}` : null;
+    } else if (target?.key !== undefined && this.errorNodes.has(target.key)) {
+      key = target.key;
+    }
+    return key ? { fields: { [key]: error.message }, form: '' } : { fields: {}, form: error.message };
   }
 
   private changed(wait = 400, edited = true): void {
@@ -467,7 +511,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     if (Object.keys(errors).length) {
       this.showErrors(errors);
       if (!this.proposal) {
-        this.sizing.textContent = 'Fix the fields marked in red to see what the job gets.';
+        this.sizing.textContent = this.options.trans.__('Fix the fields marked in red to see what the job gets.');
       }
       return;
     }
@@ -478,6 +522,10 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       const bounds = boundsOf(job);
       if (Object.keys(bounds).length) {
         this.bounds = bounds;
+      }
+      if (this.fields === null && !this.isDisposed) {
+        // the notebook's parameters, as the service reads them (any answer will do: the file is saved)
+        this.readFields(job);
       }
       if (serial !== this.serial || this.isDisposed) {
         return; // an older answer
@@ -490,7 +538,8 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       }
       const err = e as JobsError;
       if (err.status === 404 && /dry.?run|not found/i.test(err.message) && !this.proposal) {
-        this.sizing.textContent = 'The service does not offer sizing ahead of a run; it sizes the job when it starts.';
+        this.sizing.textContent = this.options.trans.__('The service does not offer sizing ahead of a run; it sizes the job when it starts.');
+        this.readFields(null);
         return;
       }
       this.showError(err);
@@ -500,6 +549,18 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     }
   }
 
+  /** The parameters a dry run's answer reads in the notebook (none known from a service that does not say). */
+  private readFields(job: IJob | null): void {
+    const fields = (job as any)?.notebook_parameters;
+    if (job && fields !== undefined) {
+      this.setFields(Array.isArray(fields) ? fields : []);
+      return;
+    }
+    this.paramSection.replaceChildren(
+      h('p', { className: 'jp-NotebookJobs-hint' }, this.options.trans.__("The service does not say which parameters this notebook takes: it runs with the notebook's own values."))
+    );
+  }
+
   private showProposal(job: IJob): void {
     const predicted = job.resources.predicted ?? {};
     const allocated = job.resources.allocated ?? {};
@@ -507,10 +568,10 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const alloc = { ...allocated, timeout };
     this.sizing.replaceChildren(
       ...[
-      h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, 'The job gets: '), resourcesText(alloc)),
-      h('div', { className: 'jp-NotebookJobs-basis' }, `sized by ${basisText(String(allocated.basis ?? (predicted as any).basis ?? ''))}`),
+      h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, this.options.trans.__('The job gets:'), ' '), resourcesText(alloc)),
+      h('div', { className: 'jp-NotebookJobs-basis' }, this.options.trans.__('sized by %1', basisText(String(allocated.basis ?? (predicted as any).basis ?? '')))),
       Object.keys(predicted).length
-        ? h('div', { className: 'jp-NotebookJobs-help' }, `predicted need: ${resourcesText(predicted)}`)
+        ? h('div', { className: 'jp-NotebookJobs-help' }, this.options.trans.__('predicted need: %1', resourcesText(predicted)))
         : null
       ].filter((n): n is HTMLElement => n !== null)
     );
@@ -520,7 +581,11 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       if (input && v != null) {
         input.placeholder = key === 'memory' ? gib(Number(v)) : key === 'timeout' ? `${+(Number(v) / 60).toFixed(1)}` : `${v}`;
         const b = this.bounds[key];
-        input.title = b ? (key === 'memory' ? `between ${bytesText(b[0])} and ${bytesText(b[1])}` : `between ${b[0]} and ${b[1]}`) : '';
+        input.title = b
+          ? key === 'memory'
+            ? this.options.trans.__('between %1 and %2', bytesText(b[0]), bytesText(b[1]))
+            : this.options.trans.__('between %1 and %2', b[0], b[1])
+          : '';
       }
     }
     // an override the service clamped: say so beside it; one outside the bounds this answer
@@ -540,6 +605,9 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     super.dispose();
   }
 }
+
+/** The memory field's help. */
+const MEMORY_HELP = (trans: TranslationBundle) => trans.__('a number of GiB, or a size such as 512MB, 2GB, 1.5GiB (binary units)');
 
 /** Bytes as a number of GiB for a field ("2", "0.5"). */
 function gib(bytes: number): string {

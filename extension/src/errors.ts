@@ -1,6 +1,6 @@
 /**
  * Errors from the server extension (and, through it, the service) as readable messages,
- * and the field of the submit form a validation error belongs to.
+ * with the field of the request an error is about when the service names one.
  */
 
 export class JobsError extends Error {
@@ -9,7 +9,12 @@ export class JobsError extends Error {
     /** HTTP status (0 when the Jupyter server itself did not answer). */
     public readonly status: number,
     /** The error code, e.g. `invalid_input` or `service_unavailable`. */
-    public readonly code: string = ''
+    public readonly code: string = '',
+    /**
+     * The field of the request the error is about, as a JSON pointer into the body sent
+     * (`/parameters/alpha`, `/resources/memory`, `/timeout`); undefined for the whole request.
+     */
+    public readonly field?: string
   ) {
     super(message);
     this.name = 'JobsError';
@@ -25,6 +30,7 @@ export class JobsError extends Error {
 export function errorFromResponse(status: number, body: string): JobsError {
   let message = '';
   let code = '';
+  let field: string | undefined;
   try {
     const data = JSON.parse(body);
     const err = data?.error ?? data;
@@ -33,6 +39,7 @@ export function errorFromResponse(status: number, body: string): JobsError {
     } else {
       message = err?.message ?? data?.message ?? data?.reason ?? '';
       code = err?.code ?? '';
+      field = typeof err?.field === 'string' && err.field.startsWith('/') ? err.field : undefined;
     }
   } catch {
     // an HTML error page, a proxy's text: the status says more than the body
@@ -50,7 +57,7 @@ export function errorFromResponse(status: number, body: string): JobsError {
   if (status === 401 || status === 403) {
     message = `Not allowed: ${message}`;
   }
-  return new JobsError(message, status, code);
+  return new JobsError(message, status, code, field);
 }
 
 /** A JobsError for a request that got no answer at all. */
@@ -59,23 +66,23 @@ export function networkError(e: unknown): JobsError {
 }
 
 /**
- * The form field a service validation message is about: a parameter name, `cpu`,
- * `memory`, `timeout`, `name` or `output_formats`; '' when it concerns the whole form.
+ * The form field an error's pointer names: a parameter (`/parameters/alpha`), a resource
+ * (`/resources/memory` → `memory`) or a top-level field (`/timeout`, `/name`, `/parameters`);
+ * null when the error has no field. A pointer's segments are unescaped as RFC 6901 says.
  */
-export function fieldsOfError(message: string, parameterNames: string[]): string[] {
-  const unknown = /unknown parameter\(s\) ([\w, ]+?)(;|$)/.exec(message);
-  if (unknown) {
-    return unknown[1].split(',').map(s => s.trim());
+export function formFieldOf(pointer: string | undefined): { parameter?: string; key?: string } | null {
+  if (!pointer || !pointer.startsWith('/')) {
+    return null;
   }
-  const quoted = /parameter[s]? '?([A-Za-z_]\w*)'?/.exec(message);
-  if (quoted && parameterNames.includes(quoted[1])) {
-    return [quoted[1]];
+  const [first, second] = pointer
+    .slice(1)
+    .split('/')
+    .map(s => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (first === 'parameters' && second !== undefined) {
+    return { parameter: second };
   }
-  for (const field of ['cpu', 'memory', 'timeout', 'gpu', 'output_formats', 'name', 'cron', 'timezone']) {
-    if (new RegExp(`^(resources\\.)?${field}\\b`).test(message)) {
-      return [field];
-    }
+  if (first === 'resources' && second !== undefined) {
+    return { key: second };
   }
-  const named = parameterNames.filter(p => new RegExp(`\\b${p}\\b`).test(message));
-  return named.length === 1 ? named : [];
+  return { key: first };
 }

@@ -196,27 +196,16 @@ export function bytesText(n: number | undefined | null): string {
 }
 
 /**
- * The formats of the job's output that can be fetched now: the service's `outputs` (with
- * `has_output`); from a service that does not say, the old guess (papermill leaves a
- * notebook when the job ran to the end, the failing cell or the time limit).
+ * The formats of the job's output that can be fetched now, as the service says: `outputs`
+ * when it has an output (`has_output`); nothing when it has none, or does not say.
  */
 export function outputsOf(job: IJob): string[] {
-  if (job.has_output !== undefined || job.outputs !== undefined) {
-    if (job.has_output === false) {
-      return [];
-    }
-    return job.outputs ?? (job.has_output ? ['ipynb'] : []);
-  }
-  const guess = job.status === 'succeeded' || ['cell_error', 'timeout'].includes(job.error?.reason ?? '');
-  return guess ? job.output_formats ?? ['ipynb', 'html'] : [];
+  return job.has_output ? job.outputs ?? ['ipynb'] : [];
 }
 
-/** Whether the output is of a run that did not finish (the service's `partial`, else a guess). */
+/** Whether the output is of a run that did not finish (the service's `partial`). */
 export function isPartial(job: IJob): boolean {
-  if (job.partial !== undefined) {
-    return Boolean(job.partial);
-  }
-  return job.status !== 'succeeded' && outputsOf(job).length > 0 && job.error?.reason !== 'cell_error';
+  return Boolean(job.partial) && outputsOf(job).length > 0;
 }
 
 /** Words for the reasons of a service that sends no `error.summary` yet (never the raw code). */

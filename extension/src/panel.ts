@@ -1,12 +1,18 @@
 /**
  * The results panel: the user's jobs, newest first, with live status and per-cell
  * progress while the panel is shown (events for running jobs, a slower list refresh),
- * and what can be done with each job.
+ * and what can be done with each job (the extension's commands, run with the job's id).
+ *
+ * The list is keyed by job id: a row is built again only when its job (or how its live
+ * updates arrive) changed, so an event for one job leaves every other row's node alone.
  */
 import { Notification } from '@jupyterlab/apputils';
+import type { TranslationBundle } from '@jupyterlab/translation';
+import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { h } from './dialog';
+import { CommandIDs } from './commandIds';
+import { h } from './dom';
 import { JobsError } from './errors';
 import {
   bytesText,
@@ -27,15 +33,10 @@ import { JobWatch, nextDelay, UpdatesVia } from './live';
 import { listJobs } from './request';
 import { basisText, resourcesText } from './sizing';
 
-/** What the panel's buttons do (the plugin wires them to commands and dialogs). */
-export interface IJobActions {
-  open(job: IJob): Promise<void>;
-  html(job: IJob): Promise<void>;
-  log(job: IJob): Promise<void>;
-  download(job: IJob): void;
-  cancel(job: IJob): Promise<IJob>;
-  rerun(job: IJob): Promise<IJob | null>;
-  remove(job: IJob): Promise<boolean>;
+/** What the panel needs: the commands its buttons run, and its words. */
+export interface IJobsPanelOptions {
+  commands: CommandRegistry;
+  trans: TranslationBundle;
 }
 
 const PAGE = 20;
@@ -60,31 +61,49 @@ export class JobsPanel extends Widget {
   private more: HTMLButtonElement;
   private watches = new Map<string, JobWatch>();
   private live = new Map<string, ILiveInfo>();
+  /** Each job's row: its node, and what it was built from (a changed key builds it again). */
+  private rows = new Map<string, { key: string; node: HTMLElement }>();
+  private readonly commands: CommandRegistry;
+  private readonly trans: TranslationBundle;
   private timer: number | null = null;
   private delay = 3000;
   private clock: number | null = null;
 
-  constructor(private readonly actions: IJobActions) {
+  constructor(options: IJobsPanelOptions) {
     super();
+    this.commands = options.commands;
+    const trans = (this.trans = options.trans);
     this.id = 'notebook-jobs-panel';
     this.addClass('jp-NotebookJobs-panel');
-    this.title.caption = 'Notebook jobs';
+    this.title.caption = trans.__('Notebook jobs');
     const filter = h(
       'select',
-      { className: 'jp-NotebookJobs-filter', 'aria-label': 'Show jobs by status', onchange: (e: Event) => this.setFilter((e.target as HTMLSelectElement).value) },
-      h('option', { value: '' }, 'All jobs'),
-      ...STATUSES.map(s => h('option', { value: s }, s))
+      {
+        className: 'jp-NotebookJobs-filter',
+        'aria-label': trans.__('Show jobs by status'),
+        onchange: (e: Event) => this.setFilter((e.target as HTMLSelectElement).value)
+      },
+      h('option', { value: '' }, trans.__('All jobs')),
+      ...STATUSES.map(s => h('option', { value: s }, trans.__(s)))
     );
     this.banner = h('div', { className: 'jp-NotebookJobs-banner', role: 'status' });
     this.list = h('ul', { className: 'jp-NotebookJobs-list' });
-    this.more = h('button', { className: 'jp-mod-styled jp-NotebookJobs-more', onclick: () => void this.load(true) }, 'Show older jobs') as HTMLButtonElement;
+    this.more = h(
+      'button',
+      { className: 'jp-mod-styled jp-NotebookJobs-more', onclick: () => void this.load(true) },
+      trans.__('Show older jobs')
+    ) as HTMLButtonElement;
     this.node.append(
       h(
         'div',
         { className: 'jp-NotebookJobs-header' },
-        h('h2', {}, 'Notebook jobs'),
+        h('h2', {}, trans.__('Notebook jobs')),
         filter,
-        h('button', { className: 'jp-NotebookJobs-action jp-NotebookJobs-refresh', title: 'Refresh the list', onclick: () => void this.load(false) }, 'Refresh')
+        h(
+          'button',
+          { className: 'jp-NotebookJobs-action jp-NotebookJobs-refresh', title: trans.__('Refresh the list'), onclick: () => void this.load(false) },
+          trans.__('Refresh')
+        )
       ),
       this.banner,
       this.list,
@@ -226,13 +245,45 @@ export class JobsPanel extends Widget {
     this.banner.textContent = this.state.error ?? '';
     this.banner.classList.toggle('jp-mod-error', Boolean(this.state.error));
     this.more.style.display = this.state.nextCursor ? '' : 'none';
-    if (!this.state.jobs.length) {
+    const jobs = this.state.jobs;
+    if (!jobs.length) {
+      this.rows.clear();
       this.list.replaceChildren(
-        h('li', { className: 'jp-NotebookJobs-empty' }, this.state.error ? '' : 'No jobs yet. Use "Submit as job" on a notebook.')
+        h('li', { className: 'jp-NotebookJobs-empty' }, this.state.error ? '' : this.trans.__('No jobs yet. Use "Submit as job" on a notebook.'))
       );
       return;
     }
-    this.list.replaceChildren(...this.state.jobs.map(job => this.row(job)));
+    const shown = new Set(jobs.map(j => j.id));
+    for (const [id, row] of this.rows) {
+      if (!shown.has(id)) {
+        row.node.remove();
+        this.rows.delete(id);
+      }
+    }
+    this.list.querySelector(':scope > .jp-NotebookJobs-empty')?.remove();
+    jobs.forEach((job, i) => {
+      // a list refresh brings new objects of unchanged jobs: what they hold decides
+      const key = JSON.stringify([job, this.live.get(job.id) ?? null]);
+      let row = this.rows.get(job.id);
+      if (!row || row.key !== key) {
+        const node = this.row(job);
+        row?.node.replaceWith(node);
+        row = { key, node };
+        this.rows.set(job.id, row);
+      }
+      const here = this.list.children[i] ?? null;
+      if (here !== row.node) {
+        this.list.insertBefore(row.node, here);
+      }
+    });
+  }
+
+  /** Run one of the extension's commands on a job; what goes wrong stays in front of the user until dismissed. */
+  private run<T>(command: string, job: IJob, then?: (result: T) => void): void {
+    void this.act(async () => {
+      const result = (await this.commands.execute(command, { id: job.id, name: job.name })) as T;
+      then?.(result);
+    });
   }
 
   private row(job: IJob): HTMLElement {
@@ -244,6 +295,7 @@ export class JobsPanel extends Widget {
       (used as any).peak_memory != null ? `peak ${bytesText(Number((used as any).peak_memory))}` : '',
       (used as any).cpu_seconds != null ? `${Number((used as any).cpu_seconds).toFixed(1)} cpu·s` : ''
     ].filter(Boolean);
+    const trans = this.trans;
     const button = (label: string, action: string, fn: () => unknown, enabled = true, title: string | null = null) =>
       h('button', { className: 'jp-NotebookJobs-action', 'data-action': action, disabled: !enabled, onclick: fn, title }, label);
     // the resource line wraps between its items, never inside one
@@ -252,14 +304,14 @@ export class JobsPanel extends Widget {
     const resourceItems = [
       ...resourcesText(alloc).split(' · ').filter(Boolean).map((t, i, all) => item(i < all.length - 1 ? `${t} ·` : t)),
       alloc?.basis ? item(`(${alloc.basis})`) : null,
-      usedParts.length ? item('— used') : null,
+      usedParts.length ? item(trans.__('— used')) : null,
       ...usedParts.map((t, i) => item(i < usedParts.length - 1 ? `${t},` : t))
     ].filter((n): n is HTMLElement => n !== null);
     // what the service says it keeps of the job (see outputsOf for an older service)
     const outputs = outputsOf(job);
     const partial = outputs.length > 0 && isPartial(job);
     const formats = job.output_formats ?? ['ipynb', 'html'];
-    const outputTitle = partial ? 'the notebook as far as it ran (the run did not finish)' : null;
+    const outputTitle = partial ? trans.__('the notebook as far as it ran (the run did not finish)') : null;
     // how live updates reached the row (for people debugging a proxy, and for the tests)
     const live = this.live.get(job.id);
     const liveAttrs: Record<string, string> = live
@@ -277,7 +329,7 @@ export class JobsPanel extends Widget {
         'div',
         { className: 'jp-NotebookJobs-jobHead' },
         h('span', { className: 'jp-NotebookJobs-name', title: job.id }, job.name),
-        h('span', { className: `jp-NotebookJobs-status jp-mod-${job.status}` }, job.status)
+        h('span', { className: `jp-NotebookJobs-status jp-mod-${job.status}` }, trans.__(job.status))
       ),
       total
         ? h('progress', { className: 'jp-NotebookJobs-progress', max: String(total), value: String(done) })
@@ -288,11 +340,11 @@ export class JobsPanel extends Widget {
         h('span', { className: 'jp-NotebookJobs-cells' }, progressText(job)),
         job.started
           ? h('span', terminal ? { className: 'jp-NotebookJobs-duration' } : { className: 'jp-NotebookJobs-duration', 'data-running-since': job.started }, durationText(job.started, job.finished))
-          : h('span', { className: 'jp-NotebookJobs-duration' }, job.created ? `queued ${new Date(job.created).toLocaleTimeString()}` : '')
+          : h('span', { className: 'jp-NotebookJobs-duration' }, job.created ? trans.__('queued %1', new Date(job.created).toLocaleTimeString()) : '')
       ),
       h(
         'div',
-        { className: 'jp-NotebookJobs-resources', title: `sized by ${basisText(String(alloc?.basis ?? ''))}` },
+        { className: 'jp-NotebookJobs-resources', title: trans.__('sized by %1', basisText(String(alloc?.basis ?? ''))) },
         ...resourceItems
       ),
       Object.keys(job.parameters ?? {}).length
@@ -300,31 +352,24 @@ export class JobsPanel extends Widget {
         : null,
       job.error || job.cancelled_by ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job)) : null,
       partial
-        ? h('div', { className: 'jp-NotebookJobs-partial', title: outputTitle }, 'Partial output: the notebook as far as it ran')
+        ? h('div', { className: 'jp-NotebookJobs-partial', title: outputTitle }, trans.__('Partial output: the notebook as far as it ran'))
         : null,
       h(
         'div',
         { className: 'jp-NotebookJobs-actions' },
-        button('Open', 'open', () => this.act(() => this.actions.open(job)), outputs.includes('ipynb'), outputTitle),
+        button(trans.__('Open'), 'open', () => this.run(CommandIDs.openOutput, job), outputs.includes('ipynb'), outputTitle),
         formats.includes('html') || outputs.includes('html')
-          ? button('HTML', 'html', () => this.act(() => this.actions.html(job)), outputs.includes('html'), outputTitle)
+          ? button(trans.__('HTML'), 'html', () => this.run(CommandIDs.showHtml, job), outputs.includes('html'), outputTitle)
           : null,
-        button('Log', 'log', () => this.act(() => this.actions.log(job))),
-        button('Download', 'download', () => this.actions.download(job), outputs.includes('ipynb'), outputTitle),
+        button(trans.__('Log'), 'log', () => this.run(CommandIDs.showLog, job)),
+        button(trans.__('Download'), 'download', () => this.run(CommandIDs.download, job), outputs.includes('ipynb'), outputTitle),
         terminal
-          ? button('Rerun…', 'rerun', () => this.act(async () => {
-              const next = await this.actions.rerun(job);
-              if (next) {
-                this.add(next);
-              }
-            }))
-          : button('Cancel', 'cancel', () => this.act(async () => this.dispatch({ type: 'job', job: await this.actions.cancel(job) }))),
+          ? button(trans.__('Rerun…'), 'rerun', () => this.run<IJob | null>(CommandIDs.rerun, job, next => next && this.add(next)))
+          : button(trans.__('Cancel'), 'cancel', () => this.run<IJob>(CommandIDs.cancel, job, ended => this.dispatch({ type: 'job', job: ended }))),
         terminal
-          ? button('Delete', 'delete', () => this.act(async () => {
-              if (await this.actions.remove(job)) {
-                this.dispatch({ type: 'removed', id: job.id });
-              }
-            }))
+          ? button(trans.__('Delete'), 'delete', () =>
+              this.run<boolean>(CommandIDs.remove, job, gone => gone && this.dispatch({ type: 'removed', id: job.id }))
+            )
           : null
       )
     );

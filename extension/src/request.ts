@@ -1,18 +1,20 @@
 /**
- * Calls to this extension's server part (`/notebook-jobs/…` of the Jupyter server), which
- * forwards them to the service with the server's own Hub token: the browser never holds
- * a service token and never calls the service itself.
+ * Calls to this extension's server part (`/notebook-jobs/api/…` of the Jupyter server: the
+ * service's REST API at its own paths), which forwards them to the service with the server's
+ * own Hub token: the browser never holds a service token and never calls the service itself.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { errorFromResponse, networkError } from './errors';
 import { IJob } from './jobs';
+import { IParameterField } from './params';
 import { withXsrf } from './xsrf';
 
-export const NAMESPACE = 'notebook-jobs';
+/** Where the server extension serves the service's API on the Jupyter server. */
+export const NAMESPACE = 'notebook-jobs/api';
 
-/** The server extension's URL for a path under its namespace. */
+/** The server extension's URL for a path of the service's API (`jobs/…`). */
 export function apiUrl(path: string, settings = ServerConnection.makeSettings()): string {
   return URLExt.join(settings.baseUrl, NAMESPACE, path);
 }
@@ -74,12 +76,15 @@ export interface IRerun {
   timeout?: number;
 }
 
-/** Create a schedule (through the forwarder: POST …/api/schedules). */
+/** Create a schedule. */
 export function createSchedule(schedule: ISchedule): Promise<any> {
-  return requestAPI('api/schedules', { method: 'POST', body: JSON.stringify(schedule) });
+  return requestAPI('schedules', { method: 'POST', body: JSON.stringify(schedule) });
 }
 
-/** Submit a notebook (or, with dryRun, have the service validate and size it only). */
+/**
+ * Submit a workspace file (or, with dryRun, have the service validate and size it only: the
+ * would-be job, with the notebook's parameters as `notebook_parameters`).
+ */
 export function submitJob(submission: ISubmission, dryRun = false): Promise<IJob> {
   return requestAPI<IJob>(`jobs${dryRun ? '?dry_run=1' : ''}`, {
     method: 'POST',
@@ -96,22 +101,22 @@ export function listJobs(status: string, cursor: string | null, limit = 20): Pro
   if (cursor) {
     query.set('cursor', cursor);
   }
-  return requestAPI(`api/jobs?${query}`);
+  return requestAPI(`jobs?${query}`);
 }
 
 /** One job. */
 export function getJob(id: string): Promise<IJob> {
-  return requestAPI<IJob>(`api/jobs/${id}`);
+  return requestAPI<IJob>(`jobs/${id}`);
 }
 
 /** Cancel a job. */
 export function cancelJob(id: string): Promise<IJob> {
-  return requestAPI<IJob>(`api/jobs/${id}/cancel`, { method: 'POST' });
+  return requestAPI<IJob>(`jobs/${id}/cancel`, { method: 'POST' });
 }
 
 /** Delete a job and its outputs. */
 export function deleteJob(id: string): Promise<void> {
-  return requestAPI<void>(`api/jobs/${id}`, { method: 'DELETE' });
+  return requestAPI<void>(`jobs/${id}`, { method: 'DELETE' });
 }
 
 /**
@@ -148,17 +153,17 @@ async function requestText(path: string): Promise<string> {
 
 /** The job's log, as text. */
 export function jobLog(id: string): Promise<string> {
-  return requestText(`api/jobs/${id}/logs`);
+  return requestText(`jobs/${id}/logs`);
 }
 
 /** The job's HTML render, as text (shown in a sandboxed frame: the Hub forbids framing the server's URLs). */
 export function jobHtml(id: string): Promise<string> {
-  return requestText(`api/jobs/${id}/output?format=html`);
+  return requestText(`jobs/${id}/output?format=html`);
 }
 
 /** The URL of one of a job's outputs, served through the server extension (same origin). */
 export function outputUrl(id: string, format: string, download = false): string {
-  return apiUrl(`api/jobs/${id}/output?format=${format}${download ? '&download=1' : ''}`);
+  return apiUrl(`jobs/${id}/output?format=${format}${download ? '&download=1' : ''}`);
 }
 
 /**
@@ -166,10 +171,18 @@ export function outputUrl(id: string, format: string, download = false): string 
  * token in its query (an EventSource cannot send it as a header; see ./xsrf.ts).
  */
 export function eventsUrl(id: string): string {
-  return withXsrf(apiUrl(`api/jobs/${id}/events`));
+  return withXsrf(apiUrl(`jobs/${id}/events`));
 }
 
-/** The input notebook of a job (to read its parameters cell for a rerun). */
-export function jobInput(id: string): Promise<any> {
-  return requestAPI(`api/jobs/${id}/input`);
+/**
+ * The parameters of a job's notebook, as the service reads them: its input, asked a dry run
+ * of (the rerun's own dry run does not say them).
+ */
+export async function jobParameters(id: string): Promise<IParameterField[]> {
+  const notebook = await requestAPI(`jobs/${id}/input`);
+  const wouldBe = await requestAPI<IJob & { notebook_parameters?: IParameterField[] | null }>('jobs?dry_run=1', {
+    method: 'POST',
+    body: JSON.stringify({ notebook })
+  });
+  return wouldBe.notebook_parameters ?? [];
 }

@@ -1,4 +1,4 @@
-import { errorFromResponse, fieldsOfError, JobsError, networkError } from '../errors';
+import { errorFromResponse, formFieldOf, JobsError, networkError } from '../errors';
 import { boundsOf, clampNotes, cronOf, readOverrides, resourcesText, scheduleText } from '../sizing';
 
 describe('errorFromResponse', () => {
@@ -27,18 +27,21 @@ describe('errorFromResponse', () => {
   });
 });
 
-describe('fieldsOfError', () => {
-  const params = ['alpha', 'beta', 'n'];
-  it('puts unknown parameters beside their names', () => {
-    expect(fieldsOfError("unknown parameter(s) gamma, delta; the notebook's parameters are: alpha", params)).toEqual(['gamma', 'delta']);
+describe('the field of an error', () => {
+  it("reads the service's error.field, and none from a message", () => {
+    const body = { error: { code: 'invalid_input', message: 'alpha must be a float', status: 400, field: '/parameters/alpha' } };
+    expect(errorFromResponse(400, JSON.stringify(body)).field).toBe('/parameters/alpha');
+    expect(errorFromResponse(400, JSON.stringify({ error: { code: 'invalid_input', message: "memory '3XB' is not a size" } })).field).toBeUndefined();
+    expect(errorFromResponse(400, JSON.stringify({ error: { message: 'x', field: 'memory' } })).field).toBeUndefined(); // not a pointer
   });
-  it('finds resource and name fields', () => {
-    expect(fieldsOfError("memory '3XB' is not a size: use e.g. '512MB'", params)).toEqual(['memory']);
-    expect(fieldsOfError('cpu must be positive', params)).toEqual(['cpu']);
-    expect(fieldsOfError("name 'a/b' must be 1-200 characters", params)).toEqual(['name']);
-  });
-  it('falls back to the whole form', () => {
-    expect(fieldsOfError('the notebook is not valid JSON', params)).toEqual([]);
+  it('names the form field a pointer points at', () => {
+    expect(formFieldOf('/parameters/alpha')).toEqual({ parameter: 'alpha' });
+    expect(formFieldOf('/parameters')).toEqual({ key: 'parameters' });
+    expect(formFieldOf('/resources/memory')).toEqual({ key: 'memory' });
+    expect(formFieldOf('/timeout')).toEqual({ key: 'timeout' });
+    expect(formFieldOf('/parameters/a~1b~0c')).toEqual({ parameter: 'a/b~c' }); // RFC 6901 escapes
+    expect(formFieldOf(undefined)).toBeNull();
+    expect(formFieldOf('')).toBeNull();
   });
   it('is a JobsError with a status', () => {
     expect(new JobsError('x', 409).status).toBe(409);

@@ -87,15 +87,15 @@ describe('row texts', () => {
     expect(failureText(said)).toBe('Cancelled by lena (in code cell 2 of 2)');
     expect(failureText(job('d', 'cancelled', { cancelled_by: 'lena', error: null }))).toBe('Cancelled by lena');
   });
-  it("reads the service's has_output/outputs, and guesses only when they are absent", () => {
+  it("reads the service's has_output/outputs/partial, and guesses nothing", () => {
     const partial = job('p', 'cancelled', { has_output: true, outputs: ['ipynb', 'html'], partial: true, error: { reason: 'cancelled', message: '', cell: null } });
     expect(outputsOf(partial)).toEqual(['ipynb', 'html']);
     expect(isPartial(partial)).toBe(true);
     expect(outputsOf(job('n', 'succeeded', { has_output: false, outputs: [] }))).toEqual([]);
-    // an older service: a cancelled job has no output, a succeeded one its formats
-    expect(outputsOf(job('x', 'cancelled', { error: { reason: 'cancelled', message: '', cell: null } }))).toEqual([]);
-    expect(outputsOf(job('y', 'succeeded', { output_formats: ['ipynb', 'md'] }))).toEqual(['ipynb', 'md']);
-    expect(isPartial(job('y', 'succeeded', { output_formats: ['ipynb'] }))).toBe(false);
+    expect(outputsOf(job('o', 'succeeded', { has_output: true }))).toEqual(['ipynb']);
+    // a job that does not say has no output, whatever its status or formats
+    expect(outputsOf(job('y', 'succeeded', { output_formats: ['ipynb', 'md'] }))).toEqual([]);
+    expect(isPartial(job('y', 'failed', { partial: true, has_output: false }))).toBe(false);
   });
   it('says sizes in binary units', () => {
     expect(bytesText(256 * 1024 ** 2)).toBe('256 MiB');
