@@ -26,15 +26,28 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
 fi
 
+# Each install is skipped while what it installs from is unchanged (a stamp of its hash in
+# the venv), so a second run -- scripts/test.sh -m unit, say -- takes seconds.
+digest() { cat "$@" | sha256sum | cut -c1-16; }
+fresh() { [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
+
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-log "installing the service into .venv"
 extras="test"  # includes JupyterLab: the demo's servers and the Lab extension's tests need it
-# Playwright drives Debian's Chromium; it must not try to download a browser of its own
-PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/pip install -q -e ".[$extras]"
+svc_hash="$(digest setup.cfg pyproject.toml)-$extras"
+if ! fresh .venv/.notebook-jobs-installed "$svc_hash"; then
+    log "installing the service into .venv"
+    # Playwright drives Debian's Chromium; it must not try to download a browser of its own
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/pip install -q -e ".[$extras]"
+    echo "$svc_hash" > .venv/.notebook-jobs-installed
+fi
 
 [ -x .venv-runner/bin/python ] || "$PYTHON" -m venv .venv-runner
-log "installing the runner's packages into .venv-runner"
-.venv-runner/bin/pip install -q -r runner-image/requirements.txt
+runner_hash="$(digest runner-image/requirements.txt)"
+if ! fresh .venv-runner/.notebook-jobs-installed "$runner_hash"; then
+    log "installing the runner's packages into .venv-runner"
+    .venv-runner/bin/pip install -q -r runner-image/requirements.txt
+    echo "$runner_hash" > .venv-runner/.notebook-jobs-installed
+fi
 
 if [ ! -x node_modules/.bin/configurable-http-proxy ]; then
     log "installing configurable-http-proxy (npm)"
@@ -61,7 +74,13 @@ if [ "$(cat "$ext_stamp" 2>/dev/null)" != "$ext_hash" ]; then
     )
     echo "$ext_hash" > "$ext_stamp"
 fi
-.venv/bin/pip install -q --no-build-isolation --no-deps ./extension
+ext_pkg_hash="$ext_hash-$(find extension/pyproject.toml extension/jupyterlab_notebook_jobs -type f \
+                -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
+if ! fresh .venv/.notebook-jobs-extension "$ext_pkg_hash"; then
+    log "installing the JupyterLab extension into .venv"
+    .venv/bin/pip install -q --no-build-isolation --no-deps ./extension
+    echo "$ext_pkg_hash" > .venv/.notebook-jobs-extension
+fi
 
 if [ "${NOTEBOOK_JOBS_DOCKER:-1}" != 0 ]; then
     if [ "$(id -u)" = 0 ]; then
