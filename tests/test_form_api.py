@@ -35,6 +35,10 @@ def test_a_dry_run_of_a_bad_path_names_it(alice):
 def test_a_rerun_with_parameters_runs_them_on_the_same_input(alice):
     job = alice.wait(alice.submit(make_notebook("print('p is', p)", parameters="p = 'a'\nq = 1"),
                                   parameters={"p": "b", "q": 2})["id"])
+    # the rerun's dry run offers the input's parameters as a submit's does (the Lab's Rerun dialog reads them)
+    r = alice.post(f"jobs/{job['id']}/rerun", params={"dry_run": "1"})
+    assert r.status_code == 200, r.text
+    assert [(f["name"], f["value"]) for f in r.json()["notebook_parameters"]] == [("p", "a"), ("q", 1)]
     r = alice.post(f"jobs/{job['id']}/rerun", json={"parameters": {"p": "changed"}})
     assert r.status_code == 201, r.text
     again = alice.wait(r.json()["id"])

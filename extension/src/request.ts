@@ -175,14 +175,10 @@ export function eventsUrl(id: string): string {
 }
 
 /**
- * The parameters of a job's notebook, as the service reads them: its input, asked a dry run
- * of (the rerun's own dry run does not say them).
+ * The parameters of a job's notebook, as the service reads them: the rerun's own dry run
+ * says them (whatever the input's kind), and stores nothing.
  */
 export async function jobParameters(id: string): Promise<IParameterField[]> {
-  const notebook = await requestAPI(`jobs/${id}/input`);
-  const wouldBe = await requestAPI<IJob & { notebook_parameters?: IParameterField[] | null }>('jobs?dry_run=1', {
-    method: 'POST',
-    body: JSON.stringify({ notebook })
-  });
+  const wouldBe = (await rerunJob(id, {}, true)) as IJob & { notebook_parameters?: IParameterField[] | null };
   return wouldBe.notebook_parameters ?? [];
 }

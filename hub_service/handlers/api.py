@@ -199,10 +199,7 @@ class JobsHandler(APIHandler):
     async def _dry_run(self, user: str):
         """Validate and size exactly as a submit would; answer the would-be job, store nothing."""
         request = await asyncio.to_thread(self._parse_submission, user)
-        would_be = await planned_job(self, request)
-        # what a form needs to offer the notebook's parameters, whatever the input's kind
-        would_be["notebook_parameters"] = await asyncio.to_thread(parameter_fields, request.bundle.notebook)
-        self.write_json(would_be, 200)
+        self.write_json(await planned_job(self, request), 200)
 
     def _parse_submission(self, user: str) -> JobRequest:
         """The request of the body; IntakeError says what is wrong, and in which field."""
@@ -220,6 +217,8 @@ async def planned_job(handler: APIHandler, request: JobRequest) -> dict:
     bounds = handler.jobs.bounds
     would_be["resources"]["bounds"] = bounds  # what a request may ask for
     would_be["resources"]["explanation"] = sizing_words(would_be["resources"], bounds, request.retry_words())
+    # what a form needs to offer the notebook's parameters (a submit's and a rerun's), whatever the input's kind
+    would_be["notebook_parameters"] = await asyncio.to_thread(parameter_fields, request.bundle.notebook)
     return dict(would_be, dry_run=True)
 
 

@@ -89,7 +89,7 @@ def _schemas() -> dict:
                             "get its memory and time limit, in plain words"}}},
         "notebook_parameters": {
             "type": "array", "nullable": True,
-            "description": "only on a dry run's answer: the notebook's parameters cell as form fields (null "
+            "description": "only on a dry run's answer (a submit's or a rerun's): the notebook's parameters cell as form fields (null "
                            "without one); value is the default as JSON, type 'expr' when it is no literal",
             "items": {"type": "object", "properties": {
                 "name": {"type": "string"}, "type": {"type": "string", "enum": list(PARAMETER_TYPES)},
