@@ -1,21 +1,22 @@
-"""Demand-model benchmark: every policy on every trace family, several seeds, ratios against VPA.
+"""Demand-model benchmark: every policy on every trace family, several seeds, against the targets.
 
-    python bench/bench_demand.py [--families habits sweeps shared] [--seeds 1 2 3]
+    python bench/bench_demand.py [--families habits sweeps shared edits teams] [--seeds 1 2 3 4 5]
                                  [--days 28] [--users 50] [--plot-dir DIR] [--tables] [--json FILE]
     python bench/bench_demand.py --merge FILE...   # the summaries of runs made side by side
 
 Each family (see bench/families) is generated on assumptions of its own; the model is
 tuned to none of them. For each family and seed the trace is replayed under every
-policy (fixed, requested, VPA, Autopilot, ours, the oracle, and where the generator
-knows each run's noise-free memory and noise, the noise-aware bounds: sizers that know
-that -- the blind one knows a notebook's first run only by its kind) and one line is
-printed: the model's and VPA's kill rates (OOM + timeout, per job), the model's memory
-slack as a multiple of VPA's and its distance from the long-run goal of 0.70 x VPA's,
-the bound's ratio, how many sizings were non-finite (any policy), how many the model
-could not give (the rules sized them) and how many fits were rejected. At the end, a
-table of every policy on every family and seed (kill rate, memory slack, as a multiple
-of VPA's, distance from the 0.70 goal, non-finite sizings). ``--tables`` also prints
-every policy's full metrics.
+policy (fixed, requested, VPA, Autopilot, the rules, ours, the oracle, and where the
+generator knows each run's noise-free memory and noise, the noise-aware bounds: sizers
+that know that -- the blind one knows a notebook's first run only by its kind) and one
+line is printed: the model's and VPA's kill rates (OOM + timeout, per job), the model's
+memory slack, as a multiple of VPA's and its distance from the 0.70 goal, as a multiple
+of the bound's and its distance from the 2x goal, the bound's own kill rate, how many
+sizings were non-finite (any policy), how many the model could not give (the rules
+sized them), how many fits were rejected, and PASS or MISS with the targets missed.
+At the end: those lines again, per family how many seeds passed and which targets
+were missed how often, and a table of every policy on every family and seed.
+``--tables`` also prints every policy's full metrics.
 
 Under each line, the model's and VPA's kills and memory slack by cause (see
 demand.replay.causes: sized before any model existed, a new user, a notebook or variant
@@ -23,12 +24,21 @@ new to its user, parameters beyond every earlier run, new parameters within the 
 an exact re-run, a retry after a kill): each cause's share of all reserved memory-time
 left unused, so the shares add up to the slack. That is what says what to fix.
 
-Targets, on every family and seed: model kill rate <= 1% and <= VPA's, memory slack
-ratio <= 1 (no worse than VPA), 0 non-finite sizings. The 0.70 goal is reported, not
-required.
+Targets, on every family and seed:
 
-The targets' run is the default one: **28 days, 50 users, seeds 1 2 3**, VPA and every
-other policy replayed on the very same traces. Shorter runs are for iterating only,
+* the model's kill rate <= 1%;
+* its memory slack no higher than that of any baseline (fixed, requested, VPA,
+  Autopilot, the rules) that kills at most 1.5% of jobs -- a policy that kills more buys
+  its slack with kills -- and never higher than VPA's, whatever VPA kills;
+* 0 non-finite sizings, by any policy.
+
+The long-run goals are reported, not required: slack <= 0.70x VPA's, and <= 2x the
+noise-aware bound's. The bound is only as good as what it is told: it assumes
+demand.replay.trace's spikes (1.3-2.5x), so on a family whose unexplained runs are
+larger (teams' 3x high mode) it kills more than its 0.9% budget.
+
+The targets' run is the default one: **28 days, 50 users, seeds 1-5, every family**, VPA
+and every other policy replayed on the very same traces. Shorter runs are for iterating only,
 and say little about a learned sizer: whatever the trace's length, the model's first
 ~55 jobs are sized by the rules before any model exists (it trains on 50 succeeded
 jobs) and its next few hundred by a model whose limits stay no lower than the rules'
@@ -58,50 +68,112 @@ from demand.replay.trace import HIDDEN, typed  # noqa: E402
 #: The noise-aware bounds (see demand.replay.policies.NoiseAware), spending a 0.9% kill budget
 #: where it saves most.
 BOUND, BLIND = "noise-aware", "noise-aware-blind"
-GOAL = 0.70
+#: Long-run goals, reported, not required: the model's memory slack at 0.70x VPA's, and
+#: within twice the noise-aware bound's.
+GOAL, BOUND_GOAL = 0.70, 2.0
+#: The targets: the model's kill rate at most this ...
+MAX_KILL = 0.01
+#: ... and its memory slack no higher than that of any of these policies that kills at
+#: most this many jobs (one that kills more buys its slack with kills, so it is no yardstick).
+BASELINES, BASELINE_MAX_KILL = ("fixed", "requested", "vpa", "autopilot", "rules"), 0.015
 
 
-HEAD = (f"{'family':<7} {'seed':>4} {'jobs':>5} {'kill% model':>11} {'kill% vpa':>9} {'slack x vpa':>11} "
-        f"{'vs 0.70':>7} {'bound x':>7} {'blind x':>7} {'nonfinite':>9} {'fallback':>8} {'rejected':>8} "
-        f"{'target':>6} {'s':>5}")
+HEAD = (f"{'family':<7} {'seed':>4} {'jobs':>5} {'kill% model':>11} {'kill% vpa':>9} {'slack':>6} "
+        f"{'x vpa':>6} {'vs 0.70':>7} {'x bound':>7} {'vs 2x':>6} {'bound kill%':>11} {'x blind':>7} "
+        f"{'nonfinite':>9} {'fallback':>8} {'rejected':>8} {'target':>6} {'s':>5}  missed")
+
+
+def subject(res: dict) -> str:
+    """The policy judged: the model, or the first policy replayed besides VPA when it was not."""
+    return "model" if "model" in res else next(n for n in res if n != "vpa")
+
+
+def missed_targets(res: dict) -> list[tuple[str, str]]:
+    """The targets (see the module) one family and seed missed, as (target, the numbers
+    that missed it); empty when all were met."""
+    name = subject(res)
+    m, missed = res[name], []
+    if m["kill_rate"] > MAX_KILL:
+        missed.append(("kill > 1%", f"kill {100 * m['kill_rate']:.2f}%"))
+    for base in BASELINES:
+        b = res.get(base)
+        if base != name and b is not None and (b["kill_rate"] <= BASELINE_MAX_KILL or base == "vpa") \
+                and m["mem_slack"] > b["mem_slack"]:
+            missed.append((f"slack > {base}", f"slack {m['mem_slack']:.3f} > {base} {b['mem_slack']:.3f}"))
+    nonfinite = sum(r["nonfinite"] for r in res.values())
+    if nonfinite:
+        missed.append(("nonfinite", f"{nonfinite} nonfinite"))
+    return missed
 
 
 def summary_line(family: str, seed: int, jobs: int, res: dict, seconds: float) -> str:
-    """One family and seed: the model against VPA and the targets (or the first policy
-    replayed besides VPA, when the model was not)."""
-    m, v = res.get("model") or next(r for n, r in res.items() if n != "vpa"), res["vpa"]
+    """One family and seed: the model against VPA, the bound and the targets."""
+    m, v = res[subject(res)], res["vpa"]
     ratio = m["mem_slack"] / v["mem_slack"] if v["mem_slack"] else float("nan")
-    bound = f"{res[BOUND]['mem_slack'] / v['mem_slack']:.3f}" if BOUND in res else "-"
-    blind = f"{res[BLIND]['mem_slack'] / v['mem_slack']:.3f}" if BLIND in res else "-"
-    nonfinite = sum(r["nonfinite"] for r in res.values())
-    ok = (m["kill_rate"] <= min(v["kill_rate"], 0.01) and ratio <= 1.0 and nonfinite == 0
-          and m.get("model_fallbacks", 0) == 0)
+    if BOUND in res and res[BOUND]["mem_slack"]:
+        x_bound = m["mem_slack"] / res[BOUND]["mem_slack"]
+        bound = f"{x_bound:>7.2f} {x_bound - BOUND_GOAL:>+6.2f} {100 * res[BOUND]['kill_rate']:>11.2f}"
+    else:
+        bound = f"{'-':>7} {'-':>6} {'-':>11}"
+    blind = f"{m['mem_slack'] / res[BLIND]['mem_slack']:.2f}" if BLIND in res and res[BLIND]["mem_slack"] else "-"
+    missed = missed_targets(res)
     return (f"{family:<7} {seed:>4} {jobs:>5} {100 * m['kill_rate']:>11.2f} {100 * v['kill_rate']:>9.2f} "
-            f"{ratio:>11.3f} {ratio - GOAL:>+7.3f} {bound:>7} {blind:>7} {nonfinite:>9} "
-            f"{m.get('model_fallbacks', 0):>8} {m.get('rejected_fits', 0):>8} {'met' if ok else 'MISSED':>6} "
-            f"{seconds:>5.0f}")
+            f"{m['mem_slack']:>6.3f} {ratio:>6.3f} {ratio - GOAL:>+7.3f} {bound} {blind:>7} "
+            f"{sum(r['nonfinite'] for r in res.values()):>9} {m.get('model_fallbacks', 0):>8} "
+            f"{m.get('rejected_fits', 0):>8} {'MISS' if missed else 'PASS':>6} {seconds:>5.0f}  "
+            + "; ".join(text for _, text in missed))
+
+
+def verdicts(everything: dict) -> str:
+    """Per family: how many seeds met every target, and how often each target was missed."""
+    lines = []
+    for family in dict.fromkeys(key.split("/")[0] for key in everything):
+        missed = [missed_targets(r["policies"]) for key, r in everything.items() if key.split("/")[0] == family]
+        counts: dict = {}
+        for found in missed:
+            for target, _ in found:
+                counts[target] = counts.get(target, 0) + 1
+        by = ", ".join(f"{target} x{n}" for target, n in counts.items())
+        passed = sum(not found for found in missed)
+        lines.append(f"{family:<7} {passed}/{len(missed)} PASS" + (f"; missed: {by}" if by else ""))
+    return "\n".join(lines)
 
 
 def policy_table(everything: dict) -> str:
     """Every policy on every family and seed: kill rate, memory slack, as a multiple of
-    VPA's and its distance from the 0.70 goal, and non-finite sizings."""
+    VPA's and its distance from the 0.70 goal, as a multiple of the noise-aware bound's,
+    non-finite sizings, and whether it is a yardstick for the model's slack (a baseline
+    killing at most 1.5%)."""
     lines = [f"{'family':<7} {'seed':>4} {'policy':<17} {'kill%':>6} {'slack':>6} {'x vpa':>6} {'vs 0.70':>7} "
-             f"{'nonfinite':>9}"]
+             f"{'x bound':>7} {'nonfinite':>9} {'yardstick':>9}"]
     for key, result in everything.items():
         family, seed = key.split("/")
         res = result["policies"]
         vpa = res["vpa"]["mem_slack"]
+        bound = res[BOUND]["mem_slack"] if BOUND in res else 0.0
         for name, m in res.items():
             ratio = m["mem_slack"] / vpa if vpa else float("nan")
+            x_bound = f"{m['mem_slack'] / bound:.2f}" if bound else "-"
+            yardstick = name in BASELINES and (m["kill_rate"] <= BASELINE_MAX_KILL or name == "vpa")
             lines.append(f"{family:<7} {seed:>4} {name:<17} {100 * m['kill_rate']:>6.2f} {m['mem_slack']:>6.3f} "
-                         f"{ratio:>6.3f} {ratio - GOAL:>+7.3f} {m['nonfinite']:>9}")
+                         f"{ratio:>6.3f} {ratio - GOAL:>+7.3f} {x_bound:>7} {m['nonfinite']:>9} "
+                         f"{'yes' if yardstick else '':>9}")
     return "\n".join(lines)
+
+
+def report(everything: dict, title: str) -> None:
+    """The summary, the verdicts per family and the table of every policy."""
+    lines = [summary_line(key.split("/")[0], int(key.split("/")[1]), r["jobs"], r["policies"], r["seconds"])
+             for key, r in everything.items()]
+    print(f"\n## summary{title}\n{HEAD}\n" + "\n".join(lines))
+    print(f"\n## targets per family\n{verdicts(everything)}")
+    print(f"\n## every policy\n{policy_table(everything)}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--days", type=int, default=28, help="days per trace (fewer: a quicker, smaller run)")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--cpus", type=float, default=64.0)
@@ -115,19 +187,18 @@ def main(argv=None) -> int:
                         help="run nothing: print the summaries of earlier runs' --json files (say, one per "
                              "family and seed, run side by side)")
     args = parser.parse_args(argv)
-    lines, everything = [], {}
+    everything = {}
     if args.merge:
         for path in args.merge:
             with open(path) as f:
                 for key, r in json.load(f).items():
+                    if key in everything and everything[key]["jobs"] != r["jobs"]:  # not the same trace
+                        raise SystemExit(f"{path}: {key} has {r['jobs']} jobs, {everything[key]['jobs']} before: "
+                                         "runs of other --days or --users do not merge")
                     everything.setdefault(key, {**r, "policies": {}})["policies"].update(r["policies"])
         for key, r in everything.items():
-            family, seed = key.split("/")
-            lines.append(summary_line(family, int(seed), r["jobs"], r["policies"], r["seconds"]))
-        print(f"## summary\n{HEAD}\n" + "\n".join(lines))
-        for key, r in everything.items():
-            print(f"\n## {key}: by cause\n{format_causes(r['policies'])}")
-        print(f"\n## every policy\n{policy_table(everything)}")
+            print(f"## {key}: by cause\n{format_causes(r['policies'])}\n")
+        report(everything, "")
         return 0
     print(HEAD, flush=True)
     for family in args.families:
@@ -145,15 +216,12 @@ def main(argv=None) -> int:
             if args.plot_dir:
                 os.makedirs(args.plot_dir, exist_ok=True)
                 plot(res, os.path.join(args.plot_dir, f"demand_{family}_seed{seed}.png"))
-            line = summary_line(family, seed, len(rows), res, time.time() - start)
-            lines.append(line)
-            print(line, flush=True)
+            print(summary_line(family, seed, len(rows), res, time.time() - start), flush=True)
             print(format_causes(res), flush=True)
-    print(f"\n## summary ({args.days} days, {args.users} users per trace)\n{HEAD}\n" + "\n".join(lines))
-    print(f"\n## every policy\n{policy_table(everything)}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(everything, f, indent=1, default=float)
+            if args.json:  # after every trace, so that a long run stopped early keeps what it did
+                with open(args.json, "w") as f:
+                    json.dump(everything, f, indent=1, default=float)
+    report(everything, f" ({args.days} days, {args.users} users per trace)")
     return 0
 
 
