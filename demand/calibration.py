@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 from scipy.special import erfc as _erfc
 
-from .curves import GROUP_BEYOND, GROUP_EXACT
+from .curves import GROUP_BEYOND, GROUP_EXACT, GROUP_KIN
 from .features import LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, LEVEL_USER
 
 #: Levels with fewer calibration errors than this borrow the pooled margin.
@@ -26,7 +26,8 @@ MIN_PRICE_SAMPLES = 50
 #: Least log margin of a job whose notebook variant (or notebook) this user never ran:
 #: whatever the early calibration windows happened to show, such a guess is rough.
 NEW_MARGIN_FLOOR = {LEVEL_NOTEBOOK: math.log(2.0), LEVEL_USER: math.log(3.0)}
-#: Memory quantiles the cost-aware choice picks from (1.0: the largest calibration error).
+#: Memory quantiles the cost-aware choice picks from (1.0: the tail fit's level a new error
+#: exceeds with odds 1 / (n + 1), see tail_margin).
 MEMORY_QUANTILES = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
 #: Calibration errors beyond a quantile needed to trust its empirical margin below the Gaussian one.
 TAIL_SAMPLES = 10
@@ -39,11 +40,36 @@ MARGIN_GRID = np.linspace(0.0, 3.0, 121)
 SPIKE_TAIL = 0.1
 
 
+#: The top option's tail is fitted on this share of the largest errors (at least TAIL_MIN).
+TAIL_SHARE = 0.1
+TAIL_MIN = 5
+
+
+def tail_margin(errors: np.ndarray) -> float:
+    """The error a new one exceeds with odds ``1 / (n + 1)``, from an exponential tail
+    fitted to the largest errors -- not the largest error itself: one runaway in the
+    window (20x, another input) would make the top option twenty times the estimate for
+    every job it is chosen for. Never below the second largest error; the largest
+    itself while the errors are too few to fit a tail on."""
+    e = np.sort(np.asarray(errors, dtype=float))
+    n = len(e)
+    k = max(TAIL_MIN, int(TAIL_SHARE * n))
+    if n < 2 * k:
+        return float(e[-1])
+    threshold = e[-k - 1]
+    scale = max(float(np.mean(e[-k:] - threshold)), 1e-6)  # the exponential's maximum-likelihood scale
+    # P(error > threshold + x) = k / n * exp(-x / scale) = 1 / (n + 1)
+    return float(max(threshold + scale * math.log(k * (n + 1) / n), e[-2]))
+
+
 def conformal_margin(errors: np.ndarray, q: float) -> float:
-    """The split-conformal ``q`` upper quantile of ``errors`` (finite-sample corrected)."""
+    """The split-conformal ``q`` upper quantile of ``errors`` (finite-sample corrected);
+    for ``q = 1`` the tail fit's (see :func:`tail_margin`)."""
     n = len(errors)
     if n == 0:
         return math.nan
+    if q >= 1.0:
+        return tail_margin(errors)
     rank = min(n, int(math.ceil((n + 1) * q)))
     return float(np.sort(errors)[rank - 1])
 
@@ -123,7 +149,7 @@ def calibrate(errors: np.ndarray, raw: np.ndarray, groups: np.ndarray, vs_global
     from how far jobs lie from the global median and from their user's median:
     plentiful, and honest about how little is known.
     """
-    all_groups = (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND)
+    all_groups = (LEVEL_NONE, LEVEL_USER, LEVEL_NOTEBOOK, LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND, GROUP_KIN)
     margins = {g: {} for g in all_groups}
     exceed = {g: {} for g in all_groups}
     for q in qs:
@@ -135,7 +161,7 @@ def calibrate(errors: np.ndarray, raw: np.ndarray, groups: np.ndarray, vs_global
         pooled_raw = conformal_margin(known if len(known) else raw, q)
         if math.isnan(pooled):
             pooled = pooled_raw = math.log(2.0)  # nothing to calibrate on: double the point estimate
-        for g in (LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND):
+        for g in (LEVEL_CONFIG, GROUP_EXACT, GROUP_BEYOND, GROUP_KIN):
             own = errors[groups == g]
             margins[g][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled
             if len(own) * (1 - q) < TAIL_SAMPLES:
@@ -146,6 +172,8 @@ def calibrate(errors: np.ndarray, raw: np.ndarray, groups: np.ndarray, vs_global
         margins[LEVEL_CONFIG][q] = max(margins[LEVEL_CONFIG][q], margins[GROUP_EXACT][q] / math.sqrt(2))
         # Extrapolating is never surer than moving within the known range.
         margins[GROUP_BEYOND][q] = max(margins[GROUP_BEYOND][q], margins[LEVEL_CONFIG][q])
+        # Nor is a kin's run a surer guide than the same code's.
+        margins[GROUP_KIN][q] = max(margins[GROUP_KIN][q], margins[LEVEL_CONFIG][q])
         own = raw[groups == LEVEL_NOTEBOOK]
         margins[LEVEL_NOTEBOOK][q] = conformal_margin(own, q) if len(own) >= MIN_LEVEL_SAMPLES else pooled_raw
         user = conformal_margin(vs_user[~np.isnan(vs_user)], q)

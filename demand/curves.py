@@ -41,6 +41,10 @@ GROUP_EXACT = 4
 #: earlier run: extrapolated, it misses by factors where one within the range misses by
 #: noise, so sharing one margin made the first killed and the second wasteful.
 GROUP_BEYOND = 5
+#: Calibration group of a job whose nearest runs are of its notebook's kin (an edited or
+#: shared copy, see demand.features.kinship), not of the same code: how far such a
+#: guess misses is its own, measured apart so that it widens no other group's margin.
+GROUP_KIN = 6
 
 
 def along_curve(own: dict, groups: dict, slopes: dict, prior: dict,
@@ -174,7 +178,9 @@ def reach(summary: dict, slopes: dict) -> float:
 
 def calibration_group(summary: dict, slopes: dict) -> int:
     """Calibration group of one target's summary: its anchor level, exact re-runs and
-    extrapolations apart."""
+    extrapolations and kin's runs apart."""
+    if summary["level"] == LEVEL_CONFIG and summary.get("kin", 1.0) < 1.0:
+        return GROUP_KIN
     if exact_repeats(summary, slopes)[0]:
         return GROUP_EXACT
     if summary["level"] == LEVEL_CONFIG and reach(summary, slopes) > 0:

@@ -105,6 +105,49 @@ def signature(job: dict) -> tuple:
             tuple(sorted(job.get("imports") or ())))
 
 
+#: Kinship (see :func:`kinship`) below which two runs are not taken for one notebook.
+KIN_MIN = 0.3
+#: Log units of parameter distance that a kinship of 0 counts as, when the nearest run
+#: is chosen as the anchor: an edited copy's run is a worse anchor than the same code's.
+KIN_DISTANCE = 2.0
+
+
+def _kind_of(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "text"
+
+
+def param_schema(params: Optional[dict]) -> tuple:
+    """The notebook's interface: its parameters' names and value types."""
+    return tuple(sorted((k, _kind_of(v)) for k, v in (params or {}).items()))
+
+
+def kinship(job: dict, other: dict) -> float:
+    """How surely two runs are of one notebook, from 1 (the same code) down to 0.
+
+    A notebook keeps its identity through an edit and a share: its parameters (names and
+    types: the interface its callers use) stay, its imports mostly do, and its cell
+    count and source size move by a little. So runs whose parameters differ in name or
+    type are not kin; otherwise the kinship is the imports' overlap (Jaccard), times
+    ``exp(-|log ratio|)`` of the cell counts and of the source sizes: 0.8 for a run that
+    gained two cells of twenty and a tenth of its source, a third for one that doubled.
+    """
+    if signature(job) == signature(other):
+        return 1.0
+    if param_schema(job.get("params")) != param_schema(other.get("params")):
+        return 0.0
+    a, b = set(job.get("imports") or ()), set(other.get("imports") or ())
+    overlap = len(a & b) / len(a | b) if a | b else 1.0
+    if not overlap:
+        return 0.0
+    cells = math.log1p(float(job.get("code_cells") or 0)) - math.log1p(float(other.get("code_cells") or 0))
+    size = math.log1p(float(job.get("source_bytes") or 0)) - math.log1p(float(other.get("source_bytes") or 0))
+    return overlap * math.exp(-abs(cells) - abs(size))
+
+
 def split_params(params: Optional[dict]) -> tuple[dict, tuple]:
     """Numeric parameters as log-magnitudes, and the categorical rest as a hashable key.
 
@@ -144,8 +187,13 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
     ``now``, the time of the decision (default: the job's ``submit_time``). One pass
     over the history serves all targets, since this runs on every submission.
     """
-    sig = signature(job)
     numeric, categorical = split_params(job.get("params"))
+    history = list(history)
+    # The notebook's own runs: the same code's when it ran before, else its kin's (an
+    # edited or shared copy, see kinship), each weighed by how alike it is.
+    kin = [kinship(job, h) for h in history]
+    if any(k >= 1.0 and succeeded(h) for k, h in zip(kin, history)):
+        kin = [k if k >= 1.0 else 0.0 for k in kin]
     user_vals = {t: [] for t in TARGETS}
     sig_vals = {t: [] for t in TARGETS}
     sig_variants = {t: [] for t in TARGETS}  # the categorical parameters of each, alike
@@ -153,8 +201,8 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
     points = {t: [] for t in TARGETS}
     censored = np.nan
     now = float(job.get("submit_time") or 0.0) if now is None else float(now)
-    for h in history:
-        same_sig = signature(h) == sig
+    for h, k in zip(history, kin):
+        same_sig = k >= KIN_MIN
         if not succeeded(h):
             # A kill is a lower bound: this notebook needed more than it was given.
             alloc = (h.get("allocated") or {}).get("memory")
@@ -166,7 +214,7 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
         if same_sig:
             h_num, h_cat = split_params(h.get("params"))
             if h_cat == categorical:
-                distance = _param_distance(numeric, h_num)
+                distance = _param_distance(numeric, h_num) + KIN_DISTANCE * (1.0 - k)
         for t in TARGETS:
             y = target_value(h.get("used"), t)
             if y is None:
@@ -180,7 +228,7 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
                 points[t].append((h_num, y, age_days))
             # Nearest numeric parameters; on ties the newest run (history is newest first).
             if distance is not None and (best[t] is None or distance < best[t][0]):
-                best[t] = (distance, y, h_num)
+                best[t] = (distance, y, h_num, k)
     out = {}
     for t in TARGETS:
         u, s, b = user_vals[t], sig_vals[t], best[t]
@@ -200,6 +248,8 @@ def history_summary(job: dict, history: Iterable[dict], now: Optional[float] = N
             row.update(level=LEVEL_USER, anchor=row["user_med"])
         else:
             row.update(level=LEVEL_NONE, anchor=np.nan)
+        # How alike the anchor's notebook is to this job's (1: the same code; see kinship).
+        row["kin"] = b[3] if b is not None else max((k for k in kin if k >= KIN_MIN), default=1.0)
         out[t] = row
     return out
 

@@ -12,6 +12,11 @@ best evidence it has, and says which in ``basis``:
 When the model cannot give a finite, sane answer, the rules answer and the basis says
 why (``user-history (model v0002: non-finite cpu)``).
 
+The memory limit itself is served from whichever policy the scoreboard trusts for the
+job's notebook or user (:mod:`demand.scoreboard`): every first sizing records every
+policy's limit (``memory_policy``: candidates, the one chosen, by which board, and why),
+and the finished jobs score them. ``basis`` keeps naming what sized cpu and time.
+
 Whatever the basis, the rules of :mod:`demand.policy` apply -- explicit requests win,
 the hour's cpu share caps an unrequested cpu, a killed run's retry gets no less than it
 had, every value is clamped to the admin's bounds and memory never below the runner's
@@ -35,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
-from . import policy, registry
+from . import policy, registry, scoreboard
 from .checks import nonfinite, unusable
 from .curves import RELEVANT_SLOPE, killed_floor
 from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
@@ -43,6 +48,7 @@ from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger,
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .kinds import MIN_KIND_JOBS, kind_upper
 from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
+from .recent import recent_limit
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
 log = logging.getLogger(__name__)
@@ -90,7 +96,8 @@ class Sizer:
     def __init__(self, model_dir: Union[str, Path], bounds: Optional[dict] = None, safety: float = 0.05,
                  capacity: Optional[dict] = None, cold_start: Optional[dict] = None,
                  quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS,
-                 memory_floor: float = RUNNER_FLOOR, timeout_floor: float = TIMEOUT_FLOOR):
+                 memory_floor: float = RUNNER_FLOOR, timeout_floor: float = TIMEOUT_FLOOR,
+                 portfolio: bool = True):
         """``safety`` is extra headroom on top of the calibrated quantiles (0.05 = 5%);
         ``capacity`` ({"cpu": cores, "memory": bytes}) enables the load factor;
         ``timeout_factor`` stretches the runtime quantile, since a long timeout reserves
@@ -98,7 +105,10 @@ class Sizer:
         memory limit of any job, request or not, unless the admin's maximum is lower;
         ``timeout_floor`` (s) the least time limit a prediction may give (a request may
         go lower); ``cold_start`` ({cpu, memory, timeout}) what a job gets when nothing
-        is known (the timeout defaults to the admin's maximum)."""
+        is known (the timeout defaults to the admin's maximum); ``portfolio``: serve each
+        job's memory from the policy the scoreboard trusts (:mod:`demand.scoreboard`), not
+        always from the sizer's own default (False: every policy is still recorded and
+        scored, but the rules or the model alone serve, as the replay's baselines do)."""
         self.model_dir = Path(model_dir)
         self.bounds = normalise_bounds(bounds)
         self.safety = float(safety)
@@ -109,6 +119,7 @@ class Sizer:
         self.min_jobs = int(min_jobs)
         self.memory_floor = float(memory_floor)
         self.timeout_floor = float(timeout_floor)
+        self.portfolio = bool(portfolio)
         self.version: Optional[str] = None
         self.bundle: Optional[Bundle] = None
         self._meta: dict = {}
@@ -128,6 +139,11 @@ class Sizer:
         now = time.time() if now is None else float(now)
         history = list(history or [])[:200]
         predicted, basis, expected = self._predict(job, history, now)
+        choice = None
+        if not job.get("retry_of"):
+            # Every policy's limit is recorded, to be scored when the job ends; the one the
+            # scoreboard trusts for this user serves (a retry's floors need no vote).
+            predicted, choice = self._portfolio(job, history, now, predicted, basis, expected)
         safe_memory = expected.get("memory_safe")
         requested = job.get("requested") or {}
         allocated = policy.requests_win({k: predicted[k] for k in policy.RESOURCES}, requested)
@@ -175,12 +191,17 @@ class Sizer:
             # A retry's bump, a request or the admin's bounds moved the limit: the odds
             # were for the model's own.
             del predicted["memory_kill_odds"]
-        return {
+        out = {
             "predicted": {k: round(v, 6 if k == "memory_kill_odds" else 3) for k, v in predicted.items()},
             "allocated": allocated,
             "model_version": self.version or "none",
             "basis": basis,
         }
+        if choice is not None:
+            # Every policy's limit, the one chosen and why: the service keeps it with the
+            # prediction, and the scoreboard scores it when the job ends.
+            out[scoreboard.KEY] = choice
+        return out
 
     def _predict(self, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
         """(prediction, basis, expected) before requests, retries and bounds; ``expected``
@@ -201,6 +222,87 @@ class Sizer:
         log.warning("model %s gave %s; sizing by the rules", self.version, problem)
         predicted, basis, expected = self._rules(job, history, now)
         return predicted, f"{basis} (model {self.version}: {problem})", expected
+
+    def resize_siblings(self, killed: dict, siblings: list, history: list, now: Optional[float] = None) -> list:
+        """New sizings of an OOM-killed job's still-queued siblings: jobs of the same user
+        and notebook queued with it (a sweep, a backfill), all sized before any had ended.
+
+        The kill says the notebook was sized short by an unknown factor, and the siblings
+        were sized by the same guess: each is sized again with the kill in ``history``,
+        and its memory is raised by the factor the killed job's own retry gets over the
+        limit it was killed at (as :meth:`size` gives a retry) -- so that the burst does
+        not run into the same wall one job at a time. ``killed``: the job's record
+        (``allocated``, ``used``, its features); ``siblings``: their features with the
+        ``allocated`` they hold now. One sizing each, in order, with
+        ``resized_after_kill`` saying by how much and after which job."""
+        now = time.time() if now is None else float(now)
+        killed_at = float((killed.get("allocated") or {}).get("memory") or 0.0)
+        retry = self.size(dict(killed, requested={}, retry_of={
+            "reason": "oom_killed", "allocated": dict(killed.get("allocated") or {}),
+            "used": dict(killed.get("used") or {})}), history, now)
+        factor = max(1.0, retry["allocated"]["memory"] / killed_at) if killed_at > 0 else RETRY_FACTOR
+        out = []
+        for sibling in siblings:
+            fresh = self.size(dict(sibling, retry_of=None), history, now)
+            held = float((sibling.get("allocated") or {}).get("memory") or 0.0)
+            memory = max(fresh["allocated"]["memory"], held * factor if math.isfinite(held) else 0.0)
+            fresh["allocated"] = policy.clamp(dict(fresh["allocated"], memory=memory), self.bounds, self.memory_floor)
+            fresh["resized_after_kill"] = {"job": killed.get("id"), "factor": round(factor, 3), "held": held}
+            out.append(fresh)
+        return out
+
+    def default_policy(self) -> str:
+        """The policy the sizer serves where the scoreboard has too little evidence: the
+        model once one is trained, else the history rules."""
+        return "model" if self.bundle is not None and self.bundle.model is not None else "rules"
+
+    def scoreboard(self, history: list) -> dict:
+        """Every policy's score over all users and per user, and which each board chooses
+        (see :func:`demand.scoreboard.report`), from finished jobs of any users."""
+        return scoreboard.report(history, default=self.default_policy())
+
+    def _portfolio(self, job: dict, history: list, now: float, predicted: dict, basis: str,
+                   expected: dict) -> tuple[dict, dict]:
+        """(prediction with the memory limit the scoreboard trusts, the record of that
+        choice: every policy's limit, the one chosen, by which group's board, and why).
+
+        The model's candidate is its own limit, before the rules' floor an immature model
+        serves under: the scoreboard judges the model, and the floor is the default's
+        business while the evidence is thin."""
+        model_serves = basis == "model"
+        rules = self._rules(job, history, now)[0]["memory"] if model_serves else predicted["memory"]
+        raw = {"model": expected.get("memory_model", predicted["memory"]) if model_serves else None,
+               "rules": rules, "recent": recent_limit(history, now), "default": self.cold_start["memory"]}
+        lo, hi = self.bounds["memory"]
+        lo = min(max(lo, self.memory_floor), hi)
+
+        def clamped(v: float) -> float:
+            return float(math.ceil(min(max(v, lo), hi) / MB) * MB)
+
+        candidates = {p: clamped(v) for p, v in raw.items() if v is not None and math.isfinite(v)}
+        served = predicted["memory"]  # (an immature model's, under the rules' floor)
+        candidates["widest"] = max([*candidates.values(), *([clamped(served)] if math.isfinite(served) else [])])
+        default = "model" if model_serves else "rules"
+        own = scoreboard.tally(history, scoreboard.USER_WINDOW)
+        everyone = getattr(self.bundle, "scoreboard", None)  # (bundles saved before it have none)
+        notebook = (getattr(self.bundle, "notebook_boards", None) or {}).get(scoreboard.notebook_key(job))
+        choice = scoreboard.choose(candidates, default, own, everyone, notebook=notebook)
+        if not self.portfolio:
+            # Kept and scored, not served: the board's choice is said, the default serves.
+            choice = scoreboard.Choice(default, "off", None, None,
+                                       f"{default}: the sizer's default, as the scoreboard does not serve here "
+                                       f"(it would choose {choice.why})")
+        predicted = dict(predicted)
+        if choice.policy != default or choice.group not in ("default", "off"):
+            # (the default without evidence keeps what the sizer gives: an immature model's
+            # limit under the rules' floor)
+            predicted["memory"] = candidates[choice.policy]
+        if choice.policy != "model" or abs(predicted["memory"] - candidates.get("model", 0.0)) > MB:
+            predicted.pop("memory_kill_odds", None)  # the model's odds were for its own limit
+        record = {"chosen": choice.policy, "default": default, "group": choice.group,
+                  "odds": None if choice.odds is None else round(choice.odds, 6),
+                  "why": choice.why, "candidates": {p: int(v) for p, v in candidates.items()}}
+        return predicted, record
 
     def _rules(self, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
         """(prediction, basis, expected) of the history rules, or the cold-start default."""
@@ -241,7 +343,8 @@ class Sizer:
         predicted = {"memory": memory, "cpu": q["cores"][1] * margin, "timeout": timeout}
         if "memory_kill_odds" in q and memory <= q["memory"][1] * MB:
             predicted["memory_kill_odds"] = q["memory_kill_odds"]  # the model's limit stands
-        return predicted, "model", {"cores": q["cores"][0], "memory": q["memory"][0] * MB, "memory_safe": safe}
+        return predicted, "model", {"cores": q["cores"][0], "memory": q["memory"][0] * MB, "memory_safe": safe,
+                                    "memory_model": q["memory"][1] * MB}
 
     def _history_rule(self, job: dict, history: list, slopes: Optional[dict] = None) -> Optional[dict]:
         """The user's recent maxima with headroom, or None without a finished job.

@@ -26,6 +26,7 @@ from .forecast import HourOfWeekForecast, hourly
 from .dataset import examples
 from .kinds import kinds
 from .model import DemandModel
+from .scoreboard import ALL_WINDOW, newest_first, notebook_boards, tally
 
 #: Upper quantile per target: memory and runtime limits kill, a cpu limit only throttles.
 #: (Memory: used until the calibration window is large enough to choose margins per job
@@ -52,6 +53,11 @@ class Bundle:
     #: Per imported module, how large its jobs get (see demand.kinds): the rules' prior
     #: for a notebook new to its user, known before any per-job model is.
     kinds: dict = field(default_factory=dict)
+    #: Every policy's score over all users' newest finished jobs (demand.scoreboard.tally):
+    #: the board a user with too few scored jobs of their own is sized by.
+    scoreboard: dict = field(default_factory=dict)
+    #: The same per notebook (demand.scoreboard.notebook_key), where enough of its runs scored.
+    notebook_boards: dict = field(default_factory=dict)
 
     def forecast_profile(self) -> dict:
         """Expected jobs and cpu-seconds per hour of week (Monday 00:00 UTC = 0)."""
@@ -101,6 +107,7 @@ def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[floa
         mean_runtime_s=float(np.mean(runtimes)) if runtimes else 600.0,
         mean_cores=float(np.mean(cores)) if cores else 1.0,
         n_jobs=len(jobs), trained_at=now, kinds=kinds(train_set),
+        scoreboard=tally(newest_first(jobs), ALL_WINDOW), notebook_boards=notebook_boards(jobs),
         metrics=dict(model.metrics if model else {}, n_succeeded=len(train_set),
                      per_job_model=model is not None),
     )

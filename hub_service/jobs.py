@@ -393,6 +393,19 @@ class JobManager(LoggingConfigurable):
             self._spawn(self.mailer.job_ended(job, find_schedule=self.store.get_schedule))
         if job.status == Status.SUCCEEDED and self.planner is not None:
             self.planner.job_succeeded()
+        if job.error_reason == Reason.OOM_KILLED and self.planner is not None:
+            self._spawn(self._resize_siblings(job))
+
+    async def _resize_siblings(self, killed: Job) -> None:
+        """An OOM kill proved a burst's first guess short: raise the killed job's siblings still
+        in the queue from the kill, as its retry would be, before they meet the same wall."""
+        try:
+            queued = [j for j in self.store.jobs_with_status(Status.QUEUED.value) if j.user == killed.user]
+            for job_id, s in (await self.planner.resize_after_kill(killed, queued)).items():
+                if self.store.resize_queued(job_id, s["predicted"], dict(s["allocated"], basis=s["basis"])):
+                    self.log.info("job %s: re-sized after its sibling %s was OOM-killed", job_id, killed.id)
+        except Exception:
+            self.log.exception("job %s: re-sizing its queued siblings failed", killed.id)
 
     async def _render_quietly(self, job_id: str, fmt: str) -> None:
         """Make a render a job's ``output_formats`` asked for as soon as it succeeded."""

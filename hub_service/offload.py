@@ -47,6 +47,10 @@ def size(model_dir: str, policy: dict, job: dict, history: list, cpu_share=None)
     return _sizer(model_dir, policy).size(job, history, cpu_share=cpu_share)
 
 
+def resize_siblings(model_dir: str, policy: dict, killed: dict, siblings: list, history: list) -> list:
+    return _sizer(model_dir, policy).resize_siblings(killed, siblings, history)
+
+
 def retrain(model_dir: str, policy: dict, history: list) -> dict:
     return _sizer(model_dir, policy).retrain(history)
 
@@ -60,10 +64,13 @@ def info(model_dir: str, policy: dict) -> dict:
 
 
 def report(model_dir: str, policy: dict, history: list) -> dict:
-    """The next 24 hours' load forecast and the sizing's realised slack and kill rates."""
+    """The next 24 hours' load forecast, the sizing's realised slack and kill rates, and
+    the scoreboard: every policy scored on the finished jobs, and which one sizes whose."""
     from demand.report import realised
 
-    return {"forecast_next_24h": _sizer(model_dir, policy).forecast(history), "realised": realised(history)}
+    sizer = _sizer(model_dir, policy)
+    return {"forecast_next_24h": sizer.forecast(history), "realised": realised(history),
+            "scoreboard": sizer.scoreboard(history)}
 
 
 def load_factor(model_dir: str, policy: dict, now: float, capacity: dict) -> dict:

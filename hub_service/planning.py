@@ -1,8 +1,10 @@
 """Keeping the demand model current: scheduled and early retraining, the load forecast, the report.
 
 :class:`DemandPlanner` is the background side of sizing. The job flow (``jobs.py``) reads
-its hour's :attr:`~DemandPlanner.load` and tells it when a job succeeded; the app starts
-its two loops; the admin's ``/demand`` endpoint reads :meth:`~DemandPlanner.info`.
+its hour's :attr:`~DemandPlanner.load`, tells it when a job succeeded, and asks it for new
+sizings of a burst's still-queued jobs when one of them was OOM-killed
+(:meth:`~DemandPlanner.resize_after_kill`); the app starts its two loops; the admin's
+``/demand`` endpoint reads :meth:`~DemandPlanner.info` (the scoreboard among it).
 """
 
 from __future__ import annotations
@@ -66,13 +68,29 @@ class DemandPlanner(LoggingConfigurable):
 
     async def info(self) -> dict:
         """The current model and its metrics, the load forecast, and how the sizing did:
-        realised slack and kill rates of the finished jobs, per sizing basis."""
+        realised slack and kill rates of the finished jobs, per sizing basis, and the
+        scoreboard (every policy scored on them, per user, and which one sizes whose memory)."""
         info = await self.sizing.info()
         # Only what the forecast and the report read crosses to the worker.
-        history = [{k: r[k] for k in ("submit_time", "status", "reason", "predicted", "allocated", "used")}
+        history = [{k: r[k] for k in ("submit_time", "user", "status", "reason", "predicted", "allocated", "used")}
                    for r in map(history_record, self.store.history(limit=self.retrain_history))]
         info.update(await self.sizing.model_call(offload.report, history))
         return info
+
+    async def resize_after_kill(self, killed: Job, queued: list) -> dict:
+        """New sizings ``{job id: {"predicted", "allocated", "basis"}}`` for the jobs of
+        ``queued`` that are siblings of the OOM-killed ``killed`` (:func:`siblings`): they
+        were sized by the guess the kill just proved short, and would meet the same wall
+        one at a time. Jobs that started meanwhile are the caller's to leave alone."""
+        sibs = siblings(killed, queued)
+        if not sibs:
+            return {}
+        history = await asyncio.to_thread(
+            lambda: [history_record(j) for j in self.store.history(killed.user, self.sizing.history_limit)])
+        sizings = await self.sizing.resize_siblings(
+            dict(history_record(killed), id=killed.id),
+            [dict(history_record(j), id=j.id, requested=dict(j.requested or {})) for j in sibs], history)
+        return {j.id: s for j, s in zip(sibs, sizings)}
 
     async def load_loop(self) -> None:
         """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""
@@ -93,6 +111,17 @@ class DemandPlanner(LoggingConfigurable):
                 await self.retrain()
             except Exception:
                 self.log.exception("periodic retraining failed")
+
+
+def siblings(killed: Job, queued: list) -> list:
+    """The jobs of ``queued`` still queued that run the killed job's notebook for its user
+    (the same input, by content hash, or the same workspace path) and were sized by the
+    guess the kill proved short: one raised after an earlier kill already was sized past
+    it -- unless the killed job had been raised too."""
+    raised = "resized_after_kill" in (killed.predicted or {})
+    return [j for j in queued if j.id != killed.id and j.user == killed.user and j.status == Status.QUEUED.value
+            and (j.input_hash == killed.input_hash or (killed.path and j.path == killed.path))
+            and (raised or "resized_after_kill" not in (j.predicted or {}))]
 
 
 def history_record(job: Job) -> dict:

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 from typing import Optional
 
-from demand import policy
+from demand import policy, scoreboard
 from traitlets import Any, Bool, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import offload
 
 _BOUNDS, _COLD = policy.DEFAULT_BOUNDS, policy.DEFAULT_COLD_START
+
+
+def recorded(sizing: dict) -> dict:
+    """What a job keeps as its prediction: the sizer's figures, with which policy set its
+    memory limit and why, every policy's limit (what the scoreboard scores it on when it
+    ends, see demand.scoreboard), and a burst's re-sizing after a sibling's kill."""
+    extra = {k: sizing[k] for k in (scoreboard.KEY, "resized_after_kill") if sizing.get(k) is not None}
+    return dict(sizing.get("predicted") or {}, **extra)
 
 
 class Sizing(LoggingConfigurable):
@@ -54,6 +62,14 @@ class Sizing(LoggingConfigurable):
         6 * 3600.0, help="Seconds between retrainings of the demand model inside the service (0: never)."
     ).tag(config=True)
     history_limit = Integer(200, help="Recent jobs of a user the model looks at when sizing.").tag(config=True)
+    scoreboard_serves = Bool(
+        True,
+        help="""Serve each job's memory limit from the policy the scoreboard trusts for its
+        notebook or user (demand.scoreboard: the model, the history rules, the user's recent
+        peaks, the default, the widest -- each scored on every finished job). False: the
+        scoreboard is kept and shown on the admin page, but the model (or the rules before
+        it) always serves.""",
+    ).tag(config=True)
 
     @default("model_dir")
     def _default_model_dir(self):
@@ -76,6 +92,7 @@ class Sizing(LoggingConfigurable):
             "bounds": self.bounds,
             "cold_start": {"cpu": self.cpu_default, "memory": self.memory_default, "timeout": self.timeout_default},
             "timeout_floor": self.timeout_model_floor,
+            "portfolio": self.scoreboard_serves,
         }
 
     async def model_call(self, fn, *args):
@@ -113,4 +130,24 @@ class Sizing(LoggingConfigurable):
                 self.log.exception("demand model failed to size a job; using defaults")
                 out = self.defaults(requested, f"default (sizer failed with {type(exc).__name__})")
         allocated = dict(out["allocated"], memory=int(out["allocated"]["memory"]), gpu=int(requested.get("gpu", 0)))
-        return {"predicted": out["predicted"], "allocated": allocated, "basis": out["basis"]}
+        return {"predicted": recorded(out), "allocated": allocated, "basis": out["basis"]}
+
+    async def resize_siblings(self, killed: dict, siblings: list, history: list) -> list:
+        """New sizings of an OOM-killed job's still-queued siblings (the same user's jobs of
+        the same notebook, queued with it and sized by the same guess), one
+        ``{"predicted", "allocated", "basis"}`` each, in order: each sized again with the
+        kill in ``history`` and raised as the killed job's retry is (see
+        demand.sizing.Sizer.resize_siblings). ``killed`` and ``siblings`` are job records
+        as the sizer reads them (features, ``requested``, ``allocated``, ``used``). Empty
+        when the model is off or the sizer fails: the siblings keep what they have."""
+        if not self.use_model or not siblings:
+            return []
+        try:
+            out = await self.model_call(offload.resize_siblings, killed, siblings, history)
+        except Exception:  # a burst left as it was is no worse than before
+            self.log.exception("demand model failed to re-size the queued siblings of job %s", killed.get("id"))
+            return []
+        return [{"predicted": recorded(o), "basis": o["basis"],
+                 "allocated": dict(o["allocated"], memory=int(o["allocated"]["memory"]),
+                                   gpu=int((s.get("requested") or {}).get("gpu", 0)))}
+                for o, s in zip(out, siblings)]

@@ -31,6 +31,8 @@ class Script:
     hold_at: Optional[int] = None
     #: what it prints (its log)
     log: tuple = ("hello from the job\n",)
+    #: the code cell (1-based) in which the job runs out of memory: OOM-killed there
+    oom_at: Optional[int] = None
     #: raised by run() instead of running: a backend that fails
     error: Optional[Exception] = None
 
@@ -107,6 +109,9 @@ class FakeExecutor(Executor):
                     if spec.job_id in self._cancelled:  # killed in this cell, as a container would be
                         self._write_output(spec)
                         return decide_outcome(None, -9, killed_for="cancelled")
+                if position == script.oom_at:  # the kernel kills it mid-cell, as a cgroup would
+                    self._write_output(spec)
+                    return decide_outcome(None, 137, oom_killed=True)
                 ok = position != script.fail_at
                 done += ok
                 await maybe_await(on_event({"event": "cell_finished", "cell": index, "cells_done": done,

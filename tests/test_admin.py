@@ -143,6 +143,33 @@ def test_demand_shows_the_submissions_of_the_last_24_hours(admin, usage_run):
     assert sum(load["jobs"][-2:]) >= 3  # this module's three, in this hour or the one before
 
 
+def test_the_scoreboard_scores_every_policy_on_each_finished_job_of_a_user(hub, admin):
+    """Each job records every policy's memory limit; the admin's scoreboard counts, per user, a
+    policy's kills as the jobs whose peak went above its limit, and names the policy chosen."""
+    sue = hub.user("score-sue")
+    runs = [sue.wait(sue.submit(make_notebook(f"x = bytearray({n} * 2**20)"))["id"]) for n in (8, 64)]
+    assert [j["status"] for j in runs] == ["succeeded", "succeeded"]
+    for j in runs:
+        record = j["resources"]["predicted"]["memory_policy"]
+        assert {"rules", "default", "widest"} <= set(record["candidates"]), record
+        assert record["chosen"] in record["candidates"] and record["why"]
+        assert record["candidates"]["widest"] == max(record["candidates"].values())
+    board = admin.get("admin/demand").json()["scoreboard"]
+    assert board["policies"][:2] == ["model", "rules"] and 0 < board["budget"] < 0.05
+    mine = {g["group"]: g for g in board["groups"]}["user score-sue"]
+    assert mine["jobs"] == 2
+    for policy, row in mine["rows"].items():
+        limits = [j["resources"]["predicted"]["memory_policy"]["candidates"].get(policy) for j in runs]
+        peaks = [j["resources"]["used"]["peak_memory"] for j in runs]
+        assert row["jobs"] == sum(v is not None for v in limits), policy
+        assert row["kills"] == sum(v is not None and v < p for v, p in zip(limits, peaks)), policy
+        assert 0 <= row["slack"] < 1 and 0 < row["odds"] < 1
+    assert mine["chosen"] in mine["rows"]
+    assert sum(board["sized_by"].values()) >= 2
+    page = admin.browser.get(hub.url + SERVICE + "admin").text
+    assert 'id="demand-scoreboard"' in page
+
+
 def test_a_user_gets_the_hubs_403_page_an_admin_the_panel(hub, alice, admin):
     r = alice.browser.get(hub.url + SERVICE + "admin")  # Hub OAuth round trip, then the page
     assert r.status_code == 403

@@ -4,6 +4,7 @@ process (tests/fakes.py): the store, the work directories and the endings are re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import nbformat
@@ -15,6 +16,7 @@ from hub_service.intake import Bundle, IntakeError
 from hub_service.jobs import JobManager
 from hub_service.offload import Offload
 from hub_service.outputs import Artifacts
+from hub_service.planning import DemandPlanner
 from hub_service.request import JobRequest
 from hub_service.sizing import Sizing
 from hub_service.states import TERMINAL
@@ -171,3 +173,33 @@ async def test_recovery_reattaches_held_jobs_requeues_lost_ones_and_leaves_forei
     assert (await ended(after, lost.id)).status == "succeeded"
     await after.stop()
     store.close()
+
+
+async def test_an_oom_kill_raises_its_queued_siblings_before_they_meet_the_same_wall(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    # the sizer in this process (no worker), with room to raise the 2 GiB default
+    sizing = Sizing(offload=Offload(inline=True), model_dir=str(tmp_path / "models"), memory_max=64 << 30)
+    manager = JobManager(store=store, artifacts=Artifacts(tmp_path / "data"), executor=FakeExecutor(),
+                         dispatcher=Dispatcher(cpu=8.0, memory=64 << 30, max_running=2, per_user=1),
+                         sizing=sizing, offload=Offload(inline=True),
+                         planner=DemandPlanner(store=store, sizing=sizing))
+    try:
+        one = request()  # one notebook (its cells' ids are random), run three times with other parameters
+        first, *burst = [await manager.submit(dataclasses.replace(one, parameters={"n": n})) for n in (1, 2, 3)]
+        theirs = await manager.submit(request(user="bob"))
+        manager.executor.scripts[first.id] = Script(oom_at=2)
+        assert first.id in manager.dispatch_once()
+        assert (await ended(manager, first.id)).error_reason == "oom_killed"
+        for _ in range(500):  # the re-sizing is a task of its own, after the ending
+            raised = [store.get(j.id) for j in burst]
+            if all(j.predicted.get("resized_after_kill") for j in raised):
+                break
+            await asyncio.sleep(0.01)
+        for before, after in zip(burst, raised):
+            assert after.status == "queued"
+            assert after.allocated["memory"] >= 2 * before.allocated["memory"], (before.allocated, after.allocated)
+            assert after.predicted["resized_after_kill"]["job"] == first.id
+        assert store.get(theirs.id).allocated == theirs.allocated  # another user's run of it is not its sibling
+    finally:
+        await manager.stop()
+        store.close()

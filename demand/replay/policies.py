@@ -26,6 +26,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..policy import DEFAULT_COLD_START, GB, MB, RUNNER_FLOOR
+from ..scoreboard import KEY
 from ..sizing import Sizer
 
 #: The replay's admin bounds: a cluster of 64-core, 256 GB nodes, not the service's
@@ -142,9 +143,12 @@ class Model(Policy):
                            cold_start=cold_start, **sizer_kw)
         self.records: list[dict] = []
         self.by_user: dict[str, list] = {}
+        #: What each job's latest sizing predicted (with every policy's limit, see
+        #: demand.scoreboard), recorded on its attempt's record as the service stores it.
+        self.predicted: dict = {}
         self.n_succeeded = 0
         #: Sizings the model could not give (the rules did instead), and fits rejected.
-        self.checks = {"model_fallbacks": 0, "rejected_fits": 0}
+        self.checks = {"model_fallbacks": 0, "rejected_fits": 0, "sized_by": {}}
 
     def _retrain(self, now):
         info = self.sizer.retrain(self.records, now=now)
@@ -153,6 +157,7 @@ class Model(Policy):
             self.checks["rejected_fits"] += 1
 
     def observe(self, record):
+        record = dict(record, predicted=self.predicted.pop(record["id"], {}))
         self.records.append(record)
         self.by_user.setdefault(record["user"], []).append(record)
         if record.get("status") == "succeeded":
@@ -166,11 +171,25 @@ class Model(Policy):
         history = self.by_user.get(job["user"], [])[-200:][::-1]
         job = dict(job, requested={}, retry_of=retry_of)  # the recommender replaces hand-set limits
         out = self.sizer.size(job, history, now)
+        self.predicted[job["id"]] = dict(out["predicted"], **{KEY: out.get(KEY)})  # as the service keeps it
+        chosen = (out.get(KEY) or {}).get("chosen")
+        if chosen:  # which policy the scoreboard trusted, per first attempt
+            self.checks["sized_by"][chosen] = self.checks["sized_by"].get(chosen, 0) + 1
         self.checks["model_fallbacks"] += "(model " in out["basis"]
         return out["allocated"]
 
     def retrain(self, now):
         self._retrain(now)
+
+    def resize_siblings(self, record: dict, waiting: list, now: float) -> list:
+        """New allocations of the still-queued ``(request, allocation)`` of a killed job's
+        user and notebook, as the service's sizer gives them (demand.sizing.Sizer.resize_siblings)."""
+        history = self.by_user.get(record["user"], [])[-200:][::-1]
+        siblings = [dict(job, requested={}, allocated=dict(alloc)) for job, alloc in waiting]
+        out = self.sizer.resize_siblings(record, siblings, history, now)
+        for (job, _), sized in zip(waiting, out):
+            self.predicted[job["id"]] = dict(sized["predicted"], **{KEY: sized.get(KEY)})
+        return [sized["allocated"] for sized in out]
 
     def phase(self):
         """``no-model`` while no model serves (the rules size every job), else None."""
@@ -184,7 +203,10 @@ class Rules(Model):
     name = "rules"
 
     def __init__(self, bounds=None, cold_start=None, capacity=None, **sizer_kw):
-        super().__init__(bounds, cold_start, capacity, **dict(sizer_kw, min_jobs=2**62))
+        super().__init__(bounds, cold_start, capacity, **dict(sizer_kw, min_jobs=2**62, portfolio=False))
+
+    #: The rules baseline sizes each job once, as it always has (the floor to beat).
+    resize_siblings = None
 
     def retrain(self, now):
         """Never: the rules learn nothing."""

@@ -16,6 +16,11 @@ behind it, so the rules are strict and the same for every policy:
   :func:`demand.policy.retry_floor`) and queued again in its original place; up to
   five attempts. Every policy's limits go through the service's clamp
   (:func:`demand.policy.clamp`: the bounds, and memory never below the runner's floor).
+* With ``per_user``, a user runs at most that many jobs at once, as the service's
+  dispatcher allows (its default is 2); the rest wait queued. When an attempt is
+  OOM-killed, a policy that can (``resize_siblings``, as the service's sizer does) sizes
+  the still-queued jobs of the same user and notebook again from the kill: a burst
+  sized before any of its runs ended does not hit the same wall one job at a time.
 * Slack counts every reserved byte-second (core-second) not used at peak by a
   successful attempt: what a killed attempt reserved is all waste.
 
@@ -83,8 +88,9 @@ def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):
 
 
 def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
-             retrain_hours: float = 6.0) -> dict:
-    """Replay ``rows`` (trace dicts in submit order) under ``policy``; returns metrics."""
+             retrain_hours: float = 6.0, per_user: Optional[int] = None) -> dict:
+    """Replay ``rows`` (trace dicts in submit order) under ``policy``; returns metrics.
+    ``per_user``: jobs one user may run at once (None: no limit)."""
     bounds = dict(REPLAY_BOUNDS, **(bounds or {}))
     cap_cpu, cap_mem = float(capacity["cpu"]), float(capacity["memory"])
     n = len(rows)
@@ -105,11 +111,13 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
     requests = [_request(i, r) for i, r in enumerate(rows)]
     queue: list[tuple[int, dict, float]] = []  # (job index, allocation, enqueued at), by index
     free = {"cpu": cap_cpu, "memory": cap_mem}
+    running: dict = {}  # user -> attempts running
+    raised: set = set()  # jobs re-sized after a sibling's kill
     attempts = np.zeros(n, int)
     waited = np.zeros(n)
     done_at = np.full(n, np.nan)
     kills = {"oom_killed": 0, "timeout": 0}
-    counts = {"nonfinite": 0}
+    counts = {"nonfinite": 0, "resized": 0}
     acc = {"mem_reserved": 0.0, "mem_used": 0.0, "cpu_reserved": 0.0, "cpu_used": 0.0}
     decide_s = 0.0
     evidence = Evidence()
@@ -154,6 +162,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
                 "cpu_seconds": r["cpu_seconds"] * frac, "wall_seconds": elapsed}
         free["cpu"] -= alloc["cpu"]
         free["memory"] -= alloc["memory"]
+        running[r["user"]] = running.get(r["user"], 0) + 1
         attempts[i] += 1
         acc["mem_reserved"] += alloc["memory"] * elapsed
         acc["cpu_reserved"] += alloc["cpu"] * elapsed
@@ -164,11 +173,36 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             acc["cpu_used"] += r["cpu_seconds"]
         push(now + elapsed, _END, (i, alloc, reason, used))
 
+    def resize(record, now):
+        """Size the still-queued first attempts of the killed job's user and notebook again."""
+        nonlocal decide_s
+        again = getattr(policy, "resize_siblings", None)
+        if again is None:
+            return
+        notebook = (record["user"], signature(record))
+        # A sibling already raised after an earlier kill was sized past the guess this kill
+        # proved short -- unless the killed run had been raised too.
+        fresh = record["id"] in raised
+        waiting = [(pos, k, alloc) for pos, (k, alloc, _) in enumerate(queue)
+                   if attempts[k] == 0 and (requests[k]["user"], signature(requests[k])) == notebook
+                   and (fresh or k not in raised)]
+        if not waiting:
+            return
+        start = time.perf_counter()
+        sized = again(record, [(requests[k], alloc) for _, k, alloc in waiting], now)
+        decide_s += time.perf_counter() - start
+        counts["resized"] += len(waiting)
+        raised.update(k for _, k, _ in waiting)
+        for (pos, k, _), alloc in zip(waiting, sized):
+            queue[pos] = (k, admit({key: alloc[key] for key in ("cpu", "memory", "timeout")}), queue[pos][2])
+
     def dispatch(now):
         k = 0
         while k < len(queue):
             i, alloc, since = queue[k]
-            if alloc["cpu"] <= free["cpu"] + 1e-9 and alloc["memory"] <= free["memory"] + 1e-9:
+            if per_user is not None and running.get(rows[i]["user"], 0) >= per_user:
+                k += 1
+            elif alloc["cpu"] <= free["cpu"] + 1e-9 and alloc["memory"] <= free["memory"] + 1e-9:
                 queue.pop(k)
                 waited[i] += now - since
                 start_attempt(i, alloc, now)
@@ -186,6 +220,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             i, alloc, reason, used = payload
             free["cpu"] += alloc["cpu"]
             free["memory"] += alloc["memory"]
+            running[rows[i]["user"]] -= 1
             req = requests[i]
             record = {k: req[k] for k in ("id", "user", "submit_time", "code_cells", "source_bytes", "imports", "params")}
             record.update(status="succeeded" if reason is None else "failed", reason=reason,
@@ -197,6 +232,8 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             else:
                 kills[reason] += 1
                 by_cause[cause[i]]["kills"] += 1
+                if reason == "oom_killed":
+                    resize(record, now)
                 if attempts[i] < MAX_ATTEMPTS:
                     decide(i, now, {"reason": reason, "allocated": dict(alloc), "used": dict(used)})
         dispatch(now)
@@ -221,6 +258,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         "bounded_slowdown": float(slowdown.mean()) if len(slowdown) else 0.0,
         "decide_ms": 1000 * decide_s / max(int(attempts.sum()), 1),
         "nonfinite": counts["nonfinite"],
+        "resized_after_kill": counts["resized"],
         # Per cause: first attempts, kills, and the share of all reserved byte-seconds
         # left unused by its attempts (the shares add up to mem_slack).
         "by_cause": {c: {"jobs": v["jobs"], "kills": v["kills"],
@@ -255,10 +293,11 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
-def run(rows: list, policies: list, capacity: dict, retrain_hours: float = 6.0) -> dict:
+def run(rows: list, policies: list, capacity: dict, retrain_hours: float = 6.0,
+        per_user: Optional[int] = None) -> dict:
     """Metrics of every named policy on ``rows``, plus the forecast's MASE."""
     results = {name: simulate(rows, make_policy(name, rows, REPLAY_BOUNDS, capacity), capacity,
-                              retrain_hours=retrain_hours)
+                              retrain_hours=retrain_hours, per_user=per_user)
                for name in policies}
     out = {"policies": results}
     try:

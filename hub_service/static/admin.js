@@ -482,9 +482,32 @@
         return el("tr", {}, ...[basis, r.jobs, pct(r.memory_slack), pct(r.cpu_slack), pct(r.oom_kill_rate), odds,
                                 pct(r.timeout_kill_rate), ratio].map((v) => el("td", {}, String(v))));
       }));
+      showScoreboard(info.scoreboard);
       drawChart(document.getElementById("demand-forecast"), info.load_last_24h, info.forecast_next_24h);
       document.getElementById("demand-forecast-basis").textContent = forecastBasis(info.forecast_next_24h);
     }).catch((err) => { document.getElementById("demand-model").textContent = err.message; });
+  }
+
+  // The scoreboard: per group (everyone, then each user) every policy's kills, odds and unused memory,
+  // and which policy that group's jobs are sized by.
+  function showScoreboard(board) {
+    const table = document.getElementById("demand-scoreboard");
+    if (!board) return;
+    const names = board.policies || [];
+    table.querySelector("thead tr").replaceChildren(
+      ...["group", "jobs", ...names, "sizes by"].map((h) => el("th", {scope: "col"}, h)));
+    table.querySelector("tbody").replaceChildren(...board.groups.map((g) => el("tr", {"data-group": g.group},
+      el("td", {}, g.group), el("td", {}, String(g.jobs)),
+      ...names.map((p) => {
+        const r = g.rows[p];
+        const text = r ? `${r.kills}/${r.jobs} killed, odds ${pct(r.odds)}, ${pct(r.slack)} unused` : "–";
+        return el("td", {"data-policy": p, class: p === g.chosen ? "fw-bold" : ""}, (p === g.chosen ? "✓ " : "") + text);
+      }),
+      el("td", {class: "chosen"}, g.chosen))));
+    const sized = Object.entries(board.sized_by || {}).map(([p, n]) => `${p} ${n}`).join(", ");
+    document.getElementById("demand-sized-by").textContent = sized
+      ? `Recent jobs' memory was sized by: ${sized} (kill budget ${pct(board.budget)}).`
+      : "No job has been scored yet.";
   }
 
   // What the forecast stands on, in words: a flat line from one hour of history is no prediction.

@@ -251,6 +251,15 @@ class Store(ScheduleQueries):
             raise InvalidTransition(job_id, job.status if job else None, new)
         return job
 
+    def resize_queued(self, job_id: str, predicted: dict, allocated: dict) -> bool:
+        """Give a job a new sizing, only while it is still queued (one conditional UPDATE: a
+        job the dispatcher started meanwhile keeps the limits it runs under)."""
+        with self.Session() as s:
+            result = s.execute(update(Job).where(Job.id == job_id, Job.status == Status.QUEUED.value)
+                               .values(predicted=predicted, allocated=allocated))
+            s.commit()
+        return result.rowcount == 1
+
     def update(self, job_id: str, **fields) -> None:
         """Change fields other than status (progress, sizing, usage)."""
         if "status" in fields:

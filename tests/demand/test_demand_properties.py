@@ -135,6 +135,8 @@ def test_the_replay_completes_on_any_workload(workload):
     policy = make_policy("model", rows, BOUNDS, capacity, min_jobs=20)
     m = simulate(rows, policy, capacity, bounds=BOUNDS, retrain_hours=2.0)
     causes = m.pop("by_cause")
+    # Every first attempt's memory came from one policy the scoreboard named.
+    assert sum(m.pop("sized_by").values()) == len(rows)
     assert m["jobs"] == len(rows) and all(math.isfinite(v) for v in m.values())
     # Every first attempt has one cause, and the causes' slack adds up to the whole.
     assert sum(c["jobs"] for c in causes.values()) == len(rows)

@@ -158,3 +158,52 @@ def test_the_admin_report_reads_a_replay_as_the_replay_scores_it():
     assert report["cpu_slack"] == pytest.approx(m["cpu_slack"], rel=1e-9)
     assert round(report["oom_kill_rate"] * report["jobs"]) == round(m["oom_rate"] * m["jobs"])
     assert round(report["timeout_kill_rate"] * report["jobs"]) == round(m["timeout_rate"] * m["jobs"])
+
+
+class Burst(Policy):
+    """Sizes every first attempt at 600 MB; after a kill, re-sizes the queued siblings it is shown."""
+
+    name = "burst"
+
+    def __init__(self, resize=True):
+        super().__init__()
+        self.shown = []
+        if not resize:
+            self.resize_siblings = None
+
+    def size(self, job, now, retry_of=None):
+        memory = 2 * retry_of["allocated"]["memory"] if retry_of else 600 * 2**20
+        return {"cpu": 1.0, "memory": memory, "timeout": 3600}
+
+    def resize_siblings(self, record, waiting, now):
+        assert record["reason"] == "oom_killed"
+        self.shown.append([job["id"] for job, _ in waiting])
+        return [dict(alloc, memory=2 * record["allocated"]["memory"]) for _, alloc in waiting]
+
+
+def _burst_rows():
+    """One user queues six runs of one notebook at once (each needs 1 GB), another one of another."""
+    row = {"user": "ann", "code_cells": 5, "source_bytes": 500, "imports": "pandas", "params": "{}",
+           "requested_cpu": 1.0, "requested_mem_mb": 512, "peak_mem_mb": 1000.0, "cpu_seconds": 60.0,
+           "runtime_s": 60.0}
+    rows = [dict(row, submit_time=1_700_000_000 + k) for k in range(6)]
+    rows.append(dict(row, user="ben", submit_time=1_700_000_003))
+    return [typed(r) for r in sorted(rows, key=lambda r: r["submit_time"])]
+
+
+def test_a_kill_in_a_queued_burst_resizes_its_siblings_once_and_only_its_users():
+    rows = _burst_rows()
+    resized, left = Burst(), Burst(resize=False)
+    m = simulate(rows, resized, CAPACITY, per_user=2)
+    # the first two run and are killed: the four still queued of ann's are re-sized at the first
+    # kill (not ben's, index 4), and not again at the second, which was sized by the same guess
+    assert resized.shown == [[2, 3, 5, 6]]
+    assert m["resized_after_kill"] == 4
+    assert m["oom_rate"] == 3 / 7  # ann's first two and ben's one: the siblings never hit the wall
+    unresized = simulate(rows, left, CAPACITY, per_user=2)
+    assert unresized["oom_rate"] == 1.0 and unresized["resized_after_kill"] == 0
+
+
+def test_without_a_per_user_limit_a_burst_starts_at_once_and_nothing_waits_to_be_resized():
+    m = simulate(_burst_rows(), Burst(), CAPACITY)
+    assert m["resized_after_kill"] == 0 and m["oom_rate"] == 1.0

@@ -335,7 +335,8 @@ def test_a_long_new_notebook_risks_a_lower_quantile_than_a_short_one(tmp_path):
         margins = model.margins["memory"][group]
         cheap, _ = model._choose(group, 1.0, math.log(10.0), model.kill_price)
         costly, p = model._choose(group, 1.0, math.log(model.kill_price) + 10, model.kill_price)
-        assert cheap == max(margins.values())  # a short small guess covers everything seen
+        # a short small guess covers everything seen (the top option, a tail fit, may reach past it)
+        assert cheap >= max(m for q, m in margins.items() if q < 1.0)
         # ... a long large one risks the lowest margin allowed, and its kill odds are priced
         assert costly == min(m for q, m in margins.items() if q >= NEW_MIN_QUANTILE) < cheap
         assert p >= model.exceedance[group][max(margins)] and p > 0

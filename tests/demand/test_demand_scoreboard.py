@@ -1,0 +1,184 @@
+"""The scoreboard: every policy scored on each finished job, and the sizer serving the one it trusts."""
+
+import math
+
+import pytest
+
+from demand import scoreboard
+from demand.policy import GB, MB
+from demand.recent import recent_limit
+from demand.scoreboard import KEY, choose, outcomes, tally
+from demand.sizing import Sizer
+
+T0 = 1_700_000_000.0
+
+
+def finished(peak_mb, candidates_mb, status="succeeded", reason=None, allocated_mb=None, t=T0, wall=100.0, user="u"):
+    """A finished job's record as the service keeps it, with every policy's limit recorded."""
+    return {"user": user, "submit_time": t, "end_time": t + wall, "status": status, "reason": reason,
+            "code_cells": 3, "source_bytes": 300, "imports": ["pandas"], "params": {"n": 10},
+            "used": {"peak_memory": peak_mb * MB, "wall_seconds": wall, "cpu_seconds": wall},
+            "allocated": {"memory": (allocated_mb or candidates_mb.get("rules", peak_mb)) * MB},
+            "predicted": {KEY: {"candidates": {p: v * MB for p, v in candidates_mb.items()}}}}
+
+
+def test_a_limit_below_the_peak_is_a_kill_above_it_slack():
+    scored = outcomes(finished(100, {"rules": 80, "recent": 100, "default": 400}))
+    assert scored["rules"][0] is True
+    assert scored["recent"] == (False, 100 * 100.0, 100 * 100.0)
+    assert scored["default"] == (False, 400 * 100.0, 100 * 100.0)
+    # the kill's cost counts the killed attempt and a retry at twice the limit
+    assert scored["rules"][1] == pytest.approx(80 * 100 * 0.8 + 160 * 100)
+
+
+def test_an_oom_killed_job_scores_only_the_limits_that_would_have_been_killed_too():
+    killed = finished(200, {"rules": 200, "recent": 150, "default": 2048}, status="failed", reason="oom_killed",
+                      allocated_mb=200)
+    assert set(outcomes(killed)) == {"rules", "recent"}
+    assert all(k for k, _, _ in outcomes(killed).values())
+    # a job that failed in a cell, or without candidates, scores nothing
+    assert outcomes(finished(100, {"rules": 80}, status="failed", reason="cell_error")) is None
+    assert outcomes(dict(finished(100, {"rules": 80}), predicted={})) is None
+
+
+def test_the_tally_keeps_the_newest_window():
+    records = [finished(100, {"rules": 50 if i < 3 else 200}) for i in range(10)]
+    board = tally(records, window=3)
+    assert board["_jobs"] == 3 and board["rules"]["kills"] == 3
+    assert tally(records, window=10)["rules"]["kills"] == 3
+
+
+def _board(policy_rows, jobs):
+    board = {p: {"jobs": n, "kills": k, "reserved": res, "used": 1.0} for p, (n, k, res) in policy_rows.items()}
+    board["_jobs"] = jobs
+    return board
+
+
+def test_the_tightest_policy_within_the_budget_is_chosen_and_says_why():
+    own = _board({"rules": (60, 0, 3.0), "recent": (60, 0, 1.5), "default": (60, 0, 10.0), "widest": (60, 0, 10.0)},
+                 60)
+    everyone = _board({"rules": (1000, 2, 3.0), "recent": (1000, 3, 1.5), "default": (1000, 0, 10.0),
+                       "widest": (1000, 0, 10.0)}, 1000)
+    candidates = {"rules": 3 * GB, "recent": 1.5 * GB, "default": 2 * GB, "widest": 3 * GB}
+    choice = choose(candidates, "rules", own, everyone)
+    assert (choice.policy, choice.group) == ("recent", "user")
+    assert choice.odds < scoreboard.KILL_BUDGET and "recent" in choice.why and "unused" in choice.why
+
+
+def test_a_policy_that_kills_elsewhere_is_not_trusted_on_a_short_clean_run_of_one_user():
+    own = _board({"rules": (25, 0, 3.0), "recent": (25, 0, 1.5), "widest": (25, 0, 9.0)}, 25)
+    everyone = _board({"rules": (1000, 2, 3.0), "recent": (1000, 70, 1.5), "widest": (1000, 0, 9.0)}, 1000)
+    choice = choose({"rules": 3.0, "recent": 1.5, "widest": 3.0}, "rules", own, everyone)
+    assert choice.policy == "rules"
+
+
+def test_when_no_policy_meets_the_budget_the_least_likely_to_kill_serves_if_not_far_wider():
+    # slack: model 1 - 1/1.2 = 17%, rules 23%, widest 25% (within 10 points of the model's)
+    own = _board({"model": (100, 5, 1.2), "rules": (100, 8, 1.3), "widest": (100, 2, 1.33)}, 100)
+    choice = choose({"model": 1.0, "rules": 1.0, "widest": 2.0}, "model", own, None)
+    assert choice.policy == "widest" and "none affordable was within" in choice.why
+    # a widest that holds four times the peaks (75% unused) buys its fewer kills too dearly
+    own["widest"]["reserved"] = 4.0
+    assert choose({"model": 1.0, "rules": 1.0, "widest": 2.0}, "model", own, None).policy == "model"
+
+
+def test_too_little_evidence_keeps_the_sizers_default():
+    own = _board({"recent": (5, 0, 1.1)}, 5)
+    choice = choose({"model": 1.0, "recent": 0.5}, "model", own, _board({"recent": (50, 0, 1.1)}, 50))
+    assert (choice.policy, choice.group, choice.odds) == ("model", "default", None)
+
+
+def test_a_policy_scored_on_too_few_jobs_of_the_group_is_not_offered():
+    own = _board({"rules": (40, 0, 3.0), "model": (5, 0, 1.1)}, 40)
+    assert choose({"rules": 3.0, "model": 1.0}, "rules", own, None).policy == "rules"
+
+
+def test_the_recent_peaks_give_the_90th_percentile_plus_15_percent_and_a_kill_a_bump():
+    history = [finished(100 + i, {}, t=T0 - 60 * i) for i in range(10)]
+    assert recent_limit(history, T0) == pytest.approx(108 * MB * 1.15)
+    killed = finished(0, {}, status="failed", reason="oom_killed", allocated_mb=1000, t=T0)
+    assert recent_limit([killed], T0) == pytest.approx(1200 * MB * 1.15)
+    assert recent_limit([], T0) is None
+
+
+def job_of(t):
+    return {"user": "u", "submit_time": t, "code_cells": 3, "source_bytes": 300, "imports": ["pandas"],
+            "params": {"n": 10}}
+
+
+def test_the_sizer_records_every_policy_and_serves_the_one_the_users_scores_trust(tmp_path):
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6)
+    # 150 finished jobs of one notebook at 1 GB: the rules (1.3x the maximum) never killed, and
+    # the recent peaks' limit (1.15x) left less unused and never killed either.
+    history = [finished(1000, {"rules": 1400, "recent": 1150, "default": 2048, "widest": 2048},
+                        t=T0 - 600 * i) for i in range(150)]
+    before = sizer.size(dict(job_of(T0), submit_time=T0 + 60), history, T0 + 60)[KEY]
+    # (no policy is trusted at the budget on one user's 100 jobs alone: everyone's board must agree)
+    assert before["chosen"] == "rules" and before["group"] == "user"
+    sizer.retrain(history, now=T0)  # a bundle without a model: everyone's board
+    assert sizer.bundle.model is None and sizer.bundle.scoreboard["recent"]["jobs"] == 150
+    job = job_of(T0 + 60)
+    out = sizer.size(job, history, T0 + 60)
+    record = out[KEY]
+    # (everyone's runs of this notebook decide: 150 of them scored)
+    assert record["default"] == "rules" and record["chosen"] == "recent" and record["group"] == "notebook"
+    assert set(record["candidates"]) == {"rules", "recent", "default", "widest"}
+    assert out["allocated"]["memory"] == record["candidates"]["recent"] < record["candidates"]["rules"]
+    assert record["candidates"]["widest"] == max(record["candidates"].values())
+    assert "recent" in record["why"]
+    # once the recent peaks' limit kills a few of the user's jobs, the rules serve again, before
+    # the next fit has seen the kills
+    killing = [finished(1000, {"rules": 1400, "recent": 900, "default": 2048, "widest": 2048},
+                        t=T0 + 10 + i) for i in range(5)]
+    again = sizer.size(dict(job, submit_time=T0 + 100), killing + history, T0 + 100)
+    assert again[KEY]["chosen"] == "rules"
+
+
+def test_a_retry_is_sized_by_its_floors_not_by_the_scoreboard(tmp_path):
+    sizer = Sizer(tmp_path / "models")
+    job = {"user": "u", "code_cells": 3, "source_bytes": 300, "imports": [], "params": {},
+           "retry_of": {"reason": "oom_killed", "allocated": {"memory": 512 * MB, "cpu": 1, "timeout": 60},
+                        "used": {"peak_memory": 512 * MB}}}
+    out = sizer.size(job, [], T0)
+    assert KEY not in out and out["allocated"]["memory"] >= 1024 * MB
+
+
+def test_the_report_shows_each_users_board_and_the_policies_that_sized_jobs():
+    history = [dict(finished(1000, {"rules": 1400, "recent": 900}, t=T0 - i, user=u),
+                    predicted={KEY: {"chosen": "rules", "candidates": {"rules": 1400 * MB, "recent": 900 * MB}}})
+               for u in ("ann", "ben") for i in range(3)]
+    report = scoreboard.report(history, default="rules")
+    groups = {g["group"]: g for g in report["groups"]}
+    assert groups["all"]["jobs"] == 6 and groups["user ann"]["rows"]["recent"]["kills"] == 3
+    assert groups["user ben"]["rows"]["rules"] == {"jobs": 3, "kills": 0, "odds": pytest.approx(
+        scoreboard.PRIOR_JOBS * scoreboard.PRIOR_ODDS / (scoreboard.PRIOR_JOBS + 6) * (scoreboard.PRIOR_JOBS) /
+        (scoreboard.PRIOR_JOBS + 3), abs=1e-5), "slack": pytest.approx(1 - 1000 / 1400, abs=1e-4)}
+    assert report["sized_by"] == {"rules": 6}
+    assert all(math.isfinite(r["odds"]) for g in report["groups"] for r in g["rows"].values())
+
+
+def test_a_notebooks_board_decides_before_its_users_and_the_users_new_kills_still_count():
+    everyone = _board({"model": (2000, 4, 2.0), "widest": (2000, 1, 2.4)}, 2000)
+    spiky = _board({"model": (80, 6, 2.0), "widest": (80, 0, 2.4)}, 80)   # a notebook with a high mode
+    calm_user = _board({"model": (60, 0, 2.0), "widest": (60, 0, 2.4)}, 60)
+    choice = choose({"model": 1.0, "widest": 3.0}, "model", calm_user, everyone, notebook=spiky)
+    assert (choice.policy, choice.group) == ("widest", "notebook") and "this notebook's" in choice.why
+    # a calm notebook, but this user's newest runs of it were killed (the fit has not seen them yet)
+    calm = _board({"model": (80, 0, 2.0), "widest": (80, 0, 2.4)}, 80)
+    assert choose({"model": 1.0, "widest": 3.0}, "model", calm_user, everyone, notebook=calm).policy == "model"
+    killed_user = _board({"model": (60, 4, 2.0), "widest": (60, 0, 2.4)}, 60)
+    assert choose({"model": 1.0, "widest": 3.0}, "model", killed_user, everyone, notebook=calm).policy == "widest"
+    # but not a widest that would leave far more unused than the model (75% against 50%)
+    spiky["widest"]["reserved"] = 4.0
+    assert choose({"model": 1.0, "widest": 3.0}, "model", calm_user, everyone, notebook=spiky).policy == "model"
+
+
+def test_a_scoreboard_that_does_not_serve_still_records_and_says_what_it_would_choose(tmp_path):
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6, portfolio=False)
+    history = [finished(1000, {"rules": 1400, "recent": 1150, "default": 2048, "widest": 2048},
+                        t=T0 - 600 * i) for i in range(150)]
+    sizer.retrain(history, now=T0)
+    out = sizer.size(job_of(T0 + 60), history, T0 + 60)
+    record = out[KEY]
+    assert (record["chosen"], record["group"]) == ("rules", "off") and "would choose recent" in record["why"]
+    assert out["allocated"]["memory"] == record["candidates"]["rules"] > record["candidates"]["recent"]
