@@ -6,7 +6,7 @@ its own Hub beside a demo one:
   NOTEBOOK_JOBS_DATA_DIR   where the Hub and the service keep their state (./data)
   HUB_PORT                 public port of the proxy (8000)
   NOTEBOOK_JOBS_PORT       port of the service (10101)
-  NOTEBOOK_JOBS_EXECUTOR   docker | local (default: docker when available)
+  NOTEBOOK_JOBS_EXECUTOR   docker | swarm | local (default: docker when available)
   NOTEBOOK_JOBS_ARGS       extra service options (replaces the demo's warm pool of two
                            pre-started job containers); never secrets: anyone who may read
                            the service in the Hub's API sees its command, and `ps` shows it

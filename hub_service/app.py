@@ -110,8 +110,9 @@ class NotebookJobs(Application):
     executor_class = EntryPointType(
         klass=Executor,
         entry_point_group="notebook_jobs.executors",
-        help="""Where jobs run: 'docker' (a hardened container per job) or 'local' (a subprocess,
-        for development). Default: docker when a daemon with the runner image answers, else local.""",
+        help="""Where jobs run: 'docker' (a hardened container per job), 'swarm' (the same sandbox,
+        a one-task service per job on a Docker Swarm) or 'local' (a subprocess, for development).
+        Default: docker when a daemon with the runner image answers, else local.""",
     ).tag(config=True)
 
     @default("executor_class")

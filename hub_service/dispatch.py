@@ -104,10 +104,15 @@ class Dispatcher(LoggingConfigurable):
         600.0, help="After this long in the queue a job reserves capacity: younger jobs stop jumping ahead."
     ).tag(config=True)
 
-    def capacity(self, gpus: int = 0, max_running: Optional[int] = None) -> Capacity:
-        """The capacity now; ``max_running`` lets the load forecast lower concurrency for the hour."""
+    def capacity(self, gpus: int = 0, max_running: Optional[int] = None, backend: Optional[dict] = None) -> Capacity:
+        """The capacity now; ``max_running`` lets the load forecast lower concurrency for the hour.
+
+        ``backend`` is what the executor itself has (a swarm's ready nodes): it replaces this
+        machine's cpu and memory, which are not where such jobs run.
+        """
         limit = self.max_running if max_running is None else min(self.max_running, max_running)
-        return Capacity(self.cpu, self.memory, gpus, max(1, limit), self.per_user, self.starvation_seconds)
+        cpu, memory = (backend["cpu"], backend["memory"]) if backend else (self.cpu, self.memory)
+        return Capacity(cpu, memory, gpus, max(1, limit), self.per_user, self.starvation_seconds)
 
     def pick(self, queued: list, running: list, gpus: int = 0, max_running: Optional[int] = None):
         """The next job to start, or None."""

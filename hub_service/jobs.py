@@ -222,7 +222,8 @@ class JobManager(LoggingConfigurable):
     def dispatch_once(self) -> list:
         """Start every queued job that fits now; returns the started ids."""
         started = []
-        cap = self.dispatcher.capacity(self.executor.gpu_count(), self._load("max_concurrent"))
+        cap = self.dispatcher.capacity(self.executor.gpu_count(), self._load("max_concurrent"),
+                                       backend=self.executor.capacity())
         while True:
             # Only what the choice reads, and the queue only when a slot is free: this runs
             # on the event loop at every submit, and a burst queues hundreds of jobs.

@@ -104,7 +104,7 @@ class JobViews:
 
     def capacity(self) -> Capacity:
         """What the backend may run at once, as configured (before the hour's forecast)."""
-        return self.dispatcher.capacity(self.executor.gpu_count())
+        return self.dispatcher.capacity(self.executor.gpu_count(), backend=self.executor.capacity())
 
     def health(self) -> dict:
         """The backend's own health report."""
@@ -120,6 +120,7 @@ class JobViews:
             "running": running,
             "queued": self.store.jobs_with_status(Status.QUEUED.value),
             "running_per_user": dict(Counter(j.user for j in running)),  # of the same read as "running"
+            "nodes": self.executor.nodes(),  # (a swarm's: capacity, labels, health, the jobs each runs)
         }
 
     # -- the admin's figures -------------------------------------------------------------------------

@@ -195,6 +195,14 @@ class Executor(LoggingConfigurable):
         """How many GPUs jobs may request on this backend."""
         return 0
 
+    def capacity(self) -> Optional[dict]:
+        """``{"cpu", "memory"}`` the backend itself has (a swarm's nodes); None: the dispatcher's config."""
+        return None
+
+    def nodes(self) -> list:
+        """The machines jobs run on, for the admin (capacity, labels, health, jobs); [] when just one."""
+        return []
+
     async def run(self, spec: JobSpec, on_event: EventCallback, on_log: LogCallback) -> Outcome:
         """Run one job to its end and say how it ended."""
         raise NotImplementedError

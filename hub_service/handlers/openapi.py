@@ -411,7 +411,10 @@ def spec(server_url: str) -> dict:
                     "queued": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
                     "counts": {"type": "object", "properties": {"running": {"type": "integer"},
                                                                 "queued": {"type": "integer"}}},
-                    "running_per_user": {"type": "object", "additionalProperties": {"type": "integer"}}}})})},
+                    "running_per_user": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "nodes": {"type": "array", "description": "the machines jobs run on (the swarm backend's "
+                              "nodes: capacity, labels, health, the jobs each runs); empty on one machine",
+                              "items": _OBJECT}}})})},
             "/admin/stats": {"get": _op("getStats", "statistics (admins)", {"200": _json("stats", {
                 "type": "object", "properties": {"status_counts": _OBJECT, "recent": _OBJECT}})})},
             "/admin/usage": {"get": _op(

@@ -13,6 +13,8 @@ function below, and ``tests/test_docker_units.py`` fails when a docker-py releas
 changes what they use: an update of ``NanoCpus`` (``update_container`` has no
 ``nano_cpus``) and the container's log as raw multiplexed frames (``logs()`` drops the
 stream ids that tell stdout from stderr; ``attach(logs=True)`` can lose the first bytes).
+The swarm executor also takes the socket under such a log (:func:`response_socket`, the
+same private call ``log_response`` makes) to end a blocked read at once.
 """
 
 from __future__ import annotations
@@ -293,3 +295,12 @@ def log_response(api, container_id: str, follow: bool):
     if follow:  # a job may be silent for longer than the client's timeout
         api._disable_socket_timeout(api._get_raw_response_socket(res))
     return res
+
+
+def response_socket(api, res):
+    """The socket under a streamed response, to shut it down from another thread.
+
+    Closing the response itself waits for a reader blocked in it (until the container
+    writes or ends); a shutdown of its socket ends that read at once.
+    """
+    return api._get_raw_response_socket(res)

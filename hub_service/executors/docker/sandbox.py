@@ -72,15 +72,24 @@ class Sandbox:
             kw["device_requests"] = [DeviceRequest(driver=self.gpu_driver, count=int(spec.gpu), capabilities=[["gpu"]])]
         return kw
 
-    def check(self, spec: JobSpec, attrs: dict) -> list:
-        """Limits the daemon did not apply as asked (a container's inspect), as messages."""
+    def check(self, spec: JobSpec, attrs: dict, skip: frozenset = frozenset()) -> list:
+        """Limits the daemon did not apply as asked (a container's inspect), as messages.
+
+        ``skip`` names checks the caller makes itself, in another form (``HostConfig`` keys,
+        and ``Mounts``): the swarm executor's task containers get ``/tmp`` as a tmpfs mount
+        and their own network, and Swarm sets their swap itself.
+        """
         hc = attrs.get("HostConfig") or {}
         problems = []
+
+        def add(key, message):
+            if key not in skip:
+                problems.append(message)
 
         def want(key, expected, actual=None):
             actual = hc.get(key) if actual is None else actual
             if actual != expected:
-                problems.append(f"{key} is {actual!r}, wanted {expected!r}")
+                add(key, f"{key} is {actual!r}, wanted {expected!r}")
 
         want("Memory", int(spec.memory))
         want("MemorySwap", int(spec.memory))
@@ -90,34 +99,34 @@ class Sandbox:
         want("Privileged", False)
         want("NetworkMode", self.network)
         if [c.upper().removeprefix("CAP_") for c in hc.get("CapDrop") or []] != ["ALL"]:
-            problems.append(f"CapDrop is {hc.get('CapDrop')!r}, wanted ['ALL']")
+            add("CapDrop", f"CapDrop is {hc.get('CapDrop')!r}, wanted ['ALL']")
         if hc.get("CapAdd"):
-            problems.append(f"CapAdd is {hc.get('CapAdd')!r}, wanted none")
+            add("CapAdd", f"CapAdd is {hc.get('CapAdd')!r}, wanted none")
         if not any(o.startswith("no-new-privileges") and not o.endswith(":false") for o in hc.get("SecurityOpt") or []):
-            problems.append(f"SecurityOpt {hc.get('SecurityOpt')!r} lacks no-new-privileges")
+            add("SecurityOpt", f"SecurityOpt {hc.get('SecurityOpt')!r} lacks no-new-privileges")
         ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in hc.get("Ulimits") or []}
         for name, value in (("nofile", self.nofile), ("fsize", self.fsize)):
             if ulimits.get(name) != (value, value):
-                problems.append(f"ulimit {name} is {ulimits.get(name)!r}, wanted {(value, value)!r}")
+                add("Ulimits", f"ulimit {name} is {ulimits.get(name)!r}, wanted {(value, value)!r}")
         if "/tmp" not in (hc.get("Tmpfs") or {}) or f"size={self.tmpfs_size}" not in hc["Tmpfs"]["/tmp"]:
-            problems.append(f"Tmpfs is {hc.get('Tmpfs')!r}, wanted a sized /tmp")
+            add("Tmpfs", f"Tmpfs is {hc.get('Tmpfs')!r}, wanted a sized /tmp")
         log = hc.get("LogConfig") or {}
         if log.get("Type") != "json-file" or (log.get("Config") or {}).get("max-size") != self.log_max_size:
-            problems.append(f"LogConfig is {log!r}, wanted json-file with max-size {self.log_max_size}")
+            add("LogConfig", f"LogConfig is {log!r}, wanted json-file with max-size {self.log_max_size}")
         if hc.get("Binds"):
-            problems.append(f"Binds is {hc['Binds']!r}, wanted none")
+            add("Binds", f"Binds is {hc['Binds']!r}, wanted none")
         for m in hc.get("Mounts") or []:
             if m.get("Type") != "volume":
-                problems.append(f"mount of type {m.get('Type')} at {m.get('Target')}, only volumes allowed")
+                add("Mounts", f"mount of type {m.get('Type')} at {m.get('Target')}, only volumes allowed")
         for m in attrs.get("Mounts") or []:
             if m.get("Type") == "bind":
-                problems.append(f"bind mount {m.get('Source')} at {m.get('Destination')}")
+                add("Binds", f"bind mount {m.get('Source')} at {m.get('Destination')}")
         if self.runtime:
             want("Runtime", self.runtime)
         if spec.gpu and not hc.get("DeviceRequests"):
-            problems.append("DeviceRequests dropped, wanted a GPU")
+            add("DeviceRequests", "DeviceRequests dropped, wanted a GPU")
         if (attrs.get("Config") or {}).get("User") != self.user:
-            problems.append(f"User is {(attrs.get('Config') or {}).get('User')!r}, wanted {self.user!r}")
+            add("User", f"User is {(attrs.get('Config') or {}).get('User')!r}, wanted {self.user!r}")
         return problems
 
 
