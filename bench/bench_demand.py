@@ -1,8 +1,8 @@
 """Demand-model benchmark: every policy on every trace family, several seeds, against the targets.
 
-    python bench/bench_demand.py [--families habits sweeps shared edits teams] [--seeds 1 2 3 4 5]
+    python -m bench.bench_demand [--families habits sweeps shared edits teams] [--seeds 1 2 3 4 5]
                                  [--days 28] [--users 50] [--plot-dir DIR] [--tables] [--json FILE]
-    python bench/bench_demand.py --merge FILE...   # the summaries of runs made side by side
+    python -m bench.bench_demand --merge FILE...   # the summaries of runs made side by side
 
 Each family (see bench/families) is generated on assumptions of its own; the model is
 tuned to none of them. For each family and seed the trace is replayed under every
@@ -57,13 +57,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from bench.families import FAMILIES  # noqa: E402
-from demand.replay.policies import POLICIES  # noqa: E402
-from demand.replay.simulate import format_causes, format_table, plot, run  # noqa: E402
-from demand.policy import GB  # noqa: E402
-from demand.replay.trace import HIDDEN, typed  # noqa: E402
+from bench.families import FAMILIES
+from demand.policy import GB
+from demand.replay.policies import POLICIES
+from demand.replay.simulate import format_causes, format_table, plot, run
+from demand.replay.trace import HIDDEN, typed
 
 #: The noise-aware bounds (see demand.replay.policies.NoiseAware), spending a 0.9% kill budget
 #: where it saves most.
