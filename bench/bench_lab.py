@@ -1,7 +1,7 @@
 """Benchmark: JupyterLab's "Submit as job", from the click on Submit to the panel showing
 ``succeeded``, against bare papermill on the same 2-cell notebook, in one run.
 
-  (a) bare `papermill` in the lean runner venv (.venv-runner);
+  (a) bare `papermill` in the lean runner venv (.venv-runner), as bench.bench_service runs it;
   (b) a real browser (Chromium) on a real Hub + proxy + service + single-user JupyterLab
       with the extension: the dialog's Submit button clicked -> the job's row in the
       panel says succeeded (the panel follows the job by server-sent events through the
@@ -20,29 +20,15 @@ import json
 import re
 import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-import nbformat
+from bench.bench_service import bare_papermill, two_cell_notebook
+from tests.hubtest import Hub
 
-from tests.hubtest import ROOT, Hub, make_notebook
-
-RUNNER_PY = ROOT / ".venv-runner" / "bin" / "python"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SUBMIT = '.jp-NotebookPanel-toolbar [data-command="notebook-jobs:submit"]'
-
-
-def bare_papermill(nb_path: Path, out: Path) -> float:
-    """Seconds for papermill to run the notebook, as a user would from a shell."""
-    started = time.perf_counter()
-    subprocess.run([str(RUNNER_PY), "-m", "papermill", "--no-progress-bar", str(nb_path), str(out), "-p", "x", "2"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def through_lab(page) -> tuple[float, float]:
@@ -73,14 +59,9 @@ def main():
     parser.add_argument("--service-args", default="--DockerExecutor.warm_pool=2",
                         help="extra service options (default: the demo's two warm containers)")
     args = parser.parse_args()
-    if not RUNNER_PY.exists():
-        sys.exit("run scripts/setup.sh first (it makes .venv-runner)")
+    tmp, nb, nb_path = two_cell_notebook("nbjobs-bench-lab-")
     from playwright.sync_api import sync_playwright
 
-    tmp = Path(tempfile.mkdtemp(prefix="nbjobs-bench-lab-"))
-    nb = make_notebook("y = x * 2", "print(y)", parameters="x = 1")
-    nb_path = tmp / "two_cells.ipynb"
-    nbformat.write(nbformat.from_dict(nb), str(nb_path))
     workspace = tmp / "data" / "users" / "bench"
     workspace.mkdir(parents=True)
     (workspace / "two_cells.ipynb").write_text(json.dumps(nb))

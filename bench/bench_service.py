@@ -36,10 +36,23 @@ from tests.hubtest import ROOT, Hub, make_notebook
 RUNNER_PY = ROOT / ".venv-runner" / "bin" / "python"
 
 
+def two_cell_notebook(prefix: str) -> tuple[Path, dict, Path]:
+    """A new temporary directory, the 2-cell notebook both sides run, and its file there
+    (exits when the runner venv, where bare papermill runs, is missing)."""
+    if not RUNNER_PY.exists():
+        sys.exit("run scripts/setup.sh first (it makes .venv-runner)")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    nb = make_notebook("y = x * 2", "print(y)", parameters="x = 1")
+    nb_path = tmp / "two_cells.ipynb"
+    nbformat.write(nbformat.from_dict(nb), str(nb_path))
+    return tmp, nb, nb_path
+
+
 def bare_papermill(nb_path: Path, out: Path) -> float:
+    """Seconds for papermill to run the notebook, as a user would from a shell."""
     started = time.perf_counter()
-    subprocess.run([str(RUNNER_PY), "-m", "papermill", "--no-progress-bar", str(nb_path), str(out), "-p", "x", "2"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([str(RUNNER_PY), "-m", "papermill", "--no-progress-bar", str(nb_path), str(out), "-p", "x", "2"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -85,13 +98,7 @@ def main():
     parser.add_argument("--burst", type=int, default=0, help="also time a burst of this many jobs")
     parser.add_argument("--service-args", default="", help="extra service options, e.g. --DockerExecutor.warm_pool=2")
     args = parser.parse_args()
-    if not RUNNER_PY.exists():
-        sys.exit("run scripts/setup.sh first (it makes .venv-runner)")
-
-    tmp = Path(tempfile.mkdtemp(prefix="nbjobs-bench-"))
-    nb = make_notebook("y = x * 2", "print(y)", parameters="x = 1")
-    nb_path = tmp / "two_cells.ipynb"
-    nbformat.write(nbformat.from_dict(nb), str(nb_path))
+    tmp, nb, nb_path = two_cell_notebook("nbjobs-bench-")
 
     hub = Hub(tmp, executor=args.executor,
               extra_args=f"--Dispatcher.max_running=2 --Dispatcher.per_user=2 --DockerExecutor.instance=bench "

@@ -23,13 +23,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$HERE")"
-CACHE="$ROOT/.cache"
-VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$ROOT/hub_service/_version.py")"
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-if [ -z "${PIP:-}" ]; then
-    if [ -x "$ROOT/.venv/bin/pip" ]; then PIP="$ROOT/.venv/bin/pip"; else PIP="python3 -m pip"; fi
-fi
+. "$HERE/images.sh"
 BASE_IMAGE=notebook-jobs-base:bookworm
 STACK_BASE=notebook-jobs-stack-base:bookworm
 RUNNER_IMAGE="notebook-jobs-runner:$VERSION"
@@ -41,7 +35,6 @@ CHP_VERSION=4.6.3
 
 missing_only=0
 [ "${1:-}" = "--missing" ] && missing_only=1
-log() { echo "build: $*" >&2; }
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
 want() { [ "$missing_only" = 0 ] || ! exists "$1"; }
 started=$SECONDS
@@ -54,29 +47,15 @@ fi
 # 2. The stack base: one debootstrap for the Hub (python3, nodejs for its proxy) and
 #    PostgreSQL, so the two images share this layer on disk. LLVM (PostgreSQL's JIT,
 #    ~110 MB) is removed: the server runs with jit=off.
-if exists "$STACK_BASE"; then
-    log "base $STACK_BASE exists"
-else
-    log "debootstrap bookworm (minbase + python3, nodejs, postgresql-15) -> $STACK_BASE"
-    rootfs="$(mktemp -d /tmp/notebook-jobs-stack-rootfs.XXXXXX)"
-    trap 'rm -rf "$rootfs"' EXIT
-    debootstrap --variant=minbase \
-        --include=python3,python3-venv,nodejs,postgresql-15,ca-certificates,tzdata \
-        bookworm "$rootfs" "$DEBIAN_MIRROR" >"$CACHE/stack-debootstrap.log" 2>&1 \
-        || { tail -20 "$CACHE/stack-debootstrap.log" >&2; exit 1; }
-    chroot "$rootfs" apt-get clean
+trim_stack_base() {
+    local rootfs="$1"
     # the cluster Debian's package made at install time: the postgres image makes its own
     rm -rf "$rootfs"/var/lib/postgresql/15/main "$rootfs"/etc/postgresql/15/main
     rm -f "$rootfs"/usr/lib/x86_64-linux-gnu/libLLVM-14.so* "$rootfs"/usr/lib/postgresql/15/lib/llvmjit*
     rm -rf "$rootfs"/usr/lib/postgresql/15/lib/bitcode
-    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/usr/share/doc/* \
-           "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
-    tar -C "$rootfs" --numeric-owner -c . | docker import \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'CMD ["/bin/bash"]' - "$STACK_BASE" >/dev/null
-    rm -rf "$rootfs"
-    trap - EXIT
-fi
+}
+debootstrap_image "$STACK_BASE" python3,python3-venv,nodejs,postgresql-15,ca-certificates,tzdata \
+    "$CACHE/stack-debootstrap.log" trim_stack_base
 
 # 3. Wheels built from this checkout: the service (hub_service, demand) and the Lab extension
 #    (its frontend is built by scripts/setup.sh; this only packages it).
@@ -125,24 +104,9 @@ PY
 
 # download_wheels NAME REQUIREMENTS-FILE: wheels for bookworm's Python 3.11 into .cache/stack-wheels/NAME
 download_wheels() {
-    local name="$1" reqs="$2" dir="$CACHE/stack-wheels/$1"
-    local stamp="$dir/.requirements.sha256"
-    local sum; sum="$(cat "$reqs" "$constraints" | sha256sum | cut -d' ' -f1)"
-    mkdir -p "$dir"
-    if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
-        log "wheels for $name up to date"
-        return
-    fi
-    log "downloading wheels for $name into $dir"
-    if ! $PIP download --quiet --only-binary=:all: --python-version 3.11 --implementation cp \
-            --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
-            --platform manylinux_2_17_x86_64 --platform linux_x86_64 \
-            -c "$constraints" -d "$dir" -r "$reqs" >"$CACHE/stack-wheels-$name.log" 2>&1; then
-        tail -20 "$CACHE/stack-wheels-$name.log" >&2
-        log "pip download failed (full log: $CACHE/stack-wheels-$name.log)"
-        exit 1
-    fi
-    echo "$sum" >"$stamp"
+    local name="$1" reqs="$2"
+    fetch_wheels "$CACHE/stack-wheels/$name" "$(cat "$reqs" "$constraints" | sha256sum | cut -d' ' -f1)" \
+        "$CACHE/stack-wheels-$name.log" --platform linux_x86_64 -c "$constraints" -r "$reqs"
 }
 
 # build_image NAME TAG BASE: docker build of deploy/NAME with its requirements, wheels and local wheels
@@ -156,21 +120,7 @@ build_image() {
     cp -l "$CACHE/stack-wheels/$name/"*.whl "$ctx/wheels/" 2>/dev/null || cp "$CACHE/stack-wheels/$name/"*.whl "$ctx/wheels/" 2>/dev/null || true
     shift 3
     for extra in "$@"; do cp -r "$extra" "$ctx/local/"; done
-    # same mtimes every time, so that the layer cache holds across builds
-    find "$ctx" -exec touch -h -d '2000-01-01 00:00:00' {} +
-    log "building $tag"
-    local previous; previous="$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
-    if ! DOCKER_BUILDKIT=0 docker build --build-arg BASE="$base" --build-arg VERSION="$VERSION" \
-            -t "$tag" "$ctx" >"$CACHE/stack-build-$name.log" 2>&1; then
-        tail -40 "$CACHE/stack-build-$name.log" >&2
-        log "docker build of $tag failed (full log: $CACHE/stack-build-$name.log)"
-        exit 1
-    fi
-    local current; current="$(docker image inspect --format '{{.Id}}' "$tag")"
-    if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
-        docker rmi "$previous" >/dev/null 2>&1 || true  # kept while a container still uses it
-    fi
-    log "built $tag ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+    docker_build "$tag" "$base" "$ctx" "$CACHE/stack-build-$name.log"
 }
 
 # 4. PostgreSQL: the stack base and an entrypoint; no Python packages.

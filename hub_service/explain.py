@@ -7,6 +7,12 @@ job got what it got ("2 GiB: twice what the last run was killed at"), and that a
 predicted time beyond the admin's longest limit is no promise; this module says it from
 those figures alone, so the pages and the dry run's answer say the same thing. How long a
 job ran is said here once too, for the CLI and the mails.
+
+The memory limit may come from another policy than the basis's: the sizer serves the one
+its scoreboard trusts for the job's notebook, its user or everyone, and records the choice
+in ``predicted.memory_policy`` (``chosen``, ``default``, ``group``, see demand.scoreboard).
+When the board overrode the sizer's default, the memory words name that policy and whose
+record chose it; ``basis`` still says what sized cpu and time.
 """
 
 from __future__ import annotations
@@ -17,6 +23,22 @@ from typing import Optional
 MIB = 2**20
 #: figures closer than this are "the same" (the sizer rounds memory up to whole MiB)
 _SAME_MEMORY = MIB
+#: Each memory policy of the scoreboard (demand.scoreboard.POLICIES) in a user's words.
+_POLICY_WORDS = {
+    "model": "what the demand model expects this notebook to need at most, with a margin",
+    "rules": "the most your recent runs like it used, with headroom",
+    "recent": "a little over your recent peaks",
+    "default": "the admin's default",
+    "widest": "the widest of the service's estimates, as smaller ones would have killed jobs like it",
+}
+#: A basis's memory words, where no board overrode it (a cold start has no history to size by).
+_BASIS_WORDS = {
+    "model": _POLICY_WORDS["model"],
+    "user-history": _POLICY_WORDS["rules"],
+    "cold-start": _POLICY_WORDS["default"] + ", as there is nothing yet to size it by",
+}
+#: Whose finished jobs made a scoreboard trust its policy.
+_GROUP_WORDS = {"notebook": "for this notebook", "user": "for your jobs", "all": "for everyone's jobs"}
 
 
 def size_words(value: float) -> str:
@@ -114,14 +136,15 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
             return f"{words} of memory: you asked for {size_words(asked)}, more than the admin's most."
         return f"{words} of memory: you asked for {size_words(asked)}, less than any job gets."
     guess = predicted.get("memory")
-    reason = {
-        "model": "what the demand model expects this notebook to need at most, with a margin",
-        "user-history": "the most your recent runs like it used, with headroom",
-        "cold-start": "the admin's default, as there is nothing yet to size it by",
-    }.get(kind, f"sized by {kind or 'the service'}")
-    text = f"{words} of memory: {reason}"
+    served = _board_choice(predicted.get("memory_policy"))
+    if served is not None:
+        policy, group = served
+        text = f"{words} of memory: {_POLICY_WORDS[policy]} (the estimate that has done best {group})"
+    else:
+        policy = "model" if kind == "model" else None
+        text = f"{words} of memory: " + _BASIS_WORDS.get(kind, f"sized by {kind or 'the service'}")
     odds = predicted.get("memory_kill_odds")
-    if kind == "model" and odds is not None and math.isfinite(odds):
+    if policy == "model" and odds is not None and math.isfinite(odds):
         text += f" (it gives {100 * odds:.2g}% odds that this is too little)"
     if guess is not None and guess - memory > _SAME_MEMORY:
         text += f"; it asked for {size_words(guess)}, more than the admin's most"
@@ -131,6 +154,18 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
     if note:
         text += f" (the model could not size it: {note})"
     return text + "."
+
+
+def _board_choice(record) -> Optional[tuple[str, str]]:
+    """(policy, whose record in words) when a scoreboard overrode the sizer's default
+    memory policy, else None (the basis's words hold)."""
+    if not isinstance(record, dict):
+        return None
+    chosen, group = record.get("chosen"), record.get("group")
+    if chosen == record.get("default") or chosen not in _POLICY_WORDS or group not in _GROUP_WORDS:
+        # ("default": too little evidence, "off": the board is kept but does not serve)
+        return None
+    return chosen, _GROUP_WORDS[group]
 
 
 def _time_words(timeout, kind, requested, predicted, bounds, retry) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import _posixsubprocess
 import joblib
+import croniter  # noqa: F401 (importing it is a probe: `file -b python`, for platform.architecture)
 import jupytext  # noqa: F401 (importing it is a probe: see unit_guard's)
 import pytest
 
@@ -92,7 +93,8 @@ def pytest_collection_modifyitems(config, items):
 
 # Libraries that probe the machine once, with a short process, the first time they are used: done
 # here, before any test, so that the guard sees only what tests start. (Importing jupytext asks
-# `pandoc --version`; joblib, under scikit-learn, runs lscpu to count the cores.)
+# `pandoc --version`, importing croniter `file -b` of the interpreter; joblib, under scikit-learn,
+# runs lscpu to count the cores.)
 joblib.cpu_count(only_physical_cores=True)
 
 

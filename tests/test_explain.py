@@ -105,3 +105,53 @@ def test_a_retry_says_why_it_got_more_than_was_asked_for():
     late = sizing_words(resources("user-history", {"cpu": 1, "memory": GIB, "timeout": 4}, requested={"timeout": 2}),
                         BOUNDS, retry={"reason": "timeout", "allocated": {"timeout": 2}})
     assert late.endswith("Time limit 4 s: twice the last run's, which ran out of time.")
+
+
+def policy_record(chosen, group, default="model"):
+    return {"chosen": chosen, "default": default, "group": group, "odds": 0.004, "why": "…",
+            "candidates": {"model": GIB, "rules": GIB, "recent": 2 * GIB, "default": 2 * GIB, "widest": 2 * GIB}}
+
+
+@pytest.mark.parametrize("chosen, group, expected", [
+    ("recent", "user", "2 GiB of memory: a little over your recent peaks (the estimate that has done best for your "
+                       "jobs)."),
+    ("widest", "notebook", "2 GiB of memory: the widest of the service's estimates, as smaller ones would have killed "
+                           "jobs like it (the estimate that has done best for this notebook)."),
+    ("default", "all", "2 GiB of memory: the admin's default (the estimate that has done best for everyone's jobs)."),
+    ("rules", "user", "2 GiB of memory: the most your recent runs like it used, with headroom (the estimate that has "
+                      "done best for your jobs)."),
+])
+def test_memory_a_scoreboard_chose_is_said_by_its_policy_and_whose_jobs_chose_it(chosen, group, expected):
+    predicted = {"memory": 2 * GIB, "timeout": 600, "memory_policy": policy_record(chosen, group)}
+    words = sizing_words(resources("model", {"cpu": 1, "memory": 2 * GIB, "timeout": 600}, predicted=predicted),
+                         BOUNDS)
+    assert words.startswith(expected)
+    assert "demand model" not in words  # the basis sized cpu and time only
+    assert words.endswith("Time limit 10 min: well past how long it is expected to run.")
+
+
+@pytest.mark.parametrize("record", [
+    policy_record("model", "user"),              # the board agrees with the sizer's default
+    policy_record("recent", "default"),          # too little evidence: the default served
+    policy_record("widest", "off"),              # the board is kept, but does not serve
+    policy_record("recent", "someone new"),      # a group this module does not know
+    "recent",                                    # not a record at all
+])
+def test_memory_the_sizers_default_served_is_said_by_the_basis(record):
+    predicted = {"memory": 2 * GIB, "timeout": 600, "memory_kill_odds": 0.004, "memory_policy": record}
+    words = sizing_words(resources("model", {"cpu": 1, "memory": 2 * GIB, "timeout": 600}, predicted=predicted),
+                         BOUNDS)
+    assert words.startswith("2 GiB of memory: what the demand model expects this notebook to need at most, with a "
+                            "margin (it gives 0.4% odds that this is too little).")
+
+
+def test_a_board_choice_keeps_the_admins_bounds_and_the_models_failure_in_view():
+    capped = sizing_words(resources("user-history (model v0002: non-finite cpu)",
+                                    {"cpu": 1, "memory": 4 * GIB, "timeout": 600},
+                                    predicted={"memory": 9 * GIB, "timeout": 600,
+                                               "memory_policy": policy_record("widest", "all", default="rules")}),
+                          BOUNDS)
+    assert capped.startswith("4 GiB of memory: the widest of the service's estimates")
+    assert "for everyone's jobs); it asked for 9 GiB, more than the admin's most" in capped
+    assert "(the model could not size it: model v0002: non-finite cpu)." in capped
+    assert "odds" not in capped  # the model's odds are for its own limit, not the one served

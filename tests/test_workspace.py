@@ -286,6 +286,24 @@ def _workspace(hub, user: str) -> Path:
     return path
 
 
+def _dry_runs_while_flipping(user, swapper: Swapper, path: str, tries: int, timeout: float,
+                             check=None) -> dict:
+    """``tries`` dry-run submits of ``path`` while ``swapper`` flips it: how many were
+    answered 200 and 400 (any other answer fails, as does ``check(response)``)."""
+    counts = {200: 0, 400: 0}
+    swapper.start()
+    try:
+        for _ in range(tries):
+            r = user.post("jobs", params={"dry_run": "1"}, json={"path": path}, timeout=timeout)
+            assert r.status_code in (200, 400), r.text
+            if check is not None:
+                check(r)
+            counts[r.status_code] += 1
+    finally:
+        swapper.stop()
+    return counts
+
+
 def test_symlink_race_through_the_hub(hub):
     """1,000 dry-run submits of a name flipping between the user's file and links to another's and a secret."""
     victim = _workspace(hub, "wsbob")
@@ -296,21 +314,16 @@ def test_symlink_race_through_the_hub(hub):
     race = _workspace(hub, "wsrace") / "race.py"
     race.write_text(script("alice-own"))
     swapper = Swapper(race, script("alice-own"), links=[str(victim / "private.py"), str(secret)])
-    counts = {200: 0, 400: 0}
-    swapper.start()
-    try:
-        for _ in range(1000):
-            r = user.post("jobs", params={"dry_run": "1"}, json={"path": "race.py"}, timeout=30)
-            assert "BOB-MARKER" not in r.text and "SECRET-MARKER" not in r.text, r.text
-            assert r.status_code in (200, 400), r.text
-            if r.status_code == 200:
-                assert [f["value"] for f in r.json()["notebook_parameters"]] == ["alice-own"]
-            else:
-                error = r.json()["error"]
-                assert error["message"].startswith("race.py " + LINK_WORDS), error
-            counts[r.status_code] += 1
-    finally:
-        swapper.stop()
+
+    def check(r):
+        assert "BOB-MARKER" not in r.text and "SECRET-MARKER" not in r.text, r.text
+        if r.status_code == 200:
+            assert [f["value"] for f in r.json()["notebook_parameters"]] == ["alice-own"]
+        else:
+            error = r.json()["error"]
+            assert error["message"].startswith("race.py " + LINK_WORDS), error
+
+    counts = _dry_runs_while_flipping(user, swapper, "race.py", 1000, timeout=30, check=check)
     assert counts[200] > 20 and counts[400] > 20, counts
 
 
@@ -353,15 +366,7 @@ def test_a_fifo_does_not_hang_a_submit(hub):
     plain = json.dumps(make_notebook("1 + 1"))
     (ws / "y.ipynb").write_text(plain)
     swapper = Swapper(ws / "y.ipynb", plain, fifo=True)
-    counts = {200: 0, 400: 0}
-    swapper.start()
-    try:
-        for _ in range(300):
-            r = user.post("jobs", params={"dry_run": "1"}, json={"path": "y.ipynb"}, timeout=15)
-            assert r.status_code in (200, 400), r.text
-            counts[r.status_code] += 1
-    finally:
-        swapper.stop()
+    counts = _dry_runs_while_flipping(user, swapper, "y.ipynb", 300, timeout=15)
     assert counts[200] > 5 and counts[400] > 5, counts
 
 
