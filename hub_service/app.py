@@ -249,8 +249,7 @@ class NotebookJobs(Application):
             broker=broker, webhooks=Webhooks(parent=self, log=self.log), mailer=self.mailer,
         )
         self.views = JobViews(store=self.store, artifacts=self.artifacts, broker=broker, executor=self.executor,
-                              dispatcher=self.dispatcher, sizing=self.sizing, offload=self.offload,
-                              planner=self.planner)
+                              dispatcher=self.dispatcher, sizing=self.sizing, offload=self.offload)
         if self.workspace_volume:
             self.workspaces = VolumeWorkspaces(parent=self, log=self.log, limits=self.limits,
                                                volume_template=self.workspace_volume)

@@ -43,7 +43,7 @@ class DemandPlanner(LoggingConfigurable):
     async def retrain(self) -> dict:
         """Fit the demand model on the finished jobs now."""
         history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
-        info = await self.sizing.retrain(history)
+        info = await self.sizing.model_call(offload.retrain, history)
         self.log.info("demand model retrained on %d jobs: version %s", len(history), info.get("version"))
         return info
 
@@ -70,7 +70,7 @@ class DemandPlanner(LoggingConfigurable):
         """The current model and its metrics, the load forecast, and how the sizing did:
         realised slack and kill rates of the finished jobs, per sizing basis, and the
         scoreboard (every policy scored on them, per user, and which one sizes whose memory)."""
-        info = await self.sizing.info()
+        info = await self.sizing.model_call(offload.info)
         # Only what the forecast and the report read crosses to the worker.
         history = [{k: r[k] for k in ("submit_time", "user", "status", "reason", "predicted", "allocated", "used")}
                    for r in map(history_record, self.store.history(limit=self.retrain_history))]

@@ -99,13 +99,6 @@ class Sizing(LoggingConfigurable):
         """Run a demand-model function (see offload.py) in the worker process."""
         return await self.offload.call(fn, self.model_dir, self.policy, *args)
 
-    async def retrain(self, history: list) -> dict:
-        """Fit a new model version on finished jobs; returns its info."""
-        return await self.model_call(offload.retrain, history)
-
-    async def info(self) -> dict:
-        return await self.model_call(offload.info)
-
     def defaults(self, requested: dict, basis: str) -> dict:
         """The admin's defaults under the same rules (requests win, bounds, floor): what a
         job gets without the demand model."""

@@ -40,10 +40,9 @@ class JobViews:
     """What handlers read about jobs; see the module's docstring."""
 
     def __init__(self, *, store: Store, artifacts: Artifacts, broker: Broker, executor: Executor,
-                 dispatcher: Dispatcher, sizing: Sizing, offload: Offload, planner=None):
+                 dispatcher: Dispatcher, sizing: Sizing, offload: Offload):
         self.store, self.artifacts, self.broker = store, artifacts, broker
         self.executor, self.dispatcher, self.sizing, self.offload = executor, dispatcher, sizing, offload
-        self.planner = planner
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -152,14 +151,3 @@ class JobViews:
     def status_counts(self) -> dict:
         """Jobs per status."""
         return self.store.counts()
-
-    # Until handlers/admin.py asks the planner itself (the Tornado setting ``planner``): the demand model's
-    # report and a retraining now, for the admin's /demand.
-
-    async def demand_info(self) -> dict:
-        """The demand model, its forecast and how the sizing did (see :meth:`DemandPlanner.info`)."""
-        return await self.planner.info()
-
-    async def retrain(self) -> dict:
-        """Fit the demand model on the finished jobs now."""
-        return await self.planner.retrain()

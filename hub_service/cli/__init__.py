@@ -193,19 +193,19 @@ def cmd_demand(args):
     """Offline demand-model commands against the service's own store."""
     import asyncio
 
+    from .. import offload
     from ..app import NotebookJobs
-    from ..offload import Offload
 
     app = NotebookJobs()
     app.initialize(args.service_args)
-    app.sizing.offload = Offload(inline=True)
+    app.sizing.offload = offload.Offload(inline=True)
     if args.demand_command == "retrain":
         from ..planning import history_record
 
         history = [history_record(j) for j in app.store.history(limit=args.limit)]
-        info = asyncio.run(app.sizing.retrain(history))
+        info = asyncio.run(app.sizing.model_call(offload.retrain, history))
     else:
-        info = asyncio.run(app.sizing.info())
+        info = asyncio.run(app.sizing.model_call(offload.info))
     print(json.dumps(info, indent=2, default=str))
     return 0
 

@@ -58,7 +58,7 @@ class DemandHandler(APIHandler):
 
     @admin_only
     async def get(self):
-        info = await self.jobs.demand_info()
+        info = await self.planner.info()
         now = time.time()
         first = now - now % 3600 - (LOAD_HOURS - 1) * 3600
         times = self.jobs.submission_times(first, now + 1)
@@ -68,4 +68,4 @@ class DemandHandler(APIHandler):
 
     @admin_only
     async def post(self):
-        self.write_json(await self.jobs.retrain(), 201)
+        self.write_json(await self.planner.retrain(), 201)

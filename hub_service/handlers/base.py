@@ -39,6 +39,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return self.settings["flow"]
 
     @property
+    def planner(self):
+        """The demand model's keeper: its report, retraining (:class:`~hub_service.planning.DemandPlanner`)."""
+        return self.settings["planner"]
+
+    @property
     def workspaces(self):
         """The users' workspaces (:class:`~hub_service.workspace.Workspaces`)."""
         return self.settings["workspaces"]
