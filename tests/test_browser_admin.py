@@ -205,3 +205,39 @@ def test_all_users_table_pages_through_an_owners_jobs(hub, browser):
     page.wait_for_function("document.querySelectorAll('#admin-jobs tbody tr').length === 20")
     assert rows.first.get_attribute("data-job-id") == made[-1]
     assert console.errors == [], "\n".join(console.errors)
+
+
+#: Two nodes of a swarm as GET /admin/queue gives them (hub_service/executors/swarm.py nodes()):
+#: one with a hostname and a label that are markup, which must show as text.
+SWARM_NODES = [
+    {"id": "n1", "hostname": "manager-1", "role": "manager", "availability": "active", "state": "ready",
+     "labels": {"zone": "a", "gpu": ""}, "cpu": 4.0, "memory": 8 << 30, "jobs": ["j1", "j2"]},
+    {"id": "n2", "hostname": "<b>worker</b>-2", "role": "worker", "availability": "drain", "state": "down",
+     "labels": {"note": "<img src=x onerror=alert(1)>"}, "cpu": 1.5, "memory": 3 << 29, "jobs": []},
+]
+
+
+def test_admin_page_lists_a_swarms_nodes_as_text(hub, browser):
+    page, console = open_admin(hub, browser)
+    assert page.locator("#admin-nodes").is_hidden()  # one machine: no nodes, no table
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def with_nodes(route):
+        res = route.fetch()
+        route.fulfill(response=res, json=dict(res.json(), nodes=SWARM_NODES))
+
+    page.route(re.compile(r".*/admin/queue(\?.*)?$"), with_nodes)
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('#admin-nodes-table tbody tr').length === 2")
+    assert page.locator("#admin-nodes").is_visible()
+    rows = page.locator("#admin-nodes-table tbody tr")
+    cells = [[c.strip() for c in rows.nth(i).locator("th, td").all_inner_texts()] for i in range(2)]
+    assert cells[0] == ["manager-1", "ready / active", "manager", "4", "8.00", "zone=a gpu", "2"], cells[0]
+    assert cells[1] == ["<b>worker</b>-2", "down / drain", "worker", "1.5", "1.50",
+                        "note=<img src=x onerror=alert(1)>", "0"], cells[1]
+    assert rows.nth(0).locator("td").last.get_attribute("title") == "j1, j2"
+    assert "text-danger-emphasis" in rows.nth(1).locator("td").first.get_attribute("class")  # takes no jobs
+    assert page.locator("#admin-nodes img, #admin-nodes b").count() == 0
+    shot(page, "admin-nodes")
+    assert dialogs == [] and console.errors == [], (dialogs, console.errors)

@@ -10,6 +10,7 @@ import json
 import struct
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -188,6 +189,7 @@ class FakeDaemon(BaseHTTPRequestHandler):
     """Answers the two endpoints reached through docker-py's private API."""
 
     updates: list = []
+    silence = threading.Event()  # set: the silent log's job ends
     LOG = frame(1, b'{"event": "started"}\n') + frame(2, b"a log line\n")
 
     def log_message(self, *args):
@@ -205,6 +207,14 @@ class FakeDaemon(BaseHTTPRequestHandler):
         self.wfile.write(out)
 
     def do_GET(self):
+        if "/containers/silent/logs" in self.path:  # a job in a long cell: one frame, then nothing
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.docker.raw-stream")
+            self.end_headers()
+            self.wfile.write(frame(1, b"first\n"))
+            self.wfile.flush()
+            FakeDaemon.silence.wait(20)
+            return
         assert "/containers/c1/logs" in self.path and "follow=1" in self.path and "stderr=1" in self.path, self.path
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.docker.raw-stream")
@@ -234,11 +244,35 @@ def test_private_api_update_of_nano_cpus_still_works(fake_api):
 
 
 def test_private_api_log_stream_with_stream_ids_still_works(fake_api):
-    res = log_response(fake_api, "c1", follow=True)
+    log = log_response(fake_api, "c1", follow=True)
+    assert list(log.frames()) == [(b'{"event": "started"}\n', None), (None, b"a log line\n")]
+    assert log.raw.closed  # released once its frames ended
+
+
+def test_closing_a_followed_log_does_not_wait_for_its_reader(fake_api):
+    """The executor's stop() closes a log its reader thread is blocked in, on the event loop."""
+    FakeDaemon.silence.clear()
+    log = log_response(fake_api, "silent", follow=True)
+    got, ended = [], threading.Event()
+
+    def reader():
+        try:
+            got.extend(log.frames())
+        except Exception as e:  # (a stream cut short may say so)
+            got.append(e)
+        ended.set()
+
+    threading.Thread(target=reader, daemon=True).start()
     try:
-        assert list(read_frames(res.raw)) == [(b'{"event": "started"}\n', None), (None, b"a log line\n")]
+        time.sleep(0.3)  # the reader has the first frame and waits in the next read
+        t0 = time.monotonic()
+        log.close()
+        took = time.monotonic() - t0
+        assert ended.wait(5), "the reader still waits for the job's output"
+        assert took < 1, took
+        assert got[0] == (b"first\n", None)
     finally:
-        res.close()
+        FakeDaemon.silence.set()
 
 
 def test_the_public_api_still_lacks_what_the_private_calls_do():

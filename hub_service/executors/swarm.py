@@ -42,7 +42,6 @@ never lands where its output cannot be read).
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
 from typing import Optional
 
@@ -50,7 +49,7 @@ from traitlets import Bool, Float, List, Unicode
 
 from .base import Outcome
 from .docker.executor import DockerExecutor, _Job
-from .docker.gateway import LABEL_INSTANCE, LABEL_JOB, SandboxError, response_socket
+from .docker.gateway import LABEL_INSTANCE, LABEL_JOB, SandboxError
 from .docker.sandbox import Sandbox
 from .docker.transport import inputs_tar
 from .docker.warm import Arrival, job_line, logged_event
@@ -422,13 +421,6 @@ class SwarmExecutor(DockerExecutor):
             self._jobs.pop(spec.job_id, None)
             self._job_nodes.pop(spec.job_id, None)
 
-    def _open_stream(self, job: _Job, fresh: bool):
-        """The task's log, as the docker executor follows a warm container's; closing it does
-        not wait for the reader (the service's stop, or a cancelled follow, must not block)."""
-        frames = super()._open_stream(job, fresh)
-        job.stream = _Shutter(response_socket(self._gateway.api, job.stream))
-        return frames
-
     async def _follow(self, spec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
         outcome = await super()._follow(spec, job, on_event, on_log, fresh)
         if job.arrival.assigned is not None and outcome.used.cpu_seconds == 0.0:
@@ -489,19 +481,6 @@ class SwarmExecutor(DockerExecutor):
         gw = self._gateway
         services = await gw.call(gw.api.services, filters=self._filters())
         return sorted({(s["Spec"].get("Labels") or {}).get(LABEL_JOB) for s in services} - {None})
-
-
-class _Shutter:
-    """Stands for a followed log response: ``close()`` shuts its socket down, at once."""
-
-    def __init__(self, sock):
-        self.sock = getattr(sock, "_sock", sock)  # (a SocketIO over a unix socket: the socket under it)
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _swap_total() -> int:

@@ -100,6 +100,27 @@
       ? users.map(([u, n]) => el("li", {}, el("span", {class: "fw-semibold"}, u), " " + n + " running"))
       : [el("li", {class: "text-body-secondary"}, "nobody")]));
     rememberUsers(Object.keys(q.running_per_user));
+    showNodes(q.nodes || []);
+  }
+
+  // The machines jobs run on (a swarm's nodes; none on one machine): hidden when there are none.
+  // Hostnames and labels are the nodes' own: text only.
+  function showNodes(nodes) {
+    document.getElementById("admin-nodes").hidden = !nodes.length;
+    document.querySelector("#admin-nodes-table tbody").replaceChildren(...nodes.map((n) => {
+      const usable = n.state === "ready" && n.availability === "active";
+      const labels = Object.entries(n.labels || {}).flatMap(([k, v], i) =>
+        [i ? " " : null, el("code", {class: "admin-node-label"}, v === "" ? k : `${k}=${v}`)]);
+      const held = n.jobs || [];
+      return el("tr", {dataset: {nodeId: n.id || ""}},
+        el("th", {scope: "row"}, n.hostname || n.id || "–"),
+        el("td", {class: usable ? null : "text-danger-emphasis"}, `${n.state || "–"} / ${n.availability || "–"}`),
+        el("td", {}, n.role || "–"),
+        el("td", {class: "text-end"}, cores(n.cpu)),
+        el("td", {class: "text-end"}, gib(n.memory)),
+        el("td", {class: "admin-node-labels"}, ...(labels.length ? labels : ["–"])),
+        el("td", {class: "text-end", title: held.length ? held.join(", ") : null}, String(held.length)));
+    }));
   }
 
   function showStats(s) {

@@ -310,3 +310,96 @@ async def test_unsafe_job_ids_go_cold_and_cold_is_the_default(make_executor, mak
     cold = make_executor()
     assert cold.warm_pool == 0
     assert json.loads(job_line(spec, ex.workdir))["cwd"] == "/work/job/files"
+
+
+class LoopLag:
+    """The longest the event loop went without running a 50 ms ticker, while it ticks."""
+
+    def __init__(self):
+        self.worst = 0.0
+        self._task = None
+        self._last = 0.0
+
+    def _gap(self):
+        now = asyncio.get_running_loop().time()
+        self.worst = max(self.worst, now - self._last - 0.05)
+        self._last = now
+
+    async def _tick(self):
+        self._last = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(0.05)
+            self._gap()
+
+    async def __aenter__(self):
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0.1)  # ticking before what it measures
+        return self
+
+    async def __aexit__(self, *exc):
+        self._gap()  # (a stall just before: the ticker may not have run since)
+        self._task.cancel()
+
+
+async def timed(awaitable):
+    """(seconds the awaitable took, its result or exception)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    result = (await asyncio.gather(awaitable, return_exceptions=True))[0]
+    return loop.time() - t0, result
+
+
+async def test_letting_go_of_a_followed_job_never_waits_for_its_output(make_executor, make_job, client):
+    """A job that started warm, or was found again after a restart, is followed through the
+    daemon's log; a cancelled follow, the executor's stop() and cancel() return at once while
+    the job writes nothing (a minute-long cell), and the event loop runs on meanwhile."""
+    first = await started_warm(make_executor, warm_pool=1)
+    got = spy_assignments(first)
+    spec = make_job(make_notebook("import time\ntime.sleep(60)", "print('woke')"), timeout=300)
+    rec = Recorder()
+    task = asyncio.create_task(first.run(spec, rec.on_event, rec.on_log))
+
+    async def in_first_cell():
+        return any(e["event"] == "cell_started" for e in rec.events)
+
+    assert await wait_for(in_first_cell), rec.log_text[-2000:]
+    assert got[0][1] is not None, "the job did not start warm"
+    async with LoopLag() as lag:
+        task.cancel()  # the service gave up on the job (its task went away)
+        took, result = await timed(task)
+    assert isinstance(result, asyncio.CancelledError), result
+    assert took < 5 and lag.worst < 1.5, (took, lag.worst)
+    await first.stop()
+
+    async def reattached(ex):
+        await ex.start()
+        follow = asyncio.create_task(ex.reattach(spec, lambda e: None, lambda l: None))
+
+        async def reading():
+            job = ex._jobs.get(spec.job_id)
+            return job is not None and job.stream is not None
+
+        assert await wait_for(reading, 30)
+        await asyncio.sleep(1)  # (the reader is now blocked in the log's next read)
+        return follow
+
+    second = make_executor()
+    follow = await reattached(second)
+    async with LoopLag() as lag:
+        took, result = await timed(second.stop())  # the service stops: the job goes on
+        assert result is None, result
+        took_follow, result = await timed(follow)
+    assert isinstance(result, asyncio.CancelledError), result
+    assert took < 5 and took_follow < 1 and lag.worst < 1.5, (took, took_follow, lag.worst)
+    assert client.api.inspect_container(second.names.job(spec.job_id)[0])["State"]["Running"]
+
+    third = make_executor()
+    follow = await reattached(third)
+    try:
+        async with LoopLag() as lag:
+            took, _ = await timed(third.cancel(spec.job_id))
+            took_follow, out = await timed(follow)
+        assert out.status == "cancelled", out
+        assert took < 5 and took_follow < 10 and lag.worst < 1.5, (took, took_follow, lag.worst)
+    finally:
+        await third.stop()

@@ -37,7 +37,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, valida
 
 from ..._version import __version__
 from ..base import Executor, JobSpec, Outcome, Usage, decide_outcome, maybe_await, parse_event
-from ..streams import MAX_LINE, EventCap, LineSplitter, LogCap, read_frames
+from ..streams import MAX_LINE, EventCap, LineSplitter, LogCap
 from .cgroups import Cgroups
 from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
                       log_response, parse_time)
@@ -464,7 +464,7 @@ class DockerExecutor(Executor):
         # not used: docker-py reads the hijacked socket past what http.client buffered
         # with the headers, which can lose the first bytes.)
         running = api.inspect_container(job.container_id)["State"].get("Running")
-        res = job.stream = log_response(api, job.container_id, follow=bool(running))
+        log = job.stream = log_response(api, job.container_id, follow=bool(running))
         if job.arrival.line is not None and running:
             if fresh and job.killed_for is not None:
                 self._gateway.kill(job.container_id)
@@ -476,7 +476,7 @@ class DockerExecutor(Executor):
                 except Exception:
                     self._gateway.kill(job.container_id)  # it would wait for its line forever
                     raise
-        return read_frames(res.raw)
+        return log.frames()
 
     def _reader(self, job: _Job, fresh: bool, loop, queue: asyncio.Queue):
         """Thread: stream the container's stdout/stderr as lines onto the loop's queue."""

@@ -13,8 +13,8 @@ function below, and ``tests/test_docker_units.py`` fails when a docker-py releas
 changes what they use: an update of ``NanoCpus`` (``update_container`` has no
 ``nano_cpus``) and the container's log as raw multiplexed frames (``logs()`` drops the
 stream ids that tell stdout from stderr; ``attach(logs=True)`` can lose the first bytes).
-The swarm executor also takes the socket under such a log (:func:`response_socket`, the
-same private call ``log_response`` makes) to end a blocked read at once.
+Every followed log, the docker executor's and the swarm executor's, is a
+:class:`FollowedLog`, whose ``close()`` ends a read blocked in it at once.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import asyncio
 import logging
 import os
 import re
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Optional
 
 from ..._version import __version__
+from ..streams import read_frames
 
 LABEL_PREFIX = "org.jupyter.notebook-jobs"
 LABEL_JOB = f"{LABEL_PREFIX}.job-id"
@@ -284,23 +286,44 @@ def update_limits(api, container_id: str, memory: int, nano_cpus: int) -> None:
     api._result(res, True)
 
 
-def log_response(api, container_id: str, follow: bool):
-    """The container's whole log as an HTTP response of raw multiplexed frames.
-
-    Read its ``raw`` with :func:`..streams.read_frames`; closing it ends the stream.
-    """
+def log_response(api, container_id: str, follow: bool) -> "FollowedLog":
+    """The container's whole log as raw multiplexed frames (to its end, when ``follow``)."""
     res = api._get(api._url("/containers/{0}/logs", container_id),
                    params={"stdout": 1, "stderr": 1, "follow": int(follow)}, stream=True)
     api._raise_for_status(res)
+    sock = api._get_raw_response_socket(res)
     if follow:  # a job may be silent for longer than the client's timeout
-        api._disable_socket_timeout(api._get_raw_response_socket(res))
-    return res
+        api._disable_socket_timeout(sock)
+    return FollowedLog(res, sock)
 
 
-def response_socket(api, res):
-    """The socket under a streamed response, to shut it down from another thread.
+class FollowedLog:
+    """A log response read by one thread and closed, at once, from any other.
 
-    Closing the response itself waits for a reader blocked in it (until the container
-    writes or ends); a shutdown of its socket ends that read at once.
+    ``Response.close()`` closes the buffered reader under the response, which waits for
+    the lock a reader blocked in ``read`` holds: until the container writes or ends,
+    minutes for a job in a long cell, and meanwhile whoever closed it -- the event loop,
+    in the executor's ``stop()`` or a cancelled follow -- stands still. ``close()`` here
+    shuts the socket down instead, which ends that read at once; the reader releases the
+    response when its frames end.
     """
-    return api._get_raw_response_socket(res)
+
+    def __init__(self, res, sock):
+        self.res = res
+        self.raw = res.raw
+        # (a SocketIO over a unix or tcp socket: the socket under it)
+        self._sock = getattr(sock, "_sock", sock)
+
+    def frames(self):
+        """(stdout, stderr) chunks until the log ends or is closed; then the response is released."""
+        try:
+            yield from read_frames(self.raw)
+        finally:
+            self.res.close()
+
+    def close(self) -> None:
+        """End the stream, and a read blocked in it, without waiting for that read."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already shut, or closed
+            pass
