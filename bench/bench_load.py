@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.hubtest import Hub, make_notebook, nb_bytes
+from tests.hubtest import Hub, make_notebook, nb_bytes, remove_containers
 
 SLEEPER = make_notebook("import time\ntime.sleep(3600)", parameters="x = 1")
 USERS = ("ann", "ben", "cat")
@@ -109,21 +109,6 @@ def main():
         for instance in instances:
             if instance:  # docker jobs outlive their service: remove the sleepers
                 remove_containers(instance)
-
-
-def remove_containers(instance: str) -> None:
-    """Remove the containers and volumes of one service instance."""
-    import docker
-
-    from hub_service.executors.docker import LABEL_INSTANCE
-
-    client = docker.from_env()
-    label = f"{LABEL_INSTANCE}={instance}"
-    for c in client.containers.list(all=True, filters={"label": label}):
-        c.remove(force=True)
-    for v in client.volumes.list(filters={"label": label}):
-        v.remove(force=True)
-    client.close()
 
 
 if __name__ == "__main__":

@@ -174,3 +174,21 @@ class Hub:
         if name not in self._users:
             self._users[name] = HubUser(self, name)
         return self._users[name]
+
+
+def remove_containers(*instances: str) -> None:
+    """Remove every container and volume of these service instances (by the instance label)."""
+    import docker
+
+    from hub_service.executors.docker import LABEL_INSTANCE
+
+    client = docker.from_env()
+    try:
+        for instance in instances:
+            label = f"{LABEL_INSTANCE}={instance}"
+            for c in client.containers.list(all=True, filters={"label": label}):
+                c.remove(force=True)
+            for v in client.volumes.list(filters={"label": label}):
+                v.remove(force=True)
+    finally:
+        client.close()

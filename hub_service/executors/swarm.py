@@ -460,15 +460,9 @@ class SwarmExecutor(DockerExecutor):
                     time.sleep(0.1)
 
     # --- control --------------------------------------------------------------------------
-    async def cancel(self, job_id: str) -> bool:
-        """Kill a job's task; its run/reattach returns a cancelled outcome."""
+    async def _kill_unfollowed(self, job_id: str) -> bool:
+        """Kill the task of a job nobody here follows; False: it has no service."""
         gw = self._gateway
-        job = self._jobs.get(job_id)
-        if job is not None:
-            job.killed_for = job.killed_for or "cancelled"
-            if job.container_id:
-                await gw.call(gw.kill, job.container_id)
-            return True
         services = await gw.call(gw.api.services, filters=self._filters(job_id))
         if not services:
             return False

@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 
 from hub_service.executors.base import INPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec
-from hub_service.executors.docker import LABEL_INSTANCE, DockerExecutor
+from hub_service.executors.docker import DockerExecutor
+from tests.hubtest import remove_containers
 
 
 #: The runner image the tests use (default: the executor's own default tag).
@@ -104,15 +105,7 @@ def make_executor(instance):
         return ex
 
     yield factory
-    import docker
-
-    client = docker.from_env()
-    label = f"{LABEL_INSTANCE}={instance}"
-    for c in client.containers.list(all=True, filters={"label": label}):
-        c.remove(force=True)
-    for v in client.volumes.list(filters={"label": label}):
-        v.remove(force=True)
-    client.close()
+    remove_containers(instance)
 
 
 def _runsc_problem():

@@ -11,7 +11,7 @@ import docker
 import psutil
 import pytest
 
-from tests.hubtest import Hub, make_notebook
+from tests.hubtest import Hub, make_notebook, remove_containers
 from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, parse_time
 
 SLOW = "import time\nfor i in range(10):\n    print('step', i, flush=True)\n    time.sleep(0.5)\nprint('done')"
@@ -128,13 +128,7 @@ def two_deployments(tmp_path_factory):
     finally:
         for h in hubs:
             h.stop()
-        client = docker.from_env()
-        for instance in instances:
-            label = f"{LABEL_INSTANCE}={instance}"
-            for c in client.containers.list(all=True, filters={"label": label}):
-                c.remove(force=True)
-            for v in client.volumes.list(filters={"label": label}):
-                v.remove(force=True)
+        remove_containers(*instances)
 
 
 def snapshot(hub) -> dict:

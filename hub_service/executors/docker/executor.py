@@ -652,8 +652,6 @@ class DockerExecutor(Executor):
     # --- control --------------------------------------------------------------------------
     async def cancel(self, job_id: str) -> bool:
         """Kill a job's container; its run/reattach returns a cancelled outcome."""
-        import docker
-
         gw = self._gateway
         job = self._jobs.get(job_id)
         if job is not None:
@@ -661,6 +659,13 @@ class DockerExecutor(Executor):
             if job.container_id:
                 await gw.call(gw.kill, job.container_id)
             return True
+        return await self._kill_unfollowed(job_id)
+
+    async def _kill_unfollowed(self, job_id: str) -> bool:
+        """Kill a job nobody here follows (another run of the service started it); False: none."""
+        import docker
+
+        gw = self._gateway
         cname, _ = self.names.job(job_id)
         try:
             await gw.call(gw.api.kill, cname)
