@@ -11,18 +11,19 @@ one asyncio task that follows the executor and ends the job through
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from datetime import datetime, timezone
 from typing import Optional
 
-from traitlets import Float, Instance, Unicode, default
+from traitlets import Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import metrics
 from .broker import Broker
 from .dispatch import Dispatcher, pick_next
-from .executors.base import Executor, JobSpec, Outcome, Usage
+from .executors.base import Executor, JobSpec, Outcome, Usage, parse_metric
 from .intake import IntakeError
 from .mailer import Mailer
 from .offload import Offload
@@ -73,6 +74,17 @@ class JobManager(LoggingConfigurable):
     def _default_webhook_secret(self):
         return os.environ.get("NOTEBOOK_JOBS_WEBHOOK_SECRET", "")
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
+    metric_points_limit = Integer(
+        20000,
+        help="""Metric points the service stores per job, whatever its runner sends. The runner
+        itself stops sending at 10,000 (then it keeps each metric's last value and sends those
+        at the end, which this leaves room for); this is the service's own bound.""",
+    ).tag(config=True)
+    metric_names_limit = Integer(
+        200,
+        help="""Metrics (distinct names) the service stores per job, as the runner allows: their
+        last values are on the job, in every listing of it.""",
+    ).tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -84,6 +96,8 @@ class JobManager(LoggingConfigurable):
         self._cells = {}
         #: per job being cancelled: who asked (a user name, or the words for the service or a schedule)
         self._cancelling = {}
+        #: per running job: metric points stored so far and the last value of each metric
+        self._metrics = {}
 
     # -- submission -------------------------------------------------------------
 
@@ -259,6 +273,8 @@ class JobManager(LoggingConfigurable):
             else:
                 self.artifacts.prepare(job.id, job.input_hash, job.parameters)
             log = JobLog(self.artifacts.log_path(job.id))  # capped by the executor (log_limit)
+            self.store.clear_metrics(job.id)  # a run (or a replay of its output) reports them all anew
+            self._metrics[job.id] = {"points": 0, "last": {}}
             spec = self.spec_for(job)
             on_event = lambda event: self._on_event(job.id, event)  # noqa: E731
             on_log = lambda text: self._on_log(job.id, log, text)  # noqa: E731
@@ -288,6 +304,9 @@ class JobManager(LoggingConfigurable):
         cell's place among the code cells (1-based), as the progress counts them.
         """
         kind = event.get("event")
+        if kind == "metric":
+            self._on_metric(job_id, event)
+            return
         track = self._cells.setdefault(job_id, {"done": 0, "total": None, "at": None, "last": None})
         if kind == "started":
             track.update(done=0, total=event.get("cells_total"), at=None, last=None)
@@ -308,6 +327,32 @@ class JobManager(LoggingConfigurable):
                 self.store.update(job_id, cells_done=track["done"])
         self.broker.publish(job_id, event)
 
+    def _on_metric(self, job_id: str, event: dict) -> None:
+        """Store a report of the running notebook and stream it (``metric``: its step, values and time)."""
+        report = parse_metric(event)
+        if report is None:
+            self.log.warning("job %s: a metric event not well-formed, ignored: %.200r", job_id, event)
+            return
+        step, values = report
+        state = self._metrics.setdefault(job_id, {"points": 0, "last": {}})
+        if state["points"] + len(values) > self.metric_points_limit:
+            if state["points"] <= self.metric_points_limit:
+                self.log.warning("job %s: more than %d metric points; the rest are not stored",
+                                 job_id, self.metric_points_limit)
+                state["points"] = self.metric_points_limit + 1
+            return
+        if len(state["last"].keys() | values.keys()) > self.metric_names_limit:
+            self.log.warning("job %s: more than %d metrics; a report of new ones ignored", job_id,
+                             self.metric_names_limit)
+            return
+        state["points"] += len(values)
+        state["last"].update(values)
+        at = event.get("time")
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+            at = time.time()
+        self.store.add_metrics(job_id, step, values, at, dict(state["last"]))
+        self.broker.publish(job_id, {"event": "metric", "step": step, "values": values, "time": at})
+
     def _on_log(self, job_id: str, log: JobLog, text: str) -> None:
         if not text.endswith("\n"):  # backends hand over lines with or without their newline
             text += "\n"
@@ -322,6 +367,7 @@ class JobManager(LoggingConfigurable):
         a cell error names its cell. The log's last line says how the job ended, in words.
         """
         track = self._cells.pop(job_id, None) or {}
+        self._metrics.pop(job_id, None)
         cancelled_by, who = self._cancelling.pop(job_id, (None, None))
         used = outcome.used.to_dict() if isinstance(outcome.used, Usage) else dict(outcome.used or {})
         fields = dict(exit_code=outcome.exit_code, used=used, has_output=self._has_output(job_id))

@@ -10,7 +10,18 @@ Events::
     {"event": "started", "cells_total": N}
     {"event": "cell_started", "cell": i}            # i: index in the submitted notebook
     {"event": "cell_finished", "cell": i, "cells_done": k, "status": "ok"|"error"}
+    {"event": "metric", "step": s, "values": {"loss": 0.41, ...}}
     {"event": "finished", "status": "succeeded"|"failed", "error": {...}}
+
+Metrics: a notebook reports named numbers with a line ``PROGRESS: {json}`` on its stdout,
+or with ``from notebook_jobs import report; report(loss=0.41, step=3)``, a helper this
+runner writes for the kernel to import (:data:`HELPER_SOURCE`) that prints that same line.
+The runner reads the kernel's stdout as it arrives (papermill's ``stdout_file``) and turns
+each such line into one "metric" event, checked here (finite numbers only, at most
+:data:`MAX_METRICS` names; one warning in the log for what it refuses) and capped per job:
+past :data:`MAX_METRIC_POINTS` it keeps only each metric's last value and sends those when
+the run ends. Reports are read from the kernel's output rather than a channel of their own
+because the kernel cannot reach the events' fd (see make_undumpable).
 
 Exit codes: 0 succeeded, 1 a cell raised, 2 bad input or papermill failure.
 
@@ -28,9 +39,12 @@ stdin closed without a job: exit code 3, no events but ``ready``.
 
 import argparse
 import json
+import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
 INJECTED_TAG = "injected-parameters"
@@ -38,6 +52,8 @@ PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
 #: Where events go: the original stdout, taken over by take_stdout() in main().
 _EVENTS = None
+#: The directory of the kernel's ``notebook_jobs`` module (install_helper's).
+_HELPER_DIR = None
 
 
 def take_stdout():
@@ -77,6 +93,185 @@ def emit(event, **fields):
     fields["event"] = event
     fields["time"] = round(time.time(), 3)
     _EVENTS.write(json.dumps(fields) + "\n")
+
+
+#: the mark of a report line in the kernel's stdout (a training script's protocol)
+PROGRESS_MARK = "PROGRESS: "
+#: metric points a job may send while it runs; past it, only each metric's last value (at the end)
+MAX_METRIC_POINTS = 10000
+#: how long a metric's name may be: what a series is called in the API and on a page
+MAX_METRIC_NAME = 100
+#: how many metrics a job may have (their last values are on the job, in every listing of it)
+MAX_METRICS = 200
+#: a line longer than this is not read as a report (the log keeps it all the same)
+MAX_REPORT_LINE = 64 * 1024
+#: the environment variable that tells the helper it runs inside a job
+HELPER_ENV = "NOTEBOOK_JOBS_JOB"
+
+#: ``notebook_jobs``, the module a notebook imports to report (written for the kernel by
+#: install_helper). It is text here, not a file beside this one, because this one file is
+#: what a runner image carries: a new runner brings its helper with it.
+HELPER_SOURCE = '''"""Report a running job's numbers: ``from notebook_jobs import report; report(loss=0.41, step=3)``.
+
+Inside a Notebook Jobs job each call prints one ``PROGRESS: {json}`` line, which the
+job's runner reads from the notebook's output and the service keeps as the job's metric
+series (``GET /jobs/{id}/metrics``). Outside a job it does nothing.
+"""
+
+import json
+import os
+import sys
+
+__all__ = ["report"]
+
+
+def _number(value):
+    # numpy's scalars and the like as their float; anything else as text (which the runner refuses)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def report(step=None, **values):
+    """Report named numbers (``loss=0.41``), with an optional integer ``step``."""
+    if not os.environ.get("NOTEBOOK_JOBS_JOB"):
+        return
+    fields = dict(values)
+    if step is not None:
+        fields["step"] = step
+    print("PROGRESS: " + json.dumps(fields, default=_number), file=sys.stdout, flush=True)
+'''
+
+
+def install_helper():
+    """Write the ``notebook_jobs`` module to a private directory put first on the kernel's PYTHONPATH.
+
+    The kernel (started by papermill, or by the warm start-up) inherits this environment;
+    the directory holds nothing else, so no other name there shadows a user's module.
+    """
+    global _HELPER_DIR
+    where = _HELPER_DIR = tempfile.mkdtemp(prefix="notebook-jobs-helper-")
+    with open(os.path.join(where, "notebook_jobs.py"), "w") as f:
+        f.write(HELPER_SOURCE)
+    paths = [where] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    os.environ[HELPER_ENV] = "1"
+    return where
+
+
+def remove_helper():
+    """Remove what install_helper wrote (under the local executor /tmp outlives the job)."""
+    if _HELPER_DIR:
+        shutil.rmtree(_HELPER_DIR, ignore_errors=True)
+
+
+def read_report(data):
+    """One report as (step, values, refused): its finite numbers, and what was refused, in words.
+
+    ``data`` is a JSON object of named numbers with an optional integer ``step`` (None when
+    absent). A value that is not a finite number (a string, NaN, infinity, a bool, a list)
+    is refused by name; a bad step refuses the whole report.
+    """
+    if not isinstance(data, dict):
+        return None, {}, [f"{json.dumps(data)[:40]} (a report is an object of named numbers)"]
+    step = data.get("step")
+    if step is not None:
+        if isinstance(step, float) and step.is_integer():
+            step = int(step)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            return None, {}, [f"step={json.dumps(step)[:40]} (a step is an integer from 0)"]
+    values, refused = {}, []
+    for name, value in data.items():
+        if name == "step":
+            continue
+        if not name or len(name) > MAX_METRIC_NAME or not name.isprintable():
+            refused.append(f"{name[:MAX_METRIC_NAME]!r} (a name is 1 to {MAX_METRIC_NAME} printable characters)")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            refused.append(f"{name}={json.dumps(value)[:40]} (not a finite number)")
+        else:
+            values[name] = float(value)
+    return step, values, refused
+
+
+class MetricReader:
+    """The kernel's stdout as papermill hands it over (``stdout_file``): kept in the log, read for reports.
+
+    Each complete line that starts with ``PROGRESS: `` is one report, sent at once as a
+    "metric" event. A report without a step gets the step after its metrics' last (from 0).
+    """
+
+    def __init__(self, log=None, limit=MAX_METRIC_POINTS):
+        self.log = log or sys.stderr
+        self.limit = limit
+        self.sent = 0
+        self.partial = ""
+        self.steps = {}  # name -> the last step it was reported at
+        self.held = {}  # past the limit: name -> (step, value), the last of each, sent at the end
+        self.warned = False
+
+    def write(self, text):
+        self.log.write(text)
+        lines = (self.partial + text).split("\n")
+        self.partial = lines.pop()
+        if len(self.partial) > MAX_REPORT_LINE:
+            self.partial = ""  # not a report (a report is one short line)
+        for line in lines:
+            self.line(line)
+
+    def flush(self):
+        self.log.flush()
+
+    def line(self, line):
+        """Read one line of the kernel's stdout; a report in it is sent (or held, past the limit)."""
+        line = line.rstrip("\r")
+        if not line.startswith(PROGRESS_MARK) or len(line) > MAX_REPORT_LINE:
+            return
+        try:
+            data = json.loads(line[len(PROGRESS_MARK):])
+        except ValueError:
+            self.warn(["a line that is not JSON"])
+            return
+        step, values, refused = read_report(data)
+        for name in [n for n in values if n not in self.steps][max(0, MAX_METRICS - len(self.steps)):]:
+            del values[name]
+            refused.append(f"{name} (a job has at most {MAX_METRICS} metrics)")
+        if refused:
+            self.warn(refused)
+        if not values:
+            return
+        if step is None:
+            step = max(self.steps.get(name, -1) for name in values) + 1
+        for name in values:
+            self.steps[name] = step
+        if self.held or self.sent + len(values) > self.limit:
+            if not self.held:
+                print(f"runner: metrics: more than {self.limit} points reported; from here on only each "
+                      "metric's last value is kept, and sent when the run ends", file=self.log, flush=True)
+            self.held.update((name, (step, value)) for name, value in values.items())
+            return
+        self.sent += len(values)
+        emit("metric", step=step, values=values)
+
+    def warn(self, refused):
+        """Say once, in the job's log, that reports were refused (and why, for the first)."""
+        if self.warned:
+            return
+        self.warned = True
+        print("runner: metrics: refused " + "; ".join(refused) + " (further refusals are not logged)",
+              file=self.log, flush=True)
+
+    def close(self):
+        """The run is over: read a last line left without its newline, then send the values held past the limit."""
+        if self.partial:
+            self.line(self.partial)
+            self.partial = ""
+        by_step = {}
+        for name, (step, value) in self.held.items():
+            by_step.setdefault(step, {})[name] = value
+        for step in sorted(by_step):
+            emit("metric", step=step, values=by_step[step])
+        self.held = {}
 
 
 def user_cell_index(nb, index):
@@ -194,11 +389,15 @@ def main(argv=None):
     parser.add_argument("--warm", action="store_true",
                         help="start the kernel now, then read the job as one JSON line on stdin")
     args = parser.parse_args(argv)
-    if args.warm:
-        return warm_main(args)
-    if not args.input or not args.output:
-        parser.error("--input and --output are required (unless --warm)")
-    return run_job(args)
+    install_helper()  # before any kernel starts (the warm one too): the kernel inherits its path
+    try:
+        if args.warm:
+            return warm_main(args)
+        if not args.input or not args.output:
+            parser.error("--input and --output are required (unless --warm)")
+        return run_job(args)
+    finally:
+        remove_helper()
 
 
 def run_job(args, km=None):
@@ -216,6 +415,7 @@ def run_job(args, km=None):
 
     engine = make_engine()
     papermill_engines.register("notebook-jobs-events", engine)
+    reader = MetricReader(sys.stderr)
     try:
         papermill.execute_notebook(
             args.input,
@@ -227,10 +427,12 @@ def run_job(args, km=None):
             km=km,
             kernel_manager_class=ipc_kernel_manager_class(),
             progress_bar=False,
-            stdout_file=sys.stderr,
+            stdout_file=reader,
             stderr_file=sys.stderr,
         )
+        reader.close()
     except PapermillExecutionError as e:
+        reader.close()
         print(e, file=sys.stderr)  # the traceback: papermill puts it in the output notebook only
         message = f"{e.ename}: {e.evalue}"
         # error.cell is an index into the submitted notebook, markdown cells included; a
@@ -241,6 +443,7 @@ def run_job(args, km=None):
         emit("finished", status="failed", error={"reason": "cell_error", "message": message, "cell": engine.failed_cell})
         return 1
     except Exception as e:  # papermill/kernel trouble: not the user's cell
+        reader.close()
         emit("finished", status="failed", error={"reason": "infrastructure", "message": f"{type(e).__name__}: {e}"})
         print(f"runner: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
@@ -360,6 +563,7 @@ def warm_main(args):
             os.kill(pid, signal.SIGKILL)  # anything the kernel started dies with the container
         except OSError:
             pass
+    remove_helper()
     _EVENTS.flush()
     sys.stderr.flush()
     os._exit(code)

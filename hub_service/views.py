@@ -99,6 +99,12 @@ class JobViews:
         """The job's output in ``fmt`` (see :func:`rendered`)."""
         return await rendered(self.artifacts, self.offload, job_id, fmt)
 
+    def metrics(self, job_id: str, name: Optional[str] = None, since_step: Optional[int] = None) -> list:
+        """The job's metric series as the API shows them: ``[{name, points: [{step, value, time}]}]``, by name."""
+        return [{"name": series, "points": [{"step": step, "value": value, "time": at}
+                                            for step, value, at in points]}
+                for series, points in self.store.metric_series(job_id, name, since_step).items()]
+
     # -- the backend and the queue -----------------------------------------------------------------
 
     def capacity(self) -> Capacity:

@@ -20,6 +20,7 @@ ENDPOINTS = [
     ("GET", "jobs/{id}/input"),
     ("GET", "jobs/{id}/logs"),
     ("GET", "jobs/{id}/events"),
+    ("GET", "jobs/{id}/metrics"),
     ("GET", "notebooks"),
     ("GET", "admin/queue"),
     ("GET", "admin/stats"),

@@ -21,6 +21,7 @@ JupyterHub finds spawners: ``c.NotebookJobs.executor_class = "docker"``.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -123,6 +124,32 @@ def parse_event(line: Union[str, bytes]) -> Optional[dict]:
     except ValueError:
         return None
     return event if isinstance(event, dict) and "event" in event else None
+
+
+#: how long a metric's name may be (the runner's MAX_METRIC_NAME)
+METRIC_NAME_LIMIT = 100
+
+
+def parse_metric(event: dict) -> Optional[tuple]:
+    """A runner's "metric" event as (step, {name: value}), or None when it is not a well-formed one.
+
+    The runner checks reports already; this is the service's own check of what it stores and
+    streams: a step that is an integer from 0, names of 1 to 100 printable characters, finite
+    numbers (the event stream's JSON has no NaN).
+    """
+    step, values = event.get("step"), event.get("values")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0 or step >= 2**63:
+        return None
+    if not isinstance(values, dict) or not values:
+        return None
+    clean = {}
+    for name, value in values.items():
+        if not (isinstance(name, str) and 0 < len(name) <= METRIC_NAME_LIMIT and name.isprintable()):
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        clean[name] = float(value)
+    return step, clean
 
 
 def decide_outcome(

@@ -22,6 +22,7 @@ def routes(prefix: str) -> list:
         (rf"/jobs/{j}/input", api.InputHandler),
         (rf"/jobs/{j}/logs", api.LogsHandler),
         (rf"/jobs/{j}/events", events.EventsHandler),
+        (rf"/jobs/{j}/metrics", api.JobMetricsHandler),
         (r"/notebooks", api.NotebooksHandler),
         (r"/admin/queue", admin.QueueHandler),
         (r"/admin/stats", admin.StatsHandler),

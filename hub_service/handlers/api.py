@@ -333,6 +333,25 @@ class LogsHandler(APIHandler):
                 self.jobs.unsubscribe(job_id, queue)
 
 
+class JobMetricsHandler(APIHandler):
+    """``GET /jobs/{id}/metrics``: what the notebook reported, one series per metric (``?name=``, ``?since_step=``)."""
+
+    @authenticated
+    def get(self, job_id):
+        job = self.get_job(job_id)
+        name = self.get_argument("name", None)
+        since = self.get_argument("since_step", None)
+        if since is not None:
+            try:
+                since = int(since)
+            except ValueError:
+                raise IntakeError("since_step must be a whole number") from None
+            if not -1 <= since < 2**63:
+                raise IntakeError("since_step must be a step (an integer from -1)")
+        self.write_json({"job_id": job.id, "final": job.metrics or {},
+                         "series": self.jobs.metrics(job.id, name, since)})
+
+
 class NotebooksHandler(APIHandler):
     """Notebooks and scripts in the caller's workspace, newest first."""
 

@@ -62,6 +62,20 @@ def _query(name: str, schema: dict, description: str = "") -> dict:
     return {"name": name, "in": "query", "schema": schema, **({"description": description} if description else {})}
 
 
+def _metrics_schema() -> dict:
+    point = {"type": "object", "required": ["step", "value", "time"], "properties": {
+        "step": {"type": "integer", "minimum": 0, "description": "the report's step (one after the metric's "
+                 "last when the report gave none, from 0)"},
+        "value": {"type": "number"},
+        "time": {"type": "number", "description": "when the runner read it, in seconds since the epoch"}}}
+    return {"type": "object", "required": ["job_id", "final", "series"], "properties": {
+        "job_id": {"type": "string"},
+        "final": {"type": "object", "additionalProperties": {"type": "number"},
+                  "description": "the last value of each metric (the job's metrics)"},
+        "series": {"type": "array", "items": {"type": "object", "required": ["name", "points"], "properties": {
+            "name": {"type": "string"}, "points": {"type": "array", "items": point}}}}}}
+
+
 def _schemas() -> dict:
     job = {"type": "object", "required": ["id", "user", "status", "progress", "resources"], "properties": {
         "id": {"type": "string", "nullable": True, "description": "null only on a dry run's answer"},
@@ -101,6 +115,9 @@ def _schemas() -> dict:
         "callback_url": _NULLABLE_STRING, "notify": {"type": "string", "enum": list(NOTIFY_CHOICES)},
         "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
         "backend": _NULLABLE_STRING, "exit_code": {"type": "integer", "nullable": True},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number"},
+                    "description": "the last value of each metric the notebook reported (GET …/metrics has "
+                                   "the series); {} when it reported none"},
         "error": {"type": "object", "nullable": True, "properties": {
             "reason": {"type": "string", "enum": list(REASONS), "description": "the code, for machines"},
             "summary": {"type": "string", "description": "the reason in plain words, for people: 'Ran out of "
@@ -394,11 +411,20 @@ def spec(server_url: str) -> dict:
                 "description": "event stream: 'status' (data: {event, job}), the runner's 'started' ({cells_total}), "
                                "'cell_started' ({cell, position}: position is the running code cell's place, from "
                                "1, as progress counts) and 'cell_finished' ({cell, cells_done, status}: the runner's "
-                               "count, a cell that raised included), 'log' (data: {event, text}); "
+                               "count, a cell that raised included), 'metric' ({step, values, time}: one "
+                               "report of the notebook, values by name, as GET …/metrics keeps them), "
+                               "'log' (data: {event, text}); "
                                "a comment line every 15 s keeps it open",
                 "content": {"text/event-stream": {"schema": {"type": "object", "properties": {
                     "event": {"type": "string"}, "data": {"type": "string", "description": "a JSON object"}}}}}}},
                 [_JOB_ID])},
+            "/jobs/{job_id}/metrics": {"get": _op(
+                "getJobMetrics", "the numbers the notebook reported ('PROGRESS: {json}' lines or "
+                "notebook_jobs.report), one series per metric, by name, each in step order",
+                {"200": _json("metrics", _metrics_schema())},
+                [_JOB_ID, _query("name", {"type": "string"}, "only this metric's series"),
+                 _query("since_step", {"type": "integer", "minimum": -1, "maximum": 2**63 - 1},
+                        "only the points after this step (for polling: the last step seen)")])},
             "/notebooks": {"get": _op("listNotebooks", "notebooks in your workspace", {"200": _json("list", {
                 "type": "object", "properties": {"workspace": {"type": "string"}, "notebooks": {
                     "type": "array", "items": {"type": "object", "properties": {

@@ -6,7 +6,8 @@ import json
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..states import TERMINAL, Status  # noqa: F401 - the store's name for it (hub_service.store.TERMINAL)
@@ -63,6 +64,8 @@ class Job(Base):
     # whether an output notebook was left (looked at once, when the job ended: a listing stats nothing)
     has_output: Mapped[bool] = mapped_column(Boolean, default=False)
     exit_code: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    # the last value of each metric the notebook reported ({name: value}); the series are JobMetric rows
+    metrics: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
     backend: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
 
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -76,6 +79,21 @@ class Job(Base):
         Index("ix_jobs_user_created", "user", "created_ts", "id"),
         Index("ix_jobs_status_created", "status", "created_ts"),
     )
+
+
+class JobMetric(Base):
+    """One point of a metric a running notebook reported: its name, step and value (a finite number)."""
+
+    __tablename__ = "job_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float] = mapped_column(Float)
+    time: Mapped[float] = mapped_column(Float)  # epoch seconds, when the runner read it
+
+    __table_args__ = (Index("ix_job_metrics_series", "job_id", "name", "step"),)
 
 
 class Setting(Base):
@@ -175,6 +193,7 @@ def job_model(job: Job) -> dict:
         "rerun_of": job.rerun_of,
         "backend": job.backend,
         "exit_code": job.exit_code,
+        "metrics": job.metrics or {},
         "error": error,
         "cancelled_by": job.cancelled_by,
         # what the job left: an output notebook, in which formats, and whether its run was stopped part-way

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Iterable, Optional
 from uuid import uuid4
 
-from sqlalchemy import case, create_engine, event, func, or_, select, text, update
+from sqlalchemy import case, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..states import TERMINAL, Status
-from .models import Job, Setting, utcnow
+from .models import Job, JobMetric, Setting, utcnow
 from .schedule_queries import ScheduleQueries
 
 #: which status may follow which; running → queued is recovery's re-queue
@@ -276,6 +276,7 @@ class Store(ScheduleQueries):
                 return False
             if job.status not in TERMINAL:
                 raise InvalidTransition(job_id, job.status, "deleted")
+            s.execute(delete(JobMetric).where(JobMetric.job_id == job_id))
             s.delete(job)
             s.commit()
         return True
@@ -287,6 +288,38 @@ class Store(ScheduleQueries):
             return set()
         with self.Session() as s:
             return set(s.scalars(select(Job.id).where(Job.id.in_(job_ids))))
+
+    # -- metrics: what a running notebook reports -------------------------------------------
+
+    def add_metrics(self, job_id: str, step: int, values: dict, time: float, last: dict) -> None:
+        """Store one report's points (``values`` at ``step``) and the job's last values (``last``), at once."""
+        with self.Session() as s:
+            s.execute(insert(JobMetric), [dict(job_id=job_id, name=name, step=step, value=value, time=time)
+                                          for name, value in values.items()])
+            s.execute(update(Job).where(Job.id == job_id).values(metrics=last))
+            s.commit()
+
+    def clear_metrics(self, job_id: str) -> None:
+        """Forget a job's metrics (a run started again, or a replay of its whole output, reports them anew)."""
+        with self.Session() as s:
+            s.execute(delete(JobMetric).where(JobMetric.job_id == job_id))
+            s.execute(update(Job).where(Job.id == job_id).values(metrics=None))
+            s.commit()
+
+    def metric_series(self, job_id: str, name: Optional[str] = None, since_step: Optional[int] = None) -> dict:
+        """A job's series, ``{name: [(step, value, time), …]}`` by name, each in the order reported
+        (by step); ``name``: that one only; ``since_step``: the points after that step."""
+        stmt = select(JobMetric.name, JobMetric.step, JobMetric.value, JobMetric.time).where(
+            JobMetric.job_id == job_id)
+        if name is not None:
+            stmt = stmt.where(JobMetric.name == name)
+        if since_step is not None:
+            stmt = stmt.where(JobMetric.step > since_step)
+        series: dict = {}
+        with self.Session() as s:
+            for row in s.execute(stmt.order_by(JobMetric.name, JobMetric.step, JobMetric.id)):
+                series.setdefault(row.name, []).append((row.step, row.value, row.time))
+        return series
 
     # -- settings -----------------------------------------------------------------
 
