@@ -15,7 +15,10 @@ why (``user-history (model v0002: non-finite cpu)``).
 The memory limit itself is served from whichever policy the scoreboard trusts for the
 job's notebook or user (:mod:`demand.scoreboard`): every first sizing records every
 policy's limit (``memory_policy``: candidates, the one chosen, by which board, and why),
-and the finished jobs score them. ``basis`` keeps naming what sized cpu and time.
+and the finished jobs score them. A policy tighter than the default serves only re-runs
+within what the notebook's earlier runs covered (:func:`within_seen`): the boards score
+policies mostly on such re-runs, which say nothing of a larger input or a new mode.
+``basis`` keeps naming what sized cpu and time.
 
 Whatever the basis, the rules of :mod:`demand.policy` apply -- explicit requests win,
 the hour's cpu share caps an unrequested cpu, a killed run's retry gets no less than it
@@ -292,6 +295,16 @@ class Sizer:
             choice = scoreboard.Choice(default, "off", None, None,
                                        f"{default}: the sizer's default, as the scoreboard does not serve here "
                                        f"(it would choose {choice.why})")
+        if candidates.get(choice.policy, 0.0) < candidates.get(default, 0.0) and choice.group != "off" \
+                and not within_seen(history_summary(job, history, now)["memory"]):
+            # A board scores a policy on the group's jobs, mostly re-runs of what it has seen;
+            # on a job beyond them (a larger window, a mode or a notebook new to the user) the
+            # history-based policies know nothing of it, so they may not serve below the
+            # default: tightening needs evidence about this job, widening does not (teams:
+            # the rules' and recent peaks' limits killed such runs the model had sized).
+            choice = scoreboard.Choice(default, choice.group, None, None,
+                                       f"{default}: the sizer's default, as this job goes beyond its notebook's "
+                                       f"earlier runs (the board would choose {choice.why})")
         predicted = dict(predicted)
         if choice.policy != default or choice.group not in ("default", "off"):
             # (the default without evidence keeps what the sizer gives: an immature model's
@@ -486,3 +499,14 @@ class Sizer:
         share = hi if demand <= cores else max(lo, min(hi, cores / max(concurrent, 1.0)))
         typical = max(lo, min(share, self.bundle.mean_cores))
         return {"cpu_per_job": round(share, 2), "max_concurrent": max(1, int(cores // typical))}
+
+
+def within_seen(summary: dict) -> bool:
+    """Whether a job re-runs its notebook within what its earlier runs covered: a
+    configuration seen (its string parameters alike) and no numeric parameter above the
+    largest an earlier run of it had (``summary``: one target's history_summary)."""
+    if summary.get("level") != LEVEL_CONFIG:
+        return False
+    points = summary.get("points") or []
+    own = summary.get("params") or {}
+    return bool(points) and all(any(k in p and own[k] <= p[k] + 1e-9 for p, _, _ in points) for k in own)

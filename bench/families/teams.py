@@ -145,8 +145,8 @@ def _job(rng, user: str, nb: dict, params: dict, t: float, req_factor: float) ->
         "requested_cpu": nb["cores"], "requested_mem_mb": request,
         "peak_mem_mb": round(float(mem), 1), "cpu_seconds": round(nb["cores"] * 0.85 * runtime, 1),
         "runtime_s": round(runtime, 1),
-        # The bound is told a bimodal notebook's odds of its high mode as a spike's; how
-        # high that mode is it cannot be told (it assumes demand.replay.trace's spikes).
+        # The bound is told a bimodal notebook's odds of its high mode and how high it is,
+        # as a spike's odds and range.
         HIDDEN: {"mem_mb": float(expected), "mem_sigma": nb["sigma"], "kind": nb["purpose"],
                  "spike_probability": nb["bimodal"], "spike_range": BIMODAL_RANGE},
     }

@@ -243,13 +243,15 @@ class Known(NamedTuple):
     kind: str         # the generator's notebook kind
     notebook: tuple   # (user, features.signature): one user's notebook
     spike_probability: float = 0.01  # odds of an unexplained spike (demand.replay.trace's)
+    spike_range: Optional[tuple] = None  # a spike's factor (uniform); None: the policy's default
 
 
 class NoiseAware(Policy):
     """Knows what a perfect model of every notebook could know -- each run's memory
     before its run-to-run noise and spikes, that noise's sigma, the spikes' odds and
-    size, and the run's length -- but not the draw (and the true cores, so that it is
-    judged on memory alone). Twice the killed limit on a retry.
+    size (per run: a family's bimodal high mode is no 1.3-2.5x spike), and the run's
+    length -- but not the draw (and the true cores, so that it is judged on memory
+    alone). Twice the killed limit on a retry.
 
     With ``q`` it sizes every run at the ``q`` quantile of its noise. Without, it
     spends a kill budget where it saves most: each run's margin minimises its
@@ -273,7 +275,8 @@ class NoiseAware(Policy):
     def __init__(self, knowledge: dict, q: Optional[float] = None, kill_budget: float = 0.009,
                  blind_first: bool = False, bounds=None, cold_start=None, spike_range: tuple = (1.3, 2.5)):
         """``knowledge``: job id (submit order) -> :class:`Known`; ``spike_range``: the
-        factors a spike multiplies a run's memory by (uniform), as the generator draws them."""
+        factors a spike multiplies a run's memory by (uniform), as the generator draws them,
+        for the runs whose :class:`Known` names none."""
         super().__init__(bounds, cold_start)
         from statistics import NormalDist
         self.knowledge = knowledge
@@ -296,21 +299,25 @@ class NoiseAware(Policy):
         else:
             runtime = np.array([knowledge[i].runtime for i in ids])
             spikes = np.array([knowledge[i].spike_probability for i in ids])
-            margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget, spikes, spike_range)
+            ranges = np.array([knowledge[i].spike_range or spike_range for i in ids], float).reshape(len(ids), 2)
+            margin = self._cost_aware(np.exp(center) / MB * runtime, spread, kill_budget, spikes, ranges)
         self.limit = dict(zip(ids, np.exp(center + margin).tolist()))
 
     @classmethod
     def _cost_aware(cls, cost: np.ndarray, spread: np.ndarray, budget: float, spikes: np.ndarray,
-                    spike_range: tuple) -> np.ndarray:
+                    spike_range) -> np.ndarray:
         """Per job, the log margin minimising reserved MB-s plus a price per kill, at the
         one price whose expected kills per job meet ``budget`` (``spikes``: each job's
-        odds of a spike, and the range of a spike's factor, as the generator draws them)."""
+        odds of a spike; ``spike_range``: the range of a spike's factor, as the generator
+        draws them -- one (low, high) for all jobs, or one row per job)."""
         from scipy.stats import norm
 
         m, sd, cost = cls.MARGINS[None, :], np.maximum(spread[:, None], 1e-6), cost[:, None]
         odds = spikes[:, None]
+        ranges = np.broadcast_to(np.asarray(spike_range, float).reshape(-1, 2), (len(cost), 2))
         p = (1 - odds) * norm.sf(m / sd)
-        for s in np.log(np.linspace(*spike_range, 25)):
+        for k in np.linspace(0.0, 1.0, 25):
+            s = np.log(ranges[:, 0] + k * (ranges[:, 1] - ranges[:, 0]))[:, None]
             p += odds / 25 * norm.sf((m - s) / sd)
         reserved = cost * np.exp(m) * (1 + 2 * p)  # a kill costs the attempt and a retry at twice the limit
         rows = np.arange(len(cost))

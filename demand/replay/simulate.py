@@ -66,7 +66,8 @@ def known(row: dict) -> Known:
     return Known(expected=hidden["mem_mb"] * MB, sigma=hidden["mem_sigma"],
                  cores=row["cpu_seconds"] / max(row["runtime_s"], 1e-9), runtime=row["runtime_s"],
                  kind=hidden["kind"], notebook=(row["user"], signature(row)),
-                 spike_probability=hidden.get("spike_probability", SPIKE_PROBABILITY))
+                 spike_probability=hidden.get("spike_probability", SPIKE_PROBABILITY),
+                 spike_range=tuple(hidden.get("spike_range", SPIKE_RANGE)))
 
 
 def make_policy(name: str, rows: list, bounds: dict, capacity: dict, **kw):

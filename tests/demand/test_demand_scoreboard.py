@@ -134,6 +134,29 @@ def test_the_sizer_records_every_policy_and_serves_the_one_the_users_scores_trus
     assert again[KEY]["chosen"] == "rules"
 
 
+def test_a_tighter_policy_does_not_serve_a_job_beyond_its_notebooks_earlier_runs(tmp_path):
+    """The board scores the recent peaks on re-runs at n=10; a run at n=1000 is another
+    job, on which the history-based policies know nothing: the default serves it."""
+    from demand.features import history_summary
+    from demand.sizing import within_seen
+
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6)
+    history = [finished(1000, {"rules": 1400, "recent": 1150, "default": 2048, "widest": 2048},
+                        t=T0 - 600 * i) for i in range(150)]
+    sizer.retrain(history, now=T0)
+    same = job_of(T0 + 60)
+    larger = dict(same, params={"n": 1000})
+    assert within_seen(history_summary(same, history, T0 + 60)["memory"])
+    assert not within_seen(history_summary(larger, history, T0 + 60)["memory"])
+    assert not within_seen(history_summary(dict(same, params={"n": 10, "mode": "full"}), history, T0 + 60)["memory"])
+    assert sizer.size(same, history, T0 + 60)[KEY]["chosen"] == "recent"
+    out = sizer.size(larger, history, T0 + 60)
+    record = out[KEY]
+    assert record["candidates"]["recent"] < record["candidates"]["rules"]
+    assert record["chosen"] == "rules" and "beyond" in record["why"] and "would choose recent" in record["why"]
+    assert out["allocated"]["memory"] >= record["candidates"]["rules"]
+
+
 def test_a_retry_is_sized_by_its_floors_not_by_the_scoreboard(tmp_path):
     sizer = Sizer(tmp_path / "models")
     job = {"user": "u", "code_cells": 3, "source_bytes": 300, "imports": [], "params": {},

@@ -137,6 +137,25 @@ def test_cost_aware_bound_risks_kills_on_expensive_runs_and_meets_its_budget():
     assert tight["oom_rate"] > result["oom_rate"]
 
 
+def test_the_cost_aware_bound_covers_each_runs_own_spike_range():
+    """A family whose unexplained runs are 3x (teams' high mode) tells the bound so per
+    run: told the default 1.3-2.5x, it would leave such runs a margin they overrun."""
+    from demand.replay.policies import NoiseAware
+    from demand.replay.simulate import known
+
+    rows = [typed(r) for r in generate(4, 8, seed=3)]
+    knowledge = {i: known(r)._replace(spike_probability=0.2) for i, r in enumerate(rows)}
+    assert all(k.spike_range == (1.3, 2.5) for k in knowledge.values())  # the generator's own
+    high = {i: k._replace(spike_range=(2.8, 3.2)) for i, k in knowledge.items()}
+    plain, wide = NoiseAware(knowledge, kill_budget=0.01), NoiseAware(high, kill_budget=0.01)
+    # Most runs get room for the 3x mode (the budget may leave a few cheap ones without).
+    assert sum(wide.limit[i] > plain.limit[i] * 1.1 for i in knowledge) > len(knowledge) // 2
+    # Said per run, or once for all: the same limits.
+    once = NoiseAware({i: k._replace(spike_range=None) for i, k in knowledge.items()}, kill_budget=0.01,
+                      spike_range=(2.8, 3.2))
+    assert all(math.isclose(once.limit[i], wide.limit[i]) for i in knowledge)
+
+
 def test_the_admin_report_reads_a_replay_as_the_replay_scores_it():
     """demand.report.realised (the admin page's slack and kill rates, from the job
     history the service keeps) and the replay must mean the same by the same words --
