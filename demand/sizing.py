@@ -141,12 +141,13 @@ class Sizer:
         it); without it, and with a ``capacity``, the sizer reads it from its own forecast."""
         now = time.time() if now is None else float(now)
         history = list(history or [])[:200]
-        predicted, basis, expected = self._predict(job, history, now)
+        summary = history_summary(job, history, now)  # (one pass over the history serves every policy)
+        predicted, basis, expected = self._predict(job, history, now, summary)
         choice = None
         if not job.get("retry_of"):
             # Every policy's limit is recorded, to be scored when the job ends; the one the
             # scoreboard trusts for this user serves (a retry's floors need no vote).
-            predicted, choice = self._portfolio(job, history, now, predicted, basis, expected)
+            predicted, choice = self._portfolio(job, history, now, summary, predicted, basis, expected)
         safe_memory = expected.get("memory_safe")
         requested = job.get("requested") or {}
         allocated = policy.requests_win({k: predicted[k] for k in policy.RESOURCES}, requested)
@@ -184,7 +185,7 @@ class Sizer:
         if broken:
             # A NaN in a request or in the killed run's record: the rules answer instead
             # (a NaN would pass every bound unclamped).
-            rules = self._rules(job, history, now)[0]
+            rules = self._rules(job, history, summary)[0]
             allocated.update({k: rules[k] for k in broken})
             basis = f"{basis} (non-finite {', '.join(broken)} replaced by the rules)"
         allocated = policy.clamp(allocated, self.bounds, self.memory_floor)
@@ -206,15 +207,15 @@ class Sizer:
             out[scoreboard.KEY] = choice
         return out
 
-    def _predict(self, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
+    def _predict(self, job: dict, history: list, now: float, summary: dict) -> tuple[dict, str, dict]:
         """(prediction, basis, expected) before requests, retries and bounds; ``expected``
         holds the cores the job is expected to use and, from a model, its memory point
         estimate and a memory limit for an OOM retry (``memory``, ``memory_safe``)."""
         model = self.bundle.model if self.bundle is not None else None
         if model is None:
-            return self._rules(job, history, now)
+            return self._rules(job, history, summary)
         try:
-            predicted, basis, expected = self._model_predict(model, job, history, now)
+            predicted, basis, expected = self._model_predict(model, job, history, now, summary)
             problem = unusable(dict(predicted, **{f"expected {k}": v for k, v in expected.items()}))
         except Exception as exc:  # a model that cannot size a job must not stop the service sizing it
             log.exception("model %s failed to size a job", self.version)
@@ -223,7 +224,7 @@ class Sizer:
             return predicted, basis, expected
         # The rules size it, and its basis says why the model did not.
         log.warning("model %s gave %s; sizing by the rules", self.version, problem)
-        predicted, basis, expected = self._rules(job, history, now)
+        predicted, basis, expected = self._rules(job, history, summary)
         return predicted, f"{basis} (model {self.version}: {problem})", expected
 
     def resize_siblings(self, killed: dict, siblings: list, history: list, now: Optional[float] = None) -> list:
@@ -264,7 +265,7 @@ class Sizer:
         (see :func:`demand.scoreboard.report`), from finished jobs of any users."""
         return scoreboard.report(history, default=self.default_policy())
 
-    def _portfolio(self, job: dict, history: list, now: float, predicted: dict, basis: str,
+    def _portfolio(self, job: dict, history: list, now: float, summary: dict, predicted: dict, basis: str,
                    expected: dict) -> tuple[dict, dict]:
         """(prediction with the memory limit the scoreboard trusts, the record of that
         choice: every policy's limit, the one chosen, by which group's board, and why).
@@ -273,7 +274,7 @@ class Sizer:
         serves under: the scoreboard judges the model, and the floor is the default's
         business while the evidence is thin."""
         model_serves = basis == "model"
-        rules = self._rules(job, history, now)[0]["memory"] if model_serves else predicted["memory"]
+        rules = self._rules(job, history, summary)[0]["memory"] if model_serves else predicted["memory"]
         raw = {"model": expected.get("memory_model", predicted["memory"]) if model_serves else None,
                "rules": rules, "recent": recent_limit(history, now), "default": self.cold_start["memory"]}
         lo, hi = self.bounds["memory"]
@@ -296,7 +297,7 @@ class Sizer:
                                        f"{default}: the sizer's default, as the scoreboard does not serve here "
                                        f"(it would choose {choice.why})")
         if candidates.get(choice.policy, 0.0) < candidates.get(default, 0.0) and choice.group != "off" \
-                and not within_seen(history_summary(job, history, now)["memory"]):
+                and not within_seen(summary["memory"]):
             # A board scores a policy on the group's jobs, mostly re-runs of what it has seen;
             # on a job beyond them (a larger window, a mode or a notebook new to the user) the
             # history-based policies know nothing of it, so they may not serve below the
@@ -317,23 +318,24 @@ class Sizer:
                   "why": choice.why, "candidates": {p: int(v) for p, v in candidates.items()}}
         return predicted, record
 
-    def _rules(self, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
-        """(prediction, basis, expected) of the history rules, or the cold-start default."""
+    def _rules(self, job: dict, history: list, summary: dict) -> tuple[dict, str, dict]:
+        """(prediction, basis, expected) of the history rules, or the cold-start default;
+        ``summary`` is :func:`history_summary` of ``job`` over ``history``."""
         rule = self._history_rule(job, history)
         predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
-        summary = history_summary(job, history, now)["memory"]
+        memory = summary["memory"]
         # The model's rule for a notebook killed and not succeeded since holds here too.
-        predicted["memory"] = max(predicted["memory"], math.exp(killed_floor(summary)) * MB)
+        predicted["memory"] = max(predicted["memory"], math.exp(killed_floor(memory)) * MB)
         kind = kind_upper(getattr(self.bundle, "kinds", None) or {}, job)  # (bundles saved before kinds have none)
-        if summary["level"] < LEVEL_NOTEBOOK and kind is not None:
+        if memory["level"] < LEVEL_NOTEBOOK and kind is not None:
             # A notebook its user never ran: no smaller than jobs of its kind get.
             predicted["memory"] = max(predicted["memory"], math.exp(kind) * MB * (1.0 + self.safety))
         return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
 
-    def _model_predict(self, model, job: dict, history: list, now: float) -> tuple[dict, str, dict]:
+    def _model_predict(self, model, job: dict, history: list, now: float, summary: dict) -> tuple[dict, str, dict]:
         """(prediction, basis, expected) of a trained model, unchecked."""
         margin = 1.0 + self.safety
-        q = model.predict(job, history_summary(job, history, now), now)
+        q = model.predict(job, summary, now)
         runtime = q["runtime"][1]
         timeout = max(runtime * self.timeout_factor * margin + STARTUP_SECONDS,
                       TIMEOUT_MIN_FACTOR * runtime, self.timeout_floor)
