@@ -132,7 +132,9 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       this.rerunSection = h('div', { className: 'jp-NotebookJobs-rerunResources' });
       form.append(this.rerunSection);
     }
-    form.append(this.formError);
+    // First in the form: an error about the whole request is seen where the reading starts,
+    // not under the fold of a long form while Submit waits for it.
+    form.prepend(this.formError);
     this.node.append(form);
     if (options.error) {
       this.pinned = options.error;
