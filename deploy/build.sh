@@ -24,6 +24,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/images.sh"
+# One build at a time: scripts/test.sh starts one in the background, and `stack.sh up` waits for it here.
+exec 9>"$CACHE/stack-build.lock"
+flock 9
 BASE_IMAGE=notebook-jobs-base:bookworm
 STACK_BASE=notebook-jobs-stack-base:bookworm
 RUNNER_IMAGE="notebook-jobs-runner:$VERSION"

@@ -87,6 +87,8 @@ def pytest_collection_modifyitems(config, items):
         for layer in sorted(layers_of(item)):
             if item.get_closest_marker(layer) is None:
                 item.add_marker(getattr(pytest.mark, layer))
+    # The team deployment last: scripts/test.sh builds its images in the background meanwhile.
+    items.sort(key=lambda item: item.get_closest_marker("stack") is not None)
 
 
 # -- a unit test starts no process and reaches no daemon ------------------------------------------
