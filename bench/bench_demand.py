@@ -1,7 +1,7 @@
 """Demand-model benchmark: every policy on every trace family, several seeds, against the targets.
 
     python -m bench.bench_demand [--families habits sweeps shared edits teams] [--seeds 1 2 3 4 5]
-                                 [--days 28] [--users 50] [--plot-dir DIR] [--tables] [--json FILE]
+                                 [--days 28] [--users 50] [--per-user 2] [--plot-dir DIR] [--tables] [--json FILE]
     python -m bench.bench_demand --merge FILE...   # the summaries of runs made side by side
 
 Each family (see bench/families) is generated on assumptions of its own; the model is
@@ -17,6 +17,12 @@ sized them), how many fits were rejected, and PASS or MISS with the targets miss
 At the end: those lines again, per family how many seeds passed and which targets
 were missed how often, and a table of every policy on every family and seed.
 ``--tables`` also prints every policy's full metrics.
+
+Jobs are dispatched as the service's dispatcher does by default: a user runs at most
+Dispatcher.per_user jobs at once (2; ``--per-user``, 0: no limit), the rest of a burst
+waits queued -- which is what lets an OOM kill re-size its still-queued siblings
+(demand.sizing.Sizer.resize_siblings), as the service does. Without the limit every job
+of a sweep starts the moment it is submitted, and one short guess kills the whole sweep.
 
 Under each line, the model's and VPA's kills and memory slack by cause (see
 demand.replay.causes: sized before any model existed, a new user, a notebook or variant
@@ -63,6 +69,7 @@ from demand.policy import GB
 from demand.replay.policies import POLICIES
 from demand.replay.simulate import format_causes, format_table, plot, run
 from demand.replay.trace import HIDDEN, typed
+from hub_service.dispatch import Dispatcher
 
 #: The noise-aware bounds (see demand.replay.policies.NoiseAware), spending a 0.9% kill budget
 #: where it saves most.
@@ -75,6 +82,8 @@ MAX_KILL = 0.01
 #: ... and its memory slack no higher than that of any of these policies that kills at
 #: most this many jobs (one that kills more buys its slack with kills, so it is no yardstick).
 BASELINES, BASELINE_MAX_KILL = ("fixed", "requested", "vpa", "autopilot", "rules"), 0.015
+#: Jobs one user runs at once, the rest of a burst queued: as the service dispatches them.
+PER_USER = Dispatcher.class_traits()["per_user"].default_value
 
 
 HEAD = (f"{'family':<7} {'seed':>4} {'jobs':>5} {'kill% model':>11} {'kill% vpa':>9} {'slack':>6} "
@@ -177,6 +186,8 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--cpus", type=float, default=64.0)
     parser.add_argument("--memory-gb", type=float, default=256.0)
+    parser.add_argument("--per-user", type=int, default=PER_USER,
+                        help="jobs one user may run at once (default: the service's Dispatcher.per_user; 0: no limit)")
     parser.add_argument("--plot-dir", help="write one slack-vs-kill PNG per family and seed here")
     parser.add_argument("--tables", action="store_true", help="print every policy's metrics too")
     parser.add_argument("--json", help="write all results to this file")
@@ -194,6 +205,9 @@ def main(argv=None) -> int:
                     if key in everything and everything[key]["jobs"] != r["jobs"]:  # not the same trace
                         raise SystemExit(f"{path}: {key} has {r['jobs']} jobs, {everything[key]['jobs']} before: "
                                          "runs of other --days or --users do not merge")
+                    if key in everything and everything[key].get("per_user") != r.get("per_user"):
+                        raise SystemExit(f"{path}: {key} was replayed with --per-user {r.get('per_user')}, "
+                                         f"{everything[key].get('per_user')} before: they do not merge")
                     everything.setdefault(key, {**r, "policies": {}})["policies"].update(r["policies"])
         for key, r in everything.items():
             print(f"## {key}: by cause\n{format_causes(r['policies'])}\n")
@@ -207,9 +221,11 @@ def main(argv=None) -> int:
             names = list(POLICIES) + ([BOUND, BLIND] if rows and all(HIDDEN in r for r in rows) else [])
             if args.policies:
                 names = [n for n in names if n in args.policies or n == "vpa"]
-            out = run(rows, names, {"cpu": args.cpus, "memory": args.memory_gb * GB})
+            out = run(rows, names, {"cpu": args.cpus, "memory": args.memory_gb * GB},
+                      per_user=args.per_user or None)
             res = out["policies"]
-            everything[f"{family}/{seed}"] = {"jobs": len(rows), "seconds": time.time() - start, "policies": res}
+            everything[f"{family}/{seed}"] = {"jobs": len(rows), "seconds": time.time() - start,
+                                              "per_user": args.per_user or None, "policies": res}
             if args.tables:
                 print(f"\n## {family}, seed {seed}: {len(rows)} jobs\n{format_table(res)}\n", flush=True)
             if args.plot_dir:

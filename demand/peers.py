@@ -13,7 +13,6 @@ the input), and the centre follows the newest runs when they moved (a library up
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, Optional
 
 import numpy as np

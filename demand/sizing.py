@@ -17,7 +17,8 @@ job's notebook or user (:mod:`demand.scoreboard`): every first sizing records ev
 policy's limit (``memory_policy``: candidates, the one chosen, by which board, and why),
 and the finished jobs score them. A policy tighter than the default serves only re-runs
 within what the notebook's earlier runs covered (:func:`within_seen`): the boards score
-policies mostly on such re-runs, which say nothing of a larger input or a new mode.
+policies mostly on such re-runs, which say nothing of a larger input or a new mode; and
+only on the word of the job's notebook's or user's board, not everyone's alone.
 ``basis`` keeps naming what sized cpu and time.
 
 Whatever the basis, the rules of :mod:`demand.policy` apply -- explicit requests win,
@@ -296,8 +297,17 @@ class Sizer:
             choice = scoreboard.Choice(default, "off", None, None,
                                        f"{default}: the sizer's default, as the scoreboard does not serve here "
                                        f"(it would choose {choice.why})")
-        if candidates.get(choice.policy, 0.0) < candidates.get(default, 0.0) and choice.group != "off" \
-                and not within_seen(summary["memory"]):
+        tighter = candidates.get(choice.policy, 0.0) < candidates.get(default, 0.0) and choice.group != "off"
+        if tighter and choice.group == "all":
+            # Everyone's board says which policy kills least over all users' jobs, nothing
+            # of this one's: the admin's one default may kill least overall and still fall
+            # short of a job the model sized above it (sweeps, replayed without a per-user
+            # limit: 2.20% of jobs killed, 1.78% without this). Widening needs no evidence
+            # about the job; tightening needs its notebook's or its user's.
+            choice = scoreboard.Choice(default, choice.group, None, None,
+                                       f"{default}: the sizer's default, as only all users' board, not this "
+                                       f"notebook's or this user's, speaks for less (it would choose {choice.why})")
+        elif tighter and not within_seen(summary["memory"]):
             # A board scores a policy on the group's jobs, mostly re-runs of what it has seen;
             # on a job beyond them (a larger window, a mode or a notebook new to the user) the
             # history-based policies know nothing of it, so they may not serve below the

@@ -5,7 +5,9 @@ where they come from. A job's cause is the evidence any per-user sizer had when 
 was submitted -- the user's jobs that had *succeeded* by then, as the sizer's history:
 
 ``new-user``      none at all;
-``new-notebook``  none of this notebook (features.signature);
+``new-notebook``  none of this notebook: of its code (features.signature), nor, when
+                  its code never ran, of its kin (an edited or shared copy, see
+                  features.kinship: the history the sizer borrows);
 ``new-variant``   none of the notebook with these categorical parameters;
 ``beyond``        a numeric parameter above every such run's;
 ``new-params``    other numeric parameters, within the range run;
@@ -17,7 +19,7 @@ before any model existed), and every attempt after a kill is a ``retry``.
 
 from __future__ import annotations
 
-from ..features import signature, split_params
+from ..features import KIN_MIN, kinship, signature, split_params
 
 CAUSES = ("no-model", "new-user", "new-notebook", "new-variant", "beyond", "new-params", "re-run", "retry")
 
@@ -26,13 +28,14 @@ class Evidence:
     """The users' succeeded jobs so far, and what they say about a new one."""
 
     def __init__(self):
-        self.users: dict = {}  # user -> {signature: {variant: [numeric params]}}
+        #: user -> {signature: (its first succeeded job, {variant: [numeric params]})}
+        self.users: dict = {}
 
     def observe(self, job: dict) -> None:
         """One succeeded job (user, code_cells, source_bytes, imports, params)."""
         numeric, variant = split_params(job.get("params"))
-        (self.users.setdefault(job["user"], {}).setdefault(signature(job), {})
-         .setdefault(variant, []).append(numeric))
+        notebooks = self.users.setdefault(job["user"], {})
+        notebooks.setdefault(signature(job), (job, {}))[1].setdefault(variant, []).append(numeric)
 
     def cause(self, job: dict) -> str:
         """The cause (see the module) of a job submitted now."""
@@ -40,9 +43,13 @@ class Evidence:
         numeric, variant = split_params(job.get("params"))
         if not notebooks:
             return "new-user"
-        if signature(job) not in notebooks:
+        # The same code's runs when it ran before, else its kin's, as the sizer reads them
+        # (features.history_summary): an edited notebook is not new to its user.
+        own = notebooks.get(signature(job))
+        runs = [own[1]] if own else [v for first, v in notebooks.values() if kinship(job, first) >= KIN_MIN]
+        if not runs:
             return "new-notebook"
-        seen = notebooks[signature(job)].get(variant)
+        seen = [p for variants in runs for p in variants.get(variant, ())]
         if not seen:
             return "new-variant"
         if numeric in seen:

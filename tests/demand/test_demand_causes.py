@@ -18,3 +18,19 @@ def test_causes_follow_the_users_succeeded_jobs():
     ev.observe(_job(rows=1000, model="small"))
     assert ev.cause(_job(rows=100, model="small")) == "new-params"
     assert ev.cause(_job(user="bob", rows=10, model="small")) == "new-user"  # another user's runs say nothing
+
+
+def test_an_edited_copy_of_a_notebook_is_not_new_to_its_user():
+    """Two cells more and a little more source, the same imports and parameters: the
+    sizer borrows the notebook's history (features.kinship), and its cause says so."""
+    ev = Evidence()
+    ev.observe(_job(cells=20, rows=10))
+    edited = _job(cells=22, rows=10)
+    assert ev.cause(edited) == "re-run"
+    assert ev.cause(_job(cells=22, rows=1000)) == "beyond"
+    # a notebook that doubled and tripled is no kin; nor is one with other parameters
+    assert ev.cause(_job(cells=60, rows=10)) == "new-notebook"
+    assert ev.cause(_job(cells=22, n=10)) == "new-notebook"
+    # once the edited copy itself has run, its own runs say what it needs, not its kin's
+    ev.observe(dict(edited, params={"rows": 50}))
+    assert ev.cause(edited) == "new-params"

@@ -205,3 +205,26 @@ def test_a_scoreboard_that_does_not_serve_still_records_and_says_what_it_would_c
     record = out[KEY]
     assert (record["chosen"], record["group"]) == ("rules", "off") and "would choose recent" in record["why"]
     assert out["allocated"]["memory"] == record["candidates"]["rules"] > record["candidates"]["recent"]
+
+
+def test_everyones_board_alone_may_widen_a_limit_but_not_tighten_it(tmp_path):
+    """All users' board trusts the recent peaks on another user's notebook; this user has
+    five runs of their own notebook, too few for a board: the sizer's default serves them,
+    not the tighter limit everyone's jobs vouch for."""
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6)
+    others = [finished(1000, {"rules": 1400, "recent": 1150, "default": 2048, "widest": 2048},
+                       t=T0 - 60 * i, user="v") for i in range(300)]
+    mine = [dict(finished(1000, {"rules": 1400, "recent": 1150}, t=T0 - 60 * i), code_cells=7) for i in range(5)]
+    sizer.retrain(others + mine, now=T0)
+    job = dict(job_of(T0 + 60), code_cells=7)
+    out = sizer.size(job, mine, T0 + 60)
+    record = out[KEY]
+    assert record["candidates"]["recent"] < record["candidates"]["rules"]  # a tighter limit was there to take
+    assert record["group"] == "all" and record["chosen"] == "rules"
+    assert "would choose recent" in record["why"] and "all users' board" in record["why"]
+    assert out["allocated"]["memory"] == record["candidates"]["rules"]
+    # ... while a wider one everyone's board trusts still serves: the recent peaks of a user
+    # whose last job peaked at 3 GB hold more than the rules' 1.3x of this notebook's runs
+    big = [dict(finished(3000, {"rules": 4000, "recent": 3450}, t=T0 - 30), code_cells=11)]
+    wider = sizer.size(job, big + mine, T0 + 60)[KEY]
+    assert wider["candidates"]["recent"] > wider["candidates"]["rules"] and wider["chosen"] == "recent"

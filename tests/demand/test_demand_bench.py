@@ -1,0 +1,37 @@
+"""The demand benchmark replays every trace as the service dispatches it."""
+
+import json
+
+from bench import bench_demand
+from hub_service.dispatch import Dispatcher
+
+
+def _replay(tmp_path, *extra):
+    out = tmp_path / "out.json"
+    bench_demand.main(["--families", "sweeps", "--seeds", "1", "--days", "2", "--users", "4",
+                       "--policies", "fixed", "--json", str(out), *extra])
+    return json.loads(out.read_text())["sweeps/1"]
+
+
+def test_a_users_burst_waits_queued_as_the_services_dispatcher_holds_it(tmp_path, capsys):
+    held = _replay(tmp_path)
+    assert held["per_user"] == Dispatcher.class_traits()["per_user"].default_value == 2
+    # a sweep's runs beyond the user's two wait in the queue, which is where a kill can
+    # still re-size them ...
+    assert held["policies"]["vpa"]["wait_mean_s"] > 0
+    # ... and without the limit the whole sweep starts at once: nothing waits
+    free = _replay(tmp_path, "--per-user", "0")
+    assert free["per_user"] is None and free["policies"]["vpa"]["wait_mean_s"] == 0
+    assert held["jobs"] == free["jobs"]
+
+
+def test_runs_replayed_under_other_per_user_limits_do_not_merge(tmp_path, capsys):
+    entry = {"jobs": 3, "seconds": 1.0, "policies": {}}
+    for name, per_user in (("a.json", 2), ("b.json", None)):
+        (tmp_path / name).write_text(json.dumps({"sweeps/1": dict(entry, per_user=per_user)}))
+    try:
+        bench_demand.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    except SystemExit as exc:
+        assert "--per-user" in str(exc)
+    else:
+        raise AssertionError("runs of other --per-user limits merged")
