@@ -27,8 +27,10 @@ from traitlets.config import Application
 from . import __version__
 from .broker import Broker
 from .dispatch import Dispatcher
+from .environments import Environments
 from .executors.base import Executor
 from .executors.local import LocalExecutor
+from .gpus import Gpus
 from .handlers import routes
 from .handlers.pages import make_environment
 from .intake import Limits
@@ -40,6 +42,7 @@ from .planning import DemandPlanner
 from .schedules import Scheduler
 from .sizing import Sizing
 from .store import Store
+from .sweeps import Sweeps
 from .views import JobViews
 from .volumes import VolumeWorkspaces
 from .webhooks import Webhooks
@@ -86,8 +89,8 @@ class NotebookJobs(Application):
         "debug": ({"Application": {"log_level": 10}}, "Log at debug level."),
     }
 
-    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, Mailer, LocalExecutor, Scheduler,
-               VolumeWorkspaces]
+    classes = [Dispatcher, Sizing, JobManager, DemandPlanner, Webhooks, Mailer, LocalExecutor, Scheduler, Sweeps,
+               VolumeWorkspaces, Environments, Gpus]
 
     config_file = Unicode("notebook_jobs_config.py", help="Config file to load, if it exists.").tag(config=True)
 
@@ -243,9 +246,12 @@ class NotebookJobs(Application):
         self.mailer = Mailer(parent=self, log=self.log, service_prefix=prefix)
         self.mailer.warn_if_unlinked()
         broker = Broker()
+        environments = Environments(parent=self, log=self.log, runner_image=getattr(self.executor, "image", ""))
+        environments.default_environment  # (a default the admin does not list stops the start, saying so)
         self.jobs = JobManager(
             parent=self, log=self.log, store=self.store, artifacts=self.artifacts, executor=self.executor,
-            dispatcher=self.dispatcher, sizing=self.sizing, offload=self.offload, planner=self.planner,
+            environments=environments,
+            dispatcher=self.dispatcher, sizing=self.sizing, planner=self.planner,
             broker=broker, webhooks=Webhooks(parent=self, log=self.log), mailer=self.mailer,
         )
         self.views = JobViews(store=self.store, artifacts=self.artifacts, broker=broker, executor=self.executor,
@@ -255,8 +261,9 @@ class NotebookJobs(Application):
                                                volume_template=self.workspace_volume)
         else:
             self.workspaces = Workspaces(self.workspace_root, self.limits)
+        self.sweeps = Sweeps(parent=self, log=self.log, store=self.store, flow=self.jobs)
         self.scheduler = Scheduler(parent=self, log=self.log, store=self.store, artifacts=self.artifacts,
-                                   jobs=self.jobs, read_path=self.workspaces.read)
+                                   jobs=self.jobs, sweeps=self.sweeps, read_path=self.workspaces.read)
         self.hub_auth = self._hub_auth()
         settings = dict(
             jobs=self.views,
@@ -265,6 +272,7 @@ class NotebookJobs(Application):
             planner=self.planner,
             mailer=self.mailer,
             scheduler=self.scheduler,
+            sweeps=self.sweeps,
             service_config=self,
             service_prefix=prefix,
             hub_prefix=self.hub_prefix,

@@ -100,14 +100,22 @@ class Client:
             raise ClientError(f"{r.url} answered {r.status_code} but not with JSON: "
                               f"is {self.url} the service's URL?") from None
 
-    def submit(self, path: str, fields: dict, headers: Optional[dict] = None, dry_run: bool = False) -> dict:
-        """Upload a notebook, script or bundle as a new job (``dry_run``: the job it would be)."""
+    def submit(self, path: str, fields: dict, headers: Optional[dict] = None, dry_run: bool = False,
+               sweep: bool = False) -> dict:
+        """Upload a notebook, script or bundle as a new job (``dry_run``: the job it would be); ``sweep``: as a
+        sweep, whose ``parameters`` hold lists of values (the new sweep)."""
         with open(path, "rb") as f:
-            return self.json("POST", "jobs", files={"file": (os.path.basename(path), f)}, data=fields,
-                             headers=headers or {}, params={"dry_run": "1"} if dry_run else None)
+            return self.json("POST", "sweeps" if sweep else "jobs", files={"file": (os.path.basename(path), f)},
+                             data=fields, headers=headers or {}, params={"dry_run": "1"} if dry_run else None)
 
     def job(self, job_id: str) -> dict:
         return self.json("GET", f"jobs/{job_id}")
+
+    # -- sweeps ------------------------------------------------------------------------
+
+    def sweep_page(self, sweep_id: str) -> str:
+        """The sweep's page in a browser."""
+        return f"{self.url}sweeps/{sweep_id}"
 
     # -- schedules ---------------------------------------------------------------------
 

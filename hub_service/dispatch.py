@@ -33,6 +33,9 @@ class Capacity:
     max_running: int = 2
     per_user: int = 2
     starvation_seconds: float = 600.0
+    #: GPUs with room for one more job, where the backend hands them out by device (counted by
+    #: its inventory, under its sharing rule); None: ``gpu`` less what the running jobs hold
+    gpu_free: Optional[int] = None
 
 
 def demand(job) -> tuple:
@@ -46,7 +49,7 @@ def free_capacity(running: Iterable, cap: Capacity) -> tuple:
     running = list(running)
     cpu = cap.cpu - sum(demand(j)[0] for j in running)
     mem = cap.memory - sum(demand(j)[1] for j in running)
-    gpu = cap.gpu - sum(demand(j)[2] for j in running)
+    gpu = cap.gpu - sum(demand(j)[2] for j in running) if cap.gpu_free is None else cap.gpu_free
     return cpu, mem, gpu, cap.max_running - len(running)
 
 
@@ -62,9 +65,10 @@ def pick_next(queued: list, running: list, cap: Capacity, now: Optional[float] =
 
     def fits(job) -> bool:
         c, m, g = demand(job)
-        # a lone job always fits an empty machine: its allocation was clamped to the bounds
+        # a lone job always fits an empty machine: its allocation was clamped to the bounds (its
+        # GPUs were not: they must be there, or it would run on none, or on another job's)
         alone = not running
-        return per_user[job.user] < cap.per_user and (alone or (c <= cpu + 1e-9 and m <= mem and g <= gpu))
+        return per_user[job.user] < cap.per_user and g <= gpu and (alone or (c <= cpu + 1e-9 and m <= mem))
 
     oldest = queued[0]
     if now - oldest.created_ts > cap.starvation_seconds and per_user[oldest.user] < cap.per_user:
@@ -92,11 +96,15 @@ class Dispatcher(LoggingConfigurable):
     def _default_memory(self):
         return int(psutil.virtual_memory().total * 0.75)
 
-    max_running = Integer(help="Jobs that may run at once (default: the machine's cores).").tag(config=True)
+    max_running = Integer(
+        help="""Jobs that may run at once. Default: four per core of ``cpu``, so that the cpu budget, not
+        a count, decides: on 2 cores eight quarter-core jobs (the least the sizer allocates) run at once,
+        two jobs of a core each.""",
+    ).tag(config=True)
 
     @default("max_running")
     def _default_max_running(self):
-        return os.cpu_count() or 1
+        return max(1, int(4 * self.cpu))
 
     per_user = Integer(2, help="Jobs one user may have running at once; the rest wait queued.").tag(config=True)
 
@@ -108,10 +116,12 @@ class Dispatcher(LoggingConfigurable):
         """The capacity now; ``max_running`` lets the load forecast lower concurrency for the hour.
 
         ``backend`` is what the executor itself has (a swarm's ready nodes): it replaces this
-        machine's cpu and memory, which are not where such jobs run.
+        machine's cpu and memory, which are not where such jobs run, and ``gpus`` (the most one
+        job may ask) by all its GPUs, when it counts them.
         """
         limit = self.max_running if max_running is None else min(self.max_running, max_running)
         cpu, memory = (backend["cpu"], backend["memory"]) if backend else (self.cpu, self.memory)
+        gpus = backend.get("gpu", gpus) if backend else gpus
         return Capacity(cpu, memory, gpus, max(1, limit), self.per_user, self.starvation_seconds)
 
     def pick(self, queued: list, running: list, gpus: int = 0, max_running: Optional[int] = None):

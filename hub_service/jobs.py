@@ -11,6 +11,8 @@ one asyncio task that follows the executor and ends the job through
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import math
 import os
 import time
@@ -22,11 +24,11 @@ from traitlets.config import LoggingConfigurable
 
 from . import metrics
 from .broker import Broker
-from .dispatch import Dispatcher, pick_next
-from .executors.base import Executor, JobSpec, Outcome, Usage, parse_metric
+from .dispatch import Dispatcher, demand, pick_next
+from .environments import Environments
+from .executors.base import Executor, JobSpec, Outcome, Timeline, Usage, parse_metric
 from .intake import IntakeError
 from .mailer import Mailer
-from .offload import Offload
 from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, history_record
 from .request import JobRequest
@@ -34,8 +36,11 @@ from .runner import cell_words
 from .sizing import Sizing
 from .states import STOPPED, Reason, Status, reason_summary
 from .store import InvalidTransition, Job, Store, job_model, listed_model
-from .views import rendered
 from .webhooks import CallbackRefused, Webhooks
+
+#: a running job's metric reports are stored (one transaction) and streamed this often, or at this many
+METRIC_FLUSH_SECONDS = 0.25
+METRIC_BATCH = 500
 
 
 class JobManager(LoggingConfigurable):
@@ -46,22 +51,18 @@ class JobManager(LoggingConfigurable):
     executor = Instance(Executor)
     dispatcher = Instance(Dispatcher)
     sizing = Instance(Sizing)
-    #: the worker processes: renders (and, through ``sizing``, the demand model)
-    offload = Instance(Offload)
     broker = Instance(Broker, ())
     webhooks = Instance(Webhooks)
     #: the demand model's upkeep: this hour's load, early retraining (none: no load cap, no retraining)
     planner = Instance(DemandPlanner, allow_none=True)
     #: mail to a job's owner when it ends, as its notify asks (none: no mail)
     mailer = Instance(Mailer, allow_none=True)
+    #: the admin's environments, a job's chosen at plan
+    environments = Instance(Environments, ())
 
     @default("webhooks")
     def _default_webhooks(self):
         return Webhooks(parent=self, log=self.log)
-
-    @default("offload")
-    def _default_offload(self):
-        return Offload()  # (its processes start at the first call)
 
     webhook_secret = Unicode(
         help="""HMAC secret that signs webhook callbacks (empty: unsigned). Default: the
@@ -98,6 +99,10 @@ class JobManager(LoggingConfigurable):
         self._cancelling = {}
         #: per running job: metric points stored so far and the last value of each metric
         self._metrics = {}
+        #: per job not ended yet: when it reached each step (logged at debug level when it ends)
+        self._timelines = {}
+        #: jobs the backend gave back before they began (a node gone), queued again: once each
+        self._requeued = set()
 
     # -- submission -------------------------------------------------------------
 
@@ -107,17 +112,21 @@ class JobManager(LoggingConfigurable):
         if request.callback_url:
             await self.check_callback_url(request.callback_url)
         self.check_gpus(request.requested)
+        env = self.environments.choose(request.environment, request.requested.get("gpu", 0), request.requirements,
+                                       self.executor.runs_images)
+        requested = dict(env.resources, **request.requested)  # (the environment's defaults, under what was asked)
         from demand.features import notebook_features
 
         features = notebook_features(request.bundle.notebook, request.parameters)
         features["params"] = request.parameters
+        features["environment"] = env.name  # (its image's base memory differs from the others')
         # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
         history = await asyncio.to_thread(
             lambda: [history_record(j) for j in self.store.history(request.user, self.sizing.history_limit)])
         # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
-        sizing = await self.sizing.size(dict(features, user=request.user, requested=request.requested), history,
+        sizing = await self.sizing.size(dict(features, user=request.user, requested=requested), history,
                                         request.retry_of, cpu_share=self._load("cpu_per_job"))
-        return dict(request.row(), features=features, predicted=sizing["predicted"],
+        return dict(request.row(), environment=env.name, features=features, predicted=sizing["predicted"],
                     allocated=dict(sizing["allocated"], basis=sizing["basis"]), used={})
 
     async def check_callback_url(self, url: str) -> None:
@@ -134,7 +143,8 @@ class JobManager(LoggingConfigurable):
         if gpus and gpus > self.executor.gpu_count():
             raise IntakeError(
                 f"{gpus} GPU(s) requested, but this Hub's {self.executor.name} backend has "
-                f"{self.executor.gpu_count()}", 422, "unsatisfiable", field="/resources/gpu",
+                f"{self.executor.gpu_count()}{self.executor.gpu_where()}", 422, "unsatisfiable",
+                field="/resources/gpu",
             )
 
     async def submit(self, request: JobRequest, *, idempotency_key: Optional[str] = None,
@@ -144,14 +154,34 @@ class JobManager(LoggingConfigurable):
         ``job_id`` is the id a schedule's fire promised (a job id can be made once, so a
         fire never makes two jobs).
         """
+        timeline = Timeline()
+        timeline.mark("submitted")
         planned = await self.plan(request)
+        timeline.mark("sized")
         sha = self.artifacts.store_input(request.bundle)
         job = self.store.create_job(id=job_id, input_hash=sha, idempotency_key=idempotency_key, **planned)
+        timeline.mark("queued")
+        self._timelines[job.id] = timeline
         self.log.info("job %s queued for %s (%s)", job.id, request.user, job.name)
         metrics.JOBS_SUBMITTED.labels(request.bundle.kind).inc()
         self._publish(job)
         self.wake()
         return job
+
+    async def submit_all(self, requests: list, *, job_id: Optional[str] = None, **sweep) -> tuple:
+        """Size each of ``requests`` (the runs of one sweep: one notebook, many parameters) and queue them
+        with the sweep (``sweep``: its row) in one transaction: ``(sweep, jobs)``, all or nothing
+        (DuplicateSweep for a repeated key). ``job_id``: the first run's, as a schedule's fire promised it."""
+        planned = [await self.plan(request) for request in requests]
+        planned[0]["id"] = job_id
+        sha = self.artifacts.store_input(requests[0].bundle)
+        made, jobs = self.store.create_sweep([dict(row, input_hash=sha) for row in planned], **sweep)
+        self.log.info("sweep %s of %d runs queued for %s (%s)", made.id, len(jobs), made.user, made.name)
+        metrics.JOBS_SUBMITTED.labels(requests[0].bundle.kind).inc(len(jobs))
+        for job in jobs:
+            self._publish(job)
+        self.wake()
+        return made, jobs
 
     def fail_unrunnable(self, row: dict, message: str, *, job_id: Optional[str] = None) -> Job:
         """A job that fails at intake (reason ``invalid_input``) without running: a scheduled run whose
@@ -238,19 +268,26 @@ class JobManager(LoggingConfigurable):
         started = []
         cap = self.dispatcher.capacity(self.executor.gpu_count(), self._load("max_concurrent"),
                                        backend=self.executor.capacity())
+        gpus = self.executor.gpu_inventory()
         while True:
             # Only what the choice reads, and the queue only when a slot is free: this runs
             # on the event loop at every submit, and a burst queues hundreds of jobs.
             running = self.store.dispatch_view(Status.RUNNING.value)
             if len(running) >= cap.max_running:
                 return started
+            if gpus is not None:  # GPUs by device: which have room is the running jobs' devices' to say
+                cap = dataclasses.replace(cap, gpu_free=gpus.free(running))
             job = pick_next(self.store.dispatch_view(Status.QUEUED.value), running, cap)
             if job is None:
                 return started
+            claim = {"backend": self.executor.name}
+            if gpus is not None and demand(job)[2]:  # its devices, stored before its container is made
+                claim["allocated"] = dict(job.allocated, gpu_devices=gpus.assign(running, demand(job)[2]))
             try:  # the claim: one conditional UPDATE … WHERE status = 'queued', so exactly one pass wins it
-                job = self.store.transition(job.id, Status.RUNNING.value, backend=self.executor.name)
+                job = self.store.transition(job.id, Status.RUNNING.value, **claim)
             except InvalidTransition:
                 continue  # cancelled meanwhile, or started by another pass on the same database
+            self._timelines.setdefault(job.id, Timeline()).mark("dispatched")
             self._publish(job)
             metrics.record_start(job)
             self._tasks[job.id] = asyncio.ensure_future(self._run(job))
@@ -262,7 +299,9 @@ class JobManager(LoggingConfigurable):
         a = job.allocated
         return JobSpec(
             job_id=job.id, workdir=self.artifacts.job_dir(job.id), user=job.user, parameters=job.parameters,
-            cpu=a["cpu"], memory=a["memory"], gpu=a.get("gpu", 0), timeout=a["timeout"],
+            cpu=a["cpu"], memory=a["memory"], gpu=a.get("gpu", 0), gpu_devices=a.get("gpu_devices", []),
+            timeout=a["timeout"], image=self.environments.image(job.environment),
+            requirements=tuple((job.build or {}).get("requirements", ())),
         )
 
     async def _run(self, job: Job, reattach: bool = False) -> None:
@@ -272,10 +311,13 @@ class JobManager(LoggingConfigurable):
                 self.artifacts.log_path(job.id).unlink(missing_ok=True)
             else:
                 self.artifacts.prepare(job.id, job.input_hash, job.parameters)
+            timeline = self._timelines.setdefault(job.id, Timeline())
+            timeline.mark("prepared")
             log = JobLog(self.artifacts.log_path(job.id))  # capped by the executor (log_limit)
             self.store.clear_metrics(job.id)  # a run (or a replay of its output) reports them all anew
             self._metrics[job.id] = {"points": 0, "last": {}}
             spec = self.spec_for(job)
+            spec.timeline = timeline
             on_event = lambda event: self._on_event(job.id, event)  # noqa: E731
             on_log = lambda text: self._on_log(job.id, log, text)  # noqa: E731
             if reattach:
@@ -291,6 +333,13 @@ class JobManager(LoggingConfigurable):
             if log is not None:
                 log.close()
             self._tasks.pop(job.id, None)
+        if outcome.requeue and job.id not in self._requeued:
+            self._requeued.add(job.id)
+            self.log.warning("job %s: %s; queued again (once)", job.id, outcome.message)
+            self.store.transition(job.id, Status.QUEUED.value)
+            self._publish(self.store.get(job.id))
+            self.wake()
+            return
         self.finish(job.id, outcome)
 
     def _on_event(self, job_id: str, event: dict) -> None:
@@ -307,6 +356,11 @@ class JobManager(LoggingConfigurable):
         if kind == "metric":
             self._on_metric(job_id, event)
             return
+        if kind == "build":  # its environment's build: kept on the job, whose progress says "building environment"
+            self.store.update(job_id, build=event["build"])
+            self._publish(self.store.get(job_id))
+            return
+        self._mark_runner_step(job_id, event)
         track = self._cells.setdefault(job_id, {"done": 0, "total": None, "at": None, "last": None})
         if kind == "started":
             track.update(done=0, total=event.get("cells_total"), at=None, last=None)
@@ -327,8 +381,23 @@ class JobManager(LoggingConfigurable):
                 self.store.update(job_id, cells_done=track["done"])
         self.broker.publish(job_id, event)
 
+    def _mark_runner_step(self, job_id: str, event: dict) -> None:
+        """Put the runner's own steps on the job's timeline: its start (papermill loaded, the notebook read),
+        its kernel up (the first cell starts), the cells run, the output written."""
+        timeline, kind = self._timelines.get(job_id), event.get("event")
+        if timeline is None:
+            return
+        if kind == "started":
+            timeline.mark_wall("runner_started", event.get("time"))
+        elif kind in ("cell_started", "cell_finished"):
+            first = kind == "cell_started" and timeline.marks[-1][0] == "runner_started"
+            timeline.mark_wall("kernel_ready" if first else "executed", event.get("time"))
+        elif kind == "finished":
+            timeline.mark_wall("output_written", event.get("time"))
+
     def _on_metric(self, job_id: str, event: dict) -> None:
-        """Store a report of the running notebook and stream it (``metric``: its step, values and time)."""
+        """Take a report of the running notebook (``metric``: its step, values and time): stored and
+        streamed with the others of the next ``METRIC_FLUSH_SECONDS`` (:meth:`_flush_metrics`)."""
         report = parse_metric(event)
         if report is None:
             self.log.warning("job %s: a metric event not well-formed, ignored: %.200r", job_id, event)
@@ -350,8 +419,27 @@ class JobManager(LoggingConfigurable):
         at = event.get("time")
         if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
             at = time.time()
-        self.store.add_metrics(job_id, step, values, at, dict(state["last"]))
-        self.broker.publish(job_id, {"event": "metric", "step": step, "values": values, "time": at})
+        pending = state.setdefault("pending", [])
+        pending.append((step, values, at))
+        if len(pending) >= METRIC_BATCH:
+            self._flush_metrics(job_id)
+        elif state.get("flush") is None:
+            state["flush"] = asyncio.get_running_loop().call_later(METRIC_FLUSH_SECONDS, self._flush_metrics, job_id)
+
+    def _flush_metrics(self, job_id: str) -> None:
+        """Store the reports taken since the last flush in one transaction, then stream them: a notebook
+        reporting thousands a second costs a commit a batch, not one a report. Stored before streamed, so a
+        page that reads ``…/metrics`` once its stream is up misses no point (one it reads twice has one step)."""
+        state = self._metrics.get(job_id) or {}
+        if state.get("flush") is not None:
+            state["flush"].cancel()
+            state["flush"] = None
+        pending, state["pending"] = state.get("pending") or [], []
+        if not pending:
+            return
+        self.store.add_metrics(job_id, pending, dict(state["last"]))
+        for step, values, at in pending:
+            self.broker.publish(job_id, {"event": "metric", "step": step, "values": values, "time": at})
 
     def _on_log(self, job_id: str, log: JobLog, text: str) -> None:
         if not text.endswith("\n"):  # backends hand over lines with or without their newline
@@ -367,6 +455,7 @@ class JobManager(LoggingConfigurable):
         a cell error names its cell. The log's last line says how the job ended, in words.
         """
         track = self._cells.pop(job_id, None) or {}
+        self._flush_metrics(job_id)  # (its last reports, before it ends)
         self._metrics.pop(job_id, None)
         cancelled_by, who = self._cancelling.pop(job_id, (None, None))
         used = outcome.used.to_dict() if isinstance(outcome.used, Usage) else dict(outcome.used or {})
@@ -426,22 +515,30 @@ class JobManager(LoggingConfigurable):
         self.broker.publish(job.id, {"event": "log", "text": text})
 
     def _ended(self, job: Job) -> None:
-        """After a job's one ending: tell listeners, render, call back, dispatch more."""
+        """After a job's one ending: tell listeners, call back, dispatch more.
+
+        Nothing is rendered here: a render is made when it is first asked for (``JobViews.output``),
+        so neither the ending, its webhook and mail, nor the next jobs wait or share the cores with
+        renders nobody may read.
+        """
+        timeline = self._timelines.pop(job.id, None) or Timeline()
+        timeline.mark("ended")
         metrics.record_end(job)
         self._publish(job)
         self.wake()
-        if job.status == Status.SUCCEEDED:
-            for fmt in job.output_formats:
-                if fmt != "ipynb":
-                    self._spawn(self._render_quietly(job.id, fmt))
+        after = {}
         if job.callback_url:
-            self._spawn(self.webhooks.deliver(job.callback_url, job_model(job), self.webhook_secret))
+            after["webhook"] = self._spawn(self.webhooks.deliver(job.callback_url, job_model(job),
+                                                                 self.webhook_secret))
         if self.mailer is not None and self.mailer.wants(job):
-            self._spawn(self.mailer.job_ended(job, find_schedule=self.store.get_schedule))
+            after["mail"] = self._spawn(self.mailer.job_ended(job, find_schedule=self.store.get_schedule))
+        self._spawn(self._log_timeline(job.id, timeline, after))
         if job.status == Status.SUCCEEDED and self.planner is not None:
             self.planner.job_succeeded()
         if job.error_reason == Reason.OOM_KILLED and self.planner is not None:
             self._spawn(self._resize_siblings(job))
+        if job.status == Status.SUCCEEDED and job.sweep_id and self.planner is not None:
+            self._spawn(self._resize_sweep(job))
 
     async def _resize_siblings(self, killed: Job) -> None:
         """An OOM kill proved a burst's first guess short: raise the killed job's siblings still
@@ -454,17 +551,43 @@ class JobManager(LoggingConfigurable):
         except Exception:
             self.log.exception("job %s: re-sizing its queued siblings failed", killed.id)
 
-    async def _render_quietly(self, job_id: str, fmt: str) -> None:
-        """Make a render a job's ``output_formats`` asked for as soon as it succeeded."""
+    async def _resize_sweep(self, done: Job) -> None:
+        """A sweep's runs are all sized at once, before any of them ends. When its 1st, 2nd, 4th, 8th…
+        run succeeds, size the runs still queued again, on the history as it is now: the demand model
+        learns the sweep from its first runs (a few passes, not one per run)."""
         try:
-            await rendered(self.artifacts, self.offload, job_id, fmt)
+            runs = (await asyncio.to_thread(self.store.sweep_jobs, [done.sweep_id])).get(done.sweep_id, [])
+            succeeded = sum(j.status == Status.SUCCEEDED.value for j in runs)
+            queued = [j for j in runs if j.status == Status.QUEUED.value]
+            if not queued or succeeded & (succeeded - 1):  # (not a power of two)
+                return
+            defaults = {e.name: e.resources for e in self.environments.all}
+            sizings = await self.planner.resize_queued(
+                done.user, [(j, dict(defaults.get(j.environment) or {}, **(j.requested or {}))) for j in queued],
+                cpu_share=self._load("cpu_per_job"))
+            for job_id, s in sizings.items():
+                predicted = dict(s["predicted"], resized_after_runs=succeeded)  # (what the job page can tell)
+                if self.store.resize_queued(job_id, predicted, dict(s["allocated"], basis=s["basis"])):
+                    self.log.info("job %s: re-sized after %d run(s) of its sweep %s succeeded",
+                                  job_id, succeeded, done.sweep_id)
         except Exception:
-            self.log.exception("job %s: rendering %s failed", job_id, fmt)
+            self.log.exception("job %s: re-sizing the queued runs of its sweep failed", done.id)
 
-    def _spawn(self, coro) -> None:
+    async def _log_timeline(self, job_id: str, timeline: Timeline, after: dict) -> None:
+        """Log where the job's time went (seconds per step), once what follows its ending is done too
+        (``after``: its tasks by name, each timed from the ending)."""
+        ended, took = time.monotonic(), {}
+        for name, task in after.items():
+            task.add_done_callback(lambda _, name=name: took.setdefault(name, round(time.monotonic() - ended, 4)))
+        if after:
+            await asyncio.wait(after.values())
+        self.log.debug("job %s timeline: %s", job_id, json.dumps(dict(timeline.phases(), after_end=took)))
+
+    def _spawn(self, coro) -> asyncio.Future:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def _publish(self, job: Job) -> None:
         self.broker.publish(job.id, {"event": "status", "job": listed_model(job)})

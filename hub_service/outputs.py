@@ -5,6 +5,7 @@ Layout under the service's data directory::
     inputs/<sha256>/input.ipynb, files/...   submitted content, stored once per hash
     jobs/<job id>/                           the work directory an executor runs in
         input.ipynb  parameters.json  files/  output.ipynb  output.html  output.md  job.log
+        metrics.json                          what the notebook reported (the runner writes it, beside output.ipynb)
 """
 
 from __future__ import annotations

@@ -92,6 +92,16 @@ class DemandPlanner(LoggingConfigurable):
             [dict(history_record(j), id=j.id, requested=dict(j.requested or {})) for j in sibs], history)
         return {j.id: s for j, s in zip(sibs, sizings)}
 
+    async def resize_queued(self, user: str, queued: list, cpu_share=None) -> dict:
+        """New sizings ``{job id: sizing}`` for queued jobs of ``user``, each given with what it
+        asks for (``[(job, requested)]``), sized as each would be if it were submitted now: on
+        the user's history as it is now (a sweep's runs, once some of them have ended)."""
+        history = await asyncio.to_thread(
+            lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
+        return {job.id: await self.sizing.size(dict(job.features or {}, user=user, requested=requested), history,
+                                               cpu_share=cpu_share)
+                for job, requested in queued}
+
     async def load_loop(self) -> None:
         """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""
         while self.load_interval > 0:

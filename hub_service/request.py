@@ -42,11 +42,15 @@ from .intake import (
     pointer,
     read_submission,
 )
+from .requirements import requirements_of, with_requirements
 from .states import OUTPUT_FORMATS, Reason
 
 #: the fields of a submission that say what to run (JSON: exactly one of notebook, path, code;
-#: multipart: file, and entry inside a .zip)
-SOURCE_KEYS = ("notebook", "path", "code", "file", "entry")
+#: multipart: file, and entry inside a .zip; requirements: the packages it brings, kept with it as its
+#: requirements.txt)
+SOURCE_KEYS = ("notebook", "path", "code", "file", "entry", "requirements")
+#: the fields of a sweep's submission that say its runs' parameters (lists of values, or the combinations)
+SWEEP_KEYS = ("parameters", "runs")
 #: what a rerun's body may change
 RERUN_KEYS = ("parameters", "resources", "timeout")
 
@@ -64,10 +68,13 @@ class JobRequest:
     output_formats: list = field(default_factory=lambda: list(OUTPUT_FORMATS))
     callback_url: Optional[str] = None
     notify: str = "never"
+    #: the admin's environment it runs in (None: the admin's default, named by the flow's plan)
+    environment: Optional[str] = None
     # where it came from
     path: Optional[str] = None  # the workspace file it was read from
     schedule_id: Optional[str] = None
     rerun_of: Optional[str] = None
+    sweep_id: Optional[str] = None  # the sweep it is a run of (a rerun of a run stays in its sweep)
     #: the killed run a rerun retries (its used, reason, allocated): the sizer gives it more of what ran out
     retry_of: Optional[dict] = None
 
@@ -75,10 +82,18 @@ class JobRequest:
         """The user's choices, by name."""
         return {name: getattr(self, name) for name in CHOICES}
 
+    @property
+    def requirements(self) -> tuple:
+        """The packages the bundle brings (its requirements.txt, checked, in normal form); () for none."""
+        return requirements_of(self.bundle.files)
+
     def row(self) -> dict:
-        """What a job keeps of its request (its sizing is added by the flow)."""
+        """What a job keeps of its request (its sizing is added by the flow; ``build``, the record of its
+        environment's build, starts as the requirements it brings)."""
+        build = {"requirements": list(self.requirements)} if self.requirements else None
         return dict(self.choices(), user=self.user, input_kind=self.bundle.kind, input_name=self.bundle.name,
-                    path=self.path, schedule_id=self.schedule_id, rerun_of=self.rerun_of)
+                    path=self.path, schedule_id=self.schedule_id, rerun_of=self.rerun_of, sweep_id=self.sweep_id,
+                    build=build)
 
     def same_as(self, job) -> bool:
         """Whether a stored job was made from this very request: the test a repeated Idempotency-Key must pass.
@@ -88,7 +103,8 @@ class JobRequest:
         again with the same parameters and limits is the same request.
         """
         return (job.input_hash == self.bundle.sha256 and job.path == self.path
-                and all(getattr(job, name) == value for name, value in self.choices().items()))
+                and all(getattr(job, name) == value for name, value in self.choices().items()
+                        if not (name == "environment" and value is None)))  # (the default, named at submit)
 
     def retry_words(self) -> Optional[dict]:
         """The run this retries, as :func:`~hub_service.explain.sizing_words` takes it (None: no retry)."""
@@ -107,7 +123,7 @@ class JobRequest:
     def again(cls, job, bundle: Bundle) -> "JobRequest":
         """``job`` once more, as it was asked for (``bundle``: its stored input); a rerun of it."""
         return cls(user=job.user, bundle=bundle, path=job.path, schedule_id=job.schedule_id, rerun_of=job.id,
-                   retry_of=retry_of(job), **choices_of(job))
+                   sweep_id=job.sweep_id, retry_of=retry_of(job), **choices_of(job))
 
 
 def retry_of(job) -> Optional[dict]:
@@ -154,6 +170,17 @@ def _name(form: dict, current: str) -> str:
     return check_name(form.get("name"), current)
 
 
+def _environment(form: dict, current: Optional[str]) -> Optional[str]:
+    """The environment's name (whether the admin offers it is the flow's check, at plan); empty: the default."""
+    value = form.get("environment")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise IntakeError("environment must be the name of one of the Hub's environments (GET /environments)",
+                          field="/environment")
+    return value
+
+
 def _requested(form: dict, current: dict) -> dict:
     """``resources`` replaces what was asked but the time limit; ``timeout`` replaces (or, empty, drops) that."""
     requested = dict(current)
@@ -176,6 +203,7 @@ READERS = {
     "output_formats": (("output_formats",), lambda form, current: parse_output_formats(form.get("output_formats"))),
     "callback_url": (("callback_url",), lambda form, current: check_callback_url(form.get("callback_url"))),
     "notify": (("notify",), lambda form, current: check_notify(form.get("notify"))),
+    "environment": (("environment",), _environment),
 }
 #: the user's choices of a job (see the module's docstring)
 CHOICES = tuple(READERS)
@@ -204,12 +232,14 @@ def refuse_unknown(form: dict, known, says: str) -> None:
 
 
 def parse_submission(content_type: str, body: bytes, headers, user: str, limits: Limits,
-                     read_path: Callable[[str, str], Bundle], parsed=None) -> tuple:
+                     read_path: Callable[[str, str], Bundle], parsed=None, sweep: bool = False) -> tuple:
     """``(form, request)`` of a submission's body (multipart or JSON); IntakeError says what is wrong and where.
 
     ``read_path(user, path)`` reads a workspace file (:meth:`Workspaces.read`). Shared by
     ``POST /jobs`` and ``POST /schedules``, which takes the same body (and has read a JSON
-    one already: ``parsed``, so that it is not parsed twice). Blocking: call it in a thread.
+    one already: ``parsed``, so that it is not parsed twice), and ``POST /sweeps`` (``sweep``:
+    the form's ``parameters`` and ``runs`` are lists of values, left in the form for
+    :mod:`~hub_service.sweeps` to expand; the request has none). Blocking: call it in a thread.
     """
     if content_type.startswith("multipart/form-data"):
         args, files = {}, {}
@@ -218,6 +248,8 @@ def parse_submission(content_type: str, body: bytes, headers, user: str, limits:
         except httputil.HTTPInputError as e:  # no boundary, a part without a name, undecodable headers
             raise IntakeError(f"malformed multipart/form-data body: {e}") from None
         form = {k: v[0].decode("utf-8", "replace") for k, v in args.items()}
+        if "requirements" in files:  # (sent as a file beside the notebook)
+            form["requirements"] = files["requirements"][0].body.decode("utf-8", "replace")
         if "file" not in files:
             raise IntakeError("multipart upload needs a 'file' part (.ipynb, .py or .zip)", field="/file")
         upload = files["file"][0]
@@ -231,7 +263,10 @@ def parse_submission(content_type: str, body: bytes, headers, user: str, limits:
         bundle = _json_source(form, user, read_path)
     else:
         raise IntakeError(f"unsupported Content-Type {content_type!r}: use multipart/form-data or JSON", 415)
-    choices = read_choices(form, {"name": bundle.name, "requested": {}})
+    bundle = dataclasses.replace(bundle, files=with_requirements(bundle.files, form.get("requirements")))
+    requirements_of(bundle.files)  # (a .zip's own, checked here too: a 400 at /requirements naming the line)
+    own = {k: v for k, v in form.items() if k not in SWEEP_KEYS} if sweep else form
+    choices = read_choices(own, {"name": bundle.name, "requested": {}})
     choices["parameters"] = check_parameters(bundle.notebook, choices["parameters"], limits.max_parameters_size)
     path = form.get("path") if isinstance(form.get("path"), str) else None
     return form, JobRequest(user=user, bundle=bundle, path=path, **choices)

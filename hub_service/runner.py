@@ -21,7 +21,10 @@ each such line into one "metric" event, checked here (finite numbers only, at mo
 :data:`MAX_METRICS` names; one warning in the log for what it refuses) and capped per job:
 past :data:`MAX_METRIC_POINTS` it keeps only each metric's last value and sends those when
 the run ends. Reports are read from the kernel's output rather than a channel of their own
-because the kernel cannot reach the events' fd (see make_undumpable).
+because the kernel cannot reach the events' fd (see make_undumpable). When the run ends, what
+was reported is also written beside the output notebook as :data:`METRICS_FILE` (each
+metric's final value and series): it is made where the notebook is, by the process that read
+the reports, so it travels with the output however the job ran.
 
 Exit codes: 0 succeeded, 1 a cell raised, 2 bad input or papermill failure.
 
@@ -99,6 +102,8 @@ def emit(event, **fields):
 PROGRESS_MARK = "PROGRESS: "
 #: metric points a job may send while it runs; past it, only each metric's last value (at the end)
 MAX_METRIC_POINTS = 10000
+#: the file of a run's metrics, beside its output notebook
+METRICS_FILE = "metrics.json"
 #: how long a metric's name may be: what a series is called in the API and on a page
 MAX_METRIC_NAME = 100
 #: how many metrics a job may have (their last values are on the job, in every listing of it)
@@ -140,7 +145,10 @@ def report(step=None, **values):
     fields = dict(values)
     if step is not None:
         fields["step"] = step
-    print("PROGRESS: " + json.dumps(fields, default=_number), file=sys.stdout, flush=True)
+    # not flushed: the kernel sends what was printed in the last 0.2 s as one message. Flushed, each
+    # report was a message of its own, and a few thousand a second overflowed the kernel's output
+    # queue: the rest was lost, the cell's end too, and the run failed waiting for it
+    print("PROGRESS: " + json.dumps(fields, default=_number), file=sys.stdout)
 '''
 
 
@@ -209,6 +217,9 @@ class MetricReader:
         self.steps = {}  # name -> the last step it was reported at
         self.held = {}  # past the limit: name -> (step, value), the last of each, sent at the end
         self.warned = False
+        self.series = {}  # name -> {step: value}: what was sent, for METRICS_FILE
+        self.last = {}  # name -> the value it was last reported with
+        self.capped = False
 
     def write(self, text):
         self.log.write(text)
@@ -246,12 +257,19 @@ class MetricReader:
             self.steps[name] = step
         if self.held or self.sent + len(values) > self.limit:
             if not self.held:
+                self.capped = True
                 print(f"runner: metrics: more than {self.limit} points reported; from here on only each "
                       "metric's last value is kept, and sent when the run ends", file=self.log, flush=True)
             self.held.update((name, (step, value)) for name, value in values.items())
             return
         self.sent += len(values)
+        self.keep(step, values)
         emit("metric", step=step, values=values)
+
+    def keep(self, step, values):
+        for name, value in values.items():
+            self.series.setdefault(name, {})[step] = value
+            self.last[name] = value
 
     def warn(self, refused):
         """Say once, in the job's log, that reports were refused (and why, for the first)."""
@@ -261,8 +279,9 @@ class MetricReader:
         print("runner: metrics: refused " + "; ".join(refused) + " (further refusals are not logged)",
               file=self.log, flush=True)
 
-    def close(self):
-        """The run is over: read a last line left without its newline, then send the values held past the limit."""
+    def close(self, output=None):
+        """The run is over: read a last line left without its newline, send the values held past the
+        limit, and write what was reported beside the ``output`` notebook (when there were reports)."""
         if self.partial:
             self.line(self.partial)
             self.partial = ""
@@ -270,8 +289,23 @@ class MetricReader:
         for name, (step, value) in self.held.items():
             by_step.setdefault(step, {})[name] = value
         for step in sorted(by_step):
+            self.keep(step, by_step[step])
             emit("metric", step=step, values=by_step[step])
         self.held = {}
+        if output and self.series:
+            self.save(os.path.join(os.path.dirname(os.path.abspath(output)), METRICS_FILE))
+
+    def save(self, path):
+        """``{"final": {name: value}, "points": n, "capped": bool, "series": [{name, points: [{step, value}]}]}``
+        (``final`` and ``series`` as GET …/metrics has them); a file not written costs the job only that file."""
+        series = [{"name": name, "points": [{"step": step, "value": value} for step, value in sorted(points.items())]}
+                  for name, points in sorted(self.series.items())]
+        summary = {"final": self.last, "points": self.sent, "capped": self.capped, "series": series}
+        try:
+            with open(path, "w") as f:
+                json.dump(summary, f)
+        except OSError as e:
+            print(f"runner: metrics: {METRICS_FILE} not written: {e}", file=self.log, flush=True)
 
 
 def user_cell_index(nb, index):
@@ -313,14 +347,46 @@ def ipc_kernel_manager_class():
     (mkdtemp's) are reachable by this job's uid alone.
     """
     import tempfile
+    from queue import Empty
 
+    from jupyter_client.asynchronous import AsyncKernelClient
     from jupyter_client.manager import AsyncKernelManager  # nbclient's own kernel manager class
+
+    class ReadyClient(AsyncKernelClient):
+        """Ready when the kernel has answered kernel_info and IOPub has carried that request's idle status.
+
+        jupyter_client's own wait ends by reading IOPub until it has been quiet for 0.2 s: a
+        fixed 0.2 s on every run, warm kernel or not. The idle status of our own request is
+        the last message there is to wait for, so it ends the wait instead.
+        """
+
+        async def wait_for_ready(self, timeout=None):
+            deadline = time.monotonic() + (3600.0 if timeout is None else timeout)
+            while time.monotonic() < deadline:
+                msg_id = self.kernel_info()
+                try:
+                    reply = await self._async_recv_reply(msg_id, timeout=1)
+                except TimeoutError:
+                    if not await self._async_is_alive():
+                        raise RuntimeError("Kernel died before replying to kernel_info") from None
+                    continue
+                self._handle_kernel_info_reply(reply)
+                while time.monotonic() < deadline:  # (nothing in 0.2 s: IOPub not connected yet; ask again)
+                    try:
+                        msg = await self.iopub_channel.get_msg(timeout=0.2)
+                    except Empty:
+                        break
+                    if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                            and msg["content"].get("execution_state") == "idle"):
+                        return
+            raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.transport = "ipc"
             self.ip = os.path.join(tempfile.mkdtemp(prefix="kernel-"), "ipc")
+            self.client_factory = ReadyClient
 
     return IPCKernelManager
 
@@ -372,6 +438,9 @@ def make_engine():
     return EventEngine
 
 
+#: seconds the output of a cell that has ended may still take to be read (nbclient's 4 s is short
+#: for a cell that printed a flood of reports); past it papermill fails the run
+IOPUB_TIMEOUT = 60
 JOB_KEYS = ("input", "output", "parameters", "cwd", "kernel")
 DEFAULT_WARM_KERNEL = "python3"
 
@@ -395,7 +464,7 @@ def main(argv=None):
             return warm_main(args)
         if not args.input or not args.output:
             parser.error("--input and --output are required (unless --warm)")
-        return run_job(args)
+        leave(run_job(args))
     finally:
         remove_helper()
 
@@ -426,13 +495,15 @@ def run_job(args, km=None):
             cwd=args.cwd,
             km=km,
             kernel_manager_class=ipc_kernel_manager_class(),
+            shutdown_kernel="immediate",  # the output is written: the kernel has nothing left to save
             progress_bar=False,
+            iopub_timeout=IOPUB_TIMEOUT,
             stdout_file=reader,
             stderr_file=sys.stderr,
         )
-        reader.close()
+        reader.close(args.output)
     except PapermillExecutionError as e:
-        reader.close()
+        reader.close(args.output)
         print(e, file=sys.stderr)  # the traceback: papermill puts it in the output notebook only
         message = f"{e.ename}: {e.evalue}"
         # error.cell is an index into the submitted notebook, markdown cells included; a
@@ -443,7 +514,7 @@ def run_job(args, km=None):
         emit("finished", status="failed", error={"reason": "cell_error", "message": message, "cell": engine.failed_cell})
         return 1
     except Exception as e:  # papermill/kernel trouble: not the user's cell
-        reader.close()
+        reader.close(args.output)
         emit("finished", status="failed", error={"reason": "infrastructure", "message": f"{type(e).__name__}: {e}"})
         print(f"runner: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
@@ -555,8 +626,16 @@ def warm_main(args):
         if km is not None:
             _shutdown(km)
         raise
-    # The job is over and its output written: leave at once. Killing the kernel is what
-    # shutdown_kernel(now=True) does too, without waiting for it; the container ends with us.
+    leave(code, km)
+
+
+def leave(code, km=None):
+    """The job is over and its output written: exit at once with ``code``.
+
+    Killing the kernel is what shutdown_kernel(now=True) does too, without waiting for it;
+    the interpreter's teardown (zmq's, papermill's) is skipped, nobody waits for it; the
+    container ends with us.
+    """
     pid = getattr(km.provisioner, "pid", None) if km is not None else None
     if pid:
         try:

@@ -308,6 +308,7 @@ def schedule_model(schedule: Schedule, runs: list, url: str) -> dict:
         "overlap": schedule.overlap,
         "missed": schedule.missed,
         "paused": bool(schedule.paused),
+        "sweep": bool(schedule.sweep),
         "source": {"kind": schedule.source_kind, "path": schedule.path, "input_name": schedule.input_name,
                    "sha256": schedule.input_hash},
         **{name: getattr(schedule, name) for name in CHOICES if name != "requested"},  # the user's choices
@@ -336,6 +337,7 @@ class Scheduler(LoggingConfigurable):
     store = Instance(Store)
     artifacts = Instance(Artifacts)
     jobs = Any(help="The JobManager that makes the jobs.")
+    sweeps = Any(None, allow_none=True, help="The Sweeps that make the sweeps of a schedule with sweep: true.")
     #: ``read_path(user, path) -> Bundle``: a notebook from the user's workspace (raises WorkspaceFileMissing;
     #: :meth:`Workspaces.read`)
     read_path = Any()
@@ -434,15 +436,21 @@ class Scheduler(LoggingConfigurable):
             raise self._too_many(user)
 
     async def create(self, form: dict, request: JobRequest) -> Schedule:
-        """A schedule that runs ``request`` (as POST /jobs reads it from ``form``) at the timing ``form`` gives."""
-        refuse_unknown(form, SUBMIT_FIELDS + SCHEDULE_FIELDS,
-                       f"a schedule takes {', '.join(SCHEDULE_FIELDS + SUBMIT_FIELDS)}")
+        """A schedule that runs ``request`` (as POST /jobs reads it from ``form``) at the timing ``form`` gives;
+        with ``"sweep": true``, each fire is a sweep of its parameters' lists (as POST /sweeps reads them)."""
+        refuse_unknown(form, SUBMIT_FIELDS + SCHEDULE_FIELDS + ("sweep",),
+                       f"a schedule takes {', '.join(SCHEDULE_FIELDS + SUBMIT_FIELDS)}, sweep")
         timing = self.check_timing(form)
+        sweep = check_bool(form.get("sweep"), "sweep")
         self._check_limit(request.user)
-        await self.jobs.plan(request)  # everything a submit would refuse, refused now
+        runs = [request]
+        if sweep:
+            grid, runs = await asyncio.to_thread(self.sweeps.expand, {"parameters": form.get("parameters")}, request)
+            request = request.replace(parameters=grid["parameters"])
+        await self.jobs.plan(runs[0])  # everything a submit would refuse, refused now
         source = dict(source_kind="path", path=request.path, input_hash=None) if request.path else dict(
             source_kind="snapshot", path=None, input_hash=self.artifacts.store_input(request.bundle))
-        return self._insert(request, timing, source)
+        return self._insert(request, timing, dict(source, sweep=sweep))
 
     async def create_from_job(self, user: str, form: dict, job) -> Schedule:
         """A schedule that runs what ``job`` ran (its path, else its stored input); ``form`` overrides its choices."""
@@ -489,9 +497,13 @@ class Scheduler(LoggingConfigurable):
         changes = dict(timing, **read_choices(form, choices_of(schedule), only_given=True))
         if changes.get("parameters"):
             bundle = await asyncio.to_thread(self._bundle, schedule)
-            changes["parameters"] = check_parameters(bundle.notebook, changes["parameters"])
+            changes["parameters"] = (self._grid(schedule, bundle, changes["parameters"]) if schedule.sweep
+                                     else check_parameters(bundle.notebook, changes["parameters"]))
         if changes.get("callback_url"):
             await self.jobs.check_callback_url(changes["callback_url"])
+        if changes.get("environment"):  # (one the admin offers, that its jobs can run in)
+            self.jobs.environments.choose(changes["environment"], changes.get("requested", schedule.requested)
+                                          .get("gpu", 0), (), self.jobs.executor.runs_images)
         paused = changes.get("paused", schedule.paused)
         if paused:
             changes["next_run"] = None
@@ -535,12 +547,24 @@ class Scheduler(LoggingConfigurable):
         return Bundle(self.artifacts.read_input(schedule.input_hash), schedule.input_kind, schedule.input_name,
                       self.artifacts.input_files(schedule.input_hash))
 
+    def _grid(self, schedule: Schedule, bundle: Bundle, parameters: dict) -> dict:
+        """A sweep schedule's parameters (lists of values), checked as a sweep's are."""
+        request = JobRequest.of_schedule(schedule, bundle).replace(parameters={})
+        return self.sweeps.expand({"parameters": parameters}, request)[0]["parameters"]
+
     async def _make_job(self, schedule: Schedule, job_id: str) -> tuple:
-        """Make the job ``job_id`` of a run: queued, or failed (invalid_input) when it cannot run; (job, error)."""
+        """Make the job ``job_id`` of a run: queued, or failed (invalid_input) when it cannot run; (job, error).
+        A sweep schedule's run is a sweep, whose first run is the job ``job_id``."""
         try:
             bundle = await asyncio.to_thread(self._bundle, schedule)
+            request = JobRequest.of_schedule(schedule, bundle)
+            if schedule.sweep:
+                grid, runs = await asyncio.to_thread(self.sweeps.expand, {"parameters": schedule.parameters},
+                                                     request.replace(parameters={}))
+                _sweep, jobs = await self.sweeps.submit(grid, runs, job_id=job_id)
+                return jobs[0], None
             check_parameters(bundle.notebook, schedule.parameters)
-            return await self.jobs.submit(JobRequest.of_schedule(schedule, bundle), job_id=job_id), None
+            return await self.jobs.submit(request, job_id=job_id), None
         except IntegrityError:  # made before the service stopped: the fire's job exists
             return self.store.get(job_id), schedule.last_error
         except IntakeError as e:

@@ -31,6 +31,7 @@ class Reason(str, Enum):
     CANCELLED = "cancelled"
     INVALID_INPUT = "invalid_input"
     INFRASTRUCTURE = "infrastructure"
+    ENVIRONMENT_ERROR = "environment_error"
 
     def __str__(self) -> str:
         return self.value
@@ -58,6 +59,7 @@ _SUMMARIES = {
     Reason.CANCELLED.value: "Cancelled",
     Reason.INVALID_INPUT.value: "The input could not be run",
     Reason.INFRASTRUCTURE.value: "The service could not run it",
+    Reason.ENVIRONMENT_ERROR.value: "Its requirements could not be installed",
 }
 
 

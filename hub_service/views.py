@@ -2,8 +2,8 @@
 
 The job flow (:class:`~hub_service.jobs.JobManager`) changes jobs; :class:`JobViews` only
 reads them, from the store, a job's files and the broker's events, and is the object
-handlers ask (``self.jobs``). Nothing here changes a job: a render made on request is
-cached beside the job's output, as the flow's own eager renders are.
+handlers ask (``self.jobs``). Nothing here changes a job: a render (HTML, Markdown) is made
+on its first request, never on the ending's path, and cached beside the job's output.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ class JobViews:
         return self.store.get(job_id, user)
 
     def list_jobs(self, user: Optional[str], statuses=(), query: str = "", limit: int = 50,
-                  cursor: Optional[str] = None, newest_first: bool = True, schedule_id: Optional[str] = None) -> tuple:
+                  cursor: Optional[str] = None, newest_first: bool = True, schedule_id: Optional[str] = None,
+                  sweep_id: Optional[str] = None) -> tuple:
         """A page of jobs and the next page's cursor (raises BadCursor for a cursor not ours)."""
         return self.store.list_jobs(user, statuses, query, limit, cursor, newest_first=newest_first,
-                                    schedule_id=schedule_id)
+                                    schedule_id=schedule_id, sweep_id=sweep_id)
 
     def find_by_idempotency_key(self, user: str, key: str) -> Optional[Job]:
         """The user's job submitted with ``key``, if any."""
@@ -118,6 +119,7 @@ class JobViews:
     def queue(self) -> dict:
         """The capacity, what the running jobs hold, and the running and queued jobs."""
         running = self.store.jobs_with_status(Status.RUNNING.value)
+        gpus = self.executor.gpu_inventory()
         return {
             "capacity": self.capacity(),
             "used": {"cpu": sum(j.allocated.get("cpu", 0) for j in running),
@@ -126,6 +128,7 @@ class JobViews:
             "queued": self.store.jobs_with_status(Status.QUEUED.value),
             "running_per_user": dict(Counter(j.user for j in running)),  # of the same read as "running"
             "nodes": self.executor.nodes(),  # (a swarm's: capacity, labels, health, the jobs each runs)
+            "gpus": gpus.table(running) if gpus else [],  # (each GPU, and the running jobs that hold it)
         }
 
     # -- the admin's figures -------------------------------------------------------------------------

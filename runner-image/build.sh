@@ -2,6 +2,8 @@
 # Build the runner image notebook-jobs-runner:<version> without an image registry.
 #
 #   bash runner-image/build.sh            (as root, with dockerd running)
+#   bash runner-image/build.sh --data-science   (also the demo's second environment,
+#                                                notebook-jobs-datascience:<version>; step 4)
 #
 # 1. base image notebook-jobs-base:bookworm from `debootstrap --variant=minbase`
 #    + `docker import` (skipped when it exists; ~2.5 min the first time);
@@ -36,3 +38,19 @@ cp "$HERE/Dockerfile" "$HERE/requirements.txt" "$ctx/"
 cp "$ROOT/hub_service/runner.py" "$ctx/runner.py"
 cp -l "$wheels/"*.whl "$ctx/wheels/" 2>/dev/null || cp "$wheels/"*.whl "$ctx/wheels/"
 docker_build "$IMAGE" "$BASE_IMAGE" "$ctx" "$CACHE/runner-image-build.log"
+
+# 4. With --data-science: the demo's second environment on top of the runner, from wheels
+#    downloaded on the host like the runner's (pip's own wheel installs them: the runner has no pip).
+if [ "${1:-}" = "--data-science" ]; then
+    ds="$HERE/datascience"
+    DS_IMAGE="${DS_IMAGE:-notebook-jobs-datascience:$VERSION}"
+    ds_wheels="$CACHE/datascience-wheels"
+    fetch_wheels "$ds_wheels" "$(sha256sum "$ds/requirements.txt" | cut -d' ' -f1)" "$CACHE/datascience-wheels.log" \
+        -r "$ds/requirements.txt" pip
+    ctx="$CACHE/datascience-image-context"
+    rm -rf "$ctx"
+    mkdir -p "$ctx/wheels"
+    cp "$ds/Dockerfile" "$ds/requirements.txt" "$ctx/"
+    cp -l "$ds_wheels/"*.whl "$ctx/wheels/" 2>/dev/null || cp "$ds_wheels/"*.whl "$ctx/wheels/"
+    docker_build "$DS_IMAGE" "$IMAGE" "$ctx" "$CACHE/datascience-image-build.log"
+fi

@@ -19,6 +19,7 @@ need_apt=()
 command -v node >/dev/null || need_apt+=(nodejs npm)
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 command -v chromium >/dev/null || need_apt+=(chromium)  # the browser tests drive it with Playwright
+command -v gcc >/dev/null || need_apt+=(gcc)  # the GPU tests compile a stand-in NVML driver (tests/test_gpus.py)
 # the store's tests start a PostgreSQL server of their own (tests/pgtest.py); Debian keeps initdb off the PATH
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then

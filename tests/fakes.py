@@ -35,6 +35,8 @@ class Script:
     oom_at: Optional[int] = None
     #: raised by run() instead of running: a backend that fails
     error: Optional[Exception] = None
+    #: how many of its runs come back before they began (a node gone): failed, and to be queued again
+    lost_before_start: int = 0
 
 
 class FakeExecutor(Executor):
@@ -93,6 +95,9 @@ class FakeExecutor(Executor):
         script = self.scripts.get(spec.job_id, Script())
         if script.error is not None:
             raise script.error
+        if script.lost_before_start:
+            script.lost_before_start -= 1
+            return Outcome("failed", "infrastructure", "its node went away before it began", requeue=True)
         go = self._go.setdefault(spec.job_id, asyncio.Event())
         try:
             nb = nbformat.read(str(spec.input_path), as_version=4)

@@ -177,7 +177,11 @@ class Hub:
 
 
 def remove_containers(*instances: str) -> None:
-    """Remove every container and volume of these service instances (by the instance label)."""
+    """Remove every container and volume of these service instances (by the instance label).
+
+    An executor may be removing one meanwhile (an ended job's container goes after its outcome):
+    one that is gone, or whose removal is under way (409), is left to it, and waited for.
+    """
     import docker
 
     from hub_service.executors.docker import LABEL_INSTANCE
@@ -185,10 +189,19 @@ def remove_containers(*instances: str) -> None:
     client = docker.from_env()
     try:
         for instance in instances:
-            label = f"{LABEL_INSTANCE}={instance}"
-            for c in client.containers.list(all=True, filters={"label": label}):
-                c.remove(force=True)
-            for v in client.volumes.list(filters={"label": label}):
-                v.remove(force=True)
+            label = {"label": f"{LABEL_INSTANCE}={instance}"}
+            deadline = time.monotonic() + 30
+            for listing in (lambda: client.containers.list(all=True, filters=label),
+                            lambda: client.volumes.list(filters=label)):
+                while (left := listing()) and time.monotonic() < deadline:
+                    for item in left:
+                        try:
+                            item.remove(force=True)
+                        except docker.errors.NotFound:
+                            pass
+                        except docker.errors.APIError as e:
+                            if e.status_code != 409:
+                                raise
+                    time.sleep(0.1)
     finally:
         client.close()

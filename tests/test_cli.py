@@ -323,8 +323,8 @@ def test_bad_parameters_are_one_line(alice, notebook):
     one_error_line(cli(alice, "submit", path, "-f", "missing.yaml"), "-f missing.yaml")
     r = cli(alice, "submit", path, "-p", "x")  # argparse's own mistakes: one line too, not the usage
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr == ("notebook-jobs submit: error: argument -p/--parameter: expected 2 arguments "
-                        "(see 'notebook-jobs submit --help')\n")
+    assert r.stderr == ("notebook-jobs submit: error: argument -p/--parameter: expected a NAME and a VALUE "
+                        "(several VALUEs make a sweep) (see 'notebook-jobs submit --help')\n")
     # the service's own 400, its message as it gave it
     one_error_line(cli(alice, "submit", path, "-p", "y", "2"), "unknown parameter(s) y", "parameters are: x")
     one_error_line(cli(alice, "submit", path, "--resources", "{nope"), "resources")

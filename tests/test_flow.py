@@ -36,7 +36,7 @@ def manager_for(tmp_path, store: Store, executor: FakeExecutor) -> JobManager:
     """A JobManager as the service makes one, sized by the admin's defaults (no worker process)."""
     return JobManager(store=store, artifacts=Artifacts(tmp_path / "data"), executor=executor,
                       dispatcher=Dispatcher(cpu=8.0, memory=64 << 30, max_running=2, per_user=2),
-                      sizing=Sizing(use_model=False), offload=Offload(inline=True))
+                      sizing=Sizing(use_model=False))
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ async def test_a_job_goes_from_the_queue_to_succeeded_with_its_allocation_progre
     assert (spec.memory, spec.timeout) == (job.allocated["memory"], job.allocated["timeout"])
     assert json.loads((spec.workdir / "parameters.json").read_text()) == {"n": 5}
     model = job_model(job)
-    assert model["progress"] == {"cells_done": 3, "cells_total": 3} and model["has_output"] is True
+    assert model["progress"] == {"cells_done": 3, "cells_total": 3, "phase": None} and model["has_output"] is True
     assert "hello from the job" in flow.artifacts.log_path(job.id).read_text()
     assert flow.dispatch_once() == [] and len(flow.executor.ran) == 1  # started once
 
@@ -85,7 +85,7 @@ async def test_a_cell_that_raises_fails_the_job_there_and_is_not_counted_done(fl
     job = await ended(flow, job.id)
     model = job_model(job)
     assert (job.status, job.error_reason) == ("failed", "cell_error")
-    assert model["error"]["cell"] == 2 and model["progress"] == {"cells_done": 1, "cells_total": 3}
+    assert model["error"]["cell"] == 2 and model["progress"] == {"cells_done": 1, "cells_total": 3, "phase": None}
     last = flow.artifacts.log_path(job.id).read_text().rstrip("\n").rsplit("\n", 1)[-1]
     assert last == "notebook-jobs: A cell raised an error: ValueError: as the script says"
 
@@ -128,6 +128,31 @@ async def test_a_backend_that_fails_ends_the_job_as_infrastructure_rather_than_l
     job = await ended(flow, job.id)
     assert (job.status, job.error_reason) == ("failed", "infrastructure")
     assert "the daemon went away" in job.error_message and flow.running_tasks() == 0
+
+
+async def test_a_job_given_back_before_it_began_is_queued_again_once_then_fails(flow):
+    again = await flow.submit(request())
+    flow.executor.scripts[again.id] = Script(lost_before_start=1)
+    flow.dispatch_once()
+    for _ in range(500):  # back in the queue, not ended
+        if flow.store.get(again.id).status == "queued" and flow.running_tasks() == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert flow.store.get(again.id).status == "queued"
+    flow.dispatch_once()
+    assert (await ended(flow, again.id)).status == "succeeded" and len(flow.executor.ran) == 2
+
+    twice = await flow.submit(request())
+    flow.executor.scripts[twice.id] = Script(lost_before_start=2)
+    flow.dispatch_once()
+    for _ in range(500):
+        if flow.store.get(twice.id).status == "queued" and flow.running_tasks() == 0:
+            break
+        await asyncio.sleep(0.01)
+    flow.dispatch_once()
+    twice = await ended(flow, twice.id)  # (once only: the second time it fails, saying why)
+    assert (twice.status, twice.error_reason) == ("failed", "infrastructure")
+    assert "before it began" in twice.error_message and len(flow.executor.ran) == 4
 
 
 async def test_a_job_ends_once_a_late_second_outcome_changes_nothing(flow):
@@ -181,7 +206,7 @@ async def test_an_oom_kill_raises_its_queued_siblings_before_they_meet_the_same_
     sizing = Sizing(offload=Offload(inline=True), model_dir=str(tmp_path / "models"), memory_max=64 << 30)
     manager = JobManager(store=store, artifacts=Artifacts(tmp_path / "data"), executor=FakeExecutor(),
                          dispatcher=Dispatcher(cpu=8.0, memory=64 << 30, max_running=2, per_user=1),
-                         sizing=sizing, offload=Offload(inline=True),
+                         sizing=sizing,
                          planner=DemandPlanner(store=store, sizing=sizing))
     try:
         one = request()  # one notebook (its cells' ids are random), run three times with other parameters

@@ -36,7 +36,8 @@ def test_every_reason_has_plain_words_and_a_cancel_names_who():
     assert words == {
         "cell_error": "A cell raised an error", "oom_killed": "Ran out of memory",
         "timeout": "Ran past its time limit", "cancelled": "Cancelled",
-        "invalid_input": "The input could not be run", "infrastructure": "The service could not run it"}
+        "invalid_input": "The input could not be run", "infrastructure": "The service could not run it",
+        "environment_error": "Its requirements could not be installed"}
     assert reason_summary("cancelled", "alice") == "Cancelled by alice"
     assert reason_summary("timeout", "alice") == "Ran past its time limit"  # only a cancel has a canceller
 
@@ -93,7 +94,7 @@ def test_a_succeeded_job_has_every_output_and_a_failed_one_its_notebook_whole(al
     assert (bad["has_output"], bad["outputs"], bad["partial"]) == (True, ALL_FORMATS, False)
     assert bad["error"]["summary"] == "A cell raised an error"
     assert bad["error"]["cell"] == 1 and "(in code cell 2 of 3, In [2])" in bad["error"]["message"], bad
-    assert bad["progress"] == {"cells_done": 1, "cells_total": 3}  # the cell that raised is not done
+    assert bad["progress"] == {"cells_done": 1, "cells_total": 3, "phase": None}  # the cell that raised is not done
     assert last_log_line(alice, bad["id"]).startswith("notebook-jobs: A cell raised an error: ZeroDivisionError")
     for fmt in ALL_FORMATS:
         assert alice.get(f"jobs/{bad['id']}/output", params={"format": fmt}).status_code == 200, fmt
@@ -106,7 +107,7 @@ def test_a_job_cancelled_mid_run_keeps_its_partial_notebook_and_says_who_cancell
     job = alice.submit(nb, name="to-cancel")
     wait_for_cell(alice, job["id"], "waiting")
     running = alice.get(f"jobs/{job['id']}").json()
-    assert running["progress"] == {"cells_done": 1, "cells_total": 3}, running  # cell 2 runs: 1 done, not 2
+    assert running["progress"] == {"cells_done": 1, "cells_total": 3, "phase": None}, running  # cell 2 runs: 1 done, not 2
     assert running["has_output"] is False and running["outputs"] == []  # not before it ended
     r = alice.post(f"jobs/{job['id']}/cancel")
     assert r.status_code in (200, 202), r.text
@@ -116,7 +117,7 @@ def test_a_job_cancelled_mid_run_keeps_its_partial_notebook_and_says_who_cancell
     # the cell that was running, counted as a cell error counts it (markdown included), and in words
     assert job["error"]["cell"] == 2, job["error"]
     assert job["error"]["message"] == "cancelled by alice (in code cell 2 of 3)", job["error"]
-    assert job["progress"] == {"cells_done": 1, "cells_total": 3}
+    assert job["progress"] == {"cells_done": 1, "cells_total": 3, "phase": None}
     assert (job["has_output"], job["outputs"], job["partial"]) == (True, ALL_FORMATS, True), job
     out = alice.get(f"jobs/{job['id']}/output")
     assert out.status_code == 200
@@ -164,7 +165,7 @@ def test_an_oom_killed_job_names_the_cell_it_was_in_and_does_not_show_it_done(al
     assert job["status"] == "failed" and job["error"]["reason"] == "oom_killed", job
     assert job["error"]["summary"] == "Ran out of memory"
     assert job["error"]["cell"] == 1 and job["error"]["message"].endswith("(in code cell 2 of 3)"), job["error"]
-    assert job["progress"] == {"cells_done": 1, "cells_total": 3}
+    assert job["progress"] == {"cells_done": 1, "cells_total": 3, "phase": None}
     assert job["partial"] is job["has_output"] is True
     assert last_log_line(alice, job["id"]).startswith("notebook-jobs: Ran out of memory: "), last_log_line(
         alice, job["id"])

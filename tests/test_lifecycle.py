@@ -26,7 +26,7 @@ def test_job_runs_with_parameters_and_yields_all_three_formats(alice):
         time.sleep(0.05)
     assert current["status"] == "succeeded", current
     assert "running" in seen
-    assert current["progress"] == {"cells_done": 3, "cells_total": 3}
+    assert current["progress"] == {"cells_done": 3, "cells_total": 3, "phase": None}
     assert current["error"] is None
     assert current["started"] and current["finished"]
     assert current["resources"]["used"]["wall_seconds"] > 0

@@ -7,6 +7,7 @@ papermill run under the local executor, behind a real Hub -- by the ``alice`` te
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import io
 import json
@@ -20,6 +21,7 @@ import requests
 
 from hub_service import runner
 from hub_service.executors.base import parse_metric
+from hub_service.jobs import METRIC_FLUSH_SECONDS
 from hub_service.store import JobMetric, Store, job_model
 from tests.hubtest import make_notebook
 
@@ -145,15 +147,15 @@ def test_the_store_keeps_series_in_step_order_filters_them_and_forgets_them_with
     store = Store(db_url)
     try:
         job_id = store.create_job(user="alice", **JOB_FIELDS).id
-        store.add_metrics(job_id, 2, {"loss": 0.5, "acc": 0.7}, 10.0, {"loss": 0.5, "acc": 0.7})
-        store.add_metrics(job_id, 1, {"loss": 0.9}, 11.0, {"loss": 0.9, "acc": 0.7})
+        store.add_metrics(job_id, [(2, {"loss": 0.5, "acc": 0.7}, 10.0)], {"loss": 0.5, "acc": 0.7})
+        store.add_metrics(job_id, [(1, {"loss": 0.9}, 11.0)], {"loss": 0.9, "acc": 0.7})
         assert store.metric_series(job_id) == {"acc": [(2, 0.7, 10.0)],
                                                "loss": [(1, 0.9, 11.0), (2, 0.5, 10.0)]}
         assert store.metric_series(job_id, name="loss", since_step=1) == {"loss": [(2, 0.5, 10.0)]}
         assert job_model(store.get(job_id))["metrics"] == {"loss": 0.9, "acc": 0.7}
         store.clear_metrics(job_id)
         assert store.metric_series(job_id) == {} and job_model(store.get(job_id))["metrics"] == {}
-        store.add_metrics(job_id, 0, {"loss": 1.0}, 12.0, {"loss": 1.0})
+        store.add_metrics(job_id, [(0, {"loss": 1.0}, 12.0)], {"loss": 1.0})
         store.transition(job_id, "running")
         store.transition(job_id, "succeeded")
         assert store.delete(job_id)
@@ -163,7 +165,7 @@ def test_the_store_keeps_series_in_step_order_filters_them_and_forgets_them_with
         store.close()
 
 
-def test_the_service_stores_no_more_points_nor_metrics_than_its_limits(tmp_path):
+async def test_the_service_stores_no_more_points_nor_metrics_than_its_limits_and_in_batches(tmp_path):
     from tests.fakes import FakeExecutor
     from tests.test_flow import manager_for
 
@@ -174,6 +176,8 @@ def test_the_service_stores_no_more_points_nor_metrics_than_its_limits(tmp_path)
     for step in range(4):
         manager._on_event(job_id, {"event": "metric", "step": step, "values": {"a": step}})
         manager._on_event(job_id, {"event": "metric", "step": step, "values": {"b": step}})
+    assert store.metric_series(job_id) == {}  # (taken, not yet stored: one transaction a batch)
+    await asyncio.sleep(METRIC_FLUSH_SECONDS + 0.1)
     series = store.metric_series(job_id)  # (b: a second metric, past the limit of one)
     assert {name: [(step, value) for step, value, _ in points] for name, points in series.items()} == {
         "a": [(0, 0.0), (1, 1.0), (2, 2.0)]}

@@ -198,7 +198,7 @@ class ForwardHandler(BaseHandler):
 
 
 class SubmitHandler(ForwardHandler):
-    """``POST api/jobs``: body ``{path, parameters, name, resources, timeout, output_formats}``, the
+    """``POST api/jobs``: body ``{path, parameters, name, resources, timeout, output_formats, environment}``, the
     file at ``path`` read from the workspace; a body without ``path`` (and every other method)
     goes to the service as it is."""
 
@@ -213,7 +213,7 @@ class SubmitHandler(ForwardHandler):
             body = self.body_json()
             payload = await read_source(self.contents_manager, body.get("path"))
             payload["name"] = body.get("name") or posixpath.basename(body["path"])
-            for key in ("parameters", "resources", "timeout", "output_formats"):
+            for key in ("parameters", "resources", "timeout", "output_formats", "environment"):
                 if body.get(key) not in (None, "", {}):
                     payload[key] = body[key]
             dry = self.get_argument("dry_run", "") in ("1", "true")

@@ -9,6 +9,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { h } from './dom';
+import { environmentPicker } from './environments';
 import { formFieldOf, JobsError } from './errors';
 import { bytesText, IJob } from './jobs';
 import { changedParameters, displayValue, IParameterField } from './params';
@@ -25,6 +26,8 @@ export interface IDialogState {
   inputs: Record<string, string | boolean>;
   overrides: IOverrideInputs;
   formats: string[];
+  /** The environment chosen (absent: the Hub's default). */
+  environment?: string;
   /** "Repeat on a schedule" (absent: off). */
   schedule?: IScheduleInputs;
 }
@@ -89,6 +92,9 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     form.append(h('div', { className: 'jp-NotebookJobs-path' }, options.path));
     if (options.full) {
       form.append(this.row('name', trans.__('Job name'), this.textInput('name', state?.name ?? basename(options.path))));
+      const env = environmentPicker(trans, state?.environment, () => this.changed());
+      this.inputs.set('environment', env.select as any);
+      form.append(this.row('environment', trans.__('Environment'), h('div', {}, env.select, env.packages)));
     }
     form.append(h('h3', {}, trans.__('Parameters')));
     this.paramSection = h('div', { className: 'jp-NotebookJobs-parameters' });
@@ -295,7 +301,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     }
     const { submission } = this.read();
     const out: ISchedule = { path: this.options.path, cron: cronOf(st), timezone: timeZone(), parameters: submission.parameters };
-    for (const key of ['name', 'resources', 'timeout', 'output_formats'] as const) {
+    for (const key of ['name', 'resources', 'timeout', 'output_formats', 'environment'] as const) {
       if (submission[key] !== undefined) {
         (out as any)[key] = submission[key];
       }
@@ -395,6 +401,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       inputs,
       overrides: { cpu: value('cpu'), memory: value('memory'), timeout: value('timeout') },
       formats: FORMATS.filter(f => (this.inputs.get(`format-${f}`) as HTMLInputElement | undefined)?.checked),
+      environment: value('environment') || undefined,
       schedule: this.scheduleState() ?? undefined
     };
   }
@@ -413,6 +420,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     if (this.options.full) {
       submission.name = state.name.trim() || undefined;
       submission.output_formats = ['ipynb', ...state.formats];
+      submission.environment = state.environment;
       if (Object.keys(over.resources).length) {
         submission.resources = over.resources;
       }

@@ -24,7 +24,8 @@ export interface IJob {
   parameters: Record<string, unknown>;
   /** In a list of jobs: the parameters whose values were cut short there. */
   parameters_cut?: string[];
-  progress: { cells_done: number | null; cells_total: number | null };
+  /** phase: what a running job waits for before its cells ("building environment") */
+  progress: { cells_done: number | null; cells_total: number | null; phase?: string | null };
   resources: {
     requested?: IResources;
     predicted?: IResources;
@@ -159,7 +160,10 @@ export function reduce(state: IJobsState, action: JobsAction): IJobsState {
 
 /** "3/5 cells" (or the cell running now), for the row. */
 export function progressText(job: IJob): string {
-  const { cells_done, cells_total } = job.progress ?? {};
+  const { cells_done, cells_total, phase } = job.progress ?? {};
+  if (phase) {
+    return phase;
+  }
   if (cells_total == null) {
     return '';
   }

@@ -5,7 +5,7 @@
 import { isTerminal, IJob } from './jobs';
 import { eventsUrl, getJob } from './request';
 
-const EVENTS = ['status', 'started', 'cell_started', 'cell_finished', 'finished'];
+const EVENTS = ['status', 'started', 'cell_started', 'cell_finished', 'finished', 'metric'];
 
 /** Polling delays: start quick (a short job ends in seconds), back off to spare the server. */
 export function nextDelay(delay: number, min = 1000, max = 15000): number {

@@ -11,6 +11,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { LineChart } from './chart';
 import { CommandIDs } from './commandIds';
 import { h } from './dom';
 import { JobsError } from './errors';
@@ -30,7 +31,7 @@ import {
   STATUSES
 } from './jobs';
 import { JobWatch, nextDelay, UpdatesVia } from './live';
-import { listJobs } from './request';
+import { listJobs, requestAPI } from './request';
 import { basisText, resourcesText } from './sizing';
 
 /** What the panel needs: the commands its buttons run, and its words. */
@@ -41,6 +42,20 @@ export interface IJobsPanelOptions {
 
 const PAGE = 20;
 const MAX_STREAMS = 6;
+
+/** A job's charts, one per metric: kept across rebuilds of its row, and moved into the new one. */
+interface IMetricsView {
+  node: HTMLElement;
+  charts: Map<string, LineChart>;
+  /** Points the event stream brought (the node says how many, for people and tests). */
+  streamed: number;
+}
+
+/** A report of the notebook's: its step and values by name (the `metric` event, a stored point). */
+interface IReport {
+  step: number;
+  values: Record<string, number>;
+}
 
 /** How a row's live updates reached it (kept after its watch ends; shown as data attributes). */
 interface ILiveInfo {
@@ -61,6 +76,7 @@ export class JobsPanel extends Widget {
   private more: HTMLButtonElement;
   private watches = new Map<string, JobWatch>();
   private live = new Map<string, ILiveInfo>();
+  private metrics = new Map<string, IMetricsView>();
   /** Each job's row: its node, and what it was built from (a changed key builds it again). */
   private rows = new Map<string, { key: string; node: HTMLElement }>();
   private readonly commands: CommandRegistry;
@@ -119,6 +135,7 @@ export class JobsPanel extends Widget {
   dispatch(action: JobsAction): void {
     if (action.type === 'removed') {
       this.live.delete(action.id);
+      this.metrics.delete(action.id);
     }
     this.state = reduce(this.state, action);
     this.render();
@@ -211,6 +228,11 @@ export class JobsPanel extends Widget {
         const watch = new JobWatch(
           job.id,
           (event, via) => {
+            if (event.event === 'metric') {
+              // straight to the job's charts: the row itself does not change (nor is it rebuilt)
+              this.addReport(this.metricsView(job.id), event as IReport, true);
+              return;
+            }
             if (via === 'events') {
               info.streamed++;
               if (event.event === 'status' && event.job) {
@@ -225,12 +247,60 @@ export class JobsPanel extends Widget {
           via => {
             // once polled, a row says so even if a later watch of the job gets the stream
             info.via = info.via === 'polling' ? 'polling' : via;
+            if (via === 'events' && this.metrics.has(job.id)) {
+              void this.loadMetrics(job.id); // what was reported before the stream was up
+            }
             this.render();
           }
         );
         this.watches.set(job.id, watch);
         watch.start();
       }
+    }
+  }
+
+  /** The job's charts, made (and filled from GET …/metrics) the first time they are asked for. */
+  private metricsView(id: string): IMetricsView {
+    let view = this.metrics.get(id);
+    if (!view) {
+      const node = h('details', { className: 'jp-NotebookJobs-metrics', open: true, 'data-stream-points': '0' }, h('summary', {}, this.trans.__('Metrics')));
+      view = { node, charts: new Map(), streamed: 0 };
+      this.metrics.set(id, view);
+      const row = this.rows.get(id)?.node;
+      row?.insertBefore(node, row.querySelector('.jp-NotebookJobs-actions'));
+      void this.loadMetrics(id);
+    }
+    return view;
+  }
+
+  private async loadMetrics(id: string): Promise<void> {
+    try {
+      const m = await requestAPI<{ series: { name: string; points: { step: number; value: number }[] }[] }>(`jobs/${id}/metrics`);
+      const view = this.metricsView(id);
+      for (const s of m.series) {
+        for (const p of s.points) {
+          this.addReport(view, { step: p.step, values: { [s.name]: p.value } }, false);
+        }
+      }
+    } catch {
+      // no charts is no error of the panel's: the row says the rest
+    }
+  }
+
+  /** One report into its charts (a new metric gets a chart); a step seen twice is drawn once. */
+  private addReport(view: IMetricsView, report: IReport, streamed: boolean): void {
+    for (const [name, value] of Object.entries(report.values)) {
+      let chart = view.charts.get(name);
+      if (!chart) {
+        chart = new LineChart({ title: name, xLabel: this.trans.__('step'), yLabel: name, color: view.charts.size });
+        chart.node.dataset.metric = name;
+        view.charts.set(name, chart);
+        view.node.append(chart.node);
+      }
+      chart.append(name, { x: report.step, y: value });
+    }
+    if (streamed) {
+      view.node.dataset.streamPoints = String((view.streamed += Object.keys(report.values).length));
     }
   }
 
@@ -351,6 +421,10 @@ export class JobsPanel extends Widget {
         ? h('div', { className: 'jp-NotebookJobs-params' }, Object.entries(job.parameters).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', '))
         : null,
       job.error || job.cancelled_by ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job)) : null,
+      // what the notebook reported: charts, live while it runs
+      Object.keys((job as IJob & { metrics?: Record<string, number> }).metrics ?? {}).length || this.metrics.has(job.id)
+        ? this.metricsView(job.id).node
+        : null,
       partial
         ? h('div', { className: 'jp-NotebookJobs-partial', title: outputTitle }, trans.__('Partial output: the notebook as far as it ran'))
         : null,

@@ -22,7 +22,7 @@ import sys
 from ..client import Client, ClientError
 from ..states import STATUSES, TERMINAL, Status
 from . import parameters as params
-from . import schedules, submission
+from . import schedules, submission, sweeps
 from .common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, PROG, Parser, UserError, make_client, print_json
 from .lines import duration, human_duration, local, summary, would_run
 from .progress import Progress
@@ -48,6 +48,8 @@ def cmd_submit(args):
     fields = submission.fields(args)
     client = make_client(args)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    if submission.swept(args):
+        return sweeps.submit(client, args, fields, headers)
     if args.dry_run:
         job = client.submit(args.file, fields, dry_run=True)
         if args.json:
@@ -130,6 +132,23 @@ def cmd_list(args):
         created = local(job["created"], "%Y-%m-%d %H:%M:%S")
         took = human_duration(duration(job)) if job["finished"] else "-"
         print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {created}  {took:>7}  {job['name']}")
+    return 0
+
+
+def cmd_environments(args):
+    """The environments a job may run in: one line each (the default marked), with --packages their packages."""
+    answer = make_client(args).json("GET", "environments")
+    if args.json:
+        print_json(answer)
+        return 0
+    print(f"{'ENVIRONMENT':<20}  {'GPU':<3}  {'PACKAGES':>8}  DESCRIPTION")
+    for env in answer["environments"]:
+        name = env["name"] + (" *" if env["name"] == answer["default"] else "")
+        print(f"{name:<20}  {'yes' if env['gpu'] else 'no':<3}  {len(env['packages']):>8}  {env['description']}")
+        if args.packages:
+            for package in env["packages"]:
+                print(f"    {package['name']}=={package['version']}")
+    print(f"(* the default; choose one with '{PROG} submit --env NAME')")
     return 0
 
 
@@ -249,6 +268,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     s.set_defaults(func=cmd_list)
 
+    s = add("environments", help="the environments a job may run in")
+    s.add_argument("--packages", action="store_true", help="also list the packages each holds")
+    s.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    s.set_defaults(func=cmd_environments)
+
     s = add("status", help="a job's status, duration and page")
     s.add_argument("job_id")
     s.add_argument("--json", action="store_true", help="print the job as JSON")
@@ -277,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_cancel)
 
     schedules.add_commands(add)
+    sweeps.add_commands(add)
 
     s = sub.add_parser("demand", help="the demand model: retrain, info")
     s.add_argument("demand_command", choices=["retrain", "info"])

@@ -25,6 +25,7 @@ class Progress:
         self.total: Optional[int] = None
         self.done = 0
         self.current: Optional[int] = None  # 1-based position of the running code cell
+        self.phase: Optional[str] = None  # what the job waits for before its cells (progress.phase)
         self.drawn = False
         encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "")
         self.blocks = ("█", "░") if encoding == "utf8" else ("#", "-")
@@ -51,6 +52,9 @@ class Progress:
             progress = job.get("progress") or {}
             self.total = progress.get("cells_total") or self.total
             self.done = progress.get("cells_done") or self.done
+            if progress.get("phase") and progress["phase"] != self.phase:  # "building environment"
+                self._line(progress["phase"])
+            self.phase = progress.get("phase")
             if job["status"] != self.status:
                 self.status = job["status"]
                 # the summary line tells the end, and 'started' a fresh run: no line of their own

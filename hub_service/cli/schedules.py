@@ -83,6 +83,9 @@ def cmd_create(args):
                         "workspace, read again at each run) or --from-job JOB_ID")
     if args.file:
         submission.check_file(args.file)
+    if submission.swept(args):
+        raise UserError("a schedule takes one value a parameter (-p NAME VALUE); a schedule that runs a sweep "
+                        "is made with the API (POST /schedules with \"sweep\": true)")
     fields = submission.fields(args)
     fields["cron"] = args.cron
     for key in ("timezone", "overlap", "missed"):

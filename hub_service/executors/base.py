@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Optional, Union
@@ -30,6 +31,7 @@ from typing import Awaitable, Callable, Optional, Union
 from traitlets import Integer
 from traitlets.config import LoggingConfigurable
 
+from ..gpus import Gpus
 from ..states import REASONS, Reason, Status
 
 #: The runner program. It imports only papermill/nbformat, so it can run in a lean
@@ -39,11 +41,42 @@ RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
 # Names of the files a job's work directory holds (host side).
 INPUT_NOTEBOOK = "input.ipynb"
 OUTPUT_NOTEBOOK = "output.ipynb"
+METRICS_FILE = "metrics.json"  # what the notebook reported, written by the runner beside the output notebook
 PARAMETERS_FILE = "parameters.json"
 FILES_DIR = "files"  # the job's cwd: data files of a bundle, anything the notebook writes
 
 EventCallback = Callable[[dict], Union[None, Awaitable[None]]]
 LogCallback = Callable[[str], Union[None, Awaitable[None]]]
+
+
+class Timeline:
+    """When one job reached each step of its path, to find where its time goes (``bench/bench_phases.py``).
+
+    Marks are monotonic seconds, in the order the steps happened; the runner's events carry
+    the epoch time they were written at, which :meth:`mark_wall` puts on the same clock.
+    Kept in memory for the job's life only, and logged once at debug level when it ends.
+    """
+
+    def __init__(self):
+        self.marks: list = []  # (step, monotonic seconds)
+
+    def mark(self, step: str) -> None:
+        """The job reached ``step`` now (any thread)."""
+        self.marks.append((step, time.monotonic()))
+
+    def mark_wall(self, step: str, epoch: object) -> None:
+        """The job reached ``step`` at ``epoch`` (a runner event's time; now when it has none)."""
+        late = time.time() - epoch if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) else 0.0
+        self.marks.append((step, time.monotonic() - min(max(late, 0.0), 60.0)))
+
+    def phases(self) -> dict:
+        """Seconds from each step to the next, named by the step it ended at (the first step starts the clock)."""
+        out, last = {}, None
+        for step, at in self.marks:
+            if last is not None:
+                out[step] = round(out.get(step, 0.0) + at - last, 4)
+            last = at
+        return out
 
 
 @dataclass
@@ -57,8 +90,15 @@ class JobSpec:
     cpu: float = 1.0
     memory: int = 1 << 30  # bytes
     gpu: int = 0
+    #: the GPUs (NVML indices) the dispatcher gave the job, where the backend hands GPUs out by id
+    gpu_devices: list = field(default_factory=list)
     timeout: float = 3600.0  # seconds of wall time
     kernel_name: Optional[str] = None
+    #: the image of the job's environment (None: the executor's own) and the packages it brings on top
+    image: Optional[str] = None
+    requirements: tuple = ()
+    #: where the executor marks its own steps (taken, started, collected, removed)
+    timeline: Timeline = field(default_factory=Timeline, repr=False, compare=False)
 
     @property
     def input_path(self) -> Path:
@@ -110,6 +150,8 @@ class Outcome:
     used: Usage = field(default_factory=Usage)
     #: when the job ended (epoch seconds), where the backend knows it better than "now"
     finished: Optional[float] = None
+    #: the job never began (its node went away first): the flow queues it again, once, instead of failing it
+    requeue: bool = False
 
 
 def parse_event(line: Union[str, bytes]) -> Optional[dict]:
@@ -201,6 +243,9 @@ class Executor(LoggingConfigurable):
     #: whether jobs survive a restart of the service (then running/reattach work)
     durable = False
 
+    #: whether jobs run in images: an environment's own, or one derived with a job's requirements
+    runs_images = False
+
     log_limit = Integer(
         2 << 20,
         help="Most bytes of a job's log (its stderr) passed on to the service and kept; the "
@@ -219,8 +264,18 @@ class Executor(LoggingConfigurable):
         return {"name": self.name, "durable": self.durable, "gpus": self.gpu_count()}
 
     def gpu_count(self) -> int:
-        """How many GPUs jobs may request on this backend."""
-        return 0
+        """How many GPUs one job may request on this backend."""
+        gpus = self.gpu_inventory()
+        return len(gpus.devices) if gpus else 0
+
+    def gpu_where(self) -> str:
+        """Where the GPUs :meth:`gpu_count` counts are, in words, when not simply on this backend."""
+        return ""
+
+    def gpu_inventory(self) -> Optional[Gpus]:
+        """The GPUs this backend hands out by device id (the dispatcher picks which job gets which);
+        None: it hands out none that way."""
+        return None
 
     def capacity(self) -> Optional[dict]:
         """``{"cpu", "memory"}`` the backend itself has (a swarm's nodes); None: the dispatcher's config."""
@@ -228,6 +283,10 @@ class Executor(LoggingConfigurable):
 
     def nodes(self) -> list:
         """The machines jobs run on, for the admin (capacity, labels, health, jobs); [] when just one."""
+        return []
+
+    async def packages(self, image: Optional[str]) -> list:
+        """The Python packages jobs in ``image`` can import (``[{"name", "version"}]``)."""
         return []
 
     async def run(self, spec: JobSpec, on_event: EventCallback, on_log: LogCallback) -> Outcome:
@@ -255,6 +314,11 @@ async def maybe_await(value):
     if hasattr(value, "__await__"):
         return await value
     return value
+
+
+#: what a Python prints of the packages it has (``pip list --format json`` without pip, which images may lack)
+PACKAGES_SCRIPT = ("import importlib.metadata as m, json; print(json.dumps(sorted(({'name': d.metadata['Name'], "
+                   "'version': d.version} for d in m.distributions()), key=lambda p: p['name'].lower())))")
 
 
 def python_executable() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import json
 import os
 import signal
 import time
@@ -20,6 +21,7 @@ import psutil
 from traitlets import Float, Unicode, default
 
 from .base import (
+    PACKAGES_SCRIPT,
     RUNNER_PATH,
     EventCallback,
     Executor,
@@ -132,6 +134,13 @@ class LocalExecutor(Executor):
         info = super().health()
         info["warning"] = "local executor: jobs are not sandboxed"
         return info
+
+    async def packages(self, image=None) -> list:
+        """The packages of ``runner_python``, the one environment this executor has (it runs no images)."""
+        proc = await asyncio.create_subprocess_exec(self.runner_python, "-c", PACKAGES_SCRIPT,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        return json.loads(out) if proc.returncode == 0 else []
 
     async def run(self, spec: JobSpec, on_event: EventCallback, on_log: LogCallback) -> Outcome:
         spec.files_dir.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,9 @@ never lands where its output cannot be read).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
 import time
 from typing import Optional
 
@@ -49,7 +51,7 @@ from traitlets import Bool, Float, List, Unicode
 
 from .base import Outcome
 from .docker.executor import DockerExecutor, _Job
-from .docker.gateway import LABEL_INSTANCE, LABEL_JOB, SandboxError
+from .docker.gateway import LABEL_INSTANCE, LABEL_JOB, Gateway, SandboxError
 from .docker.sandbox import Sandbox
 from .docker.transport import inputs_tar
 from .docker.warm import Arrival, job_line, logged_event
@@ -83,11 +85,19 @@ REFUSED = {
 #: The runner in the runner image (its entry point), started in warm mode.
 RUNNER_COMMAND = ("/opt/runner/bin/python", "/opt/runner/runner.py")
 
+#: The node label that gives the URL of a node's Docker daemon (set by a manager:
+#: ``docker node update --label-add org.jupyter.notebook-jobs.docker-url=tcp://…``).
+LABEL_DOCKER_URL = "org.jupyter.notebook-jobs.docker-url"
+
 #: Task states in which a task that has no container will never get one.
 _ENDED_UNSTARTED = ("rejected", "failed", "orphaned", "shutdown", "remove")
 
 #: HostConfig checks the swarm executor makes itself (see :meth:`SwarmExecutor.check_task`).
-OWN_CHECKS = frozenset({"SecurityOpt", "MemorySwap", "NetworkMode", "Tmpfs", "Mounts"})
+OWN_CHECKS = frozenset({"SecurityOpt", "MemorySwap", "NetworkMode", "Tmpfs", "Mounts", "DeviceRequests"})
+
+
+class NodeLost(RuntimeError):
+    """A job's task never started because its node went away: nothing of the job ran."""
 
 
 def _tmpfs_options(spec: str) -> tuple:
@@ -102,7 +112,8 @@ def _tmpfs_options(spec: str) -> tuple:
     return size, mode
 
 
-def service_spec(kw: dict, *, workdir: str, volume_labels: dict, reserve: bool = False) -> dict:
+def service_spec(kw: dict, *, workdir: str, volume_labels: dict, reserve: bool = False,
+                 gpu_kind: str = "NVIDIA-GPU") -> dict:
     """A job's service, from ``Sandbox.create_kwargs``: ``container`` (ContainerSpec keyword
     arguments), ``container_fields`` (fields docker-py's ContainerSpec has no argument for),
     ``resources``, ``log_driver``.
@@ -128,8 +139,15 @@ def service_spec(kw: dict, *, workdir: str, volume_labels: dict, reserve: bool =
     memory, cpus = int(kw.pop("mem_limit")), int(kw.pop("nano_cpus"))
     # Reservations equal to limits (``reserve``): Swarm places a job only where its whole
     # allocation is free. Off by default: see SwarmExecutor.reserve.
+    # GPUs: a reservation of the nodes' generic resource, whatever ``reserve`` says (Swarm, not the
+    # dispatcher, knows which node has which free); Swarm picks the devices, never this service.
+    gpus = {}
+    for request in kw.pop("device_requests", None) or []:
+        if request.get("DeviceIDs"):
+            raise SandboxError("swarm executor: a service cannot ask for GPUs by id; Swarm assigns them")
+        gpus[gpu_kind] = gpus.get(gpu_kind, 0) + int(request.get("Count") or 0)
     resources = Resources(cpu_limit=cpus, mem_limit=memory, cpu_reservation=cpus if reserve else None,
-                          mem_reservation=memory if reserve else None)
+                          mem_reservation=memory if reserve else None, generic_resources=gpus or None)
     resources["Limits"]["Pids"] = int(kw.pop("pids_limit"))  # (API 1.41; Resources has no argument for it)
     ulimits = [{"Name": u["Name"], "Soft": u["Soft"], "Hard": u["Hard"]} for u in kw.pop("ulimits")]
     fields = {"Ulimits": ulimits}  # (API 1.41; ContainerSpec has no argument for it)
@@ -145,12 +163,31 @@ class SwarmExecutor(DockerExecutor):
 
     name = "swarm"
     durable = True
+    #: its tasks run the runner image only (no environments of their own, no derived images): README, Environments
+    runs_images = False
 
     constraints = List(
         Unicode(),
         help="Placement constraints of every job's service (Swarm's syntax, e.g. "
         "'node.labels.notebook-jobs==true'). Empty (the default): the node of the daemon this "
-        "service talks to, which is where it reads a task's container (log, inputs, output).",
+        "service talks to. A task's container (inputs, log, output) is reached through its "
+        "node's daemon: this service's own, or the URL in the node's label "
+        f"{LABEL_DOCKER_URL}; a job placed on a node with neither fails as infrastructure.",
+    ).tag(config=True)
+
+    gpu_resource = Unicode(
+        "NVIDIA-GPU",
+        help="The kind of Swarm generic resource a node's GPUs are (dockerd's node-generic-resources, e.g. "
+        "\"NVIDIA-GPU=GPU-<uuid>\", one a GPU): a job asking n GPUs reserves n of it, and how many a "
+        "node advertises is what a job may ask there.",
+    ).tag(config=True)
+
+    gpu_constraints = List(
+        Unicode(),
+        ["node.labels.gpu==true"],
+        help="Placement constraints added to a GPU job's service: the nodes of the GPU pool (labelled "
+        "with `docker node update --label-add gpu=true`). A job asking more GPUs than any such node "
+        "advertises is refused at submit.",
     ).tag(config=True)
 
     start_timeout = Float(
@@ -178,10 +215,18 @@ class SwarmExecutor(DockerExecutor):
         "instead of being OOM-killed.",
     ).tag(config=True)
 
+    node_poll = Float(
+        10.0,
+        help="Seconds between listings of the swarm's nodes: their health on the admin panel and "
+        "their capacity for the dispatcher.",
+    ).tag(config=True)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._nodes: list = []  # the swarm's nodes, as last listed
         self._job_nodes: dict = {}  # job id -> the node its task runs on
+        self._node_gateways: dict = {}  # docker URL -> Gateway, for the other nodes' daemons
+        self._node_watch: Optional[asyncio.Future] = None
         self._node_id = ""  # the node of the daemon this service talks to
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -197,8 +242,6 @@ class SwarmExecutor(DockerExecutor):
         if self.network != "none":
             raise RuntimeError(f"swarm executor: network {self.network!r}: jobs get their own internal "
                                "overlay network; no other network is offered on Swarm")
-        if self.gpus:
-            raise RuntimeError("swarm executor: GPUs (generic resources) are not supported yet; set gpus = 0")
         if not self.allow_swap and _swap_total() > 0:
             raise RuntimeError("swarm executor: this node has swap; Swarm lets a task swap up to its memory "
                                "again (see allow_swap)")
@@ -212,6 +255,24 @@ class SwarmExecutor(DockerExecutor):
         self._stopping = False
         self._node_id = swarm.get("NodeID", "")
         self._nodes = await gw.call(gw.api.nodes)
+        self._node_watch = asyncio.ensure_future(self._watch_nodes())
+
+    async def _watch_nodes(self) -> None:
+        """List the nodes every ``node_poll`` seconds: one that goes down is shown as down."""
+        while not self._stopping:
+            await asyncio.sleep(self.node_poll)
+            try:
+                self._nodes = await self._gateway.call(self._gateway.api.nodes)
+            except Exception as e:
+                self.log.warning("swarm executor: cannot list the swarm's nodes: %s", e)
+
+    async def stop(self) -> None:
+        if self._node_watch is not None:
+            self._node_watch.cancel()
+        await super().stop()
+        for gw in self._node_gateways.values():
+            gw.close()
+        self._node_gateways.clear()
 
     def health(self) -> dict:
         info = super().health()
@@ -231,14 +292,55 @@ class SwarmExecutor(DockerExecutor):
                 "id": n.get("ID"), "hostname": desc.get("Hostname"), "role": spec.get("Role"),
                 "availability": spec.get("Availability"), "state": status.get("State"),
                 "labels": spec.get("Labels") or {}, "cpu": res.get("NanoCPUs", 0) / 1e9,
+                "gpus": node_gpus(n, self.gpu_resource),  # (its generic resources of that kind)
+                # whether this service reaches the node's daemon (its own, or the label's URL)
+                "reachable": n.get("ID") == self._node_id or bool((spec.get("Labels") or {}).get(LABEL_DOCKER_URL)),
                 "memory": res.get("MemoryBytes", 0), "jobs": sorted(jobs.get(n.get("ID"), [])),
             })
         return out
 
+    def _hostname(self, node_id: str) -> str:
+        """A node's hostname and id, as last listed (its id alone when unknown)."""
+        for n in self._nodes:
+            if n.get("ID") == node_id:
+                return f"{(n.get('Description') or {}).get('Hostname')} ({node_id})"
+        return node_id
+
     def capacity(self) -> dict:
-        """cpu and memory of the ready, active nodes: what the dispatcher may hand out here."""
+        """cpu, memory and GPUs of the ready, active nodes: what the dispatcher may hand out here."""
         ready = [n for n in self.nodes() if n["state"] == "ready" and n["availability"] == "active"]
-        return {"cpu": sum(n["cpu"] for n in ready), "memory": sum(n["memory"] for n in ready)}
+        return {"cpu": sum(n["cpu"] for n in ready), "memory": sum(n["memory"] for n in ready),
+                "gpu": sum(node_gpus(n, self.gpu_resource) for n in self._gpu_nodes(self._nodes))}
+
+    # --- the nodes' daemons (sync) -------------------------------------------------------
+    def _node_gateway(self, node_id: Optional[str]) -> Gateway:
+        """The daemon of a node: this service's own, else the one the node's label names."""
+        if not node_id or node_id == self._node_id:
+            return self._gateway
+        node = self._gateway.api.inspect_node(node_id)
+        url = ((node.get("Spec") or {}).get("Labels") or {}).get(LABEL_DOCKER_URL)
+        if not url:
+            hostname = (node.get("Description") or {}).get("Hostname")
+            raise RuntimeError(f"the job's task is on node {hostname} ({node_id}), whose Docker daemon this "
+                               f"service cannot reach: label the node {LABEL_DOCKER_URL}=<its daemon's URL>, "
+                               "or constrain jobs to nodes that have one (README: Running on a Swarm)")
+        gw = self._node_gateways.get(url)
+        if gw is None:
+            gw = self._node_gateways[url] = Gateway(url, self.threads, self.log)
+        return gw
+
+    def _task_containers(self, job_id: str) -> list:
+        """(node's gateway, container id) of each task of the job's service that has a container."""
+        api, found = self._gateway.api, []
+        for service in api.services(filters=self._filters(job_id)):
+            for task in api.tasks(filters={"service": service["ID"]}):
+                cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+                if cid:
+                    try:
+                        found.append((self._node_gateway(task.get("NodeID")), cid))
+                    except RuntimeError as e:  # (an unreachable node: nothing to do there from here)
+                        self.log.warning("job %s: %s", job_id, e)
+        return found
 
     # --- names ----------------------------------------------------------------------------
     def _service_name(self, job_id: str) -> str:
@@ -266,7 +368,7 @@ class SwarmExecutor(DockerExecutor):
         _, vname = self.names.job(spec.job_id)
         labels = self.names.job_labels(spec.job_id, spec.user)
         parts = service_spec(sandbox.create_kwargs(spec, vname), workdir=self.workdir, volume_labels=labels,
-                             reserve=self.reserve)
+                             reserve=self.reserve, gpu_kind=self.gpu_resource)
         net = client.networks.create(name, driver="overlay", internal=True, labels=labels)
         args = ["--warm", "--cwd", f"{self.workdir}/files"]
         if spec.kernel_name:
@@ -276,7 +378,7 @@ class SwarmExecutor(DockerExecutor):
         container.update(parts["container_fields"])
         template = TaskTemplate(container, resources=parts["resources"], log_driver=parts["log_driver"],
                                 restart_policy=RestartPolicy(condition="none"),
-                                placement=Placement(constraints=self.placement()),
+                                placement=Placement(constraints=self.placement(bool(spec.gpu))),
                                 networks=[NetworkAttachmentConfig(net.id)])
         try:
             client.api.create_service(template, name=name, labels=labels, mode=ServiceMode("replicated-job"))
@@ -287,20 +389,43 @@ class SwarmExecutor(DockerExecutor):
             job.container_id = self._task_container(spec.job_id, job)
             if job.killed_for is not None:
                 return
-            attrs = client.api.inspect_container(job.container_id)
+            node = self._gw(job).api  # the task's node's daemon: its container is there
+            attrs = node.inspect_container(job.container_id)
             problems = self.check_task(spec, attrs, name)
             if problems:
                 raise SandboxError("refusing to start: the daemon dropped limits: " + "; ".join(problems))
             if (attrs.get("State") or {}).get("Running"):
                 with inputs_tar(spec, *sandbox.uid_gid) as tar:
-                    client.api.put_archive(job.container_id, self.workdir, tar)
+                    node.put_archive(job.container_id, self.workdir, tar)
         except BaseException:
             self._remove_sync(spec.job_id, job.container_id)
             raise
 
-    def placement(self) -> list:
-        """The constraints of a job's service: the admin's, else this daemon's own node."""
-        return list(self.constraints) or [f"node.id=={self._node_id}"]
+    def placement(self, gpu: bool = False) -> list:
+        """The constraints of a job's service: the admin's, else this daemon's own node; and a GPU
+        job's, the GPU pool's (``gpu_constraints``)."""
+        own = list(self.constraints) or [f"node.id=={self._node_id}"]
+        return own + list(self.gpu_constraints) if gpu else own
+
+    # --- GPUs: the GPU pool's generic resources --------------------------------------------
+    def gpu_inventory(self) -> None:
+        """None: Swarm gives a GPU job its devices, from its node's generic resources."""
+        return None
+
+    def _gpu_nodes(self, nodes: list) -> list:
+        """Of ``nodes``, the ready, active ones a GPU job may be placed on."""
+        pool = self.placement(gpu=True)
+        return [n for n in nodes if (n.get("Status") or {}).get("State") == "ready"
+                and (n.get("Spec") or {}).get("Availability") == "active" and satisfies(n, pool)]
+
+    def gpu_count(self) -> int:
+        """The most GPUs one job may ask: the most one node of the GPU pool advertises (as last listed)."""
+        return max((node_gpus(n, self.gpu_resource) for n in self._gpu_nodes(self._nodes)), default=0)
+
+    def gpu_where(self) -> str:
+        """Where the GPUs gpu_count() counts are, in words."""
+        return (f" on any one node of its GPU pool ({', '.join(self.placement(gpu=True))}; GPUs are the nodes' "
+                f"generic resources of kind {self.gpu_resource})")
 
     def _check_fits(self, spec) -> None:
         """Raise when no ready, active node has the job's cpu and memory (sync).
@@ -308,10 +433,14 @@ class SwarmExecutor(DockerExecutor):
         Without reservations (``reserve``) Swarm would place such a task anyway, and its
         limits would promise what no node has.
         """
-        nodes = [n for n in self._gateway.api.nodes()
+        listed = self._gateway.api.nodes()
+        nodes = [n for n in listed
                  if (n.get("Status") or {}).get("State") == "ready"
                  and (n.get("Spec") or {}).get("Availability") == "active"]
         self._nodes = nodes or self._nodes
+        if spec.gpu and not any(node_gpus(n, self.gpu_resource) >= spec.gpu for n in self._gpu_nodes(listed)):
+            raise RuntimeError(f"no node of the swarm can hold the job's {spec.gpu} GPU(s): none has as many"
+                               f"{self.gpu_where()}")
         sizes = [((n.get("Description") or {}).get("Resources") or {}) for n in nodes]
         if not any(r.get("NanoCPUs", 0) >= spec.cpu * 1e9 and r.get("MemoryBytes", 0) >= spec.memory
                    for r in sizes):
@@ -325,7 +454,7 @@ class SwarmExecutor(DockerExecutor):
         """The id of the job's task container once it has started (sync); None when cancelled."""
         api = self._gateway.api
         deadline = time.monotonic() + self.start_timeout
-        last = {}
+        last, last_node = {}, None
         while time.monotonic() < deadline:
             if job is not None and job.killed_for is not None:
                 return None
@@ -335,19 +464,32 @@ class SwarmExecutor(DockerExecutor):
             tasks = api.tasks(filters={"service": services[0]["ID"]})
             for task in tasks:
                 status = task.get("Status") or {}
-                last = status
+                last, last_node = status, task.get("NodeID")
                 cid = (status.get("ContainerStatus") or {}).get("ContainerID")
                 # (pending with "insufficient resources" may yet be placed: wait, up to start_timeout)
                 if not cid and status.get("State") in _ENDED_UNSTARTED:
-                    raise RuntimeError(f"Swarm could not start the job's task: {status.get('Err') or status}")
+                    error = NodeLost if self._node_down(task.get("NodeID")) else RuntimeError
+                    raise error(f"Swarm could not start the job's task: {status.get('Err') or status}")
                 if cid and status.get("State") not in ("new", "pending", "assigned", "accepted", "preparing"):
-                    state = api.inspect_container(cid).get("State") or {}
+                    node = self._node_gateway(task.get("NodeID"))
+                    state = node.api.inspect_container(cid).get("State") or {}
                     if state.get("Running") or not state.get("FinishedAt", "0001-").startswith("0001-"):
                         self._job_nodes[job_id] = task.get("NodeID")
+                        if job is not None:
+                            job.gateway = node
                         return cid
             time.sleep(0.05)
-        raise RuntimeError(f"the job's task did not start within {self.start_timeout:.0f} s: "
-                           f"{last.get('Err') or last.get('Message') or last.get('State') or 'no task'}")
+        why = f"{last.get('Err') or last.get('Message') or last.get('State') or 'no task'}"
+        if self._node_down(last_node):
+            raise NodeLost(f"the job's task did not start within {self.start_timeout:.0f} s on node "
+                           f"{self._hostname(last_node)}, which is down: {why}")
+        raise RuntimeError(f"the job's task did not start within {self.start_timeout:.0f} s: {why}")
+
+    def _node_down(self, node_id: Optional[str]) -> bool:
+        """Whether the node a task was given to is not ready now (gone, or going)."""
+        if not node_id:
+            return False
+        return ((self._gateway.api.inspect_node(node_id).get("Status") or {}).get("State")) != "ready"
 
     def check_task(self, spec, attrs: dict, network: str) -> list:
         """What the task's container lacks of the sandbox: the docker check, and the replacements."""
@@ -368,6 +510,10 @@ class SwarmExecutor(DockerExecutor):
             problems.append(f"networks are {sorted(nets)}, wanted only the job's own {network!r}")
         if not (attrs.get("Config") or {}).get("OpenStdin"):
             problems.append("OpenStdin is not set")
+        if hc.get("DeviceRequests"):  # (Swarm gives a task its GPUs in its environment, never so)
+            problems.append(f"DeviceRequests are {hc['DeviceRequests']!r}, wanted none")
+        if spec.gpu:
+            problems += gpu_env_problems((attrs.get("Config") or {}).get("Env") or [], self.gpu_resource, spec.gpu)
         return problems
 
     # --- running --------------------------------------------------------------------------
@@ -381,6 +527,8 @@ class SwarmExecutor(DockerExecutor):
             except SandboxError as e:
                 self.log.error("job %s: %s", spec.job_id, e)
                 return Outcome("failed", "infrastructure", str(e))
+            except NodeLost as e:
+                return Outcome("failed", "infrastructure", f"cannot start the job's service: {e}", requeue=True)
             except Exception as e:
                 self.log.exception("job %s: cannot start its service", spec.job_id)
                 return Outcome("failed", "infrastructure", f"cannot start the job's service: {e}")
@@ -400,21 +548,22 @@ class SwarmExecutor(DockerExecutor):
         gw = self._gateway
         try:
             try:
-                job.container_id = await gw.call(self._task_container, spec.job_id)
+                job.container_id = await gw.call(self._task_container, spec.job_id, job)
             except Exception as e:
                 await gw.call(self._remove_sync, spec.job_id)
                 return Outcome("failed", "infrastructure", f"the job's task is gone: {e}")
             job.volume = self.names.job(spec.job_id)[1]
-            assigned = await gw.call(logged_event, gw.api, job.container_id, "assigned")
+            node = self._gw(job)
+            assigned = await node.call(logged_event, node.api, job.container_id, "assigned")
             if assigned is None:  # the service died before the job line: inputs again, then the line
-                attrs = await gw.call(gw.api.inspect_container, job.container_id)
+                attrs = await node.call(node.api.inspect_container, job.container_id)
                 problems = self.check_task(spec, attrs, self._service_name(spec.job_id))
                 if problems:
                     await gw.call(self._remove_sync, spec.job_id, job.container_id)
                     return Outcome("failed", "infrastructure", "refusing to start: " + "; ".join(problems))
                 if (attrs.get("State") or {}).get("Running"):
                     with inputs_tar(spec, *self.sandbox.uid_gid) as tar:
-                        await gw.call(gw.api.put_archive, job.container_id, self.workdir, tar)
+                        await node.call(node.api.put_archive, job.container_id, self.workdir, tar)
             job.arrival = Arrival(job_line(spec, self.workdir), (assigned or {}).get("time"))
             return await self._follow(spec, job, on_event, on_log, fresh=False)
         finally:
@@ -423,6 +572,10 @@ class SwarmExecutor(DockerExecutor):
 
     async def _follow(self, spec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
         outcome = await super()._follow(spec, job, on_event, on_log, fresh)
+        node = self._job_nodes.get(spec.job_id)
+        if outcome.reason == "infrastructure" and node and node != self._node_id:
+            outcome.message += f" (on node {self._hostname(node)})"
+            outcome.requeue = not job.delivered  # (its node went before the runner had its job: none of it ran)
         if job.arrival.assigned is not None and outcome.used.cpu_seconds == 0.0:
             # The last docker stats sample came before the job's own work (no cgroup of the
             # task outlives it to read the total from): unknown, not zero.
@@ -435,16 +588,23 @@ class SwarmExecutor(DockerExecutor):
         import docker
 
         gw, api = self._gateway, self._gateway.api
+        # (the tasks first: they go with their service, and they say which node each container is on)
+        containers = dict.fromkeys(self._task_containers(job_id))
         for service in api.services(filters=self._filters(job_id)):
             try:
                 api.remove_service(service["ID"])
             except docker.errors.NotFound:
                 pass
-        containers = {container_id} if container_id else set()
-        containers |= {c["Id"] for c in api.containers(all=True, filters=self._filters(job_id))}
+        if container_id:
+            containers[(self._gw(self._jobs.get(job_id)), container_id)] = None
+        containers.update(dict.fromkeys((gw, c["Id"]) for c in api.containers(all=True, filters=self._filters(job_id))))
         _, vname = self.names.job(job_id)
-        for cid in containers:
-            gw.remove(cid, vname, self.workdir)
+        for node, cid in containers:
+            try:
+                node.remove(cid, vname, self.workdir)
+            except Exception as e:  # a node that went away: what it held is gone with it, or its admin's
+                self.log.warning("job %s: cannot remove container %s on %s: %s", job_id, cid[:12],
+                                 node.url or "this daemon", e)
         if not containers:
             gw.remove(f"{vname}-none", vname, self.workdir)  # (no container: the volume alone)
         for net in api.networks(filters=self._filters(job_id)):
@@ -466,8 +626,8 @@ class SwarmExecutor(DockerExecutor):
         services = await gw.call(gw.api.services, filters=self._filters(job_id))
         if not services:
             return False
-        for c in await gw.call(gw.api.containers, filters=self._filters(job_id)):
-            await gw.call(gw.kill, c["Id"])
+        for node, cid in await gw.call(self._task_containers, job_id):
+            await node.call(node.kill, cid)
         return True
 
     async def running(self) -> list:
@@ -475,6 +635,51 @@ class SwarmExecutor(DockerExecutor):
         gw = self._gateway
         services = await gw.call(gw.api.services, filters=self._filters())
         return sorted({(s["Spec"].get("Labels") or {}).get(LABEL_JOB) for s in services} - {None})
+
+
+#: a constraint on a node's id, hostname, role or label (Swarm's syntax)
+_CONSTRAINT = re.compile(r"\s*node\.(id|hostname|role|labels\.[^=!\s]+)\s*(==|!=)\s*(\S*)\s*")
+
+
+def node_gpus(node: dict, kind: str) -> int:
+    """GPUs a node advertises: its generic resources of ``kind`` (named ones, one a GPU, or a count)."""
+    total = 0
+    for resource in ((node.get("Description") or {}).get("Resources") or {}).get("GenericResources") or []:
+        named, discrete = resource.get("NamedResourceSpec") or {}, resource.get("DiscreteResourceSpec") or {}
+        if named.get("Kind") == kind:
+            total += 1
+        elif discrete.get("Kind") == kind:
+            total += int(discrete.get("Value", 0))
+    return total
+
+
+def gpu_env_problems(env: list, kind: str, count: int) -> list:
+    """What a GPU task's environment lacks: Swarm names the generic resources it gave a task in
+    ``DOCKER_RESOURCE_<KIND>`` (named ones by their values, comma-separated; a discrete one by its
+    count), which the node's NVIDIA runtime reads. (Not seen on a real GPU node: none here.)"""
+    name = f"DOCKER_RESOURCE_{kind.upper()}"
+    given = [e.partition("=")[2] for e in env if e.partition("=")[0] == name]
+    if not given:
+        return [f"{name} is not set: Swarm gave the task no GPU"]
+    value = given[0]
+    have = int(value) if value.isdigit() else len([v for v in value.split(",") if v])
+    return [] if have >= count else [f"{name} is {value!r}: fewer than the {count} GPU(s) asked"]
+
+
+def satisfies(node: dict, constraints: list) -> bool:
+    """Whether a node meets placement constraints on its id, hostname, role and labels; others
+    (engine labels, platform) are Swarm's to judge, and taken as met."""
+    spec = node.get("Spec") or {}
+    known = {"id": node.get("ID"), "hostname": (node.get("Description") or {}).get("Hostname"),
+             "role": spec.get("Role")}
+    for constraint in constraints:
+        m = _CONSTRAINT.fullmatch(constraint)
+        if m:
+            attr, op, value = m.groups()
+            have = (spec.get("Labels") or {}).get(attr[7:]) if attr.startswith("labels.") else known[attr]
+            if (have == value) != (op == "=="):
+                return False
+    return True
 
 
 def _swap_total() -> int:

@@ -2,13 +2,14 @@
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 
-from . import admin, api, events, openapi, pages, schedules
+from . import admin, api, events, openapi, pages, schedules, sweeps
 
 
 def routes(prefix: str) -> list:
     """URL patterns of the service, under its Hub prefix."""
     j = r"(?P<job_id>[0-9a-f]{32})"
     s = r"(?P<schedule_id>[0-9a-f]{32})"
+    w = r"(?P<sweep_id>[0-9a-f]{32})"
     api_routes = [
         (r"", api.RootHandler),
         (r"/", api.RootHandler),
@@ -24,6 +25,7 @@ def routes(prefix: str) -> list:
         (rf"/jobs/{j}/events", events.EventsHandler),
         (rf"/jobs/{j}/metrics", api.JobMetricsHandler),
         (r"/notebooks", api.NotebooksHandler),
+        (r"/environments", api.EnvironmentsHandler),
         (r"/admin/queue", admin.QueueHandler),
         (r"/admin/stats", admin.StatsHandler),
         (r"/admin/usage", admin.UsageHandler),
@@ -32,6 +34,10 @@ def routes(prefix: str) -> list:
         (r"/schedules", schedules.SchedulesHandler),
         (rf"/schedules/{s}", schedules.ScheduleHandler),
         (rf"/schedules/{s}/run", schedules.ScheduleRunHandler),
+        (r"/sweeps", sweeps.SweepsHandler),
+        (rf"/sweeps/{w}", sweeps.SweepHandler),
+        (rf"/sweeps/{w}/cancel", sweeps.SweepCancelHandler),
+        (rf"/sweeps/{w}/rerun", sweeps.SweepRerunHandler),
     ]
     out = [(prefix + "api" + path, handler) for path, handler in api_routes]
     out += [
@@ -39,6 +45,7 @@ def routes(prefix: str) -> list:
         (prefix + "static/(.*)", pages.StaticHandler),
         (prefix + rf"jobs/{j}", pages.JobPage),
         (prefix + rf"jobs/{j}/output", pages.JobOutputPage),
+        (prefix + rf"sweeps/{w}", pages.SweepPage),
         (prefix + "admin", pages.AdminPage),
         (prefix + "schedules", pages.SchedulesPage),
         (prefix + "?", pages.HomePage),

@@ -23,7 +23,6 @@ from ..store import BadCursor, DuplicateKey, Job, job_model, listed_model
 from .admin import capacity_model
 from .base import APIHandler, admin_only, authenticated
 
-MAX_PAGE = 200
 #: seconds a refused upload is still read (and dropped) before its answer, as nginx's lingering_time
 LINGER = 30.0
 #: Tornado's own body limit is lifted for uploads: this service enforces its own (see JobsHandler)
@@ -146,12 +145,7 @@ class JobsHandler(APIHandler):
         if bad:
             raise IntakeError(f"unknown status {', '.join(s or '(empty)' for s in bad)}; "
                               f"use any of {', '.join(STATUSES)}, comma-separated")
-        try:
-            limit = int(self.get_argument("limit", "50"))
-        except ValueError:
-            raise IntakeError("limit must be a whole number") from None
-        if not 1 <= limit <= MAX_PAGE:
-            raise IntakeError(f"limit must be between 1 and {MAX_PAGE}")
+        limit = self.page_limit()
         sort = self.get_argument("sort", "-created")
         if sort not in ("-created", "created"):
             raise IntakeError("sort must be '-created' (newest first) or 'created'")
@@ -159,6 +153,7 @@ class JobsHandler(APIHandler):
             jobs, cursor = self.jobs.list_jobs(
                 user, statuses, self.get_argument("q", ""), limit, self.get_argument("cursor", None) or None,
                 newest_first=sort == "-created", schedule_id=self.get_argument("schedule", None) or None,
+                sweep_id=self.get_argument("sweep", None) or None,
             )
         except BadCursor as e:
             raise IntakeError(str(e)) from None
@@ -175,9 +170,7 @@ class JobsHandler(APIHandler):
         user = self.user_name
         if self.flag_argument("dry_run"):
             return await self._dry_run(user)
-        key = self.request.headers.get("Idempotency-Key") or None
-        if key and len(key) > 255:
-            raise IntakeError("Idempotency-Key is longer than 255 characters")
+        key = self.idempotency_key()
         request = await asyncio.to_thread(self._parse_submission, user)
         existing = key and self.jobs.find_by_idempotency_key(user, key)
         if existing:
@@ -188,6 +181,13 @@ class JobsHandler(APIHandler):
             return self._replay(e.job, key, request)
         self.set_header("Location", self.api_url("jobs", job.id))
         self.write_json(job_model(job), 201)
+
+    def idempotency_key(self):
+        """The request's Idempotency-Key header (None: none), at most 255 characters."""
+        key = self.request.headers.get("Idempotency-Key") or None
+        if key and len(key) > 255:
+            raise IntakeError("Idempotency-Key is longer than 255 characters")
+        return key
 
     def _replay(self, job, key: str, request: JobRequest):
         """Answer a repeated Idempotency-Key: the first job if this is the same request, else 422."""
@@ -361,6 +361,16 @@ class NotebooksHandler(APIHandler):
         # what a submit by path would accept; links are never followed (hub_service/workspace.py)
         found = await asyncio.to_thread(self.workspaces.notebooks, user)
         self.write_json({"workspace": self.workspaces.root(user), "notebooks": found})
+
+
+class EnvironmentsHandler(APIHandler):
+    """The environments a job may run in, each with the packages its image holds (read once per image)."""
+
+    @authenticated
+    async def get(self):
+        environments = self.flow.environments
+        self.write_json({"default": environments.default_environment.name,
+                         "environments": await environments.listing(self.flow.executor)})
 
 
 class MetricsHandler(APIHandler):

@@ -136,6 +136,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
 #: what a yes/no query argument may be (the OpenAPI document's enum)
 FLAG_VALUES = ("", "0", "1", "true", "false")
+#: the most items a listing gives in one page
+MAX_PAGE = 200
 
 
 #: the Content-Security-Policy of everything users made: its own opaque origin, no scripts,
@@ -225,6 +227,16 @@ class APIHandler(BaseHandler):
         if not self.is_admin:
             raise web.HTTPError(403, "only Hub admins may do this")
         return model
+
+    def page_limit(self) -> int:
+        """The ``limit`` query argument of a listing: 1 to ``MAX_PAGE`` (absent: 50); else a 400 saying so."""
+        try:
+            limit = int(self.get_argument("limit", "50"))
+        except ValueError:
+            raise IntakeError("limit must be a whole number") from None
+        if not 1 <= limit <= MAX_PAGE:
+            raise IntakeError(f"limit must be between 1 and {MAX_PAGE}")
+        return limit
 
     def flag_argument(self, name: str) -> bool:
         """A yes/no query argument: ``1``/``true`` or ``0``/``false`` (absent: no); anything else is a 400 naming it."""

@@ -92,9 +92,31 @@ def _schemas() -> dict:
         "progress": {"type": "object", "properties": {
             "cells_done": {"type": "integer", "description": "code cells that ran to their end without an error "
                            "(never the one running, nor one that raised or was stopped)"},
-            "cells_total": {"type": "integer", "nullable": True, "description": "code cells of the notebook"}}},
+            "cells_total": {"type": "integer", "nullable": True, "description": "code cells of the notebook"},
+            "phase": {"type": "string", "nullable": True, "enum": ["building environment", None],
+                      "description": "what a running job waits for before its first cell: 'building "
+                                     "environment' while the image of its requirements is built"}}},
+        "environment": {"type": "string", "nullable": True, "description": "the environment it runs in "
+                        "(GET /environments); null only for jobs made before environments"},
+        "build": {"type": "object", "nullable": True, "description": "the build of its environment with the "
+                  "requirements it brought (null: it brought none)", "properties": {
+            "requirements": {"type": "array", "items": {"type": "string"}, "description": "normal form"},
+            "status": {"type": "string", "enum": ["building", "ready", "failed"]},
+            "cached": {"type": "boolean", "description": "true: an image built before (or by another job "
+                       "meanwhile) was used, and seconds is 0"},
+            "seconds": {"type": "number"}, "waited": {"type": "number", "description": "seconds this job "
+                                                       "waited for another job's build of the same key"},
+            "phases": {"type": "object", "additionalProperties": {"type": "number"},
+                       "description": "seconds of download, install and commit"},
+            "size": {"type": "integer", "description": "bytes the derived image adds to its environment's"},
+            "wheels": {"type": "integer"}, "key": {"type": "string"}, "image": {"type": "string"},
+            "base": {"type": "string"}}},
         "resources": {"type": "object", "properties": {
-            "requested": _OBJECT, "predicted": _OBJECT, "allocated": _OBJECT, "used": _OBJECT,
+            "requested": _OBJECT, "predicted": _OBJECT, "used": _OBJECT,
+            "allocated": {"type": "object", "properties": {"gpu_devices": {
+                "type": "array", "items": {"type": "integer"},
+                "description": "the GPUs (the host's NVML indices) a GPU job was given when it started, "
+                               "on a backend that hands GPUs out by device"}}},
             "bounds": {"type": "object", "description": "only on a dry run's answer: the admin's "
                        "[least, most] for cpu (cores), memory (bytes) and timeout (seconds)",
                        "additionalProperties": {"type": "array", "items": {"type": "number"},
@@ -114,6 +136,7 @@ def _schemas() -> dict:
         "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
         "callback_url": _NULLABLE_STRING, "notify": {"type": "string", "enum": list(NOTIFY_CHOICES)},
         "schedule_id": _NULLABLE_STRING, "rerun_of": _NULLABLE_STRING,
+        "sweep_id": {"type": "string", "nullable": True, "description": "the sweep the job is a run of"},
         "backend": _NULLABLE_STRING, "exit_code": {"type": "integer", "nullable": True},
         "metrics": {"type": "object", "additionalProperties": {"type": "number"},
                     "description": "the last value of each metric the notebook reported (GET …/metrics has "
@@ -152,13 +175,16 @@ def _schemas() -> dict:
                                      "'/path', '/notebook', '/code', '/parameters' or '/parameters/NAME', "
                                      "'/resources/cpu', '/resources/memory', '/resources/gpu', '/timeout', "
                                      "'/output_formats', '/notify', '/callback_url'; schedules also '/cron', "
-                                     "'/timezone', '/overlap', '/missed', '/paused', '/from_job'); a multipart "
+                                     "'/timezone', '/overlap', '/missed', '/paused', '/from_job'; sweeps "
+                                     "'/parameters/NAME/INDEX' (a grid's value), '/runs/INDEX/NAME', '/runs'); a "
+                                     "multipart "
                                      "form's field is named by the same pointer, its upload by '/file' (and "
                                      "'/entry')"}}}}}
     capacity = {"type": "object", "properties": {
         "cpu": {"type": "number"}, "memory": {"type": "integer"}, "gpu": {"type": "integer"},
         "max_running": {"type": "integer"}, "per_user": {"type": "integer"}}}
-    return {"Job": job, "Error": error, "Capacity": capacity, "Schedule": _schedule_schema()}
+    return {"Job": job, "Error": error, "Capacity": capacity, "Schedule": _schedule_schema(),
+            "Sweep": _sweep_schema()}
 
 
 def _schedule_schema() -> dict:
@@ -170,12 +196,14 @@ def _schedule_schema() -> dict:
         "cron": {"type": "string"}, "timezone": {"type": "string"},
         "overlap": {"type": "string", "enum": list(OVERLAP)}, "missed": {"type": "string", "enum": list(MISSED)},
         "paused": {"type": "boolean"},
+        "sweep": {"type": "boolean", "description": "each run is a sweep of the parameters' lists of values"},
         "source": {"type": "object", "properties": {
             "kind": {"type": "string", "enum": ["path", "snapshot"]}, "path": _NULLABLE_STRING,
             "input_name": {"type": "string"}, "sha256": _NULLABLE_STRING}},
         "parameters": _OBJECT, "resources": _OBJECT, "timeout": {"type": "number", "nullable": True},
         "output_formats": {"type": "array", "items": {"type": "string", "enum": ["ipynb", "html", "md"]}},
         "callback_url": _NULLABLE_STRING, "notify": {"type": "string", "enum": list(NOTIFY_CHOICES)},
+        "environment": {"type": "string", "nullable": True, "description": "null: the admin's default"},
         "created": when, "updated": when,
         "next_runs": {"type": "array", "items": when, "maxItems": 5,
                       "description": "the next 5 run times, UTC; empty while paused"},
@@ -235,9 +263,96 @@ def _patch_body() -> dict:
             "cpu": {"type": "number"}, "memory": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
             "gpu": {"type": "integer"}}},
         output_formats={"type": "array", "items": {"type": "string"}},
-        callback_url={"type": "string", "format": "uri"}, notify={"type": "string", "enum": list(NOTIFY_CHOICES)})
+        callback_url={"type": "string", "format": "uri"}, notify={"type": "string", "enum": list(NOTIFY_CHOICES)},
+        environment={"type": "string", "description": "one of GET /environments; empty: the admin's default"})
     return {"required": True, "content": {"application/json": {
         "schema": {"type": "object", "properties": props}, "example": {"paused": True}}}}
+
+
+def _sweep_schema() -> dict:
+    """A sweep as the API answers it (a listing leaves out runs and best)."""
+    when = {"type": "string", "format": "date-time"}
+    run = {"type": "object", "required": ["job_id", "parameters", "status"], "properties": {
+        "job_id": {"type": "string"}, "parameters": _OBJECT, "status": {"type": "string", "enum": list(STATUSES)},
+        "duration": {"type": "number", "nullable": True, "description": "seconds it ran (so far); null before"},
+        "used": {"type": "object", "description": "what it used: peak_memory (bytes), cpu_seconds, wall_seconds"},
+        "allocated": {"type": "object", "description": "what it was given: cpu, memory, timeout"},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number"},
+                    "description": "the last value of each metric it reported"},
+        "error": {"type": "object", "nullable": True, "description": "as the job's"},
+        "rerun_of": {"type": "string", "nullable": True, "description": "the run of the sweep this one repeats "
+                     "(and stands in for)"},
+        "created": when, "started": dict(when, nullable=True), "finished": dict(when, nullable=True)}}
+    return {"type": "object", "required": ["id", "user", "status", "grid", "size", "counts"], "properties": {
+        "id": {"type": "string"}, "user": {"type": "string"}, "name": {"type": "string"},
+        "status": {"type": "string", "enum": list(STATUSES), "description": "from its runs': running while any "
+                   "runs, queued while any waits, else succeeded if all did, failed if any failed, else cancelled"},
+        "grid": {"type": "object", "description": "as submitted: {parameters: {name: [values]}} or {runs: [...]}"},
+        "size": {"type": "integer", "description": "the runs it was made with"},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "runs by status"},
+        "metrics": {"type": "array", "items": {"type": "string"}, "description": "the metrics its runs reported"},
+        "schedule_id": _NULLABLE_STRING, "created": when,
+        "runs": {"type": "array", "items": run, "description": "one per combination, in the grid's order (the "
+                 "last name varying fastest); a rerun stands in for the run it repeats"},
+        "best": {"type": "object", "description": "with ?metric=: the succeeded run with the least (mode=min) or "
+                 "greatest (mode=max) final value", "properties": {
+                     "metric": {"type": "string"}, "mode": {"type": "string", "enum": ["min", "max"]},
+                     "job_id": _NULLABLE_STRING, "value": {"type": "number", "nullable": True}}},
+        "rerun": {"type": "array", "items": {"type": "string"}, "description": "POST …/rerun only: the new jobs"},
+    }}
+
+
+_SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+_SWEEP = {"description": "the sweep",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Sweep"}}}}
+
+
+def _sweep_paths() -> dict:
+    body = _submit_body()
+    grid = "each name: a list of values (the runs are their product; a value that is no list is the same in every run)"
+    body["content"]["multipart/form-data"]["schema"]["properties"].update(
+        parameters={"type": "string", "description": "JSON: " + grid},
+        runs={"type": "string", "description": "JSON: the combinations, a list of {name: value} (instead of "
+                                               "parameters)"})
+    as_json = body["content"]["application/json"]
+    as_json["schema"]["properties"].update(
+        parameters={"type": "object", "additionalProperties": {"type": "array"}, "description": grid},
+        runs={"type": "array", "items": _OBJECT, "description": "the combinations (instead of parameters)"})
+    as_json["example"] = {"code": "# %% tags=[\"parameters\"]\nlr = 0.1\n", "parameters": {"lr": [0.01, 0.1, 1]}}
+    metric = [_query("metric", {"type": "string"}, "mark the best run by this metric's final value"),
+              _query("mode", {"type": "string", "enum": ["min", "max"]}, "best: the least (default) or greatest")]
+    return {
+        "/sweeps": {
+            "get": _op("listSweeps", "own sweeps, newest first (admins: user=, all=1)", {"200": _json(
+                "a page of sweeps", {"type": "object", "required": ["sweeps", "next_cursor"], "properties": {
+                    "sweeps": {"type": "array", "items": {"$ref": "#/components/schemas/Sweep"}},
+                    "next_cursor": _NULLABLE_STRING}})}, [
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                _query("user", {"type": "string"}, "admins: this user's sweeps"),
+                _query("all", _FLAG, "admins: everyone's")]),
+            "post": _op("submitSweep", "one job per combination of parameter values, all stored or none (a "
+                        "bad value: 400 at /parameters/NAME/INDEX; more runs than the admin's limit: 400); a "
+                        "repeated Idempotency-Key returns the first sweep (200), or 422 if used for another "
+                        "request", {"201": _SWEEP, "200": _SWEEP},
+                        [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}},
+                         *metric], body, errors=("400", "401", "403", "404", "413", "415", "422")),
+        },
+        "/sweeps/{sweep_id}": {"get": _op("getSweep", "one sweep: its grid, a row per run, the best run for a "
+                                          "metric", {"200": _SWEEP}, [_SWEEP_ID, *metric])},
+        "/sweeps/{sweep_id}/cancel": {"post": _op("cancelSweep", "cancel every run not ended (202 while a "
+                                                  "running one is stopping; 409: none left)",
+                                                  {"200": _SWEEP, "202": _SWEEP}, [_SWEEP_ID, *metric],
+                                                  errors=("400", "401", "403", "404", "409"))},
+        "/sweeps/{sweep_id}/rerun": {"post": _op(
+            "rerunSweep", "run the ended runs again, each as its job's rerun, in its place (409: none)",
+            {"201": _SWEEP}, [_SWEEP_ID, *metric], body={"required": False, "content": {"application/json": {
+                "schema": {"type": "object", "additionalProperties": False, "properties": {
+                    "failed_only": {"type": "boolean", "description": "only the failed runs"}}},
+                "example": {"failed_only": True}}}},
+            errors=("400", "401", "403", "404", "409", "422"))},
+    }
 
 
 def _schedule_paths() -> dict:
@@ -255,7 +370,7 @@ def _schedule_paths() -> dict:
         "/schedules/{schedule_id}": {
             "get": _op("getSchedule", "one schedule", {"200": _SCHEDULE}, [_SCHEDULE_ID]),
             "patch": _op("updateSchedule", "change a schedule; pause = {\"paused\": true}", {"200": _SCHEDULE},
-                         [_SCHEDULE_ID], _patch_body(), errors=("400", "401", "403", "404", "413")),
+                         [_SCHEDULE_ID], _patch_body(), errors=("400", "401", "403", "404", "413", "422")),
             "delete": _op("deleteSchedule", "delete a schedule (the jobs it made stay)",
                           {"204": {"description": "gone"}}, [_SCHEDULE_ID], errors=("401", "403", "404")),
         },
@@ -272,6 +387,11 @@ def _submit_body() -> dict:
         "notify": {"type": "string", "enum": list(NOTIFY_CHOICES),
                    "description": "mail the owner when the job fails, or whenever it ends (default never)"},
         "entry": {"type": "string", "description": "file to run inside a .zip bundle"},
+        "environment": {"type": "string", "description": "one of GET /environments (default: the admin's); "
+                        "unknown: 400 at /environment"},
+        "requirements": {"type": "string", "description": "a requirements file's text: plain specifiers only "
+                         "(no options, URLs, VCS or paths: 400 at /requirements naming the line); installed from "
+                         "wheels on top of the environment. A .zip brings its own as requirements.txt"},
     }
     form = dict(fields, **{
         "file": {"type": "string", "format": "binary", "description": ".ipynb, .py or .zip"},
@@ -364,6 +484,7 @@ def spec(server_url: str) -> dict:
                     _query("user", {"type": "string"}, "admins: this user's jobs"),
                     _query("all", _FLAG, "admins: everyone's"),
                     _query("schedule", {"type": "string"}, "only the runs of this schedule"),
+                    _query("sweep", {"type": "string"}, "only the runs of this sweep"),
                     _query("full_parameters", _FLAG, "every parameter value whole (else a value over 200 "
                            "characters of JSON is cut to a string of its start, named in parameters_cut)")]),
                 "post": _op(
@@ -425,6 +546,18 @@ def spec(server_url: str) -> dict:
                 [_JOB_ID, _query("name", {"type": "string"}, "only this metric's series"),
                  _query("since_step", {"type": "integer", "minimum": -1, "maximum": 2**63 - 1},
                         "only the points after this step (for polling: the last step seen)")])},
+            "/environments": {"get": _op("listEnvironments", "the environments a job may run in, with the "
+                                         "packages each image holds", {"200": _json("environments", {
+                "type": "object", "required": ["default", "environments"], "properties": {
+                    "default": {"type": "string"}, "environments": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "packages"], "properties": {
+                            "name": {"type": "string"}, "description": {"type": "string"},
+                            "image": {"type": "string"}, "gpu": {"type": "boolean"},
+                            "resources": {"type": "object", "description": "default requests (cpu, memory in "
+                                          "bytes, timeout in seconds) of a job that asks for none"},
+                            "packages": {"type": "array", "items": {"type": "object", "properties": {
+                                "name": {"type": "string"}, "version": {"type": "string"}}}}}}}}})},
+                errors=("401", "403"))},
             "/notebooks": {"get": _op("listNotebooks", "notebooks in your workspace", {"200": _json("list", {
                 "type": "object", "properties": {"workspace": {"type": "string"}, "notebooks": {
                     "type": "array", "items": {"type": "object", "properties": {
@@ -439,8 +572,16 @@ def spec(server_url: str) -> dict:
                                                                 "queued": {"type": "integer"}}},
                     "running_per_user": {"type": "object", "additionalProperties": {"type": "integer"}},
                     "nodes": {"type": "array", "description": "the machines jobs run on (the swarm backend's "
-                              "nodes: capacity, labels, health, the jobs each runs); empty on one machine",
-                              "items": _OBJECT}}})})},
+                              "nodes: capacity, labels, health, the jobs each runs, and `reachable`: whether the service "
+                              "reaches the node's daemon); empty on one machine",
+                              "items": _OBJECT},
+                    "gpus": {"type": "array", "description": "the host's GPUs as NVML lists them, each with "
+                             "the running jobs holding it (jobs: [] when free); empty without an NVIDIA "
+                             "driver, and on a backend that does not hand GPUs out by device",
+                             "items": {"type": "object", "properties": {
+                                 "index": {"type": "integer"}, "uuid": {"type": "string"},
+                                 "name": {"type": "string"}, "memory": {"type": "integer"},
+                                 "jobs": {"type": "array", "items": {"type": "string"}}}}}}})})},
             "/admin/stats": {"get": _op("getStats", "statistics (admins)", {"200": _json("stats", {
                 "type": "object", "properties": {"status_counts": _OBJECT, "recent": _OBJECT}})})},
             "/admin/usage": {"get": _op(
@@ -469,6 +610,7 @@ def spec(server_url: str) -> dict:
             "/metrics": {"get": _op("getMetrics", "Prometheus exposition (admins)",
                                     {"200": _media("metrics", "text/plain")}, errors=("401", "403"))},
             **_schedule_paths(),
+            **_sweep_paths(),
         },
     }
 

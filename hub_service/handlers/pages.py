@@ -25,6 +25,7 @@ from ..outputs import MEDIA_TYPES
 from ..request import retry_words
 from ..states import ACTIVE, OUTPUT_FORMATS, STATUSES
 from ..store import job_model, listed_model
+from ..sweeps import sweep_model
 from .base import APIHandler, BaseHandler
 
 HERE = os.path.dirname(os.path.dirname(__file__))
@@ -164,7 +165,9 @@ class HomePage(PageHandler):
 
     @web.authenticated
     def get(self):
-        self.render_page("home.html", output_formats=OUTPUT_FORMATS, notify_choices=NOTIFY_CHOICES)
+        environments = self.flow.environments
+        self.render_page("home.html", output_formats=OUTPUT_FORMATS, notify_choices=NOTIFY_CHOICES,
+                         environments=environments.all, default_environment=environments.default_environment.name)
 
 
 class JobPage(PageHandler):
@@ -190,6 +193,19 @@ class JobPage(PageHandler):
             return []
         data, _ = self.jobs.input_notebook(job)
         return parameter_fields(nbformat.reads(data, as_version=4))
+
+
+class SweepPage(PageHandler):
+    """One sweep: a sortable row per run, the best run for a metric the user picks, an overlay of the runs'
+    series for it, and cancel and rerun (sweep.js draws it from the API, live)."""
+
+    @web.authenticated
+    def get(self, sweep_id):
+        sweeps = self.settings["sweeps"]
+        sweep = sweeps.get(sweep_id, None if self.is_admin else self.user_name)
+        if sweep is None:
+            raise web.HTTPError(404, f"no sweep {sweep_id}")
+        self.render_page("sweep.html", sweep=sweep_model(sweep, sweeps.runs(sweep)), viewer=self.user_name)
 
 
 class JobOutputPage(PageHandler):

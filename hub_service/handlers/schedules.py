@@ -66,8 +66,9 @@ class SchedulesHandler(ScheduleAPIHandler):
             schedule = await self.scheduler.create_from_job(user, body, job)
         else:
             r = self.request
+            sweep = isinstance(body, dict) and body.get("sweep") is True  # (its parameters: lists of values)
             form, request = await asyncio.to_thread(parse_submission, content_type, r.body, r.headers, user,
-                                                    self.limits, self.workspaces.read, body)
+                                                    self.limits, self.workspaces.read, body, sweep)
             schedule = await self.scheduler.create(form, request)
         self.set_header("Location", self._url(schedule.id))
         self.write_schedule(schedule, 201)

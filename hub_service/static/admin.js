@@ -6,7 +6,6 @@
   const TERMINAL = ["succeeded", "failed", "cancelled"];
   const REFRESH_MS = 5000;
   const PAGE_SIZE = 20;
-  const SVG = "http://www.w3.org/2000/svg";
   const GIB = 1024 ** 3;
 
   // -- helpers ------------------------------------------------------------------------------
@@ -23,13 +22,6 @@
       else node.setAttribute(k, v === true ? "" : v);
     }
     for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  function svg(tag, attrs, text) {
-    const node = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
     return node;
   }
 
@@ -101,6 +93,21 @@
       : [el("li", {class: "text-body-secondary"}, "nobody")]));
     rememberUsers(Object.keys(q.running_per_user));
     showNodes(q.nodes || []);
+    showGpus(q.gpus || []);
+  }
+
+  // The host's GPUs (none without an NVIDIA driver: the table stays hidden), and which job holds each.
+  function showGpus(gpus) {
+    document.getElementById("admin-gpus").hidden = !gpus.length;
+    document.querySelector("#admin-gpus-table tbody").replaceChildren(...gpus.map((g) => {
+      const jobs = (g.jobs || []).flatMap((id, i) =>
+        [i ? ", " : null, el("a", {href: cfg.prefix + "jobs/" + id}, id.slice(0, 8))]);
+      return el("tr", {dataset: {gpuIndex: String(g.index)}},
+        el("th", {scope: "row"}, String(g.index)),
+        el("td", {title: g.uuid}, g.name),
+        el("td", {class: "text-end"}, gib(g.memory)),
+        el("td", {}, ...(jobs.length ? jobs : [el("span", {class: "text-body-secondary"}, "free")])));
+    }));
   }
 
   // The machines jobs run on (a swarm's nodes; none on one machine): hidden when there are none.
@@ -114,7 +121,9 @@
       const held = n.jobs || [];
       return el("tr", {dataset: {nodeId: n.id || ""}},
         el("th", {scope: "row"}, n.hostname || n.id || "–"),
-        el("td", {class: usable ? null : "text-danger-emphasis"}, `${n.state || "–"} / ${n.availability || "–"}`),
+        // (unreachable: the service cannot reach its daemon, so a job placed there fails at once)
+        el("td", {class: usable && n.reachable !== false ? null : "text-danger-emphasis"},
+          `${n.state || "–"} / ${n.availability || "–"}${n.reachable === false ? " · daemon unreachable" : ""}`),
         el("td", {}, n.role || "–"),
         el("td", {class: "text-end"}, cores(n.cpu)),
         el("td", {class: "text-end"}, gib(n.memory)),
@@ -406,80 +415,33 @@
 
   const pct = (v) => (isMissing(v) ? "–" : (100 * v).toFixed(1) + "%");
 
-  function niceStep(top, ticks) {
-    const raw = top / ticks, power = 10 ** Math.floor(Math.log10(raw));
-    return [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw);
-  }
-
-  // Submissions per hour: bars for the last 24 hours, a line for the forecast of the next 24.
+  // Submissions per hour: bars for the last 24 hours, a line for the forecast of the next 24 (chart.js draws).
   function drawChart(box, past, forecast) {
-    const W = 760, H = 250, left = 48, right = 16, top = 34, bottom = 40;
     const hour = 3600;
     const t0 = past.hours[0], t1 = (forecast.hours.length ? forecast.hours[forecast.hours.length - 1] : past.hours[past.hours.length - 1]) + hour;
-    const biggest = Math.max(1, ...past.jobs, ...forecast.jobs);
-    const step = niceStep(biggest, 4), ymax = Math.ceil(biggest / step - 1e-9) * step;
-    const x = (t) => left + (t - t0) / (t1 - t0) * (W - left - right);
-    const y = (v) => H - bottom - v / ymax * (H - top - bottom);
-    const chart = svg("svg", {viewBox: `0 0 ${W} ${H}`, role: "img", class: "admin-forecast",
-                              "aria-label": "submissions per hour, the last 24 hours and the forecast for the next 24"});
-    chart.append(svg("title", {}, "Submissions per hour"));
-    // y axis: gridlines, ticks and their values
-    const yAxis = svg("g", {class: "chart-axis chart-y"});
-    for (let v = 0; v <= ymax + 1e-9; v += step) {
-      yAxis.append(svg("line", {class: "chart-grid", x1: left, x2: W - right, y1: y(v), y2: y(v)}));
-      yAxis.append(svg("text", {class: "chart-tick", x: left - 6, y: y(v) + 4, "text-anchor": "end"},
-                       String(+v.toFixed(2))));
-    }
-    yAxis.append(svg("line", {x1: left, x2: left, y1: top, y2: H - bottom}));
-    yAxis.append(svg("text", {class: "chart-label", transform: `translate(12 ${(top + H - bottom) / 2}) rotate(-90)`,
-                              "text-anchor": "middle"}, "jobs / hour"));
-    // x axis: a tick each hour, the hour named every third, the day at midnight; in the browser's time zone
+    const clock = (t) => new Date(t * 1000).toLocaleString([], {hour: "2-digit", minute: "2-digit"});
+    // a tick each hour, the hour named every third, the day at midnight; in the browser's time zone
     // (the hours are UTC hours: in a zone half an hour off they are named 6:30 and so on)
-    const xAxis = svg("g", {class: "chart-axis chart-x"});
-    xAxis.append(svg("line", {x1: left, x2: W - right, y1: H - bottom, y2: H - bottom}));
-    for (let t = t0; t <= t1; t += hour) {
-      const d = new Date(t * 1000), named = d.getHours() % 3 === 0;
-      xAxis.append(svg("line", {x1: x(t), x2: x(t), y1: H - bottom, y2: H - bottom + (named ? 6 : 3)}));
-      if (!named) continue;
-      const label = d.getHours() === 0 ? d.toLocaleDateString([], {month: "short", day: "numeric"})
-        : d.toLocaleTimeString([], d.getMinutes() ? {hour: "numeric", minute: "2-digit"} : {hour: "numeric"});
-      xAxis.append(svg("text", {class: "chart-tick" + (d.getHours() === 0 ? " chart-day" : ""), x: x(t),
-                                y: H - bottom + 18, "text-anchor": "middle"}, label));
-    }
-    xAxis.append(svg("text", {class: "chart-label", x: (left + W - right) / 2, y: H - 4, "text-anchor": "middle"},
-                     "hour (local time)"));
-    chart.append(yAxis, xAxis);
-    // the load that came
-    const actual = svg("g", {class: "chart-actual"});
-    past.hours.forEach((t, i) => {
-      const n = past.jobs[i];
-      const rect = svg("rect", {x: x(t) + 1, y: y(n), width: Math.max(1, x(t + hour) - x(t) - 2), height: y(0) - y(n)});
-      rect.append(svg("title", {}, `${new Date(t * 1000).toLocaleString([], {hour: "2-digit", minute: "2-digit"})}: ${n} submitted`));
-      actual.append(rect);
-    });
-    // the forecast, through the middle of each hour
-    const predicted = svg("g", {class: "chart-forecast"});
-    const points = forecast.hours.map((t, i) => `${x(t + hour / 2).toFixed(1)},${y(forecast.jobs[i]).toFixed(1)}`);
-    predicted.append(svg("polyline", {points: points.join(" ")}));
-    forecast.hours.forEach((t, i) => {
-      const dot = svg("circle", {cx: x(t + hour / 2), cy: y(forecast.jobs[i]), r: 3});
-      dot.append(svg("title", {}, `${new Date(t * 1000).toLocaleString([], {hour: "2-digit", minute: "2-digit"})}: ` +
-                                  `${forecast.jobs[i].toFixed(2)} expected`));
-      predicted.append(dot);
-    });
-    const now = Date.now() / 1000;
-    const nowMark = svg("g", {class: "chart-now"});
-    nowMark.append(svg("line", {x1: x(now), x2: x(now), y1: top - 4, y2: H - bottom}),
-                   svg("text", {x: x(now), y: top - 8, "text-anchor": "middle", class: "chart-tick"}, "now"));
-    chart.append(actual, predicted, nowMark);
-    // legend
-    const legend = svg("g", {class: "chart-legend", transform: `translate(${left + 8} 12)`});
-    legend.append(svg("rect", {class: "chart-actual-swatch", x: 0, y: -9, width: 14, height: 10}),
-                  svg("text", {x: 20, y: 0}, "submitted (last 24 h)"),
-                  svg("line", {class: "chart-forecast-swatch", x1: 180, x2: 196, y1: -4, y2: -4}),
-                  svg("text", {x: 202, y: 0}, "forecast (next 24 h)"));
-    chart.append(legend);
-    box.replaceChildren(chart);
+    const hourTicks = () => {
+      const ticks = [];
+      for (let t = t0; t <= t1; t += hour) {
+        const d = new Date(t * 1000);
+        if (d.getHours() % 3) { ticks.push({x: t}); continue; }
+        ticks.push(d.getHours() === 0
+          ? {x: t, label: d.toLocaleDateString([], {month: "short", day: "numeric"}), className: "chart-day"}
+          : {x: t, label: d.toLocaleTimeString([], d.getMinutes() ? {hour: "numeric", minute: "2-digit"} : {hour: "numeric"})});
+      }
+      return ticks;
+    };
+    NJChart.lineChart(box, [
+      {name: "submitted (last 24 h)", kind: "bars", width: hour, className: "chart-actual",
+       points: past.hours.map((t, i) => ({x: t, y: past.jobs[i], title: `${clock(t)}: ${past.jobs[i]} submitted`}))},
+      {name: "forecast (next 24 h)", dots: true, className: "chart-forecast",  // through the middle of each hour
+       points: forecast.hours.map((t, i) => ({x: t + hour / 2, y: forecast.jobs[i],
+                                              title: `${clock(t)}: ${forecast.jobs[i].toFixed(2)} expected`}))},
+    ], {description: "submissions per hour, the last 24 hours and the forecast for the next 24", className: "admin-forecast",
+        xDomain: [t0, t1], xTicks: hourTicks, yMin: 0, yLabel: "jobs / hour", xLabel: "hour (local time)",
+        marks: [{x: Date.now() / 1000, label: "now", className: "chart-now"}]});
   }
 
   function demand() {

@@ -21,6 +21,7 @@
   let dryRunSeq = 0;
   let wantFields = false;  // a new notebook was chosen: build its fields from the next answer
 
+  const sweepMode = document.getElementById("sweep-mode");
   const source = () => form.querySelector("input[name=source]:checked").value;
   const chosen = () => (source() === "workspace" ? pathSelect.value : fileInput.files.length > 0);
 
@@ -39,16 +40,52 @@
   }
   showOutputs.addEventListener("change", loadNotebooks);
 
-  /** The form as a submission (JSON for a file of the workspace, multipart for an upload),
-   * or {errors} when a field cannot be read. */
-  function submission() {
+  //: the parameter types a sweep takes several values of (a JSON value may hold commas of its own)
+  const SWEEPABLE = ["int", "float", "str", "none"];
+
+  /** The sweep the fields ask for: {parameters: {name: [values]}, errors, runs}. A field with commas gives
+   * its values, each read as the field reads one; any other its one value, where it differs from the notebook's. */
+  function sweepGrid() {
+    const read = NJ.readParams(paramFields), parameters = {}, errors = {};
+    let runs = 1;
+    for (const input of paramFields.querySelectorAll("input[data-param]")) {
+      const name = input.dataset.param, key = "param:" + name;
+      if (!SWEEPABLE.includes(input.dataset.type) || !input.value.includes(",")) {
+        if (read.errors[key]) errors[key] = read.errors[key];
+        else if (name in read.parameters) parameters[name] = [read.parameters[name]];
+        continue;
+      }
+      const values = input.value.split(",").map((part) => NJ.readValue(input.dataset.type, part.trim(), part.trim()));
+      const bad = values.find((v) => v.error);
+      if (bad) errors[key] = "each value " + bad.error;
+      else parameters[name] = values.map((v) => v.value);
+      runs *= values.length;
+    }
+    if (runs < 2 && !Object.keys(errors).length) errors.parameters = "a sweep needs a parameter with several values, comma-separated";
+    return {parameters, errors, runs};
+  }
+
+  /** In sweep mode a number's field takes text: several values, comma-separated. */
+  function showSweepMode() {
+    for (const input of paramFields.querySelectorAll("input[data-type=int], input[data-type=float]")) {
+      input.type = sweepMode.checked ? "text" : "number";
+    }
+    document.getElementById("submit-button").textContent = sweepMode.checked ? "Run sweep" : "Run as job";
+  }
+
+  /** The form as a submission (JSON for a file of the workspace, multipart for an upload), or {errors} when a
+   * field cannot be read; in sweep mode, a sweep's (``runs``: how many), or for a dry run its first run's. */
+  function submission(dryRun) {
     const errors = {};
-    const read = NJ.readParams(paramFields);
+    const sweep = sweepMode.checked ? sweepGrid() : null;
+    const read = sweep || NJ.readParams(paramFields);
     Object.assign(errors, read.errors);
     const fields = {};
     const name = document.getElementById("name").value.trim();
     if (name) fields.name = name;
-    if (Object.keys(read.parameters).length) fields.parameters = read.parameters;
+    let parameters = read.parameters;
+    if (sweep && dryRun) parameters = Object.fromEntries(Object.entries(parameters).map(([k, values]) => [k, values[0]]));
+    if (Object.keys(parameters).length) fields.parameters = parameters;
     const resources = {};
     for (const [key, scale] of [["cpu", 1], ["memory", GIB], ["timeout", 60]]) {
       const text = document.getElementById(key).value.trim();
@@ -61,17 +98,21 @@
     if (Object.keys(resources).length) fields.resources = resources;
     fields.output_formats = [...form.querySelectorAll(".output-format:checked")].map((c) => c.value);
     fields.notify = document.getElementById("notify").value;
+    fields.environment = document.getElementById("environment").value;
+    const requirements = document.getElementById("requirements").value;
+    if (requirements.trim()) fields.requirements = requirements;
     if (Object.keys(errors).length) return {errors};
+    const runs = sweep ? sweep.runs : null;
     if (source() === "workspace") {
       return {body: JSON.stringify(Object.assign({path: pathSelect.value}, fields)),
-              headers: {"Content-Type": "application/json"}};
+              headers: {"Content-Type": "application/json"}, runs};
     }
     const data = new FormData();
     data.append("file", fileInput.files[0]);
     for (const [key, value] of Object.entries(fields)) {
       data.append(key, key === "output_formats" ? value.join(",") : typeof value === "string" ? value : JSON.stringify(value));
     }
-    return {body: data};
+    return {body: data, runs};
   }
 
   /** What the dry run says the job would get: its cpu, then the service's own words. */
@@ -88,7 +129,7 @@
     message.textContent = "";
     if (!chosen()) { sizing.textContent = ""; paramBox.hidden = true; return; }
     if (fresh) { paramFields.replaceChildren(); wantFields = true; }
-    const sub = submission();
+    const sub = submission(true);
     if (sub.errors) { NJ.showErrors(form, sub.errors, message); return; }
     const seq = ++dryRunSeq;
     sizing.textContent = "asking the service what this job would get…";
@@ -96,6 +137,7 @@
       if (seq !== dryRunSeq) return;  // a later change asked again
       if (wantFields) {
         NJ.paramFields(paramFields, job.notebook_parameters || []);
+        showSweepMode();
         paramBox.hidden = !(job.notebook_parameters || []).length;
         wantFields = false;
       }
@@ -105,7 +147,9 @@
       for (const [key, v] of Object.entries(proposal)) {
         document.getElementById(key).placeholder = Number.isFinite(v) ? "auto: " + +v.toFixed(2) : "";
       }
-      sizing.textContent = allocationWords(job.resources);
+      const runs = sweepMode.checked ? sweepGrid().runs : 0;
+      sizing.textContent = (runs > 1 ? `A sweep of ${runs} jobs, each sized on its own. The first: ` : "") +
+        allocationWords(job.resources);
     }).catch((err) => {
       if (seq !== dryRunSeq) return;
       sizing.textContent = "";
@@ -129,8 +173,9 @@
     message.className = "ms-2";
     message.textContent = "submitting…";
     document.getElementById("submit-button").disabled = true;
-    NJ.api("jobs", {method: "POST", body: sub.body, headers: sub.headers})
-      .then((job) => { window.location.href = NJ.cfg.prefix + "jobs/" + job.id; })
+    const what = sub.runs ? "sweeps/" : "jobs/";
+    NJ.api(what.slice(0, -1), {method: "POST", body: sub.body, headers: sub.headers})
+      .then((made) => { window.location.href = NJ.cfg.prefix + what + made.id; })
       .catch((err) => {
         document.getElementById("submit-button").disabled = false;
         message.textContent = "";
@@ -147,6 +192,7 @@
       });
     }
     pathSelect.addEventListener("change", () => dryRun(true));
+    sweepMode.addEventListener("change", showSweepMode);
     fileInput.addEventListener("change", () => dryRun(true));
     // any other field: ask again once the typing stops
     form.addEventListener("input", (e) => {
@@ -157,6 +203,21 @@
     });
     form.addEventListener("submit", onSubmit);
     loadNotebooks();
+    const envSelect = document.getElementById("environment");
+    const packages = document.getElementById("env-packages");
+    let listing = null;  // GET /environments, asked once: the packages of each environment
+    const showPackages = () => {
+      const env = listing && listing.environments.find((e) => e.name === envSelect.value);
+      document.getElementById("env-package-list").textContent = env
+        ? env.packages.map((p) => `${p.name}==${p.version}`).join("\n") : "loading…";
+    };
+    packages.addEventListener("toggle", () => {
+      if (!packages.open || listing) return showPackages();
+      NJ.api("environments").then((answer) => { listing = answer; showPackages(); }).catch((err) => {
+        document.getElementById("env-package-list").textContent = `could not list the packages: ${err.message || err}`;
+      });
+    });
+    envSelect.addEventListener("change", showPackages);
   }
 
   // -- the job list ---------------------------------------------------------------------------
@@ -188,7 +249,15 @@
     const link = document.createElement("a");
     link.href = NJ.cfg.prefix + "jobs/" + job.id;
     link.textContent = job.name;
-    cell(tr, link);
+    const name = cell(tr, link);
+    if (job.sweep_id) {
+      const sweep = document.createElement("a");
+      sweep.className = "badge text-bg-light ms-1 job-sweep";
+      sweep.href = NJ.cfg.prefix + "sweeps/" + job.sweep_id;
+      sweep.textContent = "sweep";
+      sweep.title = "a run of sweep " + job.sweep_id;
+      name.append(sweep);
+    }
     const badge = document.createElement("span");
     badge.className = "job-status status-" + job.status;
     badge.textContent = job.status;

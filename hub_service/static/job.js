@@ -82,12 +82,49 @@
     }
   }
 
+  // -- metrics: a chart each, filled from GET …/metrics, then live from the stream's "metric" events
+  const charts = new Map();
+  let streamedPoints = 0;  // points the stream brought (the page says how many, for people and tests)
+
+  function chartOf(name) {
+    if (!charts.has(name)) {
+      const box = document.createElement("figure");
+      box.className = "job-metric";
+      box.dataset.metric = name;
+      document.getElementById("job-metrics").append(box);
+      document.getElementById("job-metrics-section").hidden = false;
+      // each metric a colour of its own
+      charts.set(name, NJChart.lineChart(box, [{name, points: [], color: charts.size}],
+                                         {title: name, xLabel: "step", yLabel: name, lastValue: true, height: 220}));
+    }
+    return charts.get(name);
+  }
+
+  /** One report: its values, at its step (the service gives every point a step). */
+  function addReport(report) {
+    for (const [name, value] of Object.entries(report.values)) chartOf(name).append(name, {x: report.step, y: value});
+  }
+
+  /** What was stored so far; a point the stream brought meanwhile is kept (a step seen twice is drawn once). */
+  function loadMetrics() {
+    NJ.api("jobs/" + id + "/metrics").then((m) => {
+      for (const s of m.series) for (const p of s.points) chartOf(s.name).append(s.name, {x: p.step, y: p.value});
+    }).catch(() => {});  // no metrics to show is no error of the page's
+  }
+
   function follow() {
     const log = document.getElementById("job-log");
     fetch(NJ.cfg.api + "jobs/" + id + "/logs", {credentials: "same-origin", headers: {"X-XSRFToken": NJ.cfg.xsrf}})
       .then((r) => r.text()).then((t) => { log.textContent = t; });
-    if (NJ.TERMINAL.includes(page.dataset.status)) return;
+    if (NJ.TERMINAL.includes(page.dataset.status)) return loadMetrics();
     const events = new EventSource(NJ.cfg.api + "jobs/" + id + "/events?_xsrf=" + encodeURIComponent(NJ.cfg.xsrf));
+    events.addEventListener("open", loadMetrics, {once: true});  // after the stream is up: no point falls between
+    events.addEventListener("metric", (e) => {
+      const report = JSON.parse(e.data);
+      streamedPoints += Object.keys(report.values).length;
+      page.dataset.streamedPoints = String(streamedPoints);
+      addReport(report);
+    });
     events.addEventListener("started", (e) => {
       Object.assign(progress.progress, {cells_total: JSON.parse(e.data).cells_total, cells_done: 0});
       progress.running = null;

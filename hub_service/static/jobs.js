@@ -87,6 +87,7 @@
    * 1-based place of the cell running now when an event said so (else the one after the done ones). */
   function progressWords(job, running) {
     const p = job.progress || {}, total = p.cells_total, done = p.cells_done || 0;
+    if (p.phase) return p.phase;  // "building environment": its requirements' image, before any cell
     if (total === null || total === undefined) {
       return {queued: "waiting to start", running: "starting"}[job.status] || "";
     }
@@ -189,21 +190,31 @@
       const original = JSON.parse(input.dataset.default);
       let value;
       if (type === "bool") value = input.checked;
-      else if (type === "int" || type === "float") {
-        value = Number(text);
-        if (text === "" || !Number.isFinite(value)) { errors["param:" + name] = "must be a number"; continue; }
-        if (type === "int" && !Number.isInteger(value)) { errors["param:" + name] = "must be a whole number"; continue; }
-      } else if (type === "str") value = input.value;
-      else if (type === "json") {
-        try { value = JSON.parse(text); } catch (e) { errors["param:" + name] = "must be JSON, e.g. [1, 2] or {\"a\": 1}"; continue; }
-      } else if (type === "expr" && input.value === original) continue;  // left as the notebook has it
-      else if (type === "none" && text === "") value = null;
+      else if (type === "expr" && input.value === original) continue;  // left as the notebook has it
       else {
-        try { value = JSON.parse(text); } catch (e) { value = input.value; }  // not JSON: text
+        const read = readValue(type, text, input.value);
+        if (read.error) { errors["param:" + name] = read.error; continue; }
+        value = read.value;
       }
       if (JSON.stringify(value) !== JSON.stringify(original)) parameters[name] = value;
     }
     return {parameters, errors};
+  }
+
+  /** One value typed for a parameter of ``type`` (``text`` trimmed, ``raw`` as typed): {value} or {error}. */
+  function readValue(type, text, raw) {
+    if (type === "int" || type === "float") {
+      const value = Number(text);
+      if (text === "" || !Number.isFinite(value)) return {error: "must be a number"};
+      if (type === "int" && !Number.isInteger(value)) return {error: "must be a whole number"};
+      return {value};
+    }
+    if (type === "str") return {value: raw};
+    if (type === "json") {
+      try { return {value: JSON.parse(text)}; } catch (e) { return {error: "must be JSON, e.g. [1, 2] or {\"a\": 1}"}; }
+    }
+    if (type === "none" && text === "") return {value: null};
+    try { return {value: JSON.parse(text)}; } catch (e) { return {value: raw}; }  // not JSON: text
   }
 
   // -- errors beside the field they name ----------------------------------------------------
@@ -248,6 +259,6 @@
 
   window.NotebookJobs = {
     cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce,
-    paramFields, readParams, formField, showErrors, clearErrors, apiErrors, errorSummary, progressWords, partialWords,
+    paramFields, readParams, readValue, formField, showErrors, clearErrors, apiErrors, errorSummary, progressWords, partialWords,
   };
 })();

@@ -1,6 +1,7 @@
 """Persistence of jobs and schedules: models, queries and alembic migrations."""
 
-from .models import TERMINAL, Job, JobMetric, Schedule, job_model, listed_model
+from .models import TERMINAL, Job, JobMetric, Schedule, Sweep, job_model, listed_model
 from .queries import BadCursor, DuplicateKey, InvalidTransition, Store
+from .sweep_queries import DuplicateSweep
 
-__all__ = ["TERMINAL", "Job", "JobMetric", "Schedule", "job_model", "listed_model", "BadCursor", "DuplicateKey", "InvalidTransition", "Store"]
+__all__ = ["TERMINAL", "Job", "JobMetric", "Schedule", "Sweep", "DuplicateSweep", "job_model", "listed_model", "BadCursor", "DuplicateKey", "InvalidTransition", "Store"]

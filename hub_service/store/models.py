@@ -45,7 +45,12 @@ class Job(Base):
     idempotency_key: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     schedule_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
     rerun_of: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    sweep_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
     features: Mapped[dict] = mapped_column(JSON, default=dict)  # demand model inputs
+    environment: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)  # the admin's, named at submit
+    # the build of its environment when it brings requirements: {requirements, key, image, status, cached,
+    # seconds, phases, size}; None: it brings none
+    build: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
 
     # sizing: what the user asked, what the model proposed, what the job got, what it used
     requested: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -96,6 +101,29 @@ class JobMetric(Base):
     __table_args__ = (Index("ix_job_metrics_series", "job_id", "name", "step"),)
 
 
+class Sweep(Base):
+    """A parameter sweep: one job per combination of values, all made at once (its runs are the jobs that
+    name it); its state is its runs'."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    # as submitted: {"parameters": {name: [values]}} (a grid) or {"runs": [{name: value}, …]}
+    grid: Mapped[dict] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(Integer)  # runs it was made with
+    idempotency_key: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    schedule_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_ts: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("user", "idempotency_key", name="uq_sweeps_user_idempotency_key"),
+        Index("ix_sweeps_user_created", "user", "created_ts", "id"),
+    )
+
+
 class Setting(Base):
     """One setting of this deployment that must outlive restarts (its instance id)."""
 
@@ -118,6 +146,7 @@ class Schedule(Base):
     overlap: Mapped[str] = mapped_column(String(8), default="skip")  # skip | queue
     missed: Mapped[str] = mapped_column(String(8), default="skip")  # skip | run_once
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    sweep: Mapped[bool] = mapped_column(Boolean, default=False)  # each fire a sweep of its parameters' lists
 
     # what runs: a workspace path read again at each fire, or a stored input (by hash)
     source_kind: Mapped[str] = mapped_column(String(8))  # path | snapshot
@@ -130,6 +159,7 @@ class Schedule(Base):
     output_formats: Mapped[list] = mapped_column(JSON, default=list)
     callback_url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     notify: Mapped[str] = mapped_column(String(16), default="never")
+    environment: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)  # None: the admin's default
 
     # firing: the next due time (None while paused), the last fire, and the job id a fire
     # promised but has not made yet (set in the same transaction that advances next_run)
@@ -178,7 +208,12 @@ def job_model(job: Job) -> dict:
         "status": job.status,
         "input": {"kind": job.input_kind, "name": job.input_name, "path": job.path, "sha256": job.input_hash},
         "parameters": job.parameters,
-        "progress": {"cells_done": job.cells_done, "cells_total": job.cells_total},
+        "progress": {"cells_done": job.cells_done, "cells_total": job.cells_total,
+                     # what it waits for before its first cell, in words (None: nothing, or it ended)
+                     "phase": "building environment" if job.status == Status.RUNNING
+                     and (job.build or {}).get("status") == "building" else None},
+        "environment": job.environment,
+        "build": job.build,
         "resources": {
             "requested": job.requested,
             "predicted": job.predicted,
@@ -191,6 +226,7 @@ def job_model(job: Job) -> dict:
         "notify": job.notify,
         "schedule_id": job.schedule_id,
         "rerun_of": job.rerun_of,
+        "sweep_id": job.sweep_id,
         "backend": job.backend,
         "exit_code": job.exit_code,
         "metrics": job.metrics or {},

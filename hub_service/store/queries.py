@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..states import TERMINAL, Status
 from .models import Job, JobMetric, Setting, utcnow
 from .schedule_queries import ScheduleQueries
+from .sweep_queries import SweepQueries
 
 #: which status may follow which; running → queued is recovery's re-queue
 TRANSITIONS = {
@@ -117,7 +118,7 @@ def migrate(engine, revision: str, down: bool = False) -> None:
         (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
-class Store(ScheduleQueries):
+class Store(ScheduleQueries, SweepQueries):
     """Job persistence behind a small, intention-named API."""
 
     def __init__(self, url: str, migrate: bool = True):
@@ -171,13 +172,17 @@ class Store(ScheduleQueries):
         cursor: Optional[str] = None,
         newest_first: bool = True,
         schedule_id: Optional[str] = None,
+        sweep_id: Optional[str] = None,
     ) -> tuple:
-        """A page of jobs and the cursor of the next page (None at the end); ``schedule_id``: that schedule's."""
+        """A page of jobs and the cursor of the next page (None at the end); ``schedule_id``, ``sweep_id``: that
+        schedule's, that sweep's."""
         stmt = select(Job)
         if user is not None:
             stmt = stmt.where(Job.user == user)
         if schedule_id is not None:
             stmt = stmt.where(Job.schedule_id == schedule_id)
+        if sweep_id is not None:
+            stmt = stmt.where(Job.sweep_id == sweep_id)
         statuses = list(statuses)
         if statuses:
             stmt = stmt.where(Job.status.in_(statuses))
@@ -291,11 +296,11 @@ class Store(ScheduleQueries):
 
     # -- metrics: what a running notebook reports -------------------------------------------
 
-    def add_metrics(self, job_id: str, step: int, values: dict, time: float, last: dict) -> None:
-        """Store one report's points (``values`` at ``step``) and the job's last values (``last``), at once."""
+    def add_metrics(self, job_id: str, reports: list, last: dict) -> None:
+        """Store reports' points (``[(step, {name: value}, time)]``) and the job's last values (``last``), at once."""
         with self.Session() as s:
-            s.execute(insert(JobMetric), [dict(job_id=job_id, name=name, step=step, value=value, time=time)
-                                          for name, value in values.items()])
+            s.execute(insert(JobMetric), [dict(job_id=job_id, name=name, step=step, value=value, time=at)
+                                          for step, values, at in reports for name, value in values.items()])
             s.execute(update(Job).where(Job.id == job_id).values(metrics=last))
             s.commit()
 

@@ -1,10 +1,11 @@
-"""The docker executor's life cycle: sandbox checks at create, cancel, and recovery of
-jobs after a restart of the service (a new executor instance)."""
+"""The docker executor's life cycle: sandbox checks at create, cancel, removal after the outcome, and
+recovery of jobs after a restart of the service (a new executor instance)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -253,3 +254,39 @@ async def test_cgroup_cpu_shares_weighs_the_group_of_all_jobs(make_executor):
     await untouched.start()
     assert shares.read_text() == before
     await untouched.stop()
+
+
+async def test_the_outcome_comes_before_the_containers_removal_which_stop_waits_for(make_executor, make_job,
+                                                                                     client):
+    ex = make_executor()
+    await ex.start()
+    spec = make_job(honest_notebook(), parameters={"x": HONEST_X})
+    label = {"label": f"{LABEL_JOB}={spec.job_id}"}
+    removing, go_on = threading.Event(), threading.Event()
+    remove = ex._remove_sync
+
+    def held_removal(job_id, container_id=None):  # the real removal, once the test lets it go on
+        removing.set()
+        go_on.wait(60)
+        remove(job_id, container_id)
+
+    ex._remove_sync = held_removal
+    stopped = None
+    try:
+        rec = Recorder()
+        out = await asyncio.wait_for(ex.run(spec, rec.on_event, rec.on_log), 120)  # with its removal held
+        assert_honest(spec, out, rec)
+        assert await asyncio.to_thread(removing.wait, 10)
+        assert client.containers.list(all=True, filters=label)  # still there: its removal waits
+        assert await ex.running() == []  # but the job is no longer held
+        stopped = asyncio.ensure_future(ex.stop())
+        await asyncio.sleep(0.5)
+        assert not stopped.done()  # stop waits for the removal under way
+        go_on.set()
+        await asyncio.wait_for(stopped, 60)
+        assert not client.containers.list(all=True, filters=label)
+        assert not client.volumes.list(filters=label)
+    finally:
+        go_on.set()
+        if stopped is None:
+            await ex.stop()

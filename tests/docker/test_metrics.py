@@ -4,8 +4,11 @@ call both arrive as metric events, which the JobManager stores; from a cold star
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from hub_service.executors.base import METRICS_FILE
 from hub_service.jobs import JobManager
 from hub_service.outputs import Artifacts
 from hub_service.states import Status
@@ -42,10 +45,14 @@ async def run_and_check(executor, make_job, tmp_path):
         manager._on_event(job.id, event)
 
     outcome = await executor.run(spec, on_event, rec.on_log)
+    manager._flush_metrics(job.id)  # (as the job's ending does: the reports are stored in batches)
     assert outcome.status == "succeeded", (outcome, rec.log_text[-2000:])
     assert [(e["step"], e["values"]) for e in rec.events if e["event"] == "metric"] == [
         (0, {"epoch": 1.0, "loss": 0.9}), (2, {"loss": 0.4})]
     assert sum("metrics: refused loss=Infinity" in line for line in rec.logs) == 1
     assert [(step, value) for step, value, _ in store.metric_series(job.id)["loss"]] == [(0, 0.9), (2, 0.4)]
     assert job_model(store.get(job.id))["metrics"] == {"epoch": 1.0, "loss": 0.4}
+    # the runner's metrics.json comes back from the container beside the output notebook
+    saved = json.loads((spec.workdir / METRICS_FILE).read_text())
+    assert saved["final"] == {"epoch": 1.0, "loss": 0.4}, saved
     store.close()

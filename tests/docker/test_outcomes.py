@@ -44,7 +44,7 @@ async def test_an_oom_killed_container_job_names_the_cell_and_does_not_count_it_
     # the runner called the killed cell finished, and counted it: 2 of 3
     finished = [e for e in rec.events if e["event"] == "cell_finished"]
     assert [e["cells_done"] for e in finished] == [1, 2], rec.events
-    assert model["progress"] == {"cells_done": 1, "cells_total": 3}, model
+    assert model["progress"] == {"cells_done": 1, "cells_total": 3, "phase": None}, model
     assert model["error"]["cell"] == 2 and model["error"]["summary"] == "Ran out of memory", model["error"]
     assert model["error"]["message"].endswith("(in code cell 2 of 3)"), model["error"]
     assert model["has_output"] is True and model["partial"] is True

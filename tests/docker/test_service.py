@@ -51,7 +51,7 @@ def test_docker_is_the_default_backend_and_jobs_report_what_they_used(docker_hub
     assert used["peak_memory"] >= 50 * 2**20 and used["cpu_seconds"] > 0
     assert "uid 1000" in erin.get(f"jobs/{job['id']}/logs").text
     assert erin.get(f"jobs/{job['id']}/output", params={"format": "html"}).status_code == 200
-    assert not containers(docker_hub)  # removed once collected
+    wait_for(lambda: not containers(docker_hub), 10, "its container removed once collected")
 
 
 def test_memory_hog_is_oom_killed_through_the_service(docker_hub):

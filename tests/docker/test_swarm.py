@@ -2,8 +2,8 @@
 sandbox, with each job a replicated-job service of the runner image.
 
 The module's fixture makes this daemon a swarm manager when it is not one, and leaves the
-swarm again at the end: the daemon is left as it was found. (A second node is not tested:
-it needs a second daemon, which these machines do not have.)
+swarm again at the end: the daemon is left as it was found. Jobs on a node other than the
+service's are tested on a real two-node swarm of daemons of their own: test_swarm_nodes.py.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest_asyncio
 
 from hub_service.executors.docker import LABEL_INSTANCE, LABEL_JOB, LABEL_USER, SandboxError
 from hub_service.executors.swarm import REPLACED, SwarmExecutor, service_spec
+from hub_service.intake import IntakeError
 from tests.docker.conftest import IMAGE, HONEST_X, Recorder, assert_honest, honest_notebook, make_notebook
 
 pytestmark = pytest.mark.asyncio
@@ -270,10 +271,89 @@ async def test_a_job_no_node_can_hold_fails_before_a_service_is_made(make_swarm_
     assert await ex.running() == []
 
 
+@pytest.fixture
+def gpu_pool_label(client):
+    """This node labelled as a GPU pool's (gpu=true) for the test; its labels as they were after."""
+    node_id = client.info()["Swarm"]["NodeID"]
+
+    def relabel(change):
+        node = client.api.inspect_node(node_id)
+        spec = node["Spec"]
+        spec["Labels"] = change(dict(spec.get("Labels") or {}))
+        client.api.update_node(node_id, node["Version"]["Index"], spec)
+
+    before = dict(client.api.inspect_node(node_id)["Spec"].get("Labels") or {})
+    relabel(lambda labels: dict(labels, gpu="true"))
+    yield relabel
+    relabel(lambda labels: before)
+
+
+async def swarm_says(client, service_id, words, seconds=20.0) -> None:
+    """Wait until a service's task is in state ``words`` or Swarm says ``words`` of it (its status' Err:
+    why it cannot place it)."""
+    end, said = time.monotonic() + seconds, []
+    while time.monotonic() < end:
+        said = [((t.get("Status") or {}).get("State"), (t.get("Status") or {}).get("Err"))
+                for t in client.api.tasks(filters={"service": service_id})]
+        if any(words == state or words in (err or "") for state, err in said):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"Swarm did not say {words!r} of the task: {said}")
+
+
+async def test_a_gpu_job_goes_to_the_gpu_pool_and_reserves_its_generic_resource(
+        make_swarm_executor, make_job, client, gpu_pool_label):
+    """This daemon advertises no generic resources (they come from dockerd's own configuration,
+    node-generic-resources, which a test cannot change without restarting the daemon): the pool
+    is found by its label, it has no GPU, and a GPU job is refused at submit and never made; the
+    spec the executor makes for one is given to Swarm here directly, to see Swarm read it."""
+    from docker.types import ContainerSpec, Placement, RestartPolicy, ServiceMode, TaskTemplate
+
+    from hub_service.jobs import JobManager
+
+    ex = make_swarm_executor(start_timeout=3)
+    await ex.start()
+    (node,) = ex.nodes()
+    assert node["labels"]["gpu"] == "true" and node["gpus"] == 0
+    assert ex.gpu_count() == 0 and ex.capacity()["gpu"] == 0 and ex.gpu_inventory() is None
+    with pytest.raises(IntakeError) as refused:
+        JobManager(executor=ex).check_gpus({"gpu": 1})
+    assert (refused.value.status, refused.value.field) == (422, "/resources/gpu")
+    assert refused.value.message == (
+        f"1 GPU(s) requested, but this Hub's swarm backend has 0 on any one node of its GPU pool (node.id=="
+        f"{node['id']}, node.labels.gpu==true; GPUs are the nodes' generic resources of kind NVIDIA-GPU)")
+    spec = make_job(make_notebook("1"), gpu=1)
+    out = await ex.run(spec, lambda e: None, lambda l: None)  # (queued before the pool shrank, say)
+    assert (out.status, out.reason) == ("failed", "infrastructure")
+    assert "no node of the swarm can hold the job's 1 GPU(s)" in out.message, out.message
+    assert not client.api.services(filters={"label": f"{LABEL_JOB}={spec.job_id}"})
+
+    parts = service_spec(ex.sandbox.create_kwargs(spec, "v"), workdir=ex.workdir, volume_labels={},
+                         gpu_kind=ex.gpu_resource)
+
+    def make(name, resources=None):
+        template = TaskTemplate(ContainerSpec(IMAGE, command=["true"]), resources=resources,
+                                placement=Placement(constraints=ex.placement(gpu=True)),
+                                restart_policy=RestartPolicy(condition="none"))
+        return client.api.create_service(template, name=f"{name}-{make_swarm_executor.instance}",
+                                         labels={LABEL_INSTANCE: make_swarm_executor.instance},
+                                         mode=ServiceMode("replicated-job"))["ID"]
+
+    made = make("gpu", parts["resources"])
+    task = client.api.inspect_service(made)["Spec"]["TaskTemplate"]
+    assert task["Resources"]["Reservations"]["GenericResources"] == [
+        {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 1}}]
+    assert "node.labels.gpu==true" in task["Placement"]["Constraints"]
+    await swarm_says(client, made, "insufficient resources on 1 node")  # in the pool, but no GPU there
+    # The pool's constraint alone (nothing to reserve): placed on the labelled node, on no other.
+    await swarm_says(client, make("pool"), "complete")
+    gpu_pool_label(lambda labels: {k: v for k, v in labels.items() if k != "gpu"})
+    await swarm_says(client, make("nopool"), "scheduling constraints not satisfied on 1 node")
+
+
 async def test_start_refuses_what_swarm_cannot_honour(make_swarm_executor):
     for traits, words in [({"runtime": "runsc"}, "default-runtime"), ({"warm_pool": 2}, "resized"),
-                          ({"network": "bridge", "allowed_networks": ["bridge"]}, "own internal"),
-                          ({"gpus": 1}, "GPU")]:
+                          ({"network": "bridge", "allowed_networks": ["bridge"]}, "own internal")]:
         with pytest.raises(RuntimeError, match=words):
             await make_swarm_executor(**traits).start()
     ex = make_swarm_executor()
@@ -282,7 +362,7 @@ async def test_start_refuses_what_swarm_cannot_honour(make_swarm_executor):
     # Each node for the admin, and the capacity the dispatcher would take from them.
     (node,) = ex.nodes()
     assert node["state"] == "ready" and node["role"] == "manager" and node["cpu"] == os.cpu_count()
-    assert ex.capacity() == {"cpu": node["cpu"], "memory": node["memory"]} and node["memory"] > 0
+    assert ex.capacity() == {"cpu": node["cpu"], "memory": node["memory"], "gpu": 0} and node["memory"] > 0
     # An admin's docker configuration holds on Swarm too: what it requires, Swarm refuses.
     from traitlets.config import Config
 

@@ -8,6 +8,8 @@ The package, from the bottom up (each module imports only those above it in this
   measure of the work quota (pure);
 - :mod:`.transport` — the job's files in and out as tar archives (pure);
 - :mod:`.cgroups` — exact usage and cpu weights from the host's cgroup tree (v1 and v2);
+- :mod:`.builds` — derived images: a job's own requirements installed, from wheels, on top of its
+  environment's image (``EnvironmentBuilder``: the build, its cache by key, its limits);
 - :mod:`.warm` — the warm pool (``take``, ``refill``, ``drain``), and what of a warm-started
   job's output and usage is its own (``Arrival``);
 - :mod:`.executor` — :class:`DockerExecutor`: its traits, ``run``, ``reattach``, ``cancel``.

@@ -27,17 +27,22 @@ harmlessly (at most once), in case the service died between the rename and the w
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Optional
 
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
 from ..._version import __version__
-from ..base import Executor, JobSpec, Outcome, Usage, decide_outcome, maybe_await, parse_event
+from ...gpus import Gpus
+from ..base import (PACKAGES_SCRIPT, Executor, JobSpec, Outcome, Timeline, Usage, decide_outcome, maybe_await,
+                    parse_event)
 from ..streams import MAX_LINE, EventCap, LineSplitter, LogCap
+from .builds import BuildFailed, EnvironmentBuilder
 from .cgroups import Cgroups
 from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
                       log_response, parse_time)
@@ -58,6 +63,10 @@ class _Job:
         self.cgroup_key = job_id  # name of its per-job cgroup (the pool key when warm)
         self.volume: Optional[str] = None  # its work volume
         self.arrival = Arrival()  # a warm start's job line and "assigned" event
+        self.timeline = Timeline()  # its spec's, once followed
+        self.remove_later = False  # its container removed after its outcome is handed over (run's)
+        self.gateway: Optional[Gateway] = None  # the daemon its container is on, when not the executor's own
+        self.delivered = False  # warm: its job line went in (before that, nothing of the job ran)
 
 
 class DockerExecutor(Executor):
@@ -65,6 +74,7 @@ class DockerExecutor(Executor):
 
     name = "docker"
     durable = True
+    runs_images = True
 
     # --- where ----------------------------------------------------------------------------
     docker_url = Unicode(
@@ -161,13 +171,11 @@ class DockerExecutor(Executor):
         help="Seconds to wait for a killed container's output to end before giving up on it.",
     ).tag(config=True)
 
-    gpus = Integer(
-        0,
-        help="GPUs on this host that jobs may request (device requests with the "
-        "gpu_driver). 0: jobs asking for a GPU are refused.",
+    gpu_driver = Unicode(
+        "nvidia",
+        help="Device driver of GPU requests. Which GPUs there are is NVML's to say (read at start; "
+        "none without a driver), and which job gets which the dispatcher's (Gpus.jobs_per_gpu).",
     ).tag(config=True)
-
-    gpu_driver = Unicode("nvidia", help="Device driver of GPU requests.").tag(config=True)
 
     extra_labels = Dict(
         help="More labels to put on job containers and volumes.",
@@ -266,8 +274,16 @@ class DockerExecutor(Executor):
         self._gateway = Gateway(self.docker_url, self.threads, self.log)
         self._jobs: dict = {}
         self._stopping = False
+        self._removals: dict = {}  # job id -> the removal of its ended container, still under way
         #: The warm pool (:mod:`.warm`), made by ``start()`` when the traits are final.
         self.pool: Optional[WarmPool] = None
+        #: The host's GPUs, read by ``start()``.
+        self.gpus = Gpus(parent=self, log=self.log)
+        #: The derived images of jobs that bring their own requirements (:mod:`.builds`).
+        self.builder = EnvironmentBuilder(self._gateway, lambda: self.sandbox,
+                                          lambda: f"notebook-jobs-build-{self.instance}-",
+                                          parent=self, log=self.log)
+        self._packages: dict = {}  # image id -> the packages it holds
 
     # --- the parts, from the traits --------------------------------------------------------
     @property
@@ -315,6 +331,7 @@ class DockerExecutor(Executor):
                              "starts cold. Rebuild it with `bash runner-image/build.sh`.",
                              self.image, LABEL_RUNNER_WARM)
         self._check_network()
+        self.gpus.start()
         self._stopping = False
         await gw.call(self.cgroups.sweep_gone, gw.api)
         if self.cgroup_cpu_shares and self.cgroup_parent:
@@ -323,6 +340,7 @@ class DockerExecutor(Executor):
         # doubt about what they saw; the pool is refilled with fresh ones.
         await gw.call(pool.drain)
         pool.ensure_refill()
+        await gw.call(self.builder.sweep)  # (builds a service that died left half-done)
         volumes = os.path.join(info.get("DockerRootDir") or "/var/lib/docker", "volumes")
         if self.work_quota and not os.access(volumes, os.R_OK | os.X_OK):
             self.log.warning("docker executor: the daemon's volumes are not readable here; "
@@ -349,6 +367,8 @@ class DockerExecutor(Executor):
                     job.stream.close()
                 except Exception:
                     pass
+        if self._removals:
+            await asyncio.wait(self._removals.values(), timeout=30)
         self._gateway.close()
 
     def health(self) -> dict:
@@ -356,8 +376,8 @@ class DockerExecutor(Executor):
         info["instance"] = self.instance  # the label that tells this deployment's containers apart
         return info
 
-    def gpu_count(self) -> int:
-        """GPUs jobs may request here (the gpus trait: docker cannot count them itself)."""
+    def gpu_inventory(self) -> Gpus:
+        """This host's GPUs, handed out by device id."""
         return self.gpus
 
     # --- creating a container -------------------------------------------------------------
@@ -371,7 +391,7 @@ class DockerExecutor(Executor):
         client.volumes.create(name=vname, labels=labels)
         try:
             container = client.containers.create(
-                self.image,
+                spec.image or self.image,
                 command=spec.runner_args(self.workdir),
                 name=cname,
                 labels=labels,
@@ -393,10 +413,23 @@ class DockerExecutor(Executor):
     async def run(self, spec: JobSpec, on_event, on_log) -> Outcome:
         """Create the job's container, start it, follow it to its end and collect it."""
         job = self._jobs.setdefault(spec.job_id, _Job(spec.job_id))
+        job.remove_later = True
         gw, pool = self._gateway, self.pool
         try:
+            if spec.requirements:
+                try:
+                    spec.image = await self.builder.image_for(
+                        spec, spec.image or self.image, on_log,
+                        lambda build: asyncio.ensure_future(maybe_await(on_event({"event": "build", "build": build}))))
+                except BuildFailed as e:
+                    await maybe_await(on_event({"event": "build", "build": e.record}))
+                    return Outcome("failed", "environment_error", e.message)
+                if job.killed_for == "cancelled":  # cancelled while its environment was built
+                    return Outcome("cancelled", "cancelled", "cancelled by request")
             warm = None
-            if pool is not None and not self._stopping and pool.eligible(spec):
+            # (the pool holds containers of the runner image only: a job in another image starts cold)
+            if (pool is not None and not self._stopping and spec.image in (None, self.image)
+                    and pool.eligible(spec)):
                 try:
                     warm = await gw.call(pool.take, spec, self.names.job(spec.job_id)[0])
                 except Exception as e:  # the pool is an optimisation: fall back to cold
@@ -405,6 +438,7 @@ class DockerExecutor(Executor):
             if warm is not None:
                 job.container_id, job.cgroup_key, job.volume = warm.container_id, warm.key, warm.volume
                 job.arrival.line = job_line(spec, self.workdir)
+                spec.timeline.mark("warm_taken")
             else:
                 try:
                     container = await gw.call(self._create, spec)
@@ -415,12 +449,42 @@ class DockerExecutor(Executor):
                     self.log.exception("job %s: cannot create its container", spec.job_id)
                     return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
                 job.container_id = container.id
+                spec.timeline.mark("created")
             if job.killed_for == "cancelled":  # cancelled while we were creating it
                 await gw.call(self._remove_sync, spec.job_id, job.container_id)
                 return Outcome("cancelled", "cancelled", "cancelled by request")
             return await self._follow(spec, job, on_event, on_log, fresh=True)
         finally:
             self._jobs.pop(spec.job_id, None)
+
+    async def packages(self, image=None) -> list:
+        """The Python packages ``image`` holds (``pip list``'s fields), read once per image id in a throwaway
+        container of the jobs' sandbox: no network, read-only, unprivileged, limits checked."""
+        gw = self._gateway
+        found = await gw.call(gw.client.images.get, image or self.image)
+        if found.id not in self._packages:
+            self._packages[found.id] = json.loads(await gw.call(self._read_packages, found))
+        return self._packages[found.id]
+
+    def _read_packages(self, image) -> str:
+        python = ((image.attrs.get("Config") or {}).get("Entrypoint") or ["python3"])[0]
+        limits = JobSpec(job_id="packages", workdir=Path(self.workdir), cpu=1.0, memory=256 << 20)
+        container = self._gateway.client.containers.create(
+            image.id, entrypoint=[python, "-c", PACKAGES_SCRIPT], detach=True,
+            labels=dict(self.extra_labels, **{LABEL_INSTANCE: self.instance}),
+            **self.sandbox.create_kwargs(limits, None))
+        try:
+            problems = self.sandbox.check(limits, container.attrs)
+            if problems:
+                raise SandboxError("refusing to read an image's packages: the daemon dropped limits: "
+                                   + "; ".join(problems))
+            container.start()
+            code = container.wait(timeout=60).get("StatusCode")
+            if code != 0:
+                raise RuntimeError(f"listing the packages of image {image.id} exited with code {code}")
+            return container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+        finally:
+            container.remove(force=True)
 
     async def reattach(self, spec: JobSpec, on_event, on_log) -> Outcome:
         """Follow a job's existing container (running or exited) to its end, as run would."""
@@ -446,9 +510,14 @@ class DockerExecutor(Executor):
         finally:
             self._jobs.pop(spec.job_id, None)
 
+    def _gw(self, job: Optional[_Job]) -> Gateway:
+        """The daemon a job's container is on: this executor's own, or (Swarm) its node's."""
+        return (job.gateway if job is not None else None) or self._gateway
+
     def _open_stream(self, job: _Job, fresh: bool):
         """(stdout, stderr) chunks of the job's container, from its start (sync, the reader's)."""
-        api = self._gateway.api
+        gw = self._gw(job)
+        api = gw.api
         if fresh and job.arrival.line is None:
             # Cold: attached before it starts, so nothing is written before we listen.
             stream = api.attach(job.container_id, stdout=True, stderr=True, stream=True,
@@ -456,6 +525,7 @@ class DockerExecutor(Executor):
             job.stream = stream
             if job.killed_for is None:
                 api.start(job.container_id)
+                job.timeline.mark("container_started")
             else:
                 stream.close()
             return stream
@@ -467,14 +537,16 @@ class DockerExecutor(Executor):
         log = job.stream = log_response(api, job.container_id, follow=bool(running))
         if job.arrival.line is not None and running:
             if fresh and job.killed_for is not None:
-                self._gateway.kill(job.container_id)
+                gw.kill(job.container_id)
             else:
                 # Its line, if it has not had it: at most once (StdinOnce closed the
                 # stdin a first delivery used, so a second one goes nowhere).
                 try:
                     deliver(api, job.container_id, job.arrival.line)
+                    job.delivered = True
+                    job.timeline.mark("line_delivered")
                 except Exception:
-                    self._gateway.kill(job.container_id)  # it would wait for its line forever
+                    gw.kill(job.container_id)  # it would wait for its line forever
                     raise
         return log.frames()
 
@@ -527,10 +599,10 @@ class DockerExecutor(Executor):
                 if size > self.work_quota and job.killed_for is None:
                     job.killed_for = "disk"
                     self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
-                    self._gateway.kill(job.container_id)
+                    self._gw(job).kill(job.container_id)
             # The job's cgroup exists once it has started; without one, sample docker stats.
             if job.container_id and self.cgroups.dir("memory", job.cgroup_key) is None:
-                for key, value in self._gateway.sampled_usage(job.container_id).items():
+                for key, value in self._gw(job).sampled_usage(job.container_id).items():
                     usage[key] = max(usage.get(key, 0), value)
 
     async def _follow(self, spec: JobSpec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
@@ -540,7 +612,8 @@ class DockerExecutor(Executor):
         reader = threading.Thread(target=self._reader, args=(job, fresh, loop, queue),
                                   name=f"docker-job-{spec.job_id}", daemon=True)
         usage: dict = {}
-        gw = self._gateway
+        gw = self._gw(job)
+        job.timeline = spec.timeline
         vname = job.volume or self.names.job(spec.job_id)[1]
         volume_dir = await gw.call(gw.volume_dir, vname)
         sampler = threading.Thread(target=self._sampler, args=(job, spec, volume_dir, usage),
@@ -598,6 +671,7 @@ class DockerExecutor(Executor):
             raise
         finally:
             job.stop.set()
+        spec.timeline.mark("stream_ended")
         if self._stopping:
             # stop() closed the stream: the job goes on, a restarted service reattaches.
             raise asyncio.CancelledError(f"executor stopped while following job {spec.job_id}")
@@ -618,13 +692,19 @@ class DockerExecutor(Executor):
         if measured.get("cpu_seconds") is not None:
             used.cpu_seconds = round(measured["cpu_seconds"], 3)
         job.arrival.exclude_startup(used, finished)
+        spec.timeline.mark("exited")
         try:
             stream, _ = await gw.call(gw.api.get_archive, job.container_id, self.workdir)
             await gw.call(extract_outputs, stream, self.workdir, spec.workdir)
         except Exception as e:
             self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
+        spec.timeline.mark("collected")
         if not self.keep_containers:
-            await gw.call(self._remove_sync, spec.job_id, job.container_id)
+            removal = gw.call(self._remove_sync, spec.job_id, job.container_id)
+            if job.remove_later:
+                self._remove_after_outcome(spec.job_id, removal)
+            else:
+                await removal
         if job.killed_for == "disk":
             return Outcome("failed", "infrastructure",
                            f"job wrote more than its work-volume quota of {self.work_quota} bytes and was killed",
@@ -641,6 +721,20 @@ class DockerExecutor(Executor):
         outcome.finished = finished  # the container's own end, even when it ended while nobody watched
         return outcome
 
+    def _remove_after_outcome(self, job_id: str, removal) -> None:
+        """Let a container's removal finish after its job's outcome is handed over: nothing is read from
+        it any more, and the job's ending need not wait for the daemon (``stop()`` waits; a service that
+        dies first removes it at its next start, as a container of an ended job)."""
+
+        async def remove():
+            try:
+                await removal
+            except Exception as e:
+                self.log.warning("job %s: removing its container failed: %s", job_id, e)
+
+        task = self._removals[job_id] = asyncio.ensure_future(remove())
+        task.add_done_callback(lambda _: self._removals.pop(job_id, None))
+
     # --- sync helpers (run in threads) ---------------------------------------------------
     def _remove_sync(self, job_id: str, container_id: Optional[str] = None):
         """Remove a job's container (by id, else by its name), its volume and cgroup."""
@@ -652,11 +746,11 @@ class DockerExecutor(Executor):
     # --- control --------------------------------------------------------------------------
     async def cancel(self, job_id: str) -> bool:
         """Kill a job's container; its run/reattach returns a cancelled outcome."""
-        gw = self._gateway
         job = self._jobs.get(job_id)
         if job is not None:
             job.killed_for = job.killed_for or "cancelled"
             if job.container_id:
+                gw = self._gw(job)
                 await gw.call(gw.kill, job.container_id)
             return True
         return await self._kill_unfollowed(job_id)
@@ -680,7 +774,8 @@ class DockerExecutor(Executor):
         gw = self._gateway
         containers = await gw.call(gw.api.containers, all=True,
                                    filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]})
-        return sorted({job for job in map(self.names.job_of, containers) if job is not None})
+        # (a container being removed was collected: its job is no longer held)
+        return sorted({job for job in map(self.names.job_of, containers) if job is not None} - set(self._removals))
 
     async def remove(self, job_id: str) -> None:
         """Remove a job's container and volume (orphans, or kept ones)."""

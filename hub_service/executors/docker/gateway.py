@@ -144,7 +144,9 @@ class Gateway:
 
             kw = {"max_pool_size": 64, "timeout": 120}
             if self.url:
-                self._client = docker.DockerClient(base_url=self.url, **kw)
+                # (the environment's TLS settings, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY, for a tcp URL)
+                tls = docker.utils.kwargs_from_env().get("tls") if self.url.startswith("tcp:") else None
+                self._client = docker.DockerClient(base_url=self.url, tls=tls or False, **kw)
             else:
                 self._client = docker.from_env(**kw)
         return self._client

@@ -37,7 +37,7 @@ class Sandbox:
         uid, _, gid = self.user.partition(":")
         return int(uid), int(gid or uid)
 
-    def create_kwargs(self, spec: JobSpec, volume: str, cgroup_parent: Optional[str] = None) -> dict:
+    def create_kwargs(self, spec: JobSpec, volume: Optional[str], cgroup_parent: Optional[str] = None) -> dict:
         """The ``containers.create()`` keyword arguments that make the sandbox."""
         from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
@@ -50,7 +50,8 @@ class Sandbox:
             # exec stays allowed: the work volume allows it anyway, and libraries
             # that compile (numba, cffi) put their objects in /tmp.
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_size},mode=1777"},
-            mounts=[Mount(target=self.workdir, source=volume, type="volume")],
+            # (no volume: a throwaway container of the service's own, e.g. reading an image's packages)
+            mounts=[Mount(target=self.workdir, source=volume, type="volume")] if volume else [],
             mem_limit=int(spec.memory),
             memswap_limit=int(spec.memory),
             nano_cpus=nano_cpus(spec.cpu),
@@ -68,8 +69,13 @@ class Sandbox:
             kw["runtime"] = self.runtime
         if cgroup_parent:
             kw["cgroup_parent"] = cgroup_parent
-        if spec.gpu:
-            kw["device_requests"] = [DeviceRequest(driver=self.gpu_driver, count=int(spec.gpu), capabilities=[["gpu"]])]
+        if spec.gpu_devices:
+            kw["device_requests"] = [DeviceRequest(driver=self.gpu_driver, device_ids=gpu_ids(spec),
+                                                   capabilities=[["gpu"]])]
+            kw["environment"] = gpu_environment(spec)
+        elif spec.gpu:  # (a swarm's: Swarm picks the devices, from the nodes' generic resources)
+            kw["device_requests"] = [DeviceRequest(driver=self.gpu_driver, count=int(spec.gpu),
+                                                   capabilities=[["gpu"]])]
         return kw
 
     def check(self, spec: JobSpec, attrs: dict, skip: frozenset = frozenset()) -> list:
@@ -125,9 +131,37 @@ class Sandbox:
             want("Runtime", self.runtime)
         if spec.gpu and not hc.get("DeviceRequests"):
             add("DeviceRequests", "DeviceRequests dropped, wanted a GPU")
+        if spec.gpu_devices:
+            got = [(r.get("Driver"), r.get("DeviceIDs"), r.get("Count") or 0, r.get("Capabilities"))
+                   for r in hc.get("DeviceRequests") or []]
+            if got != [(self.gpu_driver, gpu_ids(spec), 0, [["gpu"]])]:
+                add("DeviceRequests", f"DeviceRequests are {hc.get('DeviceRequests')!r}, wanted the GPUs "
+                                      f"{gpu_ids(spec)} only")
+            env = set((attrs.get("Config") or {}).get("Env") or [])
+            for name, value in gpu_environment(spec).items():
+                if f"{name}={value}" not in env:
+                    add("Env", f"{name} is not {value!r}")
+        elif hc.get("DeviceRequests") and not spec.gpu:
+            add("DeviceRequests", f"DeviceRequests are {hc['DeviceRequests']!r}, wanted none")
         if (attrs.get("Config") or {}).get("User") != self.user:
             add("User", f"User is {(attrs.get('Config') or {}).get('User')!r}, wanted {self.user!r}")
         return problems
+
+
+def gpu_ids(spec: JobSpec) -> list:
+    """The job's GPUs as a device request names them: the host's NVML indices."""
+    return [str(index) for index in spec.gpu_devices]
+
+
+def gpu_environment(spec: JobSpec) -> dict:
+    """What tells the job's CUDA and the NVIDIA runtime which GPUs are its own.
+
+    The container sees only its own GPUs, numbered from 0 (CUDA counts the devices it can
+    open), so ``CUDA_VISIBLE_DEVICES`` lists 0..n-1; ``NVIDIA_VISIBLE_DEVICES`` is read by
+    the NVIDIA runtime on the host, so it names the host's indices, the same as the request.
+    """
+    return {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(len(spec.gpu_devices))),
+            "NVIDIA_VISIBLE_DEVICES": ",".join(gpu_ids(spec))}
 
 
 def nano_cpus(cpu: float) -> int:

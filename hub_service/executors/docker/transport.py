@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ..base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec
+from ..base import FILES_DIR, INPUT_NOTEBOOK, METRICS_FILE, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec
 
 
 def inputs_tar(spec: JobSpec, uid: int, gid: int):
@@ -46,7 +46,7 @@ def inputs_tar(spec: JobSpec, uid: int, gid: int):
 
 
 def extract_outputs(chunks, workdir: str, target: Path) -> None:
-    """Unpack output.ipynb and files/ from ``get_archive``'s chunks of ``workdir`` into ``target``."""
+    """Unpack output.ipynb, metrics.json and files/ from ``get_archive``'s chunks of ``workdir`` into ``target``."""
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile() as buf:
         for chunk in chunks:
@@ -59,7 +59,7 @@ def extract_outputs(chunks, workdir: str, target: Path) -> None:
                 if parts[0] != top or len(parts) == 1:
                     continue
                 rel = parts[1]
-                if rel != OUTPUT_NOTEBOOK and rel != FILES_DIR and not rel.startswith(FILES_DIR + "/"):
+                if rel not in (OUTPUT_NOTEBOOK, METRICS_FILE, FILES_DIR) and not rel.startswith(FILES_DIR + "/"):
                     continue
                 _unpack(tar, member, rel, target)
 

@@ -1,0 +1,140 @@
+"""Benchmark: a burst of jobs through the Hub against the same burst in jupyter-scheduler 2.x.
+
+In one run on this machine:
+  (j) jupyter-scheduler 2.x (from PyPI, in its own venv made once under
+      .cache/bench-jupyter-scheduler) in a Jupyter server of its own: --burst jobs of the
+      2-cell notebook of bench_service created at once through its REST API, until each is
+      COMPLETED;
+  (h) the same burst through a real Hub + proxy + service on the docker executor (a warm pool
+      of --warm-pool, jobs asking for --cpu cores each), until each has `succeeded`;
+  (s) as many sequential bare papermill runs (bench_service's).
+Prints each time and the ratios h/j (target <= 0.25) and h/s.
+
+    .venv/bin/python -m bench.bench_burst [--burst 20] [--warm-pool 2] [--cpu 0.25] [--service-args …]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from bench.bench_phases import Deployment, wait_warm
+from bench.bench_service import bare_papermill, two_cell_notebook
+from tests.hubtest import ROOT, free_port
+
+VENV = ROOT / ".cache" / "bench-jupyter-scheduler"
+#: (a new job says STOPPED until its process has started: not an ending here)
+SCHEDULER_ENDED = ("COMPLETED", "FAILED")
+
+
+def scheduler_python() -> Path:
+    """The interpreter of a venv with jupyter-scheduler 2.x and a kernel, made on first use."""
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "jupyter_scheduler>=2,<3", "ipykernel"], check=True)
+    return py
+
+
+class Scheduler:
+    """A Jupyter server with jupyter-scheduler, its state in ``base``, serving the notebook's directory."""
+
+    def __init__(self, base: Path, root: Path):
+        self.port, self.token = free_port(), "bench"
+        self.url = f"http://127.0.0.1:{self.port}"
+        state = {name: base / name for name in ("data", "config", "runtime")}
+        for path in state.values():
+            path.mkdir()
+        env = dict(os.environ, JUPYTER_DATA_DIR=state["data"], JUPYTER_CONFIG_DIR=state["config"],
+                   JUPYTER_RUNTIME_DIR=state["runtime"])
+        self.log = open(base / "jupyter-scheduler.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(scheduler_python()), "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1",
+             f"--port={self.port}", f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}",
+             *(["--allow-root"] if os.geteuid() == 0 else [])],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.api = requests.Session()
+        self.api.headers["Authorization"] = f"token {self.token}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if self.api.get(self.url + "/scheduler/runtime_environments", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("jupyter-scheduler's server did not come up")
+
+    def burst(self, notebook: str, n: int) -> tuple:
+        """(seconds, completed) for ``n`` jobs of ``notebook`` created at once."""
+        environment = self.api.get(self.url + "/scheduler/runtime_environments").json()[0]["name"]
+        started = time.perf_counter()
+        ids = []
+        for i in range(n):
+            r = self.api.post(self.url + "/scheduler/jobs", json={
+                "input_uri": notebook, "runtime_environment_name": environment, "name": f"burst-{i}",
+                "output_formats": ["ipynb"], "parameters": {"x": "2"}})
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["job_id"])
+        statuses = {}
+        while len(statuses) < n:
+            for job_id in set(ids) - set(statuses):
+                status = self.api.get(f"{self.url}/scheduler/jobs/{job_id}").json()["status"]
+                if status in SCHEDULER_ENDED:
+                    statuses[job_id] = status
+            time.sleep(0.05)
+        return time.perf_counter() - started, sum(s == "COMPLETED" for s in statuses.values())
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, 15)
+        self.proc.wait(30)
+        self.log.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--warm-pool", type=int, default=2)
+    parser.add_argument("--cpu", type=float, default=0.25, help="cores each job through the Hub asks for")
+    parser.add_argument("--service-args", default="", help="more service options, e.g. --Dispatcher.per_user=20")
+    args = parser.parse_args()
+    base, nb, nb_path = two_cell_notebook("nbjobs-bench-burst-")
+    bare_papermill(nb_path, base / "first.ipynb")  # the page cache, for every side
+
+    scheduler = Scheduler(base, nb_path.parent)
+    try:
+        scheduler.burst(nb_path.name, 1)  # its first job pays for imports of its own
+        js, js_ok = scheduler.burst(nb_path.name, args.burst)
+    finally:
+        scheduler.stop()
+
+    with Deployment(base, "burst", args.warm_pool, args.service_args) as d:
+        d.run(nb)
+        wait_warm(d.instance, args.warm_pool)
+        started = time.perf_counter()
+        ids = [d.user.submit(nb, parameters={"x": 2}, resources={"cpu": args.cpu})["id"] for _ in range(args.burst)]
+        hub_ok = sum(d.user.wait(i, timeout=600)["status"] == "succeeded" for i in ids)
+        hub = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for _ in range(args.burst):
+        bare_papermill(nb_path, base / "seq.ipynb")
+    sequential = time.perf_counter() - started
+
+    n = args.burst
+    print(f"(j) jupyter-scheduler 2.x, {n} at once        {js:6.1f} s  ({js_ok}/{n} completed)")
+    print(f"(h) through the Hub, docker, warm pool {args.warm_pool}  {hub:6.1f} s  ({hub_ok}/{n} succeeded, "
+          f"{args.cpu} cores each{', ' + args.service_args if args.service_args else ''})")
+    print(f"(s) {n} sequential bare papermill runs     {sequential:6.1f} s")
+    print(f"ratio h/j = {hub / js:.2f}   (target <= 0.25)")
+    print(f"ratio h/s = {hub / sequential:.2f}")
+
+
+if __name__ == "__main__":
+    main()
