@@ -100,9 +100,10 @@ def succeeded(job: dict) -> bool:
 
 
 def signature(job: dict) -> tuple:
-    """Identifies 'the same notebook': its size and what it imports."""
+    """Identifies 'the same notebook': its size and what it imports, and the environment it runs in
+    (the same code in another image is another workload: the image's own base memory differs)."""
     return (int(job.get("code_cells") or 0), int(job.get("source_bytes") or 0),
-            tuple(sorted(job.get("imports") or ())))
+            tuple(sorted(job.get("imports") or ())), job.get("environment") or "")
 
 
 #: Kinship (see :func:`kinship`) below which two runs are not taken for one notebook.
@@ -137,7 +138,8 @@ def kinship(job: dict, other: dict) -> float:
     """
     if signature(job) == signature(other):
         return 1.0
-    if param_schema(job.get("params")) != param_schema(other.get("params")):
+    if (param_schema(job.get("params")) != param_schema(other.get("params"))
+            or (job.get("environment") or "") != (other.get("environment") or "")):
         return 0.0
     a, b = set(job.get("imports") or ()), set(other.get("imports") or ())
     overlap = len(a & b) / len(a | b) if a | b else 1.0

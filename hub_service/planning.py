@@ -143,6 +143,7 @@ def history_record(job: Job) -> dict:
         "code_cells": f.get("code_cells"),
         "source_bytes": f.get("source_bytes"),
         "imports": f.get("imports", []),
+        "environment": f.get("environment"),  # (its image: another environment, another workload)
         "params": job.parameters,
         "status": job.status,
         "reason": job.error_reason,

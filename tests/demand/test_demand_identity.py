@@ -34,6 +34,14 @@ def test_other_parameters_or_no_common_import_make_another_notebook():
     assert kinship(base, run(cells=21, imports=("torch",))) == 0.0
 
 
+def test_the_same_code_in_another_environment_is_another_notebook():
+    base = dict(run(), environment="python")
+    assert kinship(base, dict(run(), environment="python")) == 1.0
+    assert kinship(base, dict(run(), environment="datascience")) == 0.0  # (another image's base memory)
+    assert kinship(base, dict(run(cells=21), environment="datascience")) == 0.0
+    assert kinship(run(), dict(run(), environment=None)) == 1.0  # (no environment said: the default's)
+
+
 def test_a_run_of_an_edited_notebook_borrows_its_history_not_the_cold_start():
     history = [run(cells=20 + i, size=6000 + 300 * i, params={"n_rows": 1000, "threshold": 0.1 * i},
                    peak_mb=500, t=T0 - 3600 * (i + 1)) for i in range(5)]
