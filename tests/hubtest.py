@@ -191,7 +191,7 @@ def remove_containers(*instances: str) -> None:
         for instance in instances:
             label = {"label": f"{LABEL_INSTANCE}={instance}"}
             deadline = time.monotonic() + 30
-            for listing in (lambda: client.containers.list(all=True, filters=label),
+            for listing in (lambda: client.containers.list(ignore_removed=True, all=True, filters=label),
                             lambda: client.volumes.list(filters=label)):
                 while (left := listing()) and time.monotonic() < deadline:
                     for item in left:

@@ -203,7 +203,8 @@ def test_an_oom_killed_job_names_the_cell_it_was_in_and_does_not_show_it_done(al
     assert r.status_code == 201, r.text
     again = r.json()
     assert again["resources"]["requested"]["memory"] == 3 * 2**30 and again["rerun_of"] == job["id"]
-    assert again["resources"]["allocated"]["memory"] == 3 * 2**30
+    # (as its dry run: what was asked, or less when a serving model caps an OOM retry; see above)
+    assert job["resources"]["allocated"]["memory"] < again["resources"]["allocated"]["memory"] <= 3 * 2**30
     alice.post(f"jobs/{again['id']}/cancel")
 
 

@@ -278,6 +278,45 @@ def test_an_error_about_one_field_names_it_as_the_browser_sent_it(lab, service):
     assert field(lab.post(lab.base + "api/jobs", json={**submit, "parameters": {"bad": 1}})) is None
 
 
+def test_a_sweep_of_a_workspace_file_is_read_as_a_jobs_and_its_errors_name_the_path(lab, service):
+    """``POST api/sweeps`` with a ``path``: the file read through the contents manager, as a job's, with
+    the grid (or the runs) passed on; a pointer into the file is the request's ``/path``, the others
+    pass through; a body without ``path`` goes as it is."""
+    service.requests.clear()
+    grid = {"n": [1, 2], "word": ["a", "b", "c"]}
+    r = lab.post(lab.base + "api/sweeps",
+                 json={"path": "nb.ipynb", "parameters": grid, "output_formats": ["ipynb"]})
+    assert r.status_code == 201, r.text
+    r = lab.post(lab.base + "api/sweeps", json={"path": "script.py", "runs": [{"n": 1}, {"n": 3}]})
+    assert r.status_code == 201, r.text
+    nb = make_notebook("print(n)", parameters="n = 1")
+    assert lab.post(lab.base + "api/sweeps", json={"notebook": nb, "parameters": grid}).status_code == 201
+    first, second, as_is = service.requests
+    assert [q["uri"] for q in service.requests] == [PREFIX + "sweeps"] * 3
+    assert first["auth"] == f"token {SERVER_TOKEN}"
+    assert first["body"]["notebook"]["cells"][0]["metadata"]["tags"] == ["parameters"]
+    assert (first["body"]["parameters"], first["body"]["name"], first["body"]["output_formats"]) == (
+        grid, "nb.ipynb", ["ipynb"])
+    assert "path" not in first["body"]
+    assert second["body"]["runs"] == [{"n": 1}, {"n": 3}] and second["body"]["name"] == "script.py"
+    assert as_is["body"] == {"notebook": nb, "parameters": grid}
+
+    def field(r):
+        assert r.status_code == 400, r.text
+        return r.json()["error"].get("field")
+
+    def about(pointer):  # the stand-in service's error about the field ``pointer``
+        return lab.post(lab.base + "api/sweeps", json={"path": "nb.ipynb", "parameters": {"about": pointer}})
+
+    assert field(about("/parameters/n/1")) == "/parameters/n/1"
+    assert field(about("/notebook/cells")) == "/path"
+    assert field(lab.post(lab.base + "api/sweeps", json={"path": "data.csv"})) == "/path"
+    assert lab.post(lab.base + "api/sweeps", json={"path": "missing.ipynb"}).status_code == 404
+    service.requests.clear()
+    assert lab.get(lab.base + "api/sweeps?limit=5").status_code == 200  # the rest is forwarded
+    assert [(q["method"], q["uri"]) for q in service.requests] == [("GET", PREFIX + "sweeps?limit=5")]
+
+
 def test_every_route_is_the_services_path_under_api(lab, service):
     """One URL style: ``notebook-jobs/api/<the service's path>``. A submit body without ``path`` (the
     Rerun dialog asks a dry run of a job's input notebook) goes to the service as it is."""

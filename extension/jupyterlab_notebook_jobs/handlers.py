@@ -1,10 +1,11 @@
 """Routes of the server extension: the service's REST API under ``{base_url}notebook-jobs/api/``,
 each at the service's own path. Thin: each reads the request, asks :mod:`.client` (and the
-contents manager), and answers. Three of them do more than forward:
+contents manager), and answers. Four of them do more than forward:
 
   POST api/jobs[?dry_run=1]  a body with ``path``: that file of the workspace, read through the
                              contents manager (so it works wherever the user's files live), is
                              sent as the notebook (or the script); any other body goes as it is
+  POST api/sweeps            the same for a sweep of that file (``parameters`` of lists, or ``runs``)
   POST api/jobs/{id}/rerun[?dry_run=1]
                              the service's rerun, its dry run asked only of a service that
                              documents one (an older one would run the job)
@@ -202,26 +203,31 @@ class SubmitHandler(ForwardHandler):
     file at ``path`` read from the workspace; a body without ``path`` (and every other method)
     goes to the service as it is."""
 
+    #: the service's path the submission goes to
+    target = "jobs"
+    #: what of the body goes with the file
+    fields = ("parameters", "resources", "timeout", "output_formats", "environment")
+
     def service_path(self) -> str:
-        return "jobs"
+        return self.target
 
     @web.authenticated
     async def post(self):
         if not self.names_a_path():
-            return await self._forward("jobs")
+            return await self._forward(self.target)
         try:
             body = self.body_json()
             payload = await read_source(self.contents_manager, body.get("path"))
             payload["name"] = body.get("name") or posixpath.basename(body["path"])
-            for key in ("parameters", "resources", "timeout", "output_formats", "environment"):
+            for key in self.fields:
                 if body.get(key) not in (None, "", {}):
                     payload[key] = body[key]
             dry = self.get_argument("dry_run", "") in ("1", "true")
-            job = await self.client.json("POST", "jobs" + ("?dry_run=1" if dry else ""), payload)
+            made = await self.client.json("POST", self.target + ("?dry_run=1" if dry else ""), payload)
         except ServiceError as e:
             return self.fail(as_sent(e))
         self.set_status(200 if dry else 201)
-        self.finish(json.dumps(job))
+        self.finish(json.dumps(made))
 
     def names_a_path(self) -> bool:
         """Whether the body is JSON with a ``path`` (a body that is not JSON is refused as one)."""
@@ -232,6 +238,14 @@ class SubmitHandler(ForwardHandler):
         except ValueError:
             return True  # body_json says what is wrong with it
         return not isinstance(body, dict) or "path" in body
+
+
+class SweepSubmitHandler(SubmitHandler):
+    """``POST api/sweeps``: a sweep of the workspace file at ``path``, read as a job's is; its
+    ``parameters`` map names to lists of values (the grid), or ``runs`` lists the combinations."""
+
+    target = "sweeps"
+    fields = SubmitHandler.fields + ("runs",)
 
 
 class RerunHandler(ForwardHandler):
@@ -318,6 +332,7 @@ def setup_handlers(web_app, client: ServiceClient) -> None:
     kw = {"client": client}
     web_app.add_handlers(".*$", [
         (url_path_join(api, "jobs"), SubmitHandler, kw),
+        (url_path_join(api, "sweeps"), SweepSubmitHandler, kw),
         (url_path_join(api, "jobs", JOB_ID, "rerun"), RerunHandler, kw),
         (url_path_join(api, "jobs", JOB_ID, "open"), OpenOutputHandler, kw),
         (url_path_join(api, "(?P<path>.*)"), ForwardHandler, kw),

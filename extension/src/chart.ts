@@ -1,10 +1,10 @@
 /**
  * A small SVG line chart of one or several series, the Lab twin of the service page's
  * chart.js: axes with round ticks, a legend when there are several series, each line's
- * last value, and at most two vertices a pixel column however many points (the column's
- * lowest and highest: every spike is kept). Coloured by JupyterLab's
- * own variables (base.css), so it reads in the light and the dark theme. Made with
- * createElementNS and textContent only: a metric's name is user data.
+ * last value (unless another's is written close to it), and at most two vertices a pixel
+ * column however many points (the column's lowest and highest: every spike is kept).
+ * Coloured by JupyterLab's own variables (base.css), so it reads in the light and the dark
+ * theme. Made with createElementNS and textContent only: a metric's name is user data.
  */
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -199,16 +199,18 @@ export class LineChart {
     chart.append(yAxis, xAxis);
     const legend = svg('g', { class: 'chart-legend', transform: `translate(${left} ${title ? 25 : 11})` });
     let at = 0;
+    const labelled: number[] = []; // the heights of the last values written: one close to another is left out
     this.series.forEach((s, i) => {
       const cls = `chart-series chart-s${(color + i) % PALETTE}`;
       const g = svg('g', { class: cls, 'data-name': s.name, 'data-points': s.points.length });
       if (s.points.length) {
         const drawn = downsample(s.points, x);
         const last = s.points[s.points.length - 1];
-        g.append(
-          svg('polyline', { points: drawn.map(p => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ') }),
-          svg('text', { class: 'chart-last', x: x(last.x) + 4, y: y(last.y) + 3 }, formatValue(last.y))
-        );
+        g.append(svg('polyline', { points: drawn.map(p => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ') }));
+        if (labelled.every(taken => Math.abs(taken - y(last.y)) >= 10)) {
+          labelled.push(y(last.y));
+          g.append(svg('text', { class: 'chart-last', x: x(last.x) + 4, y: y(last.y) + 3 }, formatValue(last.y)));
+        }
       }
       chart.append(g);
       if (legendOn) {

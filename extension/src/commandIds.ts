@@ -13,4 +13,6 @@ export namespace CommandIDs {
   export const cancel = 'notebook-jobs:cancel';
   export const rerun = 'notebook-jobs:rerun';
   export const remove = 'notebook-jobs:delete';
+  /** A sweep's view; takes the sweep's `id`. */
+  export const openSweep = 'notebook-jobs:open-sweep';
 }

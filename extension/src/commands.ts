@@ -17,6 +17,7 @@ import { JobWatch } from './live';
 import type { JobsPanel } from './panel';
 import { cancelJob, deleteJob, getJob } from './request';
 import { rerunDialog, submitDialog } from './submit';
+import { sweepTabId, sweepView } from './sweep';
 import { download, htmlView, IJobRef, jobsIcon, logView, openOutput } from './views';
 
 export { CommandIDs };
@@ -119,6 +120,12 @@ export function addSubmitCommand(ctx: IJobsContext): void {
         );
         return;
       }
+      if (done?.sweep) {
+        Notification.info(trans._n('Submitted sweep "%2" of %1 run', 'Submitted sweep "%2" of %1 runs', done.sweep.size, done.sweep.name), { autoClose: 4000 });
+        void panel.load(false);
+        await app.commands.execute(CommandIDs.openSweep, { id: done.sweep.id });
+        return;
+      }
       if (!done?.job) {
         return;
       }
@@ -163,6 +170,17 @@ export function addJobCommands(ctx: IJobsContext): void {
   commands.addCommand(CommandIDs.download, {
     label: trans.__('Download the output notebook'),
     execute: args => download(jobOf(args).id)
+  });
+  commands.addCommand(CommandIDs.openSweep, {
+    label: trans.__('Open the sweep'),
+    caption: trans.__("A sweep's runs side by side: their parameters, status and metrics"),
+    execute: args => {
+      const id = String(args.id);
+      if (!Array.from(shell.widgets('main')).some(w => w.id === sweepTabId(id))) {
+        show(sweepView(id, trans));
+      }
+      shell.activateById(sweepTabId(id));
+    }
   });
   commands.addCommand(CommandIDs.cancel, {
     label: trans.__('Cancel the job'),

@@ -2,7 +2,8 @@
  * The "Submit as job" dialog body: name, the notebook's parameters as typed fields (as the
  * service's dry run reads them), what the service proposes for cpu, memory and time with
  * overrides, and output formats. An error the service says is about one field (its
- * `error.field`) appears beside that field; any other under the form.
+ * `error.field`) appears beside that field; any other under the form. With "Sweep" on, each
+ * parameter's field takes several values and Submit makes a sweep of every combination.
  */
 import { Dialog } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
@@ -12,7 +13,7 @@ import { h } from './dom';
 import { environmentPicker } from './environments';
 import { formFieldOf, JobsError } from './errors';
 import { bytesText, IJob } from './jobs';
-import { changedParameters, displayValue, IParameterField } from './params';
+import { changedParameters, displayValue, IParameterField, sweepParameters, sweepText, switchedInput } from './params';
 import { ISchedule, ISubmission, submitJob } from './request';
 import { basisText, Bounds, boundsOf, clampNotes, cronOf, IOverrideInputs, IScheduleInputs, readOverrides, resourcesText, scheduleText } from './sizing';
 
@@ -30,6 +31,8 @@ export interface IDialogState {
   environment?: string;
   /** "Repeat on a schedule" (absent: off). */
   schedule?: IScheduleInputs;
+  /** "Sweep": several values per parameter (absent: off). */
+  sweep?: boolean;
 }
 
 export interface ISubmitOptions {
@@ -48,6 +51,8 @@ export interface ISubmitOptions {
   error?: JobsError;
   /** Offer "Repeat on a schedule" (a workspace path schedule of this file). */
   schedule?: boolean;
+  /** Offer "Sweep" (several values per parameter: a sweep of every combination). */
+  sweep?: boolean;
   /**
    * A rerun: ask this for the would-be job (the service's rerun dry run) to offer memory and
    * time-limit fields prefilled from it; without an answer the dialog has parameters only.
@@ -73,6 +78,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
   private pinned: JobsError | null = null;
 
   private scheduleBox: HTMLInputElement | null = null;
+  private sweepBox: HTMLInputElement | null = null;
   private scheduleFields: HTMLElement | null = null;
   private rerunSection: HTMLElement | null = null;
   /** The rerun dry run's prefilled values: only what the user changes from them is sent. */
@@ -97,6 +103,9 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       form.append(this.row('environment', trans.__('Environment'), h('div', {}, env.select, env.packages)));
     }
     form.append(h('h3', {}, trans.__('Parameters')));
+    if (options.sweep) {
+      form.append(this.sweepSwitch(state?.sweep ?? false));
+    }
     this.paramSection = h('div', { className: 'jp-NotebookJobs-parameters' });
     // an error about the parameters as a whole (`/parameters`), under their fields
     const paramsError = h('div', { className: 'jp-NotebookJobs-fieldError', 'data-field': 'parameters' });
@@ -158,10 +167,12 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
    * Show the notebook's parameters as inputs (once: the file does not change while the dialog
    * is open), with what the user entered before a refused submit.
    */
-  private setFields(fields: IParameterField[]): void {
+  private setFields(fields: IParameterField[], saved = this.options.state?.inputs ?? {}): void {
     const { trans } = this.options;
+    const sweep = this.sweeping();
     this.fields = fields;
-    const saved = this.options.state?.inputs ?? {};
+    this.paramInputs.clear();
+    this.paramErrors.clear();
     this.paramSection.replaceChildren();
     if (!fields.length) {
       this.paramSection.append(
@@ -171,7 +182,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     for (const field of fields) {
       const before = saved[field.name];
       let input: HTMLInputElement | HTMLTextAreaElement;
-      if (field.type === 'bool') {
+      if (field.type === 'bool' && !sweep) {
         input = h('input', { type: 'checkbox', name: `param-${field.name}` }) as HTMLInputElement;
         (input as HTMLInputElement).checked = before !== undefined ? Boolean(before) : Boolean(field.value);
       } else if (field.type === 'json' || field.type === 'expr') {
@@ -180,11 +191,11 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       } else {
         input = h('input', {
           type: 'text',
-          inputmode: field.type === 'int' ? 'numeric' : field.type === 'float' ? 'decimal' : undefined,
+          inputmode: sweep ? undefined : field.type === 'int' ? 'numeric' : field.type === 'float' ? 'decimal' : undefined,
           name: `param-${field.name}`,
           spellcheck: 'false'
         }) as HTMLInputElement;
-        input.value = before !== undefined ? String(before) : displayValue(field);
+        input.value = before !== undefined ? String(before) : sweep ? sweepText(field) : displayValue(field);
       }
       this.paramInputs.set(field.name, input);
       input.addEventListener('input', () => this.changed());
@@ -192,6 +203,68 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       const label = `${field.name}${field.type === 'expr' ? '' : ` (${field.type})`}`;
       this.paramSection.append(this.row(field.name, label, input, field.help, this.paramErrors));
     }
+  }
+
+  /**
+   * "Sweep": each parameter's field takes several values, comma-separated (or a JSON list), and
+   * Submit makes a sweep of every combination. Switching keeps what the fields hold (a boolean's
+   * switch becomes its text and back).
+   */
+  private sweepSwitch(on: boolean): HTMLElement {
+    const { trans } = this.options;
+    const box = h('input', { type: 'checkbox', name: 'sweep-on' }) as HTMLInputElement;
+    box.checked = on;
+    this.sweepBox = box;
+    const help = h(
+      'div',
+      { className: 'jp-NotebookJobs-help jp-NotebookJobs-sweepHelp' },
+      trans.__('Several values per parameter, separated by commas (1, 2, 4 or a JSON list); each combination runs as a job of its own.')
+    );
+    help.hidden = !on;
+    box.addEventListener('change', () => {
+      help.hidden = !box.checked;
+      if (this.fields) {
+        const inputs = this.state().inputs;
+        const fields = this.fields;
+        const switched = Object.fromEntries(fields.filter(f => f.name in inputs).map(f => [f.name, switchedInput(f, inputs[f.name], box.checked)]));
+        this.setFields(fields, switched);
+      }
+      this.changed();
+    });
+    return h('div', { className: 'jp-NotebookJobs-sweepSwitch' }, h('label', {}, box, ' ', trans.__('Sweep: try several values')), help);
+  }
+
+  /** Whether "Sweep" is on. */
+  sweeping(): boolean {
+    return this.sweepBox?.checked ?? false;
+  }
+
+  /**
+   * The dialog's button says what it will do (Submit, Schedule, "Submit sweep of 6 runs"); a
+   * sweep and a schedule exclude each other.
+   */
+  private followMode(): void {
+    const { trans } = this.options;
+    const scheduled = this.scheduleBox?.checked ?? false;
+    if (this.scheduleBox) {
+      this.scheduleBox.disabled = this.sweeping();
+    }
+    if (this.sweepBox) {
+      this.sweepBox.disabled = scheduled;
+    }
+    const label = this.node.closest('.jp-Dialog')?.querySelector('.jp-Dialog-button.jp-mod-accept .jp-Dialog-buttonLabel');
+    if (label) {
+      const runs = this.sweeping() ? this.read().runs : null;
+      label.textContent = scheduled
+        ? trans.__('Schedule')
+        : runs !== null
+          ? trans._n('Submit sweep of %1 run', 'Submit sweep of %1 runs', runs)
+          : trans.__('Submit');
+    }
+  }
+
+  protected onAfterAttach(): void {
+    this.followMode(); // (a dialog shown again after a refusal: its button as its fields say)
   }
 
   /** "Repeat on a schedule": when, in the browser's time zone; the file is read again at each run. */
@@ -231,11 +304,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       const st = this.scheduleState();
       summary.textContent = st ? scheduleText(st, zone) : '';
       this.scheduleFields!.style.display = box.checked ? '' : 'none';
-      // the dialog's button says what it will do
-      const label = this.node.closest('.jp-Dialog')?.querySelector('.jp-Dialog-button.jp-mod-accept .jp-Dialog-buttonLabel');
-      if (label) {
-        label.textContent = box.checked ? trans.__('Schedule') : trans.__('Submit');
-      }
+      this.followMode();
       this.updateAccept();
     };
     when.append(
@@ -392,7 +461,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const inputs: Record<string, string | boolean> = {};
     for (const f of this.fields ?? []) {
       const el = this.paramInputs.get(f.name)!;
-      inputs[f.name] = f.type === 'bool' ? (el as HTMLInputElement).checked : el.value;
+      inputs[f.name] = el.type === 'checkbox' ? (el as HTMLInputElement).checked : el.value;
     }
     const value = (k: string) => this.inputs.get(k)?.value ?? '';
     return {
@@ -402,17 +471,20 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       overrides: { cpu: value('cpu'), memory: value('memory'), timeout: value('timeout') },
       formats: FORMATS.filter(f => (this.inputs.get(`format-${f}`) as HTMLInputElement | undefined)?.checked),
       environment: value('environment') || undefined,
-      schedule: this.scheduleState() ?? undefined
+      schedule: this.scheduleState() ?? undefined,
+      sweep: this.sweeping() || undefined
     };
   }
 
   /**
    * The submission, and what the form itself finds wrong (before asking the service), by
-   * field: a parameter's error under `param-<name>`, the others under their row's key.
+   * field: a parameter's error under `param-<name>`, the others under their row's key. With
+   * "Sweep" on, the parameters are lists of values, and `runs` says how many combinations.
    */
-  read(): { submission: ISubmission; errors: Record<string, string> } {
+  read(): { submission: ISubmission; errors: Record<string, string>; runs: number | null } {
     const state = this.state();
-    const changed = changedParameters(this.fields ?? [], state.inputs);
+    const sweep = this.sweeping() ? sweepParameters(this.fields ?? [], state.inputs) : null;
+    const changed = sweep ?? changedParameters(this.fields ?? [], state.inputs);
     const { parameters } = changed;
     const errors = Object.fromEntries(Object.entries(changed.errors).map(([k, v]) => [`param-${k}`, v]));
     const over = readOverrides(state.overrides, this.bounds);
@@ -429,6 +501,9 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       }
     }
     const all = { ...errors, ...over.errors };
+    if (sweep && !Object.keys(sweep.parameters).length && !Object.keys(sweep.errors).length) {
+      all.parameters = this.options.trans.__('A sweep needs the values to try: give a parameter several, separated by commas.');
+    }
     const st = this.scheduleState();
     if (st?.on && !cronOf(st)) {
       all.cron = this.options.trans.__('choose when to repeat (a time, a minute, or a cron expression of five fields)');
@@ -436,7 +511,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     if (this.rerunPrefill) {
       Object.assign(all, this.rerunChanges().errors);
     }
-    return { submission, errors: all };
+    return { submission, errors: all, runs: sweep?.runs ?? null };
   }
 
   getValue(): ISubmission {
@@ -497,6 +572,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       this.pinned = null;
       this.serial++; // an answer to the form before this edit is stale: it must not clear what the edit shows
     }
+    this.followMode();
     // what the form itself finds wrong shows at once (and holds Submit back at once)
     const local = this.read().errors;
     if (!this.options.dryRun || Object.keys(local).length) {
@@ -526,7 +602,8 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       return;
     }
     try {
-      const job = await submitJob(submission, true);
+      // a sweep is sized as its first run (the service sizes each run as a job)
+      const job = await submitJob(this.sweeping() ? firstRun(submission) : submission, true);
       // the admin's bounds hold whatever the form asked: keep them from an older answer too
       // (else a quick first edit, which makes the first answer stale, would lose them)
       const bounds = boundsOf(job);
@@ -578,7 +655,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const alloc = { ...allocated, timeout };
     this.sizing.replaceChildren(
       ...[
-      h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, this.options.trans.__('The job gets:'), ' '), resourcesText(alloc)),
+      h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, this.sweeping() ? this.options.trans.__('The first run gets:') : this.options.trans.__('The job gets:'), ' '), resourcesText(alloc)),
       h('div', { className: 'jp-NotebookJobs-basis' }, this.options.trans.__('sized by %1', basisText(String(allocated.basis ?? (predicted as any).basis ?? '')))),
       Object.keys(predicted).length
         ? h('div', { className: 'jp-NotebookJobs-help' }, this.options.trans.__('predicted need: %1', resourcesText(predicted)))
@@ -631,6 +708,12 @@ export function timeZone(): string {
   } catch {
     return 'UTC';
   }
+}
+
+/** A sweep's submission as its first run: each parameter's first value. */
+function firstRun(submission: ISubmission): ISubmission {
+  const parameters = Object.fromEntries(Object.entries(submission.parameters).map(([k, values]) => [k, (values as unknown[])[0]]));
+  return { ...submission, parameters };
 }
 
 function basename(path: string): string {

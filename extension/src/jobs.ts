@@ -42,6 +42,8 @@ export interface IJob {
   partial?: boolean;
   /** Who cancelled the job (a user name), or null. */
   cancelled_by?: string | null;
+  /** The sweep the job is a run of, or null. */
+  sweep_id?: string | null;
   error: { reason: string; message: string; cell: number | null; summary?: string } | null;
   created: string | null;
   started: string | null;
@@ -176,7 +178,11 @@ export function durationText(start: string | null, end: string | null, now: numb
   if (!start) {
     return '';
   }
-  const seconds = Math.max(0, ((end ? Date.parse(end) : now) - Date.parse(start)) / 1000);
+  return secondsText(Math.max(0, ((end ? Date.parse(end) : now) - Date.parse(start)) / 1000));
+}
+
+/** A number of seconds as "4.2 s" / "3 min 5 s" / "2 h 5 min". */
+export function secondsText(seconds: number): string {
   if (seconds < 60) {
     return `${seconds.toFixed(1)} s`;
   }

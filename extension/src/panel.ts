@@ -432,6 +432,10 @@ export class JobsPanel extends Widget {
         'div',
         { className: 'jp-NotebookJobs-actions' },
         button(trans.__('Open'), 'open', () => this.run(CommandIDs.openOutput, job), outputs.includes('ipynb'), outputTitle),
+        job.sweep_id
+          ? button(trans.__('Open sweep'), 'sweep', () => void this.act(() => this.commands.execute(CommandIDs.openSweep, { id: job.sweep_id! })),
+              true, trans.__('This job is a run of a sweep: see all its runs side by side'))
+          : null,
         formats.includes('html') || outputs.includes('html')
           ? button(trans.__('HTML'), 'html', () => this.run(CommandIDs.showHtml, job), outputs.includes('html'), outputTitle)
           : null,

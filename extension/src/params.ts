@@ -127,3 +127,107 @@ export function inputOf(field: IParameterField, value: unknown): string | boolea
   }
   return typeof value === 'string' && field.type === 'str' ? value : jsonText(value);
 }
+
+/** Python's words for a boolean, read as one (any case: `True`, `false`). */
+function readBool(text: string): boolean {
+  const word = text.trim().toLowerCase();
+  if (word !== 'true' && word !== 'false') {
+    throw new Error('must be true or false');
+  }
+  return word === 'true';
+}
+
+/** The types whose values a sweep's field separates by commas one by one (the others are JSON values). */
+const SCALARS: ParamType[] = ['int', 'float', 'str', 'bool'];
+
+/**
+ * The values a sweep's field stands for: comma-separated, each in the field's type
+ * (`0.01, 0.1, 1`; `a, b`; `true, false`), or a JSON list of them (`["a, b", "c"]`: a
+ * string with a comma); a list's, a dict's or an expression's field takes JSON values
+ * separated by commas (`[1, 2], [3]`). Throws an Error naming the value at fault.
+ */
+export function readValues(field: IParameterField, input: string): unknown[] {
+  const text = input.trim();
+  if (!text) {
+    throw new Error('give at least one value');
+  }
+  if (!SCALARS.includes(field.type)) {
+    try {
+      return JSON.parse(`[${text}]`);
+    } catch {
+      throw new Error('must be JSON values separated by commas, e.g. [1, 2], [3]');
+    }
+  }
+  let values: unknown[] | null = null;
+  if (text.startsWith('[')) {
+    try {
+      values = JSON.parse(text);
+    } catch {
+      values = null; // not JSON: "[x], y" are two strings
+    }
+  }
+  const pieces = Array.isArray(values) ? values : text.split(',').map(piece => piece.trim());
+  return pieces.map((value, i) => {
+    try {
+      if (value === '') {
+        throw new Error('is empty');
+      }
+      if (field.type === 'str' && typeof value !== 'string') {
+        throw new Error('must be text');
+      }
+      return field.type === 'bool' ? readBool(String(value)) : readInput(field, String(value));
+    } catch (e) {
+      throw new Error(`value ${i + 1} (${JSON.stringify(value)}) ${(e as Error).message}`);
+    }
+  });
+}
+
+/** How a field's own value is shown in Sweep mode: as its one value. */
+export function sweepText(field: IParameterField): string {
+  return field.type === 'bool' ? String(Boolean(field.value)) : displayValue(field);
+}
+
+/**
+ * A sweep's grid: each parameter the user changed, as the list of its values (the service
+ * runs their cartesian product), and how many runs that makes. A field left as the notebook
+ * has it is not sent: each run keeps the notebook's own value.
+ */
+export function sweepParameters(
+  fields: IParameterField[],
+  inputs: Record<string, string | boolean>
+): { parameters: Record<string, unknown[]>; errors: Record<string, string>; runs: number } {
+  const parameters: Record<string, unknown[]> = {};
+  const errors: Record<string, string> = {};
+  let runs = 1;
+  for (const field of fields) {
+    if (!(field.name in inputs) || String(inputs[field.name]) === sweepText(field)) {
+      continue;
+    }
+    try {
+      const values = readValues(field, String(inputs[field.name]));
+      const unchanged = values.length === 1 && JSON.stringify(values[0]) === JSON.stringify(field.value) && field.type !== 'expr';
+      if (!unchanged) {
+        parameters[field.name] = values;
+        runs *= values.length;
+      }
+    } catch (e) {
+      errors[field.name] = (e as Error).message;
+    }
+  }
+  return { parameters, errors, runs };
+}
+
+/** A field's input carried across the Sweep switch: a boolean becomes its text and back. */
+export function switchedInput(field: IParameterField, input: string | boolean, sweep: boolean): string | boolean {
+  if (field.type !== 'bool') {
+    return input;
+  }
+  if (sweep) {
+    return String(Boolean(input));
+  }
+  try {
+    return readBool(String(input));
+  } catch {
+    return Boolean(field.value); // several values (or none) do not fit one switch
+  }
+}

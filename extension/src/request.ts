@@ -9,6 +9,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { errorFromResponse, networkError } from './errors';
 import { IJob } from './jobs';
 import { IParameterField } from './params';
+import type { ISweep } from './sweep';
 import { withXsrf } from './xsrf';
 
 /** Where the server extension serves the service's API on the Jupyter server. */
@@ -90,6 +91,37 @@ export function submitJob(submission: ISubmission, dryRun = false): Promise<IJob
     method: 'POST',
     body: JSON.stringify(submission)
   });
+}
+
+/**
+ * Submit a sweep of a workspace file: its `parameters` map names to lists of values, and the
+ * service makes one job per combination (their cartesian product).
+ */
+export function submitSweep(submission: ISubmission): Promise<ISweep> {
+  return requestAPI<ISweep>('sweeps', { method: 'POST', body: JSON.stringify(submission) });
+}
+
+/** A sweep with a row per run; with a metric, its best run (the least or greatest final value, as `mode` says). */
+export function getSweep(id: string, metric = '', mode = 'min'): Promise<ISweep> {
+  return requestAPI<ISweep>(`sweeps/${id}${metric ? `?${new URLSearchParams({ metric, mode })}` : ''}`);
+}
+
+/** Cancel every run of a sweep not ended. */
+export function cancelSweep(id: string): Promise<ISweep> {
+  return requestAPI<ISweep>(`sweeps/${id}/cancel`, { method: 'POST' });
+}
+
+/** Run a sweep's failed runs again (each as its job's rerun), in their places. */
+export function rerunFailed(id: string): Promise<ISweep> {
+  return requestAPI<ISweep>(`sweeps/${id}/rerun`, { method: 'POST', body: JSON.stringify({ failed_only: true }) });
+}
+
+/** A metric's series of one job, as [{x: step, y: value}]. */
+export async function metricSeries(id: string, name: string): Promise<{ x: number; y: number }[]> {
+  const m = await requestAPI<{ series: { name: string; points: { step: number; value: number }[] }[] }>(
+    `jobs/${id}/metrics?${new URLSearchParams({ name })}`
+  );
+  return (m.series[0]?.points ?? []).map(p => ({ x: p.step, y: p.value }));
 }
 
 /** One page of the user's jobs. */

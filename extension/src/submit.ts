@@ -10,7 +10,8 @@ import { IDialogState, SubmitBody } from './dialog';
 import { JobsError } from './errors';
 import { IJob } from './jobs';
 import { inputOf } from './params';
-import { createSchedule, IRerun, ISubmission, jobParameters, rerunJob, submitJob } from './request';
+import { createSchedule, IRerun, ISubmission, jobParameters, rerunJob, submitJob, submitSweep } from './request';
+import type { ISweep } from './sweep';
 
 /**
  * Show a job's dialog until the user cancels or the service takes what ``act`` sends: its
@@ -51,15 +52,21 @@ async function askUntilTaken<T>(
   }
 }
 
-/** The Submit dialog of a workspace file: the new job (or, with "Repeat on a schedule", the new schedule), or null. */
-export function submitDialog(path: string, trans: TranslationBundle): Promise<{ job?: IJob; schedule?: any } | null> {
+/**
+ * The Submit dialog of a workspace file: the new job (or, with "Repeat on a schedule", the new
+ * schedule; with "Sweep", the new sweep), or null.
+ */
+export function submitDialog(path: string, trans: TranslationBundle): Promise<{ job?: IJob; schedule?: any; sweep?: ISweep } | null> {
   return askUntilTaken(
-    (state, error) => new SubmitBody({ path, dryRun: true, full: true, state, error, schedule: true, trans }),
+    (state, error) => new SubmitBody({ path, dryRun: true, full: true, state, error, schedule: true, sweep: true, trans }),
     trans.__('Submit "%1" as a job', path.split('/').pop() ?? path),
     trans.__('Submit'),
     async (body, submission) => {
       const schedule = body.schedule();
-      return schedule ? { schedule: await createSchedule(schedule) } : { job: await submitJob(submission) };
+      if (schedule) {
+        return { schedule: await createSchedule(schedule) };
+      }
+      return body.sweeping() ? { sweep: await submitSweep(submission) } : { job: await submitJob(submission) };
     },
     trans
   );

@@ -58,8 +58,8 @@ export async function openOutput(docManager: IDocumentManager, id: string): Prom
   }
 }
 
-/** A main-area tab for one of a job's views. */
-function tab<T extends Widget>(content: T, id: string, label: string): MainAreaWidget<T> {
+/** A main-area tab for one of the extension's views. */
+export function tab<T extends Widget>(content: T, id: string, label: string): MainAreaWidget<T> {
   const widget = new MainAreaWidget({ content });
   widget.id = id;
   widget.title.label = label;

@@ -32,6 +32,8 @@ BASE = Path("/tmp/notebook-jobs-swarm-nodes")
 #: the pair's own /30: no other host has these addresses, and no route leads out of the namespaces
 ADDRESSES = ("10.231.0.1", "10.231.0.2")
 ROLE_LABEL = "notebook-jobs-test.role"
+#: the worker's GPUs, as its daemon advertises them (generic resources named by their UUIDs)
+GPUS = ("GPU-00000000-fake-0000-0000-000000000000", "GPU-00000000-fake-0000-0000-000000000001")
 
 
 def problem() -> Optional[str]:
@@ -62,8 +64,9 @@ def _kill(procs: list, timeout: float) -> None:
 class Node:
     """One dockerd in its own network namespace."""
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, *options: str):
         self.index = index
+        self.options = options  # more dockerd options
         self.dir = BASE / f"node{index}"
         self.netns = f"nbj-node{index}"
         self.veth = f"nbj-veth{index}"
@@ -81,7 +84,7 @@ class Node:
              "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
              "--pidfile", str(self.dir / "dockerd.pid"), "-H", self.url,
              "--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-             "--cgroup-parent", f"/notebook-jobs-node{self.index}"],
+             "--cgroup-parent", f"/notebook-jobs-node{self.index}", *self.options],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         end = time.monotonic() + timeout
@@ -133,7 +136,8 @@ class TwoNodeSwarm:
     """A manager and a worker, each its own daemon, joined into one swarm."""
 
     def __init__(self):
-        self.manager, self.worker = Node(1), Node(2)
+        # the worker advertises two GPUs, as a GPU node does to Swarm (only the generic resource: no device)
+        self.manager, self.worker = Node(1), Node(2, *(f"--node-generic-resource=NVIDIA-GPU={gpu}" for gpu in GPUS))
 
     def up(self, image: str) -> None:
         self.clean()
@@ -154,7 +158,7 @@ class TwoNodeSwarm:
         subprocess.run(["bash", "-o", "pipefail", "-c",
                         'docker save "$0" | tee >(docker -H "$1" load -q >/dev/null) | docker -H "$2" load -q >/dev/null',
                         image, m.url, w.url], check=True, capture_output=True, timeout=600)
-        self.label(w.node_id(), {ROLE_LABEL: "worker", LABEL_DOCKER_URL: w.url})
+        self.label(w.node_id(), {ROLE_LABEL: "worker", LABEL_DOCKER_URL: w.url, "gpu": "true"})
         self.label(m.node_id(), {ROLE_LABEL: "manager"})
         self.wait_ready()
 

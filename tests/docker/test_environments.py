@@ -57,7 +57,7 @@ def leftovers(instance: str) -> list:
     client = docker.from_env()
     try:
         prefix = f"notebook-jobs-build-{instance}-"
-        return ([c.name for c in client.containers.list(all=True) if c.name.startswith(prefix)]
+        return ([c.name for c in client.containers.list(ignore_removed=True, all=True) if c.name.startswith(prefix)]
                 + [v.name for v in client.volumes.list() if v.name.startswith(prefix)])
     finally:
         client.close()

@@ -58,7 +58,7 @@ async def test_host_config_carries_every_limit(make_executor, make_job, client):
         broken["HostConfig"][key] = value
         assert ex.sandbox.check(spec, broken), key
     await ex.remove(spec.job_id)
-    assert not client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
+    assert not client.containers.list(ignore_removed=True, all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
 
 
 async def test_refuses_to_start_when_a_limit_was_dropped(make_executor, make_job, client, monkeypatch):
@@ -78,7 +78,7 @@ async def test_refuses_to_start_when_a_limit_was_dropped(make_executor, make_job
     assert out.status == "failed" and out.reason == "infrastructure"
     assert "PidsLimit" in out.message and "refusing to start" in out.message
     assert rec.events == []
-    assert not client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
+    assert not client.containers.list(ignore_removed=True, all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
     assert not client.volumes.list(filters={"label": f"{LABEL_JOB}={spec.job_id}"})
 
 
@@ -277,14 +277,14 @@ async def test_the_outcome_comes_before_the_containers_removal_which_stop_waits_
         out = await asyncio.wait_for(ex.run(spec, rec.on_event, rec.on_log), 120)  # with its removal held
         assert_honest(spec, out, rec)
         assert await asyncio.to_thread(removing.wait, 10)
-        assert client.containers.list(all=True, filters=label)  # still there: its removal waits
+        assert client.containers.list(ignore_removed=True, all=True, filters=label)  # still there: its removal waits
         assert await ex.running() == []  # but the job is no longer held
         stopped = asyncio.ensure_future(ex.stop())
         await asyncio.sleep(0.5)
         assert not stopped.done()  # stop waits for the removal under way
         go_on.set()
         await asyncio.wait_for(stopped, 60)
-        assert not client.containers.list(all=True, filters=label)
+        assert not client.containers.list(ignore_removed=True, all=True, filters=label)
         assert not client.volumes.list(filters=label)
     finally:
         go_on.set()

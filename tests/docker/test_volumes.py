@@ -69,7 +69,7 @@ def user_volume(client, tmp_path_factory):
                               mounts=[docker.types.Mount("/workspace", volume, type="volume")])
         yield user, volume, reader
     finally:
-        for c in client.containers.list(all=True, filters={"label": LABEL}):
+        for c in client.containers.list(ignore_removed=True, all=True, filters={"label": LABEL}):
             c.remove(force=True)
         client.volumes.get(volume).remove(force=True)
 
@@ -82,7 +82,7 @@ def test_the_listing_is_the_workspace_listing_no_links_no_hidden_files_no_fifo_n
     assert paths[-1] == "deep/er/older.ipynb"  # newest first: the 2020 file is last
     assert all(set(n) == {"path", "name", "size", "modified"} for n in found)
     assert reader.root(user) == f"volume:{volume}"
-    assert client.containers.list(all=True, filters={"label": LABEL}) == []  # helpers are removed
+    assert client.containers.list(ignore_removed=True, all=True, filters={"label": LABEL}) == []  # helpers are removed
 
 
 def test_a_notebook_is_read_by_path_as_a_workspace_read_gives_it(user_volume, tmp_path):

@@ -50,7 +50,8 @@ def client():
 
 def warm_containers(client, instance):
     """Containers of the instance that started warm (idle or carrying a job)."""
-    return client.containers.list(all=True, filters={"label": [f"{LABEL_INSTANCE}={instance}", LABEL_WARM]})
+    return client.containers.list(ignore_removed=True, all=True,
+                                  filters={"label": [f"{LABEL_INSTANCE}={instance}", LABEL_WARM]})
 
 
 def spy_assignments(ex):
@@ -111,7 +112,7 @@ async def test_warm_job_succeeds_with_its_output_events_and_usage(make_executor,
         assert await ex.running() == []
 
         async def removed():
-            return not (client.containers.list(all=True, filters={"id": idle[0]})
+            return not (client.containers.list(ignore_removed=True, all=True, filters={"id": idle[0]})
                         or client.volumes.list(filters={"label": f"{LABEL_WARM}={got[0][1].key}"}))
 
         assert await wait_for(removed, 10)
@@ -188,7 +189,7 @@ async def test_a_dropped_update_falls_back_to_a_cold_container(make_executor, ma
         out = await ex.run(spec, rec.on_event, rec.on_log)
         assert_honest(spec, out, rec)
         assert got == [(spec.job_id, None)]  # refused the warm one: ran cold
-        assert idle[0] not in [c.id for c in client.containers.list(all=True)]  # and discarded it
+        assert idle[0] not in [c.id for c in client.containers.list(ignore_removed=True, all=True)]  # and discarded it
     finally:
         await ex.stop()
 
@@ -257,7 +258,8 @@ async def test_recovery_after_kill_collects_a_warm_started_job(make_executor, ma
     second = make_executor(warm_pool=1)
     await second.start()
     try:
-        assert orphan[0] not in [c.id for c in client.containers.list(all=True)]  # the dead one's idle container
+        # the dead one's idle container
+        assert orphan[0] not in [c.id for c in client.containers.list(ignore_removed=True, all=True)]
         assert await second.running() == sorted([spec.job_id, undelivered.job_id])
         recs = {spec.job_id: Recorder(), undelivered.job_id: Recorder()}
         outs = await asyncio.gather(*[
