@@ -39,6 +39,10 @@ class Environment:
     resources: dict = field(default_factory=dict)  # default requests, as parse_resources gives them
     gpu: bool = False  # whether GPU jobs may run in it
 
+    def with_defaults(self, requested: dict) -> dict:
+        """What a job of this environment asks for: its default resources, under what the user asked."""
+        return dict(self.resources, **requested)
+
     def model(self, packages: list) -> dict:
         """What ``GET /environments`` says of it."""
         return {"name": self.name, "description": self.description, "image": self.image, "gpu": self.gpu,
@@ -127,10 +131,15 @@ class Environments(LoggingConfigurable):
                               "requirements need the docker executor", 422, "unsatisfiable", field="/requirements")
         return env
 
+    def named(self, name: Optional[str]) -> Environment:
+        """The environment a job was given at plan (one the admin no longer lists: an empty one, the executor's
+        own image and no defaults)."""
+        return next((e for e in self.all if e.name == name), Environment(name=name or "", image=""))
+
     def image(self, name: Optional[str]) -> Optional[str]:
         """The image a job of environment ``name`` runs in (None: the executor's own, also for a name the admin
         no longer lists)."""
-        return next((e.image for e in self.all if e.name == name), None) or None
+        return self.named(name).image or None
 
     async def listing(self, executor) -> list:
         """``GET /environments``: each environment with the packages its image holds."""

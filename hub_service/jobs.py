@@ -30,7 +30,7 @@ from .executors.base import Executor, JobSpec, Outcome, Timeline, Usage, parse_m
 from .intake import IntakeError
 from .mailer import Mailer
 from .outputs import Artifacts, JobLog
-from .planning import DemandPlanner, history_record
+from .planning import DemandPlanner, user_history
 from .request import JobRequest
 from .runner import cell_words
 from .sizing import Sizing
@@ -106,23 +106,23 @@ class JobManager(LoggingConfigurable):
 
     # -- submission -------------------------------------------------------------
 
-    async def plan(self, request: JobRequest) -> dict:
+    async def plan(self, request: JobRequest, history: Optional[list] = None) -> dict:
         """The job ``request`` would create, checked for what only the service knows and sized; stores nothing
-        (``?dry_run=1``)."""
+        (``?dry_run=1``). ``history``: the user's, as :func:`~.planning.user_history` reads it (read here when
+        not given)."""
         if request.callback_url:
             await self.check_callback_url(request.callback_url)
         self.check_gpus(request.requested)
         env = self.environments.choose(request.environment, request.requested.get("gpu", 0), request.requirements,
                                        self.executor.runs_images)
-        requested = dict(env.resources, **request.requested)  # (the environment's defaults, under what was asked)
+        requested = env.with_defaults(request.requested)
         from demand.features import notebook_features
 
         features = notebook_features(request.bundle.notebook, request.parameters)
         features["params"] = request.parameters
         features["environment"] = env.name  # (its image's base memory differs from the others')
-        # (in a thread: hundreds of rows of JSON to decode would hold up every other request)
-        history = await asyncio.to_thread(
-            lambda: [history_record(j) for j in self.store.history(request.user, self.sizing.history_limit)])
+        if history is None:
+            history = await user_history(self.store, request.user, self.sizing.history_limit)
         # A busy hour shares the cores: the sizer caps an unrequested cpu at the hour's share.
         sizing = await self.sizing.size(dict(features, user=request.user, requested=requested), history,
                                         request.retry_of, cpu_share=self._load("cpu_per_job"))
@@ -172,7 +172,9 @@ class JobManager(LoggingConfigurable):
         """Size each of ``requests`` (the runs of one sweep: one notebook, many parameters) and queue them
         with the sweep (``sweep``: its row) in one transaction: ``(sweep, jobs)``, all or nothing
         (DuplicateSweep for a repeated key). ``job_id``: the first run's, as a schedule's fire promised it."""
-        planned = [await self.plan(request) for request in requests]
+        # (one read of the history for every run: they are one user's)
+        history = await user_history(self.store, requests[0].user, self.sizing.history_limit)
+        planned = [await self.plan(request, history) for request in requests]
         planned[0]["id"] = job_id
         sha = self.artifacts.store_input(requests[0].bundle)
         made, jobs = self.store.create_sweep([dict(row, input_hash=sha) for row in planned], **sweep)
@@ -561,10 +563,9 @@ class JobManager(LoggingConfigurable):
             queued = [j for j in runs if j.status == Status.QUEUED.value]
             if not queued or succeeded & (succeeded - 1):  # (not a power of two)
                 return
-            defaults = {e.name: e.resources for e in self.environments.all}
             sizings = await self.planner.resize_queued(
-                done.user, [(j, dict(defaults.get(j.environment) or {}, **(j.requested or {}))) for j in queued],
-                cpu_share=self._load("cpu_per_job"))
+                done.user, [(j, self.environments.named(j.environment).with_defaults(j.requested or {}))
+                            for j in queued], cpu_share=self._load("cpu_per_job"))
             for job_id, s in sizings.items():
                 predicted = dict(s["predicted"], resized_after_runs=succeeded)  # (what the job page can tell)
                 if self.store.resize_queued(job_id, predicted, dict(s["allocated"], basis=s["basis"])):

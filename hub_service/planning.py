@@ -85,8 +85,7 @@ class DemandPlanner(LoggingConfigurable):
         sibs = siblings(killed, queued)
         if not sibs:
             return {}
-        history = await asyncio.to_thread(
-            lambda: [history_record(j) for j in self.store.history(killed.user, self.sizing.history_limit)])
+        history = await user_history(self.store, killed.user, self.sizing.history_limit)
         sizings = await self.sizing.resize_siblings(
             dict(history_record(killed), id=killed.id),
             [dict(history_record(j), id=j.id, requested=dict(j.requested or {})) for j in sibs], history)
@@ -96,8 +95,7 @@ class DemandPlanner(LoggingConfigurable):
         """New sizings ``{job id: sizing}`` for queued jobs of ``user``, each given with what it
         asks for (``[(job, requested)]``), sized as each would be if it were submitted now: on
         the user's history as it is now (a sweep's runs, once some of them have ended)."""
-        history = await asyncio.to_thread(
-            lambda: [history_record(j) for j in self.store.history(user, self.sizing.history_limit)])
+        history = await user_history(self.store, user, self.sizing.history_limit)
         return {job.id: await self.sizing.size(dict(job.features or {}, user=user, requested=requested), history,
                                                cpu_share=cpu_share)
                 for job, requested in queued}
@@ -132,6 +130,12 @@ def siblings(killed: Job, queued: list) -> list:
     return [j for j in queued if j.id != killed.id and j.user == killed.user and j.status == Status.QUEUED.value
             and (j.input_hash == killed.input_hash or (killed.path and j.path == killed.path))
             and (raised or "resized_after_kill" not in (j.predicted or {}))]
+
+
+async def user_history(store: Store, user: str, limit: int) -> list:
+    """A user's newest ``limit`` finished jobs as the sizer reads them (in a thread: hundreds of rows of
+    JSON to decode would hold up every other request)."""
+    return await asyncio.to_thread(lambda: [history_record(j) for j in store.history(user, limit)])
 
 
 def history_record(job: Job) -> dict:
