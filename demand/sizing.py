@@ -176,7 +176,10 @@ class Sizer:
                 if "memory" in expected:
                     cap = max(RETRY_MAX_FACTOR * killed_at, expected["memory"], float(alloc.get("memory") or 0.0))
                     allocated["memory"] = min(allocated["memory"], cap)
-                allocated["memory"] = max(allocated["memory"], policy.oom_bump(killed_at), jump)
+                # An explicit request is the user's word: the jump never takes it further than
+                # what they asked (the floor every retry is owed still holds).
+                allocated["memory"] = max(allocated["memory"], policy.oom_bump(killed_at),
+                                          jump if requested.get("memory") is None else 0.0)
             elif retry.get("reason") == "timeout" and _throttled(used, alloc):
                 # It kept its cpu busy to the end: more time alone may never do (not past
                 # the admin's maximum), so it gets more cpu too.

@@ -242,6 +242,20 @@ def test_a_retry_is_sized_from_its_kill_not_held_at_an_unproven_models_margin(tm
     assert 2 * 300 * MB <= again <= 4 * 300 * MB + MB
 
 
+def test_an_oom_retry_with_an_explicit_memory_request_gets_the_request_not_the_models_jump(tmp_path):
+    sizer = Sizer(tmp_path, {"memory": (64 * MB, 64 * GB)})
+    sizer.retrain(_history(240))
+    job = _job(user="zed", imports=["polars"], code_cells=7)
+    retry = {"reason": "oom_killed", "used": {"peak_memory": 800 * MB}, "allocated": {"memory": 256 * MB}}
+    jumped = sizer.size(dict(job, retry_of=retry), [])["allocated"]["memory"]
+    assert jumped > 2 * GB  # the model's jump, where nothing was asked
+    asked = sizer.size(dict(job, retry_of=retry, requested={"memory": 2 * GB}), [])["allocated"]["memory"]
+    assert asked == 2 * GB
+    # a request below the floor every retry is owed still gets the floor
+    low = sizer.size(dict(job, retry_of=retry, requested={"memory": 300 * MB}), [])["allocated"]["memory"]
+    assert low >= oom_bump(800 * MB) - MB
+
+
 def test_immature_model_never_below_the_history_rule(tmp_path):
     sizer = Sizer(tmp_path, BOUNDS)
     history = _history(60)  # 15 calibration jobs: the model's tail is unknown
