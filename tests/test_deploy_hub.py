@@ -163,7 +163,7 @@ async def test_a_users_server_token_has_the_scopes_the_lab_extension_needs_and_r
     app = await deployed()
     user = app.users[add_user(app.db, app, name="carol")]
     spawner = user.spawners[""]
-    assert spawner.environment["NOTEBOOK_JOBS_URL"] == "http://service:10101/services/notebook-jobs/"
+    assert spawner.environment["NOTEBOOK_JOBS_URL"] == "http://hub:8000/services/notebook-jobs/"  # (the proxy)
     # what the Hub mints for a starting server, from the deployment's server_token_scopes
     token = user.new_api_token(note="server", scopes=list(spawner.server_token_scopes))
     orm_token = orm.APIToken.find(app.db, token)

@@ -12,7 +12,8 @@ Everything an admin sets lives in .env (scripts/stack.sh writes it on first use 
   HUB_DB_PASSWORD            the Hub's PostgreSQL role's password
   JPY_COOKIE_SECRET          signs the Hub's cookies (read by JupyterHub itself)
   NOTEBOOK_JOBS_API_TOKEN    the service's Hub API token
-  STACK_NAME                 the compose project: the network users' servers join, their
+  STACK_NAME                 the compose project: the network users' servers join (the
+                             Hub's only: PostgreSQL and the service are on others), their
                              containers' name prefix and label
   USER_VOLUME_TEMPLATE       each user's home volume (jupyterhub-user-{username})
   NOTEBOOK_JOBS_SINGLEUSER_IMAGE, SINGLEUSER_MEM_LIMIT, SINGLEUSER_CPU_LIMIT
@@ -35,7 +36,7 @@ def listed(name):
 # The proxy runs in this container (the Hub starts it); only its public port is published,
 # by docker-compose.yml, on 127.0.0.1 unless HUB_BIND says otherwise.
 c.JupyterHub.bind_url = "http://0.0.0.0:8000"
-# the Hub's API, for single-user servers and the service on the stack's network
+# the Hub's API, for users' servers (the stack's network) and the service (its backend network)
 c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
 c.JupyterHub.hub_connect_url = "http://hub:8081"
 c.JupyterHub.db_url = (f"postgresql+psycopg://jupyterhub:{quote(env['HUB_DB_PASSWORD'], safe='')}"
@@ -94,9 +95,10 @@ c.DockerSpawner.extra_host_config = {"security_opt": ["no-new-privileges"], "pid
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
-# The Lab extension calls the service from the single-user server, over the stack's network,
-# with the server's own token: grant that token the service, on top of the server's scopes.
-c.DockerSpawner.environment = {"NOTEBOOK_JOBS_URL": "http://service:10101/services/notebook-jobs/"}
+# The Lab extension calls the service from the single-user server, with the server's own
+# token: grant that token the service, on top of the server's scopes. It goes through the
+# Hub's proxy, as a browser does: users' servers share no network with the service itself.
+c.DockerSpawner.environment = {"NOTEBOOK_JOBS_URL": "http://hub:8000/services/notebook-jobs/"}
 c.Spawner.server_token_scopes = [
     "users:activity!user",
     "access:servers!server",

@@ -1,9 +1,9 @@
 #!/bin/bash
 # First start (an empty $PGDATA): initdb, then the roles jupyterhub and notebook_jobs with
 # the passwords from the environment, each owning its database. Every start: the server,
-# listening on the stack's network with password (scram) logins for those roles only; the
-# superuser postgres has no password and logs in only over the local socket (backups:
-# `docker-compose exec postgres pg_dump ...`).
+# listening on the stack's db network (internal; the Hub and the service only) with password
+# (scram) logins for those roles only; the superuser postgres has no password and logs in
+# only over the local socket (backups: `docker-compose exec postgres pg_dump ...`).
 set -euo pipefail
 : "${HUB_DB_PASSWORD:?HUB_DB_PASSWORD is not set (.env)}"
 : "${SERVICE_DB_PASSWORD:?SERVICE_DB_PASSWORD is not set (.env)}"
@@ -12,7 +12,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "postgres: first start: making the cluster in $PGDATA" >&2
     initdb -D "$PGDATA" -U postgres -E UTF8 --locale=C.UTF-8 --auth-local=peer --auth-host=scram-sha-256 >&2
     {
-        echo "# the stack's network: the Hub's and the service's roles, with their passwords"
+        echo "# the stack's db network: the Hub's and the service's roles, with their passwords"
         echo "host  jupyterhub     jupyterhub     all  scram-sha-256"
         echo "host  notebook_jobs  notebook_jobs  all  scram-sha-256"
     } >>"$PGDATA/pg_hba.conf"

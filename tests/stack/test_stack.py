@@ -2,15 +2,16 @@
 
 One test walks the whole of it, in order, because each step needs the one before: the
 images (built when missing), ``stack.sh up``, a login through the Hub's form, the user's
-DockerSpawner server, the Lab extension in it, a notebook saved into the user's volume
+DockerSpawner server, who it can reach (the Hub; not PostgreSQL, not the service's own port),
+the Lab extension in it, a notebook saved into the user's volume
 through that server, a job by path with a changed parameter, a schedule; ``stack.sh down``
 and ``up`` again, and everything still there; then, with the user's server stopped, the
 schedule run once -- still reading the notebook from the user's volume.
 
 The stack is a second one beside any admin's: its own settings file, compose project
-(``nbjtest``: network, volumes, containers), user-volume names and a free loopback port;
+(``nbjtest``: networks, volumes, containers), user-volume names and a free loopback port;
 it is taken down and its volumes removed at the end. All traffic goes to 127.0.0.1 and,
-inside Docker, over the stack's own network.
+inside Docker, over the stack's own networks.
 """
 
 from __future__ import annotations
@@ -42,6 +43,25 @@ NOTEBOOK = {
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     "nbformat": 4, "nbformat_minor": 5,
 }
+# Run inside a container (python3 -c PROBE HOST:PORT…): how each TCP connection goes, as one JSON object.
+PROBE = """
+import json, socket, sys
+def probe(host, port):
+    try:
+        address = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][:2]
+    except socket.gaierror:
+        return "no such name"
+    try:
+        socket.create_connection(address, timeout=3).close()
+        return "connected"
+    except socket.timeout:
+        return "timed out"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as e:
+        return f"unreachable ({e.strerror})"
+print(json.dumps({target: probe(*target.rsplit(":", 1)) for target in sys.argv[1:]}))
+"""
 
 
 def _docker_problem():
@@ -79,6 +99,34 @@ class Stack:
         return ""
 
 
+def probe(container: str, *targets: str) -> dict:
+    """From inside ``container``: each ``host:port`` -> connected, no such name, refused, timed out…"""
+    done = subprocess.run(["docker", "exec", container, "python3", "-c", PROBE, *targets],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def compose_container(service: str) -> str:
+    """The id of the test stack's running container of a compose service."""
+    labels = [f"label=com.docker.compose.project={PROJECT}", f"label=com.docker.compose.service={service}"]
+    (container,) = subprocess.run(["docker", "ps", "-q", "--filter", labels[0], "--filter", labels[1]],
+                                  capture_output=True, text=True, check=True).stdout.split()
+    return container
+
+
+def inspect(kind: str, name: str) -> dict:
+    (attrs,) = json.loads(subprocess.run(["docker", kind, "inspect", name], capture_output=True, text=True,
+                                         check=True).stdout)
+    return attrs
+
+
+def networks(container: str) -> dict:
+    """A container's networks: name -> its address there."""
+    attached = inspect("container", container)["NetworkSettings"]["Networks"]
+    return {name: net["IPAddress"] for name, net in attached.items()}
+
+
 def remove_test_stack():
     """Every container, network and volume of the test's compose project (one a killed run left, too)."""
     def docker(*args):
@@ -89,7 +137,7 @@ def remove_test_stack():
     containers += docker("ps", "-aq", "--filter", f"label=org.jupyter.notebook-jobs.instance={PROJECT}")  # jobs
     if containers:
         docker("rm", "-f", *containers)
-    docker("network", "rm", PROJECT)
+    docker("network", "rm", PROJECT, f"{PROJECT}-backend", f"{PROJECT}-db")
     volumes = [v for v in docker("volume", "ls", "-q") if v.startswith(PROJECT + "-")]
     if volumes:
         docker("volume", "rm", "-f", *volumes)
@@ -201,25 +249,45 @@ def test_the_team_deployment_end_to_end(stack):
         assert time.monotonic() < deadline, f"{USER}'s server did not start: {alice.server_state()}"
         time.sleep(2)
     timings["server start"] = time.monotonic() - started
-    container = subprocess.run(["docker", "container", "inspect", f"{PROJECT}-user-{USER}"], capture_output=True, text=True,
-                               check=True)
-    (attrs,) = json.loads(container.stdout)
+    server = f"{PROJECT}-user-{USER}"
+    attrs = inspect("container", server)
     assert attrs["HostConfig"]["Binds"] == [f"{PROJECT}-user-{USER}:/home/jovyan:rw"]
-    assert PROJECT in attrs["NetworkSettings"]["Networks"]
 
-    # 3. the Lab extension is there: its frontend listed by Lab, its server part answering
+    # 3. who reaches whom. The user's server, which runs whatever its user writes, is on the Hub's network
+    #    only: PostgreSQL and the service's own port have no name there, and their addresses on the other
+    #    networks are dropped by the daemon (no answer, not even a refusal). The Hub and the service, with
+    #    the same probe, do reach PostgreSQL (on an internal network: no way out of the machine).
+    hub, service, postgres = (compose_container(name) for name in ("hub", "service", "postgres"))
+    assert set(networks(server)) == {PROJECT}
+    assert set(networks(hub)) == {PROJECT, f"{PROJECT}-backend", f"{PROJECT}-db"}
+    assert set(networks(service)) == {f"{PROJECT}-backend", f"{PROJECT}-db"}
+    assert set(networks(postgres)) == {f"{PROJECT}-db"}
+    assert inspect("network", f"{PROJECT}-db")["Internal"] is True
+    postgres_ip = networks(postgres)[f"{PROJECT}-db"]
+    service_ip = networks(service)[f"{PROJECT}-backend"]
+    seen = probe(server, "postgres:5432", "service:10101", f"{postgres_ip}:5432", f"{service_ip}:10101",
+                 "hub:8081", "hub:8000")
+    assert seen == {"postgres:5432": "no such name", "service:10101": "no such name",
+                    f"{postgres_ip}:5432": "timed out", f"{service_ip}:10101": "timed out",
+                    "hub:8081": "connected", "hub:8000": "connected"}  # the Hub's API and its proxy
+    assert set(probe(hub, "postgres:5432", "service:10101").values()) == {"connected"}
+    assert set(probe(service, "postgres:5432", "hub:8081").values()) == {"connected"}
+
+    # 4. the Lab extension is there: its frontend listed by Lab, its server part answering -- through the
+    #    Hub's proxy, the one way from the user's server to the service
+    assert "NOTEBOOK_JOBS_URL=http://hub:8000/services/notebook-jobs/" in attrs["Config"]["Env"]
     r = alice.server("GET", "/lab")
     assert r.status_code == 200 and "jupyterlab-notebook-jobs" in r.text
     r = alice.server("GET", "/notebook-jobs/api/jobs")
     assert r.status_code == 200, r.text[:500]
 
-    # 4. a notebook saved into the user's volume through their server (Jupyter's contents API)
+    # 5. a notebook saved into the user's volume through their server (Jupyter's contents API)
     assert alice.server("PUT", "/api/contents/reports", json={"type": "directory"}).status_code in (200, 201)
     r = alice.server("PUT", "/api/contents/reports/nightly.ipynb",
                      json={"type": "notebook", "format": "json", "content": NOTEBOOK})
     assert r.status_code in (200, 201), r.text
 
-    # 5. the service lists it and runs it by path, with a changed parameter
+    # 6. the service lists it and runs it by path, with a changed parameter
     listed = alice.api("GET", "/notebooks").json()
     assert "reports/nightly.ipynb" in [n["path"] for n in listed["notebooks"]]
     started = time.monotonic()
@@ -231,13 +299,13 @@ def test_the_team_deployment_end_to_end(stack):
     output = alice.api("GET", f"/jobs/{job['id']}/output", params={"format": "ipynb"}).json()
     assert "n squared is 49" in printed(output)
 
-    # 6. a nightly schedule of the file (runs read the file as saved then)
+    # 7. a nightly schedule of the file (runs read the file as saved then)
     r = alice.api("POST", "/schedules", json={"path": "reports/nightly.ipynb", "cron": "30 2 * * *",
                                                "timezone": "Europe/Berlin", "parameters": {"n": 9}})
     assert r.status_code == 201, r.text
     schedule = r.json()
 
-    # 7. down (every volume kept) and up again: the job, its output and the schedule are still there
+    # 8. down (every volume kept) and up again: the job, its output and the schedule are still there
     timings["down"] = stack.run("down")
     volumes = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True, text=True, check=True).stdout
     for volume in (f"{PROJECT}-pgdata", f"{PROJECT}-data", f"{PROJECT}-user-{USER}"):
@@ -249,7 +317,7 @@ def test_the_team_deployment_end_to_end(stack):
     assert "n squared is 49" in printed(output)
     assert alice.api("GET", f"/schedules/{schedule['id']}").json()["cron"] == "30 2 * * *"
 
-    # 8. the user's server is stopped (the Hub knows it is gone after the restart); the schedule still
+    # 9. the user's server is stopped (the Hub knows it is gone after the restart); the schedule still
     #    reads their notebook from the volume
     if alice.server_state():
         alice.hub_api("DELETE", f"/users/{USER}/server")
@@ -257,7 +325,7 @@ def test_the_team_deployment_end_to_end(stack):
         while alice.server_state():
             assert time.monotonic() < deadline, "the server did not stop"
             time.sleep(2)
-    assert subprocess.run(["docker", "container", "inspect", f"{PROJECT}-user-{USER}"], capture_output=True).returncode != 0
+    assert subprocess.run(["docker", "container", "inspect", server], capture_output=True).returncode != 0
     r = alice.api("POST", f"/schedules/{schedule['id']}/run")
     assert r.status_code == 201, r.text
     run = alice.wait_job(r.json()["id"])
@@ -267,7 +335,7 @@ def test_the_team_deployment_end_to_end(stack):
     assert "n squared is 81" in printed(output)
     print("timings (s):", json.dumps({k: round(v) for k, v in timings.items()}))
 
-    # 9. down leaves no container of the stack running: not the users' servers, not the jobs' warm pool
+    # 10. down leaves no container of the stack running: not the users' servers, not the jobs' warm pool
     stack.run("down")
     left = subprocess.run(["docker", "ps", "-q", "--filter", f"label=org.jupyter.notebook-jobs.instance={PROJECT}"],
                           capture_output=True, text=True, check=True).stdout.split()
