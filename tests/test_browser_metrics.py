@@ -1,6 +1,7 @@
 """A job's metrics charted on its page, in a real browser against the real Hub: filled from
 GET …/metrics, then live from the job's event stream; readable in both themes; 10,000 points
-drawn from two vertices a pixel column.
+drawn from two vertices a pixel column; a long last value inside the drawing, the values read
+out from the keyboard, and a redraw at a new width.
 
 Screenshots land in test-output/pages/ (docs/metrics-*.png are copies of them).
 """
@@ -31,6 +32,14 @@ LINE_CONTRAST_JS = """(names) => {
 }"""
 
 
+#: the texts of the charts matching a selector that are cut at their drawing's edge (the readout, hidden, aside)
+CLIPPED_JS = """(sel) => [...document.querySelectorAll(sel)].flatMap((svg) => {
+  const box = svg.getBoundingClientRect();
+  return [...svg.querySelectorAll('text')].filter((t) => !t.closest('.chart-hover')).filter((t) => {
+    const r = t.getBoundingClientRect(); return r.right > box.right + 0.5 || r.left < box.left - 0.5; })
+    .map((t) => t.textContent); })"""
+
+
 def gated_notebook():
     """Five reports each of loss (the helper) and accuracy (a PROGRESS: line); then, once the test
     opens ``gate + '.1'``, one more loss; then it waits for ``gate + '.2'`` to end."""
@@ -52,6 +61,12 @@ def reported(user, job_id):
 def view_width(page, metric):
     """The width of a metric chart's drawing (its box's, when it was drawn)."""
     return float(page.locator(f'figure[data-metric="{metric}"] svg').get_attribute("viewBox").split()[2])
+
+
+def plot_edges(page, metric):
+    """The x of the plot's left and right edges (its x axis), in the drawing's units."""
+    axis = page.locator(f'figure[data-metric="{metric}"] .chart-x line').first
+    return float(axis.get_attribute("x1")), float(axis.get_attribute("x2"))
 
 
 def vertices(page, metric):
@@ -157,11 +172,12 @@ def test_ten_thousand_points_are_drawn_from_two_vertices_a_pixel_column(hub, bro
     page.goto(hub.url + SERVICE + "jobs/" + job["id"])
     page.locator(f'{LOSS} g[data-points="{points}"]').wait_for(timeout=30_000)
     drawn = vertices(page, "loss")
-    plot_width = view_width(page, "loss") - 62 - 70
+    left, right = plot_edges(page, "loss")
+    plot_width = right - left
     assert plot_width <= len(drawn) <= 2 * (plot_width + 1) < points, len(drawn)
     top = min(y for _, y in drawn)
     peak = [x for x, y in drawn if y == top]
-    assert len(peak) == 1 and peak[0] == pytest.approx(62 + spike / (points - 1) * plot_width, abs=1)  # where it was
+    assert len(peak) == 1 and peak[0] == pytest.approx(left + spike / (points - 1) * plot_width, abs=1)  # where it was
     assert page.locator(f"{LOSS} .chart-last").text_content() == f"{math.sin((points - 1) / 700):.5g}"
     # the same function on points made here: each pixel column keeps its lowest and highest, in x order
     data = [{"x": i, "y": -i if i % 7 == 3 else i % 10} for i in range(5000)]
@@ -176,3 +192,44 @@ def test_ten_thousand_points_are_drawn_from_two_vertices_a_pixel_column(hub, bro
     shot(page, "metrics-many")
     assert console.errors == [], "\n".join(console.errors)
     assert not re.search(r"capped", olga.get(f"jobs/{job['id']}/logs").text)
+
+
+def test_a_long_last_value_fits_the_keys_read_the_values_out_and_a_new_width_redraws(hub, browser):
+    """The last value is never cut at the chart's right edge (its margin is as wide as the widest);
+    the arrow keys walk the readout through the steps; a window resized redraws the charts at their
+    new width. In the light and the dark theme (the readout's screenshots, metrics-readout-*.png)."""
+    pia = hub.user("pia")
+    source = ("from notebook_jobs import report\n"
+              "for step in range(5):\n"
+              "    report(loss=(4 - step) / 10 - 0.0012346, step=step)")
+    job = pia.wait(pia.submit(make_notebook(source), name="long-values")["id"])
+    assert job["status"] == "succeeded"
+    for theme in ("light", "dark"):
+        page, console = logged_in(hub, browser, "pia", color_scheme=theme)
+        page.goto(hub.url + SERVICE + "jobs/" + job["id"])
+        chart = page.locator(LOSS)
+        chart.locator('g[data-points="5"]').wait_for()
+        assert chart.locator(".chart-last").text_content() == "-0.0012346"
+        assert page.evaluate(CLIPPED_JS, f"{LOSS} svg") == []
+        # the figure takes the focus; the arrows, Home and End move the readout, Escape hides it
+        chart.focus()
+        page.keyboard.press("End")
+        assert chart.get_attribute("aria-description") == "step 4: -0.0012346"
+        assert chart.locator(".chart-readout").text_content() == "step 4: -0.0012346"
+        page.keyboard.press("ArrowLeft")
+        assert chart.get_attribute("aria-description") == "step 3: 0.098765"
+        contrast = page.evaluate(TEXT_CONTRAST_JS, [".chart-readout"])
+        assert contrast[".chart-readout"] >= 4.5, contrast
+        page.locator("#job-metrics-section").screenshot(path=str(SHOTS / f"metrics-readout-{theme}.png"))
+        page.keyboard.press("Escape")
+        assert chart.get_attribute("aria-description") is None
+        assert chart.locator(".chart-hover").get_attribute("visibility") == "hidden"
+        # a narrower window: drawn again at the figure's new width, the last value still inside
+        before = view_width(page, "loss")
+        page.set_viewport_size({"width": 700, "height": 900})
+        page.wait_for_function("""([sel, before]) => { const f = document.querySelector(sel);
+            const w = +f.querySelector('svg').getAttribute('viewBox').split(' ')[2];
+            return w !== before && w === f.clientWidth; }""", arg=[LOSS, before])
+        assert page.evaluate(CLIPPED_JS, f"{LOSS} svg") == []
+        assert console.errors == [], "\n".join(console.errors)
+        page.close()

@@ -1,6 +1,7 @@
 """A job's metrics charted in Lab's Notebook jobs panel: filled from GET …/metrics through the
-server extension, then live from the event stream the panel follows the job on; in the light
-and the dark theme (screenshots in test-output/lab/, copied to docs/lab-metrics*.png)."""
+server extension, then live from the event stream the panel follows the job on; drawn again
+when the panel is resized; in the light and the dark theme (screenshots in test-output/lab/,
+copied to docs/lab-metrics*.png)."""
 
 import re
 import time
@@ -79,6 +80,18 @@ def test_the_panel_charts_a_jobs_metrics_and_adds_points_live_from_its_stream(hu
     assert_readable(page)
     page.wait_for_timeout(300)
     metrics.screenshot(path=str(SHOTS / "lab-metrics.png"))
+    # the panel made wider (its splitter dragged): the charts are drawn again at their new width
+    before = float(loss.locator("svg").get_attribute("viewBox").split()[2])
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)").last
+    grip = handle.bounding_box()
+    page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(grip["x"] - 150, grip["y"] + grip["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_function("""([id, before]) => {
+        const f = document.querySelector(`[data-job-id="${id}"] .jp-NotebookJobs-chart[data-metric="loss"]`);
+        const w = +f.querySelector('svg').getAttribute('viewBox').split(' ')[2];
+        return w > before + 100 && w === f.clientWidth; }""", arg=[job["id"], before])
     (tmp_path / "gate.2").touch()
     row = wait_status(page, job["id"], "succeeded")
     # the charts outlive the row's rebuild when the job ended (the same nodes, not drawn anew from nothing)

@@ -4,7 +4,7 @@
  * can be done with a job (the panel's buttons run these with the job's id).
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Dialog, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { Dialog, MainAreaWidget, Notification, showDialog, showErrorMessage, WidgetTracker } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
@@ -17,7 +17,7 @@ import { JobWatch } from './live';
 import type { JobsPanel } from './panel';
 import { cancelJob, deleteJob, getJob } from './request';
 import { rerunDialog, submitDialog } from './submit';
-import { sweepTabId, sweepView } from './sweep';
+import { SweepView, sweepView } from './sweep';
 import { download, htmlView, IJobRef, jobsIcon, logView, openOutput } from './views';
 
 export { CommandIDs };
@@ -29,6 +29,8 @@ export interface IJobsContext {
   notebooks: INotebookTracker;
   fileBrowser: IDefaultFileBrowser | null;
   panel: JobsPanel;
+  /** The sweeps' views open now: Lab's layout restorer opens them again on a reload. */
+  sweeps: WidgetTracker<MainAreaWidget<SweepView>>;
   trans: TranslationBundle;
 }
 
@@ -149,7 +151,7 @@ export function addPanelCommand(ctx: IJobsContext): void {
 
 /** What can be done with a job: each a command taking `{id, name}`. */
 export function addJobCommands(ctx: IJobsContext): void {
-  const { app, docManager, trans } = ctx;
+  const { app, docManager, sweeps, trans } = ctx;
   const { commands, shell } = app;
   const show = (widget: Parameters<typeof shell.add>[0]) => {
     shell.add(widget, 'main');
@@ -176,10 +178,14 @@ export function addJobCommands(ctx: IJobsContext): void {
     caption: trans.__("A sweep's runs side by side: their parameters, status and metrics"),
     execute: args => {
       const id = String(args.id);
-      if (!Array.from(shell.widgets('main')).some(w => w.id === sweepTabId(id))) {
-        show(sweepView(id, trans));
+      const open = sweeps.find(w => w.content.sweepId === id);
+      if (open) {
+        shell.activateById(open.id);
+        return;
       }
-      shell.activateById(sweepTabId(id));
+      const view = sweepView(id, commands, trans);
+      void sweeps.add(view);
+      show(view);
     }
   });
   commands.addCommand(CommandIDs.cancel, {

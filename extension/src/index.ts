@@ -1,10 +1,11 @@
 /**
  * Notebook Jobs in JupyterLab: the "Submit as job" command (notebook toolbar, file browser
  * context menu and palette, placed by the settings schema), the results panel in the right
- * sidebar (restored with the layout), and a notification when a job submitted here ends.
+ * sidebar and the sweeps' views (both restored with the layout), and a notification when a
+ * job submitted here ends.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, IToolbarWidgetRegistry } from '@jupyterlab/apputils';
+import { ICommandPalette, IToolbarWidgetRegistry, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, INotebookWidgetFactory, NotebookPanel, NotebookWidgetFactory } from '@jupyterlab/notebook';
@@ -14,6 +15,7 @@ import type { CommandRegistry } from '@lumino/commands';
 
 import { addJobCommands, addPanelCommand, addSubmitCommand, CommandIDs } from './commands';
 import { JobsPanel } from './panel';
+import type { SweepView } from './sweep';
 import { isJobOutput, jobsIcon, READ_ONLY_KERNEL } from './views';
 
 const PLUGIN_ID = 'jupyterlab-notebook-jobs:plugin';
@@ -84,10 +86,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // the sidebar comes back as it was (open or not) when the page is reloaded
     restorer?.add(panel, panel.id);
 
-    const ctx = { app, docManager, notebooks, fileBrowser, panel, trans };
+    const sweeps = new WidgetTracker<MainAreaWidget<SweepView>>({ namespace: 'notebook-jobs-sweep' });
+    const ctx = { app, docManager, notebooks, fileBrowser, panel, sweeps, trans };
     addSubmitCommand(ctx);
     addPanelCommand(ctx);
     addJobCommands(ctx);
+    // the sweeps' tabs come back too, each opened again by its id
+    void restorer?.restore(sweeps, {
+      command: CommandIDs.openSweep,
+      args: widget => ({ id: widget.content.sweepId }),
+      name: widget => widget.content.sweepId
+    });
     if (toolbarRegistry) {
       addSubmitButton(toolbarRegistry, app.commands, trans);
     }

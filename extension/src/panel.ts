@@ -6,11 +6,11 @@
  * The list is keyed by job id: a row is built again only when its job (or how its live
  * updates arrive) changed, so an event for one job leaves every other row's node alone.
  */
-import { Notification } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { act, actionButton, runOnJob } from './actions';
 import { LineChart } from './chart';
 import { CommandIDs } from './commandIds';
 import { h } from './dom';
@@ -350,10 +350,7 @@ export class JobsPanel extends Widget {
 
   /** Run one of the extension's commands on a job; what goes wrong stays in front of the user until dismissed. */
   private run<T>(command: string, job: IJob, then?: (result: T) => void): void {
-    void this.act(async () => {
-      const result = (await this.commands.execute(command, { id: job.id, name: job.name })) as T;
-      then?.(result);
-    });
+    void runOnJob(this.commands, command, job, then);
   }
 
   private row(job: IJob): HTMLElement {
@@ -366,8 +363,6 @@ export class JobsPanel extends Widget {
       (used as any).cpu_seconds != null ? `${Number((used as any).cpu_seconds).toFixed(1)} cpu·s` : ''
     ].filter(Boolean);
     const trans = this.trans;
-    const button = (label: string, action: string, fn: () => unknown, enabled = true, title: string | null = null) =>
-      h('button', { className: 'jp-NotebookJobs-action', 'data-action': action, disabled: !enabled, onclick: fn, title }, label);
     // the resource line wraps between its items, never inside one
     const item = (text: string) => h('span', { className: 'jp-NotebookJobs-item' }, text);
     const alloc = job.resources.allocated;
@@ -431,34 +426,25 @@ export class JobsPanel extends Widget {
       h(
         'div',
         { className: 'jp-NotebookJobs-actions' },
-        button(trans.__('Open'), 'open', () => this.run(CommandIDs.openOutput, job), outputs.includes('ipynb'), outputTitle),
+        actionButton(trans.__('Open'), 'open', () => this.run(CommandIDs.openOutput, job), outputs.includes('ipynb'), outputTitle),
         job.sweep_id
-          ? button(trans.__('Open sweep'), 'sweep', () => void this.act(() => this.commands.execute(CommandIDs.openSweep, { id: job.sweep_id! })),
+          ? actionButton(trans.__('Open sweep'), 'sweep', () => void act(() => this.commands.execute(CommandIDs.openSweep, { id: job.sweep_id! })),
               true, trans.__('This job is a run of a sweep: see all its runs side by side'))
           : null,
         formats.includes('html') || outputs.includes('html')
-          ? button(trans.__('HTML'), 'html', () => this.run(CommandIDs.showHtml, job), outputs.includes('html'), outputTitle)
+          ? actionButton(trans.__('HTML'), 'html', () => this.run(CommandIDs.showHtml, job), outputs.includes('html'), outputTitle)
           : null,
-        button(trans.__('Log'), 'log', () => this.run(CommandIDs.showLog, job)),
-        button(trans.__('Download'), 'download', () => this.run(CommandIDs.download, job), outputs.includes('ipynb'), outputTitle),
+        actionButton(trans.__('Log'), 'log', () => this.run(CommandIDs.showLog, job)),
+        actionButton(trans.__('Download'), 'download', () => this.run(CommandIDs.download, job), outputs.includes('ipynb'), outputTitle),
         terminal
-          ? button(trans.__('Rerun…'), 'rerun', () => this.run<IJob | null>(CommandIDs.rerun, job, next => next && this.add(next)))
-          : button(trans.__('Cancel'), 'cancel', () => this.run<IJob>(CommandIDs.cancel, job, ended => this.dispatch({ type: 'job', job: ended }))),
+          ? actionButton(trans.__('Rerun…'), 'rerun', () => this.run<IJob | null>(CommandIDs.rerun, job, next => next && this.add(next)))
+          : actionButton(trans.__('Cancel'), 'cancel', () => this.run<IJob>(CommandIDs.cancel, job, ended => this.dispatch({ type: 'job', job: ended }))),
         terminal
-          ? button(trans.__('Delete'), 'delete', () =>
+          ? actionButton(trans.__('Delete'), 'delete', () =>
               this.run<boolean>(CommandIDs.remove, job, gone => gone && this.dispatch({ type: 'removed', id: job.id }))
             )
           : null
       )
     );
-  }
-
-  /** A button's action; what goes wrong stays in front of the user until dismissed. */
-  private async act(fn: () => Promise<unknown>): Promise<void> {
-    try {
-      await fn();
-    } catch (e) {
-      Notification.error((e as Error).message, { autoClose: false });
-    }
   }
 }

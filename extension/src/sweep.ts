@@ -2,15 +2,20 @@
  * A sweep's view in Lab's main area, the twin of the service's sweep page: a row per run (its
  * parameters, status, duration, memory used and final metrics) sortable by any column, the
  * best run marked for the metric and direction picked, every run's series of that metric in
- * one chart, and Cancel sweep / Rerun failed. It reads the sweep again every 2 s while a run
- * is still to end, and stops when all have or the view is closed. Built with textContent only:
- * parameters and metric names are the user's.
+ * one chart, Cancel sweep / Rerun failed, and each run's own actions (Open its output, Cancel
+ * it while it is live, Rerun it once it ended: the commands a job's row in the panel runs). It
+ * reads the sweep again every 2 s while a run is still to end, and stops when all have or the
+ * view is closed; Lab's layout restorer opens it again on a reload. Built with textContent
+ * only: parameters and metric names are the user's.
  */
 import { MainAreaWidget } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
+import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { actionButton, runOnJob } from './actions';
 import { formatValue, IPoint, LineChart } from './chart';
+import { CommandIDs } from './commandIds';
 import { h } from './dom';
 import type { JobsError } from './errors';
 import { bytesText, IResources, isTerminal, JobStatus, secondsText } from './jobs';
@@ -103,6 +108,7 @@ export class SweepView extends Widget {
 
   constructor(
     readonly sweepId: string,
+    private readonly commands: CommandRegistry,
     private readonly trans: TranslationBundle
   ) {
     super();
@@ -277,7 +283,8 @@ export class SweepView extends Widget {
           { 'data-key': c.key, 'aria-sort': c.key === this.sort.key ? (this.sort.dir > 0 ? 'ascending' : 'descending') : null },
           h('button', { type: 'button', className: 'jp-NotebookJobs-sort', title: this.trans.__('Sort by %1', c.title) }, c.title)
         )
-      )
+      ),
+      h('th', { 'aria-label': this.trans.__('actions') })
     );
     const bestId = sweep.best?.job_id;
     this.table.tBodies[0].replaceChildren(
@@ -296,10 +303,30 @@ export class SweepView extends Widget {
               cell.textContent = c.text(value);
             }
             return cell;
-          })
+          }),
+          h('td', { className: 'jp-NotebookJobs-runActions' }, ...this.runActions(run, i))
         );
       })
     );
+  }
+
+  /**
+   * A run's own buttons, as its job's row in the panel has them (the same commands): Open its
+   * output once it ended, Cancel while it is live, Rerun… once it ended; the sweep is read again after.
+   */
+  private runActions(run: ISweepRun, i: number): HTMLButtonElement[] {
+    const { trans } = this;
+    const job = { id: run.job_id, name: `${this.sweep!.name} (${runLabel(run, i)})` };
+    const command = (id: string, then?: () => void) => () => void runOnJob(this.commands, id, job, then);
+    const reload = () => void this.load();
+    if (!isTerminal(run.status)) {
+      return [actionButton(trans.__('Cancel'), 'cancel', command(CommandIDs.cancel, reload), true, trans.__('Cancel this run'))];
+    }
+    return [
+      actionButton(trans.__('Open'), 'open', command(CommandIDs.openOutput), true,
+        run.status === 'succeeded' ? trans.__('Open the executed notebook') : trans.__('Open the notebook as far as it ran')),
+      actionButton(trans.__('Rerun…'), 'rerun', command(CommandIDs.rerun, reload), true, trans.__('Run this run again, in its place in the sweep'))
+    ];
   }
 
   /** The chosen metric's series of each run (an ended run's read once), drawn over each other. */
@@ -351,13 +378,8 @@ export class SweepView extends Widget {
   }
 }
 
-/** The id of a sweep's tab (one per sweep: opening it again shows the same). */
-export function sweepTabId(id: string): string {
-  return `notebook-jobs-sweep-${id}`;
-}
-
 /** A sweep's view in a main-area tab. */
-export function sweepView(id: string, trans: TranslationBundle): MainAreaWidget<SweepView> {
-  const view = new SweepView(id, trans);
-  return tab(view, sweepTabId(id), view.title.label);
+export function sweepView(id: string, commands: CommandRegistry, trans: TranslationBundle): MainAreaWidget<SweepView> {
+  const view = new SweepView(id, commands, trans);
+  return tab(view, `notebook-jobs-sweep-${id}`, view.title.label);
 }

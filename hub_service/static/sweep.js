@@ -17,7 +17,7 @@
   let sweep = null;  // as the API last answered (JSON keeps the grid's order, which the page's template would not)
   const sort = {key: "order", dir: 1};
   const series = new Map();  // "job id/metric" -> points, kept once the run has ended
-  let timer = null, seq = 0;
+  let timer = null, seq = 0, chart = null;
 
   const label = (run) => NJ.shortParameters(run.parameters, 60) || run.job_id.slice(0, 8);
   const number = (v) => (typeof v === "number" ? NJChart.formatValue(v) : "");
@@ -155,8 +155,12 @@
         .filter((s) => s.points.length);
       section.hidden = !lines.length;
       const box = document.getElementById("sweep-chart");
-      box.dataset.metric = metric;
-      NJChart.lineChart(box, lines, {title: `${metric} of each run`, xLabel: "step", yLabel: metric});
+      if (!chart || box.dataset.metric !== metric) {  // (the same chart while the metric stays: its readout too)
+        box.dataset.metric = metric;
+        chart = NJChart.lineChart(box, lines, {title: `${metric} of each run`, xLabel: "step", yLabel: metric});
+      } else {
+        chart.update(lines);
+      }
       box.dataset.lines = String(lines.length);  // tests wait on it
     });
   }
