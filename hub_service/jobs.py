@@ -169,16 +169,19 @@ class JobManager(LoggingConfigurable):
         return job
 
     async def submit_all(self, requests: list, *, job_id: Optional[str] = None, **sweep) -> tuple:
-        """Size each of ``requests`` (the runs of one sweep: one notebook, many parameters) and queue them
-        with the sweep (``sweep``: its row) in one transaction: ``(sweep, jobs)``, all or nothing
-        (DuplicateSweep for a repeated key). ``job_id``: the first run's, as a schedule's fire promised it."""
+        """Size each of ``requests`` (runs of one sweep: one notebook, many parameters) and queue them in one
+        transaction, all or nothing: ``(sweep, jobs)``. ``sweep``: the new sweep's row (DuplicateSweep for a
+        repeated key); without it the runs join the sweep they name (a sweep's rerun), and ``sweep`` is None.
+        ``job_id``: the first run's, as a schedule's fire promised it."""
         # (one read of the history for every run: they are one user's)
         history = await user_history(self.store, requests[0].user, self.sizing.history_limit)
         planned = [await self.plan(request, history) for request in requests]
         planned[0]["id"] = job_id
         sha = self.artifacts.store_input(requests[0].bundle)
-        made, jobs = self.store.create_sweep([dict(row, input_hash=sha) for row in planned], **sweep)
-        self.log.info("sweep %s of %d runs queued for %s (%s)", made.id, len(jobs), made.user, made.name)
+        rows = [dict(row, input_hash=sha) for row in planned]
+        made, jobs = self.store.create_sweep(rows, **sweep) if sweep else (None, self.store.add_runs(rows))
+        first = jobs[0]
+        self.log.info("sweep %s: %d runs queued for %s (%s)", first.sweep_id, len(jobs), first.user, first.name)
         metrics.JOBS_SUBMITTED.labels(requests[0].bundle.kind).inc(len(jobs))
         for job in jobs:
             self._publish(job)
@@ -232,9 +235,16 @@ class JobManager(LoggingConfigurable):
         return job
 
     def delete(self, job: Job) -> None:
-        """Forget an ended job and its files."""
+        """Forget an ended job and its files (a sweep's last run: the sweep too)."""
         self.store.delete(job.id)
         self.artifacts.remove_job(job.id)
+        if job.sweep_id:
+            self.store.forget_empty_sweep(job.sweep_id)
+
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Forget a sweep whose runs all ended, with its runs and their files (InvalidTransition: one has not)."""
+        for job_id in self.store.delete_sweep(sweep_id):
+            self.artifacts.remove_job(job_id)
 
     # -- the dispatch loop --------------------------------------------------------
 

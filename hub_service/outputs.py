@@ -20,13 +20,14 @@ from typing import Optional
 
 import nbformat
 
-from .executors.base import FILES_DIR, INPUT_NOTEBOOK, OUTPUT_NOTEBOOK, PARAMETERS_FILE
+from .executors.base import FILES_DIR, INPUT_NOTEBOOK, METRICS_FILE, OUTPUT_NOTEBOOK, PARAMETERS_FILE
 from .intake import Bundle, IntakeError, safe_relpath
 
 MEDIA_TYPES = {
     "ipynb": "application/x-ipynb+json",
     "html": "text/html; charset=utf-8",
     "md": "text/markdown; charset=utf-8",
+    "metrics": "application/json",  # metrics.json: no render of the notebook, what the run reported
 }
 LOG_FILE = "job.log"
 
@@ -89,6 +90,13 @@ class Artifacts:
 
     def output_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / OUTPUT_NOTEBOOK
+
+    def metrics_file(self, job_id: str) -> Optional[bytes]:
+        """The metrics.json the run left beside its output notebook; None if it left none."""
+        try:
+            return (self.job_dir(job_id) / METRICS_FILE).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def log_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / LOG_FILE

@@ -11,7 +11,8 @@ transaction, or not at all.
 
 A sweep's runs are the jobs that name it; a rerun of one (the sweep's rerun, or the job's own)
 joins the sweep and takes the place of the run it repeats (:func:`current`). The sweep's status is
-its runs'.
+its runs'. A sweep's rerun, like its making, is all its runs or none; deleting a sweep deletes its
+runs with it, and a sweep whose last run is deleted goes with that run.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class Sweeps(LoggingConfigurable):
         """A page of sweeps as a listing shows them (no rows of runs), and the next page's cursor."""
         sweeps, next_cursor = self.store.list_sweeps(user, limit, cursor)
         runs = self.store.sweep_jobs([sweep.id for sweep in sweeps])
-        return [sweep_model(sweep, runs[sweep.id], with_runs=False) for sweep in sweeps], next_cursor
+        # (a sweep whose last run was deleted since the page was read is gone)
+        shown = [sweep_model(sweep, runs[sweep.id], with_runs=False) for sweep in sweeps if runs[sweep.id]]
+        return shown, next_cursor
 
     def find_by_idempotency_key(self, user: str, key: str) -> Optional[Sweep]:
         return self.store.find_sweep_by_idempotency_key(user, key)
@@ -147,15 +150,31 @@ class Sweeps(LoggingConfigurable):
         live.sort(key=lambda job: job.status != Status.QUEUED)
         return await asyncio.gather(*(self.flow.cancel(job, by=by) for job in live))
 
+    async def delete(self, sweep: Sweep, runs: list, by: str) -> None:
+        """Forget the sweep with all its runs and their files, as a job is forgotten: its runs not ended are
+        cancelled first; one still live after that (a run stopping slowly, a rerun made meanwhile) keeps the
+        whole sweep (InvalidTransition)."""
+        await self.cancel(runs, by)
+        self.flow.delete_sweep(sweep.id)
+
     async def rerun(self, runs: list, read_input: Callable[[Job], object], limits: Limits,
                     failed_only: bool = False) -> list:
-        """Run each ended current run again (``failed_only``: the failed ones), each as its job's rerun."""
+        """Run each ended current run again (``failed_only``: the failed ones), each as its job's rerun in the
+        sweep, all sized on one read of the history and stored together, or none (a run refused: no rerun)."""
         again = [job for job in current(runs) if job.status in TERMINAL
                  and (not failed_only or job.status == Status.FAILED)]
-        made = []
-        for job in again:
-            request = await asyncio.to_thread(rerun_request, job, {}, lambda job=job: read_input(job), limits)
-            made.append(await self.flow.submit(request))
+        if not again:
+            return []
+        inputs = {}  # input hash -> its bundle: the runs share their notebook, read once
+
+        def read(job: Job):
+            if job.input_hash not in inputs:
+                inputs[job.input_hash] = read_input(job)
+            return inputs[job.input_hash]
+
+        requests = await asyncio.to_thread(
+            lambda: [rerun_request(job, {}, lambda job=job: read(job), limits) for job in again])
+        _none, made = await self.flow.submit_all(requests)
         return made
 
 
@@ -188,7 +207,10 @@ def current(runs: list) -> list:
 
 def status_of(runs: list) -> str:
     """A sweep's status, from its runs': running while any runs, queued while any waits, else succeeded
-    when all did, failed when any failed, else cancelled."""
+    when all did, failed when any failed, else cancelled. A sweep has a run (it goes with its last): no runs
+    have no status (ValueError)."""
+    if not runs:
+        raise ValueError("a sweep without runs has no status")
     statuses = {job.status for job in runs}
     for status in (Status.RUNNING, Status.QUEUED):
         if status in statuses:

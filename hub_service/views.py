@@ -9,6 +9,7 @@ on its first request, never on the ending's path, and cached beside the job's ou
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Optional
 
@@ -99,6 +100,15 @@ class JobViews:
     async def output(self, job_id: str, fmt: str) -> Optional[bytes]:
         """The job's output in ``fmt`` (see :func:`rendered`)."""
         return await rendered(self.artifacts, self.offload, job_id, fmt)
+
+    def metrics_file(self, job: Job) -> Optional[bytes]:
+        """``metrics.json`` of an ended job: as its run left it, or -- a run stopped before it could write one --
+        its final values and series as the service stored them (as ``GET …/metrics`` has them); None when the
+        job reported no metrics."""
+        data = self.artifacts.metrics_file(job.id)
+        if data is None and job.metrics:
+            data = json.dumps({"final": job.metrics, "series": self.metrics(job.id)}).encode()
+        return data
 
     def metrics(self, job_id: str, name: Optional[str] = None, since_step: Optional[int] = None) -> list:
         """The job's metric series as the API shows them: ``[{name, points: [{step, value, time}]}]``, by name."""

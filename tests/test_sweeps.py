@@ -14,13 +14,19 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from hub_service.intake import Bundle, IntakeError
+from sqlalchemy import event
+
+from hub_service.intake import Bundle, IntakeError, Limits
+from hub_service.offload import Offload
 from hub_service.planning import siblings
 from hub_service.request import JobRequest
-from hub_service.store import Job
+from hub_service.store import InvalidTransition, Job, JobMetric, Store
 from hub_service.sweeps import Sweeps, best_run, combinations, current, status_of
-from tests.hubtest import make_notebook
+from hub_service.views import JobViews
+from tests.fakes import FakeExecutor
+from tests.hubtest import SERVICE, make_notebook
 from tests.test_cli import cli
+from tests.test_flow import manager_for
 
 #: final loss lr * depth / 3 and acc depth * 10 + lr, reported both ways; lr 0.5 with depth 2 fails
 TRAINING = make_notebook(
@@ -82,9 +88,79 @@ def test_a_sweeps_status_and_best_run_come_from_its_current_runs():
     assert status_of([job("x", "succeeded"), job("y", "cancelled")]) == "cancelled"
     assert status_of([job("x", "failed"), job("y", "cancelled")]) == "failed"
     assert status_of([job("x", "succeeded")]) == "succeeded"
+    with pytest.raises(ValueError):  # (no runs: no sweep, not one that "succeeded")
+        status_of([])
     assert best_run(runs, "loss", "min").id == "c"  # (a failed run's value is no candidate)
     assert best_run(runs, "loss", "max").id == "b"
     assert best_run(runs, "acc", "max") is None
+
+
+async def test_a_sweeps_rerun_is_all_its_runs_or_none_sized_on_one_read_of_the_history(tmp_path):
+    """Six ended runs, the third with no input to run again: the rerun is refused and none is made. Once it has
+    one, the six reruns are sized on one read of alice's history and stored together, each in its run's place."""
+    flow = manager_for(tmp_path, Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}"), FakeExecutor())
+    sweeps = Sweeps(store=flow.store, flow=flow)
+    views = JobViews(store=flow.store, artifacts=flow.artifacts, broker=flow.broker, executor=flow.executor,
+                     dispatcher=flow.dispatcher, sizing=flow.sizing, offload=Offload(inline=True))
+    statements = []
+    event.listen(flow.store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def history_reads() -> int:  # (store.history: the ended jobs of a user, newest first)
+        return sum("FROM jobs" in sql and "jobs.status IN" in sql and "ORDER BY jobs.created_ts DESC" in sql
+                   for sql in statements)
+
+    try:
+        grid, requests = sweeps.expand({"parameters": {"lr": [0.1, 0.2, 0.5], "depth": [1, 2]}},
+                                       request_for(TRAINING))
+        sweep, runs = await sweeps.submit(grid, requests)
+        for run in runs:
+            await flow.cancel(run)
+        flow.store.update(runs[2].id, input_hash="")  # (as a run that failed before it had an input)
+        with pytest.raises(IntakeError) as e:
+            await sweeps.rerun(sweeps.runs(sweep), views.input_bundle, Limits())
+        assert e.value.code == "nothing_to_rerun" and runs[2].id in e.value.message
+        assert [j.id for j in sweeps.runs(sweep)] == [run.id for run in runs]  # not two of six made
+
+        flow.store.update(runs[2].id, input_hash=runs[0].input_hash)
+        statements.clear()
+        made = await sweeps.rerun(sweeps.runs(sweep), views.input_bundle, Limits())
+        assert history_reads() == 1
+        assert [j.rerun_of for j in made] == [run.id for run in runs]
+        assert {j.sweep_id for j in made} == {sweep.id} and len({j.created for j in made}) == 1  # (one insert)
+        assert [j.id for j in current(sweeps.runs(sweep))] == [j.id for j in made]
+        assert [j.parameters for j in made] == [run.parameters for run in runs]
+    finally:
+        await flow.stop()
+        flow.store.close()
+
+
+def test_the_store_deletes_a_sweep_with_its_runs_at_once_and_a_sweep_without_runs_is_none(db_url):
+    store = Store(db_url)
+    try:
+        row = dict(user="alice", input_hash="h", input_kind="ipynb", input_name="t.ipynb")
+        sweep, (a, b) = store.create_sweep([row, row], user="alice", name="t", grid={"runs": [{}, {}]})
+        (c,) = store.add_runs([dict(row, sweep_id=sweep.id, rerun_of=a.id)])
+        store.add_metrics(a.id, [(0, {"loss": 1.0}, 10.0)], {"loss": 1.0})
+        with pytest.raises(InvalidTransition):  # (its runs are queued)
+            store.delete_sweep(sweep.id)
+        for job in (a, b, c):
+            store.transition(job.id, "cancelled")
+        assert [j.id for j in store.sweep_jobs([sweep.id])[sweep.id]] == [a.id, b.id, c.id]
+        assert sorted(store.delete_sweep(sweep.id)) == sorted([a.id, b.id, c.id])
+        assert store.get_sweep(sweep.id) is None and store.known_ids([a.id, b.id, c.id]) == set()
+        with store.session() as s:
+            assert s.query(JobMetric).count() == 0
+
+        other, (d, e) = store.create_sweep([row, row], user="alice", name="u", grid={"runs": [{}, {}]})
+        for job in (d, e):
+            store.transition(job.id, "cancelled")
+        store.delete(d.id)
+        assert store.forget_empty_sweep(other.id) is False and store.get_sweep(other.id, "alice").id == other.id
+        store.delete(e.id)  # (as JobManager.delete does: the job, then the sweep if it was its last run)
+        assert store.get_sweep(other.id) is None and store.list_sweeps("alice") == ([], None)
+        assert store.forget_empty_sweep(other.id) is True and store.forget_empty_sweep(other.id) is False
+    finally:
+        store.close()
 
 
 def test_the_queued_runs_of_a_sweep_are_siblings_of_one_killed_for_memory():
@@ -180,6 +256,14 @@ def test_a_bad_value_or_a_sweep_over_the_limit_is_refused_and_nothing_is_stored(
     assert "110 runs" in r.json()["error"]["message"] and "limit of 100 runs" in r.json()["error"]["message"]
     r = alice.post("sweeps", params={"dry_run": "1"}, json={"notebook": TRAINING, "parameters": {"lr": [0.1, 1]}})
     assert r.status_code == 400 and "no dry run" in r.json()["error"]["message"]
+    # no runs at all: a parameter with no values (zero combinations), no parameters, no combinations
+    for body, field in (({"parameters": {"lr": [0.1, 0.2], "depth": []}}, "/parameters/depth"),
+                        ({"parameters": {}}, "/parameters"), ({"runs": []}, "/runs")):
+        r = alice.post("sweeps", json=dict(body, notebook=TRAINING))
+        assert (r.status_code, r.json()["error"]["field"]) == (400, field), r.text
+    r = alice.post("sweeps", files={"file": ("t.ipynb", nb)}, data={"parameters": json.dumps({"lr": []})})
+    assert (r.status_code, r.json()["error"]["field"]) == (400, "/parameters/lr"), r.text
+    assert "lr has no values" in r.json()["error"]["message"]
     assert stored() == before
 
 
@@ -201,10 +285,54 @@ def test_cancelling_a_sweep_cancels_every_run_not_ended_and_sweeps_come_in_pages
     assert all(alice.get(f"jobs/{run['job_id']}").json()["cancelled_by"] == "alice" for run in sweep["runs"])
     assert alice.post(f"sweeps/{sweep_id}/cancel").status_code == 409
 
+    # its rerun: one act, each new run the rerun of its run, in the sweep, all stored at once
+    r = alice.post(f"sweeps/{sweep_id}/rerun", json={})
+    assert r.status_code == 201, r.text
+    made = [alice.get(f"jobs/{job_id}").json() for job_id in r.json()["rerun"]]
+    assert [job["rerun_of"] for job in made] == [run["job_id"] for run in sweep["runs"]]
+    assert {job["sweep_id"] for job in made} == {sweep_id} and len({job["created"] for job in made}) == 1
+    assert [run["job_id"] for run in r.json()["runs"]] == [job["id"] for job in made]
+    alice.post(f"sweeps/{sweep_id}/cancel")
+    assert wait_sweep(alice, sweep_id, timeout=30)["counts"]["cancelled"] == 3
+
+
+def test_deleting_a_sweep_deletes_its_runs_and_their_outputs_and_a_sweep_goes_with_its_last_run(hub, alice, bob):
+    r = alice.post("sweeps", json={"notebook": SLEEPING, "runs": [{"x": 1}, {"x": 2}]})
+    assert r.status_code == 201, r.text
+    sweep_id, ids = r.json()["id"], [run["job_id"] for run in r.json()["runs"]]
+    alice.wait(ids[0], statuses=("running",), timeout=60)
+    workdir = hub.service_data / "jobs" / ids[0]
+    assert workdir.is_dir()
+    assert bob.delete(f"sweeps/{sweep_id}").status_code == 404  # (another user's: as if there were none)
+    assert alice.get(f"sweeps/{sweep_id}").json()["counts"]["running"] >= 1
+    r = alice.delete(f"sweeps/{sweep_id}")  # a run still running: cancelled first, as a job's delete does
+    assert r.status_code == 204, r.text
+    assert alice.get(f"sweeps/{sweep_id}").status_code == 404
+    assert [alice.get(f"jobs/{job_id}").status_code for job_id in ids] == [404, 404]
+    assert not workdir.exists()
+    assert sweep_id not in {s["id"] for s in alice.get("sweeps", params={"limit": 200}).json()["sweeps"]}
+    assert alice.browser.get(hub.url + SERVICE + f"sweeps/{sweep_id}").status_code == 404
+    assert alice.delete(f"sweeps/{sweep_id}").status_code == 404
+
+    # its runs deleted one by one: the sweep shows the runs left, and goes with the last
+    r = alice.post("sweeps", json={"notebook": SLEEPING, "runs": [{"x": 1}, {"x": 2}]})
+    sweep_id, (first, second) = r.json()["id"], [run["job_id"] for run in r.json()["runs"]]
+    alice.post(f"sweeps/{sweep_id}/cancel")
+    wait_sweep(alice, sweep_id, timeout=30)
+    assert alice.delete(f"jobs/{first}").status_code == 204
+    sweep = alice.get(f"sweeps/{sweep_id}").json()
+    assert ([run["job_id"] for run in sweep["runs"]], sweep["status"]) == ([second], "cancelled")
+    assert alice.delete(f"jobs/{second}").status_code == 204
+    assert alice.get(f"sweeps/{sweep_id}").status_code == 404
+    assert sweep_id not in {s["id"] for s in alice.get("sweeps", params={"limit": 200}).json()["sweeps"]}
+    assert alice.browser.get(hub.url + SERVICE + f"sweeps/{sweep_id}").status_code == 404
+
 
 def test_the_cli_submits_a_grid_and_shows_lists_and_cancels_it(alice, tmp_path):
     path = tmp_path / "sleepy.ipynb"
     path.write_text(json.dumps(make_notebook("import time\ntime.sleep(120)", parameters="lr = 0.1\ndepth = 2")))
+    r = cli(alice, "submit", str(path), "-p", "lr", "-p", "depth", "2", "4")  # (lr with no values)
+    assert r.returncode == 2 and "expected a NAME and a VALUE" in r.stderr, r.stderr
     r = cli(alice, "submit", str(path), "-p", "lr", "0.01", "0.1", "1", "-p", "depth", "2", "4")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("sweep ") and " of 6 runs " in r.stdout
@@ -227,6 +355,10 @@ def test_the_cli_submits_a_grid_and_shows_lists_and_cancels_it(alice, tmp_path):
     cancelled = cli(alice, "sweeps", "cancel", sweep_id)
     assert cancelled.returncode == 0 and f"sweep {sweep_id} " in cancelled.stdout, cancelled.stderr
     assert wait_sweep(alice, sweep_id, timeout=30)["counts"]["cancelled"] == 6
+    deleted = cli(alice, "sweeps", "delete", sweep_id)
+    assert deleted.returncode == 0 and deleted.stdout == f"sweep {sweep_id} deleted, with its runs\n", deleted.stderr
+    assert alice.get(f"sweeps/{sweep_id}").status_code == 404
+    assert alice.get(f"jobs/{sweep['runs'][0]['job_id']}").status_code == 404
     r = cli(alice, "schedule", "create", str(path), "--cron", "@daily", "-p", "lr", "1", "2")
     assert r.returncode == 2 and "sweep" in r.stderr
 

@@ -1,4 +1,4 @@
-"""``notebook-jobs sweeps …`` (list, show, cancel, rerun), and ``submit`` of a sweep (``-p lr 0.01 0.1 1``).
+"""``notebook-jobs sweeps …`` (list, show, cancel, rerun, delete), and ``submit`` of a sweep (``-p lr 0.01 0.1 1``).
 
 A sweep is one job per combination of the values given; each run is a job like any other
 (``status``, ``logs``, ``cancel`` take its id), and these commands act on them together.
@@ -105,19 +105,28 @@ def cmd_rerun(args):
     return 0
 
 
+def cmd_delete(args):
+    """Delete a sweep with all its runs and their outputs (its runs not ended are cancelled first)."""
+    sweep_id = _sweep_id(args.sweep_id)
+    make_client(args).call("DELETE", f"sweeps/{sweep_id}")
+    print(f"sweep {sweep_id} deleted, with its runs")
+    return 0
+
+
 def add_commands(add) -> None:
     """The ``sweeps`` command and its subcommands (``add`` makes a subparser with --url/--token)."""
-    p = add("sweeps", help="parameter sweeps: list, show, cancel, rerun (submit one with -p NAME V1 V2 …)",
+    p = add("sweeps", help="parameter sweeps: list, show, cancel, rerun, delete (submit one with -p NAME V1 V2 …)",
             description="Parameter sweeps: one job per combination of values, submitted with "
                         "'notebook-jobs submit nb.ipynb -p lr 0.01 0.1 1 -p depth 2 4'.")
     sub = p.add_subparsers(dest="sweeps_command", required=True, metavar="SUBCOMMAND")
     parent = add.keywords["parents"]
 
-    def command(name, func, help, sweep_id=True):
+    def command(name, func, help, sweep_id=True, json=True):
         s = sub.add_parser(name, parents=parent, help=help, description=help[0].upper() + help[1:] + ".")
         if sweep_id:
             s.add_argument("sweep_id", metavar="SWEEP_ID")
-        s.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+        if json:
+            s.add_argument("--json", action="store_true", help="print the API's answer as JSON")
         s.set_defaults(func=func)
         return s
 
@@ -130,3 +139,5 @@ def add_commands(add) -> None:
     command("cancel", cmd_cancel, "cancel every run of a sweep not ended")
     s = command("rerun", cmd_rerun, "run a sweep's ended runs again")
     s.add_argument("--failed-only", dest="failed_only", action="store_true", help="only the runs that failed")
+    command("delete", cmd_delete, "delete a sweep with all its runs and their outputs (cancelling runs not ended)",
+            json=False)

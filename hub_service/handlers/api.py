@@ -282,12 +282,19 @@ class OutputHandler(APIHandler):
             raise IntakeError(f"unknown format {fmt!r}; use one of {', '.join(MEDIA_TYPES)}")
         if job.status not in TERMINAL:
             raise web.HTTPError(409, f"job {job_id} is {job.status}; its output is ready when it ends")
-        data = await self.jobs.output(job_id, fmt)
-        if data is None:
-            raise web.HTTPError(404, f"job {job_id} ended ({job.error_reason or job.status}) without an output notebook")
+        if fmt == "metrics":
+            data = self.jobs.metrics_file(job)
+            if data is None:
+                raise web.HTTPError(404, f"job {job_id} reported no metrics: it has no output in format 'metrics'")
+        else:
+            data = await self.jobs.output(job_id, fmt)
+            if data is None:
+                raise web.HTTPError(404, f"job {job_id} ended ({job.error_reason or job.status}) without an "
+                                         "output notebook")
         name = None
         if self.flag_argument("download"):  # else shown inline, sandboxed like every render of a user's
-            name = f"{clean_name(Path(job.input_name or '').stem, 'job')[:100]}-{job.id[:8]}.{fmt}"
+            extension = "metrics.json" if fmt == "metrics" else fmt
+            name = f"{clean_name(Path(job.input_name or '').stem, 'job')[:100]}-{job.id[:8]}.{extension}"
         self.serve_user_content(data, MEDIA_TYPES[fmt], download_name=name)
 
 

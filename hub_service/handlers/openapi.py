@@ -156,9 +156,10 @@ def _schemas() -> dict:
                                         "service or a schedule; error.message says which)"},
         "has_output": {"type": "boolean", "description": "an output notebook exists now (a cancelled or "
                        "killed run's too: see partial)"},
-        "outputs": {"type": "array", "items": {"type": "string", "enum": list(OUTPUT_FORMATS)},
-                    "description": "the formats GET …/output serves now (renders are made on request); "
-                                   "[] when there is no output"},
+        "outputs": {"type": "array", "items": {"type": "string", "enum": [*OUTPUT_FORMATS, "metrics"]},
+                    "description": "the formats GET …/output serves now (renders are made on request; 'metrics': "
+                                   "metrics.json, once a job that reported metrics ended); [] when there is no "
+                                   "output"},
         "partial": {"type": "boolean", "description": "the output notebook is of a run that did not finish "
                     "(cancelled, timeout, oom_killed, infrastructure): cells after the stop never ran"},
         "created": {"type": "string", "format": "date-time", "nullable": True,
@@ -339,14 +340,19 @@ def _sweep_paths() -> dict:
                         [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}},
                          *metric], body, errors=("400", "401", "403", "404", "413", "415", "422")),
         },
-        "/sweeps/{sweep_id}": {"get": _op("getSweep", "one sweep: its grid, a row per run, the best run for a "
-                                          "metric", {"200": _SWEEP}, [_SWEEP_ID, *metric])},
+        "/sweeps/{sweep_id}": {
+            "get": _op("getSweep", "one sweep: its grid, a row per run, the best run for a metric", {"200": _SWEEP},
+                       [_SWEEP_ID, *metric]),
+            "delete": _op("deleteSweep", "delete a sweep with all its runs and their outputs (runs not ended are "
+                          "cancelled first; 409 while one is still stopping)", {"204": {"description": "deleted"}},
+                          [_SWEEP_ID], errors=("401", "403", "404", "409"))},
         "/sweeps/{sweep_id}/cancel": {"post": _op("cancelSweep", "cancel every run not ended (202 while a "
                                                   "running one is stopping; 409: none left)",
                                                   {"200": _SWEEP, "202": _SWEEP}, [_SWEEP_ID, *metric],
                                                   errors=("400", "401", "403", "404", "409"))},
         "/sweeps/{sweep_id}/rerun": {"post": _op(
-            "rerunSweep", "run the ended runs again, each as its job's rerun, in its place (409: none)",
+            "rerunSweep", "run the ended runs again, each as its job's rerun, in its place: all stored together "
+                          "or none (a run refused: its 4xx, nothing made; 409: no run to rerun)",
             {"201": _SWEEP}, [_SWEEP_ID, *metric], body={"required": False, "content": {"application/json": {
                 "schema": {"type": "object", "additionalProperties": False, "properties": {
                     "failed_only": {"type": "boolean", "description": "only the failed runs"}}},
@@ -513,7 +519,8 @@ def spec(server_url: str) -> dict:
                 {"201": _JOB, "200": _JOB}, [_JOB_ID, _query("dry_run", _FLAG)], body=_rerun_body(),
                 errors=("400", "401", "403", "404", "413", "422"))},
             "/jobs/{job_id}/output": {"get": _op(
-                "getJobOutput", "output notebook or render; 409 until the job ended",
+                "getJobOutput", "output notebook or render, or (format=metrics) metrics.json: each metric's "
+                                "final value and series (404 when the job reported none); 409 until the job ended",
                 {"200": _media("the output (download=1: as an attachment)", *MEDIA_TYPES.values(), headers=dict(
                     _USER_CONTENT, **{"Content-Disposition": _header(
                         "with download=1: attachment; filename=\"ASCII stand-in\"; filename*=UTF-8''name "

@@ -14,7 +14,7 @@ from tornado import web
 from ..intake import IntakeError
 from ..request import parse_submission, refuse_unknown
 from ..states import TERMINAL
-from ..store import BadCursor, DuplicateSweep
+from ..store import BadCursor, DuplicateSweep, InvalidTransition
 from ..sweeps import MODES, sweep_model
 from .api import JobsHandler
 from .base import APIHandler, authenticated
@@ -40,7 +40,10 @@ class SweepAPIHandler(APIHandler):
         mode = self.get_argument("mode", "min")
         if mode not in MODES:
             raise IntakeError(f"mode must be 'min' or 'max', not {mode[:40]!r}")
-        self.write_json(dict(sweep_model(sweep, self.sweeps.runs(sweep), metric, mode), **extra), status)
+        runs = self.sweeps.runs(sweep)
+        if not runs:  # its last run was deleted meanwhile, and the sweep with it
+            raise web.HTTPError(404, f"no sweep {sweep.id}")
+        self.write_json(dict(sweep_model(sweep, runs, metric, mode), **extra), status)
 
 
 @web.stream_request_body
@@ -100,11 +103,23 @@ class SweepsHandler(JobsHandler, SweepAPIHandler):
 
 
 class SweepHandler(SweepAPIHandler):
-    """GET one sweep: its grid, a row per run, and with ``?metric=NAME&mode=min|max`` its best run."""
+    """GET one sweep: its grid, a row per run, and with ``?metric=NAME&mode=min|max`` its best run. DELETE: the
+    sweep with all its runs and their outputs, as a job is deleted (its runs not ended are cancelled first)."""
 
     @authenticated
     def get(self, sweep_id):
         self.write_sweep(self.get_sweep(sweep_id))
+
+    @authenticated
+    async def delete(self, sweep_id):
+        sweep = self.get_sweep(sweep_id)
+        try:
+            await self.sweeps.delete(sweep, self.sweeps.runs(sweep), by=self.user_name)
+        except InvalidTransition as e:
+            raise web.HTTPError(409, f"sweep {sweep_id}: its run {e.job_id} is still {e.current}; "
+                                     "try again shortly") from None
+        self.set_status(204)
+        self.finish()
 
 
 class SweepCancelHandler(SweepAPIHandler):

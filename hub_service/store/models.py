@@ -201,6 +201,9 @@ def job_model(job: Job) -> dict:
         error = {"reason": job.error_reason, "summary": reason_summary(job.error_reason, job.cancelled_by),
                  "message": job.error_message or "", "cell": job.error_cell}
     has_output = bool(job.has_output)
+    outputs = list(OUTPUT_FORMATS) if has_output else []
+    if job.metrics and job.status in TERMINAL:  # metrics.json, of what it reported (GET …/output?format=metrics)
+        outputs.append("metrics")
     return {
         "id": job.id,
         "user": job.user,
@@ -234,7 +237,7 @@ def job_model(job: Job) -> dict:
         "cancelled_by": job.cancelled_by,
         # what the job left: an output notebook, in which formats, and whether its run was stopped part-way
         "has_output": has_output,
-        "outputs": list(OUTPUT_FORMATS) if has_output else [],
+        "outputs": outputs,
         "partial": has_output and (job.status == Status.CANCELLED or job.error_reason in STOPPED),
         "created": isoformat(job.created),
         "started": isoformat(job.started),

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Optional
 from uuid import uuid4
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from ..states import Status
-from .models import Job, Sweep, utcnow
+from ..states import TERMINAL, Status
+from .models import Job, JobMetric, Sweep, utcnow
 
 
 class DuplicateSweep(Exception):
@@ -32,9 +32,7 @@ class SweepQueries:
         """
         now = utcnow()
         sweep = Sweep(id=uuid4().hex, created=now, created_ts=now.timestamp(), size=len(runs), **fields)
-        # each run a microsecond after the one before: the keyset order of a listing keeps the grid's order
-        jobs = [Job(**dict(row, id=row.get("id") or uuid4().hex, sweep_id=sweep.id), status=Status.QUEUED.value,
-                    created=now, created_ts=now.timestamp() + i * 1e-6) for i, row in enumerate(runs)]
+        jobs = _queued([dict(row, sweep_id=sweep.id) for row in runs], now)
         with self.Session() as s:
             s.add(sweep)
             s.add_all(jobs)
@@ -49,14 +47,48 @@ class SweepQueries:
                 raise
         return sweep, jobs
 
+    def add_runs(self, runs: list) -> list:
+        """Insert one queued job per row of ``runs`` (each naming the sweep it joins: a sweep's rerun), all or
+        nothing."""
+        jobs = _queued(runs, utcnow())
+        with self.Session() as s:
+            s.add_all(jobs)
+            s.commit()
+        return jobs
+
+    def delete_sweep(self, sweep_id: str) -> list:
+        """Remove a sweep with all its runs and their metrics, at once; only a sweep whose runs all ended may be
+        deleted (InvalidTransition names one that has not). The ids of the jobs removed."""
+        from .queries import InvalidTransition
+
+        with self.Session() as s:
+            runs = list(s.scalars(select(Job).where(Job.sweep_id == sweep_id)))
+            live = next((job for job in runs if job.status not in TERMINAL), None)
+            if live is not None:
+                raise InvalidTransition(live.id, live.status, "deleted")
+            ids = [job.id for job in runs]
+            s.execute(delete(JobMetric).where(JobMetric.job_id.in_(ids)))
+            s.execute(delete(Job).where(Job.id.in_(ids)))
+            s.execute(delete(Sweep).where(Sweep.id == sweep_id))
+            s.commit()
+        return ids
+
+    def forget_empty_sweep(self, sweep_id: str) -> bool:
+        """Remove the sweep if no job names it any more (its last run was deleted): a sweep is its runs."""
+        with self.Session() as s:
+            gone = s.execute(delete(Sweep).where(Sweep.id == sweep_id, ~_has_runs()))
+            s.commit()
+        return bool(gone.rowcount)
+
     def find_sweep_by_idempotency_key(self, user: str, key: str) -> Optional[Sweep]:
         with self.Session() as s:
             return s.scalar(select(Sweep).where(Sweep.user == user, Sweep.idempotency_key == key))
 
     def get_sweep(self, sweep_id: str, user: Optional[str] = None) -> Optional[Sweep]:
-        """The sweep, or None; with ``user``, None also when it belongs to someone else."""
+        """The sweep, or None; with ``user``, None also when it belongs to someone else. A sweep none of whose runs
+        is left is none (see :meth:`forget_empty_sweep`)."""
         with self.Session() as s:
-            sweep = s.get(Sweep, sweep_id)
+            sweep = s.scalar(select(Sweep).where(Sweep.id == sweep_id, _has_runs()))
         if sweep is None or (user is not None and sweep.user != user):
             return None
         return sweep
@@ -72,10 +104,10 @@ class SweepQueries:
         return out
 
     def list_sweeps(self, user: Optional[str] = None, limit: int = 50, cursor: Optional[str] = None) -> tuple:
-        """A page of sweeps, newest first, and the cursor of the next page (None at the end)."""
+        """A page of sweeps that have runs, newest first, and the cursor of the next page (None at the end)."""
         from .queries import decode_cursor, encode_cursor
 
-        stmt = select(Sweep)
+        stmt = select(Sweep).where(_has_runs())
         if user is not None:
             stmt = stmt.where(Sweep.user == user)
         if cursor:
@@ -85,3 +117,15 @@ class SweepQueries:
         with self.Session() as s:
             sweeps = list(s.scalars(stmt))
         return sweeps[:limit], encode_cursor(sweeps[limit - 1]) if len(sweeps) > limit else None
+
+
+def _queued(runs: list, now) -> list:
+    """Queued jobs of ``runs`` (a row may name its job's ``id``), made at ``now``: each a microsecond after the
+    one before, so that the keyset order of a listing keeps the grid's order."""
+    return [Job(**dict(row, id=row.get("id") or uuid4().hex), status=Status.QUEUED.value, created=now,
+                created_ts=now.timestamp() + i * 1e-6) for i, row in enumerate(runs)]
+
+
+def _has_runs():
+    """Whether some job is a run of the sweep (a clause of a query of sweeps)."""
+    return exists().where(Job.sweep_id == Sweep.id)
