@@ -8,6 +8,7 @@ import json
 import time
 
 from tests.hubtest import make_notebook
+from tests.test_cli import cli
 
 REPORTING = make_notebook("from notebook_jobs import report\nfor step in range(3):\n"
                           "    report(loss=1 / (step + 1), step=step)")
@@ -37,6 +38,9 @@ def test_a_jobs_metrics_json_is_an_output_served_as_json_with_the_headers_of_eve
     assert saved.content == r.content
     assert saved.headers["Content-Disposition"].startswith("attachment;")
     assert f'filename="train-{job["id"][:8]}.metrics.json"' in saved.headers["Content-Disposition"]
+    # and the CLI's `output --format metrics`
+    got = cli(alice, "output", job["id"], "--format", "metrics")
+    assert got.returncode == 0 and got.stdout.encode() == r.content, (got.returncode, got.stderr)
     # the job page's metrics.json button is the kept file
     page = alice.browser.get(hub.url + f"/services/notebook-jobs/jobs/{job['id']}").text
     assert f"jobs/{job['id']}/output?format=metrics&download=1" in page

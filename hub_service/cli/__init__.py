@@ -291,7 +291,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("output", help="download a job's output")
     s.add_argument("job_id")
-    s.add_argument("--format", default="ipynb", choices=["ipynb", "html", "md"])
+    s.add_argument("--format", default="ipynb", choices=["ipynb", "html", "md", "metrics"])
     s.add_argument("-o", "--output", help="file to write (default: stdout)")
     s.set_defaults(func=cmd_output)
 

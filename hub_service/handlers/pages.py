@@ -203,9 +203,10 @@ class SweepPage(PageHandler):
     def get(self, sweep_id):
         sweeps = self.settings["sweeps"]
         sweep = sweeps.get(sweep_id, None if self.is_admin else self.user_name)
-        if sweep is None:
+        runs = sweeps.runs(sweep) if sweep is not None else []
+        if not runs:  # (none, or its last run was deleted meanwhile, and the sweep with it)
             raise web.HTTPError(404, f"no sweep {sweep_id}")
-        self.render_page("sweep.html", sweep=sweep_model(sweep, sweeps.runs(sweep)), viewer=self.user_name)
+        self.render_page("sweep.html", sweep=sweep_model(sweep, runs), viewer=self.user_name)
 
 
 class JobOutputPage(PageHandler):
