@@ -13,7 +13,7 @@ import { h } from './dom';
 import { environmentPicker } from './environments';
 import { formFieldOf, JobsError } from './errors';
 import { bytesText, IJob } from './jobs';
-import { changedParameters, displayValue, IParameterField, sweepParameters, sweepText, switchedInput } from './params';
+import { changedParameters, displayValue, IParameterField, namesMap, ownValue, sweepParameters, sweepText, switchedInput } from './params';
 import { ISchedule, ISubmission, submitJob } from './request';
 import { basisText, Bounds, boundsOf, clampNotes, cronOf, IOverrideInputs, IScheduleInputs, readOverrides, resourcesText, scheduleText } from './sizing';
 
@@ -180,7 +180,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       );
     }
     for (const field of fields) {
-      const before = saved[field.name];
+      const before = ownValue(saved, field.name);
       let input: HTMLInputElement | HTMLTextAreaElement;
       if (field.type === 'bool' && !sweep) {
         input = h('input', { type: 'checkbox', name: `param-${field.name}` }) as HTMLInputElement;
@@ -458,7 +458,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
 
   /** What the form holds now. */
   state(): IDialogState {
-    const inputs: Record<string, string | boolean> = {};
+    const inputs = namesMap<string | boolean>();
     for (const f of this.fields ?? []) {
       const el = this.paramInputs.get(f.name)!;
       inputs[f.name] = el.type === 'checkbox' ? (el as HTMLInputElement).checked : el.value;

@@ -24,6 +24,20 @@ export interface IParameterField {
   annotation?: string | null;
 }
 
+/**
+ * An empty map of parameter names to values. A parameter may be named `__proto__` or `constructor`
+ * (Python names like any): in a plain object the first would set its prototype and be lost, and
+ * the second would be found in every object.
+ */
+export function namesMap<T>(): Record<string, T> {
+  return Object.create(null);
+}
+
+/** The value `values` has of its own under `name` (none that every object inherits). */
+export function ownValue<T>(values: Record<string, T> | null | undefined, name: string): T | undefined {
+  return values && Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined;
+}
+
 /** The words a person may type for Python's constants, read as JSON's. */
 const CONSTANTS: Record<string, unknown> = { True: true, False: false, None: null };
 
@@ -98,13 +112,13 @@ export function changedParameters(
   fields: IParameterField[],
   inputs: Record<string, string | boolean>
 ): { parameters: Record<string, unknown>; errors: Record<string, string> } {
-  const parameters: Record<string, unknown> = {};
+  const parameters = namesMap<unknown>();
   const errors: Record<string, string> = {};
   for (const field of fields) {
-    if (!(field.name in inputs)) {
+    const input = ownValue(inputs, field.name);
+    if (input === undefined) {
       continue;
     }
-    const input = inputs[field.name];
     if (field.type !== 'bool' && String(input) === displayValue(field)) {
       continue;
     }
@@ -196,15 +210,16 @@ export function sweepParameters(
   fields: IParameterField[],
   inputs: Record<string, string | boolean>
 ): { parameters: Record<string, unknown[]>; errors: Record<string, string>; runs: number } {
-  const parameters: Record<string, unknown[]> = {};
+  const parameters = namesMap<unknown[]>();
   const errors: Record<string, string> = {};
   let runs = 1;
   for (const field of fields) {
-    if (!(field.name in inputs) || String(inputs[field.name]) === sweepText(field)) {
+    const input = ownValue(inputs, field.name);
+    if (input === undefined || String(input) === sweepText(field)) {
       continue;
     }
     try {
-      const values = readValues(field, String(inputs[field.name]));
+      const values = readValues(field, String(input));
       const unchanged = values.length === 1 && JSON.stringify(values[0]) === JSON.stringify(field.value) && field.type !== 'expr';
       if (!unchanged) {
         parameters[field.name] = values;

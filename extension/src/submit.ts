@@ -9,7 +9,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { IDialogState, SubmitBody } from './dialog';
 import { JobsError } from './errors';
 import { IJob } from './jobs';
-import { inputOf } from './params';
+import { inputOf, namesMap, ownValue } from './params';
 import { createSchedule, IRerun, ISubmission, jobParameters, rerunJob, submitJob, submitSweep } from './request';
 import type { ISweep } from './sweep';
 
@@ -78,10 +78,11 @@ export function submitDialog(path: string, trans: TranslationBundle): Promise<{ 
  */
 export async function rerunDialog(job: IJob, trans: TranslationBundle): Promise<IJob | null> {
   const fields = await jobParameters(job.id);
-  const state: IDialogState = { fields, name: job.name, inputs: {}, overrides: { cpu: '', memory: '', timeout: '' }, formats: [] };
+  const state: IDialogState = { fields, name: job.name, inputs: namesMap(), overrides: { cpu: '', memory: '', timeout: '' }, formats: [] };
   for (const f of fields) {
-    if (f.name in (job.parameters ?? {})) {
-      state.inputs[f.name] = inputOf(f, job.parameters[f.name]);
+    const value = ownValue(job.parameters, f.name);
+    if (value !== undefined) {
+      state.inputs[f.name] = inputOf(f, value);
     }
   }
   return askUntilTaken(

@@ -19,6 +19,7 @@ import { CommandIDs } from './commandIds';
 import { h } from './dom';
 import type { JobsError } from './errors';
 import { bytesText, IResources, isTerminal, JobStatus, secondsText } from './jobs';
+import { ownValue } from './params';
 import { cancelSweep, getSweep, metricSeries, rerunFailed } from './request';
 import { tab } from './views';
 
@@ -77,12 +78,15 @@ function valueText(v: unknown): string {
   return v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-/** A run's name in the chart's legend: its parameters (`lr=0.1, depth=2`), else its place. */
+/** How long a run's name may be (as on the service's sweep page): a value may be 64 KiB. */
+const LABEL_LIMIT = 60;
+
+/** A run's name in the chart's legend: its parameters (`lr=0.1, depth=2`, cut at LABEL_LIMIT), else its place. */
 export function runLabel(run: ISweepRun, i: number): string {
   const text = Object.entries(run.parameters ?? {})
     .map(([k, v]) => `${k}=${valueText(v)}`)
     .join(', ');
-  return text || `#${i + 1}`;
+  return (text.length > LABEL_LIMIT ? text.slice(0, LABEL_LIMIT - 1) + '…' : text) || `#${i + 1}`;
 }
 
 export class SweepView extends Widget {
@@ -215,11 +219,11 @@ export class SweepView extends Widget {
     const number = (v: unknown) => (typeof v === 'number' ? formatValue(v) : '');
     return [
       { key: 'order', title: '#', value: (_, i) => i, text: (i: number) => String(i + 1) },
-      ...names.map(name => ({ key: `param:${name}`, title: name, value: (run: ISweepRun) => run.parameters?.[name], text: valueText })),
+      ...names.map(name => ({ key: `param:${name}`, title: name, value: (run: ISweepRun) => ownValue(run.parameters, name), text: valueText })),
       { key: 'status', title: trans.__('Status'), value: run => run.status, text: String },
       { key: 'duration', title: trans.__('Duration'), value: run => run.duration, text: (v: number | null) => (v == null ? '' : secondsText(v)) },
       { key: 'memory', title: trans.__('Memory used'), value: run => run.used?.peak_memory, text: (v: number | undefined) => bytesText(v) },
-      ...sweep.metrics.map(m => ({ key: `metric:${m}`, title: m, value: (run: ISweepRun) => run.metrics?.[m], text: number }))
+      ...sweep.metrics.map(m => ({ key: `metric:${m}`, title: m, value: (run: ISweepRun) => ownValue(run.metrics, m), text: number }))
     ];
   }
 

@@ -46,7 +46,7 @@
   /** The sweep the fields ask for: {parameters: {name: [values]}, errors, runs}. A field with commas gives
    * its values, each read as the field reads one; any other its one value, where it differs from the notebook's. */
   function sweepGrid() {
-    const read = NJ.readParams(paramFields), parameters = {}, errors = {};
+    const read = NJ.readParams(paramFields), parameters = NJ.namesMap(), errors = {};
     let runs = 1;
     for (const input of paramFields.querySelectorAll("input[data-param]")) {
       const name = input.dataset.param, key = "param:" + name;

@@ -162,7 +162,7 @@
     const form = document.getElementById("rerun-form");
     const toggle = document.getElementById("job-rerun");
     const fields = JSON.parse(document.getElementById("job-parameter-fields").textContent);
-    const current = JSON.parse(document.getElementById("job-parameters").textContent);
+    const current = model.parameters;
     const box = document.getElementById("rerun-fields");
     const message = document.getElementById("rerun-message");
     const memory = document.getElementById("rerun-memory"), timeout = document.getElementById("rerun-timeout");
@@ -236,7 +236,9 @@
     const el = document.getElementById("job-" + k);
     return [k, el.getAttribute("datetime")];
   })));
-  takeJob(JSON.parse(document.getElementById("job-model").textContent));
+  const model = JSON.parse(document.getElementById("job-model").textContent);
+  document.getElementById("job-parameters").textContent = JSON.stringify(model.parameters);  // as text, "<" and all
+  takeJob(model);
   showProgress();
   rerunForm();
   follow();

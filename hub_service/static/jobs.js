@@ -181,10 +181,14 @@
     }
   }
 
+  /** An empty map of names to values: a parameter named "__proto__" is a key of it like any other
+   * (assigned to a plain object, it would set the object's prototype and be lost). */
+  const namesMap = () => Object.create(null);
+
   /** The parameters that differ from the notebook's own, and an error per field that is
    * not of its type: {parameters, errors: {"param:NAME": message}}. */
   function readParams(container) {
-    const parameters = {}, errors = {};
+    const parameters = namesMap(), errors = {};
     for (const input of container.querySelectorAll("input[data-param]")) {
       const name = input.dataset.param, type = input.dataset.type, text = input.value.trim();
       const original = JSON.parse(input.dataset.default);
@@ -258,7 +262,7 @@
   }
 
   window.NotebookJobs = {
-    cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce,
+    cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce, namesMap,
     paramFields, readParams, readValue, formField, showErrors, clearErrors, apiErrors, errorSummary, progressWords, partialWords,
   };
 })();

@@ -21,6 +21,8 @@
 
   const label = (run) => NJ.shortParameters(run.parameters, 60) || run.job_id.slice(0, 8);
   const number = (v) => (typeof v === "number" ? NJChart.formatValue(v) : "");
+  // a run's own value only: a name such as "constructor" or "__proto__" is no value every object has
+  const own = (values, name) => (Object.hasOwn(values, name) ? values[name] : undefined);
 
   /** The table's columns: how to read each run's value, and how to show it. */
   function columns() {
@@ -28,11 +30,11 @@
     return [
       {key: "order", title: "#", value: (run) => run.order},
       {key: "status", title: "Status", value: (run) => run.status},
-      ...names.map((name) => ({key: "param:" + name, title: name, value: (run) => run.parameters[name],
+      ...names.map((name) => ({key: "param:" + name, title: name, value: (run) => own(run.parameters, name),
                                text: (v) => (v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v))})),
       {key: "duration", title: "Duration", value: (run) => run.duration, text: NJ.seconds},
       {key: "memory", title: "Memory used", value: (run) => run.used.peak_memory, text: NJ.size},
-      ...sweep.metrics.map((m) => ({key: "metric:" + m, title: m, value: (run) => run.metrics[m], text: number})),
+      ...sweep.metrics.map((m) => ({key: "metric:" + m, title: m, value: (run) => own(run.metrics, m), text: number})),
     ];
   }
 
