@@ -8,7 +8,8 @@ In one run on this machine:
   (h) the same burst through a real Hub + proxy + service on the docker executor (a warm pool
       of --warm-pool, jobs asking for --cpu cores each), until each has `succeeded`;
   (s) as many sequential bare papermill runs (bench_service's).
-Prints each time and the ratios h/j (target <= 0.25) and h/s.
+Prints each time and the ratios h/j (target <= 0.25) and h/s, and where the Hub's jobs spent their
+time: the median of each phase of their timelines (bench_phases's), and how many took a warm container.
 
     .venv/bin/python -m bench.bench_burst [--burst 20] [--warm-pool 2] [--cpu 0.25] [--service-args …]
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from bench.bench_phases import Deployment, wait_warm
+from bench.bench_phases import PHASES, Deployment, medians, wait_warm
 from bench.bench_service import bare_papermill, two_cell_notebook
 from tests.hubtest import ROOT, free_port
 
@@ -121,6 +122,7 @@ def main():
         ids = [d.user.submit(nb, parameters={"x": 2}, resources={"cpu": args.cpu})["id"] for _ in range(args.burst)]
         hub_ok = sum(d.user.wait(i, timeout=600)["status"] == "succeeded" for i in ids)
         hub = time.perf_counter() - started
+        timelines = [d.timeline(i) for i in ids]
 
     started = time.perf_counter()
     for _ in range(args.burst):
@@ -134,6 +136,11 @@ def main():
     print(f"(s) {n} sequential bare papermill runs     {sequential:6.1f} s")
     print(f"ratio h/j = {hub / js:.2f}   (target <= 0.25)")
     print(f"ratio h/s = {hub / sequential:.2f}")
+    warm = sum("warm_taken" in t for t in timelines)
+    print(f"the Hub's {n} jobs: {warm} took a warm container, {n - warm} started cold; "
+          "median seconds per phase (0 for a job without it):")
+    for step, seconds in medians([{k: v for k, v in t.items() if k != "after_end"} for t in timelines]).items():
+        print(f"  {PHASES.get(step, step):<60}{seconds:8.3f}")
 
 
 if __name__ == "__main__":

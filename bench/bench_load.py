@@ -1,27 +1,51 @@
-"""Benchmark: API latency under a burst -- 300 jobs queued, 2 running -- against an idle service.
+"""Benchmark: API latency under a burst -- 300 jobs queued, 2 running -- against an idle service;
+and (``--drain``) a drain of 1,000 trivial jobs from 5 users against this machine's floor.
 
-Two deployments in one run, each a real Hub + proxy + service (local or docker executor,
-2 jobs at a time): on one, 3 users submit --burst jobs at once (each job sleeps, so 2 run
-and the rest queue); the other stays idle. Then the same calls go to both, interleaved so
+Latency (the default): two deployments in one run, each a real Hub + proxy + service (local or
+docker executor, 2 jobs at a time): on one, 3 users submit --burst jobs at once (each job sleeps,
+so 2 run and the rest queue); the other stays idle. Then the same calls go to both, interleaved so
 that whatever else the machine is doing slows both alike: a submit (on the idle one the
 job is cancelled again, untimed) and a listing of the newest 50. Prints p50/p99 of each
 and the ratio loaded/idle of the p99 (target <= 2).
 
+Drain (``--drain 1000``): one deployment with the service's own concurrency. First the floor: the
+cpu seconds one trivial job costs end to end, from --floor-jobs run one at a time (every process of
+the Hub's tree, reaped ones too, and for docker each container's cgroup and the daemon's own), and
+the jobs per second this machine's cores allow at that cost. Then --drain jobs from 5 users, all
+submitted at once, while a sixth client lists the newest 50 every 0.1 s until the last one ended.
+Prints the jobs per second sustained (the middle 80 % of endings) against the floor (target: within
+2x), how many succeeded (none lost), and the listing's p99 during the drain against the same
+service idle, before and after (target <= 2x).
+
     .venv/bin/python -m bench.bench_load [--burst 300] [--samples 100] [--executor docker]
+    .venv/bin/python -m bench.bench_load --drain 1000 [--executor docker] [--service-args …]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
+import resource
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
+
+import psutil
 
 from tests.hubtest import Hub, make_notebook, nb_bytes, remove_containers
 
 SLEEPER = make_notebook("import time\ntime.sleep(3600)", parameters="x = 1")
 USERS = ("ann", "ben", "cat")
+TRIVIAL = make_notebook("y = x * 2", parameters="x = 1")
+DRAIN_USERS = ("ann", "ben", "cat", "dan", "eve")
+ENDED = ("succeeded", "failed", "cancelled")
+#: the daemons a docker job costs cpu in besides its container (shared with whatever else uses them)
+DOCKER_DAEMONS = ("dockerd", "containerd")
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
 def percentile(values, q):
@@ -29,9 +53,9 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def timed_submit(user, i: int) -> tuple:
+def timed_submit(user, i: int, nb: dict = SLEEPER) -> tuple:
     started = time.perf_counter()
-    r = user.post("jobs", files={"file": ("sleeper.ipynb", nb_bytes(SLEEPER))},
+    r = user.post("jobs", files={"file": ("nb.ipynb", nb_bytes(nb))},
                   data={"parameters": f'{{"x": {i}}}', "name": f"load-{i}"})
     elapsed = (time.perf_counter() - started) * 1000
     assert r.status_code == 201, r.text
@@ -54,13 +78,154 @@ def row(label: str, idle: list, load: list) -> float:
     return ratio
 
 
+class CpuMeter:
+    """cpu seconds spent for a Hub: every process of its tree (a live one's own and its reaped children's),
+    the orphans of that tree (a runner's kernel, killed as the runner leaves), reaped here as their
+    subreaper, and for docker its jobs' containers (the cgroup parent the bench gives them) and the daemons."""
+
+    def __init__(self, hub: Hub, cgroup: str = ""):
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+        self.hub, self.cgroup = hub, cgroup
+
+    def __call__(self) -> float:
+        root = psutil.Process(self.hub.proc.pid)
+        procs = [root] + root.children(recursive=True)
+        if self.cgroup:
+            procs += [p for p in psutil.process_iter(["name"]) if p.info["name"] in DOCKER_DAEMONS]
+        total = 0.0
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                pass
+        while True:  # (the Hub itself is running: only its tree's orphans are waited for)
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += reaped.ru_utime + reaped.ru_stime
+        if self.cgroup:
+            v1, v2 = Path("/sys/fs/cgroup/cpuacct", self.cgroup, "cpuacct.usage"), Path("/sys/fs/cgroup", self.cgroup)
+            if v1.exists():
+                total += int(v1.read_text()) / 1e9
+            elif (v2 / "cpu.stat").exists():
+                stat = dict(line.split() for line in (v2 / "cpu.stat").read_text().splitlines())
+                total += int(stat["usage_usec"]) / 1e6
+        return total
+
+
+def all_jobs(user) -> list:
+    """Every job of ``user``, page by page."""
+    jobs, cursor = [], None
+    while True:
+        r = user.get("jobs", params=dict(limit=200, **({"cursor": cursor} if cursor else {})))
+        assert r.status_code == 200, r.text
+        jobs += r.json()["jobs"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            return jobs
+
+
+def drain(args) -> None:
+    """The floor, then --drain jobs from 5 users with the listing timed throughout (see the module's doc)."""
+    cgroup = f"nbj-bench-drain-{os.getpid()}" if args.executor == "docker" else ""
+    options = f"--DockerExecutor.cgroup_parent={cgroup} " if cgroup else ""
+    hub = Hub(Path(tempfile.mkdtemp(prefix="nbjobs-bench-drain-")), executor=args.executor,
+              extra_args=options + args.service_args)
+    instance = None
+    try:
+        hub.start(timeout=120)
+        users = [hub.user(name) for name in DRAIN_USERS]
+        instance = users[0].get("health").json()["backend"].get("instance")
+        cpu = CpuMeter(hub, cgroup)
+        for i in range(3):  # warm up: the sizing worker, the page cache, the first imports
+            users[0].wait(users[0].submit(TRIVIAL, parameters={"x": i})["id"], timeout=120)
+        before, started = cpu(), time.perf_counter()
+        for i in range(args.floor_jobs):
+            job = users[0].wait(users[0].submit(TRIVIAL, parameters={"x": i})["id"], timeout=120)
+            assert job["status"] == "succeeded", job
+        per_job = (cpu() - before) / args.floor_jobs
+        alone = (time.perf_counter() - started) / args.floor_jobs
+        cores = os.cpu_count()
+        floor = cores / per_job
+        print(f"floor: {per_job:.2f} cpu seconds a job end to end ({args.floor_jobs} one at a time, {alone:.2f} s "
+              f"each): {cores} cores allow {floor:.2f} jobs/s")
+
+        idle_before = [timed_list(users[i % len(users)]) for i in range(args.samples)]
+        during, done = [], threading.Event()
+
+        def lister():
+            i = 0
+            while not done.is_set():
+                during.append(timed_list(users[i % len(users)]))
+                i += 1
+                time.sleep(0.1)
+
+        def submit_all(user) -> list:
+            return [timed_submit(user, i, TRIVIAL)[1] for i in range(args.drain // len(users))]
+
+        probe = threading.Thread(target=lister, daemon=True)
+        started = time.time()
+        probe.start()
+        with ThreadPoolExecutor(len(users)) as pool:
+            ids = [i for ids in pool.map(submit_all, users) for i in ids]
+        submitted = time.time() - started
+        deadline = time.monotonic() + args.drain * 10
+        while time.monotonic() < deadline:
+            if not any(u.get("jobs", params={"status": "queued,running", "limit": 1}).json()["jobs"] for u in users):
+                break
+            time.sleep(1)
+        done.set()
+        probe.join()
+        jobs = {j["id"]: j for u in users for j in all_jobs(u) if j["id"] in set(ids)}
+        idle_after = [timed_list(users[i % len(users)]) for i in range(args.samples)]
+
+        statuses = {}
+        for j in jobs.values():
+            statuses[j["status"]] = statuses.get(j["status"], 0) + 1
+        finished = sorted(datetime.fromisoformat(j["finished"]).timestamp()
+                          for j in jobs.values() if j["status"] in ENDED and j["finished"])
+        lo, hi = finished[len(finished) // 10], finished[len(finished) * 9 // 10]
+        sustained = (len(finished) * 9 // 10 - len(finished) // 10) / (hi - lo) if hi > lo else float("nan")
+        overall = len(finished) / (finished[-1] - started)
+        print(f"drain: {len(ids)} jobs from {len(users)} users submitted in {submitted:.1f} s; "
+              f"{statuses.get('succeeded', 0)} succeeded, {len(ids) - len(jobs)} lost, {statuses}")
+        print(f"jobs/s sustained (middle 80 % of endings) {sustained:.2f}, overall {overall:.2f}; floor {floor:.2f}: "
+              f"{floor / sustained:.2f}x the floor's time   (target <= 2)")
+        during_p99 = percentile(during, 99)
+        print(f"GET /jobs?limit=50 during the drain ({len(during)} calls): p50 {percentile(during, 50):.1f} ms  "
+              f"p99 {during_p99:.1f} ms  max {max(during):.1f} ms")
+        for label, idle in (("before", idle_before), ("after", idle_after)):
+            print(f"  idle {label}: p50 {percentile(idle, 50):.1f} ms  p99 {percentile(idle, 99):.1f} ms;  "
+                  f"p99 drain/idle {during_p99 / percentile(idle, 99):.2f}   (target <= 2)")
+    finally:
+        hub.stop()
+        if instance and args.executor == "docker":
+            remove_containers(instance)
+            root = Path("/sys/fs/cgroup")
+            for controller in (root, *root.iterdir()):  # (the bench's cgroup parent, empty now; v2 or v1)
+                try:
+                    (controller / cgroup).rmdir()
+                except OSError:
+                    pass
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=300)
     parser.add_argument("--samples", type=int, default=100, help="timed calls of each kind on each service")
     parser.add_argument("--executor", default="local", choices=["local", "docker"])
     parser.add_argument("--service-args", default="", help="extra service options")
+    parser.add_argument("--drain", type=int, default=0, help="drain this many trivial jobs from 5 users instead")
+    parser.add_argument("--floor-jobs", type=int, default=10, help="jobs run one at a time to measure the floor")
     args = parser.parse_args()
+    if args.drain:
+        return drain(args)
 
     hubs = [Hub(Path(tempfile.mkdtemp(prefix=f"nbjobs-bench-load-{kind}-")), executor=args.executor,
                 extra_args=f"--Dispatcher.max_running=2 --Dispatcher.per_user=2 --Sizing.timeout_max=7200 "

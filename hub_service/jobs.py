@@ -278,6 +278,7 @@ class JobManager(LoggingConfigurable):
     def dispatch_once(self) -> list:
         """Start every queued job that fits now; returns the started ids."""
         started = []
+        self.executor.expect(self._load("jobs_per_hour"))  # (a warm pool sized for the jobs to come)
         cap = self.dispatcher.capacity(self.executor.gpu_count(), self._load("max_concurrent"),
                                        backend=self.executor.capacity())
         gpus = self.executor.gpu_inventory()
@@ -604,7 +605,7 @@ class JobManager(LoggingConfigurable):
         self.broker.publish(job.id, {"event": "status", "job": listed_model(job)})
 
     def _load(self, key: str) -> Optional[float]:
-        """This hour's forecast ``cpu_per_job`` or ``max_concurrent`` (None: no forecast)."""
+        """This hour's forecast ``cpu_per_job``, ``max_concurrent`` or ``jobs_per_hour`` (None: no forecast)."""
         return self.planner.load.get(key) if self.planner is not None else None
 
     # -- recovery ---------------------------------------------------------------------

@@ -74,7 +74,15 @@ def report(model_dir: str, policy: dict, history: list) -> dict:
 
 
 def load_factor(model_dir: str, policy: dict, now: float, capacity: dict) -> dict:
-    return _sizer(model_dir, policy).load_factor(now, capacity)
+    """The hour's load (demand.sizing's), and the jobs the forecast expects in it (``jobs_per_hour``,
+    which the warm pool is sized from) once a model is trained."""
+    sizer = _sizer(model_dir, policy)
+    load = sizer.load_factor(now, capacity)
+    if sizer.bundle is not None:
+        from demand.forecast import hour_of_week
+
+        load["jobs_per_hour"] = float(sizer.bundle.jobs_forecast.profile[hour_of_week(now)])
+    return load
 
 
 def die_with_parent(service_pid: int) -> None:

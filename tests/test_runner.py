@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from hub_service.executors.base import parse_event
+from hub_service.runner import NICENESS
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "hub_service" / "runner.py"
@@ -128,11 +129,12 @@ TRANSPORT_CELL = textwrap.dedent("""
 """).strip()
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
-def test_the_kernel_speaks_over_private_unix_sockets_not_tcp(tmp_path, warm):
+def run_cell(tmp_path, source: str, warm: bool) -> tuple:
+    """Run a one-cell notebook with the runner, cold or warm (its job line on stdin): (the finished
+    process, what the cell printed)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("import os\n" + TRANSPORT_CELL)]
+    nb.cells = [nbformat.v4.new_code_cell(source)]
     paths = ["--input", str(tmp_path / "input.ipynb"), "--output", str(tmp_path / "output.ipynb")]
     if warm:
         job = json.dumps(dict(zip(("input", "output"), paths[1::2]), cwd=str(tmp_path / "files")))
@@ -141,6 +143,20 @@ def test_the_kernel_speaks_over_private_unix_sockets_not_tcp(tmp_path, warm):
         out = run_runner(tmp_path, nb, *paths, "--cwd", str(tmp_path / "files"))
     assert out.returncode == 0, out.stderr[-2000:]
     output = nbformat.read(tmp_path / "output.ipynb", as_version=4)
-    printed = "".join(o.get("text", "") for c in output.cells for o in c.get("outputs", []))
+    return out, "".join(o.get("text", "") for c in output.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_the_kernel_speaks_over_private_unix_sockets_not_tcp(tmp_path, warm):
+    out, printed = run_cell(tmp_path, "import os\n" + TRANSPORT_CELL, warm)
     assert "TRANSPORT ipc 0o700" in printed, printed
     assert "without encryption" not in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_jobs_runner_and_kernel_yield_the_cpu_to_the_service(tmp_path, warm):
+    """Both run NICENESS below whoever started the runner (the service), cold or warm."""
+    _, printed = run_cell(tmp_path, "import os\nprint('NICE', os.nice(0), os.getpriority(os.PRIO_PROCESS, "
+                                    "os.getppid()))", warm)
+    wanted = min(19, os.nice(0) + NICENESS)
+    assert f"NICE {wanted} {wanted}" in printed, printed  # the kernel's, and its parent's: the runner's

@@ -281,6 +281,10 @@ class Executor(LoggingConfigurable):
         """``{"cpu", "memory"}`` the backend itself has (a swarm's nodes); None: the dispatcher's config."""
         return None
 
+    def expect(self, jobs_per_hour: Optional[float]) -> None:
+        """The demand forecast's jobs per hour now (None: no forecast), for a backend that prepares for them
+        (the docker executor's warm pool); nothing by default."""
+
     def nodes(self) -> list:
         """The machines jobs run on, for the admin (capacity, labels, health, jobs); [] when just one."""
         return []

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 from pathlib import Path
 
 import docker
 import nbformat
 import pytest
 
+from demand.sizing import Sizer
+from hub_service import offload
+from hub_service.dispatch import Dispatcher
 from hub_service.executors.docker import LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM
 from hub_service.executors.docker.sandbox import Sandbox
 from hub_service.executors.docker.warm import job_line
+from hub_service.jobs import JobManager
+from hub_service.offload import Offload
+from hub_service.outputs import Artifacts
+from hub_service.planning import DemandPlanner
+from hub_service.sizing import Sizing
+from hub_service.store import Store
 from tests.docker.conftest import HONEST_X, IMAGE, Recorder, assert_honest, honest_notebook, make_notebook
 
 
@@ -410,3 +421,53 @@ async def test_letting_go_of_a_followed_job_never_waits_for_its_output(make_exec
         assert took < 5 and took_follow < 10 and lag.worst < 1.5, (took, took_follow, lag.worst)
     finally:
         await third.stop()
+
+
+def _past_runs(hour_start: float, days: int, per_hour: int) -> list:
+    """Finished trivial jobs as the demand model reads them: ``per_hour`` in the hour starting at
+    ``hour_start`` on each of the ``days`` days before, and one at the midnight the history starts at."""
+    def run(at):
+        return {"submit_time": at, "user": "ann", "code_cells": 1, "source_bytes": 10, "imports": [],
+                "params": {"x": 1}, "status": "succeeded", "reason": None, "predicted": {},
+                "allocated": {"cpu": 1.0, "memory": 1 << 30, "timeout": 600},
+                "used": {"peak_memory": 100 << 20, "cpu_seconds": 0.7, "wall_seconds": 1.0}}
+
+    midnight = hour_start - hour_start % 86400
+    return [run(midnight - days * 86400)] + [run(hour_start - day * 86400 + i * 3600 / per_hour)
+                                             for day in range(1, days + 1) for i in range(per_hour)]
+
+
+async def test_the_pool_is_sized_from_the_demand_forecast(make_executor, tmp_path, client):
+    """As many warm containers as the forecast expects jobs in the next minute, between warm_pool and
+    warm_pool_max, the way the service gets there: the hour's load from the model's worker, which the
+    dispatch pass hands the executor; no forecast, warm_pool again (idle ones past it removed)."""
+    now = time.time()
+    sizing = Sizing(offload=Offload(inline=True), model_dir=str(tmp_path / "models"))
+    # 150 jobs in this hour of each of the last 7 days: 2.5 a minute. (Trained as of this midnight: the
+    # forecast's days run from its training's hour, and the history starts at a midnight.)
+    Sizer(sizing.model_dir, **sizing.policy).retrain(_past_runs(now - now % 3600, 7, 150), now=now - now % 86400)
+    load = await sizing.model_call(offload.load_factor, now, {"cpu": 2.0, "memory": 8 << 30})
+    assert 120 <= load["jobs_per_hour"] <= 180, load
+
+    ex = await started_warm(make_executor, warm_pool=1, warm_pool_max=4)
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    manager = JobManager(store=store, artifacts=Artifacts(tmp_path / "data"), executor=ex, dispatcher=Dispatcher(),
+                         sizing=sizing, planner=DemandPlanner(store=store, sizing=sizing, dispatcher=Dispatcher()))
+    try:
+        assert len(warm_containers(client, ex.instance)) == 1
+        manager.planner.load = load
+        manager.dispatch_once()
+        expected = math.ceil(load["jobs_per_hour"] / 60)  # 2 or 3: more than warm_pool, fewer than the most
+        assert ex.pool.target == expected and await ex.pool.wait_ready(120)
+        assert len(warm_containers(client, ex.instance)) == expected
+        manager.planner.load = dict(load, jobs_per_hour=100_000.0)  # a rush: no more than warm_pool_max
+        manager.dispatch_once()
+        assert ex.pool.target == 4 and await ex.pool.wait_ready(120)
+        manager.planner.load = {}  # no model: the fixed warm_pool, the rest removed
+        manager.dispatch_once()
+        assert ex.pool.target == 1
+        assert await wait_for(lambda: asyncio.to_thread(lambda: len(warm_containers(client, ex.instance)) == 1))
+        assert ex.pool.count() == 1 and await ex.pool.wait_ready(60)
+    finally:
+        await ex.stop()
+        store.close()

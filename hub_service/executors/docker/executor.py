@@ -230,6 +230,19 @@ class DockerExecutor(Executor):
         "outside the dispatcher's capacity accounting.",
     ).tag(config=True)
 
+    warm_pool_max = Integer(
+        0,
+        help="The most warm containers the pool grows to when the demand forecast expects more jobs in "
+        "the next warm_horizon seconds than warm_pool (which stays the least it keeps); idle ones past "
+        "the forecast's number are removed. 0: the pool stays at warm_pool.",
+    ).tag(config=True)
+
+    warm_horizon = Float(
+        60.0,
+        help="Seconds ahead the warm pool is sized for: the jobs the demand forecast expects to arrive "
+        "in that time, between warm_pool and warm_pool_max (refilled while jobs run).",
+    ).tag(config=True)
+
     warm_memory = Integer(
         512 << 20,
         help="Memory limit (bytes) of an idle warm container. A job's allocation below "
@@ -323,10 +336,10 @@ class DockerExecutor(Executor):
         image, info = await gw.preflight(self.image, self.runtime)
         settings = WarmSettings(size=self.warm_pool, image=self.image, workdir=self.workdir,
                                 kernel=self.warm_kernel, cpu=self.warm_cpu, memory=self.warm_memory,
-                                cpu_shares=self.warm_cpu_shares)
+                                cpu_shares=self.warm_cpu_shares, most=self.warm_pool_max)
         pool = self.pool = WarmPool(settings, gw, self.names, self.cgroups, self.sandbox, log=self.log)
         pool.capable = (image.labels or {}).get(LABEL_RUNNER_WARM) == "1"
-        if self.warm_pool and not pool.capable:
+        if (self.warm_pool or self.warm_pool_max) and not pool.capable:
             self.log.warning("docker executor: runner image %s has no warm mode (label %s); every job "
                              "starts cold. Rebuild it with `bash runner-image/build.sh`.",
                              self.image, LABEL_RUNNER_WARM)
@@ -370,6 +383,11 @@ class DockerExecutor(Executor):
         if self._removals:
             await asyncio.wait(self._removals.values(), timeout=30)
         self._gateway.close()
+
+    def expect(self, jobs_per_hour: Optional[float]) -> None:
+        """Size the warm pool for the jobs the demand forecast expects in the next ``warm_horizon``."""
+        if self.pool is not None:
+            self.pool.expect(None if jobs_per_hour is None else jobs_per_hour * self.warm_horizon / 3600.0)
 
     def health(self) -> dict:
         info = super().health()

@@ -21,7 +21,11 @@ includes the start-up).
 Idle warm containers carry a pool label and a name no job can have; the executor's
 ``running()`` ignores them, and :meth:`WarmPool.drain` removes them (at the service's
 start and stop). They refill (:meth:`WarmPool.refill`) at a low cpu weight
-(``cpu_shares``), with what the running jobs leave over.
+(``cpu_shares``), with what the running jobs leave over, while the jobs run.
+
+How many there are follows the demand forecast (:meth:`WarmPool.expect`): as many as the jobs it
+expects soon (in the executor's ``warm_horizon``), between ``size`` and ``most``; idle ones past that
+are removed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import asyncio
 import collections
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -71,13 +76,14 @@ class Warm:
 class WarmSettings:
     """What the pool's containers are (the executor's warm_* traits)."""
 
-    size: int
+    size: int  # the least the pool keeps (all it keeps without a forecast)
     image: str
     workdir: str
     kernel: str = "python3"
     cpu: float = 1.0
     memory: int = 512 << 20
     cpu_shares: int = 2
+    most: int = 0  # the most it keeps when the forecast expects more jobs (0: size)
 
 
 def job_line(spec: JobSpec, workdir: str) -> bytes:
@@ -182,6 +188,9 @@ class WarmPool:
         self._lock = threading.Lock()
         self._assigning: set = set()  # pool keys being turned into a job's container
         self._refill_task: Optional[asyncio.Task] = None
+        self._trim_task: Optional[asyncio.Task] = None
+        #: how many it keeps now: ``size`` until the forecast says otherwise (:meth:`expect`)
+        self.target = settings.size
         self.stopping = False
         self.capable = False  # the image's runner has --warm (the executor checks at start)
 
@@ -189,7 +198,7 @@ class WarmPool:
         """Whether a job may take a warm container at all."""
         # GPUs cannot be added by an update; a job id that is not a valid container name
         # could not be found again by its name after a restart.
-        return (self.settings.size > 0 and self.capable and not self.stopping and not spec.gpu
+        return (self.target > 0 and self.capable and not self.stopping and not spec.gpu
                 and safe_name(spec.job_id) == spec.job_id)
 
     def count(self) -> int:
@@ -347,10 +356,33 @@ class WarmPool:
         # Last: from here on the container is the job's (running() lists it by this name).
         api.rename(entry.container_id, cname)
 
-    # --- refilling (on the event loop) -------------------------------------------------
+    # --- sizing and refilling (on the event loop) ---------------------------------------
+    def expect(self, jobs: Optional[float]) -> int:
+        """Keep a container for each of ``jobs`` expected soon (the demand forecast's, None: no forecast),
+        between ``size`` and ``most``: the pool grows now, and idle containers past it are removed."""
+        s = self.settings
+        wanted = s.size if jobs is None else min(max(s.size, math.ceil(jobs - 1e-9)), max(s.most, s.size))
+        if wanted != self.target:
+            self.log.info("docker executor: warm pool of %d (was %d) for %s jobs expected", wanted, self.target,
+                          "no" if jobs is None else f"{jobs:.2f}")
+            self.target = wanted
+            self.ensure_refill()
+            if self.count() > wanted and (self._trim_task is None or self._trim_task.done()):
+                self._trim_task = asyncio.ensure_future(self.gateway.call(self.trim))
+        return wanted
+
+    def trim(self) -> None:
+        """Remove the idle containers past the target, newest first (sync)."""
+        while True:
+            with self._lock:
+                if len(self.idle) <= self.target:
+                    return
+                entry = self.idle.pop()
+            self.discard(entry)
+
     def ensure_refill(self) -> None:
         """Start the background refill of the pool unless it runs already."""
-        if self.settings.size <= 0 or self.stopping or not self.capable:
+        if self.target <= 0 or self.stopping or not self.capable:
             return
         if self._refill_task is None or self._refill_task.done():
             self._refill_task = asyncio.ensure_future(self.refill())
@@ -360,7 +392,7 @@ class WarmPool:
         failures = 0
         while not self.stopping:
             with self._lock:
-                if len(self.idle) >= self.settings.size:
+                if len(self.idle) >= self.target:
                     return
             try:
                 entry = await self.gateway.call(self.create)
@@ -392,7 +424,7 @@ class WarmPool:
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         while loop.time() < end:
-            size = self.settings.size
+            size = self.target
             if self.count() >= size and await self.gateway.call(self.ready_count) >= size:
                 return True
             self.ensure_refill()
