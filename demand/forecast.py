@@ -57,13 +57,16 @@ class HourOfWeekForecast:
     def fit(self, series: np.ndarray, start: float) -> "HourOfWeekForecast":
         """Fit on an hourly series that begins at ``start`` (any hour)."""
         series = np.asarray(series, float)
-        n_days = len(series) // 24
+        # Whole days from midnight (UTC, as hour_of_week counts): a row's column h is then
+        # the day's hour h. (The hours before the first midnight and after the last are left
+        # out; a series that starts at any other hour would shift every hour of the profile.)
+        lead = -int((start - _MONDAY) // 3600) % 24
+        n_days = max(0, len(series) - lead) // 24
         if n_days == 0:
             self.profile = np.full(HOURS_PER_WEEK, float(series.mean()) if len(series) else 0.0)
             return self
-        # Align to whole days, keeping the newest ones.
-        days = series[len(series) - n_days * 24:].reshape(n_days, 24)
-        first_day_start = start + (len(series) - n_days * 24) * 3600
+        days = series[lead:lead + n_days * 24].reshape(n_days, 24)
+        first_day_start = start + lead * 3600
         dow = ((np.arange(n_days) * 86400 + first_day_start - _MONDAY) // 86400 % 7).astype(int)
         age = n_days - 1 - np.arange(n_days)
         weight = 0.5 ** (age / self.half_life_days)
