@@ -557,7 +557,7 @@ class JobManager(LoggingConfigurable):
         """An OOM kill proved a burst's first guess short: raise the killed job's siblings still
         in the queue from the kill, as its retry would be, before they meet the same wall."""
         try:
-            queued = [j for j in self.store.jobs_with_status(Status.QUEUED.value) if j.user == killed.user]
+            queued = await asyncio.to_thread(self.store.jobs_with_status, Status.QUEUED.value, user=killed.user)
             for job_id, s in (await self.planner.resize_after_kill(killed, queued)).items():
                 if self.store.resize_queued(job_id, s["predicted"], dict(s["allocated"], basis=s["basis"])):
                     self.log.info("job %s: re-sized after its sibling %s was OOM-killed", job_id, killed.id)

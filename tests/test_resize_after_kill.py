@@ -37,6 +37,8 @@ def test_an_oom_kill_raises_the_queued_jobs_of_the_same_notebook_and_user_only(t
     killed = kill(store, first, 1024)
     waiting = [store.get(j.id) for j in (*burst, same_path, theirs)]
     assert [j.id for j in siblings(killed, waiting)] == [burst[0].id]
+    # (the service reads the killed job's user's queue only)
+    assert [j.id for j in store.jobs_with_status("queued", user="ben")] == [theirs.id]
     store.update(killed.id, path="work/nb.ipynb")
     killed = store.get(killed.id)
     assert {j.id for j in siblings(killed, waiting)} == {burst[0].id, same_path.id}

@@ -202,10 +202,12 @@ class Store(ScheduleQueries, SweepQueries):
         next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
         return jobs[:limit], next_cursor
 
-    def jobs_with_status(self, *statuses: str) -> list:
-        """All jobs in these statuses, oldest first (the queue order)."""
+    def jobs_with_status(self, *statuses: str, user: Optional[str] = None) -> list:
+        """All jobs in these statuses (``user``'s only, when given), oldest first (the queue order)."""
         with self.Session() as s:
             stmt = select(Job).where(Job.status.in_(statuses)).order_by(Job.created_ts, Job.id)
+            if user is not None:
+                stmt = stmt.where(Job.user == user)
             return list(s.scalars(stmt))
 
     def dispatch_view(self, status: str) -> list:
