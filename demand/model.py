@@ -477,6 +477,14 @@ class DemandModel:
         relevant = {k for k in summary["params"] if slopes.get(k, 1.0) >= RELEVANT_SLOPE}
         return peer_upper(getattr(self, "peers", {}), job, relevant)  # (models saved before peers have none)
 
+    def _unplaced(self, job: dict, summary: dict, group: int) -> bool:
+        """Whether no run places the job's memory: a notebook new to its user, or a
+        variant of it whose categorical values nobody's runs place yet (demand.variants)."""
+        if group == LEVEL_NOTEBOOK:
+            table = getattr(self, "variants", {}).get("memory", {})  # (older models: none)
+            return categorical.base(table, job, summary) is None
+        return group < LEVEL_NOTEBOOK
+
     def predict(self, job: dict, summary: dict, now: Optional[float]) -> dict:
         """{target: (point, upper)} in natural units (MB, seconds, cores);
         ``memory_safe``: a memory limit that covers every calibration error, for retries;
@@ -507,10 +515,10 @@ class DemandModel:
                 # evidence (see demand.peers), and its odds are theirs.
                 point, upper = peer
                 out["memory_kill_odds"] = 1.0 - PEER_QUANTILE
-            elif target == "memory" and group < LEVEL_NOTEBOOK and not self.mature:
-                # A notebook new to its user, while too few calibration jobs show how
-                # far such guesses miss: how large jobs of its kind get says more than
-                # a correction from the global (or the user's) median.
+            elif target == "memory" and not self.mature and self._unplaced(job, summary[target], group):
+                # A notebook new to its user, or a variant of it nobody's runs place, while
+                # too few calibration jobs show how far such guesses miss: how large jobs of
+                # its kind get says more than a correction from the global (or the user's) median.
                 upper = max(upper, self.kind_upper(job) or upper)
             if target == "memory":
                 # Killed before and not succeeded since: no smaller than the killed run's retry.

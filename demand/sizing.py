@@ -17,7 +17,8 @@ job's notebook or user (:mod:`demand.scoreboard`): every first sizing records ev
 policy's limit (``memory_policy``: candidates, the one chosen, by which board, and why),
 and the finished jobs score them. A policy tighter than the default serves only re-runs
 within what the notebook's earlier runs covered (:func:`within_seen`): the boards score
-policies mostly on such re-runs, which say nothing of a larger input or a new mode; and
+policies mostly on such re-runs, which say nothing of a larger input or a new mode;
+never below what an earlier run with no larger input peaked at (:func:`least_need`); and
 only on the word of the job's notebook's or user's board, not everyone's alone.
 ``basis`` keeps naming what sized cpu and time.
 
@@ -46,7 +47,7 @@ from typing import Optional, Union
 
 from . import policy, registry, scoreboard
 from .checks import nonfinite, unusable
-from .curves import RELEVANT_SLOPE, killed_floor
+from .curves import RELEVANT_SLOPE, dominated, killed_floor
 from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
                        succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
@@ -319,6 +320,14 @@ class Sizer:
             choice = scoreboard.Choice(default, choice.group, None, None,
                                        f"{default}: the sizer's default, as this job goes beyond its notebook's "
                                        f"earlier runs (the board would choose {choice.why})")
+        elif tighter and candidates[choice.policy] < least_need(summary["memory"]):
+            # An earlier run with no larger input peaked above the board's pick: memory grows
+            # with the input, so that pick is short for this job, whatever it scored on others
+            # (sweeps: a user's recent peaks, blind to the grid size, killed a sweep's larger runs).
+            choice = scoreboard.Choice(default, choice.group, None, None,
+                                       f"{default}: the sizer's default, as the board's pick is below the "
+                                       f"peak of an earlier run with no larger parameters "
+                                       f"(it would choose {choice.why})")
         predicted = dict(predicted)
         if choice.policy != default or choice.group not in ("default", "off"):
             # (the default without evidence keeps what the sizer gives: an immature model's
@@ -340,8 +349,10 @@ class Sizer:
         # The model's rule for a notebook killed and not succeeded since holds here too.
         predicted["memory"] = max(predicted["memory"], math.exp(killed_floor(memory)) * MB)
         kind = kind_upper(getattr(self.bundle, "kinds", None) or {}, job)  # (bundles saved before kinds have none)
-        if memory["level"] < LEVEL_NOTEBOOK and kind is not None:
-            # A notebook its user never ran: no smaller than jobs of its kind get.
+        if memory["level"] < LEVEL_CONFIG and kind is not None:
+            # A notebook its user never ran, or a variant of it (its categorical values: a
+            # mode, a dataset) they never used, which their other runs of it do not bound:
+            # no smaller than jobs of its kind get.
             predicted["memory"] = max(predicted["memory"], math.exp(kind) * MB * (1.0 + self.safety))
         return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
 
@@ -525,3 +536,16 @@ def within_seen(summary: dict) -> bool:
     points = summary.get("points") or []
     own = summary.get("params") or {}
     return bool(points) and all(any(k in p and own[k] <= p[k] + 1e-9 for p, _, _ in points) for k in own)
+
+
+def least_need(summary: dict) -> float:
+    """Bytes that earlier runs of the job's configuration with no numeric parameter above
+    its own peaked at (the median of each one's newest repeats, the largest): usage grows
+    with the input, so a limit below it is short. 0 without such a run."""
+    if summary.get("level") != LEVEL_CONFIG:
+        return 0.0
+    groups: dict = {}
+    for params, value, _ in summary.get("points") or []:
+        groups.setdefault(tuple(sorted(params.items())), []).append(value)
+    level = dominated(summary["params"], groups)
+    return math.exp(level) * MB if math.isfinite(level) else 0.0

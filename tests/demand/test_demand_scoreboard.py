@@ -157,6 +157,31 @@ def test_a_tighter_policy_does_not_serve_a_job_beyond_its_notebooks_earlier_runs
     assert out["allocated"]["memory"] >= record["candidates"]["rules"]
 
 
+def test_a_tighter_policy_does_not_serve_below_an_earlier_run_with_no_larger_input(tmp_path):
+    """The board trusts the recent peaks (1.15 GB) on the re-runs at n=10; a few newer runs at
+    n=100 peaked at 3 GB. A run at n=100 needs at least that, so the recent peaks' limit may not
+    serve it, whatever they scored; at n=50 no earlier run with no more data peaked above it."""
+    from demand.features import history_summary
+    from demand.sizing import least_need
+
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6)
+    scored = [finished(1000, {"rules": 1400, "recent": 1150, "default": 2048, "widest": 2048},
+                       t=T0 - 600 * i) for i in range(150)]
+    sizer.retrain(scored, now=T0)
+    larger = [dict(finished(3000, {}, t=T0 + 10 + i), params={"n": 100}, predicted={}) for i in range(3)]
+    history = larger[::-1] + scored
+    big, middle = dict(job_of(T0 + 60), params={"n": 100}), dict(job_of(T0 + 60), params={"n": 50})
+    assert least_need(history_summary(big, history, T0 + 60)["memory"]) == pytest.approx(3000 * MB)
+    assert least_need(history_summary(middle, history, T0 + 60)["memory"]) == pytest.approx(1000 * MB)
+    assert sizer.size(middle, history, T0 + 60)[KEY]["chosen"] == "recent"
+    out = sizer.size(big, history, T0 + 60)
+    record = out[KEY]
+    assert record["candidates"]["recent"] < 3000 * MB <= record["candidates"]["rules"]
+    assert record["chosen"] == "rules" and "no larger parameters" in record["why"]
+    assert "would choose recent" in record["why"]
+    assert out["allocated"]["memory"] >= 3000 * MB
+
+
 def test_a_retry_is_sized_by_its_floors_not_by_the_scoreboard(tmp_path):
     sizer = Sizer(tmp_path / "models")
     job = {"user": "u", "code_cells": 3, "source_bytes": 300, "imports": [], "params": {},

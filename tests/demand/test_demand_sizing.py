@@ -485,3 +485,24 @@ def test_before_any_kind_is_known_a_new_notebook_is_sized_like_jobs_of_any_kind(
     assert sizer.bundle.model is None and set(sizer.bundle.kinds) == {ANY_KIND}
     out = sizer.size(_job(user="newbie", imports=["polars"]), [])
     assert out["basis"] == "cold-start" and out["allocated"]["memory"] >= 5800 * MB
+
+
+def test_before_any_model_a_variant_new_to_its_user_is_sized_like_jobs_of_its_kind(tmp_path):
+    """A user's first run of a notebook in a mode they never used (``full`` after
+    ``sample``) is no re-run: their runs of the other mode say nothing of its size, so
+    it gets no less than jobs of its kind reach -- while a re-run of the mode they know
+    keeps the rules' limit from their own runs."""
+    def run(i, user, mode, peak_mb):
+        return dict(_done(i, user=user, peak_mb=peak_mb), imports=["torch", "numpy"],
+                    params={"n_rows": 1000, "mode": mode})
+
+    heavy = [run(i, f"u{i % 4}", "full", 6000 + 10 * i) for i in range(20)]
+    own = [run(20 + i, "newbie", "sample", 300) for i in range(3)][::-1]
+    sizer = Sizer(tmp_path, BOUNDS, min_jobs=50)
+    sizer.retrain(heavy + own)
+    assert sizer.bundle.model is None and "torch" in sizer.bundle.kinds
+    job = dict(_job(user="newbie"), imports=["torch", "numpy"])
+    full = sizer.size(dict(job, params={"n_rows": 1000, "mode": "full"}), own)
+    assert full["basis"] == "user-history" and full["allocated"]["memory"] >= 6000 * MB
+    rerun = sizer.size(dict(job, params={"n_rows": 1000, "mode": "sample"}), own)
+    assert rerun["basis"] == "user-history" and rerun["allocated"]["memory"] < 500 * MB

@@ -85,3 +85,21 @@ def test_first_run_of_a_large_variant_is_sized_for_it(tmp_path):
     # small runs: covered, without the margin of a blind guess.
     assert 1.2 * 750 <= out["allocated"]["memory"] / MB <= 8 * 750, out
     assert not out["predicted"].get("peers")
+
+
+def test_a_variant_nobody_places_is_sized_like_its_kind_while_the_model_is_young(tmp_path):
+    """dee's first run with a model size nobody ran: no run says how far it moves usage,
+    and too few calibration jobs say how far such guesses miss, so it gets no less than
+    jobs of its kind (torch: bob's 6 GB notebook among them) reach -- not a margin over
+    her own small runs. Her re-run of the small model keeps its own, tight limit."""
+    heavy = {"code_cells": 12, "source_bytes": 3000, "imports": ["torch"]}
+    history = [_run(i, "bob", 6000.0, {}, heavy) if i % 10 == 9 else h for i, h in enumerate(_history(160))]
+    sizer = Sizer(tmp_path, BOUNDS)
+    sizer.retrain(history)
+    assert sizer.bundle.model is not None and not sizer.bundle.model.mature
+    dee = [h for h in history if h["user"] == "dee"][::-1]
+    job = dict(SHARED, user="dee", requested={}, retry_of=None)
+    huge = sizer.size(dict(job, params={"model": "huge"}), dee, now=history[-1]["end_time"])
+    assert huge["basis"] == "model" and huge["allocated"]["memory"] >= 6000 * MB, huge
+    small = sizer.size(dict(job, params={"model": "small"}), dee, now=history[-1]["end_time"])
+    assert small["allocated"]["memory"] <= 1000 * MB, small
