@@ -9,8 +9,12 @@ swarm. Each job becomes:
   replaced by something that holds the same line (``REPLACED``, README's sandbox table)
   or refused: a container option the translation does not know stops the job, so a new
   hardening option of the docker backend is never silently dropped here;
-- its own internal overlay network (Swarm has no ``none`` network: a task without one
-  lands on the node's bridge). Internal: no route out; its own: no other job on it;
+- its own network (Swarm has no ``none`` network: a task without one lands on the node's
+  bridge): a swarm-scoped, internal bridge that takes its options from a config-only
+  network on each node (``com.docker.network.bridge.inhibit_ipv4``: the node has no address
+  on it, so the job reaches neither the node nor anything beyond; its own: no other job on
+  it). Not an overlay: attaching an overlay to a node updates the node, and on Docker 20.10
+  every node update rejects the tasks that hold a generic resource there (a GPU job's);
 - a work volume on the node it runs on, as the docker executor's.
 
 The task's runner starts in warm mode (``runner.py --warm``): it starts its kernel and
@@ -25,18 +29,19 @@ the job is followed exactly as a docker job that started warm: the container's l
 ``docker stats``, outputs with ``get_archive`` before the service is removed.
 
 Services carry the job id and the deployment's instance id in their labels (and so do
-their containers, volumes and networks): ``running()`` lists this instance's services
-and ``reattach()`` follows one after a restart; the job line goes again only when the
-runner never said it had it ("assigned"), with the inputs copied in again first.
+their containers and volumes; a job's network, which may carry no labels of its own, is
+named as its service, and its copy on a node carries the instance's): ``running()``
+lists this instance's services and ``reattach()`` follows one after a restart; the job
+line goes again only when the runner never said it had it ("assigned"), with the inputs
+copied in again first.
 
 Swarm cannot stand in for a warm pool: a running task cannot be resized (measured: an
 update of a job service's memory starts a second task in a new container), so a pool's
 task would run a job with the pool's limits, not the job's. Every job starts its own task.
 
-The node's daemon is this service's own (``docker_url``): a swarm whose jobs land on
-other nodes needs each node's daemon reachable, which this version does not do yet; its
-services are placed by ``constraints`` (the default: this daemon's own node, so a task
-never lands where its output cannot be read).
+A task's container is reached through its node's daemon: this service's own
+(``docker_url``), or the URL in the node's label ``LABEL_DOCKER_URL``. Services are placed
+by ``constraints`` (the default: this daemon's own node).
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import threading
 import time
+from contextlib import contextmanager
 from typing import Optional
 
 from traitlets import Bool, Float, List, Unicode
@@ -62,8 +69,10 @@ REPLACED = {
     "security_opt": "no-new-privileges: not in a service spec on this API (ContainerSpec.Privileges has no "
                     "NoNewPrivileges; measured: a task's NoNewPrivs is 0). The capability bounding set is "
                     "empty (cap_drop ALL), so a setuid binary gains no capability.",
-    "network_mode": "Swarm has no 'none' network: each job gets its own internal overlay network "
-                    "(no route out, no other container on it).",
+    "network_mode": "Swarm has no 'none' network (measured: 'could not find the corresponding predefined "
+                    "swarm network: network none not found'): each job gets its own internal bridge on "
+                    "its node, on which the node has no address (no route out, the node unreachable, "
+                    "no other container on it).",
     "memswap_limit": "Swarm sets a task's swap limit to twice its memory: the nodes run without swap "
                      "(start() checks this node's).",
     "ipc_mode": "private is what a task gets.",
@@ -91,6 +100,10 @@ LABEL_DOCKER_URL = "org.jupyter.notebook-jobs.docker-url"
 
 #: Task states in which a task that has no container will never get one.
 _ENDED_UNSTARTED = ("rejected", "failed", "orphaned", "shutdown", "remove")
+
+#: The options of a job's network, from the config-only network on its node (a swarm-scoped network
+#: cannot carry options or labels of its own): no address of the node on the job's bridge.
+NETWORK_OPTIONS = {"com.docker.network.bridge.inhibit_ipv4": "true"}
 
 #: HostConfig checks the swarm executor makes itself (see :meth:`SwarmExecutor.check_task`).
 OWN_CHECKS = frozenset({"SecurityOpt", "MemorySwap", "NetworkMode", "Tmpfs", "Mounts", "DeviceRequests"})
@@ -225,9 +238,13 @@ class SwarmExecutor(DockerExecutor):
         super().__init__(**kwargs)
         self._nodes: list = []  # the swarm's nodes, as last listed
         self._job_nodes: dict = {}  # job id -> the node its task runs on
+        self._task_errors: dict = {}  # job id -> why Swarm stopped its task (its status' Err)
         self._node_gateways: dict = {}  # docker URL -> Gateway, for the other nodes' daemons
         self._node_watch: Optional[asyncio.Future] = None
         self._node_id = ""  # the node of the daemon this service talks to
+        self._isolated: set = set()  # nodes known to have this instance's config-only network
+        self._starting = 0  # jobs whose task is not running yet: their network is unused on its node
+        self._settled = threading.Condition()  # (guards _starting: no pruning while a task starts)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -241,7 +258,7 @@ class SwarmExecutor(DockerExecutor):
             raise RuntimeError(f"swarm executor: warm_pool={self.warm_pool}: {REFUSED['warm_pool']}")
         if self.network != "none":
             raise RuntimeError(f"swarm executor: network {self.network!r}: jobs get their own internal "
-                               "overlay network; no other network is offered on Swarm")
+                               "network; no other network is offered on Swarm")
         if not self.allow_swap and _swap_total() > 0:
             raise RuntimeError("swarm executor: this node has swap; Swarm lets a task swap up to its memory "
                                "again (see allow_swap)")
@@ -330,11 +347,15 @@ class SwarmExecutor(DockerExecutor):
         return gw
 
     def _task_containers(self, job_id: str) -> list:
-        """(node's gateway, container id) of each task of the job's service that has a container."""
+        """(node's gateway, container id) of each task of the job's service that has a container; what
+        Swarm said of a task it stopped is kept for the job's outcome (``_task_errors``)."""
         api, found = self._gateway.api, []
         for service in api.services(filters=self._filters(job_id)):
             for task in api.tasks(filters={"service": service["ID"]}):
-                cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+                status = task.get("Status") or {}
+                if status.get("Err") and task.get("DesiredState") in ("shutdown", "rejected"):
+                    self._task_errors[job_id] = status["Err"]
+                cid = (status.get("ContainerStatus") or {}).get("ContainerID")
                 if cid:
                     try:
                         found.append((self._node_gateway(task.get("NodeID")), cid))
@@ -350,6 +371,12 @@ class SwarmExecutor(DockerExecutor):
             name = "notebook-jobs-" + hashlib.sha256(f"{self.instance}/{job_id}".encode()).hexdigest()[:32]
         return name
 
+    @property
+    def config_network(self) -> str:
+        """This instance's config-only network on each node, whose options the jobs' networks take
+        ("notebook-jobs." never starts a job's name)."""
+        return f"notebook-jobs.isolated.{self.instance}"
+
     def _filters(self, job_id: Optional[str] = None) -> dict:
         labels = [f"{LABEL_INSTANCE}={self.instance}"]
         if job_id is not None:
@@ -364,12 +391,13 @@ class SwarmExecutor(DockerExecutor):
 
         client, sandbox = self._gateway.client, self.sandbox
         self._check_fits(spec)
+        constraints = self.placement(bool(spec.gpu))
+        self._isolate(constraints)
         name = self._service_name(spec.job_id)
         _, vname = self.names.job(spec.job_id)
         labels = self.names.job_labels(spec.job_id, spec.user)
         parts = service_spec(sandbox.create_kwargs(spec, vname), workdir=self.workdir, volume_labels=labels,
                              reserve=self.reserve, gpu_kind=self.gpu_resource)
-        net = client.networks.create(name, driver="overlay", internal=True, labels=labels)
         args = ["--warm", "--cwd", f"{self.workdir}/files"]
         if spec.kernel_name:
             args += ["--kernel", spec.kernel_name]
@@ -378,20 +406,21 @@ class SwarmExecutor(DockerExecutor):
         container.update(parts["container_fields"])
         template = TaskTemplate(container, resources=parts["resources"], log_driver=parts["log_driver"],
                                 restart_policy=RestartPolicy(condition="none"),
-                                placement=Placement(constraints=self.placement(bool(spec.gpu))),
-                                networks=[NetworkAttachmentConfig(net.id)])
+                                placement=Placement(constraints=constraints),
+                                networks=[NetworkAttachmentConfig(name)])
         try:
-            client.api.create_service(template, name=name, labels=labels, mode=ServiceMode("replicated-job"))
-        except Exception:
-            self._remove_sync(spec.job_id)
-            raise
-        try:
-            job.container_id = self._task_container(spec.job_id, job)
+            # (no labels: a network made from a config-only one may have none; its name is the job's)
+            _create_network(client.api, name, Driver="bridge", Scope="swarm", Internal=True,
+                            ConfigFrom={"Network": self.config_network})
+            with self._task_starting():
+                client.api.create_service(template, name=name, labels=labels,
+                                          mode=ServiceMode("replicated-job"))
+                job.container_id = self._task_container(spec.job_id, job)
             if job.killed_for is not None:
                 return
             node = self._gw(job).api  # the task's node's daemon: its container is there
             attrs = node.inspect_container(job.container_id)
-            problems = self.check_task(spec, attrs, name)
+            problems = self.check_task(spec, attrs, node.inspect_network(name))
             if problems:
                 raise SandboxError("refusing to start: the daemon dropped limits: " + "; ".join(problems))
             if (attrs.get("State") or {}).get("Running"):
@@ -400,6 +429,35 @@ class SwarmExecutor(DockerExecutor):
         except BaseException:
             self._remove_sync(spec.job_id, job.container_id)
             raise
+
+    @contextmanager
+    def _task_starting(self):
+        """While a job's task starts, its network on its node has no container yet: nothing is pruned then."""
+        with self._settled:
+            self._starting += 1
+        try:
+            yield
+        finally:
+            with self._settled:
+                self._starting -= 1
+                self._settled.notify_all()
+
+    def _isolate(self, constraints: list) -> None:
+        """Make this instance's config-only network on each ready node a job may be placed on and this
+        service reaches, where it is missing (sync): a job's network takes its options from it there.
+        A node whose daemon does not answer is skipped: a task placed there fails, saying why."""
+        for node in self._nodes:
+            if node.get("ID") in self._isolated or not satisfies(node, constraints):
+                continue
+            try:
+                _create_network(self._node_gateway(node.get("ID")).api, self.config_network, ConfigOnly=True,
+                                Options=NETWORK_OPTIONS, Labels={LABEL_INSTANCE: self.instance})
+            except Exception as e:
+                if getattr(e, "status_code", None) != 409:  # (409: it is there already)
+                    self.log.warning("swarm executor: no %s on node %s: %s", self.config_network,
+                                     self._hostname(node.get("ID")), e)
+                    continue
+            self._isolated.add(node.get("ID"))
 
     def placement(self, gpu: bool = False) -> list:
         """The constraints of a job's service: the admin's, else this daemon's own node; and a GPU
@@ -469,6 +527,8 @@ class SwarmExecutor(DockerExecutor):
                 # (pending with "insufficient resources" may yet be placed: wait, up to start_timeout)
                 if not cid and status.get("State") in _ENDED_UNSTARTED:
                     error = NodeLost if self._node_down(task.get("NodeID")) else RuntimeError
+                    if error is RuntimeError:  # (a node this service cannot reach lacks the job's network)
+                        self._node_gateway(task.get("NodeID"))  # (raises, saying what to label)
                     raise error(f"Swarm could not start the job's task: {status.get('Err') or status}")
                 if cid and status.get("State") not in ("new", "pending", "assigned", "accepted", "preparing"):
                     node = self._node_gateway(task.get("NodeID"))
@@ -491,8 +551,9 @@ class SwarmExecutor(DockerExecutor):
             return False
         return ((self._gateway.api.inspect_node(node_id).get("Status") or {}).get("State")) != "ready"
 
-    def check_task(self, spec, attrs: dict, network: str) -> list:
-        """What the task's container lacks of the sandbox: the docker check, and the replacements."""
+    def check_task(self, spec, attrs: dict, network: dict) -> list:
+        """What the task's container lacks of the sandbox: the docker check, and the replacements.
+        ``network`` is the job's network as the task's node's daemon inspects it."""
         sandbox: Sandbox = self.sandbox
         problems = sandbox.check(spec, attrs, skip=OWN_CHECKS)
         hc = attrs.get("HostConfig") or {}
@@ -505,9 +566,18 @@ class SwarmExecutor(DockerExecutor):
         mounts.pop(("volume", self.workdir), None)
         if mounts:
             problems.append(f"unexpected mounts {sorted(mounts)}")
-        nets = set(((attrs.get("NetworkSettings") or {}).get("Networks") or {}))
-        if nets != {network}:
-            problems.append(f"networks are {sorted(nets)}, wanted only the job's own {network!r}")
+        name, nets = network.get("Name"), set(((attrs.get("NetworkSettings") or {}).get("Networks") or {}))
+        if nets != {name}:
+            problems.append(f"networks are {sorted(nets)}, wanted only the job's own {name!r}")
+        options = network.get("Options") or {}
+        if (network.get("Driver"), network.get("Internal")) != ("bridge", True) or any(
+                options.get(key) != value for key, value in NETWORK_OPTIONS.items()):
+            problems.append(f"the job's network is {network.get('Driver')!r}, internal "
+                            f"{network.get('Internal')!r}, options {options!r}; wanted an internal bridge "
+                            f"with {NETWORK_OPTIONS}")
+        others = set(network.get("Containers") or {}) - {attrs.get("Id")}
+        if others:
+            problems.append(f"other containers are on the job's network: {sorted(others)}")
         if not (attrs.get("Config") or {}).get("OpenStdin"):
             problems.append("OpenStdin is not set")
         if hc.get("DeviceRequests"):  # (Swarm gives a task its GPUs in its environment, never so)
@@ -541,6 +611,7 @@ class SwarmExecutor(DockerExecutor):
         finally:
             self._jobs.pop(spec.job_id, None)
             self._job_nodes.pop(spec.job_id, None)
+            self._task_errors.pop(spec.job_id, None)
 
     async def reattach(self, spec, on_event, on_log) -> Outcome:
         """Follow a job's service found after a restart, as run would."""
@@ -557,7 +628,8 @@ class SwarmExecutor(DockerExecutor):
             assigned = await node.call(logged_event, node.api, job.container_id, "assigned")
             if assigned is None:  # the service died before the job line: inputs again, then the line
                 attrs = await node.call(node.api.inspect_container, job.container_id)
-                problems = self.check_task(spec, attrs, self._service_name(spec.job_id))
+                network = await node.call(node.api.inspect_network, self._service_name(spec.job_id))
+                problems = self.check_task(spec, attrs, network)
                 if problems:
                     await gw.call(self._remove_sync, spec.job_id, job.container_id)
                     return Outcome("failed", "infrastructure", "refusing to start: " + "; ".join(problems))
@@ -569,6 +641,7 @@ class SwarmExecutor(DockerExecutor):
         finally:
             self._jobs.pop(spec.job_id, None)
             self._job_nodes.pop(spec.job_id, None)
+            self._task_errors.pop(spec.job_id, None)
 
     async def _follow(self, spec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
         outcome = await super()._follow(spec, job, on_event, on_log, fresh)
@@ -576,6 +649,9 @@ class SwarmExecutor(DockerExecutor):
         if outcome.reason == "infrastructure" and node and node != self._node_id:
             outcome.message += f" (on node {self._hostname(node)})"
             outcome.requeue = not job.delivered  # (its node went before the runner had its job: none of it ran)
+        said = self._task_errors.pop(spec.job_id, None)
+        if outcome.reason == "infrastructure" and said:
+            outcome.message += f"; Swarm stopped its task: {said}"
         if job.arrival.assigned is not None and outcome.used.cpu_seconds == 0.0:
             # The last docker stats sample came before the job's own work (no cgroup of the
             # task outlives it to read the total from): unknown, not zero.
@@ -607,17 +683,35 @@ class SwarmExecutor(DockerExecutor):
                                  node.url or "this daemon", e)
         if not containers:
             gw.remove(f"{vname}-none", vname, self.workdir)  # (no container: the volume alone)
-        for net in api.networks(filters=self._filters(job_id)):
-            for _ in range(50):  # the network is in use until the task's endpoint is gone
+        self._prune({node for node, _ in containers})
+        for _ in range(50):  # the network is in use until the task's endpoint is gone
+            try:
+                api.remove_network(self._service_name(job_id))
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError as e:
+                if "not found" in str(e):  # (a 500: being deleted already)
+                    break
+                time.sleep(0.1)
+
+    def _prune(self, nodes) -> None:
+        """Remove this instance's job networks that no container uses from the nodes' daemons (sync).
+
+        A job's network stays on its node after its task (the node's agent leaves it there, and a
+        worker's daemon refuses to remove a swarm network, but prunes it), holding one of the node's
+        address pools; its copy there carries the labels of this instance's config-only network. Not
+        while a task of this instance starts (its network is unused until its container runs): what
+        is left then goes with a later removal.
+        """
+        with self._settled:
+            if not self._settled.wait_for(lambda: self._starting == 0, timeout=1.0):
+                return
+            for node in nodes:
                 try:
-                    api.remove_network(net["Id"])
-                    break
-                except docker.errors.NotFound:
-                    break
-                except docker.errors.APIError as e:
-                    if "not found" in str(e):  # (a 500: being deleted already)
-                        break
-                    time.sleep(0.1)
+                    node.api.prune_networks(filters={"label": f"{LABEL_INSTANCE}={self.instance}"})
+                except Exception as e:  # (a node that went away: its networks went with it)
+                    self.log.warning("cannot prune job networks on %s: %s", node.url or "this daemon", e)
 
     # --- control --------------------------------------------------------------------------
     async def _kill_unfollowed(self, job_id: str) -> bool:
@@ -639,6 +733,13 @@ class SwarmExecutor(DockerExecutor):
 
 #: a constraint on a node's id, hostname, role or label (Swarm's syntax)
 _CONSTRAINT = re.compile(r"\s*node\.(id|hostname|role|labels\.[^=!\s]+)\s*(==|!=)\s*(\S*)\s*")
+
+
+def _create_network(api, name: str, **fields) -> None:
+    """Create a network with fields docker-py has no argument for (``ConfigOnly``, ``ConfigFrom``); a name
+    that exists already is a 409, never a second network of that name."""
+    body = {"Name": name, "CheckDuplicate": True, **fields}
+    api._result(api._post_json(api._url("/networks/create"), data=body), True)
 
 
 def node_gpus(node: dict, kind: str) -> int:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 import uuid
 
 import docker
 import nbformat
+import psutil
 import pytest
 import pytest_asyncio
 
@@ -73,7 +75,9 @@ def make_swarm_executor(swarm):
         api.remove_container(c["Id"], force=True)
     for v in (api.volumes(filters={"label": label}) or {}).get("Volumes") or []:
         api.remove_volume(v["Name"], force=True)
-    for n in api.networks(filters={"label": label}):
+    api.prune_networks(filters={"label": label})  # (the jobs' networks' copies on this node)
+    # the config-only network (labelled), and the jobs' networks (no labels: named after their job)
+    for n in api.networks(filters={"label": label}) + api.networks(names=[f"notebook-jobs-{instance}"]):
         try:
             api.remove_network(n["Id"])
         except docker.errors.APIError:  # (being deleted already: a 500 "not found")
@@ -111,7 +115,7 @@ async def test_a_job_runs_as_a_service_with_progress_output_and_usage(swarm_exec
     assert not (client.api.volumes(filters=label) or {}).get("Volumes")
 
     async def network_gone():  # (the manager deletes a network once the task's endpoint is released)
-        return not client.api.networks(filters=label)
+        return not [n for n in client.api.networks() if spec.job_id in n["Name"]]
 
     await wait_for(network_gone, 10)
     assert await swarm_executor.running() == []
@@ -146,17 +150,25 @@ async def test_the_service_and_its_task_carry_the_whole_sandbox(make_swarm_execu
     assert sorted(m["Type"] for m in attrs["Mounts"]) == ["tmpfs", "volume"]
     tmp = next(m for m in hc["Mounts"] if m["Type"] == "tmpfs")
     assert tmp["Target"] == "/tmp" and tmp["TmpfsOptions"]["SizeBytes"] == 50 << 20
-    # Its network: its own, internal, and nobody else's.
+    # Its network: its own (named after it), an internal bridge where the node has no address, nobody else's.
     (net_name,) = attrs["NetworkSettings"]["Networks"]
+    assert spec.job_id in net_name
     net = client.api.inspect_network(net_name)
-    assert net["Internal"] is True and net["Labels"][LABEL_JOB] == spec.job_id
-    assert [c for c in (net.get("Containers") or {}) if c != cid and not c.startswith("lb-")] == []
-    assert ex.check_task(spec, attrs, net_name) == []
+    assert (net["Driver"], net["Scope"], net["Internal"]) == ("bridge", "swarm", True)
+    assert net["ConfigFrom"] == {"Network": ex.config_network}
+    assert net["Options"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
+    assert list(net["Containers"]) == [cid]
+    bridge = "br-" + net["Id"][:12]  # (the node's side of it: no address but IPv6's link-local)
+    assert not [a for a in psutil.net_if_addrs()[bridge] if a.family == socket.AF_INET]
+    assert ex.check_task(spec, attrs, net) == []
     for key, value in [("PidsLimit", 0), ("Memory", 0), ("ReadonlyRootfs", False), ("CapDrop", None),
                        ("Ulimits", None), ("Mounts", [])]:
         broken = json.loads(json.dumps(attrs))
         broken["HostConfig"][key] = value
-        assert ex.check_task(spec, broken, net_name), key
+        assert ex.check_task(spec, broken, net), key
+    for key, value in [("Internal", False), ("Options", {}), ("Driver", "overlay"),
+                       ("Containers", {cid: {}, "someone-else": {}})]:
+        assert ex.check_task(spec, attrs, dict(net, **{key: value})), key
     assert await ex.cancel(spec.job_id)
     assert (await asyncio.wait_for(task, 30)).status == "cancelled"
     await ex.stop()
