@@ -4,8 +4,10 @@ Test modules import the ``browser`` fixture and the helpers from here; screensho
 test-output/pages/ (look at them after a change).
 """
 
+import functools
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,7 @@ def logged_in(hub, browser, name, color_scheme="light", **options):
     """A new page logged in to the Hub as ``name``, and its console (``options``: Playwright's
     new_page options, e.g. ``timezone_id``)."""
     page = browser.new_page(color_scheme=color_scheme, viewport={"width": 1280, "height": 900}, **options)
+    page.wait_for_function = functools.partial(wait_for_function, page)  # (see there)
     console = Console(page, hub.url)
     # next= keeps the login on the Hub: without it the Hub sends a user whose server is up
     # (an earlier test may have started it) straight on to /user/NAME/lab
@@ -89,6 +92,26 @@ def logged_in(hub, browser, name, color_scheme="light", **options):
     page.click("#login_submit")
     page.wait_for_url("**/hub/home")
     return page, console
+
+
+def wait_for_function(page, expression, arg=None, timeout: float = 30_000) -> None:
+    """Playwright's ``page.wait_for_function``, polled from outside the page.
+
+    Playwright's own evaluates the expression with the page's ``eval``, which the service pages'
+    Content-Security-Policy refuses (no 'unsafe-eval'); ``page.evaluate`` runs over DevTools,
+    outside it, so the pages are tested under the policy they are served with.
+    """
+    deadline, error = time.monotonic() + timeout / 1000, None
+    while True:
+        try:
+            if page.evaluate(expression, arg):
+                return
+        except playwright.Error as e:  # a document still loading (a reload, a link followed): ask again
+            error = e
+        if time.monotonic() > deadline:
+            raise playwright.TimeoutError(f"wait_for_function: {expression} still false after {timeout:.0f} ms"
+                                          + (f" ({error})" if error else ""))
+        page.wait_for_timeout(50)
 
 
 def shot(page, name):

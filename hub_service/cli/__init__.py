@@ -8,11 +8,18 @@ the REST API (``hub_service.client``), authenticated with a Hub token
 A mistake -- a missing file, bad JSON, an unknown job, no token, a service that is down
 or says no -- is one line on stderr and exit status 2, never a traceback. ``submit
 --wait`` and ``wait`` exit 0 when the job succeeded and 1 when it failed or was cancelled.
+
+What users or images made (names, parameters, descriptions, packages, errors) is printed with
+its control characters shown as escapes (``lines.shown``), so it cannot drive the terminal of
+whoever reads it. What a job made -- its log, an output -- goes out as its bytes to a file or a
+pipe; on a terminal it is shown the same way, keeping its colours. ``--json`` is JSON, which
+escapes every control character itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import functools
 import json
 import os
@@ -24,7 +31,7 @@ from ..states import STATUSES, TERMINAL, Status
 from . import parameters as params
 from . import schedules, submission, sweeps
 from .common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, PROG, Parser, UserError, make_client, print_json
-from .lines import duration, human_duration, local, summary, would_run
+from .lines import duration, human_duration, local, shown, summary, would_run
 from .progress import Progress
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -41,7 +48,7 @@ def cmd_submit(args):
     submission.check_file(args.file)
     if args.help_notebook:  # papermill's flag: what to pass, read locally, nothing submitted
         try:
-            print(params.describe(args.file))
+            print(shown(params.describe(args.file), one_line=False))
         except params.ParameterError as e:
             raise UserError(str(e)) from None
         return 0
@@ -131,7 +138,7 @@ def cmd_list(args):
         cells = f"{progress['cells_done']}/{progress['cells_total'] or '?'}"
         created = local(job["created"], "%Y-%m-%d %H:%M:%S")
         took = human_duration(duration(job)) if job["finished"] else "-"
-        print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {created}  {took:>7}  {job['name']}")
+        print(f"{job['id']}  {job['status']:<9}  {cells:<5}  {created}  {took:>7}  {shown(job['name'])}")
     return 0
 
 
@@ -143,11 +150,12 @@ def cmd_environments(args):
         return 0
     print(f"{'ENVIRONMENT':<20}  {'GPU':<3}  {'PACKAGES':>8}  DESCRIPTION")
     for env in answer["environments"]:
-        name = env["name"] + (" *" if env["name"] == answer["default"] else "")
-        print(f"{name:<20}  {'yes' if env['gpu'] else 'no':<3}  {len(env['packages']):>8}  {env['description']}")
+        name = shown(env["name"]) + (" *" if env["name"] == answer["default"] else "")
+        print(f"{name:<20}  {'yes' if env['gpu'] else 'no':<3}  {len(env['packages']):>8}  "
+              f"{shown(env['description'])}")
         if args.packages:
             for package in env["packages"]:
-                print(f"    {package['name']}=={package['version']}")
+                print(f"    {shown(package['name'])}=={shown(package['version'])}")
     print(f"(* the default; choose one with '{PROG} submit --env NAME')")
     return 0
 
@@ -171,14 +179,30 @@ def cmd_logs(args):
     """The job's log; --follow keeps printing until the job ends (or Ctrl-C)."""
     r = make_client(args).call("GET", f"jobs/{_job_id(args.job_id)}/logs",
                            params={"follow": "1" if args.follow else ""}, stream=True)
+    write = job_made_writer()
     with r:
         try:
             for chunk in r.iter_content(None):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
+                write(chunk)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
     return 0
+
+
+def job_made_writer():
+    """A writer to stdout of what a job made (its log, an output), part by part: its bytes as they are
+    to a file or a pipe; on a terminal, decoded and :func:`~.lines.shown` with its colours, as it may
+    be another user's (an admin reads any job's) and print escapes that would drive the terminal."""
+    decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode if sys.stdout.isatty() else None
+
+    def write(data: bytes) -> None:
+        if decode is None:
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(shown(decode(data), one_line=False, colours=True))
+        sys.stdout.flush()
+
+    return write
 
 
 def cmd_output(args):
@@ -191,7 +215,7 @@ def cmd_output(args):
         except OSError as e:
             raise UserError(f"cannot write {args.output}: {e.strerror or e}") from None
     else:
-        sys.stdout.buffer.write(data)
+        job_made_writer()(data)
     return 0
 
 
@@ -284,7 +308,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the job as JSON and nothing else on stdout")
     s.set_defaults(func=cmd_wait)
 
-    s = add("logs", help="print a job's log")
+    s = add("logs", help="print a job's log",
+            description="Print a job's log. To a file or a pipe it is the log's bytes; on a terminal, "
+                        "control characters other than colours are shown as escapes (\\x1b).")
     s.add_argument("job_id")
     s.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     s.set_defaults(func=cmd_logs)
@@ -324,7 +350,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except (UserError, ClientError) as e:
         sys.stdout.flush()
-        sys.stderr.write(f"{PROG}: error: {e}\n")
+        sys.stderr.write(f"{PROG}: error: {shown(e)}\n")  # a service's message may quote what a user made
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("\n")

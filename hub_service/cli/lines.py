@@ -1,12 +1,39 @@
-"""The CLI's one-line answers: how a job ended, how it would be sized, durations and sizes."""
+"""The CLI's one-line answers: how a job ended, how it would be sized, durations and sizes; and
+:func:`shown`, the one way text a user or an image made is put on a terminal."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Optional
 
 from ..explain import human_duration  # noqa: F401 - the CLI's name for it
 from ..states import Status
+
+
+#: a colour or weight (SGR: ``ESC [ 1;31 m``), which changes how text looks and nothing else; or one
+#: C0 or C1 control character or DEL, which a terminal takes as a command, not as text
+CONTROLS = re.compile(r"(\x1b\[[0-9;]*m)|[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text, one_line: bool = True, colours: bool = False) -> str:
+    """``text`` that a user or an image made (a name, a parameter, a description, an error), to print.
+
+    Each control character is shown as its escape (``\\x1b``, ``\\x07``, ``\\r``): a job name
+    holding ``ESC ] 0;… BEL`` or ``ESC [ 2 J`` would otherwise set the title of the terminal of
+    whoever lists it (an admin, another user's) or clear it. ``one_line``: newlines and tabs too (a
+    cell of a table, a line of its own); else they stay. ``colours``: a notebook's colours (its
+    traceback's) stay, and only they.
+    """
+    keep = "" if one_line else "\n\t"
+
+    def escape(match):
+        c = match.group()
+        if c in keep or (colours and match.group(1)):
+            return c
+        return repr(c[0])[1:-1] + c[1:]
+
+    return CONTROLS.sub(escape, str(text))
 
 
 def duration(job: dict) -> Optional[float]:
@@ -33,8 +60,8 @@ def failure_text(job: dict) -> str:
     error = job.get("error") or {}
     why, message = error.get("summary") or error.get("reason") or job["status"], error.get("message") or ""
     if not message or message.lower().startswith(why.lower()):
-        return message or why
-    return f"{why}: {message}"
+        return shown(message or why)
+    return shown(f"{why}: {message}")
 
 
 def summary(job: dict, url: str) -> str:

@@ -13,6 +13,7 @@ import time
 from typing import Optional, TextIO
 
 from ..states import Status
+from .lines import shown
 
 
 class Progress:
@@ -100,7 +101,9 @@ class Progress:
             self.out.flush()
 
     def _text(self, text: str) -> None:
-        """The notebook's printed output, above the bar."""
+        """The notebook's printed output, above the bar (on a terminal, as ``logs`` shows it there)."""
+        if self.tty:
+            text = shown(text, one_line=False, colours=True)
         if self.tty and self.drawn:
             self.out.write("\r\x1b[K")
         self.out.write(text if text.endswith("\n") else text + "\n")

@@ -12,7 +12,7 @@ import re
 from ..client import Client
 from . import submission
 from .common import UserError, make_client, print_json
-from .lines import duration, human_duration, local
+from .lines import duration, human_duration, local, shown
 
 SCHEDULE_ID = re.compile(r"[0-9a-f]{32}")
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -120,9 +120,9 @@ def cmd_list(args):
     print(f"{'SCHEDULE':<32}  {owner}{'NEXT RUN':<20}  {'LAST':<9}  {'FAILS':>5}  {'WHEN':<40}  NAME")
     for s in schedules:
         last = s["last_runs"][0]["status"] if s["last_runs"] else "-"
-        user = f"{s['user']:<12}  " if args.all else ""
+        user = f"{shown(s['user']):<12}  " if args.all else ""
         fails = s["failures_in_a_row"]
-        print(f"{s['id']}  {user}{_next(s):<20}  {last:<9}  {fails:>5}  {when(s):<40}  {s['name']}")
+        print(f"{s['id']}  {user}{_next(s):<20}  {last:<9}  {fails:>5}  {when(s):<40}  {shown(s['name'])}")
     return 0
 
 
@@ -151,7 +151,7 @@ def cmd_show(args):
              ("page", client.schedule_page(s["id"]))]
     width = max(len(k) for k, _ in rows) + 2
     for key, value in rows:
-        print(f"{key + ':':<{width}}{value}")
+        print(f"{key + ':':<{width}}{shown(value)}")  # a name, a path, parameters, an error: a user's
     none = "none (paused)" if s["paused"] else "none"
     print("\nnext runs:" if s["next_runs"] else f"\nnext runs: {none}")
     for t in s["next_runs"]:
@@ -159,7 +159,7 @@ def cmd_show(args):
     print("\nlast runs:" if s["last_runs"] else "\nlast runs: none yet")
     for run in s["last_runs"]:
         took = human_duration(duration(run)) if run.get("finished") else "-"
-        reason = f"  {run.get('summary') or run['reason']}" if run.get("reason") else ""
+        reason = f"  {shown(run.get('summary') or run['reason'])}" if run.get("reason") else ""
         print(f"  {run['id']}  {run['status']:<9}  {local(run['created'])}  {took:>7}{reason}")
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from .common import UserError, make_client, print_json
-from .lines import human_bytes, human_duration, local
+from .lines import human_bytes, human_duration, local, shown
 
 SWEEP_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -49,12 +49,12 @@ def cmd_list(args):
     print(f"{'SWEEP':<32}  {'STATUS':<9}  {'RUNS':>4}  {'SUBMITTED':<19}  NAME")
     for s in answer["sweeps"]:
         print(f"{s['id']}  {s['status']:<9}  {s['size']:>4}  {local(s['created'], '%Y-%m-%d %H:%M:%S')}  "
-              f"{s['name']}  ({_counts(s)})")
+              f"{shown(s['name'])}  ({_counts(s)})")
     return 0
 
 
 def _value(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return f"{value:.6g}" if isinstance(value, float) else shown(value)
 
 
 def cmd_show(args):
@@ -66,14 +66,14 @@ def cmd_show(args):
     if args.json:
         print_json(s)
         return 0
-    print(f"sweep {s['id']}  {s['name']}  {s['status']} ({_counts(s)})  {client.sweep_page(s['id'])}")
+    print(f"sweep {s['id']}  {shown(s['name'])}  {s['status']} ({_counts(s)})  {client.sweep_page(s['id'])}")
     best = (s.get("best") or {}).get("job_id")
     if args.metric:
         value = s["best"]["value"]
         print(f"best by {args.metric} ({args.mode}): " + (f"{best} ({_value(value)})" if best else "none yet"))
     names = sorted({name for run in s["runs"] for name in run["parameters"]})
     metrics = s["metrics"]
-    header = ["", "JOB", "STATUS", "TOOK", "PEAK MEM", *names, *metrics]
+    header = ["", "JOB", "STATUS", "TOOK", "PEAK MEM", *map(shown, names), *map(shown, metrics)]
     rows = [["*" if run["job_id"] == best else "", run["job_id"], run["status"], human_duration(run["duration"]),
              human_bytes(run["used"].get("peak_memory")) if run["used"].get("peak_memory") else "-",
              *(_value(run["parameters"].get(name, "")) for name in names),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import secrets
 import traceback
 from http.client import responses
 from typing import Optional
@@ -108,6 +109,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def api_url(self, *parts) -> str:
         return url_path_join(self.prefix, "api", *parts)
 
+    def page_headers(self) -> str:
+        """Headers of a page the service renders (:data:`PAGE_CSP`, with a nonce of its own); the nonce,
+        which the page's one inline script (the Hub's page.html's) carries."""
+        nonce = secrets.token_urlsafe(18)
+        self.set_header("Content-Security-Policy", PAGE_CSP.format(nonce=nonce))
+        return nonce
+
     # -- what users made: notebooks, renders, logs ---------------------------------------------
 
     def user_content_headers(self, media_type: str, *, download_name: Optional[str] = None) -> None:
@@ -143,6 +151,14 @@ MAX_PAGE = 200
 #: the Content-Security-Policy of everything users made: its own opaque origin, no scripts,
 #: forms, pop-ups or plugins (only what a static render needs still works: styles, images)
 USER_CONTENT_CSP = "sandbox"
+#: the Content-Security-Policy of the service's own pages, which show what many users made on the
+#: Hub's one origin: scripts and styles only from files of that origin (no inline script but the
+#: one with the answer's ``{nonce}``, no style attribute, no ``eval``), requests and frames (a
+#: job's output, sandboxed) to it alone, no plugin or ``<base>``, and framed by the Hub's pages
+#: only. A name or parameter a page shows is text; were an escape ever missed, it still runs nothing.
+PAGE_CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'; "
+            "object-src 'none'")
 #: what RFC 8187 lets stand unescaped in a ``filename*`` (attr-char)
 _ATTR_CHARS = "!#$&+-.^_`|~"
 

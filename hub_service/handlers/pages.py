@@ -51,13 +51,32 @@ def hub_templates_dir() -> str:
     return os.path.join(DATA_FILES_PATH, "templates")
 
 
+#: how page.html opens its one inline script (require.js's paths and ``window.jhdata``)
+HUB_INLINE_SCRIPT = '<script type="text/javascript">'
+
+
+class HubTemplates(FileSystemLoader):
+    """The Hub's templates, page.html's inline script marked with the page's nonce (``csp_nonce``).
+
+    Our pages' Content-Security-Policy runs no inline script but the one carrying its answer's
+    nonce. The nonce goes into the template's source here, so nothing a user made can carry it;
+    tests/test_page_csp.py fails if page.html opens its script otherwise, or gains another.
+    """
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        if template == "page.html":
+            source = source.replace(HUB_INLINE_SCRIPT, HUB_INLINE_SCRIPT[:-1] + ' nonce="{{ csp_nonce }}">')
+        return source, filename, uptodate
+
+
 def make_environment() -> Environment:
     """Our templates first, then the Hub's (also reachable as ``templates/<name>``)."""
-    hub = hub_templates_dir()
+    hub = HubTemplates(hub_templates_dir())
     loader = ChoiceLoader([
         FileSystemLoader(os.path.join(HERE, "templates")),
-        PrefixLoader({"templates": FileSystemLoader(hub)}, delimiter="/"),
-        FileSystemLoader(hub),
+        PrefixLoader({"templates": hub}, delimiter="/"),
+        hub,
     ])
     env = Environment(loader=loader, autoescape=True)
     env.filters["size"] = human_size
@@ -138,6 +157,7 @@ class PageHandler(BaseHandler):
         )
         html = self.settings["jinja_env"].get_template(name).render(
             **context,
+            csp_nonce=self.page_headers(),
             service_prefix=self.prefix,
             api_url=url_path_join(self.prefix, "api") + "/",
             is_admin=self.is_admin,

@@ -3,7 +3,8 @@
 // home.js (submit form, job list) and job.js (one job) build on it; admin.js is the admin page's own.
 (function () {
   "use strict";
-  const cfg = window.NOTEBOOK_JOBS;
+  // the page's data, not a script of its own: the page's Content-Security-Policy runs none inline
+  const cfg = window.NOTEBOOK_JOBS = JSON.parse(document.getElementById("notebook-jobs-config").textContent);
   const TERMINAL = ["succeeded", "failed", "cancelled"];
 
   /** An API refusal: the service's message, status, code and the field it is about (a JSON pointer). */
