@@ -26,6 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "/services/notebook-jobs/"
 
 
+def environments_config(tmp: Path, environments: list) -> str:
+    """A config file under ``tmp`` in which the admin offers ``environments``: the Hub's ``--config=`` for it."""
+    config = tmp / "environments_config.py"
+    config.write_text(f"c.Environments.environments = {json.dumps(environments)}\n")
+    return f"--config={config}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.browser import browser, logged_in, shot  # noqa: F401
-from tests.hubtest import SERVICE, Hub, make_notebook
+from tests.hubtest import SERVICE, Hub, environments_config, make_notebook
 
 IMG = "<img src=x onerror=window.__pwned=1;alert(1)>"
 SVG = '"><svg onload=window.__pwned=2;alert(2)>'
@@ -68,9 +68,7 @@ def sweep_notebook() -> dict:
 def hub(tmp_path_factory):
     """A Hub of this module's own: its admin offers environments whose descriptions are markup."""
     tmp = tmp_path_factory.mktemp("attack-hub")
-    config = tmp / "environments_config.py"
-    config.write_text(f"c.Environments.environments = {json.dumps(ENVIRONMENTS)}\n")
-    h = Hub(tmp, extra_args=f"--config={config}")
+    h = Hub(tmp, extra_args=environments_config(tmp, ENVIRONMENTS))
     h.start()
     yield h
     h.stop()

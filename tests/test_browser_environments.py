@@ -5,12 +5,11 @@ of its own: choosing another is refused beside the Environment field (as the ser
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from tests.browser import logged_in, shot
-from tests.hubtest import SERVICE, Hub
+from tests.hubtest import SERVICE, Hub, environments_config
 from tests.test_lab_ui import SHOTS, browser, field_error, lab, open_dialog  # noqa: F401 - fixtures
 
 ENVIRONMENTS = [
@@ -22,9 +21,7 @@ ENVIRONMENTS = [
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab-env-hub")
-    config = tmp / "environments_config.py"
-    config.write_text(f"c.Environments.environments = {json.dumps(ENVIRONMENTS)}\n")
-    h = Hub(tmp, extra_args=f"--config={config}")
+    h = Hub(tmp, extra_args=environments_config(tmp, ENVIRONMENTS))
     h.start()
     yield h
     h.stop()

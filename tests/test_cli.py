@@ -50,6 +50,29 @@ def cli(user, *args, timeout=120, **env) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def on_a_terminal(user, *args, timeout=120, **env) -> str:
+    """Run the CLI to its end with its stdout a terminal (a pty): what it wrote there."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "hub_service.cli", *args], cwd=ROOT, env=cli_env(user, **env),
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 1)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the CLI closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    assert proc.wait(10) == 0, proc.stderr.read()
+    return out.decode()
+
+
 def one_error_line(result, *words) -> str:
     """The CLI failed with exit 2 and one line on stderr naming ``words``, nothing on stdout."""
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
@@ -192,27 +215,7 @@ def test_submit_json_prints_the_job_and_nothing_else(alice, notebook):
 
 def test_submit_wait_draws_a_bar_on_a_terminal(alice, notebook):
     path = notebook("print('go')", "import time; time.sleep(1.5)")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "submit", path, "--wait"], cwd=ROOT,
-                            env=cli_env(alice, COLUMNS="100"), stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=subprocess.PIPE)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if select.select([master], [], [], 1)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the CLI closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        elif proc.poll() is not None:
-            break
-    os.close(master)
-    assert proc.wait(10) == 0, proc.stderr.read()
-    text = out.decode()
+    text = on_a_terminal(alice, "submit", path, "--wait", COLUMNS="100")
     frames = text.split("\r\x1b[K")
     assert len(frames) >= 4, text  # redrawn in place, once per event
     # during the second cell's 1.5 s, no event: the clock alone redraws the bar

@@ -11,20 +11,14 @@ store, as rows stored before names were checked hold them (the API refuses such 
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 
 from hub_service.cli.lines import shown
-from tests.hubtest import ROOT, make_notebook
-from tests.test_cli import cli, cli_env
+from tests.hubtest import make_notebook
+from tests.test_cli import cli, on_a_terminal
 
 EVIL = "\x1b]0;pwned\x07\x1b[2J"
 #: how it is shown: every character readable, none a command
@@ -104,24 +98,6 @@ def test_a_log_is_its_bytes_to_a_pipe_and_escaped_but_for_colours_on_a_terminal(
     eve, job_id, _ = made
     piped = cli(eve, "logs", job_id)
     assert piped.returncode == 0 and f"\x1b[31mred\x1b[0m {EVIL}" in piped.stdout  # as the notebook printed it
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "hub_service.cli", "logs", job_id], cwd=ROOT, env=cli_env(eve),
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
-    os.close(slave)
-    out, deadline = b"", time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if select.select([master], [], [], 1)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the CLI closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        elif proc.poll() is not None:
-            break
-    os.close(master)
-    assert proc.wait(10) == 0, proc.stderr.read()
-    text = out.decode()
+    text = on_a_terminal(eve, "logs", job_id, timeout=60)
     assert f"\x1b[31mred\x1b[0m {SHOWN}" in text, text  # the colour stays, the title and the clearing do not
     assert EVIL not in text

@@ -19,7 +19,7 @@ import pytest
 from hub_service.executors.base import JobSpec
 from hub_service.executors.docker import DockerExecutor
 from tests.docker.conftest import IMAGE
-from tests.hubtest import SERVICE, Hub, make_notebook, nb_bytes, remove_containers
+from tests.hubtest import SERVICE, Hub, environments_config, make_notebook, nb_bytes, remove_containers
 
 IMPORTS = "import tabulate\nprint('TABULATE', tabulate.__version__)"
 
@@ -36,14 +36,13 @@ def env_hub(tmp_path_factory):
     instance = f"test-{uuid.uuid4().hex[:8]}"
     tmp = tmp_path_factory.mktemp("env-hub")
     tabular = derive(instance, (f"tabulate>=0.0.{uuid.uuid4().int % 10**9}",))
-    config = tmp / "environments_config.py"
     environments = [
         {"name": "python", "description": "The lean runner", "image": IMAGE},
         {"name": "tabular", "description": "The runner and tabulate", "image": tabular,
          "resources": {"memory": "768MB"}},
     ]
-    config.write_text(f"c.Environments.environments = {json.dumps(environments)}\n")
-    h = Hub(tmp, executor="docker", extra_args=f"--config={config} --DockerExecutor.instance={instance} "
+    h = Hub(tmp, executor="docker", extra_args=f"{environments_config(tmp, environments)} "
+                                               f"--DockerExecutor.instance={instance} "
                                                "--Dispatcher.max_running=6 --Dispatcher.per_user=6")
     h.instance, h.made = instance, [tabular]
     h.start()
