@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
-from . import policy, registry, scoreboard
+from . import policy, registry, scoreboard, variants
 from .checks import nonfinite, unusable
 from .curves import RELEVANT_SLOPE, dominated, killed_floor
 from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
@@ -142,7 +142,10 @@ class Sizer:
         ``cpu_share`` is the hour's cpu per job (the load factor, as the service follows
         it); without it, and with a ``capacity``, the sizer reads it from its own forecast."""
         now = time.time() if now is None else float(now)
-        history = list(history or [])[:200]
+        # Values of a text parameter that change nothing make no new variant (demand.variants.mask).
+        inert = getattr(self.bundle, "inert", None) or {}  # (bundles saved before it have none)
+        job = variants.mask(job, inert)
+        history = [variants.mask(h, inert) for h in list(history or [])[:200]]
         summary = history_summary(job, history, now)  # (one pass over the history serves every policy)
         predicted, basis, expected = self._predict(job, history, now, summary)
         choice = None

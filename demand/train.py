@@ -26,6 +26,7 @@ from .forecast import HourOfWeekForecast, hourly
 from .dataset import examples
 from .kinds import kinds
 from .model import DemandModel
+from .variants import inert, mask
 from .scoreboard import ALL_WINDOW, newest_first, notebook_boards, tally
 
 #: Upper quantile per target: memory and runtime limits kill, a cpu limit only throttles.
@@ -58,6 +59,9 @@ class Bundle:
     scoreboard: dict = field(default_factory=dict)
     #: The same per notebook (demand.scoreboard.notebook_key), where enough of its runs scored.
     notebook_boards: dict = field(default_factory=dict)
+    #: Per notebook, its text parameters' values that change nothing (demand.variants.inert):
+    #: masked in every job and history before sizing, as they were before training.
+    inert: dict = field(default_factory=dict)
 
     def forecast_profile(self) -> dict:
         """Expected jobs and cpu-seconds per hour of week (Monday 00:00 UTC = 0)."""
@@ -95,7 +99,8 @@ def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[floa
     # Jobs with broken usage stay in the history (their kills and counts still say
     # something) but are not learned from.
     learnable = [j for j in jobs if not succeeded(j) or _sane(j)]
-    train_set = examples(learnable, cache)
+    alike = inert(j for j in learnable if succeeded(j))
+    train_set = examples([mask(j, alike) for j in learnable], cache)
     model = (DemandModel.fit(train_set, quantiles, max_runtime=max_runtime)
              if len(train_set) >= min_jobs else None)
     ok = [j for j in learnable if succeeded(j)]
@@ -107,7 +112,7 @@ def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[floa
         mean_runtime_s=float(np.mean(runtimes)) if runtimes else 600.0,
         mean_cores=float(np.mean(cores)) if cores else 1.0,
         n_jobs=len(jobs), trained_at=now, kinds=kinds(train_set),
-        scoreboard=tally(newest_first(jobs), ALL_WINDOW), notebook_boards=notebook_boards(jobs),
+        scoreboard=tally(newest_first(jobs), ALL_WINDOW), notebook_boards=notebook_boards(jobs), inert=alike,
         metrics=dict(model.metrics if model else {}, n_succeeded=len(train_set),
                      per_job_model=model is not None),
     )

@@ -13,10 +13,17 @@ this user ran to the new one is the difference of their summed effects.
 The shift is an estimate like any other: the model's calibration window measures its
 errors (see :mod:`demand.calibration`), so a notebook whose values do not move usage
 consistently gets the margin that says so.
+
+A text parameter that changes nothing (the ``region``) must not split a notebook's runs
+at all: else a user's run in another region is a "new variant", sized with a new
+notebook's margins, and peers' runs are counted apart. Once every user's runs of the
+notebook show its values' usage alike (:func:`inert`), those values are masked
+(:func:`mask`) before anything groups runs; until they do, the parameter stays in.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Optional
 
 import numpy as np
@@ -30,6 +37,14 @@ MIN_VALUE_RUNS = 3
 RECENT_RUNS = 30
 #: Ridge penalty, in runs: a value seen a few times is shrunk toward no effect.
 RIDGE = 0.5
+#: Runs of a text value before it may be found to change nothing, and the widest gap
+#: between such values' median (or upper quartile) log peak memory (10%) that counts as none.
+INERT_VALUE_RUNS = 10
+INERT_SPREAD = 0.1
+#: Standard errors of the values' gap that must fit in INERT_SPREAD: noisy runs prove nothing alike.
+INERT_Z = 2.0
+#: What values that change nothing are replaced by, so that their runs are one variant.
+ALIKE = "*"
 
 
 def _fit(runs: list) -> dict:
@@ -107,3 +122,64 @@ def base(table: dict, job: dict, summary: dict) -> Optional[float]:
     if not theirs:
         return None
     return float(summary["anchor"]) + own - float(np.median(theirs))
+
+
+def _alike(runs: list, name: str) -> frozenset:
+    """The values of text parameter ``name`` that its runs show change nothing; empty
+    without the evidence. ``runs``: (user, categorical values as a dict, log peak MB).
+
+    Each run is measured against the same user's runs alike in every other categorical
+    value (a user's data and a ``dataset`` move memory, and their mix differs from value
+    to value), where those ran more than one value of ``name``; the values with enough
+    runs must all have median deviations, and upper quartiles (a mode may move only
+    some runs, and limits are set by the upper ones), within INERT_SPREAD, and at least
+    two must."""
+    strata: dict = {}
+    for user, values, y in runs:
+        if isinstance(values.get(name), str):
+            rest = (user, tuple(sorted((k, v) for k, v in values.items() if k != name)))
+            strata.setdefault(rest, []).append((values[name], y))
+    deviations: dict = {}
+    for members in strata.values():
+        if len({v for v, _ in members}) < 2:
+            continue
+        centre = float(np.median([y for _, y in members]))
+        for v, y in members:
+            deviations.setdefault(v, []).append(y - centre)
+    enough = {v: d for v, d in deviations.items() if len(d) >= INERT_VALUE_RUNS}
+    if len(enough) < 2:
+        return frozenset()
+    quartiles = np.array([np.percentile(d, (50, 75)) for d in enough.values()])
+    pooled = np.concatenate(list(enough.values()))
+    spread = 1.4826 * float(np.median(np.abs(pooled - np.median(pooled))))
+    # The standard error of two medians' difference: a gap of INERT_SPREAD must be one
+    # these runs would show, or their alike medians say nothing.
+    resolution = 1.2533 * spread * math.sqrt(2.0 / min(len(d) for d in enough.values()))
+    if np.ptp(quartiles, axis=0).max() > INERT_SPREAD or INERT_Z * resolution > INERT_SPREAD:
+        return frozenset()
+    return frozenset(enough)
+
+
+def inert(jobs: Iterable[dict]) -> dict:
+    """Per notebook (:func:`demand.features.signature`), its text parameters' values that
+    change nothing, from every user's succeeded ``jobs``: ``{signature: {name: values}}``."""
+    runs: dict = {}
+    for job in jobs:
+        y = target_value(job.get("used"), "memory")
+        if y is not None:
+            runs.setdefault(signature(job), []).append((job.get("user"), dict(split_params(job.get("params"))[1]), y))
+    out: dict = {}
+    for sig, rs in runs.items():
+        for name in sorted({k for _, values, _ in rs for k, v in values.items() if isinstance(v, str)}):
+            if values := _alike(rs, name):
+                out.setdefault(sig, {})[name] = values
+    return out
+
+
+def mask(job: dict, table: dict) -> dict:
+    """``job`` with those of its text values that :func:`inert` found change nothing
+    replaced by ALIKE (the job itself when none are)."""
+    alike = table.get(signature(job)) or {}
+    params = job.get("params") or {}
+    masked = {k: ALIKE if isinstance(v, str) and v in alike.get(k, ()) else v for k, v in params.items()}
+    return job if masked == params else dict(job, params=masked)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from demand import variants
-from demand.features import LEVEL_NOTEBOOK, signature
+from demand.features import LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, signature
 from demand.policy import GB, MB
 from demand.sizing import Sizer
 
@@ -103,3 +103,58 @@ def test_a_variant_nobody_places_is_sized_like_its_kind_while_the_model_is_young
     assert huge["basis"] == "model" and huge["allocated"]["memory"] >= 6000 * MB, huge
     small = sizer.size(dict(job, params={"model": "small"}), dee, now=history[-1]["end_time"])
     assert small["allocated"]["memory"] <= 1000 * MB, small
+
+
+def _regions(n=480, seed=0, moves=None, noise=0.05):
+    """Like :func:`_history`, every run in one of three regions; dee always in ``eu``.
+    ``moves``: a region's factor on memory (default: none moves it)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, run in enumerate(_history(n, seed)):
+        region = "eu" if run["user"] == "dee" else ("eu", "us", "asia")[i // 7 % 3]
+        factor = (moves or {}).get(region, 1.0) * rng.lognormal(0, noise)
+        out.append(dict(run, params=dict(run["params"], region=region),
+                        used=dict(run["used"], peak_memory=run["used"]["peak_memory"] * factor)))
+    return out
+
+
+def test_a_text_parameter_that_changes_nothing_makes_no_new_variant(tmp_path):
+    """Everyone's runs show the region moves nothing: dee's first run in ``us`` of the
+    notebook she ran in ``eu`` is a re-run, sized as tightly as one in ``eu``, not a new
+    variant with a new notebook's margin (which it gets while the region stays in)."""
+    history = _regions()
+    sizer = Sizer(tmp_path, BOUNDS)
+    sizer.retrain(history)
+    assert sizer.bundle.inert == {signature(SHARED): {"region": frozenset({"eu", "us", "asia"})}}
+    dee = [h for h in history if h["user"] == "dee"][::-1]
+    job = dict(SHARED, user="dee", requested={}, retry_of=None)
+    now = history[-1]["end_time"]
+    us, eu = (dict(job, params={"model": "small", "region": r}) for r in ("us", "eu"))
+    masked = [variants.mask(h, sizer.bundle.inert) for h in dee]
+    assert history_summary(variants.mask(us, sizer.bundle.inert), masked, now)["memory"]["level"] == LEVEL_CONFIG
+    sized = sizer.size(us, dee, now=now)
+    assert sized["allocated"] == sizer.size(eu, dee, now=now)["allocated"]
+    # The same sizer, told nothing of the region: a variant new to dee, sized wider.
+    sizer.bundle.inert = {}
+    assert history_summary(us, dee, now)["memory"]["level"] == LEVEL_NOTEBOOK
+    split = sizer.size(us, dee, now=now)
+    # (both limits are below the admin's least memory: the predictions show the margin)
+    assert split["predicted"]["memory"] > 1.2 * sized["predicted"]["memory"], (split, sized)
+    assert split["allocated"]["timeout"] > 10 * sized["allocated"]["timeout"]  # a guess's timeout, not a re-run's
+
+
+def test_a_text_parameter_stays_in_until_its_runs_show_it_changes_nothing():
+    """A region that moves memory by a fifth, runs too noisy to tell 10% apart, or too
+    few runs per value: no evidence that it changes nothing, so it keeps its variants."""
+    sig = signature(SHARED)
+    assert variants.inert(_regions())[sig] == {"region": frozenset({"eu", "us", "asia"})}
+    assert variants.inert(_regions(moves={"us": 1.2})) == {}
+    assert variants.inert(_regions(noise=0.6)) == {}
+    few = _regions(n=30)  # under INERT_VALUE_RUNS runs of each region
+    assert variants.inert(few) == {}
+    # Only the values proven alike are masked: a region nobody ran enough stays apart.
+    table = variants.inert(_regions())
+    job = dict(SHARED, params={"model": "small", "region": "us", "top_k": 3})
+    assert variants.mask(job, table)["params"] == {"model": "small", "region": variants.ALIKE, "top_k": 3}
+    polar = dict(job, params={"model": "small", "region": "polar"})
+    assert variants.mask(polar, table) is polar
