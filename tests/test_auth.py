@@ -103,7 +103,7 @@ def test_oauth_browser_login_reaches_the_pages_and_cookie_writes_need_xsrf(hub):
     url = hub.url + SERVICE + "api/jobs"
     nb = {"file": ("p.ipynb", __import__("json").dumps(make_notebook("1")))}
     assert browser.post(url, files=nb, headers={"Sec-Fetch-Mode": "cors"}).status_code in (401, 403)
-    xsrf = re.search(r'xsrf: "([^"]+)"', r.text).group(1)
+    xsrf = re.search(r'"xsrf": "([^"]+)"', r.text).group(1)  # (the page's JSON config block)
     r = browser.post(url, files=nb, headers={"X-XSRFToken": xsrf, "Sec-Fetch-Mode": "cors"})
     assert r.status_code == 201, r.text
 

@@ -380,10 +380,15 @@ def test_a_schedule_with_sweep_true_makes_a_sweep_at_each_run(alice):
     alice.delete(f"schedules/{schedule['id']}")
 
 
-def test_a_sweeps_queued_runs_are_sized_again_once_its_first_run_has_succeeded(alice):
-    """Sized all at once on a notebook alice never ran, the runs still queued when the first one
+def test_a_sweeps_queued_runs_are_sized_again_once_its_first_run_has_succeeded(hub, admin):
+    """Sized all at once on a notebook its user never ran, the runs still queued when the first one
     succeeds are sized again on a history that holds it (one run at a time here: a sleeper holds
-    alice's other slot; the second run sleeps, so the third is still queued meanwhile)."""
+    the user's other slot; the second run sleeps, so the third is still queued meanwhile)."""
+    alice = hub.user("rhea")  # (a user of its own, and a Hub whose two slots are free: no earlier test's job)
+    deadline = time.monotonic() + 180
+    while (queue := admin.get("admin/queue").json())["running"] or queue["queued"]:
+        assert time.monotonic() < deadline, queue
+        time.sleep(0.5)
     sleeper = alice.post("jobs", json={"notebook": SLEEPING}).json()["id"]
     alice.wait(sleeper, statuses=("running",), timeout=60)
     nb = make_notebook(f"# {time.time_ns()}\nimport time\ntime.sleep(6 if i == 1 else 0)", parameters="i = 0")
