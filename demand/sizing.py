@@ -48,7 +48,7 @@ from typing import Optional, Union
 from . import policy, registry, scoreboard, variants
 from .checks import nonfinite, unusable
 from .curves import RELEVANT_SLOPE, dominated, killed_floor
-from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
+from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params,
                        succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .kinds import MIN_KIND_JOBS, kind_upper
@@ -506,13 +506,15 @@ class Sizer:
                 "history_hours": n, "history_jobs": len(history)}
 
     def load_factor(self, now: Optional[float] = None, capacity: Optional[dict] = None) -> dict:
-        """How much cpu one job may take at this hour, and how many jobs may run at once.
+        """How much cpu one job may take at this hour (``cpu_per_job``).
 
         From the hour-of-week forecast: if the cores the hour's jobs are expected to
         use fit the capacity, each job may take up to the cpu bound; otherwise the
         capacity is shared among the expected concurrent jobs (Little's law: arrivals
-        per hour x mean runtime). ``max_concurrent`` is how many jobs of the typical
-        size fit at that share.
+        per hour x mean runtime). How many run at once then follows from what each is
+        allocated (the dispatcher's budget), not from a count: a count from the typical
+        job's size held a busy hour's small jobs back (1 at a time on 2 cores when the
+        typical job used 1.3).
         """
         capacity = capacity or self.capacity
         if not capacity or "cpu" not in capacity:
@@ -522,12 +524,11 @@ class Sizer:
         cores = float(capacity["cpu"])
         how = hour_of_week(now)
         if self.bundle is None:
-            return {"cpu_per_job": hi, "max_concurrent": max(1, int(cores // max(lo, 1.0)))}
+            return {"cpu_per_job": hi}
         demand = self.bundle.cpu_forecast.profile[how] / 3600.0
         concurrent = self.bundle.jobs_forecast.profile[how] * self.bundle.mean_runtime_s / 3600.0
         share = hi if demand <= cores else max(lo, min(hi, cores / max(concurrent, 1.0)))
-        typical = max(lo, min(share, self.bundle.mean_cores))
-        return {"cpu_per_job": round(share, 2), "max_concurrent": max(1, int(cores // typical))}
+        return {"cpu_per_job": round(share, 2)}
 
 
 def within_seen(summary: dict) -> bool:

@@ -279,8 +279,9 @@ class JobManager(LoggingConfigurable):
         """Start every queued job that fits now; returns the started ids."""
         started = []
         self.executor.expect(self._load("jobs_per_hour"))  # (a warm pool sized for the jobs to come)
-        cap = self.dispatcher.capacity(self.executor.gpu_count(), self._load("max_concurrent"),
-                                       backend=self.executor.capacity())
+        # (how many run follows from their allocations -- cpu, memory, GPUs -- not from a count: the
+        # forecast's busy hour lowers each job's cpu share, cpu_per_job, and so more of them fit)
+        cap = self.dispatcher.capacity(self.executor.gpu_count(), backend=self.executor.capacity())
         gpus = self.executor.gpu_inventory()
         while True:
             # Only what the choice reads, and the queue only when a slot is free: this runs
@@ -605,7 +606,7 @@ class JobManager(LoggingConfigurable):
         self.broker.publish(job.id, {"event": "status", "job": listed_model(job)})
 
     def _load(self, key: str) -> Optional[float]:
-        """This hour's forecast ``cpu_per_job``, ``max_concurrent`` or ``jobs_per_hour`` (None: no forecast)."""
+        """This hour's forecast ``cpu_per_job`` or ``jobs_per_hour`` (None: no forecast)."""
         return self.planner.load.get(key) if self.planner is not None else None
 
     # -- recovery ---------------------------------------------------------------------

@@ -36,7 +36,7 @@ class DemandPlanner(LoggingConfigurable):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.load = {}  # {"cpu_per_job", "max_concurrent"} for this hour, from the demand model
+        self.load = {}  # {"cpu_per_job", "jobs_per_hour"} for this hour, from the demand model
         self._retraining = False
         self._background = set()
 
