@@ -254,8 +254,9 @@ class SwarmExecutor(DockerExecutor):
                                "(the service sets it to its id)")
         if self.runtime:
             raise RuntimeError(f"swarm executor: runtime={self.runtime!r}: {REFUSED['runtime']}")
-        if self.warm_pool:
-            raise RuntimeError(f"swarm executor: warm_pool={self.warm_pool}: {REFUSED['warm_pool']}")
+        for trait in ("warm_pool", "warm_pool_max"):  # (the forecast's pool is a warm pool too)
+            if getattr(self, trait):
+                raise RuntimeError(f"swarm executor: {trait}={getattr(self, trait)}: {REFUSED['warm_pool']}")
         if self.network != "none":
             raise RuntimeError(f"swarm executor: network {self.network!r}: jobs get their own internal "
                                "network; no other network is offered on Swarm")

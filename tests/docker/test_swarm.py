@@ -365,6 +365,7 @@ async def test_a_gpu_job_goes_to_the_gpu_pool_and_reserves_its_generic_resource(
 
 async def test_start_refuses_what_swarm_cannot_honour(make_swarm_executor):
     for traits, words in [({"runtime": "runsc"}, "default-runtime"), ({"warm_pool": 2}, "resized"),
+                          ({"warm_pool_max": 4}, "warm_pool_max=4: a task cannot be resized"),
                           ({"network": "bridge", "allowed_networks": ["bridge"]}, "own internal")]:
         with pytest.raises(RuntimeError, match=words):
             await make_swarm_executor(**traits).start()
