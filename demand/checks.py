@@ -40,7 +40,7 @@ def nonfinite(bundle) -> list[str]:
     """Every non-finite parameter, margin or calibration value of a trained bundle
     (empty when it may serve), as ``"memory margins[1][0.99] = nan"`` lines."""
     out: list[str] = []
-    _walk({"mean_runtime_s": bundle.mean_runtime_s, "mean_cores": bundle.mean_cores,
+    _walk({"mean_runtime_s": bundle.mean_runtime_s,
            "jobs_forecast": bundle.jobs_forecast.profile, "cpu_forecast": bundle.cpu_forecast.profile},
           "bundle", out)
     model = bundle.model

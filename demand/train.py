@@ -47,7 +47,6 @@ class Bundle:
     jobs_forecast: HourOfWeekForecast
     cpu_forecast: HourOfWeekForecast
     mean_runtime_s: float
-    mean_cores: float
     n_jobs: int
     trained_at: float
     metrics: dict = field(default_factory=dict)
@@ -105,12 +104,10 @@ def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[floa
              if len(train_set) >= min_jobs else None)
     ok = [j for j in learnable if succeeded(j)]
     runtimes = [math.exp(y) for j in ok if (y := target_value(j.get("used"), "runtime")) is not None]
-    cores = [math.exp(y) for j in ok if (y := target_value(j.get("used"), "cores")) is not None]
     jobs_fc, cpu_fc = fit_forecasts(jobs, now)
     return Bundle(
         model=model, jobs_forecast=jobs_fc, cpu_forecast=cpu_fc,
         mean_runtime_s=float(np.mean(runtimes)) if runtimes else 600.0,
-        mean_cores=float(np.mean(cores)) if cores else 1.0,
         n_jobs=len(jobs), trained_at=now, kinds=kinds(train_set),
         scoreboard=tally(newest_first(jobs), ALL_WINDOW), notebook_boards=notebook_boards(jobs), inert=alike,
         metrics=dict(model.metrics if model else {}, n_succeeded=len(train_set),
