@@ -21,7 +21,7 @@ from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from . import __version__
@@ -42,6 +42,7 @@ from .planning import DemandPlanner
 from .schedules import Scheduler
 from .sizing import Sizing
 from .store import Store
+from .store.lease import Lease, LeaseHeld
 from .sweeps import Sweeps
 from .views import JobViews
 from .volumes import VolumeWorkspaces
@@ -109,6 +110,13 @@ class NotebookJobs(Application):
     @default("db_url")
     def _default_db_url(self):
         return f"sqlite:///{os.path.join(self.data_dir, 'jobs.sqlite')}"
+
+    lease_wait = Float(
+        30.0,
+        help="""Seconds to wait at start for the database's lease, held by another service on the
+        same database (one service per database: two would each recover the other's jobs), before
+        giving up with a message naming it. Covers a restart that overlaps the old process's exit.""",
+    ).tag(config=True)
 
     executor_class = EntryPointType(
         klass=Executor,
@@ -228,6 +236,16 @@ class NotebookJobs(Application):
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+        self.lease = Lease(self.db_url)
+        try:
+            self.lease.acquire()
+        except LeaseHeld as held:
+            self.log.warning("waiting up to %gs for the database: %s", self.lease_wait, held)
+            try:
+                self.lease.acquire(wait=self.lease_wait)
+            except LeaseHeld as e:
+                self.log.critical("not starting: %s", e)
+                self.exit(1)
         self.store = Store(self.db_url)
         self.artifacts = Artifacts(self.data_dir)
         self.executor = self.executor_class(parent=self, log=self.log)

@@ -89,3 +89,26 @@ def test_each_database_gets_its_own_instance_id_and_an_upgraded_one_keeps_the_ol
             " '', 'running', '', 'ipynb', '', '{}', '[]', '{}', '{}', '{}', '{}', '{}', 0, '2026-01-01', 0)"))
     engine.dispose()
     assert Store(url).instance_id() == "default"
+
+
+def test_a_second_service_on_the_same_database_does_not_start_and_the_first_keeps_its_jobs(local_hub):
+    """Started on the running service's database (its own port), a second service waits for the
+    database's lease, then gives up naming the holder: had it started, its recovery would have
+    taken the first's running job for lost and run it a second time."""
+    from tests.hubtest import free_port
+    import subprocess
+
+    alice = local_hub.user("alice")
+    job = alice.submit(make_notebook(SLOW), name="held")
+    alice.wait(job["id"], statuses=("running",))
+    first = psutil.Process(local_hub.service_pid())
+    env = dict(first.environ(), JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{free_port()}")
+    second = subprocess.run(first.cmdline() + ["--NotebookJobs.lease_wait=1"], env=env, cwd=first.cwd(),
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1, second.stderr[-2000:]
+    assert "waiting up to 1s for the database" in second.stderr
+    assert "not starting: another service uses this database (notebook-jobs on" in second.stderr
+    assert f"pid {first.pid})" in second.stderr, second.stderr[-2000:]
+    done = alice.wait(job["id"], timeout=120)
+    assert done["status"] == "succeeded", done.get("error")
+    assert alice.get(f"jobs/{job['id']}/logs").text.count("done") == 1

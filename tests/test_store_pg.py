@@ -8,6 +8,7 @@ a real PostgreSQL server the session starts (tests/pgtest.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
 import time
@@ -305,3 +306,23 @@ def test_two_services_starting_at_once_on_a_new_postgresql_database_both_come_up
         assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
     engine.dispose()
+
+
+def test_a_second_lease_on_one_database_is_refused_naming_the_holder_until_the_first_is_released(db_url):
+    """One service per database: the lease (an advisory lock, or an flock beside a SQLite file)."""
+    from hub_service.store.lease import Lease, LeaseHeld
+
+    first, second = Lease(db_url), Lease(db_url)
+    try:
+        first.acquire()
+        with pytest.raises(LeaseHeld, match=rf"another service uses this database \(notebook-jobs on .*, "
+                                            rf"pid {os.getpid()}\)"):
+            second.acquire(wait=0.3, poll=0.1)
+        first.release()
+        assert second.holder() is None
+        second.acquire()
+        assert second.holder().endswith(f"pid {os.getpid()}")
+    finally:
+        first.release()
+        second.release()
+    assert Lease("sqlite://").holder() is None  # (a database in memory is its process's alone)
