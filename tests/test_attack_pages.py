@@ -366,3 +366,45 @@ def test_the_admins_gpu_and_node_tables_show_hostile_names_as_text(hub, made, ad
     shot(page, "attack-admin-tables")
     page.unroute(re.compile(r".*/admin/queue(\?.*)?$"))
     watch.assert_nothing_ran()
+
+
+#: where each character of ``text`` in the first text node of ``el`` that holds it is drawn: its left edge
+CHAR_LEFTS = """(el, text) => {
+  const node = [...el.childNodes].find((n) => n.nodeType === 3 && n.data.includes(text));
+  const at = node.data.indexOf(text), range = document.createRange();
+  return [...text].map((_, i) => { range.setStart(node, at + i); range.setEnd(node, at + i + 1);
+                                   return range.getBoundingClientRect().left; });
+}"""
+HEBREW = "שלום"
+
+
+def test_a_parameter_value_with_a_bidi_override_or_hebrew_reorders_nothing_around_it(hub, browser):  # noqa: F811
+    """A right-to-left override in a value would draw the rest of a joined line backwards ("label=exe.jpg, n=2"
+    shown as "label=2=n ,exe.jpg"): each value is isolated, so what follows it reads as written, and Hebrew in a
+    value still reads right to left. The job page's JSON writes the override as an escape."""
+    eve = hub.user("rtl-eve")
+    nb = make_notebook("import time\ntime.sleep(1)", parameters="label = 'x'\nn = 1")
+    spoof = eve.submit(nb, parameters={"label": RTL, "n": 2})
+    hebrew = eve.submit(nb, parameters={"label": HEBREW, "n": 3})
+    page, console = logged_in(hub, browser, "rtl-eve")
+    page.goto(hub.url + SERVICE)
+    cells = {}
+    for job, n in ((spoof, 2), (hebrew, 3)):
+        cells[n] = page.locator(f'tr[data-job-id="{job["id"]}"] td.job-parameters')
+        cells[n].wait_for(timeout=30_000)
+    # after the override, ", n=2" is drawn left to right, to the right of the value
+    label, after = (cells[2].evaluate(CHAR_LEFTS, text) for text in ("label=", ", n=2"))
+    value = cells[2].evaluate(CHAR_LEFTS, "gpj.exe")
+    assert after == sorted(after) and label == sorted(label), after
+    assert max(label) < min(value) and max(value) < min(after)
+    assert value == sorted(value, reverse=True)  # (the override still turns its own value: it is the user's)
+    # Hebrew reads right to left inside its isolate, the rest left to right around it
+    letters, after = cells[3].evaluate(CHAR_LEFTS, HEBREW), cells[3].evaluate(CHAR_LEFTS, ", n=3")
+    assert letters == sorted(letters, reverse=True) and after == sorted(after) and max(letters) < min(after)
+    assert cells[3].inner_text().replace("\u2068", "").replace("\u2069", "") == f"label={HEBREW}, n=3"
+
+    page.goto(f"{hub.url}{SERVICE}jobs/{spoof['id']}")
+    page.wait_for_function("document.getElementById('job-parameters').textContent !== ''")
+    assert page.locator("#job-parameters").inner_text() == '{"label":"\\u202egpj.exe","n":2}'
+    assert console.errors == []
+    page.close()

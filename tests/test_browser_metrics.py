@@ -233,3 +233,44 @@ def test_a_long_last_value_fits_the_keys_read_the_values_out_and_a_new_width_red
         assert page.evaluate(CLIPPED_JS, f"{LOSS} svg") == []
         assert console.errors == [], "\n".join(console.errors)
         page.close()
+
+
+#: a metric's name longer than the side of its chart
+LONG_NAME = "validation_accuracy_of_the_held_out_set_top5_per_class_macro"
+#: where a chart's y label, its drawing and its readout's words and backdrop are on the screen
+GEOMETRY_JS = """(fig) => {
+  const rect = (el) => { const r = el.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, left: r.left,
+                                                                       right: r.right}; };
+  const label = fig.querySelector('.chart-y .chart-label'), back = fig.querySelector('.chart-readout-back');
+  return {svg: rect(fig.querySelector('svg')), label: rect(label), shown: label.firstChild.data,
+          title: label.querySelector('title')?.textContent, words: rect(fig.querySelector('.chart-readout')),
+          back: rect(back), fill: getComputedStyle(back).fill, page: getComputedStyle(document.body).backgroundColor};
+}"""
+
+
+def test_a_long_metric_name_is_cut_to_its_axis_with_the_whole_name_in_its_tooltip_and_the_readout_has_a_backdrop(
+        hub, browser):  # noqa: F811
+    """The y axis's name is turned up the chart's side: a name longer than that side is cut with "…" (never cut
+    at the drawing's edge), the whole of it in the label's tooltip. The values read out sit on a backdrop of the
+    page's own background, in the light and the dark theme."""
+    quinn = hub.user("quinn")
+    source = f"from notebook_jobs import report\nfor step in range(3):\n    report(step=step, **{{{LONG_NAME!r}: step}})"
+    job = quinn.wait(quinn.submit(make_notebook(source), name="long-name")["id"])
+    assert job["status"] == "succeeded"
+    for theme in ("light", "dark"):
+        page, console = logged_in(hub, browser, "quinn", color_scheme=theme)
+        page.goto(hub.url + SERVICE + "jobs/" + job["id"])
+        chart = page.locator(f'figure[data-metric="{LONG_NAME}"]')
+        chart.locator('g[data-points="3"]').wait_for()
+        chart.focus()
+        page.keyboard.press("End")
+        at = chart.evaluate(GEOMETRY_JS)
+        assert at["shown"].endswith("…") and LONG_NAME.startswith(at["shown"][:-1]) and len(at["shown"]) > 20, at
+        assert at["title"] == LONG_NAME
+        assert at["svg"]["top"] <= at["label"]["top"] and at["label"]["bottom"] <= at["svg"]["bottom"], at
+        assert at["fill"] == at["page"], at  # (the page's own background, in either theme)
+        words, back = at["words"], at["back"]
+        assert back["left"] < words["left"] and back["right"] > words["right"], at
+        assert back["top"] < words["top"] and back["bottom"] > words["bottom"], at
+        assert console.errors == [], "\n".join(console.errors)
+        page.close()

@@ -18,7 +18,8 @@ import pytest
 from hub_service.handlers import routes
 from hub_service.handlers.base import PAGE_CSP, USER_CONTENT_CSP
 from hub_service.handlers.pages import (
-    HERE, HUB_INLINE_SCRIPT, JobOutputPage, PageHandler, hub_page_context, hub_templates_dir, make_environment,
+    HERE, HUB_INLINE_SCRIPT, JobOutputPage, NotFoundPage, PageHandler, hub_page_context, hub_templates_dir,
+    make_environment,
 )
 from tests.browser import assert_hub_chrome, browser, logged_in  # noqa: F401
 from tests.hubtest import SERVICE, make_notebook
@@ -100,10 +101,11 @@ def signed_in(hub, browser, name):
 
 
 def page_urls(hub, made) -> dict:
-    """Every page route of the service (a PageHandler's), as a URL of alice's things: handler -> URL."""
+    """Every page route of the service (a PageHandler's), as a URL of alice's things: handler -> URL (not the
+    404 page of every other address)."""
     urls = {}
     for pattern, handler in routes(SERVICE):
-        if isinstance(handler, type) and issubclass(handler, PageHandler):
+        if isinstance(handler, type) and issubclass(handler, PageHandler) and handler is not NotFoundPage:
             path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: made[m.group(1)], pattern).rstrip("?")
             urls[handler] = hub.url + path
     return urls
@@ -127,12 +129,21 @@ def test_every_page_carries_the_page_policy_and_a_users_output_its_sandbox(hub, 
         assert f'nonce="{nonce}"' in r.text()  # the one the Hub's inline script carries
         nonces.add(nonce)
     assert len(nonces) == len(urls) - 1  # a fresh one per answer
-    # the error pages are pages too: a job nobody has (404), the admin page to a non-admin (403)
+    # the error pages are pages too: a job nobody has (404), the admin page to a non-admin (403), an address
+    # the service has no page at (its own 404 page, not Tornado's bare one; signed in or not)
     page, _ = signed_in(hub, browser, "csp-bob")
-    for path, status in ((f"jobs/{'0' * 32}", 404), (f"jobs/{made['job_id']}", 404), ("admin", 403)):
-        r = page.request.get(hub.url + SERVICE + path, max_redirects=0)
-        assert r.status == status, (path, r.status)
-        assert PAGE_POLICY.fullmatch(r.headers["content-security-policy"]), path
+    unknown = ("no/such/page", "jobs/not-an-id", "sweeps/", "jobs/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+    stranger = browser.new_context()  # (signed in to nothing)
+    for path, status in ((f"jobs/{'0' * 32}", 404), (f"jobs/{made['job_id']}", 404), ("admin", 403),
+                         *((path, 404) for path in unknown)):
+        for client in (page.request, stranger.request) if path in unknown else (page.request,):
+            r = client.get(hub.url + SERVICE + path, max_redirects=0)
+            assert r.status == status, (path, r.status)
+            assert PAGE_POLICY.fullmatch(r.headers["content-security-policy"]), path
+            assert r.headers["content-type"].startswith("text/html") and 'id="error-page"' in r.text(), path
+            if path in unknown:
+                assert "There is no page at this address." in r.text() and "<script>alert" not in r.text()
+    stranger.close()
     # and the API's JSON is no page
     r = page.request.get(hub.url + SERVICE + "api/jobs")
     assert r.status == 200 and "content-security-policy" not in r.headers

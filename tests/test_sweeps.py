@@ -8,6 +8,7 @@ runs under the local executor behind a real Hub, the CLI as a process -- by the 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from types import SimpleNamespace
 
@@ -20,7 +21,7 @@ from hub_service.intake import Bundle, IntakeError, Limits
 from hub_service.offload import Offload
 from hub_service.planning import siblings
 from hub_service.request import JobRequest
-from hub_service.store import InvalidTransition, Job, JobMetric, Store
+from hub_service.store import InvalidTransition, Job, JobMetric, Store, SweepGone
 from hub_service.sweeps import Sweeps, best_run, combinations, current, status_of
 from hub_service.views import JobViews
 from tests.fakes import FakeExecutor
@@ -160,6 +161,85 @@ def test_the_store_deletes_a_sweep_with_its_runs_at_once_and_a_sweep_without_run
         assert store.get_sweep(other.id) is None and store.list_sweeps("alice") == ([], None)
         assert store.forget_empty_sweep(other.id) is True and store.forget_empty_sweep(other.id) is False
     finally:
+        store.close()
+
+
+async def test_a_sweep_deleted_while_its_rerun_is_made_takes_no_run_and_the_rerun_is_refused(tmp_path):
+    """The delete comes between the rerun's build (its inputs read) and its store step: the rerun stores
+    nothing (SweepGone, a 404 to its caller), and no job names the deleted sweep; a run's own rerun likewise."""
+    flow = manager_for(tmp_path, Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}"), FakeExecutor())
+    sweeps = Sweeps(store=flow.store, flow=flow)
+    views = JobViews(store=flow.store, artifacts=flow.artifacts, broker=flow.broker, executor=flow.executor,
+                     dispatcher=flow.dispatcher, sizing=flow.sizing, offload=Offload(inline=True))
+    try:
+        grid, requests = sweeps.expand({"runs": [{"lr": 0.1}, {"lr": 0.2}]}, request_for(TRAINING))
+        sweep, runs = await sweeps.submit(grid, requests)
+        for run in runs:
+            await flow.cancel(run)
+
+        def read_then_deleted(job):  # (the rerun's build: by its store step, the sweep is gone)
+            bundle = views.input_bundle(job)
+            flow.store.delete_sweep(sweep.id)
+            return bundle
+
+        with pytest.raises(SweepGone) as e:
+            await sweeps.rerun(sweeps.runs(sweep), read_then_deleted, Limits())
+        assert str(e.value) == f"no sweep {sweep.id}: it was deleted meanwhile"
+        with flow.store.session() as s:
+            assert s.query(Job).filter(Job.sweep_id == sweep.id).count() == 0
+        with pytest.raises(SweepGone):
+            flow.store.create_job(user="alice", input_hash="h", input_kind="ipynb", sweep_id=sweep.id,
+                                  rerun_of=runs[0].id)
+        with flow.store.session() as s:
+            assert s.query(Job).count() == 0
+    finally:
+        await flow.stop()
+        flow.store.close()
+
+
+def test_a_sweeps_delete_holds_the_sweep_so_a_rerun_arriving_meanwhile_waits_then_finds_it_gone(db_url):
+    """Two writers at once, on SQLite and on PostgreSQL (READ COMMITTED): the delete, paused after reading the
+    runs it deletes, holds the sweep; a rerun's insert arriving then waits for it, and joins no deleted sweep."""
+    store = Store(db_url)
+    row = dict(user="alice", input_hash="h", input_kind="ipynb", input_name="t.ipynb")
+    sweep, (a,) = store.create_sweep([row], user="alice", name="t", grid={"runs": [{}]})
+    store.transition(a.id, "cancelled")
+    read_runs, go_on, order = threading.Event(), threading.Event(), []
+
+    def pause_after_reading_runs(conn, cursor, statement, *args):
+        if statement.lstrip().startswith("SELECT jobs.") and threading.current_thread().name == "delete":
+            read_runs.set()
+            go_on.wait(10)
+
+    def delete():
+        store.delete_sweep(sweep.id)
+        order.append("deleted")
+
+    def rerun():
+        try:
+            store.add_runs([dict(row, sweep_id=sweep.id, rerun_of=a.id)])
+            order.append("rerun stored")
+        except SweepGone:
+            order.append("rerun refused")
+
+    event.listen(store.engine, "after_cursor_execute", pause_after_reading_runs)
+    try:
+        deleting = threading.Thread(target=delete, name="delete")
+        deleting.start()
+        assert read_runs.wait(10)
+        rerunning = threading.Thread(target=rerun)
+        rerunning.start()
+        rerunning.join(1.0)
+        assert order == []  # (the rerun waits on the sweep the delete holds)
+        go_on.set()
+        deleting.join(10)
+        rerunning.join(10)
+        assert order == ["deleted", "rerun refused"]
+        with store.session() as s:
+            assert s.query(Job).count() == 0
+    finally:
+        go_on.set()
+        event.remove(store.engine, "after_cursor_execute", pause_after_reading_runs)
         store.close()
 
 

@@ -101,3 +101,60 @@ def test_a_sweep_from_the_form_and_its_page_of_sortable_runs_best_run_and_overla
     dark.wait_for_function("document.getElementById('sweep-chart').dataset.lines === '6'")
     shot(dark, "sweep-dark")
     assert dark_console.errors == []
+
+
+def test_a_sweeps_page_opens_each_run_and_deletes_the_sweep_once_asked(hub, browser):
+    erin = hub.user("erin")
+    made = []
+    for name in ("kept, then deleted", "deleted elsewhere"):
+        r = erin.post("sweeps", json={"notebook": TRAINING, "name": name, "runs": [{"lr": 0.1}, {"lr": 0.2}]})
+        assert r.status_code == 201, r.text
+        made.append((r.json()["id"], [run["job_id"] for run in r.json()["runs"]]))
+    for _sweep, ids in made:
+        for job_id in ids:
+            assert erin.wait(job_id)["status"] == "succeeded"
+    (sweep_id, ids), (other_id, _) = made
+    page, console = logged_in(hub, browser, "erin")
+    page.goto(hub.url + SERVICE + f"sweeps/{sweep_id}")
+    page.wait_for_function("document.querySelectorAll('#sweep-runs tbody tr[data-job-id]').length === 2")
+
+    # each run's Open: its job's page
+    opens = page.locator(f"{ROWS} a.run-open")
+    assert [a.get_attribute("href") for a in opens.all()] == [f"{SERVICE}jobs/{job_id}" for job_id in ids]
+    opens.nth(1).click()
+    page.wait_for_url(f"**/jobs/{ids[1]}")
+    page.go_back()
+    page.wait_for_function("document.querySelectorAll('#sweep-runs tbody tr[data-job-id]').length === 2")
+
+    # Delete asks first: dismissed, nothing is deleted
+    asked = []
+
+    def answer(accept):
+        def on_dialog(dialog):
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        page.once("dialog", on_dialog)
+
+    answer(False)
+    page.click("#sweep-delete")
+    assert asked == ["Delete this sweep with its 2 runs and their outputs? Runs still going are cancelled first. "
+                     "This cannot be undone."]
+    page.wait_for_timeout(300)
+    assert erin.get(f"sweeps/{sweep_id}").status_code == 200 and "/sweeps/" in page.url
+    # accepted: the sweep and its runs are gone, and the page leaves for the job list
+    answer(True)
+    page.click("#sweep-delete")
+    page.wait_for_url(hub.url + SERVICE)
+    assert erin.get(f"sweeps/{sweep_id}").status_code == 404
+    assert [erin.get(f"jobs/{job_id}").status_code for job_id in ids] == [404, 404]
+
+    # a refusal (here the sweep deleted elsewhere meanwhile; a run still stopping is a 409) stays, in words
+    page.goto(hub.url + SERVICE + f"sweeps/{other_id}")
+    page.wait_for_function("document.querySelectorAll('#sweep-runs tbody tr[data-job-id]').length === 2")
+    assert erin.delete(f"sweeps/{other_id}").status_code == 204
+    answer(True)
+    page.click("#sweep-delete")
+    page.wait_for_function("document.getElementById('sweep-message').textContent !== ''")
+    assert page.locator("#sweep-message").inner_text() == f"no sweep {other_id}"
+    assert page.url.endswith(f"/sweeps/{other_id}") and page.locator("#sweep-delete").is_enabled()
+    assert len(console.errors) == 1 and "responded with a status of 404" in console.errors[0]  # (the refused DELETE)

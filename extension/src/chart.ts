@@ -9,7 +9,7 @@
  *
  * The twins keep one contract, tested on both (src/__tests__/chartContract.spec.ts, with
  * the cases in chartContract.cases.json): `layout`, `niceTicks`, `formatValue`,
- * `tickText`, `downsample` and `nearest` answer the same; docs/charts.md says why twins.
+ * `tickText`, `fitLabel`, `downsample` and `nearest` answer the same; docs/charts.md says why twins.
  */
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -17,6 +17,8 @@ const PALETTE = 6; // .jp-NotebookJobs-chart .chart-s0 … s5 in base.css
 const H = 160;
 /** The widest a character of the chart's 10px text is (an estimate: the chart may not be shown to measure). */
 const CHAR_WIDTH = 6.5;
+/** The widest a character of the axis labels' 10px text is, on average (their names are cut to fit, whole in a tooltip). */
+const LABEL_CHAR_WIDTH = 6;
 /** Past this many lines, the readout names the first ones and how many more. */
 const READOUT_LINES = 5;
 /** The least time between two redraws while the box is being resized. */
@@ -90,6 +92,27 @@ function svg(tag: string, attrs: Record<string, string | number> = {}, text?: st
   return node;
 }
 
+/**
+ * The y axis's name, turned up its left side about `cy` and cut to the room there in a drawing
+ * `height` high; a name cut short is whole in its tooltip.
+ */
+function yAxisLabel(name: string, x: number, cy: number, height: number, charWidth: number): SVGElement {
+  const shown = fitLabel(name, 2 * Math.min(cy, height - cy) - 4, charWidth);
+  const label = svg('text', { class: 'chart-label', transform: `translate(${x} ${cy}) rotate(-90)`, 'text-anchor': 'middle' }, shown);
+  if (shown !== name) {
+    label.append(svg('title', {}, name));
+  }
+  return label;
+}
+
+/** Fit a readout's backdrop to its words, with a margin (once they are drawn, to be measured). */
+function behind(back: SVGElement, text: SVGGraphicsElement): void {
+  const box = text.getBBox();
+  for (const [k, v] of Object.entries({ x: box.x - 3, y: box.y - 2, width: box.width + 6, height: box.height + 4 })) {
+    back.setAttribute(k, String(v));
+  }
+}
+
 /** A value as a person reads it: five significant digits, exponents only far from 1. */
 export function formatValue(v: number): string {
   const a = Math.abs(v);
@@ -121,6 +144,15 @@ export function tickText(v: number, step: number): string {
     decimals++; // a step of 2.5, 0.25
   }
   return String(+v.toFixed(decimals));
+}
+
+/**
+ * An axis label that fits `room` (characters `charWidth` wide): `text` itself, or its start and "…"
+ * (the whole name is the label's tooltip then).
+ */
+export function fitLabel(text: string, room: number, charWidth: number): string {
+  const fits = Math.floor(room / charWidth);
+  return text.length <= fits ? text : text.slice(0, Math.max(1, fits - 1)) + '…';
 }
 
 /**
@@ -321,7 +353,7 @@ export class LineChart {
       );
     }
     if (yLabel) {
-      yAxis.append(svg('text', { class: 'chart-label', transform: `translate(9 ${(plot.top + plot.bottom) / 2}) rotate(-90)`, 'text-anchor': 'middle' }, yLabel));
+      yAxis.append(yAxisLabel(yLabel, 9, (plot.top + plot.bottom) / 2, H, LABEL_CHAR_WIDTH));
     }
     const xAxis = svg('g', { class: 'chart-axis chart-x' });
     xAxis.append(svg('line', { x1: plot.left, x2: plot.right, y1: plot.bottom, y2: plot.bottom }));
@@ -384,8 +416,9 @@ export class LineChart {
     const rule = svg('line', { class: 'chart-rule', y1: plot.top, y2: plot.bottom });
     const dots = lines.map(() => svg('circle', { class: 'chart-hover-dot', r: 3 }));
     const text = svg('text', { class: 'chart-readout', y: plot.top + 10 });
+    const back = svg('rect', { class: 'chart-readout-back', rx: 3 }); // (the theme's own background behind the words)
     const layer = svg('g', { class: 'chart-hover', visibility: 'hidden' });
-    layer.append(rule, ...dots, text);
+    layer.append(rule, ...dots, back, text);
     chart.append(layer);
     const { xLabel, color = 0 } = this.options;
     const xName = xLabel || 'x';
@@ -423,6 +456,7 @@ export class LineChart {
       text.setAttribute('text-anchor', right ? 'end' : 'start');
       text.replaceChildren(svg('tspan', { x: tx }, lines.length > 1 ? head : `${head}: ${words[0]}`), ...rows);
       layer.setAttribute('visibility', 'visible');
+      behind(back, text as SVGGraphicsElement);
       this.node.setAttribute('aria-description', `${head}: ${words.join(', ')}`);
     };
     const toStep = (clientX: number) => {

@@ -11,6 +11,7 @@ import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { act, actionButton, runOnJob } from './actions';
+import { isolated, shownJSON } from './bidi';
 import { LineChart } from './chart';
 import { CommandIDs } from './commandIds';
 import { h } from './dom';
@@ -413,7 +414,7 @@ export class JobsPanel extends Widget {
         ...resourceItems
       ),
       Object.keys(job.parameters ?? {}).length
-        ? h('div', { className: 'jp-NotebookJobs-params' }, Object.entries(job.parameters).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', '))
+        ? h('div', { className: 'jp-NotebookJobs-params' }, Object.entries(job.parameters).map(([k, v]) => `${k}=${isolated(shownJSON(v))}`).join(', '))
         : null,
       job.error || job.cancelled_by ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job)) : null,
       // what the notebook reported: charts, live while it runs

@@ -116,6 +116,11 @@ export function rerunFailed(id: string): Promise<ISweep> {
   return requestAPI<ISweep>(`sweeps/${id}/rerun`, { method: 'POST', body: JSON.stringify({ failed_only: true }) });
 }
 
+/** Delete a sweep with all its runs and their outputs (its live runs are cancelled first; a 409 while one is still stopping). */
+export function deleteSweep(id: string): Promise<void> {
+  return requestAPI<void>(`sweeps/${id}`, { method: 'DELETE' });
+}
+
 /** A metric's series of one job, as [{x: step, y: value}]. */
 export async function metricSeries(id: string, name: string): Promise<{ x: number; y: number }[]> {
   const m = await requestAPI<{ series: { name: string; points: { step: number; value: number }[] }[] }>(

@@ -2,25 +2,27 @@
  * A sweep's view in Lab's main area, the twin of the service's sweep page: a row per run (its
  * parameters, status, duration, memory used and final metrics) sortable by any column, the
  * best run marked for the metric and direction picked, every run's series of that metric in
- * one chart, Cancel sweep / Rerun failed, and each run's own actions (Open its output, Cancel
+ * one chart, Cancel sweep / Rerun failed / Delete sweep (asked first; the view closes once it is
+ * gone), and each run's own actions (Open its output, Cancel
  * it while it is live, Rerun it once it ended: the commands a job's row in the panel runs). It
  * reads the sweep again every 2 s while a run is still to end, and stops when all have or the
  * view is closed; Lab's layout restorer opens it again on a reload. Built with textContent
  * only: parameters and metric names are the user's.
  */
-import { MainAreaWidget } from '@jupyterlab/apputils';
+import { Dialog, MainAreaWidget, showDialog } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { actionButton, runOnJob } from './actions';
+import { parameterLine } from './bidi';
 import { formatValue, IPoint, LineChart } from './chart';
 import { CommandIDs } from './commandIds';
 import { h } from './dom';
 import type { JobsError } from './errors';
 import { bytesText, IResources, isTerminal, JobStatus, secondsText } from './jobs';
 import { ownValue } from './params';
-import { cancelSweep, getSweep, metricSeries, rerunFailed } from './request';
+import { cancelSweep, deleteSweep, getSweep, metricSeries, rerunFailed } from './request';
 import { tab } from './views';
 
 /** One run of a sweep, as `GET /sweeps/{id}` rows it. */
@@ -81,12 +83,9 @@ function valueText(v: unknown): string {
 /** How long a run's name may be (as on the service's sweep page): a value may be 64 KiB. */
 const LABEL_LIMIT = 60;
 
-/** A run's name in the chart's legend: its parameters (`lr=0.1, depth=2`, cut at LABEL_LIMIT), else its place. */
+/** A run's name in the chart's legend: its parameters (`lr=0.1, depth=2`, cut at LABEL_LIMIT, each value isolated), else its place. */
 export function runLabel(run: ISweepRun, i: number): string {
-  const text = Object.entries(run.parameters ?? {})
-    .map(([k, v]) => `${k}=${valueText(v)}`)
-    .join(', ');
-  return (text.length > LABEL_LIMIT ? text.slice(0, LABEL_LIMIT - 1) + '…' : text) || `#${i + 1}`;
+  return parameterLine(run.parameters ?? {}, LABEL_LIMIT) || `#${i + 1}`;
 }
 
 export class SweepView extends Widget {
@@ -107,6 +106,7 @@ export class SweepView extends Widget {
   private readonly best: HTMLElement;
   private readonly cancel: HTMLButtonElement;
   private readonly rerun: HTMLButtonElement;
+  private readonly remove: HTMLButtonElement;
   private readonly table: HTMLTableElement;
   private readonly chartBox: HTMLElement;
 
@@ -134,6 +134,7 @@ export class SweepView extends Widget {
       h('button', { className: 'jp-NotebookJobs-action', 'data-action': name, disabled: true, onclick: (e: Event) => void this.act(e.target as HTMLButtonElement, fn) }, label) as HTMLButtonElement;
     this.cancel = action(trans.__('Cancel sweep'), 'cancel-sweep', () => cancelSweep(sweepId));
     this.rerun = action(trans.__('Rerun failed'), 'rerun-failed', () => rerunFailed(sweepId));
+    this.remove = h('button', { className: 'jp-NotebookJobs-action', 'data-action': 'delete-sweep', disabled: true, onclick: () => void this.delete() }, trans.__('Delete sweep')) as HTMLButtonElement;
     this.table = h('table', { className: 'jp-NotebookJobs-sweepTable' }, h('thead', {}, h('tr')), h('tbody')) as HTMLTableElement;
     this.table.tHead!.addEventListener('click', e => this.sortBy(e));
     this.chartBox = h('div', { className: 'jp-NotebookJobs-sweepChart', hidden: true });
@@ -145,7 +146,8 @@ export class SweepView extends Widget {
         h('label', {}, trans.__('Metric'), ' ', this.metric),
         this.mode,
         this.cancel,
-        this.rerun
+        this.rerun,
+        this.remove
       ),
       this.message,
       this.best,
@@ -269,6 +271,7 @@ export class SweepView extends Widget {
         : trans.__('Best run: #%1, %2 (%3 %4)', at + 1, runLabel(sweep.runs[at], at), best.metric, formatValue(Number(best.value)));
     this.cancel.disabled = !this.active();
     this.rerun.disabled = !sweep.counts.failed;
+    this.remove.disabled = false;
     this.showTable();
   }
 
@@ -367,6 +370,39 @@ export class SweepView extends Widget {
     this.chartBox.hidden = !lines.length;
     this.chart.update(lines);
     this.chartBox.dataset.lines = String(lines.length);
+  }
+
+  /**
+   * Delete the sweep with its runs, once the user said so; then the view closes. A refusal (a run
+   * still stopping after its cancel: 409) stays in the view, in the service's words.
+   */
+  private async delete(): Promise<void> {
+    const { trans } = this;
+    const sweep = this.sweep!;
+    const answer = await showDialog({
+      title: trans.__('Delete sweep'),
+      body: trans._n(
+        'Delete "%2" with its %1 run and its outputs? A run still going is cancelled first. This cannot be undone.',
+        'Delete "%2" with its %1 runs and their outputs? Runs still going are cancelled first. This cannot be undone.',
+        sweep.runs.length,
+        sweep.name
+      ),
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: trans.__('Delete') })]
+    });
+    if (!answer.button.accept || this.isDisposed) {
+      return;
+    }
+    this.remove.disabled = true;
+    this.message.textContent = '';
+    try {
+      await deleteSweep(this.sweepId);
+    } catch (e) {
+      this.message.textContent = (e as Error).message;
+      this.remove.disabled = false;
+      return;
+    }
+    this.stop();
+    (this.parent ?? this).close(); // (its tab, when in one)
   }
 
   /** A button's action on the sweep; the sweep is read again after it. */

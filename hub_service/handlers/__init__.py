@@ -50,5 +50,6 @@ def routes(prefix: str) -> list:
         (prefix + "schedules", pages.SchedulesPage),
         (prefix + "?", pages.HomePage),
         (prefix + "api/.*", pages.NotFoundAPI),
+        (prefix + ".*", pages.NotFoundPage),
     ]
     return out

@@ -23,7 +23,7 @@ from tornado import web
 from tornado.log import app_log
 
 from ..intake import IntakeError, clean_name, load_json
-from ..store import Job
+from ..store import Job, SweepGone
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
@@ -224,6 +224,10 @@ class APIHandler(BaseHandler):
         self.finish(error_body(status_code, message, code, field))
 
     def _handle_request_exception(self, e):
+        if isinstance(e, SweepGone):  # (a rerun of a sweep or of its run, the sweep deleted while it was made)
+            gone = web.HTTPError(404, str(e))
+            self.send_error(404, exc_info=(type(gone), gone, e.__traceback__))
+            return
         if isinstance(e, IntakeError):
             self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
             return

@@ -344,7 +344,8 @@ def _sweep_paths() -> dict:
             "get": _op("getSweep", "one sweep: its grid, a row per run, the best run for a metric", {"200": _SWEEP},
                        [_SWEEP_ID, *metric]),
             "delete": _op("deleteSweep", "delete a sweep with all its runs and their outputs (runs not ended are "
-                          "cancelled first; 409 while one is still stopping)", {"204": {"description": "deleted"}},
+                          "cancelled first; 409 while one is still stopping, or a rerun of it was stored "
+                          "first)", {"204": {"description": "deleted"}},
                           [_SWEEP_ID], errors=("401", "403", "404", "409"))},
         "/sweeps/{sweep_id}/cancel": {"post": _op("cancelSweep", "cancel every run not ended (202 while a "
                                                   "running one is stopping; 409: none left)",
@@ -352,7 +353,8 @@ def _sweep_paths() -> dict:
                                                   errors=("400", "401", "403", "404", "409"))},
         "/sweeps/{sweep_id}/rerun": {"post": _op(
             "rerunSweep", "run the ended runs again, each as its job's rerun, in its place: all stored together "
-                          "or none (a run refused: its 4xx, nothing made; 409: no run to rerun)",
+                          "or none (a run refused: its 4xx, nothing made; 409: no run to rerun; 404: the sweep "
+                          "was deleted while they were being made, and none is stored)",
             {"201": _SWEEP}, [_SWEEP_ID, *metric], body={"required": False, "content": {"application/json": {
                 "schema": {"type": "object", "additionalProperties": False, "properties": {
                     "failed_only": {"type": "boolean", "description": "only the failed runs"}}},

@@ -269,3 +269,11 @@ class StaticHandler(web.StaticFileHandler):
 class NotFoundAPI(APIHandler):
     def prepare(self):
         raise web.HTTPError(404, f"no API endpoint {self.request.path}")
+
+
+class NotFoundPage(PageHandler):
+    """Any other address under the service's prefix: the service's own 404 page, under the page policy, not
+    Tornado's bare one. (The address is not repeated on it: a link could make it say anything.)"""
+
+    def prepare(self):
+        raise web.HTTPError(404, "There is no page at this address.")

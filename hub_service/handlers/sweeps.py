@@ -116,8 +116,8 @@ class SweepHandler(SweepAPIHandler):
         try:
             await self.sweeps.delete(sweep, self.sweeps.runs(sweep), by=self.user_name)
         except InvalidTransition as e:
-            raise web.HTTPError(409, f"sweep {sweep_id}: its run {e.job_id} is still {e.current}; "
-                                     "try again shortly") from None
+            raise web.HTTPError(409, f"The sweep was not deleted: its run {e.job_id[:8]} is still {e.current} "
+                                     "(stopping after its cancel, or just made again). Try again shortly.") from None
         self.set_status(204)
         self.finish()
 

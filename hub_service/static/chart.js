@@ -9,13 +9,14 @@
 //
 // Lab's chart (extension/src/chart.ts) is its twin: the two keep one contract, tested on both
 // (extension/src/__tests__/chartContract.spec.ts): layout, niceTicks, formatValue, formatTick,
-// downsample and nearest answer the same. docs/charts.md says why there are two.
+// fitLabel, downsample and nearest answer the same. docs/charts.md says why there are two.
 (function () {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
   const PALETTE = 8;  // .chart-s0 … .chart-s7 in jobs.css
   const CHAR_WIDTH = 8.4;  // the widest a character of the chart's 12px bold text is (it may not be shown to measure)
   const LAST_GAP = 6;  // between a line's end and its last value
+  const LABEL_CHAR_WIDTH = 7;  // the widest a character of the axis labels' 12px text is, on average (cut to fit)
   const READOUT_LINES = 8;  // past this many lines, the readout names the first ones and how many more
   const RESIZE_MS = 100;  // the least time between two redraws while the box is being resized
   const observed = new WeakMap();  // a box -> what lets go of its chart's listeners (a box drawn into again)
@@ -25,6 +26,30 @@
     for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  /** An axis label that fits `room` (characters `charWidth` wide): `text` itself, or its start and "…" (the
+   * whole name is the label's tooltip then). */
+  function fitLabel(text, room, charWidth) {
+    const fits = Math.floor(room / charWidth);
+    return text.length <= fits ? text : text.slice(0, Math.max(1, fits - 1)) + "…";
+  }
+
+  /** The y axis's name, turned up its left side about `cy` and cut to the room there in a drawing `height`
+   * high; a name cut short is whole in its tooltip. */
+  function yAxisLabel(name, x, cy, height) {
+    const shown = fitLabel(name, 2 * Math.min(cy, height - cy) - 4, LABEL_CHAR_WIDTH);
+    const label = svg("text", {class: "chart-label", transform: `translate(${x} ${cy}) rotate(-90)`, "text-anchor": "middle"}, shown);
+    if (shown !== name) label.append(svg("title", {}, name));
+    return label;
+  }
+
+  /** Fit a readout's backdrop to its words, with a margin (once they are drawn, to be measured). */
+  function behind(back, text) {
+    const box = text.getBBox();
+    for (const [k, v] of Object.entries({x: box.x - 3, y: box.y - 2, width: box.width + 6, height: box.height + 4})) {
+      back.setAttribute(k, v);
+    }
   }
 
   /** A round step for about `ticks` intervals over `span`: 1, 2, 2.5 or 5 times a power of ten. */
@@ -166,10 +191,7 @@
                      svg("text", {class: "chart-tick", x: left - 6, y: y(v) + 4, "text-anchor": "end"}, formatTick(v, yScale.step)));
       }
       yAxis.append(svg("line", {x1: left, x2: left, y1: top, y2: bottom}));
-      if (opts.yLabel) {
-        yAxis.append(svg("text", {class: "chart-label", transform: `translate(12 ${(top + bottom) / 2}) rotate(-90)`,
-                                  "text-anchor": "middle"}, opts.yLabel));
-      }
+      if (opts.yLabel) yAxis.append(yAxisLabel(opts.yLabel, 12, (top + bottom) / 2, H));
       // x axis: the caller's ticks (e.g. hours), else round values
       const xAxis = svg("g", {class: "chart-axis chart-x"});
       xAxis.append(svg("line", {x1: left, x2: right, y1: bottom, y2: bottom}));
@@ -276,10 +298,11 @@
         .map((v) => ({x: v, y: 0}));
       const rule = svg("line", {class: "chart-rule", y1: plot.top, y2: plot.bottom});
       const text = svg("text", {class: "chart-readout", y: plot.top + 12});
+      const back = svg("rect", {class: "chart-readout-back", rx: 3});  // (the theme's own background behind the words)
       const dots = lines.map(() => svg("circle", {class: "chart-hover-dot", r: 3.5}));
       // drawn over the chart, but the pointer goes through: a bar's or dot's own title still shows
       const layer = svg("g", {class: "chart-hover", visibility: "hidden", "pointer-events": "none"});
-      layer.append(rule, ...dots, text);
+      layer.append(rule, ...dots, back, text);
       chart.append(layer);
       const show = (at) => {
         readoutX = at;
@@ -313,6 +336,7 @@
         text.setAttribute("text-anchor", right ? "end" : "start");
         text.replaceChildren(svg("tspan", {x: tx}, lines.length > 1 ? head : `${head}: ${words[0]}`), ...rows);
         layer.setAttribute("visibility", "visible");
+        behind(back, text);
         container.setAttribute("aria-description", `${head}: ${words.join(", ")}`);
       };
       const toStep = (clientX) => {
@@ -373,5 +397,5 @@
     };
   }
 
-  window.NJChart = {lineChart, layout, niceTicks, formatValue, formatTick, downsample, nearest};
+  window.NJChart = {lineChart, layout, niceTicks, formatValue, formatTick, fitLabel, downsample, nearest};
 })();

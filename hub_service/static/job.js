@@ -237,7 +237,7 @@
     return [k, el.getAttribute("datetime")];
   })));
   const model = JSON.parse(document.getElementById("job-model").textContent);
-  document.getElementById("job-parameters").textContent = JSON.stringify(model.parameters);  // as text, "<" and all
+  document.getElementById("job-parameters").textContent = NJ.shownJSON(model.parameters);  // as text, "<" and all
   takeJob(model);
   showProgress();
   rerunForm();

@@ -107,10 +107,46 @@
     return `partial (stopped after ${done}${of} cells)`;
   }
 
-  /** "alpha=0.5, label=first try" (cut at ``limit`` characters). */
+  /** "alpha=0.5, label=first try" (cut at ``limit`` characters), each value ``isolated``. This and the two below
+   * are Lab's too (extension/src/bidi.ts: one spec holds both to the same answers). */
   function shortParameters(parameters, limit) {
-    const text = Object.entries(parameters || {}).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
-    return text.length > limit ? text.slice(0, limit - 1) + "…" : text;
+    let out = "", room = limit;
+    for (const [k, v] of Object.entries(parameters || {})) {
+      const head = (out ? ", " : "") + k + "=", value = typeof v === "string" ? v : JSON.stringify(v);
+      if (head.length + value.length > room) {  // the rest is cut, with "…"
+        const keep = room - 1 - head.length;
+        return out + (keep < 0 ? head.slice(0, room - 1) : head + isolated(value.slice(0, keep))) + "…";
+      }
+      out += head + isolated(value);
+      room -= head.length + value.length;
+    }
+    return out;
+  }
+
+  // Bidi controls (embeddings, overrides, isolates, marks), and right-to-left letters (Hebrew, Arabic, Syriac,
+  // Thaana, N'Ko… and their presentation forms)
+  const BIDI_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+  const REORDERS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069\u0590-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFF\u{10800}-\u{10FFF}\u{1E800}-\u{1EFFF}]/u;
+
+  /** A user's ``text`` as part of a line, unable to reorder the rest of it: a bidi override in a parameter's
+   * value ends with the value, right-to-left words in it still read right to left. Such text goes in an
+   * isolate (FSI … PDI) whose end it cannot move (a stray PDI of its own is dropped, an isolate it leaves
+   * open is closed); text with neither stays as it is. */
+  function isolated(text) {
+    text = String(text);
+    if (!REORDERS.test(text)) return text;
+    let open = 0, out = "";
+    for (const c of text) {
+      if (c === "\u2066" || c === "\u2067" || c === "\u2068") open++;
+      else if (c === "\u2069") { if (!open) continue; open--; }
+      out += c;
+    }
+    return "\u2068" + out + "\u2069".repeat(open + 1);
+  }
+
+  /** ``value`` as JSON to show: its bidi controls written as escapes (``\u202e``), so that it reads as it is. */
+  function shownJSON(value) {
+    return JSON.stringify(value).replace(BIDI_CONTROL, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
   }
 
   /** ``fn`` called once calls stop for ``ms``; ``.cancel()`` drops a call still waiting. */
@@ -263,7 +299,7 @@
   }
 
   window.NotebookJobs = {
-    cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, debounce, namesMap,
+    cfg, TERMINAL, APIError, api, size, seconds, localTime, setTime, duration, shortParameters, isolated, shownJSON, debounce, namesMap,
     paramFields, readParams, readValue, formField, showErrors, clearErrors, apiErrors, errorSummary, progressWords, partialWords,
   };
 })();

@@ -198,7 +198,7 @@
         if (seen.has(key)) continue;
         seen.add(key);
         select.append(el("option", {value: job.id}, job.name + (Object.keys(job.parameters).length
-          ? " " + JSON.stringify(job.parameters) : "") + " · " + new Date(job.created).toLocaleDateString()));
+          ? " " + window.NotebookJobs.shownJSON(job.parameters) : "") + " · " + new Date(job.created).toLocaleDateString()));
       }
     }).catch((err) => { select.replaceChildren(el("option", {value: ""}, err.message)); });
   }

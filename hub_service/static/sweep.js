@@ -97,13 +97,18 @@
       tr.append(td);
     }
     const actions = document.createElement("td");
-    actions.className = "text-end";
+    actions.className = "text-end text-nowrap";
+    const open = document.createElement("a");
+    open.className = "btn btn-sm btn-outline-secondary run-open me-1";
+    open.href = NJ.cfg.prefix + "jobs/" + run.job_id;
+    open.textContent = "Open";
+    open.title = "the page of job " + run.job_id;
     const button = document.createElement("button");
     button.dataset.jobId = run.job_id;
     const ended = NJ.TERMINAL.includes(run.status);
     button.className = "btn btn-sm " + (ended ? "btn-outline-primary run-rerun" : "btn-outline-danger run-cancel");
     button.textContent = ended ? "Rerun" : "Cancel";
-    actions.append(button);
+    actions.append(open, button);
     tr.append(actions);
     return tr;
   }
@@ -124,7 +129,7 @@
       .filter(([, n]) => n).map(([s, n]) => `${n} ${s}`).join(", ");
     NJ.setTime(document.getElementById("sweep-created"), sweep.created);
     // (in the grid's own order, which says the order of the runs: the last name varies fastest)
-    document.getElementById("sweep-grid").textContent = JSON.stringify(sweep.grid.parameters || sweep.grid.runs);
+    document.getElementById("sweep-grid").textContent = NJ.shownJSON(sweep.grid.parameters || sweep.grid.runs);
     const chosen = metricSelect.value;
     metricSelect.replaceChildren(new Option("(no metric)", ""), ...sweep.metrics.map((m) => new Option(m, m)));
     metricSelect.value = sweep.metrics.includes(chosen) ? chosen : "";
@@ -195,13 +200,13 @@
     else load();
   }
 
-  /** An action on the sweep or one run; the page is read again after it. */
-  function act(button, path, body) {
+  /** An action on the sweep or one run; then ``done`` (by default, the page is read again). */
+  function act(button, path, body, {method = "POST", done = load} = {}) {
     button.disabled = true;
     message.textContent = "";
-    const options = {method: "POST"};
+    const options = {method};
     if (body) Object.assign(options, {body: JSON.stringify(body), headers: {"Content-Type": "application/json"}});
-    return NJ.api(path, options).then(load).catch((err) => {
+    return NJ.api(path, options).then(done).catch((err) => {
       button.disabled = false;
       message.textContent = err.message;
       message.className = "small text-danger";
@@ -228,6 +233,13 @@
     if (window.confirm("Run every ended run of this sweep again?")) {
       act(e.target, `sweeps/${id}/rerun`, {failed_only: false});
     }
+  });
+  document.getElementById("sweep-delete").addEventListener("click", (e) => {
+    const runs = sweep ? sweep.runs.length : 0;
+    if (!window.confirm(`Delete this sweep with its ${runs} runs and their outputs? Runs still going are cancelled ` +
+                        "first. This cannot be undone.")) return;
+    // (a 409, a run still stopping after its cancel, stays on the page in words: try again)
+    act(e.target, `sweeps/${id}`, null, {method: "DELETE", done: () => window.location.assign(NJ.cfg.prefix)});
   });
   const chosen = () => {
     const q = new URLSearchParams(window.location.search);

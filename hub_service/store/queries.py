@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..states import TERMINAL, Status
 from .models import Job, JobMetric, Setting, utcnow
 from .schedule_queries import ScheduleQueries
-from .sweep_queries import SweepQueries
+from .sweep_queries import SweepGone, SweepQueries, hold_sweep
 
 #: which status may follow which; running → queued is recovery's re-queue
 TRANSITIONS = {
@@ -134,11 +134,14 @@ class Store(ScheduleQueries, SweepQueries):
     # -- create / read ------------------------------------------------------------
 
     def create_job(self, **fields) -> Job:
-        """Insert a queued job; a repeated Idempotency-Key raises DuplicateKey with the first job."""
+        """Insert a queued job; a repeated Idempotency-Key raises DuplicateKey with the first job, a run joining
+        a sweep deleted meanwhile SweepGone."""
         now = utcnow()
         job = Job(id=fields.pop("id", None) or uuid4().hex, status=Status.QUEUED.value, created=now,
                   created_ts=now.timestamp(), **fields)
         with self.Session() as s:
+            if job.sweep_id is not None and not hold_sweep(s, job.sweep_id):
+                raise SweepGone(job.sweep_id)
             s.add(job)
             try:
                 s.commit()

@@ -1,6 +1,9 @@
 """The store's queries about sweeps: one sweep made with all its runs in one transaction, and read back.
 
-A mixin of :class:`~hub_service.store.queries.Store`, sharing its engine and short sessions.
+A mixin of :class:`~hub_service.store.queries.Store`, sharing its engine and short sessions. A run joining a
+sweep (a rerun) and the sweep's delete (or its going with its last run) each begin by taking the sweep's row
+(:func:`hold_sweep`), so they go one after the other: a rerun stored first makes the delete find a run not ended (a 409); a delete first leaves
+the rerun no sweep to join (:class:`SweepGone`). No job names a deleted sweep.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 from typing import Optional
 from uuid import uuid4
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..states import TERMINAL, Status
@@ -20,6 +23,14 @@ class DuplicateSweep(Exception):
 
     def __init__(self, sweep: Sweep):
         self.sweep = sweep
+
+
+class SweepGone(LookupError):
+    """The sweep a run was to join was deleted meanwhile."""
+
+    def __init__(self, sweep_id: str):
+        self.sweep_id = sweep_id
+        super().__init__(f"no sweep {sweep_id}: it was deleted meanwhile")
 
 
 class SweepQueries:
@@ -52,6 +63,9 @@ class SweepQueries:
         nothing."""
         jobs = _queued(runs, utcnow())
         with self.Session() as s:
+            for sweep_id in sorted({job.sweep_id for job in jobs}):
+                if not hold_sweep(s, sweep_id):
+                    raise SweepGone(sweep_id)
             s.add_all(jobs)
             s.commit()
         return jobs
@@ -62,6 +76,7 @@ class SweepQueries:
         from .queries import InvalidTransition
 
         with self.Session() as s:
+            hold_sweep(s, sweep_id)
             runs = list(s.scalars(select(Job).where(Job.sweep_id == sweep_id)))
             live = next((job for job in runs if job.status not in TERMINAL), None)
             if live is not None:
@@ -76,6 +91,7 @@ class SweepQueries:
     def forget_empty_sweep(self, sweep_id: str) -> bool:
         """Remove the sweep if no job names it any more (its last run was deleted): a sweep is its runs."""
         with self.Session() as s:
+            hold_sweep(s, sweep_id)  # (a rerun stored meanwhile is then seen: the sweep has a run again)
             gone = s.execute(delete(Sweep).where(Sweep.id == sweep_id, ~_has_runs()))
             s.commit()
         return bool(gone.rowcount)
@@ -124,6 +140,15 @@ def _queued(runs: list, now) -> list:
     one before, so that the keyset order of a listing keeps the grid's order."""
     return [Job(**dict(row, id=row.get("id") or uuid4().hex), status=Status.QUEUED.value, created=now,
                 created_ts=now.timestamp() + i * 1e-6) for i, row in enumerate(runs)]
+
+
+def hold_sweep(session, sweep_id: str) -> bool:
+    """Take the sweep's row until ``session``'s transaction ends; whether it is still there. The first statement
+    of the transaction: a no-op UPDATE, so that PostgreSQL locks the row (a second holder waits, then finds it
+    deleted or not) and SQLite, whose driver begins a transaction at its first write, takes its one writer's
+    lock before anything is read."""
+    held = session.execute(update(Sweep).where(Sweep.id == sweep_id).values(size=Sweep.size))
+    return held.rowcount == 1
 
 
 def _has_runs():

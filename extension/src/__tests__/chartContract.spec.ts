@@ -38,6 +38,10 @@ describe.each(twins)('the chart of %s', (_, chart) => {
     expect(cases.tickText.map(([v, step]) => chart.tickText(v, step))).toEqual(cases.tickText.map(([, , text]) => text));
   });
 
+  it('cuts an axis label to its room, with "…"', () => {
+    expect(cases.fitLabel.map(([text, room, width]) => chart.fitLabel(text, room, width))).toEqual(cases.fitLabel.map(c => c[3]));
+  });
+
   it('finds the point nearest the pointer (the left one of two as near)', () => {
     const { points, pixelsPerX, cases: at } = cases.nearest;
     expect(at.map(([px]) => chart.nearest(points, px, (x: number) => x * pixelsPerX).x)).toEqual(at.map(([, x]) => x));
