@@ -16,7 +16,7 @@ import re
 import pytest
 
 from hub_service.handlers import routes
-from hub_service.handlers.base import PAGE_CSP, USER_CONTENT_CSP
+from hub_service.handlers.base import PAGE_CSP, STATIC_CSP, USER_CONTENT_CSP
 from hub_service.handlers.pages import (
     HERE, HUB_INLINE_SCRIPT, JobOutputPage, NotFoundPage, PageHandler, hub_page_context, hub_templates_dir,
     make_environment,
@@ -143,6 +143,10 @@ def test_every_page_carries_the_page_policy_and_a_users_output_its_sandbox(hub, 
             assert r.headers["content-type"].startswith("text/html") and 'id="error-page"' in r.text(), path
             if path in unknown:
                 assert "There is no page at this address." in r.text() and "<script>alert" not in r.text()
+    # the pages' static files, and Tornado's bare 404 for one missing, run nothing as documents
+    for path, status in (("static/jobs.js", 200), ("static/no-such.js", 404), ("static/%3Cscript%3E.html", 404)):
+        r = stranger.request.get(hub.url + SERVICE + path, max_redirects=0)
+        assert r.status == status and r.headers["content-security-policy"] == STATIC_CSP, (path, r.status)
     stranger.close()
     # and the API's JSON is no page
     r = page.request.get(hub.url + SERVICE + "api/jobs")

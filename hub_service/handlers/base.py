@@ -159,6 +159,9 @@ USER_CONTENT_CSP = "sandbox"
 PAGE_CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
             "connect-src 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'; "
             "object-src 'none'")
+#: the Content-Security-Policy of the pages' own static files (and the 404 of one missing): nothing runs in them
+#: as documents
+STATIC_CSP = "default-src 'none'; frame-ancestors 'self'; base-uri 'none'"
 #: what RFC 8187 lets stand unescaped in a ``filename*`` (attr-char)
 _ATTR_CHARS = "!#$&+-.^_`|~"
 

@@ -26,7 +26,7 @@ from ..request import retry_words
 from ..states import ACTIVE, OUTPUT_FORMATS, STATUSES
 from ..store import job_model, listed_model
 from ..sweeps import sweep_model
-from .base import APIHandler, BaseHandler
+from .base import STATIC_CSP, APIHandler, BaseHandler
 
 HERE = os.path.dirname(os.path.dirname(__file__))
 
@@ -264,6 +264,12 @@ class SchedulesPage(PageHandler):
 class StaticHandler(web.StaticFileHandler):
     def initialize(self):
         super().initialize(path=os.path.join(HERE, "static"))
+
+    def set_default_headers(self):
+        # Scripts and styles the pages load (a subresource's own policy does not apply to the page);
+        # opened by themselves, or as Tornado's bare 404 for a missing file, nothing in them runs.
+        self.set_header("Content-Security-Policy", STATIC_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
 
 
 class NotFoundAPI(APIHandler):
