@@ -24,7 +24,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import metrics
 from .broker import Broker
-from .dispatch import Dispatcher, demand, pick_next
+from .dispatch import Dispatcher, demand, pick_next, room
 from .environments import Environments
 from .executors.base import Executor, JobSpec, Outcome, Timeline, Usage, parse_metric
 from .intake import IntakeError
@@ -281,17 +281,22 @@ class JobManager(LoggingConfigurable):
         self.executor.expect(self._load("jobs_per_hour"))  # (a warm pool sized for the jobs to come)
         # (how many run follows from their allocations -- cpu, memory, GPUs -- not from a count: the
         # forecast's busy hour lowers each job's cpu share, cpu_per_job, and so more of them fit)
-        cap = self.dispatcher.capacity(self.executor.gpu_count(), backend=self.executor.capacity())
+        # (every allocation is clamped to the sizing's bounds and rounded to hundredths: none has less cpu)
+        least_cpu = round(min(self.sizing.cpu_min, self.sizing.cpu_max), 2)
+        cap = self.dispatcher.capacity(self.executor.gpu_count(), backend=self.executor.capacity(),
+                                       least_cpu=least_cpu)
         gpus = self.executor.gpu_inventory()
         while True:
-            # Only what the choice reads, and the queue only when a slot is free: this runs
-            # on the event loop at every submit, and a burst queues hundreds of jobs.
+            # Only what the choice reads, and of the queue only the jobs it can pick, when a slot is
+            # free: this runs on the event loop at every submit and ending, and a burst queues thousands.
             running = self.store.dispatch_view(Status.RUNNING.value)
-            if len(running) >= cap.max_running:
-                return started
             if gpus is not None:  # GPUs by device: which have room is the running jobs' devices' to say
                 cap = dataclasses.replace(cap, gpu_free=gpus.free(running))
-            job = pick_next(self.store.dispatch_view(Status.QUEUED.value), running, cap)
+            space = room(running, cap)
+            if space is None:
+                return started
+            queued = self.store.queue_heads(space.cpu, space.memory, space.gpu, space.full_users, space.any_size)
+            job = pick_next(queued, running, cap)
             if job is None:
                 return started
             claim = {"backend": self.executor.name}

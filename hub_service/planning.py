@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Optional
 
 from traitlets import Float, Instance, Integer
 from traitlets.config import LoggingConfigurable
@@ -42,7 +43,7 @@ class DemandPlanner(LoggingConfigurable):
 
     async def retrain(self) -> dict:
         """Fit the demand model on the finished jobs now."""
-        history = [history_record(j) for j in self.store.history(limit=self.retrain_history)]
+        history = await user_history(self.store, None, self.retrain_history)
         info = await self.sizing.model_call(offload.retrain, history)
         self.log.info("demand model retrained on %d jobs: version %s", len(history), info.get("version"))
         return info
@@ -58,7 +59,7 @@ class DemandPlanner(LoggingConfigurable):
         """Between scheduled retrainings: the first model early, then each time the history doubles."""
         self._retraining = True
         try:
-            succeeded = self.store.counts().get(Status.SUCCEEDED.value, 0)
+            succeeded = await asyncio.to_thread(self.store.count, Status.SUCCEEDED.value)
             if await self.sizing.model_call(offload.retrain_due, succeeded):
                 await self.retrain()
         except Exception:
@@ -73,7 +74,7 @@ class DemandPlanner(LoggingConfigurable):
         info = await self.sizing.model_call(offload.info)
         # Only what the forecast and the report read crosses to the worker.
         history = [{k: r[k] for k in ("submit_time", "user", "status", "reason", "predicted", "allocated", "used")}
-                   for r in map(history_record, self.store.history(limit=self.retrain_history))]
+                   for r in await user_history(self.store, None, self.retrain_history)]
         info.update(await self.sizing.model_call(offload.report, history))
         return info
 
@@ -132,9 +133,9 @@ def siblings(killed: Job, queued: list) -> list:
             and (raised or "resized_after_kill" not in (j.predicted or {}))]
 
 
-async def user_history(store: Store, user: str, limit: int) -> list:
-    """A user's newest ``limit`` finished jobs as the sizer reads them (in a thread: hundreds of rows of
-    JSON to decode would hold up every other request)."""
+async def user_history(store: Store, user: Optional[str], limit: int) -> list:
+    """A user's (everyone's: None) newest ``limit`` finished jobs as the sizer reads them, in a thread: decoding
+    hundreds of rows of JSON (a retraining's: up to ``retrain_history``) would hold up every other request."""
     return await asyncio.to_thread(lambda: [history_record(j) for j in store.history(user, limit)])
 
 

@@ -28,6 +28,7 @@ from hub_service.executors.base import Executor
 from hub_service.jobs import JobManager
 from hub_service.outputs import Artifacts
 from hub_service.schedules import Scheduler
+from hub_service.sizing import Sizing
 from hub_service.store import DuplicateKey, InvalidTransition, Store
 from hub_service.store.models import Base
 from hub_service.store.queries import make_engine, migrate
@@ -212,7 +213,7 @@ def test_two_job_managers_dispatching_at_once_never_start_a_job_twice(db_url, tm
 
     def service(store, n):
         manager = JobManager(store=store, artifacts=Artifacts(tmp_path / f"data{n}"), executor=Executor(),
-                             dispatcher=big)
+                             dispatcher=big, sizing=Sizing(use_model=False))
 
         async def run(job, reattach=False):  # the job's run itself is not what is tested
             return None

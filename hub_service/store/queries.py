@@ -34,6 +34,11 @@ TRANSITIONS = {
 MIGRATION_LOCK = 0x6E626A6F6273
 
 
+#: what a listing reads of a job: every column but ``features`` (the demand model's inputs, which no listing
+#: shows: a page decodes no JSON it does not send)
+LISTED = tuple(column for column in Job.__table__.columns if column.key != "features")
+
+
 class InvalidTransition(Exception):
     """A status change that the job's current status does not allow."""
 
@@ -178,8 +183,8 @@ class Store(ScheduleQueries, SweepQueries):
         sweep_id: Optional[str] = None,
     ) -> tuple:
         """A page of jobs and the cursor of the next page (None at the end); ``schedule_id``, ``sweep_id``: that
-        schedule's, that sweep's."""
-        stmt = select(Job)
+        schedule's, that sweep's. Each job a row of the columns :data:`LISTED` (as ``job_model`` reads a Job)."""
+        stmt = select(*LISTED)
         if user is not None:
             stmt = stmt.where(Job.user == user)
         if schedule_id is not None:
@@ -201,7 +206,7 @@ class Store(ScheduleQueries, SweepQueries):
         order = (Job.created_ts.desc(), Job.id.desc()) if newest_first else (Job.created_ts, Job.id)
         stmt = stmt.order_by(*order).limit(limit + 1)
         with self.Session() as s:
-            jobs = list(s.scalars(stmt))
+            jobs = list(s.execute(stmt))
         next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
         return jobs[:limit], next_cursor
 
@@ -220,6 +225,30 @@ class Store(ScheduleQueries, SweepQueries):
                     .where(Job.status == status).order_by(Job.created_ts, Job.id))
             return list(s.execute(stmt))
 
+    def queue_heads(self, cpu: float, memory: float, gpu: int, skip_users: Iterable[str] = (),
+                    any_size: bool = False) -> list:
+        """What a dispatch pass may pick from, as :meth:`dispatch_view` has it, oldest first: the oldest queued
+        job, and for each user not in ``skip_users`` the oldest whose allocation fits ``cpu``, ``memory`` and
+        ``gpu`` (any cpu and memory when ``any_size``). At most one row a user, however long the queue: the
+        sizes are read from the allocations in SQL, and no other row is fetched or decoded."""
+        alloc = Job.allocated
+        fits = [Job.status == Status.QUEUED.value, func.coalesce(alloc["gpu"].as_float(), 0) <= gpu]
+        if not any_size:
+            fits += [func.coalesce(alloc["cpu"].as_float(), 1.0) <= cpu,
+                     func.coalesce(alloc["memory"].as_float(), 0) <= memory]
+        skip_users = list(skip_users)
+        if skip_users:
+            fits.append(Job.user.not_in(skip_users))
+        first = func.row_number().over(partition_by=Job.user, order_by=(Job.created_ts, Job.id)).label("n")
+        heads = select(Job.id, first).where(*fits).subquery()
+        oldest = (select(Job.id).where(Job.status == Status.QUEUED.value)
+                  .order_by(Job.created_ts, Job.id).limit(1).scalar_subquery())
+        stmt = (select(Job.id, Job.user, Job.created_ts, Job.allocated)
+                .where(or_(Job.id.in_(select(heads.c.id).where(heads.c.n == 1)), Job.id == oldest))
+                .order_by(Job.created_ts, Job.id))
+        with self.Session() as s:
+            return list(s.execute(stmt))
+
     def history(self, user: Optional[str] = None, limit: int = 200) -> list:
         """Finished jobs, newest first: what the demand model learns from."""
         stmt = select(Job).where(Job.status.in_(TERMINAL))
@@ -233,6 +262,11 @@ class Store(ScheduleQueries, SweepQueries):
         """Number of jobs per status."""
         with self.Session() as s:
             return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+
+    def count(self, status: str) -> int:
+        """Number of jobs in ``status`` (from the status index, no row read)."""
+        with self.Session() as s:
+            return s.scalar(select(func.count()).select_from(Job).where(Job.status == status))
 
     # -- change -------------------------------------------------------------------
 
