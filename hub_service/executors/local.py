@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import json
 import os
 import signal
@@ -37,14 +36,15 @@ from .base import (
 from .streams import LogCap
 
 
+#: the C library, resolved once here: looked up in the child between fork and exec (``find_library``
+#: runs ``ldconfig``), it held the service's event loop, which waits for the exec, 3 ms a job
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _die_with_parent() -> None:
     """In the child before exec: get SIGKILL when the service dies (Linux), so a service
     killed with -9 leaves no runner behind to race the re-queued run of the same job."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def kill_tree(pid: int) -> None:
