@@ -9,7 +9,9 @@ In one run on this machine:
       of --warm-pool, jobs asking for --cpu cores each), until each has `succeeded`;
   (s) as many sequential bare papermill runs (bench_service's).
 Prints each time and the ratios h/j (target <= 0.25) and h/s, and where the Hub's jobs spent their
-time: the median of each phase of their timelines (bench_phases's), and how many took a warm container.
+time: the median of each phase of their timelines (bench_phases's), and how many took a warm container;
+then what a job cost in cpu seconds, by side (its containers, the warm start-ups included; the Hub,
+proxy and service; the Docker daemon), and the floor that puts under a burst on this machine's cores.
 
     .venv/bin/python -m bench.bench_burst [--burst 20] [--warm-pool 2] [--cpu 0.25] [--service-args …]
 """
@@ -25,8 +27,10 @@ from pathlib import Path
 
 import requests
 
-from bench.bench_phases import PHASES, Deployment, medians, wait_warm
+from bench.bench_phases import PHASES, Deployment, load_line, medians, wait_warm
 from bench.bench_service import bare_papermill, two_cell_notebook
+from hub_service.executors.docker.cgroups import Cgroups
+from hub_service.executors.docker.gateway import Names
 from tests.hubtest import ROOT, free_port
 
 VENV = ROOT / ".cache" / "bench-jupyter-scheduler"
@@ -41,6 +45,71 @@ def scheduler_python() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "jupyter_scheduler>=2,<3", "ipykernel"], check=True)
     return py
+
+
+#: the burst's containers go under CGROUP_PARENT/CGROUP_KEY, where their cpu is read (no other test's)
+CGROUP_PARENT, CGROUP_KEY = "notebook-jobs-bench", "burst"
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int, children: bool = True) -> float:
+    """cpu seconds of a process (and of its children it has reaped); 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15 if children else 13]) / CLOCK_TICK
+
+
+def tree_cpu(pid: int) -> float:
+    """cpu seconds of a process and its live descendants (each dead one's is its parent's reaped time)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        pid = todo.pop()
+        total += process_cpu(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except OSError:
+                pass
+    return total
+
+
+def daemon_pids() -> list:
+    """dockerd and containerd, by name (the shims and runc they fork are reaped elsewhere: not counted)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in ("dockerd", "containerd"):
+                pids.append(int(comm.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
+class CpuMeter:
+    """The cpu seconds each side of the Hub's burst has used so far."""
+
+    def __init__(self, hub):
+        self.hub = hub
+        self.cgroups = Cgroups("/sys/fs/cgroup", Names("", {}, CGROUP_PARENT))
+        self.daemons = daemon_pids()
+
+    def read(self) -> dict:
+        return {"its containers (runner, kernel; the warm start-ups included)":
+                self.cgroups.usage(CGROUP_KEY).get("cpu_seconds", 0.0),
+                "the Hub, proxy and service": tree_cpu(self.hub.proc.pid),
+                "the Docker daemon (dockerd, containerd)": sum(process_cpu(p, children=False) for p in self.daemons)}
+
+    def close(self) -> None:
+        """Remove the (empty) cgroups the burst's containers were under."""
+        self.cgroups.cleanup(CGROUP_KEY)
+        for path in self.cgroups.root.glob(f"*/{CGROUP_PARENT}"):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
 
 
 class Scheduler:
@@ -111,18 +180,27 @@ def main():
     scheduler = Scheduler(base, nb_path.parent)
     try:
         scheduler.burst(nb_path.name, 1)  # its first job pays for imports of its own
+        js_cpu = tree_cpu(scheduler.proc.pid)
         js, js_ok = scheduler.burst(nb_path.name, args.burst)
+        js_cpu = tree_cpu(scheduler.proc.pid) - js_cpu
     finally:
         scheduler.stop()
 
-    with Deployment(base, "burst", args.warm_pool, args.service_args) as d:
+    load = os.getloadavg()
+    options = f"--DockerExecutor.cgroup_parent={CGROUP_PARENT}/{CGROUP_KEY} {args.service_args}"
+    with Deployment(base, "burst", args.warm_pool, options) as d:
+        meter = CpuMeter(d.hub)
         d.run(nb)
         wait_warm(d.instance, args.warm_pool)
+        before = meter.read()
         started = time.perf_counter()
         ids = [d.user.submit(nb, parameters={"x": 2}, resources={"cpu": args.cpu})["id"] for _ in range(args.burst)]
         hub_ok = sum(d.user.wait(i, timeout=600)["status"] == "succeeded" for i in ids)
         hub = time.perf_counter() - started
+        wait_warm(d.instance, args.warm_pool)  # (the pool's refill is the burst's cost too)
+        cpu = {side: seconds - before[side] for side, seconds in meter.read().items()}
         timelines = [d.timeline(i) for i in ids]
+    meter.close()
 
     started = time.perf_counter()
     for _ in range(args.burst):
@@ -141,6 +219,14 @@ def main():
           "median seconds per phase (0 for a job without it):")
     for step, seconds in medians([{k: v for k, v in t.items() if k != "after_end"} for t in timelines]).items():
         print(f"  {PHASES.get(step, step):<60}{seconds:8.3f}")
+    print("cpu seconds a job cost, from the burst's start until the pool was full again:")
+    for side, seconds in cpu.items():
+        print(f"  {side:<60}{seconds / n:8.3f}")
+    total = sum(cpu.values()) / n
+    cores = os.cpu_count()
+    print(f"  {'total':<60}{total:8.3f}   (the {n} on {cores} cores: at least {total * n / cores:.1f} s)")
+    print(f"  {'jupyter-scheduler (its server and the processes it ran)':<60}{js_cpu / n:8.3f}")
+    print(load_line(load))
 
 
 if __name__ == "__main__":

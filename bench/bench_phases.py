@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import time
@@ -133,6 +134,12 @@ class Deployment:
         return row
 
 
+def load_line(start: tuple) -> str:
+    """The machine's load averages at a run's start (``os.getloadavg()`` then) and now: what else shared the cores."""
+    return (f"load average at the start (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in start)}; "
+            f"at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def medians(rows: list) -> dict:
     keys = list(dict.fromkeys(k for row in rows for k in row))
     return {k: statistics.median(row.get(k, 0.0) for row in rows) for k in keys}
@@ -152,6 +159,7 @@ def main():
                         (("runtime", args.runtime), ("image", args.image)) if value] + [args.service_args])
     base, nb, nb_path = two_cell_notebook("nbjobs-bench-phases-")
     bare_papermill(nb_path, base / "first.ipynb")  # the page cache, for every side
+    load = os.getloadavg()
     results, bare = {}, []
     for name, pool in (("warm", args.warm_pool), ("cold", 0)):
         if name not in modes:
@@ -181,6 +189,7 @@ def main():
     print(f"{'bare papermill, lean venv':<{width}}{a:9.3f}   {['%.2f' % x for x in bare]}")
     for name, r in columns:
         print(f"ratio {name}/bare = {r['total'] / a:.2f}   (target <= {TARGETS[name]})")
+    print(load_line(load))
 
 
 if __name__ == "__main__":
