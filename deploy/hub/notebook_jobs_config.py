@@ -35,3 +35,7 @@ c.DockerExecutor.warm_pool = int(env.get("NOTEBOOK_JOBS_WARM_POOL") or 0)
 c.DockerExecutor.instance = env.get("STACK_NAME", "")
 # the host's cgroup tree, mounted read-only: each job's exact peak memory and cpu time
 c.DockerExecutor.cgroup_root = "/host/sys/fs/cgroup"
+# Docker's volume directory is not mounted here (it holds every user's home): each job's work
+# volume is measured for work_quota by a read-only meter container beside it ("auto" would pick
+# it too, as long as no such directory is readable here; this holds either way).
+c.DockerExecutor.work_quota_meter = "container"

@@ -10,6 +10,8 @@ The package, from the bottom up (each module imports only those above it in this
 - :mod:`.cgroups` — exact usage and cpu weights from the host's cgroup tree (v1 and v2);
 - :mod:`.builds` — derived images: a job's own requirements installed, from wheels, on top of its
   environment's image (``EnvironmentBuilder``: the build, its cache by key, its limits);
+- :mod:`.meter` — the work quota's meter container, beside each running job where this host
+  cannot read the daemon's volumes;
 - :mod:`.warm` — the warm pool (``take``, ``refill``, ``drain``), and what of a warm-started
   job's output and usage is its own (``Arrival``);
 - :mod:`.executor` — :class:`DockerExecutor`: its traits, ``run``, ``reattach``, ``cancel``.

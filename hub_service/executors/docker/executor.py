@@ -12,7 +12,8 @@ This module is the executor itself: its traits (the operator's configuration), a
 ``run``/``reattach``/``cancel``, which follow a container from creation to collection.
 The rest is handed to it as parts: :mod:`.gateway` (the one way to the daemon, labels,
 names), :mod:`.sandbox`, :mod:`.transport`, :mod:`.cgroups` (exact usage),
-:mod:`.warm` (the warm pool) and :mod:`..streams` (frames, lines, the log cap).
+:mod:`.warm` (the warm pool), :mod:`.meter` (the work quota's meter container, where the
+daemon's volumes are not readable here) and :mod:`..streams` (frames, lines, the log cap).
 
 Each job's output is read by its own thread (a job can last hours, so it must not hold
 a pool worker) and handed to the event loop with ``call_soon_threadsafe``.
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default, validate
 
 from ..._version import __version__
 from ...gpus import Gpus
@@ -46,6 +47,7 @@ from .builds import BuildFailed, EnvironmentBuilder
 from .cgroups import Cgroups
 from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
                       log_response, parse_time)
+from .meter import Meter, MeterGone
 from .sandbox import Sandbox, tree_size
 from .transport import extract_outputs, inputs_tar
 from .warm import Arrival, WarmPool, WarmSettings, deliver, job_line, logged_event
@@ -152,7 +154,18 @@ class DockerExecutor(Executor):
     work_quota = Integer(
         2 << 30,
         help="Most bytes a job may keep in its work volume; a job over it is killed. "
-        "Checked every poll_interval when the daemon's volumes are readable here. 0: no check.",
+        "Measured every poll_interval, as work_quota_meter says. 0: no check.",
+    ).tag(config=True)
+
+    work_quota_meter = Enum(
+        ["auto", "direct", "container", "off"],
+        "auto",
+        help="How the work volume is measured for work_quota. 'direct': this process walks the "
+        "daemon's volume directory (a local daemon, the service as root; where it is not readable, "
+        "the quota is not enforced). 'container': a meter container beside each running job (the "
+        "runner image, the volume read-only, no network, only DAC_READ_SEARCH), for a service that "
+        "has the Docker socket but not the volumes (docker-compose.yml's). 'auto': direct when the "
+        "volumes are readable here, else container. 'off': not measured.",
     ).tag(config=True)
 
     log_max_size = Unicode(
@@ -297,6 +310,8 @@ class DockerExecutor(Executor):
                                           lambda: f"notebook-jobs-build-{self.instance}-",
                                           parent=self, log=self.log)
         self._packages: dict = {}  # image id -> the packages it holds
+        #: How the work quota is measured: "direct", "container" or None (not); start() decides "auto".
+        self.metering: Optional[str] = {"off": None, "container": "container"}.get(self.work_quota_meter, "direct")
 
     # --- the parts, from the traits --------------------------------------------------------
     @property
@@ -355,9 +370,14 @@ class DockerExecutor(Executor):
         pool.ensure_refill()
         await gw.call(self.builder.sweep)  # (builds a service that died left half-done)
         volumes = os.path.join(info.get("DockerRootDir") or "/var/lib/docker", "volumes")
-        if self.work_quota and not os.access(volumes, os.R_OK | os.X_OK):
-            self.log.warning("docker executor: the daemon's volumes are not readable here; "
-                             "work_quota is not enforced (fsize still is)")
+        readable = os.access(volumes, os.R_OK | os.X_OK)
+        if self.work_quota_meter == "auto":
+            self.metering = "direct" if readable else "container"
+        if self.work_quota and self.metering == "direct" and not readable:
+            self.log.warning("docker executor: the daemon's volumes are not readable here and "
+                             "work_quota_meter is 'direct': work_quota is not enforced (fsize still is)")
+        elif self.work_quota and self.metering == "container":
+            self.log.info("docker executor: work_quota is measured by a meter container beside each job")
 
     async def stop(self) -> None:
         """Stop following jobs; their containers keep running and can be reattached.
@@ -609,19 +629,52 @@ class DockerExecutor(Executor):
         except Exception as e:  # the loop decides what an unreadable stream means
             put(("end", e))
 
-    def _sampler(self, job: _Job, spec: JobSpec, volume_dir: Optional[str], usage: dict):
+    def _sampler(self, job: _Job, spec: JobSpec, fresh: bool, volume: str, volume_dir: Optional[str], usage: dict):
         """Thread: watch the work volume's size and sample usage while the job runs."""
-        while not job.stop.wait(self.poll_interval):
-            if volume_dir and self.work_quota:
-                size = tree_size(volume_dir, self.work_quota)
-                if size > self.work_quota and job.killed_for is None:
-                    job.killed_for = "disk"
-                    self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
-                    self._gw(job).kill(job.container_id)
-            # The job's cgroup exists once it has started; without one, sample docker stats.
-            if job.container_id and self.cgroups.dir("memory", job.cgroup_key) is None:
-                for key, value in self._gw(job).sampled_usage(job.container_id).items():
-                    usage[key] = max(usage.get(key, 0), value)
+        meter = None
+        try:
+            while not job.stop.wait(self.poll_interval):
+                if self.work_quota and self.metering == "direct" and volume_dir:
+                    self._check_quota(job, spec, tree_size(volume_dir, self.work_quota))
+                elif self.work_quota and self.metering == "container" and job.killed_for is None:
+                    meter = self._metered(job, spec, fresh, volume, meter)
+                # The job's cgroup exists once it has started; without one, sample docker stats.
+                if job.container_id and self.cgroups.dir("memory", job.cgroup_key) is None:
+                    for key, value in self._gw(job).sampled_usage(job.container_id).items():
+                        usage[key] = max(usage.get(key, 0), value)
+        finally:
+            if meter is not None:
+                meter.remove()
+
+    def _metered(self, job: _Job, spec: JobSpec, fresh: bool, volume: str, meter: Optional[Meter]):
+        """One tick of the meter container (:mod:`.meter`): started once the job's own container runs, so
+        never on its path to its first cell; read; started again should it end before its job. The meter."""
+        if meter is None:
+            if fresh and not any(step in ("container_started", "line_delivered") for step, _ in job.timeline.marks):
+                return None
+            meter = Meter(self._gw(job), self.names, self.image, spec.job_id, spec.user, volume, self.log)
+            try:  # (it outlives no job: its deadline, and the grace a killed one gets)
+                meter.start(self.poll_interval, self.work_quota, spec.timeout + self.kill_grace)
+            except Exception as e:
+                self.log.warning("job %s: cannot start its work-volume meter (tried again): %s", spec.job_id, e)
+                meter.remove()
+                return None
+            return meter
+        try:
+            size = meter.size()
+        except MeterGone as e:
+            self.log.warning("job %s: %s; starting another", spec.job_id, e)
+            return None
+        if size is not None:
+            self._check_quota(job, spec, size)
+        return meter
+
+    def _check_quota(self, job: _Job, spec: JobSpec, size: int) -> None:
+        """Kill a job whose work volume holds more than work_quota: its outcome says so."""
+        if size > self.work_quota and job.killed_for is None:
+            job.killed_for = "disk"
+            self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
+            self._gw(job).kill(job.container_id)
 
     async def _follow(self, spec: JobSpec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
         """Stream a container's output to the callbacks, enforce its deadline, collect it."""
@@ -634,7 +687,7 @@ class DockerExecutor(Executor):
         job.timeline = spec.timeline
         vname = job.volume or self.names.job(spec.job_id)[1]
         volume_dir = await gw.call(gw.volume_dir, vname)
-        sampler = threading.Thread(target=self._sampler, args=(job, spec, volume_dir, usage),
+        sampler = threading.Thread(target=self._sampler, args=(job, spec, fresh, vname, volume_dir, usage),
                                    name=f"docker-usage-{spec.job_id}", daemon=True)
         deadline = loop.time() + spec.timeout
         if not fresh:
@@ -717,6 +770,7 @@ class DockerExecutor(Executor):
         except Exception as e:
             self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
         spec.timeline.mark("collected")
+        await gw.call(sampler.join)  # (its meter gone, and none started after: the volume can go)
         if not self.keep_containers:
             removal = gw.call(self._remove_sync, spec.job_id, job.container_id)
             if job.remove_later:

@@ -39,6 +39,8 @@ LABEL_VERSION = f"{LABEL_PREFIX}.version"
 LABEL_WARM = f"{LABEL_PREFIX}.warm"  # on warm-pool containers: their pool key (cgroup, volume)
 #: On runner images whose runner has the warm mode (runner.py --warm).
 LABEL_RUNNER_WARM = f"{LABEL_PREFIX}.runner-warm"
+#: On a job's work-volume meter (:mod:`.meter`): it carries the job's labels, yet is no job.
+LABEL_METER = f"{LABEL_PREFIX}.meter"
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
@@ -93,9 +95,11 @@ class Names:
 
         A cold job's container has the job id in a label; one that started warm has the
         job's name instead (its labels were set before the job existed). An idle warm
-        container carries no job.
+        container carries no job, nor does a job's meter (its labels are its job's).
         """
         labels = container.get("Labels") or {}
+        if LABEL_METER in labels:  # (it holds no job: its job is its job's container)
+            return None
         if LABEL_JOB in labels:
             return labels[LABEL_JOB]
         if LABEL_WARM in labels:
@@ -230,7 +234,7 @@ class Gateway:
 
     def remove(self, container: str, volume: str, mounted_at: str) -> Optional[str]:
         """Remove a container (by id or name) and its volumes: ``volume`` and the one mounted
-        at ``mounted_at``. Returns its pool key when it started warm (its cgroup's name)."""
+        at ``mounted_at``, each after its meters. Returns its pool key when it started warm (its cgroup's name)."""
         import docker
 
         api = self.api
@@ -246,13 +250,38 @@ class Gateway:
         except docker.errors.APIError as e:
             self.log.warning("remove container %s: %s", container, e)
         for name in dict.fromkeys(volumes):
-            try:
-                api.remove_volume(name, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as e:
-                self.log.warning("remove volume %s: %s", name, e)
+            for first in (True, False):
+                try:
+                    api.remove_volume(name, force=True)
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as e:
+                    if first and e.status_code == 409:  # in use: by its meter, which goes first (no ps otherwise)
+                        self.remove_meters(name)
+                        continue
+                    self.log.warning("remove volume %s: %s", name, e)
+                break
         return key
+
+    def remove_meters(self, volume: str) -> None:
+        """Remove the work-volume meters (:mod:`.meter`) that mount ``volume``; a dead service's left-behind too."""
+        import docker
+
+        try:
+            for meter in self.api.containers(all=True, filters={"label": LABEL_METER, "volume": volume}):
+                try:
+                    self.api.remove_container(meter["Id"], force=True)
+                except docker.errors.NotFound:  # (it removes itself when it ends)
+                    pass
+                except docker.errors.APIError as e:
+                    if e.status_code != 409:
+                        raise
+                    try:  # (its removal is under way: its name and volume are free once it is done)
+                        self.api.wait(meter["Id"], timeout=30, condition="removed")
+                    except docker.errors.NotFound:
+                        pass
+        except Exception as e:  # (housekeeping: what is left goes with the volume's next removal)
+            self.log.warning("remove the meters of volume %s: %s", volume, e)
 
     def volume_dir(self, name: str) -> Optional[str]:
         """A volume's directory on this host, when it is readable here (a local daemon, as root)."""
