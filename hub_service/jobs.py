@@ -75,6 +75,12 @@ class JobManager(LoggingConfigurable):
     def _default_webhook_secret(self):
         return os.environ.get("NOTEBOOK_JOBS_WEBHOOK_SECRET", "")
     dispatch_interval = Float(1.0, help="Seconds between dispatch passes when nothing wakes it.").tag(config=True)
+    early_retrain_wait = Float(
+        300.0,
+        help="""Seconds the demand model's early retraining, due when a job succeeds, waits for the flow to be
+        idle (no job running or queued): its fit is a process of its own that imports scikit-learn, about 2 s
+        of cpu, which a burst's jobs would share the cores with. Past this it runs anyway.""",
+    ).tag(config=True)
     metric_points_limit = Integer(
         20000,
         help="""Metric points the service stores per job, whatever its runner sends. The runner
@@ -103,6 +109,8 @@ class JobManager(LoggingConfigurable):
         self._timelines = {}
         #: jobs the backend gave back before they began (a node gone), queued again: once each
         self._requeued = set()
+        #: when the first job succeeded since the demand planner last heard of a success (None: none since)
+        self._succeeded_since = None
 
     # -- submission -------------------------------------------------------------
 
@@ -294,10 +302,12 @@ class JobManager(LoggingConfigurable):
                 cap = dataclasses.replace(cap, gpu_free=gpus.free(running))
             space = room(running, cap)
             if space is None:
+                self._tell_planner(idle=False)
                 return started
             queued = self.store.queue_heads(space.cpu, space.memory, space.gpu, space.full_users, space.any_size)
             job = pick_next(queued, running, cap)
             if job is None:
+                self._tell_planner(idle=not running and not queued)
                 return started
             claim = {"backend": self.executor.name}
             if gpus is not None and demand(job)[2]:  # its devices, stored before its container is made
@@ -553,11 +563,20 @@ class JobManager(LoggingConfigurable):
             after["mail"] = self._spawn(self.mailer.job_ended(job, find_schedule=self.store.get_schedule))
         self._spawn(self._log_timeline(job.id, timeline, after))
         if job.status == Status.SUCCEEDED and self.planner is not None:
-            self.planner.job_succeeded()
+            self._succeeded_since = self._succeeded_since or time.monotonic()  # (told at a dispatch pass)
         if job.error_reason == Reason.OOM_KILLED and self.planner is not None:
             self._spawn(self._resize_siblings(job))
         if job.status == Status.SUCCEEDED and job.sweep_id and self.planner is not None:
             self._spawn(self._resize_sweep(job))
+
+    def _tell_planner(self, idle: bool) -> None:
+        """Tell the demand planner of the jobs that succeeded (its early retraining may be due) once the flow
+        is ``idle``, or once the first of them waited ``early_retrain_wait``: a burst's jobs do not share the
+        cores with a fit made in its middle, whose model only jobs submitted after it would use."""
+        since = self._succeeded_since
+        if since is not None and (idle or time.monotonic() - since >= self.early_retrain_wait):
+            self._succeeded_since = None
+            self.planner.job_succeeded()
 
     async def _resize_siblings(self, killed: Job) -> None:
         """An OOM kill proved a burst's first guess short: raise the killed job's siblings still
