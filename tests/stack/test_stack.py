@@ -299,6 +299,36 @@ def test_the_team_deployment_end_to_end(stack):
     output = alice.api("GET", f"/jobs/{job['id']}/output", params={"format": "ipynb"}).json()
     assert "n squared is 49" in printed(output)
 
+    # 6b. its work volume is measured for the quota by a meter beside it (the service cannot read Docker's
+    #     volumes here): the volume read-only, no network, of all capabilities DAC_READ_SEARCH only; gone after
+    slow = {**NOTEBOOK, "cells": [{"cell_type": "code", "execution_count": None, "id": "s", "metadata": {},
+                                   "outputs": [], "source": "import time\ntime.sleep(12)"}]}
+    r = alice.server("PUT", "/api/contents/reports/slow.ipynb", json={"type": "notebook", "format": "json",
+                                                                      "content": slow})
+    assert r.status_code in (200, 201), r.text
+    r = alice.api("POST", "/jobs", json={"path": "reports/slow.ipynb"})
+    assert r.status_code == 201, r.text
+    slow_id = r.json()["id"]
+    meter_filter = ["--filter", "label=org.jupyter.notebook-jobs.meter", "--filter",
+                    f"label=org.jupyter.notebook-jobs.job-id={slow_id}"]
+    deadline, meters = time.monotonic() + 60, []
+    while not meters and time.monotonic() < deadline:
+        meters = subprocess.run(["docker", "ps", "-q", *meter_filter], capture_output=True, text=True,
+                                check=True).stdout.split()
+        time.sleep(0.5)
+    assert len(meters) == 1, "no meter beside the running job"
+    meter = inspect("container", meters[0])
+    caps = {key: [c.upper().removeprefix("CAP_") for c in meter["HostConfig"][key]] for key in ("CapAdd", "CapDrop")}
+    assert caps == {"CapAdd": ["DAC_READ_SEARCH"], "CapDrop": ["ALL"]}, caps
+    assert meter["HostConfig"]["NetworkMode"] == "none" and meter["HostConfig"]["ReadonlyRootfs"] is True
+    assert [(m["Type"], m["RW"]) for m in meter["Mounts"]] == [("volume", False)]
+    assert alice.wait_job(slow_id)["status"] == "succeeded"
+    deadline = time.monotonic() + 30
+    while subprocess.run(["docker", "ps", "-aq", *meter_filter], capture_output=True, text=True,
+                         check=True).stdout.split():
+        assert time.monotonic() < deadline, "the meter outlived its job"
+        time.sleep(0.5)
+
     # 7. a nightly schedule of the file (runs read the file as saved then)
     r = alice.api("POST", "/schedules", json={"path": "reports/nightly.ipynb", "cron": "30 2 * * *",
                                                "timezone": "Europe/Berlin", "parameters": {"n": 9}})
