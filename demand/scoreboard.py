@@ -17,7 +17,9 @@ one was served, so the served limit can be chosen by score:
   then the user, because a user's jobs are what the sizer is handed and their habits
   (edited copies, one data parameter) are what the rest of the errors follow. A kind is
   too coarse to differ. A group's odds are shrunk toward everyone's, so a short clean run
-  does not make a policy that kills elsewhere look safe.
+  does not make a policy that kills elsewhere look safe; everyone's toward a prior, the
+  fallbacks' :data:`PRIOR_ODDS` and the default's a lower :data:`DEFAULT_PRIOR_ODDS`, so
+  that the default is left where its jobs show it missing the budget, not before.
 * on a **rolling window**: the newest :data:`USER_WINDOW` scored jobs of the notebook or
   the user, :data:`ALL_WINDOW` of everyone (usage drifts, and so do the policies' errors);
 * at the **kill budget**: among the policies that leave at most :data:`MAX_EXTRA_SLACK`
@@ -70,6 +72,12 @@ KILL_BUDGET = 0.01
 #: to the widest, for the rest of the window: more unused, no fewer kills).
 PRIOR_ODDS = 0.03
 PRIOR_JOBS = 100.0
+#: The sizer's default starts nearer its aim: it serves once 50 of its scored jobs ran
+#: clean (200 at the fallbacks' 3%), until its jobs show it missing the budget. At 3% every
+#: board's first few hundred jobs found the default over budget by the prior alone and
+#: served the widest (edits: 0.72 of its memory unused there); at the model's own aim
+#: (0.6%) it kept serving through kills a board should have heeded (shared, seed 2: 1.03 -> 1.22%).
+DEFAULT_PRIOR_ODDS = 0.015
 #: Scored jobs a group needs before its own board decides (a policy as well, to be chosen).
 MIN_GROUP_JOBS = 20
 MIN_ALL_JOBS = 100
@@ -158,10 +166,12 @@ class Choice:
     why: str
 
 
-def board_odds(own: dict, everyone: Optional[dict]) -> tuple[dict, dict]:
-    """(everyone's odds, the user's odds) per policy: the user's shrunk toward everyone's."""
+def board_odds(own: dict, everyone: Optional[dict], default: Optional[str] = None) -> tuple[dict, dict]:
+    """(everyone's odds, the user's odds) per policy: the user's shrunk toward everyone's,
+    everyone's toward the prior (the ``default`` policy's: DEFAULT_PRIOR_ODDS)."""
     everyone = everyone or {}
-    overall = {p: odds(everyone[p], PRIOR_ODDS) if p in everyone else PRIOR_ODDS for p in POLICIES}
+    prior = {p: DEFAULT_PRIOR_ODDS if p == default else PRIOR_ODDS for p in POLICIES}
+    overall = {p: odds(everyone[p], prior[p]) if p in everyone else prior[p] for p in POLICIES}
     mine = {p: odds(own[p], overall[p]) if p in own else overall[p] for p in POLICIES}
     return overall, mine
 
@@ -171,7 +181,7 @@ def choose(candidates: dict, default: str, own: dict, everyone: Optional[dict] =
     """The policy to serve a job's memory limit from, among ``candidates`` ({policy:
     bytes or None}): by the board of the job's notebook (``notebook``, everyone's runs
     of it), else the user's (``own``), else everyone's -- each a :func:`tally`."""
-    overall, mine = board_odds(own, everyone)
+    overall, mine = board_odds(own, everyone, default)
     if notebook and notebook.get("_jobs", 0) >= MIN_GROUP_JOBS:
         board, group, whose, least = notebook, "notebook", "this notebook's", MIN_GROUP_JOBS
         chances = {p: odds(notebook[p], overall[p]) if p in notebook else overall[p] for p in POLICIES}
@@ -244,7 +254,7 @@ def report(history: Iterable[dict], budget: float = KILL_BUDGET, default: str = 
     users: dict = {}
     for r in records:
         users.setdefault(r.get("user"), []).append(r)
-    overall, _ = board_odds({}, everyone)
+    overall, _ = board_odds({}, everyone, default)
 
     def rows(board: dict, chances: dict) -> dict:
         return {p: {"jobs": board[p]["jobs"], "kills": board[p]["kills"], "odds": round(chances[p], 5),
@@ -258,7 +268,7 @@ def report(history: Iterable[dict], budget: float = KILL_BUDGET, default: str = 
         own = tally(own_records, USER_WINDOW)
         if not own["_jobs"]:
             continue
-        _, mine = board_odds(own, everyone)
+        _, mine = board_odds(own, everyone, default)
         choice = choose(everything, default, own, everyone, budget)
         groups.append({"group": f"user {user}", "jobs": own["_jobs"], "rows": rows(own, mine),
                        "chosen": choice.policy, "decided_by": choice.group})

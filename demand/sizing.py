@@ -345,8 +345,12 @@ class Sizer:
 
     def _rules(self, job: dict, history: list, summary: dict) -> tuple[dict, str, dict]:
         """(prediction, basis, expected) of the history rules, or the cold-start default;
-        ``summary`` is :func:`history_summary` of ``job`` over ``history``."""
-        rule = self._history_rule(job, history)
+        ``summary`` is :func:`history_summary` of ``job`` over ``history``. Once a model
+        is trained, its pooled slopes say which parameters move memory: a sweep over
+        ``iters`` or ``lr`` is no larger input (the rules grew such runs' limits up to
+        HISTORY_MAX_GROWTH times, and served them where the scoreboard chose the rules)."""
+        model = self.bundle.model if self.bundle is not None else None
+        rule = self._history_rule(job, history, model.slopes.get("memory") if model is not None else None)
         predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
         memory = summary["memory"]
         # The model's rule for a notebook killed and not succeeded since holds here too.

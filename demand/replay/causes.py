@@ -8,7 +8,9 @@ was submitted -- the user's jobs that had *succeeded* by then, as the sizer's hi
 ``new-notebook``  none of this notebook: of its code (features.signature), nor, when
                   its code never ran, of its kin (an edited or shared copy, see
                   features.kinship: the history the sizer borrows);
-``new-variant``   none of the notebook with these categorical parameters;
+``new-variant``   none of the notebook with these categorical parameters (text values
+                  that are shown to change nothing, see variants.inert, are alike, as
+                  the sizer masks them);
 ``beyond``        a numeric parameter above every such run's;
 ``new-params``    other numeric parameters, within the range run;
 ``re-run``        a run with exactly these parameters.
@@ -20,36 +22,51 @@ before any model existed), and every attempt after a kill is a ``retry``.
 from __future__ import annotations
 
 from ..features import KIN_MIN, kinship, signature, split_params
+from ..variants import inert, mask
 
 CAUSES = ("no-model", "new-user", "new-notebook", "new-variant", "beyond", "new-params", "re-run", "retry")
+#: Succeeded jobs between two readings of which text values change nothing (and at every doubling).
+INERT_EVERY = 100
 
 
 class Evidence:
     """The users' succeeded jobs so far, and what they say about a new one."""
 
     def __init__(self):
-        #: user -> {signature: (its first succeeded job, {variant: [numeric params]})}
+        #: user -> {signature: (its first succeeded job, [the parameters of each succeeded run])}
         self.users: dict = {}
+        self.succeeded: list = []
+        #: Per notebook, its text values shown to change nothing (variants.inert), as of the last reading.
+        self.inert: dict = {}
 
     def observe(self, job: dict) -> None:
-        """One succeeded job (user, code_cells, source_bytes, imports, params)."""
-        numeric, variant = split_params(job.get("params"))
+        """One succeeded job (user, code_cells, source_bytes, imports, params, and ``used``:
+        its peak says which text values change nothing)."""
         notebooks = self.users.setdefault(job["user"], {})
-        notebooks.setdefault(signature(job), (job, {}))[1].setdefault(variant, []).append(numeric)
+        notebooks.setdefault(signature(job), (job, []))[1].append(job.get("params"))
+        self.succeeded.append(job)
+        n = len(self.succeeded)
+        if n % INERT_EVERY == 0 or not n & (n - 1):
+            self.inert = inert(self.succeeded)
+
+    def _split(self, job: dict) -> tuple[dict, tuple]:
+        """split_params of the job's parameters, its inert text values masked."""
+        return split_params(mask(job, self.inert).get("params"))
 
     def cause(self, job: dict) -> str:
         """The cause (see the module) of a job submitted now."""
         notebooks = self.users.get(job["user"])
-        numeric, variant = split_params(job.get("params"))
+        numeric, variant = self._split(job)
         if not notebooks:
             return "new-user"
         # The same code's runs when it ran before, else its kin's, as the sizer reads them
         # (features.history_summary): an edited notebook is not new to its user.
         own = notebooks.get(signature(job))
-        runs = [own[1]] if own else [v for first, v in notebooks.values() if kinship(job, first) >= KIN_MIN]
+        runs = [own] if own else [v for v in notebooks.values() if kinship(job, v[0]) >= KIN_MIN]
         if not runs:
             return "new-notebook"
-        seen = [p for variants in runs for p in variants.get(variant, ())]
+        split = [self._split(dict(first, params=params)) for first, ran in runs for params in ran]
+        seen = [num for num, cat in split if cat == variant]
         if not seen:
             return "new-variant"
         if numeric in seen:

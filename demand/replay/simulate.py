@@ -229,7 +229,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             policy.observe(record)
             if reason is None:
                 done_at[i] = now
-                evidence.observe(req)
+                evidence.observe(record)
             else:
                 kills[reason] += 1
                 by_cause[cause[i]]["kills"] += 1

@@ -34,3 +34,16 @@ def test_an_edited_copy_of_a_notebook_is_not_new_to_its_user():
     # once the edited copy itself has run, its own runs say what it needs, not its kin's
     ev.observe(dict(edited, params={"rows": 50}))
     assert ev.cause(edited) == "new-params"
+
+
+def test_a_text_value_shown_to_change_nothing_makes_no_new_variant():
+    """Bob's runs show the ``region`` changes nothing (demand.variants.inert): Ann's first run
+    in another region is a re-run, as the sizer masks it -- not a new variant."""
+    ev = Evidence()
+    for i in range(32):
+        region = ("north", "south")[i % 2]
+        ev.observe(dict(_job(user="bob", rows=10, region=region), used={"peak_memory": (1000 + i % 3) * 2**20}))
+    ev.observe(dict(_job(rows=10, region="north"), used={"peak_memory": 500 * 2**20}))
+    assert ev.inert  # (read at the doubling of the succeeded jobs)
+    assert ev.cause(_job(rows=10, region="south")) == "re-run"
+    assert ev.cause(_job(rows=10, region="east")) == "new-variant"  # a value nobody showed alike

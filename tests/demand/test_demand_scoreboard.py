@@ -199,7 +199,7 @@ def test_the_report_shows_each_users_board_and_the_policies_that_sized_jobs():
     groups = {g["group"]: g for g in report["groups"]}
     assert groups["all"]["jobs"] == 6 and groups["user ann"]["rows"]["recent"]["kills"] == 3
     assert groups["user ben"]["rows"]["rules"] == {"jobs": 3, "kills": 0, "odds": pytest.approx(
-        scoreboard.PRIOR_JOBS * scoreboard.PRIOR_ODDS / (scoreboard.PRIOR_JOBS + 6) * (scoreboard.PRIOR_JOBS) /
+        scoreboard.PRIOR_JOBS * scoreboard.DEFAULT_PRIOR_ODDS / (scoreboard.PRIOR_JOBS + 6) * (scoreboard.PRIOR_JOBS) /
         (scoreboard.PRIOR_JOBS + 3), abs=1e-5), "slack": pytest.approx(1 - 1000 / 1400, abs=1e-4)}
     assert report["sized_by"] == {"rules": 6}
     assert all(math.isfinite(r["odds"]) for g in report["groups"] for r in g["rows"].values())
@@ -253,3 +253,17 @@ def test_everyones_board_alone_may_widen_a_limit_but_not_tighten_it(tmp_path):
     big = [dict(finished(3000, {"rules": 4000, "recent": 3450}, t=T0 - 30), code_cells=11)]
     wider = sizer.size(job, big + mine, T0 + 60)[KEY]
     assert wider["candidates"]["recent"] > wider["candidates"]["rules"] and wider["chosen"] == "recent"
+
+
+def test_the_default_serves_until_its_own_jobs_show_it_over_the_budget():
+    """One kill in everyone's first 200 scored jobs is the model's own aim, not a miss: the
+    default keeps serving, where a prior at the fallbacks' 3% would have found it over the
+    budget and served the widest. Six kills are a miss, and the widest serves."""
+    candidates = {"model": 1.0, "widest": 2.0}
+    once = _board({"model": (200, 1, 1.2), "widest": (200, 0, 1.3)}, 200)
+    choice = choose(candidates, "model", {}, once)
+    assert (choice.policy, choice.group) == ("model", "all") and choice.odds < scoreboard.KILL_BUDGET
+    # the prior is the default's alone: the same board with the widest as the default keeps it
+    assert choose(candidates, "widest", {}, once).policy == "widest"
+    often = _board({"model": (200, 6, 1.2), "widest": (200, 0, 1.3)}, 200)
+    assert choose(candidates, "model", {}, often).policy == "widest"

@@ -506,3 +506,26 @@ def test_before_any_model_a_variant_new_to_its_user_is_sized_like_jobs_of_its_ki
     assert full["basis"] == "user-history" and full["allocated"]["memory"] >= 6000 * MB
     rerun = sizer.size(dict(job, params={"n_rows": 1000, "mode": "sample"}), own)
     assert rerun["basis"] == "user-history" and rerun["allocated"]["memory"] < 500 * MB
+
+
+def test_the_rules_candidate_grows_only_with_the_parameters_the_model_shows_move_memory(tmp_path):
+    """A sweep over ``iters`` beyond every earlier run is no larger input once the model's
+    pooled slopes show memory flat in it: the rules' limit (a candidate the scoreboard may
+    serve) is their usual headroom over the runs, not grown as for more data."""
+    history = [dict(_job(n_rows=n), params={"n_rows": n, "iters": 10 + 37 * i % 900},
+                    submit_time=1_700_000_000 + 600 * i, status="succeeded",
+                    allocated={"cpu": 1, "memory": 4 * GB, "timeout": 3600},
+                    used={"peak_memory": (100 + n / 100) * (1 + 0.01 * (i % 3)) * MB, "cpu_seconds": 100,
+                          "wall_seconds": 120.0})
+               for i, n in enumerate([1000, 10000, 100000] * 40)]
+    sizer = Sizer(tmp_path, BOUNDS)
+    sizer.retrain(history, now=1_700_000_000 + 600 * 121)
+    slopes = sizer.bundle.model.slopes["memory"]
+    assert abs(slopes["iters"]) < 0.05 < slopes["n_rows"]
+    own = history[::-1][:200]
+    job = dict(_job(n_rows=10000), params={"n_rows": 10000, "iters": 50000})
+    rules = sizer.size(job, own, 1_700_000_000 + 600 * 122)["memory_policy"]["candidates"]["rules"]
+    assert rules <= 1.3 * 1.05 * 1.03 * 200 * MB + MB  # the runs' maximum with headroom, not grown 6x
+    # a larger input still grows it
+    more = dict(job, params={"n_rows": 300000, "iters": 10})
+    assert sizer.size(more, own, 1_700_000_000 + 600 * 122)["memory_policy"]["candidates"]["rules"] > 2 * rules
