@@ -5,6 +5,7 @@ of the runner image, real ``pip download`` from the index pip is configured with
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import docker
@@ -145,6 +146,27 @@ async def test_a_build_past_its_time_limit_fails_the_job_and_leaves_nothing(env_
     assert builds(rec)[-1]["status"] == "failed" and not leftovers(instance)
     key = builds(rec)[0]["key"]
     assert not docker.from_env().images.list(filters={"label": f"{LABEL_ENV_KEY}={key}"})
+
+
+async def test_a_build_whose_time_limit_strikes_while_its_container_is_made_leaves_nothing(env_executor, make_job,
+                                                                                           instance):
+    """The thread that makes the build's container runs on when the time limit cancels the build: what it
+    makes after that goes too (it was left, until the service's next start swept it)."""
+    builder = env_executor.builder
+    builder.build_timeout = 8.0  # (past the wheels' download, which comes first)
+    make, made = builder._create, []
+
+    def create_then_stall(*args):
+        made.append(make(*args))
+        time.sleep(builder.build_timeout)  # (the time limit strikes meanwhile)
+        return made[-1]
+
+    builder._create = create_then_stall
+    spec = make_job(make_notebook(IMPORTS))
+    spec.requirements = fresh()
+    out = await env_executor.run(spec, Recorder().on_event, Recorder().on_log)
+    assert out.message == "building the environment took longer than 8 s", out
+    assert made and not leftovers(instance)
 
 
 async def test_builds_a_dead_service_left_are_removed_at_its_start_and_nothing_else(make_executor, instance):

@@ -198,9 +198,11 @@ class EnvironmentBuilder(LoggingConfigurable):
         phases["download"] = round(time.monotonic() - clock, 3)
         gw = self._gateway
         container = volume = None
+        # (a thread the time limit cannot stop: were it cancelled mid-way, what it makes must still go)
+        created = asyncio.ensure_future(gw.call(self._create, base, key, wheels))
         try:
             clock = time.monotonic()
-            container, volume = await gw.call(self._create, base, key, wheels)
+            container, volume = await asyncio.shield(created)
             code, output = await gw.call(self._install, container, asyncio.get_running_loop(), on_log)
             phases["install"] = round(time.monotonic() - clock, 3)
             if code != 0:
@@ -209,6 +211,11 @@ class EnvironmentBuilder(LoggingConfigurable):
             added = await gw.call(self._commit, container, base, base_id, key, tag)
             phases["commit"] = round(time.monotonic() - clock, 3)
         finally:  # (also when the time limit cancels the build: its container and volume go, then the image)
+            if container is None:
+                try:  # (made after the time limit struck, or not at all: _create removes what it made on a failure)
+                    container, volume = await asyncio.shield(created)
+                except Exception:
+                    pass
             if container is not None or volume is not None:
                 await asyncio.shield(gw.call(self._remove, container, volume))
         if added > self.max_image_size:
