@@ -469,7 +469,9 @@ def test_a_sweeps_queued_runs_are_sized_again_once_its_first_run_has_succeeded(h
     while (queue := admin.get("admin/queue").json())["running"] or queue["queued"]:
         assert time.monotonic() < deadline, queue
         time.sleep(0.5)
-    sleeper = alice.post("jobs", json={"notebook": SLEEPING}).json()["id"]
+    # (a quarter core: sized on the session's history it could hold so much of the cpu budget that the runs
+    # waited for it, whatever the slots; this test is about their re-sizing, not the budget)
+    sleeper = alice.post("jobs", json={"notebook": SLEEPING, "resources": {"cpu": 0.25}}).json()["id"]
     alice.wait(sleeper, statuses=("running",), timeout=60)
     nb = make_notebook(f"# {time.time_ns()}\nimport time\ntime.sleep(6 if i == 1 else 0)", parameters="i = 0")
     try:
