@@ -118,6 +118,15 @@ class NotebookJobs(Application):
         giving up with a message naming it. Covers a restart that overlaps the old process's exit.""",
     ).tag(config=True)
 
+    lease_check_interval = Float(
+        10.0,
+        help="""Seconds between checks that this service still holds the database's lease. A
+        PostgreSQL lease is a session the server can end (a restart, an admin's
+        pg_terminate_backend); without it another service could start and recover this one's
+        jobs, so the service stops (exit status 1) for its restart policy to start it again.
+        0: no checks.""",
+    ).tag(config=True)
+
     executor_class = EntryPointType(
         klass=Executor,
         entry_point_group="notebook_jobs.executors",
@@ -223,6 +232,8 @@ class NotebookJobs(Application):
         return path.read_text().strip().encode()
 
     _load_task = _retrain_task = None  # the demand planner's loops, started with the service
+    _lease_task = None
+    exit_status = 0  # set when the service stops itself
 
     def initialize(self, argv=None):
         super().initialize(argv)
@@ -336,9 +347,27 @@ class NotebookJobs(Application):
         self.log.info("notebook-jobs %s listening on %s:%s%s (executor: %s)", __version__, url.hostname, port,
                       self.service_prefix, self.executor.name)
 
+    async def _watch_lease(self, stop) -> None:
+        """Call ``stop`` once the database's lease is gone (checked in a thread: a query)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.lease_check_interval)
+            try:
+                held = await asyncio.wait_for(loop.run_in_executor(None, self.lease.held),
+                                              timeout=max(30.0, 3 * self.lease_check_interval))
+            except asyncio.TimeoutError:
+                held = False  # the database did not answer: as good as gone for a lease
+            if not held:
+                self.log.critical("stopping: this service lost the database's lease (its session with the "
+                                  "database ended), and another service may now take the database and "
+                                  "recover its jobs")
+                self.exit_status = 1
+                stop()
+                return
+
     async def stop_async(self) -> None:
         self.http_server.stop()
-        for task in (self._load_task, self._retrain_task):
+        for task in (self._load_task, self._retrain_task, self._lease_task):
             if task is not None:
                 task.cancel()
         await self.scheduler.stop()
@@ -361,10 +390,14 @@ class NotebookJobs(Application):
 
         async def main():
             await self.start_async()
+            if self.lease_check_interval > 0:
+                self._lease_task = asyncio.ensure_future(self._watch_lease(stopping.set))
             await stopping.wait()
             await self.stop_async()
 
         loop.run_until_complete(main())
+        if self.exit_status:
+            self.exit(self.exit_status)
 
 
 main = NotebookJobs.launch_instance

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -292,8 +294,6 @@ def test_two_services_starting_at_once_on_a_new_postgresql_database_both_come_up
     """Each service migrates its database at start: of three processes starting at once, the first migrates
     and the others wait on its advisory lock, then find the schema at head (instead of failing on the tables
     it made meanwhile). In processes of their own: alembic's ``op`` and ``context`` are one per process."""
-    import subprocess
-    import sys
 
     code = ("import sys, time; from hub_service.store import Store; "  # imported, all start at the same instant
             "time.sleep(max(0, float(sys.argv[2]) - time.time())); Store(sys.argv[1]).close()")
@@ -327,3 +327,70 @@ def test_a_second_lease_on_one_database_is_refused_naming_the_holder_until_the_f
         first.release()
         second.release()
     assert Lease("sqlite://").holder() is None  # (a database in memory is its process's alone)
+
+
+def _end_lease_session(postgres_url: str) -> int:
+    """End the lease's session server-side, as a restart or an admin's pg_terminate_backend would."""
+    from hub_service.store.lease import holder_name
+
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as c:
+            return c.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                     "WHERE application_name = :name AND datname = current_database()"),
+                             {"name": holder_name()[:63]}).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_lease_knows_it_is_held_until_released_or_until_the_database_ends_its_session(db_url):
+    """What the service's lease check reads: a flock lasts as long as its open file; an advisory
+    lock as long as its session, which the server can end -- and then another service may take it."""
+    from hub_service.store.lease import Lease
+
+    lease, other = Lease(db_url), Lease(db_url)
+    try:
+        assert not lease.held()
+        lease.acquire()
+        assert lease.held()
+        if db_url.startswith("postgresql"):
+            assert _end_lease_session(db_url) == 1
+            assert not lease.held()
+            other.acquire()  # (free now: a second service would start)
+            assert not lease.held()
+        lease.release()
+        assert not lease.held()
+    finally:
+        lease.release()
+        other.release()
+    assert Lease("sqlite://").held()  # (a database in memory needs no lease)
+
+
+def test_a_service_whose_database_ends_its_lease_stops_with_status_1(postgres_url, tmp_path):
+    """A real service on PostgreSQL: with its lease's session terminated, it stops (for its
+    restart policy) rather than run on while another service may recover its jobs."""
+    from tests.hubtest import free_port
+
+    port = free_port()
+    env = dict(os.environ, JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}", JUPYTERHUB_API_TOKEN="unused",
+               JUPYTERHUB_API_URL="http://127.0.0.1:1/hub/api")
+    service = subprocess.Popen(
+        [sys.executable, "-m", "hub_service.app", f"--NotebookJobs.db_url={postgres_url}", "--executor=local",
+         f"--NotebookJobs.data_dir={tmp_path}", "--NotebookJobs.lease_check_interval=0.2"],
+        env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        log = ""
+        for line in service.stderr:
+            log += line
+            if "listening on" in line:
+                break
+        assert service.poll() is None, log
+        time.sleep(0.5)
+        assert service.poll() is None, "the service stopped while it held its lease"
+        assert _end_lease_session(postgres_url) == 1
+        assert service.wait(timeout=30) == 1
+        log += service.stderr.read()
+        assert "stopping: this service lost the database's lease" in log, log[-3000:]
+    finally:
+        service.kill()
+        service.wait()

@@ -7,6 +7,10 @@ holds it until its process ends: a PostgreSQL session-level advisory lock on a c
 its own, or an ``flock`` on a file beside a SQLite database. Both are freed by the operating
 system or the server when the process dies, however it dies, so a restarted service (or a
 standby started with a restart policy) takes over without anyone clearing a stale lock.
+
+A PostgreSQL lease can also end while the process lives: the server restarts, or an admin
+terminates its session. The service then no longer holds what keeps a second service from
+recovering its jobs, so it checks (:meth:`Lease.held`) and stops when the lease is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from typing import Optional
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -60,6 +65,21 @@ class Lease:
             self._connection.close()
             self._connection.engine.dispose()
             self._connection = None
+
+    def held(self) -> bool:
+        """Whether this process still holds the lease (a flock lasts as long as its file is open;
+        an advisory lock as long as its session, which the server may end)."""
+        if self.url.get_backend_name() == "sqlite":
+            return self._file is not None or self._lock_path() is None  # (a database in memory needs none)
+        if self._connection is None:
+            return False
+        try:
+            return bool(self._connection.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
+                "AND ((classid::bigint << 32) | objid::bigint) = :key"), {"key": LEASE_LOCK}).scalar())
+        except DBAPIError:
+            self.release()  # the session is gone, and its lock with it
+            return False
 
     def holder(self) -> Optional[str]:
         """Who holds the lease now, as they wrote it (None when unknown or free)."""
@@ -120,8 +140,11 @@ class Lease:
     def _try_advisory(self) -> bool:
         # its own engine and session, out of the store's pool, in autocommit: a session-level
         # lock needs no transaction, and an idle open one would hold back vacuum for the service's life
+        # TCP keepalives, so a server that vanished without closing the session is noticed too
         engine = create_engine(self.url, poolclass=NullPool,
-                               connect_args={"application_name": holder_name()[:63]})
+                               connect_args={"application_name": holder_name()[:63], "keepalives": 1,
+                                             "keepalives_idle": 10, "keepalives_interval": 5,
+                                             "keepalives_count": 3})
         connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEASE_LOCK}).scalar():
             self._connection = connection
