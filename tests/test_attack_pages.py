@@ -24,6 +24,7 @@ import pytest
 
 from tests.browser import browser, logged_in, shot  # noqa: F401
 from tests.hubtest import SERVICE, Hub, environments_config, make_notebook
+from tests.test_cli_text import stored
 
 IMG = "<img src=x onerror=window.__pwned=1;alert(1)>"
 SVG = '"><svg onload=window.__pwned=2;alert(2)>'
@@ -406,5 +407,50 @@ def test_a_parameter_value_with_a_bidi_override_or_hebrew_reorders_nothing_aroun
     page.goto(f"{hub.url}{SERVICE}jobs/{spoof['id']}")
     page.wait_for_function("document.getElementById('job-parameters').textContent !== ''")
     assert page.locator("#job-parameters").inner_text() == '{"label":"\\u202egpj.exe","n":2}'
+    assert console.errors == []
+    page.close()
+
+
+#: a name stored before names were checked: a stray PDI first, which would end a bare <bdi>'s isolate, then an override
+STORED_RTL = "\u2069\u202egpj.exe"
+
+
+def test_a_stored_name_with_a_bidi_override_reorders_nothing_around_it(hub, browser):  # noqa: F811
+    """Intake refuses a name with bidi controls, but an older row may hold one. Where a page writes a job's or a
+    sweep's name on a line with other text (a heading beside its status, the list's name beside its sweep badge, the
+    schedule form's "Run NAME every…"), the name is isolated: its override turns the name only, and what follows it
+    is drawn after it, as written."""
+    ruth = hub.user("rtl-ruth")
+    r = ruth.post("sweeps", json={"notebook": make_notebook("1", parameters="n = 0"), "runs": [{"n": 1}]})
+    assert r.status_code == 201, r.text
+    sweep = r.json()
+    job_id = sweep["runs"][0]["job_id"]
+    assert ruth.wait(job_id)["status"] == "succeeded"
+    stored(hub, "jobs", job_id, STORED_RTL)
+    stored(hub, "sweeps", sweep["id"], STORED_RTL)
+    page, console = logged_in(hub, browser, "rtl-ruth")
+
+    def reads_after_the_name(name, rest, words):
+        drawn, follows = name.evaluate(CHAR_LEFTS, "gpj.exe"), rest.evaluate(CHAR_LEFTS, words)
+        assert drawn == sorted(drawn, reverse=True)  # (the override still turns the name: it is the user's)
+        assert follows == sorted(follows) and max(drawn) < min(follows), (words, drawn, follows)
+
+    page.goto(f"{hub.url}{SERVICE}jobs/{job_id}")
+    name = page.locator("h1 bdi")
+    assert name.text_content() == "\u2068\u202egpj.exe\u2069"  # in an isolate, its stray PDI dropped
+    reads_after_the_name(name, page.locator("#job-status"), "succeeded")
+
+    page.goto(f"{hub.url}{SERVICE}sweeps/{sweep['id']}")
+    reads_after_the_name(page.locator("h1 bdi"), page.locator("#sweep-status"), "succeeded")
+
+    page.goto(f"{hub.url}{SERVICE}schedules?from_job={job_id}")
+    title = page.locator("#schedule-form-title")
+    reads_after_the_name(title.locator("bdi"), title, " every…")
+
+    page.goto(hub.url + SERVICE)
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    row.wait_for(timeout=30_000)
+    reads_after_the_name(row.locator("td a").first, row.locator("a.job-sweep"), "sweep")
+    shot(page, "stored-bidi-name")
     assert console.errors == []
     page.close()

@@ -1,12 +1,13 @@
 """What a user meets in JupyterLab, through the real Hub in Chromium: a parameter value with a right-to-left
 override reorders nothing in the panel's line; a chart's long metric name is cut to its axis (whole in its
 tooltip) and its readout sits on the theme's own background, in the dark theme too; a sweep's view deletes the
-sweep once the user said so, and closes."""
+sweep once the user said so, and closes, its question reading as written around a name stored with an override."""
 
 from __future__ import annotations
 
 from tests.hubtest import make_notebook
 from tests.test_attack_pages import CHAR_LEFTS, RTL
+from tests.test_cli_text import stored
 from tests.test_browser_metrics import GEOMETRY_JS, LONG_NAME
 from tests.test_lab_ui import ACCEPT, USER, browser, lab, open_panel, set_theme  # noqa: F401
 
@@ -22,6 +23,7 @@ def test_a_sweeps_view_reads_its_runs_as_written_and_deletes_the_sweep_once_aske
     sweep_id, ids = r.json()["id"], [run["job_id"] for run in r.json()["runs"]]
     for job_id in ids:
         assert lena.wait(job_id)["status"] == "succeeded"
+    stored(hub, "sweeps", sweep_id, "\u202elab-delete")  # as a row from before names were checked may be
 
     # the panel's line of parameters: the override is written as an escape, and ", n=1" reads as written
     panel = open_panel(page, hub)
@@ -58,7 +60,10 @@ def test_a_sweeps_view_reads_its_runs_as_written_and_deletes_the_sweep_once_aske
         # Delete sweep: asked first (cancelled: nothing happens), then the sweep is gone and its view closed
         view.locator('[data-action="delete-sweep"]').click()
         dialog = page.locator(".jp-Dialog")
-        assert 'Delete "lab-delete" with its 2 runs' in dialog.text_content()
+        body = dialog.locator(".jp-Dialog-body")
+        assert body.text_content().startswith('Delete "\u2068\u202elab-delete\u2069" with its 2 runs')
+        name, rest = body.evaluate(CHAR_LEFTS, "lab-delete"), body.evaluate(CHAR_LEFTS, '" with its 2 runs')
+        assert rest == sorted(rest) and max(name) < min(rest), (name, rest)  # the override ends with the name
         dialog.locator(".jp-Dialog-button:not(.jp-mod-accept)").click()
         dialog.wait_for(state="detached")
         assert lena.get(f"sweeps/{sweep_id}").status_code == 200 and view.is_visible()

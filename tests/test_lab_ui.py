@@ -617,6 +617,7 @@ def test_repeat_on_a_schedule_makes_a_workspace_path_schedule(hub, lab):
     assert page.locator(ACCEPT).inner_text() == "Schedule"
     zone = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
     assert zone in dialog.inner_text()
+    assert dialog.locator(".jp-NotebookJobs-scheduleSummary").inner_text() == f"Runs every weekday at 07:45 ({zone})."
     page.wait_for_timeout(600)
     page.locator(".jp-Dialog-content").screenshot(path=str(SHOTS / "dialog-schedule.png"))
     before = {s["id"] for s in user.get("schedules").json()["schedules"]}

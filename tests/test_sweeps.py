@@ -7,9 +7,13 @@ runs under the local executor behind a real Hub, the CLI as a process -- by the 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import nbformat
@@ -17,6 +21,7 @@ import pytest
 
 from sqlalchemy import event
 
+from hub_service.executors.base import INPUT_NOTEBOOK
 from hub_service.intake import Bundle, IntakeError, Limits
 from hub_service.offload import Offload
 from hub_service.planning import siblings
@@ -406,6 +411,53 @@ def test_deleting_a_sweep_deletes_its_runs_and_their_outputs_and_a_sweep_goes_wi
     assert alice.get(f"sweeps/{sweep_id}").status_code == 404
     assert sweep_id not in {s["id"] for s in alice.get("sweeps", params={"limit": 200}).json()["sweeps"]}
     assert alice.browser.get(hub.url + SERVICE + f"sweeps/{sweep_id}").status_code == 404
+
+
+def writer_once_read(fifo, timeout: float = 60) -> int:
+    """The write end of ``fifo``, opened once a reader has opened it (never blocking this test for good)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:  # ENXIO: no reader yet
+            if e.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def test_a_sweep_deleted_while_the_api_makes_its_rerun_is_a_404_naming_it_and_nothing_is_stored(hub, alice):
+    """SweepGone over HTTP: the rerun's handler has read the sweep and its runs and reads their notebook, held
+    there (its file a FIFO: our write end opens once the handler has opened it to read); the sweep is deleted in
+    the store then, as an old row's delete would; the handler's store step finds no sweep for the rerun to join."""
+    nb = make_notebook(f"# {uuid.uuid4().hex}: a notebook of its own, whose file no other job reads", parameters="x = 1")
+    r = alice.post("sweeps", json={"notebook": nb, "runs": [{"x": 2}]})
+    assert r.status_code == 201, r.text
+    sweep_id, job_id = r.json()["id"], r.json()["runs"][0]["job_id"]
+    assert alice.wait(job_id)["status"] == "succeeded"
+    store = Store(f"sqlite:///{hub.service_data / 'jobs.sqlite'}", migrate=False)
+    notebook = hub.service_data / "inputs" / store.get(job_id).input_hash / INPUT_NOTEBOOK
+    saved = notebook.read_bytes()
+    notebook.unlink()
+    os.mkfifo(notebook)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(alice.post, f"sweeps/{sweep_id}/rerun", json={})
+            held = writer_once_read(notebook)
+            try:
+                assert store.delete_sweep(sweep_id) == [job_id]
+                os.write(held, saved)
+            finally:
+                os.close(held)
+            r = answer.result(timeout=60)
+    finally:
+        notebook.unlink()
+        notebook.write_bytes(saved)
+        store.close()
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["message"] == f"no sweep {sweep_id}: it was deleted meanwhile"
+    assert alice.get(f"sweeps/{sweep_id}").status_code == 404
+    mine = alice.get("jobs", params={"limit": 200}).json()["jobs"]
+    assert [job["id"] for job in mine if job["sweep_id"] == sweep_id or job.get("rerun_of") == job_id] == []
 
 
 def test_the_cli_submits_a_grid_and_shows_lists_and_cancels_it(alice, tmp_path):

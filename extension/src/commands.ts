@@ -11,6 +11,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import { isolated } from './bidi';
 import { CommandIDs } from './commandIds';
 import { failureText, IJob, outputsOf } from './jobs';
 import { JobWatch } from './live';
@@ -51,8 +52,8 @@ function jobOf(args: ReadonlyPartialJSONObject): IJobRef {
 export function watchUntilEnd(ctx: IJobsContext, job: IJob): void {
   const { trans } = ctx;
   const watch = new JobWatch(job.id, () => undefined, ended => {
-    const why = failureText(ended);
-    const message = trans.__('Job "%1" %2', ended.name, trans.__(ended.status)) + (why ? `: ${why}` : '');
+    const why = failureText(ended, trans);
+    const message = trans.__('Job "%1" %2', isolated(ended.name), trans.__(ended.status)) + (why ? `: ${why}` : '');
     const actions = outputsOf(ended).includes('ipynb')
       ? [{ label: trans.__('Open output'), callback: () => void ctx.app.commands.execute(CommandIDs.openOutput, { id: ended.id, name: ended.name }) }]
       : [];
@@ -116,14 +117,14 @@ export function addSubmitCommand(ctx: IJobsContext): void {
       if (done?.schedule) {
         const next = done.schedule.next_runs?.[0];
         Notification.success(
-          trans.__('Scheduled "%1" (%2, %3)', done.schedule.name ?? target.path, done.schedule.cron, done.schedule.timezone) +
+          trans.__('Scheduled "%1" (%2, %3)', isolated(done.schedule.name ?? target.path), done.schedule.cron, done.schedule.timezone) +
             (next ? trans.__('; next run %1', new Date(next).toLocaleString()) : ''),
           { autoClose: 8000 }
         );
         return;
       }
       if (done?.sweep) {
-        Notification.info(trans._n('Submitted sweep "%2" of %1 run', 'Submitted sweep "%2" of %1 runs', done.sweep.size, done.sweep.name), { autoClose: 4000 });
+        Notification.info(trans._n('Submitted sweep "%2" of %1 run', 'Submitted sweep "%2" of %1 runs', done.sweep.size, isolated(done.sweep.name)), { autoClose: 4000 });
         void panel.load(false);
         await app.commands.execute(CommandIDs.openSweep, { id: done.sweep.id });
         return;
@@ -133,7 +134,7 @@ export function addSubmitCommand(ctx: IJobsContext): void {
       }
       panel.add(done.job);
       watchUntilEnd(ctx, done.job);
-      Notification.info(trans.__('Submitted job "%1"', done.job.name), { autoClose: 4000 });
+      Notification.info(trans.__('Submitted job "%1"', isolated(done.job.name)), { autoClose: 4000 });
       app.shell.activateById(panel.id);
     }
   });
@@ -209,7 +210,7 @@ export function addJobCommands(ctx: IJobsContext): void {
       const job = jobOf(args);
       const result = await showDialog({
         title: trans.__('Delete job'),
-        body: trans.__('Delete "%1" and its outputs? This cannot be undone.', job.name),
+        body: trans.__('Delete "%1" and its outputs? This cannot be undone.', isolated(job.name)),
         buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: trans.__('Delete') })]
       });
       if (!result.button.accept) {

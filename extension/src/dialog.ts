@@ -302,7 +302,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       show(time, kind === 'day' || kind === 'weekday');
       show(cron, kind === 'cron');
       const st = this.scheduleState();
-      summary.textContent = st ? scheduleText(st, zone) : '';
+      summary.textContent = st ? scheduleText(st, zone, trans) : '';
       this.scheduleFields!.style.display = box.checked ? '' : 'none';
       this.followMode();
       this.updateAccept();
@@ -406,7 +406,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       h(
         'div',
         { className: 'jp-NotebookJobs-sizing' },
-        h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, trans.__('The rerun gets:'), ' '), resourcesText({ ...allocated, timeout: seconds })),
+        h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, trans.__('The rerun gets:'), ' '), resourcesText({ ...allocated, timeout: seconds }, trans)),
         explanation ? h('div', { className: 'jp-NotebookJobs-explanation' }, String(explanation)) : null
       ),
       this.row('memory', trans.__('Memory (GiB)'), this.textInput('memory', saved?.memory || memory), MEMORY_HELP(trans)),
@@ -425,7 +425,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
       memory: value('memory') !== this.rerunPrefill.memory ? value('memory') : '',
       timeout: value('timeout') !== this.rerunPrefill.timeout ? value('timeout') : ''
     };
-    const over = readOverrides(changed, this.bounds);
+    const over = readOverrides(changed, this.bounds, this.options.trans);
     const out: { resources?: { memory?: string | number }; timeout?: number; errors: Record<string, string> } = { errors: over.errors };
     if (over.resources.memory !== undefined) {
       out.resources = { memory: over.resources.memory };
@@ -487,7 +487,7 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const changed = sweep ?? changedParameters(this.fields ?? [], state.inputs);
     const { parameters } = changed;
     const errors = Object.fromEntries(Object.entries(changed.errors).map(([k, v]) => [`param-${k}`, v]));
-    const over = readOverrides(state.overrides, this.bounds);
+    const over = readOverrides(state.overrides, this.bounds, this.options.trans);
     const submission: ISubmission = { path: this.options.path, parameters };
     if (this.options.full) {
       submission.name = state.name.trim() || undefined;
@@ -655,10 +655,10 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     const alloc = { ...allocated, timeout };
     this.sizing.replaceChildren(
       ...[
-      h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, this.sweeping() ? this.options.trans.__('The first run gets:') : this.options.trans.__('The job gets:'), ' '), resourcesText(alloc)),
-      h('div', { className: 'jp-NotebookJobs-basis' }, this.options.trans.__('sized by %1', basisText(String(allocated.basis ?? (predicted as any).basis ?? '')))),
+      h('div', { className: 'jp-NotebookJobs-proposal' }, h('strong', {}, this.sweeping() ? this.options.trans.__('The first run gets:') : this.options.trans.__('The job gets:'), ' '), resourcesText(alloc, this.options.trans)),
+      h('div', { className: 'jp-NotebookJobs-basis' }, this.options.trans.__('sized by %1', basisText(String(allocated.basis ?? (predicted as any).basis ?? ''), this.options.trans))),
       Object.keys(predicted).length
-        ? h('div', { className: 'jp-NotebookJobs-help' }, this.options.trans.__('predicted need: %1', resourcesText(predicted)))
+        ? h('div', { className: 'jp-NotebookJobs-help' }, this.options.trans.__('predicted need: %1', resourcesText(predicted, this.options.trans)))
         : null
       ].filter((n): n is HTMLElement => n !== null)
     );
@@ -678,11 +678,11 @@ export class SubmitBody extends Widget implements Dialog.IBodyWidget<ISubmission
     // an override the service clamped: say so beside it; one outside the bounds this answer
     // told (the form did not know them when it asked): an error beside it, as before asking
     // (memory as the service read it: the form sends what the user typed, e.g. 512MB)
-    const over = readOverrides(this.state().overrides, this.bounds);
+    const over = readOverrides(this.state().overrides, this.bounds, this.options.trans);
     const requested = job.resources.requested ?? {};
     const asked = { cpu: over.resources.cpu, memory: requested.memory != null ? Number(requested.memory) : undefined, timeout: over.timeout };
     // (the form's own errors stay: an answer never clears what is wrong in the form now)
-    this.showErrors({ ...this.read().errors, ...over.errors }, '', clampNotes(asked, alloc));
+    this.showErrors({ ...this.read().errors, ...over.errors }, '', clampNotes(asked, alloc, this.options.trans));
   }
 
   dispose(): void {

@@ -2,6 +2,9 @@
  * Errors from the server extension (and, through it, the service) as readable messages,
  * with the field of the request an error is about when the service names one.
  */
+import type { TranslationBundle } from '@jupyterlab/translation';
+
+import { AS_WRITTEN } from './translation';
 
 export class JobsError extends Error {
   constructor(
@@ -27,7 +30,7 @@ export class JobsError extends Error {
 }
 
 /** A JobsError from a response's status and body text (JSON `{"error": …}` or anything else). */
-export function errorFromResponse(status: number, body: string): JobsError {
+export function errorFromResponse(status: number, body: string, trans: TranslationBundle = AS_WRITTEN): JobsError {
   let message = '';
   let code = '';
   let field: string | undefined;
@@ -47,22 +50,22 @@ export function errorFromResponse(status: number, body: string): JobsError {
   if (!message) {
     message =
       status === 404
-        ? 'not found (is the notebook-jobs server extension enabled?)'
+        ? trans.__('not found (is the notebook-jobs server extension enabled?)')
         : status === 403
-          ? 'not allowed'
+          ? trans.__('not allowed')
           : status >= 500
-            ? `the server answered ${status}`
-            : `request failed (${status})`;
+            ? trans.__('the server answered %1', status)
+            : trans.__('request failed (%1)', status);
   }
   if (status === 401 || status === 403) {
-    message = `Not allowed: ${message}`;
+    message = trans.__('Not allowed: %1', message);
   }
   return new JobsError(message, status, code, field);
 }
 
 /** A JobsError for a request that got no answer at all. */
-export function networkError(e: unknown): JobsError {
-  return new JobsError(`Cannot reach the Jupyter server: ${(e as Error)?.message ?? e}`, 0, 'network');
+export function networkError(e: unknown, trans: TranslationBundle = AS_WRITTEN): JobsError {
+  return new JobsError(trans.__('Cannot reach the Jupyter server: %1', (e as Error)?.message ?? e), 0, 'network');
 }
 
 /**

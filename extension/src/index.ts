@@ -15,7 +15,9 @@ import type { CommandRegistry } from '@lumino/commands';
 
 import { addJobCommands, addPanelCommand, addSubmitCommand, CommandIDs } from './commands';
 import { JobsPanel } from './panel';
+import { translateErrors } from './request';
 import type { SweepView } from './sweep';
+import { DOMAIN } from './translation';
 import { isJobOutput, jobsIcon, READ_ONLY_KERNEL } from './views';
 
 const PLUGIN_ID = 'jupyterlab-notebook-jobs:plugin';
@@ -75,7 +77,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     translator: ITranslator | null,
     toolbarRegistry: IToolbarWidgetRegistry | null
   ) => {
-    const trans = (translator ?? nullTranslator).load('jupyterlab_notebook_jobs');
+    const trans = (translator ?? nullTranslator).load(DOMAIN);
+    translateErrors(trans);
     if (notebookFactory) {
       openOutputsToRead(notebookFactory);
     }

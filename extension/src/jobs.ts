@@ -3,6 +3,9 @@
  * reducer so that list pages, live events and local actions merge the same way
  * everywhere (and can be tested without a browser).
  */
+import type { TranslationBundle } from '@jupyterlab/translation';
+
+import { AS_WRITTEN } from './translation';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const TERMINAL: JobStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -161,7 +164,7 @@ export function reduce(state: IJobsState, action: JobsAction): IJobsState {
 }
 
 /** "3/5 cells" (or the cell running now), for the row. */
-export function progressText(job: IJob): string {
+export function progressText(job: IJob, trans: TranslationBundle = AS_WRITTEN): string {
   const { cells_done, cells_total, phase } = job.progress ?? {};
   if (phase) {
     return phase;
@@ -169,25 +172,26 @@ export function progressText(job: IJob): string {
   if (cells_total == null) {
     return '';
   }
-  const running = job.status === 'running' && job.running_cell != null ? ` (cell ${job.running_cell})` : '';
-  return `${cells_done ?? 0}/${cells_total} cells${running}`;
+  return job.status === 'running' && job.running_cell != null
+    ? trans.__('%1/%2 cells (cell %3)', cells_done ?? 0, cells_total, job.running_cell)
+    : trans.__('%1/%2 cells', cells_done ?? 0, cells_total);
 }
 
 /** Seconds between two ISO times (or until now), as "4.2 s" / "3 min 5 s". */
-export function durationText(start: string | null, end: string | null, now: number = Date.now()): string {
+export function durationText(start: string | null, end: string | null, trans: TranslationBundle = AS_WRITTEN, now: number = Date.now()): string {
   if (!start) {
     return '';
   }
-  return secondsText(Math.max(0, ((end ? Date.parse(end) : now) - Date.parse(start)) / 1000));
+  return secondsText(Math.max(0, ((end ? Date.parse(end) : now) - Date.parse(start)) / 1000), trans);
 }
 
 /** A number of seconds as "4.2 s" / "3 min 5 s" / "2 h 5 min". */
-export function secondsText(seconds: number): string {
+export function secondsText(seconds: number, trans: TranslationBundle = AS_WRITTEN): string {
   if (seconds < 60) {
-    return `${seconds.toFixed(1)} s`;
+    return trans.__('%1 s', seconds.toFixed(1));
   }
   const m = Math.floor(seconds / 60);
-  return m < 60 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  return m < 60 ? trans.__('%1 min %2 s', m, Math.round(seconds % 60)) : trans.__('%1 h %2 min', Math.floor(m / 60), m % 60);
 }
 
 /** Bytes as "512 MiB" / "2 GiB" (binary units, as the service counts them). */
@@ -219,25 +223,29 @@ export function isPartial(job: IJob): boolean {
 }
 
 /** Words for the reasons of a service that sends no `error.summary` yet (never the raw code). */
-const REASON_WORDS: Record<string, string> = {
-  cell_error: 'A cell raised an error',
-  oom_killed: 'Ran out of memory',
-  timeout: 'Hit its time limit',
-  cancelled: 'Cancelled',
-  invalid_input: 'The notebook could not be run',
-  kernel_died: 'The kernel died',
-  lost: 'The run was lost'
-};
+function reasonWords(reason: string, trans: TranslationBundle): string {
+  const words: Record<string, string> = {
+    cell_error: trans.__('A cell raised an error'),
+    oom_killed: trans.__('Ran out of memory'),
+    timeout: trans.__('Hit its time limit'),
+    cancelled: trans.__('Cancelled'),
+    invalid_input: trans.__('The notebook could not be run'),
+    kernel_died: trans.__('The kernel died'),
+    lost: trans.__('The run was lost')
+  };
+  return words[reason] ?? '';
+}
 
 /** Why the job ended as it did, in plain words: who cancelled it, the service's summary, its message. */
-export function endText(job: IJob): string {
+export function endText(job: IJob, trans: TranslationBundle = AS_WRITTEN): string {
   const parts: string[] = [];
   if (job.status === 'cancelled' && job.cancelled_by) {
-    parts.push(`Cancelled by ${job.cancelled_by}`);
+    parts.push(trans.__('Cancelled by %1', job.cancelled_by));
   }
   if (job.error) {
-    const summary = job.error.summary || REASON_WORDS[job.error.reason] || '';
-    if (!(job.cancelled_by && /^cancell?ed\b/i.test(summary))) {
+    const summary = job.error.summary || reasonWords(job.error.reason, trans);
+    // "Cancelled by lena" says it was cancelled: not the reason's words again (the service's English or ours)
+    if (!(job.cancelled_by && (job.error.reason === 'cancelled' || /^cancell?ed\b/i.test(summary)))) {
       parts.push(summary);
     }
     const message = job.error.message || '';
@@ -250,7 +258,7 @@ export function endText(job: IJob): string {
       parts.push(message);
     }
   } else if (job.status === 'cancelled' && !job.cancelled_by) {
-    parts.push('Cancelled');
+    parts.push(trans.__('Cancelled'));
   }
   return parts.filter(Boolean).filter((p, i, all) => all.indexOf(p) === i).join(': ').trim();
 }
@@ -260,9 +268,9 @@ export function endText(job: IJob): string {
  * person finds it ("in code cell 2 of 3, In [2]"); `error.cell` is an index into the
  * submitted notebook with markdown cells counted, which reads wrong beside `In [n]`.
  */
-export function failureText(job: IJob): string {
+export function failureText(job: IJob, trans: TranslationBundle = AS_WRITTEN): string {
   if (!job.error && !job.cancelled_by) {
     return '';
   }
-  return endText(job);
+  return endText(job, trans);
 }

@@ -308,7 +308,7 @@ export class JobsPanel extends Widget {
   private tick(): void {
     // running durations count up without a server round trip
     for (const el of Array.from(this.list.querySelectorAll<HTMLElement>('[data-running-since]'))) {
-      el.textContent = durationText(el.dataset.runningSince!, null);
+      el.textContent = durationText(el.dataset.runningSince!, null, this.trans);
     }
   }
 
@@ -358,17 +358,17 @@ export class JobsPanel extends Widget {
     const terminal = isTerminal(job.status);
     const done = job.progress?.cells_done ?? 0;
     const total = job.progress?.cells_total ?? 0;
+    const trans = this.trans;
     const used = job.resources.used ?? {};
     const usedParts = [
-      (used as any).peak_memory != null ? `peak ${bytesText(Number((used as any).peak_memory))}` : '',
-      (used as any).cpu_seconds != null ? `${Number((used as any).cpu_seconds).toFixed(1)} cpu·s` : ''
+      (used as any).peak_memory != null ? trans.__('peak %1', bytesText(Number((used as any).peak_memory))) : '',
+      (used as any).cpu_seconds != null ? trans.__('%1 cpu·s', Number((used as any).cpu_seconds).toFixed(1)) : ''
     ].filter(Boolean);
-    const trans = this.trans;
     // the resource line wraps between its items, never inside one
     const item = (text: string) => h('span', { className: 'jp-NotebookJobs-item' }, text);
     const alloc = job.resources.allocated;
     const resourceItems = [
-      ...resourcesText(alloc).split(' · ').filter(Boolean).map((t, i, all) => item(i < all.length - 1 ? `${t} ·` : t)),
+      ...resourcesText(alloc, trans).split(' · ').filter(Boolean).map((t, i, all) => item(i < all.length - 1 ? `${t} ·` : t)),
       alloc?.basis ? item(`(${alloc.basis})`) : null,
       usedParts.length ? item(trans.__('— used')) : null,
       ...usedParts.map((t, i) => item(i < usedParts.length - 1 ? `${t},` : t))
@@ -403,20 +403,20 @@ export class JobsPanel extends Widget {
       h(
         'div',
         { className: 'jp-NotebookJobs-meta' },
-        h('span', { className: 'jp-NotebookJobs-cells' }, progressText(job)),
+        h('span', { className: 'jp-NotebookJobs-cells' }, progressText(job, trans)),
         job.started
-          ? h('span', terminal ? { className: 'jp-NotebookJobs-duration' } : { className: 'jp-NotebookJobs-duration', 'data-running-since': job.started }, durationText(job.started, job.finished))
+          ? h('span', terminal ? { className: 'jp-NotebookJobs-duration' } : { className: 'jp-NotebookJobs-duration', 'data-running-since': job.started }, durationText(job.started, job.finished, trans))
           : h('span', { className: 'jp-NotebookJobs-duration' }, job.created ? trans.__('queued %1', new Date(job.created).toLocaleTimeString()) : '')
       ),
       h(
         'div',
-        { className: 'jp-NotebookJobs-resources', title: trans.__('sized by %1', basisText(String(alloc?.basis ?? ''))) },
+        { className: 'jp-NotebookJobs-resources', title: trans.__('sized by %1', basisText(String(alloc?.basis ?? ''), trans)) },
         ...resourceItems
       ),
       Object.keys(job.parameters ?? {}).length
         ? h('div', { className: 'jp-NotebookJobs-params' }, Object.entries(job.parameters).map(([k, v]) => `${k}=${isolated(shownJSON(v))}`).join(', '))
         : null,
-      job.error || job.cancelled_by ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job)) : null,
+      job.error || job.cancelled_by ? h('div', { className: 'jp-NotebookJobs-error' }, failureText(job, trans)) : null,
       // what the notebook reported: charts, live while it runs
       Object.keys((job as IJob & { metrics?: Record<string, number> }).metrics ?? {}).length || this.metrics.has(job.id)
         ? this.metricsView(job.id).node

@@ -5,15 +5,28 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import type { TranslationBundle } from '@jupyterlab/translation';
 
 import { errorFromResponse, networkError } from './errors';
 import { IJob } from './jobs';
 import { IParameterField } from './params';
 import type { ISweep } from './sweep';
+import { AS_WRITTEN } from './translation';
 import { withXsrf } from './xsrf';
 
 /** Where the server extension serves the service's API on the Jupyter server. */
 export const NAMESPACE = 'notebook-jobs/api';
+
+/** The bundle the calls word their errors in: the app's, once the plugin is activated. */
+let trans: TranslationBundle = AS_WRITTEN;
+
+/**
+ * Word the calls' errors in `bundle` (set once, at activation, as JupyterLab sets
+ * `Dialog.translator`): every call of every view goes through here, none needs it passed.
+ */
+export function translateErrors(bundle: TranslationBundle): void {
+  trans = bundle;
+}
 
 /** The server extension's URL for a path of the service's API (`jobs/…`). */
 export function apiUrl(path: string, settings = ServerConnection.makeSettings()): string {
@@ -35,11 +48,11 @@ export async function requestAPI<T = any>(path: string, init: RequestInit = {}):
   try {
     response = await ServerConnection.makeRequest(apiUrl(path, settings), init, settings);
   } catch (e) {
-    throw networkError(e);
+    throw networkError(e, trans);
   }
   const text = await response.text();
   if (!response.ok) {
-    throw errorFromResponse(response.status, text);
+    throw errorFromResponse(response.status, text, trans);
   }
   return (text ? JSON.parse(text) : null) as T;
 }
@@ -179,11 +192,11 @@ async function requestText(path: string): Promise<string> {
   try {
     response = await ServerConnection.makeRequest(apiUrl(path, settings), {}, settings);
   } catch (e) {
-    throw networkError(e);
+    throw networkError(e, trans);
   }
   const text = await response.text();
   if (!response.ok) {
-    throw errorFromResponse(response.status, text);
+    throw errorFromResponse(response.status, text, trans);
   }
   return text;
 }

@@ -2,53 +2,63 @@
  * What the service proposes for a job (its dry run's `resources`), in words, and the
  * user's overrides read back into the service's request fields, within the admin's bounds.
  */
+import type { TranslationBundle } from '@jupyterlab/translation';
+
 import { bytesText, IJob, IResources } from './jobs';
+import { AS_WRITTEN } from './translation';
 
 const GB = 1024 ** 3;
 
 export type Bounds = Partial<Record<'cpu' | 'memory' | 'timeout', [number, number]>>;
 
-const BASIS_TEXT: Record<string, string> = {
-  'cold-start': "the admin's defaults (no history yet)",
-  default: "the admin's defaults",
-  'user-history': 'your recent runs',
-  model: 'the demand model',
-  request: 'your request'
-};
+/** The basis of a sizing in words (a basis this version does not know, as the service says it). */
+export function basisText(basis: string | undefined, trans: TranslationBundle = AS_WRITTEN): string {
+  const words: Record<string, string> = {
+    'cold-start': trans.__("the admin's defaults (no history yet)"),
+    default: trans.__("the admin's defaults"),
+    'user-history': trans.__('your recent runs'),
+    model: trans.__('the demand model'),
+    request: trans.__('your request')
+  };
+  return basis ? (words[basis] ?? basis) : trans.__('unknown');
+}
 
-/** The basis of a sizing in words. */
-export function basisText(basis: string | undefined): string {
-  return basis ? (BASIS_TEXT[basis] ?? basis) : 'unknown';
+/** "1.5 cpu" */
+function cpuText(cpu: number, trans: TranslationBundle): string {
+  return trans.__('%1 cpu', +cpu.toFixed(2));
 }
 
 /** "1.5 cpu · 2 GiB · 10 min" for an allocation. */
-export function resourcesText(r: IResources | undefined): string {
+export function resourcesText(r: IResources | undefined, trans: TranslationBundle = AS_WRITTEN): string {
   if (!r) {
     return '';
   }
   const parts: string[] = [];
   if (r.cpu != null) {
-    parts.push(`${+Number(r.cpu).toFixed(2)} cpu`);
+    parts.push(cpuText(Number(r.cpu), trans));
   }
   if (r.memory != null) {
     parts.push(bytesText(Number(r.memory)));
   }
   if (r.timeout != null) {
-    parts.push(timeText(Number(r.timeout)));
+    parts.push(timeText(Number(r.timeout), trans));
   }
   if (r.gpu) {
-    parts.push(`${r.gpu} gpu`);
+    parts.push(trans.__('%1 gpu', r.gpu));
   }
   return parts.join(' · ');
 }
 
-/** Seconds as "45 s" / "10 min" / "2 h 30 min". */
-export function timeText(seconds: number): string {
+/** Seconds as "45 s" / "10 min" / "2 h" / "2 h 30 min". */
+export function timeText(seconds: number, trans: TranslationBundle = AS_WRITTEN): string {
   if (seconds < 120) {
-    return `${Math.round(seconds)} s`;
+    return trans.__('%1 s', Math.round(seconds));
   }
   const m = Math.round(seconds / 60);
-  return m < 120 ? `${m} min` : `${Math.floor(m / 60)} h${m % 60 ? ` ${m % 60} min` : ''}`;
+  if (m < 120) {
+    return trans.__('%1 min', m);
+  }
+  return m % 60 ? trans.__('%1 h %2 min', Math.floor(m / 60), m % 60) : trans.__('%1 h', m / 60);
 }
 
 /** The admin's bounds, where the dry run tells them. */
@@ -83,30 +93,31 @@ export interface IOverrideInputs {
  */
 export function readOverrides(
   inputs: IOverrideInputs,
-  bounds: Bounds
+  bounds: Bounds,
+  trans: TranslationBundle = AS_WRITTEN
 ): { resources: { cpu?: number; memory?: string }; timeout?: number; errors: Record<string, string> } {
   const errors: Record<string, string> = {};
   const resources: { cpu?: number; memory?: string } = {};
   let timeout: number | undefined;
-  const read = (key: 'cpu' | 'memory' | 'timeout', scale: number, unit: string, show: (v: number) => string) => {
+  const read = (key: 'cpu' | 'memory' | 'timeout', scale: number, notPositive: string, show: (v: number) => string) => {
     const text = inputs[key].trim();
     if (!text) {
       return undefined;
     }
     const v = Number(text);
     if (!Number.isFinite(v) || v <= 0) {
-      errors[key] = `must be a positive number of ${unit}`;
+      errors[key] = notPositive;
       return undefined;
     }
     const value = v * scale;
     const b = bounds[key];
     if (b && (value < b[0] - 1e-9 || value > b[1] + 1e-9)) {
-      errors[key] = `must be between ${show(b[0])} and ${show(b[1])} (the admin's bounds)`;
+      errors[key] = trans.__("must be between %1 and %2 (the admin's bounds)", show(b[0]), show(b[1]));
       return undefined;
     }
     return value;
   };
-  const cpu = read('cpu', 1, 'cores', v => `${v}`);
+  const cpu = read('cpu', 1, trans.__('must be a positive number of cores'), v => `${v}`);
   if (cpu !== undefined) {
     resources.cpu = cpu;
   }
@@ -114,7 +125,7 @@ export function readOverrides(
   if (memory) {
     if (/^[0-9]*\.?[0-9]+$/.test(memory)) {
       // the field's unit; within the admin's bounds as the others are
-      const bytes = read('memory', GB, 'GiB', bytesText);
+      const bytes = read('memory', GB, trans.__('must be a positive number of GiB'), bytesText);
       if (bytes !== undefined) {
         resources.memory = `${memory}GiB`;
       }
@@ -122,7 +133,7 @@ export function readOverrides(
       resources.memory = memory.replace(/\s+/g, '');
     }
   }
-  const t = read('timeout', 60, 'minutes', timeText);
+  const t = read('timeout', 60, trans.__('must be a positive number of minutes'), v => timeText(v, trans));
   if (t !== undefined) {
     timeout = Math.round(t);
   }
@@ -135,13 +146,14 @@ export function readOverrides(
  */
 export function clampNotes(
   requested: { cpu?: number; memory?: number; timeout?: number },
-  allocated: IResources
+  allocated: IResources,
+  trans: TranslationBundle = AS_WRITTEN
 ): Record<string, string> {
   const notes: Record<string, string> = {};
   const show: Record<string, (v: number) => string> = {
-    cpu: v => `${+v.toFixed(2)} cpu`,
+    cpu: v => cpuText(v, trans),
     memory: v => bytesText(v),
-    timeout: v => timeText(v)
+    timeout: v => timeText(v, trans)
   };
   for (const key of ['cpu', 'memory', 'timeout'] as const) {
     const asked = requested[key];
@@ -150,7 +162,7 @@ export function clampNotes(
       continue;
     }
     if (Math.abs(Number(got) - asked) > 0.01 * asked) {
-      notes[key] = `the admin's bounds allow ${show[key](Number(got))}: the job gets that`;
+      notes[key] = trans.__("the admin's bounds allow %1: the job gets that", show[key](Number(got)));
     }
   }
   return notes;
@@ -185,18 +197,19 @@ export function cronOf(s: IScheduleInputs): string {
 }
 
 /** The schedule in words: "Runs every weekday at 08:30 (Europe/Paris)". */
-export function scheduleText(s: IScheduleInputs, zone: string): string {
+export function scheduleText(s: IScheduleInputs, zone: string, trans: TranslationBundle = AS_WRITTEN): string {
   const cron = cronOf(s);
   if (!cron) {
     return '';
   }
   const pad = (n: string) => n.padStart(2, '0');
   if (s.every === 'hour') {
-    return `Runs every hour at minute ${Number(s.minute)} (${zone}).`;
+    return trans.__('Runs every hour at minute %1 (%2).', Number(s.minute), zone);
   }
   if (s.every === 'day' || s.every === 'weekday') {
     const [hh, mm] = s.time.split(':');
-    return `Runs every ${s.every === 'day' ? 'day' : 'weekday'} at ${pad(hh)}:${pad(mm.slice(0, 2))} (${zone}).`;
+    const at = `${pad(hh)}:${pad(mm.slice(0, 2))}`;
+    return s.every === 'day' ? trans.__('Runs every day at %1 (%2).', at, zone) : trans.__('Runs every weekday at %1 (%2).', at, zone);
   }
-  return `Runs on the cron "${cron}" (${zone}).`;
+  return trans.__('Runs on the cron "%1" (%2).', cron, zone);
 }

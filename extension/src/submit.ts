@@ -6,6 +6,7 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 
+import { isolated } from './bidi';
 import { IDialogState, SubmitBody } from './dialog';
 import { JobsError } from './errors';
 import { IJob } from './jobs';
@@ -97,7 +98,7 @@ export async function rerunDialog(job: IJob, trans: TranslationBundle): Promise<
         trans,
         rerunDryRun: () => rerunJob(job.id, {}, true)
       }),
-    trans.__('Rerun "%1"', job.name),
+    trans.__('Rerun "%1"', isolated(job.name)),
     trans.__('Rerun'),
     (body, submission) => {
       // only what the user changed: the service keeps the rest of the job (and sizes it)

@@ -15,7 +15,7 @@ import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { actionButton, runOnJob } from './actions';
-import { parameterLine } from './bidi';
+import { isolated, parameterLine } from './bidi';
 import { formatValue, IPoint, LineChart } from './chart';
 import { CommandIDs } from './commandIds';
 import { h } from './dom';
@@ -223,7 +223,7 @@ export class SweepView extends Widget {
       { key: 'order', title: '#', value: (_, i) => i, text: (i: number) => String(i + 1) },
       ...names.map(name => ({ key: `param:${name}`, title: name, value: (run: ISweepRun) => ownValue(run.parameters, name), text: valueText })),
       { key: 'status', title: trans.__('Status'), value: run => run.status, text: String },
-      { key: 'duration', title: trans.__('Duration'), value: run => run.duration, text: (v: number | null) => (v == null ? '' : secondsText(v)) },
+      { key: 'duration', title: trans.__('Duration'), value: run => run.duration, text: (v: number | null) => (v == null ? '' : secondsText(v, trans)) },
       { key: 'memory', title: trans.__('Memory used'), value: run => run.used?.peak_memory, text: (v: number | undefined) => bytesText(v) },
       ...sweep.metrics.map(m => ({ key: `metric:${m}`, title: m, value: (run: ISweepRun) => ownValue(run.metrics, m), text: number }))
     ];
@@ -242,7 +242,7 @@ export class SweepView extends Widget {
   private showSweep(): void {
     const { trans } = this;
     const sweep = this.sweep!;
-    this.title.label = trans.__('Sweep: %1', sweep.name);
+    this.title.label = trans.__('Sweep: %1', isolated(sweep.name));
     this.node.dataset.status = sweep.status;
     this.status.className = `jp-NotebookJobs-status jp-mod-${sweep.status}`;
     this.status.textContent = trans.__(sweep.status);
@@ -323,7 +323,7 @@ export class SweepView extends Widget {
    */
   private runActions(run: ISweepRun, i: number): HTMLButtonElement[] {
     const { trans } = this;
-    const job = { id: run.job_id, name: `${this.sweep!.name} (${runLabel(run, i)})` };
+    const job = { id: run.job_id, name: `${isolated(this.sweep!.name)} (${runLabel(run, i)})` };
     const command = (id: string, then?: () => void) => () => void runOnJob(this.commands, id, job, then);
     const reload = () => void this.load();
     if (!isTerminal(run.status)) {
@@ -385,7 +385,7 @@ export class SweepView extends Widget {
         'Delete "%2" with its %1 run and its outputs? A run still going is cancelled first. This cannot be undone.',
         'Delete "%2" with its %1 runs and their outputs? Runs still going are cancelled first. This cannot be undone.',
         sweep.runs.length,
-        sweep.name
+        isolated(sweep.name)
       ),
       buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: trans.__('Delete') })]
     });

@@ -8,6 +8,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { IFrame, LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import { isolated } from './bidi';
 import { h } from './dom';
 import { copyOutput, jobHtml, jobLog, outputUrl } from './request';
 
@@ -76,7 +77,7 @@ export function tab<T extends Widget>(content: T, id: string, label: string): Ma
 export async function htmlView(job: IJobRef, trans: TranslationBundle): Promise<MainAreaWidget<IFrame>> {
   const frame = new IFrame({ sandbox: ['allow-scripts'], referrerPolicy: 'no-referrer' });
   frame.addClass('jp-NotebookJobs-htmlView');
-  const label = trans.__('%1 (HTML)', job.name);
+  const label = trans.__('%1 (HTML)', isolated(job.name));
   const iframe = frame.node.querySelector('iframe')!;
   iframe.className = 'jp-NotebookJobs-html';
   iframe.title = label;
@@ -88,7 +89,7 @@ export async function htmlView(job: IJobRef, trans: TranslationBundle): Promise<
 export async function logView(job: IJobRef, trans: TranslationBundle): Promise<MainAreaWidget<Widget>> {
   const pre = h('pre', { className: 'jp-NotebookJobs-log' }, (await jobLog(job.id)) || trans.__('(the log is empty)'));
   const content = new Widget({ node: h('div', { className: 'jp-NotebookJobs-logView' }, pre) });
-  return tab(content, `notebook-jobs-log-${job.id}-${Date.now()}`, trans.__('%1 (log)', job.name));
+  return tab(content, `notebook-jobs-log-${job.id}-${Date.now()}`, trans.__('%1 (log)', isolated(job.name)));
 }
 
 /** Download the job's executed notebook (through the server extension: same origin). */

@@ -11,7 +11,7 @@
   // -- helpers ------------------------------------------------------------------------------
 
   // jobs.js: the API with the XSRF header and the API's error message; seconds and durations in words
-  const {api, seconds, duration} = window.NotebookJobs;
+  const {api, seconds, duration, isolated} = window.NotebookJobs;
 
   // el("td", {class: "x", title: "y"}, "text", otherNode, …)
   function el(tag, attrs, ...children) {
@@ -184,7 +184,7 @@
     const owner = el("button", {type: "button", class: "btn btn-link p-0 border-0 align-baseline admin-owner-filter",
                                 title: `only ${job.user}'s jobs`}, job.user);
     owner.addEventListener("click", () => filterOwner(job.user));
-    const name = el("td", {}, el("a", {href: cfg.prefix + "jobs/" + job.id}, job.name || job.id.slice(0, 8)));
+    const name = el("td", {}, el("a", {href: cfg.prefix + "jobs/" + job.id}, isolated(job.name || job.id.slice(0, 8))));
     if (job.schedule_id) name.append(" ", el("small", {class: "text-body-secondary"}, "scheduled"));
     return el("tr", {dataset: {jobId: job.id, status: job.status}},
       el("td", {class: "admin-owner"}, owner),
@@ -217,10 +217,10 @@
         replaceRow(now);
       }
       msg.className = "small ms-auto";
-      msg.textContent = `${job.user}'s job ${job.name} is ${now.status}`;
+      msg.textContent = `${job.user}'s job ${isolated(job.name)} is ${now.status}`;
     } catch (err) {
       msg.className = "small ms-auto text-danger-emphasis";
-      msg.textContent = `could not cancel ${job.user}'s job ${job.name}: ${err.message}`;
+      msg.textContent = `could not cancel ${job.user}'s job ${isolated(job.name)}: ${err.message}`;
       button.disabled = false;
       button.textContent = "Cancel";
     } finally {

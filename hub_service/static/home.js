@@ -248,7 +248,7 @@
     tr.dataset.status = job.status;
     const link = document.createElement("a");
     link.href = NJ.cfg.prefix + "jobs/" + job.id;
-    link.textContent = job.name;
+    link.textContent = NJ.isolated(job.name);  // the sweep badge follows it on the line
     const name = cell(tr, link);
     if (job.sweep_id) {
       const sweep = document.createElement("a");

@@ -144,6 +144,10 @@
     return "\u2068" + out + "\u2069".repeat(open + 1);
   }
 
+  // a name the server wrote into a line (a heading beside its status): isolated as the scripts isolate theirs;
+  // its <bdi> alone would let a stray PDI of the name's own close the isolate early
+  for (const el of document.querySelectorAll("bdi[data-isolated]")) el.textContent = isolated(el.textContent);
+
   /** ``value`` as JSON to show: its bidi controls written as escapes (``\u202e``), so that it reads as it is. */
   function shownJSON(value) {
     return JSON.stringify(value).replace(BIDI_CONTROL, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));

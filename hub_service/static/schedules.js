@@ -13,7 +13,7 @@
                    "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"};
   const LAST_SHOWN = 5;
 
-  const api = window.NotebookJobs.api;  // jobs.js: the XSRF header, errors with the API's message
+  const {api, isolated} = window.NotebookJobs;  // jobs.js: the XSRF header, errors with the API's message
 
   const json = (method, body) => ({method, body: JSON.stringify(body), headers: {"Content-Type": "application/json"}});
   const pad = (n) => String(n).padStart(2, "0");
@@ -144,7 +144,7 @@
   }
 
   function remove(s) {
-    if (!confirm(`Delete the schedule “${s.name}”? The jobs it made stay.`)) return;
+    if (!confirm(`Delete the schedule “${isolated(s.name)}”? The jobs it made stay.`)) return;
     api("schedules/" + s.id, {method: "DELETE"}).then(refresh).catch((err) => rowMessage(s, err));
   }
 
@@ -197,7 +197,7 @@
         const key = job.name + JSON.stringify(job.parameters);  // one entry per notebook and parameters
         if (seen.has(key)) continue;
         seen.add(key);
-        select.append(el("option", {value: job.id}, job.name + (Object.keys(job.parameters).length
+        select.append(el("option", {value: job.id}, isolated(job.name) + (Object.keys(job.parameters).length
           ? " " + window.NotebookJobs.shownJSON(job.parameters) : "") + " · " + new Date(job.created).toLocaleDateString()));
       }
     }).catch((err) => { select.replaceChildren(el("option", {value: ""}, err.message)); });

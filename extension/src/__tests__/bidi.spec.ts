@@ -12,7 +12,7 @@ import * as lab from '../bidi';
 /** The pages' helpers, as the browser runs them: a classic script that sets window.NotebookJobs. */
 function pageHelpers(): any {
   const window: Record<string, any> = {};
-  const document = { getElementById: () => ({ textContent: '{}' }) };
+  const document = { getElementById: () => ({ textContent: '{}' }), querySelectorAll: () => [] };  // (a page of no names)
   runInNewContext(readFileSync(join(__dirname, '../../../hub_service/static/jobs.js'), 'utf8'), { window, document });
   return window.NotebookJobs;
 }
