@@ -330,15 +330,16 @@ def test_a_second_lease_on_one_database_is_refused_naming_the_holder_until_the_f
 
 
 def _end_lease_session(postgres_url: str) -> int:
-    """End the lease's session server-side, as a restart or an admin's pg_terminate_backend would."""
-    from hub_service.store.lease import holder_name
+    """End the session holding the lease, server-side, as a restart or an admin's pg_terminate_backend would."""
+    from hub_service.store.lease import LEASE_LOCK
 
     engine = make_engine(postgres_url)
     try:
         with engine.connect() as c:
-            return c.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                     "WHERE application_name = :name AND datname = current_database()"),
-                             {"name": holder_name()[:63]}).scalar()
+            return c.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND ((classid::bigint << 32) | objid::bigint) = :key"), {"key": LEASE_LOCK}).scalar()
     finally:
         engine.dispose()
 
@@ -366,6 +367,13 @@ def test_a_lease_knows_it_is_held_until_released_or_until_the_database_ends_its_
     assert Lease("sqlite://").held()  # (a database in memory needs no lease)
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_a_service_whose_database_ends_its_lease_stops_with_status_1(postgres_url, tmp_path):
     """A real service on PostgreSQL: with its lease's session terminated, it stops (for its
     restart policy) rather than run on while another service may recover its jobs."""
@@ -374,23 +382,22 @@ def test_a_service_whose_database_ends_its_lease_stops_with_status_1(postgres_ur
     port = free_port()
     env = dict(os.environ, JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}", JUPYTERHUB_API_TOKEN="unused",
                JUPYTERHUB_API_URL="http://127.0.0.1:1/hub/api")
-    service = subprocess.Popen(
-        [sys.executable, "-m", "hub_service.app", f"--NotebookJobs.db_url={postgres_url}", "--executor=local",
-         f"--NotebookJobs.data_dir={tmp_path}", "--NotebookJobs.lease_check_interval=0.2"],
-        env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "service.log"
+    with open(log, "w") as stderr:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "hub_service.app", f"--NotebookJobs.db_url={postgres_url}", "--executor=local",
+             f"--NotebookJobs.data_dir={tmp_path}", "--NotebookJobs.lease_check_interval=0.2"],
+            env=env, cwd=tmp_path, stderr=stderr)
     try:
-        log = ""
-        for line in service.stderr:
-            log += line
-            if "listening on" in line:
-                break
-        assert service.poll() is None, log
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            assert service.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
         time.sleep(0.5)
         assert service.poll() is None, "the service stopped while it held its lease"
         assert _end_lease_session(postgres_url) == 1
         assert service.wait(timeout=30) == 1
-        log += service.stderr.read()
-        assert "stopping: this service lost the database's lease" in log, log[-3000:]
+        assert "stopping: this service lost the database's lease" in log.read_text(), log.read_text()[-3000:]
     finally:
         service.kill()
         service.wait()
