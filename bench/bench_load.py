@@ -16,7 +16,8 @@ submitted at once, while a sixth client lists the newest 50 every 0.1 s until th
 Prints the jobs per second sustained (the middle 80 % of endings) against the floor (target: within
 2x), how many succeeded (none lost), and the listing's p99 during the drain against the same
 service idle after it (target <= 2x): the same store and the same full pages of 50 the drain listed
-(before the drain four of the five users had no job to list).
+(before the drain four of the five users had no job to list). And, for each, how long the service's event
+loop ran and how long it was ready but waited for a core (its main thread's ``/proc`` schedstat).
 
     .venv/bin/python -m bench.bench_load [--burst 300] [--samples 100] [--executor docker]
     .venv/bin/python -m bench.bench_load --drain 1000 [--executor docker] [--service-args …]
@@ -120,6 +121,24 @@ class CpuMeter:
         return total
 
 
+class LoopClock:
+    """The service's event loop (its main thread) on the cores, from ``/proc/PID/schedstat``: the seconds it ran
+    and the seconds it was ready to run but waited for a core, since the last reading."""
+
+    def __init__(self, pid: int):
+        self.path = Path(f"/proc/{pid}/task/{pid}/schedstat")
+        self.last = self.read()
+
+    def read(self) -> tuple:
+        ran, waited, _ = self.path.read_text().split()
+        return int(ran) / 1e9, int(waited) / 1e9
+
+    def __call__(self) -> tuple:
+        now, last = self.read(), self.last
+        self.last = now
+        return now[0] - last[0], now[1] - last[1]
+
+
 def all_jobs(user) -> list:
     """Every job of ``user``, page by page."""
     jobs, cursor = [], None
@@ -170,6 +189,7 @@ def drain(args) -> None:
             return [timed_submit(user, i, TRIVIAL)[1] for i in range(args.drain // len(users))]
 
         probe = threading.Thread(target=lister, daemon=True)
+        loop = LoopClock(hub.service_pid())
         started = time.time()
         probe.start()
         with ThreadPoolExecutor(len(users)) as pool:
@@ -182,8 +202,11 @@ def drain(args) -> None:
             time.sleep(1)
         done.set()
         probe.join()
+        loop_during = loop()
         jobs = {j["id"]: j for u in users for j in all_jobs(u) if j["id"] in set(ids)}
+        loop()
         idle = [timed_list(users[i % len(users)]) for i in range(args.samples)]
+        loop_idle = loop()
 
         statuses = {}
         for j in jobs.values():
@@ -202,6 +225,10 @@ def drain(args) -> None:
               f"p99 {during_p99:.1f} ms  max {max(during):.1f} ms")
         print(f"  idle after it: p50 {percentile(idle, 50):.1f} ms  p99 {percentile(idle, 99):.1f} ms;  "
               f"p99 drain/idle {during_p99 / percentile(idle, 99):.2f}   (target <= 2)")
+        for label, (ran, waited), calls in (("during the drain", loop_during, during), ("idle", loop_idle, idle)):
+            print(f"  the service's event loop {label}: ran {ran * 1000 / len(calls):.1f} ms and waited "
+                  f"{waited * 1000 / len(calls):.1f} ms for a core per listing ({waited / ran:.2f} s waited a "
+                  f"second run)")
     finally:
         hub.stop()
         if instance and args.executor == "docker":

@@ -26,7 +26,7 @@ was reported is also written beside the output notebook as :data:`METRICS_FILE` 
 metric's final value and series): it is made where the notebook is, by the process that read
 the reports, so it travels with the output however the job ran.
 
-Exit codes: 0 succeeded, 1 a cell raised, 2 bad input or papermill failure.
+Exit codes: 0 succeeded, 1 a cell raised, 2 bad input or papermill failure, 4 its ``--parent`` was gone.
 
 Warm mode (``--warm --cwd DIR``): a pre-started runner that pays papermill's start-up
 before its job exists. It imports papermill, starts the kernel in DIR and waits for it,
@@ -51,7 +51,7 @@ import tempfile
 import time
 
 INJECTED_TAG = "injected-parameters"
-PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4  # <linux/prctl.h>
 #: how far below the service's the cpu priority of a job's processes (runner, kernel) is: a notebook is
 #: batch work, and the service answering its users (a listing, an event stream, the next job's start) must
 #: not queue behind the jobs for the cores. (In a container of its own a job's cgroup weighs against the
@@ -94,6 +94,18 @@ def make_undumpable():
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_DUMPABLE, 0): {os.strerror(err)}")
+
+
+def die_with(parent):
+    """Get SIGKILL when ``parent``, the process that started this runner (the local executor's service), dies,
+    and leave now if it died already: a service killed with -9 leaves no runner behind to race the re-queued
+    run of the same job. Asked here, not between the service's fork and exec: a spawn that runs no code in the
+    child is a vfork, which does not hold the service's event loop while its memory is copied."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # (it died before the prctl: no signal will come)
+        os._exit(4)
 
 
 def yield_cpu():
@@ -471,7 +483,10 @@ def main(argv=None):
     parser.add_argument("--kernel", help="kernel name (default: the notebook's; warm mode: python3)")
     parser.add_argument("--warm", action="store_true",
                         help="start the kernel now, then read the job as one JSON line on stdin")
+    parser.add_argument("--parent", type=int, help="die with this process, which started the runner (its pid)")
     args = parser.parse_args(argv)
+    if args.parent:
+        die_with(args.parent)
     install_helper()  # before any kernel starts (the warm one too): the kernel inherits its path
     try:
         if args.warm:

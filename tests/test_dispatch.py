@@ -7,7 +7,7 @@ import json
 import random
 from types import SimpleNamespace
 
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from hub_service.dispatch import Capacity, Dispatcher, pick_next, room
 from hub_service.jobs import JobManager
@@ -42,6 +42,40 @@ def count_decodes(store: Store) -> list:
     return decoded
 
 
+def count_reads(store: Store) -> list:
+    """The allocation values SQLite reads from now on, one entry each (its ``json_extract``, here a stand-in
+    that counts, on each new connection): what finding the queue's heads costs inside the database."""
+    read = []
+
+    def json_extract(document, path):  # (a path as SQLAlchemy writes it: '$."cpu"')
+        read.append(path)
+        return json.loads(document).get(json.loads(path[2:]))
+
+    event.listen(store.engine, "connect",
+                 lambda connection, _: connection.create_function("json_extract", 2, json_extract))
+    store.engine.dispose()
+    return read
+
+
+def test_the_heads_are_found_by_reading_each_users_queue_up_to_its_first_fit(tmp_path):
+    """1,000 queued jobs of 5 users: SQLite reads the sizes of each user's oldest job, not of every queued one;
+    ann's first 100 jobs are too big for the room left, so hers are read up to her first that fits."""
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    small, big = {"cpu": 0.25, "memory": 1 << 30}, {"cpu": 4.0, "memory": 1 << 30}
+    fill(store, [("ann", 1000.0 + i, big) for i in range(100)]
+         + [(USERS[i % 5], 2000.0 + i, small) for i in range(1000)])
+    read = count_reads(store)
+    heads = store.queue_heads(1.0, 4 << 30, 0)
+    assert [(h.user, h.created_ts) for h in heads] == [("ann", 1000.0), ("ann", 2000.0), ("ben", 2001.0),
+                                                       ("cat", 2002.0), ("dan", 2003.0), ("eve", 2004.0)]
+    assert len(read) <= 3 * (100 + 1 + 4), len(read)  # (3 sizes a job; 3,300 when the whole queue was read)
+    del read[:]
+    assert [h.user for h in store.queue_heads(1.0, 4 << 30, 0, skip_users=["ben", "cat", "dan", "eve"])] == [
+        "ann", "ann"]
+    assert len(read) <= 3 * (100 + 1), len(read)  # (users at their limit: their jobs are not read at all)
+    store.close()
+
+
 async def test_a_pass_over_a_queue_of_1000_decodes_a_row_a_user_and_starts_the_fair_choice(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
     fill(store, [(USERS[i % 5], 1000.0 + i, {"cpu": 1.0, "memory": 1 << 30, "timeout": 60}) for i in range(1000)])
@@ -62,10 +96,10 @@ async def test_a_pass_over_a_queue_of_1000_decodes_a_row_a_user_and_starts_the_f
         store.close()
 
 
-def test_the_heads_of_the_queue_give_the_choice_the_whole_queue_gives(tmp_path):
+def test_the_heads_of_the_queue_give_the_choice_the_whole_queue_gives(db_url):
     """Mixed sizes, GPUs, users at their limit, starving jobs: the pass picks from the store's heads what it
-    would from every queued job."""
-    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    would from every queued job (on SQLite and PostgreSQL)."""
+    store = Store(db_url)
     rng = random.Random(32)
     fill(store, [(rng.choice(USERS[:4]), rng.uniform(0, 1000),
                   {"cpu": rng.choice((0.25, 0.5, 1.0, 2.0, 4.0)), "memory": rng.choice((1, 2, 6)) << 30,

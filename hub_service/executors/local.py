@@ -9,10 +9,8 @@ killed. The docker executor is the sandbox.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
-import signal
 import time
 from typing import Optional
 
@@ -36,27 +34,39 @@ from .base import (
 from .streams import LogCap
 
 
-#: the C library, resolved once here: looked up in the child between fork and exec (``find_library``
-#: runs ``ldconfig``), it held the service's event loop, which waits for the exec, 3 ms a job
-_LIBC = ctypes.CDLL(None, use_errno=True)
+#: whether this kernel lists each task's children in /proc (CONFIG_PROC_CHILDREN); psutil finds them otherwise
+PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the service dies (Linux), so a service
-    killed with -9 leaves no runner behind to race the re-queued run of the same job."""
-    _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def tree(pid: int) -> list:
+    """``pid`` and its descendants, parents first (``pid`` alone once it ended), each read from its parent's
+    ``/proc/PID/task/TID/children``: psutil's ``children(recursive=True)`` reads the status of every
+    process of the machine to find them, and the watcher samples each job's tree four times a second."""
+    if not PROC_CHILDREN:
+        try:
+            return [pid] + [child.pid for child in psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return [pid]
+    pids = [pid]
+    for parent in pids:  # (the list grows as children are found)
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:  # it ended meanwhile: its children, if any, are orphans now
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    pids += map(int, f.read().split())
+            except OSError:  # (a thread that ended)
+                pass
+    return pids
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL a process and every descendant (kernels start their own sessions)."""
-    try:
-        root = psutil.Process(pid)
-        procs = root.children(recursive=True) + [root]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
+    """SIGKILL a process and every descendant (kernels start their own sessions), the descendants first."""
+    for each in reversed(tree(pid)):
         try:
-            proc.kill()
+            psutil.Process(each).kill()
         except psutil.NoSuchProcess:
             pass
 
@@ -71,14 +81,10 @@ class _Watch:
         self.over_memory = False
 
     def sample(self, limit: Optional[int]) -> None:
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root] + root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            return
         rss = 0
-        for proc in procs:
+        for pid in tree(self.pid):
             try:
+                proc = psutil.Process(pid)
                 with proc.oneshot():
                     rss += proc.memory_info().rss
                     t = proc.cpu_times()
@@ -151,10 +157,10 @@ class LocalExecutor(Executor):
                 del env[key]
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            self.runner_python, str(RUNNER_PATH), *spec.runner_args(),
+            # (no code runs between fork and exec, so the spawn is a vfork: the runner asks for its death signal)
+            self.runner_python, str(RUNNER_PATH), *spec.runner_args(), "--parent", str(os.getpid()),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL, cwd=str(spec.files_dir), env=env, start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         self._procs[spec.job_id] = proc
         watch = _Watch(proc.pid)

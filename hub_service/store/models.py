@@ -83,6 +83,8 @@ class Job(Base):
         UniqueConstraint("user", "idempotency_key", name="uq_jobs_user_idempotency_key"),
         Index("ix_jobs_user_created", "user", "created_ts", "id"),
         Index("ix_jobs_status_created", "status", "created_ts"),
+        # a user's queued jobs, oldest first: where a dispatch pass finds each user's head (Store.queue_heads)
+        Index("ix_jobs_status_user_created", "status", "user", "created_ts", "id"),
     )
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Iterable, Optional
 from uuid import uuid4
 
-from sqlalchemy import case, create_engine, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, case, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from ..states import TERMINAL, Status
 from .models import Job, JobMetric, Setting, utcnow
@@ -37,6 +37,32 @@ MIGRATION_LOCK = 0x6E626A6F6273
 #: what a listing reads of a job: every column but ``features`` (the demand model's inputs, which no listing
 #: shows: a page decodes no JSON it does not send)
 LISTED = tuple(column for column in Job.__table__.columns if column.key != "features")
+
+
+def _queue_heads_statement(any_size: bool):
+    """The query of :meth:`Store.queue_heads`, made once (building it costs many times what SQLite takes to run
+    it): the oldest queued job, and each user's (but ``:skip``'s) oldest whose allocation fits ``:cpu``,
+    ``:memory`` and ``:gpu`` -- any cpu and memory when ``any_size``. Each user's queued jobs are walked in the
+    order of the index on (status, user, created) up to the first that fits: the allocations read are the
+    heads' (and those of jobs too big ahead of them), not the queue's."""
+    queued = aliased(Job)  # (a user's queued jobs, oldest first)
+    fits = [func.coalesce(queued.allocated["gpu"].as_float(), 0) <= bindparam("gpu")]
+    if not any_size:
+        fits += [func.coalesce(queued.allocated["cpu"].as_float(), 1.0) <= bindparam("cpu"),
+                 func.coalesce(queued.allocated["memory"].as_float(), 0) <= bindparam("memory")]
+    users = (select(Job.user).where(Job.status == Status.QUEUED.value,
+                                    Job.user.not_in(bindparam("skip", expanding=True))).distinct().subquery())
+    head = (select(queued.id).where(queued.status == Status.QUEUED.value, queued.user == users.c.user, *fits)
+            .order_by(queued.created_ts, queued.id).limit(1).correlate(users).scalar_subquery())
+    oldest = (select(Job.id).where(Job.status == Status.QUEUED.value)
+              .order_by(Job.created_ts, Job.id).limit(1).scalar_subquery())
+    return (select(Job.id, Job.user, Job.created_ts, Job.allocated)
+            .where(or_(Job.id.in_(select(head).select_from(users)), Job.id == oldest))
+            .order_by(Job.created_ts, Job.id))
+
+
+#: :func:`_queue_heads_statement` by ``any_size``
+QUEUE_HEADS = {any_size: _queue_heads_statement(any_size) for any_size in (False, True)}
 
 
 class InvalidTransition(Exception):
@@ -229,25 +255,11 @@ class Store(ScheduleQueries, SweepQueries):
                     any_size: bool = False) -> list:
         """What a dispatch pass may pick from, as :meth:`dispatch_view` has it, oldest first: the oldest queued
         job, and for each user not in ``skip_users`` the oldest whose allocation fits ``cpu``, ``memory`` and
-        ``gpu`` (any cpu and memory when ``any_size``). At most one row a user, however long the queue: the
-        sizes are read from the allocations in SQL, and no other row is fetched or decoded."""
-        alloc = Job.allocated
-        fits = [Job.status == Status.QUEUED.value, func.coalesce(alloc["gpu"].as_float(), 0) <= gpu]
-        if not any_size:
-            fits += [func.coalesce(alloc["cpu"].as_float(), 1.0) <= cpu,
-                     func.coalesce(alloc["memory"].as_float(), 0) <= memory]
-        skip_users = list(skip_users)
-        if skip_users:
-            fits.append(Job.user.not_in(skip_users))
-        first = func.row_number().over(partition_by=Job.user, order_by=(Job.created_ts, Job.id)).label("n")
-        heads = select(Job.id, first).where(*fits).subquery()
-        oldest = (select(Job.id).where(Job.status == Status.QUEUED.value)
-                  .order_by(Job.created_ts, Job.id).limit(1).scalar_subquery())
-        stmt = (select(Job.id, Job.user, Job.created_ts, Job.allocated)
-                .where(or_(Job.id.in_(select(heads.c.id).where(heads.c.n == 1)), Job.id == oldest))
-                .order_by(Job.created_ts, Job.id))
+        ``gpu`` (any cpu and memory when ``any_size``). At most one row a user, however long the queue, and
+        only the heads' allocations are read, in SQL (:func:`_queue_heads_statement`)."""
+        params = dict(cpu=cpu, memory=memory, gpu=gpu, skip=list(skip_users))
         with self.Session() as s:
-            return list(s.execute(stmt))
+            return list(s.execute(QUEUE_HEADS[any_size], params))
 
     def history(self, user: Optional[str] = None, limit: int = 200) -> list:
         """Finished jobs, newest first: what the demand model learns from."""

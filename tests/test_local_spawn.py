@@ -1,0 +1,128 @@
+"""The local executor's runner: spawned without forking the service, dying with it all the same, and
+followed by reading its own process tree only (bench/bench_load.py --drain measures what these save)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from hub_service.executors.base import RUNNER_PATH, JobSpec
+from hub_service.executors.local import LocalExecutor, _Watch, kill_tree, tree
+from tests.hubtest import make_notebook
+
+pytestmark = pytest.mark.process
+
+#: what the service's process did while a test counted: each fork's return in it, each /proc file opened
+_seen = {"forks": None, "opened": None}
+os.register_at_fork(after_in_parent=lambda: _seen["forks"] is not None and _seen["forks"].append(1))
+
+
+def _audit(event, args):
+    if _seen["opened"] is not None and event in ("open", "os.listdir") and str(args[0]).startswith("/proc/"):
+        _seen["opened"].append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # (it ended)
+        return b""
+
+
+def write_job(workdir, *sources) -> None:
+    (workdir / "files").mkdir(parents=True)
+    (workdir / "input.ipynb").write_text(json.dumps(make_notebook(*sources)))
+    (workdir / "parameters.json").write_text("{}")
+
+
+async def test_a_runner_is_spawned_without_forking_the_service(tmp_path):
+    """A spawn that runs Python code between fork and exec (a ``preexec_fn``) forks the whole service, and the
+    event loop waits while its memory is copied; without one the spawn is a vfork: no fork returns here."""
+    write_job(tmp_path, "print(6 * 7)")
+    _seen["forks"] = []
+    try:
+        outcome = await LocalExecutor().run(JobSpec(job_id="spawn", workdir=tmp_path, timeout=120),
+                                            lambda event: None, lambda text: None)
+        forks = _seen["forks"]
+    finally:
+        _seen["forks"] = None
+    assert outcome.status == "succeeded", outcome
+    assert forks == []
+
+
+def test_a_runner_whose_parent_is_gone_leaves_before_it_starts_anything(tmp_path):
+    """The death signal is the runner's own to ask for: started for a parent that is not (or no longer) the
+    process it has, it leaves at once (exit 4), with no event said and no kernel started."""
+    write_job(tmp_path, "print(1)")
+    done = subprocess.run([sys.executable, str(RUNNER_PATH), *JobSpec(job_id="x", workdir=tmp_path).runner_args(),
+                           "--parent", str(os.getppid())], capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (4, b"")
+    assert not (tmp_path / "output.ipynb").exists()
+
+
+def test_a_runner_dies_with_the_service_that_started_it(tmp_path):
+    """A stand-in for the service starts a runner as the executor does (``--parent``: its pid), and is killed
+    with -9 once the runner is under way: the runner gets its SIGKILL."""
+    write_job(tmp_path, "import time\ntime.sleep(60)")
+    args = [sys.executable, str(RUNNER_PATH), *JobSpec(job_id="x", workdir=tmp_path).runner_args()]
+    service = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, subprocess, sys
+        runner = subprocess.Popen({args!r} + ["--parent", str(os.getpid())], cwd={str(tmp_path)!r},
+                                  start_new_session=True, stderr=subprocess.DEVNULL)
+        print(runner.pid, flush=True)
+        runner.wait()
+        """)], stdout=subprocess.PIPE, text=True)
+    runner = psutil.Process(int(service.stdout.readline()))
+    family = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any(b"ipykernel" in command_line(pid) for pid in tree(runner.pid)[1:]):
+            assert runner.is_running() and time.monotonic() < deadline, "the runner's kernel did not start"
+            time.sleep(0.05)
+        family = tree(runner.pid)
+        service.kill()
+        service.wait(10)
+        runner.wait(10)  # (raises TimeoutExpired if it outlives its parent)
+    finally:
+        for pid in family[1:]:  # its kernel, which has a session of its own
+            kill_tree(pid)
+        service.kill()
+
+
+def test_the_watcher_reads_the_job_tree_and_nothing_else_of_proc(tmp_path):
+    """Each sample finds the tree from its own processes' ``/proc`` entries: not by reading every process of
+    the machine (psutil's ``children``), which cost the service a core's tenth with two jobs running."""
+    family = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import subprocess, sys
+        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        print(grandchild.pid, flush=True)
+        grandchild.wait()
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        grandchild = int(family.stdout.readline())
+        watch = _Watch(family.pid)
+        _seen["opened"] = []
+        try:
+            watch.sample(limit=None)
+            opened = _seen["opened"]
+        finally:
+            _seen["opened"] = None
+        assert set(watch.cpu) == {family.pid, grandchild}
+        assert watch.peak >= psutil.Process(family.pid).memory_info().rss
+        read = {path.split("/")[2] for path in opened}
+        assert read == {str(family.pid), str(grandchild)}, sorted(read)
+    finally:
+        kill_tree(family.pid)
+        family.wait(10)
+
