@@ -238,22 +238,36 @@ async def test_start_refuses_unknown_runtime_and_unlisted_network(make_executor)
         make_executor(user="0:0")
 
 
-async def test_cgroup_cpu_shares_weighs_the_group_of_all_jobs(make_executor):
-    ex = make_executor(cgroup_cpu_shares=2048)
+async def test_cgroup_cpu_shares_weighs_the_group_of_all_jobs(make_executor, client, instance):
+    ex = make_executor(cgroup_cpu_shares=3000)
     shares = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / "cpu.shares"
     if not (Path(ex.cgroup_root) / "cpu" / "cpu.shares").exists():
         pytest.skip("no writable cgroup v1 cpu controller here")
     before = shares.read_text() if shares.exists() else "1024"
     try:
         await ex.start()
-        assert int(shares.read_text()) == 2048
+        assert int(shares.read_text()) == 3000
         await ex.stop()
+        shares.write_text("1024")
+        untouched = make_executor(cgroup_cpu_shares=0)  # 0: left as it is
+        await untouched.start()
+        assert int(shares.read_text()) == 1024
+        await untouched.stop()
     finally:
         shares.write_text(before)
-    untouched = make_executor()  # 0: left as it is
-    await untouched.start()
-    assert shares.read_text() == before
-    await untouched.stop()
+    # By default: a busy process's weight per core of the daemon, on each level of a nested parent (only the
+    # top one weighs against the host's other processes).
+    nested = make_executor(cgroup_parent=f"nbj-test-{instance}/jobs")
+    top = Path(nested.cgroup_root) / "cpu" / f"nbj-test-{instance}"
+    try:
+        await nested.start()
+        weights = [int((d / "cpu.shares").read_text()) for d in (top, top / "jobs")]
+        assert weights == [1024 * client.info()["NCPU"]] * 2
+        await nested.stop()
+    finally:
+        for d in (top / "jobs", top):
+            if d.is_dir():
+                d.rmdir()
 
 
 async def test_the_outcome_comes_before_the_containers_removal_which_stop_waits_for(make_executor, make_job,

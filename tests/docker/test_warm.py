@@ -159,8 +159,8 @@ async def test_resized_limits_are_applied_and_enforced(make_executor, make_job, 
             assert int((cg / "memory.limit_in_bytes").read_text()) == 160 << 20
             cpu = Path(ex.cgroup_root) / "cpu" / ex.cgroup_parent / got[0][1].key / attrs["Id"]
             assert int((cpu / "cpu.cfs_quota_us").read_text()) * 2 == int((cpu / "cpu.cfs_period_us").read_text())
-            # A job's cpu weight, no longer the idle pool's.
-            assert int((cpu.parent / "cpu.shares").read_text()) == 1024
+            # The job's cpu weight (its half core's part of 1024), no longer the idle pool's.
+            assert int((cpu.parent / "cpu.shares").read_text()) == 512
         # Let the notebook go on: 300 MB is over the resized 160 MB (the warm 512 MB would hold it).
         client.api.put_archive(attrs["Id"], "/work/job/files", _tar_with("checked"))
         out = await asyncio.wait_for(task, 90)

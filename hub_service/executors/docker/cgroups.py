@@ -12,6 +12,7 @@ ever removed (``rmdir``), so a cgroup that is not ours cannot be harmed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Iterable, Optional
@@ -87,20 +88,35 @@ class Cgroups:
                     self.log.debug("cgroup %s: cannot write %s: %s", cpu, name, e)
                 return
 
+    def weighable(self) -> bool:
+        """Whether each job's cpu weight can be set here (:meth:`set_shares`): a cpu controller this
+        process may write, for per-job cgroups (not so under a read-only mount of the tree)."""
+        if not self.names.cgroup_parent:
+            return False
+        if (self.root / "cpu" / "cpu.shares").exists():  # v1
+            return os.access(self.root / "cpu", os.W_OK)
+        try:  # v2
+            return "cpu" in (self.root / "cgroup.controllers").read_text().split() and os.access(self.root, os.W_OK)
+        except OSError:
+            return False
+
     def set_group_shares(self, shares: int) -> None:
-        """Give the group of all jobs (``cgroup_parent``) its cpu weight; best effort."""
-        name = self.names.cgroup_parent.strip("/")
+        """Give the group of all jobs (``cgroup_parent``) its cpu weight; best effort. Each level of its path
+        gets it: only the top one weighs against the host's other processes."""
+        parts = Path(self.names.cgroup_parent.strip("/")).parts
         for base, fname, value in ((self.root / "cpu", "cpu.shares", shares),
                                    (self.root, "cpu.weight", _weight(shares))):
             if not (base / fname).exists() and not (base / "cgroup.controllers").exists():
                 continue
             try:
-                if base != self.root:  # v1: runc would create it with the first job; so may we
-                    (base / name).mkdir(exist_ok=True)
-                (base / name / fname).write_text(str(value))
+                for depth in range(1, len(parts) + 1):
+                    level = base.joinpath(*parts[:depth])
+                    if base != self.root:  # v1: runc would create it with the first job; so may we
+                        level.mkdir(exist_ok=True)
+                    (level / fname).write_text(str(value))
                 return
             except OSError as e:
-                self.log.warning("docker executor: cannot set %s of %s: %s", fname, base / name, e)
+                self.log.warning("docker executor: cannot set %s of %s: %s", fname, base.joinpath(*parts), e)
                 return
 
     def reset_peak(self, key: str) -> None:

@@ -6,7 +6,10 @@ come out with ``get_archive`` (:mod:`.transport`): nothing of the host is mounte
 even the Docker socket. The container is created with every limit of the sandbox
 (:mod:`.sandbox`, README.md's *The sandbox*), and its ``HostConfig`` is read back before
 start, because the daemon silently drops limits the kernel cannot enforce: a job runs
-with all of its limits or not at all.
+with all of its limits or not at all. Its cpu is a request and a limit, as Kubernetes has
+them: its cgroup weighs its allocation, so contended cores are shared as the dispatcher gave
+them out, and its limit is its allocation, above it (``cpu_burst``) only until its first
+cell, so that its runner's and kernel's start-up may use an idle core.
 
 This module is the executor itself: its traits (the operator's configuration), and
 ``run``/``reattach``/``cancel``, which follow a container from creation to collection.
@@ -46,11 +49,15 @@ from ..streams import MAX_LINE, EventCap, LineSplitter, LogCap
 from .builds import BuildFailed, EnvironmentBuilder
 from .cgroups import Cgroups
 from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
-                      log_response, parse_time)
+                      log_response, parse_time, update_limits)
 from .meter import Meter, MeterGone
-from .sandbox import Sandbox, tree_size
+from .sandbox import Sandbox, cpu_shares, nano_cpus, tree_size
 from .transport import extract_outputs, inputs_tar
 from .warm import Arrival, WarmPool, WarmSettings, deliver, job_line, logged_event
+
+
+#: OCI runtimes that change a running container's limits (``docker update``), which a start-up's cpu burst needs
+RESIZING_RUNTIMES = ("runc", "io.containerd.runc.v2")
 
 
 class _Job:
@@ -59,7 +66,7 @@ class _Job:
     def __init__(self, job_id: str):
         self.job_id = job_id
         self.container_id: Optional[str] = None
-        self.killed_for: Optional[str] = None  # "timeout" | "cancelled" | "disk"
+        self.killed_for: Optional[str] = None  # "timeout" | "cancelled" | "disk" | "cpu"
         self.stream = None  # the log/attach stream, closed to stop the reader thread
         self.stop = threading.Event()
         self.cgroup_key = job_id  # name of its per-job cgroup (the pool key when warm)
@@ -69,6 +76,9 @@ class _Job:
         self.remove_later = False  # its container removed after its outcome is handed over (run's)
         self.gateway: Optional[Gateway] = None  # the daemon its container is on, when not the executor's own
         self.delivered = False  # warm: its job line went in (before that, nothing of the job ran)
+        self.shares: Optional[int] = None  # cold: its cpu weight, set once its container started
+        self.bursting = False  # its cpu limit is its start-up's, lowered at its first cell
+        self.running: Optional[bool] = None  # known running (a warm container its take found so): not inspected again
 
 
 class DockerExecutor(Executor):
@@ -204,14 +214,34 @@ class DockerExecutor(Executor):
     ).tag(config=True)
 
     cgroup_cpu_shares = Integer(
-        0,
+        None,
+        allow_none=True,
         help="cpu weight (cgroup v1 cpu.shares; scaled to cpu.weight under v2) that start() "
-        "gives the cgroup_parent group holding every job. The kernel's default, 1024, makes "
-        "all jobs together weigh as much as ONE busy process of the host, so on a host with "
-        "other busy processes the jobs share one process's part of the cpu (each job's own "
-        "limit is nano_cpus either way). 1024 x cores: as much as one busy process per "
-        "core. 0: leave it as it is.",
+        "gives the cgroup_parent group holding every job (each level of its path). The kernel's "
+        "default, 1024, makes all jobs together weigh as much as ONE busy process of the host, so "
+        "on a host with other busy processes the jobs share one process's part of the cpu, "
+        "whatever the dispatcher gave them. None (the default): 1024 x the daemon's cores, as much "
+        "as one busy process per core, as Kubernetes weighs its pods' group by the node's cores "
+        "(where the cgroup tree is writable here). 0: leave it as it is.",
     ).tag(config=True)
+
+    cpu_burst = Float(
+        2.0,
+        help="Cores a job's start-up (its runner's and kernel's, until its first cell) may use when "
+        "they are idle, above its allocation: its cpu limit is max(allocation, cpu_burst) until then "
+        "(at most the daemon's cores), and its allocation from its first cell on. The default lets a "
+        "cold job's runner and kernel, which start side by side, have a core each. Under contention each job's cgroup weighs its "
+        "allocation (1024 cpu.shares a core), so the jobs split the cores as the dispatcher gave "
+        "them out, as a Kubernetes pod's request and limit do. Needs the cgroup tree writable here "
+        "(the weights) and a runtime that lowers a running container's limit (runc; not gVisor's "
+        "runsc); elsewhere, or 0: a job's limit is its allocation throughout.",
+    ).tag(config=True)
+
+    @validate("cpu_burst")
+    def _valid_cpu_burst(self, proposal):
+        if proposal["value"] < 0:
+            raise ValueError("DockerExecutor.cpu_burst must be >= 0")
+        return proposal["value"]
 
     cgroup_root = Unicode(
         "/sys/fs/cgroup",
@@ -268,7 +298,7 @@ class DockerExecutor(Executor):
         2,
         help="cpu weight (cgroup v1 cpu.shares; scaled to cpu.weight under v2) of an idle "
         "warm container's cgroup, against the jobs' 1024: the pool refills with cpu the "
-        "running jobs leave over. Set back to 1024 when it takes a job. Needs the cgroup "
+        "running jobs leave over. Set to the job's weight when it takes one. Needs the cgroup "
         "tree writable here (as for usage); 0: leave docker's default.",
     ).tag(config=True)
 
@@ -310,6 +340,8 @@ class DockerExecutor(Executor):
                                           lambda: f"notebook-jobs-build-{self.instance}-",
                                           parent=self, log=self.log)
         self._packages: dict = {}  # image id -> the packages it holds
+        #: Cores a job's start-up may use (cpu_burst), where start() found the jobs' weights settable.
+        self.burst = 0.0
         #: How the work quota is measured: "direct", "container" or None (not); start() decides "auto".
         self.metering: Optional[str] = {"off": None, "container": "container"}.get(self.work_quota_meter, "direct")
 
@@ -324,7 +356,8 @@ class DockerExecutor(Executor):
         """The sandbox every job container gets (warm ones too)."""
         return Sandbox(user=self.user, network=self.network, runtime=self.runtime, workdir=self.workdir,
                        tmpfs_size=self.tmpfs_size, pids_limit=self.pids_limit, nofile=self.nofile,
-                       fsize=self.fsize, log_max_size=self.log_max_size, gpu_driver=self.gpu_driver)
+                       fsize=self.fsize, log_max_size=self.log_max_size, gpu_driver=self.gpu_driver,
+                       cpu_burst=self.burst)
 
     @property
     def cgroups(self) -> Cgroups:
@@ -349,6 +382,17 @@ class DockerExecutor(Executor):
             raise RuntimeError("docker executor: DockerExecutor.instance is empty (the service sets it to its id)")
         gw = self._gateway
         image, info = await gw.preflight(self.image, self.runtime)
+        # Without the jobs' weights a start-up's burst would take a contended core's part from others, and
+        # a runtime that cannot lower a running container's limit (gVisor's runsc) would keep it; a limit
+        # above the daemon's cores is refused.
+        resizable = (self.runtime or info.get("DefaultRuntime") or "runc") in RESIZING_RUNTIMES
+        weighable = await gw.call(self.cgroups.weighable)
+        bursts = self.cpu_burst and resizable and weighable
+        self.burst = min(self.cpu_burst, float(info.get("NCPU") or self.cpu_burst)) if bursts else 0.0
+        if self.cpu_burst and not self.burst:
+            self.log.info("docker executor: no cpu_burst (%s): each job's cpu limit is its allocation",
+                          "the cgroup tree is not writable here" if resizable else
+                          f"runtime {self.runtime or info.get('DefaultRuntime')!r} cannot lower a running limit")
         settings = WarmSettings(size=self.warm_pool, image=self.image, workdir=self.workdir,
                                 kernel=self.warm_kernel, cpu=self.warm_cpu, memory=self.warm_memory,
                                 cpu_shares=self.warm_cpu_shares, most=self.warm_pool_max)
@@ -362,7 +406,10 @@ class DockerExecutor(Executor):
         self.gpus.start()
         self._stopping = False
         await gw.call(self.cgroups.sweep_gone, gw.api)
-        if self.cgroup_cpu_shares and self.cgroup_parent:
+        if self.cgroup_cpu_shares is None:
+            if weighable:
+                await gw.call(self.cgroups.set_group_shares, 1024 * int(info.get("NCPU") or 1))
+        elif self.cgroup_cpu_shares and self.cgroup_parent:
             await gw.call(self.cgroups.set_group_shares, self.cgroup_cpu_shares)
         # Idle warm containers of a service that died: their start-up is not worth the
         # doubt about what they saw; the pool is refilled with fresh ones.
@@ -475,6 +522,7 @@ class DockerExecutor(Executor):
                 pool.ensure_refill()
             if warm is not None:
                 job.container_id, job.cgroup_key, job.volume = warm.container_id, warm.key, warm.volume
+                job.running = True
                 job.arrival.line = job_line(spec, self.workdir)
                 spec.timeline.mark("warm_taken")
             else:
@@ -486,8 +534,9 @@ class DockerExecutor(Executor):
                 except Exception as e:
                     self.log.exception("job %s: cannot create its container", spec.job_id)
                     return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
-                job.container_id = container.id
+                job.container_id, job.shares = container.id, cpu_shares(spec.cpu)
                 spec.timeline.mark("created")
+            job.bursting = self.sandbox.start_cpu(spec) > spec.cpu
             if job.killed_for == "cancelled":  # cancelled while we were creating it
                 await gw.call(self._remove_sync, spec.job_id, job.container_id)
                 return Outcome("cancelled", "cancelled", "cancelled by request")
@@ -537,6 +586,7 @@ class DockerExecutor(Executor):
             except docker.errors.NotFound:
                 return Outcome("failed", "infrastructure", "the job's container is gone")
             job.container_id = container.id
+            job.bursting = (container.attrs.get("HostConfig") or {}).get("NanoCpus", 0) > nano_cpus(spec.cpu)
             job.volume = next((m.get("Name") for m in container.attrs.get("Mounts") or []
                                if m.get("Type") == "volume" and m.get("Destination") == self.workdir), None)
             key = (container.labels or {}).get(LABEL_WARM)
@@ -564,6 +614,8 @@ class DockerExecutor(Executor):
             if job.killed_for is None:
                 api.start(job.container_id)
                 job.timeline.mark("container_started")
+                if job.shares:  # (its cgroup is there once it started)
+                    self.cgroups.set_shares(job.cgroup_key, job.shares)
             else:
                 stream.close()
             return stream
@@ -571,7 +623,9 @@ class DockerExecutor(Executor):
         # the start, then what follows until the container ends. (attach's logs replay is
         # not used: docker-py reads the hijacked socket past what http.client buffered
         # with the headers, which can lose the first bytes.)
-        running = api.inspect_container(job.container_id)["State"].get("Running")
+        running = job.running
+        if running is None:
+            running = api.inspect_container(job.container_id)["State"].get("Running")
         log = job.stream = log_response(api, job.container_id, follow=bool(running))
         if job.arrival.line is not None and running:
             if fresh and job.killed_for is not None:
@@ -726,6 +780,8 @@ class DockerExecutor(Executor):
                     error = item
                     break
                 if kind == "event":
+                    if job.bursting and item.get("event") == "cell_started":
+                        await self._settle_cpu(job, spec)
                     if item.get("event") == "finished":
                         final_event = item
                     await maybe_await(on_event(item))
@@ -781,6 +837,9 @@ class DockerExecutor(Executor):
             return Outcome("failed", "infrastructure",
                            f"job wrote more than its work-volume quota of {self.work_quota} bytes and was killed",
                            exit_code=exit_code, used=used)
+        if job.killed_for == "cpu":
+            return Outcome("failed", "infrastructure", "the daemon did not lower the job's cpu limit to its "
+                           "allocation at its first cell; it was killed", exit_code=exit_code, used=used)
         if error is not None and final_event is None and exit_code is None:
             return Outcome("failed", "infrastructure", f"lost the job's container: {error}", used=used)
         outcome = decide_outcome(
@@ -792,6 +851,33 @@ class DockerExecutor(Executor):
         )
         outcome.finished = finished  # the container's own end, even when it ended while nobody watched
         return outcome
+
+    async def _settle_cpu(self, job: _Job, spec: JobSpec) -> None:
+        """Lower a job's cpu limit from its start-up's to its allocation as its first cell starts: from here
+        on its notebook runs within the cores it was given, as a job without a burst does, or not at all."""
+        import docker
+
+        job.bursting = False
+        gw = self._gw(job)
+        for retry in (False, True):
+            try:
+                await gw.call(update_limits, gw.api, job.container_id, None, nano_cpus(spec.cpu))
+                return
+            except Exception as e:
+                error = e
+            # A short job may have ended before its first cell's event was read: nothing of it runs on. (Its
+            # runtime knows it is ending a moment before the daemon does: asked again, the daemon knows too.)
+            try:
+                if not (await gw.call(gw.api.inspect_container, job.container_id))["State"].get("Running"):
+                    return
+            except docker.errors.NotFound:
+                return
+            if not retry:
+                await asyncio.sleep(0.5)
+        self.log.error("job %s: cannot lower its cpu limit to its allocation; killing it: %s", spec.job_id, error)
+        if job.killed_for is None:
+            job.killed_for = "cpu"
+            await gw.call(gw.kill, job.container_id)
 
     def _remove_after_outcome(self, job_id: str, removal) -> None:
         """Let a container's removal finish after its job's outcome is handed over: nothing is read from

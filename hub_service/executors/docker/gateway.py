@@ -309,11 +309,13 @@ class Gateway:
 
 
 # --- the SDK's private API, one call each ------------------------------------------------
-def update_limits(api, container_id: str, memory: int, nano_cpus: int) -> None:
-    """Set a running container's memory (and swap) and cpu limit (API 1.29+)."""
+def update_limits(api, container_id: str, memory: Optional[int], nano_cpus: int) -> None:
+    """Set a running container's memory (and swap; None: as it is) and cpu limit (API 1.29+)."""
     # update_container() has no nano_cpus, and a cpu quota cannot be set beside NanoCpus.
-    res = api._post_json(api._url("/containers/{0}/update", container_id),
-                         data={"Memory": memory, "MemorySwap": memory, "NanoCpus": nano_cpus})
+    data = {"NanoCpus": nano_cpus}
+    if memory is not None:
+        data.update(Memory=memory, MemorySwap=memory)
+    res = api._post_json(api._url("/containers/{0}/update", container_id), data=data)
     api._result(res, True)
 
 

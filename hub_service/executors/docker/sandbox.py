@@ -30,12 +30,20 @@ class Sandbox:
     fsize: int = 1 << 30
     log_max_size: str = "10m"
     gpu_driver: str = "nvidia"
+    cpu_burst: float = 0.0  # cores a job's start-up may use beyond its allocation (0: none)
 
     @property
     def uid_gid(self) -> tuple:
         """(uid, gid) the job runs as: the owner of its inputs."""
         uid, _, gid = self.user.partition(":")
         return int(uid), int(gid or uid)
+
+    def start_cpu(self, spec: JobSpec) -> float:
+        """The job's cpu limit until its first cell (the executor then lowers it to the allocation):
+        the start-up of its runner and kernel may use an idle core, as a Kubernetes limit above its
+        request does, while its weight (:func:`cpu_shares`) still gives it only its allocation's
+        part of a contended one."""
+        return max(spec.cpu, self.cpu_burst)
 
     def create_kwargs(self, spec: JobSpec, volume: Optional[str], cgroup_parent: Optional[str] = None) -> dict:
         """The ``containers.create()`` keyword arguments that make the sandbox."""
@@ -54,7 +62,7 @@ class Sandbox:
             mounts=[Mount(target=self.workdir, source=volume, type="volume")] if volume else [],
             mem_limit=int(spec.memory),
             memswap_limit=int(spec.memory),
-            nano_cpus=nano_cpus(spec.cpu),
+            nano_cpus=nano_cpus(self.start_cpu(spec)),
             pids_limit=self.pids_limit,
             ulimits=[
                 Ulimit(name="nofile", soft=self.nofile, hard=self.nofile),
@@ -99,7 +107,12 @@ class Sandbox:
 
         want("Memory", int(spec.memory))
         want("MemorySwap", int(spec.memory))
-        want("NanoCpus", nano_cpus(spec.cpu))
+        # (between the allocation and the start-up's limit: a container is checked before and after
+        # its limit is lowered at its first cell)
+        cpus, least, most = hc.get("NanoCpus"), nano_cpus(spec.cpu), nano_cpus(self.start_cpu(spec))
+        if not isinstance(cpus, int) or not least <= cpus <= most:
+            add("NanoCpus", f"NanoCpus is {cpus!r}, wanted {most!r}"
+                            + (f" (or down to {least!r})" if least < most else ""))
         want("PidsLimit", self.pids_limit)
         want("ReadonlyRootfs", True)
         want("Privileged", False)
@@ -167,6 +180,14 @@ def gpu_environment(spec: JobSpec) -> dict:
 def nano_cpus(cpu: float) -> int:
     """A cpu limit in cores as Docker's NanoCpus."""
     return int(round(cpu * 1e9))
+
+
+def cpu_shares(cpu: float) -> int:
+    """A job's cpu weight from its allocation in cores, as Kubernetes makes one from a request: cgroup v1
+    cpu.shares, 1024 a core (never below the kernel's least, 2). Under contention the jobs split the
+    cores in proportion to it, so each gets at least its allocation when the dispatcher gave out no
+    more cores than there are."""
+    return max(2, int(round(cpu * 1024)))
 
 
 def tree_size(top: str, stop_after: int) -> int:

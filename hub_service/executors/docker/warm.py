@@ -7,9 +7,10 @@ fixed cwd, waiting for one JSON line on stdin), each created with the whole sand
 checked like any job container, with its own volume and cgroup.
 
 :meth:`WarmPool.take` makes one the job's: the container is resized to the job's
-allocation with an update whose result is read back and checked (a dropped limit: the
-container is discarded and the job goes cold), the inputs go in with put_archive, and
-the container is renamed to the job's name (labels cannot change; the name is how the
+limits (its memory; the cpu of its start-up, lowered to its allocation at its first cell as
+a cold job's is) with an update whose result is read back and checked (a dropped limit:
+the container is discarded and the job goes cold), given the job's cpu weight, the inputs
+go in with put_archive, and the container is renamed to the job's name (labels cannot change; the name is how the
 executor's ``running()``/``reattach()`` find it, so job ids that are not valid
 container names always go cold). The job line then goes to its stdin (:func:`deliver`):
 Docker closes a ``StdinOnce`` stdin when the first writer detaches, so delivery is at
@@ -55,7 +56,7 @@ from .gateway import (
     safe_name,
     update_limits,
 )
-from .sandbox import Sandbox, nano_cpus
+from .sandbox import Sandbox, cpu_shares, nano_cpus
 from .transport import inputs_tar
 
 #: Runner events that are about the warm pool, not the job: never passed on.
@@ -339,7 +340,7 @@ class WarmPool:
 
         api = self.gateway.api
         try:
-            update_limits(api, entry.container_id, int(spec.memory), nano_cpus(spec.cpu))
+            update_limits(api, entry.container_id, int(spec.memory), nano_cpus(self.sandbox.start_cpu(spec)))
             attrs = api.inspect_container(entry.container_id)
         except docker.errors.NotFound as e:
             raise WarmGone("gone") from e
@@ -351,8 +352,7 @@ class WarmPool:
         with inputs_tar(spec, *self.sandbox.uid_gid) as tar:
             api.put_archive(entry.container_id, self.settings.workdir, tar)
         self.cgroups.reset_peak(entry.key)
-        if self.settings.cpu_shares:
-            self.cgroups.set_shares(entry.key, 1024)  # a job's weight, like a cold one's
+        self.cgroups.set_shares(entry.key, cpu_shares(spec.cpu))  # the job's weight, as a cold one's
         # Last: from here on the container is the job's (running() lists it by this name).
         api.rename(entry.container_id, cname)
 
