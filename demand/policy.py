@@ -59,14 +59,21 @@ def requests_win(allocated: dict, requested: Optional[dict]) -> dict:
     return dict(allocated, **requested)
 
 
-def share_cpu(allocated: dict, share: Optional[float], requested: Optional[dict], expected_cores: float) -> dict:
+def share_cpu(allocated: dict, share: Optional[float], requested: Optional[dict], expected_cores: float,
+              cpu_seconds: float = 0.0, longest: Optional[float] = None) -> dict:
     """The hour's cpu share (load factor) applied: a busy hour caps the cpu of a job
     that did not ask for it, and one capped below what it would use gets proportionally
-    more time (unless it asked for a timeout)."""
+    more time (unless it asked for a timeout). Yet no job that did not ask is given less
+    cpu than lets ``cpu_seconds`` (its expected work) end within ``longest`` (the admin's
+    longest timeout): a throttled run measures the cores it was given, not those it would
+    use, so a long job's history says less than it needs -- and a run that cannot end in
+    time holds its reservation for the whole timeout and is killed."""
     requested = requested or {}
     out = dict(allocated)
     if share and "cpu" not in requested:
         out["cpu"] = min(out["cpu"], float(share))
+    if "cpu" not in requested and cpu_seconds and longest:
+        out["cpu"] = max(out["cpu"], float(cpu_seconds) / float(longest))
     if "timeout" not in requested and expected_cores and out["cpu"] < expected_cores:
         out["timeout"] *= expected_cores / out["cpu"]
     return out

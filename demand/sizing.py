@@ -158,7 +158,8 @@ class Sizer:
         allocated = policy.requests_win({k: predicted[k] for k in policy.RESOURCES}, requested)
         if cpu_share is None and self.capacity and self.bundle is not None:
             cpu_share = self.load_factor(now)["cpu_per_job"]
-        allocated = policy.share_cpu(allocated, cpu_share, requested, expected["cores"])
+        allocated = policy.share_cpu(allocated, cpu_share, requested, expected["cores"],
+                                     expected.get("cpu_seconds", 0.0), self.bounds["timeout"][1])
 
         retry = job.get("retry_of")
         # The killed run proved its size too small, whoever chose it: the retry gets no
@@ -217,8 +218,9 @@ class Sizer:
 
     def _predict(self, job: dict, history: list, now: float, summary: dict) -> tuple[dict, str, dict]:
         """(prediction, basis, expected) before requests, retries and bounds; ``expected``
-        holds the cores the job is expected to use and, from a model, its memory point
-        estimate and a memory limit for an OOM retry (``memory``, ``memory_safe``)."""
+        holds the cores the job is expected to use and, from a model, its cpu-seconds at its
+        upper quantiles (``cpu_seconds``), its memory point estimate and a memory limit for
+        an OOM retry (``memory``, ``memory_safe``)."""
         model = self.bundle.model if self.bundle is not None else None
         if model is None:
             return self._rules(job, history, summary)
@@ -390,7 +392,7 @@ class Sizer:
         if "memory_kill_odds" in q and memory <= q["memory"][1] * MB:
             predicted["memory_kill_odds"] = q["memory_kill_odds"]  # the model's limit stands
         return predicted, "model", {"cores": q["cores"][0], "memory": q["memory"][0] * MB, "memory_safe": safe,
-                                    "memory_model": q["memory"][1] * MB}
+                                    "memory_model": q["memory"][1] * MB, "cpu_seconds": predicted["cpu"] * runtime}
 
     def _history_rule(self, job: dict, history: list, slopes: Optional[dict] = None) -> Optional[dict]:
         """The user's recent maxima with headroom, or None without a finished job.

@@ -14,8 +14,11 @@ behind it, so the rules are strict and the same for every policy:
   then. A killed job is re-sized by its policy (never below what the killed attempt
   had, nor below VPA's OOM bump or twice the timeout for what ran out:
   :func:`demand.policy.retry_floor`) and queued again in its original place; up to
-  five attempts. Every policy's limits go through the service's clamp
-  (:func:`demand.policy.clamp`: the bounds, and memory never below the runner's floor).
+  five attempts, unless it already had the most of what ran out there is to give
+  (memory at the admin's or the cluster's maximum; time and cpu both at theirs): that
+  run would be killed again at the same point, and its user, told it was killed at the
+  most there is, does not ask for it. Every policy's limits go through the service's
+  clamp (:func:`demand.policy.clamp`: the bounds, and memory never below the runner's floor).
 * With ``per_user``, a user runs at most that many jobs at once, as the service's
   dispatcher allows (its default is 2); the rest wait queued. When an attempt is
   OOM-killed, a policy that can (``resize_siblings``, as the service's sizer does) sizes
@@ -131,6 +134,14 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         out = clamp(alloc, bounds)
         return dict(out, cpu=min(out["cpu"], cap_cpu), memory=min(out["memory"], cap_mem))
 
+    most = admit({k: bounds[k][1] for k in ("cpu", "memory", "timeout")})
+
+    def retriable(reason: str, alloc: dict) -> bool:
+        """Whether a retry could get more of what ran out than the killed attempt had."""
+        if reason == "oom_killed":
+            return alloc["memory"] < most["memory"]
+        return alloc["timeout"] < most["timeout"] or alloc["cpu"] < most["cpu"]
+
     def decide(i, now, retry_of=None):
         nonlocal decide_s
         start = time.perf_counter()
@@ -235,7 +246,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
                 by_cause[cause[i]]["kills"] += 1
                 if reason == "oom_killed":
                     resize(record, now)
-                if attempts[i] < MAX_ATTEMPTS:
+                if attempts[i] < MAX_ATTEMPTS and retriable(reason, alloc):
                     decide(i, now, {"reason": reason, "allocated": dict(alloc), "used": dict(used)})
         dispatch(now)
 

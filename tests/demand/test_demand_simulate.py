@@ -226,3 +226,22 @@ def test_a_kill_in_a_queued_burst_resizes_its_siblings_once_and_only_its_users()
 def test_without_a_per_user_limit_a_burst_starts_at_once_and_nothing_waits_to_be_resized():
     m = simulate(_burst_rows(), Burst(), CAPACITY)
     assert m["resized_after_kill"] == 0 and m["oom_rate"] == 1.0
+
+
+class Doubling(Policy):
+    """16 GB at first, twice what a killed attempt had on its retry."""
+
+    name = "doubling"
+
+    def size(self, job, now, retry_of=None):
+        memory = 2 * retry_of["allocated"]["memory"] if retry_of else 16 * GB
+        return {"cpu": 1.0, "memory": memory, "timeout": 3600}
+
+
+def test_a_job_killed_at_the_most_memory_there_is_is_not_retried_to_be_killed_again():
+    row = {"user": "ann", "code_cells": 5, "source_bytes": 500, "imports": "torch", "params": "{}",
+           "requested_cpu": 1.0, "requested_mem_mb": 512, "peak_mem_mb": 100 * 1024.0, "cpu_seconds": 60.0,
+           "runtime_s": 60.0, "submit_time": 1_700_000_000}
+    m = simulate([typed(row)], Doubling(), CAPACITY)
+    # killed at 16, 32 and 64 GB (the replay's most): a fourth attempt would get 64 GB again
+    assert m["oom_rate"] == 3 and m["failed_jobs"] == 1

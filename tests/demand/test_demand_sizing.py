@@ -529,3 +529,22 @@ def test_the_rules_candidate_grows_only_with_the_parameters_the_model_shows_move
     # a larger input still grows it
     more = dict(job, params={"n_rows": 300000, "iters": 10})
     assert sizer.size(more, own, 1_700_000_000 + 600 * 122)["memory_policy"]["candidates"]["rules"] > 2 * rules
+
+
+def test_a_busy_hours_cpu_share_leaves_a_long_job_enough_cpu_to_end_within_the_longest_timeout(tmp_path):
+    from demand.policy import share_cpu
+
+    alloc = {"cpu": 4.0, "memory": GB, "timeout": 7200.0}
+    # 4 cores for 6,000 s at the hour's share of half a core: 48,000 s, far past the longest timeout
+    out = share_cpu(alloc, 0.5, {}, 4.0, cpu_seconds=4 * 6000.0, longest=7200.0)
+    assert out["cpu"] * 7200.0 >= 4 * 6000.0
+    assert share_cpu(alloc, 0.5, {}, 4.0, cpu_seconds=600.0, longest=7200.0)["cpu"] == 0.5  # a short job shares
+    asked = dict(alloc, cpu=0.5)  # (requests_win put the request in)
+    assert share_cpu(asked, 0.5, {"cpu": 0.5}, 4.0, cpu_seconds=4 * 6000.0, longest=7200.0)["cpu"] == 0.5
+    # the sizer gives the floor from the model's estimates
+    sizer = Sizer(tmp_path, BOUNDS)
+    history = [dict(h, used=dict(h["used"], cpu_seconds=3.6 * 6000.0, wall_seconds=6000.0)) for h in _history(240)]
+    sizer.retrain(history)
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    out = sizer.size(_job(), ann, cpu_share=0.5)
+    assert out["basis"] == "model" and out["allocated"]["cpu"] * BOUNDS["timeout"][1] >= 3.6 * 6000.0
