@@ -31,7 +31,7 @@ from .intake import IntakeError
 from .mailer import Mailer
 from .outputs import Artifacts, JobLog
 from .planning import DemandPlanner, user_history
-from .request import JobRequest
+from .request import JobRequest, retry_of
 from .runner import cell_words
 from .sizing import Sizing
 from .states import STOPPED, Reason, Status, reason_summary
@@ -593,14 +593,20 @@ class JobManager(LoggingConfigurable):
         """A sweep's runs are all sized at once, before any of them ends. When its 1st, 2nd, 4th, 8th…
         run succeeds, size the runs still queued again, on the history as it is now: the demand model
         learns the sweep from its first runs (a few passes, not one per run)."""
-        try:
-            runs = (await asyncio.to_thread(self.store.sweep_jobs, [done.sweep_id])).get(done.sweep_id, [])
-            succeeded = sum(j.status == Status.SUCCEEDED.value for j in runs)
+        def read() -> tuple:
+            runs = self.store.sweep_jobs([done.sweep_id]).get(done.sweep_id, [])
             queued = [j for j in runs if j.status == Status.QUEUED.value]
+            # a queued rerun of a killed run is a retry, sized as one: never below what the kill proved short
+            killed = {j.id: self.store.get(j.rerun_of) for j in queued if j.rerun_of}
+            return sum(j.status == Status.SUCCEEDED.value for j in runs), queued, killed
+
+        try:
+            succeeded, queued, killed = await asyncio.to_thread(read)
             if not queued or succeeded & (succeeded - 1):  # (not a power of two)
                 return
             sizings = await self.planner.resize_queued(
-                done.user, [(j, self.environments.named(j.environment).with_defaults(j.requested or {}))
+                done.user, [(j, self.environments.named(j.environment).with_defaults(j.requested or {}),
+                             retry_of(killed[j.id]) if killed.get(j.id) else None)
                             for j in queued], cpu_share=self._load("cpu_per_job"))
             for job_id, s in sizings.items():
                 predicted = dict(s["predicted"], resized_after_runs=succeeded)  # (what the job page can tell)

@@ -94,12 +94,13 @@ class DemandPlanner(LoggingConfigurable):
 
     async def resize_queued(self, user: str, queued: list, cpu_share=None) -> dict:
         """New sizings ``{job id: sizing}`` for queued jobs of ``user``, each given with what it
-        asks for (``[(job, requested)]``), sized as each would be if it were submitted now: on
-        the user's history as it is now (a sweep's runs, once some of them have ended)."""
+        asks for and the killed run it retries, if it is a retry (``[(job, requested, retry_of)]``),
+        sized as each would be if it were submitted now: on the user's history as it is now (a
+        sweep's runs, once some of them have ended)."""
         history = await user_history(self.store, user, self.sizing.history_limit)
         return {job.id: await self.sizing.size(dict(job.features or {}, user=user, requested=requested), history,
-                                               cpu_share=cpu_share)
-                for job, requested in queued}
+                                               retry_of=retry, cpu_share=cpu_share)
+                for job, requested, retry in queued}
 
     async def load_loop(self) -> None:
         """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""

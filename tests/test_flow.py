@@ -17,10 +17,10 @@ from hub_service.jobs import JobManager
 from hub_service.offload import Offload
 from hub_service.outputs import Artifacts
 from hub_service.planning import DemandPlanner
-from hub_service.request import JobRequest
+from hub_service.request import JobRequest, retry_of
 from hub_service.sizing import Sizing
 from hub_service.states import TERMINAL
-from hub_service.store import Store, job_model
+from hub_service.store import Store, Sweep, job_model
 from tests.fakes import FakeExecutor, Script
 from tests.hubtest import make_notebook
 
@@ -225,6 +225,43 @@ async def test_an_oom_kill_raises_its_queued_siblings_before_they_meet_the_same_
             assert after.allocated["memory"] >= 2 * before.allocated["memory"], (before.allocated, after.allocated)
             assert after.predicted["resized_after_kill"]["job"] == first.id
         assert store.get(theirs.id).allocated == theirs.allocated  # another user's run of it is not its sibling
+    finally:
+        await manager.stop()
+        store.close()
+
+
+async def test_a_queued_retry_in_a_sweep_keeps_its_retry_size_when_the_sweep_is_sized_again(tmp_path):
+    """A sweep's queued runs are sized again when its first run succeeds; a queued rerun of a run that was
+    killed among them is sized as the retry it is (twice the time that ran out), not as a new run."""
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    sizing = Sizing(offload=Offload(inline=True), model_dir=str(tmp_path / "models"), timeout_max=86400)
+    manager = JobManager(store=store, artifacts=Artifacts(tmp_path / "data"), executor=FakeExecutor(),
+                         dispatcher=Dispatcher(cpu=8.0, memory=64 << 30, max_running=2, per_user=1),
+                         sizing=sizing, planner=DemandPlanner(store=store, sizing=sizing))
+    try:
+        with store.session() as s:  # (its sweep, as the API stores one)
+            s.add(Sweep(id="s" * 32, user="alice", grid={"parameters": {"n": [1, 2]}}, size=2, created_ts=0.0))
+            s.commit()
+        run = dataclasses.replace(request(), sweep_id="s" * 32)
+        killed = await manager.submit(dataclasses.replace(run, parameters={"n": 1}))
+        manager.executor.scripts[killed.id] = Script(oom_at=2)
+        assert manager.dispatch_once() == [killed.id]
+        assert (await ended(manager, killed.id)).status == "failed"
+        store.update(killed.id, error_reason="timeout")  # (as if it had run out of its hour: the fake has no clock)
+        killed = store.get(killed.id)
+        first = await manager.submit(dataclasses.replace(run, parameters={"n": 2}))
+        retry = await manager.submit(dataclasses.replace(run, parameters={"n": 1}, rerun_of=killed.id,
+                                                         retry_of=retry_of(killed)))
+        assert retry.allocated["timeout"] >= 2 * killed.allocated["timeout"] > first.allocated["timeout"]
+        assert manager.dispatch_once() == [first.id]
+        assert (await ended(manager, first.id)).status == "succeeded"
+        for _ in range(500):  # the re-sizing is a task of its own, after the ending
+            again = store.get(retry.id)
+            if again.predicted.get("resized_after_runs"):
+                break
+            await asyncio.sleep(0.01)
+        assert again.predicted["resized_after_runs"] == 1 and again.status == "queued"
+        assert again.allocated["timeout"] >= 2 * killed.allocated["timeout"], (killed.allocated, again.allocated)
     finally:
         await manager.stop()
         store.close()
