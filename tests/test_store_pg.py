@@ -331,15 +331,13 @@ def test_a_second_lease_on_one_database_is_refused_naming_the_holder_until_the_f
 
 def _end_lease_session(postgres_url: str) -> int:
     """End the session holding the lease, server-side, as a restart or an admin's pg_terminate_backend would."""
-    from hub_service.store.lease import LEASE_LOCK
+    from hub_service.store.lease import LEASE_LOCK, LEASE_ROWS
 
     engine = make_engine(postgres_url)
     try:
         with engine.connect() as c:
-            return c.execute(sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND ((classid::bigint << 32) | objid::bigint) = :key"), {"key": LEASE_LOCK}).scalar()
+            return c.execute(sa.text(f"SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l WHERE {LEASE_ROWS}"),
+                             {"key": LEASE_LOCK}).scalar()
     finally:
         engine.dispose()
 

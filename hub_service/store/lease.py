@@ -28,6 +28,10 @@ from sqlalchemy.pool import NullPool
 
 #: the advisory lock of the lease ("nbjobs" in ASCII, plus one: the migrations hold the number itself)
 LEASE_LOCK = 0x6E626A6F6273 + 1
+#: the rows of ``pg_locks l`` that are the lease granted on this database (its key split in two halves)
+LEASE_ROWS = ("l.locktype = 'advisory' AND l.granted AND l.database = "
+              "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+              "AND ((l.classid::bigint << 32) | l.objid::bigint) = :key")
 
 
 class LeaseHeld(Exception):
@@ -75,8 +79,8 @@ class Lease:
             return False
         try:
             return bool(self._connection.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() "
-                "AND ((classid::bigint << 32) | objid::bigint) = :key"), {"key": LEASE_LOCK}).scalar())
+                f"SELECT count(*) FROM pg_locks l WHERE {LEASE_ROWS} AND l.pid = pg_backend_pid()"),
+                {"key": LEASE_LOCK}).scalar())
         except DBAPIError:
             self.release()  # the session is gone, and its lock with it
             return False
@@ -99,9 +103,7 @@ class Lease:
             with engine.connect() as c:
                 return c.execute(text(
                     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-                    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-                    "AND ((l.classid::bigint << 32) | l.objid::bigint) = :key"), {"key": LEASE_LOCK}).scalar()
+                    f"WHERE {LEASE_ROWS}"), {"key": LEASE_LOCK}).scalar()
         finally:
             engine.dispose()
 
