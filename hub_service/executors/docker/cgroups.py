@@ -75,49 +75,52 @@ class Cgroups:
                     pass
         return out
 
+    def cpu_tree(self) -> Optional[tuple]:
+        """Where cpu weights are written here: ``(base, file, convert)`` -- v1's cpu tree and ``cpu.shares``
+        as given, or v2's one tree and ``cpu.weight`` (:func:`_weight`) -- or None without a cpu controller."""
+        if (self.root / "cpu" / "cpu.shares").exists():  # v1
+            return self.root / "cpu", "cpu.shares", int
+        try:  # v2: the controller must be enabled for the tree's children
+            if "cpu" in (self.root / "cgroup.controllers").read_text().split():
+                return self.root, "cpu.weight", _weight
+        except OSError:
+            pass
+        return None
+
     def set_shares(self, key: str, shares: int) -> None:
         """Set the cpu weight of a per-job cgroup (v1 cpu.shares, v2 cpu.weight); best effort."""
-        cpu = self.dir("cpu", key)
-        if cpu is None:
+        tree, parent = self.cpu_tree(), self.names.job_cgroup(key)
+        if tree is None or not parent:
             return
-        for name, value in (("cpu.shares", shares), ("cpu.weight", _weight(shares))):
-            if (cpu / name).exists():
-                try:
-                    (cpu / name).write_text(str(value))
-                except OSError as e:
-                    self.log.debug("cgroup %s: cannot write %s: %s", cpu, name, e)
-                return
+        base, fname, convert = tree
+        path = base / parent.strip("/") / fname
+        try:
+            path.write_text(str(convert(shares)))
+        except OSError as e:  # (the job's cgroup is gone, or not ours to write)
+            self.log.debug("cgroup %s: cannot write: %s", path, e)
 
     def weighable(self) -> bool:
         """Whether each job's cpu weight can be set here (:meth:`set_shares`): a cpu controller this
         process may write, for per-job cgroups (not so under a read-only mount of the tree)."""
-        if not self.names.cgroup_parent:
-            return False
-        if (self.root / "cpu" / "cpu.shares").exists():  # v1
-            return os.access(self.root / "cpu", os.W_OK)
-        try:  # v2
-            return "cpu" in (self.root / "cgroup.controllers").read_text().split() and os.access(self.root, os.W_OK)
-        except OSError:
-            return False
+        tree = self.cpu_tree() if self.names.cgroup_parent else None
+        return tree is not None and os.access(tree[0], os.W_OK)
 
     def set_group_shares(self, shares: int) -> None:
         """Give the group of all jobs (``cgroup_parent``) its cpu weight; best effort. Each level of its path
         gets it: only the top one weighs against the host's other processes."""
+        tree = self.cpu_tree()
+        if tree is None:
+            return
+        base, fname, convert = tree
         parts = Path(self.names.cgroup_parent.strip("/")).parts
-        for base, fname, value in ((self.root / "cpu", "cpu.shares", shares),
-                                   (self.root, "cpu.weight", _weight(shares))):
-            if not (base / fname).exists() and not (base / "cgroup.controllers").exists():
-                continue
-            try:
-                for depth in range(1, len(parts) + 1):
-                    level = base.joinpath(*parts[:depth])
-                    if base != self.root:  # v1: runc would create it with the first job; so may we
-                        level.mkdir(exist_ok=True)
-                    (level / fname).write_text(str(value))
-                return
-            except OSError as e:
-                self.log.warning("docker executor: cannot set %s of %s: %s", fname, base.joinpath(*parts), e)
-                return
+        try:
+            for depth in range(1, len(parts) + 1):
+                level = base.joinpath(*parts[:depth])
+                if base != self.root:  # v1: runc would create it with the first job; so may we
+                    level.mkdir(exist_ok=True)
+                (level / fname).write_text(str(convert(shares)))
+        except OSError as e:
+            self.log.warning("docker executor: cannot set %s of %s: %s", fname, base.joinpath(*parts), e)
 
     def reset_peak(self, key: str) -> None:
         """Start the cgroup's memory peak afresh (cgroup v1; v2 cannot)."""
