@@ -124,7 +124,7 @@ class NotebookJobs(Application):
         PostgreSQL lease is a session the server can end (a restart, an admin's
         pg_terminate_backend); without it another service could start and recover this one's
         jobs, so the service stops (exit status 1) for its restart policy to start it again.
-        0: no checks.""",
+        0: no checks; a negative number is refused.""",
     ).tag(config=True)
 
     executor_class = EntryPointType(
@@ -214,6 +214,13 @@ class NotebookJobs(Application):
         # HubAuth's cache keeps answers forever at 0, the opposite of what 0 would suggest
         if proposal["value"] < 1:
             raise TraitError("auth_cache_max_age must be at least 1 second")
+        return proposal["value"]
+
+    @validate("lease_check_interval")
+    def _valid_lease_check_interval(self, proposal):
+        # a negative interval would turn the checks off as silently as 0 does
+        if proposal["value"] < 0:
+            raise TraitError("lease_check_interval must be 0 (no checks) or a positive number of seconds")
         return proposal["value"]
 
     @property

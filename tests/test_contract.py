@@ -7,6 +7,7 @@ secret once could have been), because secrets reach the service only through its
 """
 
 import pytest
+from traitlets import TraitError
 
 from hub_service.app import NotebookJobs
 from tests.hubtest import SERVICE
@@ -115,3 +116,15 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
         assert app.mailer.password == "mail-env"
     finally:
         app.store.close()
+
+
+@pytest.mark.parametrize("value, accepted", [("-1", False), ("0", True), ("2.5", True)])
+def test_a_negative_lease_check_interval_is_refused(value, accepted):
+    """0 turns the lease checks off; a negative number must not do so silently."""
+    app = NotebookJobs()
+    if accepted:
+        app.lease_check_interval = float(value)
+        assert app.lease_check_interval == float(value)
+    else:
+        with pytest.raises(TraitError, match="lease_check_interval must be 0"):
+            app.lease_check_interval = float(value)
