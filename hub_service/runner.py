@@ -49,6 +49,7 @@ import signal
 import sys
 import tempfile
 import time
+import types
 
 INJECTED_TAG = "injected-parameters"
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4  # <linux/prctl.h>
@@ -62,6 +63,40 @@ NICENESS = 10
 _EVENTS = None
 #: The directory of the kernel's ``notebook_jobs`` module (install_helper's).
 _HELPER_DIR = None
+
+#: Modules papermill imports at its own import but that a run of local files never uses: requests (its
+#: http:// notebooks; with urllib3, charset_normalizer, idna, http.cookiejar: a fifth of the modules a job's
+#: runner loads) and click (its command line). defer_imports() loads them only when first used.
+DEFERRED_MODULES = ("requests", "click")
+
+
+class DeferredModule(types.ModuleType):
+    """A module whose code runs at the first look-up of a name it defines, not at ``import``.
+
+    As importlib's LazyLoader, it is the module itself, made from its spec (so ``__spec__``, ``__path__``
+    and the like are there, and its submodules import as they would), and it runs its code into itself:
+    every holder of it sees one module. LazyLoader does not do here: an ``import`` statement reads the
+    module's ``__spec__``, and any attribute read runs a LazyLoader's module.
+    """
+
+    def __getattr__(self, name):
+        self.__class__ = types.ModuleType  # (an ordinary module from here on: its code runs once)
+        self.__spec__.loader.exec_module(self)
+        return getattr(self, name)
+
+
+def defer_imports(names=DEFERRED_MODULES):
+    """Put a DeferredModule in sys.modules for each of ``names`` not imported yet (and installed)."""
+    import importlib.util
+
+    for name in names:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            module.__class__ = DeferredModule
+            sys.modules[name] = module
 
 
 def take_stdout():
@@ -473,6 +508,7 @@ DEFAULT_WARM_KERNEL = "python3"
 def main(argv=None):
     """Run one job (or wait for one, warm) as the command line says: the exit code."""
     make_undumpable()  # before any user code exists
+    defer_imports()  # before papermill is imported
     take_stdout()
     yield_cpu()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -593,6 +629,32 @@ def _shutdown(km):
         print(f"runner: kernel shutdown: {type(e).__name__}: {e}", file=sys.stderr)
 
 
+#: what nbclient passes to the IPython kernels it starts (its ``ipython_hist_file``): the input history in
+#: memory, without an SQLite file (and the thread that writes it) per kernel. The runner starts its
+#: kernels itself, so it passes it too.
+IN_MEMORY_HISTORY = "--HistoryManager.hist_file=:memory:"
+
+
+def _kernel_arguments(km):
+    """The kernel's command-line options (as nbclient's for the kernels it starts)."""
+    return [IN_MEMORY_HISTORY] if km.ipykernel else []
+
+
+def _kernel_manager(kernel_name):
+    """The manager of a kernel to be started, its kernelspec found without importing IPython.
+
+    jupyter_client's kernelspec manager looks in IPython's directory too, and finds it with
+    ``IPython.paths``: that imports all of IPython (70 modules) in the runner, which runs no IPython.
+    The same directories are named here: Jupyter's, and IPython's (``$IPYTHONDIR`` or ``~/.ipython``).
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_core.paths import jupyter_path
+
+    ipython_dir = os.path.normpath(os.path.expanduser(os.environ.get("IPYTHONDIR") or "~/.ipython"))
+    specs = KernelSpecManager(kernel_dirs=jupyter_path("kernels") + [os.path.join(ipython_dir, "kernels")])
+    return ipc_kernel_manager_class()(kernel_name=kernel_name, kernel_spec_manager=specs)
+
+
 def _launch_kernel(kernel_name, cwd):
     """The kernel's manager with its process launched, not waited for (nbclient waits for it);
     None when the notebook names no kernel or it cannot start: papermill then says why, as it would."""
@@ -600,9 +662,9 @@ def _launch_kernel(kernel_name, cwd):
         return None
     from jupyter_core.utils import run_sync
 
-    km = ipc_kernel_manager_class()(kernel_name=kernel_name)
+    km = _kernel_manager(kernel_name)
     try:
-        run_sync(km.start_kernel)(cwd=cwd)
+        run_sync(km.start_kernel)(cwd=cwd, extra_arguments=_kernel_arguments(km))
     except Exception as e:
         print(f"runner: kernel {kernel_name!r} did not launch ({type(e).__name__}: {e})", file=sys.stderr)
         return None
@@ -618,9 +680,9 @@ def _start_warm_kernel(kernel_name, cwd):
     from nbclient import NotebookClient  # noqa: F401
 
     nbformat.validate(nbformat.v4.new_notebook())  # loads the schema and its validator now
-    km = ipc_kernel_manager_class()(kernel_name=kernel_name)
+    km = _kernel_manager(kernel_name)
     try:
-        run_sync(km.start_kernel)(cwd=cwd)
+        run_sync(km.start_kernel)(cwd=cwd, extra_arguments=_kernel_arguments(km))
         kc = km.client()
         kc.start_channels()
         try:

@@ -7,6 +7,8 @@ image leaves out or prepares at build time is paid by no job.
 
 from __future__ import annotations
 
+import json
+
 import docker
 import nbformat
 import pytest
@@ -49,7 +51,11 @@ print("\n".join(stale[:20]))
 
 
 def printed(spec) -> str:
-    out = nbformat.read(str(spec.output_path), as_version=4)
+    return printed_at(spec.output_path)
+
+
+def printed_at(path) -> str:
+    out = nbformat.read(str(path), as_version=4)
     return "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
 
 
@@ -85,3 +91,67 @@ def test_every_module_of_the_image_has_its_bytecode():
     seen, stale = map(int, out.split("\n", 1)[0].split())
     assert seen > 1000, out  # the stdlib and the packages were walked
     assert stale == 0, out
+
+
+#: Run in the image: the runner's own main() on the job in /work/job (cold, or warm when argv says so), and
+#: at its end which modules of RUNNER_UNUSED the runner process has loaded, and how many modules in all.
+RUNNER_MODULES = r"""
+import sys
+sys.path.insert(0, "/opt/runner")
+import runner
+unused, leave = sys.argv[1].split(","), runner.leave
+def counted_leave(code, km=None):
+    loaded = [m for m in unused if type(sys.modules.get(m)).__name__ == "module"]
+    print("RUNNER-MODULES", code, len(sys.modules), *loaded, file=sys.stderr, flush=True)
+    leave(code, km)
+runner.leave = counted_leave
+sys.exit(runner.main(sys.argv[2:]))
+"""
+#: Modules a run of local files does not use in the runner process: papermill's http:// notebooks
+#: (requests, urllib3), its command line (click), IPython (the kernel's, not the runner's).
+RUNNER_UNUSED = ("requests", "urllib3", "click", "IPython")
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_the_runner_loads_only_what_a_run_uses(tmp_path, warm):
+    """The runner process pays for every module it imports, in every job: papermill's imports that a run
+    of local files never uses are deferred (and still load when used), its kernelspec is found without
+    IPython, and its kernel keeps its input history in memory, as nbclient's own kernels do."""
+    nb = make_notebook("print('HISTORY', get_ipython().history_manager.hist_file)")
+    nbformat.write(nb, str(tmp_path / "input.ipynb"))
+    tmp_path.chmod(0o777)
+    job = ["--input", "/work/job/input.ipynb", "--output", "/work/job/output.ipynb", "--cwd", "/work/job/files"]
+    argv = ["--warm", "--cwd", "/work/job/files"] if warm else job
+    client = docker.from_env()
+    try:
+        python = (client.images.get(IMAGE).attrs["Config"].get("Entrypoint") or ["python3"])[0]
+        container = client.containers.create(
+            IMAGE, entrypoint=[python, "-c", RUNNER_MODULES, ",".join(RUNNER_UNUSED), *argv], network_mode="none",
+            read_only=True, tmpfs={"/tmp": "rw,size=64m"}, volumes={str(tmp_path): {"bind": "/work/job"}},
+            stdin_open=True)
+        try:
+            if warm:  # the job line, as the warm pool delivers it
+                sock = container.attach_socket(params={"stdin": 1, "stream": 1})
+                container.start()
+                line = dict(zip(job[::2], job[1::2]))
+                sock._sock.sendall((json.dumps({k.lstrip("-"): v for k, v in line.items()}) + "\n").encode())
+                sock._sock.close()
+            else:
+                container.start()
+            assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()[-3000:]
+            log = container.logs(stdout=False, stderr=True).decode()
+        finally:
+            container.remove(force=True)
+        counted = [line.split() for line in log.splitlines() if line.startswith("RUNNER-MODULES")]
+        assert counted and counted[0][1] == "0", log[-3000:]
+        assert counted[0][3:] == [], f"the runner loaded {counted[0][3:]} (of {counted[0][2]} modules)"
+        assert "HISTORY :memory:" in printed_at(tmp_path / "output.ipynb")
+        # the deferred modules load when they are used: one module each, whoever holds it
+        used = client.containers.run(IMAGE, entrypoint=[python, "-c", (
+            "import sys; sys.path.insert(0, '/opt/runner'); import runner; runner.defer_imports(); "
+            "import requests, click; from requests.exceptions import HTTPError; "
+            "print(callable(requests.get), callable(click.echo), issubclass(HTTPError, requests.RequestException), "
+            "type(sys.modules['requests']).__name__)")], network_mode="none", read_only=True, remove=True).decode()
+        assert used.split() == ["True", "True", "True", "module"], used
+    finally:
+        client.close()
