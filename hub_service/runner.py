@@ -55,8 +55,12 @@ INJECTED_TAG = "injected-parameters"
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4  # <linux/prctl.h>
 #: how far below the service's the cpu priority of a job's processes (runner, kernel) is: a notebook is
 #: batch work, and the service answering its users (a listing, an event stream, the next job's start) must
-#: not queue behind the jobs for the cores. (In a container of its own a job's cgroup weighs against the
-#: service, and this orders only the job's own processes.)
+#: not queue behind the jobs for the cores. Under the local executor both stay in the service's session (Linux
+#: shares the cpu between sessions first, then by niceness within one): at 10 a job's process weighs 110 to
+#: the service's 1024, which then keeps nine tenths of a core they share; 19 (15) would add little to that,
+#: and would leave a job 1.5 % of a core beside the service's own busy workers (nice 0, in its session).
+#: (In a container of its own a job's cgroup weighs against the service, and this orders only the job's own
+#: processes.)
 NICENESS = 10
 
 #: Where events go: the original stdout, taken over by take_stdout() in main().
@@ -407,6 +411,7 @@ def ipc_kernel_manager_class():
     (mkdtemp's) are reachable by this job's uid alone.
     """
     import tempfile
+    import uuid
     from queue import Empty
 
     from jupyter_client.asynchronous import AsyncKernelClient
@@ -448,7 +453,46 @@ def ipc_kernel_manager_class():
             self.ip = os.path.join(tempfile.mkdtemp(prefix="kernel-"), "ipc")
             self.client_factory = ReadyClient
 
+        async def _async_pre_start_kernel(self, **kw):
+            # a kernelspec that names a provisioner of its own keeps it; jupyter_client's default is replaced,
+            # where Popen can make a process group without code between fork and exec (Python 3.11)
+            if (self.provisioner is None and sys.version_info >= (3, 11)
+                    and not self.kernel_spec.metadata.get("kernel_provisioner")):
+                self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+                self.provisioner = own_group_provisioner_class()(
+                    kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+            return await super()._async_pre_start_kernel(**kw)
+
     return IPCKernelManager
+
+
+def own_group_provisioner_class():
+    """jupyter_client's local provisioner, launching the kernel in a process group of its own within the
+    runner's session instead of in a session of its own.
+
+    Linux shares the cpu between sessions (autogroups) first: in a session of its own the kernel weighs as
+    much as the whole service, whatever niceness it inherited from the runner (see yield_cpu). In the
+    runner's session, which is the service's, that niceness puts it below the service. The group of its
+    own is for the provisioner's signals: it interrupts and kills with ``killpg`` of the kernel's group,
+    which must take the kernel and what it started, never the runner or the service. jupyter_client's
+    launcher always asks for a new session, so the kernel is launched here as that launcher otherwise
+    launches it on POSIX: no stdin, ``JPY_PARENT_PID`` for the kernel to leave when the runner is gone.
+    """
+    import subprocess
+
+    from jupyter_client.provisioning import LocalProvisioner
+
+    class OwnGroupProvisioner(LocalProvisioner):
+        async def launch_kernel(self, cmd, **kwargs):
+            kwargs = self._scrub_kwargs(kwargs)
+            kwargs["env"] = dict(kwargs.get("env") or os.environ, JPY_PARENT_PID=str(os.getpid()))
+            # (setpgid runs in the child without any Python code: the spawn stays a vfork)
+            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, process_group=0, **kwargs)
+            self.pid = self.pgid = self.process.pid
+            self.cwd = kwargs.get("cwd", os.getcwd())
+            return self.connection_info
+
+    return OwnGroupProvisioner
 
 
 def make_engine():

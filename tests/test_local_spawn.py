@@ -3,8 +3,10 @@ followed by reading its own process tree only (bench/bench_load.py --drain measu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,6 +18,7 @@ import pytest
 
 from hub_service.executors.base import RUNNER_PATH, JobSpec
 from hub_service.executors.local import LocalExecutor, _Watch, kill_tree, tree
+from hub_service.runner import ipc_kernel_manager_class
 from tests.hubtest import make_notebook
 
 pytestmark = pytest.mark.process
@@ -79,7 +82,7 @@ def test_a_runner_dies_with_the_service_that_started_it(tmp_path):
     service = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import os, subprocess, sys
         runner = subprocess.Popen({args!r} + ["--parent", str(os.getpid())], cwd={str(tmp_path)!r},
-                                  start_new_session=True, stderr=subprocess.DEVNULL)
+                                  process_group=0, stderr=subprocess.DEVNULL)
         print(runner.pid, flush=True)
         runner.wait()
         """)], stdout=subprocess.PIPE, text=True)
@@ -95,7 +98,7 @@ def test_a_runner_dies_with_the_service_that_started_it(tmp_path):
         service.wait(10)
         runner.wait(10)  # (raises TimeoutExpired if it outlives its parent)
     finally:
-        for pid in family[1:]:  # its kernel, which has a session of its own
+        for pid in family[1:]:  # its kernel: the death signal is the runner's alone
             kill_tree(pid)
         service.kill()
 
@@ -126,3 +129,91 @@ def test_the_watcher_reads_the_job_tree_and_nothing_else_of_proc(tmp_path):
         kill_tree(family.pid)
         family.wait(10)
 
+
+
+class _Signals:
+    """The signals a catchable, terminating kind that this process (the service, in these tests) receives
+    meanwhile: a killpg meant for a job's group that reached it would be one."""
+
+    KINDS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+    def __enter__(self):
+        self.received = []
+        self.before = {kind: signal.signal(kind, lambda signum, frame: self.received.append(signum))
+                       for kind in self.KINDS}
+        return self
+
+    def __exit__(self, *exc):
+        for kind, handler in self.before.items():
+            signal.signal(kind, handler)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="a process group by vfork needs Python 3.11")
+async def test_a_jobs_runner_and_kernel_share_the_services_session_each_in_a_group_of_its_own(tmp_path):
+    """Linux shares the cpu between sessions (autogroups) first: in sessions of their own the runner and its
+    kernel weigh as much as the whole service whatever their niceness, and a listing waits for a core behind
+    them. In the service's session, each leading a process group of its own (so that a killpg for the kernel
+    takes neither the runner nor the service), they run below it; and a cancel takes them, not the service."""
+    write_job(tmp_path, "import time\ntime.sleep(60)")
+    executor = LocalExecutor()
+    with _Signals() as signals:
+        job = asyncio.ensure_future(executor.run(JobSpec(job_id="groups", workdir=tmp_path, timeout=120),
+                                                 lambda event: None, lambda text: None))
+        try:
+            deadline = time.monotonic() + 60
+            while "groups" not in executor._procs or not any(
+                    b"ipykernel" in command_line(pid) for pid in tree(executor._procs["groups"].pid)[1:]):
+                assert not job.done() and time.monotonic() < deadline, "the job's kernel did not start"
+                await asyncio.sleep(0.05)
+            runner = executor._procs["groups"].pid
+            kernel = next(pid for pid in tree(runner)[1:] if b"ipykernel" in command_line(pid))
+            assert [os.getsid(pid) for pid in (runner, kernel)] == [os.getsid(0)] * 2
+            assert [os.getpgid(pid) for pid in (runner, kernel)] == [runner, kernel]
+            assert await executor.cancel("groups")
+            outcome = await asyncio.wait_for(job, 30)
+        finally:
+            if not job.done():
+                kill_tree(executor._procs["groups"].pid)
+                await job
+    assert outcome.status == "cancelled", outcome
+    assert signals.received == []
+    assert not psutil.pid_exists(kernel) or psutil.Process(kernel).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="a process group by vfork needs Python 3.11")
+async def test_the_runners_kernel_manager_signals_the_kernels_group_alone(tmp_path):
+    """jupyter_client interrupts and kills a kernel with ``killpg`` of the group it recorded at the launch:
+    with the runner's kernel manager that is the kernel's own group (in the runner's session, here this
+    process's), which holds what the kernel started too and neither the runner nor the service."""
+    km = ipc_kernel_manager_class()(kernel_name="python3")
+    with _Signals() as signals:
+        await km.start_kernel(cwd=str(tmp_path))
+        try:
+            kernel = km.provisioner.pid
+            assert (os.getsid(kernel), os.getpgid(kernel), km.provisioner.pgid) == (os.getsid(0), kernel, kernel)
+            kc = km.client()
+            kc.start_channels()
+            try:
+                await kc.wait_for_ready(timeout=60)
+                printed = []
+                reply = await kc.execute_interactive(  # (a child deaf to the interrupt: the kill must take it)
+                    "import subprocess, sys\n"
+                    "child = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+                    "signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)'])\n"
+                    "print(child.pid)\n", timeout=60,
+                    output_hook=lambda msg: msg["msg_type"] == "stream" and printed.append(msg["content"]["text"]))
+                assert reply["content"]["status"] == "ok", reply
+                child = psutil.Process(int("".join(printed)))
+                msg_id = kc.execute("import time; time.sleep(60)")
+                await asyncio.sleep(0.5)  # (in the cell now)
+                await km.interrupt_kernel()
+                reply = await kc._async_get_shell_msg(timeout=30)
+                while reply["parent_header"].get("msg_id") != msg_id:
+                    reply = await kc._async_get_shell_msg(timeout=30)
+                assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
+            finally:
+                kc.stop_channels()
+        finally:
+            await km.shutdown_kernel(now=True)
+    child.wait(10)  # the group's SIGKILL took the kernel's own child (raises TimeoutExpired otherwise)
+    assert signals.received == []

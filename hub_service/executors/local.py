@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from typing import Optional
 
@@ -33,6 +34,13 @@ from .base import (
 )
 from .streams import LogCap
 
+
+#: where a runner goes among the service's processes: into the service's session, so its autogroup (Linux shares
+#: the cpu between sessions first, and in a session of its own the runner's niceness would weigh against
+#: nothing: a listing would wait for a core behind the jobs), leading a process group of its own (a signal to the
+#: service's group, a terminal's ^C, does not reach the job). Python 3.10's Popen cannot make a group without
+#: running code between fork and exec (no vfork then): there the runner has a session of its own.
+RUNNER_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 
 #: whether this kernel lists each task's children in /proc (CONFIG_PROC_CHILDREN); psutil finds them otherwise
 PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
@@ -63,7 +71,7 @@ def tree(pid: int) -> list:
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL a process and every descendant (kernels start their own sessions), the descendants first."""
+    """SIGKILL a process and every descendant (a kernel leads a process group of its own), the descendants first."""
     for each in reversed(tree(pid)):
         try:
             psutil.Process(each).kill()
@@ -160,7 +168,7 @@ class LocalExecutor(Executor):
             # (no code runs between fork and exec, so the spawn is a vfork: the runner asks for its death signal)
             self.runner_python, str(RUNNER_PATH), *spec.runner_args(), "--parent", str(os.getpid()),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL, cwd=str(spec.files_dir), env=env, start_new_session=True,
+            stdin=asyncio.subprocess.DEVNULL, cwd=str(spec.files_dir), env=env, **RUNNER_GROUP,
         )
         self._procs[spec.job_id] = proc
         watch = _Watch(proc.pid)
