@@ -204,8 +204,12 @@ async def test_the_runners_kernel_manager_signals_the_kernels_group_alone(tmp_pa
                     output_hook=lambda msg: msg["msg_type"] == "stream" and printed.append(msg["content"]["text"]))
                 assert reply["content"]["status"] == "ok", reply
                 child = psutil.Process(int("".join(printed)))
-                msg_id = kc.execute("import time; time.sleep(60)")
-                await asyncio.sleep(0.5)  # (in the cell now)
+                msg_id = kc.execute("import time; print('sleeping', flush=True); time.sleep(60)")
+                while True:  # interrupted in the cell, not before it
+                    msg = await kc._async_get_iopub_msg(timeout=30)
+                    if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream"
+                            and "sleeping" in msg["content"]["text"]):
+                        break
                 await km.interrupt_kernel()
                 reply = await kc._async_get_shell_msg(timeout=30)
                 while reply["parent_header"].get("msg_id") != msg_id:
