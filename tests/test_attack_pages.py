@@ -454,3 +454,35 @@ def test_a_stored_name_with_a_bidi_override_reorders_nothing_around_it(hub, brow
     shot(page, "stored-bidi-name")
     assert console.errors == []
     page.close()
+
+
+def test_the_admins_buttons_name_a_stored_bidi_name_isolated(hub, browser):  # noqa: F811
+    """The admin's Cancel and Pause buttons are named for a screen reader after the job or schedule they act on
+    ("cancel rosa's job NAME"), and the owner filter's tip after its user: a stored name's override is isolated
+    there as on the lines a sighted admin reads, so it cannot turn the words after it."""
+    rosa = hub.user("rtl-rosa")
+    job = rosa.submit(make_notebook("import time\ntime.sleep(300)"), name="rosa-long")
+    r = rosa.post("schedules", json={"code": "print(1)", "cron": "0 3 * * *", "name": "rosa-nightly"})
+    assert r.status_code == 201, r.text
+    schedule = r.json()
+    stored(hub, "jobs", job["id"], STORED_RTL)
+    stored(hub, "schedules", schedule["id"], STORED_RTL)
+    rosa.wait(job["id"], statuses=("running",), timeout=120)
+    page, console = logged_in(hub, browser, "admin")
+    try:
+        page.goto(hub.url + SERVICE + "admin")
+        cancel = page.locator(f"#admin-jobs tr[data-job-id='{job['id']}'] button.admin-cancel")
+        cancel.wait_for(timeout=30_000)
+        isolated = "\u2068\u202egpj.exe\u2069"  # its stray PDI dropped, its override closed in
+        assert cancel.get_attribute("aria-label") == f"cancel rtl-rosa's job {isolated}"
+        pause = page.locator(f"#admin-schedules tr[data-schedule-id='{schedule['id']}'] button.admin-pause")
+        assert pause.get_attribute("aria-label") == f"pause rtl-rosa's schedule {isolated}"
+        # the message after the cancel reads the same way
+        cancel.click()
+        page.wait_for_function("document.getElementById('jobs-message').textContent.endsWith(' is cancelled')",
+                               timeout=60_000)
+        assert page.locator("#jobs-message").text_content() == f"rtl-rosa's job {isolated} is cancelled"
+        assert console.errors == [], "\n".join(console.errors)
+    finally:
+        page.close()
+        rosa.delete(f"schedules/{schedule['id']}")

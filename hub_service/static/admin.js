@@ -177,12 +177,12 @@
     if (!TERMINAL.includes(job.status)) {
       const busy = cancelling.has(job.id);
       const cancel = el("button", {class: "btn btn-sm btn-outline-danger admin-cancel", type: "button", disabled: busy,
-                                   "aria-label": `cancel ${job.user}'s job ${job.name}`}, busy ? "Cancelling…" : "Cancel");
+                                   "aria-label": `cancel ${isolated(job.user)}'s job ${isolated(job.name)}`}, busy ? "Cancelling…" : "Cancel");
       cancel.addEventListener("click", () => cancelJob(job, cancel));
       actions.append(cancel);
     }
     const owner = el("button", {type: "button", class: "btn btn-link p-0 border-0 align-baseline admin-owner-filter",
-                                title: `only ${job.user}'s jobs`}, job.user);
+                                title: `only ${isolated(job.user)}'s jobs`}, job.user);
     owner.addEventListener("click", () => filterOwner(job.user));
     const name = el("td", {}, el("a", {href: cfg.prefix + "jobs/" + job.id}, isolated(job.name || job.id.slice(0, 8))));
     if (job.schedule_id) name.append(" ", el("small", {class: "text-body-secondary"}, "scheduled"));
@@ -217,10 +217,10 @@
         replaceRow(now);
       }
       msg.className = "small ms-auto";
-      msg.textContent = `${job.user}'s job ${isolated(job.name)} is ${now.status}`;
+      msg.textContent = `${isolated(job.user)}'s job ${isolated(job.name)} is ${now.status}`;
     } catch (err) {
       msg.className = "small ms-auto text-danger-emphasis";
-      msg.textContent = `could not cancel ${job.user}'s job ${isolated(job.name)}: ${err.message}`;
+      msg.textContent = `could not cancel ${isolated(job.user)}'s job ${isolated(job.name)}: ${err.message}`;
       button.disabled = false;
       button.textContent = "Cancel";
     } finally {
@@ -282,7 +282,7 @@
   function scheduleRow(s) {
     const last = (s.last_runs || [])[0];
     const toggle = el("button", {class: "btn btn-sm btn-outline-secondary admin-pause", type: "button",
-                                 "aria-label": `${s.paused ? "resume" : "pause"} ${s.user}'s schedule ${s.name}`},
+                                 "aria-label": `${s.paused ? "resume" : "pause"} ${isolated(s.user)}'s schedule ${isolated(s.name)}`},
                       s.paused ? "Resume" : "Pause");
     toggle.addEventListener("click", () => {
       toggle.disabled = true;
