@@ -30,10 +30,17 @@ Exit codes: 0 succeeded, 1 a cell raised, 2 bad input or papermill failure, 4 it
 
 Warm mode (``--warm --cwd DIR``): a pre-started runner that pays papermill's start-up
 before its job exists. It imports papermill, starts the kernel in DIR and waits for it,
-says ``{"event": "ready"}``, then reads ONE JSON line from stdin: the job, as
+says ``{"event": "ready", "line_io": true}``, then reads ONE JSON line from stdin: the job, as
 ``{"input": ..., "output": ..., "parameters": ..., "cwd": ..., "kernel": ...}`` (the
-one-shot options by name). It says ``{"event": "assigned", "warm_cpu_seconds": s}`` (the
-cpu its start-up used, for the executor to leave out of the job's usage) and runs the
+one-shot options by name), at most :data:`MAX_JOB_LINE` characters. ``line_io`` says the line
+may also carry the job's inputs -- ``"inputs"`` and ``"files"``, each ``{name: base64 content}``,
+written into the directory of ``input`` and into ``cwd`` before the run (a name that is not a
+plain file name is refused) -- and ``"outputs_max": n``: after "finished" and its kernel's end,
+the run's outputs come back as one event, ``{"event": "outputs", "outputs": {...}, "files":
+{...}}`` (the output notebook and metrics file; the regular files of ``cwd``), when they are
+all regular files and the event is at most n characters (else no such event). It says
+``{"event": "assigned", "warm_cpu_seconds": s}`` (the cpu its start-up used, for the
+executor to leave out of the job's usage) and runs the
 job with the already-started kernel, emitting the events above. One runner, one job:
 the kernel is shut down afterwards and the process exits. When the job asks for another
 kernel or working directory, the warm kernel is dropped and papermill starts its own.
@@ -46,6 +53,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -546,6 +554,11 @@ def make_engine():
 #: for a cell that printed a flood of reports); past it papermill fails the run
 IOPUB_TIMEOUT = 60
 JOB_KEYS = ("input", "output", "parameters", "cwd", "kernel")
+#: job-line keys of the inputs a warm runner writes itself ({name: base64}), and the key of the directory
+#: each goes into; the executor copies larger inputs in with put_archive, before the line
+INPUT_KEYS = {"inputs": "input", "files": "cwd"}
+#: the longest job line a warm runner reads (characters; its inputs, in base64, make it long)
+MAX_JOB_LINE = 4 << 20
 DEFAULT_WARM_KERNEL = "python3"
 
 
@@ -587,15 +600,53 @@ def cold_main(args):
     run_and_leave(args, _launch_kernel(args.kernel or _notebook_kernel(args.input), args.cwd))
 
 
-def run_and_leave(args, km):
-    """Run the job with ``km``'s kernel (None: papermill starts its own) and exit; a crash takes the kernel too."""
+def run_and_leave(args, km, outputs_max=0):
+    """Run the job with ``km``'s kernel (None: papermill starts its own) and exit; a crash takes the kernel too.
+    With ``outputs_max``, the outputs are sent as an event (send_outputs) once the kernel is gone."""
     try:
         code = run_job(args, km)
     except BaseException:
         if km is not None:
             _shutdown(km)
         raise
+    if outputs_max:
+        _kill_kernel(km)  # (nothing of the notebook's writes on while they are read)
+        try:
+            send_outputs(args.output, args.cwd, outputs_max)
+        except Exception as e:  # (the executor copies them out instead)
+            print(f"runner: outputs not sent: {type(e).__name__}: {e}", file=sys.stderr)
     leave(code, km)
+
+
+def send_outputs(output, cwd, most):
+    """Send the run's outputs as one "outputs" event (base64): the output notebook and the metrics file
+    beside it, and the regular files of ``cwd``, when there is nothing else there (a folder, a link) and
+    the event is at most ``most`` characters. Otherwise nothing: the executor copies them out itself."""
+    from base64 import b64encode
+
+    beside = [os.path.join(os.path.dirname(output), name) for name in (os.path.basename(output), METRICS_FILE)]
+    found = {"outputs": [p for p in beside if os.path.lexists(p)], "files": []}
+    try:
+        with os.scandir(cwd) as entries:
+            found["files"] = [entry.path for entry in entries]
+        sent, total = {}, 0
+        for key, paths in found.items():
+            for path in paths:
+                # never through a link, nothing but a regular file: what an archive of them would unpack
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+                with os.fdopen(fd, "rb") as f:
+                    st = os.fstat(fd)
+                    total += st.st_size
+                    if not stat.S_ISREG(st.st_mode) or total > most:
+                        return
+                    data = f.read(most + 1)
+                if len(data) != st.st_size:  # (changed while read)
+                    return
+                sent.setdefault(key, {})[os.path.basename(path)] = b64encode(data).decode("ascii")
+    except OSError:  # (a link, or gone: ELOOP, ENOENT)
+        return
+    if len(json.dumps(sent)) <= most:  # (many small files' names count too)
+        emit("outputs", **sent)
 
 
 def run_job(args, km=None):
@@ -749,6 +800,48 @@ def _notebook_kernel(path):
         return None
 
 
+def line_inputs(job, cwd):
+    """The files a job line carries, as (path, bytes) of each: its ``inputs`` go into the directory of its
+    input notebook and its ``files`` into its cwd (``cwd`` when it names none). ValueError: a name that
+    is not a plain file name, or content that is not base64."""
+    import binascii
+    from base64 import b64decode
+
+    out = []
+    for key, where in INPUT_KEYS.items():
+        files = job.get(key) or {}
+        if not isinstance(files, dict):
+            raise ValueError(f"{key} must be an object of file names")
+        directory = os.path.dirname(job["input"]) if where == "input" else (job.get("cwd") or cwd)
+        for name, content in files.items():
+            # a plain name, nothing that could leave the directory (or name it)
+            if name in ("", ".", "..") or "/" in name or "\0" in name or not isinstance(content, str):
+                raise ValueError(f"{key}: {name[:100]!r} is not a plain file name with base64 content")
+            try:
+                data = b64decode(content, validate=True)
+            except binascii.Error as e:
+                raise ValueError(f"{key}: {name!r} is not base64 ({e})") from None
+            out.append((os.path.join(directory, name), data))
+    return out
+
+
+def write_inputs(files):
+    """Write the job line's files (line_inputs'), readable by this user alone; never through a link."""
+    for path, data in files:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+
+def refuse_job(message, km):
+    """The job cannot run as its line says: a failed run that says why (exit code 2)."""
+    emit("finished", status="failed", error={"reason": "infrastructure", "message": message})
+    if km is not None:
+        _shutdown(km)
+    return 2
+
+
 def warm_main(args):
     """Warm mode: start up, wait for one job on stdin, run it with the started kernel."""
     cwd = args.cwd or os.getcwd()
@@ -759,8 +852,8 @@ def warm_main(args):
     except Exception as e:  # the job still runs: papermill then starts its own kernel
         print(f"runner: warm start failed ({type(e).__name__}: {e}); the job will start its kernel",
               file=sys.stderr)
-    emit("ready")
-    line = sys.stdin.readline()
+    emit("ready", line_io=True)
+    line = sys.stdin.readline(MAX_JOB_LINE + 1)
     if not line.strip():
         print("runner: stdin closed before a job arrived", file=sys.stderr)
         if km is not None:
@@ -769,16 +862,26 @@ def warm_main(args):
     warm_cpu = _cpu_seconds() + (_cpu_seconds(getattr(km.provisioner, "pid", None) or -1) if km else 0.0)
     emit("assigned", warm_cpu_seconds=round(warm_cpu, 3))
     try:
+        if len(line.rstrip("\n")) > MAX_JOB_LINE:
+            raise ValueError(f"longer than {MAX_JOB_LINE} characters (larger inputs go in with put_archive)")
         job = json.loads(line)
         if not isinstance(job, dict) or not job.get("input") or not job.get("output"):
             raise ValueError("the job line needs input and output")
-        if set(job) - set(JOB_KEYS):
-            raise ValueError(f"unknown keys in the job line: {sorted(set(job) - set(JOB_KEYS))}")
+        if not all(isinstance(job.get(k), (str, type(None))) for k in JOB_KEYS):
+            raise ValueError(f"the job line's {', '.join(JOB_KEYS)} are strings")
+        unknown = set(job) - set(JOB_KEYS) - set(INPUT_KEYS) - {"outputs_max"}
+        if unknown:
+            raise ValueError(f"unknown keys in the job line: {sorted(unknown)}")
+        outputs_max = job.get("outputs_max") or 0
+        if isinstance(outputs_max, bool) or not isinstance(outputs_max, int) or outputs_max < 0:
+            raise ValueError("outputs_max is a number of characters")
+        files = line_inputs(job, cwd)
     except ValueError as e:
-        emit("finished", status="failed", error={"reason": "infrastructure", "message": f"bad job line: {e}"})
-        if km is not None:
-            _shutdown(km)
-        return 2
+        return refuse_job(f"bad job line: {e}", km)
+    try:
+        write_inputs(files)
+    except OSError as e:
+        return refuse_job(f"cannot write the job's inputs: {e}", km)
     job_args = argparse.Namespace(**{k: job.get(k) for k in JOB_KEYS})
     if job_args.cwd is None:
         job_args.cwd = cwd
@@ -791,7 +894,17 @@ def warm_main(args):
             km = None
         elif not job_args.kernel:
             job_args.kernel = km.kernel_name
-    run_and_leave(job_args, km)
+    run_and_leave(job_args, km, outputs_max)
+
+
+def _kill_kernel(km):
+    """SIGKILL the kernel's process, if any (anything it started dies with the container)."""
+    pid = getattr(km.provisioner, "pid", None) if km is not None else None
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def leave(code, km=None):
@@ -801,12 +914,7 @@ def leave(code, km=None):
     the interpreter's teardown (zmq's, papermill's) is skipped, nobody waits for it; the
     container ends with us.
     """
-    pid = getattr(km.provisioner, "pid", None) if km is not None else None
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)  # anything the kernel started dies with the container
-        except OSError:
-            pass
+    _kill_kernel(km)
     remove_helper()
     _EVENTS.flush()
     sys.stderr.flush()

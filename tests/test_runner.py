@@ -160,3 +160,76 @@ def test_a_jobs_runner_and_kernel_yield_the_cpu_to_the_service(tmp_path, warm):
                                     "os.getppid()))", warm)
     wanted = min(19, os.nice(0) + NICENESS)
     assert f"NICE {wanted} {wanted}" in printed, printed  # the kernel's, and its parent's: the runner's
+
+
+def warm_line(tmp_path, **extra) -> str:
+    """A warm runner's job line for tmp_path's input.ipynb (and output, cwd files/), with ``extra`` keys."""
+    return json.dumps(dict(input=str(tmp_path / "input.ipynb"), output=str(tmp_path / "output.ipynb"),
+                           cwd=str(tmp_path / "files"), **extra)) + "\n"
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
+def test_a_warm_runner_writes_the_inputs_of_its_line_and_sends_back_its_outputs(tmp_path):
+    """The notebook and a data file arrive in the job line only (nothing of them on disk before), and
+    the outputs -- the output notebook, the files the notebook wrote -- come back as one event."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import pathlib\n"
+                                          "pathlib.Path('out.txt').write_text(pathlib.Path('data.csv').read_text() * 2)")]
+    line = warm_line(tmp_path, inputs={"input.ipynb": b64(nbformat.writes(nb).encode())},
+                     files={"data.csv": b64(b"a,b\n")}, outputs_max=1 << 20)
+    placeholder = nbformat.v4.new_notebook()  # (run_runner writes one: the line's must replace it)
+    out = run_runner(tmp_path, placeholder, "--warm", "--cwd", str(tmp_path / "files"), stdin=line)
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [e for e in map(parse_event, out.stdout.splitlines()) if e]
+    assert events[0]["event"] == "ready" and events[0]["line_io"] is True
+    kinds = [e["event"] for e in events]
+    assert kinds[-2:] == ["finished", "outputs"] and events[-2]["status"] == "succeeded", kinds
+    sent = events[-1]
+    assert sorted(sent["outputs"]) == ["output.ipynb"] and sorted(sent["files"]) == ["data.csv", "out.txt"]
+    assert base64_text(sent["files"]["out.txt"]) == "a,b\na,b\n"
+    assert base64_text(sent["outputs"]["output.ipynb"]) == (tmp_path / "output.ipynb").read_text()
+    assert oct((tmp_path / "files" / "data.csv").stat().st_mode & 0o777) == "0o600"
+
+
+def base64_text(data: str) -> str:
+    import base64
+
+    return base64.b64decode(data).decode()
+
+
+def test_a_warm_runner_sends_no_outputs_it_was_not_asked_for_or_that_are_not_plain_files(tmp_path):
+    """No outputs_max: no event (the local executor's and older lines); a folder or a link among the files,
+    or more bytes than asked: none either (the executor copies them out)."""
+    def run(tmp, source, **extra):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(source)]
+        tmp.mkdir()
+        out = run_runner(tmp, nb, "--warm", "--cwd", str(tmp / "files"), stdin=warm_line(tmp, **extra))
+        assert out.returncode == 0, out.stderr[-2000:]
+        return [e["event"] for e in map(parse_event, out.stdout.splitlines()) if e]
+
+    assert run(tmp_path / "unasked", "print(1)")[-1] == "finished"
+    assert run(tmp_path / "folder", "import os\nos.mkdir('sub')", outputs_max=1 << 20)[-1] == "finished"
+    assert run(tmp_path / "link", "import os\nos.symlink('/etc/passwd', 'p')", outputs_max=1 << 20)[-1] == "finished"
+    assert run(tmp_path / "big", "open('big', 'wb').write(b'x' * 5000)", outputs_max=4000)[-1] == "finished"
+    assert run(tmp_path / "small", "open('big', 'wb').write(b'x' * 5000)", outputs_max=1 << 20)[-1] == "outputs"
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "..", "", "x\0y"])
+def test_a_warm_runner_refuses_inputs_that_are_not_plain_file_names(tmp_path, name):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "job").mkdir()
+    line = warm_line(tmp_path / "job", files={name: b64(b"x")})
+    out = run_runner(tmp_path / "job", nb, "--warm", "--cwd", str(tmp_path / "job" / "files"), stdin=line)
+    finished = [e for e in map(parse_event, out.stdout.splitlines()) if e and e["event"] == "finished"]
+    assert out.returncode == 2 and finished[0]["status"] == "failed", out.stderr[-2000:]
+    assert "bad job line" in finished[0]["error"]["message"] and "plain file name" in finished[0]["error"]["message"]
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "job" / "files" / "a").exists()

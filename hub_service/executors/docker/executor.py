@@ -2,8 +2,9 @@
 
 A job becomes one container of the runner image plus one named volume mounted at
 ``/work/job``. The job's work directory goes in with ``put_archive`` and its results
-come out with ``get_archive`` (:mod:`.transport`): nothing of the host is mounted, not
-even the Docker socket. The container is created with every limit of the sandbox
+come out with ``get_archive`` (:mod:`.transport`; a warm job's small ones travel in its
+job line and in its runner's "outputs" event instead, :mod:`.warm`): nothing of the host
+is mounted, not even the Docker socket. The container is created with every limit of the sandbox
 (:mod:`.sandbox`, README.md's *The sandbox*), and its ``HostConfig`` is read back before
 start, because the daemon silently drops limits the kernel cannot enforce: a job runs
 with all of its limits or not at all. Its cpu is a request and a limit, as Kubernetes has
@@ -52,8 +53,9 @@ from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Na
                       log_response, parse_time, update_limits)
 from .meter import Meter, MeterGone
 from .sandbox import Sandbox, cpu_shares, nano_cpus, tree_size
-from .transport import extract_outputs, inputs_tar
-from .warm import Arrival, WarmPool, WarmSettings, deliver, job_line, logged_event
+from .transport import extract_outputs, inputs_tar, sent_outputs, write_outputs
+from .warm import (LINE_IO, OUTPUTS_EVENT, Arrival, WarmPool, WarmSettings, deliver, inline_inputs, job_line,
+                   logged_events)
 
 
 #: OCI runtimes that change a running container's limits (``docker update``), which a start-up's cpu burst needs
@@ -523,7 +525,7 @@ class DockerExecutor(Executor):
             if warm is not None:
                 job.container_id, job.cgroup_key, job.volume = warm.container_id, warm.key, warm.volume
                 job.running = True
-                job.arrival.line = job_line(spec, self.workdir)
+                job.arrival.line = job_line(spec, self.workdir, warm.inputs, warm.line_io)
                 spec.timeline.mark("warm_taken")
             else:
                 try:
@@ -592,8 +594,13 @@ class DockerExecutor(Executor):
             key = (container.labels or {}).get(LABEL_WARM)
             if key:  # started warm: maybe still waiting for its line (delivered again, at most once)
                 job.cgroup_key = key
-                assigned = await gw.call(logged_event, gw.api, container.id, "assigned")
-                job.arrival = Arrival(job_line(spec, self.workdir), (assigned or {}).get("time") or time.time())
+                logged = await gw.call(logged_events, gw.api, container.id, ("ready", "assigned"))
+                assigned, line_io = logged["assigned"], bool((logged["ready"] or {}).get(LINE_IO))
+                # Its inputs in the line wherever its runner reads them there (the take may have put them
+                # there; if it used put_archive, they are written again, the same), unless it has its line.
+                inputs = await gw.call(inline_inputs, spec) if assigned is None and line_io else None
+                job.arrival = Arrival(job_line(spec, self.workdir, inputs, line_io),
+                                      (assigned or {}).get("time") or time.time())
             return await self._follow(spec, job, on_event, on_log, fresh=False)
         finally:
             self._jobs.pop(spec.job_id, None)
@@ -658,6 +665,9 @@ class DockerExecutor(Executor):
         def emit(which, line: bytes):
             event = parse_event(line) if which == 0 else None
             if job.arrival.holds(line, event):
+                return
+            if event is not None and event.get("event") == OUTPUTS_EVENT:  # (the job's files: not passed on)
+                put(("outputs", event))
                 return
             if event is not None:
                 if events.admit(event):
@@ -758,6 +768,7 @@ class DockerExecutor(Executor):
         stderr_tail: list = []
         error = None
         killed_at = None
+        outputs = None  # the runner's "outputs" event, when it sent them so
         try:
             while True:
                 timeout = deadline - loop.time()
@@ -785,13 +796,15 @@ class DockerExecutor(Executor):
                     if item.get("event") == "finished":
                         final_event = item
                     await maybe_await(on_event(item))
+                elif kind == "outputs":
+                    outputs = outputs or item
                 else:
                     stderr_tail.append(item)
                     del stderr_tail[:-20]
                     await maybe_await(on_log(item))
         except asyncio.CancelledError:
             # The service is going away (or gave up on this job): the container keeps
-            # running and a restarted service reattaches to it.
+            # running and a restarted service reattaches to it (and collects it).
             job.stop.set()
             if job.stream is not None:
                 job.stream.close()
@@ -820,11 +833,7 @@ class DockerExecutor(Executor):
             used.cpu_seconds = round(measured["cpu_seconds"], 3)
         job.arrival.exclude_startup(used, finished)
         spec.timeline.mark("exited")
-        try:
-            stream, _ = await gw.call(gw.api.get_archive, job.container_id, self.workdir)
-            await gw.call(extract_outputs, stream, self.workdir, spec.workdir)
-        except Exception as e:
-            self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
+        await self._collect(spec, job, outputs)
         spec.timeline.mark("collected")
         await gw.call(sampler.join)  # (its meter gone, and none started after: the volume can go)
         if not self.keep_containers:
@@ -851,6 +860,32 @@ class DockerExecutor(Executor):
         )
         outcome.finished = finished  # the container's own end, even when it ended while nobody watched
         return outcome
+
+    async def _collect(self, spec: JobSpec, job: _Job, outputs: Optional[dict]) -> None:
+        """Copy the job's outputs into its work directory, once, after its container ended: from the
+        runner's "outputs" event when it sent one (a warm job's line asks for it: small outputs, all
+        plain files), else -- or when that event does not read as the job's outputs -- with get_archive,
+        whose daemon-side cost (~50 ms however small) the event saves. The event is in the container's
+        log: a service that restarts before collecting reads it there, as it reads the others."""
+        gw = self._gw(job)
+        files = None
+        if outputs is not None:
+            try:
+                files = sent_outputs(outputs)
+            except ValueError as e:
+                self.log.warning("job %s: its runner's outputs event does not read, copying them out: %s",
+                                 spec.job_id, e)
+        if files is not None:
+            try:
+                await gw.call(write_outputs, files, spec.workdir)
+            except OSError as e:
+                self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
+            return
+        try:
+            stream, _ = await gw.call(gw.api.get_archive, job.container_id, self.workdir)
+            await gw.call(extract_outputs, stream, self.workdir, spec.workdir)
+        except Exception as e:
+            self.log.warning("job %s: could not collect outputs: %s", spec.job_id, e)
 
     async def _settle_cpu(self, job: _Job, spec: JobSpec) -> None:
         """Lower a job's cpu limit from its start-up's to its allocation as its first cell starts: from here

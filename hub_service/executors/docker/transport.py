@@ -1,7 +1,9 @@
 """Files in and out of a job's container, as tar archives: nothing of the host is mounted.
 
 The job's inputs go in with ``put_archive`` (owned by the job's user, as the runner
-needs to write beside them); its results come out with ``get_archive``. Everything in
+needs to write beside them); its results come out with ``get_archive``. A warm runner is
+handed small inputs in its job line instead and sends small results back as one event
+(:mod:`.warm`; :func:`sent_outputs` reads them as strictly as an archive). Everything in
 that archive was written by untrusted code, so it is not handed to tarfile's extraction
 (whose ``data`` filter had bypasses until Python 3.11.13 and 3.12.11): only regular files
 and directories with plain relative names are unpacked, each file written by this code
@@ -11,10 +13,12 @@ made stay behind.
 
 from __future__ import annotations
 
+import binascii
 import os
 import shutil
 import tarfile
 import tempfile
+from base64 import b64decode
 from pathlib import Path
 
 from ..base import FILES_DIR, INPUT_NOTEBOOK, METRICS_FILE, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec
@@ -64,6 +68,33 @@ def extract_outputs(chunks, workdir: str, target: Path) -> None:
                 _unpack(tar, member, rel, target)
 
 
+def sent_outputs(event: dict) -> list:
+    """The files of a warm runner's "outputs" event (runner.py's), as (relative path, bytes): its
+    ``outputs`` (output.ipynb, metrics.json) and its ``files`` (files/, by plain name). ValueError: any
+    other name, or content that is not base64 (then the job's archive is read instead)."""
+    out = []
+    for key, names in (("outputs", (OUTPUT_NOTEBOOK, METRICS_FILE)), ("files", None)):
+        files = event.get(key) or {}
+        if not isinstance(files, dict):
+            raise ValueError(f"{key} is not an object of file names")
+        for name, content in files.items():
+            plain = name not in ("", ".", "..") and "/" not in name and "\0" not in name
+            if not isinstance(content, str) or (name not in names if names else not plain):
+                raise ValueError(f"{key}: {name[:100]!r} is not a name of the job's outputs")
+            try:
+                out.append((name if names else f"{FILES_DIR}/{name}", b64decode(content, validate=True)))
+            except binascii.Error as e:
+                raise ValueError(f"{key}: {name!r} is not base64 ({e})") from None
+    return out
+
+
+def write_outputs(files: list, target: Path) -> None:
+    """Write ``sent_outputs``' files below ``target``, as an archive's are unpacked."""
+    for rel, data in files:
+        with _created(target.joinpath(*rel.split("/"))) as out:
+            out.write(data)
+
+
 def _unpack(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, target: Path) -> None:
     """Write one member of the job's archive below ``target``: a directory or a regular file, nothing else."""
     parts = rel.split("/")
@@ -73,8 +104,13 @@ def _unpack(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, target: Pat
     if member.isdir():
         dest.mkdir(mode=0o755, parents=True, exist_ok=True)
         return
+    with _created(dest) as out, tar.extractfile(member) as data:
+        shutil.copyfileobj(data, out)
+
+
+def _created(dest: Path):
+    """``dest`` (below the job's work directory here), opened for writing: never through a link."""
     dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     # (every directory on the way was made here or by the service: none is a link)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
-    with os.fdopen(fd, "wb") as out, tar.extractfile(member) as data:
-        shutil.copyfileobj(data, out)
+    return os.fdopen(fd, "wb")

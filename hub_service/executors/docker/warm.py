@@ -9,15 +9,21 @@ checked like any job container, with its own volume and cgroup.
 :meth:`WarmPool.take` makes one the job's: the container is resized to the job's
 limits (its memory; the cpu of its start-up, lowered to its allocation at its first cell as
 a cold job's is) with an update whose result is read back and checked (a dropped limit:
-the container is discarded and the job goes cold), given the job's cpu weight, the inputs
-go in with put_archive, and the container is renamed to the job's name (labels cannot change; the name is how the
-executor's ``running()``/``reattach()`` find it, so job ids that are not valid
-container names always go cold). The job line then goes to its stdin (:func:`deliver`):
-Docker closes a ``StdinOnce`` stdin when the first writer detaches, so delivery is at
-most once. One container runs one job, never more. Its output, cpu seconds and wall
-time leave the warm start-up out (:class:`Arrival`, from the runner's "assigned" event),
-and its peak memory is reset when it takes the job (cgroup v1; under v2 the peak
-includes the start-up).
+the container is discarded and the job goes cold), given the job's cpu weight, and renamed
+to the job's name (labels cannot change; the name is how the executor's
+``running()``/``reattach()`` find it, so job ids that are not valid container names always
+go cold). The job line then goes to its stdin (:func:`deliver`): Docker closes a
+``StdinOnce`` stdin when the first writer detaches, so delivery is at most once. The inputs
+travel in that line (:func:`inline_inputs`; the runner writes them itself) when its runner
+said it reads them (its "ready" event, read while the update is made) and they are plain
+files of at most :data:`INLINE_MAX` bytes; otherwise they go in with put_archive, before
+the rename. Such a runner is also asked to send the job's outputs back as one event
+(:data:`OUTPUTS_EVENT`, at most :data:`OUTPUTS_MAX` characters, all plain files), which the
+executor writes out instead of copying them with get_archive: each archive call costs the
+daemon ~50 ms however small the files. One container runs one job, never more. Its output,
+cpu seconds and wall time leave the warm start-up out (:class:`Arrival`, from the runner's
+"assigned" event), and its peak memory is reset when it takes the job (cgroup v1; under v2
+the peak includes the start-up).
 
 Idle warm containers carry a pool label and a name no job can have; the executor's
 ``running()`` ignores them, and :meth:`WarmPool.drain` removes them (at the service's
@@ -36,9 +42,12 @@ import collections
 import json
 import logging
 import math
+import os
 import socket
 import threading
 import time
+from base64 import b64encode
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -61,6 +70,17 @@ from .transport import inputs_tar
 
 #: Runner events that are about the warm pool, not the job: never passed on.
 WARM_EVENTS = ("ready", "assigned")
+#: The field of a warm runner's "ready" event that says it writes the inputs its job line carries, and
+#: sends its outputs back as an event when the line asks.
+LINE_IO = "line_io"
+#: The runner's event that carries a job's outputs (files, not progress: never passed on).
+OUTPUTS_EVENT = "outputs"
+#: The most bytes of inputs a job line carries (base64 makes them a third longer; runner.py reads at
+#: most MAX_JOB_LINE); larger inputs go in with put_archive, whose daemon-side cost is fixed (~50 ms).
+INLINE_MAX = 1 << 20
+#: The longest "outputs" event a warm runner sends (characters: the files in base64, ~570 KB of them, and
+#: their names; within the reader's MAX_LINE); larger outputs are copied out with get_archive, as a cold job's.
+OUTPUTS_MAX = 768 << 10
 
 
 class Warm:
@@ -71,6 +91,8 @@ class Warm:
         self.container_id = container_id
         self.volume = volume
         self.created = time.monotonic()
+        self.line_io = False  # taken: its runner reads inputs in its line and sends outputs as an event
+        self.inputs: Optional[dict] = None  # taken: the inputs its job line carries (None: put_archive's)
 
 
 @dataclass
@@ -87,8 +109,10 @@ class WarmSettings:
     most: int = 0  # the most it keeps when the forecast expects more jobs (0: size)
 
 
-def job_line(spec: JobSpec, workdir: str) -> bytes:
-    """The job as the warm runner reads it on stdin (runner.py's JOB_KEYS)."""
+def job_line(spec: JobSpec, workdir: str, inputs: Optional[dict] = None, outputs: bool = False) -> bytes:
+    """The job as the warm runner reads it on stdin (runner.py's JOB_KEYS), with the ``inputs`` it
+    writes itself (:func:`inline_inputs`', runner.py's INPUT_KEYS) when given, and, with ``outputs``,
+    asked to send its outputs back as an "outputs" event of up to OUTPUTS_MAX characters."""
     root = Path(workdir)
     job = {
         "input": str(root / INPUT_NOTEBOOK),
@@ -98,7 +122,29 @@ def job_line(spec: JobSpec, workdir: str) -> bytes:
     }
     if spec.kernel_name:
         job["kernel"] = spec.kernel_name
+    job.update(inputs or {})
+    if outputs:
+        job["outputs_max"] = OUTPUTS_MAX
     return (json.dumps(job) + "\n").encode()
+
+
+def inline_inputs(spec: JobSpec) -> Optional[dict]:
+    """The job's inputs as its job line carries them: ``{"inputs": {name: base64}, "files": {...}}`` (the
+    work directory's input notebook and parameters, and its files/, each by its plain name). None when
+    files/ holds anything but regular files (a bundle's folders, links) or they are over INLINE_MAX bytes
+    together: those go in with put_archive."""
+    found = {"inputs": [spec.workdir / name for name in (INPUT_NOTEBOOK, PARAMETERS_FILE)
+                        if (spec.workdir / name).exists()], "files": []}
+    if spec.files_dir.is_dir():
+        with os.scandir(spec.files_dir) as entries:
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):
+                    return None
+                found["files"].append(Path(entry.path))
+    if sum(path.stat().st_size for paths in found.values() for path in paths) > INLINE_MAX:
+        return None
+    return {key: {path.name: b64encode(path.read_bytes()).decode("ascii") for path in paths}
+            for key, paths in found.items() if paths}
 
 
 class Arrival:
@@ -160,15 +206,21 @@ def deliver(api, container_id: str, line: bytes) -> None:
 
 def logged_event(api, container_id: str, name: str) -> Optional[dict]:
     """The runner's first event called ``name`` in the container's log ("ready", "assigned"), if any."""
+    return logged_events(api, container_id, (name,))[name]
+
+
+def logged_events(api, container_id: str, names: tuple) -> dict:
+    """The runner's first event of each of ``names`` in the container's log (None: not there), in one read."""
+    found: dict = dict.fromkeys(names)
     try:
         out = api.logs(container_id, stdout=True, stderr=False)
     except Exception:
-        return None
+        return found
     for line in out.splitlines():
         event = parse_event(line)
-        if event and event.get("event") == name:
-            return event
-    return None
+        if event and event.get("event") in found and found[event["event"]] is None:
+            found[event["event"]] = event
+    return found
 
 
 class WarmPool:
@@ -190,6 +242,8 @@ class WarmPool:
         self._assigning: set = set()  # pool keys being turned into a job's container
         self._refill_task: Optional[asyncio.Task] = None
         self._trim_task: Optional[asyncio.Task] = None
+        #: reads a taken container's log while the take resizes it (the calls are independent)
+        self._side = ThreadPoolExecutor(4, thread_name_prefix="warm-take")
         #: how many it keeps now: ``size`` until the forecast says otherwise (:meth:`expect`)
         self.target = settings.size
         self.stopping = False
@@ -313,8 +367,9 @@ class WarmPool:
 
     # --- taking one ----------------------------------------------------------------------
     def take(self, spec: JobSpec, cname: str) -> Optional[Warm]:
-        """Make a warm container the job's (sync): resize it, check it, copy the inputs in,
-        rename it to ``cname``. None when no warm container could be used."""
+        """Make a warm container the job's (sync): resize it, check it, copy the inputs in (unless its
+        job line carries them: ``Warm.inputs``), rename it to ``cname``. None when no warm container could
+        be used."""
         with self._lock:
             if not self.idle:
                 return None
@@ -339,6 +394,9 @@ class WarmPool:
         import docker
 
         api = self.gateway.api
+        # Whether its runner writes the inputs of its line ("ready" says so; a runner still starting up,
+        # or of an older image, gets them with put_archive): read while it is resized.
+        ready = self._side.submit(logged_event, api, entry.container_id, "ready")
         try:
             update_limits(api, entry.container_id, int(spec.memory), nano_cpus(self.sandbox.start_cpu(spec)))
             attrs = api.inspect_container(entry.container_id)
@@ -349,8 +407,11 @@ class WarmPool:
         problems = self.sandbox.check(spec, attrs)
         if problems:
             raise SandboxError("the daemon did not apply the job's limits: " + "; ".join(problems))
-        with inputs_tar(spec, *self.sandbox.uid_gid) as tar:
-            api.put_archive(entry.container_id, self.settings.workdir, tar)
+        entry.line_io = bool((ready.result() or {}).get(LINE_IO))
+        entry.inputs = inline_inputs(spec) if entry.line_io else None
+        if entry.inputs is None:
+            with inputs_tar(spec, *self.sandbox.uid_gid) as tar:
+                api.put_archive(entry.container_id, self.settings.workdir, tar)
         self.cgroups.reset_peak(entry.key)
         self.cgroups.set_shares(entry.key, cpu_shares(spec.cpu))  # the job's weight, as a cold one's
         # Last: from here on the container is the job's (running() lists it by this name).
@@ -411,6 +472,7 @@ class WarmPool:
     async def stop_refill(self) -> None:
         """Stop refilling; waits for the container being created (up to a minute)."""
         self.stopping = True
+        self._side.shutdown(wait=False)  # (no take follows: a stopping pool is eligible for none)
         task, self._refill_task = self._refill_task, None
         if task is not None and not task.done():
             # The refill ends after the container it is creating (it checks stopping).
