@@ -30,6 +30,10 @@ class Broker:
             if not listeners:
                 del self._listeners[job_id]
 
+    def listening(self, job_id: str) -> bool:
+        """Whether anyone follows ``job_id`` now: an event nobody reads need not be made."""
+        return job_id in self._listeners
+
     def publish(self, job_id: str, event: dict) -> None:
         """Hand ``event`` to every listener; a listener too slow to keep up loses the oldest."""
         for queue in list(self._listeners.get(job_id, ())):

@@ -294,10 +294,12 @@ class JobManager(LoggingConfigurable):
         cap = self.dispatcher.capacity(self.executor.gpu_count(), backend=self.executor.capacity(),
                                        least_cpu=least_cpu)
         gpus = self.executor.gpu_inventory()
+        # Only what the choice reads, and of the queue only the jobs it can pick, when a slot is free: this
+        # runs on the event loop at every submit and ending, and a burst queues thousands. The running jobs
+        # are read once a pass: it is the one dispatcher of its database (the lease), and nothing else runs on
+        # the loop between its starts, so they change only by the jobs it starts itself.
+        running = list(self.store.dispatch_view(Status.RUNNING.value))
         while True:
-            # Only what the choice reads, and of the queue only the jobs it can pick, when a slot is
-            # free: this runs on the event loop at every submit and ending, and a burst queues thousands.
-            running = self.store.dispatch_view(Status.RUNNING.value)
             if gpus is not None:  # GPUs by device: which have room is the running jobs' devices' to say
                 cap = dataclasses.replace(cap, gpu_free=gpus.free(running))
             space = room(running, cap)
@@ -316,6 +318,7 @@ class JobManager(LoggingConfigurable):
                 job = self.store.transition(job.id, Status.RUNNING.value, **claim)
             except InvalidTransition:
                 continue  # cancelled meanwhile, or started by another pass on the same database
+            running.append(job)
             self._timelines.setdefault(job.id, Timeline()).mark("dispatched")
             self._publish(job)
             metrics.record_start(job)
@@ -343,7 +346,8 @@ class JobManager(LoggingConfigurable):
             timeline = self._timelines.setdefault(job.id, Timeline())
             timeline.mark("prepared")
             log = JobLog(self.artifacts.log_path(job.id))  # capped by the executor (log_limit)
-            self.store.clear_metrics(job.id)  # a run (or a replay of its output) reports them all anew
+            if job.metrics is not None:  # a run (or a replay of its output) reports them all anew
+                self.store.clear_metrics(job.id)  # (a job without last values has no points: no write)
             self._metrics[job.id] = {"points": 0, "last": {}}
             spec = self.spec_for(job)
             spec.timeline = timeline
@@ -633,7 +637,10 @@ class JobManager(LoggingConfigurable):
         return task
 
     def _publish(self, job: Job) -> None:
-        self.broker.publish(job.id, {"event": "status", "job": listed_model(job)})
+        """A status event for the job's listeners, if it has any: its model is a listing's row, built on the
+        event loop at each queueing, start and ending, which in a drain nobody follows."""
+        if self.broker.listening(job.id):
+            self.broker.publish(job.id, {"event": "status", "job": listed_model(job)})
 
     def _load(self, key: str) -> Optional[float]:
         """This hour's forecast ``cpu_per_job`` or ``jobs_per_hour`` (None: no forecast)."""

@@ -185,6 +185,31 @@ async def test_the_service_stores_no_more_points_nor_metrics_than_its_limits_and
     store.close()
 
 
+async def test_a_run_forgets_earlier_metrics_and_a_job_that_has_none_costs_no_write(tmp_path, monkeypatch):
+    """A run reports its metrics anew, so those of an earlier run of the job (a re-queue, a replay) are forgotten
+    as it starts; a job that has stored none (every job's first run) has none to forget: no write at its start."""
+    from tests.fakes import FakeExecutor
+    from tests.test_flow import ended, manager_for, request
+
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    manager = manager_for(tmp_path, store, FakeExecutor())
+    cleared = []
+    clear = store.clear_metrics
+    monkeypatch.setattr(store, "clear_metrics", lambda job_id: cleared.append(job_id) or clear(job_id))
+    try:
+        fresh = await manager.submit(request())
+        earlier = await manager.submit(request())
+        store.add_metrics(earlier.id, [(0, {"loss": 1.0}, 10.0)], {"loss": 1.0})  # (as a run before left them)
+        assert sorted(manager.dispatch_once()) == sorted([fresh.id, earlier.id])
+        for job in (fresh, earlier):
+            assert (await ended(manager, job.id)).status == "succeeded"
+        assert cleared == [earlier.id]
+        assert store.metric_series(earlier.id) == {} and store.get(earlier.id).metrics is None
+    finally:
+        await manager.stop()
+        store.close()
+
+
 # -- the whole way: a real run behind a real Hub -----------------------------------------------------------
 
 

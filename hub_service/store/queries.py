@@ -44,14 +44,24 @@ def _queue_heads_statement(any_size: bool):
     it): the oldest queued job, and each user's (but ``:skip``'s) oldest whose allocation fits ``:cpu``,
     ``:memory`` and ``:gpu`` -- any cpu and memory when ``any_size``. Each user's queued jobs are walked in the
     order of the index on (status, user, created) up to the first that fits: the allocations read are the
-    heads' (and those of jobs too big ahead of them), not the queue's."""
+    heads' (and those of jobs too big ahead of them), not the queue's; and the users are found by a seek a
+    user in that index."""
     queued = aliased(Job)  # (a user's queued jobs, oldest first)
     fits = [func.coalesce(queued.allocated["gpu"].as_float(), 0) <= bindparam("gpu")]
     if not any_size:
         fits += [func.coalesce(queued.allocated["cpu"].as_float(), 1.0) <= bindparam("cpu"),
                  func.coalesce(queued.allocated["memory"].as_float(), 0) <= bindparam("memory")]
-    users = (select(Job.user).where(Job.status == Status.QUEUED.value,
-                                    Job.user.not_in(bindparam("skip", expanding=True))).distinct().subquery())
+    # The users with a queued job, found by skipping through the index from one user to the next (a seek
+    # each, ``min(user) … where user > the last``), not by a DISTINCT that reads every queued job's entry: a
+    # pass at each job's ending costs O(users), however long the queue.
+    after = aliased(Job)
+    found = select(func.min(Job.user).label("user")).where(Job.status == Status.QUEUED.value).cte(
+        "queued_users", recursive=True)
+    found = found.union_all(
+        select(select(func.min(after.user)).where(after.status == Status.QUEUED.value, after.user > found.c.user)
+               .scalar_subquery()).where(found.c.user.is_not(None)))
+    users = (select(found.c.user).where(found.c.user.is_not(None),
+                                        found.c.user.not_in(bindparam("skip", expanding=True))).subquery())
     head = (select(queued.id).where(queued.status == Status.QUEUED.value, queued.user == users.c.user, *fits)
             .order_by(queued.created_ts, queued.id).limit(1).correlate(users).scalar_subquery())
     oldest = (select(Job.id).where(Job.status == Status.QUEUED.value)
