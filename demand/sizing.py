@@ -48,7 +48,7 @@ from typing import Optional, Union
 from . import policy, registry, scoreboard, variants
 from .checks import nonfinite, unusable
 from .curves import RELEVANT_SLOPE, dominated, killed_floor
-from .features import (LEVEL_CONFIG, history_summary, no_larger, signature, split_params,
+from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
                        succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .kinds import MIN_KIND_JOBS, kind_upper
@@ -83,6 +83,15 @@ RETRY_MAX_FACTOR = 4.0
 #: Without a model nothing bounds the need: jump further.
 NO_MODEL_RETRY_FACTOR = 4.0
 
+#: Until the first bundle (EARLY_BUNDLE_JOBS succeeded jobs, any user), a notebook's first
+#: run -- its user ran neither it nor its kin -- gets at least this many times the admin's
+#: default memory: nothing yet says the default fits these users' jobs, and a notebook's
+#: first run is the largest unknown there is (on the replay's traces 5-30% of first runs
+#: peaked above a 2 GiB default, 1.0-1.7x above it for most of those, and each kill costs
+#: the attempt and a retry at NO_MODEL_RETRY_FACTOR times the limit). From the first bundle
+#: on, what jobs of its kind reached (demand.kinds) is the evidence instead.
+FIRST_RUN_FACTOR = 2.0
+
 #: Succeeded jobs before the first bundle without a model (kinds and forecasts): as many
 #: as one kind needs to count (demand.kinds.MIN_KIND_JOBS).
 EARLY_BUNDLE_JOBS = MIN_KIND_JOBS
@@ -102,7 +111,7 @@ class Sizer:
                  capacity: Optional[dict] = None, cold_start: Optional[dict] = None,
                  quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS,
                  memory_floor: float = RUNNER_FLOOR, timeout_floor: float = TIMEOUT_FLOOR,
-                 portfolio: bool = True):
+                 portfolio: bool = True, first_run_factor: float = FIRST_RUN_FACTOR):
         """``safety`` is extra headroom on top of the calibrated quantiles (0.05 = 5%);
         ``capacity`` ({"cpu": cores, "memory": bytes}) enables the load factor;
         ``timeout_factor`` stretches the runtime quantile, since a long timeout reserves
@@ -113,7 +122,9 @@ class Sizer:
         is known (the timeout defaults to the admin's maximum); ``portfolio``: serve each
         job's memory from the policy the scoreboard trusts (:mod:`demand.scoreboard`), not
         always from the sizer's own default (False: every policy is still recorded and
-        scored, but the rules or the model alone serve, as the replay's baselines do)."""
+        scored, but the rules or the model alone serve, as the replay's baselines do);
+        ``first_run_factor``: a notebook's first run before the first bundle gets at least
+        this many times the default memory (FIRST_RUN_FACTOR; 1: the default alone)."""
         self.model_dir = Path(model_dir)
         self.bounds = normalise_bounds(bounds)
         self.safety = float(safety)
@@ -125,6 +136,7 @@ class Sizer:
         self.memory_floor = float(memory_floor)
         self.timeout_floor = float(timeout_floor)
         self.portfolio = bool(portfolio)
+        self.first_run_factor = float(first_run_factor)
         self.version: Optional[str] = None
         self.bundle: Optional[Bundle] = None
         self._meta: dict = {}
@@ -363,6 +375,12 @@ class Sizer:
             # mode, a dataset) they never used, which their other runs of it do not bound:
             # no smaller than jobs of its kind get.
             predicted["memory"] = max(predicted["memory"], math.exp(kind) * MB * (1.0 + self.safety))
+        if self.bundle is None and memory["level"] < LEVEL_NOTEBOOK:
+            # A notebook's first run before any bundle (see FIRST_RUN_FACTOR).
+            first = self.first_run_factor * self.cold_start["memory"]
+            if first > predicted["memory"]:
+                predicted["memory"] = first
+                basis = f"{basis} (first run: {self.first_run_factor:g}x the default)"
         return predicted, basis, {"cores": rule["cpu"] if rule else 0.0}
 
     def _model_predict(self, model, job: dict, history: list, now: float, summary: dict) -> tuple[dict, str, dict]:
@@ -429,7 +447,16 @@ class Sizer:
                 growth += value - max(past)
         maxima = {}
         for target in HISTORY_HEADROOM:
-            values = [y for h in same[:20] if (y := target_value(h.get("used"), target)) is not None]
+            values = []
+            for h in same[:20]:
+                if (y := target_value(h.get("used"), target)) is None:
+                    continue
+                if target == "cores" and _throttled(h.get("used"), h.get("allocated") or {}):
+                    # A run that kept all the cpu it had busy was throttled: it needed more than it
+                    # used, by an unknown factor (a 7-core job held at 1 core ran 7 times longer, and
+                    # its next run, sized at 1.1 x 1 core, timed out at the admin's maximum).
+                    y += math.log(policy.TIMEOUT_BUMP_RATIO)
+                values.append(y)
             if values:
                 scale = (math.exp(min(HISTORY_GROWTH_EXPONENT * growth, math.log(HISTORY_MAX_GROWTH)))
                          if target == "memory" else 1.0)

@@ -37,6 +37,8 @@ _BASIS_WORDS = {
     "user-history": _POLICY_WORDS["rules"],
     "cold-start": _POLICY_WORDS["default"] + ", as there is nothing yet to size it by",
 }
+#: How a basis's note begins when a notebook's first run got more than the default (demand.sizing.Sizer).
+_FIRST_RUN = "first run: "
 #: Whose finished jobs made a scoreboard trust its policy.
 _GROUP_WORDS = {"notebook": "for this notebook", "user": "for your jobs", "all": "for everyone's jobs"}
 
@@ -140,6 +142,15 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
     if served is not None:
         policy, group = served
         text = f"{words} of memory: {_POLICY_WORDS[policy]} (the estimate that has done best {group})"
+    elif note.startswith(_FIRST_RUN):
+        # (demand.sizing: a notebook's first run before the sizer has seen enough finished jobs)
+        policy, factor = None, note[len(_FIRST_RUN):].partition("x")[0]
+        try:
+            times = times_words(float(factor)) + " "
+        except ValueError:
+            times = "more than "
+        text = (f"{words} of memory: {times}the admin's default, as a notebook's first run, before enough "
+                f"jobs have finished to size it by")
     else:
         policy = "model" if kind == "model" else None
         text = f"{words} of memory: " + _BASIS_WORDS.get(kind, f"sized by {kind or 'the service'}")
@@ -151,7 +162,7 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
     elif guess is not None and memory - guess > _SAME_MEMORY:
         to = "what the last run had" if retry else "the least any job gets"
         text += f"; raised from {size_words(guess)} to {to}"
-    if note:
+    if note and not note.startswith(_FIRST_RUN):
         text += f" (the model could not size it: {note})"
     return text + "."
 

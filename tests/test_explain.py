@@ -155,3 +155,12 @@ def test_a_board_choice_keeps_the_admins_bounds_and_the_models_failure_in_view()
     assert "for everyone's jobs); it asked for 9 GiB, more than the admin's most" in capped
     assert "(the model could not size it: model v0002: non-finite cpu)." in capped
     assert "odds" not in capped  # the model's odds are for its own limit, not the one served
+
+
+def test_a_first_runs_prior_reads_as_what_it_is_not_as_a_model_failure():
+    # demand.sizing: a notebook's first run before the sizer's first bundle gets twice the default.
+    words = sizing_words(resources("cold-start (first run: 2x the default)", {"cpu": 1, "memory": 4 * GIB,
+                                                                             "timeout": 3600}), BOUNDS)
+    assert words.startswith("4 GiB of memory: twice the admin's default, as a notebook's first run, "
+                            "before enough jobs have finished to size it by."), words
+    assert "model" not in words

@@ -203,7 +203,10 @@ class Rules(Model):
     name = "rules"
 
     def __init__(self, bounds=None, cold_start=None, capacity=None, **sizer_kw):
-        super().__init__(bounds, cold_start, capacity, **dict(sizer_kw, min_jobs=2**62, portfolio=False))
+        # (No bundle ever comes: a notebook's first run keeps the default, as it always had,
+        # not the prior the service's sizer gives first runs only until its first bundle.)
+        super().__init__(bounds, cold_start, capacity,
+                         **dict(sizer_kw, min_jobs=2**62, portfolio=False, first_run_factor=1.0))
 
     #: The rules baseline sizes each job once, as it always has (the floor to beat).
     resize_siblings = None

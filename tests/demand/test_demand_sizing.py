@@ -36,7 +36,7 @@ def _history(n, users=("ann", "bob", "cy")):
 
 def test_cold_start_without_model_or_history(tmp_path):
     out = Sizer(tmp_path, BOUNDS).size(_job(), [])
-    assert out["basis"] == "cold-start" and out["model_version"] == "none"
+    assert out["basis"] == "cold-start (first run: 2x the default)" and out["model_version"] == "none"
     _within(out["allocated"])
 
 
@@ -90,7 +90,7 @@ def test_requests_win_but_are_clamped(tmp_path):
     assert out["allocated"] == {"cpu": 4.0, "memory": 256 * MB, "timeout": 1800.0}
     assert out["basis"] == "request"
     partial = sizer.size(_job(requested={"memory": 3 * GB}), [])
-    assert partial["allocated"]["memory"] == 3 * GB and partial["basis"] == "cold-start"
+    assert partial["allocated"]["memory"] == 3 * GB and partial["basis"].startswith("cold-start")
 
 
 def test_versions_saved_and_newest_loaded(tmp_path):
@@ -449,8 +449,9 @@ def test_the_services_settings_reach_the_sizer_and_its_rules_are_the_only_ones(t
     admin = Sizing(cpu_max=3.0, memory_default=512 * MB, timeout_default=1800.0, timeout_model_floor=900.0)
     job = _job(requested={"timeout": 120})
     out = offload.size(str(tmp_path), admin.policy, job, [], 0.5)
-    assert out["basis"] == "cold-start"
-    assert out["allocated"] == {"cpu": 0.5, "memory": 512 * MB, "timeout": 120.0}  # share, default, request
+    assert out["basis"] == "cold-start (first run: 2x the default)"
+    # the hour's share, a first run's twice the default (no bundle yet), the request
+    assert out["allocated"] == {"cpu": 0.5, "memory": 1024 * MB, "timeout": 120.0}
     assert offload.retrain(str(tmp_path), admin.policy, _history(60))["version"] == "v0001"
     sized = offload.size(str(tmp_path), admin.policy, _job(), _history(60), None)
     assert sized["basis"] == "model" and sized["allocated"]["timeout"] >= 900.0
@@ -470,7 +471,8 @@ def test_before_any_model_a_new_notebook_is_sized_like_jobs_of_its_kind(tmp_path
     job = _job(user="newbie", imports=["torch"])
     out = sizer.size(job, [])
     assert out["basis"] == "cold-start" and out["allocated"]["memory"] >= 6000 * MB
-    assert Sizer(tmp_path / "other", BOUNDS).size(job, [])["allocated"]["memory"] == 2 * GB  # no kinds known
+    # no bundle, no kinds known: a first run's prior, twice the default
+    assert Sizer(tmp_path / "other", BOUNDS).size(job, [])["allocated"]["memory"] == 4 * GB
 
 
 def test_before_any_kind_is_known_a_new_notebook_is_sized_like_jobs_of_any_kind(tmp_path):
@@ -548,3 +550,41 @@ def test_a_busy_hours_cpu_share_leaves_a_long_job_enough_cpu_to_end_within_the_l
     ann = [h for h in history if h["user"] == "ann"][::-1]
     out = sizer.size(_job(), ann, cpu_share=0.5)
     assert out["basis"] == "model" and out["allocated"]["cpu"] * BOUNDS["timeout"][1] >= 3.6 * 6000.0
+
+
+def test_a_first_run_before_the_first_bundle_gets_twice_the_default(tmp_path):
+    """Issue 26: the no-model phase's kills were first runs of notebooks new to their users,
+    sized at the admin's 2 GiB default before anything had finished (1.0-1.7x short for
+    most): until the first bundle a first run gets twice the default, and says so."""
+    sizer = Sizer(tmp_path, BOUNDS)
+    out = sizer.size(_job(user="newbie"), [])
+    assert out["allocated"]["memory"] == 4 * GB and out["basis"] == "cold-start (first run: 2x the default)"
+    # A notebook with a run of its own is sized by that run, not by the prior.
+    own = sizer.size(_job(), [_done(1, peak_mb=300)])
+    assert own["basis"] == "user-history" and own["allocated"]["memory"] < 1 * GB
+    # From the first bundle on, what jobs of its kind reached is the evidence instead.
+    sizer.retrain([_done(i, user=f"u{i}", peak_mb=500) for i in range(12)])
+    assert sizer.bundle is not None and sizer.bundle.model is None
+    later = sizer.size(_job(user="newbie"), [])
+    assert later["allocated"]["memory"] == 2 * GB and later["basis"] == "cold-start"
+    # 1: the default alone (the replay's rules baseline, which never gets a bundle).
+    assert Sizer(tmp_path / "plain", BOUNDS, first_run_factor=1.0).size(_job(), [])["allocated"]["memory"] == 2 * GB
+    from demand.replay.policies import Model, Rules
+    job = dict(_job(user="newbie"), id=0, submit_time=1_700_000_000)
+    assert Model().size(job, 1_700_000_000)["memory"] == 4 * GB
+    assert Rules().size(job, 1_700_000_000)["memory"] == 2 * GB
+
+
+def test_a_throttled_run_says_its_notebook_needs_more_cpu_than_it_used(tmp_path):
+    """A run that kept all the cpu it had busy was held back: a 7-core job sized at the
+    default 1 core ran 7x longer, and its next run, sized by the rules at 1.1x the one core
+    it could use, timed out at the admin's maximum (habits, seed 3)."""
+    def run(cores):
+        done = _done(1, wall=1000.0)
+        done["used"] = dict(done["used"], cpu_seconds=1000.0 * cores)
+        return done
+    busy = Sizer(tmp_path, BOUNDS).size(_job(), [run(1.0)])
+    idle = Sizer(tmp_path, BOUNDS).size(_job(), [run(0.5)])
+    assert busy["basis"] == idle["basis"] == "user-history"
+    assert busy["allocated"]["cpu"] >= 2.0
+    assert idle["allocated"]["cpu"] < 0.7
