@@ -51,7 +51,8 @@ and say little about a learned sizer: whatever the trace's length, the model's f
 jobs) and its next few hundred by a model whose limits stay no lower than the rules'
 until 100 jobs have calibrated its tail. Those phases are a fixed number of jobs, so
 their kills are a fixed count: on the 14-day, 30-user traces (900-1,600 jobs) the
-no-model phase alone cost 4-9 kills on habits, 0.4-1.0 points of the 1% budget, which
+no-model phase alone cost 2-6 kills on habits, shared and teams (4-9 on habits before a notebook's
+first run there got twice the default), 0.2-0.6 points of the 1% budget, which
 on 28 days and 50 users (3,100-5,100 jobs) is a quarter of that -- closer to a service
 that runs for months.
 """
