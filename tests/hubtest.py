@@ -10,6 +10,7 @@ root (``.venv/bin/python -m bench.bench_service``), where ``tests`` and ``bench`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,9 +35,17 @@ def environments_config(tmp: Path, environments: list) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list:
+    """``n`` distinct free ports: each socket stays bound until all are chosen (one at a time, the
+    kernel may hand the same port out twice, and the Hub then finds its proxy on its own port)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 def make_notebook(*sources, parameters: str | None = None, markdown: str | None = None) -> dict:
@@ -110,7 +119,7 @@ class Hub:
 
     def __init__(self, tmp: Path, executor: str = "local", extra_args: str = ""):
         self.tmp = tmp
-        self.port = free_port()
+        self.port, hub_api, proxy_api, service = free_ports(4)
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = tmp / "data"
         self.service_data = self.data / "service"
@@ -118,9 +127,9 @@ class Hub:
             os.environ,
             NOTEBOOK_JOBS_DATA_DIR=str(self.data),
             HUB_PORT=str(self.port),
-            HUB_API_PORT=str(free_port()),
-            PROXY_API_PORT=str(free_port()),
-            NOTEBOOK_JOBS_PORT=str(free_port()),
+            HUB_API_PORT=str(hub_api),
+            PROXY_API_PORT=str(proxy_api),
+            NOTEBOOK_JOBS_PORT=str(service),
             NOTEBOOK_JOBS_EXECUTOR=executor,
             NOTEBOOK_JOBS_ARGS=extra_args,
         )

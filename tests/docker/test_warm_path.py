@@ -125,7 +125,6 @@ async def test_a_service_that_died_before_collecting_collects_from_the_log_once(
         await second.stop()
 
 
-
 @pytest.mark.parametrize("event", [
     {"outputs": {"input.ipynb": "eA=="}},  # not an output's name
     {"outputs": {"../output.ipynb": "eA=="}},
