@@ -153,14 +153,29 @@ class Hub:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited: {self.log_path.read_text()[-3000:]}")
+                self._give_up("hub exited")
             try:
                 if requests.get(self.url + SERVICE + "api/health", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"hub not up in {timeout}s: {self.log_path.read_text()[-3000:]}")
+        self._give_up(f"hub not up in {timeout}s")
+
+    def _give_up(self, why: str) -> None:
+        """Stop the Hub and what it started, then fail with the end of its log. A Hub that dies while
+        starting leaves its proxy running (in a session of its own, holding its ports); the proxy
+        works in the Hub's directory, which is this Hub's alone."""
+        tail = self.log_path.read_text()[-3000:]
+        self.stop()
+        here = self.tmp.resolve()
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == here:
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:  # (gone meanwhile, or not ours to read)
+                pass
+        raise RuntimeError(f"{why}: {tail}")
 
     def stop(self) -> None:
         if self.proc is None:
