@@ -23,6 +23,10 @@ from pathlib import Path
 
 from ..base import FILES_DIR, INPUT_NOTEBOOK, METRICS_FILE, OUTPUT_NOTEBOOK, PARAMETERS_FILE, JobSpec
 
+#: The work directory's files that go in beside files/ (when there), and those that come out beside it.
+INPUT_FILES = (INPUT_NOTEBOOK, PARAMETERS_FILE)
+OUTPUT_FILES = (OUTPUT_NOTEBOOK, METRICS_FILE)
+
 
 def inputs_tar(spec: JobSpec, uid: int, gid: int):
     """The job's inputs as a tar (a temporary file, at its start), owned by ``uid:gid``."""
@@ -34,7 +38,7 @@ def inputs_tar(spec: JobSpec, uid: int, gid: int):
         return info
 
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in (INPUT_NOTEBOOK, PARAMETERS_FILE):
+        for name in INPUT_FILES:
             path = spec.workdir / name
             if path.exists():
                 tar.add(path, arcname=name, filter=owned)
@@ -63,7 +67,7 @@ def extract_outputs(chunks, workdir: str, target: Path) -> None:
                 if parts[0] != top or len(parts) == 1:
                     continue
                 rel = parts[1]
-                if rel not in (OUTPUT_NOTEBOOK, METRICS_FILE, FILES_DIR) and not rel.startswith(FILES_DIR + "/"):
+                if rel not in (*OUTPUT_FILES, FILES_DIR) and not rel.startswith(FILES_DIR + "/"):
                     continue
                 _unpack(tar, member, rel, target)
 
@@ -73,7 +77,7 @@ def sent_outputs(event: dict) -> list:
     ``outputs`` (output.ipynb, metrics.json) and its ``files`` (files/, by plain name). ValueError: any
     other name, or content that is not base64 (then the job's archive is read instead)."""
     out = []
-    for key, names in (("outputs", (OUTPUT_NOTEBOOK, METRICS_FILE)), ("files", None)):
+    for key, names in (("outputs", OUTPUT_FILES), ("files", None)):
         files = event.get(key) or {}
         if not isinstance(files, dict):
             raise ValueError(f"{key} is not an object of file names")

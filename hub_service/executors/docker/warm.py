@@ -66,7 +66,7 @@ from .gateway import (
     update_limits,
 )
 from .sandbox import Sandbox, cpu_shares, nano_cpus
-from .transport import inputs_tar
+from .transport import INPUT_FILES, inputs_tar
 
 #: Runner events that are about the warm pool, not the job: never passed on.
 WARM_EVENTS = ("ready", "assigned")
@@ -133,8 +133,8 @@ def inline_inputs(spec: JobSpec) -> Optional[dict]:
     work directory's input notebook and parameters, and its files/, each by its plain name). None when
     files/ holds anything but regular files (a bundle's folders, links) or they are over INLINE_MAX bytes
     together: those go in with put_archive."""
-    found = {"inputs": [spec.workdir / name for name in (INPUT_NOTEBOOK, PARAMETERS_FILE)
-                        if (spec.workdir / name).exists()], "files": []}
+    found = {"inputs": [spec.workdir / name for name in INPUT_FILES if (spec.workdir / name).exists()],
+             "files": []}
     if spec.files_dir.is_dir():
         with os.scandir(spec.files_dir) as entries:
             for entry in entries:
