@@ -21,7 +21,7 @@ from hub_service.executors.base import JobSpec
 from hub_service.executors.docker import DockerExecutor
 from hub_service.executors.base import Usage
 from hub_service.executors.docker.gateway import LABEL_JOB, LABEL_WARM, Names, log_response, update_limits
-from hub_service.executors.docker.sandbox import Sandbox, tree_size
+from hub_service.executors.docker.sandbox import Sandbox, tree_usage
 from hub_service.executors.docker.warm import Arrival
 from hub_service.executors.docker.transport import extract_outputs
 from hub_service.executors.local import LocalExecutor
@@ -139,8 +139,16 @@ def test_the_work_quota_counts_every_file_below_and_stops_early(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     for path in (tmp_path / "one", tmp_path / "a" / "b" / "two"):
         path.write_bytes(b"x" * 100_000)
-    assert tree_size(str(tmp_path), 10 << 20) >= 200_000
-    assert 100_000 <= tree_size(str(tmp_path), 50_000) < 200_000 + 3 * 4096
+    size, entries = tree_usage(str(tmp_path), 10 << 20)
+    assert size >= 200_000 and entries == 4  # one, a, a/b, a/b/two
+    assert 100_000 <= tree_usage(str(tmp_path), 50_000)[0] < 200_000 + 3 * 4096
+    # Entries cost an inode each whatever their bytes: empty files count, and the walk stops past the stop.
+    (tmp_path / "many").mkdir()
+    for i in range(500):
+        (tmp_path / "many" / str(i)).touch()
+    assert tree_usage(str(tmp_path), 0)[1] == 505
+    assert tree_usage(str(tmp_path), 0, 100)[1] == 101
+    assert tree_usage(str(tmp_path), 10 << 20, 1000)[1] == 505
     assert Sandbox(user="1001").uid_gid == (1001, 1001) and Sandbox(user="5:6").uid_gid == (5, 6)
 
 

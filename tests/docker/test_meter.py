@@ -102,6 +102,32 @@ async def test_meter_kills_a_job_past_the_quota_and_lets_one_under_it_run(make_e
     assert not client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={ex.instance}"})
 
 
+@pytest.mark.parametrize("metering", ["direct", "container"])
+async def test_a_job_past_the_files_quota_is_killed_within_its_bytes(make_executor, make_job, metering):
+    """Empty files cost no bytes but an inode each: 3,000 of them, hidden from all but DAC_READ_SEARCH,
+    pass a quota of 1,000 entries, measured by this process or by the meter alike."""
+    ex = make_executor(work_quota=QUOTA, work_quota_files=1000, work_quota_meter=metering)
+    await ex.start()
+    assert ex.metering == metering
+    empties = make_job(make_notebook(textwrap.dedent("""
+        import os, time
+        os.makedirs("hidden/in")
+        os.chmod("hidden", 0o100)
+        for i in range(3000):
+            open(f"hidden/in/{i}", "wb").close()
+        os.chmod("hidden", 0)
+        print("MADE 3000", flush=True)
+        time.sleep(60)
+    """).strip()))
+    rec = Recorder()
+    t0 = time.monotonic()
+    out = await ex.run(empties, rec.on_event, rec.on_log)
+    assert out.status == "failed" and out.reason == "infrastructure", (out, rec.log_text[-2000:])
+    assert "work-volume quota of 1000 files and directories" in out.message, out
+    assert time.monotonic() - t0 < 45  # not its 60 s sleep
+    await ex.stop()
+
+
 async def test_meter_starts_after_the_jobs_container(make_executor, make_job, client):
     """Off the job's critical path: the meter is made once the job's container has started."""
     ex = make_executor(work_quota=QUOTA, work_quota_meter="container", keep_containers=True)
@@ -192,7 +218,7 @@ async def test_recovery_takes_no_meter_for_a_job_and_removes_one_left_behind(mak
     ended = make_job(make_notebook("print('ended')"))
     assert (await first.run(ended, lambda e: None, lambda l: None)).status == "succeeded"
     left = Meter(Gateway(), first.names, first.image, ended.job_id, "alice", first.names.job(ended.job_id)[1])
-    await asyncio.to_thread(left.start, 0.5, QUOTA, 600)
+    await asyncio.to_thread(left.start, 0.5, (QUOTA, 0), 600)
     # A running job (its service died: the task cancelled), also with a meter left behind.
     running = make_job(make_notebook(writer(32, then_sleep=60, first_sleep=6)), timeout=90)
     task = asyncio.create_task(first.run(running, lambda e: None, lambda l: None))
@@ -206,11 +232,11 @@ async def test_recovery_takes_no_meter_for_a_job_and_removes_one_left_behind(mak
     await first.stop()
     stale = Meter(Gateway(), first.names, first.image, running.job_id, "alice",
                   first.names.job(running.job_id)[1])
-    await asyncio.to_thread(stale.start, 0.5, QUOTA, 600)
+    await asyncio.to_thread(stale.start, 0.5, (QUOTA, 0), 600)
     # And a meter alone, its job's container gone (a job id no store knows).
     client.volumes.create(first.names.job("ghost")[1], labels={LABEL_INSTANCE: first.instance})
     ghost = Meter(Gateway(), first.names, first.image, "ghost", "alice", first.names.job("ghost")[1])
-    await asyncio.to_thread(ghost.start, 0.5, QUOTA, 600)
+    await asyncio.to_thread(ghost.start, 0.5, (QUOTA, 0), 600)
     assert len(meters(client, first.instance)) == 3
 
     second = make_executor(work_quota=QUOTA, work_quota_meter="container")  # the restarted service

@@ -52,7 +52,7 @@ from .cgroups import Cgroups
 from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
                       log_response, parse_time, update_limits)
 from .meter import Meter, MeterGone
-from .sandbox import Sandbox, cpu_shares, nano_cpus, tree_size
+from .sandbox import Sandbox, cpu_shares, nano_cpus, tree_usage
 from .transport import extract_outputs, inputs_tar, sent_outputs, write_outputs
 from .warm import (LINE_IO, OUTPUTS_EVENT, Arrival, WarmPool, WarmSettings, deliver, inline_inputs, job_line,
                    logged_events)
@@ -68,7 +68,7 @@ class _Job:
     def __init__(self, job_id: str):
         self.job_id = job_id
         self.container_id: Optional[str] = None
-        self.killed_for: Optional[str] = None  # "timeout" | "cancelled" | "disk" | "cpu"
+        self.killed_for: Optional[str] = None  # "timeout" | "cancelled" | "disk" | "files" | "cpu"
         self.stream = None  # the log/attach stream, closed to stop the reader thread
         self.stop = threading.Event()
         self.cgroup_key = job_id  # name of its per-job cgroup (the pool key when warm)
@@ -169,6 +169,14 @@ class DockerExecutor(Executor):
         "Measured every poll_interval, as work_quota_meter says. 0: no check.",
     ).tag(config=True)
 
+    work_quota_files = Integer(
+        200_000,
+        help="Most files, directories and links a job may keep in its work volume; a job over it is "
+        "killed. Each takes one of the filesystem's inodes, which work_quota's bytes do not count: "
+        "empty files would run the host's volumes out of inodes within any byte quota. Measured with "
+        "work_quota (the same walk). 0: no check.",
+    ).tag(config=True)
+
     work_quota_meter = Enum(
         ["auto", "direct", "container", "off"],
         "auto",
@@ -177,7 +185,7 @@ class DockerExecutor(Executor):
         "the quota is not enforced). 'container': a meter container beside each running job (the "
         "runner image, the volume read-only, no network, only DAC_READ_SEARCH), for a service that "
         "has the Docker socket but not the volumes (docker-compose.yml's). 'auto': direct when the "
-        "volumes are readable here, else container. 'off': not measured.",
+        "volumes are readable here, else container. 'off': not measured (nor work_quota_files).",
     ).tag(config=True)
 
     log_max_size = Unicode(
@@ -422,11 +430,16 @@ class DockerExecutor(Executor):
         readable = os.access(volumes, os.R_OK | os.X_OK)
         if self.work_quota_meter == "auto":
             self.metering = "direct" if readable else "container"
-        if self.work_quota and self.metering == "direct" and not readable:
-            self.log.warning("docker executor: the daemon's volumes are not readable here and "
-                             "work_quota_meter is 'direct': work_quota is not enforced (fsize still is)")
-        elif self.work_quota and self.metering == "container":
-            self.log.info("docker executor: work_quota is measured by a meter container beside each job")
+        if self.quotas and self.metering == "direct" and not readable:
+            self.log.warning("docker executor: the daemon's volumes are not readable here and work_quota_meter "
+                             "is 'direct': work_quota and work_quota_files are not enforced (fsize still is)")
+        elif self.quotas and self.metering == "container":
+            self.log.info("docker executor: the work quotas are measured by a meter container beside each job")
+
+    @property
+    def quotas(self) -> bool:
+        """Whether a job's work volume is measured at all (its bytes, its entries)."""
+        return bool(self.work_quota or self.work_quota_files)
 
     async def stop(self) -> None:
         """Stop following jobs; their containers keep running and can be reattached.
@@ -698,9 +711,9 @@ class DockerExecutor(Executor):
         meter = None
         try:
             while not job.stop.wait(self.poll_interval):
-                if self.work_quota and self.metering == "direct" and volume_dir:
-                    self._check_quota(job, spec, tree_size(volume_dir, self.work_quota))
-                elif self.work_quota and self.metering == "container" and job.killed_for is None:
+                if self.quotas and self.metering == "direct" and volume_dir:
+                    self._check_quota(job, spec, tree_usage(volume_dir, self.work_quota, self.work_quota_files))
+                elif self.quotas and self.metering == "container" and job.killed_for is None:
                     meter = self._metered(job, spec, fresh, volume, meter)
                 # The job's cgroup exists once it has started; without one, sample docker stats.
                 if job.container_id and self.cgroups.dir("memory", job.cgroup_key) is None:
@@ -718,27 +731,37 @@ class DockerExecutor(Executor):
                 return None
             meter = Meter(self._gw(job), self.names, self.image, spec.job_id, spec.user, volume, self.log)
             try:  # (it outlives no job: its deadline, and the grace a killed one gets)
-                meter.start(self.poll_interval, self.work_quota, spec.timeout + self.kill_grace)
+                meter.start(self.poll_interval, (self.work_quota, self.work_quota_files),
+                            spec.timeout + self.kill_grace)
             except Exception as e:
                 self.log.warning("job %s: cannot start its work-volume meter (tried again): %s", spec.job_id, e)
                 meter.remove()
                 return None
             return meter
         try:
-            size = meter.size()
+            usage = meter.usage()
         except MeterGone as e:
             self.log.warning("job %s: %s; starting another", spec.job_id, e)
             return None
-        if size is not None:
-            self._check_quota(job, spec, size)
+        if usage is not None:
+            self._check_quota(job, spec, usage)
         return meter
 
-    def _check_quota(self, job: _Job, spec: JobSpec, size: int) -> None:
-        """Kill a job whose work volume holds more than work_quota: its outcome says so."""
-        if size > self.work_quota and job.killed_for is None:
+    def _check_quota(self, job: _Job, spec: JobSpec, usage: tuple) -> None:
+        """Kill a job whose work volume holds more than work_quota bytes or work_quota_files
+        entries (``usage``: the walk's ``(bytes, entries)``): its outcome says which."""
+        size, entries = usage
+        if job.killed_for is not None:
+            return
+        if self.work_quota and size > self.work_quota:
             job.killed_for = "disk"
             self.log.warning("job %s: work volume over its quota (%d bytes); killing", spec.job_id, size)
-            self._gw(job).kill(job.container_id)
+        elif self.work_quota_files and entries > self.work_quota_files:
+            job.killed_for = "files"
+            self.log.warning("job %s: work volume over its quota (%d entries); killing", spec.job_id, entries)
+        else:
+            return
+        self._gw(job).kill(job.container_id)
 
     async def _follow(self, spec: JobSpec, job: _Job, on_event, on_log, fresh: bool) -> Outcome:
         """Stream a container's output to the callbacks, enforce its deadline, collect it."""
@@ -846,6 +869,10 @@ class DockerExecutor(Executor):
             return Outcome("failed", "infrastructure",
                            f"job wrote more than its work-volume quota of {self.work_quota} bytes and was killed",
                            exit_code=exit_code, used=used)
+        if job.killed_for == "files":
+            return Outcome("failed", "infrastructure",
+                           f"job kept more than its work-volume quota of {self.work_quota_files} files and "
+                           "directories and was killed", exit_code=exit_code, used=used)
         if job.killed_for == "cpu":
             return Outcome("failed", "infrastructure", "the daemon did not lower the job's cpu limit to its "
                            "allocation at its first cell; it was killed", exit_code=exit_code, used=used)

@@ -1,13 +1,14 @@
 """The work-volume meter: a job's work volume measured from a small container beside it.
 
 The daemon cannot cap a volume's size, so the executor measures each running job's work
-volume every ``poll_interval`` and kills a job past ``work_quota``. Where this host can read
+volume every ``poll_interval`` and kills a job past ``work_quota`` (bytes) or
+``work_quota_files`` (files, directories and links). Where this host can read
 the daemon's volume directory, it walks the volume itself. Where it cannot -- the team
 deployment, whose service has the Docker socket but not ``/var/lib/docker/volumes``
 (that would expose every user's home) -- a :class:`Meter` walks it: one container per
 running job, of the runner image, with the job's volume mounted **read-only**, that prints
-the volume's size every interval. The walk is :func:`.sandbox.tree_size`'s own source, so
-the quota means the same bytes either way.
+the volume's size and entries every interval. The walk is :func:`.sandbox.tree_usage`'s own
+source, so the quotas mean the same either way.
 
 The meter is trusted code looking at untrusted files, so it gets less than a job: no
 network, a read-only root, ``no-new-privileges``, 64 MiB of memory, 8 processes and a
@@ -33,25 +34,26 @@ import logging
 from typing import Optional
 
 from .gateway import LABEL_METER, Gateway, Names
-from .sandbox import nano_cpus, tree_size
+from .sandbox import nano_cpus, tree_usage
 
 #: where the meter mounts the job's volume
 MOUNT = "/volume"
 #: capabilities the meter keeps: reading and searching any directory
 CAPS = ["DAC_READ_SEARCH"]
-#: the meter's own limits (a walk holds one directory's names, and the paths still to visit)
+#: the meter's own limits (a walk holds one directory's names, and the paths still to visit:
+#: at most the entries' stop)
 MEMORY = 64 << 20
 CPU = 0.25
 PIDS = 8
 
-# argv: interval (s), stop_after (bytes: past it the walk stops), lifetime (s)
+# argv: interval (s), the walk's stops (bytes, entries: past either it stops; 0: none), lifetime (s)
 PROGRAM = "\n".join([
     "import os, sys, time",
-    inspect.getsource(tree_size),
-    f"""interval, stop_after, lifetime = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    inspect.getsource(tree_usage),
+    f"""interval, stop_bytes, stop_entries, lifetime = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 end = time.monotonic() + lifetime
 while time.monotonic() < end:
-    print(tree_size({MOUNT!r}, stop_after), flush=True)
+    print(*tree_usage({MOUNT!r}, stop_bytes, stop_entries), flush=True)
     time.sleep(interval)
 """])
 
@@ -73,12 +75,12 @@ class Meter:
         self.log = log or logging.getLogger(__name__)
         self.container_id: Optional[str] = None
 
-    def create_kwargs(self, interval: float, stop_after: int, lifetime: float) -> dict:
-        """The ``containers.create()`` keyword arguments of a meter."""
+    def create_kwargs(self, interval: float, stops: tuple, lifetime: float) -> dict:
+        """The ``containers.create()`` keyword arguments of a meter; ``stops``: (bytes, entries)."""
         from docker.types import LogConfig, Mount
 
         return dict(
-            entrypoint=["python3", "-I", "-S", "-c", PROGRAM, repr(float(interval)), str(int(stop_after)),
+            entrypoint=["python3", "-I", "-S", "-c", PROGRAM, repr(float(interval)), *(str(int(s)) for s in stops),
                         repr(float(lifetime))],
             name=self.name, labels=self.labels, detach=True, user="0:0", working_dir="/",
             cap_drop=["ALL"], cap_add=CAPS, security_opt=["no-new-privileges:true"], network_mode="none",
@@ -107,11 +109,10 @@ class Meter:
             problems.append(f"Mounts are {attrs.get('Mounts')!r}, wanted the work volume read-only")
         return problems
 
-    def start(self, interval: float, stop_after: int, lifetime: float) -> None:
+    def start(self, interval: float, stops: tuple, lifetime: float) -> None:
         """Create the meter (in place of one a restarted service left), check it and start it."""
         self.remove()  # (one a dead service left: same job, same volume)
-        container = self.gateway.client.containers.create(self.image, **self.create_kwargs(interval, stop_after,
-                                                                                             lifetime))
+        container = self.gateway.client.containers.create(self.image, **self.create_kwargs(interval, stops, lifetime))
         self.container_id = container.id
         problems = self.check(container.attrs)
         if problems:
@@ -120,16 +121,17 @@ class Meter:
                                + "; ".join(problems))
         self.gateway.api.start(container.id)
 
-    def size(self) -> Optional[int]:
-        """The volume's size the meter printed last; None before its first. MeterGone once it ended."""
+    def usage(self) -> Optional[tuple]:
+        """The volume's ``(bytes, entries)`` the meter printed last; None before its first. MeterGone once
+        it ended."""
         import docker
 
         try:
             out = self.gateway.api.logs(self.container_id, stdout=True, stderr=False, tail=1)
         except docker.errors.NotFound:  # (it removes itself when it ends)
             raise MeterGone(f"the work-volume meter {self.name} ended") from None
-        line = out.decode("ascii", "replace").strip()
-        return int(line) if line.isdigit() else None
+        fields = out.decode("ascii", "replace").split()
+        return (int(fields[0]), int(fields[1])) if len(fields) == 2 and all(f.isdigit() for f in fields) else None
 
     def remove(self) -> None:
         """Remove the meter, and any other of its volume."""

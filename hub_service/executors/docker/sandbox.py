@@ -190,13 +190,19 @@ def cpu_shares(cpu: float) -> int:
     return max(2, int(round(cpu * 1024)))
 
 
-def tree_size(top: str, stop_after: int) -> int:
-    """Bytes used under a directory (allocated blocks), stopping early past ``stop_after``.
+def tree_usage(top: str, stop_bytes: int, stop_entries: int = 0) -> tuple:
+    """``(bytes, entries)`` used under a directory: its allocated blocks, and how many files,
+    directories and links it holds. The walk stops early once either passes its stop (a stop
+    of 0: no stop), so its count is then only known to be past it.
 
-    The measure of the work quota: the daemon cannot limit a volume's size, so the
-    executor measures the job's work volume where this host can read it.
+    The measure of the work quotas: the daemon cannot limit a volume's size, so the executor
+    measures the job's work volume where this host can read it. The entries count because
+    each takes one of the filesystem's inodes, which no byte count sees: a job writing
+    millions of empty files would run the host's volumes out of inodes within its bytes.
+    Stopping at the entries' stop also bounds the walk's own memory (the directories still
+    to visit) however large the tree is.
     """
-    total = 0
+    total = entries = 0
     stack = [top]
     while stack:
         try:
@@ -207,10 +213,11 @@ def tree_size(top: str, stop_after: int) -> int:
                     except OSError:
                         continue
                     total += st.st_blocks * 512
+                    entries += 1
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
-                    if total > stop_after:
-                        return total
+                    if (stop_bytes and total > stop_bytes) or (stop_entries and entries > stop_entries):
+                        return total, entries
         except OSError:
             continue
-    return total
+    return total, entries
