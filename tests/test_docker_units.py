@@ -22,7 +22,7 @@ from hub_service.executors.docker import DockerExecutor
 from hub_service.executors.base import Usage
 from hub_service.executors.docker.gateway import LABEL_JOB, LABEL_WARM, Names, log_response, update_limits
 from hub_service.executors.docker.sandbox import Sandbox, tree_usage
-from hub_service.executors.docker.warm import Arrival
+from hub_service.executors.docker.warm import JOB_MARK, MARKS, Arrival
 from hub_service.executors.docker.transport import extract_outputs
 from hub_service.executors.local import LocalExecutor
 from hub_service.executors.streams import TRUNCATED, EventCap, LineSplitter, LogCap, read_frames
@@ -104,6 +104,34 @@ def test_a_warm_start_is_left_out_of_the_jobs_output_and_usage():
     used = Usage(cpu_seconds=2.0, wall_seconds=9.0)
     arrival.exclude_startup(used, finished=104.5)
     assert used.cpu_seconds == 1.25 and used.wall_seconds == 4.5
+
+
+def test_a_marking_runners_stderr_is_the_jobs_from_its_mark_whatever_the_daemon_logged_first():
+    """The daemon logs stdout and stderr from a reader each: the notebook's first line can reach the
+    log before the "assigned" event written before it. The mark, on stderr itself, draws the line."""
+    arrival = Arrival(b"{}\n")
+    assert arrival.holds(b"", {"event": "ready", MARKS: True}, stderr=False)
+    assert arrival.holds(b"kernel start-up warning", None)
+    assert arrival.holds(JOB_MARK, None)  # the mark itself is no one's
+    assert not arrival.holds(b"tick 0", None)  # logged before "assigned": the job's all the same
+    assert arrival.holds(b"", {"event": "assigned", "time": 100.0, "warm_cpu_seconds": 0.5}, stderr=False)
+    assert not arrival.holds(b"tick 1", None) and not arrival.holds(JOB_MARK, None)  # (a notebook's own)
+    assert arrival.unclaimed() == []
+    used = Usage(cpu_seconds=2.0, wall_seconds=9.0)
+    arrival.exclude_startup(used, finished=104.5)
+    assert used.cpu_seconds == 1.5 and used.wall_seconds == 4.5
+
+
+def test_a_marking_runners_stderr_before_its_mark_is_the_start_ups_even_after_assigned():
+    arrival = Arrival(b"{}\n")
+    arrival.holds(b"", {"event": "ready", MARKS: True}, stderr=False)
+    arrival.holds(b"", {"event": "assigned", "time": 100.0}, stderr=False)
+    assert arrival.holds(b"late start-up line", None)  # logged after "assigned", written before the mark
+    assert arrival.holds(JOB_MARK, None) and not arrival.holds(b"the job's", None)
+    # A mark on stdout is not the runner's: stdout carries its events alone.
+    other = Arrival(b"{}\n")
+    other.holds(b"", {"event": "ready", MARKS: True}, stderr=False)
+    assert other.holds(JOB_MARK, None, stderr=False) and other.holds(b"still start-up", None)
 
 
 def test_a_warm_runner_that_never_took_its_job_leaves_its_start_up_output_to_explain():

@@ -677,7 +677,7 @@ class DockerExecutor(Executor):
 
         def emit(which, line: bytes):
             event = parse_event(line) if which == 0 else None
-            if job.arrival.holds(line, event):
+            if job.arrival.holds(line, event, stderr=which == 1):
                 return
             if event is not None and event.get("event") == OUTPUTS_EVENT:  # (the job's files: not passed on)
                 put(("outputs", event))

@@ -73,6 +73,13 @@ WARM_EVENTS = ("ready", "assigned")
 #: The field of a warm runner's "ready" event that says it writes the inputs its job line carries, and
 #: sends its outputs back as an event when the line asks.
 LINE_IO = "line_io"
+#: The field of a warm runner's "ready" event that says it writes JOB_MARK to its stderr as it reads its line.
+MARKS = "marks_stderr"
+#: The line a warm runner that says MARKS writes to its stderr as it reads its job's line: on that
+#: stream what precedes it is the start-up's output, what follows is the job's. The "assigned" event
+#: cannot draw that line, being on the other stream: the daemon logs stdout and stderr from a reader
+#: each, so a first line the notebook printed can be logged before it.
+JOB_MARK = b"\x1enotebook-jobs: job line read"
 #: The runner's event that carries a job's outputs (files, not progress: never passed on).
 OUTPUTS_EVENT = "outputs"
 #: The most bytes of inputs a job line carries (base64 makes them a third longer; runner.py reads at
@@ -152,25 +159,37 @@ class Arrival:
 
     A warm runner started before its job existed: the pool's own events ("ready",
     "assigned") and its start-up output are not the job's, nor are the cpu and wall time
-    it spent before the job's line arrived (its "assigned" event says both). A cold job
-    has no line; the pool's events are dropped from its output all the same.
+    it spent before the job's line arrived (its "assigned" event says both). Its stderr is
+    the job's from the runner's JOB_MARK on (from its "assigned" event, for a runner whose
+    "ready" does not say MARKS). A cold job has no line; the pool's events are dropped from
+    its output all the same.
     """
 
     def __init__(self, line: Optional[bytes] = None, started_at: Optional[float] = None):
         self.line = line  # warm: the job, as the runner reads it on stdin
         self.started_at = started_at  # warm, reattached: when the runner read it
         self.assigned: Optional[dict] = None  # the runner's "assigned" event
+        self.marks = False  # warm: its runner marks its stderr (its "ready" says MARKS)
+        self.begun = False  # warm: the job's own output has begun
         self.before: collections.deque = collections.deque(maxlen=50)  # warm: the start-up's output
 
-    def holds(self, line: bytes, event: Optional[dict]) -> bool:
-        """Whether an output line is not the job's: a pool event, or the start-up's output."""
+    def holds(self, line: bytes, event: Optional[dict], stderr: bool = True) -> bool:
+        """Whether an output line (``stderr``: from that stream) is not the job's: a pool event,
+        the start-up's output, or the runner's JOB_MARK."""
         if event is not None and event.get("event") in WARM_EVENTS:
-            # Only a warm runner's own, first "assigned" counts: a cold job (or the notebook of
-            # a warm one, which runs after it) printing one must not take time off its usage.
-            if event["event"] == "assigned" and self.assigned is None and self.line is not None:
-                self.assigned = event
+            # Only a warm runner's own, first events count: a cold job (or the notebook of a warm
+            # one, which runs after them) printing one must not take time off its usage.
+            if self.line is not None and self.assigned is None:
+                if event["event"] == "ready":
+                    self.marks = bool(event.get(MARKS))
+                elif event["event"] == "assigned":
+                    self.assigned = event
+                    self.begun = self.begun or not self.marks
             return True
-        if self.line is not None and self.assigned is None:
+        if self.line is not None and not self.begun:
+            if stderr and line == JOB_MARK:
+                self.begun = True
+                return True
             # Kept aside in case the runner ends without ever taking the job (then it explains why).
             self.before.append(line)
             return True
