@@ -30,7 +30,8 @@ Exit codes: 0 succeeded, 1 a cell raised, 2 bad input or papermill failure, 4 it
 
 Warm mode (``--warm --cwd DIR``): a pre-started runner that pays papermill's start-up
 before its job exists. It imports papermill, starts the kernel in DIR and waits for it,
-says ``{"event": "ready", "line_io": true}``, then reads ONE JSON line from stdin: the job, as
+says ``{"event": "ready", "line_io": true, "marks_stderr": true}``, then reads ONE JSON line from
+stdin (and writes :data:`JOB_MARK` to stderr: the job's output follows it): the job, as
 ``{"input": ..., "output": ..., "parameters": ..., "cwd": ..., "kernel": ...}`` (the
 one-shot options by name), at most :data:`MAX_JOB_LINE` characters. ``line_io`` says the line
 may also carry the job's inputs -- ``"inputs"`` and ``"files"``, each ``{name: base64 content}``,
@@ -109,6 +110,54 @@ def defer_imports(names=DEFERRED_MODULES):
             module = importlib.util.module_from_spec(spec)
             module.__class__ = DeferredModule
             sys.modules[name] = module
+
+
+#: Where the runner image keeps nbformat's notebook schemas as the code fastjsonschema generates for them
+#: (runner-image/schemas.py, at the image's build), one file per schema_key(); elsewhere there is none.
+PRECOMPILED_SCHEMAS = "/opt/runner/schemas"
+
+
+def schema_key(definition, version):
+    """The name of the code fastjsonschema ``version`` generates for the schema ``definition``: a digest of both,
+    so that a schema nbformat changed, or another fastjsonschema (an environment's upgrade), finds no code."""
+    import hashlib
+
+    text = json.dumps([version, definition], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def use_precompiled_schemas(where=PRECOMPILED_SCHEMAS):
+    """Have fastjsonschema take a schema's validator from the code the image generated for it, when there is some.
+
+    nbformat validates every notebook it reads and writes with fastjsonschema, which compiles the schema of
+    the notebook's version at its first use: ~170 KB of Python generated and compiled, ~30 ms of every job's
+    cpu, for the same few schemas each time. The image carries that code, compiled to bytecode, and a call with
+    nothing but a schema (nbformat's) whose code is there gets the same function from it; any other call, or
+    a schema without code, is compiled as before.
+    """
+    if not os.path.isdir(where):
+        return
+    import importlib.util
+
+    import fastjsonschema
+
+    compile_schema = fastjsonschema.compile
+
+    def compile(definition, *args, **kwargs):
+        if not args and not kwargs:
+            try:
+                key = schema_key(definition, fastjsonschema.VERSION)
+            except (TypeError, ValueError):  # (not a JSON document: no code was generated for it)
+                key = None
+            path = key and os.path.join(where, key + ".py")
+            if path and os.path.exists(path):
+                spec = importlib.util.spec_from_file_location(f"notebook_jobs_schema_{key}", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module.VALIDATE
+        return compile_schema(definition, *args, **kwargs)
+
+    fastjsonschema.compile = compile
 
 
 def take_stdout():
@@ -560,12 +609,17 @@ INPUT_KEYS = {"inputs": "input", "files": "cwd"}
 #: the longest job line a warm runner reads (characters; its inputs, in base64, make it long)
 MAX_JOB_LINE = 4 << 20
 DEFAULT_WARM_KERNEL = "python3"
+#: written to stderr as the job line is read (the "ready" event says ``marks_stderr``): on that stream the
+#: start-up's output is above it and the job's below. The "assigned" event, on stdout, cannot draw that line
+#: for the executor: the daemon logs the two streams from a reader each, in no order between them.
+JOB_MARK = b"\x1enotebook-jobs: job line read"
 
 
 def main(argv=None):
     """Run one job (or wait for one, warm) as the command line says: the exit code."""
     make_undumpable()  # before any user code exists
     defer_imports()  # before papermill is imported
+    use_precompiled_schemas()  # before nbformat compiles one
     take_stdout()
     yield_cpu()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -852,13 +906,15 @@ def warm_main(args):
     except Exception as e:  # the job still runs: papermill then starts its own kernel
         print(f"runner: warm start failed ({type(e).__name__}: {e}); the job will start its kernel",
               file=sys.stderr)
-    emit("ready", line_io=True)
+    emit("ready", line_io=True, marks_stderr=True)
     line = sys.stdin.readline(MAX_JOB_LINE + 1)
     if not line.strip():
         print("runner: stdin closed before a job arrived", file=sys.stderr)
         if km is not None:
             _shutdown(km)
         return 3
+    sys.stderr.flush()
+    os.write(2, JOB_MARK + b"\n")
     warm_cpu = _cpu_seconds() + (_cpu_seconds(getattr(km.provisioner, "pid", None) or -1) if km else 0.0)
     emit("assigned", warm_cpu_seconds=round(warm_cpu, 3))
     try:

@@ -10,7 +10,7 @@
 # 2. wheels for runner-image/requirements.txt downloaded on the host into
 #    .cache/runner-wheels (containers cannot reach the package index);
 # 3. `docker build` with BASE=notebook-jobs-base:bookworm from a context assembled in
-#    .cache/runner-image-context (Dockerfile, requirements, runner.py, wheels), so the
+#    .cache/runner-image-context (Dockerfile, requirements, schemas.py, runner.py, wheels), so the
 #    repository (and its .venv) is never sent to the daemon. Docker's layer cache
 #    makes a second build take seconds.
 # Env: BASE_IMAGE, IMAGE, DEBIAN_MIRROR, PIP (the pip that downloads wheels).
@@ -34,7 +34,7 @@ fetch_wheels "$wheels" "$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)" "
 ctx="$CACHE/runner-image-context"
 rm -rf "$ctx"
 mkdir -p "$ctx/wheels"
-cp "$HERE/Dockerfile" "$HERE/requirements.txt" "$ctx/"
+cp "$HERE/Dockerfile" "$HERE/requirements.txt" "$HERE/schemas.py" "$ctx/"
 cp "$ROOT/hub_service/runner.py" "$ctx/runner.py"
 cp -l "$wheels/"*.whl "$ctx/wheels/" 2>/dev/null || cp "$wheels/"*.whl "$ctx/wheels/"
 docker_build "$IMAGE" "$BASE_IMAGE" "$ctx" "$CACHE/runner-image-build.log"

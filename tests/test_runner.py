@@ -197,6 +197,25 @@ def test_a_warm_runner_writes_the_inputs_of_its_line_and_sends_back_its_outputs(
     assert oct((tmp_path / "files" / "data.csv").stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_warm_runner_marks_its_stderr_where_its_jobs_output_begins(tmp_path):
+    """The executor tells the start-up's output from the job's on stderr by this mark (the daemon logs
+    stderr and stdout in no order between them): once, before anything the notebook printed."""
+    from hub_service.executors.docker.warm import JOB_MARK, MARKS
+    from hub_service.runner import JOB_MARK as RUNNERS_MARK
+
+    assert RUNNERS_MARK == JOB_MARK
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("print('tick 0')")]
+    out = run_runner(tmp_path, nb, "--warm", "--cwd", str(tmp_path / "files"), stdin=warm_line(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [e for e in map(parse_event, out.stdout.splitlines()) if e]
+    assert events[0]["event"] == "ready" and events[0][MARKS] is True
+    err = out.stderr.encode().split(b"\n")
+    assert err.count(JOB_MARK) == 1, out.stderr[-2000:]
+    assert err.index(JOB_MARK) < min(i for i, line in enumerate(err) if b"tick 0" in line)
+
+
 def base64_text(data: str) -> str:
     import base64
 
@@ -233,3 +252,39 @@ def test_a_warm_runner_refuses_inputs_that_are_not_plain_file_names(tmp_path, na
     assert out.returncode == 2 and finished[0]["status"] == "failed", out.stderr[-2000:]
     assert "bad job line" in finished[0]["error"]["message"] and "plain file name" in finished[0]["error"]["message"]
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "job" / "files" / "a").exists()
+
+
+def test_the_runner_takes_a_schemas_validator_from_the_code_generated_for_it(tmp_path, monkeypatch):
+    """nbformat compiles the schema of a notebook's version with fastjsonschema in every job (~30 ms); the
+    image carries the code runner-image/schemas.py generated for nbformat's schemas. The runner loads a
+    schema's validator from it when it is there, and compiles anything else as fastjsonschema would."""
+    import fastjsonschema
+
+    from hub_service import runner
+
+    subprocess.run([sys.executable, str(ROOT / "runner-image" / "schemas.py"), str(tmp_path), str(RUNNER.parent)],
+                   check=True)
+    monkeypatch.setattr(fastjsonschema, "compile", fastjsonschema.compile)  # (put back afterwards)
+    compiled = fastjsonschema.compile
+    runner.use_precompiled_schemas(str(tmp_path))
+    schema_path = Path(nbformat.__file__).parent / "v4" / "nbformat.v4.5.schema.json"
+    schema = json.loads(schema_path.read_text())
+    validate, reference = fastjsonschema.compile(schema), compiled(schema)
+    assert validate.__module__.startswith("notebook_jobs_schema_"), validate.__module__
+    assert reference.__module__ is None  # (compiled into a namespace of its own)
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    bad = dict(good, cells=[{"cell_type": "code", "source": 1}])
+    assert validate(good) == reference(good)
+    errors = []
+    for check in (validate, reference):
+        with pytest.raises(fastjsonschema.JsonSchemaValueException) as refused:
+            check(bad)
+        errors.append((refused.value.message, refused.value.path))
+    assert errors[0] == errors[1]
+    # a schema without generated code, or a call with options, is compiled as before
+    assert fastjsonschema.compile({"type": "string"}).__module__ is None
+    assert fastjsonschema.compile(schema, formats={"x": r"^x$"}).func.__module__ is None
+    # no code without the image's directory: fastjsonschema is left as it is
+    monkeypatch.setattr(fastjsonschema, "compile", compiled)
+    runner.use_precompiled_schemas(str(tmp_path / "absent"))
+    assert fastjsonschema.compile is compiled

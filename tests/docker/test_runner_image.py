@@ -8,6 +8,7 @@ image leaves out or prepares at build time is paid by no job.
 from __future__ import annotations
 
 import json
+import re
 
 import docker
 import nbformat
@@ -45,7 +46,21 @@ for top in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], s
                     int.from_bytes(header[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
                     or int.from_bytes(header[12:16], "little") != st.st_size & 0xFFFFFFFF)):
                 stale.append(source)
-print(seen, len(stale))
+# the runner's own file and the schema code generated at the build (imported, not run as scripts)
+ours = ["/opt/runner/runner.py"] + [os.path.join("/opt/runner/schemas", name)
+                                     for name in os.listdir("/opt/runner/schemas") if name.endswith(".py")]
+for source in ours:
+    seen += 1
+    try:
+        with open(importlib.util.cache_from_source(source), "rb") as f:
+            header = f.read(16)
+    except OSError:
+        stale.append(source)
+        continue
+    st = os.stat(source)
+    if header[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(header[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF:
+        stale.append(source)
+print(seen, len(stale), len(ours))
 print("\n".join(stale[:20]))
 """
 
@@ -88,9 +103,31 @@ def test_every_module_of_the_image_has_its_bytecode():
                                     read_only=True, remove=True, stdout=True, stderr=True).decode()
     finally:
         client.close()
-    seen, stale = map(int, out.split("\n", 1)[0].split())
+    seen, stale, ours = map(int, out.split("\n", 1)[0].split())
     assert seen > 1000, out  # the stdlib and the packages were walked
+    assert ours > 2, out  # the runner and nbformat's schemas' code
     assert stale == 0, out
+
+
+def test_the_entry_point_runs_the_runner_from_the_images_bytecode():
+    """A script is compiled at every start (its bytecode is never cached): the entry point imports the
+    runner as a module, from the bytecode the image carries, with no directory before the runner's on its
+    path (the work directory, where the job's files are, least of all)."""
+    client = docker.from_env()
+    try:
+        out = client.containers.run(IMAGE, command=["--help"], environment={"PYTHONVERBOSE": "1"},
+                                    network_mode="none", read_only=True, remove=True, stdout=True,
+                                    stderr=True, user="1000:1000", working_dir="/work/job").decode()
+        assert "usage: runner.py" in out, out[-2000:]
+        assert re.search(r"code object from '/opt/runner/__pycache__/runner\.cpython-\d+\.pyc'", out), \
+            [line for line in out.splitlines() if "runner" in line]
+        # the entry point's interpreter and options, with a program that shows its path
+        python = client.images.get(IMAGE).attrs["Config"]["Entrypoint"][:-1]
+        path = client.containers.run(IMAGE, entrypoint=[*python, "import sys; print(sys.path)"], network_mode="none",
+                                     read_only=True, remove=True, working_dir="/work/job").decode()
+    finally:
+        client.close()
+    assert "" not in eval(path) and "/work/job" not in eval(path), path
 
 
 #: Run in the image: the runner's own main() on the job in /work/job (cold, or warm when argv says so), and
@@ -103,6 +140,9 @@ unused, leave = sys.argv[1].split(","), runner.leave
 def counted_leave(code, km=None):
     loaded = [m for m in unused if type(sys.modules.get(m)).__name__ == "module"]
     print("RUNNER-MODULES", code, len(sys.modules), *loaded, file=sys.stderr, flush=True)
+    import nbformat.validator
+    print("RUNNER-SCHEMAS", *(v._validator.__module__ for v in nbformat.validator.validators.values()),
+          file=sys.stderr, flush=True)
     leave(code, km)
 runner.leave = counted_leave
 sys.exit(runner.main(sys.argv[2:]))
@@ -116,7 +156,8 @@ RUNNER_UNUSED = ("requests", "urllib3", "click", "IPython")
 def test_the_runner_loads_only_what_a_run_uses(tmp_path, warm):
     """The runner process pays for every module it imports, in every job: papermill's imports that a run
     of local files never uses are deferred (and still load when used), its kernelspec is found without
-    IPython, and its kernel keeps its input history in memory, as nbclient's own kernels do."""
+    IPython, nbformat's schema validators come from the image, and its kernel keeps its input history in memory,
+    as nbclient's own kernels do."""
     nb = make_notebook("print('HISTORY', get_ipython().history_manager.hist_file)")
     nbformat.write(nb, str(tmp_path / "input.ipynb"))
     tmp_path.chmod(0o777)
@@ -145,6 +186,9 @@ def test_the_runner_loads_only_what_a_run_uses(tmp_path, warm):
         counted = [line.split() for line in log.splitlines() if line.startswith("RUNNER-MODULES")]
         assert counted and counted[0][1] == "0", log[-3000:]
         assert counted[0][3:] == [], f"the runner loaded {counted[0][3:]} (of {counted[0][2]} modules)"
+        # nbformat's validators: from the code the image carries, none compiled by the job
+        schemas = [line.split()[1:] for line in log.splitlines() if line.startswith("RUNNER-SCHEMAS")][0]
+        assert schemas and all(m.startswith("notebook_jobs_schema_") for m in schemas), schemas
         assert "HISTORY :memory:" in printed_at(tmp_path / "output.ipynb")
         # the deferred modules load when they are used: one module each, whoever holds it
         used = client.containers.run(IMAGE, entrypoint=[python, "-c", (
