@@ -92,6 +92,18 @@ class CpuMeter:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
         self.hub, self.cgroup = hub, cgroup
 
+    def reap(self) -> None:
+        """Wait for the orphans that ended: as their subreaper this process must, or they stay zombies (hundreds
+        in a drain, each an entry the kernel keeps and every walk of ``/proc`` reads). The Hub itself is running:
+        only its tree's orphans are waited for."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
     def __call__(self) -> float:
         root = psutil.Process(self.hub.proc.pid)
         procs = [root] + root.children(recursive=True)
@@ -104,13 +116,7 @@ class CpuMeter:
                 total += t.user + t.system + t.children_user + t.children_system
             except psutil.NoSuchProcess:
                 pass
-        while True:  # (the Hub itself is running: only its tree's orphans are waited for)
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+        self.reap()
         reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         total += reaped.ru_utime + reaped.ru_stime
         if self.cgroup:
@@ -199,10 +205,13 @@ def drain(args) -> None:
             ids = [i for ids in pool.map(submit_all, users) for i in ids]
         submitted, last_submit = time.time() - started, time.perf_counter()
         loop_submits = loop()
-        deadline = time.monotonic() + args.drain * 10
-        while time.monotonic() < deadline:
-            if not any(u.get("jobs", params={"status": "queued,running", "limit": 1}).json()["jobs"] for u in users):
-                break
+        # the end: each user with jobs left asks once a second whether any is still queued or running, as a user
+        # waiting on their jobs would (part of the load measured; a user whose jobs all ended asks no more)
+        deadline, waiting = time.monotonic() + args.drain * 10, list(users)
+        while waiting and time.monotonic() < deadline:
+            waiting = [u for u in waiting
+                       if u.get("jobs", params={"status": "queued,running", "limit": 1}).json()["jobs"]]
+            cpu.reap()  # (the kernels the runners left as they ended: else zombies until the drain's end)
             time.sleep(1)
         done.set()
         probe.join()
