@@ -128,6 +128,12 @@ def test_a_marking_runners_stderr_before_its_mark_is_the_start_ups_even_after_as
     arrival.holds(b"", {"event": "assigned", "time": 100.0}, stderr=False)
     assert arrival.holds(b"late start-up line", None)  # logged after "assigned", written before the mark
     assert arrival.holds(JOB_MARK, None) and not arrival.holds(b"the job's", None)
+    # Nor does stdout wait for the mark: the job's events follow "assigned" on their own stream.
+    events = Arrival(b"{}\n")
+    events.holds(b"", {"event": "ready", MARKS: True}, stderr=False)
+    events.holds(b"", {"event": "assigned", "time": 100.0}, stderr=False)
+    assert not events.holds(b'{"event": "started"}', {"event": "started"}, stderr=False)
+    assert events.holds(b"start-up, before the mark", None) and events.holds(JOB_MARK, None)
     # A mark on stdout is not the runner's: stdout carries its events alone.
     other = Arrival(b"{}\n")
     other.holds(b"", {"event": "ready", MARKS: True}, stderr=False)

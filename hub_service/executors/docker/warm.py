@@ -186,10 +186,14 @@ class Arrival:
                     self.assigned = event
                     self.begun = self.begun or not self.marks
             return True
-        if self.line is not None and not self.begun:
-            if stderr and line == JOB_MARK:
-                self.begun = True
-                return True
+        if self.line is None:
+            return False
+        # Each stream in its own order: stderr is the job's from the mark, stdout from "assigned"
+        # (a "started" event can be logged before the mark, as a printed line before "assigned").
+        if stderr and not self.begun and line == JOB_MARK:
+            self.begun = True
+            return True
+        if (stderr and not self.begun) or (not stderr and self.assigned is None):
             # Kept aside in case the runner ends without ever taking the job (then it explains why).
             self.before.append(line)
             return True
