@@ -25,43 +25,30 @@ DEBUGPY_CELL = ("import importlib.util, sys\n"
 #: or stamped for another source), as a read-only root leaves no place to write it at run time.
 STALE_BYTECODE = r"""
 import importlib.util, os, sys, sysconfig
-stale, seen = [], 0
-for top in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
-    for root, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for name in files:
-            if not name.endswith(".py"):
-                continue
-            source = os.path.join(root, name)
-            seen += 1
-            try:
-                with open(importlib.util.cache_from_source(source), "rb") as f:
-                    header = f.read(16)
-            except OSError:
-                stale.append(source)
-                continue
-            st = os.stat(source)
-            flags = int.from_bytes(header[4:8], "little")
-            if header[:4] != importlib.util.MAGIC_NUMBER or (flags == 0 and (
-                    int.from_bytes(header[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
-                    or int.from_bytes(header[12:16], "little") != st.st_size & 0xFFFFFFFF)):
-                stale.append(source)
-# the runner's own file and the schema code generated at the build (imported, not run as scripts)
-ours = ["/opt/runner/runner.py"] + [os.path.join("/opt/runner/schemas", name)
-                                     for name in os.listdir("/opt/runner/schemas") if name.endswith(".py")]
-for source in ours:
-    seen += 1
+
+def stale(source):
     try:
         with open(importlib.util.cache_from_source(source), "rb") as f:
             header = f.read(16)
     except OSError:
-        stale.append(source)
-        continue
+        return True
     st = os.stat(source)
-    if header[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(header[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF:
-        stale.append(source)
-print(seen, len(stale), len(ours))
-print("\n".join(stale[:20]))
+    flags = int.from_bytes(header[4:8], "little")
+    return header[:4] != importlib.util.MAGIC_NUMBER or (flags == 0 and (
+        int.from_bytes(header[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
+        or int.from_bytes(header[12:16], "little") != st.st_size & 0xFFFFFFFF))
+
+sources = []
+for top in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        sources += [os.path.join(root, name) for name in files if name.endswith(".py")]
+# the runner's own file and the schema code generated at the build (imported, not run as scripts)
+ours = ["/opt/runner/runner.py"] + [os.path.join("/opt/runner/schemas", name)
+                                     for name in os.listdir("/opt/runner/schemas") if name.endswith(".py")]
+found = [source for source in sources + ours if stale(source)]
+print(len(sources) + len(ours), len(found), len(ours))
+print("\n".join(found[:20]))
 """
 
 
