@@ -50,7 +50,8 @@ PIDS = 8
 PROGRAM = "\n".join([
     "import os, sys, time",
     inspect.getsource(tree_usage),
-    f"""interval, stop_bytes, stop_entries, lifetime = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    f"""interval, lifetime = float(sys.argv[1]), float(sys.argv[4])
+stop_bytes, stop_entries = int(sys.argv[2]), int(sys.argv[3])
 end = time.monotonic() + lifetime
 while time.monotonic() < end:
     print(*tree_usage({MOUNT!r}, stop_bytes, stop_entries), flush=True)
