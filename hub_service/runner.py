@@ -61,7 +61,7 @@ import time
 import types
 
 INJECTED_TAG = "injected-parameters"
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4  # <linux/prctl.h>
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15  # <linux/prctl.h>
 #: how far below the service's the cpu priority of a job's processes (runner, kernel) is: a notebook is
 #: batch work, and the service answering its users (a listing, an event stream, the next job's start) must
 #: not queue behind the jobs for the cores. Under the local executor both stay in the service's session (Linux
@@ -543,13 +543,175 @@ def own_group_provisioner_class():
         async def launch_kernel(self, cmd, **kwargs):
             kwargs = self._scrub_kwargs(kwargs)
             kwargs["env"] = dict(kwargs.get("env") or os.environ, JPY_PARENT_PID=str(os.getpid()))
-            # (setpgid runs in the child without any Python code: the spawn stays a vfork)
-            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, process_group=0, **kwargs)
+            fork = getattr(self.parent, "kernel_fork", None)
+            if fork is not None and fork.takes(cmd, kwargs):
+                self.process = fork.popen(cmd, kwargs["env"], kwargs.get("cwd"))
+            else:
+                if fork is not None:
+                    fork.cancel()
+                # (setpgid runs in the child without any Python code: the spawn stays a vfork)
+                self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, process_group=0, **kwargs)
             self.pid = self.pgid = self.process.pid
             self.cwd = kwargs.get("cwd", os.getcwd())
             return self.connection_info
 
     return OwnGroupProvisioner
+
+
+#: the kernelspec command of this interpreter's own IPython kernel, after its interpreter: what KernelFork becomes
+IPYKERNEL_LAUNCHER = ["-m", "ipykernel_launcher"]
+#: the runner's own PYTHONPATH, before install_helper adds to it (KernelFork's path is made from it)
+_STARTING_PYTHONPATH = os.environ.get("PYTHONPATH", "")
+
+
+class KernelFork:
+    """A child of the runner, forked before its kernel's launch, that becomes that kernel.
+
+    ``python -m ipykernel_launcher`` spends most of its start-up's cpu on what the runner has done already:
+    the interpreter's start, then jupyter_client, zmq, traitlets and asyncio imported (0.2-0.3 cpu s of
+    a kernel's ~0.3 in the runner image, against 0.06 s for what is the kernel's own, ipykernel and
+    IPython). A fork of the runner taken once those are imported, and before any event loop, thread or zmq
+    context exists in it, waits on a pipe, and at the launch becomes the kernel that command would have
+    started: its environment, directory, path, arguments and standard streams; its own process group; no
+    stdin, and the events' descriptor pointing nowhere (the events are the runner's alone: see
+    make_undumpable); an ordinary, dumpable process as after an exec. It is jupyter_client's to poll,
+    signal and wait for as the Popen of a launched kernel is.
+
+    Only the kernelspec of this interpreter's own ipykernel, with no environment of its own, is forked
+    (:meth:`for_spec`); any other kernel, or a launch that asks for more than an environment and a
+    directory, is launched as before, and the fork leaves (:meth:`cancel`). What shows that a kernel was
+    forked: its ``sys.orig_argv`` and ``/proc/<pid>/cmdline`` are the runner's (its name, ``comm``, says ipykernel).
+    """
+
+    def __init__(self):
+        sys.stdout.flush()  # (what is buffered here would be written by both processes)
+        sys.stderr.flush()
+        order, self._order = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self._order)
+            _become_kernel(order)  # (never returns)
+        os.close(order)
+        try:
+            os.setpgid(self.pid, self.pid)  # (the child does too: its group exists before either goes on)
+        except OSError:
+            pass
+
+    @classmethod
+    def for_spec(cls, spec):
+        """A fork for a kernel of ``spec`` (a jupyter_client KernelSpec), or None when it is not this
+        interpreter's ipykernel as launched by its command alone."""
+        argv = list(spec.argv or [])
+        python = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2], sys.executable}
+        if (argv[:1] and argv[0] in python and argv[1:3] == IPYKERNEL_LAUNCHER and not spec.env
+                and not (spec.metadata or {}).get("kernel_provisioner")):
+            return cls()
+        return None
+
+    def takes(self, cmd, kwargs):
+        """Whether the launch of ``cmd`` with Popen's ``kwargs`` is one this fork can become: this interpreter's
+        ipykernel launcher, an environment and a directory, and the same interpreter settings (PYTHON*)."""
+        env = kwargs.get("env") or {}
+        settings = {k: v for k, v in env.items() if k.startswith("PYTHON")}
+        return (self._order is not None and list(cmd[:1]) == [sys.executable] and list(cmd[1:3]) == IPYKERNEL_LAUNCHER
+                and set(kwargs) <= {"env", "cwd"}
+                and settings == {k: v for k, v in os.environ.items() if k.startswith("PYTHON")})
+
+    def popen(self, cmd, env, cwd):
+        """Have the fork become the kernel of ``cmd``: its Popen."""
+        import subprocess
+
+        fork = self
+
+        class Forked(subprocess.Popen):
+            def _execute_child(self, args, executable, preexec_fn, close_fds, pass_fds, cwd, env, *rest):
+                fork._send({"argv": list(args), "env": dict(env), "cwd": cwd and os.fspath(cwd)})
+                self.pid, self._child_created = fork.pid, True
+
+        return Forked(cmd, env=env, cwd=cwd)
+
+    def cancel(self):
+        """The kernel is launched otherwise: the fork leaves (and is reaped)."""
+        if self._order is not None:
+            self._send(None)
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+
+    def _send(self, order):
+        with os.fdopen(self._order, "wb") as f:
+            self._order = None
+            if order is not None:
+                f.write(json.dumps(order).encode())
+
+
+def _become_kernel(order_fd):
+    """In KernelFork's child: read the launch's order and become its kernel, or leave at an empty one; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        if _EVENTS is not None:
+            os.dup2(null, _EVENTS.fileno())
+        os.close(null)
+        with os.fdopen(order_fd, "rb") as f:
+            order = f.read()
+        if not order:
+            os._exit(0)
+        order = json.loads(order)
+        code = _run_ipykernel(order["argv"][3:], order["env"], order["cwd"])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _run_ipykernel(arguments, env, cwd):
+    """Run ipykernel as ``python -m ipykernel_launcher ARGUMENTS`` would in ``env`` and ``cwd``: its exit code."""
+    import atexit
+    import importlib
+    import importlib.util
+    import io
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # (as an exec leaves a process)
+        libc.prctl(PR_SET_NAME, b"ipykernel", 0, 0, 0)  # (its name in ps and top; its command line is the runner's)
+    if cwd:
+        os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    # the path of a fresh interpreter (PYTHONPATH's, then the standard ones), less the launcher's first entry:
+    # not the runner's directory, nor the runner's PYTHONPATH in place of the kernel's
+    own = {os.path.dirname(os.path.abspath(__file__)), ""}
+    own.update(os.path.abspath(p) for p in _STARTING_PYTHONPATH.split(os.pathsep) if p)
+    wanted = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:] = list(dict.fromkeys(wanted + [p for p in sys.path if p not in own]))
+    importlib.invalidate_caches()
+    for name, module in list(sys.modules.items()):  # (the runner's, and its deferred modules never loaded)
+        if type(module) is DeferredModule or (name != "__main__" and module is sys.modules.get(__name__)):
+            del sys.modules[name]
+    sys.argv[:] = [importlib.util.find_spec("ipykernel_launcher").origin, *arguments]
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True,
+                                                  errors="backslashreplace")
+    atexit._clear()  # (the runner's: the kernel's own run as it ends)
+    code = 0
+    try:
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    atexit._run_exitfuncs()
+    return code
 
 
 def make_engine():
@@ -801,7 +963,12 @@ def _kernel_manager(kernel_name):
 
     ipython_dir = os.path.normpath(os.path.expanduser(os.environ.get("IPYTHONDIR") or "~/.ipython"))
     specs = KernelSpecManager(kernel_dirs=jupyter_path("kernels") + [os.path.join(ipython_dir, "kernels")])
-    return ipc_kernel_manager_class()(kernel_name=kernel_name, kernel_spec_manager=specs)
+    km = ipc_kernel_manager_class()(kernel_name=kernel_name, kernel_spec_manager=specs)
+    try:
+        km.kernel_fork = KernelFork.for_spec(km.kernel_spec)
+    except Exception:  # (no such kernel: its launch says so)
+        km.kernel_fork = None
+    return km
 
 
 def _launch_kernel(kernel_name, cwd):
@@ -816,22 +983,26 @@ def _launch_kernel(kernel_name, cwd):
         run_sync(km.start_kernel)(cwd=cwd, extra_arguments=_kernel_arguments(km))
     except Exception as e:
         print(f"runner: kernel {kernel_name!r} did not launch ({type(e).__name__}: {e})", file=sys.stderr)
+        if km.kernel_fork is not None:
+            km.kernel_fork.cancel()
         return None
     return km
 
 
 def _start_warm_kernel(kernel_name, cwd):
-    """Import what a run needs and start (and wait for) the kernel: the warm start-up."""
-    import nbformat
-    import papermill  # noqa: F401
-    import papermill.translators  # noqa: F401
+    """Start the kernel, import what a run needs while it starts up, and wait for it: the warm start-up.
+    (The kernel is launched first: a fork of the runner carries none of papermill's modules.)"""
     from jupyter_core.utils import run_sync
-    from nbclient import NotebookClient  # noqa: F401
 
-    nbformat.validate(nbformat.v4.new_notebook())  # loads the schema and its validator now
     km = _kernel_manager(kernel_name)
     try:
         run_sync(km.start_kernel)(cwd=cwd, extra_arguments=_kernel_arguments(km))
+        import nbformat
+        import papermill  # noqa: F401
+        import papermill.translators  # noqa: F401
+        from nbclient import NotebookClient  # noqa: F401
+
+        nbformat.validate(nbformat.v4.new_notebook())  # loads the schema and its validator now
         kc = km.client()
         kc.start_channels()
         try:
@@ -841,6 +1012,8 @@ def _start_warm_kernel(kernel_name, cwd):
     except BaseException:
         if km.has_kernel:
             _shutdown(km)
+        elif km.kernel_fork is not None:
+            km.kernel_fork.cancel()
         raise
     return km
 

@@ -36,11 +36,12 @@ def _audit(event, args):
 sys.addaudithook(_audit)
 
 
-def command_line(pid: int) -> bytes:
+def is_kernel(pid: int) -> bool:
+    """Whether ``pid`` is a kernel: launched by its command, or forked from its runner (which names it)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/comm").read_bytes()
     except OSError:  # (it ended)
-        return b""
+        return False
 
 
 def write_job(workdir, *sources) -> None:
@@ -90,7 +91,7 @@ def test_a_runner_dies_with_the_service_that_started_it(tmp_path):
     family = []
     try:
         deadline = time.monotonic() + 60
-        while not any(b"ipykernel" in command_line(pid) for pid in tree(runner.pid)[1:]):
+        while not any(is_kernel(pid) for pid in tree(runner.pid)[1:]):
             assert runner.is_running() and time.monotonic() < deadline, "the runner's kernel did not start"
             time.sleep(0.05)
         family = tree(runner.pid)
@@ -162,11 +163,11 @@ async def test_a_jobs_runner_and_kernel_share_the_services_session_each_in_a_gro
         try:
             deadline = time.monotonic() + 60
             while "groups" not in executor._procs or not any(
-                    b"ipykernel" in command_line(pid) for pid in tree(executor._procs["groups"].pid)[1:]):
+                    is_kernel(pid) for pid in tree(executor._procs["groups"].pid)[1:]):
                 assert not job.done() and time.monotonic() < deadline, "the job's kernel did not start"
                 await asyncio.sleep(0.05)
             runner = executor._procs["groups"].pid
-            kernel = next(pid for pid in tree(runner)[1:] if b"ipykernel" in command_line(pid))
+            kernel = next(pid for pid in tree(runner)[1:] if is_kernel(pid))
             assert [os.getsid(pid) for pid in (runner, kernel)] == [os.getsid(0)] * 2
             assert [os.getpgid(pid) for pid in (runner, kernel)] == [runner, kernel]
             assert await executor.cancel("groups")

@@ -129,11 +129,11 @@ TRANSPORT_CELL = textwrap.dedent("""
 """).strip()
 
 
-def run_cell(tmp_path, source: str, warm: bool) -> tuple:
-    """Run a one-cell notebook with the runner, cold or warm (its job line on stdin): (the finished
-    process, what the cell printed)."""
+def run_cell(tmp_path, source: str, warm: bool, kernel: str = "python3") -> tuple:
+    """Run a one-cell notebook with the runner, cold or warm (its job line on stdin), in a ``kernel``:
+    (the finished process, what the cell printed)."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(source)]
     paths = ["--input", str(tmp_path / "input.ipynb"), "--output", str(tmp_path / "output.ipynb")]
     if warm:
@@ -160,6 +160,63 @@ def test_a_jobs_runner_and_kernel_yield_the_cpu_to_the_service(tmp_path, warm):
                                     "os.getppid()))", warm)
     wanted = min(19, os.nice(0) + NICENESS)
     assert f"NICE {wanted} {wanted}" in printed, printed  # the kernel's, and its parent's: the runner's
+
+
+#: A cell that says how its kernel's process was started (from the runner's own command line: a fork of it) and
+#: what that process is as a kernel launched by its command would be: its path, directory, environment, stdin,
+#: process group, dumpability, the runner's modules, and the pipes it holds.
+KERNEL_CELL = textwrap.dedent("""
+    import ctypes, json, os, sys
+    helper = os.path.dirname(__import__("notebook_jobs").__file__)
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    print("KERNEL", json.dumps({
+        "forked": any(arg.endswith("runner.py") for arg in sys.orig_argv),
+        "path": [p.replace(helper, "HELPER") for p in sys.path],
+        "cwd": os.getcwd(),
+        "env": sorted(set(os.environ) - {"NBJ_LAUNCHED"}),
+        "stdin": sys.stdin.read(),
+        "group": os.getpgid(0) == os.getpid(),
+        "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0),
+        "runner": sorted(m for m in sys.modules if m == "runner" or type(sys.modules[m]).__name__ == "DeferredModule"),
+        "pipes": sorted({link for link in fds.values() if link.startswith("pipe:")} - {fds["1"], fds["2"]}),
+        "log": fds["1"] == fds["2"],
+    }))
+""").strip()
+
+
+def kernel_report(printed: str) -> dict:
+    lines = [line for line in printed.splitlines() if line.startswith("KERNEL ")]
+    assert lines, printed[-2000:]
+    return json.loads(lines[0].split(" ", 1)[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl are Linux's")
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_the_kernel_is_a_fork_of_the_runner_as_its_launch_would_have_made_it(tmp_path, warm):
+    """The kernel is forked from the runner (its imports made once, not twice) and is what its command would
+    have started: compared with a kernel whose kernelspec has an environment of its own, which is launched as
+    before. It holds no descriptor of the runner's events, only the log's pipe (stdout and stderr alike)."""
+    spec = tmp_path / "launched" / ".local" / "share" / "jupyter" / "kernels" / "launched"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "env": {"NBJ_LAUNCHED": "1"},
+        "display_name": "launched", "language": "python"}))
+    _, printed = run_cell(tmp_path / "launched", KERNEL_CELL, warm=False, kernel="launched")
+    launched = kernel_report(printed)
+    (tmp_path / "forked").mkdir()
+    _, printed = run_cell(tmp_path / "forked", KERNEL_CELL, warm)
+    forked = kernel_report(printed)
+    assert forked.pop("forked") and not launched.pop("forked")
+    assert launched["cwd"].endswith("/launched/files") and forked["cwd"].endswith("/forked/files")
+    launched["cwd"] = forked["cwd"] = None
+    assert forked == launched
+    assert forked["pipes"] == [] and forked["log"] and forked["group"] and forked["dumpable"] == 1, forked
+    assert forked["stdin"] == "" and forked["runner"] == [], forked
 
 
 def warm_line(tmp_path, **extra) -> str:

@@ -16,10 +16,12 @@ import pytest
 
 from tests.docker.conftest import IMAGE, Recorder, make_notebook
 
-#: A cell that says whether debugpy could be imported and whether anything of it was.
-DEBUGPY_CELL = ("import importlib.util, sys\n"
-                "print('DEBUGPY', importlib.util.find_spec('debugpy') is not None,\n"
-                "      sorted(m for m in sys.modules if m.startswith(('debugpy', '_pydev'))))")
+#: A cell that says whether debugpy could be imported and whether anything of it was, and whether its kernel
+#: was forked from the runner (its interpreter's command line is the runner's entry point).
+KERNEL_CELL = ("import importlib.util, sys\n"
+               "print('DEBUGPY', importlib.util.find_spec('debugpy') is not None,\n"
+               "      sorted(m for m in sys.modules if m.startswith(('debugpy', '_pydev'))))\n"
+               "print('FORKED', 'import runner' in ' '.join(sys.orig_argv), 'runner' in sys.modules)")
 
 #: Run in the image: each module of its Python whose bytecode would not be used as it is (missing,
 #: or stamped for another source), as a read-only root leaves no place to write it at run time.
@@ -62,20 +64,21 @@ def printed_at(path) -> str:
 
 
 @pytest.mark.parametrize("warm_pool", [0, 1], ids=["cold", "warm"])
-async def test_the_kernel_starts_without_debugpy(make_executor, make_job, warm_pool):
-    """ipykernel imports debugpy at every kernel start when it is installed (a quarter of the
-    kernel's start-up cpu), for a debugger nobody attaches to a batch job: the image has none,
-    and its kernel, cold or warm, runs without it."""
+async def test_the_kernel_is_forked_from_the_runner_and_starts_without_debugpy(make_executor, make_job, warm_pool):
+    """The kernel, cold or warm, is a fork of the runner (what both import is imported once), and
+    without debugpy: ipykernel imports it at every kernel start when it is installed (a quarter of
+    the kernel's start-up cpu), for a debugger nobody attaches to a batch job; the image has none."""
     ex = make_executor(warm_pool=warm_pool)
     await ex.start()
     try:
         if warm_pool:
             assert await ex.pool.wait_ready(90), "the warm pool did not fill"
-        spec = make_job(make_notebook(DEBUGPY_CELL))
+        spec = make_job(make_notebook(KERNEL_CELL))
         rec = Recorder()
         out = await ex.run(spec, rec.on_event, rec.on_log)
         assert out.status == "succeeded", (out, rec.log_text[-2000:])
         assert "DEBUGPY False []" in printed(spec), printed(spec)[:300]
+        assert "FORKED True False" in printed(spec), printed(spec)[:300]
     finally:
         await ex.stop()
 
