@@ -1127,13 +1127,18 @@ def warm_main(args):
 
 
 def _kill_kernel(km):
-    """SIGKILL the kernel's process, if any (anything it started dies with the container)."""
-    pid = getattr(km.provisioner, "pid", None) if km is not None else None
-    if pid:
-        try:
+    """SIGKILL the kernel's process, if any, and what it started in its process group: nothing the notebook
+    left running writes on while the outputs are read (in a container, the rest dies with it). A kernel that
+    is not its group's leader (a provisioner of its own) is killed alone; never the runner's own group."""
+    provisioner = km.provisioner if km is not None else None
+    pid, group = getattr(provisioner, "pid", None), getattr(provisioner, "pgid", None)
+    try:
+        if group and group == pid and group != os.getpgid(0):
+            os.killpg(group, signal.SIGKILL)
+        elif pid:
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    except OSError:
+        pass
 
 
 def leave(code, km=None):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import nbformat
@@ -217,6 +218,31 @@ def test_the_kernel_is_a_fork_of_the_runner_as_its_launch_would_have_made_it(tmp
     assert forked == launched
     assert forked["pipes"] == [] and forked["log"] and forked["group"] and forked["dumpable"] == 1, forked
     assert forked["stdin"] == "" and forked["runner"] == [], forked
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_what_the_notebook_left_running_ends_with_its_kernel(tmp_path, warm):
+    """A process the notebook started and left running is killed with the kernel, in its process group, as the
+    run ends: it writes nothing more into the outputs."""
+    _, printed = run_cell(tmp_path, "import subprocess\nprint('LEFT', subprocess.Popen(['sleep', '300']).pid)", warm)
+    left = int(printed.split("LEFT", 1)[1].split()[0])
+    try:
+        deadline = time.monotonic() + 10
+        while alive(left) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(left), "the notebook's process outlived its kernel"
+    finally:
+        if alive(left):
+            os.kill(left, 9)
 
 
 def warm_line(tmp_path, **extra) -> str:
