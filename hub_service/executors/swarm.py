@@ -91,9 +91,6 @@ REFUSED = {
                  "memory starts a second task and removes the first), so Swarm jobs start their own task",
 }
 
-#: The runner in the runner image (its entry point), started in warm mode.
-RUNNER_COMMAND = ("/opt/runner/bin/python", "/opt/runner/runner.py")
-
 #: The node label that gives the URL of a node's Docker daemon (set by a manager:
 #: ``docker node update --label-add org.jupyter.notebook-jobs.docker-url=tcp://…``).
 LABEL_DOCKER_URL = "org.jupyter.notebook-jobs.docker-url"
@@ -402,8 +399,8 @@ class SwarmExecutor(DockerExecutor):
         args = ["--warm", "--cwd", f"{self.workdir}/files"]
         if spec.kernel_name:
             args += ["--kernel", spec.kernel_name]
-        container = ContainerSpec(self.image, command=list(RUNNER_COMMAND), args=args, labels=labels,
-                                  **parts["container"])
+        # (the image's entry point runs the runner, as the docker executor's containers do)
+        container = ContainerSpec(self.image, args=args, labels=labels, **parts["container"])
         container.update(parts["container_fields"])
         template = TaskTemplate(container, resources=parts["resources"], log_driver=parts["log_driver"],
                                 restart_policy=RestartPolicy(condition="none"),
