@@ -179,8 +179,8 @@ def make_undumpable():
     The kernel runs the user's code as the runner's uid; without this it could open
     /proc/<runner>/fd/<events> and write forged events (progress, "finished") into the
     stream the service believes. An undumpable process's /proc entries belong to root,
-    and the job has no capabilities. The flag is not inherited across exec: the kernel
-    itself stays an ordinary process.
+    and the job has no capabilities. The flag is not inherited across exec, and KernelFork's
+    child sets it back: the kernel itself stays an ordinary process.
     """
     if not sys.platform.startswith("linux"):
         return
