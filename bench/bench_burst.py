@@ -11,7 +11,9 @@ In one run on this machine:
 Prints each time and the ratios h/j (target <= 0.25) and h/s, and where the Hub's jobs spent their
 time: the median of each phase of their timelines (bench_phases's), and how many took a warm container;
 then what a job cost in cpu seconds, by side (its containers, the warm start-ups included; the Hub,
-proxy and service; the Docker daemon), and the floor that puts under a burst on this machine's cores.
+proxy and service; the Docker daemon), and the floor that puts under a burst on this machine's cores; and how
+busy the whole machine was meanwhile, with what of that no side above counts (containerd-shim and runc
+live outside the daemon's processes, and the kernel's own work in no process).
 
     .venv/bin/python -m bench.bench_burst [--burst 20] [--warm-pool 2] [--cpu 0.25] [--service-args …]
 """
@@ -74,6 +76,14 @@ def tree_cpu(pid: int) -> float:
             except OSError:
                 pass
     return total
+
+
+def machine_busy() -> float:
+    """The cpu seconds this machine has been busy so far: every process's and the kernel's own work (/proc/stat's
+    first line, less idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def daemon_pids() -> list:
@@ -192,13 +202,14 @@ def main():
         meter = CpuMeter(d.hub)
         d.run(nb)
         wait_warm(d.instance, args.warm_pool)
-        before = meter.read()
+        before, busy = meter.read(), machine_busy()
         started = time.perf_counter()
         ids = [d.user.submit(nb, parameters={"x": 2}, resources={"cpu": args.cpu})["id"] for _ in range(args.burst)]
         hub_ok = sum(d.user.wait(i, timeout=600)["status"] == "succeeded" for i in ids)
         hub = time.perf_counter() - started
         wait_warm(d.instance, args.warm_pool)  # (the pool's refill is the burst's cost too)
         cpu = {side: seconds - before[side] for side, seconds in meter.read().items()}
+        busy, window = machine_busy() - busy, time.perf_counter() - started
         timelines = [d.timeline(i) for i in ids]
     meter.close()
 
@@ -226,6 +237,9 @@ def main():
     cores = os.cpu_count()
     print(f"  {'total':<60}{total:8.3f}   (the {n} on {cores} cores: at least {total * n / cores:.1f} s)")
     print(f"  {'jupyter-scheduler (its server and the processes it ran)':<60}{js_cpu / n:8.3f}")
+    print(f"the machine meanwhile ({window:.1f} s): busy {busy:.1f} of {cores * window:.1f} cpu seconds "
+          f"({busy / (cores * window):.0%}), of which {busy - sum(cpu.values()):.1f} not counted above "
+          "(containerd-shim and runc, the kernel's own work, the bench's client, anything else running)")
     print(load_line(load))
 
 
