@@ -220,6 +220,17 @@ def test_the_kernel_is_a_fork_of_the_runner_as_its_launch_would_have_made_it(tmp
     assert forked["stdin"] == "" and forked["runner"] == [], forked
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_jobs_own_ipykernel_launcher_is_not_its_kernel(tmp_path, warm):
+    """``python -m ipykernel_launcher`` in the job's directory would run a file of that name from there (``-m``
+    puts the directory first on the path) as the kernel, with the start-up's cpu limit. The kernel forked from
+    the runner looks for nothing in the job's directory before it is up."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "ipykernel_launcher.py").write_text("print('HIJACKED')\nraise SystemExit(7)\n")
+    out, printed = run_cell(tmp_path, "print('the kernel ran')", warm)
+    assert "the kernel ran" in printed and "HIJACKED" not in out.stderr + printed, out.stderr[-2000:]
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie has ended)."""
     try:
