@@ -46,6 +46,11 @@ job with the already-started kernel, emitting the events above. One runner, one 
 the kernel is shut down afterwards and the process exits. When the job asks for another
 kernel or working directory, the warm kernel is dropped and papermill starts its own.
 stdin closed without a job: exit code 3, no events but ``ready``.
+
+A cold runner whose environment has :data:`OUTPUTS_ENV` set to n sends its outputs back as a
+warm one asked for ``outputs_max`` n does (an environment variable rather than an option: an
+older runner, which would refuse an option it does not know, ignores it; the kernel does not
+inherit it).
 """
 
 import argparse
@@ -771,6 +776,8 @@ INPUT_KEYS = {"inputs": "input", "files": "cwd"}
 #: the longest job line a warm runner reads (characters; its inputs, in base64, make it long)
 MAX_JOB_LINE = 4 << 20
 DEFAULT_WARM_KERNEL = "python3"
+#: the environment variable that asks a cold runner for its outputs as an event, and its most characters
+OUTPUTS_ENV = "NOTEBOOK_JOBS_OUTPUTS_MAX"
 #: written to stderr as the job line is read (the "ready" event says ``marks_stderr``): on that stream the
 #: start-up's output is above it and the job's below. The "assigned" event, on stdout, cannot draw that line
 #: for the executor: the daemon logs the two streams from a reader each, in no order between them.
@@ -796,24 +803,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.parent:
         die_with(args.parent)
+    outputs_max = os.environ.pop(OUTPUTS_ENV, "")  # (the runner's, not the kernel's)
     install_helper()  # before any kernel starts (the warm one too): the kernel inherits its path
     try:
         if args.warm:
             return warm_main(args)
         if not args.input or not args.output:
             parser.error("--input and --output are required (unless --warm)")
-        return cold_main(args)
+        return cold_main(args, int(outputs_max) if outputs_max.isdigit() else 0)
     finally:
         remove_helper()
 
 
-def cold_main(args):
+def cold_main(args, outputs_max=0):
     """One job now: its kernel's process is launched first, so that the kernel starts up while
     papermill is imported and the notebook read; then it is run as a warm kernel is (and killed on
-    leaving, without jupyter_client's shutdown and its 0.1 s polls)."""
+    leaving, without jupyter_client's shutdown and its 0.1 s polls). With ``outputs_max``, the outputs
+    come back as an event, as a warm job's do."""
     if args.cwd:
         os.makedirs(args.cwd, exist_ok=True)
-    run_and_leave(args, _launch_kernel(args.kernel or _notebook_kernel(args.input), args.cwd))
+    run_and_leave(args, _launch_kernel(args.kernel or _notebook_kernel(args.input), args.cwd), outputs_max)
 
 
 def run_and_leave(args, km, outputs_max=0):

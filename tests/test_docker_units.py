@@ -154,6 +154,21 @@ def test_a_cold_jobs_output_is_its_own_but_pool_events_never_pass():
     assert not arrival.holds(b"a log line", None) and arrival.holds(b"", {"event": "ready"})
 
 
+def test_a_cold_jobs_line_holds_back_none_of_its_output_nor_its_start_up_usage():
+    """A cold job's container reads its line as a warm runner does, but started for that job: its start-up's
+    output, cpu and time are the job's. Only the runner's own events and its mark are no one's."""
+    arrival = Arrival(b"{}\n", cold=True)
+    assert arrival.holds(b"", {"event": "ready", MARKS: True}, stderr=False)
+    assert not arrival.holds(b"kernel start-up warning", None)  # the job's own start-up
+    assert not arrival.holds(b"stray stdout before assigned", None, stderr=False)
+    assert arrival.holds(JOB_MARK, None)
+    assert arrival.holds(b"", {"event": "assigned", "time": 100.0, "warm_cpu_seconds": 0.5}, stderr=False)
+    assert not arrival.holds(b"tick 0", None) and arrival.unclaimed() == []
+    used = Usage(cpu_seconds=2.0, wall_seconds=9.0)
+    arrival.exclude_startup(used, finished=104.5)
+    assert used.cpu_seconds == 2.0 and used.wall_seconds == 9.0
+
+
 def test_a_job_that_prints_an_assigned_event_takes_nothing_off_its_usage():
     forged = {"event": "assigned", "time": 100.0, "warm_cpu_seconds": 1e9}
     cold = Arrival()

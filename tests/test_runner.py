@@ -112,13 +112,14 @@ def test_a_notebook_cannot_forge_events_through_the_runners_proc_fds(tmp_path):
     assert events[-1]["status"] == "succeeded" and out.returncode == 0, out.stderr[-2000:]
 
 
-def run_runner(tmp_path, nb, *extra, stdin=None):
-    """Run the runner as an executor does (its own venv, a private HOME): the finished process."""
+def run_runner(tmp_path, nb, *extra, stdin=None, env=None):
+    """Run the runner as an executor does (its own venv, a private HOME; ``env``: more of its environment):
+    the finished process."""
     python = str(RUNNER_VENV if RUNNER_VENV.exists() else sys.executable)
     nbformat.write(nb, tmp_path / "input.ipynb")
     (tmp_path / "files").mkdir(exist_ok=True)
     env = dict(os.environ, HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
+               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([python, str(RUNNER), *extra], input=stdin, capture_output=True, text=True,
                           timeout=180, env=env)
 
@@ -289,6 +290,34 @@ def test_a_warm_runner_writes_the_inputs_of_its_line_and_sends_back_its_outputs(
     assert base64_text(sent["files"]["out.txt"]) == "a,b\na,b\n"
     assert base64_text(sent["outputs"]["output.ipynb"]) == (tmp_path / "output.ipynb").read_text()
     assert oct((tmp_path / "files" / "data.csv").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_cold_runner_asked_by_its_environment_sends_its_outputs_as_an_event(tmp_path):
+    """The docker executor's cold containers carry OUTPUTS_ENV: their outputs then come back as a warm job's
+    do, in one event after "finished", and need no get_archive. The kernel does not inherit the variable;
+    without it the runner sends no such event."""
+    from hub_service.executors.docker.warm import OUTPUTS_ENV
+    from hub_service.runner import OUTPUTS_ENV as RUNNERS_ENV
+
+    assert RUNNERS_ENV == OUTPUTS_ENV
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import os, pathlib\npathlib.Path('out.txt').write_text(repr(os.environ.get(%r)))" % OUTPUTS_ENV)]
+    paths = ["--input", str(tmp_path / "input.ipynb"), "--output", str(tmp_path / "output.ipynb"),
+             "--cwd", str(tmp_path / "files")]
+    for asked in (True, False):
+        out = run_runner(tmp_path, nb, *paths, env={OUTPUTS_ENV: "100000"} if asked else {})
+        assert out.returncode == 0, out.stderr[-2000:]
+        events = [e for e in map(parse_event, out.stdout.splitlines()) if e]
+        kinds = [e["event"] for e in events]
+        assert (tmp_path / "files" / "out.txt").read_text() == "None"
+        if not asked:
+            assert "outputs" not in kinds, kinds
+            continue
+        assert kinds[-2:] == ["finished", "outputs"] and events[-2]["status"] == "succeeded", kinds
+        assert sorted(events[-1]["outputs"]) == ["output.ipynb"] and sorted(events[-1]["files"]) == ["out.txt"]
+        assert base64_text(events[-1]["files"]["out.txt"]) == "None"
 
 
 def test_a_warm_runner_marks_its_stderr_where_its_jobs_output_begins(tmp_path):

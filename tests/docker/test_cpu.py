@@ -171,7 +171,7 @@ async def test_the_burst_is_within_the_daemons_cores_and_off_without_the_jobs_we
         await ex.start()
         try:
             assert ex.burst == 0.0
-            container = await asyncio.to_thread(ex._create, spec)
+            container, _ = await asyncio.to_thread(ex._create, spec)
             assert client.api.inspect_container(container.id)["HostConfig"]["NanoCpus"] == 250_000_000
         finally:
             await ex.remove(spec.job_id)

@@ -30,7 +30,7 @@ def client():
 async def test_host_config_carries_every_limit(make_executor, make_job, client):
     ex = make_executor(pids_limit=77, nofile=333, fsize=12345678, tmpfs_size=50 << 20, log_max_size="3m")
     spec = make_job(make_notebook("1"), memory=300 << 20, cpu=1.5)
-    container = await asyncio.to_thread(ex._create, spec)
+    container, _ = await asyncio.to_thread(ex._create, spec)
     attrs = client.api.inspect_container(container.id)
     hc = attrs["HostConfig"]
     assert hc["Memory"] == 300 << 20 and hc["MemorySwap"] == 300 << 20

@@ -1,5 +1,6 @@
 """The warm path's daemon calls: a warm job's inputs travel in its job line and its outputs come
-back as one event of its runner, so neither needs the daemon's archive (~50 ms each, however small).
+back as one event of its runner, so neither needs the daemon's archive (~50 ms each, however small);
+a cold job's outputs come back so too.
 
 Real containers of the runner image; the executor's own ``docker.APIClient`` is wrapped to count
 what it is asked.
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import json
+import uuid
 
+import docker
 import pytest
 
 from hub_service.executors.docker.warm import INLINE_MAX, OUTPUTS_MAX
@@ -62,6 +65,50 @@ async def test_a_warm_job_needs_no_archive_for_its_inputs_or_outputs(make_execut
         assert calls == {}, calls
     finally:
         await ex.stop()
+
+
+async def test_a_cold_job_needs_no_archive_when_its_inputs_and_outputs_fit_in_its_line_and_an_event(
+        make_executor, make_job):
+    """A cold job of the runner image has its runner read its line as a warm one does (its inputs in it, its
+    outputs back as an event), delivered as its container starts: no archive call at all. A job in another
+    image (here the runner image under another name: its runner may be older) has its inputs copied in, and
+    its environment asks its runner for its outputs as an event (OUTPUTS_ENV). Inputs a line cannot carry (a
+    folder) go in by archive, and outputs an event cannot carry come out by one, whole."""
+    ex = make_executor(warm_pool=0)
+    await ex.start()
+    client = docker.from_env()
+    other = f"notebook-jobs-runner-cold-test:{uuid.uuid4().hex[:8]}"
+    client.images.get(ex.image).tag(other)
+    try:
+        calls = count_archives(ex)
+        spec = make_job(honest_notebook(), parameters={"x": HONEST_X})
+        rec = Recorder()
+        out = await ex.run(spec, rec.on_event, rec.on_log)
+        assert_honest(spec, out, rec)
+        steps = [step for step, _ in spec.timeline.marks]
+        assert "line_delivered" in steps and "warm_taken" not in steps, steps
+        assert calls == {}, calls
+        assert "outputs" not in [e["event"] for e in rec.events]
+
+        spec = make_job(make_notebook(BUNDLE_CELL), files={"data.csv": "a,b\n"})
+        spec.image = other
+        out = await ex.run(spec, lambda e: None, lambda line: None)
+        assert out.status == "succeeded", out
+        assert (spec.files_dir / "doubled.csv").read_text() == "a,b\na,b\n"
+        assert calls == {"put_archive": 1}, calls
+
+        spec = make_job(make_notebook("import pathlib\npathlib.Path('sub').mkdir()\n"
+                                      "pathlib.Path('sub/x.txt').write_text('deep')"))
+        (spec.files_dir / "in").mkdir()
+        (spec.files_dir / "in" / "y.txt").write_text("nested")
+        out = await ex.run(spec, lambda e: None, lambda line: None)
+        assert out.status == "succeeded", out
+        assert (spec.files_dir / "sub" / "x.txt").read_text() == "deep"
+        assert calls == {"put_archive": 2, "get_archive": 1}, calls
+    finally:
+        await ex.stop()
+        client.images.remove(other)
+        client.close()
 
 
 async def test_inputs_or_outputs_that_an_event_cannot_carry_go_by_archive(make_executor, make_job):

@@ -44,18 +44,18 @@ from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default, 
 
 from ..._version import __version__
 from ...gpus import Gpus
-from ..base import (PACKAGES_SCRIPT, Executor, JobSpec, Outcome, Timeline, Usage, decide_outcome, maybe_await,
-                    parse_event)
+from ..base import (FILES_DIR, PACKAGES_SCRIPT, Executor, JobSpec, Outcome, Timeline, Usage, decide_outcome,
+                    maybe_await, parse_event)
 from ..streams import MAX_LINE, EventCap, LineSplitter, LogCap
 from .builds import BuildFailed, EnvironmentBuilder
 from .cgroups import Cgroups
-from .gateway import (LABEL_INSTANCE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
+from .gateway import (LABEL_INSTANCE, LABEL_LINE, LABEL_RUNNER_WARM, LABEL_WARM, Gateway, Names, SandboxError,
                       log_response, parse_time, update_limits)
 from .meter import Meter, MeterGone
 from .sandbox import Sandbox, cpu_shares, nano_cpus, tree_usage
 from .transport import extract_outputs, inputs_tar, sent_outputs, write_outputs
-from .warm import (LINE_IO, OUTPUTS_EVENT, Arrival, WarmPool, WarmSettings, deliver, inline_inputs, job_line,
-                   logged_events)
+from .warm import (LINE_IO, OUTPUTS_ENV, OUTPUTS_EVENT, OUTPUTS_MAX, Arrival, WarmPool, WarmSettings, deliver,
+                   inline_inputs, job_line, logged_events)
 
 
 #: OCI runtimes that change a running container's limits (``docker update``), which a start-up's cpu burst needs
@@ -482,32 +482,47 @@ class DockerExecutor(Executor):
 
     # --- creating a container -------------------------------------------------------------
     def _create(self, spec: JobSpec):
-        """Create volume and container, check the sandbox, copy the inputs in (sync)."""
+        """Create volume and container, check the sandbox, get the inputs in (sync): the container, and
+        its job line when its runner reads one.
+
+        A job of the runner image whose inputs fit in a line (:func:`.warm.inline_inputs`) has its runner
+        started as a warm one is, and its line delivered as it starts (LABEL_LINE): its inputs go in the
+        line and its outputs come back as an event, so it needs neither archive call (each ~0.1 s of the
+        daemon's and the kernel's cpu, measured here). Otherwise its inputs are copied in with
+        put_archive, and its environment asks its runner for its outputs as an event (OUTPUTS_ENV)."""
         import docker
 
         client, sandbox = self._gateway.client, self.sandbox
         cname, vname = self.names.job(spec.job_id)
         labels = self.names.job_labels(spec.job_id, spec.user)
+        kwargs = sandbox.create_kwargs(spec, vname, self.names.job_cgroup(spec.job_id))
+        inputs = (inline_inputs(spec) if self.pool is not None and self.pool.capable
+                  and spec.image in (None, self.image) else None)
+        if inputs is not None:
+            line = job_line(spec, self.workdir, inputs, outputs=True)
+            command = ["--warm", "--cwd", str(Path(self.workdir) / FILES_DIR)]
+            # (stdin_open without detach gives StdinOnce: the line is delivered at most once)
+            kwargs.update(stdin_open=True, detach=False, labels=dict(labels, **{LABEL_LINE: "1"}))
+        else:
+            line, command = None, spec.runner_args(self.workdir)
+            kwargs.update(detach=True, labels=labels)
+            kwargs["environment"] = dict(kwargs.get("environment") or {}, **{OUTPUTS_ENV: str(OUTPUTS_MAX)})
         client.volumes.create(name=vname, labels=labels)
         try:
-            container = client.containers.create(
-                spec.image or self.image,
-                command=spec.runner_args(self.workdir),
-                name=cname,
-                labels=labels,
-                detach=True,
-                **sandbox.create_kwargs(spec, vname, self.names.job_cgroup(spec.job_id)),
-            )
+            container = client.containers.create(spec.image or self.image, command=command, name=cname, **kwargs)
         except docker.errors.APIError:
             self._remove_sync(spec.job_id)
             raise
         problems = sandbox.check(spec, container.attrs)
+        if line is not None and not (container.attrs.get("Config") or {}).get("StdinOnce"):
+            problems.append("StdinOnce is not set")
         if problems:
             self._remove_sync(spec.job_id)
             raise SandboxError("refusing to start: the daemon dropped limits: " + "; ".join(problems))
-        with inputs_tar(spec, *sandbox.uid_gid) as tar:
-            container.put_archive(self.workdir, tar)
-        return container
+        if line is None:
+            with inputs_tar(spec, *sandbox.uid_gid) as tar:
+                container.put_archive(self.workdir, tar)
+        return container, line
 
     # --- running --------------------------------------------------------------------------
     async def run(self, spec: JobSpec, on_event, on_log) -> Outcome:
@@ -542,7 +557,7 @@ class DockerExecutor(Executor):
                 spec.timeline.mark("warm_taken")
             else:
                 try:
-                    container = await gw.call(self._create, spec)
+                    container, line = await gw.call(self._create, spec)
                 except SandboxError as e:
                     self.log.error("job %s: %s", spec.job_id, e)
                     return Outcome("failed", "infrastructure", str(e))
@@ -550,6 +565,8 @@ class DockerExecutor(Executor):
                     self.log.exception("job %s: cannot create its container", spec.job_id)
                     return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
                 job.container_id, job.shares = container.id, cpu_shares(spec.cpu)
+                if line is not None:
+                    job.arrival = Arrival(line, cold=True)
                 spec.timeline.mark("created")
             job.bursting = self.sandbox.start_cpu(spec) > spec.cpu
             if job.killed_for == "cancelled":  # cancelled while we were creating it
@@ -604,16 +621,17 @@ class DockerExecutor(Executor):
             job.bursting = (container.attrs.get("HostConfig") or {}).get("NanoCpus", 0) > nano_cpus(spec.cpu)
             job.volume = next((m.get("Name") for m in container.attrs.get("Mounts") or []
                                if m.get("Type") == "volume" and m.get("Destination") == self.workdir), None)
-            key = (container.labels or {}).get(LABEL_WARM)
-            if key:  # started warm: maybe still waiting for its line (delivered again, at most once)
-                job.cgroup_key = key
+            labels = container.labels or {}
+            key, cold = labels.get(LABEL_WARM), labels.get(LABEL_LINE) == "1"
+            if key or cold:  # its runner reads a line: maybe still waiting for it (delivered again, at most once)
+                job.cgroup_key = key or job.cgroup_key
                 logged = await gw.call(logged_events, gw.api, container.id, ("ready", "assigned"))
-                assigned, line_io = logged["assigned"], bool((logged["ready"] or {}).get(LINE_IO))
+                assigned, line_io = logged["assigned"], bool((logged["ready"] or {}).get(LINE_IO)) or cold
                 # Its inputs in the line wherever its runner reads them there (the take may have put them
                 # there; if it used put_archive, they are written again, the same), unless it has its line.
                 inputs = await gw.call(inline_inputs, spec) if assigned is None and line_io else None
                 job.arrival = Arrival(job_line(spec, self.workdir, inputs, line_io),
-                                      (assigned or {}).get("time") or time.time())
+                                      (assigned or {}).get("time") or time.time(), cold=cold)
             return await self._follow(spec, job, on_event, on_log, fresh=False)
         finally:
             self._jobs.pop(spec.job_id, None)
@@ -626,7 +644,7 @@ class DockerExecutor(Executor):
         """(stdout, stderr) chunks of the job's container, from its start (sync, the reader's)."""
         gw = self._gw(job)
         api = gw.api
-        if fresh and job.arrival.line is None:
+        if fresh and (job.arrival.line is None or job.arrival.cold):
             # Cold: attached before it starts, so nothing is written before we listen.
             stream = api.attach(job.container_id, stdout=True, stderr=True, stream=True,
                                 logs=False, demux=True)
@@ -636,6 +654,14 @@ class DockerExecutor(Executor):
                 job.timeline.mark("container_started")
                 if job.shares:  # (its cgroup is there once it started)
                     self.cgroups.set_shares(job.cgroup_key, job.shares)
+                if job.arrival.line is not None:  # (its runner reads it once it has started up)
+                    try:
+                        deliver(api, job.container_id, job.arrival.line)
+                        job.delivered = True
+                        job.timeline.mark("line_delivered")
+                    except Exception:
+                        gw.kill(job.container_id)  # it would wait for its line forever
+                        raise
             else:
                 stream.close()
             return stream
@@ -778,7 +804,7 @@ class DockerExecutor(Executor):
                                    name=f"docker-usage-{spec.job_id}", daemon=True)
         deadline = loop.time() + spec.timeout
         if not fresh:
-            if job.arrival.line is not None:  # warm: the job started when its line was read
+            if job.arrival.line is not None and not job.arrival.cold:  # warm: the job started when its line was read
                 started = job.arrival.started_at
             else:
                 attrs = await gw.call(gw.api.inspect_container, job.container_id)
@@ -890,8 +916,8 @@ class DockerExecutor(Executor):
 
     async def _collect(self, spec: JobSpec, job: _Job, outputs: Optional[dict]) -> None:
         """Copy the job's outputs into its work directory, once, after its container ended: from the
-        runner's "outputs" event when it sent one (a warm job's line asks for it: small outputs, all
-        plain files), else -- or when that event does not read as the job's outputs -- with get_archive,
+        runner's "outputs" event when it sent one (a warm job's line asks for it, a cold job's environment
+        too: small outputs, all plain files), else -- or when that event does not read as the job's outputs -- with get_archive,
         whose daemon-side cost (~50 ms however small) the event saves. The event is in the container's
         log: a service that restarts before collecting reads it there, as it reads the others."""
         gw = self._gw(job)

@@ -37,6 +37,8 @@ LABEL_USER = f"{LABEL_PREFIX}.user"
 LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
 LABEL_VERSION = f"{LABEL_PREFIX}.version"
 LABEL_WARM = f"{LABEL_PREFIX}.warm"  # on warm-pool containers: their pool key (cgroup, volume)
+#: On a cold job's container whose runner reads its job on stdin, as a warm one does (its inputs in the line).
+LABEL_LINE = f"{LABEL_PREFIX}.line"
 #: On runner images whose runner has the warm mode (runner.py --warm).
 LABEL_RUNNER_WARM = f"{LABEL_PREFIX}.runner-warm"
 #: On a job's work-volume meter (:mod:`.meter`): it carries the job's labels, yet is no job.

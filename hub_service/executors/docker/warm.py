@@ -88,6 +88,10 @@ INLINE_MAX = 1 << 20
 #: The longest "outputs" event a warm runner sends (characters: the files in base64, ~570 KB of them, and
 #: their names; within the reader's MAX_LINE); larger outputs are copied out with get_archive, as a cold job's.
 OUTPUTS_MAX = 768 << 10
+#: The environment variable that asks a cold job's runner for that event too (runner.py's OUTPUTS_ENV), set to
+#: OUTPUTS_MAX: a cold job's outputs then need no get_archive either (~80 ms of the daemon's and the kernel's
+#: cpu each, measured here). An older runner ignores it, and its outputs are copied out.
+OUTPUTS_ENV = "NOTEBOOK_JOBS_OUTPUTS_MAX"
 
 
 class Warm:
@@ -162,11 +166,13 @@ class Arrival:
     it spent before the job's line arrived (its "assigned" event says both). Its stderr is
     the job's from the runner's JOB_MARK on (from its "assigned" event, for a runner whose
     "ready" does not say MARKS). A cold job has no line; the pool's events are dropped from
-    its output all the same.
+    its output all the same. A cold job whose container reads its line (``cold``: its inputs travel
+    in it) started for that job: its start-up's output, cpu and time are the job's.
     """
 
-    def __init__(self, line: Optional[bytes] = None, started_at: Optional[float] = None):
-        self.line = line  # warm: the job, as the runner reads it on stdin
+    def __init__(self, line: Optional[bytes] = None, started_at: Optional[float] = None, cold: bool = False):
+        self.line = line  # warm (or a cold job's line): the job, as the runner reads it on stdin
+        self.cold = cold  # the line of a container started for its job: nothing of its output is held
         self.started_at = started_at  # warm, reattached: when the runner read it
         self.assigned: Optional[dict] = None  # the runner's "assigned" event
         self.marks = False  # warm: its runner marks its stderr (its "ready" says MARKS)
@@ -193,6 +199,8 @@ class Arrival:
         if stderr and not self.begun and line == JOB_MARK:
             self.begun = True
             return True
+        if self.cold:
+            return False
         if (stderr and not self.begun) or (not stderr and self.assigned is None):
             # Kept aside in case the runner ends without ever taking the job (then it explains why).
             self.before.append(line)
@@ -205,7 +213,7 @@ class Arrival:
 
     def exclude_startup(self, used: Usage, finished: Optional[float]) -> None:
         """Take the warm start-up out of the job's cpu seconds and wall time."""
-        if self.assigned is None:
+        if self.assigned is None or self.cold:
             return
         warm_cpu = float(self.assigned.get("warm_cpu_seconds") or 0.0)
         if used.cpu_seconds is not None:
