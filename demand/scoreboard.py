@@ -17,7 +17,10 @@ one was served, so the served limit can be chosen by score:
   then the user, because a user's jobs are what the sizer is handed and their habits
   (edited copies, one data parameter) are what the rest of the errors follow. A kind is
   too coarse to differ. A group's odds are shrunk toward everyone's, so a short clean run
-  does not make a policy that kills elsewhere look safe; everyone's toward a prior, the
+  does not make a policy that kills elsewhere look safe -- by as many pseudo-jobs as the
+  notebooks' records say they differ (:func:`credibility`): where a policy's kills gather
+  in a few notebooks, a notebook's or a user's clean record counts; where they fall
+  evenly, it is luck and counts little. Everyone's odds are shrunk toward a prior, the
   fallbacks' :data:`PRIOR_ODDS` and the default's a lower :data:`DEFAULT_PRIOR_ODDS`, so
   that the default is left where its jobs show it missing the budget, not before.
 * on a **rolling window**: the newest :data:`USER_WINDOW` scored jobs of the notebook or
@@ -29,11 +32,13 @@ one was served, so the served limit can be chosen by score:
   likely to kill. Only a policy scored on at least the group's minimum of jobs may be
   chosen.
 
-The widest policy kills no job any other would not also have killed: where a fallback
-meets the budget at a bearable cost and the default does not, it is served, and where one
-leaves less unused within the budget, it is -- the sizer is not worse than its own
-fallbacks at the budget, by construction, on a workload nobody has seen, within the
-MAX_EXTRA_SLACK it may spend on safety.
+The widest policy kills no job any other would not also have killed, up to what a kill at
+the model's limit is retried at (twice it on a re-run within its notebook's earlier runs,
+four times on another run of a notebook its user ran; see demand.sizing.widest): where
+a fallback meets the budget at a bearable cost and the default does not, it is served,
+and where one leaves less unused within the budget, it is -- the sizer is not worse than
+its own fallbacks at the budget, by construction, on a workload nobody has seen, within
+the MAX_EXTRA_SLACK it may spend on safety.
 
 A job killed for lack of memory scores only the policies that would have given it no
 more than it had (killed too, for certain); what a larger limit would have done is not
@@ -60,7 +65,7 @@ WORDS = {
     "rules": "the history rules (the user's recent maxima of the notebook, with headroom)",
     "recent": "the user's recent peaks (90th percentile + 15%, as VPA)",
     "default": "the admin's default",
-    "widest": "the widest of them all",
+    "widest": "the widest of them all (at most what a kill at the model's limit is retried at)",
 }
 #: Share of jobs a chosen policy may be expected to kill: the service's aim (1% of jobs).
 #: The model's own margins aim lower (demand.model.MEMORY_KILL_BUDGET, 0.6%), leaving room
@@ -69,9 +74,14 @@ WORDS = {
 KILL_BUDGET = 0.01
 #: Prior of a policy's kill odds before its jobs say otherwise, and how many jobs it
 #: weighs: one kill in a user's window must not swing the choice (0.6% budget at 50 jobs did,
-#: to the widest, for the rest of the window: more unused, no fewer kills).
+#: to the widest, for the rest of the window: more unused, no fewer kills). PRIOR_JOBS is
+#: also the most a group's odds are shrunk toward everyone's by (see :func:`credibility`).
 PRIOR_ODDS = 0.03
 PRIOR_JOBS = 100.0
+#: The least a group's odds are shrunk toward everyone's by: the credibility is estimated
+#: from a few dozen notebooks at most, and a notebook's first clean runs alone must not
+#: make a policy that kills elsewhere look safe.
+MIN_PRIOR_JOBS = 10.0
 #: The sizer's default starts nearer its aim: it serves once 50 of its scored jobs ran
 #: clean (200 at the fallbacks' 3%), until its jobs show it missing the budget. At 3% every
 #: board's first few hundred jobs found the default over budget by the prior alone and
@@ -150,9 +160,42 @@ def slack(row: dict) -> float:
     return 1.0 - row["used"] / row["reserved"] if row["reserved"] > 0 else 1.0
 
 
-def odds(row: dict, prior: float) -> float:
-    """A policy's kill odds: its kills per job, shrunk toward ``prior`` by PRIOR_JOBS pseudo-jobs."""
-    return (row["kills"] + PRIOR_JOBS * prior) / (row["jobs"] + PRIOR_JOBS)
+def odds(row: dict, prior: float, weight: float = PRIOR_JOBS) -> float:
+    """A policy's kill odds: its kills per job, shrunk toward ``prior`` by ``weight`` pseudo-jobs."""
+    return (row["kills"] + weight * prior) / (row["jobs"] + weight)
+
+
+def credibility(boards: Iterable[dict]) -> dict:
+    """Per policy, how many pseudo-jobs of everyone's odds a group's own record is weighed
+    against: Buhlmann-Straub's ratio of the spread of kills within the groups' ``boards``
+    (each a :func:`tally`; the notebooks') to the spread of their true odds between them,
+    within [MIN_PRIOR_JOBS, PRIOR_JOBS]; PRIOR_JOBS for a policy scored in fewer than two.
+
+    The odds are then a posterior mean: a notebook's record counts as far as notebooks are
+    known to differ. On the teams trace (a third of the notebooks now and then take ~3x
+    their memory) the model's kills gather in a few notebooks, ~25 pseudo-jobs: a notebook
+    clean for 20-100 runs is within the 1% budget. On the shared trace they fall evenly
+    (100): a clean run is luck there. A fixed 100 had every notebook's model odds above
+    the budget for its first hundred clean runs, and the widest served three jobs in four."""
+    rows: dict = {p: [] for p in POLICIES}
+    for board in boards:
+        for p in POLICIES:
+            if board.get(p, {}).get("jobs", 0) > 1:
+                rows[p].append((board[p]["jobs"], board[p]["kills"]))
+    out = {}
+    for p, scored in rows.items():
+        n = sum(jobs for jobs, _ in scored)
+        if len(scored) < 2:
+            out[p] = PRIOR_JOBS
+            continue
+        mean = sum(kills for _, kills in scored) / n
+        # A kill is a Bernoulli trial: a group's squares about its own odds sum to k (1 - k / n).
+        within = (sum(kills * (1 - kills / jobs) for jobs, kills in scored)
+                  / sum(jobs - 1 for jobs, _ in scored))
+        spread = sum(jobs * (kills / jobs - mean) ** 2 for jobs, kills in scored)
+        between = (spread - (len(scored) - 1) * within) / (n - sum(jobs * jobs for jobs, _ in scored) / n)
+        out[p] = min(PRIOR_JOBS, max(MIN_PRIOR_JOBS, within / between)) if between > 0 else PRIOR_JOBS
+    return out
 
 
 @dataclass
@@ -166,25 +209,31 @@ class Choice:
     why: str
 
 
-def board_odds(own: dict, everyone: Optional[dict], default: Optional[str] = None) -> tuple[dict, dict]:
-    """(everyone's odds, the user's odds) per policy: the user's shrunk toward everyone's,
-    everyone's toward the prior (the ``default`` policy's: DEFAULT_PRIOR_ODDS)."""
-    everyone = everyone or {}
+def board_odds(own: dict, everyone: Optional[dict], default: Optional[str] = None,
+               weights: Optional[dict] = None) -> tuple[dict, dict]:
+    """(everyone's odds, the user's odds) per policy: the user's shrunk toward everyone's
+    by ``weights`` (:func:`credibility`; PRIOR_JOBS without), everyone's toward the prior
+    (the ``default`` policy's: DEFAULT_PRIOR_ODDS) by PRIOR_JOBS."""
+    everyone, weights = everyone or {}, weights or {}
     prior = {p: DEFAULT_PRIOR_ODDS if p == default else PRIOR_ODDS for p in POLICIES}
     overall = {p: odds(everyone[p], prior[p]) if p in everyone else prior[p] for p in POLICIES}
-    mine = {p: odds(own[p], overall[p]) if p in own else overall[p] for p in POLICIES}
+    mine = {p: odds(own[p], overall[p], weights.get(p, PRIOR_JOBS)) if p in own else overall[p]
+            for p in POLICIES}
     return overall, mine
 
 
 def choose(candidates: dict, default: str, own: dict, everyone: Optional[dict] = None,
-           budget: float = KILL_BUDGET, notebook: Optional[dict] = None) -> Choice:
+           budget: float = KILL_BUDGET, notebook: Optional[dict] = None,
+           weights: Optional[dict] = None) -> Choice:
     """The policy to serve a job's memory limit from, among ``candidates`` ({policy:
     bytes or None}): by the board of the job's notebook (``notebook``, everyone's runs
-    of it), else the user's (``own``), else everyone's -- each a :func:`tally`."""
-    overall, mine = board_odds(own, everyone, default)
+    of it), else the user's (``own``), else everyone's -- each a :func:`tally`; a group's
+    odds shrunk toward everyone's by ``weights`` (:func:`credibility`; PRIOR_JOBS without)."""
+    overall, mine = board_odds(own, everyone, default, weights)
     if notebook and notebook.get("_jobs", 0) >= MIN_GROUP_JOBS:
         board, group, whose, least = notebook, "notebook", "this notebook's", MIN_GROUP_JOBS
-        chances = {p: odds(notebook[p], overall[p]) if p in notebook else overall[p] for p in POLICIES}
+        chances = {p: odds(notebook[p], overall[p], (weights or {}).get(p, PRIOR_JOBS)) if p in notebook
+                   else overall[p] for p in POLICIES}
         if own.get("_jobs", 0) >= MIN_GROUP_JOBS:
             # The notebook's board is as old as the last fit; the user's newest kills count at once.
             chances = {p: max(chances[p], mine[p]) for p in POLICIES}
@@ -245,10 +294,11 @@ def newest_first(records: Iterable[dict]) -> list:
     return sorted(records, key=lambda r: -float(r.get("submit_time") or 0.0))
 
 
-def report(history: Iterable[dict], budget: float = KILL_BUDGET, default: str = "model") -> dict:
+def report(history: Iterable[dict], budget: float = KILL_BUDGET, default: str = "model",
+           weights: Optional[dict] = None) -> dict:
     """The admin's view: every policy's jobs, kills, odds and slack over all users and
     per user, the policy each group's board would choose now, and how many of the
-    recent jobs each policy sized (``sized_by``)."""
+    recent jobs each policy sized (``sized_by``); ``weights`` as :func:`choose` is given them."""
     records = newest_first(history)
     everyone = tally(records, ALL_WINDOW)
     users: dict = {}
@@ -268,8 +318,8 @@ def report(history: Iterable[dict], budget: float = KILL_BUDGET, default: str = 
         own = tally(own_records, USER_WINDOW)
         if not own["_jobs"]:
             continue
-        _, mine = board_odds(own, everyone, default)
-        choice = choose(everything, default, own, everyone, budget)
+        _, mine = board_odds(own, everyone, default, weights)
+        choice = choose(everything, default, own, everyone, budget, weights=weights)
         groups.append({"group": f"user {user}", "jobs": own["_jobs"], "rows": rows(own, mine),
                        "chosen": choice.policy, "decided_by": choice.group})
     sized_by: dict = {}

@@ -48,8 +48,8 @@ from typing import Optional, Union
 from . import policy, registry, scoreboard, variants
 from .checks import nonfinite, unusable
 from .curves import RELEVANT_SLOPE, dominated, killed_floor
-from .features import (LEVEL_CONFIG, LEVEL_NOTEBOOK, history_summary, no_larger, signature, split_params,
-                       succeeded, target_value)
+from .features import (LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, history_summary, no_larger, signature,
+                       split_params, succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .kinds import MIN_KIND_JOBS, kind_upper
 from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
@@ -285,7 +285,8 @@ class Sizer:
     def scoreboard(self, history: list) -> dict:
         """Every policy's score over all users and per user, and which each board chooses
         (see :func:`demand.scoreboard.report`), from finished jobs of any users."""
-        return scoreboard.report(history, default=self.default_policy())
+        return scoreboard.report(history, default=self.default_policy(),
+                                 weights=getattr(self.bundle, "credibility", None))
 
     def _portfolio(self, job: dict, history: list, now: float, summary: dict, predicted: dict, basis: str,
                    expected: dict) -> tuple[dict, dict]:
@@ -307,12 +308,14 @@ class Sizer:
 
         candidates = {p: clamped(v) for p, v in raw.items() if v is not None and math.isfinite(v)}
         served = predicted["memory"]  # (an immature model's, under the rules' floor)
-        candidates["widest"] = max([*candidates.values(), *([clamped(served)] if math.isfinite(served) else [])])
+        candidates["widest"] = widest(candidates, clamped(served) if math.isfinite(served) else None,
+                                      widest_reach(summary["memory"]))
         default = "model" if model_serves else "rules"
         own = scoreboard.tally(history, scoreboard.USER_WINDOW)
         everyone = getattr(self.bundle, "scoreboard", None)  # (bundles saved before it have none)
         notebook = (getattr(self.bundle, "notebook_boards", None) or {}).get(scoreboard.notebook_key(job))
-        choice = scoreboard.choose(candidates, default, own, everyone, notebook=notebook)
+        weights = getattr(self.bundle, "credibility", None)  # (bundles saved before it have none)
+        choice = scoreboard.choose(candidates, default, own, everyone, notebook=notebook, weights=weights)
         if not self.portfolio:
             # Kept and scored, not served: the board's choice is said, the default serves.
             choice = scoreboard.Choice(default, "off", None, None,
@@ -562,6 +565,43 @@ class Sizer:
         concurrent = self.bundle.jobs_forecast.profile[how] * self.bundle.mean_runtime_s / 3600.0
         share = hi if demand <= cores else max(lo, min(hi, cores / max(concurrent, 1.0)))
         return {"cpu_per_job": round(share, 2)}
+
+
+def widest(candidates: dict, served: Optional[float] = None, reach: Optional[float] = None) -> float:
+    """The widest policy's limit: the largest of the other ``candidates`` and of what the
+    sizer's default ``served`` (bytes) -- yet, once the model gives one, no more than
+    ``reach`` times the model's limit (see :func:`widest_reach`; None: unbounded), nor less
+    than the model's or the default's.
+
+    A job that peaks within the reach of the model's limit is held by that limit or by the
+    retry a kill there gets, so a widest above it pays on every job it serves for kills
+    only of jobs beyond the retry's reach. The largest of the history rules (a window's
+    largest run, with headroom, grown with the data up to HISTORY_MAX_GROWTH) is often far
+    more: on the teams trace (seed 1), where the board served the widest for three in four
+    jobs, it left 0.77 of its memory unused against the model's 0.70 on the same jobs, for
+    a few kills -- and, bounded, it is within MAX_EXTRA_SLACK of the model more often, so
+    served where the model's kills call for it."""
+    largest = max([*candidates.values(), *([served] if served is not None else [])])
+    model = candidates.get("model")
+    if model is None or reach is None:
+        return largest
+    return max(min(largest, reach * model), model, served or 0.0)
+
+
+def widest_reach(summary: dict) -> Optional[float]:
+    """How many times the model's limit the widest may reach for a job of this ``summary``
+    (one target's history_summary), after how far :meth:`Sizer.size` sends a kill's retry:
+    RETRY_FACTOR for a re-run within what its notebook's runs covered (:func:`within_seen`:
+    a kill there is a spike, which twice covers); RETRY_MAX_FACTOR, the farthest a retry
+    jumps, for another run of a notebook its user ran (a larger input, a new variant: the
+    model's guess may be off by more); None -- no bound -- for a notebook the user never
+    ran. Twice the model's limit for every run let its misses through: on the shared trace
+    (seeds 2 and 3) runs of a new variant peaked above twice the model's limit, within the
+    unbounded widest (kills 0.90 -> 1.03%, 1.14 -> 1.29%); on sweeps (seed 1) new
+    notebooks' kills went 4 -> 8."""
+    if within_seen(summary):
+        return RETRY_FACTOR
+    return RETRY_MAX_FACTOR if summary.get("level", LEVEL_NONE) >= LEVEL_NOTEBOOK else None
 
 
 def within_seen(summary: dict) -> bool:

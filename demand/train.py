@@ -27,7 +27,7 @@ from .dataset import examples
 from .kinds import kinds
 from .model import DemandModel
 from .variants import inert, mask
-from .scoreboard import ALL_WINDOW, newest_first, notebook_boards, tally
+from .scoreboard import ALL_WINDOW, credibility, newest_first, notebook_boards, tally
 
 #: Upper quantile per target: memory and runtime limits kill, a cpu limit only throttles.
 #: (Memory: used until the calibration window is large enough to choose margins per job
@@ -58,6 +58,9 @@ class Bundle:
     scoreboard: dict = field(default_factory=dict)
     #: The same per notebook (demand.scoreboard.notebook_key), where enough of its runs scored.
     notebook_boards: dict = field(default_factory=dict)
+    #: Per policy, how many pseudo-jobs of everyone's kill odds a notebook's or a user's own
+    #: are weighed against (demand.scoreboard.credibility of the notebook boards).
+    credibility: dict = field(default_factory=dict)
     #: Per notebook, its text parameters' values that change nothing (demand.variants.inert):
     #: masked in every job and history before sizing, as they were before training.
     inert: dict = field(default_factory=dict)
@@ -105,11 +108,13 @@ def train(jobs: list[dict], quantiles: Optional[dict] = None, now: Optional[floa
     ok = [j for j in learnable if succeeded(j)]
     runtimes = [math.exp(y) for j in ok if (y := target_value(j.get("used"), "runtime")) is not None]
     jobs_fc, cpu_fc = fit_forecasts(jobs, now)
+    boards = notebook_boards(jobs)
     return Bundle(
         model=model, jobs_forecast=jobs_fc, cpu_forecast=cpu_fc,
         mean_runtime_s=float(np.mean(runtimes)) if runtimes else 600.0,
         n_jobs=len(jobs), trained_at=now, kinds=kinds(train_set),
-        scoreboard=tally(newest_first(jobs), ALL_WINDOW), notebook_boards=notebook_boards(jobs), inert=alike,
+        scoreboard=tally(newest_first(jobs), ALL_WINDOW), notebook_boards=boards,
+        credibility=credibility(boards.values()), inert=alike,
         metrics=dict(model.metrics if model else {}, n_succeeded=len(train_set),
                      per_job_model=model is not None),
     )

@@ -267,3 +267,109 @@ def test_the_default_serves_until_its_own_jobs_show_it_over_the_budget():
     assert choose(candidates, "widest", {}, once).policy == "widest"
     often = _board({"model": (200, 6, 1.2), "widest": (200, 0, 1.3)}, 200)
     assert choose(candidates, "model", {}, often).policy == "widest"
+
+
+def test_the_widest_is_bounded_by_the_reach_of_a_retry_at_the_models_limit():
+    from demand.sizing import RETRY_FACTOR, RETRY_MAX_FACTOR, widest
+    # the history rules' 9 GB (a window's largest run, grown with the data) is more than the
+    # model's limit and its retry together reserve: the widest stops at the retry's size
+    candidates = {"model": 1 * GB, "rules": 9 * GB, "recent": 0.5 * GB, "default": 2 * GB}
+    assert widest(candidates, 1 * GB, RETRY_FACTOR) == 2 * GB
+    assert widest(candidates, 1 * GB, RETRY_MAX_FACTOR) == 4 * GB
+    # within that bound it is still the largest of them all
+    assert widest(dict(candidates, rules=1.5 * GB), 1 * GB, RETRY_FACTOR) == 2 * GB
+    # never below what the default serves (an immature model's limit under the rules' floor) ...
+    assert widest(candidates, 3 * GB, RETRY_FACTOR) == 3 * GB
+    # ... and unbounded before any model gives a limit, or without a reach (a notebook new to the user)
+    assert widest({"rules": 9 * GB, "default": 2 * GB}, 9 * GB, RETRY_FACTOR) == 9 * GB
+    assert widest(candidates, 1 * GB, None) == 9 * GB
+
+
+def _widest_recorded(tmp_path, params):
+    """The candidates the sizer records for a job of ``params`` after five runs of its
+    notebook (``{"n": 10}``) that peaked at 4 GB, with the model's limit at 1 GB."""
+    from demand.features import history_summary
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6)
+    history = [finished(4000, {"rules": 5200, "default": 2048}, t=T0 - 600 * i) for i in range(5)]
+    job = dict(job_of(T0 + 60), params=params)
+    summary = history_summary(job, history, T0 + 60)
+    predicted = {"memory": 1024.0 * MB, "cpu": 1.0, "timeout": 3600.0}
+    _, record = sizer._portfolio(job, history, T0 + 60, summary, predicted, "model",
+                                 {"memory_model": 1024.0 * MB, "cores": 1.0})
+    return record["candidates"]
+
+
+def test_the_sizer_records_a_widest_no_more_than_twice_the_models_limit_on_a_re_run(tmp_path):
+    """A re-run within its notebook's earlier runs: the widest recorded and scored is the
+    model's retry size (twice its limit), not the history rules' 1.3x of the 4 GB runs."""
+    candidates = _widest_recorded(tmp_path, {"n": 10})
+    assert candidates["rules"] > 4 * GB
+    assert candidates["widest"] == 2 * candidates["model"] == 2 * GB
+
+
+def test_a_run_beyond_its_notebooks_earlier_runs_gets_a_widest_up_to_the_retrys_largest_jump(tmp_path):
+    """Ten times the data of every earlier run: the model's guess may be more than twice
+    off, and a kill's retry jumps up to RETRY_MAX_FACTOR times -- so may the widest (the
+    rules' limit, grown with the data, is more still)."""
+    from demand.sizing import RETRY_MAX_FACTOR
+    candidates = _widest_recorded(tmp_path, {"n": 100})
+    assert candidates["rules"] > RETRY_MAX_FACTOR * GB
+    assert candidates["widest"] == RETRY_MAX_FACTOR * candidates["model"]
+
+
+def test_a_notebooks_first_run_by_the_user_keeps_the_unbounded_widest(tmp_path):
+    """The same model's limit for a notebook the user has never run (another notebook's 4 GB runs
+    only): the model can be more than twice off there, so the widest stays the largest of all."""
+    from demand.features import history_summary
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6)
+    other = dict(job_of(T0 + 60), code_cells=40, source_bytes=90_000, imports=["torch"], params={"epochs": 3})
+    history = [dict(finished(4000, {"rules": 5200, "default": 2048}, t=T0 - 600 * i),
+                    code_cells=40, source_bytes=90_000, imports=["torch"], params={"epochs": 3})
+               for i in range(5)]
+    job = job_of(T0 + 60)
+    summary = history_summary(job, history, T0 + 60)
+    assert summary["memory"]["level"] < 2 and history_summary(other, history, T0 + 60)["memory"]["level"] >= 2
+    predicted = {"memory": 512.0 * MB, "cpu": 1.0, "timeout": 3600.0}
+    _, record = sizer._portfolio(job, history, T0 + 60, summary, predicted, "model",
+                                 {"memory_model": 512.0 * MB, "cores": 1.0})
+    candidates = record["candidates"]
+    largest = max(v for p, v in candidates.items() if p != "widest")
+    assert candidates["widest"] == largest > 2 * candidates["model"]
+
+
+def test_the_credibility_of_a_groups_record_follows_how_much_the_groups_differ():
+    """Kills gathered in one notebook of five: the notebooks differ, and a clean one's own
+    record counts (few pseudo-jobs); the same kills spread evenly: a clean record is luck."""
+    gathered = [_board({"model": (100, 10 if i == 0 else 0, 1.0)}, 100) for i in range(5)]
+    even = [_board({"model": (100, 2, 1.0)}, 100) for _ in range(5)]
+    weights = scoreboard.credibility(gathered)
+    assert scoreboard.MIN_PRIOR_JOBS <= weights["model"] < 20
+    assert scoreboard.credibility(even)["model"] == scoreboard.PRIOR_JOBS
+    # a policy scored in fewer than two groups keeps the most
+    assert scoreboard.credibility(gathered[:1])["model"] == scoreboard.PRIOR_JOBS
+
+
+def test_a_notebook_clean_where_the_models_kills_gather_elsewhere_is_served_by_the_model(tmp_path):
+    """Everyone's model odds 2%, above the 1% budget; this notebook's 60 runs clean. Weighed
+    against 100 pseudo-jobs of everyone's odds they stay above it (1.25%) and the widest
+    serves; where the notebooks' kills say they differ, the model does."""
+    from types import SimpleNamespace
+    everyone = _board({"model": (2000, 40, 2.0), "widest": (2000, 2, 2.4)}, 2000)
+    clean = _board({"model": (60, 0, 2.0), "widest": (60, 0, 2.4)}, 60)
+    candidates = {"model": 1 * GB, "widest": 1.5 * GB}
+    assert choose(candidates, "model", {}, everyone, notebook=clean).policy == "widest"
+    weights = {"model": 25.0, "widest": 100.0}
+    choice = choose(candidates, "model", {}, everyone, notebook=clean, weights=weights)
+    assert (choice.policy, choice.group) == ("model", "notebook")
+    assert choice.odds == pytest.approx(25 * (40 + 1.5) / 2100 / 85) and "odds 0.58%" in choice.why
+    # the sizer weighs its boards by its bundle's credibility
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 16 * GB)}, min_jobs=10**6)
+    job = job_of(T0 + 60)
+    sizer.bundle = SimpleNamespace(model=None, scoreboard=everyone, credibility=weights,
+                                   notebook_boards={scoreboard.notebook_key(job): clean})
+    history = [finished(1000, {"rules": 1300, "default": 2048}, t=T0 - 600 * i) for i in range(5)]
+    from demand.features import history_summary
+    _, record = sizer._portfolio(job, history, T0 + 60, history_summary(job, history, T0 + 60),
+                                 {"memory": 1024.0 * MB, "cpu": 1.0, "timeout": 3600.0}, "model",
+                                 {"memory_model": 1024.0 * MB, "cores": 1.0})
+    assert (record["chosen"], record["group"]) == ("model", "notebook")
