@@ -489,7 +489,8 @@ class DemandModel:
         """{target: (point, upper)} in natural units (MB, seconds, cores);
         ``memory_safe``: a memory limit that covers every calibration error, for retries;
         ``memory_kill_odds`` (with a fitted kill price): the odds that the chosen margin
-        is too small (at most that, when a floor below raised the limit)."""
+        is too small (at most that, when a floor below raised the limit), never below what
+        an immature model's calibration window can show."""
         out, points = {}, {}
         for target in TARGETS:
             s = summary[target]
@@ -507,6 +508,14 @@ class DemandModel:
             if target == "memory" and getattr(self, "kill_price", None) is not None:
                 margin, out["memory_kill_odds"] = self._choose(
                     group, scale, self._log_cost(point, points["runtime"][0]), self.kill_price)
+                if not self.mature:
+                    # Odds quoted to the user are out of sample: the next job exceeds even the
+                    # largest of n calibration errors 1 time in n + 1, and an immature model's
+                    # 0.999 quantile of fewer than 100 was quoted at 0.1% (teams: killed at
+                    # 1.1-1.6x it). The limit stays the cost-aware one: pricing on these odds
+                    # moved kills between traces without fewer in all.
+                    n = int(self.metrics["memory"].get("n_calibration") or 0)
+                    out["memory_kill_odds"] = max(out["memory_kill_odds"], 1.0 / (n + 1))
             upper = point + margin
             peer = self._peer(job, summary[target]) if target == "memory" and group < LEVEL_CONFIG else None
             if peer is not None:

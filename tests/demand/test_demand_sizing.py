@@ -588,3 +588,17 @@ def test_a_throttled_run_says_its_notebook_needs_more_cpu_than_it_used(tmp_path)
     assert busy["basis"] == idle["basis"] == "user-history"
     assert busy["allocated"]["cpu"] >= 2.0
     assert idle["allocated"]["cpu"] < 0.7
+
+
+def test_an_immature_models_quoted_odds_are_no_lower_than_its_window_can_show(tmp_path):
+    # 60 calibration jobs: the next job exceeds even the largest of their errors 1 time in 61,
+    # however high the quantile its limit was taken at (the early models quoted 0.1% and were killed)
+    sizer = Sizer(tmp_path, BOUNDS)
+    history = _history(240)
+    sizer.retrain(history)
+    model = sizer.bundle.model
+    n = model.metrics["memory"]["n_calibration"]
+    assert not model.mature and model.kill_price is not None
+    ann = [h for h in history if h["user"] == "ann"][::-1]
+    for job, mine in ((_job(n_rows=3000), ann), (_job(user="zed", imports=["polars"], code_cells=7), [])):
+        assert model.predict(job, history_summary(job, mine), None)["memory_kill_odds"] >= 1 / (n + 1)
