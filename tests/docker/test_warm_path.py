@@ -67,6 +67,18 @@ async def test_a_warm_job_needs_no_archive_for_its_inputs_or_outputs(make_execut
         await ex.stop()
 
 
+async def run_nested(ex, make_job) -> None:
+    """Run a job with a folder in its inputs that writes one in its outputs: both come through whole."""
+    spec = make_job(make_notebook("import pathlib\npathlib.Path('sub').mkdir()\n"
+                                  "pathlib.Path('sub/x.txt').write_text('deep')"))
+    (spec.files_dir / "in").mkdir()
+    (spec.files_dir / "in" / "y.txt").write_text("nested")
+    out = await ex.run(spec, lambda e: None, lambda line: None)
+    assert out.status == "succeeded", out
+    assert (spec.files_dir / "sub" / "x.txt").read_text() == "deep"
+    assert (spec.files_dir / "in" / "y.txt").read_text() == "nested"
+
+
 async def test_a_cold_job_needs_no_archive_when_its_inputs_and_outputs_fit_in_its_line_and_an_event(
         make_executor, make_job):
     """A cold job of the runner image has its runner read its line as a warm one does (its inputs in it, its
@@ -97,13 +109,7 @@ async def test_a_cold_job_needs_no_archive_when_its_inputs_and_outputs_fit_in_it
         assert (spec.files_dir / "doubled.csv").read_text() == "a,b\na,b\n"
         assert calls == {"put_archive": 1}, calls
 
-        spec = make_job(make_notebook("import pathlib\npathlib.Path('sub').mkdir()\n"
-                                      "pathlib.Path('sub/x.txt').write_text('deep')"))
-        (spec.files_dir / "in").mkdir()
-        (spec.files_dir / "in" / "y.txt").write_text("nested")
-        out = await ex.run(spec, lambda e: None, lambda line: None)
-        assert out.status == "succeeded", out
-        assert (spec.files_dir / "sub" / "x.txt").read_text() == "deep"
+        await run_nested(ex, make_job)
         assert calls == {"put_archive": 2, "get_archive": 1}, calls
     finally:
         await ex.stop()
@@ -129,15 +135,8 @@ async def test_inputs_or_outputs_that_an_event_cannot_carry_go_by_archive(make_e
         assert calls == {"put_archive": 1, "get_archive": 1}, calls
 
         assert await ex.pool.wait_ready(90)
-        spec = make_job(make_notebook("import pathlib\npathlib.Path('sub').mkdir()\n"
-                                      "pathlib.Path('sub/x.txt').write_text('deep')"))
-        (spec.files_dir / "in").mkdir()
-        (spec.files_dir / "in" / "y.txt").write_text("nested")
-        out = await ex.run(spec, lambda e: None, lambda line: None)
-        assert out.status == "succeeded", out
+        await run_nested(ex, make_job)
         assert got[-1][1] is not None and got[-1][1].inputs is None
-        assert (spec.files_dir / "sub" / "x.txt").read_text() == "deep"
-        assert (spec.files_dir / "in" / "y.txt").read_text() == "nested"
         assert calls == {"put_archive": 2, "get_archive": 2}, calls
     finally:
         await ex.stop()

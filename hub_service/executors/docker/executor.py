@@ -655,13 +655,7 @@ class DockerExecutor(Executor):
                 if job.shares:  # (its cgroup is there once it started)
                     self.cgroups.set_shares(job.cgroup_key, job.shares)
                 if job.arrival.line is not None:  # (its runner reads it once it has started up)
-                    try:
-                        deliver(api, job.container_id, job.arrival.line)
-                        job.delivered = True
-                        job.timeline.mark("line_delivered")
-                    except Exception:
-                        gw.kill(job.container_id)  # it would wait for its line forever
-                        raise
+                    self._deliver(job)
             else:
                 stream.close()
             return stream
@@ -679,14 +673,20 @@ class DockerExecutor(Executor):
             else:
                 # Its line, if it has not had it: at most once (StdinOnce closed the
                 # stdin a first delivery used, so a second one goes nowhere).
-                try:
-                    deliver(api, job.container_id, job.arrival.line)
-                    job.delivered = True
-                    job.timeline.mark("line_delivered")
-                except Exception:
-                    gw.kill(job.container_id)  # it would wait for its line forever
-                    raise
+                self._deliver(job)
         return log.frames()
+
+    def _deliver(self, job: _Job) -> None:
+        """Write the job's line to its runner's stdin (sync); a container whose line did not go in is
+        killed, as it would wait for it forever."""
+        gw = self._gw(job)
+        try:
+            deliver(gw.api, job.container_id, job.arrival.line)
+            job.delivered = True
+            job.timeline.mark("line_delivered")
+        except Exception:
+            gw.kill(job.container_id)
+            raise
 
     def _reader(self, job: _Job, fresh: bool, loop, queue: asyncio.Queue):
         """Thread: stream the container's stdout/stderr as lines onto the loop's queue."""

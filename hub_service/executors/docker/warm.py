@@ -89,8 +89,8 @@ INLINE_MAX = 1 << 20
 #: their names; within the reader's MAX_LINE); larger outputs are copied out with get_archive, as a cold job's.
 OUTPUTS_MAX = 768 << 10
 #: The environment variable that asks a cold job's runner for that event too (runner.py's OUTPUTS_ENV), set to
-#: OUTPUTS_MAX: a cold job's outputs then need no get_archive either (~80 ms of the daemon's and the kernel's
-#: cpu each, measured here). An older runner ignores it, and its outputs are copied out.
+#: OUTPUTS_MAX, where its inputs went in by archive (DockerExecutor._create): its outputs then need no get_archive
+#: (about 0.1 s of the daemon's and the kernel's cpu, measured here). An older runner ignores it.
 OUTPUTS_ENV = "NOTEBOOK_JOBS_OUTPUTS_MAX"
 
 
