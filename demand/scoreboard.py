@@ -214,12 +214,18 @@ def board_odds(own: dict, everyone: Optional[dict], default: Optional[str] = Non
     """(everyone's odds, the user's odds) per policy: the user's shrunk toward everyone's
     by ``weights`` (:func:`credibility`; PRIOR_JOBS without), everyone's toward the prior
     (the ``default`` policy's: DEFAULT_PRIOR_ODDS) by PRIOR_JOBS."""
-    everyone, weights = everyone or {}, weights or {}
+    everyone = everyone or {}
     prior = {p: DEFAULT_PRIOR_ODDS if p == default else PRIOR_ODDS for p in POLICIES}
     overall = {p: odds(everyone[p], prior[p]) if p in everyone else prior[p] for p in POLICIES}
-    mine = {p: odds(own[p], overall[p], weights.get(p, PRIOR_JOBS)) if p in own else overall[p]
+    return overall, group_odds(own, overall, weights)
+
+
+def group_odds(board: dict, overall: dict, weights: Optional[dict] = None) -> dict:
+    """A group's odds per policy (its ``board``, a :func:`tally`): shrunk toward ``overall`` (everyone's)
+    by ``weights`` (:func:`credibility`; PRIOR_JOBS without), everyone's where it has no jobs of one."""
+    weights = weights or {}
+    return {p: odds(board[p], overall[p], weights.get(p, PRIOR_JOBS)) if p in board else overall[p]
             for p in POLICIES}
-    return overall, mine
 
 
 def choose(candidates: dict, default: str, own: dict, everyone: Optional[dict] = None,
@@ -232,8 +238,7 @@ def choose(candidates: dict, default: str, own: dict, everyone: Optional[dict] =
     overall, mine = board_odds(own, everyone, default, weights)
     if notebook and notebook.get("_jobs", 0) >= MIN_GROUP_JOBS:
         board, group, whose, least = notebook, "notebook", "this notebook's", MIN_GROUP_JOBS
-        chances = {p: odds(notebook[p], overall[p], (weights or {}).get(p, PRIOR_JOBS)) if p in notebook
-                   else overall[p] for p in POLICIES}
+        chances = group_odds(notebook, overall, weights)
         if own.get("_jobs", 0) >= MIN_GROUP_JOBS:
             # The notebook's board is as old as the last fit; the user's newest kills count at once.
             chances = {p: max(chances[p], mine[p]) for p in POLICIES}
