@@ -66,11 +66,16 @@ def timed_submit(user, i: int, nb: dict = SLEEPER) -> tuple:
     return elapsed, r.json()["id"]
 
 
-def timed_list(user) -> float:
+def timed_list(user, served: list = None) -> float:
+    """Milliseconds a listing of the newest 50 took; ``served``, when given, gets the service's own part of them
+    (its ``Server-Timing``: from the request's headers read to its answer made), the rest being the proxy's, the
+    wire's and the wait for the service's event loop to take the request."""
     started = time.perf_counter()
     r = user.get("jobs", params={"limit": 50})
     elapsed = (time.perf_counter() - started) * 1000
     assert r.status_code == 200, r.text
+    if served is not None:
+        served.append(float(r.headers["Server-Timing"].partition("dur=")[2]))
     return elapsed
 
 
@@ -184,13 +189,13 @@ def drain(args) -> None:
         print(f"floor: {per_job:.2f} cpu seconds a job end to end ({args.floor_jobs} one at a time, {alone:.2f} s "
               f"each): {cores} cores allow {floor:.2f} jobs/s")
 
-        during, done = [], threading.Event()
+        during, served, done = [], [], threading.Event()
 
         def lister():
             i = 0
             while not done.is_set():
                 at = time.perf_counter()  # (when it started: the intake's listings are told from the drain's)
-                during.append((at, timed_list(users[i % len(users)])))
+                during.append((at, timed_list(users[i % len(users)], served)))
                 i += 1
                 time.sleep(0.1)
 
@@ -219,10 +224,12 @@ def drain(args) -> None:
         # the listings that overlapped the intake of the submissions, and those of the drain alone after the last
         # one (the target is judged on the latter; a listing under way at the last submit counts with the intake)
         intake = [ms for at, ms in during if at < last_submit]
+        served = [ms for (at, _), ms in zip(during, served) if at >= last_submit]
         during = [ms for at, ms in during if at >= last_submit]
         jobs = {j["id"]: j for u in users for j in all_jobs(u) if j["id"] in set(ids)}
         loop()
-        idle = [timed_list(users[i % len(users)]) for i in range(args.samples)]
+        idle_served = []
+        idle = [timed_list(users[i % len(users)], idle_served) for i in range(args.samples)]
         loop_idle = loop()
 
         statuses = {}
@@ -246,6 +253,9 @@ def drain(args) -> None:
                   f"p99 /idle {percentile(calls, 99) / idle_p99:.2f}")
         print(f"  idle after it: p50 {percentile(idle, 50):.1f} ms  p99 {idle_p99:.1f} ms;  "
               f"p99 drain/idle {percentile(during, 99) / idle_p99:.2f}   (target <= 2, judged on the drain)")
+        for label, calls in (("during the drain", served), ("idle", idle_served)):
+            print(f"  of which the service's own (Server-Timing) {label}: p50 {percentile(calls, 50):.1f} ms  "
+                  f"p99 {percentile(calls, 99):.1f} ms")
         for label, (ran, waited), calls in (("during the submits", loop_submits, intake),
                                             ("during the drain", loop_drain, during), ("idle", loop_idle, idle)):
             print(f"  the service's event loop {label}: ran {ran * 1000 / len(calls):.1f} ms and waited "

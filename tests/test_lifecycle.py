@@ -1,6 +1,7 @@
 """The life of a job through a real Hub, proxy, service and papermill (local executor)."""
 
 import json
+import re
 import time
 
 import nbformat
@@ -155,8 +156,11 @@ def test_follow_logs_streams_until_the_end(alice):
 def test_listing_filters_and_keyset_pagination(alice):
     for i in range(3):
         alice.submit(make_notebook("1"), name=f"page-{i}")
-    page1 = alice.get("jobs", params={"limit": 2}).json()
+    r = alice.get("jobs", params={"limit": 2})
+    page1 = r.json()
     assert len(page1["jobs"]) == 2 and page1["next_cursor"]
+    # the service's own time, through the Hub's proxy: what bench_load tells from the proxy's and the waits
+    assert re.fullmatch(r"app;dur=\d+\.\d", r.headers["Server-Timing"]), r.headers.get("Server-Timing")
     page2 = alice.get("jobs", params={"limit": 2, "cursor": page1["next_cursor"]}).json()
     ids1 = {j["id"] for j in page1["jobs"]}
     assert not ids1 & {j["id"] for j in page2["jobs"]}
