@@ -232,6 +232,29 @@ def test_a_jobs_own_ipykernel_launcher_is_not_its_kernel(tmp_path, warm):
     assert "the kernel ran" in printed and "HIJACKED" not in out.stderr + printed, out.stderr[-2000:]
 
 
+#: A cell that says whether its kernel collects garbage as it goes (a cycle made here is gone after some more
+#: allocations, with no gc.collect()) and whether the start-up's objects were left out of that (frozen).
+COLLECTOR_CELL = textwrap.dedent("""
+    import gc, weakref
+    class Cycle:
+        pass
+    cycle = Cycle()
+    cycle.itself = cycle
+    gone = weakref.ref(cycle)
+    del cycle
+    kept = [[] for _ in range(10 * gc.get_threshold()[0])]
+    print("COLLECTOR", gc.isenabled(), gone() is None, gc.get_freeze_count() > 10000)
+""").strip()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_the_kernel_collects_the_notebooks_garbage_but_not_its_start_ups(tmp_path, warm):
+    """The runner holds the collector off while it imports (its kernel, forked from it, inherits that): the
+    notebook's code runs with it on, and the start-up's objects are frozen out of its generations."""
+    _, printed = run_cell(tmp_path, COLLECTOR_CELL, warm)
+    assert "COLLECTOR True True True" in printed, printed
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie has ended)."""
     try:
