@@ -61,13 +61,39 @@ async def test_host_config_carries_every_limit(make_executor, make_job, client):
     assert not client.containers.list(ignore_removed=True, all=True, filters={"label": f"{LABEL_JOB}={spec.job_id}"})
 
 
+async def test_a_cold_jobs_work_volume_is_made_and_found_by_its_containers_creation(make_executor, make_job,
+                                                                                     client):
+    """The container's creation makes the work volume, with the job's labels, and its inspect says where the
+    volume is: the executor neither creates the volume nor looks it up (each a call to the daemon per job)."""
+    ex = make_executor()
+    await ex.start()
+    requests = []
+    ex._gateway.api.hooks["response"].append(  # (the client is a requests session: each call it makes)
+        lambda response, *args, **kwargs: requests.append((response.request.method, response.request.path_url)))
+    spec = make_job(make_notebook("print('ran')"))
+    volume = ex.names.job(spec.job_id)[1]
+    labels = {}
+
+    def on_event(event):
+        if event["event"] == "started":  # (the volume is removed with its job)
+            labels.update(client.api.inspect_volume(volume)["Labels"])
+
+    rec = Recorder()
+    out = await ex.run(spec, lambda event: (on_event(event), rec.on_event(event)), rec.on_log)
+    await ex.stop()  # (its removal done)
+    assert out.status == "succeeded", (out, rec.log_text[-2000:])
+    assert labels == ex.names.job_labels(spec.job_id, spec.user)
+    calls = [(method, path) for method, path in requests if volume in path or "/volumes/create" in path]
+    assert calls and all(method == "DELETE" for method, _ in calls), calls  # (its removal's alone)
+
+
 async def test_refuses_to_start_when_a_limit_was_dropped(make_executor, make_job, client, monkeypatch):
     ex = make_executor()
     await ex.start()
     real = Sandbox.create_kwargs
 
-    def without_pids_limit(sandbox, spec, volume, cgroup_parent=None):  # a daemon without the pids cgroup
-        kw = real(sandbox, spec, volume, cgroup_parent)
+    def without_pids_limit(sandbox, spec, volume, cgroup_parent=None, **more):  # a daemon without the pids cgroup
+        kw = real(sandbox, spec, volume, cgroup_parent, **more)
         kw.pop("pids_limit")
         return kw
 

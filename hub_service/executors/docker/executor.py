@@ -73,6 +73,7 @@ class _Job:
         self.stop = threading.Event()
         self.cgroup_key = job_id  # name of its per-job cgroup (the pool key when warm)
         self.volume: Optional[str] = None  # its work volume
+        self.volume_dir: Optional[str] = None  # that volume's directory here, as its creation's inspect said
         self.arrival = Arrival()  # a warm start's job line and "assigned" event
         self.timeline = Timeline()  # its spec's, once followed
         self.remove_later = False  # its container removed after its outcome is handed over (run's)
@@ -489,13 +490,14 @@ class DockerExecutor(Executor):
         started as a warm one is, and its line delivered as it starts (LABEL_LINE): its inputs go in the
         line and its outputs come back as an event, so it needs neither archive call (each ~0.1 s of the
         daemon's and the kernel's cpu, measured here). Otherwise its inputs are copied in with
-        put_archive, and its environment asks its runner for its outputs as an event (OUTPUTS_ENV)."""
+        put_archive, and its environment asks its runner for its outputs as an event (OUTPUTS_ENV). The work
+        volume is made by the container's creation (its mount carries the volume's labels): one call less."""
         import docker
 
         client, sandbox = self._gateway.client, self.sandbox
         cname, vname = self.names.job(spec.job_id)
         labels = self.names.job_labels(spec.job_id, spec.user)
-        kwargs = sandbox.create_kwargs(spec, vname, self.names.job_cgroup(spec.job_id))
+        kwargs = sandbox.create_kwargs(spec, vname, self.names.job_cgroup(spec.job_id), volume_labels=labels)
         inputs = (inline_inputs(spec) if self.pool is not None and self.pool.capable
                   and spec.image in (None, self.image) else None)
         if inputs is not None:
@@ -507,11 +509,10 @@ class DockerExecutor(Executor):
             line, command = None, spec.runner_args(self.workdir)
             kwargs.update(detach=True, labels=labels)
             kwargs["environment"] = dict(kwargs.get("environment") or {}, **{OUTPUTS_ENV: str(OUTPUTS_MAX)})
-        client.volumes.create(name=vname, labels=labels)
         try:
             container = client.containers.create(spec.image or self.image, command=command, name=cname, **kwargs)
         except docker.errors.APIError:
-            self._remove_sync(spec.job_id)
+            self._remove_sync(spec.job_id)  # (its volume too, should the daemon have made it)
             raise
         problems = sandbox.check(spec, container.attrs)
         if line is not None and not (container.attrs.get("Config") or {}).get("StdinOnce"):
@@ -565,6 +566,7 @@ class DockerExecutor(Executor):
                     self.log.exception("job %s: cannot create its container", spec.job_id)
                     return Outcome("failed", "infrastructure", f"cannot create the job's container: {e}")
                 job.container_id, job.shares = container.id, cpu_shares(spec.cpu)
+                job.volume_dir = self._gateway.mounted_dir(container.attrs, self.workdir)
                 if line is not None:
                     job.arrival = Arrival(line, cold=True)
                 spec.timeline.mark("created")
@@ -799,7 +801,7 @@ class DockerExecutor(Executor):
         gw = self._gw(job)
         job.timeline = spec.timeline
         vname = job.volume or self.names.job(spec.job_id)[1]
-        volume_dir = await gw.call(gw.volume_dir, vname)
+        volume_dir = job.volume_dir or await gw.call(gw.volume_dir, vname)
         sampler = threading.Thread(target=self._sampler, args=(job, spec, fresh, vname, volume_dir, usage),
                                    name=f"docker-usage-{spec.job_id}", daemon=True)
         deadline = loop.time() + spec.timeout

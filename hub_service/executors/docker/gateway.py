@@ -293,6 +293,16 @@ class Gateway:
             return None
         return mp if mp and os.access(mp, os.R_OK | os.X_OK) else None
 
+    def mounted_dir(self, attrs: dict, mounted_at: str) -> Optional[str]:
+        """The directory on this host of the volume a container (its inspect, ``attrs``) mounts at
+        ``mounted_at``, when it is readable here: what :meth:`volume_dir` finds, from an inspect the caller
+        has already."""
+        for m in attrs.get("Mounts") or []:
+            if m.get("Type") == "volume" and m.get("Destination") == mounted_at:
+                source = m.get("Source")
+                return source if source and os.access(source, os.R_OK | os.X_OK) else None
+        return None
+
     def sampled_usage(self, container_id: str) -> dict:
         """Memory (max, else current) and cpu seconds from one ``docker stats`` sample; {} when none."""
         try:

@@ -45,8 +45,11 @@ class Sandbox:
         part of a contended one."""
         return max(spec.cpu, self.cpu_burst)
 
-    def create_kwargs(self, spec: JobSpec, volume: Optional[str], cgroup_parent: Optional[str] = None) -> dict:
-        """The ``containers.create()`` keyword arguments that make the sandbox."""
+    def create_kwargs(self, spec: JobSpec, volume: Optional[str], cgroup_parent: Optional[str] = None,
+                      volume_labels: Optional[dict] = None) -> dict:
+        """The ``containers.create()`` keyword arguments that make the sandbox. ``volume_labels``: the work
+        volume's, when the container's creation creates it (the daemon makes a named volume that is not
+        there yet, with the mount's labels: no volume create of its own)."""
         from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
         kw = dict(
@@ -59,7 +62,8 @@ class Sandbox:
             # that compile (numba, cffi) put their objects in /tmp.
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_size},mode=1777"},
             # (no volume: a throwaway container of the service's own, e.g. reading an image's packages)
-            mounts=[Mount(target=self.workdir, source=volume, type="volume")] if volume else [],
+            mounts=([Mount(target=self.workdir, source=volume, type="volume", labels=volume_labels)]
+                    if volume else []),
             mem_limit=int(spec.memory),
             memswap_limit=int(spec.memory),
             nano_cpus=nano_cpus(self.start_cpu(spec)),
