@@ -75,7 +75,7 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15  # <linux/prctl.h>
 #: the service's 1024, which then keeps nine tenths of a core they share; 19 (15) would add little to that,
 #: and would leave a job 1.5 % of a core beside the service's own busy workers (nice 0, in its session).
 #: (In a container of its own a job's cgroup weighs against the service, and this orders only the job's own
-#: processes.)
+#: processes.) Under the local executor they are at the idle policy as well, by default (yield_cpu).
 NICENESS = 10
 
 #: Where events go: the original stdout, taken over by take_stdout() in main().
@@ -232,12 +232,21 @@ def die_with(parent):
         os._exit(4)
 
 
-def yield_cpu():
-    """Lower this process's cpu priority (its kernel inherits it); allowed to any process."""
+def yield_cpu(idle: bool = False):
+    """Lower this process's cpu priority (its kernel inherits it); allowed to any process.
+
+    ``idle`` (the local executor's ``idle_priority``): to the idle scheduling policy as well (SCHED_IDLE),
+    which takes the cores only when nothing else wants them. A niceness weighs in the share of the cores,
+    but a service woken for a request still waits for a job to end its time slice (the kernel protects it):
+    a wait at every wake-up of the event loop, over half its run time in a drain of jobs (bench_load). An
+    idle job's process gives up the core as soon as anything else is woken.
+    """
     try:
         os.nice(NICENESS)
+        if idle:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except OSError as e:
-        print(f"runner: nice({NICENESS}): {e}", file=sys.stderr)
+        print(f"runner: lowering its cpu priority: {e}", file=sys.stderr)
 
 
 def emit(event, **fields):
@@ -815,7 +824,6 @@ def main(argv=None):
     defer_imports()  # before papermill is imported
     use_precompiled_schemas()  # before nbformat compiles one
     take_stdout()
-    yield_cpu()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input")
     parser.add_argument("--output")
@@ -825,7 +833,10 @@ def main(argv=None):
     parser.add_argument("--warm", action="store_true",
                         help="start the kernel now, then read the job as one JSON line on stdin")
     parser.add_argument("--parent", type=int, help="die with this process, which started the runner (its pid)")
+    parser.add_argument("--idle", action="store_true",
+                        help="run (and have the kernel run) at the idle scheduling policy, SCHED_IDLE")
     args = parser.parse_args(argv)
+    yield_cpu(args.idle)
     if args.parent:
         die_with(args.parent)
     outputs_max = os.environ.pop(OUTPUTS_ENV, "")  # (the runner's, not the kernel's)

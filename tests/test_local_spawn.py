@@ -154,7 +154,8 @@ async def test_a_jobs_runner_and_kernel_share_the_services_session_each_in_a_gro
     """Linux shares the cpu between sessions (autogroups) first: in sessions of their own the runner and its
     kernel weigh as much as the whole service whatever their niceness, and a listing waits for a core behind
     them. In the service's session, each leading a process group of its own (so that a killpg for the kernel
-    takes neither the runner nor the service), they run below it; and a cancel takes them, not the service."""
+    takes neither the runner nor the service), they run below it, at the idle policy (idle_priority: the
+    service never waits for a job's time slice to end); and a cancel takes them, not the service."""
     write_job(tmp_path, "import time\ntime.sleep(60)")
     executor = LocalExecutor()
     with _Signals() as signals:
@@ -170,6 +171,7 @@ async def test_a_jobs_runner_and_kernel_share_the_services_session_each_in_a_gro
             kernel = next(pid for pid in tree(runner)[1:] if is_kernel(pid))
             assert [os.getsid(pid) for pid in (runner, kernel)] == [os.getsid(0)] * 2
             assert [os.getpgid(pid) for pid in (runner, kernel)] == [runner, kernel]
+            assert [os.sched_getscheduler(pid) for pid in (runner, kernel)] == [os.SCHED_IDLE] * 2
             assert await executor.cancel("groups")
             outcome = await asyncio.wait_for(job, 30)
         finally:

@@ -131,18 +131,18 @@ TRANSPORT_CELL = textwrap.dedent("""
 """).strip()
 
 
-def run_cell(tmp_path, source: str, warm: bool, kernel: str = "python3") -> tuple:
-    """Run a one-cell notebook with the runner, cold or warm (its job line on stdin), in a ``kernel``:
-    (the finished process, what the cell printed)."""
+def run_cell(tmp_path, source: str, warm: bool, kernel: str = "python3", *options: str) -> tuple:
+    """Run a one-cell notebook with the runner, cold or warm (its job line on stdin), in a ``kernel``, with the
+    runner's ``options`` besides: (the finished process, what the cell printed)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(source)]
     paths = ["--input", str(tmp_path / "input.ipynb"), "--output", str(tmp_path / "output.ipynb")]
     if warm:
         job = json.dumps(dict(zip(("input", "output"), paths[1::2]), cwd=str(tmp_path / "files")))
-        out = run_runner(tmp_path, nb, "--warm", "--cwd", str(tmp_path / "files"), stdin=job + "\n")
+        out = run_runner(tmp_path, nb, "--warm", "--cwd", str(tmp_path / "files"), *options, stdin=job + "\n")
     else:
-        out = run_runner(tmp_path, nb, *paths, "--cwd", str(tmp_path / "files"))
+        out = run_runner(tmp_path, nb, *paths, "--cwd", str(tmp_path / "files"), *options)
     assert out.returncode == 0, out.stderr[-2000:]
     output = nbformat.read(tmp_path / "output.ipynb", as_version=4)
     return out, "".join(o.get("text", "") for c in output.cells for o in c.get("outputs", []))
@@ -162,6 +162,17 @@ def test_a_jobs_runner_and_kernel_yield_the_cpu_to_the_service(tmp_path, warm):
                                     "os.getppid()))", warm)
     wanted = min(19, os.nice(0) + NICENESS)
     assert f"NICE {wanted} {wanted}" in printed, printed  # the kernel's, and its parent's: the runner's
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_an_idle_runner_and_its_kernel_take_only_idle_cpu(tmp_path, warm):
+    """With --idle (the local executor's idle_priority) both run at SCHED_IDLE, cold or warm; without it, not."""
+    cell = "import os\nprint('POLICY', os.sched_getscheduler(0), os.sched_getscheduler(os.getppid()))"
+    _, printed = run_cell(tmp_path, cell, warm, "python3", "--idle")
+    assert f"POLICY {os.SCHED_IDLE} {os.SCHED_IDLE}" in printed, printed  # the kernel's, and the runner's
+    (tmp_path / "normal").mkdir()
+    _, printed = run_cell(tmp_path / "normal", cell, warm)
+    assert f"POLICY {os.SCHED_OTHER} {os.SCHED_OTHER}" in printed, printed
 
 
 #: A cell that says how its kernel's process was started (from the runner's own command line: a fork of it) and

@@ -16,7 +16,7 @@ import time
 from typing import Optional
 
 import psutil
-from traitlets import Float, Unicode, default
+from traitlets import Bool, Float, Unicode, default
 
 from .base import (
     PACKAGES_SCRIPT,
@@ -133,6 +133,17 @@ class LocalExecutor(Executor):
         help="What to do when a job's process tree exceeds its memory: 'kill' (reported as oom_killed) or 'ignore'.",
     ).tag(config=True)
 
+    idle_priority = Bool(
+        True,
+        help="""Run jobs at the idle scheduling policy (SCHED_IDLE): they take only the cpu nothing else on the
+        machine wants, so the Hub, its proxy and this service answer at once however busy jobs keep the cores.
+
+        Off: jobs run 10 nice levels below the service, which then still gets nine tenths of a core it shares
+        with them, but waits for a job's time slice to end at each wake-up. On, any busy process of the machine
+        that is not idle (a user's server, another service) comes before every job, and a job's timeout runs
+        meanwhile.""",
+    ).tag(config=True)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._procs = {}
@@ -167,6 +178,7 @@ class LocalExecutor(Executor):
         proc = await asyncio.create_subprocess_exec(
             # (no code runs between fork and exec, so the spawn is a vfork: the runner asks for its death signal)
             self.runner_python, str(RUNNER_PATH), *spec.runner_args(), "--parent", str(os.getpid()),
+            *(["--idle"] if self.idle_priority else []),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL, cwd=str(spec.files_dir), env=env, **RUNNER_GROUP,
         )
