@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuth
 from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import url_path_join
 from tornado import web
@@ -34,6 +33,7 @@ from .executors.local import LocalExecutor
 from .gpus import Gpus
 from .handlers import routes
 from .handlers.pages import make_environment
+from .identity import RefreshingHubOAuth
 from .intake import Limits
 from .jobs import JobManager
 from .mailer import Mailer
@@ -323,9 +323,9 @@ class NotebookJobs(Application):
         settings.update(self.tornado_settings)
         self.web_app = web.Application(routes(prefix), **settings)
 
-    def _hub_auth(self) -> HubOAuth:
-        """The HubOAuth every handler shares, with this service's cache age."""
-        hub_auth = HubOAuth.instance()
+    def _hub_auth(self) -> RefreshingHubOAuth:
+        """The HubOAuth every handler shares (HubOAuth.instance() is this one), with this service's cache age."""
+        hub_auth = RefreshingHubOAuth.instance()
         if hub_auth.cache_max_age != self.auth_cache_max_age:
             hub_auth.cache_max_age = self.auth_cache_max_age
             hub_auth.cache = type(hub_auth.cache)(self.auth_cache_max_age)  # answers cached so far expire too

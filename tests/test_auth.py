@@ -1,11 +1,14 @@
 """Who may do what: anonymous, the owner, another user, an admin, a bad token — on every endpoint."""
 
+import asyncio
 import json
 import re
+import time
 
 import pytest
 import requests
 
+from hub_service.identity import RefreshingHubOAuth
 from tests.hubtest import SERVICE, make_notebook
 
 ENDPOINTS = [
@@ -127,21 +130,30 @@ def test_admin_retrains_the_demand_model_and_sees_its_version(hub):
     assert 0.0 <= realised["memory_slack"] < 1.0 and realised["by_basis"]
 
 
-def test_a_token_revoked_in_the_hub_is_refused_within_the_cache_age(hub):
-    """NotebookJobs.auth_cache_max_age (5 s by default): then reads and submits are refused."""
-    import time
-
+def new_token(hub, note: str) -> tuple:
+    """A token of alice's made in the Hub: (the token, a function that revokes it in the Hub)."""
     alice = hub.user("alice")
     xsrf = alice.browser.cookies.get("_xsrf", path="/hub/")
     r = alice.browser.post(hub.url + "/hub/api/users/alice/tokens", headers={"X-XSRFToken": xsrf},
-                           json={"note": "to be revoked", "expires_in": 600})
+                           json={"note": note, "expires_in": 600})
     assert r.status_code == 201, r.text
     token, token_id = r.json()["token"], r.json()["id"]
+
+    def revoke():
+        r = alice.browser.delete(hub.url + f"/hub/api/users/alice/tokens/{token_id}", headers={"X-XSRFToken": xsrf})
+        assert r.status_code == 204, r.text
+
+    return token, revoke
+
+
+def test_a_token_revoked_in_the_hub_is_refused_within_the_cache_age(hub):
+    """NotebookJobs.auth_cache_max_age (5 s by default): then reads and submits are refused."""
+    alice = hub.user("alice")
+    token, revoke = new_token(hub, "to be revoked")
     headers = {"Authorization": f"token {token}"}
     jobs_url = hub.url + SERVICE + "api/jobs"
     assert requests.get(jobs_url, headers=headers, timeout=30).status_code == 200  # now in the service's cache
-    r = alice.browser.delete(hub.url + f"/hub/api/users/alice/tokens/{token_id}", headers={"X-XSRFToken": xsrf})
-    assert r.status_code == 204, r.text
+    revoke()
     revoked = time.monotonic()
     while requests.get(jobs_url, headers=headers, timeout=30).status_code == 200:
         assert time.monotonic() - revoked < 5 + 2, "the revoked token still works past the cache age"
@@ -151,3 +163,32 @@ def test_a_token_revoked_in_the_hub_is_refused_within_the_cache_age(hub):
                       files={"file": ("nb.ipynb", json.dumps(make_notebook("1")).encode())})
     assert r.status_code == 401, r.text
     assert len(alice.get("jobs", params={"limit": 200}).json()["jobs"]) == before
+
+
+async def test_a_token_in_use_is_asked_about_again_before_its_answer_expires(hub):
+    """The Hub's answer about a token is asked for again in the background once it is half its age: a request
+    after the first answer's expiry is served without a round trip to the Hub on its path, and a revoked token
+    is still refused within the age (the service's HubOAuth, against the real Hub; each Hub call counted)."""
+    token, revoke = new_token(hub, "asked about ahead")
+    auth = RefreshingHubOAuth(api_url=hub.url + "/hub/api", api_token="unused", cache_max_age=2)
+    calls, ask = [], auth._api_request
+
+    async def counted(method, url, **kwargs):
+        calls.append(url)
+        return await ask(method, url, **kwargs)
+
+    auth._api_request = counted
+    assert (await auth.user_for_token(token, sync=False))["name"] == "alice"
+    assert len(calls) == 1
+    await asyncio.sleep(1.2)  # past half the age: served from the cache, asked again beside it
+    assert (await auth.user_for_token(token, sync=False))["name"] == "alice"
+    await asyncio.gather(*auth._refreshing.values())
+    assert len(calls) == 2
+    await asyncio.sleep(1.2)  # past the first answer's age: the refreshed one serves
+    assert (await auth.user_for_token(token, sync=False))["name"] == "alice"
+    assert len(calls) == 2, "a round trip to the Hub on the request's path"
+    revoke()
+    revoked = time.monotonic()
+    while await auth.user_for_token(token, sync=False) is not None:
+        assert time.monotonic() - revoked < 2 + 1, "the revoked token still answers past the cache age"
+        await asyncio.sleep(0.1)
