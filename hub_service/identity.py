@@ -35,7 +35,8 @@ class RefreshingHubOAuth(HubOAuth):
         if use_cache and cache_key is not None and cache_key not in self._refreshing:
             # (the cache's times are HubAuth's own: without them, as in a HubAuth that changed, nothing is refreshed)
             asked = getattr(self.cache, "timestamps", {}).get(cache_key)
-            if asked is not None and time.monotonic() - asked > self.cache_max_age / 2:
+            # (an answer past its age is asked for on this request's path anyway: no second call beside it)
+            if asked is not None and self.cache_max_age / 2 < time.monotonic() - asked <= self.cache_max_age:
                 self._refreshing[cache_key] = asyncio.ensure_future(self._refresh(url, api_token, cache_key))
         return await super()._check_hub_authorization(url, api_token, cache_key=cache_key, use_cache=use_cache)
 

@@ -187,6 +187,12 @@ async def test_a_token_in_use_is_asked_about_again_before_its_answer_expires(hub
     await asyncio.sleep(1.2)  # past the first answer's age: the refreshed one serves
     assert (await auth.user_for_token(token, sync=False))["name"] == "alice"
     assert len(calls) == 2, "a round trip to the Hub on the request's path"
+    await asyncio.gather(*auth._refreshing.values())  # (that one was past half the age again)
+    await asyncio.sleep(2.2)  # unused past its age: asked for on the request's path, once
+    before = len(calls)
+    assert (await auth.user_for_token(token, sync=False))["name"] == "alice"
+    await asyncio.gather(*auth._refreshing.values())
+    assert len(calls) == before + 1, "an answer past its age asked for twice"
     revoke()
     revoked = time.monotonic()
     while await auth.user_for_token(token, sync=False) is not None:
