@@ -132,6 +132,11 @@ def parse_time(value: str) -> Optional[float]:
     return datetime.fromisoformat(m.group(1) + frac + tz).timestamp()
 
 
+def readable_dir(path: Optional[str]) -> Optional[str]:
+    """``path`` when this process may list and enter it (a local daemon's volume, as root), else None."""
+    return path if path and os.access(path, os.R_OK | os.X_OK) else None
+
+
 class Gateway:
     """The Docker client, made on first use, and a thread pool for its blocking calls."""
 
@@ -291,7 +296,7 @@ class Gateway:
             mp = self.api.inspect_volume(name).get("Mountpoint")
         except Exception:
             return None
-        return mp if mp and os.access(mp, os.R_OK | os.X_OK) else None
+        return readable_dir(mp)
 
     def mounted_dir(self, attrs: dict, mounted_at: str) -> Optional[str]:
         """The directory on this host of the volume a container (its inspect, ``attrs``) mounts at
@@ -299,8 +304,7 @@ class Gateway:
         has already."""
         for m in attrs.get("Mounts") or []:
             if m.get("Type") == "volume" and m.get("Destination") == mounted_at:
-                source = m.get("Source")
-                return source if source and os.access(source, os.R_OK | os.X_OK) else None
+                return readable_dir(m.get("Source"))
         return None
 
     def sampled_usage(self, container_id: str) -> dict:
