@@ -10,10 +10,16 @@ import socket
 import subprocess
 import sys
 
+from unittest import mock
+
 import pytest
+from tornado import web
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from traitlets import TraitError
 
 from hub_service.app import NotebookJobs
+from hub_service.handlers import routes
+from hub_service.handlers.base import allowed_methods
 from tests.hubtest import SERVICE
 
 
@@ -79,6 +85,23 @@ def test_a_405_names_the_methods_the_resource_has(alice, method, path, allowed):
     assert methods and method not in methods
     if allowed is not None:
         assert r.headers["Allow"] == allowed
+
+
+@pytest.mark.parametrize("path", ["jobs", "sweeps"])
+def test_a_listing_is_not_read_as_an_upload(path):
+    """An upload's URL streams its POST's body; its GET goes to a handler that does not stream, so that Tornado
+    runs the listing in the loop turn its headers arrive in, not two turns later (a busy service's listing waited
+    behind everything else at each of them). A PUT still meets the upload's handler, which reads and drops the
+    body before its 405 (that names the methods of both)."""
+    app = web.Application(routes(SERVICE))
+    handlers = {}
+    for method in ("GET", "POST", "PUT"):
+        line = RequestStartLine(method, f"{SERVICE}api/{path}?limit=5", "HTTP/1.1")
+        request = HTTPServerRequest(start_line=line, headers=HTTPHeaders(Host="127.0.0.1"), connection=mock.Mock())
+        handlers[method] = app.find_handler(request)
+    assert not handlers["GET"].stream_request_body
+    assert handlers["POST"].stream_request_body and handlers["PUT"].stream_request_body
+    assert allowed_methods(handlers["PUT"].handler_class) == ["GET", "POST"]
 
 
 def test_no_user_reads_the_services_command_line(hub, alice):

@@ -1,6 +1,7 @@
 """HTTP handlers: the REST API, server-sent events and the HTML pages; see app.py for routes."""
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
+from tornado.routing import PathMatches, Rule
 
 from . import admin, api, events, openapi, pages, schedules, sweeps
 
@@ -15,7 +16,7 @@ def routes(prefix: str) -> list:
         (r"/", api.RootHandler),
         (r"/health", api.HealthHandler),
         (r"/openapi.json", openapi.OpenAPIHandler),
-        (r"/jobs", api.JobsHandler),
+        (r"/jobs", api.JobSubmitHandler),
         (rf"/jobs/{j}", api.JobHandler),
         (rf"/jobs/{j}/cancel", api.CancelHandler),
         (rf"/jobs/{j}/rerun", api.RerunHandler),
@@ -34,12 +35,16 @@ def routes(prefix: str) -> list:
         (r"/schedules", schedules.SchedulesHandler),
         (rf"/schedules/{s}", schedules.ScheduleHandler),
         (rf"/schedules/{s}/run", schedules.ScheduleRunHandler),
-        (r"/sweeps", sweeps.SweepsHandler),
+        (r"/sweeps", sweeps.SweepSubmitHandler),
         (rf"/sweeps/{w}", sweeps.SweepHandler),
         (rf"/sweeps/{w}/cancel", sweeps.SweepCancelHandler),
         (rf"/sweeps/{w}/rerun", sweeps.SweepRerunHandler),
     ]
-    out = [(prefix + "api" + path, handler) for path, handler in api_routes]
+    out = []
+    for path, handler in api_routes:
+        if getattr(handler, "reads", None):  # an upload's URL: its reads go to a handler not streamed
+            out.append(Rule(Reads(prefix + "api" + path), handler.reads))
+        out.append((prefix + "api" + path, handler))
     out += [
         (prefix + "oauth_callback", HubOAuthCallbackHandler),
         (prefix + "static/(.*)", pages.StaticHandler),
@@ -53,3 +58,11 @@ def routes(prefix: str) -> list:
         (prefix + ".*", pages.NotFoundPage),
     ]
     return out
+
+
+class Reads(PathMatches):
+    """A path's GET requests only: the same URL's other methods go on to the next rule (see
+    :class:`~hub_service.handlers.api.UploadHandler`)."""
+
+    def match(self, request):
+        return super().match(request) if request.method == "GET" else None

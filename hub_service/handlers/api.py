@@ -53,15 +53,22 @@ class HealthHandler(APIHandler):
 
 
 @web.stream_request_body
-class JobsHandler(APIHandler):
-    """GET: list jobs. POST: submit one (multipart upload or JSON).
+class UploadHandler(APIHandler):
+    """A resource's submit (POST, multipart upload or JSON), its body streamed; its reads are :attr:`reads`'s.
 
     The body is streamed so that an upload over the limit is never kept. Anything refused
     before the body is in -- an upload over the limit (known from Content-Length, or once
     a chunked body passes it), a stranger's upload, a verb Tornado does not know, a
     missing XSRF token -- is answered once the rest of the body has been read and
     dropped (see :meth:`write_error`).
+
+    The same URL's GET goes to :attr:`reads`, a handler whose request is not streamed (routed by method: see
+    ``handlers.routes``). Tornado starts a streamed request's handler a turn of the event loop after its headers,
+    and its method two turns later, once the (empty) body has "arrived"; on a busy service a listing waited behind
+    everything else the loop had at each turn.
     """
+
+    reads: type = None  # the handler of the same URL's GET (a 405 names its methods too)
 
     _body_read = False  # set once Tornado hands over the whole body: the verb methods run only then
     _refused = False
@@ -131,10 +138,20 @@ class JobsHandler(APIHandler):
         except (web.HTTPError, IntakeError) as e:
             self._handle_request_exception(e)
 
-    async def get(self):
-        self._body_read = True
-        await self.identify()
-        self.require_user()
+    def idempotency_key(self):
+        """The request's Idempotency-Key header (None: none), at most 255 characters."""
+        key = self.request.headers.get("Idempotency-Key") or None
+        if key and len(key) > 255:
+            raise IntakeError("Idempotency-Key is longer than 255 characters")
+        return key
+
+
+class JobsHandler(APIHandler):
+    """GET: the caller's jobs, newest first (admins: ``all=1``, ``user=``), by status, text, schedule or sweep.
+    POST (a submit) is :class:`JobSubmitHandler`'s."""
+
+    @authenticated
+    def get(self):
         user = self.user_name
         everyone = self.flag_argument("all")
         if self.is_admin:
@@ -160,6 +177,12 @@ class JobsHandler(APIHandler):
         model = job_model if self.flag_argument("full_parameters") else listed_model
         self.write_json({"jobs": [model(j) for j in jobs], "next_cursor": cursor})
 
+
+class JobSubmitHandler(UploadHandler):
+    """POST: submit a job (multipart upload or JSON); ``dry_run=1`` sizes it and stores nothing."""
+
+    reads = JobsHandler
+
     async def post(self):
         self._body_read = True
         if self._refused:  # refused in _refuse_upload; the body is drained, the answer on its way
@@ -181,13 +204,6 @@ class JobsHandler(APIHandler):
             return self._replay(e.job, key, request)
         self.set_header("Location", self.api_url("jobs", job.id))
         self.write_json(job_model(job), 201)
-
-    def idempotency_key(self):
-        """The request's Idempotency-Key header (None: none), at most 255 characters."""
-        key = self.request.headers.get("Idempotency-Key") or None
-        if key and len(key) > 255:
-            raise IntakeError("Idempotency-Key is longer than 255 characters")
-        return key
 
     def _replay(self, job, key: str, request: JobRequest):
         """Answer a repeated Idempotency-Key: the first job if this is the same request, else 422."""

@@ -279,9 +279,11 @@ class APIHandler(BaseHandler):
 
 
 def allowed_methods(handler_class) -> list:
-    """The HTTP methods ``handler_class`` answers (those it defines beyond Tornado's 405 stubs)."""
-    return [m for m in handler_class.SUPPORTED_METHODS
-            if m != "OPTIONS" and getattr(handler_class, m.lower()) is not getattr(web.RequestHandler, m.lower())]
+    """The HTTP methods ``handler_class`` answers (those it defines beyond Tornado's 405 stubs), with those of the
+    handler of its URL's reads when another one has them (an upload's ``reads``)."""
+    classes = [c for c in (handler_class, getattr(handler_class, "reads", None)) if c is not None]
+    return [m for m in handler_class.SUPPORTED_METHODS if m != "OPTIONS"
+            and any(getattr(c, m.lower()) is not getattr(web.RequestHandler, m.lower()) for c in classes)]
 
 
 def _guarded_by(check: str):

@@ -16,7 +16,7 @@ from ..request import parse_submission, refuse_unknown
 from ..states import TERMINAL
 from ..store import BadCursor, DuplicateSweep, InvalidTransition
 from ..sweeps import MODES, sweep_model
-from .api import JobsHandler
+from .api import UploadHandler
 from .base import APIHandler, authenticated
 
 
@@ -46,16 +46,12 @@ class SweepAPIHandler(APIHandler):
         self.write_json(dict(sweep_model(sweep, runs, metric, mode), **extra), status)
 
 
-@web.stream_request_body
-class SweepsHandler(JobsHandler, SweepAPIHandler):
-    """GET: the caller's sweeps, newest first (admins: ``all=1``, ``user=``). POST: make one; its body is a
-    job's (multipart or JSON) whose ``parameters`` hold lists of values, or with ``runs``. The body is
-    read as a job's upload is (the same limit, refused the same way)."""
+class SweepsHandler(SweepAPIHandler):
+    """GET: the caller's sweeps, newest first (admins: ``all=1``, ``user=``). POST (making one) is
+    :class:`SweepSubmitHandler`'s."""
 
-    async def get(self):
-        self._body_read = True
-        await self.identify()
-        self.require_user()
+    @authenticated
+    def get(self):
         user = self.user_name
         if self.is_admin:
             user = self.get_argument("user", None if self.flag_argument("all") else user)
@@ -65,6 +61,13 @@ class SweepsHandler(JobsHandler, SweepAPIHandler):
         except BadCursor as e:
             raise IntakeError(str(e)) from None
         self.write_json({"sweeps": sweeps, "next_cursor": cursor})
+
+
+class SweepSubmitHandler(UploadHandler, SweepAPIHandler):
+    """POST: make a sweep; its body is a job's (multipart or JSON) whose ``parameters`` hold lists of values, or
+    with ``runs``. The body is read as a job's upload is (the same limit, refused the same way)."""
+
+    reads = SweepsHandler
 
     async def post(self):
         self._body_read = True
