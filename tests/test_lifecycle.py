@@ -1,5 +1,6 @@
 """The life of a job through a real Hub, proxy, service and papermill (local executor)."""
 
+import gzip
 import json
 import re
 import time
@@ -7,6 +8,7 @@ import time
 import nbformat
 import pytest
 
+from hub_service.handlers.base import GZIP_FROM
 from tests.hubtest import make_notebook
 
 
@@ -169,6 +171,25 @@ def test_listing_filters_and_keyset_pagination(alice):
     failed = alice.get("jobs", params={"status": "failed"}).json()["jobs"]
     assert all(j["status"] == "failed" for j in failed)
     assert alice.get("jobs", params={"cursor": "garbage!"}).status_code == 400
+
+
+def test_a_large_json_answer_goes_gzipped_to_a_client_that_takes_it(alice):
+    """A listing of a few jobs is kilobytes of JSON: gzipped through the Hub's proxy when the client accepts it,
+    the same JSON decoded, and the same bytes each time (its ETag answers 304); plain for a client that does not."""
+    for i in range(4):
+        alice.submit(make_notebook("1"), name=f"zip-{i}")
+    plain = alice.get("jobs", params={"limit": 4}, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and len(plain.content) >= GZIP_FROM
+    assert "Accept-Encoding" in plain.headers["Vary"]
+    r = alice.get("jobs", params={"limit": 4}, headers={"Accept-Encoding": "gzip"}, stream=True)
+    sent = r.raw.read(decode_content=False)
+    assert r.headers["Content-Encoding"] == "gzip" and len(sent) < len(plain.content) / 4
+    assert json.loads(gzip.decompress(sent)) == plain.json()
+    again = alice.get("jobs", params={"limit": 4},
+                      headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["Etag"]})
+    assert again.status_code == 304
+    small = alice.get("jobs", params={"limit": 1, "q": "no-such-job"}, headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in small.headers and small.json() == {"jobs": [], "next_cursor": None}
 
 
 def test_delete_removes_the_job(alice):
