@@ -272,8 +272,8 @@ class NotebookJobs(Application):
             # unique per deployment (per database), so neighbours on one daemon stay apart
             self.executor.instance = self.store.instance_id()
         self.dispatcher = Dispatcher(parent=self, log=self.log)
-        self.offload = Offload()
-        self.sizing = Sizing(parent=self, log=self.log, offload=self.offload)
+        self.sizing = Sizing(parent=self, log=self.log)
+        self.offload = self.sizing.offload = Offload(idle_lanes=["train"] if self.sizing.retrain_idle else [])
         if not os.path.isabs(self.sizing.model_dir):
             self.sizing.model_dir = os.path.join(self.data_dir, self.sizing.model_dir)
         self.planner = DemandPlanner(

@@ -105,15 +105,24 @@ def die_with_parent(service_pid: int) -> None:
         pass
 
 
+def idle_worker(service_pid: int) -> None:
+    """In a worker of an idle lane: :func:`die_with_parent`, and run at the idle scheduling policy (SCHED_IDLE),
+    taking only the cpu nothing else wants (see ``Sizing.retrain_idle``)."""
+    die_with_parent(service_pid)
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 #: which worker runs what; anything else runs in the "model" worker
 LANES = {render: "render", retrain: "train"}
 
 
 class Offload:
-    """An asyncio face of the worker processes; ``inline=True`` runs in threads (tests, tools)."""
+    """An asyncio face of the worker processes; ``inline=True`` runs in threads (tests, tools). The workers of
+    ``idle_lanes`` run at the idle scheduling policy."""
 
-    def __init__(self, inline: bool = False):
+    def __init__(self, inline: bool = False, idle_lanes=()):
         self.inline = inline
+        self.idle_lanes = frozenset(idle_lanes)
         self._pools = {}
 
     def pool(self, lane: str) -> ProcessPoolExecutor:
@@ -125,7 +134,7 @@ class Offload:
             self._pools[lane] = ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn"),
                 max_tasks_per_child=1 if lane == "train" else None,
-                initializer=die_with_parent, initargs=(os.getpid(),),
+                initializer=idle_worker if lane in self.idle_lanes else die_with_parent, initargs=(os.getpid(),),
             )
         return self._pools[lane]
 

@@ -61,6 +61,15 @@ class Sizing(LoggingConfigurable):
     retrain_interval = Float(
         6 * 3600.0, help="Seconds between retrainings of the demand model inside the service (0: never)."
     ).tag(config=True)
+    retrain_idle = Bool(
+        True,
+        help="""Fit the demand model at the idle scheduling policy (SCHED_IDLE). A fit is seconds of cpu in a
+        process of its own (at the end of a burst, and every retrain_interval); idle, it takes only the cpu nothing
+        else wants, and the Hub, its proxy and this service answer at once meanwhile. Jobs of the local executor
+        run idle too (LocalExecutor.idle_priority) and share the cores with it. Turn it off where other work keeps
+        every core busy for hours (jobs of the docker executor, users' servers): an idle fit waits for all of it,
+        and the model stays as it was meanwhile.""",
+    ).tag(config=True)
     history_limit = Integer(200, help="Recent jobs of a user the model looks at when sizing.").tag(config=True)
     scoreboard_serves = Bool(
         True,

@@ -4,10 +4,12 @@ own that imports scikit-learn, about 2 s of cpu) waits until no job runs or wait
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
 from demand.registry import versions
+from hub_service.app import NotebookJobs
 from hub_service.dispatch import Dispatcher
 from hub_service.jobs import JobManager
 from hub_service.offload import Offload
@@ -66,3 +68,27 @@ async def test_a_retraining_waits_for_an_idle_flow_no_longer_than_early_retrain_
     assert flow.dispatch_once() == [second.id]
     assert len(await retrained(flow)) == 1  # while the second runs
     await ended(flow, second.id)
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("idle_lanes,policy", [(["train"], os.SCHED_IDLE), ([], os.SCHED_OTHER)])
+def test_the_fit_runs_at_the_idle_policy_and_sizing_does_not(idle_lanes, policy):
+    """A fit's process takes only the cpu nothing else wants (the service's loop, the Hub and its proxy come
+    first: a fit made as a drain of jobs ended held the loop of the listing timed just after it); a new job's
+    sizing, which a submit waits for, stays at the service's policy. Each lane's worker is asked its own."""
+    offload = Offload(idle_lanes=idle_lanes)
+    try:
+        assert offload.pool("train").submit(os.sched_getscheduler, 0).result(60) == policy
+        assert offload.pool("model").submit(os.sched_getscheduler, 0).result(60) == os.SCHED_OTHER
+    finally:
+        offload.shutdown()
+
+
+def test_the_service_fits_at_the_idle_policy_unless_told_not_to(tmp_path):
+    for argv, lanes in (([], {"train"}), (["--Sizing.retrain_idle=False"], set())):
+        app = NotebookJobs()
+        app.initialize([f"--data-dir={tmp_path / str(len(argv))}", "--executor=local", *argv])
+        try:
+            assert app.offload.idle_lanes == lanes and app.sizing.offload is app.offload
+        finally:
+            app.store.close()
