@@ -65,6 +65,23 @@ async def test_a_runner_is_spawned_without_forking_the_service(tmp_path):
     assert forks == []
 
 
+@pytest.mark.parametrize("idle", [True, False])
+async def test_a_runner_is_idle_from_its_first_instruction(tmp_path, idle):
+    """With ``idle_priority`` the runner's interpreter starts at the idle policy: its start (some 50 ms of cpu a
+    job) came at the service's policy until the runner took the idle one itself. The runner's "python" here
+    reads its own policy as it starts, then is the real one."""
+    write_job(tmp_path, "print(6 * 7)")
+    seen = tmp_path / "policy"
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\ngrep '^policy' /proc/$$/sched > {seen}\nexec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    executor = LocalExecutor(runner_python=str(python), idle_priority=idle)
+    outcome = await executor.run(JobSpec(job_id="idle", workdir=tmp_path, timeout=120),
+                                 lambda event: None, lambda text: None)
+    assert outcome.status == "succeeded", outcome
+    assert int(seen.read_text().split(":")[1]) == (os.SCHED_IDLE if idle else os.SCHED_OTHER)
+
+
 def test_a_runner_whose_parent_is_gone_leaves_before_it_starts_anything(tmp_path):
     """The death signal is the runner's own to ask for: started for a parent that is not (or no longer) the
     process it has, it leaves at once (exit 4), with no event said and no kernel started."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Optional
@@ -41,6 +42,12 @@ from .streams import LogCap
 #: service's group, a terminal's ^C, does not reach the job). Python 3.10's Popen cannot make a group without
 #: running code between fork and exec (no vfork then): there the runner has a session of its own.
 RUNNER_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+
+#: the runner at the idle policy from its first instruction (``idle_priority``): ``chrt`` (util-linux) takes it and
+#: execs the runner, whose own start (the interpreter, its imports, its arguments: some 50 ms of cpu a job) ran at
+#: the service's policy until the runner took it itself, as a drain's dispatch woke the service. Without
+#: ``chrt`` the runner takes it itself, after its start.
+IDLE_LAUNCH = [shutil.which("chrt"), "--idle", "0"] if shutil.which("chrt") else []
 
 #: whether this kernel lists each task's children in /proc (CONFIG_PROC_CHILDREN); psutil finds them otherwise
 PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
@@ -177,6 +184,7 @@ class LocalExecutor(Executor):
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             # (no code runs between fork and exec, so the spawn is a vfork: the runner asks for its death signal)
+            *(IDLE_LAUNCH if self.idle_priority else []),
             self.runner_python, str(RUNNER_PATH), *spec.runner_args(), "--parent", str(os.getpid()),
             *(["--idle"] if self.idle_priority else []),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
