@@ -16,13 +16,15 @@ submitted at once, while a sixth client lists the newest 50 every 0.1 s until th
 Prints the jobs per second sustained (the middle 80 % of endings) against the floor (target: within
 2x), how many succeeded (none lost), and the listing's p99 against the same service idle after it
 (target <= 2x): the same store and the same full pages of 50 the drain listed (before the drain four of
-the five users had no job to list). The listings are told apart by when they started: during the
-submissions' intake (the drain runs meanwhile), and during the drain after the last submit, on which the
-target is judged; both are printed. And, for each, how long the service's event loop ran and how long it
-was ready but waited for a core (its main thread's ``/proc`` schedstat).
+the five users had no job to list), --idle-samples of them paced as the drain's were (a listing every 0.1 s;
+also printed: --samples of them back to back, as this bench timed the idle ones before). The listings are
+told apart by when they started: during the submissions' intake (the drain runs meanwhile), and during the
+drain after the last submit, on which the target is judged; both are printed. And, for each, how long
+the service's event loop ran and how long it was ready but waited for a core (its main thread's ``/proc``
+schedstat).
 
     .venv/bin/python -m bench.bench_load [--burst 300] [--samples 100] [--executor docker]
-    .venv/bin/python -m bench.bench_load --drain 1000 [--executor docker] [--service-args …]
+    .venv/bin/python -m bench.bench_load --drain 1000 [--idle-samples 500] [--executor docker] [--service-args …]
 """
 
 from __future__ import annotations
@@ -77,6 +79,18 @@ def timed_list(user, served: list = None) -> float:
     if served is not None:
         served.append(float(r.headers["Server-Timing"].partition("dur=")[2]))
     return elapsed
+
+
+def paced_listings(users: list, calls: list, served: list, stop) -> None:
+    """Listings of the newest 50, the ``users`` in turn, one every 0.1 s after the last answer, until ``stop()``:
+    ``calls`` gets (when each started, milliseconds), ``served`` the service's own part of each. The drain's
+    listings and the idle service's are paced alike, so that their percentiles compare the same calls."""
+    i = 0
+    while not stop():
+        at = time.perf_counter()  # (when it started: the intake's listings are told from the drain's)
+        calls.append((at, timed_list(users[i % len(users)], served)))
+        i += 1
+        time.sleep(0.1)
 
 
 def row(label: str, idle: list, load: list) -> float:
@@ -190,19 +204,11 @@ def drain(args) -> None:
               f"each): {cores} cores allow {floor:.2f} jobs/s")
 
         during, served, done = [], [], threading.Event()
-
-        def lister():
-            i = 0
-            while not done.is_set():
-                at = time.perf_counter()  # (when it started: the intake's listings are told from the drain's)
-                during.append((at, timed_list(users[i % len(users)], served)))
-                i += 1
-                time.sleep(0.1)
+        probe = threading.Thread(target=paced_listings, args=(users, during, served, done.is_set), daemon=True)
 
         def submit_all(user) -> list:
             return [timed_submit(user, i, TRIVIAL)[1] for i in range(args.drain // len(users))]
 
-        probe = threading.Thread(target=lister, daemon=True)
         loop = LoopClock(hub.service_pid())
         started = time.time()
         probe.start()
@@ -228,9 +234,11 @@ def drain(args) -> None:
         during = [ms for at, ms in during if at >= last_submit]
         jobs = {j["id"]: j for u in users for j in all_jobs(u) if j["id"] in set(ids)}
         loop()
-        idle_served = []
-        idle = [timed_list(users[i % len(users)], idle_served) for i in range(args.samples)]
+        idle, idle_served = [], []
+        paced_listings(users, idle, idle_served, lambda: len(idle) >= args.idle_samples)
+        idle = [ms for _, ms in idle]
         loop_idle = loop()
+        back_to_back = [timed_list(users[i % len(users)]) for i in range(args.samples)]
 
         statuses = {}
         for j in jobs.values():
@@ -251,8 +259,12 @@ def drain(args) -> None:
             print(f"GET /jobs?limit=50 {label} ({len(calls)} calls): p50 {percentile(calls, 50):.1f} ms  "
                   f"p99 {percentile(calls, 99):.1f} ms  max {max(calls):.1f} ms;  "
                   f"p99 /idle {percentile(calls, 99) / idle_p99:.2f}")
-        print(f"  idle after it: p50 {percentile(idle, 50):.1f} ms  p99 {idle_p99:.1f} ms;  "
-              f"p99 drain/idle {percentile(during, 99) / idle_p99:.2f}   (target <= 2, judged on the drain)")
+        print(f"  idle after it ({len(idle)} calls, paced as during the drain): p50 {percentile(idle, 50):.1f} ms  "
+              f"p99 {idle_p99:.1f} ms;  p99 drain/idle {percentile(during, 99) / idle_p99:.2f}   (target <= 2, "
+              f"judged on the drain)")
+        solid = percentile(back_to_back, 99)
+        print(f"  idle, {len(back_to_back)} calls back to back: p50 {percentile(back_to_back, 50):.1f} ms  "
+              f"p99 {solid:.1f} ms;  p99 drain/idle {percentile(during, 99) / solid:.2f}")
         for label, calls in (("during the drain", served), ("idle", idle_served)):
             print(f"  of which the service's own (Server-Timing) {label}: p50 {percentile(calls, 50):.1f} ms  "
                   f"p99 {percentile(calls, 99):.1f} ms")
@@ -281,6 +293,8 @@ def main():
     parser.add_argument("--service-args", default="", help="extra service options")
     parser.add_argument("--drain", type=int, default=0, help="drain this many trivial jobs from 5 users instead")
     parser.add_argument("--floor-jobs", type=int, default=10, help="jobs run one at a time to measure the floor")
+    parser.add_argument("--idle-samples", type=int, default=500,
+                        help="the drain's idle listings after it (paced as the drain's: 500 take a minute)")
     args = parser.parse_args()
     if args.drain:
         return drain(args)
