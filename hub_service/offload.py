@@ -109,7 +109,10 @@ def idle_worker(service_pid: int) -> None:
     """In a worker of an idle lane: :func:`die_with_parent`, and run at the idle scheduling policy (SCHED_IDLE),
     taking only the cpu nothing else wants (see ``Sizing.retrain_idle``)."""
     die_with_parent(service_pid)
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):  # (refused, or not Linux): the work is done at the service's policy
+        pass
 
 
 #: which worker runs what; anything else runs in the "model" worker
