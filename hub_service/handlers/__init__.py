@@ -1,13 +1,14 @@
 """HTTP handlers: the REST API, server-sent events and the HTML pages; see app.py for routes."""
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
-from tornado.routing import PathMatches, Rule
+from tornado.routing import PathMatches
 
 from . import admin, api, events, openapi, pages, schedules, sweeps
 
 
 def routes(prefix: str) -> list:
-    """URL patterns of the service, under its Hub prefix."""
+    """URL patterns of the service, under its Hub prefix: (pattern, handler) pairs, the pattern a :class:`Reads`
+    matcher where an upload's URL sends its GETs elsewhere."""
     j = r"(?P<job_id>[0-9a-f]{32})"
     s = r"(?P<schedule_id>[0-9a-f]{32})"
     w = r"(?P<sweep_id>[0-9a-f]{32})"
@@ -43,7 +44,7 @@ def routes(prefix: str) -> list:
     out = []
     for path, handler in api_routes:
         if getattr(handler, "reads", None):  # an upload's URL: its reads go to a handler not streamed
-            out.append(Rule(Reads(prefix + "api" + path), handler.reads))
+            out.append((Reads(prefix + "api" + path), handler.reads))
         out.append((prefix + "api" + path, handler))
     out += [
         (prefix + "oauth_callback", HubOAuthCallbackHandler),
