@@ -47,7 +47,8 @@ RUNNER_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_
 #: execs the runner, whose own start (the interpreter, its imports, its arguments: some 50 ms of cpu a job) ran at
 #: the service's policy until the runner took it itself, as a drain's dispatch woke the service. Without
 #: ``chrt`` the runner takes it itself, after its start.
-IDLE_LAUNCH = [shutil.which("chrt"), "--idle", "0"] if shutil.which("chrt") else []
+CHRT = shutil.which("chrt")
+IDLE_LAUNCH = [CHRT, "--idle", "0"] if CHRT else []
 
 #: whether this kernel lists each task's children in /proc (CONFIG_PROC_CHILDREN); psutil finds them otherwise
 PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
