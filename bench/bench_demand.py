@@ -18,6 +18,11 @@ At the end: those lines again, per family how many seeds passed and which target
 were missed how often, and a table of every policy on every family and seed.
 ``--tables`` also prints every policy's full metrics.
 
+Ours is the service's sizer as an admin runs it with ``Sizing.memory_requests =
+"advisory"``: each job's hand-set memory request is one more policy its scoreboard scores
+and serves where it earned it. The published recommenders and the rules baseline replace
+hand-set limits, as they always did; ``requested`` replays the requests alone.
+
 Jobs are dispatched as the service's dispatcher does by default: a user runs at most
 Dispatcher.per_user jobs at once (2; ``--per-user``, 0: no limit), the rest of a burst
 waits queued -- which is what lets an OOM kill re-size its still-queued siblings

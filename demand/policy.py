@@ -35,6 +35,9 @@ TIMEOUT_BUMP_RATIO = 2.0
 TIMEOUT_FLOOR = 600.0
 
 RESOURCES = ("cpu", "memory", "timeout")
+#: What a user's memory request is: the job's limit, or advice the scoreboard weighs
+#: (see demand.sizing; the service's Sizing.memory_requests).
+MEMORY_REQUESTS = ("binding", "advisory")
 
 
 def normalise_bounds(bounds: Optional[dict]) -> dict:

@@ -22,6 +22,13 @@ never below what an earlier run with no larger input peaked at (:func:`least_nee
 only on the word of the job's notebook's or user's board, not everyone's alone.
 ``basis`` keeps naming what sized cpu and time.
 
+A user's own memory request is one of the policies (``requested``). By default it is the
+job's limit whatever the boards say (``memory_requests="binding"``: the user's word), and
+is still scored, so the admin sees how well each user's requests fit. With
+``memory_requests="advisory"`` it is advice: served where the boards found that user's or
+notebook's requests within the kill budget and leaving less unused than the rest --
+people who know their jobs are trusted for them, and a request far off is not served.
+
 Whatever the basis, the rules of :mod:`demand.policy` apply -- explicit requests win,
 the hour's cpu share caps an unrequested cpu, a killed run's retry gets no less than it
 had, every value is clamped to the admin's bounds and memory never below the runner's
@@ -52,7 +59,7 @@ from .features import (LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, history_summary
                        split_params, succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .kinds import MIN_KIND_JOBS, kind_upper
-from .policy import DEFAULT_COLD_START, MB, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
+from .policy import DEFAULT_COLD_START, MB, MEMORY_REQUESTS, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
 from .recent import recent_limit
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
 
@@ -97,6 +104,11 @@ FIRST_RUN_FACTOR = 2.0
 EARLY_BUNDLE_JOBS = MIN_KIND_JOBS
 
 
+def _number(value) -> Optional[float]:
+    """A request's figure as a float, or None when it is none (or not a number)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _throttled(used: dict, allocated: dict) -> bool:
     """Whether a run used nearly all the cpu it was allocated, on average over its run."""
     cores = target_value(used, "cores")
@@ -111,7 +123,8 @@ class Sizer:
                  capacity: Optional[dict] = None, cold_start: Optional[dict] = None,
                  quantiles: Optional[dict] = None, timeout_factor: float = 2.0, min_jobs: int = MIN_JOBS,
                  memory_floor: float = RUNNER_FLOOR, timeout_floor: float = TIMEOUT_FLOOR,
-                 portfolio: bool = True, first_run_factor: float = FIRST_RUN_FACTOR):
+                 portfolio: bool = True, first_run_factor: float = FIRST_RUN_FACTOR,
+                 memory_requests: str = "binding"):
         """``safety`` is extra headroom on top of the calibrated quantiles (0.05 = 5%);
         ``capacity`` ({"cpu": cores, "memory": bytes}) enables the load factor;
         ``timeout_factor`` stretches the runtime quantile, since a long timeout reserves
@@ -124,7 +137,11 @@ class Sizer:
         always from the sizer's own default (False: every policy is still recorded and
         scored, but the rules or the model alone serve, as the replay's baselines do);
         ``first_run_factor``: a notebook's first run before the first bundle gets at least
-        this many times the default memory (FIRST_RUN_FACTOR; 1: the default alone)."""
+        this many times the default memory (FIRST_RUN_FACTOR; 1: the default alone);
+        ``memory_requests``: "binding" (a memory request is the job's limit) or "advisory"
+        (one more policy the scoreboard serves where it earned it; see the module)."""
+        if memory_requests not in MEMORY_REQUESTS:
+            raise ValueError(f"memory_requests must be one of {', '.join(MEMORY_REQUESTS)}, not {memory_requests!r}")
         self.model_dir = Path(model_dir)
         self.bounds = normalise_bounds(bounds)
         self.safety = float(safety)
@@ -137,6 +154,7 @@ class Sizer:
         self.timeout_floor = float(timeout_floor)
         self.portfolio = bool(portfolio)
         self.first_run_factor = float(first_run_factor)
+        self.memory_requests = memory_requests
         self.version: Optional[str] = None
         self.bundle: Optional[Bundle] = None
         self._meta: dict = {}
@@ -167,6 +185,9 @@ class Sizer:
             predicted, choice = self._portfolio(job, history, now, summary, predicted, basis, expected)
         safe_memory = expected.get("memory_safe")
         requested = job.get("requested") or {}
+        if self.memory_requests == "advisory":
+            # (the board weighed the memory request above: advice, not the limit)
+            requested = {k: v for k, v in requested.items() if k != "memory"}
         allocated = policy.requests_win({k: predicted[k] for k in policy.RESOURCES}, requested)
         if cpu_share is None and self.capacity and self.bundle is not None:
             cpu_share = self.load_factor(now)["cpu_per_job"]
@@ -299,7 +320,8 @@ class Sizer:
         model_serves = basis == "model"
         rules = self._rules(job, history, summary)[0]["memory"] if model_serves else predicted["memory"]
         raw = {"model": expected.get("memory_model", predicted["memory"]) if model_serves else None,
-               "rules": rules, "recent": recent_limit(history, now), "default": self.cold_start["memory"]}
+               "rules": rules, "recent": recent_limit(history, now), "default": self.cold_start["memory"],
+               "requested": _number((job.get("requested") or {}).get("memory"))}
         lo, hi = self.bounds["memory"]
         lo = min(max(lo, self.memory_floor), hi)
 
@@ -308,7 +330,9 @@ class Sizer:
 
         candidates = {p: clamped(v) for p, v in raw.items() if v is not None and math.isfinite(v)}
         served = predicted["memory"]  # (an immature model's, under the rules' floor)
-        candidates["widest"] = widest(candidates, clamped(served) if math.isfinite(served) else None,
+        # The widest is of the sizer's own estimates: a request of 16x a job's need is the
+        # user's to be trusted or not, not a reach for everyone's safety.
+        candidates["widest"] = widest({p: v for p, v in candidates.items() if p != "requested"}, clamped(served) if math.isfinite(served) else None,
                                       widest_reach(summary["memory"]))
         default = "model" if model_serves else "rules"
         own = scoreboard.tally(history, scoreboard.USER_WINDOW)
@@ -331,12 +355,13 @@ class Sizer:
             choice = scoreboard.Choice(default, choice.group, None, None,
                                        f"{default}: the sizer's default, as only all users' board, not this "
                                        f"notebook's or this user's, speaks for less (it would choose {choice.why})")
-        elif tighter and not within_seen(summary["memory"]):
+        elif tighter and choice.policy != "requested" and not within_seen(summary["memory"]):
             # A board scores a policy on the group's jobs, mostly re-runs of what it has seen;
             # on a job beyond them (a larger window, a mode or a notebook new to the user) the
             # history-based policies know nothing of it, so they may not serve below the
             # default: tightening needs evidence about this job, widening does not (teams:
-            # the rules' and recent peaks' limits killed such runs the model had sized).
+            # the rules' and recent peaks' limits killed such runs the model had sized). A
+            # request is the exception: its user typed it for this very job.
             choice = scoreboard.Choice(default, choice.group, None, None,
                                        f"{default}: the sizer's default, as this job goes beyond its notebook's "
                                        f"earlier runs (the board would choose {choice.why})")
@@ -358,6 +383,8 @@ class Sizer:
         record = {"chosen": choice.policy, "default": default, "group": choice.group,
                   "odds": None if choice.odds is None else round(choice.odds, 6),
                   "why": choice.why, "candidates": {p: int(v) for p, v in candidates.items()}}
+        if "requested" in candidates:
+            record["requests"] = self.memory_requests  # (whether the request was the limit or advice)
         return predicted, record
 
     def _rules(self, job: dict, history: list, summary: dict) -> tuple[dict, str, dict]:

@@ -28,6 +28,7 @@ _POLICY_WORDS = {
     "model": "what the demand model expects this notebook to need at most, with a margin",
     "rules": "the most your recent runs like it used, with headroom",
     "recent": "a little over your recent peaks",
+    "requested": "what you asked for",
     "default": "the admin's default",
     "widest": "the widest of the service's estimates, as smaller ones would have killed jobs like it",
 }
@@ -131,14 +132,18 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
             if most is not None and memory >= most - _SAME_MEMORY:
                 text += ", the admin's most"
             return text + "."
-    if asked is not None:
+    record = predicted.get("memory_policy")
+    advice = isinstance(record, dict) and record.get("requests") == "advisory"
+    if asked is not None and not (advice and abs(memory - asked) > _SAME_MEMORY):
         if abs(memory - asked) <= _SAME_MEMORY:
-            return f"{words} of memory: what you asked for."
+            served = _board_choice(record) if advice else None
+            return f"{words} of memory: what you asked for" + (
+                f" (your requests have done best {served[1]})." if served and served[0] == "requested" else ".")
         if memory < asked:
             return f"{words} of memory: you asked for {size_words(asked)}, more than the admin's most."
         return f"{words} of memory: you asked for {size_words(asked)}, less than any job gets."
     guess = predicted.get("memory")
-    served = _board_choice(predicted.get("memory_policy"))
+    served = _board_choice(record)
     if served is not None:
         policy, group = served
         text = f"{words} of memory: {_POLICY_WORDS[policy]} (the estimate that has done best {group})"
@@ -164,6 +169,13 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
         text += f"; raised from {size_words(guess)} to {to}"
     if note and not note.startswith(_FIRST_RUN):
         text += f" (the model could not size it: {note})"
+    if asked is not None and served is not None and served[0] == "requested":
+        bound = "more than the admin's most" if memory < asked else "less than any job gets"
+        text += f"; you asked for {size_words(asked)}, {bound}"
+    elif asked is not None:
+        # (advice: a request binds only where the admin says so, see Sizing.memory_requests)
+        text += (f"; you asked for {size_words(asked)}, which this Hub takes as advice, served once requests "
+                 f"like yours have fitted their jobs better")
     return text + "."
 
 

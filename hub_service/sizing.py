@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from demand import policy, scoreboard
-from traitlets import Any, Bool, Float, Integer, Unicode, default
+from traitlets import Any, Bool, Enum, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import offload
@@ -75,9 +75,21 @@ class Sizing(LoggingConfigurable):
         True,
         help="""Serve each job's memory limit from the policy the scoreboard trusts for its
         notebook or user (demand.scoreboard: the model, the history rules, the user's recent
-        peaks, the default, the widest -- each scored on every finished job). False: the
+        peaks, the user's request (see memory_requests), the default, the widest -- each scored
+        on every finished job). False: the
         scoreboard is kept and shown on the admin page, but the model (or the rules before
         it) always serves.""",
+    ).tag(config=True)
+    memory_requests = Enum(
+        policy.MEMORY_REQUESTS,
+        default_value="binding",
+        help="""What a user's memory request is. "binding": the job's memory limit, whatever the
+        sizer says (the request is still scored as a policy of its own, so the admin page shows
+        how well each user's requests fit). "advisory": one more policy on the scoreboard,
+        served for a user's or notebook's jobs once their requests proved within the kill
+        budget and left less memory unused than the sizer's own estimates; a request far off
+        (too small, or sixteen times the need) is not served, and a killed run's retry may go
+        past it. Without the model (use_model False) a request is the limit either way.""",
     ).tag(config=True)
 
     @default("model_dir")
@@ -102,6 +114,7 @@ class Sizing(LoggingConfigurable):
             "cold_start": {"cpu": self.cpu_default, "memory": self.memory_default, "timeout": self.timeout_default},
             "timeout_floor": self.timeout_model_floor,
             "portfolio": self.scoreboard_serves,
+            "memory_requests": self.memory_requests,
         }
 
     async def model_call(self, fn, *args):

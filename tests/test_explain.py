@@ -164,3 +164,33 @@ def test_a_first_runs_prior_reads_as_what_it_is_not_as_a_model_failure():
     assert words.startswith("4 GiB of memory: twice the admin's default, as a notebook's first run, "
                             "before enough jobs have finished to size it by."), words
     assert "model" not in words
+
+
+def test_an_advisory_request_says_whether_it_was_served_and_why():
+    """With Sizing.memory_requests = "advisory" a request is advice: when the board served it the
+    words say whose record earned it; when another policy served, they say so and that the
+    request was taken as advice -- not that it was beyond the admin's bounds."""
+    served = dict(policy_record("requested", "user"), requests="advisory")
+    words = sizing_words(resources("model", {"cpu": 1, "memory": 3 * GIB, "timeout": 600},
+                                   predicted={"memory": 3 * GIB, "timeout": 600, "memory_policy": served},
+                                   requested={"memory": 3 * GIB}), BOUNDS)
+    assert words.startswith("3 GiB of memory: what you asked for (your requests have done best for your jobs).")
+    other = dict(policy_record("recent", "notebook"), requests="advisory")
+    words = sizing_words(resources("model", {"cpu": 1, "memory": 2 * GIB, "timeout": 600},
+                                   predicted={"memory": 2 * GIB, "timeout": 600, "memory_policy": other},
+                                   requested={"memory": 3 * GIB}), BOUNDS)
+    assert words.startswith("2 GiB of memory: a little over your recent peaks (the estimate that has done best for "
+                            "this notebook); you asked for 3 GiB, which this Hub takes as advice")
+    assert "admin's most" not in words and "less than any job gets" not in words
+    # served, but beyond the admin's most: clamped, and said so
+    words = sizing_words(resources("model", {"cpu": 1, "memory": 4 * GIB, "timeout": 600},
+                                   predicted={"memory": 4 * GIB, "timeout": 600, "memory_policy": served},
+                                   requested={"memory": 8 * GIB}), BOUNDS)
+    assert words.startswith("4 GiB of memory: what you asked for (the estimate that has done best for your jobs); "
+                            "you asked for 8 GiB, more than the admin's most.")
+    # a binding request that is the limit reads as before
+    binding = dict(policy_record("model", "user"), requests="binding")
+    words = sizing_words(resources("model", {"cpu": 1, "memory": 3 * GIB, "timeout": 600},
+                                   predicted={"memory": 2 * GIB, "timeout": 600, "memory_policy": binding},
+                                   requested={"memory": 3 * GIB}), BOUNDS)
+    assert words.startswith("3 GiB of memory: what you asked for.")

@@ -68,3 +68,24 @@ def test_without_the_model_the_siblings_keep_what_they_have(tmp_path):
     first, second = queued(store, "ann", "nb-a", 1024), queued(store, "ann", "nb-a", 1024)
     killed = kill(store, first, 1024)
     assert asyncio.run(planner.resize_after_kill(killed, [store.get(second.id)])) == {}
+
+
+def test_the_admin_chooses_whether_a_memory_request_binds_or_is_advice(tmp_path):
+    """Binding (the default): a request is the job's limit, and is recorded to be scored.
+    Advisory: the request is one more policy on the board, which has no record of it yet,
+    so the sizer's default serves and the request is kept beside it to be scored."""
+    import pytest
+    from traitlets import TraitError
+
+    job = dict(FEATURES, params={"n": 1000}, user="ann", requested={"memory": 3000 * MB})
+    common = {"offload": Offload(inline=True), "memory_max": 64 * 1024 * MB}
+    binding = asyncio.run(Sizing(model_dir=str(tmp_path / "a"), **common).size(job, []))
+    assert binding["allocated"]["memory"] == 3000 * MB
+    assert binding["predicted"]["memory_policy"]["requests"] == "binding"
+    advisory = asyncio.run(Sizing(model_dir=str(tmp_path / "b"), memory_requests="advisory", **common).size(job, []))
+    record = advisory["predicted"]["memory_policy"]
+    assert record["requests"] == "advisory" and record["candidates"]["requested"] == 3000 * MB
+    # (no model yet: the rules, a notebook's first run at twice the admin's default)
+    assert record["chosen"] == "rules" and advisory["allocated"]["memory"] == record["candidates"]["rules"] == 4096 * MB
+    with pytest.raises(TraitError):
+        Sizing(memory_requests="sometimes")

@@ -2,7 +2,8 @@
 
 Every policy sees the same thing the service would: the job's features and explicit
 request when it is submitted (never its truth), and each attempt's record once that
-attempt has *ended* (``observe``). ``retrain`` is called on the service's schedule.
+attempt has *ended* (``observe``). Ours takes a memory request as advice (the service's
+``Sizing.memory_requests = "advisory"``); the recommenders replace hand-set limits. ``retrain`` is called on the service's schedule.
 Only :class:`Oracle` is handed the truth, explicitly, as the unreachable lower bound.
 
 The baselines, as published (applied per user, since notebook jobs have no replicas):
@@ -139,8 +140,10 @@ class Model(Policy):
         if model_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="demand-sim-")
             model_dir = self._tmp.name
+        # Hand-set memory requests are advice, as the service takes them with
+        # Sizing.memory_requests = "advisory" (the replay's users request for every job).
         self.sizer = Sizer(model_dir, bounds=self.bounds, capacity=capacity,
-                           cold_start=cold_start, **sizer_kw)
+                           cold_start=cold_start, **dict({"memory_requests": "advisory"}, **sizer_kw))
         self.records: list[dict] = []
         self.by_user: dict[str, list] = {}
         #: What each job's latest sizing predicted (with every policy's limit, see
@@ -169,7 +172,7 @@ class Model(Policy):
 
     def size(self, job, now, retry_of=None):
         history = self.by_user.get(job["user"], [])[-200:][::-1]
-        job = dict(job, requested={}, retry_of=retry_of)  # the recommender replaces hand-set limits
+        job = dict(job, requested=self._advice(job), retry_of=retry_of)
         out = self.sizer.size(job, history, now)
         self.predicted[job["id"]] = dict(out["predicted"], **{KEY: out.get(KEY)})  # as the service keeps it
         chosen = (out.get(KEY) or {}).get("chosen")
@@ -181,11 +184,18 @@ class Model(Policy):
     def retrain(self, now):
         self._retrain(now)
 
+    def _advice(self, job: dict) -> dict:
+        """What of a job's hand-set limits the sizer is handed: the recommender replaces
+        them, and weighs the memory request as one more policy when it takes requests as
+        advice (demand.sizing: ``memory_requests="advisory"``), nothing otherwise."""
+        memory = (job.get("requested") or {}).get("memory")
+        return {"memory": memory} if memory is not None and self.sizer.memory_requests == "advisory" else {}
+
     def resize_siblings(self, record: dict, waiting: list, now: float) -> list:
         """New allocations of the still-queued ``(request, allocation)`` of a killed job's
         user and notebook, as the service's sizer gives them (demand.sizing.Sizer.resize_siblings)."""
         history = self.by_user.get(record["user"], [])[-200:][::-1]
-        siblings = [dict(job, requested={}, allocated=dict(alloc)) for job, alloc in waiting]
+        siblings = [dict(job, requested=self._advice(job), allocated=dict(alloc)) for job, alloc in waiting]
         out = self.sizer.resize_siblings(record, siblings, history, now)
         for (job, _), sized in zip(waiting, out):
             self.predicted[job["id"]] = dict(sized["predicted"], **{KEY: sized.get(KEY)})
@@ -206,7 +216,8 @@ class Rules(Model):
         # (No bundle ever comes: a notebook's first run keeps the default, as it always had,
         # not the prior the service's sizer gives first runs only until its first bundle.)
         super().__init__(bounds, cold_start, capacity,
-                         **dict(sizer_kw, min_jobs=2**62, portfolio=False, first_run_factor=1.0))
+                         **dict(sizer_kw, min_jobs=2**62, portfolio=False, first_run_factor=1.0,
+                                              memory_requests="binding"))
 
     #: The rules baseline sizes each job once, as it always has (the floor to beat).
     resize_siblings = None

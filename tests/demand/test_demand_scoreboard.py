@@ -373,3 +373,54 @@ def test_a_notebook_clean_where_the_models_kills_gather_elsewhere_is_served_by_t
                                  {"memory": 1024.0 * MB, "cpu": 1.0, "timeout": 3600.0}, "model",
                                  {"memory_model": 1024.0 * MB, "cores": 1.0})
     assert (record["chosen"], record["group"]) == ("model", "notebook")
+
+
+def requesting(peak_mb, asked_mb, t, params=None):
+    """A finished job whose user asked for ``asked_mb``: the request scored beside the sizer's policies."""
+    record = finished(peak_mb, {"rules": 1400, "recent": 1150, "requested": asked_mb, "default": 2048,
+                                "widest": 2048}, t=t)
+    return dict(record, requested={"memory": asked_mb * MB}, **({"params": params} if params else {}))
+
+
+def test_an_advisory_request_serves_where_the_users_requests_fitted_and_is_only_advice_elsewhere(tmp_path):
+    """150 runs whose user asked for 1,050 MB and peaked at 1,000: the request never killed and
+    left less unused than any other policy, so it serves -- even a run beyond the notebook's
+    earlier ones, where a tighter history policy may not (its user typed it for that job). A
+    request from a user whose requests killed is advice not taken: the best of the rest serves."""
+    fitted = [requesting(1000, 1050, T0 - 600 * i) for i in range(150)]
+    sizer = Sizer(tmp_path / "fitted", bounds={"memory": (256 * MB, 64 * GB)}, min_jobs=10**6,
+                  memory_requests="advisory")
+    sizer.retrain(fitted, now=T0)
+    out = sizer.size(dict(job_of(T0 + 60), requested={"memory": 1050 * MB}), fitted, T0 + 60)
+    record = out[KEY]
+    assert record["chosen"] == "requested" and record["requests"] == "advisory"
+    assert out["allocated"]["memory"] == record["candidates"]["requested"] == 1050 * MB
+    beyond = dict(job_of(T0 + 60), params={"n": 1000}, requested={"memory": 3000 * MB})
+    assert sizer.size(beyond, fitted, T0 + 60)["allocated"]["memory"] == 3000 * MB
+    # The widest is of the sizer's own estimates, not a request of many times the need.
+    huge = sizer.size(dict(job_of(T0 + 60), requested={"memory": 60 * GB}), fitted, T0 + 60)[KEY]["candidates"]
+    assert huge["requested"] == 60 * GB and huge["widest"] < 60 * GB
+    # Requests that killed (900 MB for a 1,000 MB peak) are not served: the recent peaks are.
+    short = [requesting(1000, 900, T0 - 600 * i) for i in range(150)]
+    sizer = Sizer(tmp_path / "short", bounds={"memory": (256 * MB, 64 * GB)}, min_jobs=10**6,
+                  memory_requests="advisory")
+    sizer.retrain(short, now=T0)
+    out = sizer.size(dict(job_of(T0 + 60), requested={"memory": 900 * MB}), short, T0 + 60)
+    assert out[KEY]["chosen"] == "recent" and out["allocated"]["memory"] == out[KEY]["candidates"]["recent"]
+    assert out["allocated"]["memory"] > 1000 * MB
+
+
+def test_a_binding_request_is_the_limit_and_is_still_scored(tmp_path):
+    short = [requesting(1000, 900, T0 - 600 * i) for i in range(150)]
+    sizer = Sizer(tmp_path / "models", bounds={"memory": (256 * MB, 64 * GB)}, min_jobs=10**6)
+    sizer.retrain(short, now=T0)
+    assert sizer.bundle.scoreboard["requested"] == {"jobs": 150, "kills": 150, "reserved": pytest.approx(
+        sizer.bundle.scoreboard["requested"]["reserved"]), "used": pytest.approx(150 * 1000 * 100.0)}
+    out = sizer.size(dict(job_of(T0 + 60), requested={"memory": 900 * MB}), short, T0 + 60)
+    assert out["allocated"]["memory"] == 900 * MB  # the user's word
+    assert out[KEY]["candidates"]["requested"] == 900 * MB and out[KEY]["requests"] == "binding"
+    # a job with no request records no such policy, and says nothing of requests
+    plain = sizer.size(job_of(T0 + 60), short, T0 + 60)[KEY]
+    assert "requested" not in plain["candidates"] and "requests" not in plain
+    with pytest.raises(ValueError, match="memory_requests must be one of binding, advisory"):
+        Sizer(tmp_path / "other", memory_requests="sometimes")

@@ -245,3 +245,16 @@ def test_a_job_killed_at_the_most_memory_there_is_is_not_retried_to_be_killed_ag
     m = simulate([typed(row)], Doubling(), CAPACITY)
     # killed at 16, 32 and 64 GB (the replay's most): a fourth attempt would get 64 GB again
     assert m["oom_rate"] == 3 and m["failed_jobs"] == 1
+
+
+def test_the_model_replays_hand_set_memory_requests_as_advice_and_the_rules_without_them():
+    """The replay's users request for every job: the model weighs the memory request as one
+    more policy (as the service does with Sizing.memory_requests = "advisory"); the rules
+    baseline, the sizer without boards, replaces hand-set limits as it always did."""
+    from demand.replay.policies import Model, Rules
+
+    job = {"requested": {"cpu": 2.0, "memory": 3 * GB}}
+    assert Model()._advice(job) == {"memory": 3 * GB}
+    assert Model(memory_requests="binding")._advice(job) == {}
+    assert Rules()._advice(job) == {}
+    assert Model()._advice({"requested": {"cpu": 2.0}}) == {}
