@@ -141,7 +141,8 @@ class Sizer:
         ``memory_requests``: "binding" (a memory request is the job's limit) or "advisory"
         (one more policy the scoreboard serves where it earned it; see the module)."""
         if memory_requests not in MEMORY_REQUESTS:
-            raise ValueError(f"memory_requests must be one of {', '.join(MEMORY_REQUESTS)}, not {memory_requests!r}")
+            raise ValueError(f"memory_requests must be one of {', '.join(MEMORY_REQUESTS)}, "
+                             f"not {memory_requests!r}")
         self.model_dir = Path(model_dir)
         self.bounds = normalise_bounds(bounds)
         self.safety = float(safety)
@@ -332,7 +333,8 @@ class Sizer:
         served = predicted["memory"]  # (an immature model's, under the rules' floor)
         # The widest is of the sizer's own estimates: a request of 16x a job's need is the
         # user's to be trusted or not, not a reach for everyone's safety.
-        candidates["widest"] = widest({p: v for p, v in candidates.items() if p != "requested"}, clamped(served) if math.isfinite(served) else None,
+        own_estimates = {p: v for p, v in candidates.items() if p != "requested"}
+        candidates["widest"] = widest(own_estimates, clamped(served) if math.isfinite(served) else None,
                                       widest_reach(summary["memory"]))
         default = "model" if model_serves else "rules"
         own = scoreboard.tally(history, scoreboard.USER_WINDOW)

@@ -2,8 +2,9 @@
 
 Every policy sees the same thing the service would: the job's features and explicit
 request when it is submitted (never its truth), and each attempt's record once that
-attempt has *ended* (``observe``). Ours takes a memory request as advice (the service's
-``Sizing.memory_requests = "advisory"``); the recommenders replace hand-set limits. ``retrain`` is called on the service's schedule.
+attempt has *ended* (``observe``). ``retrain`` is called on the service's schedule. Ours
+takes a memory request as advice (the service's ``Sizing.memory_requests = "advisory"``);
+the recommenders replace hand-set limits.
 Only :class:`Oracle` is handed the truth, explicitly, as the unreachable lower bound.
 
 The baselines, as published (applied per user, since notebook jobs have no replicas):
@@ -217,7 +218,7 @@ class Rules(Model):
         # not the prior the service's sizer gives first runs only until its first bundle.)
         super().__init__(bounds, cold_start, capacity,
                          **dict(sizer_kw, min_jobs=2**62, portfolio=False, first_run_factor=1.0,
-                                              memory_requests="binding"))
+                                memory_requests="binding"))
 
     #: The rules baseline sizes each job once, as it always has (the floor to beat).
     resize_siblings = None
