@@ -134,16 +134,16 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
             return text + "."
     record = predicted.get("memory_policy")
     advice = isinstance(record, dict) and record.get("requests") == "advisory"
+    served = _board_choice(record)
     if asked is not None and not (advice and abs(memory - asked) > _SAME_MEMORY):
         if abs(memory - asked) <= _SAME_MEMORY:
-            served = _board_choice(record) if advice else None
             return f"{words} of memory: what you asked for" + (
-                f" (your requests have done best {served[1]})." if served and served[0] == "requested" else ".")
+                f" (your requests have done best {served[1]})." if advice and served and served[0] == "requested"
+                else ".")
         if memory < asked:
             return f"{words} of memory: you asked for {size_words(asked)}, more than the admin's most."
         return f"{words} of memory: you asked for {size_words(asked)}, less than any job gets."
     guess = predicted.get("memory")
-    served = _board_choice(record)
     if served is not None:
         policy, group = served
         text = f"{words} of memory: {_POLICY_WORDS[policy]} (the estimate that has done best {group})"
