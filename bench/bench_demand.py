@@ -28,6 +28,9 @@ Dispatcher.per_user jobs at once (2; ``--per-user``, 0: no limit), the rest of a
 waits queued -- which is what lets an OOM kill re-size its still-queued siblings
 (demand.sizing.Sizer.resize_siblings), as the service does. Without the limit every job
 of a sweep starts the moment it is submitted, and one short guess kills the whole sweep.
+A user's runs of one notebook submitted within two minutes of each other stand for a sweep:
+as the service does, its still-queued runs are sized again when its 1st, 2nd, 4th… run
+succeeds (demand.sizing.Sizer.resize_queued; lowered only where a finished run covered them).
 
 Under each line, the model's and VPA's kills and memory slack by cause (see
 demand.replay.causes: sized before any model existed, a new user, a notebook or variant

@@ -172,6 +172,10 @@ class Sizer:
 
         ``cpu_share`` is the hour's cpu per job (the load factor, as the service follows
         it); without it, and with a ``capacity``, the sizer reads it from its own forecast."""
+        return self._size(job, history, now, cpu_share)[0]
+
+    def _size(self, job: dict, history: list, now: Optional[float], cpu_share: Optional[float]) -> tuple[dict, dict]:
+        """(:meth:`size`'s sizing, the job's history summary it stood on)."""
         now = time.time() if now is None else float(now)
         # Values of a text parameter that change nothing make no new variant (demand.variants.mask).
         inert = getattr(self.bundle, "inert", None) or {}  # (bundles saved before it have none)
@@ -248,7 +252,7 @@ class Sizer:
             # Every policy's limit, the one chosen and why: the service keeps it with the
             # prediction, and the scoreboard scores it when the job ends.
             out[scoreboard.KEY] = choice
-        return out
+        return out, summary
 
     def _predict(self, job: dict, history: list, now: float, summary: dict) -> tuple[dict, str, dict]:
         """(prediction, basis, expected) before requests, retries and bounds; ``expected``
@@ -297,6 +301,45 @@ class Sizer:
             fresh["allocated"] = policy.clamp(dict(fresh["allocated"], memory=memory), self.bounds, self.memory_floor)
             fresh["resized_after_kill"] = {"job": killed.get("id"), "factor": round(factor, 3), "held": held}
             out.append(fresh)
+        return out
+
+    def resize_queued(self, queued: list, history: list, now: Optional[float] = None,
+                      cpu_share: Optional[float] = None) -> list:
+        """New sizings of a sweep's runs still queued, once some of its runs have ended: all
+        were sized at submit, before any had run, so a notebook new to its user got a first
+        run's margin on every one of them. Each is sized again as if submitted now, on
+        ``history`` as it is now (``queued``: the jobs' features with ``requested``,
+        ``retry_of`` for a queued retry, and the ``allocated`` they hold).
+
+        Its memory is raised wherever the new sizing says so, but lowered only for a run a
+        finished one covered (:func:`covered`: its configuration, every numeric parameter at
+        least as large). A run beyond them keeps what it holds: a few finished runs of a
+        backfill say nothing of a larger window or a new mode, and the sweep's later, larger
+        runs sized on them were killed (teams, seed 5: 0.66 -> 1.23% of jobs without this). One
+        sizing each, in order; ``memory_kept`` says where the held limit stood in for a
+        lower one.
+
+        Each keeps its submission's record of every policy's limit (``predicted``'s
+        :data:`demand.scoreboard.KEY`, when given): the boards score policies as they size
+        jobs at submit. Scored on limits set with the sweep's own runs already in the
+        history, the model's record looked better than it sizes a fresh job, the boards
+        trusted it more at submit, and kills rose elsewhere (teams, seed 2: 1.20 -> 1.72% of
+        jobs; with the submission's record, 1.20)."""
+        now = time.time() if now is None else float(now)
+        out = []
+        for job in queued:
+            sized, summary = self._size(dict(job), history, now, cpu_share)
+            sized.pop(scoreboard.KEY, None)
+            submitted = (job.get("predicted") or {}).get(scoreboard.KEY)
+            if submitted is not None:
+                sized[scoreboard.KEY] = submitted
+            held = float((job.get("allocated") or {}).get("memory") or 0.0)
+            if math.isfinite(held) and sized["allocated"]["memory"] < held and not covered(summary["memory"]):
+                sized["memory_kept"] = {"held": held, "sized": sized["allocated"]["memory"]}
+                sized["allocated"] = dict(sized["allocated"], memory=held)
+                sized["predicted"]["memory"] = held
+                sized["predicted"].pop("memory_kill_odds", None)  # (the odds were for the lower limit)
+            out.append(sized)
         return out
 
     def default_policy(self) -> str:
@@ -642,6 +685,18 @@ def within_seen(summary: dict) -> bool:
     points = summary.get("points") or []
     own = summary.get("params") or {}
     return bool(points) and all(any(k in p and own[k] <= p[k] + 1e-9 for p, _, _ in points) for k in own)
+
+
+def covered(summary: dict) -> bool:
+    """Whether an earlier run of the job's configuration had every numeric parameter at least
+    the job's (``summary``: one target's history_summary): usage grows with the input, so
+    that run's peak bounds this one's, up to noise. Stricter than :func:`within_seen`, which
+    takes each parameter's largest from any run (a run with the most rows and another with
+    the most columns do not cover one with both)."""
+    if summary.get("level") != LEVEL_CONFIG:
+        return False
+    own = summary.get("params") or {}
+    return any(all(k in p and own[k] <= p[k] + 1e-9 for k in own) for p, _, _ in summary.get("points") or [])
 
 
 def least_need(summary: dict) -> float:

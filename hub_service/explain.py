@@ -132,9 +132,17 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
             if most is not None and memory >= most - _SAME_MEMORY:
                 text += ", the admin's most"
             return text + "."
+    resized = predicted.get("resized_after_runs")
+    if resized and isinstance(predicted.get("memory_kept"), dict):
+        # (demand.sizing.Sizer.resize_queued: never lowered beyond what the sweep's finished runs covered)
+        which = ("the one run of its sweep that had succeeded by then did not have" if resized == 1 else
+                 f"none of the {resized} runs of its sweep that had succeeded by then had")
+        return f"{words} of memory: what it was given when its sweep was submitted, as {which} parameters as " \
+               f"large as its own."
     record = predicted.get("memory_policy")
     advice = isinstance(record, dict) and record.get("requests") == "advisory"
-    served = _board_choice(record)
+    # (a sweep's run sized again keeps its submission's record, which the scoreboard scores: the basis speaks)
+    served = None if resized else _board_choice(record)
     if asked is not None and not (advice and abs(memory - asked) > _SAME_MEMORY):
         if abs(memory - asked) <= _SAME_MEMORY:
             return f"{words} of memory: what you asked for" + (
@@ -176,6 +184,8 @@ def _memory_words(memory, kind, note, requested, predicted, bounds, retry) -> st
         # (advice: a request binds only where the admin says so, see Sizing.memory_requests)
         text += (f"; you asked for {size_words(asked)}, which this Hub takes as advice, served once requests "
                  f"like yours have fitted their jobs better")
+    if resized:
+        text += f"; sized again once {'one run' if resized == 1 else f'{resized} runs'} of its sweep had succeeded"
     return text + "."
 
 

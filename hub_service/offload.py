@@ -51,6 +51,10 @@ def resize_siblings(model_dir: str, policy: dict, killed: dict, siblings: list, 
     return _sizer(model_dir, policy).resize_siblings(killed, siblings, history)
 
 
+def resize_queued(model_dir: str, policy: dict, queued: list, history: list, cpu_share=None) -> list:
+    return _sizer(model_dir, policy).resize_queued(queued, history, cpu_share=cpu_share)
+
+
 def retrain(model_dir: str, policy: dict, history: list) -> dict:
     return _sizer(model_dir, policy).retrain(history)
 

@@ -93,14 +93,17 @@ class DemandPlanner(LoggingConfigurable):
         return {j.id: s for j, s in zip(sibs, sizings)}
 
     async def resize_queued(self, user: str, queued: list, cpu_share=None) -> dict:
-        """New sizings ``{job id: sizing}`` for queued jobs of ``user``, each given with what it
-        asks for and the killed run it retries, if it is a retry (``[(job, requested, retry_of)]``),
-        sized as each would be if it were submitted now: on the user's history as it is now (a
-        sweep's runs, once some of them have ended)."""
+        """New sizings ``{job id: sizing}`` for queued jobs of ``user`` (a sweep's runs, once some
+        of them have ended), each given with what it asks for and the killed run it retries, if
+        it is a retry (``[(job, requested, retry_of)]``): sized as each would be if it were
+        submitted now, on the user's history as it is now, but lowered only within what the
+        finished runs covered (demand.sizing.Sizer.resize_queued)."""
         history = await user_history(self.store, user, self.sizing.history_limit)
-        return {job.id: await self.sizing.size(dict(job.features or {}, user=user, requested=requested), history,
-                                               retry_of=retry, cpu_share=cpu_share)
-                for job, requested, retry in queued}
+        records = [dict(job.features or {}, user=user, requested=requested, retry_of=retry,
+                        allocated=dict(job.allocated or {}), predicted=dict(job.predicted or {}))
+                   for job, requested, retry in queued]
+        sizings = await self.sizing.resize_queued(records, history, cpu_share=cpu_share)
+        return {job.id: s for (job, _, _), s in zip(queued, sizings)}
 
     async def load_loop(self) -> None:
         """Follow the hour-of-week load forecast: how much cpu a job may take, how many run."""

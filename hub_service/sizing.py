@@ -25,7 +25,7 @@ def recorded(sizing: dict) -> dict:
     """What a job keeps as its prediction: the sizer's figures, with which policy set its
     memory limit and why, every policy's limit (what the scoreboard scores it on when it
     ends, see demand.scoreboard), and a burst's re-sizing after a sibling's kill."""
-    extra = {k: sizing[k] for k in (scoreboard.KEY, "resized_after_kill") if sizing.get(k) is not None}
+    extra = {k: sizing[k] for k in (scoreboard.KEY, "resized_after_kill", "memory_kept") if sizing.get(k) is not None}
     return dict(sizing.get("predicted") or {}, **extra)
 
 
@@ -147,6 +147,29 @@ class Sizing(LoggingConfigurable):
         allocated = dict(out["allocated"], memory=int(out["allocated"]["memory"]), gpu=int(requested.get("gpu", 0)))
         return {"predicted": recorded(out), "allocated": allocated, "basis": out["basis"]}
 
+    async def resize_queued(self, queued: list, history: list, cpu_share: Optional[float] = None) -> list:
+        """New sizings of a sweep's queued runs, one ``{"predicted", "allocated", "basis"}``
+        each, in order: each sized as if submitted now, its memory lowered only within what
+        the finished runs covered (see demand.sizing.Sizer.resize_queued). ``queued``: job
+        records as the sizer reads them (features, ``requested``, ``retry_of``, ``allocated``).
+        Empty when the model is off or the sizer fails: the runs keep what they have."""
+        if not self.use_model or not queued:
+            return []
+        try:
+            out = await self.model_call(offload.resize_queued, queued, history, cpu_share)
+        except Exception:  # a sweep left as it was sized is no worse than before
+            self.log.exception("demand model failed to re-size the queued runs of a sweep")
+            return []
+        return self._sizings(out, queued)
+
+    def _sizings(self, out: list, jobs: list) -> list:
+        """The sizer's answers for ``jobs`` as the service stores them (memory in whole bytes,
+        the gpus each asked for)."""
+        return [{"predicted": recorded(o), "basis": o["basis"],
+                 "allocated": dict(o["allocated"], memory=int(o["allocated"]["memory"]),
+                                   gpu=int((j.get("requested") or {}).get("gpu", 0)))}
+                for o, j in zip(out, jobs)]
+
     async def resize_siblings(self, killed: dict, siblings: list, history: list) -> list:
         """New sizings of an OOM-killed job's still-queued siblings (the same user's jobs of
         the same notebook, queued with it and sized by the same guess), one
@@ -162,7 +185,4 @@ class Sizing(LoggingConfigurable):
         except Exception:  # a burst left as it was is no worse than before
             self.log.exception("demand model failed to re-size the queued siblings of job %s", killed.get("id"))
             return []
-        return [{"predicted": recorded(o), "basis": o["basis"],
-                 "allocated": dict(o["allocated"], memory=int(o["allocated"]["memory"]),
-                                   gpu=int((s.get("requested") or {}).get("gpu", 0)))}
-                for o, s in zip(out, siblings)]
+        return self._sizings(out, siblings)

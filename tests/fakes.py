@@ -18,7 +18,7 @@ from typing import Optional
 
 import nbformat
 
-from hub_service.executors.base import Executor, JobSpec, Outcome, decide_outcome, maybe_await
+from hub_service.executors.base import Executor, JobSpec, Outcome, Usage, decide_outcome, maybe_await
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Script:
     error: Optional[Exception] = None
     #: how many of its runs come back before they began (a node gone): failed, and to be queued again
     lost_before_start: int = 0
+    #: what the run reports it used when it ends (none by default)
+    used: Optional[Usage] = None
 
 
 class FakeExecutor(Executor):
@@ -127,7 +129,7 @@ class FakeExecutor(Executor):
                     break
             self._write_output(spec)
             await maybe_await(on_event(final))
-            return decide_outcome(final, 0 if final["status"] == "succeeded" else 1)
+            return decide_outcome(final, 0 if final["status"] == "succeeded" else 1, used=script.used)
         finally:
             self._go.pop(spec.job_id, None)
             self._cancelled.discard(spec.job_id)

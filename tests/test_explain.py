@@ -194,3 +194,21 @@ def test_an_advisory_request_says_whether_it_was_served_and_why():
                                    predicted={"memory": 2 * GIB, "timeout": 600, "memory_policy": binding},
                                    requested={"memory": 3 * GIB}), BOUNDS)
     assert words.startswith("3 GiB of memory: what you asked for.")
+
+
+def test_a_sweeps_run_sized_again_says_so_and_why_it_kept_its_limit():
+    """demand.sizing.Sizer.resize_queued: a queued run of a sweep is sized again as its runs succeed,
+    keeping its submission's record of every policy's limit; lowered only where finished runs covered it."""
+    record = policy_record("recent", "user")  # (the submission's: the basis says what sized it now)
+    again = sizing_words(resources("model", {"cpu": 1, "memory": GIB, "timeout": 600},
+                                   predicted={"memory": GIB, "timeout": 600, "memory_policy": record,
+                                              "resized_after_runs": 2}), BOUNDS)
+    assert again.startswith("1 GiB of memory: what the demand model expects this notebook to need at most, with a "
+                            "margin; sized again once 2 runs of its sweep had succeeded."), again
+    assert "recent peaks" not in again
+    kept = sizing_words(resources("model", {"cpu": 1, "memory": 4 * GIB, "timeout": 600},
+                                  predicted={"memory": 4 * GIB, "timeout": 600, "memory_policy": record,
+                                             "resized_after_runs": 1,
+                                             "memory_kept": {"held": 4 * GIB, "sized": GIB}}), BOUNDS)
+    assert kept.startswith("4 GiB of memory: what it was given when its sweep was submitted, as the one run of its "
+                           "sweep that had succeeded by then did not have parameters as large as its own."), kept

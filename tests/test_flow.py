@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from hub_service.dispatch import Dispatcher
-from hub_service.executors.base import Outcome
+from hub_service.executors.base import Outcome, Usage
 from hub_service.intake import Bundle, IntakeError
 from hub_service.jobs import JobManager
 from hub_service.offload import Offload
@@ -262,6 +262,42 @@ async def test_a_queued_retry_in_a_sweep_keeps_its_retry_size_when_the_sweep_is_
             await asyncio.sleep(0.01)
         assert again.predicted["resized_after_runs"] == 1 and again.status == "queued"
         assert again.allocated["timeout"] >= 2 * killed.allocated["timeout"], (killed.allocated, again.allocated)
+    finally:
+        await manager.stop()
+        store.close()
+
+
+async def test_a_sweeps_run_beyond_its_finished_runs_keeps_its_memory_and_its_submissions_record(tmp_path):
+    """Sized again once its sweep's first run succeeded, a queued run with a larger parameter than any
+    finished one is not lowered (they say nothing of it), and keeps the record of every policy's limit made
+    at its submission: the scoreboard judges policies as they size jobs at submit."""
+    store = Store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    sizing = Sizing(offload=Offload(inline=True), model_dir=str(tmp_path / "models"))
+    manager = JobManager(store=store, artifacts=Artifacts(tmp_path / "data"), executor=FakeExecutor(),
+                         dispatcher=Dispatcher(cpu=8.0, memory=64 << 30, max_running=2, per_user=1),
+                         sizing=sizing, planner=DemandPlanner(store=store, sizing=sizing))
+    try:
+        with store.session() as s:
+            s.add(Sweep(id="w" * 32, user="alice", grid={"parameters": {"n": [1, 5]}}, size=2, created_ts=0.0))
+            s.commit()
+        run = dataclasses.replace(request(), sweep_id="w" * 32)
+        first = await manager.submit(dataclasses.replace(run, parameters={"n": 1}))
+        larger = await manager.submit(dataclasses.replace(run, parameters={"n": 5}))
+        manager.executor.scripts[first.id] = Script(used=Usage(peak_memory=200 << 20, cpu_seconds=5.0,
+                                                               wall_seconds=10.0))
+        assert manager.dispatch_once() == [first.id]
+        assert (await ended(manager, first.id)).status == "succeeded"
+        for _ in range(500):
+            again = store.get(larger.id)
+            if again.predicted.get("resized_after_runs"):
+                break
+            await asyncio.sleep(0.01)
+        assert again.predicted["resized_after_runs"] == 1 and again.status == "queued"
+        # (a notebook's first run had twice the default; a run of it now, the default: not for this one)
+        assert again.allocated["memory"] == larger.allocated["memory"], (larger.allocated, again.allocated)
+        assert again.predicted["memory_kept"]["held"] == larger.allocated["memory"] > again.predicted[
+            "memory_kept"]["sized"]
+        assert again.predicted["memory_policy"] == larger.predicted["memory_policy"]
     finally:
         await manager.stop()
         store.close()

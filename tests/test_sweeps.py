@@ -542,6 +542,10 @@ def test_a_sweeps_queued_runs_are_sized_again_once_its_first_run_has_succeeded(h
         assert now["status"] == "queued", now["status"]
         assert now["resources"]["predicted"]["resized_after_runs"] == 1, now["resources"]
         assert "resized_after_runs" not in third["resources"]["predicted"]  # (sized at submit, before any ended)
+        # i = 2 is beyond the one finished run (i = 0): sized again, its memory may rise, never fall
+        assert now["resources"]["allocated"]["memory"] >= third["resources"]["allocated"]["memory"], now["resources"]
+        kept = now["resources"]["predicted"].get("memory_kept")
+        assert kept is None or kept["held"] == third["resources"]["allocated"]["memory"] > kept["sized"], kept
     finally:
         alice.post(f"jobs/{sleeper}/cancel")
     assert alice.wait(third["id"])["status"] == "succeeded"

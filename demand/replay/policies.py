@@ -202,6 +202,18 @@ class Model(Policy):
             self.predicted[job["id"]] = dict(sized["predicted"], **{KEY: sized.get(KEY)})
         return [sized["allocated"] for sized in out]
 
+    def resize_queued(self, waiting: list, now: float) -> list:
+        """New allocations of a sweep's still-queued ``(request, allocation)`` once some of its
+        runs have succeeded, as the service's sizer gives them (demand.sizing.Sizer.resize_queued).
+        A sweep is one user's."""
+        history = self.by_user.get(waiting[0][0]["user"], [])[-200:][::-1]
+        out = self.sizer.resize_queued([dict(job, requested=self._advice(job), allocated=dict(alloc),
+                                             predicted=self.predicted.get(job["id"], {}))
+                                        for job, alloc in waiting], history, now)
+        for (job, _), sized in zip(waiting, out):
+            self.predicted[job["id"]] = dict(sized["predicted"], **{KEY: sized.get(KEY)})
+        return [sized["allocated"] for sized in out]
+
     def phase(self):
         """``no-model`` while no model serves (the rules size every job), else None."""
         return "no-model" if self.sizer.bundle is None or self.sizer.bundle.model is None else None
@@ -221,7 +233,7 @@ class Rules(Model):
                                 memory_requests="binding"))
 
     #: The rules baseline sizes each job once, as it always has (the floor to beat).
-    resize_siblings = None
+    resize_siblings = resize_queued = None
 
     def retrain(self, now):
         """Never: the rules learn nothing."""

@@ -24,6 +24,10 @@ behind it, so the rules are strict and the same for every policy:
   OOM-killed, a policy that can (``resize_siblings``, as the service's sizer does) sizes
   the still-queued jobs of the same user and notebook again from the kill: a burst
   sized before any of its runs ended does not hit the same wall one job at a time.
+* A user's runs of one notebook, each submitted within SWEEP_GAP of the one before, stand
+  for a sweep (the trace has no sweep id). As the service does, when a sweep's 1st, 2nd,
+  4th, 8th… run succeeds, a policy that can (``resize_queued``) sizes its still-queued
+  first attempts again on the records as they are then.
 * Slack counts every reserved byte-second (core-second) not used at peak by a
   successful attempt: what a killed attempt reserved is all waste.
 
@@ -51,6 +55,8 @@ from .policies import POLICIES, REPLAY_BOUNDS, Known, NoiseAware, Oracle
 from .trace import HIDDEN, SPIKE_PROBABILITY, SPIKE_RANGE
 
 MAX_ATTEMPTS = 5
+#: Seconds between two submissions of one user's notebook that make them runs of one sweep.
+SWEEP_GAP = 120.0
 _END, _RETRAIN, _SUBMIT = 0, 1, 2  # at equal times, ends are seen before decisions
 
 
@@ -113,6 +119,8 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             push(t0 + k * retrain_hours * 3600, _RETRAIN, None)
 
     requests = [_request(i, r) for i, r in enumerate(rows)]
+    sweep = _sweeps(requests)
+    sweep_succeeded: dict = {}
     queue: list[tuple[int, dict, float]] = []  # (job index, allocation, enqueued at), by index
     free = {"cpu": cap_cpu, "memory": cap_mem}
     running: dict = {}  # user -> attempts running
@@ -121,7 +129,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
     waited = np.zeros(n)
     done_at = np.full(n, np.nan)
     kills = {"oom_killed": 0, "timeout": 0}
-    counts = {"nonfinite": 0, "resized": 0}
+    counts = {"nonfinite": 0, "resized": 0, "resized_in_sweep": 0}
     acc = {"mem_reserved": 0.0, "mem_used": 0.0, "cpu_reserved": 0.0, "cpu_used": 0.0}
     decide_s = 0.0
     evidence = Evidence()
@@ -208,6 +216,24 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         for (pos, k, _), alloc in zip(waiting, sized):
             queue[pos] = (k, admit({key: alloc[key] for key in ("cpu", "memory", "timeout")}), queue[pos][2])
 
+    def resize_sweep(i, now):
+        """At its sweep's 1st, 2nd, 4th… success, size the sweep's still-queued first attempts again."""
+        nonlocal decide_s
+        again = getattr(policy, "resize_queued", None)
+        done = sweep_succeeded[sweep[i]] = sweep_succeeded.get(sweep[i], 0) + 1
+        if again is None or done & (done - 1):
+            return
+        waiting = [(pos, k, alloc) for pos, (k, alloc, _) in enumerate(queue)
+                   if attempts[k] == 0 and sweep[k] == sweep[i]]
+        if not waiting:
+            return
+        start = time.perf_counter()
+        sized = again([(requests[k], alloc) for _, k, alloc in waiting], now)
+        decide_s += time.perf_counter() - start
+        counts["resized_in_sweep"] += len(waiting)
+        for (pos, k, _), alloc in zip(waiting, sized):
+            queue[pos] = (k, admit({key: alloc[key] for key in ("cpu", "memory", "timeout")}), queue[pos][2])
+
     def dispatch(now):
         k = 0
         while k < len(queue):
@@ -241,6 +267,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
             if reason is None:
                 done_at[i] = now
                 evidence.observe(record)
+                resize_sweep(i, now)
             else:
                 kills[reason] += 1
                 by_cause[cause[i]]["kills"] += 1
@@ -271,6 +298,7 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
         "decide_ms": 1000 * decide_s / max(int(attempts.sum()), 1),
         "nonfinite": counts["nonfinite"],
         "resized_after_kill": counts["resized"],
+        "resized_in_sweep": counts["resized_in_sweep"],
         # Per cause: first attempts, kills, and the share of all reserved byte-seconds
         # left unused by its attempts (the shares add up to mem_slack).
         "by_cause": {c: {"jobs": v["jobs"], "kills": v["kills"],
@@ -279,6 +307,19 @@ def simulate(rows: list, policy, capacity: dict, bounds: Optional[dict] = None,
                      for c, v in by_cause.items() if v["jobs"] or v["kills"] or v["mem_reserved"]},
         **{k: v for k, v in getattr(policy, "checks", {}).items()},
     }
+
+
+def _sweeps(requests: list) -> list:
+    """Each job's sweep: the index of its first run. A job is a run of the sweep of the
+    same user's previous submission of its notebook when that came at most SWEEP_GAP before."""
+    sweep, last = [], {}
+    for i, job in enumerate(requests):
+        key = (job["user"], signature(job))
+        prev = last.get(key)
+        sweep.append(sweep[prev] if prev is not None and job["submit_time"] - requests[prev]["submit_time"]
+                     <= SWEEP_GAP else i)
+        last[key] = i
+    return sweep
 
 
 def plot(results: dict, path: str) -> None:

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from demand.forecast import evaluate
 from demand.replay.policies import REPLAY_BOUNDS, Policy
@@ -258,3 +259,52 @@ def test_the_model_replays_hand_set_memory_requests_as_advice_and_the_rules_with
     assert Model(memory_requests="binding")._advice(job) == {}
     assert Rules()._advice(job) == {}
     assert Model()._advice({"requested": {"cpu": 2.0}}) == {}
+
+
+class Sweeper(Policy):
+    """Sizes every first attempt at 4 GB; re-sizes the queued runs of a sweep it is shown to 1.5 GB."""
+
+    name = "sweeper"
+
+    def __init__(self):
+        super().__init__()
+        self.shown = []
+
+    def size(self, job, now, retry_of=None):
+        return {"cpu": 1.0, "memory": 4 * GB, "timeout": 3600}
+
+    def resize_queued(self, waiting, now):
+        self.shown.append([job["id"] for job, _ in waiting])
+        return [dict(alloc, memory=1.5 * GB) for _, alloc in waiting]
+
+
+def test_a_sweeps_queued_runs_are_resized_at_its_first_second_and_fourth_success():
+    rows = _burst_rows()  # ann's six runs (1 GB each) queued within seconds, and ben's one
+    policy = Sweeper()
+    m = simulate(rows, policy, CAPACITY, per_user=2)
+    # two run at a time: at the 1st success four of ann's wait (not ben's, index 4), at the 2nd three,
+    # at the 4th the last one; the 3rd and 5th re-size nothing
+    assert policy.shown == [[2, 3, 5, 6], [3, 5, 6], [6]]
+    assert m["resized_in_sweep"] == 8 and m["oom_rate"] == 0.0
+    # what was re-sized is what ran: 4 GB for the first two runs and ben's, 1.5 GB for the rest
+    assert m["mem_slack"] == pytest.approx(1 - 7 * 1000 / (3 * 4096 + 4 * 1536), rel=1e-9)
+
+
+def test_a_sweep_is_one_users_runs_of_one_notebook_each_within_two_minutes_of_the_one_before():
+    from demand.replay.simulate import SWEEP_GAP, _sweeps
+
+    job = {"user": "ann", "code_cells": 5, "source_bytes": 500, "imports": ["pandas"], "params": {}}
+    times = [0, 60, 60 + SWEEP_GAP, 61 + 2 * SWEEP_GAP, 62 + 2 * SWEEP_GAP]
+    jobs = [dict(job, submit_time=t) for t in times]
+    jobs.insert(2, dict(job, user="ben", submit_time=61))  # another user's
+    jobs.insert(3, dict(job, source_bytes=501, submit_time=62))  # another notebook
+    assert _sweeps(jobs) == [0, 0, 2, 3, 0, 5, 5]
+
+
+def test_the_replays_model_resizes_a_sweeps_queued_runs_and_the_rules_baseline_does_not():
+    from bench.families import FAMILIES
+
+    rows = [typed(r) for r in FAMILIES["sweeps"](days=4, users=6, seed=1)]
+    model, rules = (simulate(rows, make_policy(name, rows, REPLAY_BOUNDS, CAPACITY), CAPACITY, per_user=2)
+                    for name in ("model", "rules"))
+    assert model["resized_in_sweep"] > 0 and rules["resized_in_sweep"] == 0

@@ -602,3 +602,41 @@ def test_an_immature_models_quoted_odds_are_no_lower_than_its_window_can_show(tm
     ann = [h for h in history if h["user"] == "ann"][::-1]
     for job, mine in ((_job(n_rows=3000), ann), (_job(user="zed", imports=["polars"], code_cells=7), [])):
         assert model.predict(job, history_summary(job, mine), None)["memory_kill_odds"] >= 1 / (n + 1)
+
+
+def test_a_sweeps_queued_runs_are_lowered_only_within_what_its_finished_runs_covered(tmp_path):
+    """Re-sized after some of its runs ended, a sweep's queued run that re-runs what they covered gets
+    what a submission now would; one beyond them keeps what it holds, or more, never less."""
+    sizer = Sizer(tmp_path, BOUNDS)
+    history = [_done(i, n_rows=1000, peak_mb=110) for i in range(3)][::-1]
+    held = {"cpu": 1.0, "memory": 4 * GB, "timeout": 3600}
+    submitted = {"memory_policy": {"chosen": "widest", "candidates": {"widest": 4 * GB}}}  # (its submission's)
+    seen, beyond, short = sizer.resize_queued(
+        [_job(n_rows=1000, allocated=held, predicted=submitted), _job(n_rows=100_000, allocated=held),
+         _job(n_rows=100_000, allocated=dict(held, memory=300 * MB))], history, now=1_700_100_000)
+    fresh = sizer.size(_job(n_rows=100_000), history, now=1_700_100_000)["allocated"]["memory"]
+    assert 300 * MB < fresh < 4 * GB  # (what a submission now would get beyond the runs: less than held)
+    assert seen["allocated"]["memory"] == sizer.size(_job(n_rows=1000), history, now=1_700_100_000)[
+        "allocated"]["memory"] < 1 * GB and "memory_kept" not in seen
+    assert beyond["allocated"]["memory"] == 4 * GB
+    assert beyond["memory_kept"] == {"held": 4 * GB, "sized": fresh}
+    assert short["allocated"]["memory"] == fresh and "memory_kept" not in short  # raised anywhere
+    # the scoreboard scores each on its submission's record, never on one made with its sweep's runs known
+    assert seen["memory_policy"] == submitted["memory_policy"]
+    assert "memory_policy" not in beyond and "memory_policy" not in short
+    for out in (seen, beyond, short):
+        _within(out["allocated"])
+
+
+def test_a_run_is_covered_only_by_one_earlier_run_at_least_as_large_in_every_parameter():
+    from demand.sizing import covered, within_seen
+
+    def run(i, **params):
+        return dict(_done(i), params=params)
+
+    history = [run(1, rows=10, cols=1), run(0, rows=1, cols=10)]
+    both = dict(_job(), params={"rows": 10, "cols": 10})
+    summary = history_summary(both, history, 1_700_100_000)["memory"]
+    assert within_seen(summary) and not covered(summary)  # (each parameter seen, never together)
+    small = history_summary(dict(_job(), params={"rows": 5, "cols": 1}), history, 1_700_100_000)["memory"]
+    assert covered(small)
