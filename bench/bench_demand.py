@@ -2,6 +2,7 @@
 
     python -m bench.bench_demand [--families habits sweeps shared edits teams] [--seeds 1 2 3 4 5]
                                  [--days 28] [--users 50] [--per-user 2] [--plot-dir DIR] [--tables] [--json FILE]
+                                 [--shifts N]
     python -m bench.bench_demand --merge FILE...   # the summaries of runs made side by side
 
 Each family (see bench/families) is generated on assumptions of its own; the model is
@@ -16,7 +17,11 @@ sizings were non-finite (any policy), how many the model could not give (the rul
 sized them), how many fits were rejected, and PASS or MISS with the targets missed.
 At the end: those lines again, per family how many seeds passed and which targets
 were missed how often, and a table of every policy on every family and seed.
-``--tables`` also prints every policy's full metrics.
+``--tables`` also prints every policy's full metrics. ``--shifts N`` replays the model N
+more times with its periodic retraining moved by 1..N minutes and prints the range of its
+kills and slack: a retraining a minute later sizes a few jobs otherwise, and that moves
+later kills, boards and retrainings, so a change to the sizer that moves a trace's numbers
+by less than this range has not been shown to move them at all.
 
 Ours is the service's sizer as an admin runs it with ``Sizing.memory_requests =
 "advisory"``: each job's hand-set memory request is one more policy its scoreboard scores
@@ -75,8 +80,8 @@ import time
 
 from bench.families import FAMILIES
 from demand.policy import GB
-from demand.replay.policies import POLICIES
-from demand.replay.simulate import format_causes, format_table, plot, run
+from demand.replay.policies import POLICIES, REPLAY_BOUNDS
+from demand.replay.simulate import format_causes, format_table, make_policy, plot, run, simulate
 from demand.replay.trace import HIDDEN, typed
 from hub_service.dispatch import Dispatcher
 
@@ -103,6 +108,24 @@ HEAD = (f"{'family':<7} {'seed':>4} {'jobs':>5} {'kill% model':>11} {'kill% vpa'
 def subject(res: dict) -> str:
     """The policy judged: the model, or the first policy replayed besides VPA when it was not."""
     return "model" if "model" in res else next(n for n in res if n != "vpa")
+
+
+def shifted(rows: list, capacity: dict, per_user, shifts: int) -> dict:
+    """The model's kills and memory slack replayed again with its periodic retraining moved by
+    1, 2 … ``shifts`` minutes: a change that should not matter, whose spread is what any
+    comparison of two sizers on one trace must beat (a retraining a minute later sizes a few
+    jobs otherwise, which moves later kills, boards and retrainings)."""
+    runs = [simulate(rows, make_policy("model", rows, REPLAY_BOUNDS, capacity), capacity,
+                     retrain_hours=6.0 + k / 60, per_user=per_user) for k in range(1, shifts + 1)]
+    return {"kills": [round(m["kill_rate"] * m["jobs"]) for m in runs], "mem_slack": [m["mem_slack"] for m in runs]}
+
+
+def shifted_line(res: dict, noise: dict) -> str:
+    m = res["model"]
+    kills, slack = noise["kills"], noise["mem_slack"]
+    return (f"  model with its retraining moved by 1-{len(kills)} min: kills {min(kills)}-{max(kills)} "
+            f"(this run {round(m['kill_rate'] * m['jobs'])}), slack {min(slack):.3f}-{max(slack):.3f} "
+            f"(this run {m['mem_slack']:.3f})")
 
 
 def missed_targets(res: dict) -> list[tuple[str, str]]:
@@ -202,6 +225,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write all results to this file")
     parser.add_argument("--policies", nargs="+", metavar="NAME",
                         help="replay only these (default: all; VPA always, as the yardstick)")
+    parser.add_argument("--shifts", type=int, default=0, metavar="N",
+                        help="also replay the model N more times, its periodic retraining moved by 1..N minutes: "
+                             "the noise any comparison of two sizers on one trace must beat")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="run nothing: print the summaries of earlier runs' --json files (say, one per "
                              "family and seed, run side by side)")
@@ -230,8 +256,8 @@ def main(argv=None) -> int:
             names = list(POLICIES) + ([BOUND, BLIND] if rows and all(HIDDEN in r for r in rows) else [])
             if args.policies:
                 names = [n for n in names if n in args.policies or n == "vpa"]
-            out = run(rows, names, {"cpu": args.cpus, "memory": args.memory_gb * GB},
-                      per_user=args.per_user or None)
+            capacity = {"cpu": args.cpus, "memory": args.memory_gb * GB}
+            out = run(rows, names, capacity, per_user=args.per_user or None)
             res = out["policies"]
             everything[f"{family}/{seed}"] = {"jobs": len(rows), "seconds": time.time() - start,
                                               "per_user": args.per_user or None, "policies": res}
@@ -242,6 +268,10 @@ def main(argv=None) -> int:
                 plot(res, os.path.join(args.plot_dir, f"demand_{family}_seed{seed}.png"))
             print(summary_line(family, seed, len(rows), res, time.time() - start), flush=True)
             print(format_causes(res), flush=True)
+            if args.shifts and "model" in res:
+                noise = shifted(rows, capacity, args.per_user or None, args.shifts)
+                everything[f"{family}/{seed}"]["shifted"] = noise
+                print(shifted_line(res, noise), flush=True)
             if args.json:  # after every trace, so that a long run stopped early keeps what it did
                 with open(args.json, "w") as f:
                     json.dump(everything, f, indent=1, default=float)

@@ -35,3 +35,20 @@ def test_runs_replayed_under_other_per_user_limits_do_not_merge(tmp_path, capsys
         assert "--per-user" in str(exc)
     else:
         raise AssertionError("runs of other --per-user limits merged")
+
+
+def test_shifts_replay_the_model_again_with_its_retraining_moved_and_print_the_range(tmp_path, capsys, monkeypatch):
+    schedules, simulate = [], bench_demand.simulate
+    monkeypatch.setattr(bench_demand, "simulate", lambda *a, **kw: (schedules.append(kw["retrain_hours"]),
+                                                                   simulate(*a, **kw))[1])
+    out = tmp_path / "out.json"
+    bench_demand.main(["--families", "sweeps", "--seeds", "1", "--days", "3", "--users", "6",
+                       "--policies", "model", "--shifts", "2", "--json", str(out)])
+    replay = json.loads(out.read_text())["sweeps/1"]
+    noise, model = replay["shifted"], replay["policies"]["model"]
+    assert len(noise["kills"]) == len(noise["mem_slack"]) == 2
+    assert all(0.0 < s < 1.0 for s in noise["mem_slack"]) and all(0 <= k <= replay["jobs"] for k in noise["kills"])
+    assert schedules == [6 + 1 / 60, 6 + 2 / 60]  # (the main replay retrains every 6 hours, as the service)
+    printed = capsys.readouterr().out
+    assert (f"model with its retraining moved by 1-2 min: kills {min(noise['kills'])}-{max(noise['kills'])} "
+            f"(this run {round(model['kill_rate'] * model['jobs'])})") in printed
