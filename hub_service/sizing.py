@@ -24,7 +24,8 @@ _BOUNDS, _COLD = policy.DEFAULT_BOUNDS, policy.DEFAULT_COLD_START
 def recorded(sizing: dict) -> dict:
     """What a job keeps as its prediction: the sizer's figures, with which policy set its
     memory limit and why, every policy's limit (what the scoreboard scores it on when it
-    ends, see demand.scoreboard), and a burst's re-sizing after a sibling's kill."""
+    ends, see demand.scoreboard), a burst's re-sizing after a sibling's kill, and the limit a
+    sweep's run kept when sized again (``memory_kept``)."""
     extra = {k: sizing[k] for k in (scoreboard.KEY, "resized_after_kill", "memory_kept") if sizing.get(k) is not None}
     return dict(sizing.get("predicted") or {}, **extra)
 
@@ -151,7 +152,8 @@ class Sizing(LoggingConfigurable):
         """New sizings of a sweep's queued runs, one ``{"predicted", "allocated", "basis"}``
         each, in order: each sized as if submitted now, its memory lowered only within what
         the finished runs covered (see demand.sizing.Sizer.resize_queued). ``queued``: job
-        records as the sizer reads them (features, ``requested``, ``retry_of``, ``allocated``).
+        records as the sizer reads them (features, ``requested``, ``retry_of``, the ``allocated``
+        they hold and the ``predicted`` of their submission, whose scoreboard record they keep).
         Empty when the model is off or the sizer fails: the runs keep what they have."""
         if not self.use_model or not queued:
             return []
