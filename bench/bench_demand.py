@@ -232,6 +232,8 @@ def main(argv=None) -> int:
                         help="run nothing: print the summaries of earlier runs' --json files (say, one per "
                              "family and seed, run side by side)")
     args = parser.parse_args(argv)
+    if args.shifts < 0:
+        parser.error(f"--shifts: the number of shifted replays, 0 or more, not {args.shifts}")
     everything = {}
     if args.merge:
         for path in args.merge:

@@ -52,3 +52,13 @@ def test_shifts_replay_the_model_again_with_its_retraining_moved_and_print_the_r
     printed = capsys.readouterr().out
     assert (f"model with its retraining moved by 1-2 min: kills {min(noise['kills'])}-{max(noise['kills'])} "
             f"(this run {round(model['kill_rate'] * model['jobs'])})") in printed
+
+
+def test_a_negative_number_of_shifts_is_refused_before_anything_runs(capsys):
+    try:
+        bench_demand.main(["--shifts", "-1"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("--shifts -1 was taken")
+    assert "--shifts: the number of shifted replays, 0 or more, not -1" in capsys.readouterr().err
