@@ -4,7 +4,8 @@ For a memory limit the counterfactual is exact. A job that ran to its end peaked
 any limit below P would have killed it, any limit above P would have left the difference
 unused. So when a job is sized, the sizer records the limit *every* policy it can run
 would have given (``candidates``: the model, the history rules, a VPA-like percentile of
-the user's recent peaks, the admin's default, and the widest of them), and when the job
+the user's recent peaks, a curve through every user's runs of a shared notebook (see
+demand.peers), the admin's default, and the widest of them), and when the job
 ends each of them is scored as if it had been served. A job its user asked a memory size
 for scores the request too (``requested``, a policy of its own: what the user knew about
 this job, trusted where their requests have fitted; see demand.sizing). No policy's score
@@ -60,12 +61,13 @@ from .policy import MB
 #: Where a sizing records what each policy would have given (in ``predicted``).
 KEY = "memory_policy"
 #: The policies scored, in the order reports list them.
-POLICIES = ("model", "rules", "recent", "requested", "default", "widest")
+POLICIES = ("model", "rules", "recent", "peers", "requested", "default", "widest")
 #: Each policy in words (the admin page, the why of a sizing).
 WORDS = {
     "model": "the demand model",
     "rules": "the history rules (the user's recent maxima of the notebook, with headroom)",
     "recent": "the user's recent peaks (90th percentile + 15%, as VPA)",
+    "peers": "everyone's runs of the notebook (a curve through them, with their largest miss and a margin)",
     "requested": "the user's own request for the job",
     "default": "the admin's default",
     "widest": "the widest of them all (at most what a kill at the model's limit is retried at)",

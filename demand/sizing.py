@@ -59,6 +59,7 @@ from .features import (LEVEL_CONFIG, LEVEL_NONE, LEVEL_NOTEBOOK, history_summary
                        split_params, succeeded, target_value)
 from .forecast import HourOfWeekForecast, hourly, hour_of_week
 from .kinds import MIN_KIND_JOBS, kind_upper
+from .peers import peer_curve
 from .policy import DEFAULT_COLD_START, MB, MEMORY_REQUESTS, RUNNER_FLOOR, TIMEOUT_FLOOR, normalise_bounds
 from .recent import recent_limit
 from .train import DEFAULT_QUANTILES, MIN_JOBS, Bundle, train
@@ -363,9 +364,14 @@ class Sizer:
         business while the evidence is thin."""
         model_serves = basis == "model"
         rules = self._rules(job, history, summary)[0]["memory"] if model_serves else predicted["memory"]
+        model = self.bundle.model if self.bundle is not None else None
+        memory = summary["memory"]
+        curve = peer_curve(getattr(model, "peers", None) or {}, job, now,
+                           memory["points"] if memory["level"] == LEVEL_CONFIG else ())
         raw = {"model": expected.get("memory_model", predicted["memory"]) if model_serves else None,
                "rules": rules, "recent": recent_limit(history, now), "default": self.cold_start["memory"],
-               "requested": _number((job.get("requested") or {}).get("memory"))}
+               "requested": _number((job.get("requested") or {}).get("memory")),
+               "peers": None if curve is None else math.exp(curve) * MB}
         lo, hi = self.bounds["memory"]
         lo = min(max(lo, self.memory_floor), hi)
 
@@ -400,13 +406,14 @@ class Sizer:
             choice = scoreboard.Choice(default, choice.group, None, None,
                                        f"{default}: the sizer's default, as only all users' board, not this "
                                        f"notebook's or this user's, speaks for less (it would choose {choice.why})")
-        elif tighter and choice.policy != "requested" and not within_seen(summary["memory"]):
+        elif tighter and choice.policy not in ("requested", "peers") and not within_seen(summary["memory"]):
             # A board scores a policy on the group's jobs, mostly re-runs of what it has seen;
             # on a job beyond them (a larger window, a mode or a notebook new to the user) the
             # history-based policies know nothing of it, so they may not serve below the
             # default: tightening needs evidence about this job, widening does not (teams:
             # the rules' and recent peaks' limits killed such runs the model had sized). A
-            # request is the exception: its user typed it for this very job.
+            # request is the exception: its user typed it for this very job; and so is the
+            # peers' curve, which sizes only within the range everyone's runs covered.
             choice = scoreboard.Choice(default, choice.group, None, None,
                                        f"{default}: the sizer's default, as this job goes beyond its notebook's "
                                        f"earlier runs (the board would choose {choice.why})")

@@ -28,6 +28,7 @@ _POLICY_WORDS = {
     "model": "what the demand model expects this notebook to need at most, with a margin",
     "rules": "the most your recent runs like it used, with headroom",
     "recent": "a little over your recent peaks",
+    "peers": "what everyone's runs of this notebook with parameters like yours used, with a margin",
     "requested": "what you asked for",
     "default": "the admin's default",
     "widest": "the widest of the service's estimates, as smaller ones would have killed jobs like it",

@@ -76,7 +76,8 @@ class Sizing(LoggingConfigurable):
         True,
         help="""Serve each job's memory limit from the policy the scoreboard trusts for its
         notebook or user (demand.scoreboard: the model, the history rules, the user's recent
-        peaks, the user's request (see memory_requests), the default, the widest -- each scored
+        peaks, a curve through everyone's runs of a shared notebook, the user's request (see
+        memory_requests), the default, the widest -- each scored
         on every finished job). False: the
         scoreboard is kept and shown on the admin page, but the model (or the rules before
         it) always serves.""",

@@ -118,6 +118,8 @@ def policy_record(chosen, group, default="model"):
     ("widest", "notebook", "2 GiB of memory: the widest of the service's estimates, as smaller ones would have killed "
                            "jobs like it (the estimate that has done best for this notebook)."),
     ("default", "all", "2 GiB of memory: the admin's default (the estimate that has done best for everyone's jobs)."),
+    ("peers", "notebook", "2 GiB of memory: what everyone's runs of this notebook with parameters like yours used, "
+                          "with a margin (the estimate that has done best for this notebook)."),
     ("rules", "user", "2 GiB of memory: the most your recent runs like it used, with headroom (the estimate that has "
                       "done best for your jobs)."),
 ])
@@ -212,3 +214,10 @@ def test_a_sweeps_run_sized_again_says_so_and_why_it_kept_its_limit():
                                              "memory_kept": {"held": 4 * GIB, "sized": GIB}}), BOUNDS)
     assert kept.startswith("4 GiB of memory: what it was given when its sweep was submitted, as the one run of its "
                            "sweep that had succeeded by then did not have parameters as large as its own."), kept
+
+
+def test_every_policy_a_scoreboard_can_choose_has_words():
+    from demand.scoreboard import POLICIES
+    from hub_service.explain import _POLICY_WORDS
+
+    assert set(POLICIES) <= set(_POLICY_WORDS)
