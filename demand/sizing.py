@@ -166,6 +166,12 @@ class Sizer:
         if loaded is not None:
             self.version, self.bundle, self._meta = loaded
 
+    @property
+    def _model(self):
+        """The trained model the sizer serves from, or None (no bundle yet, or one trained
+        before enough jobs had finished for a model)."""
+        return self.bundle.model if self.bundle is not None else None
+
     # -- sizing ---------------------------------------------------------------------
 
     def size(self, job: dict, history: list, now: Optional[float] = None, cpu_share: Optional[float] = None) -> dict:
@@ -260,7 +266,7 @@ class Sizer:
         holds the cores the job is expected to use and, from a model, its cpu-seconds at its
         upper quantiles (``cpu_seconds``), its memory point estimate and a memory limit for
         an OOM retry (``memory``, ``memory_safe``)."""
-        model = self.bundle.model if self.bundle is not None else None
+        model = self._model
         if model is None:
             return self._rules(job, history, summary)
         try:
@@ -346,7 +352,7 @@ class Sizer:
     def default_policy(self) -> str:
         """The policy the sizer serves where the scoreboard has too little evidence: the
         model once one is trained, else the history rules."""
-        return "model" if self.bundle is not None and self.bundle.model is not None else "rules"
+        return "model" if self._model is not None else "rules"
 
     def scoreboard(self, history: list) -> dict:
         """Every policy's score over all users and per user, and which each board chooses
@@ -364,9 +370,8 @@ class Sizer:
         business while the evidence is thin."""
         model_serves = basis == "model"
         rules = self._rules(job, history, summary)[0]["memory"] if model_serves else predicted["memory"]
-        model = self.bundle.model if self.bundle is not None else None
         memory = summary["memory"]
-        curve = peer_curve(getattr(model, "peers", None) or {}, job, now,
+        curve = peer_curve(getattr(self._model, "peers", None) or {}, job, now,
                            memory["points"] if memory["level"] == LEVEL_CONFIG else ())
         raw = {"model": expected.get("memory_model", predicted["memory"]) if model_serves else None,
                "rules": rules, "recent": recent_limit(history, now), "default": self.cold_start["memory"],
@@ -445,7 +450,7 @@ class Sizer:
         is trained, its pooled slopes say which parameters move memory: a sweep over
         ``iters`` or ``lr`` is no larger input (the rules grew such runs' limits up to
         HISTORY_MAX_GROWTH times, and served them where the scoreboard chose the rules)."""
-        model = self.bundle.model if self.bundle is not None else None
+        model = self._model
         rule = self._history_rule(job, history, model.slopes.get("memory") if model is not None else None)
         predicted, basis = (dict(self.cold_start), "cold-start") if rule is None else (rule, "user-history")
         memory = summary["memory"]
@@ -572,7 +577,7 @@ class Sizer:
         succeeded, then whenever the succeeded jobs have doubled since the serving version
         (early versions are trained on little and improve fast)."""
         trained_on = int(self.bundle.metrics.get("n_succeeded") or 0) if self.bundle is not None else 0
-        if self.bundle is None or self.bundle.model is None:
+        if self._model is None:
             # Before a model, a bundle without one as soon as EARLY_BUNDLE_JOBS have
             # succeeded and on every doubling: its kinds (demand.kinds) size a new
             # user's first notebook by what jobs of its kind need, not by the default.
