@@ -45,6 +45,13 @@ TAIL_SHARE = 0.1
 TAIL_MIN = 5
 
 
+def robust_spread(values) -> float:
+    """The spread of ``values`` as a standard deviation, from their median absolute
+    deviation: one outlier among them (a spike, a runaway) does not widen it."""
+    v = np.asarray(values, dtype=float)
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
 def tail_margin(errors: np.ndarray) -> float:
     """The error a new one exceeds with odds ``1 / (n + 1)``, from an exponential tail
     fitted to the largest errors -- not the largest error itself: one runaway in the
@@ -104,7 +111,7 @@ def mixture(raw: np.ndarray, scale: np.ndarray) -> Optional[dict]:
         return None
     e = raw / scale
     centre = float(np.median(e))
-    threshold = scale * (centre + SPIKE_SIGMAS * max(1.4826 * float(np.median(np.abs(e - centre))), 1e-3))
+    threshold = scale * (centre + SPIKE_SIGMAS * max(robust_spread(e), 1e-3))
     spike = raw > threshold
     sizes = np.sort(raw[spike])
     seen = np.sort(threshold)
@@ -120,7 +127,7 @@ def mixture(raw: np.ndarray, scale: np.ndarray) -> Optional[dict]:
     spike_odds = np.where(MARGIN_GRID < top, (beyond + 1) / total, np.exp(-(MARGIN_GRID - top) / tau) / total)
     body = e[~spike]
     c = float(np.median(body))
-    return {"body": np.sort(body), "centre": c, "spread": max(1.4826 * float(np.median(np.abs(body - c))), 1e-3),
+    return {"body": np.sort(body), "centre": c, "spread": max(robust_spread(body), 1e-3),
             "share": float(min(0.5, (weights.sum() + 1) / (len(e) + 1))), "spikes": sizes, "spike_odds": spike_odds}
 
 

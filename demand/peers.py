@@ -23,12 +23,11 @@ the notebook's other variants, at a level of its own.
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, Optional
 
 import numpy as np
 
-from .calibration import conformal_margin, gauss_z
+from .calibration import conformal_margin, gauss_z, robust_spread
 from .features import signature, split_params, target_value
 
 #: Coverage a first run sized from its peers aims at.
@@ -101,7 +100,7 @@ def peer_upper(table: dict, job: dict, relevant: Optional[set] = None) -> Option
         return None
     centre = max(float(np.median(values)), float(np.median(values[-NEWEST_RUNS:])))
     errors = values - float(np.median(values))
-    spread = 1.4826 * float(np.median(np.abs(errors)))
+    spread = robust_spread(values)
     margin = max(conformal_margin(errors, PEER_QUANTILE), gauss_z(PEER_QUANTILE) * spread)
     return centre, centre + margin
 
@@ -129,8 +128,8 @@ def peer_curve(table: dict, job: dict, now: float, own_points: list = ()) -> Opt
     which = np.array([levels.index(v) for v in levels for _ in alike[v]])
     names = sorted(own)
     P = np.array([[r[0][k] for k in names] for r in runs]).reshape(len(runs), len(names))
-    if np.any(np.array([own[k] for k in names]) > P.max(axis=0, initial=-math.inf) + 1e-9) \
-            or np.any(np.array([own[k] for k in names]) < P.min(axis=0, initial=math.inf) - 1e-9):
+    x = np.array([own[k] for k in names])
+    if np.any(x > P.max(axis=0) + 1e-9) or np.any(x < P.min(axis=0) - 1e-9):
         return None
     mid = P.mean(axis=0)
 
@@ -152,7 +151,7 @@ def peer_curve(table: dict, job: dict, now: float, own_points: list = ()) -> Opt
     if fitted is None:
         return None
     beta, loo = fitted
-    spread = 1.4826 * float(np.median(np.abs(loo - np.median(loo))))
+    spread = robust_spread(loo)
     margin = max(float(np.max(loo)) + PEER_CURVE_SPREADS * spread, gauss_z(0.999) * spread)
 
     def curve(params: dict) -> float:

@@ -28,6 +28,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from .calibration import robust_spread
 from .features import TARGETS, signature, split_params, target_value
 
 #: Runs of a notebook (any users) before its values' effects are fitted; and of each value.
@@ -151,7 +152,7 @@ def _alike(runs: list, name: str) -> frozenset:
         return frozenset()
     quartiles = np.array([np.percentile(d, (50, 75)) for d in enough.values()])
     pooled = np.concatenate(list(enough.values()))
-    spread = 1.4826 * float(np.median(np.abs(pooled - np.median(pooled))))
+    spread = robust_spread(pooled)
     # The standard error of two medians' difference: a gap of INERT_SPREAD must be one
     # these runs would show, or their alike medians say nothing.
     resolution = 1.2533 * spread * math.sqrt(2.0 / min(len(d) for d in enough.values()))
