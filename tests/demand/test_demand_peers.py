@@ -99,6 +99,9 @@ def test_the_peer_curve_sizes_a_later_run_from_everyones_runs_and_their_misses()
     grown = _curve_runs(grow=0.2)
     latest = need * 1.2 ** (59 * 6 / 168)
     assert _limit(grown, 3000) > latest, (_limit(grown, 3000), latest)
+    # Data that shrinks 20% a week: the fall is not followed (followed, the limit is 0.75x
+    # what the first runs needed; the curve's level over all its runs gives 1.3x).
+    assert _limit(_curve_runs(grow=-0.2), 3000) > need
 
 
 def test_the_peer_curve_stays_within_the_range_its_runs_covered_and_follows_the_user():
